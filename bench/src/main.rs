@@ -1,0 +1,3 @@
+//! Benchmarks (in progress).
+#![forbid(unsafe_code)]
+fn main() {}

@@ -1,0 +1,2 @@
+//! AF_XDP backend (in progress).
+#![deny(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Packet engine (in progress).
+#![forbid(unsafe_code)]

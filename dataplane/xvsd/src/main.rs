@@ -1,0 +1,3 @@
+//! xvsd (in progress).
+#![forbid(unsafe_code)]
+fn main() {}

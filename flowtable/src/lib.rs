@@ -1,0 +1,2 @@
+//! OpenFlow tables (in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Integration test support (in progress).
+#![forbid(unsafe_code)]
