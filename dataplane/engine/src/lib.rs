@@ -1,2 +1,20 @@
-//! Packet engine (in progress).
+//! The xvs packet engine: one poll-mode worker per core, each owning its frame pool, its ports'
+//! queues and its counters.
+//!
+//! A worker iteration:
+//! 1. for every port it polls, receive a burst (up to [`BATCH`] frames) into the worker's pool;
+//! 2. decide each packet's output port (the [`Forwarding`] stage) and append it to that port's
+//!    pending-transmit batch; a full batch is pushed to the port at once;
+//! 3. push every non-empty pending batch, free what a port refused (counted as a drop by
+//!    reason), and let every port reclaim finished frames and refill its receive ring;
+//! 4. account the iteration as busy or idle and, periodically, publish counters.
+//!
+//! Nothing in the loop allocates, locks or logs. The control side sees the worker only through
+//! [`WorkerShared`]: a stop flag and counters the worker publishes with relaxed atomic stores.
 #![forbid(unsafe_code)]
+
+mod counters;
+mod worker;
+
+pub use counters::{DropReason, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot};
+pub use worker::{EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH};

@@ -1,0 +1,168 @@
+//! Counters a worker publishes for the control side.
+//!
+//! # Thread safety
+//! Each counter has exactly one writer, the owning worker, which keeps plain `u64`s on its stack
+//! and copies them here with `Relaxed` stores every few hundred iterations and when it stops.
+//! Readers (the control thread) load with `Relaxed`: every value is individually monotonic and a
+//! snapshot may mix values published at slightly different times, which is fine for counters.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use xvs_io::PortStats;
+
+/// Why the engine dropped a packet. Each reason has its own counter per worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// The output port's transmit ring was full.
+    TxRingFull = 0,
+    /// The forwarding stage had no output for the packet (io-fwd port without a peer).
+    NoOutput = 1,
+    /// The descriptor pointed outside the frame region (a bug or a corrupt ring).
+    BadDescriptor = 2,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 3] = [
+        DropReason::TxRingFull,
+        DropReason::NoOutput,
+        DropReason::BadDescriptor,
+    ];
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The name printed by counters and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::TxRingFull => "tx_ring_full",
+            DropReason::NoOutput => "no_output",
+            DropReason::BadDescriptor => "bad_descriptor",
+        }
+    }
+}
+
+/// One port's counters as published by its worker.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    rx_dropped: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_dropped: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl PortCounters {
+    /// Publishes `s` (single writer: the owning worker).
+    pub fn publish(&self, s: &PortStats) {
+        self.rx_packets.store(s.rx_packets, Ordering::Relaxed);
+        self.rx_bytes.store(s.rx_bytes, Ordering::Relaxed);
+        self.rx_dropped.store(s.rx_dropped, Ordering::Relaxed);
+        self.tx_packets.store(s.tx_packets, Ordering::Relaxed);
+        self.tx_bytes.store(s.tx_bytes, Ordering::Relaxed);
+        self.tx_dropped.store(s.tx_dropped, Ordering::Relaxed);
+        self.errors.store(s.errors, Ordering::Relaxed);
+    }
+
+    /// The last published values.
+    pub fn load(&self) -> PortStats {
+        PortStats {
+            rx_packets: self.rx_packets.load(Ordering::Relaxed),
+            rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
+            rx_dropped: self.rx_dropped.load(Ordering::Relaxed),
+            tx_packets: self.tx_packets.load(Ordering::Relaxed),
+            tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
+            tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A worker's own counters, kept as plain integers inside the loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerSnapshot {
+    /// Packets received from all ports.
+    pub rx_packets: u64,
+    /// Packets accepted for transmission by a port.
+    pub tx_packets: u64,
+    /// Transmit batches pushed to ports.
+    pub tx_batches: u64,
+    /// Drops by [`DropReason`], indexed by `reason as usize`.
+    pub drops: [u64; DropReason::COUNT],
+    /// Loop iterations.
+    pub iterations: u64,
+    /// Nanoseconds spent in iterations that received at least one packet.
+    pub busy_ns: u64,
+    /// Nanoseconds spent in iterations that received nothing (including sleeps).
+    pub idle_ns: u64,
+}
+
+/// The published form of [`WorkerSnapshot`].
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    rx_packets: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_batches: AtomicU64,
+    drops: [AtomicU64; DropReason::COUNT],
+    iterations: AtomicU64,
+    busy_ns: AtomicU64,
+    idle_ns: AtomicU64,
+}
+
+impl WorkerCounters {
+    /// Publishes `s` (single writer: the owning worker).
+    pub fn publish(&self, s: &WorkerSnapshot) {
+        self.rx_packets.store(s.rx_packets, Ordering::Relaxed);
+        self.tx_packets.store(s.tx_packets, Ordering::Relaxed);
+        self.tx_batches.store(s.tx_batches, Ordering::Relaxed);
+        for (a, v) in self.drops.iter().zip(s.drops) {
+            a.store(v, Ordering::Relaxed);
+        }
+        self.iterations.store(s.iterations, Ordering::Relaxed);
+        self.busy_ns.store(s.busy_ns, Ordering::Relaxed);
+        self.idle_ns.store(s.idle_ns, Ordering::Relaxed);
+    }
+
+    /// The last published values.
+    pub fn load(&self) -> WorkerSnapshot {
+        let mut drops = [0; DropReason::COUNT];
+        for (d, a) in drops.iter_mut().zip(&self.drops) {
+            *d = a.load(Ordering::Relaxed);
+        }
+        WorkerSnapshot {
+            rx_packets: self.rx_packets.load(Ordering::Relaxed),
+            tx_packets: self.tx_packets.load(Ordering::Relaxed),
+            tx_batches: self.tx_batches.load(Ordering::Relaxed),
+            drops,
+            iterations: self.iterations.load(Ordering::Relaxed),
+            busy_ns: self.busy_ns.load(Ordering::Relaxed),
+            idle_ns: self.idle_ns.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the control side shares with one worker.
+#[derive(Debug)]
+pub struct WorkerShared {
+    /// The worker's id (its index in the daemon's worker list).
+    pub id: usize,
+    /// The core the worker is pinned to, if any.
+    pub core: Option<usize>,
+    /// Set by the control side to stop the worker; the worker checks it once per iteration.
+    /// `Relaxed` is enough: nothing else is published through this flag.
+    pub stop: AtomicBool,
+    /// Set by the worker once it has published its final counters and left its loop.
+    pub stopped: AtomicBool,
+    /// The worker's counters.
+    pub counters: WorkerCounters,
+    /// Per-port counters, in the worker's port order, with each port's name and OpenFlow number.
+    pub ports: Vec<(String, u32, PortCounters)>,
+}
+
+impl WorkerShared {
+    /// Asks the worker to stop after its current iteration.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
