@@ -11,10 +11,16 @@
 //! or back to the free list on drop. A frame is never in two places.
 #![deny(unsafe_code)]
 
+pub mod memory;
+pub mod pcap;
 mod pool;
 mod port;
 #[allow(unsafe_code)]
 mod sys;
+#[cfg(test)]
+mod testutil;
 
+pub use memory::{MemoryPeer, MemoryPort, ReplayError, ReplayPort};
+pub use pcap::{PcapError, PcapReaderPort, PcapWriterPort};
 pub use pool::{FramePool, FrameRegion, PoolError, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
 pub use port::{Desc, PortIo, PortStats};
