@@ -17,6 +17,7 @@ mod pool;
 mod port;
 #[allow(unsafe_code)]
 mod sys;
+pub mod tap;
 #[cfg(test)]
 mod testutil;
 
@@ -24,3 +25,4 @@ pub use memory::{MemoryPeer, MemoryPort, ReplayError, ReplayPort};
 pub use pcap::{PcapError, PcapReaderPort, PcapWriterPort};
 pub use pool::{FramePool, FrameRegion, PoolError, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
 pub use port::{Desc, PortIo, PortStats};
+pub use tap::{TapError, TapPort};

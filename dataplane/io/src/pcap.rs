@@ -490,7 +490,11 @@ impl PortIo for PcapReaderPort {
         let headroom = pool.headroom();
         let mut n = 0;
         let mut frame = None;
-        while n < out.len() && !self.finished {
+        // Skipped records and rewinds spend the budget too: a looping file of nothing but
+        // oversized records cannot hold the worker here.
+        let mut steps = 0;
+        while n < out.len() && !self.finished && steps < 2 * out.len() + 2 {
+            steps += 1;
             let Some(base) = frame.or_else(|| pool.alloc()) else {
                 break;
             };

@@ -1,4 +1,7 @@
-//! The only unsafe code of this crate: an anonymous, page-aligned memory mapping.
+//! The only unsafe code of this crate: an anonymous, page-aligned memory mapping, and the
+//! TUN/TAP and interface ioctls in [`tun`].
+
+pub(crate) mod tun;
 
 use std::io;
 use std::ptr::NonNull;

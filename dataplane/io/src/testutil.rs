@@ -94,3 +94,80 @@ fn checksums_verify() {
     let f = udp_frame(3, b"hello");
     assert_eq!(ones_sum(&f[14..34], 0), 0xffff);
 }
+
+/// A network namespace made for one test, deleted on drop (also when the test fails).
+#[derive(Debug)]
+pub(crate) struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates `xvsio-<pid>-<n>-<tag>`, unique in this machine.
+    pub(crate) fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "xvsio-{}-{}-{tag}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let st = std::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("run ip netns add");
+        assert!(st.success(), "ip netns add {name} failed");
+        Self { name }
+    }
+
+    /// Runs `ip -n <ns> args...`; panics (failing the test) when it fails.
+    pub(crate) fn ip(&self, args: &[&str]) {
+        let out = std::process::Command::new("ip")
+            .arg("-n")
+            .arg(&self.name)
+            .args(args)
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip -n {} {:?}: {}",
+            self.name,
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// True when `ip -n <ns> args...` succeeds.
+    pub(crate) fn ip_ok(&self, args: &[&str]) -> bool {
+        std::process::Command::new("ip")
+            .arg("-n")
+            .arg(&self.name)
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// Runs `f` on a new thread that has entered the namespace; re-raises its panic.
+    pub(crate) fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                let file = std::fs::File::open(&path).expect("open netns");
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                f()
+            });
+            match h.join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
