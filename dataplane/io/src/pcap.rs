@@ -619,3 +619,418 @@ impl Drop for PcapWriterPort {
         let _ = self.writer.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::udp_frame;
+    use std::process::Command;
+
+    fn testdata(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name)
+    }
+
+    /// A file path removed on drop.
+    struct TempPath(PathBuf);
+
+    impl TempPath {
+        fn new(tag: &str) -> Self {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            Self(std::env::temp_dir().join(format!("xvs-io-{}-{n}-{tag}.pcap", std::process::id())))
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn read_records(bytes: &[u8]) -> Result<Vec<(RecordHeader, Vec<u8>)>, PcapError> {
+        let mut r = PcapReader::new(bytes)?;
+        let mut buf = vec![0u8; MAX_CAPLEN as usize];
+        let mut out = Vec::new();
+        loop {
+            match r.next_into(&mut buf)? {
+                Next::Packet(h) => out.push((h, buf[..h.caplen as usize].to_vec())),
+                Next::Oversized(h) => panic!("oversized {h:?} with a MAX_CAPLEN buffer"),
+                Next::End => return Ok(out),
+            }
+        }
+    }
+
+    /// (captured length, wire length, source MAC, destination MAC) of every frame, per tshark.
+    fn tshark_summary(path: &Path) -> Vec<(usize, usize, String, String)> {
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(path)
+            .args(["-T", "fields", "-E", "separator=,"])
+            .args([
+                "-e",
+                "frame.cap_len",
+                "-e",
+                "frame.len",
+                "-e",
+                "eth.src",
+                "-e",
+                "eth.dst",
+            ])
+            .output()
+            .expect("run tshark");
+        assert!(
+            out.status.success(),
+            "tshark -r {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                assert_eq!(f.len(), 4, "tshark line {l:?}");
+                (
+                    f[0].parse().expect("cap_len"),
+                    f[1].parse().expect("len"),
+                    f[2].to_owned(),
+                    f[3].to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn mac(b: &[u8]) -> String {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    fn summary(frames: &[(RecordHeader, Vec<u8>)]) -> Vec<(usize, usize, String, String)> {
+        frames
+            .iter()
+            .map(|(h, d)| {
+                (
+                    h.caplen as usize,
+                    h.orig_len as usize,
+                    mac(&d[6..12]),
+                    mac(&d[0..6]),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn codec_round_trip_both_precisions() {
+        let frames: Vec<Vec<u8>> = (0..20u8)
+            .map(|i| udp_frame(i, &vec![i; usize::from(i) * 50]))
+            .collect();
+        for precision in [TsPrecision::Micro, TsPrecision::Nano] {
+            let mut w = PcapWriter::new(Vec::new(), precision).expect("writer");
+            for (i, f) in frames.iter().enumerate() {
+                let ts = Duration::new(1_700_000_000 + i as u64, 123_456_789);
+                w.write_packet(ts, f).expect("write");
+            }
+            let bytes = w.into_inner();
+            let got = read_records(&bytes).expect("read back");
+            assert_eq!(got.len(), frames.len());
+            for (i, ((h, d), f)) in got.iter().zip(&frames).enumerate() {
+                assert_eq!(d, f);
+                assert_eq!(h.orig_len as usize, f.len());
+                let nanos = match precision {
+                    TsPrecision::Micro => 123_456_000,
+                    TsPrecision::Nano => 123_456_789,
+                };
+                assert_eq!(h.timestamp, Duration::new(1_700_000_000 + i as u64, nanos));
+            }
+            let r = PcapReader::new(&bytes[..]).expect("header");
+            assert_eq!(r.header().precision, precision);
+            assert_eq!(r.header().byte_order, ByteOrder::Little);
+            assert_eq!(r.header().version, (2, 4));
+        }
+    }
+
+    #[test]
+    fn header_encoding_round_trips_in_both_byte_orders() {
+        for byte_order in [ByteOrder::Little, ByteOrder::Big] {
+            for precision in [TsPrecision::Micro, TsPrecision::Nano] {
+                let h = FileHeader {
+                    byte_order,
+                    precision,
+                    version: (2, 4),
+                    snaplen: 65535,
+                    linktype: LINKTYPE_ETHERNET,
+                };
+                assert_eq!(FileHeader::parse(&h.encode()).expect("parse"), h);
+            }
+        }
+    }
+
+    #[test]
+    fn reads_real_captures_like_tshark() {
+        let cases = [
+            ("lo-usec.pcap", ByteOrder::Little, TsPrecision::Micro),
+            ("lo-nsec.pcap", ByteOrder::Little, TsPrecision::Nano),
+            ("scapy-be-usec.pcap", ByteOrder::Big, TsPrecision::Micro),
+            ("scapy-be-nsec.pcap", ByteOrder::Big, TsPrecision::Nano),
+        ];
+        for (name, order, precision) in cases {
+            let path = testdata(name);
+            let bytes = std::fs::read(&path).expect("capture");
+            let r = PcapReader::new(&bytes[..]).expect("header");
+            assert_eq!(r.header().byte_order, order, "{name}");
+            assert_eq!(r.header().precision, precision, "{name}");
+            let frames = read_records(&bytes).expect(name);
+            assert!(!frames.is_empty(), "{name}");
+            assert_eq!(summary(&frames), tshark_summary(&path), "{name}");
+            assert_eq!(read_all(&path).expect(name).len(), frames.len());
+        }
+        // scapy wrote the same packets with both precisions at known times.
+        let us = read_records(&std::fs::read(testdata("scapy-be-usec.pcap")).expect("file"))
+            .expect("usec");
+        let ns = read_records(&std::fs::read(testdata("scapy-be-nsec.pcap")).expect("file"))
+            .expect("nsec");
+        assert_eq!(us.len(), 6);
+        for (i, ((hu, du), (hn, dn))) in us.iter().zip(&ns).enumerate() {
+            assert_eq!(du, dn);
+            assert_eq!(hu.timestamp.as_secs(), 1_700_000_000 + i as u64);
+            // scapy rounds 0.123456789 (a float) to 123457 us and to 123456717 ns.
+            assert_eq!(hu.timestamp.subsec_nanos(), 123_457_000);
+            assert_eq!(
+                hn.timestamp,
+                Duration::new(1_700_000_000 + i as u64, 123_456_717)
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_other_formats_clearly() {
+        let sll = std::fs::read(testdata("any-sll.pcap")).expect("file");
+        assert!(matches!(
+            PcapReader::new(&sll[..]),
+            Err(PcapError::LinkType(276))
+        ));
+        let ng = std::fs::read(testdata("lo.pcapng")).expect("file");
+        assert!(matches!(
+            PcapReader::new(&ng[..]),
+            Err(PcapError::BadMagic(0x0a0d_0d0a))
+        ));
+        assert!(matches!(
+            PcapReader::new(&[][..]),
+            Err(PcapError::ShortHeader(0))
+        ));
+        let good = std::fs::read(testdata("lo-usec.pcap")).expect("file");
+        assert!(matches!(
+            PcapReader::new(&good[..23]),
+            Err(PcapError::ShortHeader(23))
+        ));
+        let mut v3 = good.clone();
+        v3[4] = 3;
+        assert!(matches!(
+            PcapReader::new(&v3[..]),
+            Err(PcapError::Version { major: 3, minor: 4 })
+        ));
+        let mut fcs = good.clone();
+        fcs[23] = 0x14; // FCS-present bit plus an FCS length, Ethernet
+        assert!(matches!(
+            PcapReader::new(&fcs[..]),
+            Err(PcapError::LinkType(_))
+        ));
+        let err = PcapReader::new(&ng[..]).expect_err("pcapng");
+        assert!(err.to_string().contains("pcapng is not supported"), "{err}");
+    }
+
+    #[test]
+    fn malformed_records_give_errors_not_panics() {
+        let good = std::fs::read(testdata("scapy-be-usec.pcap")).expect("file");
+        let total = read_records(&good).expect("good").len();
+        // Every prefix: either a clean shorter file or a clear error.
+        for cut in 0..good.len() {
+            match read_records(&good[..cut]) {
+                Ok(frames) => assert!(frames.len() < total),
+                Err(PcapError::ShortHeader(n)) => assert_eq!(n, cut),
+                Err(PcapError::Truncated { offset }) => assert!(offset < cut as u64),
+                Err(e) => panic!("prefix {cut}: unexpected {e}"),
+            }
+        }
+        // An absurd captured length.
+        let mut huge = good.clone();
+        huge[24 + 8..24 + 12].copy_from_slice(&(MAX_CAPLEN + 1).to_be_bytes());
+        assert!(matches!(
+            read_records(&huge),
+            Err(PcapError::RecordLength { offset: 24, .. })
+        ));
+        // Deterministic random corruption of every byte position: no panic, bounded work.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..4000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut bad = good.clone();
+            let pos = (x as usize) % bad.len();
+            bad[pos] ^= (x >> 32) as u8 | 1;
+            let _ = read_records(&bad);
+        }
+        // Oversized records are skipped, and the reader carries on.
+        let mut r = PcapReader::new(&good[..]).expect("header");
+        let mut small = [0u8; 100];
+        let mut kinds = Vec::new();
+        loop {
+            match r.next_into(&mut small).expect("record") {
+                Next::Packet(h) => kinds.push(('p', h.caplen)),
+                Next::Oversized(h) => kinds.push(('o', h.caplen)),
+                Next::End => break,
+            }
+        }
+        assert_eq!(kinds.len(), total);
+        assert_eq!(kinds.last(), Some(&('o', 1322)));
+    }
+
+    #[test]
+    fn writer_port_to_reader_port_and_tshark() {
+        let path = TempPath::new("port");
+        let frames: Vec<Vec<u8>> = (1..=9u8).map(|i| udp_frame(i, &[i; 100])).collect();
+        let mut pool = FramePool::new(16, 2048, 256).expect("pool");
+        {
+            let mut w = PcapWriterPort::create("cap0", &path.0).expect("create");
+            let descs: Vec<Desc> = frames
+                .iter()
+                .map(|f| pool.alloc_copy(f).expect("frame"))
+                .collect();
+            assert_eq!(w.tx_burst(&mut pool, &descs[..4]), 4);
+            w.flush(&mut pool);
+            assert_eq!(read_all(&path.0).expect("flushed part").len(), 4);
+            assert_eq!(w.tx_burst(&mut pool, &descs[4..]), 5);
+            assert_eq!(w.rx_burst(&mut pool, &mut [Desc::default(); 4]), 0);
+            let s = w.stats();
+            assert_eq!(s.tx_packets, 9);
+            assert_eq!(
+                s.tx_bytes,
+                frames.iter().map(|f| f.len() as u64).sum::<u64>()
+            );
+            assert_eq!(pool.free_count(), 16);
+            // Dropped without a flush: drop writes the rest.
+        }
+        let seen = tshark_summary(&path.0);
+        assert_eq!(seen.len(), 9);
+        for ((cap, len, src, dst), f) in seen.iter().zip(&frames) {
+            assert_eq!((*cap, *len), (f.len(), f.len()));
+            assert_eq!(
+                (src.as_str(), dst.as_str()),
+                (&*mac(&f[6..12]), &*mac(&f[0..6]))
+            );
+        }
+
+        // One pass.
+        let mut r = PcapReaderPort::open("rep0", &path.0, false).expect("open");
+        let mut descs = [Desc::default(); 4];
+        let mut got = Vec::new();
+        while !r.finished() {
+            let n = r.rx_burst(&mut pool, &mut descs);
+            for d in &descs[..n] {
+                got.push(pool.region().data(*d).to_vec());
+            }
+            pool.free_all(&descs[..n]);
+        }
+        assert_eq!(got, frames);
+        assert_eq!(r.rx_burst(&mut pool, &mut descs), 0);
+        assert_eq!(r.stats().rx_packets, 9);
+        assert_eq!(pool.free_count(), 16);
+
+        // Looping: the frames come back in order, forever.
+        let mut r = PcapReaderPort::open("rep1", &path.0, true).expect("open");
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            let n = r.rx_burst(&mut pool, &mut descs);
+            assert_eq!(n, 4);
+            for d in &descs[..n] {
+                got.push(pool.region().data(*d).to_vec());
+            }
+            assert_eq!(r.tx_burst(&mut pool, &descs[..n]), n);
+        }
+        assert!(!r.finished());
+        for (i, f) in got.iter().enumerate() {
+            assert_eq!(f, &frames[i % 9]);
+        }
+        assert_eq!(pool.free_count(), 16);
+    }
+
+    #[test]
+    fn reader_port_edge_cases() {
+        let mut pool = FramePool::new(4, 2048, 256).expect("pool");
+        let mut descs = [Desc::default(); 8];
+
+        // Header only, looping: finishes instead of spinning.
+        let empty = TempPath::new("empty");
+        drop(PcapWriterPort::create("e", &empty.0).expect("create"));
+        let mut r = PcapReaderPort::open("e", &empty.0, true).expect("open");
+        assert_eq!(r.rx_burst(&mut pool, &mut descs), 0);
+        assert!(r.finished());
+
+        // Oversized records are counted drops; a truncated tail is one error.
+        let mixed = TempPath::new("mixed");
+        let mut w = PcapWriter::new(Vec::new(), TsPrecision::Micro).expect("writer");
+        w.write_packet(Duration::ZERO, &[1u8; 60]).expect("write");
+        w.write_packet(Duration::ZERO, &[2u8; 3000]).expect("write");
+        w.write_packet(Duration::ZERO, &[3u8; 60]).expect("write");
+        let mut bytes = w.into_inner();
+        bytes.truncate(bytes.len() - 10);
+        std::fs::write(&mixed.0, &bytes).expect("write file");
+        let mut r = PcapReaderPort::open("m", &mixed.0, false).expect("open");
+        let n = r.rx_burst(&mut pool, &mut descs);
+        assert_eq!(n, 1);
+        assert_eq!(pool.region().data(descs[0]), &[1u8; 60]);
+        pool.free_all(&descs[..n]);
+        assert!(r.finished());
+        let s = r.stats();
+        assert_eq!((s.rx_packets, s.rx_dropped, s.errors), (1, 1, 1));
+        assert_eq!(pool.free_count(), 4);
+
+        // An empty pool leaves records in the file for later.
+        let all = TempPath::new("all");
+        let mut w = PcapWriter::new(Vec::new(), TsPrecision::Nano).expect("writer");
+        for i in 0..6u8 {
+            w.write_packet(Duration::ZERO, &[i; 64]).expect("write");
+        }
+        std::fs::write(&all.0, w.into_inner()).expect("write file");
+        let mut r = PcapReaderPort::open("a", &all.0, false).expect("open");
+        assert_eq!(r.rx_burst(&mut pool, &mut descs), 4);
+        let first: Vec<Desc> = descs[..4].to_vec();
+        assert_eq!(r.rx_burst(&mut pool, &mut descs), 0);
+        pool.free_all(&first);
+        assert_eq!(r.rx_burst(&mut pool, &mut descs), 2);
+        assert_eq!(pool.region().data(descs[1]), &[5u8; 64]);
+        pool.free_all(&descs[..2]);
+        assert_eq!(r.rx_burst(&mut pool, &mut descs), 0);
+        assert!(r.finished());
+        assert_eq!(pool.free_count(), 4);
+
+        assert!(matches!(
+            PcapReaderPort::open("x", Path::new("/nonexistent/x.pcap"), false),
+            Err(PcapError::Open { .. })
+        ));
+    }
+
+    #[test]
+    fn replay_port_from_real_capture() {
+        let path = testdata("lo-usec.pcap");
+        let frames = read_all(&path).expect("capture");
+        let mut port = crate::ReplayPort::from_pcap("r", &path, Some(20)).expect("replay");
+        let mut pool = FramePool::new(8, 2048, 0).expect("pool");
+        let mut descs = [Desc::default(); 8];
+        let mut i = 0;
+        while !port.finished() {
+            let n = port.rx_burst(&mut pool, &mut descs);
+            for d in &descs[..n] {
+                assert_eq!(pool.region().data(*d), &frames[i % frames.len()][..]);
+                i += 1;
+            }
+            port.tx_burst(&mut pool, &descs[..n]);
+        }
+        assert_eq!(i, 20);
+        assert_eq!(pool.free_count(), 8);
+    }
+}
