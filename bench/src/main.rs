@@ -1,3 +1,59 @@
-//! Benchmarks (in progress).
-#![forbid(unsafe_code)]
-fn main() {}
+//! xvs-bench: end-to-end benchmarks of xvs against its peers.
+//!
+//! `xvs-bench io` measures the I/O ceiling of each dataplane on the veth namespace topology of
+//! `peer-baselines.md`: a live-frames XDP generator in pod-a, the dataplane in the node namespace
+//! on cpu0, an XDP sink in pod-b, forwarded Mpps counted at pod-b. Layers:
+//! - [`topology`]: namespaces, veths, offloads; removed on drop;
+//! - [`bpf`] + `bench/bpf/*.c`: the generator, sink and redirect XDP programs (aya);
+//! - [`generator`]: the `gen` subcommand (one `BPF_PROG_TEST_RUN` in live-frames mode);
+//! - [`peers`]: the dataplanes under test, one enum;
+//! - [`measure`]: counters from `/proc/.../net/dev` and `/proc/stat`, summaries;
+//! - [`io_bench`]: the run loop, the table and the CSV;
+//! - [`process`]: guards that stop every started process by its PID;
+//! - `sys`: the only unsafe code (raw syscalls).
+#![deny(unsafe_code)]
+
+mod bpf;
+mod generator;
+mod io_bench;
+mod measure;
+mod peers;
+mod process;
+#[allow(unsafe_code)]
+mod sys;
+mod topology;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "xvs-bench", about = "Benchmarks of xvs against its peers (run as root)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// I/O ceiling: forwarded Mpps of xvsd, testpmd and XDP redirect on the veth topology.
+    Io(io_bench::IoArgs),
+    /// Internal: the traffic generator process started by `io`.
+    #[command(hide = true)]
+    Gen(generator::GenArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res: Result<()> = match &cli.cmd {
+        Cmd::Io(args) => io_bench::run(args),
+        Cmd::Gen(args) => generator::run_gen(args),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xvs-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Counting: interface counters read from `/proc/<thread in netns>/net/dev` through a file that
+//! is opened once inside the namespace and re-read in place (no fork and no `ip netns exec`
+//! between the timestamp and the read), and per-CPU busy time from `/proc/stat`.
+
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::time::Instant;
+
+use crate::topology::Netns;
+
+/// The counters of one interface that the harness uses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IfCounters {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
+}
+
+/// `/proc/net/dev` of one namespace, held open.
+#[derive(Debug)]
+pub struct NetDev {
+    file: File,
+    buf: String,
+}
+
+impl NetDev {
+    /// Opens `/proc/thread-self/net/dev` from a thread inside `ns`; the open file keeps
+    /// reporting that namespace's devices whoever reads it.
+    pub fn open(ns: &Netns) -> Result<Self> {
+        let file = ns.enter(|| File::open("/proc/thread-self/net/dev").context("open net/dev"))?;
+        Ok(Self {
+            file,
+            buf: String::with_capacity(4096),
+        })
+    }
+
+    /// Reads the counters of `ifname`, returning them with the time taken just before the read.
+    pub fn read(&mut self, ifname: &str) -> Result<(Instant, IfCounters)> {
+        self.buf.clear();
+        let t = Instant::now();
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.read_to_string(&mut self.buf)?;
+        let c = parse_net_dev(&self.buf, ifname)?;
+        Ok((t, c))
+    }
+}
+
+/// Parses one interface's line of `/proc/net/dev`.
+pub fn parse_net_dev(text: &str, ifname: &str) -> Result<IfCounters> {
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if name.trim() != ifname {
+            continue;
+        }
+        let v: Vec<u64> = rest
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("parse net/dev line {line:?}"))?;
+        if v.len() < 12 {
+            bail!("short net/dev line {line:?}");
+        }
+        return Ok(IfCounters {
+            rx_packets: v[1],
+            tx_packets: v[9],
+            tx_dropped: v[11],
+        });
+    }
+    bail!("interface {ifname} not in net/dev")
+}
+
+/// Busy and total jiffies of each CPU from `/proc/stat`.
+#[derive(Debug, Clone, Default)]
+pub struct CpuTimes(Vec<(u64, u64)>);
+
+impl CpuTimes {
+    pub fn read() -> Result<Self> {
+        let text = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
+        Ok(Self(parse_proc_stat(&text)))
+    }
+
+    /// Busy percentage of `cpu` between `self` (earlier) and `later`.
+    pub fn busy_pct(&self, later: &CpuTimes, cpu: usize) -> Option<f64> {
+        let (b0, t0) = *self.0.get(cpu)?;
+        let (b1, t1) = *later.0.get(cpu)?;
+        let dt = t1.checked_sub(t0)?;
+        (dt > 0).then(|| 100.0 * b1.saturating_sub(b0) as f64 / dt as f64)
+    }
+}
+
+/// Per-CPU `(busy, total)`; busy is everything but idle and iowait.
+fn parse_proc_stat(text: &str) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let Some(name) = it.next() else { continue };
+        let Some(idx) = name.strip_prefix("cpu").and_then(|n| n.parse::<usize>().ok()) else {
+            continue;
+        };
+        // user nice system idle iowait irq softirq steal (guest time is already in user).
+        let v: Vec<u64> = it.take(8).filter_map(|x| x.parse().ok()).collect();
+        if v.len() < 5 {
+            continue;
+        }
+        let total: u64 = v.iter().sum();
+        let busy = total - v[3] - v[4];
+        if out.len() <= idx {
+            out.resize(idx + 1, (0, 0));
+        }
+        out[idx] = (busy, total);
+    }
+    out
+}
+
+/// min / median / max of a set of samples.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+pub fn summarize(values: &[f64]) -> Option<Summary> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Summary {
+        min: v[0],
+        median,
+        max: v[n - 1],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NET_DEV: &str = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+  eth0: 6000 100    0    7    0     0          0         0     1200      20    0    3    0     0       0          0
+";
+
+    #[test]
+    fn net_dev_line() {
+        let c = parse_net_dev(NET_DEV, "eth0").unwrap();
+        assert_eq!(c.rx_packets, 100);
+        assert_eq!(c.tx_packets, 20);
+        assert_eq!(c.tx_dropped, 3);
+        assert!(parse_net_dev(NET_DEV, "d0").is_err());
+    }
+
+    #[test]
+    fn proc_stat_busy() {
+        let a = CpuTimes(parse_proc_stat(
+            "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 10 0 10 80 0 0 0 0 0 0\ncpu1 0 0 0 100 0 0 0 0 0 0\n",
+        ));
+        let b = CpuTimes(parse_proc_stat(
+            "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 60 0 10 130 0 0 0 0 0 0\ncpu1 0 0 0 200 0 0 0 0 0 0\n",
+        ));
+        assert_eq!(a.busy_pct(&b, 0), Some(50.0));
+        assert_eq!(a.busy_pct(&b, 1), Some(0.0));
+        assert_eq!(a.busy_pct(&b, 2), None);
+    }
+
+    #[test]
+    fn summary_median() {
+        let s = summarize(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.min, s.median, s.max), (1.0, 2.0, 3.0));
+        let s = summarize(&[4.0, 1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(s.median, 2.5);
+        assert!(summarize(&[]).is_none());
+    }
+}

@@ -1,0 +1,80 @@
+//! External processes started by the harness: each one is owned by a guard that stops it by its
+//! own PID (signal, bounded wait, then SIGKILL) and reaps it, also when the harness bails out.
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// A child process that is stopped and reaped on drop.
+#[derive(Debug)]
+pub struct Guarded {
+    name: String,
+    child: Option<Child>,
+    /// Signal that asks the process to stop cleanly.
+    stop_signal: Signal,
+}
+
+impl Guarded {
+    pub fn new(name: impl Into<String>, child: Child, stop_signal: Signal) -> Self {
+        Self {
+            name: name.into(),
+            child: Some(child),
+            stop_signal,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `None` while running, the exit status once it ended.
+    pub fn try_status(&mut self) -> Result<Option<ExitStatus>> {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().with_context(|| format!("wait for {}", self.name)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.try_status(), Ok(None)) && self.child.is_some()
+    }
+
+    /// Sends the stop signal, waits up to `grace`, then SIGKILL. Returns the exit status.
+    pub fn stop(&mut self, grace: Duration) -> Result<Option<ExitStatus>> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(None);
+        };
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some(st));
+        }
+        let pid = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
+        // The child is not reaped yet (try_wait said so), so the PID is still ours.
+        let _ = kill(pid, self.stop_signal);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(st) = child.try_wait()? {
+                return Ok(Some(st));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "xvs-bench: {} (pid {}) ignored {:?} for {:?}; sending SIGKILL",
+            self.name,
+            child.id(),
+            self.stop_signal,
+            grace
+        );
+        child.kill().ok();
+        Ok(Some(child.wait()?))
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop(Duration::from_secs(5)) {
+            eprintln!("xvs-bench: cleanup of {}: {e:#}", self.name);
+        }
+    }
+}
