@@ -1,0 +1,114 @@
+//! Test topology helpers: uniquely named network namespaces joined by veth pairs, removed by a
+//! Drop guard (also when a test panics), and threads that run inside one of them.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sched::{setns, CloneFlags};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command, panicking with its output when it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A set of namespaces owned by one test; every one is deleted on drop, with its interfaces.
+#[derive(Debug)]
+pub struct Netns {
+    names: Vec<String>,
+}
+
+impl Netns {
+    /// Creates `count` namespaces named `xafx<pid>n<counter>_<i>`.
+    pub fn new(count: usize) -> Self {
+        let id = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let mut ns = Self { names: Vec::new() };
+        for i in 0..count {
+            let name = format!("xafx{pid}n{id}_{i}");
+            sh(&["ip", "netns", "add", &name]);
+            ns.names.push(name.clone());
+            // No IPv6 autoconfiguration noise on the test links.
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &name,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+            ]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &name,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ]);
+            sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        }
+        ns
+    }
+
+    /// Name of namespace `i`.
+    pub fn name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
+    /// Creates a veth pair `a` in namespace `na` and `b` in namespace `nb`, with fixed MACs,
+    /// TX checksum offload off on both ends, both up.
+    pub fn veth(&self, na: usize, a: &str, mac_a: &str, nb: usize, b: &str, mac_b: &str) {
+        let (sa, sb) = (self.name(na), self.name(nb));
+        sh(&[
+            "ip", "link", "add", a, "netns", sa, "type", "veth", "peer", "name", b, "netns", sb,
+        ]);
+        for (ns, dev, mac) in [(sa, a, mac_a), (sb, b, mac_b)] {
+            sh(&["ip", "-n", ns, "link", "set", dev, "address", mac]);
+            sh(&["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off"]);
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        }
+    }
+
+    /// Runs `ip -n <ns> args...`.
+    pub fn ip(&self, i: usize, args: &[&str]) -> String {
+        let mut v = vec!["ip", "-n", self.name(i)];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    /// Moves the calling thread into namespace `i` (network namespace only; per thread).
+    pub fn enter(&self, i: usize) {
+        enter(self.name(i));
+    }
+}
+
+/// Moves the calling thread into the named network namespace.
+pub fn enter(name: &str) {
+    let f = File::open(format!("/run/netns/{name}"))
+        .unwrap_or_else(|e| panic!("opening netns {name}: {e}"));
+    setns(&f, CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {name}: {e}"));
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.names {
+            // Deleting a namespace destroys its veth ends (and their peers).
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
