@@ -51,6 +51,7 @@ mod sys;
 
 pub use error::AfXdpError;
 pub use port::{
-    AfXdpConfig, AfXdpCounters, AfXdpPort, BindMode, UmemShare, XdpSocketStats, KERNEL_HEADROOM,
+    AfXdpConfig, AfXdpCounters, AfXdpPort, BindMode, UmemShare, XdpSocketStats, CLOSE_TX_TIMEOUT,
+    KERNEL_HEADROOM,
 };
 pub use program::{XdpFilter, XdpMode, XdpProgram, MAX_QUEUES};

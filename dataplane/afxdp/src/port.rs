@@ -24,6 +24,8 @@ const COPY_TX_PER_KICK: u32 = 32;
 /// pause between them: one second in all.
 const BIND_RETRIES: u32 = 50;
 const BIND_RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// How long [`AfXdpPort::close`] waits for queued transmissions to complete.
+pub const CLOSE_TX_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How the socket moves frames between the device and the UMEM.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -186,6 +188,8 @@ pub struct AfXdpCounters {
     pub rx_kicks: u64,
     /// TX wakeup syscalls made.
     pub tx_kicks: u64,
+    /// Transmissions the kernel completed (frames back in the pool).
+    pub tx_completed: u64,
     /// TX kicks that reported a transient condition (EAGAIN, EBUSY, ENOBUFS).
     pub tx_kick_busy: u64,
     /// Refills that found the pool empty before the fill ring was full.
@@ -203,8 +207,8 @@ pub struct AfXdpCounters {
 /// transmitted frames belong to the port until their completion, when they go back to the pool.
 /// [`PortIo::frames_held`] is exact: frames posted on the fill ring and not yet received, plus
 /// frames submitted for TX and not yet completed. Frames posted to the kernel return to the pool
-/// only through the rings; dropping a port with frames on its rings loses them to that pool
-/// (tear the worker down as a whole).
+/// only through the rings: [`AfXdpPort::close`] takes them back; merely dropping a port loses
+/// them to the pool (fine when the whole worker goes away).
 ///
 /// # Thread safety
 /// `Send`, not `Sync`: build it on any thread (in the right network namespace) and move it to the
@@ -430,6 +434,70 @@ impl AfXdpPort {
         })
     }
 
+    /// Shuts the port down and gives its frames back to `pool`: waits (up to
+    /// [`CLOSE_TX_TIMEOUT`]) for queued transmissions to complete, closes the socket (the kernel
+    /// removes it from the XSKMAP and stops using its rings), then takes back the frames still
+    /// on the RX, completion and fill rings.
+    ///
+    /// Returns the number of frames that could not be recovered: normally 0; frames the kernel
+    /// was holding internally (copy mode keeps a frame when the RX ring was full) or whose
+    /// transmission did not complete in time stay lost to this pool. Use it when a port goes
+    /// away at run time (a Pod deleted); simply dropping a port loses all its frames.
+    pub fn close(self, pool: &mut FramePool) -> usize {
+        let mut port = self;
+        let deadline = std::time::Instant::now() + CLOSE_TX_TIMEOUT;
+        while port.tx_held > 0 && std::time::Instant::now() < deadline {
+            port.kick_tx(pool);
+            port.reclaim(pool);
+            if port.tx_held > 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let AfXdpPort {
+            fd,
+            mut fill,
+            comp,
+            rx,
+            tx,
+            mut fill_held,
+            tx_held,
+            ..
+        } = port;
+        // Closing the last reference releases the socket: the kernel unbinds it, deletes it
+        // from the XSKMAP and waits for in-flight receive paths (synchronize_net) before
+        // returning. Our ring mappings stay valid until we drop them.
+        drop(fd);
+        let mut rx = rx;
+        loop {
+            let n = rx.peek(u32::MAX);
+            if n == 0 {
+                break;
+            }
+            for i in 0..n {
+                pool.free(rx.read(i).addr);
+            }
+            rx.release(n);
+            fill_held = fill_held.saturating_sub(n as usize);
+        }
+        let n = fill.drain_unconsumed(|addr| pool.free(addr));
+        fill_held = fill_held.saturating_sub(n as usize);
+        let mut comp = comp;
+        let mut tx_held = tx_held;
+        loop {
+            let n = comp.peek(u32::MAX);
+            if n == 0 {
+                break;
+            }
+            for i in 0..n {
+                pool.free(comp.read(i));
+            }
+            comp.release(n);
+            tx_held = tx_held.saturating_sub(n as usize);
+        }
+        drop(tx);
+        fill_held + tx_held
+    }
+
     /// Tops the fill ring up from the pool, in batches of at least [`REFILL_BATCH`] (or all the
     /// free slots when the ring is nearly empty).
     #[inline]
@@ -469,6 +537,7 @@ impl AfXdpPort {
             }
             self.comp.release(n);
             self.tx_held = self.tx_held.saturating_sub(n as usize);
+            self.counters.tx_completed += u64::from(n);
         }
     }
 

@@ -79,6 +79,18 @@ impl<T: RingEntry> ProdRing<T> {
         self.map.read(self.prod.wrapping_sub(back))
     }
 
+    /// Hands every entry the kernel has not consumed to `f`, then forgets them. Only correct once
+    /// the kernel can no longer consume from this ring (its socket is closed).
+    pub(crate) fn drain_unconsumed(&mut self, mut f: impl FnMut(T)) -> u32 {
+        self.cons = self.map.consumer().load(Ordering::Acquire);
+        let n = self.prod.wrapping_sub(self.cons).min(self.size);
+        for i in 0..n {
+            f(self.map.read(self.cons.wrapping_add(i)));
+        }
+        self.cons = self.prod;
+        n
+    }
+
     /// Entries published but not yet taken by the kernel.
     #[inline]
     pub(crate) fn pending(&mut self) -> u32 {

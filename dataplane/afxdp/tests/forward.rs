@@ -123,7 +123,7 @@ fn switch(ns: &Netns, mode: XdpMode, ready: mpsc::Sender<()>, stop: &AtomicBool)
         b.frames_held(),
         total
     );
-    SwitchReport {
+    let report = SwitchReport {
         a: a.stats(),
         b: b.stats(),
         ka: a.kernel_stats().expect("kernel stats a"),
@@ -131,7 +131,12 @@ fn switch(ns: &Netns, mode: XdpMode, ready: mpsc::Sender<()>, stop: &AtomicBool)
         mode: prog_a.mode(),
         forwarded,
         busy,
-    }
+    };
+    // Closing gives every frame back: the pool is whole again.
+    assert_eq!(a.close(&mut pool), 0, "frames kept by the kernel (A)");
+    assert_eq!(b.close(&mut pool), 0, "frames kept by the kernel (B)");
+    assert_eq!(pool.free_count(), total, "pool whole after close");
+    report
 }
 
 fn forward(mode: XdpMode) {

@@ -91,6 +91,18 @@ impl Netns {
         sh(&v)
     }
 
+    /// Runs `f` on a new thread inside namespace `i`, propagating its panic.
+    pub fn enter_scoped<R: Send>(&self, i: usize, f: impl FnOnce() -> R + Send) -> R {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.enter(i);
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+
     /// Moves the calling thread into namespace `i` (network namespace only; per thread).
     pub fn enter(&self, i: usize) {
         enter(self.name(i));

@@ -1,0 +1,357 @@
+//! The XDP program's filter modes and transmission of frames built in userspace. Needs root.
+//!
+//! ```text
+//!  ns0: a0 10.78.0.1 ──veth── ns1: xa 10.78.0.2 [XDP + AF_XDP port] + kernel UDP sockets
+//! ```
+//! ns0 sends UDP datagrams to xa; depending on the filter each must reach either the AF_XDP
+//! socket or the kernel stack of ns1, never both.
+
+mod common;
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::Netns;
+use xvs_afxdp::{AfXdpConfig, AfXdpPort, UmemShare, XdpFilter, XdpMode, XdpProgram};
+use xvs_io::{Desc, FramePool, PortIo};
+
+const MAC_A0: &str = "02:00:00:00:0c:01";
+const MAC_XA: &str = "02:00:00:00:0c:02";
+const TUNNEL_PORT: u16 = 6081;
+const OTHER_PORT: u16 = 7000;
+
+/// Where a probe datagram ended up.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Userspace,
+    Kernel,
+    Nowhere,
+}
+
+struct Rig {
+    prog: XdpProgram,
+    port: AfXdpPort,
+    pool: FramePool,
+    total: usize,
+    kernel_tunnel: UdpSocket,
+    kernel_other: UdpSocket,
+}
+
+/// The UDP destination port and payload of an IPv4/UDP frame, if it is one.
+fn udp_of(frame: &[u8]) -> Option<(Ipv4Addr, u16, &[u8])> {
+    if frame.len() < 42 || frame[12..14] != [0x08, 0x00] || frame[23] != 17 {
+        return None;
+    }
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let l4 = 14 + ihl;
+    let dst = Ipv4Addr::new(frame[30], frame[31], frame[32], frame[33]);
+    let dport = u16::from_be_bytes([*frame.get(l4 + 2)?, *frame.get(l4 + 3)?]);
+    Some((dst, dport, frame.get(l4 + 8..)?))
+}
+
+impl Rig {
+    /// Waits up to 2 s for `marker` on the AF_XDP socket or a kernel socket.
+    fn probe(&mut self, marker: &[u8]) -> Seen {
+        let mut burst = [Desc::default(); 32];
+        let mut buf = [0u8; 2048];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut seen = Seen::Nowhere;
+        while Instant::now() < deadline && seen == Seen::Nowhere {
+            let n = self.port.rx_burst(&mut self.pool, &mut burst);
+            for d in &burst[..n] {
+                if udp_of(self.pool.region().data(*d)).is_some_and(|(_, _, p)| p == marker) {
+                    seen = Seen::Userspace;
+                }
+            }
+            self.pool.free_all(&burst[..n]);
+            for s in [&self.kernel_tunnel, &self.kernel_other] {
+                if let Ok(len) = s.recv(&mut buf) {
+                    if &buf[..len] == marker {
+                        assert_eq!(seen, Seen::Nowhere, "datagram seen twice");
+                        seen = Seen::Kernel;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        seen
+    }
+}
+
+#[test]
+fn filter_modes_and_userspace_tx() {
+    let ns = Netns::new(2);
+    ns.veth(0, "a0", MAC_A0, 1, "xa", MAC_XA);
+    ns.ip(0, &["addr", "add", "10.78.0.1/24", "dev", "a0"]);
+    ns.ip(1, &["addr", "add", "10.78.0.2/24", "dev", "xa"]);
+    ns.ip(
+        0,
+        &[
+            "neigh",
+            "replace",
+            "10.78.0.2",
+            "lladdr",
+            MAC_XA,
+            "dev",
+            "a0",
+            "nud",
+            "permanent",
+        ],
+    );
+    ns.ip(
+        1,
+        &[
+            "neigh",
+            "replace",
+            "10.78.0.1",
+            "lladdr",
+            MAC_A0,
+            "dev",
+            "xa",
+            "nud",
+            "permanent",
+        ],
+    );
+    // Pod CIDR 10.244.1.0/24 lives behind xa as seen from ns0.
+    ns.ip(
+        0,
+        &[
+            "route",
+            "add",
+            "10.244.1.0/24",
+            "via",
+            "10.78.0.2",
+            "dev",
+            "a0",
+        ],
+    );
+
+    std::thread::scope(|s| {
+        // The sender lives in ns0 for the whole test, fed through a channel.
+        let (to_send, sends) = std::sync::mpsc::channel::<(Ipv4Addr, u16, Vec<u8>)>();
+        let (sent_tx, sent) = std::sync::mpsc::channel::<()>();
+        let (a0_tx, a0_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let ns_ref = &ns;
+        s.spawn(move || {
+            ns_ref.enter(0);
+            let sock = UdpSocket::bind("10.78.0.1:5555").expect("bind sender");
+            sock.set_read_timeout(Some(Duration::from_millis(50)))
+                .expect("timeout");
+            for (dst, port, p) in sends {
+                if port == 0 {
+                    // A receive request: wait for a datagram to 10.78.0.1:5555.
+                    let mut buf = [0u8; 2048];
+                    let deadline = Instant::now() + Duration::from_secs(2);
+                    let mut got = Vec::new();
+                    while Instant::now() < deadline {
+                        if let Ok(n) = sock.recv(&mut buf) {
+                            got = buf[..n].to_vec();
+                            break;
+                        }
+                    }
+                    a0_tx.send(got).expect("report");
+                    continue;
+                }
+                sock.send_to(&p, (dst, port)).expect("send");
+                sent_tx.send(()).expect("ack");
+            }
+        });
+
+        ns.enter_scoped(1, move || {
+            let mut prog = XdpProgram::attach("xa", XdpMode::Auto).expect("attach");
+            let mut pool = FramePool::new(2048, 4096, 256).expect("pool");
+            let total = pool.free_count();
+            let mut umem = UmemShare::new();
+            let mut cfg = AfXdpConfig::new("xa", 0);
+            cfg.fill_size = 512;
+            cfg.comp_size = 512;
+            cfg.rx_size = 512;
+            cfg.tx_size = 512;
+            let port = AfXdpPort::open(&mut prog, &cfg, &mut pool, &mut umem).expect("open");
+            let kt = UdpSocket::bind(("10.78.0.2", TUNNEL_PORT)).expect("bind kernel 6081");
+            let ko = UdpSocket::bind(("10.78.0.2", OTHER_PORT)).expect("bind kernel 7000");
+            kt.set_nonblocking(true).expect("nb");
+            ko.set_nonblocking(true).expect("nb");
+            let mut rig = Rig {
+                prog,
+                port,
+                pool,
+                total,
+                kernel_tunnel: kt,
+                kernel_other: ko,
+            };
+            let xa_ip = Ipv4Addr::new(10, 78, 0, 2);
+            let pod_ip = Ipv4Addr::new(10, 244, 1, 7);
+            let mut n = 0u32;
+            let mut check = |rig: &mut Rig, dst: Ipv4Addr, port: u16, want: Seen, what: &str| {
+                n += 1;
+                let marker = format!("probe {n}: {what}").into_bytes();
+                to_send.send((dst, port, marker.clone())).expect("send req");
+                sent.recv().expect("sent");
+                assert_eq!(rig.probe(&marker), want, "{what}");
+            };
+
+            // After attach: everything goes to userspace.
+            check(
+                &mut rig,
+                xa_ip,
+                OTHER_PORT,
+                Seen::Userspace,
+                "redirect-all, other port",
+            );
+            check(
+                &mut rig,
+                xa_ip,
+                TUNNEL_PORT,
+                Seen::Userspace,
+                "redirect-all, tunnel port",
+            );
+
+            rig.prog.set_filter(&XdpFilter::PassAll).expect("pass-all");
+            check(
+                &mut rig,
+                xa_ip,
+                TUNNEL_PORT,
+                Seen::Kernel,
+                "pass-all, tunnel port",
+            );
+            check(
+                &mut rig,
+                xa_ip,
+                OTHER_PORT,
+                Seen::Kernel,
+                "pass-all, other port",
+            );
+
+            rig.prog
+                .set_filter(&XdpFilter::Select {
+                    tunnel_port: Some(TUNNEL_PORT),
+                    pod_cidr4: Some((Ipv4Addr::new(10, 244, 1, 0), 24)),
+                })
+                .expect("select");
+            check(
+                &mut rig,
+                xa_ip,
+                TUNNEL_PORT,
+                Seen::Userspace,
+                "select, tunnel port",
+            );
+            check(
+                &mut rig,
+                xa_ip,
+                OTHER_PORT,
+                Seen::Kernel,
+                "select, other port to the node",
+            );
+            check(
+                &mut rig,
+                pod_ip,
+                OTHER_PORT,
+                Seen::Userspace,
+                "select, Pod destination",
+            );
+
+            rig.prog
+                .set_filter(&XdpFilter::RedirectAll)
+                .expect("redirect-all");
+            check(
+                &mut rig,
+                xa_ip,
+                OTHER_PORT,
+                Seen::Userspace,
+                "redirect-all again",
+            );
+
+            // Transmit a frame built in userspace: xa -> a0, UDP 10.78.0.2:7000 -> 10.78.0.1:5555.
+            let payload = b"built in userspace".to_vec();
+            let frame = udp_frame(&payload);
+            let d = rig.pool.alloc_copy(&frame).expect("frame");
+            let bogus = Desc {
+                addr: 1 << 40,
+                len: 60,
+                options: 0,
+            };
+            assert_eq!(rig.port.tx_burst(&mut rig.pool, &[d, bogus]), 2);
+            assert_eq!(
+                rig.port.counters().tx_invalid,
+                1,
+                "out-of-pool descriptor refused"
+            );
+            to_send.send((xa_ip, 0, Vec::new())).expect("recv req");
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while rig.port.counters().tx_completed < 1 && Instant::now() < deadline {
+                rig.port.flush(&mut rig.pool);
+            }
+            assert_eq!(
+                rig.port.counters().tx_completed,
+                1,
+                "transmission completed"
+            );
+            assert_eq!(
+                a0_rx.recv().expect("a0 report"),
+                payload,
+                "a0 got our frame"
+            );
+            let st = rig.port.stats();
+            assert_eq!((st.tx_packets, st.tx_dropped), (1, 1));
+            drop(to_send);
+
+            let Rig {
+                port,
+                mut pool,
+                total,
+                ..
+            } = rig;
+            assert_eq!(port.close(&mut pool), 0);
+            assert_eq!(pool.free_count(), total);
+        });
+    });
+}
+
+/// Ethernet/IPv4/UDP from xa (10.78.0.2:7000) to a0 (10.78.0.1:5555) with valid checksums.
+fn udp_frame(payload: &[u8]) -> Vec<u8> {
+    let udp_len = 8 + payload.len();
+    let ip_len = 20 + udp_len;
+    let mut f = Vec::with_capacity(14 + ip_len);
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0x0c, 0x01]);
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0x0c, 0x02]);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let src = [10, 78, 0, 2];
+    let dst = [10, 78, 0, 1];
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let c = checksum(&ip, 0);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    let mut udp = Vec::with_capacity(udp_len);
+    udp.extend_from_slice(&OTHER_PORT.to_be_bytes());
+    udp.extend_from_slice(&5555u16.to_be_bytes());
+    udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&dst);
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    let c = checksum(&udp, sum(&pseudo));
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&udp);
+    f
+}
+
+fn sum(b: &[u8]) -> u32 {
+    b.chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum()
+}
+
+fn checksum(b: &[u8], init: u32) -> u16 {
+    let mut s = init + sum(b);
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
