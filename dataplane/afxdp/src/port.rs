@@ -291,9 +291,16 @@ impl AfXdpPort {
             }
         }
 
+        let frame_size = pool.region().frame_size();
+        if frame_size as usize > sys::page_size() {
+            return Err(AfXdpError::Config(format!(
+                "pool frame size {frame_size} exceeds the page size {}: AF_XDP aligned mode needs \
+                 frames of at most one page",
+                sys::page_size()
+            )));
+        }
         let fd = sys::xsk_socket().map_err(sock_err("socket"))?;
         if owner.is_none() {
-            let frame_size = pool.region().frame_size();
             // The kernel puts received data KERNEL_HEADROOM (+ this) into the frame; ask for the
             // rest of the pool's headroom so received data starts where the pool expects it.
             let headroom = pool.headroom().saturating_sub(KERNEL_HEADROOM);
@@ -414,6 +421,15 @@ impl AfXdpPort {
     /// Our own counters beyond [`PortStats`].
     pub fn counters(&self) -> AfXdpCounters {
         self.counters
+    }
+
+    /// Reads the kernel's counters (one syscall) and folds its receive drops (`rx_dropped` +
+    /// `rx_ring_full`) into [`PortStats::rx_dropped`]. Call it from the worker's slow tick
+    /// (e.g. when it publishes counters), not per batch.
+    pub fn refresh_kernel_stats(&mut self) -> Result<XdpSocketStats, AfXdpError> {
+        let k = self.kernel_stats()?;
+        self.stats.rx_dropped = k.rx_dropped + k.rx_ring_full;
+        Ok(k)
     }
 
     /// The kernel's counters for this socket (one getsockopt; control path only).

@@ -53,6 +53,13 @@ pub(crate) fn raise_memlock_best_effort() {
     }
 }
 
+/// The system page size (the largest UMEM chunk in aligned mode).
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(4096)
+}
+
 /// A new AF_XDP socket (close-on-exec).
 pub(crate) fn xsk_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the result is checked before it is wrapped.

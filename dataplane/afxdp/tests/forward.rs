@@ -66,7 +66,13 @@ fn hop(
 
 /// The switch: attach, open both ports on one pool, forward until told to stop, then check that
 /// no frame leaked.
-fn switch(ns: &Netns, mode: XdpMode, ready: mpsc::Sender<()>, stop: &AtomicBool) -> SwitchReport {
+fn switch(
+    ns: &Netns,
+    mode: XdpMode,
+    need_wakeup: bool,
+    ready: mpsc::Sender<()>,
+    stop: &AtomicBool,
+) -> SwitchReport {
     ns.enter(1);
     let mut prog_a = XdpProgram::attach("xa", mode).expect("attach xa");
     let mut prog_b = XdpProgram::attach("xb", mode).expect("attach xb");
@@ -75,6 +81,7 @@ fn switch(ns: &Netns, mode: XdpMode, ready: mpsc::Sender<()>, stop: &AtomicBool)
     cfg_a.comp_size = 1024;
     cfg_a.rx_size = 512;
     cfg_a.tx_size = 512;
+    cfg_a.need_wakeup = need_wakeup;
     let cfg_b = AfXdpConfig {
         ifname: "xb".into(),
         ..cfg_a.clone()
@@ -123,11 +130,13 @@ fn switch(ns: &Netns, mode: XdpMode, ready: mpsc::Sender<()>, stop: &AtomicBool)
         b.frames_held(),
         total
     );
+    let ka = a.refresh_kernel_stats().expect("kernel stats a");
+    let kb = b.refresh_kernel_stats().expect("kernel stats b");
     let report = SwitchReport {
         a: a.stats(),
         b: b.stats(),
-        ka: a.kernel_stats().expect("kernel stats a"),
-        kb: b.kernel_stats().expect("kernel stats b"),
+        ka,
+        kb,
         mode: prog_a.mode(),
         forwarded,
         busy,
@@ -139,7 +148,7 @@ fn switch(ns: &Netns, mode: XdpMode, ready: mpsc::Sender<()>, stop: &AtomicBool)
     report
 }
 
-fn forward(mode: XdpMode) {
+fn forward(mode: XdpMode, need_wakeup: bool) {
     let ns = Netns::new(3);
     ns.veth(0, "a0", MAC_A0, 1, "xa", "02:00:00:00:0a:02");
     ns.veth(2, "b0", MAC_B0, 1, "xb", "02:00:00:00:0b:02");
@@ -180,7 +189,7 @@ fn forward(mode: XdpMode) {
     let (rx_ready_tx, rx_ready_rx) = mpsc::channel();
 
     let (report, (got, bad, dups), elapsed) = std::thread::scope(|s| {
-        let switch = s.spawn(|| switch(&ns, mode, ready_tx, &stop));
+        let switch = s.spawn(|| switch(&ns, mode, need_wakeup, ready_tx, &stop));
         // Wait for the switch (or its failure).
         if ready_rx.recv_timeout(Duration::from_secs(20)).is_err() {
             stop.store(true, Ordering::Release);
@@ -261,7 +270,7 @@ fn forward(mode: XdpMode) {
     });
 
     eprintln!(
-        "{mode} (attached {}): delivered {got}/{N}, bad {bad}, dups {dups}, in {elapsed:?} \
+        "{mode}, need_wakeup {need_wakeup} (attached {}): delivered {got}/{N}, bad {bad}, dups {dups}, in {elapsed:?} \
          = {:.0} pps paced end to end; switch forwarded {} frames in {:?} busy \
          = {:.0} pps while busy\n  A {:?}\n  B {:?}\n  kernel A {:?}\n  kernel B {:?}",
         report.mode,
@@ -287,16 +296,22 @@ fn forward(mode: XdpMode) {
     );
     assert_eq!(report.b.tx_dropped, 0);
     assert_eq!(report.a.errors + report.b.errors, 0);
+    assert_eq!(report.a.rx_dropped, 0, "no kernel receive drops");
     assert_eq!(report.ka.rx_dropped + report.ka.rx_ring_full, 0);
     assert_eq!(report.kb.tx_invalid_descs, 0);
 }
 
 #[test]
 fn forward_native() {
-    forward(XdpMode::Native);
+    forward(XdpMode::Native, true);
 }
 
 #[test]
 fn forward_generic() {
-    forward(XdpMode::Generic);
+    forward(XdpMode::Generic, true);
+}
+
+#[test]
+fn forward_generic_without_need_wakeup() {
+    forward(XdpMode::Generic, false);
 }
