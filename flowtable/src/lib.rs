@@ -1,2 +1,31 @@
-//! OpenFlow tables (in progress).
+//! OpenFlow tables for xvs: the flow model and the `ovs-ofctl` text syntax.
+//!
+//! Layers, bottom up:
+//! - [`field`]: the registry of match/set fields (names, widths, key locations, prerequisites,
+//!   NXM/OXM code points, text forms), and subfields such as `NXM_NX_REG0[0..3]`.
+//! - [`flow`]: [`flow::Match`] (a value [`FlowKey`](xvs_packet::FlowKey) and a mask key, so a
+//!   tuple-space classifier consumes it directly), [`flow::Flow`] and flow mods.
+//! - [`action`]: actions and instructions (output, set_field, move, ct, learn, ...).
+//! - [`group`] and [`meter`]: group and meter mods.
+//! - [`parse`] and [`print`]: the `ovs-ofctl` text syntax in both directions; the printer produces
+//!   exactly what Open vSwitch 3.1's `ovs-ofctl -O OpenFlow15 dump-flows` prints.
+//!
+//! Nothing here panics on any input; parse errors use `ovs-ofctl`'s wording.
 #![forbid(unsafe_code)]
+
+pub mod action;
+pub mod error;
+pub mod field;
+pub mod flow;
+pub mod group;
+pub mod meter;
+pub mod names;
+pub mod parse;
+pub mod print;
+mod value;
+
+pub use action::Action;
+pub use error::ParseError;
+pub use field::{FieldId, Subfield};
+pub use flow::{Flow, FlowMod, Match};
+pub use names::{NameMap, Port};
