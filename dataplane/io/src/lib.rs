@@ -9,6 +9,28 @@
 //! Ownership of a frame moves with its [`Desc`]: out of the free list on receive, through the
 //! engine, into a port on transmit (which returns it to the free list when the kernel is done),
 //! or back to the free list on drop. A frame is never in two places.
+//!
+//! Backends, each a [`PortIo`]:
+//! - [`MemoryPort`] (module [`memory`]): two SPSC byte rings shared with a [`MemoryPeer`] that a
+//!   test drives from any thread; [`ReplayPort`] replays a fixed frame set in a loop for
+//!   benchmarks (one frame allocation and one copy per packet) and sinks whatever it transmits.
+//! - [`PcapReaderPort`] and [`PcapWriterPort`] (module [`pcap`]): replay a classic pcap file as
+//!   received traffic, or record transmitted frames into one.
+//! - [`TapPort`] (module [`tap`]): a Linux tap interface, the host-facing side of a bridge.
+//! - AF_XDP and DPDK ports live in their own crates.
+//!
+//! Conventions shared by these backends:
+//! - `rx_burst` never blocks and never allocates; when the pool runs dry it stops and leaves the
+//!   rest where it was (ring, file, kernel queue). Frames that cannot be received whole (longer
+//!   than a pool frame) are skipped and counted in `rx_dropped`.
+//! - `tx_burst` returns the accepted prefix. A port refuses the rest only when its wire pushes
+//!   back (ring full, `EAGAIN`); the caller frees and counts those. A frame that can never be
+//!   sent (bad descriptor, rejected by the kernel, write error) is taken, freed and counted in the
+//!   port's `tx_dropped`.
+//! - No backend keeps frames between calls, so `frames_held` is always zero.
+//!
+//! Invariant: after any sequence of calls, every frame is either in the pool's free list or in a
+//! descriptor the caller holds; the tests check `free_count()` returns to the total.
 #![deny(unsafe_code)]
 
 pub mod memory;

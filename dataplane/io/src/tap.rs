@@ -328,8 +328,11 @@ impl PortIo for TapPort {
         n
     }
 
+    /// One `write` per frame. When the kernel pushes back (`EAGAIN`), the port stops and
+    /// returns the frames written so far: the caller frees and counts the rest. A frame the
+    /// kernel rejects (too short, device down) is taken, freed and counted in `tx_dropped`.
     fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Desc]) -> usize {
-        for d in pkts {
+        for (i, d) in pkts.iter().enumerate() {
             let data = pool.region().data(*d);
             if data.len() != d.len as usize || data.is_empty() {
                 self.stats.tx_dropped += 1;
@@ -337,14 +340,17 @@ impl PortIo for TapPort {
                 pool.free(d.addr);
                 continue;
             }
-            match (&self.file).write(data) {
+            let mut result = (&self.file).write(data);
+            if matches!(&result, Err(e) if e.kind() == io::ErrorKind::Interrupted) {
+                result = (&self.file).write(data);
+            }
+            match result {
                 Ok(len) if len == data.len() => {
                     self.stats.tx_packets += 1;
                     self.stats.tx_bytes += len as u64;
                 }
-                Ok(_) => self.stats.tx_dropped += 1,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stats.tx_dropped += 1,
-                Err(_) => {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return i,
+                Ok(_) | Err(_) => {
                     self.stats.tx_dropped += 1;
                     self.stats.errors += 1;
                 }
@@ -489,6 +495,51 @@ mod tests {
                 tun::if_index("xvtap0").is_none(),
                 "tap still present after drop"
             );
+        });
+    }
+
+    #[test]
+    fn oversized_and_invalid_frames_are_counted() {
+        let ns = Netns::new("tapbig");
+        ns.run(|| {
+            // 2048-byte frames with 256 bytes of headroom hold at most 1791 bytes of packet.
+            let mut pool = FramePool::new(16, 2048, 256).expect("pool");
+            let mut tap = TapPort::create("xvtap2", Some(TAP_MAC), Some(3000)).expect("tap");
+            ns.ip(&["addr", "add", "10.78.0.1/24", "dev", "xvtap2"]);
+            ns.ip(&[
+                "neigh",
+                "add",
+                "10.78.0.2",
+                "lladdr",
+                "02:00:5e:10:00:02",
+                "dev",
+                "xvtap2",
+                "nud",
+                "permanent",
+            ]);
+            let sock = UdpSocket::bind("10.78.0.1:5556").expect("bind");
+            sock.send_to(&[0xab; 2500], "10.78.0.2:4444")
+                .expect("send big");
+            sock.send_to(b"small one", "10.78.0.2:4444")
+                .expect("send small");
+            let small = receive_matching(&mut tap, &mut pool, Duration::from_secs(5), |f| {
+                f.len() == 42 + 9 && f.ends_with(b"small one")
+            });
+            assert!(small.is_some(), "the frame after the oversized one arrives");
+            let s = tap.stats();
+            assert_eq!(s.rx_dropped, 1, "the 2542-byte frame is a counted drop");
+            assert_eq!(s.errors, 0);
+
+            // A frame shorter than an Ethernet header is refused by the kernel: taken, freed,
+            // counted.
+            let runt = pool.alloc_copy(&[0u8; 10]).expect("frame");
+            let ok = pool
+                .alloc_copy(&crate::testutil::udp_frame(9, b"ok"))
+                .expect("frame");
+            assert_eq!(tap.tx_burst(&mut pool, &[runt, ok]), 2);
+            let s = tap.stats();
+            assert_eq!((s.tx_packets, s.tx_dropped, s.errors), (1, 1, 1));
+            assert_eq!(pool.free_count(), 16);
         });
     }
 
