@@ -148,7 +148,33 @@ fn switch(
     report
 }
 
+/// One forwarding run: `n` datagrams, at most `window` in flight; `exact` demands every one.
+struct Run {
+    mode: XdpMode,
+    need_wakeup: bool,
+    n: u32,
+    window: u64,
+    exact: bool,
+}
+
 fn forward(mode: XdpMode, need_wakeup: bool) {
+    run(Run {
+        mode,
+        need_wakeup,
+        n: N,
+        window: WINDOW,
+        exact: true,
+    });
+}
+
+fn run(r: Run) {
+    let Run {
+        mode,
+        need_wakeup,
+        n: count,
+        window,
+        exact,
+    } = r;
     let ns = Netns::new(3);
     ns.veth(0, "a0", MAC_A0, 1, "xa", "02:00:00:00:0a:02");
     ns.veth(2, "b0", MAC_B0, 1, "xb", "02:00:00:00:0b:02");
@@ -207,13 +233,17 @@ fn forward(mode: XdpMode, need_wakeup: bool) {
             sock.set_read_timeout(Some(Duration::from_millis(200)))
                 .expect("timeout");
             rx_ready_tx.send(()).expect("rx ready");
-            let mut seen = vec![false; N as usize];
+            let mut seen = vec![false; count as usize];
             let (mut got, mut bad, mut dups) = (0u32, 0u32, 0u32);
             let mut buf = vec![0u8; 2048];
             let mut want = Vec::with_capacity(2048);
             let start = Instant::now();
             let mut last = Instant::now();
-            while got < N && start.elapsed() < DEADLINE && last.elapsed() < Duration::from_secs(5) {
+            let quiet = if exact { 5 } else { 1 };
+            while got < count
+                && start.elapsed() < DEADLINE
+                && last.elapsed() < Duration::from_secs(quiet)
+            {
                 let Ok(n) = sock.recv(&mut buf) else { continue };
                 last = Instant::now();
                 received.fetch_add(1, Ordering::Release);
@@ -221,7 +251,7 @@ fn forward(mode: XdpMode, need_wakeup: bool) {
                     .get(..4)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                 match seq {
-                    Some(seq) if seq < N => {
+                    Some(seq) if seq < count => {
                         payload(seq, &mut want);
                         if buf[..n] != want[..] {
                             bad += 1;
@@ -248,8 +278,8 @@ fn forward(mode: XdpMode, need_wakeup: bool) {
             let dst: SocketAddr = ([10, 77, 0, 2], PORT).into();
             let mut p = Vec::with_capacity(2048);
             let start = Instant::now();
-            for seq in 0..N {
-                while u64::from(seq) >= received.load(Ordering::Acquire) + WINDOW {
+            for seq in 0..count {
+                while u64::from(seq) >= received.load(Ordering::Acquire).saturating_add(window) {
                     if start.elapsed() > DEADLINE {
                         return;
                     }
@@ -270,8 +300,8 @@ fn forward(mode: XdpMode, need_wakeup: bool) {
     });
 
     eprintln!(
-        "{mode}, need_wakeup {need_wakeup} (attached {}): delivered {got}/{N}, bad {bad}, dups {dups}, in {elapsed:?} \
-         = {:.0} pps paced end to end; switch forwarded {} frames in {:?} busy \
+        "{mode}, need_wakeup {need_wakeup}, window {window} (attached {}): delivered {got}/{count}, \
+         bad {bad}, dups {dups}, in {elapsed:?} = {:.0} pps end to end; switch forwarded {} frames in {:?} busy \
          = {:.0} pps while busy\n  A {:?}\n  B {:?}\n  kernel A {:?}\n  kernel B {:?}",
         report.mode,
         f64::from(got) / elapsed.as_secs_f64(),
@@ -283,15 +313,21 @@ fn forward(mode: XdpMode, need_wakeup: bool) {
         report.ka,
         report.kb,
     );
-    assert_eq!((got, bad, dups), (N, 0, 0), "exact delivery");
+    assert_eq!((bad, dups), (0, 0), "no corrupt or duplicate datagram");
+    assert!(got > 0, "something was delivered");
+    assert_eq!(report.kb.tx_invalid_descs, 0);
+    if !exact {
+        return;
+    }
+    assert_eq!(got, count, "exact delivery");
     assert_eq!(
         report.a.rx_packets,
-        u64::from(N),
+        u64::from(count),
         "A received exactly our datagrams"
     );
     assert_eq!(
         report.b.tx_packets,
-        u64::from(N),
+        u64::from(count),
         "B sent exactly our datagrams"
     );
     assert_eq!(report.b.tx_dropped, 0);
@@ -314,4 +350,21 @@ fn forward_generic() {
 #[test]
 fn forward_generic_without_need_wakeup() {
     forward(XdpMode::Generic, false);
+}
+
+/// Calibration only (not run by default): 200k datagrams, unpaced; loss is allowed, corruption,
+/// duplication and frame leaks are not. `cargo test -p xvs-afxdp --test forward -- --ignored
+/// --nocapture` prints the rates.
+#[test]
+#[ignore = "calibration run; prints rates"]
+fn calibrate_unpaced() {
+    for mode in [XdpMode::Native, XdpMode::Generic] {
+        run(Run {
+            mode,
+            need_wakeup: true,
+            n: 200_000,
+            window: u64::MAX,
+            exact: false,
+        });
+    }
 }
