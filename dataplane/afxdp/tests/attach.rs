@@ -148,5 +148,23 @@ fn open_errors() {
             pool.free_count() + port.frames_held() + port1.frames_held(),
             total
         );
+
+        // Close both (the UMEM owner first): every frame comes back, and the set empties.
+        assert_eq!(port.close(&mut pool), 0);
+        assert!(umem.is_registered(), "port1 still holds the UMEM");
+        assert_eq!(port1.close(&mut pool), 0);
+        assert!(!umem.is_registered());
+        assert_eq!(pool.free_count(), total);
+
+        // Reopen at once on the same queues: the kernel may still be tearing the old sockets
+        // down (EBUSY, retried), and the region is registered again as a new UMEM.
+        for round in 0..3 {
+            let p0 = AfXdpPort::open(&mut prog, &cfg, &mut pool, &mut umem)
+                .unwrap_or_else(|e| panic!("reopen xo0 round {round}: {e}"));
+            let p1 = AfXdpPort::open(&mut prog1, &cfg1, &mut pool, &mut umem)
+                .unwrap_or_else(|e| panic!("reopen xo1 round {round}: {e}"));
+            assert_eq!(p0.close(&mut pool) + p1.close(&mut pool), 0);
+            assert_eq!(pool.free_count(), total);
+        }
     });
 }
