@@ -306,6 +306,7 @@ pub fn push_vlan(buf: &mut [u8], len: usize, tci: u16) -> Result<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::extract::extract;

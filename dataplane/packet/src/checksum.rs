@@ -235,6 +235,7 @@ pub fn update_udp_bytes(csum: u16, old: &[u8], new: &[u8]) -> u16 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -302,6 +302,7 @@ impl FlowKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::layout::*;
     use super::*;

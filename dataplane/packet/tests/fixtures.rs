@@ -3,6 +3,8 @@
 //! `fixtures/expected.txt` lists, for each `NAME.bin`, every flow-key field scapy says the
 //! packet sets; all other fields must be zero. Offsets and the status are checked too.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use xvs_packet::key::{layout, FlowKey, KeyField, KeyField128};
@@ -72,7 +74,10 @@ fn fixtures() -> Vec<Fixture> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let text = std::fs::read_to_string(dir.join("expected.txt")).expect("expected.txt");
     let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let mut it = line.split_whitespace();
         let name = it.next().expect("name").to_string();
         let bytes = std::fs::read(dir.join(format!("{name}.bin"))).expect("fixture bytes");
@@ -235,7 +240,10 @@ fn views_on_fixtures() {
     let e = ethernet::Packet::new_checked(&fx["qinq_tcp4"][..]).unwrap();
     assert_eq!(e.ethertype(), 0x88a8);
     let outer = vlan::Packet::new_checked(e.payload()).unwrap();
-    assert_eq!((outer.pcp(), outer.vid(), outer.ethertype()), (3, 10, 0x8100));
+    assert_eq!(
+        (outer.pcp(), outer.vid(), outer.ethertype()),
+        (3, 10, 0x8100)
+    );
     let inner = vlan::Packet::new_checked(outer.payload()).unwrap();
     assert_eq!((inner.vid(), inner.ethertype()), (20, 0x0800));
 
@@ -300,11 +308,17 @@ fn views_on_fixtures() {
     let u = udp::Packet::new_checked(ip.payload()).unwrap();
     assert_eq!(u.dst_port(), geneve::UDP_PORT);
     let g = geneve::Packet::new_checked(u.payload()).unwrap();
-    assert_eq!((g.vni(), g.protocol(), g.critical(), g.oam()), (0xab_cdef, 0x6558, true, false));
+    assert_eq!(
+        (g.vni(), g.protocol(), g.critical(), g.oam()),
+        (0xab_cdef, 0x6558, true, false)
+    );
     assert_eq!(g.options_len(), 12);
     let opts: Vec<_> = g.options().collect();
     assert_eq!(opts.len(), 2);
-    assert_eq!((opts[0].class, opts[0].kind, opts[0].data), (0x0104, 0x80, &[0u8, 0, 0, 7][..]));
+    assert_eq!(
+        (opts[0].class, opts[0].kind, opts[0].data),
+        (0x0104, 0x80, &[0u8, 0, 0, 7][..])
+    );
     assert!(opts[0].is_critical());
     assert_eq!((opts[1].class, opts[1].data.len()), (0xffff, 0));
     let mut k = FlowKey::ZERO;

@@ -256,6 +256,7 @@ impl<'a> Iterator for NdOptions<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
