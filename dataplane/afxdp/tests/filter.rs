@@ -294,6 +294,25 @@ fn filter_modes_and_userspace_tx() {
             );
             let st = rig.port.stats();
             assert_eq!((st.tx_packets, st.tx_dropped), (1, 1));
+
+            // A frame above the interface MTU: the kernel refuses to send it, but must still
+            // complete it so the frame comes back to the pool.
+            let big = rig.pool.alloc_copy(&vec![0x5a; 3000]).expect("big frame");
+            assert_eq!(rig.port.tx_burst(&mut rig.pool, &[big]), 1);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while rig.port.counters().tx_completed < 2 && Instant::now() < deadline {
+                rig.port.flush(&mut rig.pool);
+            }
+            eprintln!(
+                "oversize: counters {:?} kernel {:?}",
+                rig.port.counters(),
+                rig.port.kernel_stats()
+            );
+            assert_eq!(
+                rig.port.counters().tx_completed,
+                2,
+                "oversize frame completed"
+            );
             drop(to_send);
 
             let Rig {
