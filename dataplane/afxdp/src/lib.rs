@@ -15,6 +15,36 @@
 //!   [`xvs_io::FramePool`]; the first port of a worker registers the UMEM, the others share it
 //!   ([`UmemShare`]), so a frame received on one port is transmitted on another without a copy.
 //!
+//! # Use
+//! ```no_run
+//! use xvs_afxdp::{AfXdpConfig, AfXdpPort, UmemShare, XdpMode, XdpProgram};
+//! use xvs_io::{Desc, FramePool, PortIo};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Control thread, inside the interfaces' network namespace: one program per interface.
+//! let mut prog_a = XdpProgram::attach("eth1", XdpMode::Auto)?;
+//! let mut prog_b = XdpProgram::attach("eth2", XdpMode::Auto)?;
+//! // Per worker: one pool, one UmemShare, one port per (interface, queue) it polls.
+//! let (cfg_a, cfg_b) = (AfXdpConfig::new("eth1", 0), AfXdpConfig::new("eth2", 0));
+//! let frames = cfg_a.frames_needed() + cfg_b.frames_needed() + 512;
+//! let mut pool = FramePool::new(frames as u32, 4096, 256)?;
+//! let mut umem = UmemShare::new();
+//! let mut a = AfXdpPort::open(&mut prog_a, &cfg_a, &mut pool, &mut umem)?;
+//! let mut b = AfXdpPort::open(&mut prog_b, &cfg_b, &mut pool, &mut umem)?;
+//! // Worker loop (the ports and the pool may move to the worker thread; the programs stay).
+//! let mut burst = [Desc::default(); 32];
+//! let n = a.rx_burst(&mut pool, &mut burst);
+//! let sent = b.tx_burst(&mut pool, &burst[..n]);
+//! pool.free_all(&burst[sent..n]); // refused: count as drops
+//! a.flush(&mut pool);
+//! b.flush(&mut pool);
+//! // A port removed at run time gives its frames back.
+//! let lost = a.close(&mut pool);
+//! assert_eq!(lost, 0);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Why hand-rolled rings rather than xdpilone
 //! The rings are ~150 lines over `libc`, and owning them lets descriptors move between the
 //! kernel rings and the engine's `Desc` arrays unchanged (the layout is the kernel's
@@ -32,7 +62,11 @@
 //! # Namespaces and threads
 //! Interface names resolve in the network namespace of the calling thread: attach programs and
 //! open ports in a thread inside the interface's namespace. Everything is `Send`; build a
-//! worker's ports on one thread and move them to its pinned thread, or build them there.
+//! worker's ports on one thread and move them to its pinned thread, or build them there (both
+//! work: a bound socket is tied to its device, not to a thread or namespace). Ports do not
+//! borrow their [`XdpProgram`]; keep the program alive as long as its ports (dropping it
+//! detaches XDP and the sockets simply stop receiving). Keep one [`UmemShare`] per
+//! [`xvs_io::FramePool`], with the same lifetime.
 //!
 //! # Limits
 //! - Sockets sharing a UMEM inherit the first socket's copy/zero-copy mode; a worker mixing a
