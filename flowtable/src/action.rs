@@ -57,6 +57,8 @@ pub enum Action {
     },
     /// `dec_ttl`.
     DecTtl,
+    /// `mod_nw_ttl:N` (OpenFlow 1.1+ `OFPAT_SET_NW_TTL`; a switch keeps this form).
+    SetNwTtl(u8),
     /// `push_vlan:ethertype`.
     PushVlan(u16),
     /// `pop_vlan`.

@@ -89,7 +89,11 @@ impl Match {
     /// The value and mask of `field`.
     pub fn get(&self, field: FieldId) -> (u128, u128) {
         let loc = field.info().loc;
-        (read_loc(loc, &self.value), read_loc(loc, &self.mask))
+        let full = field.exact_mask();
+        (
+            read_loc(loc, &self.value) & full,
+            read_loc(loc, &self.mask) & full,
+        )
     }
 
     /// Sets `field` to match `value` under `mask` (replacing what the match had for the field),
@@ -107,6 +111,12 @@ impl Match {
                 self.value.set(layout::VLAN_TCI, tci);
                 let m = self.mask.get(layout::VLAN_TCI) | 0x1000;
                 self.mask.set(layout::VLAN_TCI, m);
+            }
+            Loc::Word(kf) if !info.maskable && mask != 0 => {
+                // A non-maskable field narrower than its key slot (icmp_type in tp_src) matches
+                // the whole slot, as OVS's match_set_icmp_type() does.
+                write_loc(loc, &mut self.value, value);
+                self.mask.set(kf, kf.max_value());
             }
             _ => {
                 write_loc(loc, &mut self.value, value);
@@ -160,16 +170,20 @@ impl Match {
             Prereq::NdSolicit => nd && self.value.get(layout::TP_SRC) == 135,
             Prereq::NdAdvert => nd && self.value.get(layout::TP_SRC) == 136,
             Prereq::Ct => {
+                // OVS is_ct_valid() with a mask: a state bit that implies a valid entry is
+                // required, or an explicit +trk-inv.
                 let st = self.value.get(layout::CT_STATE);
                 let m = self.mask.get(layout::CT_STATE);
-                st & 0x20 != 0 && m & 0x20 != 0 && st & 0x10 == 0 && m & 0x10 != 0
+                st & 0xcf != 0 || (st & 0x20 != 0 && m & 0x10 != 0 && st & 0x10 == 0)
             }
             Prereq::VlanVid => self.value.get(layout::VLAN_TCI) & 0x1000 != 0,
         }
     }
 
     /// Clears fields whose prerequisites the match does not meet, as OVS's
-    /// `ofputil_normalize_match` does (e.g. `tp_dst` without `tcp`/`udp`/`sctp`).
+    /// `ofputil_normalize_match` does (e.g. `tp_dst` without `tcp`/`udp`/`sctp`), and reduces
+    /// the VLAN TCI match to what OpenFlow 1.5 can express (see the body). The result is what a
+    /// switch stores and dumps.
     pub fn normalize(&mut self) {
         let dl = self.dl_type();
         let proto = self.nw_proto();
@@ -180,7 +194,10 @@ impl Match {
                 nw_proto = true;
                 ipvx = true;
                 nw_addr = true;
-                tp_addr = matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP | ipproto::ICMP);
+                tp_addr = matches!(
+                    proto,
+                    ipproto::TCP | ipproto::UDP | ipproto::SCTP | ipproto::ICMP
+                );
             }
             ethertype::IPV6 => {
                 nw_proto = true;
@@ -241,6 +258,19 @@ impl Match {
         if !nd_target {
             m.set128(layout::ND_TARGET, 0);
         }
+        // VLAN: OpenFlow 1.2+ carries the TCI as vlan_vid (VID and present bit, maskable) plus
+        // an exact vlan_pcp that is only sent when a tag is matched; a switch hands back
+        // exactly that.
+        let tci = self.value.get(layout::VLAN_TCI);
+        let tci_m = m.get(layout::VLAN_TCI);
+        let vid = tci & 0x1fff;
+        let (mut new_v, mut new_m) = (vid & tci_m, tci_m & 0x1fff);
+        if vid != 0 && tci_m & 0xe000 != 0 {
+            new_v |= (tci & 0xe000) | 0x1000;
+            new_m |= 0xf000;
+        }
+        self.value.set(layout::VLAN_TCI, new_v);
+        m.set(layout::VLAN_TCI, new_m);
         self.value = self.value.masked(&self.mask);
     }
 }

@@ -146,7 +146,10 @@ fn parse_bucket(s: &str, group_type: GroupType, names: &NameMap) -> Result<Bucke
     if actions.is_empty() {
         return Err(ParseError::invalid("bucket must specify actions"));
     }
-    if group_type == GroupType::FastFailover && b.watch_port == Port::NONE && b.watch_group == u32::MAX {
+    if group_type == GroupType::FastFailover
+        && b.watch_port == Port::NONE
+        && b.watch_group == u32::MAX
+    {
         return Err(ParseError::invalid(
             "fast failover bucket requires watch_port or watch_group",
         ));
@@ -174,9 +177,16 @@ pub fn parse_group(s: &str, names: &NameMap) -> Result<Group> {
     for (name, value) in KeyValues::new(head) {
         match name {
             "group_id" => {
-                g.group_id = if value == "all" { GROUP_ALL } else { str_to_u32(value)? };
+                g.group_id = if value == "all" {
+                    GROUP_ALL
+                } else {
+                    str_to_u32(value)?
+                };
                 if g.group_id != GROUP_ALL && g.group_id > GROUP_MAX {
-                    return Err(ParseError::invalid(format!("invalid group id {}", g.group_id)));
+                    return Err(ParseError::invalid(format!(
+                        "invalid group id {}",
+                        g.group_id
+                    )));
                 }
             }
             "type" => {
@@ -200,7 +210,11 @@ pub fn parse_group(s: &str, names: &NameMap) -> Result<Group> {
             "selection_method_param" => {
                 g.selection_method_param = match crate::value::parse_int_prefix(value, 8) {
                     Ok((v, "")) if !value.is_empty() => v as u64,
-                    _ => return Err(ParseError::invalid(format!("invalid numeric format {value}"))),
+                    _ => {
+                        return Err(ParseError::invalid(format!(
+                            "invalid numeric format {value}"
+                        )))
+                    }
                 };
             }
             "fields" => {
@@ -234,13 +248,17 @@ pub fn parse_group(s: &str, names: &NameMap) -> Result<Group> {
         };
         let b = parse_bucket(this, g.group_type, names)?;
         if g.group_type != GroupType::Select && b.weight != 0 {
-            return Err(ParseError::invalid("Only select groups can have bucket weights."));
+            return Err(ParseError::invalid(
+                "Only select groups can have bucket weights.",
+            ));
         }
         g.buckets.push(b);
         rest = next;
     }
     if g.group_type == GroupType::Indirect && g.buckets.len() > 1 {
-        return Err(ParseError::invalid("Indirect groups can have at most one bucket."));
+        return Err(ParseError::invalid(
+            "Indirect groups can have at most one bucket.",
+        ));
     }
     let mut next_id = 0u32;
     for b in &mut g.buckets {

@@ -57,7 +57,8 @@ fn str_to_u32(s: &str) -> Result<u32> {
 
 /// Splits like `strtok_r` over `delims`.
 fn tokens<'a>(s: &'a str, delims: &'a [char]) -> impl Iterator<Item = &'a str> {
-    s.split(move |c| delims.contains(&c)).filter(|t| !t.is_empty())
+    s.split(move |c| delims.contains(&c))
+        .filter(|t| !t.is_empty())
 }
 
 /// Parses an `add-meter` string (`meter=N,pktps,burst,stats,bands=type=drop,rate=R,burst_size=B`).
@@ -109,7 +110,9 @@ pub fn parse_meter(s: &str) -> Result<Meter> {
         return Err(ParseError::invalid("must specify 'meter'"));
     }
     if m.flags == 0 {
-        return Err(ParseError::invalid("meter must specify either 'kbps' or 'pktps'"));
+        return Err(ParseError::invalid(
+            "meter must specify either 'kbps' or 'pktps'",
+        ));
     }
     let mut it = tokens(band_str, &delims);
     while let Some(name) = it.next() {
@@ -135,7 +138,9 @@ pub fn parse_meter(s: &str) -> Result<Meter> {
             continue;
         }
         let Some(band) = m.bands.last_mut() else {
-            return Err(ParseError::invalid("band must start with the 'type' keyword"));
+            return Err(ParseError::invalid(
+                "band must start with the 'type' keyword",
+            ));
         };
         match name {
             "rate" => band.rate = str_to_u32(value)?,
@@ -143,7 +148,11 @@ pub fn parse_meter(s: &str) -> Result<Meter> {
             "prec_level" => {
                 band.prec_level = match crate::value::parse_int_prefix(value, 1) {
                     Ok((v, "")) => v as u8,
-                    _ => return Err(ParseError::invalid(format!("invalid prec_level \"{value}\""))),
+                    _ => {
+                        return Err(ParseError::invalid(format!(
+                            "invalid prec_level \"{value}\""
+                        )))
+                    }
                 }
             }
             _ => return Err(ParseError::UnknownKeyword(name.to_owned())),
@@ -154,10 +163,14 @@ pub fn parse_meter(s: &str) -> Result<Meter> {
     }
     for b in &m.bands {
         if b.band_type == BandType::DscpRemark && b.prec_level == 0 {
-            return Err(ParseError::invalid("'dscp_remark' band must have 'prec_level'"));
+            return Err(ParseError::invalid(
+                "'dscp_remark' band must have 'prec_level'",
+            ));
         }
         if b.band_type != BandType::DscpRemark && b.prec_level != 0 {
-            return Err(ParseError::invalid("Only 'dscp_remark' band may have 'prec_level'"));
+            return Err(ParseError::invalid(
+                "Only 'dscp_remark' band may have 'prec_level'",
+            ));
         }
         if b.rate == 0 {
             return Err(ParseError::invalid("band must have 'rate'"));
@@ -226,11 +239,15 @@ mod tests {
 
     #[test]
     fn antrea_meter() {
-        let m = parse_meter("meter=256,pktps,burst,stats,bands=type=drop,rate=5000,burst_size=10000");
+        let m =
+            parse_meter("meter=256,pktps,burst,stats,bands=type=drop,rate=5000,burst_size=10000");
         let m = m.unwrap_or_else(|e| panic!("{e}"));
         let mut s = String::new();
         format_meter(&mut s, &m);
-        assert_eq!(s, "meter=256 pktps burst stats bands=\ntype=drop rate=5000 burst_size=10000");
+        assert_eq!(
+            s,
+            "meter=256 pktps burst stats bands=\ntype=drop rate=5000 burst_size=10000"
+        );
         assert!(parse_meter("meter=0,pktps,bands=type=drop,rate=1").is_err());
         assert!(parse_meter("meter=1,pktps").is_err());
         assert!(parse_meter("meter=1,bands=type=drop,rate=1").is_err());

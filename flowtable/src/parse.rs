@@ -71,7 +71,11 @@ impl<'a> Iterator for KeyValues<'a> {
             .unwrap_or(s.len());
         let key = &s[..key_len];
         let delim = s.as_bytes().get(key_len).copied();
-        let after = if delim.is_some() { &s[key_len + 1..] } else { "" };
+        let after = if delim.is_some() {
+            &s[key_len + 1..]
+        } else {
+            ""
+        };
         let delims: &[u8] = match delim {
             Some(b':') | Some(b'=') => b", \t\r\n",
             Some(b'(') => b")",
@@ -85,7 +89,11 @@ impl<'a> Iterator for KeyValues<'a> {
             len += value_len(&after[len..], b", \t\r\n");
         }
         let value = &after[..len];
-        self.rest = if len < after.len() { &after[len + 1..] } else { "" };
+        self.rest = if len < after.len() {
+            &after[len + 1..]
+        } else {
+            ""
+        };
         Some((key, value))
     }
 }
@@ -166,6 +174,71 @@ const PROTOCOLS: [(&str, u16, u8); 17] = [
 /// Parses an `add-flow` line (`table=..,priority=..,<match> actions=...`).
 pub fn parse_flow(s: &str, names: &NameMap) -> Result<Flow> {
     parse_flow_mod(s, FlowModCommand::Add, names).map(|fm| fm.flow)
+}
+
+/// Parses one line of `ovs-ofctl dump-flows` output, statistics included (`duration=`,
+/// `n_packets=`, `n_bytes=`, `idle_age=`, `hard_age=` go to [`Flow::stats`]). This is how a
+/// consumer such as Antrea's NetworkPolicy statistics reads counters back.
+pub fn parse_dump_flow_line(s: &str, names: &NameMap) -> Result<Flow> {
+    let head = s.find("actions=").map_or(s, |i| &s[..i]);
+    let mut stats = crate::flow::FlowStats::default();
+    let mut any = false;
+    for (k, v) in KeyValues::new(head) {
+        let num = |v: &str| -> Result<Option<u64>> {
+            if v == "?" {
+                return Ok(None);
+            }
+            v.parse::<u64>()
+                .map(Some)
+                .map_err(|_| ParseError::invalid(format!("invalid {k} \"{v}\"")))
+        };
+        match k {
+            "duration" => {
+                let d = v.strip_suffix('s').unwrap_or(v);
+                let (sec, frac) = d.split_once('.').unwrap_or((d, ""));
+                stats.duration_sec = sec
+                    .parse()
+                    .map_err(|_| ParseError::invalid(format!("invalid duration \"{v}\"")))?;
+                if !frac.is_empty() {
+                    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(ParseError::invalid(format!("invalid duration \"{v}\"")));
+                    }
+                    let mut ns: u32 = frac.parse().unwrap_or(0);
+                    for _ in frac.len()..9 {
+                        ns *= 10;
+                    }
+                    stats.duration_nsec = ns;
+                }
+                any = true;
+            }
+            "n_packets" => {
+                stats.n_packets = num(v)?;
+                any = true;
+            }
+            "n_bytes" => {
+                stats.n_bytes = num(v)?;
+                any = true;
+            }
+            "idle_age" => {
+                stats.idle_age = num(v)?.map(|x| x.min(u64::from(u32::MAX)) as u32);
+                any = true;
+            }
+            "hard_age" => {
+                stats.hard_age = num(v)?.map(|x| x.min(u64::from(u32::MAX)) as u32);
+                any = true;
+            }
+            _ => {}
+        }
+    }
+    let mut f = parse_flow(s, names)?;
+    if any {
+        if stats.hard_age.is_none() {
+            // OVS omits hard_age when it equals the duration.
+            stats.hard_age = Some(stats.duration_sec);
+        }
+        f.stats = Some(stats);
+    }
+    Ok(f)
 }
 
 /// Parses a line of an `add-flows` file: an optional leading command word (`add`, `modify`,
@@ -274,9 +347,11 @@ pub fn parse_flow_mod(s: &str, command: FlowModCommand, names: &NameMap) -> Resu
                 fm.out_group = match value {
                     "ALL" | "all" => 0xffff_fffc,
                     "ANY" | "any" => 0xffff_ffff,
-                    _ => c_uint(value, 0xffff_ff00).map(|v| v as u32).ok_or_else(|| {
-                        ParseError::invalid(format!("{value} is not a valid OpenFlow group"))
-                    })?,
+                    _ => c_uint(value, 0xffff_ff00)
+                        .map(|v| v as u32)
+                        .ok_or_else(|| {
+                            ParseError::invalid(format!("{value} is not a valid OpenFlow group"))
+                        })?,
                 };
             }
             "priority" if f_priority => fm.flow.priority = str_to_u16(value, name)?,
@@ -286,7 +361,9 @@ pub fn parse_flow_mod(s: &str, command: FlowModCommand, names: &NameMap) -> Resu
             "cookie" => {
                 if let Some((v, mask)) = value.split_once('/') {
                     if command == FlowModCommand::Add {
-                        return Err(ParseError::invalid("flow additions cannot use a cookie mask"));
+                        return Err(ParseError::invalid(
+                            "flow additions cannot use a cookie mask",
+                        ));
                     }
                     fm.flow.cookie = str_to_u64(v)?;
                     fm.cookie_mask = str_to_u64(mask)?;
@@ -314,8 +391,31 @@ pub fn parse_flow_mod(s: &str, command: FlowModCommand, names: &NameMap) -> Resu
         fm.flow.actions = actions;
     }
     m.normalize();
+    check_match_prereqs(&m)?;
     fm.flow.match_ = m;
     Ok(fm)
+}
+
+/// The connection-tracking tuple fields need a valid connection (`ct_state` with a state bit or
+/// `+trk-inv`); a switch rejects the match otherwise (OVS `OFPBMC_BAD_PREREQ`).
+fn check_match_prereqs(m: &Match) -> Result<()> {
+    for f in [
+        FieldId::CT_NW_SRC,
+        FieldId::CT_NW_DST,
+        FieldId::CT_IPV6_SRC,
+        FieldId::CT_IPV6_DST,
+        FieldId::CT_NW_PROTO,
+        FieldId::CT_TP_SRC,
+        FieldId::CT_TP_DST,
+    ] {
+        if m.get(f).1 != 0 && !m.prereqs_ok(f.info().prereq) {
+            return Err(ParseError::invalid(format!(
+                "{}: prerequisites not met (OFPBMC_BAD_PREREQ)",
+                f.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `reg0[5]=1` style match on a subfield.
@@ -426,6 +526,7 @@ fn action_name(a: &Action) -> &'static str {
         Action::SetField { .. } => "set_field",
         Action::Move { .. } => "move",
         Action::DecTtl => "dec_ttl",
+        Action::SetNwTtl(_) => "mod_nw_ttl",
         Action::PushVlan(_) => "push_vlan",
         Action::PopVlan => "strip_vlan",
         Action::Conjunction { .. } => "conjunction",
@@ -446,7 +547,12 @@ fn written_field(a: &Action) -> Option<FieldId> {
     }
 }
 
-fn parse_action_list(s: &str, names: &NameMap, outer: Outer, ctx: &mut CheckCtx) -> Result<Vec<Action>> {
+fn parse_action_list(
+    s: &str,
+    names: &NameMap,
+    outer: Outer,
+    ctx: &mut CheckCtx,
+) -> Result<Vec<Action>> {
     let mut out: Vec<Action> = Vec::new();
     let mut drop = false;
     for (key, value) in KeyValues::new(s) {
@@ -465,7 +571,9 @@ fn parse_action_list(s: &str, names: &NameMap, outer: Outer, ctx: &mut CheckCtx)
             "push_vlan" => {
                 let et = str_to_u16(value, "ethertype")?;
                 if et != 0x8100 && et != 0x88a8 {
-                    return Err(ParseError::invalid(format!("{value}: not a valid VLAN ethertype")));
+                    return Err(ParseError::invalid(format!(
+                        "{value}: not a valid VLAN ethertype"
+                    )));
                 }
                 out.push(Action::PushVlan(et));
             }
@@ -473,7 +581,9 @@ fn parse_action_list(s: &str, names: &NameMap, outer: Outer, ctx: &mut CheckCtx)
             "mod_vlan_vid" | "set_vlan_vid" => {
                 let vid = str_to_u16(value, "VLAN VID")?;
                 if vid & !0x0fff != 0 {
-                    return Err(ParseError::invalid(format!("{value}: not a valid VLAN VID")));
+                    return Err(ParseError::invalid(format!(
+                        "{value}: not a valid VLAN VID"
+                    )));
                 }
                 if lower == "mod_vlan_vid" && !ctx.flow.prereqs_ok(crate::field::Prereq::VlanVid) {
                     out.push(Action::PushVlan(0x8100));
@@ -488,7 +598,9 @@ fn parse_action_list(s: &str, names: &NameMap, outer: Outer, ctx: &mut CheckCtx)
                 let pcp = c_uint(value, 255)
                     .ok_or_else(|| ParseError::invalid(format!("invalid VLAN PCP \"{value}\"")))?;
                 if pcp > 7 {
-                    return Err(ParseError::invalid(format!("{value}: not a valid VLAN PCP")));
+                    return Err(ParseError::invalid(format!(
+                        "{value}: not a valid VLAN PCP"
+                    )));
                 }
                 if lower == "mod_vlan_pcp" && !ctx.flow.prereqs_ok(crate::field::Prereq::VlanVid) {
                     out.push(Action::PushVlan(0x8100));
@@ -499,7 +611,12 @@ fn parse_action_list(s: &str, names: &NameMap, outer: Outer, ctx: &mut CheckCtx)
                     mask: FieldId::VLAN_PCP.exact_mask(),
                 });
             }
-            "mod_dl_src" | "mod_dl_dst" | "mod_nw_src" | "mod_nw_dst" | "mod_nw_ttl" | "mod_nw_ecn"
+            "mod_nw_ttl" | "set_nw_ttl" => {
+                let v = c_uint(value, 255)
+                    .ok_or_else(|| ParseError::invalid(format!("invalid TTL \"{value}\"")))?;
+                out.push(Action::SetNwTtl(v as u8));
+            }
+            "mod_dl_src" | "mod_dl_dst" | "mod_nw_src" | "mod_nw_dst" | "mod_nw_ecn"
             | "mod_nw_tos" | "mod_tp_src" | "mod_tp_dst" => {
                 out.push(parse_mod_alias(&lower, value, &ctx.flow, names)?);
             }
@@ -538,14 +655,17 @@ fn parse_action_list(s: &str, names: &NameMap, outer: Outer, ctx: &mut CheckCtx)
             "meter" => out.push(Action::Meter(str_to_u32(value)?)),
             "drop" => drop = true,
             "apply_actions" => {
-                return Err(ParseError::invalid("apply_actions is the default instruction"))
+                return Err(ParseError::invalid(
+                    "apply_actions is the default instruction",
+                ))
             }
-            "enqueue" | "output_reg" | "bundle" | "bundle_load" | "push" | "pop" | "set_mpls_label"
-            | "set_mpls_tc" | "set_mpls_ttl" | "dec_mpls_ttl" | "push_mpls" | "pop_mpls" | "dec_nsh_ttl"
-            | "delete_field" | "encap" | "decap" | "set_tunnel" | "set_tunnel64" | "set_queue"
-            | "pop_queue" | "fin_timeout" | "multipath" | "exit" | "sample" | "output_trunc" | "clone"
-            | "check_pkt_larger" | "clear_actions" | "write_actions" | "write_metadata" | "set_nw_ttl"
-            | "debug_recirc" | "debug_slow" | "unroll_xlate" => {
+            "enqueue" | "output_reg" | "bundle" | "bundle_load" | "push" | "pop"
+            | "set_mpls_label" | "set_mpls_tc" | "set_mpls_ttl" | "dec_mpls_ttl" | "push_mpls"
+            | "pop_mpls" | "dec_nsh_ttl" | "delete_field" | "encap" | "decap" | "set_tunnel"
+            | "set_tunnel64" | "set_queue" | "pop_queue" | "fin_timeout" | "multipath" | "exit"
+            | "sample" | "output_trunc" | "clone" | "check_pkt_larger" | "clear_actions"
+            | "write_actions" | "write_metadata" | "debug_recirc" | "debug_slow"
+            | "unroll_xlate" => {
                 return Err(ParseError::invalid(format!(
                     "action {key} is not supported by xvs"
                 )))
@@ -553,7 +673,11 @@ fn parse_action_list(s: &str, names: &NameMap, outer: Outer, ctx: &mut CheckCtx)
             _ => match parse_port(key, names) {
                 Some(port) => out.push(Action::Output {
                     port,
-                    max_len: if port == Port::CONTROLLER { u16::MAX } else { 0 },
+                    max_len: if port == Port::CONTROLLER {
+                        u16::MAX
+                    } else {
+                        0
+                    },
                 }),
                 None => return Err(ParseError::UnknownAction(key.to_owned())),
             },
@@ -573,7 +697,10 @@ fn parse_action_list(s: &str, names: &NameMap, outer: Outer, ctx: &mut CheckCtx)
 
 /// OVS `ofpacts_verify`: conjunction exclusivity, nesting rules, instruction order.
 fn verify(actions: &[Action], outer: Outer) -> Result<()> {
-    if actions.iter().any(|a| matches!(a, Action::Conjunction { .. })) {
+    if actions
+        .iter()
+        .any(|a| matches!(a, Action::Conjunction { .. }))
+    {
         if let Some(other) = actions
             .iter()
             .find(|a| !matches!(a, Action::Conjunction { .. } | Action::Note(_)))
@@ -589,7 +716,9 @@ fn verify(actions: &[Action], outer: Outer) -> Result<()> {
     for (i, a) in actions.iter().enumerate() {
         if let Some(f) = written_field(a) {
             if requires_ct(f) && outer != Outer::Ct {
-                return Err(ParseError::invalid("cannot set CT fields outside of ct action"));
+                return Err(ParseError::invalid(
+                    "cannot set CT fields outside of ct action",
+                ));
             }
         }
         if outer == Outer::Ct {
@@ -610,7 +739,13 @@ fn verify(actions: &[Action], outer: Outer) -> Result<()> {
             }
         }
         let next = instruction_of(a);
-        if i > 0 && (if inst.0 == 1 { next.0 < inst.0 } else { next.0 <= inst.0 }) {
+        if i > 0
+            && (if inst.0 == 1 {
+                next.0 < inst.0
+            } else {
+                next.0 <= inst.0
+            })
+        {
             if next.0 == inst.0 {
                 return Err(ParseError::invalid(format!(
                     "duplicate {} instruction not allowed, for OpenFlow 1.1+ compatibility",
@@ -623,7 +758,9 @@ fn verify(actions: &[Action], outer: Outer) -> Result<()> {
             )));
         }
         if outer != Outer::Top && next.0 == 5 {
-            return Err(ParseError::invalid("goto_table instruction not allowed here"));
+            return Err(ParseError::invalid(
+                "goto_table instruction not allowed here",
+            ));
         }
         inst = next;
     }
@@ -659,7 +796,9 @@ fn check_action(a: &Action, ctx: &mut CheckCtx) -> Result<()> {
         Action::PopVlan => {
             m.set(FieldId::VLAN_TCI, 0, 0);
         }
-        Action::Resubmit { with_ct_orig: true, .. } => {
+        Action::Resubmit {
+            with_ct_orig: true, ..
+        } => {
             if !m.prereqs_ok(crate::field::Prereq::Ct) {
                 return Err(inconsistent());
             }
@@ -673,7 +812,9 @@ fn check_action(a: &Action, ctx: &mut CheckCtx) -> Result<()> {
             if state & 0x10 != 0 && ct.commit {
                 return Err(inconsistent());
             }
-            if (ct.alg == 21 && m.nw_proto() != ipproto::TCP) || (ct.alg == 69 && m.nw_proto() != ipproto::UDP) {
+            if (ct.alg == 21 && m.nw_proto() != ipproto::TCP)
+                || (ct.alg == 69 && m.nw_proto() != ipproto::UDP)
+            {
                 return Err(inconsistent());
             }
             if let CtZone::Field(sf) = ct.zone {
@@ -682,7 +823,9 @@ fn check_action(a: &Action, ctx: &mut CheckCtx) -> Result<()> {
             if let Some(nat) = &ct.nat {
                 match nat.addrs {
                     Some(NatAddrs::V4 { .. }) if dl != ethertype::IP => return Err(inconsistent()),
-                    Some(NatAddrs::V6 { .. }) if dl != ethertype::IPV6 => return Err(inconsistent()),
+                    Some(NatAddrs::V6 { .. }) if dl != ethertype::IPV6 => {
+                        return Err(inconsistent())
+                    }
                     _ => {}
                 }
             }
@@ -700,7 +843,11 @@ fn check_action(a: &Action, ctx: &mut CheckCtx) -> Result<()> {
                         check_src(dst, &dst_match)?;
                         let (ov, om) = dst_match.get(dst.field);
                         let mask = dst.mask();
-                        dst_match.set(dst.field, (ov & !mask) | ((value << dst.ofs) & mask), om | mask);
+                        dst_match.set(
+                            dst.field,
+                            (ov & !mask) | ((value << dst.ofs) & mask),
+                            om | mask,
+                        );
                     }
                     LearnSpec::LoadField { src, dst } => {
                         check_src(src, &src_match)?;
@@ -720,7 +867,11 @@ fn parse_output(value: &str, names: &NameMap) -> Result<Action> {
     if let Some(port) = parse_port(value, names) {
         return Ok(Action::Output {
             port,
-            max_len: if port == Port::CONTROLLER { u16::MAX } else { 0 },
+            max_len: if port == Port::CONTROLLER {
+                u16::MAX
+            } else {
+                0
+            },
         });
     }
     match Subfield::parse(value) {
@@ -728,7 +879,9 @@ fn parse_output(value: &str, names: &NameMap) -> Result<Action> {
             src,
             max_len: u16::MAX,
         }),
-        Err(_) => Err(ParseError::BadPort(format!("{value}: output to unknown port"))),
+        Err(_) => Err(ParseError::BadPort(format!(
+            "{value}: output to unknown port"
+        ))),
     }
 }
 
@@ -790,7 +943,9 @@ fn split_arrow<'a>(arg: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
             }
             Ok((&arg[..i], dst))
         }
-        None => Err(ParseError::invalid(format!("{what}: missing `->' in `{arg}'"))),
+        None => Err(ParseError::invalid(format!(
+            "{what}: missing `->' in `{arg}'"
+        ))),
     }
 }
 
@@ -834,7 +989,11 @@ fn parse_load(arg: &str) -> Result<Action> {
     let bytes = sf.field.info().n_bytes;
     let v = match parse_int_prefix(value, bytes) {
         Ok((v, rest)) if rest.len() != value.len() || value.is_empty() => v,
-        _ => return Err(ParseError::invalid(format!("{arg}: cannot parse integer value"))),
+        _ => {
+            return Err(ParseError::invalid(format!(
+                "{arg}: cannot parse integer value"
+            )))
+        }
     };
     if v >> sf.n_bits != 0 {
         let mut s = String::new();
@@ -898,9 +1057,8 @@ fn parse_mod_alias(key: &str, value: &str, m: &Match, names: &NameMap) -> Result
     };
     let (field, v) = match key {
         "mod_dl_src" | "mod_dl_dst" => {
-            let (v, _) = crate::value::parse_eth_masked(value).map_err(|_| {
-                ParseError::invalid(format!("invalid mac address {value}"))
-            })?;
+            let (v, _) = crate::value::parse_eth_masked(value)
+                .map_err(|_| ParseError::invalid(format!("invalid mac address {value}")))?;
             (
                 if key == "mod_dl_src" {
                     FieldId::ETH_SRC
@@ -940,11 +1098,6 @@ fn parse_mod_alias(key: &str, value: &str, m: &Match, names: &NameMap) -> Result
             }
             (FieldId::IP_ECN, u128::from(v))
         }
-        "mod_nw_ttl" => {
-            let v = c_uint(value, 255)
-                .ok_or_else(|| ParseError::invalid(format!("invalid TTL \"{value}\"")))?;
-            (FieldId::IP_TTL, u128::from(v))
-        }
         _ => {
             let v = str_to_u16(value, key)?;
             (l4(key == "mod_tp_src"), u128::from(v))
@@ -973,9 +1126,8 @@ fn parse_resubmit(arg: &str, names: &NameMap) -> Result<Action> {
     let table = if table_s.is_empty() {
         None
     } else {
-        let t = parse_table(table_s, names).ok_or_else(|| {
-            ParseError::invalid(format!("{table_s}: resubmit to unknown table"))
-        })?;
+        let t = parse_table(table_s, names)
+            .ok_or_else(|| ParseError::invalid(format!("{table_s}: resubmit to unknown table")))?;
         (t != 255).then_some(t)
     };
     let with_ct_orig = if ct_s.is_empty() {
@@ -1006,9 +1158,13 @@ fn parse_conjunction(arg: &str) -> Result<Action> {
     let n = n_s.trim().parse::<u64>().map_err(|_| syntax())?;
     let (k, n) = ((k & 0xff) as u8, (n & 0xff) as u8);
     if n < 2 {
-        return Err(ParseError::invalid("conjunction must have at least 2 clauses"));
+        return Err(ParseError::invalid(
+            "conjunction must have at least 2 clauses",
+        ));
     } else if n > 64 {
-        return Err(ParseError::invalid("conjunction must have at most 64 clauses"));
+        return Err(ParseError::invalid(
+            "conjunction must have at most 64 clauses",
+        ));
     } else if k < 1 {
         return Err(ParseError::invalid("clause index must be positive"));
     } else if k > n {
@@ -1047,7 +1203,11 @@ fn parse_ct(arg: &str, names: &NameMap, ctx: &CheckCtx) -> Result<Ct> {
                 ct.alg = match value {
                     "ftp" => 21,
                     "tftp" => 69,
-                    _ => return Err(ParseError::invalid(format!("unknown connection helper \"{value}\""))),
+                    _ => {
+                        return Err(ParseError::invalid(format!(
+                            "unknown connection helper \"{value}\""
+                        )))
+                    }
                 };
             }
             "nat" => ct.nat = Some(parse_nat(value)?),
@@ -1063,7 +1223,15 @@ fn parse_ct(arg: &str, names: &NameMap, ctx: &CheckCtx) -> Result<Ct> {
         }
     }
     if ct.force && !ct.commit {
-        return Err(ParseError::invalid("\"force\" flag requires \"commit\" flag."));
+        return Err(ParseError::invalid(
+            "\"force\" flag requires \"commit\" flag.",
+        ));
+    }
+    // OVS accepts this text but a switch rejects the action when decoding it.
+    if !ct.commit && (!ct.exec.is_empty() || ct.nat.is_some_and(|n| n.kind.is_some())) {
+        return Err(ParseError::invalid(
+            "CT action requires commit flag if actions other than NAT without arguments are specified.",
+        ));
     }
     Ok(ct)
 }
@@ -1094,18 +1262,26 @@ fn parse_nat(arg: &str) -> Result<Nat> {
         }
     }
     if src && dst {
-        return Err(ParseError::invalid("May only specify one of \"src\" or \"dst\"."));
+        return Err(ParseError::invalid(
+            "May only specify one of \"src\" or \"dst\".",
+        ));
     }
     if !src && !dst {
         if nat.persistent || nat.hash || nat.random {
-            return Err(ParseError::invalid("Flags allowed only with \"src\" or \"dst\"."));
+            return Err(ParseError::invalid(
+                "Flags allowed only with \"src\" or \"dst\".",
+            ));
         }
         if nat.addrs.is_some() {
-            return Err(ParseError::invalid("Range allowed only with \"src\" or \"dst\"."));
+            return Err(ParseError::invalid(
+                "Range allowed only with \"src\" or \"dst\".",
+            ));
         }
     }
     if nat.hash && nat.random {
-        return Err(ParseError::invalid("Both \"hash\" and \"random\" are not allowed."));
+        return Err(ParseError::invalid(
+            "Both \"hash\" and \"random\" are not allowed.",
+        ));
     }
     Ok(nat)
 }
@@ -1119,7 +1295,10 @@ fn parse_nat_range(s: &str, nat: &mut Nat) -> Result<()> {
         return Ok(());
     }
     let v4_prefix = |t: &str| -> Option<(u32, usize)> {
-        let len = t.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
+        let len = t
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
         let (ip, mask) = crate::value::parse_ipv4_masked(&t[..len]).ok()?;
         (mask == u32::MAX).then_some((ip, len))
     };
@@ -1128,9 +1307,14 @@ fn parse_nat_range(s: &str, nat: &mut Nat) -> Result<()> {
             let close = inner.find(']')?;
             return parse_ipv6(&inner[..close]).map(|a| (a, close + 2));
         }
-        let len = t.bytes().take_while(|b| b.is_ascii_hexdigit() || *b == b':' || *b == b'.').count();
+        let len = t
+            .bytes()
+            .take_while(|b| b.is_ascii_hexdigit() || *b == b':' || *b == b'.')
+            .count();
         // Without brackets a trailing ":port" is ambiguous; take the longest prefix that parses.
-        (1..=len).rev().find_map(|l| parse_ipv6(&t[..l]).map(|a| (a, l)))
+        (1..=len)
+            .rev()
+            .find_map(|l| parse_ipv6(&t[..l]).map(|a| (a, l)))
     };
     let mut n;
     if let Some((min, len)) = v4_prefix(s) {
@@ -1278,8 +1462,17 @@ fn parse_learn_spec(orig: &str, name: &str, value: &str, names: &NameMap) -> Res
                         Ok((v, "")) if v >> dst.n_bits == 0 => Ok(v),
                         Ok((v, "")) => {
                             let mut s = String::new();
-                            crate::field::format_field_value(&mut s, dst.field, v, None, &NameMap::new());
-                            Err(format!("{orig}: value {s} does not fit into {} bits", dst.n_bits))
+                            crate::field::format_field_value(
+                                &mut s,
+                                dst.field,
+                                v,
+                                None,
+                                &NameMap::new(),
+                            );
+                            Err(format!(
+                                "{orig}: value {s} does not fit into {} bits",
+                                dst.n_bits
+                            ))
                         }
                         _ => Err(format!("{orig}: cannot parse integer value")),
                     }
@@ -1333,7 +1526,9 @@ fn parse_learn_spec(orig: &str, name: &str, value: &str, names: &NameMap) -> Res
             src: Subfield::parse(value)?,
         })
     } else {
-        Err(ParseError::invalid(format!("{orig}: unknown keyword {name}")))
+        Err(ParseError::invalid(format!(
+            "{orig}: unknown keyword {name}"
+        )))
     }
 }
 
@@ -1352,27 +1547,71 @@ mod tests {
     #[test]
     fn errors_use_ovs_wording() {
         let n = NameMap::new();
-        let e = |s: &str| parse_flow(s, &n).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = |s: &str| {
+            parse_flow(s, &n)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
         assert_eq!(e("foo=1,actions=drop"), "unknown keyword foo");
-        assert_eq!(e("tcp,tp_dst=0x1ffff,actions=drop"), "0x1ffff: value too large for 2-byte field tcp_dst");
-        assert_eq!(e("priority=70000,actions=drop"), "invalid priority \"70000\"");
+        assert_eq!(
+            e("tcp,tp_dst=0x1ffff,actions=drop"),
+            "0x1ffff: value too large for 2-byte field tcp_dst"
+        );
+        assert_eq!(
+            e("priority=70000,actions=drop"),
+            "invalid priority \"70000\""
+        );
         assert_eq!(e("actions=foo"), "unknown action foo");
         assert_eq!(e("table=300,actions=drop"), "unknown table \"300\"");
         assert_eq!(e("igmp,actions=drop"), "field igmp missing value");
-        assert_eq!(e("actions=load:0x1f->NXM_NX_REG0[0..3]"), "0x1f->NXM_NX_REG0[0..3]: value 0x1f does not fit into 4 bits");
-        assert_eq!(e("actions=drop,output:1"), "\"drop\" must not be accompanied by any other action or instruction");
+        assert_eq!(
+            e("actions=load:0x1f->NXM_NX_REG0[0..3]"),
+            "0x1f->NXM_NX_REG0[0..3]: value 0x1f does not fit into 4 bits"
+        );
+        assert_eq!(
+            e("actions=drop,output:1"),
+            "\"drop\" must not be accompanied by any other action or instruction"
+        );
         assert_eq!(e("actions=goto_table:3,output:1"), "invalid instruction ordering: apply_actions must appear before goto_table, for OpenFlow 1.1+ compatibility");
-        assert_eq!(e("ip actions=set_field:1->tcp_dst"), "actions are invalid with specified match (OFPBAC_MATCH_INCONSISTENT)");
-        assert_eq!(e("actions=ct(commit)"), "actions are invalid with specified match (OFPBAC_MATCH_INCONSISTENT)");
-        assert_eq!(e("actions=set_field:0x1/0x1->ct_mark"), "cannot set CT fields outside of ct action");
-        assert_eq!(e("ip,actions=ct(foo)"), "invalid argument to \"ct\" action: `foo'");
-        assert_eq!(e("actions=conjunction(1,3/2)"), "clause index must be less than or equal to number of clauses");
-        assert_eq!(e("cookie=0x1/0x1,actions=drop"), "flow additions cannot use a cookie mask");
+        assert_eq!(
+            e("ip actions=set_field:1->tcp_dst"),
+            "actions are invalid with specified match (OFPBAC_MATCH_INCONSISTENT)"
+        );
+        assert_eq!(
+            e("actions=ct(commit)"),
+            "actions are invalid with specified match (OFPBAC_MATCH_INCONSISTENT)"
+        );
+        assert_eq!(
+            e("actions=set_field:0x1/0x1->ct_mark"),
+            "cannot set CT fields outside of ct action"
+        );
+        assert_eq!(
+            e("ip,actions=ct(foo)"),
+            "invalid argument to \"ct\" action: `foo'"
+        );
+        assert_eq!(
+            e("actions=conjunction(1,3/2)"),
+            "clause index must be less than or equal to number of clauses"
+        );
+        assert_eq!(
+            e("cookie=0x1/0x1,actions=drop"),
+            "flow additions cannot use a cookie mask"
+        );
         assert_eq!(e("priority=1"), "must specify an action");
-        assert_eq!(e("in_port=foo,actions=drop"), "foo: invalid or unknown port for in_port");
-        assert_eq!(e("actions=resubmit(,300)"), "300: resubmit to unknown table");
+        assert_eq!(
+            e("in_port=foo,actions=drop"),
+            "foo: invalid or unknown port for in_port"
+        );
+        assert_eq!(
+            e("actions=resubmit(,300)"),
+            "300: resubmit to unknown table"
+        );
         assert_eq!(e("actions=output:foo"), "foo: output to unknown port");
-        assert_eq!(e("actions=set_field:1->foo"), "foo is not a valid OXM field name");
+        assert_eq!(
+            e("actions=set_field:1->foo"),
+            "foo is not a valid OXM field name"
+        );
     }
 
     #[test]

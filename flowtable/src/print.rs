@@ -2,10 +2,14 @@
 //! (`match_format`, `ofpacts_format`, `ofputil_flow_stats_format`).
 
 use crate::action::{Action, Ct, CtZone, Learn, LearnSpec, Nat, NatAddrs, NatKind};
-use crate::field::{format_field_value, format_flags, format_flags_masked, FieldId, CT_STATE_NAMES, TCP_FLAG_NAMES};
+use crate::field::{
+    format_field_value, format_flags, format_flags_masked, FieldId, CT_STATE_NAMES, TCP_FLAG_NAMES,
+};
 use crate::flow::{ethertype, ipproto, Flow, FlowFlags, Match, DEFAULT_PRIORITY};
 use crate::names::{format_port, format_table, NameMap, Port};
-use crate::value::{put_eth_masked, put_hex, put_hex_bytes, put_ipv4, put_ipv4_masked, put_ipv6, put_ipv6_masked};
+use crate::value::{
+    put_eth_masked, put_hex, put_hex_bytes, put_ipv4, put_ipv4_masked, put_ipv6, put_ipv6_masked,
+};
 use std::fmt::Write as _;
 use xvs_packet::key::{layout, KeyField, KeyField128};
 
@@ -99,7 +103,10 @@ pub fn format_match(out: &mut String, m: &Match, priority: u16, names: &NameMap)
     if cm != 0 {
         let _ = write!(out, "conj_id={cv},");
     }
-    let (sv, sm) = (v.get(layout::CT_STATE) & 0xff, k.get(layout::CT_STATE) & 0xff);
+    let (sv, sm) = (
+        v.get(layout::CT_STATE) & 0xff,
+        k.get(layout::CT_STATE) & 0xff,
+    );
     if sm != 0 {
         out.push_str("ct_state=");
         if sm == 0xff {
@@ -313,7 +320,11 @@ pub fn format_match(out: &mut String, m: &Match, priority: u16, names: &NameMap)
             let _ = write!(out, "nw_frag={},", if frag & 1 != 0 { "yes" } else { "no" });
         }
         2 => {
-            let _ = write!(out, "nw_frag={},", if frag & 2 != 0 { "later" } else { "not_later" });
+            let _ = write!(
+                out,
+                "nw_frag={},",
+                if frag & 2 != 0 { "later" } else { "not_later" }
+            );
         }
         _ => {}
     }
@@ -336,7 +347,10 @@ pub fn format_match(out: &mut String, m: &Match, priority: u16, names: &NameMap)
         fmt_u16_masked(out, "tp_dst", c, d);
     }
     let (fv, fm) = g(layout::TCP_FLAGS);
-    if (dl_type == ethertype::IP || dl_type == ethertype::IPV6) && nw_proto == ipproto::TCP && fm != 0 {
+    if (dl_type == ethertype::IP || dl_type == ethertype::IPV6)
+        && nw_proto == ipproto::TCP
+        && fm != 0
+    {
         out.push_str("tcp_flags=");
         format_flags_masked(out, &TCP_FLAG_NAMES, fv as u32, fm as u32 & 0xfff, 0xfff);
         out.push(',');
@@ -445,6 +459,9 @@ pub fn format_action(out: &mut String, a: &Action, names: &NameMap) {
             dst.format(out);
         }
         Action::DecTtl => out.push_str("dec_ttl"),
+        Action::SetNwTtl(t) => {
+            let _ = write!(out, "mod_nw_ttl:{t}");
+        }
         Action::PushVlan(et) => {
             let _ = write!(out, "push_vlan:{et:#x}");
         }

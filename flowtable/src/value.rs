@@ -227,7 +227,11 @@ pub(crate) fn parse_ipv4_masked(s: &str) -> Result<(u32, u32), String> {
                 "{s}: IPv4 network prefix bits not between 0 and 32, inclusive"
             ));
         }
-        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
         return Ok((ip, mask));
     }
     Err(format!("{s}: invalid IP address"))
@@ -257,7 +261,11 @@ pub(crate) fn parse_ipv6_masked(s: &str) -> Result<(u128, u128), String> {
                 "{s}: IPv6 network prefix bits not between 0 and 128, inclusive"
             ));
         }
-        let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - bits)
+        };
         return Ok((ip, mask));
     }
     match parse_ipv6(m) {
@@ -351,7 +359,10 @@ mod tests {
             parse_int_prefix("0xfec00000000000000000000000000001", 16),
             Ok((0xfec0_0000_0000_0000_0000_0000_0000_0001, ""))
         );
-        assert_eq!(parse_int_prefix("99999999999999999999999", 16), Err(IntError::Range));
+        assert_eq!(
+            parse_int_prefix("99999999999999999999999", 16),
+            Err(IntError::Range)
+        );
     }
 
     #[test]
@@ -366,7 +377,10 @@ mod tests {
     #[test]
     fn addresses() {
         assert_eq!(parse_ipv4_masked("10.0.0.300"), Ok((0x0a00_002c, u32::MAX)));
-        assert_eq!(parse_ipv4_masked("10.0.0.0/8"), Ok((0x0a00_0000, 0xff00_0000)));
+        assert_eq!(
+            parse_ipv4_masked("10.0.0.0/8"),
+            Ok((0x0a00_0000, 0xff00_0000))
+        );
         assert!(parse_ipv4_masked("10.0.0.0/33").is_err());
         assert!(parse_ipv4_masked("10.0.0").is_err());
         let mut s = String::new();
@@ -379,7 +393,10 @@ mod tests {
         let mut s = String::new();
         put_ipv6(&mut s, 0x0102_0304);
         assert_eq!(s, "::1.2.3.4");
-        assert_eq!(parse_eth_masked("aa:bb:cc:dd:ee:ff"), Ok((0xaabb_ccdd_eeff, 0xffff_ffff_ffff)));
+        assert_eq!(
+            parse_eth_masked("aa:bb:cc:dd:ee:ff"),
+            Ok((0xaabb_ccdd_eeff, 0xffff_ffff_ffff))
+        );
         assert!(parse_eth_masked("aa:bb:cc").is_err());
         assert_eq!(parse_hex_bytes("01.02.aa"), Some(vec![1, 2, 0xaa]));
         assert_eq!(parse_hex_bytes("0102"), Some(vec![1, 2]));

@@ -200,7 +200,9 @@ impl FieldId {
     pub fn from_header_name(name: &str) -> Option<FieldId> {
         table::FIELDS
             .iter()
-            .find(|f| f.nxm.is_some_and(|h| h.name == name) || f.oxm.is_some_and(|h| h.name == name))
+            .find(|f| {
+                f.nxm.is_some_and(|h| h.name == name) || f.oxm.is_some_and(|h| h.name == name)
+            })
             .map(|f| f.id)
     }
 
@@ -408,7 +410,8 @@ fn parse_bit(s: &str) -> Option<i64> {
 }
 
 /// `ct_state` bit names, bit 0 first.
-pub(crate) const CT_STATE_NAMES: [&str; 8] = ["new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat"];
+pub(crate) const CT_STATE_NAMES: [&str; 8] =
+    ["new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat"];
 /// TCP flag names, bit 0 first (OVS prints bits 9..11 as `[200]` etc.).
 pub(crate) const TCP_FLAG_NAMES: [&str; 12] = [
     "fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]",
@@ -661,13 +664,15 @@ fn parse_integer_masked(field: FieldId, s: &str) -> Result<(u128, u128)> {
         field: info.name,
     };
     let bad = |what: &str| ParseError::invalid(format!("{s}: bad syntax for {} {what}", info.name));
-    let (v, rest) = parse_int_prefix(s, info.n_bytes).map_err(|IntError::Range| too_large("value"))?;
+    let (v, rest) =
+        parse_int_prefix(s, info.n_bytes).map_err(|IntError::Range| too_large("value"))?;
     if !rest.is_empty() && !rest.starts_with('/') {
         return Err(bad("value"));
     }
     let full = ones(u16::from(info.n_bytes) * 8);
     let m = if let Some(ms) = rest.strip_prefix('/') {
-        let (m, tail) = parse_int_prefix(ms, info.n_bytes).map_err(|IntError::Range| too_large("mask"))?;
+        let (m, tail) =
+            parse_int_prefix(ms, info.n_bytes).map_err(|IntError::Range| too_large("mask"))?;
         if !tail.is_empty() {
             return Err(bad("mask"));
         }
@@ -680,7 +685,13 @@ fn parse_integer_masked(field: FieldId, s: &str) -> Result<(u128, u128)> {
 
 /// Appends a field value as OVS `mf_format` does (used by `set_field` and learn specs). `mask`
 /// `None` or all ones means exact.
-pub fn format_field_value(out: &mut String, field: FieldId, v: u128, mask: Option<u128>, names: &NameMap) {
+pub fn format_field_value(
+    out: &mut String,
+    field: FieldId,
+    v: u128,
+    mask: Option<u128>,
+    names: &NameMap,
+) {
     let info = field.info();
     let mask = match mask {
         Some(0) => {
@@ -713,7 +724,9 @@ pub fn format_field_value(out: &mut String, field: FieldId, v: u128, mask: Optio
                 put_hex(out, m, info.n_bytes);
             }
         }
-        Format::Ethernet => put_eth_masked(out, v as u64, mask.map_or(0xffff_ffff_ffff, |m| m as u64)),
+        Format::Ethernet => {
+            put_eth_masked(out, v as u64, mask.map_or(0xffff_ffff_ffff, |m| m as u64))
+        }
         Format::Ipv4 => put_ipv4_masked(out, v as u32, mask.map_or(u32::MAX, |m| m as u32)),
         Format::Ipv6 => put_ipv6_masked(out, v, mask.unwrap_or(u128::MAX)),
         Format::CtState => format_flags_masked(
@@ -751,9 +764,18 @@ mod tests {
         assert_eq!(FieldId::from_name("ip_src"), Some(FieldId::IPV4_SRC));
         assert_eq!(FieldId::from_name("tp_dst"), Some(FieldId::TCP_DST));
         assert_eq!(FieldId::from_name("dl_src"), Some(FieldId::ETH_SRC));
-        assert_eq!(FieldId::from_header_name("NXM_OF_IP_SRC"), Some(FieldId::IPV4_SRC));
-        assert_eq!(FieldId::from_header_name("OXM_OF_IPV4_SRC"), Some(FieldId::IPV4_SRC));
-        assert_eq!(FieldId::from_header_name("NXM_NX_XXREG3"), Some(FieldId::XXREG3));
+        assert_eq!(
+            FieldId::from_header_name("NXM_OF_IP_SRC"),
+            Some(FieldId::IPV4_SRC)
+        );
+        assert_eq!(
+            FieldId::from_header_name("OXM_OF_IPV4_SRC"),
+            Some(FieldId::IPV4_SRC)
+        );
+        assert_eq!(
+            FieldId::from_header_name("NXM_NX_XXREG3"),
+            Some(FieldId::XXREG3)
+        );
         assert_eq!(FieldId::from_name("reg15"), Some(FieldId::REG15));
         assert_eq!(FieldId::IPV4_SRC.header_name(), "NXM_OF_IP_SRC");
         assert_eq!(FieldId::VLAN_VID.header_name(), "OXM_OF_VLAN_VID");
@@ -773,17 +795,37 @@ mod tests {
             assert!(f.n_bits() > 0 && f.n_bits() <= u16::from(f.info().n_bytes) * 8);
             let mut k = FlowKey::ZERO;
             write_loc(f.info().loc, &mut k, f.max_value());
-            assert_eq!(read_loc(f.info().loc, &k) & f.max_value(), f.max_value() & read_loc(f.info().loc, &FlowKey::ALL_ONES), "{}", f.name());
+            assert_eq!(
+                read_loc(f.info().loc, &k) & f.max_value(),
+                f.max_value() & read_loc(f.info().loc, &FlowKey::ALL_ONES),
+                "{}",
+                f.name()
+            );
         }
     }
 
     #[test]
     fn subfields() {
-        let (sf, rest) = Subfield::parse_prefix("NXM_NX_REG0[0..3]->x").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((sf.field, sf.ofs, sf.n_bits, rest), (FieldId::REG0, 0, 4, "->x"));
-        assert_eq!(Subfield::parse("reg4[16]").map(|s| s.to_string()).ok(), Some("NXM_NX_REG4[16]".into()));
-        assert_eq!(Subfield::parse("NXM_NX_XXREG3[]").map(|s| s.n_bits).ok(), Some(128));
-        assert_eq!(Subfield::parse("NXM_NX_CT_LABEL[32..63]").map(|s| s.to_string()).ok(), Some("NXM_NX_CT_LABEL[32..63]".into()));
+        let (sf, rest) =
+            Subfield::parse_prefix("NXM_NX_REG0[0..3]->x").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (sf.field, sf.ofs, sf.n_bits, rest),
+            (FieldId::REG0, 0, 4, "->x")
+        );
+        assert_eq!(
+            Subfield::parse("reg4[16]").map(|s| s.to_string()).ok(),
+            Some("NXM_NX_REG4[16]".into())
+        );
+        assert_eq!(
+            Subfield::parse("NXM_NX_XXREG3[]").map(|s| s.n_bits).ok(),
+            Some(128)
+        );
+        assert_eq!(
+            Subfield::parse("NXM_NX_CT_LABEL[32..63]")
+                .map(|s| s.to_string())
+                .ok(),
+            Some("NXM_NX_CT_LABEL[32..63]".into())
+        );
         assert!(Subfield::parse("NXM_NX_REG0[0..32]").is_err());
         assert!(Subfield::parse("NXM_NX_REG0[3..1]").is_err());
         assert!(Subfield::parse("NXM_NX_REG0[").is_err());
@@ -793,14 +835,33 @@ mod tests {
     #[test]
     fn values() {
         let n = NameMap::new();
-        assert_eq!(parse_field_value(FieldId::TCP_DST, "0x1ffff", &n).err().map(|e| e.to_string()),
-            Some("0x1ffff: value too large for 2-byte field tcp_dst".into()));
-        assert_eq!(parse_field_value(FieldId::CT_STATE, "+new-est+trk", &n).ok(), Some((0x21, 0x23)));
-        assert_eq!(parse_field_value(FieldId::CT_STATE, "0x21/0x21", &n).ok(), Some((0x21, 0x21)));
-        assert_eq!(parse_field_value(FieldId::CT_STATE, "est|trk", &n).ok(), Some((0x22, 0xffff_ffff)));
+        assert_eq!(
+            parse_field_value(FieldId::TCP_DST, "0x1ffff", &n)
+                .err()
+                .map(|e| e.to_string()),
+            Some("0x1ffff: value too large for 2-byte field tcp_dst".into())
+        );
+        assert_eq!(
+            parse_field_value(FieldId::CT_STATE, "+new-est+trk", &n).ok(),
+            Some((0x21, 0x23))
+        );
+        assert_eq!(
+            parse_field_value(FieldId::CT_STATE, "0x21/0x21", &n).ok(),
+            Some((0x21, 0x21))
+        );
+        assert_eq!(
+            parse_field_value(FieldId::CT_STATE, "est|trk", &n).ok(),
+            Some((0x22, 0xffff_ffff))
+        );
         assert!(parse_field_value(FieldId::CT_STATE, "+foo", &n).is_err());
-        assert_eq!(parse_field_value(FieldId::REG0, "0x10/0xf0", &n).ok(), Some((0x10, 0xf0)));
-        assert_eq!(parse_field_value(FieldId::IPV4_DST, "10.0.0.1/24", &n).ok(), Some((0x0a00_0000, 0xffff_ff00)));
+        assert_eq!(
+            parse_field_value(FieldId::REG0, "0x10/0xf0", &n).ok(),
+            Some((0x10, 0xf0))
+        );
+        assert_eq!(
+            parse_field_value(FieldId::IPV4_DST, "10.0.0.1/24", &n).ok(),
+            Some((0x0a00_0000, 0xffff_ff00))
+        );
         let mut s = String::new();
         format_field_value(&mut s, FieldId::REG0, 0x10, Some(0x10), &n);
         assert_eq!(s, "0x10/0x10");
