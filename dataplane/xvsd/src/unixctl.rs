@@ -12,6 +12,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A command handler: `(method, params)` to the reply text or an error text.
+pub type Handler<'a> = dyn FnMut(&str, &[String]) -> Result<String, String> + 'a;
+
 /// A bound, non-blocking unixctl listener; the socket file is removed on drop.
 #[derive(Debug)]
 pub struct UnixctlServer {
@@ -42,7 +45,7 @@ impl UnixctlServer {
     }
 
     /// Serves every pending connection with `handle(method, params)`; returns when none is left.
-    pub fn poll(&self, handle: &mut dyn FnMut(&str, &[String]) -> Result<String, String>) {
+    pub fn poll(&self, handle: &mut Handler<'_>) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
@@ -65,7 +68,7 @@ impl Drop for UnixctlServer {
 
 fn serve(
     stream: UnixStream,
-    handle: &mut dyn FnMut(&str, &[String]) -> Result<String, String>,
+    handle: &mut Handler<'_>,
 ) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
