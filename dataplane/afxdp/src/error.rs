@@ -30,12 +30,14 @@ pub enum AfXdpError {
     #[error("loading the xvs XDP program: {0}")]
     Load(String),
     /// The kernel refused to attach the program in the requested mode.
-    #[error("attaching XDP to {ifname} in {mode} mode: {source}")]
+    #[error("attaching XDP to {ifname} in {mode} mode: {source}{hint}")]
     Attach {
         /// The interface.
         ifname: String,
         /// The mode that failed (the last one tried).
         mode: XdpMode,
+        /// A likely cause, when the error code suggests one (else empty).
+        hint: &'static str,
         /// The loader's error.
         #[source]
         source: aya::programs::ProgramError,

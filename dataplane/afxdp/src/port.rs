@@ -693,6 +693,12 @@ impl PortIo for AfXdpPort {
         self.stats
     }
 
+    fn refresh_stats(&mut self) {
+        if self.refresh_kernel_stats().is_err() {
+            self.stats.errors += 1;
+        }
+    }
+
     fn frames_held(&self) -> usize {
         self.fill_held + self.tx_held
     }

@@ -147,6 +147,19 @@ fn errno_of(e: &ProgramError) -> Option<i32> {
     }
 }
 
+/// A likely explanation for an attach failure's errno.
+fn attach_hint(errno: Option<i32>) -> &'static str {
+    match errno {
+        Some(libc::ERANGE) => {
+            " (veth: native XDP needs the peer's MTU at most 3506; use generic mode or a \
+             smaller MTU)"
+        }
+        Some(libc::EOPNOTSUPP) => " (the driver has no native XDP; use generic or auto mode)",
+        Some(libc::EPERM) => " (needs CAP_NET_ADMIN and CAP_BPF, or root)",
+        _ => "",
+    }
+}
+
 /// EBUSY: a bpf_link holds the hook; EEXIST: a program is attached in the other mode, or by
 /// netlink without a link.
 fn is_already_attached(e: &ProgramError) -> bool {
@@ -187,6 +200,7 @@ impl XdpProgram {
                 Err(source) => Err(AfXdpError::Attach {
                     ifname: ifname.to_string(),
                     mode: m,
+                    hint: attach_hint(errno_of(&source)),
                     source,
                 }),
             }

@@ -90,7 +90,18 @@ fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, val: &T) -> io::Result<()
 }
 
 /// Reads a SOL_XDP option of type `T`; fails unless the kernel fills it completely.
-fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, opt: libc::c_int, mut val: T) -> io::Result<T> {
+fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, opt: libc::c_int, val: T) -> io::Result<T> {
+    getsockopt_min(fd, opt, val, size_of::<T>())
+}
+
+/// Reads a SOL_XDP option of type `T`, accepting an older kernel's shorter version of it (at
+/// least `min` bytes; the rest keeps the value passed in).
+fn getsockopt_min<T: Copy>(
+    fd: BorrowedFd<'_>,
+    opt: libc::c_int,
+    mut val: T,
+    min: usize,
+) -> io::Result<T> {
     let mut len = size_of::<T>() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into `val`, which we own; `len` is updated
     // with the number written.
@@ -106,7 +117,7 @@ fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, opt: libc::c_int, mut val: T) -> io::
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    if len as usize != size_of::<T>() {
+    if (len as usize) < min || len as usize > size_of::<T>() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
@@ -240,9 +251,10 @@ pub(crate) fn options(fd: BorrowedFd<'_>) -> io::Result<u32> {
     getsockopt(fd, libc::XDP_OPTIONS, libc::xdp_options { flags: 0 }).map(|o| o.flags)
 }
 
-/// The kernel's counters for the socket (XDP_STATISTICS).
+/// The kernel's counters for the socket (XDP_STATISTICS). Kernels before 5.9 report only the
+/// first three; the others then read as zero.
 pub(crate) fn statistics(fd: BorrowedFd<'_>) -> io::Result<libc::xdp_statistics> {
-    getsockopt(
+    getsockopt_min(
         fd,
         libc::XDP_STATISTICS,
         libc::xdp_statistics {
@@ -253,6 +265,7 @@ pub(crate) fn statistics(fd: BorrowedFd<'_>) -> io::Result<libc::xdp_statistics>
             rx_fill_ring_empty_descs: 0,
             tx_ring_empty_descs: 0,
         },
+        size_of::<libc::xdp_statistics_v1>(),
     )
 }
 

@@ -68,6 +68,22 @@ fn attach_errors_and_detach_on_drop() {
             !xdp_shown(&ns, "xt0"),
             "no XDP program after drop (generic)"
         );
+
+        // A veth whose peer's MTU is above 3506 refuses native XDP: forced native fails with
+        // the kernel's reason, auto falls back to generic.
+        ns.ip(1, &["link", "set", "dev", "pt0", "mtu", "9000"]);
+        match XdpProgram::attach("xt0", XdpMode::Native) {
+            Err(e @ AfXdpError::Attach { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("xt0") && msg.contains("native"), "{msg}");
+                assert!(msg.contains("MTU at most 3506"), "{msg}");
+            }
+            other => panic!("native with a jumbo peer: expected Attach, got {other:?}"),
+        }
+        let prog = XdpProgram::attach("xt0", XdpMode::Auto).expect("auto attach");
+        assert_eq!(prog.mode(), XdpMode::Generic, "auto fell back to generic");
+        drop(prog);
+        assert!(!xdp_shown(&ns, "xt0"));
     });
 }
 
