@@ -18,7 +18,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         let obj = out_dir.join(format!("{name}.o"));
         println!("cargo:rerun-if-changed={src}");
         let status = Command::new(&clang)
-            .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-c", &src, "-o"])
+            .args([
+                "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-c", &src, "-o",
+            ])
             .arg(&obj)
             .status()
             .map_err(|e| {

@@ -46,7 +46,8 @@ pub fn attach_sink(ifaces: &[&str]) -> Result<Attached> {
 pub fn attach_redirect_pair(a: &str, b: &str) -> Result<Attached> {
     let mut out = Vec::with_capacity(2);
     for (from, to) in [(a, b), (b, a)] {
-        let to_index = nix::net::if_::if_nametoindex(to).with_context(|| format!("ifindex of {to}"))?;
+        let to_index =
+            nix::net::if_::if_nametoindex(to).with_context(|| format!("ifindex of {to}"))?;
         let mut bpf = EbpfLoader::new()
             .override_global("OUT_IFINDEX", &to_index, true)
             .load(REDIRECT_OBJ)

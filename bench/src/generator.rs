@@ -82,7 +82,12 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
 
 /// Builds the 60-byte frame: Ethernet, IPv4 (no options, DF clear, TTL 64, header checksum
 /// set), UDP `SPORT_BASE -> DPORT` with checksum 0, zero payload.
-pub fn build_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr) -> [u8; FRAME_LEN] {
+pub fn build_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) -> [u8; FRAME_LEN] {
     let mut f = [0u8; FRAME_LEN];
     f[0..6].copy_from_slice(&dst_mac);
     f[6..12].copy_from_slice(&src_mac);
@@ -125,7 +130,8 @@ fn xdp_md(ifindex: u32) -> [u8; 24] {
 pub fn run_gen(args: &GenArgs) -> Result<()> {
     let mut cpus = CpuSet::new();
     cpus.set(args.cpu).context("cpu index")?;
-    sched_setaffinity(Pid::from_raw(0), &cpus).with_context(|| format!("pin to cpu{}", args.cpu))?;
+    sched_setaffinity(Pid::from_raw(0), &cpus)
+        .with_context(|| format!("pin to cpu{}", args.cpu))?;
     let ns = File::open(Path::new("/run/netns").join(&args.netns))
         .with_context(|| format!("open netns {}", args.netns))?;
     // Single-threaded here, so the whole process moves into the namespace.
@@ -181,10 +187,30 @@ pub fn spawn(spec: &GenSpec<'_>, log: &Path) -> Result<Guarded> {
     let child = Command::new(exe)
         .arg("gen")
         .args(["--netns", spec.netns, "--ifname", spec.src.ifname])
-        .args(["--cpu", &spec.cpu.to_string(), "--flows", &spec.flows.to_string()])
-        .args(["--count", &count.to_string(), "--secs", &spec.secs.to_string()])
-        .args(["--src-mac", &format_mac(&spec.src.mac), "--dst-mac", &format_mac(&spec.dst.mac)])
-        .args(["--src-ip", &spec.src.ip.to_string(), "--dst-ip", &spec.dst.ip.to_string()])
+        .args([
+            "--cpu",
+            &spec.cpu.to_string(),
+            "--flows",
+            &spec.flows.to_string(),
+        ])
+        .args([
+            "--count",
+            &count.to_string(),
+            "--secs",
+            &spec.secs.to_string(),
+        ])
+        .args([
+            "--src-mac",
+            &format_mac(&spec.src.mac),
+            "--dst-mac",
+            &format_mac(&spec.dst.mac),
+        ])
+        .args([
+            "--src-ip",
+            &spec.src.ip.to_string(),
+            "--dst-ip",
+            &spec.dst.ip.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -194,6 +220,7 @@ pub fn spawn(spec: &GenSpec<'_>, log: &Path) -> Result<Guarded> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -33,7 +33,11 @@ pub struct IoArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,1000")]
     pub flows: Vec<u32>,
     /// Peers to run, in this order within each repetition.
-    #[arg(long, value_delimiter = ',', default_value = "offered,xvsd,testpmd,xdp")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "offered,xvsd,testpmd,xdp"
+    )]
     pub peers: Vec<Peer>,
     /// The xvsd binary.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/xvsd"))]
@@ -129,7 +133,8 @@ pub fn run(args: &IoArgs) -> Result<()> {
     }
     let mut cpus = CpuSet::new();
     cpus.set(args.gen_cpu).context("--gen-cpu")?;
-    sched_setaffinity(Pid::from_raw(0), &cpus).with_context(|| format!("pin harness to cpu{}", args.gen_cpu))?;
+    sched_setaffinity(Pid::from_raw(0), &cpus)
+        .with_context(|| format!("pin harness to cpu{}", args.gen_cpu))?;
 
     let tag = format!("xvsb{}", std::process::id());
     let work = WorkDir {
@@ -192,7 +197,10 @@ pub fn run(args: &IoArgs) -> Result<()> {
                         samples.push(s);
                     }
                     Err(e) => {
-                        eprintln!("rep {rep}/{} {peer:>8} {flows:>5} flows: FAILED: {e:#}", args.reps);
+                        eprintln!(
+                            "rep {rep}/{} {peer:>8} {flows:>5} flows: FAILED: {e:#}",
+                            args.reps
+                        );
                         failures.push(Failure {
                             rep,
                             peer,
@@ -228,7 +236,9 @@ fn measure_one(
     if peer != Peer::Offered {
         env.topo.clear_node_xdp();
     }
-    let mut running = peer.start(env, run_no).with_context(|| format!("start {peer}"))?;
+    let mut running = peer
+        .start(env, run_no)
+        .with_context(|| format!("start {peer}"))?;
     let (src, dst) = peer.endpoints();
     let gen_log = env.work.join(format!("gen-{run_no}.log"));
     // The generator's own bound: warm-up + window + 3 s; it is stopped right after the window.
@@ -243,7 +253,10 @@ fn measure_one(
     let mut gen = generator::spawn(&spec, &gen_log)?;
     sleep_checked(env.stop, Duration::from_secs(u64::from(args.warmup)))?;
     if !gen.is_running() {
-        bail!("generator ended during warm-up:\n{}", log_tail(&gen_log, 10));
+        bail!(
+            "generator ended during warm-up:\n{}",
+            log_tail(&gen_log, 10)
+        );
     }
 
     let read = |dev_a: &mut NetDev, dev_b: &mut NetDev| -> Result<_> {
@@ -269,7 +282,8 @@ fn measure_one(
     }
 
     let offered = |c: &IfCounters| c.tx_packets + c.tx_dropped;
-    let mpps = |d: u64, t0: Instant, t1: Instant| d as f64 / t1.duration_since(t0).as_secs_f64() / 1e6;
+    let mpps =
+        |d: u64, t0: Instant, t1: Instant| d as f64 / t1.duration_since(t0).as_secs_f64() / 1e6;
     Ok(Sample {
         rep,
         peer,

@@ -28,7 +28,10 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "xvs-bench", about = "Benchmarks of xvs against its peers (run as root)")]
+#[command(
+    name = "xvs-bench",
+    about = "Benchmarks of xvs against its peers (run as root)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

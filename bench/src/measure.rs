@@ -97,7 +97,10 @@ fn parse_proc_stat(text: &str) -> Vec<(u64, u64)> {
     for line in text.lines() {
         let mut it = line.split_whitespace();
         let Some(name) = it.next() else { continue };
-        let Some(idx) = name.strip_prefix("cpu").and_then(|n| n.parse::<usize>().ok()) else {
+        let Some(idx) = name
+            .strip_prefix("cpu")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
             continue;
         };
         // user nice system idle iowait irq softirq steal (guest time is already in user).
@@ -143,6 +146,7 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -3,7 +3,7 @@
 //! peers can be interleaved.
 
 use crate::bpf::{self, Attached};
-use crate::process::Guarded;
+use crate::process::{Guarded, RemoveDirOnDrop};
 use crate::topology::{Endpoint, Topology, DIRECT_A, DIRECT_B, NODE_PORTS, POD_A, POD_B};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
@@ -122,8 +122,8 @@ pub enum Running {
         proc: Guarded,
         log: PathBuf,
         grace: Duration,
-        /// Removed after the process ended.
-        leftovers: Vec<PathBuf>,
+        /// Removed after the process ended (fields drop in order: `proc` first).
+        leftovers: Vec<RemoveDirOnDrop>,
     },
 }
 
@@ -147,9 +147,7 @@ impl Running {
                 leftovers,
             } => {
                 let st = proc.stop(grace)?;
-                for p in leftovers {
-                    let _ = fs::remove_dir_all(&p);
-                }
+                drop(leftovers);
                 Ok(match st {
                     Some(st) if !st.success() => {
                         format!("{} exited with {st}; log: {}", proc.name(), log.display())
@@ -184,7 +182,13 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 /// `ip netns exec <node> taskset -c <dp_cpu> <argv...>`: both exec in place, so the returned PID
 /// is the dataplane's own. `ip netns exec` also remounts /sys for the namespace, which AF_XDP
 /// and DPDK need to see the node's devices.
-fn spawn_in_node(env: &PeerEnv<'_>, name: &str, argv: &[String], log: &Path, stop: Signal) -> Result<Guarded> {
+fn spawn_in_node(
+    env: &PeerEnv<'_>,
+    name: &str,
+    argv: &[String],
+    log: &Path,
+    stop: Signal,
+) -> Result<Guarded> {
     let out = File::create(log).with_context(|| format!("create {}", log.display()))?;
     let err = out.try_clone()?;
     let child = Command::new("ip")
@@ -201,20 +205,34 @@ fn spawn_in_node(env: &PeerEnv<'_>, name: &str, argv: &[String], log: &Path, sto
 
 /// Polls `ready` every 50 ms until it holds, the process ends, `timeout` passes or the harness
 /// is interrupted.
-fn wait_ready(env: &PeerEnv<'_>, proc: &mut Guarded, log: &Path, timeout: Duration, ready: impl Fn() -> bool) -> Result<()> {
+fn wait_ready(
+    env: &PeerEnv<'_>,
+    proc: &mut Guarded,
+    log: &Path,
+    timeout: Duration,
+    ready: impl Fn() -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if ready() {
             return Ok(());
         }
         if let Some(st) = proc.try_status()? {
-            bail!("{} exited during start-up ({st}):\n{}", proc.name(), log_tail(log, 15));
+            bail!(
+                "{} exited during start-up ({st}):\n{}",
+                proc.name(),
+                log_tail(log, 15)
+            );
         }
         if env.stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
         if Instant::now() > deadline {
-            bail!("{} not ready after {timeout:?}:\n{}", proc.name(), log_tail(log, 15));
+            bail!(
+                "{} not ready after {timeout:?}:\n{}",
+                proc.name(),
+                log_tail(log, 15)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -242,8 +260,9 @@ fn start_xvsd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
     let pid_file = run_dir.join("xvsd.pid");
     let _ = fs::remove_file(&pid_file);
     let config = env.work.join(format!("xvsd-{run}.toml"));
-    fs::write(&config, xvsd_config(&run_dir, env.dp_cpu))
-        .with_context(|| format!("write {}", config.display()))?;
+    let config_text = xvsd_config(&run_dir, env.dp_cpu);
+    let run_dir = RemoveDirOnDrop(run_dir);
+    fs::write(&config, config_text).with_context(|| format!("write {}", config.display()))?;
     let log = env.work.join(format!("xvsd-{run}.log"));
     let argv = [
         env.xvsd.display().to_string(),
@@ -251,7 +270,9 @@ fn start_xvsd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
         config.display().to_string(),
     ];
     let mut proc = spawn_in_node(env, "xvsd", &argv, &log, Signal::SIGTERM)?;
-    wait_ready(env, &mut proc, &log, Duration::from_secs(20), || pid_file.exists())?;
+    wait_ready(env, &mut proc, &log, Duration::from_secs(20), || {
+        pid_file.exists()
+    })?;
     Ok(Running::Process {
         proc,
         log,
@@ -296,10 +317,18 @@ pub fn testpmd_argv(tag: &str, dp_cpu: usize) -> Vec<String> {
 
 fn start_testpmd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
     let log = env.work.join(format!("testpmd-{run}.log"));
-    let mut proc = spawn_in_node(env, "dpdk-testpmd", &testpmd_argv(env.tag, env.dp_cpu), &log, Signal::SIGINT)?;
+    let runtime_dir = RemoveDirOnDrop(PathBuf::from("/var/run/dpdk").join(env.tag));
+    let mut proc = spawn_in_node(
+        env,
+        "dpdk-testpmd",
+        &testpmd_argv(env.tag, env.dp_cpu),
+        &log,
+        Signal::SIGINT,
+    )?;
     wait_ready(env, &mut proc, &log, Duration::from_secs(30), || {
         fs::read_to_string(&log)
-            .map(|t| t.contains("Start automatic packet forwarding"))
+            // Printed by start_packet_forwarding() with the forwarding configuration.
+            .map(|t| t.contains("packet forwarding - ports="))
             .unwrap_or(false)
     })?;
     // Give the PMD a moment to enter its loop after the message.
@@ -308,11 +337,12 @@ fn start_testpmd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
         proc,
         log,
         grace: Duration::from_secs(10),
-        leftovers: vec![PathBuf::from("/var/run/dpdk").join(env.tag)],
+        leftovers: vec![runtime_dir],
     })
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,9 @@ impl Guarded {
     /// `None` while running, the exit status once it ended.
     pub fn try_status(&mut self) -> Result<Option<ExitStatus>> {
         match self.child.as_mut() {
-            Some(c) => c.try_wait().with_context(|| format!("wait for {}", self.name)),
+            Some(c) => c
+                .try_wait()
+                .with_context(|| format!("wait for {}", self.name)),
             None => Ok(None),
         }
     }
@@ -68,6 +71,21 @@ impl Guarded {
         );
         child.kill().ok();
         Ok(Some(child.wait()?))
+    }
+}
+
+/// A directory that a started process leaves behind (e.g. DPDK's `/var/run/dpdk/<prefix>`),
+/// removed on drop. Declare it before the process guard so that it is dropped after it.
+#[derive(Debug)]
+pub struct RemoveDirOnDrop(pub PathBuf);
+
+impl Drop for RemoveDirOnDrop {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&self.0) {
+                eprintln!("xvs-bench: cleanup of {}: {e}", self.0.display());
+            }
+        }
     }
 }
 

@@ -47,8 +47,10 @@ pub fn xdp_live_frames(
     repeat: u32,
     batch: u32,
 ) -> io::Result<()> {
-    let fd = u32::try_from(prog.as_raw_fd()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let len = |b: &[u8]| u32::try_from(b.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
+    let fd = u32::try_from(prog.as_raw_fd())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len =
+        |b: &[u8]| u32::try_from(b.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
     let mut attr = TestRunAttr {
         prog_fd: fd,
         data_size_in: len(frame)?,

@@ -131,7 +131,8 @@ pub const DIRECT_B: Endpoint = Endpoint {
     ip: Ipv4Addr::new(10, 10, 1, 3),
 };
 /// The switch ports in the node namespace.
-pub const NODE_PORTS: [(&str, &str); 2] = [("pa0", "02:0a:0a:00:aa:02"), ("pb0", "02:0a:0a:00:bb:03")];
+pub const NODE_PORTS: [(&str, &str); 2] =
+    [("pa0", "02:0a:0a:00:aa:02"), ("pb0", "02:0a:0a:00:bb:03")];
 
 /// Offloads turned off on every veth: a CHECKSUM_PARTIAL or GSO packet would arrive broken after
 /// an XDP/AF_XDP hop, which loses the skb metadata.
@@ -178,8 +179,20 @@ impl Topology {
         let (pb, pb_mac) = NODE_PORTS[1];
         let veth = |ns: &Netns, local: &Endpoint, peer: &str, peer_mac: &str, peer_ns: &Netns| {
             ns.ip(&[
-                "link", "add", local.ifname, "address", &format_mac(&local.mac), "type", "veth", "peer",
-                "name", peer, "address", peer_mac, "netns", peer_ns.name(),
+                "link",
+                "add",
+                local.ifname,
+                "address",
+                &format_mac(&local.mac),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer,
+                "address",
+                peer_mac,
+                "netns",
+                peer_ns.name(),
             ])
         };
         veth(a, &POD_A, pa, pa_mac, n)?;
@@ -191,13 +204,33 @@ impl Topology {
             (a, &DIRECT_A, &DIRECT_B),
             (b, &DIRECT_B, &DIRECT_A),
         ] {
-            ns.ip(&["addr", "add", &format!("{}/24", local.ip), "dev", local.ifname])?;
             ns.ip(&[
-                "neigh", "add", &peer.ip.to_string(), "lladdr", &format_mac(&peer.mac), "dev",
-                local.ifname, "nud", "permanent",
+                "addr",
+                "add",
+                &format!("{}/24", local.ip),
+                "dev",
+                local.ifname,
+            ])?;
+            ns.ip(&[
+                "neigh",
+                "add",
+                &peer.ip.to_string(),
+                "lladdr",
+                &format_mac(&peer.mac),
+                "dev",
+                local.ifname,
+                "nud",
+                "permanent",
             ])?;
         }
-        for (ns, dev) in [(a, "eth0"), (a, "d0"), (b, "eth0"), (b, "d0"), (n, pa), (n, pb)] {
+        for (ns, dev) in [
+            (a, "eth0"),
+            (a, "d0"),
+            (b, "eth0"),
+            (b, "d0"),
+            (n, pa),
+            (n, pb),
+        ] {
             ns.ip(&["link", "set", dev, "up"])?;
         }
         // Offloads after link up. GRO is toggled off -> on on the pod side while running: on
