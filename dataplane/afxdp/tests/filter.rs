@@ -1,14 +1,15 @@
 //! The XDP program's filter modes and transmission of frames built in userspace. Needs root.
 //!
 //! ```text
-//!  ns0: a0 10.78.0.1 ──veth── ns1: xa 10.78.0.2 [XDP + AF_XDP port] + kernel UDP sockets
+//!  ns0: a0 10.78.0.1 fd00:78::1 ──veth── ns1: xa 10.78.0.2 fd00:78::2 [XDP + AF_XDP port]
+//!                                                     + kernel UDP sockets
 //! ```
 //! ns0 sends UDP datagrams to xa; depending on the filter each must reach either the AF_XDP
 //! socket or the kernel stack of ns1, never both.
 
 mod common;
 
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::Netns;
@@ -33,20 +34,18 @@ struct Rig {
     port: AfXdpPort,
     pool: FramePool,
     total: usize,
-    kernel_tunnel: UdpSocket,
-    kernel_other: UdpSocket,
+    /// Kernel sockets on xa's addresses (both families, both ports).
+    kernel: Vec<UdpSocket>,
 }
 
-/// The UDP destination port and payload of an IPv4/UDP frame, if it is one.
-fn udp_of(frame: &[u8]) -> Option<(Ipv4Addr, u16, &[u8])> {
-    if frame.len() < 42 || frame[12..14] != [0x08, 0x00] || frame[23] != 17 {
-        return None;
-    }
-    let ihl = usize::from(frame[14] & 0x0f) * 4;
-    let l4 = 14 + ihl;
-    let dst = Ipv4Addr::new(frame[30], frame[31], frame[32], frame[33]);
-    let dport = u16::from_be_bytes([*frame.get(l4 + 2)?, *frame.get(l4 + 3)?]);
-    Some((dst, dport, frame.get(l4 + 8..)?))
+/// The UDP payload of an IPv4/UDP or IPv6/UDP frame, if it is one.
+fn udp_payload(frame: &[u8]) -> Option<&[u8]> {
+    let l4 = match frame.get(12..14)? {
+        [0x08, 0x00] if *frame.get(23)? == 17 => 14 + usize::from(frame.get(14)? & 0x0f) * 4,
+        [0x86, 0xdd] if *frame.get(20)? == 17 => 14 + 40,
+        _ => return None,
+    };
+    frame.get(l4 + 8..)
 }
 
 impl Rig {
@@ -59,12 +58,12 @@ impl Rig {
         while Instant::now() < deadline && seen == Seen::Nowhere {
             let n = self.port.rx_burst(&mut self.pool, &mut burst);
             for d in &burst[..n] {
-                if udp_of(self.pool.region().data(*d)).is_some_and(|(_, _, p)| p == marker) {
+                if udp_payload(self.pool.region().data(*d)) == Some(marker) {
                     seen = Seen::Userspace;
                 }
             }
             self.pool.free_all(&burst[..n]);
-            for s in [&self.kernel_tunnel, &self.kernel_other] {
+            for s in &self.kernel {
                 if let Ok(len) = s.recv(&mut buf) {
                     if &buf[..len] == marker {
                         assert_eq!(seen, Seen::Nowhere, "datagram seen twice");
@@ -112,6 +111,32 @@ fn filter_modes_and_userspace_tx() {
             "permanent",
         ],
     );
+    for (i, dev, addr) in [(0, "a0", "fd00:78::1/64"), (1, "xa", "fd00:78::2/64")] {
+        common::sh(&[
+            "ip",
+            "netns",
+            "exec",
+            ns.name(i),
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{dev}.disable_ipv6=0"),
+        ]);
+        ns.ip(i, &["addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    ns.ip(
+        0,
+        &[
+            "neigh",
+            "replace",
+            "fd00:78::2",
+            "lladdr",
+            MAC_XA,
+            "dev",
+            "a0",
+            "nud",
+            "permanent",
+        ],
+    );
     // Pod CIDR 10.244.1.0/24 lives behind xa as seen from ns0.
     ns.ip(
         0,
@@ -128,13 +153,14 @@ fn filter_modes_and_userspace_tx() {
 
     std::thread::scope(|s| {
         // The sender lives in ns0 for the whole test, fed through a channel.
-        let (to_send, sends) = std::sync::mpsc::channel::<(Ipv4Addr, u16, Vec<u8>)>();
+        let (to_send, sends) = std::sync::mpsc::channel::<(IpAddr, u16, Vec<u8>)>();
         let (sent_tx, sent) = std::sync::mpsc::channel::<()>();
         let (a0_tx, a0_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let ns_ref = &ns;
         s.spawn(move || {
             ns_ref.enter(0);
             let sock = UdpSocket::bind("10.78.0.1:5555").expect("bind sender");
+            let sock6 = UdpSocket::bind("[fd00:78::1]:5555").expect("bind sender v6");
             sock.set_read_timeout(Some(Duration::from_millis(50)))
                 .expect("timeout");
             for (dst, port, p) in sends {
@@ -152,7 +178,8 @@ fn filter_modes_and_userspace_tx() {
                     a0_tx.send(got).expect("report");
                     continue;
                 }
-                sock.send_to(&p, (dst, port)).expect("send");
+                let s = if dst.is_ipv6() { &sock6 } else { &sock };
+                s.send_to(&p, (dst, port)).expect("send");
                 sent_tx.send(()).expect("ack");
             }
         });
@@ -168,22 +195,26 @@ fn filter_modes_and_userspace_tx() {
             cfg.rx_size = 512;
             cfg.tx_size = 512;
             let port = AfXdpPort::open(&mut prog, &cfg, &mut pool, &mut umem).expect("open");
-            let kt = UdpSocket::bind(("10.78.0.2", TUNNEL_PORT)).expect("bind kernel 6081");
-            let ko = UdpSocket::bind(("10.78.0.2", OTHER_PORT)).expect("bind kernel 7000");
-            kt.set_nonblocking(true).expect("nb");
-            ko.set_nonblocking(true).expect("nb");
+            let mut kernel = Vec::new();
+            for ip in ["10.78.0.2", "fd00:78::2"] {
+                for port in [TUNNEL_PORT, OTHER_PORT] {
+                    let k = UdpSocket::bind((ip, port)).expect("bind kernel socket");
+                    k.set_nonblocking(true).expect("nb");
+                    kernel.push(k);
+                }
+            }
             let mut rig = Rig {
                 prog,
                 port,
                 pool,
                 total,
-                kernel_tunnel: kt,
-                kernel_other: ko,
+                kernel,
             };
-            let xa_ip = Ipv4Addr::new(10, 78, 0, 2);
-            let pod_ip = Ipv4Addr::new(10, 244, 1, 7);
+            let xa_ip = IpAddr::V4(Ipv4Addr::new(10, 78, 0, 2));
+            let xa_ip6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x78, 0, 0, 0, 0, 0, 2));
+            let pod_ip = IpAddr::V4(Ipv4Addr::new(10, 244, 1, 7));
             let mut n = 0u32;
-            let mut check = |rig: &mut Rig, dst: Ipv4Addr, port: u16, want: Seen, what: &str| {
+            let mut check = |rig: &mut Rig, dst: IpAddr, port: u16, want: Seen, what: &str| {
                 n += 1;
                 let marker = format!("probe {n}: {what}").into_bytes();
                 to_send.send((dst, port, marker.clone())).expect("send req");
@@ -222,6 +253,13 @@ fn filter_modes_and_userspace_tx() {
                 Seen::Kernel,
                 "pass-all, other port",
             );
+            check(
+                &mut rig,
+                xa_ip6,
+                TUNNEL_PORT,
+                Seen::Kernel,
+                "pass-all, IPv6 tunnel port",
+            );
 
             rig.prog
                 .set_filter(&XdpFilter::Select {
@@ -249,6 +287,20 @@ fn filter_modes_and_userspace_tx() {
                 OTHER_PORT,
                 Seen::Userspace,
                 "select, Pod destination",
+            );
+            check(
+                &mut rig,
+                xa_ip6,
+                TUNNEL_PORT,
+                Seen::Userspace,
+                "select, IPv6 tunnel port",
+            );
+            check(
+                &mut rig,
+                xa_ip6,
+                OTHER_PORT,
+                Seen::Kernel,
+                "select, IPv6 other port",
             );
 
             rig.prog
