@@ -52,7 +52,6 @@ run_dir = "@RUN@"
 workers = [0]
 forwarding = "io-fwd"
 pmd_sleep_max_us = 100
-frames_per_worker = 8192
 
 [[port]]
 name = "pa0"

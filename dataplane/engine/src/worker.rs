@@ -9,8 +9,9 @@ use xvs_io::{Desc, FramePool, PortIo};
 /// Packets received per port per iteration, and the size of a transmit batch.
 pub const BATCH: usize = 32;
 
-/// Iterations between two publications of the counters.
-const PUBLISH_EVERY: u64 = 1024;
+/// Interval between two publications of the counters (and refreshes of kernel-side port
+/// statistics, which cost a syscall per port).
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Errors building a worker.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +168,7 @@ impl Worker {
     pub fn run(&mut self) {
         let mut sleep = Duration::ZERO;
         let mut last = Instant::now();
+        let mut last_publish = last;
         while !self.shared.stop.load(Ordering::Relaxed) {
             let received = self.poll_once();
             let now = Instant::now();
@@ -177,7 +179,8 @@ impl Worker {
             } else {
                 self.stats.idle_ns += spent;
             }
-            if self.stats.iterations % PUBLISH_EVERY == 0 {
+            if now.duration_since(last_publish) >= PUBLISH_INTERVAL {
+                last_publish = now;
                 self.publish();
             }
             if !self.config.sleep_max.is_zero() {
@@ -262,9 +265,10 @@ impl Worker {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         self.shared.counters.publish(&self.stats);
-        for (port, (_, _, c)) in self.ports.iter().zip(&self.shared.ports) {
+        for (port, (_, _, c)) in self.ports.iter_mut().zip(&self.shared.ports) {
+            port.io.refresh_stats();
             c.publish(&port.io.stats());
         }
     }

@@ -58,6 +58,11 @@ pub trait PortIo: Send {
     /// The port's counters.
     fn stats(&self) -> PortStats;
 
+    /// Refreshes counters that live outside the port (kernel socket statistics); may make a
+    /// syscall. The worker calls it when it publishes counters, at most every few milliseconds,
+    /// never per packet.
+    fn refresh_stats(&mut self) {}
+
     /// Frames the port holds (posted for receive or in flight for transmit); used to size pools
     /// and to check that nothing leaks.
     fn frames_held(&self) -> usize {

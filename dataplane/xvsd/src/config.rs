@@ -32,9 +32,9 @@ pub struct Config {
     /// (0 = poll at 100 % CPU, the default, as OVS PMD threads do).
     #[serde(default)]
     pub pmd_sleep_max_us: u64,
-    /// Frames in each worker's pool (4 KiB each).
-    #[serde(default = "default_frames")]
-    pub frames_per_worker: u32,
+    /// Frames in each worker's pool (4 KiB each); default: what the worker's ports can hold.
+    #[serde(default)]
+    pub frames_per_worker: Option<u32>,
     /// The ports.
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,
@@ -107,10 +107,6 @@ fn default_run_dir() -> PathBuf {
 
 fn default_workers() -> Vec<usize> {
     vec![0]
-}
-
-fn default_frames() -> u32 {
-    8192
 }
 
 /// A configuration problem, named precisely.
@@ -234,8 +230,11 @@ pub fn plan(
             )));
         }
     }
-    if config.frames_per_worker < 256 {
-        return Err(invalid("frames_per_worker must be at least 256"));
+    if config
+        .frames_per_worker
+        .is_some_and(|n| !(256..=1 << 22).contains(&n))
+    {
+        return Err(invalid("frames_per_worker must be between 256 and 4194304"));
     }
     if config.ports.is_empty() {
         return Err(invalid("no [[port]] configured"));

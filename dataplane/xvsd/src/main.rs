@@ -117,11 +117,20 @@ fn run(args: &Args) -> Result<()> {
     let mut attachments = ports::Attachments::default();
     let mut workers = Vec::new();
     for (w, &core) in cfg.workers.iter().enumerate() {
-        let mut pool = FramePool::new(cfg.frames_per_worker, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM)
-            .with_context(|| format!("worker {w}: frame pool"))?;
         let mine: Vec<usize> = (0..plan.ports.len())
             .filter(|&i| plan.ports[i].worker == w)
             .collect();
+        let needed = ports::frames_needed(mine.iter().map(|&i| &plan.ports[i]));
+        let frames = match cfg.frames_per_worker {
+            Some(n) if (n as usize) < needed => bail!(
+                "frames_per_worker = {n} is too small for worker {w} (core {core}): its ports can \
+                 hold {needed} frames; raise it or leave it unset"
+            ),
+            Some(n) => n,
+            None => u32::try_from(needed).context("frame count")?.max(1024),
+        };
+        let mut pool = FramePool::new(frames, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM)
+            .with_context(|| format!("worker {w}: frame pool of {frames} frames"))?;
         let mut engine_ports = Vec::with_capacity(mine.len());
         for &i in &mine {
             let p = &plan.ports[i];

@@ -1,23 +1,62 @@
 //! Opening configured ports on their worker's frame pool.
 
-use crate::config::{PlannedPort, PortType};
-use anyhow::Result;
-use xvs_engine::EnginePort;
-use xvs_io::FramePool;
+use crate::config::{PlannedPort, PortType, XdpModeConfig};
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use xvs_afxdp::{AfXdpConfig, AfXdpPort, UmemShare, XdpMode, XdpProgram};
+use xvs_engine::{EnginePort, BATCH};
+use xvs_io::{FramePool, TapPort};
 
-/// Kernel attachments that outlive the ports using them (XDP programs, one per interface).
+/// Kernel attachments that must outlive the ports using them: one XDP program per interface and
+/// one UMEM registration per worker. Dropped after the workers' ports, which detaches the programs.
 #[derive(Debug, Default)]
-pub struct Attachments {}
+pub struct Attachments {
+    programs: HashMap<String, XdpProgram>,
+    umems: HashMap<usize, UmemShare>,
+}
 
-/// Opens `p` for worker `worker`.
+fn afxdp_config(p: &PlannedPort) -> AfXdpConfig {
+    AfXdpConfig::new(&p.config.name, p.config.queue.unwrap_or(0))
+}
+
+/// Frames a worker's pool needs for `ports`: what every AF_XDP socket can hold, plus a burst per
+/// port in flight through the engine.
+pub fn frames_needed<'a>(ports: impl Iterator<Item = &'a PlannedPort>) -> usize {
+    ports
+        .map(|p| match p.config.kind {
+            PortType::Afxdp => afxdp_config(p).frames_needed() + BATCH,
+            PortType::Tap => 2 * BATCH,
+        })
+        .sum()
+}
+
+/// Opens `p` for worker `worker`, whose pool is `pool`.
 pub fn open(
     p: &PlannedPort,
-    _pool: &mut FramePool,
-    _att: &mut Attachments,
-    _worker: usize,
+    pool: &mut FramePool,
+    att: &mut Attachments,
+    worker: usize,
 ) -> Result<EnginePort> {
-    match p.config.kind {
-        PortType::Afxdp => anyhow::bail!("afxdp ports: backend not wired yet"),
-        PortType::Tap => anyhow::bail!("tap ports: backend not wired yet"),
-    }
+    let c = &p.config;
+    let io: Box<dyn xvs_io::PortIo> = match c.kind {
+        PortType::Afxdp => {
+            let mode = match c.xdp_mode.unwrap_or_default() {
+                XdpModeConfig::Auto => XdpMode::Auto,
+                XdpModeConfig::Native => XdpMode::Native,
+                XdpModeConfig::Generic => XdpMode::Generic,
+            };
+            if !att.programs.contains_key(&c.name) {
+                let prog = XdpProgram::attach(&c.name, mode)?;
+                att.programs.insert(c.name.clone(), prog);
+            }
+            let prog = att
+                .programs
+                .get_mut(&c.name)
+                .context("XDP program vanished")?;
+            let umem = att.umems.entry(worker).or_default();
+            Box::new(AfXdpPort::open(prog, &afxdp_config(p), pool, umem)?)
+        }
+        PortType::Tap => Box::new(TapPort::create(&c.name, p.mac, c.mtu)?),
+    };
+    Ok(EnginePort::new(c.ofport, io))
 }

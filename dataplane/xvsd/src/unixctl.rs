@@ -66,10 +66,7 @@ impl Drop for UnixctlServer {
     }
 }
 
-fn serve(
-    stream: UnixStream,
-    handle: &mut Handler<'_>,
-) -> io::Result<()> {
+fn serve(stream: UnixStream, handle: &mut Handler<'_>) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
