@@ -10,6 +10,7 @@
 mod common;
 
 use std::net::UdpSocket;
+use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use common::Netns;
@@ -69,22 +70,34 @@ fn two_queues_share_one_umem() {
 
     let total = u32::from(FLOWS) * PER_FLOW;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    // Build everything in a thread inside ns1 ...
+    let (prog, mut pool, mut ports, frames) = ns.enter_scoped(1, || {
+        let mut prog = XdpProgram::attach("xa", XdpMode::Native).expect("attach");
+        let mut pool = FramePool::new(4096, 4096, 256).expect("pool");
+        let frames = pool.free_count();
+        let mut umem = UmemShare::new();
+        let mut ports = Vec::new();
+        for q in 0..2 {
+            let mut cfg = AfXdpConfig::new("xa", q);
+            cfg.fill_size = 1024;
+            cfg.comp_size = 256;
+            cfg.rx_size = 1024;
+            cfg.tx_size = 256;
+            ports.push(AfXdpPort::open(&mut prog, &cfg, &mut pool, &mut umem).expect("open"));
+        }
+        (prog, pool, ports, frames)
+    });
+    // ... and poll it from a thread that never entered ns1 (spawned from the test's thread, in
+    // the root namespace): a bound socket does not care which thread or namespace polls it.
+    let ns1_inode = std::fs::metadata(format!("/run/netns/{}", ns.name(1)))
+        .expect("ns1")
+        .ino();
     std::thread::scope(|s| {
-        let sw = s.spawn(|| {
-            ns.enter(1);
-            let mut prog = XdpProgram::attach("xa", XdpMode::Native).expect("attach");
-            let mut pool = FramePool::new(4096, 4096, 256).expect("pool");
-            let frames = pool.free_count();
-            let mut umem = UmemShare::new();
-            let mut ports = Vec::new();
-            for q in 0..2 {
-                let mut cfg = AfXdpConfig::new("xa", q);
-                cfg.fill_size = 1024;
-                cfg.comp_size = 256;
-                cfg.rx_size = 1024;
-                cfg.tx_size = 256;
-                ports.push(AfXdpPort::open(&mut prog, &cfg, &mut pool, &mut umem).expect("open"));
-            }
+        let sw = s.spawn(move || {
+            let here = std::fs::metadata("/proc/thread-self/ns/net")
+                .expect("own netns")
+                .ino();
+            assert_ne!(here, ns1_inode, "the poller runs outside ns1");
             ready_tx.send(()).expect("ready");
             let mut per_queue = [0u32; 2];
             let mut seen = vec![false; total as usize];
@@ -147,6 +160,7 @@ fn two_queues_share_one_umem() {
         .join()
         .expect("sender");
         let (per_queue, drops) = sw.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        drop(prog);
         eprintln!("per queue {per_queue:?}, kernel drops {drops}");
         assert_eq!(
             per_queue.iter().sum::<u32>(),
