@@ -1,0 +1,184 @@
+//! The datapath cache of one worker: the exact-match cache in front of the megaflow cache, bound
+//! to one classifier version, with per-tier counters.
+
+use xvs_packet::FlowKey;
+
+use crate::error::InsertError;
+use crate::exact::{ExactCache, Insertion};
+use crate::megaflow::{MegaflowCache, MegaflowConfig, MegaflowId, MegaflowStats};
+
+/// Configuration of a [`DatapathCache`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// The megaflow tier.
+    pub megaflow: MegaflowConfig,
+    /// Slots of the exact-match tier.
+    pub exact_entries: usize,
+    /// Admission policy of the exact-match tier.
+    pub exact_insertion: Insertion,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            megaflow: MegaflowConfig::default(),
+            exact_entries: 32 * 1024,
+            exact_insertion: Insertion::Always,
+        }
+    }
+}
+
+/// Per-tier counters. Totals since creation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Keys answered by the exact-match tier.
+    pub exact_hits: u64,
+    /// Keys answered by the megaflow tier.
+    pub megaflow_hits: u64,
+    /// Keys neither tier answered (to be translated).
+    pub misses: u64,
+    /// Entries written into the exact-match tier.
+    pub exact_inserts: u64,
+    /// Batches that found a new table version and flushed.
+    pub flushes: u64,
+}
+
+/// The two cache tiers of one worker. Owned by that worker's thread; no locks, no allocation
+/// on lookups.
+///
+/// # Freshness after a table change
+/// Call [`begin_batch`](Self::begin_batch) with the version of the classifier snapshot the
+/// worker adopted for this batch ([`ClassifierReader::refresh`](crate::ClassifierReader::refresh)).
+/// If it differs from the version the entries were built from, both tiers are flushed in O(1)
+/// (the megaflow generation moves on; exact-match hits are verified against live megaflows,
+/// so they die with them). Every entry used during the batch was therefore translated from
+/// exactly the snapshot the batch uses for its misses, and inserts from another version are
+/// refused. Since the writer publishes a version with `Release` and the reader loads it with
+/// `Acquire` at every batch start, any batch that starts after a commit returned uses only
+/// entries derived from the committed tables or newer.
+#[derive(Debug)]
+pub struct DatapathCache<A> {
+    exact: ExactCache,
+    megaflow: MegaflowCache<A>,
+    stats: CacheStats,
+}
+
+/// Keys handled per inner round (the pending-set bitmap width).
+const CHUNK: usize = 64;
+
+impl<A> DatapathCache<A> {
+    /// Allocates both tiers.
+    pub fn new(config: CacheConfig) -> Self {
+        Self {
+            exact: ExactCache::new(config.exact_entries, config.exact_insertion),
+            megaflow: MegaflowCache::new(config.megaflow),
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// Binds the caches to table `version`, flushing both tiers if it changed. Returns true on a
+    /// flush.
+    #[inline]
+    pub fn begin_batch(&mut self, version: u64) -> bool {
+        let flushed = self.megaflow.set_version(version);
+        if flushed {
+            self.stats.flushes += 1;
+        }
+        flushed
+    }
+
+    /// The version the entries are built from.
+    pub fn version(&self) -> u64 {
+        self.megaflow.version()
+    }
+
+    /// Looks every key up: exact-match tier first, then the megaflow tier (subtable by subtable
+    /// over the remaining keys); megaflow hits are admitted to the exact-match tier. `out[i]` is
+    /// the entry for `keys[i]`, or `None` for a miss. Only `min(keys.len(), out.len())` keys are
+    /// processed.
+    pub fn lookup_batch(&mut self, keys: &[FlowKey], out: &mut [Option<MegaflowId>]) {
+        let n = keys.len().min(out.len());
+        let mut hashes = [0u64; CHUNK];
+        let mut start = 0;
+        while start < n {
+            let end = (start + CHUNK).min(n);
+            let ks = &keys[start..end];
+            let os = &mut out[start..end];
+            let mut pending = 0u64;
+            for (i, key) in ks.iter().enumerate() {
+                let h = self.exact.hash(key);
+                hashes[i] = h;
+                match self.exact.find(h) {
+                    Some(id) if self.megaflow.matches(id, key) => {
+                        os[i] = Some(id);
+                        self.megaflow.count_hit(id);
+                        self.stats.exact_hits += 1;
+                    }
+                    _ => {
+                        os[i] = None;
+                        pending |= 1u64 << i;
+                    }
+                }
+            }
+            if pending != 0 {
+                let missed = self.megaflow.lookup_masked(ks, pending, os);
+                let mut hit = pending & !missed;
+                self.stats.megaflow_hits += u64::from(hit.count_ones());
+                self.stats.misses += u64::from(missed.count_ones());
+                while hit != 0 {
+                    let i = hit.trailing_zeros() as usize;
+                    hit &= hit - 1;
+                    if let Some(id) = os[i] {
+                        if self.exact.insert(hashes[i], id) {
+                            self.stats.exact_inserts += 1;
+                        }
+                    }
+                }
+            }
+            start = end;
+        }
+    }
+
+    /// Installs the megaflow translated for `key` from table `version` (see
+    /// [`MegaflowCache::insert`]).
+    pub fn insert(
+        &mut self,
+        key: &FlowKey,
+        mask: &FlowKey,
+        actions: A,
+        version: u64,
+    ) -> Result<MegaflowId, InsertError> {
+        self.megaflow.insert(key, mask, actions, version)
+    }
+
+    /// The actions of a live entry.
+    #[inline]
+    pub fn actions(&self, id: MegaflowId) -> Option<&A> {
+        self.megaflow.get(id)
+    }
+
+    /// Per-tier counters.
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    /// The megaflow tier's own counters.
+    pub fn megaflow_stats(&self) -> &MegaflowStats {
+        self.megaflow.stats()
+    }
+
+    /// The megaflow tier (dumps, removal, revalidation).
+    pub fn megaflow(&self) -> &MegaflowCache<A> {
+        &self.megaflow
+    }
+
+    /// The megaflow tier, mutable.
+    pub fn megaflow_mut(&mut self) -> &mut MegaflowCache<A> {
+        &mut self.megaflow
+    }
+
+    /// The exact-match tier.
+    pub fn exact(&self) -> &ExactCache {
+        &self.exact
+    }
+}

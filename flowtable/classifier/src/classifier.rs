@@ -1,0 +1,631 @@
+//! The versioned OpenFlow table classifier: immutable snapshots for the workers, a single writer
+//! that builds the next snapshot in bundles and publishes it atomically.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hashbrown::HashMap;
+use xvs_packet::key::layout::CONJ_ID;
+use xvs_packet::FlowKey;
+
+use crate::error::ClassifierError;
+use crate::rule::{Conjunction, MaskInfo, Match, Rule, RuleStats};
+use crate::subtable::Subtable;
+
+/// One conjunction clause seen during a lookup (reusable scratch, see [`LookupScratch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Clause {
+    /// Priority, negated order: sorted descending by storing `u32::MAX - priority`.
+    rank: u32,
+    id: u32,
+    n_clauses: u8,
+    clause: u8,
+}
+
+/// Scratch memory for [`Snapshot::lookup_with`], so that lookups of a worker do not allocate
+/// once the scratch has grown to the largest set of matching clause flows seen.
+#[derive(Debug, Default)]
+pub struct LookupScratch {
+    clauses: Vec<Clause>,
+}
+
+impl LookupScratch {
+    /// An empty scratch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// An immutable version of one OpenFlow table.
+///
+/// Subtables and their shards are shared (`Arc`) with the previous and next versions; only what
+/// a bundle changed is copied.
+pub struct Snapshot<R> {
+    version: u64,
+    /// Subtables by slot; `None` for a free slot.
+    slots: Vec<Option<Arc<Subtable<R>>>>,
+    free_slots: Vec<u32>,
+    by_mask: Arc<HashMap<FlowKey, u32>>,
+    /// The non-empty subtables in lookup order: by `max_priority`, descending. Empty while a
+    /// bundle edits this snapshot (so that the slots hold the only extra reference).
+    ordered: Vec<Arc<Subtable<R>>>,
+    n_rules: usize,
+}
+
+impl<R> std::fmt::Debug for Snapshot<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("version", &self.version)
+            .field("rules", &self.n_rules)
+            .field("subtables", &self.ordered.len())
+            .finish()
+    }
+}
+
+impl<R> Snapshot<R> {
+    fn empty() -> Self {
+        Self {
+            version: 0,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            by_mask: Arc::new(HashMap::new()),
+            ordered: Vec::new(),
+            n_rules: 0,
+        }
+    }
+
+    /// A copy that shares every subtable, for a bundle to edit.
+    fn fork(&self) -> Self {
+        Self {
+            version: self.version,
+            slots: self.slots.clone(),
+            free_slots: self.free_slots.clone(),
+            by_mask: Arc::clone(&self.by_mask),
+            ordered: Vec::new(),
+            n_rules: self.n_rules,
+        }
+    }
+
+    /// Rebuilds the lookup order after edits.
+    fn seal(&mut self, version: u64) {
+        self.version = version;
+        self.ordered = self.slots.iter().flatten().cloned().collect();
+        // Stable sort: ties keep slot order, so the order is a function of the contents.
+        self.ordered
+            .sort_by_key(|st| std::cmp::Reverse(st.max_priority));
+    }
+
+    /// The version this snapshot was published as (0 for the initial empty table).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.n_rules
+    }
+
+    /// True when there is no rule.
+    pub fn is_empty(&self) -> bool {
+        self.n_rules == 0
+    }
+
+    /// Number of subtables (distinct masks).
+    pub fn n_subtables(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    /// The highest-priority rule matching `key` (see the crate documentation for conjunctions
+    /// and ties), or `None`. ORs into `wc` every key bit the lookup examined: every key that
+    /// agrees with `key` on the 1-bits of `wc` gets the same answer. Allocates a scratch; workers
+    /// use [`lookup_with`](Self::lookup_with).
+    pub fn lookup(&self, key: &FlowKey, wc: &mut FlowKey) -> Option<&Arc<Rule<R>>> {
+        self.lookup_with(key, wc, &mut LookupScratch::new())
+    }
+
+    /// [`lookup`](Self::lookup) with caller-provided scratch memory.
+    pub fn lookup_with(
+        &self,
+        key: &FlowKey,
+        wc: &mut FlowKey,
+        scratch: &mut LookupScratch,
+    ) -> Option<&Arc<Rule<R>>> {
+        scratch.clauses.clear();
+        self.lookup_inner(key, wc, Some(&mut scratch.clauses))
+    }
+
+    /// The tuple-space search. `clauses` is `None` for the `conj_id` search, which ignores clause
+    /// flows (ovs-fields(7): "the search for the conj_id=id flow itself ignores conjunctive flows").
+    fn lookup_inner(
+        &self,
+        key: &FlowKey,
+        wc: &mut FlowKey,
+        mut clauses: Option<&mut Vec<Clause>>,
+    ) -> Option<&Arc<Rule<R>>> {
+        let mut hard: Option<&Arc<Rule<R>>> = None;
+        for st in &self.ordered {
+            // Subtables come by max priority, descending; once a subtable cannot reach the best
+            // ordinary match found so far, no later one can. Equal priority still visits, for
+            // the first-added tie-break.
+            if hard.is_some_and(|h| st.max_priority < h.priority) {
+                break;
+            }
+            let Some(rules) = st.probe(key, wc) else {
+                continue;
+            };
+            for r in rules {
+                if hard.is_some_and(|h| r.priority < h.priority) {
+                    break;
+                }
+                if r.conjunctions.is_empty() {
+                    if hard.is_none_or(|h| r.beats(h)) {
+                        hard = Some(r);
+                    }
+                    // The rest of the bucket is lower in (priority, seq) order.
+                    break;
+                }
+                if let Some(cl) = clauses.as_deref_mut() {
+                    for c in r.conjunctions.iter() {
+                        cl.push(Clause {
+                            rank: u32::MAX - r.priority,
+                            id: c.id,
+                            n_clauses: c.n_clauses,
+                            clause: c.clause,
+                        });
+                    }
+                }
+            }
+        }
+        let Some(cl) = clauses else {
+            return hard;
+        };
+        // Clause flows at or below the best ordinary match cannot change the answer (an ordinary
+        // flow wins a tie with a conjunction at the same priority).
+        if let Some(h) = hard {
+            let floor = u32::MAX - h.priority;
+            cl.retain(|c| c.rank < floor);
+        }
+        if cl.is_empty() {
+            return hard;
+        }
+        // Highest priority first, then conjunction id ascending; within one (priority, id,
+        // n_clauses) group, check that every clause 1..=n is present.
+        cl.sort_unstable();
+        let mut i = 0;
+        while i < cl.len() {
+            let head = cl[i];
+            let mut seen = 0u64;
+            let mut j = i;
+            while j < cl.len()
+                && cl[j].rank == head.rank
+                && cl[j].id == head.id
+                && cl[j].n_clauses == head.n_clauses
+            {
+                seen |= 1u64 << (cl[j].clause - 1);
+                j += 1;
+            }
+            let all = if head.n_clauses >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << head.n_clauses) - 1
+            };
+            if seen == all {
+                // Complete: look for the action flow with conj_id set, ignoring clause flows.
+                let mut k = *key;
+                k.set(CONJ_ID, u64::from(head.id));
+                if let Some(r) = self.lookup_inner(&k, wc, None) {
+                    return Some(r);
+                }
+                // No flow for conj_id=id: as if this conjunction had not matched.
+            }
+            i = j;
+        }
+        hard
+    }
+
+    /// The rule with exactly this match and priority.
+    pub fn find_strict(&self, m: &Match, priority: u32) -> Option<&Arc<Rule<R>>> {
+        let slot = *self.by_mask.get(m.mask())?;
+        let st = self.slots.get(slot as usize)?.as_ref()?;
+        st.find_exact(&st.mask.compact(m.value()), priority)
+    }
+
+    /// Every rule whose match is at least as specific as `m` (OVS's loose `del-flows` /
+    /// `mod-flows` selection), in no particular order.
+    pub fn iter_loose<'a>(&'a self, m: &'a Match) -> impl Iterator<Item = &'a Arc<Rule<R>>> + 'a {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(move |st| {
+                let om = m.mask();
+                st.mask
+                    .mask
+                    .words
+                    .iter()
+                    .zip(om.words.iter())
+                    .all(|(s, o)| s & o == *o)
+            })
+            .flat_map(|st| st.rules())
+            .filter(move |r| r.to_match().is_at_least_as_specific_as(m))
+    }
+
+    /// Every rule, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Rule<R>>> {
+        self.slots.iter().flatten().flat_map(|st| st.rules())
+    }
+}
+
+/// State shared between the writer and the readers.
+struct Shared<R> {
+    /// The newest published snapshot.
+    current: ArcSwap<Snapshot<R>>,
+    /// Its version. Stored with `Release` after `current`; loaded with `Acquire` by readers.
+    version: AtomicU64,
+}
+
+/// What a reader tells the writer: the version it has adopted, so the writer knows when an old
+/// snapshot is unused (memory is then freed on the control thread) and when every worker runs
+/// the new tables (an OpenFlow barrier can then be answered).
+#[derive(Debug)]
+struct ReaderSlot {
+    adopted: AtomicU64,
+    alive: AtomicBool,
+}
+
+/// The writer side of one OpenFlow table's classifier. Owned by the control thread.
+///
+/// # Thread safety
+/// Single writer, any number of lock-free readers ([`ClassifierReader`], one per worker).
+/// - Changes are staged in a [`Bundle`], which edits a private fork of the current snapshot
+///   (copy-on-write at subtable and shard granularity), invisible to everyone.
+/// - [`Bundle::commit`] seals the fork (version + 1) and publishes it: first into an
+///   [`ArcSwap`] (readers load it without locks), then the version into an `AtomicU64` with
+///   `Release`. A reader loads the version with `Acquire` at the start of each batch; seeing the
+///   new number guarantees its following `ArcSwap` load returns that snapshot or a newer one.
+/// - A reader keeps its `Arc<Snapshot>` for the whole batch, so a batch sees one version from
+///   start to end, and old versions stay valid for whoever still holds them.
+/// - Memory: the writer keeps each replaced snapshot until every live reader has adopted a newer
+///   version, then drops it on the control thread, so workers never free table memory.
+pub struct Classifier<R> {
+    shared: Arc<Shared<R>>,
+    current: Arc<Snapshot<R>>,
+    retired: Vec<Arc<Snapshot<R>>>,
+    readers: Vec<Arc<ReaderSlot>>,
+    next_seq: u64,
+    mask_cache: HashMap<FlowKey, Arc<MaskInfo>>,
+}
+
+impl<R> std::fmt::Debug for Classifier<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("current", &self.current)
+            .field("retired", &self.retired.len())
+            .field("readers", &self.readers.len())
+            .finish()
+    }
+}
+
+impl<R> Default for Classifier<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R> Classifier<R> {
+    /// An empty table at version 0.
+    pub fn new() -> Self {
+        let snap = Arc::new(Snapshot::empty());
+        Self {
+            shared: Arc::new(Shared {
+                current: ArcSwap::new(Arc::clone(&snap)),
+                version: AtomicU64::new(0),
+            }),
+            current: snap,
+            retired: Vec::new(),
+            readers: Vec::new(),
+            next_seq: 0,
+            mask_cache: HashMap::new(),
+        }
+    }
+
+    /// The newest published snapshot.
+    pub fn snapshot(&self) -> &Arc<Snapshot<R>> {
+        &self.current
+    }
+
+    /// The newest published version.
+    pub fn version(&self) -> u64 {
+        self.current.version
+    }
+
+    /// A reader handle for one worker.
+    pub fn reader(&mut self) -> ClassifierReader<R> {
+        let slot = Arc::new(ReaderSlot {
+            adopted: AtomicU64::new(self.current.version),
+            alive: AtomicBool::new(true),
+        });
+        self.readers.push(Arc::clone(&slot));
+        ClassifierReader {
+            shared: Arc::clone(&self.shared),
+            snap: Arc::clone(&self.current),
+            slot,
+        }
+    }
+
+    /// The oldest version any live reader still uses (the current version without readers).
+    pub fn min_reader_version(&mut self) -> u64 {
+        // Acquire on `alive`: pairs with the Release store in the reader's drop.
+        self.readers.retain(|r| r.alive.load(Ordering::Acquire));
+        self.readers
+            .iter()
+            // Acquire: pairs with the reader's Release store after it swapped snapshots, so
+            // the reader's old Arc is released before the writer drops its own.
+            .map(|r| r.adopted.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(self.current.version)
+    }
+
+    /// True when every live reader runs `version` or newer (e.g. to answer an OpenFlow barrier
+    /// after a commit only once no worker can still use the old rules).
+    pub fn readers_reached(&mut self, version: u64) -> bool {
+        self.min_reader_version() >= version
+    }
+
+    /// Drops the retired snapshots no reader can still hold. Also runs on every commit.
+    pub fn reclaim(&mut self) {
+        let min = self.min_reader_version();
+        // A reader at version `min` may hold snapshot `min` itself; anything older is unused.
+        self.retired.retain(|s| s.version >= min);
+    }
+
+    /// Starts a bundle of changes against the current version.
+    pub fn bundle(&mut self) -> Bundle<'_, R> {
+        let next = self.current.fork();
+        Bundle { cls: self, next }
+    }
+}
+
+/// A set of changes that becomes visible all at once on [`commit`](Bundle::commit). Dropping it
+/// without committing discards the changes.
+pub struct Bundle<'a, R> {
+    cls: &'a mut Classifier<R>,
+    next: Snapshot<R>,
+}
+
+impl<R> std::fmt::Debug for Bundle<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("base_version", &self.cls.current.version)
+            .field("rules", &self.next.n_rules)
+            .finish()
+    }
+}
+
+fn check_conjunctions(m: &Match, conj: &[Conjunction]) -> Result<(), ClassifierError> {
+    for c in conj {
+        if !(2..=64).contains(&c.n_clauses) {
+            return Err(ClassifierError::BadClauseCount {
+                id: c.id,
+                clause: c.clause,
+                n_clauses: c.n_clauses,
+            });
+        }
+        if c.clause == 0 || c.clause > c.n_clauses {
+            return Err(ClassifierError::BadClause {
+                id: c.id,
+                clause: c.clause,
+                n_clauses: c.n_clauses,
+            });
+        }
+    }
+    if !conj.is_empty() && m.mask().get(CONJ_ID) != 0 {
+        return Err(ClassifierError::ConjunctionMatchesConjId);
+    }
+    Ok(())
+}
+
+impl<R> Bundle<'_, R> {
+    /// The table as this bundle would publish it (lookups are not available until the commit,
+    /// but strict and loose queries are).
+    pub fn pending(&self) -> &Snapshot<R> {
+        &self.next
+    }
+
+    fn mask_info(&mut self, mask: &FlowKey) -> Arc<MaskInfo> {
+        if let Some(mi) = self.cls.mask_cache.get(mask) {
+            return Arc::clone(mi);
+        }
+        let mi = Arc::new(MaskInfo::new(mask));
+        self.cls.mask_cache.insert(*mask, Arc::clone(&mi));
+        mi
+    }
+
+    /// The subtable for `mask`, created if needed, made unique (copied if shared).
+    fn subtable_mut(&mut self, mask: &FlowKey) -> &mut Subtable<R> {
+        let slot = match self.next.by_mask.get(mask) {
+            Some(&s) => s,
+            None => {
+                let mi = self.mask_info(mask);
+                let st = Some(Arc::new(Subtable::new(mi)));
+                let s = match self.next.free_slots.pop() {
+                    Some(s) => {
+                        self.next.slots[s as usize] = st;
+                        s
+                    }
+                    None => {
+                        self.next.slots.push(st);
+                        (self.next.slots.len() - 1) as u32
+                    }
+                };
+                Arc::make_mut(&mut self.next.by_mask).insert(*mask, s);
+                s
+            }
+        };
+        let entry = &mut self.next.slots[slot as usize];
+        let arc =
+            entry.get_or_insert_with(|| Arc::new(Subtable::new(Arc::new(MaskInfo::new(mask)))));
+        Arc::make_mut(arc)
+    }
+
+    /// Stores a rule. `keep` = (seq, counters) of the rule it replaces, if it inherits them.
+    fn put(
+        &mut self,
+        m: &Match,
+        priority: u32,
+        payload: R,
+        conjunctions: &[Conjunction],
+        seq: Option<u64>,
+        stats: Option<Arc<RuleStats>>,
+    ) -> Option<Arc<Rule<R>>> {
+        let seq = seq.unwrap_or_else(|| {
+            self.cls.next_seq += 1;
+            self.cls.next_seq
+        });
+        let stats = stats.unwrap_or_default();
+        let st = self.subtable_mut(m.mask());
+        let rule = Arc::new(Rule {
+            priority,
+            seq,
+            value: st.mask.compact(m.value()),
+            mask: Arc::clone(&st.mask),
+            conjunctions: conjunctions.into(),
+            stats,
+            payload,
+        });
+        let replaced = st.insert(rule);
+        if replaced.is_none() {
+            self.next.n_rules += 1;
+        }
+        replaced
+    }
+
+    /// Adds a rule. A rule with the same match and priority is replaced (OpenFlow `OFPFC_ADD`:
+    /// the replacement starts with fresh counters, but keeps the old rule's place in the
+    /// first-added tie-break) and returned.
+    pub fn insert(
+        &mut self,
+        m: &Match,
+        priority: u32,
+        payload: R,
+        conjunctions: &[Conjunction],
+    ) -> Result<Option<Arc<Rule<R>>>, ClassifierError> {
+        check_conjunctions(m, conjunctions)?;
+        let seq = self.next.find_strict(m, priority).map(|r| r.seq);
+        Ok(self.put(m, priority, payload, conjunctions, seq, None))
+    }
+
+    /// OpenFlow strict modify: replaces the payload and conjunctions of the rule with exactly
+    /// this match and priority, keeping its counters. Returns the old rule.
+    pub fn modify_strict(
+        &mut self,
+        m: &Match,
+        priority: u32,
+        payload: R,
+        conjunctions: &[Conjunction],
+    ) -> Result<Arc<Rule<R>>, ClassifierError> {
+        check_conjunctions(m, conjunctions)?;
+        let (seq, stats) = self
+            .next
+            .find_strict(m, priority)
+            .map(|r| (r.seq, Arc::clone(&r.stats)))
+            .ok_or(ClassifierError::NoSuchRule)?;
+        self.put(m, priority, payload, conjunctions, Some(seq), Some(stats))
+            .ok_or(ClassifierError::NoSuchRule)
+    }
+
+    /// OpenFlow strict delete: removes the rule with exactly this match and priority.
+    pub fn delete_strict(&mut self, m: &Match, priority: u32) -> Option<Arc<Rule<R>>> {
+        let slot = *self.next.by_mask.get(m.mask())?;
+        let entry = self.next.slots.get_mut(slot as usize)?;
+        let arc = entry.as_mut()?;
+        let compact = arc.mask.compact(m.value());
+        arc.find_exact(&compact, priority)?;
+        let st = Arc::make_mut(arc);
+        let removed = st.remove(&compact, priority)?;
+        self.next.n_rules -= 1;
+        if st.n_rules == 0 {
+            *entry = None;
+            self.next.free_slots.push(slot);
+            Arc::make_mut(&mut self.next.by_mask).remove(m.mask());
+        }
+        Some(removed)
+    }
+
+    /// OpenFlow loose delete: removes every rule at least as specific as `m` and returns them.
+    pub fn delete_loose(&mut self, m: &Match) -> Vec<Arc<Rule<R>>> {
+        let victims: Vec<(Match, u32)> = self
+            .next
+            .iter_loose(m)
+            .map(|r| (r.to_match(), r.priority))
+            .collect();
+        victims
+            .iter()
+            .filter_map(|(vm, p)| self.delete_strict(vm, *p))
+            .collect()
+    }
+
+    /// Publishes the bundle: every change becomes visible to readers at once, as the returned
+    /// version.
+    pub fn commit(self) -> u64 {
+        let Bundle { cls, mut next } = self;
+        let version = cls.current.version + 1;
+        next.seal(version);
+        let next = Arc::new(next);
+        let old = std::mem::replace(&mut cls.current, Arc::clone(&next));
+        cls.retired.push(old);
+        cls.shared.current.store(next);
+        // Release: a reader that loads this version (Acquire) is guaranteed to find the snapshot
+        // stored just above (or a newer one) in `current`.
+        cls.shared.version.store(version, Ordering::Release);
+        cls.reclaim();
+        version
+    }
+}
+
+/// A worker's handle on the classifier: lock-free, allocation-free except when adopting a new
+/// version (an `Arc` clone).
+pub struct ClassifierReader<R> {
+    shared: Arc<Shared<R>>,
+    snap: Arc<Snapshot<R>>,
+    slot: Arc<ReaderSlot>,
+}
+
+impl<R> std::fmt::Debug for ClassifierReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClassifierReader")
+            .field("version", &self.snap.version)
+            .finish()
+    }
+}
+
+impl<R> ClassifierReader<R> {
+    /// Adopts the newest published snapshot if the version moved. Call once at the start of
+    /// every batch; then pass `snapshot().version()` to the datapath cache.
+    #[inline]
+    pub fn refresh(&mut self) -> &Arc<Snapshot<R>> {
+        // Acquire: pairs with the Release store in `Bundle::commit`.
+        let v = self.shared.version.load(Ordering::Acquire);
+        if v != self.snap.version {
+            self.snap = self.shared.current.load_full();
+            // Release: the old snapshot reference is gone before the writer reads this.
+            self.slot
+                .adopted
+                .store(self.snap.version, Ordering::Release);
+        }
+        &self.snap
+    }
+
+    /// The snapshot adopted by the last [`refresh`](Self::refresh).
+    #[inline]
+    pub fn snapshot(&self) -> &Arc<Snapshot<R>> {
+        &self.snap
+    }
+}
+
+impl<R> Drop for ClassifierReader<R> {
+    fn drop(&mut self) {
+        // Release: pairs with the writer's Acquire load of `alive`.
+        self.slot.alive.store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,150 @@
+//! The per-worker exact-match cache: a fixed array of 4-way buckets mapping a hash of the whole
+//! flow key to a megaflow entry.
+//!
+//! An entry stores a 32-bit signature and a megaflow index, 8 bytes, so 32 768 keys fit in
+//! 256 KiB (OVS's EMC stores a copy of the key, about 600 bytes an entry, and thrashes the CPU
+//! caches beyond a few thousand flows). A hit is verified against the megaflow entry itself
+//! (live in the current generation, and the key matches its masked key), so a stale or colliding
+//! slot can only cost a miss, never a wrong answer: megaflows do not overlap, so any live
+//! megaflow the key matches is the answer.
+
+use xvs_packet::{FlowKey, KEY_WORDS};
+
+use crate::hash;
+use crate::megaflow::MegaflowId;
+
+const WAYS: usize = 4;
+const EMPTY: u32 = u32::MAX;
+
+/// One bucket: 4 signatures and 4 megaflow indices, half a cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(align(32))]
+struct Bucket {
+    sig: [u32; WAYS],
+    idx: [u32; WAYS],
+}
+
+const EMPTY_BUCKET: Bucket = Bucket {
+    sig: [0; WAYS],
+    idx: [EMPTY; WAYS],
+};
+
+/// How the exact-match cache admits entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insertion {
+    /// Every megaflow hit is inserted.
+    Always,
+    /// One megaflow hit in `n` is inserted (OVS's `emc-insert-inv-prob`, default 100), so a
+    /// flood of short flows does not evict the long ones.
+    OneIn(u32),
+    /// The exact-match cache is disabled.
+    Never,
+}
+
+/// The exact-match cache of one worker.
+#[derive(Debug)]
+pub struct ExactCache {
+    buckets: Box<[Bucket]>,
+    mask: usize,
+    /// Per-instance multilinear hash keys, two 32-bit halves per key word.
+    hkeys: Box<[u64; 2 * KEY_WORDS]>,
+    insertion: Insertion,
+    rng: u64,
+}
+
+impl ExactCache {
+    /// A cache with at least `entries` slots (rounded up to a power of two, at least 4).
+    pub fn new(entries: usize, insertion: Insertion) -> Self {
+        let n_buckets = (entries.max(WAYS) / WAYS).next_power_of_two();
+        let seed = hash::random_seed();
+        let mut s = seed;
+        let hkeys = Box::new(std::array::from_fn(|_| {
+            s = hash::add(s, 0x6a09_e667_f3bc_c908);
+            hash::finish(s) >> 32
+        }));
+        Self {
+            buckets: vec![EMPTY_BUCKET; n_buckets].into_boxed_slice(),
+            mask: n_buckets - 1,
+            hkeys,
+            insertion,
+            rng: seed,
+        }
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.buckets.len() * WAYS
+    }
+
+    /// The hash of the whole key: a multilinear (NH) hash over the 80 32-bit halves, whose 40
+    /// products are independent and vectorize, then one avalanche step. About as fast as hashing
+    /// only the non-zero words and free of the data-dependent branches.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        let k = &*self.hkeys;
+        let mut acc = 0u64;
+        for i in 0..KEY_WORDS {
+            let w = key.words[i];
+            let lo = (w as u32 as u64).wrapping_add(k[2 * i]) & 0xffff_ffff;
+            let hi = (w >> 32).wrapping_add(k[2 * i + 1]) & 0xffff_ffff;
+            acc = acc.wrapping_add(lo.wrapping_mul(hi));
+        }
+        hash::finish(acc)
+    }
+
+    #[inline(always)]
+    fn slot(&self, h: u64) -> (usize, u32) {
+        ((h as usize) & self.mask, (h >> 32) as u32)
+    }
+
+    /// The candidate megaflow for a key with hash `h`. The caller must verify it
+    /// ([`MegaflowCache::matches`](crate::MegaflowCache::matches)).
+    #[inline]
+    pub fn find(&self, h: u64) -> Option<MegaflowId> {
+        let (b, sig) = self.slot(h);
+        let bucket = &self.buckets[b];
+        for w in 0..WAYS {
+            if bucket.sig[w] == sig && bucket.idx[w] != EMPTY {
+                return Some(MegaflowId(bucket.idx[w]));
+            }
+        }
+        None
+    }
+
+    /// Maybe records `id` for the key with hash `h` (per the insertion policy). Returns true when
+    /// it did. Replaces the slot with the same signature, else an empty slot, else a
+    /// pseudo-random victim.
+    #[inline]
+    pub fn insert(&mut self, h: u64, id: MegaflowId) -> bool {
+        match self.insertion {
+            Insertion::Never => return false,
+            Insertion::Always => {}
+            Insertion::OneIn(n) => {
+                // xorshift64: a cheap, good-enough coin.
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 7;
+                self.rng ^= self.rng << 17;
+                if n > 1 && self.rng % u64::from(n) != 0 {
+                    return false;
+                }
+            }
+        }
+        let (b, sig) = self.slot(h);
+        let bucket = &mut self.buckets[b];
+        let way = (0..WAYS)
+            .find(|&w| bucket.sig[w] == sig)
+            .or_else(|| (0..WAYS).find(|&w| bucket.idx[w] == EMPTY))
+            .unwrap_or(((h >> 8) as usize ^ (self.rng as usize)) % WAYS);
+        bucket.sig[way] = sig;
+        bucket.idx[way] = id.0;
+        self.rng = self.rng.wrapping_add(1);
+        true
+    }
+
+    /// Forgets every entry (O(capacity)). Not needed for correctness after a table change,
+    /// since hits are verified against live megaflows; useful when the megaflow cache is
+    /// replaced.
+    pub fn clear(&mut self) {
+        self.buckets.fill(EMPTY_BUCKET);
+    }
+}

@@ -1,0 +1,339 @@
+//! One classifier subtable: every rule with one particular mask, hashed on the masked value, with
+//! staged indices for early exit, split into copy-on-write shards.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use xvs_packet::FlowKey;
+
+use crate::hash;
+use crate::rule::{MaskInfo, Rule, MAX_STAGES};
+
+/// log2 of the number of shards. A commit copies only the shards it touched, so a single-rule
+/// change to a subtable of n rules copies about n/64 entries.
+const SHARD_BITS: u32 = 6;
+const N_SHARDS: usize = 1 << SHARD_BITS;
+
+/// Seed of the classifier hashes. The classifier's tables are keyed by rule values that the
+/// controller chooses, so a fixed seed is fine here (unlike the datapath caches).
+const SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+#[inline(always)]
+fn shard_of(h: u64) -> usize {
+    (h >> (64 - SHARD_BITS)) as usize
+}
+
+/// The rules of one bucket (identical match, different priorities), sorted by priority
+/// descending, then by `seq` ascending. Never empty.
+pub(crate) enum Rules<R> {
+    One(Arc<Rule<R>>),
+    Many(Vec<Arc<Rule<R>>>),
+}
+
+impl<R> Clone for Rules<R> {
+    fn clone(&self) -> Self {
+        match self {
+            Rules::One(r) => Rules::One(Arc::clone(r)),
+            Rules::Many(v) => Rules::Many(v.clone()),
+        }
+    }
+}
+
+impl<R> Rules<R> {
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[Arc<Rule<R>>] {
+        match self {
+            Rules::One(r) => std::slice::from_ref(r),
+            Rules::Many(v) => v,
+        }
+    }
+}
+
+pub(crate) struct Bucket<R> {
+    hash: u64,
+    rules: Rules<R>,
+}
+
+impl<R> Clone for Bucket<R> {
+    fn clone(&self) -> Self {
+        Self {
+            hash: self.hash,
+            rules: self.rules.clone(),
+        }
+    }
+}
+
+impl<R> Bucket<R> {
+    fn value(&self) -> &[u64] {
+        &self.rules.as_slice()[0].value
+    }
+}
+
+/// A stage index entry: the hash of the masked words of the stages so far, and how many buckets
+/// share it.
+type StageEntry = (u64, u32);
+
+pub(crate) struct Shard<R> {
+    buckets: HashTable<Bucket<R>>,
+    stages: [HashTable<StageEntry>; MAX_STAGES - 1],
+}
+
+impl<R> Clone for Shard<R> {
+    fn clone(&self) -> Self {
+        Self {
+            buckets: self.buckets.clone(),
+            stages: self.stages.clone(),
+        }
+    }
+}
+
+impl<R> Shard<R> {
+    fn new() -> Self {
+        Self {
+            buckets: HashTable::new(),
+            stages: std::array::from_fn(|_| HashTable::new()),
+        }
+    }
+}
+
+/// All rules with one mask.
+pub(crate) struct Subtable<R> {
+    pub(crate) mask: Arc<MaskInfo>,
+    shards: Box<[Option<Arc<Shard<R>>>]>,
+    /// Number of rules per priority, for `max_priority` after deletions.
+    priorities: BTreeMap<u32, u32>,
+    pub(crate) max_priority: u32,
+    pub(crate) n_rules: usize,
+}
+
+impl<R> Clone for Subtable<R> {
+    fn clone(&self) -> Self {
+        Self {
+            mask: Arc::clone(&self.mask),
+            shards: self.shards.clone(),
+            priorities: self.priorities.clone(),
+            max_priority: self.max_priority,
+            n_rules: self.n_rules,
+        }
+    }
+}
+
+/// The stage hashes (all but the last stage) and the final hash of compact masked words.
+fn hashes(mask: &MaskInfo, value: &[u64]) -> ([u64; MAX_STAGES - 1], u64) {
+    let mut stage_hashes = [0; MAX_STAGES - 1];
+    let mut h = SEED;
+    let mut j = 0;
+    let n = mask.stage_ends.len();
+    for (s, &end) in mask.stage_ends.iter().enumerate() {
+        while j < end as usize {
+            h = hash::add(h, value[j]);
+            j += 1;
+        }
+        if s + 1 < n {
+            stage_hashes[s] = hash::finish(h);
+        }
+    }
+    (stage_hashes, hash::finish(h))
+}
+
+impl<R> Subtable<R> {
+    pub(crate) fn new(mask: Arc<MaskInfo>) -> Self {
+        Self {
+            mask,
+            shards: (0..N_SHARDS).map(|_| None).collect(),
+            priorities: BTreeMap::new(),
+            max_priority: 0,
+            n_rules: 0,
+        }
+    }
+
+    /// Looks `key` up. Un-wildcards in `wc` the mask bits of every stage examined: on an early
+    /// stage miss only the stages up to the miss, otherwise the whole mask. Returns the bucket of
+    /// rules whose match equals the key's masked value.
+    #[inline]
+    pub(crate) fn probe(&self, key: &FlowKey, wc: &mut FlowKey) -> Option<&[Arc<Rule<R>>]> {
+        let m = &*self.mask;
+        let mut h = SEED;
+        let mut j = 0;
+        let n_stages = m.stage_ends.len();
+        for (s, &end) in m.stage_ends.iter().enumerate() {
+            let end = end as usize;
+            while j < end {
+                h = hash::add(h, key.words[m.words[j] as usize] & m.bits[j]);
+                j += 1;
+            }
+            if s + 1 < n_stages {
+                let sh = hash::finish(h);
+                let present = self.shards[shard_of(sh)]
+                    .as_ref()
+                    .is_some_and(|shard| shard.stages[s].find(sh, |e| e.0 == sh).is_some());
+                if !present {
+                    // No rule agrees with the key on stages 0..=s: every key with the same
+                    // bits there misses too.
+                    m.unwildcard(wc, end);
+                    return None;
+                }
+            }
+        }
+        m.unwildcard(wc, m.words.len());
+        let fh = hash::finish(h);
+        let shard = self.shards[shard_of(fh)].as_ref()?;
+        shard
+            .buckets
+            .find(fh, |b| b.hash == fh && m.eq_compact(key, b.value()))
+            .map(|b| b.rules.as_slice())
+    }
+
+    /// The rule with exactly this compact value and priority.
+    pub(crate) fn find_exact(&self, value: &[u64], priority: u32) -> Option<&Arc<Rule<R>>> {
+        let (_, fh) = hashes(&self.mask, value);
+        let shard = self.shards[shard_of(fh)].as_ref()?;
+        let b = shard
+            .buckets
+            .find(fh, |b| b.hash == fh && b.value() == value)?;
+        b.rules.as_slice().iter().find(|r| r.priority == priority)
+    }
+
+    fn shard_mut(&mut self, idx: usize) -> &mut Shard<R> {
+        Arc::make_mut(self.shards[idx].get_or_insert_with(|| Arc::new(Shard::new())))
+    }
+
+    /// Inserts `rule`; a rule with the same value and priority is replaced and returned.
+    pub(crate) fn insert(&mut self, rule: Arc<Rule<R>>) -> Option<Arc<Rule<R>>> {
+        let (stage_hashes, fh) = hashes(&self.mask, &rule.value);
+        let priority = rule.priority;
+        let shard = self.shard_mut(shard_of(fh));
+        let mut replaced = None;
+        let mut new_bucket = false;
+        match shard
+            .buckets
+            .find_mut(fh, |b| b.hash == fh && b.value() == &*rule.value)
+        {
+            Some(b) => {
+                let mut v = match std::mem::replace(&mut b.rules, Rules::Many(Vec::new())) {
+                    Rules::One(r) => vec![r],
+                    Rules::Many(v) => v,
+                };
+                if let Some(pos) = v.iter().position(|r| r.priority == priority) {
+                    replaced = Some(std::mem::replace(&mut v[pos], rule));
+                } else {
+                    let pos = v.iter().position(|r| rule.beats(r)).unwrap_or(v.len());
+                    v.insert(pos, rule);
+                }
+                b.rules = if v.len() == 1 {
+                    match v.pop() {
+                        Some(r) => Rules::One(r),
+                        None => Rules::Many(v),
+                    }
+                } else {
+                    Rules::Many(v)
+                };
+            }
+            None => {
+                shard.buckets.insert_unique(
+                    fh,
+                    Bucket {
+                        hash: fh,
+                        rules: Rules::One(rule),
+                    },
+                    |b| b.hash,
+                );
+                new_bucket = true;
+            }
+        }
+        if new_bucket {
+            for (s, &sh) in stage_hashes
+                .iter()
+                .enumerate()
+                .take(self.mask.stage_ends.len().saturating_sub(1))
+            {
+                let st = &mut self.shard_mut(shard_of(sh)).stages[s];
+                match st.find_mut(sh, |e| e.0 == sh) {
+                    Some(e) => e.1 += 1,
+                    None => {
+                        st.insert_unique(sh, (sh, 1), |e| e.0);
+                    }
+                }
+            }
+        }
+        if replaced.is_none() {
+            *self.priorities.entry(priority).or_insert(0) += 1;
+            self.n_rules += 1;
+            self.max_priority = self.max_priority.max(priority);
+        }
+        replaced
+    }
+
+    /// Removes and returns the rule with this compact value and priority.
+    pub(crate) fn remove(&mut self, value: &[u64], priority: u32) -> Option<Arc<Rule<R>>> {
+        let (stage_hashes, fh) = hashes(&self.mask, value);
+        // Check first, so that a miss does not copy a shard.
+        self.find_exact(value, priority)?;
+        let shard = self.shard_mut(shard_of(fh));
+        let Ok(mut entry) = shard
+            .buckets
+            .find_entry(fh, |b| b.hash == fh && b.value() == value)
+        else {
+            return None;
+        };
+        let b = entry.get_mut();
+        let (removed, bucket_empty) = match &mut b.rules {
+            Rules::One(r) => {
+                if r.priority == priority {
+                    (Some(Arc::clone(r)), true)
+                } else {
+                    (None, false)
+                }
+            }
+            Rules::Many(v) => {
+                let removed = v
+                    .iter()
+                    .position(|r| r.priority == priority)
+                    .map(|pos| v.remove(pos));
+                if v.len() == 1 {
+                    if let Some(r) = v.pop() {
+                        b.rules = Rules::One(r);
+                    }
+                }
+                (removed, false)
+            }
+        };
+        let removed = removed?;
+        if bucket_empty {
+            entry.remove();
+            for (s, &sh) in stage_hashes
+                .iter()
+                .enumerate()
+                .take(self.mask.stage_ends.len().saturating_sub(1))
+            {
+                let st = &mut self.shard_mut(shard_of(sh)).stages[s];
+                if let Ok(mut e) = st.find_entry(sh, |e| e.0 == sh) {
+                    if e.get().1 <= 1 {
+                        e.remove();
+                    } else {
+                        e.get_mut().1 -= 1;
+                    }
+                }
+            }
+        }
+        if let Some(c) = self.priorities.get_mut(&priority) {
+            *c -= 1;
+            if *c == 0 {
+                self.priorities.remove(&priority);
+            }
+        }
+        self.max_priority = self.priorities.keys().next_back().copied().unwrap_or(0);
+        self.n_rules -= 1;
+        Some(removed)
+    }
+
+    /// Every rule, bucket by bucket.
+    pub(crate) fn rules(&self) -> impl Iterator<Item = &Arc<Rule<R>>> {
+        self.shards
+            .iter()
+            .flatten()
+            .flat_map(|s| s.buckets.iter())
+            .flat_map(|b| b.rules.as_slice().iter())
+    }
+}
