@@ -89,10 +89,10 @@ pub fn alarm(secs: u32) {
     }
 }
 
-/// Sets the nice value of the calling process (inherited by the processes it starts).
-pub fn set_nice(value: i32) -> io::Result<()> {
-    // SAFETY: setpriority(2) only takes integers; who = 0 means the calling process.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, value) };
+/// Sets the nice value of process `pid` (0 = the calling process, whose children inherit it).
+pub fn set_nice(pid: u32, value: i32) -> io::Result<()> {
+    // SAFETY: setpriority(2) only takes integers and touches no memory of ours.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS as _, pid as libc::id_t, value) };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
