@@ -453,7 +453,8 @@ impl AfXdpPort {
     /// Shuts the port down and gives its frames back to `pool`: waits (up to
     /// [`CLOSE_TX_TIMEOUT`]) for queued transmissions to complete, closes the socket (the kernel
     /// removes it from the XSKMAP and stops using its rings), then takes back the frames still
-    /// on the RX, completion and fill rings.
+    /// on the RX, completion, fill and TX rings. Works as well after the interface was deleted
+    /// under the port (a Pod's veth removed first).
     ///
     /// Returns the number of frames that could not be recovered: normally 0; frames the kernel
     /// was holding internally (copy mode keeps a frame when the RX ring was full) or whose
@@ -463,7 +464,10 @@ impl AfXdpPort {
         let mut port = self;
         let deadline = std::time::Instant::now() + CLOSE_TX_TIMEOUT;
         while port.tx_held > 0 && std::time::Instant::now() < deadline {
-            port.kick_tx(pool);
+            if !port.kick_tx(pool) {
+                // The socket cannot send any more (interface gone or down).
+                break;
+            }
             port.reclaim(pool);
             if port.tx_held > 0 {
                 std::thread::sleep(Duration::from_millis(1));
@@ -510,7 +514,10 @@ impl AfXdpPort {
             comp.release(n);
             tx_held = tx_held.saturating_sub(n as usize);
         }
-        drop(tx);
+        // Transmissions the kernel never picked up (e.g. the interface vanished) are ours again.
+        let mut tx = tx;
+        let n = tx.drain_unconsumed(|d| pool.free(d.addr));
+        tx_held = tx_held.saturating_sub(n as usize);
         fill_held + tx_held
     }
 
@@ -560,7 +567,8 @@ impl AfXdpPort {
     /// Asks the kernel to transmit what is on the TX ring. In copy mode the kernel sends at
     /// most 32 frames per syscall, so it kicks until the ring is drained (bounded by the ring
     /// size); completions are reclaimed in between so the completion ring never stalls it.
-    fn kick_tx(&mut self, pool: &mut FramePool) {
+    /// Returns false when the kernel reported a hard error (the interface went away or down).
+    fn kick_tx(&mut self, pool: &mut FramePool) -> bool {
         let max_kicks = if self.zero_copy {
             1
         } else {
@@ -568,10 +576,10 @@ impl AfXdpPort {
         };
         for _ in 0..max_kicks {
             if self.tx.pending() == 0 {
-                return;
+                return true;
             }
             if self.zero_copy && self.need_wakeup && !self.tx.needs_wakeup() {
-                return;
+                return true;
             }
             self.counters.tx_kicks += 1;
             let res = sys::kick_tx(self.fd.as_fd());
@@ -581,14 +589,15 @@ impl AfXdpPort {
                 Err(e) if e == libc::EAGAIN => self.counters.tx_kick_busy += 1,
                 Err(e) if is_transient(e) => {
                     self.counters.tx_kick_busy += 1;
-                    return;
+                    return true;
                 }
                 Err(_) => {
                     self.stats.errors += 1;
-                    return;
+                    return false;
                 }
             }
         }
+        true
     }
 }
 
@@ -651,7 +660,7 @@ impl PortIo for AfXdpPort {
         let mut free = self.tx.free(want);
         if free < want {
             // Ring full: let the kernel drain it (copy mode only sends inside the syscall).
-            self.kick_tx(pool);
+            let _ = self.kick_tx(pool);
             free = self.tx.free(want);
         }
         let accepted = want.min(free);
@@ -684,7 +693,7 @@ impl PortIo for AfXdpPort {
     }
 
     fn flush(&mut self, pool: &mut FramePool) {
-        self.kick_tx(pool);
+        let _ = self.kick_tx(pool);
         self.reclaim(pool);
         self.refill(pool);
     }

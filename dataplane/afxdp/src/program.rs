@@ -121,8 +121,8 @@ impl XdpFilter {
 /// queues. The interface name is resolved in the network namespace of the thread calling
 /// [`XdpProgram::attach`]; after that only the ifindex is used.
 pub struct XdpProgram {
-    // Field order: maps and program are dropped together with `ebpf`; nothing depends on order.
-    ebpf: Ebpf,
+    /// Owns the loaded program and its bpf_link: dropping it detaches XDP. Never read.
+    _ebpf: Ebpf,
     xsks: XskMap<MapData>,
     config: Array<MapData, [u8; 16]>,
     ifname: String,
@@ -230,7 +230,7 @@ impl XdpProgram {
             .ok_or_else(|| AfXdpError::Load("no map xvs_config in the object".into()))?;
         let config = Array::try_from(config).map_err(|e| map_err("xvs_config", e))?;
         Ok(Self {
-            ebpf,
+            _ebpf: ebpf,
             xsks,
             config,
             ifname: ifname.to_string(),
@@ -275,11 +275,6 @@ impl XdpProgram {
                 map: "xsks",
                 source,
             })
-    }
-
-    /// The loaded object (for inspection in tests and tools).
-    pub fn ebpf(&self) -> &Ebpf {
-        &self.ebpf
     }
 }
 
