@@ -69,6 +69,36 @@ fn attach_errors_and_detach_on_drop() {
             "no XDP program after drop (generic)"
         );
 
+        // A program left behind by someone else over netlink (no bpf_link; e.g. a crashed
+        // libxdp user): the same clear error, whatever the mode.
+        let obj = concat!(env!("OUT_DIR"), "/xvs_redirect.o");
+        ns.ip(
+            0,
+            &[
+                "link",
+                "set",
+                "dev",
+                "xt0",
+                "xdpgeneric",
+                "obj",
+                obj,
+                "sec",
+                "xdp",
+            ],
+        );
+        assert!(xdp_shown(&ns, "xt0"));
+        for mode in [XdpMode::Auto, XdpMode::Native, XdpMode::Generic] {
+            assert!(
+                matches!(
+                    XdpProgram::attach("xt0", mode),
+                    Err(AfXdpError::AlreadyAttached { .. })
+                ),
+                "netlink leftover, {mode}"
+            );
+        }
+        ns.ip(0, &["link", "set", "dev", "xt0", "xdpgeneric", "off"]);
+        assert!(!xdp_shown(&ns, "xt0"));
+
         // A veth whose peer's MTU is above 3506 refuses native XDP: forced native fails with
         // the kernel's reason, auto falls back to generic.
         ns.ip(1, &["link", "set", "dev", "pt0", "mtu", "9000"]);
