@@ -8,7 +8,8 @@
 //!   selects "everything", "nothing" or "only tunnel and Pod traffic" ([`XdpFilter`]).
 //! - [`XdpProgram`]: loads the object with aya and attaches it to one interface through a
 //!   bpf_link (native mode, generic fallback, or forced). Dropping it detaches the program, and
-//!   the link dies with the process, so nothing is left behind after a crash.
+//!   the link dies with the process, so nothing is left behind after a crash (kernels before
+//!   5.9 have no XDP links; aya then attaches over netlink, which outlives a crash).
 //! - `sys`: the only unsafe code: socket, setsockopt/getsockopt, bind, ring mmaps, kicks.
 //! - `ring`: the producer/consumer protocol with the kernel as batch transactions.
 //! - [`AfXdpPort`]: one socket per (interface, queue), on the UMEM of the worker's
@@ -74,6 +75,10 @@
 //! - veth: copy mode only; native XDP needs the peer's MTU at most 3506.
 //! - One buffer per frame (no multi-buffer `XDP_USE_SG`): frames larger than a pool frame minus
 //!   headroom are dropped by the kernel.
+//! - The zero-copy paths (fill-ring need-wakeup kicks, single TX kick) follow the kernel
+//!   protocol but are untested here: veth, the only device in our tests, has no zero-copy.
+//! - `XdpFilter::Select` reads one VLAN tag at most, sends IPv6 with extension headers to the
+//!   stack, and has no IPv6 Pod CIDR yet.
 #![deny(unsafe_code)]
 
 mod error;
