@@ -316,7 +316,13 @@ fn filter_modes_and_userspace_tx() {
 
             // Transmit a frame built in userspace: xa -> a0, UDP 10.78.0.2:7000 -> 10.78.0.1:5555.
             let payload = b"built in userspace".to_vec();
-            let frame = udp_frame(&payload);
+            let frame = common::udp_frame(
+                [2, 0, 0, 0, 0x0c, 0x02],
+                [2, 0, 0, 0, 0x0c, 0x01],
+                ([10, 78, 0, 2], OTHER_PORT),
+                ([10, 78, 0, 1], 5555),
+                &payload,
+            );
             let d = rig.pool.alloc_copy(&frame).expect("frame");
             let bogus = Desc {
                 addr: 1 << 40,
@@ -377,52 +383,4 @@ fn filter_modes_and_userspace_tx() {
             assert_eq!(pool.free_count(), total);
         });
     });
-}
-
-/// Ethernet/IPv4/UDP from xa (10.78.0.2:7000) to a0 (10.78.0.1:5555) with valid checksums.
-fn udp_frame(payload: &[u8]) -> Vec<u8> {
-    let udp_len = 8 + payload.len();
-    let ip_len = 20 + udp_len;
-    let mut f = Vec::with_capacity(14 + ip_len);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0x0c, 0x01]);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0x0c, 0x02]);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let src = [10, 78, 0, 2];
-    let dst = [10, 78, 0, 1];
-    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0];
-    ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&dst);
-    let c = checksum(&ip, 0);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    let mut udp = Vec::with_capacity(udp_len);
-    udp.extend_from_slice(&OTHER_PORT.to_be_bytes());
-    udp.extend_from_slice(&5555u16.to_be_bytes());
-    udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(payload);
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&src);
-    pseudo.extend_from_slice(&dst);
-    pseudo.extend_from_slice(&[0, 17]);
-    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    let c = checksum(&udp, sum(&pseudo));
-    udp[6..8].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&udp);
-    f
-}
-
-fn sum(b: &[u8]) -> u32 {
-    b.chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum()
-}
-
-fn checksum(b: &[u8], init: u32) -> u16 {
-    let mut s = init + sum(b);
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
 }
