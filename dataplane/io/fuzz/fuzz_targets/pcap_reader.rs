@@ -16,7 +16,9 @@ fn decode(bytes: &[u8]) -> Option<Vec<(Duration, Vec<u8>)>> {
     loop {
         match reader.next_into(&mut buf) {
             Ok(Next::Packet(h)) => {
-                let data = buf.get(..h.caplen as usize).expect("caplen fits the buffer");
+                let data = buf
+                    .get(..h.caplen as usize)
+                    .expect("caplen fits the buffer");
                 packets.push((h.timestamp, data.to_vec()));
             }
             Ok(Next::Oversized(h)) => assert!(h.caplen as usize > BUF),
