@@ -207,7 +207,13 @@ impl Match {
                     tp_addr = true;
                 } else if proto == ipproto::ICMPV6 {
                     tp_addr = true;
-                    match self.value.get(layout::TP_SRC) {
+                    // OpenFlow 1.5 carries the ND fields only for code 0.
+                    let code = self.value.get(layout::TP_DST);
+                    match if code == 0 {
+                        self.value.get(layout::TP_SRC)
+                    } else {
+                        0
+                    } {
                         135 => {
                             nd_target = true;
                             arp_sha = true;
@@ -243,6 +249,12 @@ impl Match {
         if !ipvx {
             m.set(layout::NW_TOS, 0);
             m.set(layout::NW_TTL, 0);
+            // Not in OVS's normalisation, but OpenFlow 1.5 carries nw_frag only for IP.
+            m.set(layout::NW_FRAG, 0);
+        }
+        if !(ipvx && proto == ipproto::TCP) {
+            // Likewise tcp_flags only for TCP.
+            m.set(layout::TCP_FLAGS, 0);
         }
         if !arp_sha {
             m.set(layout::ARP_SHA, 0);
@@ -257,6 +269,19 @@ impl Match {
         }
         if !nd_target {
             m.set128(layout::ND_TARGET, 0);
+        }
+        // ICMP type and code travel as exact 8-bit fields: a partial tp_src/tp_dst mask comes
+        // back exact, and only the low 8 bits of the value survive.
+        let icmp = (dl == ethertype::IP && proto == ipproto::ICMP)
+            || (dl == ethertype::IPV6 && proto == ipproto::ICMPV6);
+        if icmp {
+            for f in [layout::TP_SRC, layout::TP_DST] {
+                if m.get(f) != 0 {
+                    m.set(f, 0xffff);
+                    let v = self.value.get(f) & 0xff;
+                    self.value.set(f, v);
+                }
+            }
         }
         // VLAN: OpenFlow 1.2+ carries the TCI as vlan_vid (VID and present bit, maskable) plus
         // an exact vlan_pcp that is only sent when a tag is matched; a switch hands back

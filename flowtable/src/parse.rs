@@ -798,10 +798,8 @@ fn check_action(a: &Action, ctx: &mut CheckCtx) -> Result<()> {
         }
         Action::Resubmit {
             with_ct_orig: true, ..
-        } => {
-            if !m.prereqs_ok(crate::field::Prereq::Ct) {
-                return Err(inconsistent());
-            }
+        } if !m.prereqs_ok(crate::field::Prereq::Ct) => {
+            return Err(inconsistent());
         }
         Action::Ct(ct) => {
             let dl = m.dl_type();

@@ -690,18 +690,16 @@ fn put_duration(out: &mut String, sec: u32, nsec: u32) {
 }
 
 /// Appends a flow as `ofputil_flow_stats_format` (one `dump-flows` entry without its leading
-/// space). With `show_stats`, statistics missing from the flow print as zeros.
+/// space). With `show_stats`, a flow without statistics prints zero counters and no ages.
 pub fn format_flow(out: &mut String, f: &Flow, opts: &FormatOptions<'_>) {
     let names = opts.names;
-    let stats = f.stats.unwrap_or_default();
+    let stats = f.stats.unwrap_or(crate::flow::FlowStats {
+        n_packets: Some(0),
+        n_bytes: Some(0),
+        ..Default::default()
+    });
     if opts.show_stats || f.cookie != 0 {
-        let _ = write!(out, "cookie={:#x}, ", f.cookie);
-        if f.cookie == 0 {
-            // OVS prints "0x0" for a zero cookie.
-            let n = out.len();
-            out.replace_range(n - 3..n, "0x0, ");
-            out.truncate(n + 2);
-        }
+        let _ = write!(out, "cookie=0x{:x}, ", f.cookie);
     }
     if opts.show_stats {
         out.push_str("duration=");

@@ -395,7 +395,7 @@ pub(crate) static FIELDS: [FieldInfo; 87] = [
             experimenter: None,
         }),
         oxm: None,
-        loc: Loc::Word(layout::CT_STATE),
+        loc: Loc::CtState,
     },
     FieldInfo {
         id: FieldId(11),
