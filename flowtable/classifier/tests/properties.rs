@@ -1,6 +1,8 @@
 //! Property tests: the classifier against a brute-force scan, its wildcard masks, and the
 //! datapath caches against the classifier, across random table changes.
 
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
 mod common;
 
 use common::{cj, RefTable};

@@ -1,0 +1,262 @@
+//! The datapath caches: exact-match and megaflow tiers, capacity, versions, ranking, counters.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+mod common;
+
+use common::key;
+use xvs_classifier::{
+    CacheConfig, DatapathCache, ExactCache, InsertError, Insertion, MegaflowCache, MegaflowConfig,
+};
+use xvs_packet::key::layout::*;
+use xvs_packet::FlowKey;
+
+fn mask(fields: &[(xvs_packet::KeyField, u64)]) -> FlowKey {
+    key(fields)
+}
+
+fn small(capacity: u32, max_subtables: u16) -> MegaflowConfig {
+    MegaflowConfig {
+        capacity,
+        max_subtables,
+        resort_interval: 8,
+    }
+}
+
+#[test]
+fn megaflow_hit_miss_and_masking() {
+    let mut mf: MegaflowCache<&str> = MegaflowCache::new(MegaflowConfig::default());
+    let m = mask(&[(NW_DST, 0xffff_ff00)]);
+    let id = mf
+        .insert(
+            &key(&[(NW_DST, 0x0a00_0001), (TP_DST, 80)]),
+            &m,
+            "to-net",
+            0,
+        )
+        .unwrap();
+    assert_eq!(
+        mf.lookup(&key(&[(NW_DST, 0x0a00_00fe), (TP_DST, 22)])),
+        Some(id)
+    );
+    assert_eq!(mf.lookup(&key(&[(NW_DST, 0x0a00_0101)])), None);
+    assert_eq!(mf.get(id), Some(&"to-net"));
+    assert_eq!(mf.hits(id), Some(1));
+    let s = mf.stats();
+    assert_eq!((s.hits, s.misses, s.inserted), (1, 1, 1));
+    let dumped: Vec<_> = mf.iter().map(|e| (*e.key, *e.mask, *e.actions)).collect();
+    assert_eq!(dumped, vec![(key(&[(NW_DST, 0x0a00_0000)]), m, "to-net")]);
+}
+
+#[test]
+fn full_cache_refuses_and_counts() {
+    let mut mf: MegaflowCache<u32> = MegaflowCache::new(small(4, 8));
+    let m = mask(&[(TP_DST, 0xffff)]);
+    for p in 0..4 {
+        mf.insert(&key(&[(TP_DST, p)]), &m, p as u32, 0).unwrap();
+    }
+    assert_eq!(
+        mf.insert(&key(&[(TP_DST, 9)]), &m, 9, 0),
+        Err(InsertError::Full)
+    );
+    assert_eq!(mf.stats().refused_full, 1);
+    assert_eq!(mf.len(), 4);
+    // Removing one makes room.
+    let id = mf.lookup(&key(&[(TP_DST, 2)])).unwrap();
+    assert_eq!(mf.remove(id), Some(2));
+    assert_eq!(mf.remove(id), None);
+    assert!(mf.lookup(&key(&[(TP_DST, 2)])).is_none());
+    mf.insert(&key(&[(TP_DST, 9)]), &m, 9, 0).unwrap();
+    assert_eq!(mf.len(), 4);
+}
+
+#[test]
+fn mask_limit_refuses_then_reuses_empty_subtables() {
+    let mut mf: MegaflowCache<u32> = MegaflowCache::new(small(16, 2));
+    // Disjoint megaflows (they differ in tp_dst), as translation produces them.
+    mf.insert(&key(&[(TP_DST, 1)]), &mask(&[(TP_DST, 0xffff)]), 1, 0)
+        .unwrap();
+    mf.insert(
+        &key(&[(TP_DST, 2), (NW_DST, 1)]),
+        &mask(&[(TP_DST, 0xffff), (NW_DST, 0xffff_ffff)]),
+        2,
+        0,
+    )
+    .unwrap();
+    let third = mask(&[(TP_DST, 0xffff), (IN_PORT, 0xffff_ffff)]);
+    assert_eq!(
+        mf.insert(&key(&[(TP_DST, 3), (IN_PORT, 3)]), &third, 3, 0),
+        Err(InsertError::TooManyMasks)
+    );
+    assert_eq!(mf.stats().refused_masks, 1);
+    mf.flush(1);
+    assert!(mf.is_empty());
+    assert_eq!(mf.n_subtables(), 0);
+    mf.insert(&key(&[(TP_DST, 3), (IN_PORT, 3)]), &third, 3, 1)
+        .unwrap();
+    let id = mf.lookup(&key(&[(TP_DST, 3), (IN_PORT, 3)]));
+    assert_eq!(id.and_then(|id| mf.get(id)), Some(&3));
+}
+
+#[test]
+fn stale_translation_is_refused() {
+    let mut mf: MegaflowCache<u32> = MegaflowCache::new(MegaflowConfig::default());
+    mf.set_version(5);
+    assert_eq!(
+        mf.insert(&FlowKey::ZERO, &FlowKey::ZERO, 1, 4),
+        Err(InsertError::StaleVersion {
+            built: 4,
+            current: 5
+        })
+    );
+    assert_eq!(mf.stats().refused_stale, 1);
+    assert!(!mf.set_version(5));
+    assert!(mf.set_version(6));
+}
+
+#[test]
+fn duplicate_insert_returns_the_covering_entry() {
+    let mut mf: MegaflowCache<u32> = MegaflowCache::new(MegaflowConfig::default());
+    let m = mask(&[(TP_DST, 0xffff)]);
+    let a = mf
+        .insert(&key(&[(TP_DST, 80), (NW_SRC, 1)]), &m, 1, 0)
+        .unwrap();
+    let b = mf
+        .insert(&key(&[(TP_DST, 80), (NW_SRC, 2)]), &m, 2, 0)
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(mf.get(a), Some(&1));
+    assert_eq!((mf.len(), mf.stats().duplicates), (1, 1));
+}
+
+#[test]
+fn subtables_are_ranked_by_hits() {
+    let mut mf: MegaflowCache<u32> = MegaflowCache::new(small(64, 8));
+    // Five masks; the busiest one is created last. tp_src keeps the megaflows disjoint.
+    let fields = [IN_PORT, reg(0), ETH_TYPE, NW_PROTO, TP_DST];
+    for (i, f) in fields.iter().enumerate() {
+        let mut m = FlowKey::ZERO;
+        m.set(*f, 0xff);
+        m.set(TP_SRC, 0xffff);
+        let mut k = FlowKey::ZERO;
+        k.set(*f, 7);
+        k.set(TP_SRC, i as u64);
+        mf.insert(&k, &m, i as u32, 0).unwrap();
+    }
+    let hot = key(&[(TP_DST, 7), (TP_SRC, 4)]);
+    for _ in 0..8 {
+        assert!(mf.lookup(&hot).is_some());
+    }
+    assert_eq!(mf.stats().subtable_lookups_on_hit, 8 * 5);
+    assert_eq!(mf.stats().resorts, 1);
+    let before = mf.stats().subtable_lookups_on_hit;
+    for _ in 0..8 {
+        mf.lookup(&hot);
+    }
+    // Now probed first.
+    assert_eq!(mf.stats().subtable_lookups_on_hit - before, 8);
+}
+
+#[test]
+fn batch_lookup_goes_exact_then_megaflow_and_flushes_on_version_change() {
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig::default());
+    assert!(c.begin_batch(1));
+    let keys: Vec<FlowKey> = (0..100u64)
+        .map(|i| key(&[(NW_DST, 0x0a00_0000 + (i % 10)), (TP_SRC, 1000 + i)]))
+        .collect();
+    let mut out = vec![None; keys.len()];
+    c.lookup_batch(&keys, &mut out);
+    assert!(out.iter().all(Option::is_none));
+    assert_eq!(c.stats().misses, 100);
+    let m = mask(&[(NW_DST, 0xffff_ffff)]);
+    for k in &keys[..10] {
+        c.insert(k, &m, k.get(NW_DST) as u32, 1).unwrap();
+    }
+    c.lookup_batch(&keys, &mut out);
+    for (k, o) in keys.iter().zip(&out) {
+        assert_eq!(c.actions(o.unwrap()), Some(&(k.get(NW_DST) as u32)));
+    }
+    assert_eq!(c.stats().megaflow_hits, 100);
+    assert_eq!(c.stats().exact_inserts, 100);
+    c.lookup_batch(&keys, &mut out);
+    assert_eq!(c.stats().exact_hits, 100);
+    // Ten keys per megaflow, two passes.
+    assert_eq!(c.megaflow().hits(out[0].unwrap()), Some(20));
+    // Same version: nothing happens. New version: both tiers are empty at once.
+    assert!(!c.begin_batch(1));
+    assert!(c.begin_batch(2));
+    c.lookup_batch(&keys, &mut out);
+    assert!(out.iter().all(Option::is_none));
+    assert_eq!(c.stats().misses, 200);
+    assert_eq!(c.stats().flushes, 2);
+    // Refill with different answers: the exact tier must not resurrect old ones.
+    for k in &keys[..10] {
+        c.insert(k, &m, 1000 + k.get(NW_DST) as u32, 2).unwrap();
+    }
+    c.lookup_batch(&keys, &mut out);
+    for (k, o) in keys.iter().zip(&out) {
+        assert_eq!(c.actions(o.unwrap()), Some(&(1000 + k.get(NW_DST) as u32)));
+    }
+    assert_eq!(
+        c.insert(&keys[0], &m, 0, 1),
+        Err(InsertError::StaleVersion {
+            built: 1,
+            current: 2
+        })
+    );
+}
+
+#[test]
+fn exact_tier_admission_policies() {
+    for (policy, expect_exact) in [
+        (Insertion::Never, false),
+        (Insertion::OneIn(4), true),
+        (Insertion::Always, true),
+    ] {
+        let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+            exact_insertion: policy,
+            ..CacheConfig::default()
+        });
+        c.begin_batch(1);
+        c.insert(&FlowKey::ZERO, &FlowKey::ZERO, 7, 1).unwrap();
+        let keys: Vec<FlowKey> = (0..64u64).map(|i| key(&[(TP_SRC, i)])).collect();
+        let mut out = vec![None; keys.len()];
+        for _ in 0..8 {
+            c.lookup_batch(&keys, &mut out);
+        }
+        assert!(out.iter().all(|o| o.is_some()));
+        assert_eq!(c.stats().exact_hits + c.stats().megaflow_hits, 8 * 64);
+        assert_eq!(c.stats().exact_hits > 0, expect_exact, "{policy:?}");
+        if policy == Insertion::Always {
+            assert_eq!(c.stats().megaflow_hits, 64);
+        }
+    }
+}
+
+#[test]
+fn exact_cache_collisions_and_eviction_stay_correct() {
+    // A 4-slot exact tier in front of 256 megaflows: constant eviction and signature reuse, and
+    // every answer still right.
+    let mut c: DatapathCache<u64> = DatapathCache::new(CacheConfig {
+        exact_entries: 4,
+        ..CacheConfig::default()
+    });
+    c.begin_batch(1);
+    let m = mask(&[(TP_DST, 0xffff)]);
+    for p in 0..256u64 {
+        c.insert(&key(&[(TP_DST, p)]), &m, p, 1).unwrap();
+    }
+    let keys: Vec<FlowKey> = (0..1024u64)
+        .map(|i| key(&[(TP_DST, i % 256), (TP_SRC, i)]))
+        .collect();
+    let mut out = vec![None; keys.len()];
+    for _ in 0..3 {
+        c.lookup_batch(&keys, &mut out);
+        for (k, o) in keys.iter().zip(&out) {
+            assert_eq!(c.actions(o.unwrap()), Some(&k.get(TP_DST)));
+        }
+    }
+    let e = ExactCache::new(4, Insertion::Always);
+    assert_eq!(e.capacity(), 4);
+    assert_ne!(e.hash(&keys[0]), e.hash(&keys[1]));
+}
