@@ -930,7 +930,52 @@ impl Conntrack {
         })
     }
 
+    /// The live connection `x`, met on one of our keys, is the very connection this packet
+    /// belongs to (created meanwhile by another worker, maybe from the other direction).
+    fn same_conn(x: &Arc<Conn>, fwd: &ConnKey) -> Option<Created> {
+        if x.key[0] == *fwd {
+            Some(Created::Existing(Arc::clone(x), false))
+        } else if x.key[1] == *fwd {
+            Some(Created::Existing(Arc::clone(x), true))
+        } else {
+            None
+        }
+    }
+
+    /// Inserts `key -> conn`, reclaiming dead occupants. `Err(Some(x))`: held by the live `x`;
+    /// `Err(None)`: kept meeting entries another thread is removing.
+    fn insert_key(
+        &self,
+        now: u64,
+        key: &ConnKey,
+        conn: &Arc<Conn>,
+        reply: bool,
+        guard: &impl Guard,
+    ) -> Result<(), Option<Arc<Conn>>> {
+        for _ in 0..3 {
+            let entry = Entry {
+                conn: Arc::clone(conn),
+                reply,
+            };
+            match self.map.try_insert(*key, entry, guard) {
+                Ok(_) => return Ok(()),
+                Err(occ) => {
+                    let cur = Arc::clone(&occ.current.conn);
+                    if cur.is_live(now) {
+                        return Err(Some(cur));
+                    }
+                    self.kill(&cur, guard);
+                }
+            }
+        }
+        Err(None)
+    }
+
     /// Offers `rev` as the reply key of a new connection: inserts both keys or says why not.
+    ///
+    /// Both keys are inserted in key order, so two workers creating the same connection (from
+    /// the same or from opposite directions) race for the same first key: exactly one wins, the
+    /// other finds the winner there and uses its connection; nothing is ever inserted by both.
     fn claim(
         &self,
         now: u64,
@@ -940,62 +985,44 @@ impl Conntrack {
         pkt: &CtInput,
         guard: &impl Guard,
     ) -> Claim<Created> {
+        // Cheap test of the candidate before allocating anything.
         if let Some(e) = self.map.get(rev, guard) {
             if e.conn.is_live(now) {
-                return Claim::Next;
+                return match Self::same_conn(&e.conn, fwd) {
+                    Some(c) => Claim::Stop(c),
+                    None => Claim::Next,
+                };
             }
-            let dead = Arc::clone(&e.conn);
-            self.kill(&dead, guard);
         }
         let conn = self.new_conn(now, fwd, *rev, nat, pkt);
-        let mut fwd_tries = 0;
-        loop {
-            let entry = Entry {
-                conn: Arc::clone(&conn),
-                reply: false,
-            };
-            match self.map.try_insert(*fwd, entry, guard) {
-                Ok(_) => break,
-                Err(occ) => {
-                    let cur = Arc::clone(&occ.current.conn);
-                    let cur_reply = occ.current.reply;
-                    if cur.is_live(now) {
-                        return Claim::Stop(Created::Existing(cur, cur_reply));
-                    }
-                    self.kill(&cur, guard);
-                    fwd_tries += 1;
-                    if fwd_tries > 2 {
-                        return Claim::Stop(Created::Failed);
-                    }
+        let order = if fwd <= rev {
+            [(fwd, false), (rev, true)]
+        } else {
+            [(rev, true), (fwd, false)]
+        };
+        for (i, (key, reply)) in order.into_iter().enumerate() {
+            if i == 1 && rev == fwd {
+                // A packet addressed to its own source: one key serves both directions.
+                break;
+            }
+            if let Err(occupant) = self.insert_key(now, key, &conn, reply, guard) {
+                conn.removed.store(true, Ordering::Release);
+                if i == 1 {
+                    let first = order[0].0;
+                    let _ = self
+                        .map
+                        .remove_if(first, |_, e| Arc::ptr_eq(&e.conn, &conn), guard);
                 }
+                return match (occupant.and_then(|x| Self::same_conn(&x, fwd)), reply) {
+                    (Some(c), _) => Claim::Stop(c),
+                    // Our original key is held by something else: give up this packet.
+                    (None, false) => Claim::Stop(Created::Failed),
+                    // The candidate reply key is taken: try another.
+                    (None, true) => Claim::Next,
+                };
             }
         }
-        if rev == fwd {
-            // A packet addressed to its own source: one key serves both directions.
-            return Claim::Done(Created::New(conn));
-        }
-        for _ in 0..2 {
-            let entry = Entry {
-                conn: Arc::clone(&conn),
-                reply: true,
-            };
-            match self.map.try_insert(*rev, entry, guard) {
-                Ok(_) => return Claim::Done(Created::New(conn)),
-                Err(occ) => {
-                    let cur = Arc::clone(&occ.current.conn);
-                    if cur.is_live(now) {
-                        break;
-                    }
-                    self.kill(&cur, guard);
-                }
-            }
-        }
-        // Taken by a live connection (a race with another creator): undo and try another.
-        conn.removed.store(true, Ordering::Release);
-        let _ = self
-            .map
-            .remove_if(fwd, |_, e| Arc::ptr_eq(&e.conn, &conn), guard);
-        Claim::Next
+        Claim::Done(Created::New(conn))
     }
 
     fn create(

@@ -147,7 +147,7 @@ pub(crate) fn bits_addr(bits: u128, v6: bool) -> IpAddr {
 /// ICMP queries: both "ports" hold the identifier, `stype` the type of this direction and `dtype`
 /// the type of the other (echo request 8 <-> reply 0), so reversing a request key gives the key
 /// of its reply, as in OVS.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub(crate) struct ConnKey {
     pub src: u128,
     pub dst: u128,
