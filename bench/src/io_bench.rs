@@ -7,7 +7,7 @@ use crate::measure::{summarize, CpuTimes, IfCounters, NetDev};
 use crate::peers::{log_tail, Peer, PeerEnv};
 use crate::process::Reniced;
 use crate::sys;
-use crate::topology::Topology;
+use crate::topology::{Topology, NODE_PORTS};
 use anyhow::{bail, Context, Result};
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
@@ -68,6 +68,8 @@ pub struct Sample {
     pub fwd_mpps: f64,
     /// Offered rate at pod-a (tx_packets + tx_dropped), Mpps.
     pub offered_mpps: f64,
+    /// Frames the switch port pa0 dropped on receive (veth/XSK ring full), Mpps.
+    pub pa0_rx_dropped_mpps: f64,
     pub dp_busy: Option<f64>,
     pub gen_busy: Option<f64>,
     /// The generator was still sending at the end of the window.
@@ -153,6 +155,7 @@ pub fn run(args: &IoArgs) -> Result<()> {
         .context("attach the sink to pod-b")?;
     let mut dev_a = NetDev::open(&topo.pod_a)?;
     let mut dev_b = NetDev::open(&topo.pod_b)?;
+    let mut dev_n = NetDev::open(&topo.node)?;
 
     let env = PeerEnv {
         topo: &topo,
@@ -178,7 +181,15 @@ pub fn run(args: &IoArgs) -> Result<()> {
         for &flows in &args.flows {
             for &peer in &peers {
                 run_no += 1;
-                let res = measure_one(args, &env, &mut dev_a, &mut dev_b, peer, flows, rep, run_no);
+                let res = measure_one(
+                    args,
+                    &env,
+                    [&mut dev_a, &mut dev_b, &mut dev_n],
+                    peer,
+                    flows,
+                    rep,
+                    run_no,
+                );
                 if stop.load(Ordering::Relaxed) {
                     bail!("interrupted; cleaning up");
                 }
@@ -228,8 +239,7 @@ pub fn run(args: &IoArgs) -> Result<()> {
 fn measure_one(
     args: &IoArgs,
     env: &PeerEnv<'_>,
-    dev_a: &mut NetDev,
-    dev_b: &mut NetDev,
+    [dev_a, dev_b, dev_n]: [&mut NetDev; 3],
     peer: Peer,
     flows: u32,
     rep: usize,
@@ -261,14 +271,16 @@ fn measure_one(
         );
     }
 
-    let read = |dev_a: &mut NetDev, dev_b: &mut NetDev| -> Result<_> {
+    let pa0 = NODE_PORTS[0].0;
+    let mut read = || -> Result<_> {
         let a = dev_a.read(src.ifname)?;
         let b = dev_b.read(dst.ifname)?;
-        Ok((a, b, CpuTimes::read()?))
+        let n = dev_n.read(pa0)?;
+        Ok((a, b, n, CpuTimes::read()?))
     };
-    let ((ta0, a0), (tb0, b0), cpu0) = read(dev_a, dev_b)?;
+    let ((ta0, a0), (tb0, b0), (tn0, n0), cpu0) = read()?;
     sleep_checked(env.stop, Duration::from_secs(u64::from(args.secs)))?;
-    let ((ta1, a1), (tb1, b1), cpu1) = read(dev_a, dev_b)?;
+    let ((ta1, a1), (tb1, b1), (tn1, n1), cpu1) = read()?;
     let gen_ok = gen.is_running();
     let peer_ok = running.is_alive();
 
@@ -293,6 +305,7 @@ fn measure_one(
         window_s: tb1.duration_since(tb0).as_secs_f64(),
         fwd_mpps: mpps(b1.rx_packets.saturating_sub(b0.rx_packets), tb0, tb1),
         offered_mpps: mpps(offered(&a1).saturating_sub(offered(&a0)), ta0, ta1),
+        pa0_rx_dropped_mpps: mpps(n1.rx_dropped.saturating_sub(n0.rx_dropped), tn0, tn1),
         dp_busy: cpu0.busy_pct(&cpu1, args.dp_cpu),
         gen_busy: cpu0.busy_pct(&cpu1, args.gen_cpu),
         gen_ok,
@@ -405,18 +418,19 @@ fn table(args: &IoArgs, peers: &[Peer], samples: &[Sample], failures: &[Failure]
 
 fn write_csv(path: &Path, samples: &[Sample], failures: &[Failure]) -> Result<()> {
     let mut out = String::from(
-        "rep,peer,flows,window_s,fwd_mpps,offered_mpps,dp_cpu_busy_pct,gen_cpu_busy_pct,gen_ran_through,peer_ran_through,error\n",
+        "rep,peer,flows,window_s,fwd_mpps,offered_mpps,pa0_rx_dropped_mpps,dp_cpu_busy_pct,gen_cpu_busy_pct,gen_ran_through,peer_ran_through,error\n",
     );
     for s in samples {
         let _ = writeln!(
             out,
-            "{},{},{},{:.3},{:.4},{:.4},{},{},{},{},",
+            "{},{},{},{:.3},{:.4},{:.4},{:.4},{},{},{},{},",
             s.rep,
             s.peer,
             s.flows,
             s.window_s,
             s.fwd_mpps,
             s.offered_mpps,
+            s.pa0_rx_dropped_mpps,
             fmt_opt(s.dp_busy, 1),
             fmt_opt(s.gen_busy, 1),
             s.gen_ok,
@@ -425,7 +439,7 @@ fn write_csv(path: &Path, samples: &[Sample], failures: &[Failure]) -> Result<()
     }
     for f in failures {
         let err = f.error.replace(['\n', '"'], " ");
-        let _ = writeln!(out, "{},{},{},,,,,,,,\"{err}\"", f.rep, f.peer, f.flows);
+        let _ = writeln!(out, "{},{},{},,,,,,,,,\"{err}\"", f.rep, f.peer, f.flows);
     }
     fs::write(path, out).with_context(|| format!("write {}", path.display()))
 }

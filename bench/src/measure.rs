@@ -13,6 +13,7 @@ use crate::topology::Netns;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IfCounters {
     pub rx_packets: u64,
+    pub rx_dropped: u64,
     pub tx_packets: u64,
     pub tx_dropped: u64,
 }
@@ -65,6 +66,7 @@ pub fn parse_net_dev(text: &str, ifname: &str) -> Result<IfCounters> {
         }
         return Ok(IfCounters {
             rx_packets: v[1],
+            rx_dropped: v[3],
             tx_packets: v[9],
             tx_dropped: v[11],
         });
@@ -160,6 +162,7 @@ mod tests {
     fn net_dev_line() {
         let c = parse_net_dev(NET_DEV, "eth0").unwrap();
         assert_eq!(c.rx_packets, 100);
+        assert_eq!(c.rx_dropped, 7);
         assert_eq!(c.tx_packets, 20);
         assert_eq!(c.tx_dropped, 3);
         assert!(parse_net_dev(NET_DEV, "d0").is_err());
