@@ -5,8 +5,8 @@
 //! layout all three are loops over `u64`s, and a wildcard mask is simply another `FlowKey`.
 //!
 //! Conventions (the same as Open vSwitch's `struct flow`, so translation semantics carry over):
-//! - ARP: `nw_src`/`nw_dst` hold SPA/TPA, `nw_proto` holds the low 8 bits of the opcode,
-//!   `arp_sha`/`arp_tha` the hardware addresses.
+//! - ARP: `nw_src`/`nw_dst` hold SPA/TPA, `nw_proto` holds the opcode when it fits 8 bits
+//!   (0 otherwise, as OVS does), `arp_sha`/`arp_tha` the hardware addresses.
 //! - ICMP/ICMPv6: `tp_src` holds the type and `tp_dst` the code.
 //! - Neighbour discovery: `nd_target`, and `arp_sha`/`arp_tha` hold the source/target link-layer
 //!   address options.
@@ -153,7 +153,7 @@ pub mod layout {
     pub const IPV6_DST: KeyField128 = KeyField128 { hi: 31 };
     /// IPv6 flow label (20 bits).
     pub const IPV6_LABEL: KeyField = KeyField::new(33, 0, 20);
-    /// IP protocol / IPv6 upper-layer protocol (ARP: low 8 bits of the opcode).
+    /// IP protocol / IPv6 upper-layer protocol (ARP: the opcode when it fits 8 bits).
     pub const NW_PROTO: KeyField = KeyField::new(33, 32, 8);
     /// The whole TOS / traffic class byte (DSCP in the upper 6 bits, ECN in the lower 2).
     pub const NW_TOS: KeyField = KeyField::new(33, 40, 8);

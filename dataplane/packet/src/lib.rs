@@ -23,6 +23,12 @@
 //!   checksums, for tests, generators and generated replies.
 //!
 //! Nothing here allocates, uses `unsafe`, or panics on any input.
+//!
+//! Testing: unit tests per module; `tests/fixtures.rs` checks extraction and the views against
+//! packets made by scapy (`tests/fixtures/gen.py` writes the committed `.bin` files and the
+//! expected keys); `tests/etherparse_crosscheck.rs` compares extraction with etherparse on random
+//! packets; `fuzz/` holds a cargo-fuzz target (`cargo +nightly fuzz run extract` from
+//! `dataplane/packet/fuzz`) seeded with the fixtures; `benches/extract.rs` times extraction.
 #![forbid(unsafe_code)]
 
 mod bytes;
