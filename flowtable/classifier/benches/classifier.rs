@@ -1,1 +1,423 @@
-fn main() {}
+//! Micro-benchmarks: exact-match hits, megaflow hits over 1/10/100 masks, classifier lookups in
+//! an Antrea-style conjunctive policy table, and bundle insertion rate and memory.
+//!
+//! `cargo bench -p xvs-classifier -- --warm-up-time 1 --measurement-time 3`
+//! A positional filter (e.g. `megaflow`) selects benchmarks; the insertion report runs when the
+//! filter is absent or matches "insertion".
+#![allow(clippy::unwrap_used)] // Benchmark setup: a failure is a bug to see at once.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use xvs_classifier::{
+    CacheConfig, Classifier, Conjunction, DatapathCache, Insertion, LookupScratch, Match,
+    MegaflowConfig, MegaflowId,
+};
+use xvs_packet::key::layout::*;
+use xvs_packet::FlowKey;
+
+const BATCH: usize = 32;
+
+/// A cheap deterministic generator.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A realistic IPv4/TCP key.
+fn tcp_key(src: u32, dst: u32, sport: u16, dport: u16) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.set(IN_PORT, 3);
+    k.set(ETH_TYPE, 0x0800);
+    k.set(ETH_SRC, 0x0200_0000_0001);
+    k.set(ETH_DST, 0x0200_0000_0002);
+    k.set(NW_SRC, u64::from(src));
+    k.set(NW_DST, u64::from(dst));
+    k.set(NW_PROTO, 6);
+    k.set(NW_TTL, 64);
+    k.set(TP_SRC, u64::from(sport));
+    k.set(TP_DST, u64::from(dport));
+    k
+}
+
+/// `n_masks` megaflow masks, each with `per_mask` disjoint entries (every mask matches in_port,
+/// eth_type and nw_proto exactly, the mask index in tp_src's high bits keeps masks disjoint).
+fn fill_megaflows(c: &mut DatapathCache<u32>, n_masks: usize, per_mask: usize) -> Vec<FlowKey> {
+    let mut keys = Vec::new();
+    for mi in 0..n_masks {
+        let mut mask = FlowKey::ZERO;
+        mask.set(IN_PORT, u64::from(u32::MAX));
+        mask.set(ETH_TYPE, 0xffff);
+        mask.set(NW_PROTO, 0xff);
+        mask.set(TP_SRC, 0xff00);
+        // Vary the destination prefix length and add other fields so every mask differs.
+        let plen = 8 + (mi % 25) as u32;
+        mask.set(NW_DST, u64::from(u32::MAX << (32 - plen)));
+        if mi >= 25 {
+            mask.set(NW_SRC, u64::from(u32::MAX << (32 - (mi / 25) as u32 * 4)));
+        }
+        for e in 0..per_mask {
+            let dst = 0x0a00_0000u32 | ((e as u32) << (32 - plen.min(24)));
+            let k = tcp_key(0x0b00_0001, dst, ((mi as u16) << 8) | 7, 80);
+            c.insert(&k, &mask, (mi * per_mask + e) as u32, 1).unwrap();
+            keys.push(k);
+        }
+    }
+    keys
+}
+
+fn cache_benches(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("cache");
+    g.throughput(Throughput::Elements(BATCH as u64));
+
+    // Exact-match hits: 1000 flows, one megaflow mask.
+    let mut c = DatapathCache::new(CacheConfig::default());
+    c.begin_batch(1);
+    let mut mask = FlowKey::ZERO;
+    mask.set(NW_DST, u64::from(u32::MAX));
+    mask.set(ETH_TYPE, 0xffff);
+    let mut rng = Rng(7);
+    let flows: Vec<FlowKey> = (0..1000u32)
+        .map(|i| tcp_key(0x0b00_0000 + i, 0x0a00_0000 + i, 1000 + i as u16, 80))
+        .collect();
+    for (i, k) in flows.iter().enumerate() {
+        c.insert(k, &mask, i as u32, 1).unwrap();
+    }
+    let batches: Vec<Vec<FlowKey>> = (0..64)
+        .map(|_| {
+            (0..BATCH)
+                .map(|_| flows[rng.below(1000) as usize])
+                .collect()
+        })
+        .collect();
+    let mut out = vec![None::<MegaflowId>; BATCH];
+    for b in &batches {
+        c.lookup_batch(b, &mut out);
+    }
+    let mut bi = 0;
+    g.bench_function("exact_hit_1k_flows", |bch| {
+        bch.iter(|| {
+            c.lookup_batch(&batches[bi & 63], &mut out);
+            bi += 1;
+            black_box(&out);
+        })
+    });
+    let s = c.stats();
+    eprintln!(
+        "exact_hit_1k_flows: exact hits {} megaflow hits {} misses {}",
+        s.exact_hits, s.megaflow_hits, s.misses
+    );
+
+    // Megaflow hits (exact tier off), uniform over 1 / 10 / 100 masks.
+    for n_masks in [1usize, 10, 100] {
+        let mut c = DatapathCache::new(CacheConfig {
+            exact_insertion: Insertion::Never,
+            megaflow: MegaflowConfig {
+                resort_interval: 4096,
+                ..MegaflowConfig::default()
+            },
+            ..CacheConfig::default()
+        });
+        c.begin_batch(1);
+        let keys = fill_megaflows(&mut c, n_masks, 1000 / n_masks.min(100));
+        let mut rng = Rng(11);
+        let batches: Vec<Vec<FlowKey>> = (0..64)
+            .map(|_| {
+                (0..BATCH)
+                    .map(|_| {
+                        let mut k = keys[rng.below(keys.len() as u64) as usize];
+                        k.set(TP_DST, rng.below(65536)); // outside every mask
+                        k
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut bi = 0;
+        g.bench_with_input(
+            BenchmarkId::new("megaflow_hit_uniform", n_masks),
+            &n_masks,
+            |bch, _| {
+                bch.iter(|| {
+                    c.lookup_batch(&batches[bi & 63], &mut out);
+                    bi += 1;
+                    black_box(&out);
+                })
+            },
+        );
+        let ms = c.megaflow_stats();
+        eprintln!(
+            "megaflow {n_masks} masks: hits {} misses {} avg subtables/hit {:.2}",
+            ms.hits,
+            ms.misses,
+            ms.subtable_lookups_on_hit as f64 / ms.hits.max(1) as f64
+        );
+        // Skewed: 90% of packets hit one mask, which ranking moves to the front.
+        if n_masks > 1 {
+            let hot: Vec<FlowKey> = keys[keys.len() - keys.len() / n_masks..].to_vec();
+            let batches: Vec<Vec<FlowKey>> = (0..64)
+                .map(|_| {
+                    (0..BATCH)
+                        .map(|_| {
+                            if rng.below(10) < 9 {
+                                hot[rng.below(hot.len() as u64) as usize]
+                            } else {
+                                keys[rng.below(keys.len() as u64) as usize]
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            g.bench_with_input(
+                BenchmarkId::new("megaflow_hit_skewed90", n_masks),
+                &n_masks,
+                |bch, _| {
+                    bch.iter(|| {
+                        c.lookup_batch(&batches[bi & 63], &mut out);
+                        bi += 1;
+                        black_box(&out);
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+/// An Antrea-style NetworkPolicy table: `n_policies` conjunctions with 3 clauses (from-address
+/// nw_src, to-Pod reg1 or nw_dst, destination port), clause flows at 200 shared between
+/// policies, action flows `conj_id=N` at 190, and a default flow. Returns the classifier and the
+/// number of flows.
+fn policy_table(n_policies: u32) -> (Classifier<u32>, usize, Vec<u32>, Vec<u32>, Vec<u16>) {
+    let mut rng = Rng(42);
+    let src_pool: Vec<u32> = (0..2000).map(|i| 0x0a0a_0000 + i).collect();
+    let pod_pool: Vec<u32> = (0..1000).map(|i| 0x0a14_0000 + i).collect();
+    let port_pool: Vec<u16> = (0..50).map(|i| 1000 + i * 7).collect();
+    let mut clauses: HashMap<Match, Vec<Conjunction>> = HashMap::new();
+    let ip = |f, v: u32| {
+        let mut val = FlowKey::ZERO;
+        let mut m = FlowKey::ZERO;
+        val.set(ETH_TYPE, 0x0800);
+        m.set(ETH_TYPE, 0xffff);
+        val.set(f, u64::from(v));
+        m.set(f, u64::from(u32::MAX));
+        Match::new(val, m)
+    };
+    for id in 1..=n_policies {
+        for _ in 0..5 {
+            let s = src_pool[rng.below(src_pool.len() as u64) as usize];
+            clauses.entry(ip(NW_SRC, s)).or_default().push(Conjunction {
+                id,
+                clause: 1,
+                n_clauses: 3,
+            });
+        }
+        for _ in 0..4 {
+            let d = pod_pool[rng.below(pod_pool.len() as u64) as usize];
+            let m = if rng.below(2) == 0 {
+                ip(NW_DST, d)
+            } else {
+                let mut val = FlowKey::ZERO;
+                let mut m = FlowKey::ZERO;
+                val.set(reg(1), u64::from(d & 0xffff));
+                m.set(reg(1), u64::from(u32::MAX));
+                Match::new(val, m)
+            };
+            clauses.entry(m).or_default().push(Conjunction {
+                id,
+                clause: 2,
+                n_clauses: 3,
+            });
+        }
+        for _ in 0..2 {
+            let p = port_pool[rng.below(port_pool.len() as u64) as usize];
+            let mut val = FlowKey::ZERO;
+            let mut m = FlowKey::ZERO;
+            val.set(ETH_TYPE, 0x0800);
+            m.set(ETH_TYPE, 0xffff);
+            val.set(NW_PROTO, 6);
+            m.set(NW_PROTO, 0xff);
+            val.set(TP_DST, u64::from(p));
+            m.set(TP_DST, 0xffff);
+            clauses
+                .entry(Match::new(val, m))
+                .or_default()
+                .push(Conjunction {
+                    id,
+                    clause: 3,
+                    n_clauses: 3,
+                });
+        }
+    }
+    let mut cls = Classifier::new();
+    let mut b = cls.bundle();
+    let mut n = 0;
+    for (m, conj) in &clauses {
+        b.insert(m, 200, 0, conj).unwrap();
+        n += 1;
+    }
+    for id in 1..=n_policies {
+        let mut val = FlowKey::ZERO;
+        let mut m = FlowKey::ZERO;
+        val.set(CONJ_ID, u64::from(id));
+        m.set(CONJ_ID, u64::from(u32::MAX));
+        b.insert(&Match::new(val, m), 190, id, &[]).unwrap();
+        n += 1;
+    }
+    b.insert(&Match::catchall(), 0, 0, &[]).unwrap();
+    b.commit();
+    (cls, n + 1, src_pool, pod_pool, port_pool)
+}
+
+fn classifier_benches(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("classifier");
+    g.throughput(Throughput::Elements(1));
+    let (cls, n_flows, srcs, pods, ports) = policy_table(800);
+    let snap = cls.snapshot().clone();
+    let mut rng = Rng(5);
+    let keys: Vec<FlowKey> = (0..4096)
+        .map(|_| {
+            let mut k = tcp_key(
+                srcs[rng.below(srcs.len() as u64) as usize],
+                pods[rng.below(pods.len() as u64) as usize],
+                40000,
+                ports[rng.below(ports.len() as u64) as usize],
+            );
+            k.set_reg(1, (k.get(NW_DST) & 0xffff) as u32);
+            k
+        })
+        .collect();
+    let mut scratch = LookupScratch::new();
+    let (mut conj_hits, mut wc_bits) = (0u64, 0u64);
+    for k in &keys {
+        let mut wc = FlowKey::ZERO;
+        if let Some(r) = snap.lookup_with(k, &mut wc, &mut scratch) {
+            conj_hits += u64::from(*r.payload() != 0);
+        }
+        wc_bits += wc
+            .words
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum::<u64>();
+    }
+    eprintln!(
+        "policy table: {n_flows} flows, {} subtables; {conj_hits}/{} sample keys hit a conjunction; \
+         avg {:.1} unwildcarded bits",
+        snap.n_subtables(),
+        keys.len(),
+        wc_bits as f64 / keys.len() as f64
+    );
+    let mut i = 0;
+    g.bench_function(format!("policy_lookup_{n_flows}_flows"), |b| {
+        b.iter(|| {
+            let mut wc = FlowKey::ZERO;
+            let r = snap.lookup_with(&keys[i & 4095], &mut wc, &mut scratch);
+            i += 1;
+            black_box((r.map(|r| *r.payload()), wc.words[28]))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, cache_benches, classifier_benches);
+
+/// Resident set size in bytes, from /proc/self/statm.
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Bundle insertion of `n` rules over 4 masks (nw_src/32, nw_src/32+nw_dst/24, in_port+nw_dst/32,
+/// tp_dst), then a single-rule commit into the resulting table.
+fn insertion_report(n: u32) {
+    let rules: Vec<(Match, u32)> = (0..n)
+        .map(|i| {
+            let mut v = FlowKey::ZERO;
+            let mut m = FlowKey::ZERO;
+            v.set(ETH_TYPE, 0x0800);
+            m.set(ETH_TYPE, 0xffff);
+            match i % 4 {
+                0 => {
+                    v.set(NW_SRC, u64::from(i));
+                    m.set(NW_SRC, u64::from(u32::MAX));
+                }
+                1 => {
+                    v.set(NW_SRC, u64::from(i));
+                    m.set(NW_SRC, u64::from(u32::MAX));
+                    v.set(NW_DST, 0x0a00_0000);
+                    m.set(NW_DST, 0xffff_ff00);
+                }
+                2 => {
+                    v.set(IN_PORT, u64::from(i % 64));
+                    m.set(IN_PORT, u64::from(u32::MAX));
+                    v.set(NW_DST, u64::from(i));
+                    m.set(NW_DST, u64::from(u32::MAX));
+                }
+                _ => {
+                    v.set(reg(1), u64::from(i));
+                    m.set(reg(1), u64::from(u32::MAX));
+                }
+            }
+            (Match::new(v, m), 100 + i % 3)
+        })
+        .collect();
+    let before = rss();
+    let t = Instant::now();
+    let mut cls: Classifier<u64> = Classifier::new();
+    let mut b = cls.bundle();
+    for (i, (m, p)) in rules.iter().enumerate() {
+        b.insert(m, *p, i as u64, &[]).unwrap();
+    }
+    b.commit();
+    let dt = t.elapsed();
+    let mem = rss().saturating_sub(before);
+    // One more rule, its own bundle: the copy-on-write cost in a big table.
+    let t1 = Instant::now();
+    let reps = 100;
+    for r in 0..reps {
+        let mut v = FlowKey::ZERO;
+        let mut m = FlowKey::ZERO;
+        v.set(NW_SRC, u64::from(u32::MAX - r));
+        m.set(NW_SRC, u64::from(u32::MAX));
+        v.set(ETH_TYPE, 0x0800);
+        m.set(ETH_TYPE, 0xffff);
+        let mut b = cls.bundle();
+        b.insert(&Match::new(v, m), 100, 0, &[]).unwrap();
+        b.commit();
+    }
+    let single = t1.elapsed() / reps;
+    eprintln!(
+        "insertion {n} rules in one bundle: {:.0} ms, {:.2} M rules/s, RSS +{:.0} B/rule (payload 8 B); \
+         one-rule commit into it: {:.1} us",
+        dt.as_secs_f64() * 1e3,
+        f64::from(n) / dt.as_secs_f64() / 1e6,
+        mem as f64 / f64::from(n),
+        single.as_secs_f64() * 1e6
+    );
+    drop(cls);
+}
+
+fn main() {
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-') && a.parse::<f64>().is_err());
+    if filter.as_deref().is_none_or(|f| "insertion".contains(f)) {
+        insertion_report(100_000);
+        insertion_report(1_000_000);
+    }
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}
