@@ -9,6 +9,31 @@
 //! Invariant: a record's header and body are written by one producer before the producer writes
 //! anything else, and the writer checks that both fit before writing either, so a consumer that
 //! sees a header and not yet the whole body only has to try again later.
+//!
+//! ```
+//! use xvs_io::{Desc, FramePool, MemoryPort, PortIo, ReplayPort};
+//!
+//! let mut pool = FramePool::new(64, 2048, 256)?;
+//! let (mut port, mut peer) = MemoryPort::pair("p0", 16);
+//! assert!(peer.send(&[0xaa; 60]));
+//! let mut descs = [Desc::default(); 32];
+//! let n = port.rx_burst(&mut pool, &mut descs);
+//! assert_eq!(n, 1);
+//! assert_eq!(port.tx_burst(&mut pool, &descs[..n]), n);
+//! assert_eq!(peer.recv(), Some(vec![0xaa; 60]));
+//!
+//! // 100 packets cycling through two frames, then nothing.
+//! let mut replay = ReplayPort::new("gen", [[1u8; 64], [2u8; 64]], Some(100))?;
+//! let mut total = 0;
+//! while !replay.finished() {
+//!     let n = replay.rx_burst(&mut pool, &mut descs);
+//!     total += n;
+//!     replay.tx_burst(&mut pool, &descs[..n]);
+//! }
+//! assert_eq!(total, 100);
+//! assert_eq!(pool.free_count(), 64);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::pool::FramePool;
 use crate::port::{Desc, PortIo, PortStats};

@@ -540,6 +540,23 @@ mod tests {
             let s = tap.stats();
             assert_eq!((s.tx_packets, s.tx_dropped, s.errors), (1, 1, 1));
             assert_eq!(pool.free_count(), 16);
+
+            // With the pool empty, received frames wait in the kernel queue, uncounted.
+            let held: Vec<u64> = std::iter::from_fn(|| pool.alloc()).collect();
+            sock.send_to(b"waits in the kernel", "10.78.0.2:4444")
+                .expect("send");
+            std::thread::sleep(Duration::from_millis(50));
+            let mut descs = [Desc::default(); 8];
+            assert_eq!(tap.rx_burst(&mut pool, &mut descs), 0);
+            for a in held {
+                pool.free(a);
+            }
+            let waited = receive_matching(&mut tap, &mut pool, Duration::from_secs(5), |f| {
+                f.ends_with(b"waits in the kernel")
+            });
+            assert!(waited.is_some());
+            assert_eq!(tap.stats().rx_dropped, 1);
+            assert_eq!(pool.free_count(), 16);
         });
     }
 
