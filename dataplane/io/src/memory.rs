@@ -278,7 +278,7 @@ pub struct ReplayPort {
 
 impl ReplayPort {
     /// A port that replays `frames` in order, looping, until it has emitted `count` packets
-    /// (`None`: forever).
+    /// (`None`: forever). Frames dropped for not fitting a pool frame count as emitted.
     pub fn new<I>(name: &str, frames: I, count: Option<u64>) -> Result<Self, ReplayError>
     where
         I: IntoIterator,
@@ -348,52 +348,41 @@ impl PortIo for ReplayPort {
         };
         let room = pool.region().frame_size() - pool.headroom();
         let mut n = 0;
-        let mut emitted = 0u64;
-        while n < budget {
+        // Packets taken from the set this burst, delivered or dropped.
+        let mut emitted = 0;
+        while emitted < budget {
             let Some(&(off, len)) = self.spans.get(self.next) else {
+                // Unreachable (the set is never empty and `next` stays in range); stay safe.
                 self.next = 0;
-                continue;
+                break;
             };
             if len > room {
-                // Counted once per replayed copy, like a device dropping an oversized frame.
-                self.next = if self.next + 1 == self.spans.len() {
-                    0
-                } else {
-                    self.next + 1
-                };
+                // Dropped once per replayed copy, like a device refusing an oversized frame.
                 self.stats.rx_dropped += 1;
-                emitted += 1;
-                if emitted as usize >= budget {
-                    break;
-                }
-                continue;
-            }
-            let Some(d) = pool.alloc_desc(len) else {
-                break;
-            };
-            let src = self.data.get(off..off + len as usize).unwrap_or(&[]);
-            let dst = pool.region_mut().data_mut(d);
-            if dst.len() == src.len() {
-                dst.copy_from_slice(src);
-            }
-            if let Some(slot) = out.get_mut(n) {
-                *slot = d;
-            }
-            n += 1;
-            emitted += 1;
-            self.stats.rx_bytes += u64::from(len);
-            self.next = if self.next + 1 == self.spans.len() {
-                0
             } else {
-                self.next + 1
-            };
-            if emitted as usize >= budget {
-                break;
+                let Some(d) = pool.alloc_desc(len) else {
+                    break;
+                };
+                let src = self.data.get(off..off + len as usize).unwrap_or(&[]);
+                let dst = pool.region_mut().data_mut(d);
+                if dst.len() == src.len() {
+                    dst.copy_from_slice(src);
+                }
+                if let Some(slot) = out.get_mut(n) {
+                    *slot = d;
+                }
+                n += 1;
+                self.stats.rx_bytes += u64::from(len);
+            }
+            emitted += 1;
+            self.next += 1;
+            if self.next == self.spans.len() {
+                self.next = 0;
             }
         }
         self.stats.rx_packets += n as u64;
         if let Some(r) = self.remaining.as_mut() {
-            *r = r.saturating_sub(emitted);
+            *r = r.saturating_sub(emitted as u64);
         }
         n
     }
