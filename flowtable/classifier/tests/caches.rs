@@ -260,3 +260,69 @@ fn exact_cache_collisions_and_eviction_stay_correct() {
     assert_eq!(e.capacity(), 4);
     assert_ne!(e.hash(&keys[0]), e.hash(&keys[1]));
 }
+
+#[test]
+fn no_batch_started_after_a_commit_uses_older_rules() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use xvs_classifier::{Classifier, Match};
+
+    // The control thread commits generation n (every rule's payload is n), then announces n.
+    // A worker that saw announcement n before starting a batch must answer n or newer, from
+    // the caches as well as from translation.
+    let mut cls: Classifier<u64> = Classifier::new();
+    let mut b = cls.bundle();
+    b.insert(&Match::catchall(), 0, 0, &[]).unwrap();
+    b.commit();
+    let mut reader = cls.reader();
+    let announced = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ann, stp) = (Arc::clone(&announced), Arc::clone(&stop));
+    let worker = std::thread::spawn(move || {
+        let mut cache: DatapathCache<u64> = DatapathCache::new(CacheConfig::default());
+        let keys: Vec<FlowKey> = (0..32u64).map(|i| key(&[(TP_DST, i % 8)])).collect();
+        let mut out = vec![None; keys.len()];
+        let mut batches = 0u64;
+        while !stp.load(Ordering::Relaxed) {
+            let floor = ann.load(Ordering::Acquire);
+            let snap = Arc::clone(reader.refresh());
+            cache.begin_batch(snap.version());
+            cache.lookup_batch(&keys, &mut out);
+            for (k, o) in keys.iter().zip(out.iter()) {
+                let answer = match o {
+                    Some(id) => *cache.actions(*id).unwrap(),
+                    None => {
+                        let mut wc = FlowKey::ZERO;
+                        let a = *snap.lookup(k, &mut wc).unwrap().payload();
+                        cache.insert(k, &wc, a, snap.version()).unwrap();
+                        a
+                    }
+                };
+                assert!(
+                    answer >= floor,
+                    "batch after commit {floor} used rules of {answer}"
+                );
+            }
+            batches += 1;
+        }
+        batches
+    });
+    for n in 1..=300u64 {
+        let mut b = cls.bundle();
+        b.delete_loose(&Match::catchall());
+        for p in 0..8u64 {
+            let mut v = FlowKey::ZERO;
+            let mut m = FlowKey::ZERO;
+            v.set(TP_DST, p);
+            m.set(TP_DST, 0xffff);
+            b.insert(&Match::new(v, m), 10, n, &[]).unwrap();
+        }
+        b.commit();
+        announced.store(n, Ordering::Release);
+        if n % 50 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(worker.join().unwrap() > 0);
+}
