@@ -7,7 +7,7 @@ use crate::measure::{summarize, CpuTimes, IfCounters, NetDev};
 use crate::peers::{log_tail, Peer, PeerEnv};
 use crate::process::Reniced;
 use crate::sys;
-use crate::topology::{Topology, NODE_PORTS};
+use crate::topology::{self, Topology, NODE_PORTS};
 use anyhow::{bail, Context, Result};
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
@@ -123,6 +123,9 @@ pub fn run(args: &IoArgs) -> Result<()> {
     if args.reps == 0 || args.secs == 0 || args.flows.is_empty() || args.peers.is_empty() {
         bail!("--reps, --secs, --flows and --peers must be non-empty / positive");
     }
+    if args.flows.contains(&0) {
+        bail!("--flows: each flow count must be at least 1");
+    }
     if args.dp_cpu == args.gen_cpu {
         bail!("--dp-cpu and --gen-cpu must differ");
     }
@@ -140,7 +143,14 @@ pub fn run(args: &IoArgs) -> Result<()> {
     sched_setaffinity(Pid::from_raw(0), &cpus)
         .with_context(|| format!("pin harness to cpu{}", args.gen_cpu))?;
 
-    let tag = format!("xvsb{}", std::process::id());
+    let stale = topology::stale_namespaces();
+    if !stale.is_empty() {
+        eprintln!(
+            "xvs-bench: note: namespaces of dead runs exist ({}); `xvs-bench cleanup` removes them",
+            stale.join(", ")
+        );
+    }
+    let tag = format!("{}{}", topology::PREFIX, std::process::id());
     let work = WorkDir {
         path: std::env::temp_dir().join(&tag),
         keep: args.keep_logs,

@@ -41,6 +41,8 @@ struct Cli {
 enum Cmd {
     /// I/O ceiling: forwarded Mpps of xvsd, testpmd and XDP redirect on the veth topology.
     Io(io_bench::IoArgs),
+    /// Removes namespaces and directories left by runs that were killed with SIGKILL.
+    Cleanup,
     /// Internal: the traffic generator process started by `io`.
     #[command(hide = true)]
     Gen(generator::GenArgs),
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
     let res: Result<()> = match &cli.cmd {
         Cmd::Io(args) => io_bench::run(args),
         Cmd::Gen(args) => generator::run_gen(args),
+        Cmd::Cleanup => topology::cleanup_stale(),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

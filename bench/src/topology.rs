@@ -18,6 +18,55 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// Prefix of every name the harness creates outside its namespaces' insides: namespaces
+/// `xvsb<pid>-{a,n,b}`, `/tmp/xvsb<pid>`, DPDK's `/var/run/dpdk/xvsb<pid>`.
+pub const PREFIX: &str = "xvsb";
+
+/// Namespaces `xvsb<pid>-{a,n,b}` whose harness process no longer exists (it was SIGKILLed).
+pub fn stale_namespaces() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| {
+            let Some((pid, suffix)) = name.strip_prefix(PREFIX).and_then(|r| r.split_once('-'))
+            else {
+                return false;
+            };
+            matches!(suffix, "a" | "n" | "b")
+                && pid.parse::<u32>().is_ok()
+                && !Path::new("/proc").join(pid).exists()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Deletes the namespaces of dead runs, and their `/tmp` and DPDK leftovers.
+pub fn cleanup_stale() -> Result<()> {
+    let stale = stale_namespaces();
+    if stale.is_empty() {
+        println!("nothing to clean up");
+    }
+    for name in stale {
+        run(Command::new("ip").args(["netns", "del", &name]))?;
+        println!("deleted netns {name}");
+        if let Some((tag, _)) = name.rsplit_once('-') {
+            for dir in [
+                std::env::temp_dir().join(tag),
+                Path::new("/var/run/dpdk").join(tag),
+            ] {
+                if dir.exists() && std::fs::remove_dir_all(&dir).is_ok() {
+                    println!("deleted {}", dir.display());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One end of a link as the generator and the counters need it.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
