@@ -926,24 +926,19 @@ fn parse_controller(value: &str) -> Result<Action> {
     Ok(Action::Controller(c))
 }
 
-/// Splits `value->dst` for `set_field` and `load`.
-fn split_arrow<'a>(arg: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
+/// Splits `value->dst` for `set_field` and `load` (OVS `set_field_split_str`).
+fn split_arrow(arg: &str) -> Result<(&str, &str)> {
     match arg.find("->") {
-        Some(0) => Err(ParseError::invalid(format!(
-            "{what}: missing source before `->' in `{arg}'"
-        ))),
         Some(i) => {
             let dst = &arg[i + 2..];
             if dst.is_empty() {
                 return Err(ParseError::invalid(format!(
-                    "{what}: missing destination after `->' in `{arg}'"
+                    "{arg}: missing field name following `->'"
                 )));
             }
             Ok((&arg[..i], dst))
         }
-        None => Err(ParseError::invalid(format!(
-            "{what}: missing `->' in `{arg}'"
-        ))),
+        None => Err(ParseError::invalid(format!("{arg}: missing `->'"))),
     }
 }
 
@@ -961,7 +956,7 @@ fn value_valid(field: FieldId, v: u128) -> bool {
 }
 
 fn parse_set_field(arg: &str, names: &NameMap) -> Result<Action> {
-    let (value, key) = split_arrow(arg, "set_field")?;
+    let (value, key) = split_arrow(arg)?;
     let field = FieldId::from_name(key)
         .ok_or_else(|| ParseError::invalid(format!("{key} is not a valid OXM field name")))?;
     let info = field.info();
@@ -982,12 +977,13 @@ fn parse_set_field(arg: &str, names: &NameMap) -> Result<Action> {
 }
 
 fn parse_load(arg: &str) -> Result<Action> {
-    let (value, dst) = split_arrow(arg, "load")?;
+    let (_, dst) = split_arrow(arg)?;
     let sf = Subfield::parse(dst)?;
     let bytes = sf.field.info().n_bytes;
-    let v = match parse_int_prefix(value, bytes) {
-        Ok((v, rest)) if rest.len() != value.len() || value.is_empty() => v,
-        _ => {
+    // OVS reads the number from the start of the whole argument and ignores what follows it.
+    let v = match parse_int_prefix(arg, bytes) {
+        Ok((v, _)) => v,
+        Err(_) => {
             return Err(ParseError::invalid(format!(
                 "{arg}: cannot parse integer value"
             )))
@@ -1395,7 +1391,8 @@ fn parse_learn(arg: &str, names: &NameMap) -> Result<Learn> {
             "cookie" => {
                 l.cookie = match parse_int_prefix(value, 8) {
                     Ok((v, _)) => v as u64,
-                    Err(_) => u64::MAX,
+                    Err(crate::value::IntError::Range) => u64::MAX,
+                    Err(crate::value::IntError::Syntax) => 0,
                 }
             }
             "send_flow_rem" => l.send_flow_rem = true,
@@ -1508,7 +1505,7 @@ fn parse_learn_spec(orig: &str, name: &str, value: &str, names: &NameMap) -> Res
                 no_nxm(orig, dst_s, &dst)?;
                 if dst.n_bits < 128 && imm >> dst.n_bits != 0 {
                     return Err(ParseError::invalid(format!(
-                        "{orig}: value does not fit into {} bits",
+                        "{value}: value does not fit into {} bits",
                         dst.n_bits
                     )));
                 }

@@ -10,12 +10,14 @@ use std::net::Ipv6Addr;
 pub(crate) enum IntError {
     /// More significant bits than the field has.
     Range,
+    /// No digits where a decimal number was expected.
+    Syntax,
 }
 
 /// Reads an integer prefix of `s` into a value of `n_bytes` bytes, as OVS's `parse_int_string`:
 /// `0x`-prefixed hexadecimal of any length that fits, otherwise C `strtoull(.., 0)` (decimal,
-/// or octal with a leading `0`). Returns the value and the unparsed rest. A string with no digits
-/// yields 0 and leaves `s` untouched, exactly like `strtoull`.
+/// or octal with a leading `0`). Returns the value and the unparsed rest. A decimal number without
+/// digits is a syntax error; `0x` alone is zero.
 pub(crate) fn parse_int_prefix(s: &str, n_bytes: u8) -> Result<(u128, &str), IntError> {
     let n_bytes = n_bytes.min(16);
     let bytes = s.as_bytes();
@@ -75,8 +77,7 @@ pub(crate) fn parse_int_prefix(s: &str, n_bytes: u8) -> Result<(u128, &str), Int
         j += 1;
     }
     if j == start {
-        // No digits: strtoull leaves the tail at the beginning.
-        return Ok((0, s));
+        return Err(IntError::Syntax);
     }
     if overflow {
         return Err(IntError::Range);
@@ -354,7 +355,9 @@ mod tests {
         assert_eq!(parse_int_prefix("65536", 2), Err(IntError::Range));
         assert_eq!(parse_int_prefix("0x1ffff", 2), Err(IntError::Range));
         assert_eq!(parse_int_prefix("0x0000ffff", 2), Ok((0xffff, "")));
-        assert_eq!(parse_int_prefix("abc", 2), Ok((0, "abc")));
+        assert_eq!(parse_int_prefix("abc", 2), Err(IntError::Syntax));
+        assert_eq!(parse_int_prefix("", 2), Err(IntError::Syntax));
+        assert_eq!(parse_int_prefix("0x", 2), Ok((0, "")));
         assert_eq!(
             parse_int_prefix("0xfec00000000000000000000000000001", 16),
             Ok((0xfec0_0000_0000_0000_0000_0000_0000_0001, ""))

@@ -664,15 +664,19 @@ fn parse_integer_masked(field: FieldId, s: &str) -> Result<(u128, u128)> {
         field: info.name,
     };
     let bad = |what: &str| ParseError::invalid(format!("{s}: bad syntax for {} {what}", info.name));
-    let (v, rest) =
-        parse_int_prefix(s, info.n_bytes).map_err(|IntError::Range| too_large("value"))?;
+    let (v, rest) = parse_int_prefix(s, info.n_bytes).map_err(|e| match e {
+        IntError::Range => too_large("value"),
+        IntError::Syntax => bad("value"),
+    })?;
     if !rest.is_empty() && !rest.starts_with('/') {
         return Err(bad("value"));
     }
     let full = ones(u16::from(info.n_bytes) * 8);
     let m = if let Some(ms) = rest.strip_prefix('/') {
-        let (m, tail) =
-            parse_int_prefix(ms, info.n_bytes).map_err(|IntError::Range| too_large("mask"))?;
+        let (m, tail) = parse_int_prefix(ms, info.n_bytes).map_err(|e| match e {
+            IntError::Range => too_large("mask"),
+            IntError::Syntax => bad("mask"),
+        })?;
         if !tail.is_empty() {
             return Err(bad("mask"));
         }

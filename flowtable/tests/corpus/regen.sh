@@ -70,3 +70,13 @@ $OF dump-flows "$MGMT" --names > flows-stats.expected
 $OF dump-groups "$MGMT" --names > groups.expected
 $OF dump-meters "$MGMT" > meters.expected
 echo "flows: $(wc -l < flows.txt) in, $(wc -l < flows.expected) dumped"
+
+# Error messages of ovs-ofctl for malformed flows (no switch needed): one line per input of
+# errors.txt, either "error: <message>" or "ok".
+while IFS= read -r line; do
+    if out=$(ovs-ofctl -O OpenFlow15 parse-flow "$line" 2>&1); then
+        echo "ok"
+    else
+        echo "error: $(printf '%s\n' "$out" | grep '^ovs-ofctl: ' | tail -1 | sed 's/^ovs-ofctl: //')"
+    fi
+done < errors.txt > errors.expected
