@@ -189,6 +189,10 @@ impl Worker {
                 } else if received == 0 {
                     sleep = (sleep + Duration::from_micros(1)).min(self.config.sleep_max);
                     std::thread::sleep(sleep);
+                    // The sleep is idle time; start the next iteration's clock after it.
+                    let woke = Instant::now();
+                    self.stats.idle_ns += woke.duration_since(last).as_nanos() as u64;
+                    last = woke;
                 }
             }
         }
