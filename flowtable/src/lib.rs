@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod action;
+pub mod datapath;
 pub mod error;
 pub mod field;
 pub mod flow;
