@@ -22,11 +22,12 @@
 //! - ARP/RARP for Ethernet/IPv4 only: SPA/TPA in `nw_src`/`nw_dst`, the opcode in `nw_proto`
 //!   when it fits 8 bits (otherwise 0), SHA/THA in `arp_sha`/`arp_tha`.
 //!
-//! Metadata words (registers, conntrack, tunnel, recirculation) are left alone; the caller resets
-//! the key (packet fields absent from a frame are not written either).
+//! Metadata words (registers, conntrack, tunnel, recirculation) are left alone apart from
+//! `in_port`. The packet words (Ethernet to L4, words 26 to 39 of the layout) are all written,
+//! fields absent from the frame as zero, so a reused key needs only its metadata reset.
 
 use crate::bytes::{arr, be16, be32, slice};
-use crate::key::{layout, FlowKey};
+use crate::key::{layout, FlowKey, KeyField, KeyField128};
 use crate::wire::{arp, ethertype, icmpv6, ip_proto, ipv6, vlan};
 
 /// The header in which extraction stopped early.
@@ -99,6 +100,33 @@ impl ExtractInfo {
     }
 }
 
+/// First key word holding packet (L2 to L4) fields; every word from here to the end is written
+/// by [`extract`].
+const FIRST_PACKET_WORD: usize = 26;
+const PACKET_WORDS: usize = crate::key::KEY_WORDS - FIRST_PACKET_WORD;
+
+/// The packet words of the key, built in registers and stored once: setting fields in place
+/// would chain read-modify-writes through memory on the shared words.
+struct Words([u64; PACKET_WORDS]);
+
+impl Words {
+    #[inline(always)]
+    fn set(&mut self, f: KeyField, v: u64) {
+        if let Some(w) = (f.word as usize)
+            .checked_sub(FIRST_PACKET_WORD)
+            .and_then(|i| self.0.get_mut(i))
+        {
+            *w |= (v << f.shift) & f.word_mask();
+        }
+    }
+
+    #[inline(always)]
+    fn set128(&mut self, f: KeyField128, v: u128) {
+        self.set(KeyField::new(f.hi as usize, 0, 64), (v >> 64) as u64);
+        self.set(KeyField::new(f.hi as usize + 1, 0, 64), v as u64);
+    }
+}
+
 #[inline(always)]
 fn mac(m: [u8; 6]) -> u64 {
     u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
@@ -109,10 +137,20 @@ fn mac(m: [u8; 6]) -> u64 {
 #[inline]
 pub fn extract(frame: &[u8], in_port: u32, key: &mut FlowKey) -> ExtractInfo {
     let mut info = ExtractInfo::default();
+    let mut w = Words([0; PACKET_WORDS]);
     key.set(layout::IN_PORT, u64::from(in_port));
+    parse(frame, &mut w, &mut info);
+    if let Some(dst) = key.words.get_mut(FIRST_PACKET_WORD..) {
+        dst.copy_from_slice(&w.0);
+    }
+    info
+}
+
+#[inline(always)]
+fn parse(frame: &[u8], key: &mut Words, info: &mut ExtractInfo) {
     if frame.len() < 14 {
         info.status = Status::Truncated(Layer::Ethernet);
-        return info;
+        return;
     }
     key.set(layout::ETH_DST, mac(arr(frame, 0)));
     key.set(layout::ETH_SRC, mac(arr(frame, 6)));
@@ -150,20 +188,19 @@ pub fn extract(frame: &[u8], in_port: u32, key: &mut FlowKey) -> ExtractInfo {
     key.set(layout::ETH_TYPE, u64::from(ty));
     info.l3_offset = off as u32;
     if info.status != Status::Ok {
-        return info;
+        return;
     }
 
     match ty {
-        ethertype::IPV4 => ipv4(frame, off, key, &mut info),
-        ethertype::IPV6 => ipv6(frame, off, key, &mut info),
-        ethertype::ARP | ethertype::RARP => arp(frame, off, key, &mut info),
+        ethertype::IPV4 => ipv4(frame, off, key, info),
+        ethertype::IPV6 => ipv6(frame, off, key, info),
+        ethertype::ARP | ethertype::RARP => arp(frame, off, key, info),
         _ => {}
     }
-    info
 }
 
 #[inline(always)]
-fn arp(frame: &[u8], off: usize, key: &mut FlowKey, info: &mut ExtractInfo) {
+fn arp(frame: &[u8], off: usize, key: &mut Words, info: &mut ExtractInfo) {
     let a = slice(frame, off, off + arp::HEADER_LEN);
     if a.len() < arp::HEADER_LEN {
         info.status = Status::Truncated(Layer::Arp);
@@ -184,7 +221,7 @@ fn arp(frame: &[u8], off: usize, key: &mut FlowKey, info: &mut ExtractInfo) {
 }
 
 #[inline(always)]
-fn ipv4(frame: &[u8], off: usize, key: &mut FlowKey, info: &mut ExtractInfo) {
+fn ipv4(frame: &[u8], off: usize, key: &mut Words, info: &mut ExtractInfo) {
     let ip = slice(frame, off, usize::MAX);
     if ip.len() < 20 {
         info.status = Status::Truncated(Layer::Ipv4);
@@ -253,7 +290,7 @@ fn ipv4(frame: &[u8], off: usize, key: &mut FlowKey, info: &mut ExtractInfo) {
 
 /// TCP, UDP and SCTP, common to both IP versions.
 #[inline(always)]
-fn ports(proto: u8, l4: &[u8], key: &mut FlowKey, info: &mut ExtractInfo) {
+fn ports(proto: u8, l4: &[u8], key: &mut Words, info: &mut ExtractInfo) {
     let need = match proto {
         ip_proto::TCP => 20,
         ip_proto::UDP => 8,
@@ -272,7 +309,7 @@ fn ports(proto: u8, l4: &[u8], key: &mut FlowKey, info: &mut ExtractInfo) {
 }
 
 #[inline(always)]
-fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey, info: &mut ExtractInfo) {
+fn ipv6(frame: &[u8], off: usize, key: &mut Words, info: &mut ExtractInfo) {
     let ip = slice(frame, off, usize::MAX);
     if ip.len() < ipv6::HEADER_LEN {
         info.status = Status::Truncated(Layer::Ipv6);
@@ -320,7 +357,7 @@ fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey, info: &mut ExtractInfo) {
 }
 
 #[inline(always)]
-fn icmp6(l4: &[u8], key: &mut FlowKey, info: &mut ExtractInfo) {
+fn icmp6(l4: &[u8], key: &mut Words, info: &mut ExtractInfo) {
     if l4.len() < icmpv6::HEADER_LEN {
         info.status = Status::Truncated(Layer::L4);
         return;

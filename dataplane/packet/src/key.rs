@@ -33,7 +33,8 @@ pub struct KeyField {
 }
 
 impl KeyField {
-    const fn new(word: usize, shift: u32, width: u32) -> Self {
+    /// A field of `width` bits at bit `shift` of word `word`.
+    pub const fn new(word: usize, shift: u32, width: u32) -> Self {
         Self {
             word: word as u8,
             shift: shift as u8,
