@@ -147,6 +147,8 @@ pub fn run_gen(args: &GenArgs) -> Result<()> {
     );
     let prog = bpf::Generator::load(args.flows.max(1), u32::from(SPORT_BASE))?;
 
+    // With a handler installed (instead of the default action, which kills the process) these
+    // signals make the test run return EINTR, and the generator reports and exits 0.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [libc::SIGALRM, libc::SIGINT, libc::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("signal handler")?;

@@ -108,6 +108,7 @@ impl Drop for WorkDir {
 fn sleep_checked(stop: &AtomicBool, d: Duration) -> Result<()> {
     let end = Instant::now() + d;
     while let Some(left) = end.checked_duration_since(Instant::now()) {
+        // Relaxed: the flag carries no data, it is only polled.
         if stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
@@ -200,8 +201,10 @@ pub fn run(args: &IoArgs) -> Result<()> {
                     rep,
                     run_no,
                 );
+                // Relaxed: the flag carries no data, it is only polled.
                 if stop.load(Ordering::Relaxed) {
-                    bail!("interrupted; cleaning up");
+                    print!("{}", table(args, &peers, &samples, &failures));
+                    bail!("interrupted; partial results above; cleaning up");
                 }
                 match res {
                     Ok(s) => {

@@ -224,6 +224,7 @@ fn wait_ready(
                 log_tail(log, 15)
             );
         }
+        // Relaxed: the flag carries no data, it is only polled.
         if env.stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
