@@ -963,10 +963,16 @@ fn parse_set_field(arg: &str, names: &NameMap) -> Result<Action> {
     if !info.writable {
         return Err(ParseError::invalid(format!("{key} is read-only")));
     }
-    let (raw_v, raw_m) = parse_field_value(field, value, names)?;
+    let (raw_v, raw_m) = crate::field::parse_field_value_unmasked(field, value, names)?;
     if !value_valid(field, raw_v) {
         return Err(ParseError::invalid(format!(
             "{value} is not a valid value for field {key}"
+        )));
+    }
+    if raw_v & !raw_m != 0 {
+        // ovs-ofctl sends this; a switch rejects it when decoding.
+        return Err(ParseError::invalid(format!(
+            "{value}: value has 1-bits in bits wildcarded by the mask (OFPBMC_BAD_WILDCARDS)"
         )));
     }
     Ok(Action::SetField {

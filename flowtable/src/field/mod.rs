@@ -598,6 +598,16 @@ const FRAGS: [(&str, u8, u8); 7] = [
 /// ones over those bytes. Values are not checked against the field's bit width here: matches
 /// truncate (as OVS does) and `set_field` checks validity itself.
 pub fn parse_field_value(field: FieldId, s: &str, names: &NameMap) -> Result<(u128, u128)> {
+    parse_field_value_unmasked(field, s, names).map(|(v, m)| (v & m, m))
+}
+
+/// Like [`parse_field_value`] but leaves value bits outside the mask as written (what
+/// `set_field` carries on the wire, where a switch rejects them).
+pub(crate) fn parse_field_value_unmasked(
+    field: FieldId,
+    s: &str,
+    names: &NameMap,
+) -> Result<(u128, u128)> {
     let info = field.info();
     if s == "*" {
         return Ok((0, 0));
@@ -651,7 +661,7 @@ pub fn parse_field_value(field: FieldId, s: &str, names: &NameMap) -> Result<(u1
             info.name
         )));
     }
-    Ok((v & m & full, m & full))
+    Ok((v & full, m & full))
 }
 
 /// Integer `value[/mask]` for a decimal/hex field (OVS `mf_from_integer_string`).

@@ -504,6 +504,21 @@ add("PipelineIPClassifier", 169, "pkt_mark=0x5", "goto_table:UnSNAT", ck(1), "id
 add("PipelineIPClassifier", 168, "tcp,tcp_flags=syn|ack", "goto_table:UnSNAT", ck(1), "send_flow_rem,importance=5")
 add("PipelineIPClassifier", 167, "vlan_tci=0x1000/0x1000,dl_vlan_pcp=5", "goto_table:UnSNAT", ck(1))
 
+# --- more action and flag forms ---
+add("Output", 175, "tcp,reg2=0x5", "ct(commit,zone=7,alg=ftp)", ck(1))
+add("Output", 174, "udp,reg2=0x6", "ct(commit,table=Output,zone=8,alg=tftp,exec(load:0x1->NXM_NX_CT_MARK[0],load:0xff->NXM_NX_CT_LABEL[0..7]))", ck(1))
+add("Output", 173, "ip,reg2=0x7", "mod_nw_tos:16,mod_nw_ecn:1,IN_PORT", ck(1))
+add("Output", 172, "udp,reg2=0x8", "mod_tp_src:53,mod_tp_dst:5353,IN_PORT", ck(1))
+add("Output", 171, "vlan_tci=0x1000/0x1000,reg2=0x9", "set_vlan_vid:5,mod_vlan_pcp:3,IN_PORT", ck(1))
+add("Output", 170, "reg2=0xa", "mod_vlan_pcp:6,IN_PORT", ck(1))
+add("Output", 169, "reg2=0xb", "drop", ck(1), "check_overlap")
+add("Output", 168, "reg2=0xc", "drop", ck(1), "reset_counts")
+add("Output", 167, "reg2=0xd", "drop", ck(1), "no_packet_counts,no_byte_counts")
+add("Output", 166, "reg2=0xe", "drop", ck(1), "importance=100,hard_timeout=65535,idle_timeout=1")
+add("Output", 165, "ipv6,reg2=0xf", "set_field:fd00::/64->ipv6_src,IN_PORT", ck(1))
+add("Output", 164, "ip,reg2=0x10", "set_field:10.0.0.0/8->ip_src,set_field:0a:00:00:00:00:00/ff:00:00:00:00:00->eth_src,IN_PORT", ck(1))
+add("Output", 163, "reg2=0x11", "resubmit(,IngressRule),resubmit(pod0-aaa,IngressRule),resubmit:LOCAL,resubmit(CONTROLLER,Output)", ck(1))
+
 # Deduplicate by (table, priority, match) keeping the first: OVS would replace the earlier flow.
 seen = set()
 out = []
