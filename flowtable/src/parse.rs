@@ -386,8 +386,9 @@ pub fn parse_flow_mod(s: &str, command: FlowModCommand, names: &NameMap) -> Resu
     }
 
     if let Some(act) = act_str {
-        let mut ctx = CheckCtx { flow: m };
+        let mut ctx = CheckCtx::new(m);
         let actions = parse_action_list(act, names, Outer::Top, &mut ctx)?;
+        ctx.finish()?;
         fm.flow.actions = actions;
     }
     m.normalize();
@@ -448,18 +449,18 @@ fn parse_subfield_match(name: &str, value: &str, m: &mut Match) -> Result<()> {
 /// Parses an action list (the text after `actions=`) with no match context (as for
 /// `packet-out` or group buckets: prerequisites are checked against a catch-all match).
 pub fn parse_actions(s: &str, names: &NameMap) -> Result<Vec<Action>> {
-    let mut ctx = CheckCtx {
-        flow: Match::catch_all(),
-    };
-    parse_action_list(s, names, Outer::Top, &mut ctx)
+    let mut ctx = CheckCtx::new(Match::catch_all());
+    let a = parse_action_list(s, names, Outer::Top, &mut ctx)?;
+    ctx.finish()?;
+    Ok(a)
 }
 
 /// Parses group-bucket actions: like [`parse_actions`] but without instructions.
 pub(crate) fn parse_bucket_actions(s: &str, names: &NameMap) -> Result<Vec<Action>> {
-    let mut ctx = CheckCtx {
-        flow: Match::catch_all(),
-    };
-    parse_action_list(s, names, Outer::Bucket, &mut ctx)
+    let mut ctx = CheckCtx::new(Match::catch_all());
+    let a = parse_action_list(s, names, Outer::Bucket, &mut ctx)?;
+    ctx.finish()?;
+    Ok(a)
 }
 
 /// Where an action list sits.
@@ -478,6 +479,26 @@ enum Outer {
 #[derive(Debug, Clone)]
 struct CheckCtx {
     flow: Match,
+    /// Set when an action is valid only in OpenFlow 1.0 with this match (OVS
+    /// `inconsistent_match`): the flow is then refused with "no usable protocol" unless another
+    /// error comes first.
+    needs_of10: bool,
+}
+
+impl CheckCtx {
+    fn new(flow: Match) -> Self {
+        CheckCtx {
+            flow,
+            needs_of10: false,
+        }
+    }
+
+    fn finish(&self) -> Result<()> {
+        if self.needs_of10 {
+            return Err(ParseError::invalid("no usable protocol"));
+        }
+        Ok(())
+    }
 }
 
 fn inconsistent() -> ParseError {
@@ -618,13 +639,21 @@ fn parse_action_list(
             }
             "mod_dl_src" | "mod_dl_dst" | "mod_nw_src" | "mod_nw_dst" | "mod_nw_ecn"
             | "mod_nw_tos" | "mod_tp_src" | "mod_tp_dst" => {
-                out.push(parse_mod_alias(&lower, value, &ctx.flow, names)?);
+                let a = parse_mod_alias(&lower, value, &ctx.flow, names)?;
+                if let Action::SetField { field, .. } = &a {
+                    if !ctx.flow.prereqs_ok(field.info().prereq) {
+                        // OVS keeps such an action for OpenFlow 1.0 only.
+                        ctx.needs_of10 = true;
+                        out.push(a);
+                        continue;
+                    }
+                }
+                out.push(a);
             }
             "dec_ttl" => {
                 if !value.is_empty() {
-                    return Err(ParseError::invalid(
-                        "dec_ttl with controller ids needs OpenFlow 1.0 or NXM (no usable protocol)",
-                    ));
+                    // dec_ttl(ids...) exists only as an OpenFlow 1.0/NXM action.
+                    ctx.needs_of10 = true;
                 }
                 out.push(Action::DecTtl);
             }
@@ -794,7 +823,16 @@ fn check_action(a: &Action, ctx: &mut CheckCtx) -> Result<()> {
             m.set(FieldId::VLAN_TCI, v | 0x1000, mask | 0x1000);
         }
         Action::PopVlan => {
+            if !m.prereqs_ok(crate::field::Prereq::VlanVid) {
+                ctx.needs_of10 = true;
+            }
+            let m = &mut ctx.flow;
             m.set(FieldId::VLAN_TCI, 0, 0);
+        }
+        Action::DecTtl | Action::SetNwTtl(_) => {
+            if !m.prereqs_ok(crate::field::Prereq::IpAny) {
+                ctx.needs_of10 = true;
+            }
         }
         Action::Resubmit {
             with_ct_orig: true, ..

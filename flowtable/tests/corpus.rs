@@ -228,7 +228,9 @@ fn malformed_flows_fail_with_the_words_ovs_ofctl_uses() {
 /// Inputs where xvs deliberately answers differently from `ovs-ofctl -O OpenFlow15`, each with
 /// the reason.
 const KNOWN_ERROR_DIFFERENCES: &[&str] = &[
-    // OVS: "no usable protocol" (dec_ttl with controller ids exists only in OpenFlow 1.0/NXM);
-    // xvs names the reason instead.
-    "actions=dec_ttl(1,2)",
+    // ovs-ofctl sends these; the switch then rejects them (OFPBMC_BAD_WILDCARDS, CT without
+    // commit, OFPBMC_BAD_PREREQ). xvs refuses them when parsing, with the switch's reason.
+    "ipv6,actions=set_field:fd00::5/64->ipv6_src",
+    "ip actions=ct(table=1,exec(set_field:0x1->ct_mark))",
+    "ct_nw_src=10.0.0.1,actions=drop",
 ];

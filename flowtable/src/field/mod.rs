@@ -365,9 +365,9 @@ impl Subfield {
     pub fn parse(s: &str) -> Result<Subfield> {
         let (sf, rest) = Self::parse_prefix(s)?;
         if !rest.is_empty() {
-            return Err(ParseError::invalid(format!(
-                "{s}: trailing garbage in argument"
-            )));
+            return Err(ParseError::invalid(
+                "unexpected input following field syntax",
+            ));
         }
         Ok(sf)
     }
