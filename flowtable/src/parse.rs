@@ -829,10 +829,9 @@ fn check_action(a: &Action, ctx: &mut CheckCtx) -> Result<()> {
             let m = &mut ctx.flow;
             m.set(FieldId::VLAN_TCI, 0, 0);
         }
-        Action::DecTtl | Action::SetNwTtl(_) => {
-            if !m.prereqs_ok(crate::field::Prereq::IpAny) {
-                ctx.needs_of10 = true;
-            }
+        Action::DecTtl | Action::SetNwTtl(_) if !m.prereqs_ok(crate::field::Prereq::IpAny) => {
+            ctx.needs_of10 = true;
+        }
         }
         Action::Resubmit {
             with_ct_orig: true, ..
