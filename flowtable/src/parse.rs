@@ -832,7 +832,6 @@ fn check_action(a: &Action, ctx: &mut CheckCtx) -> Result<()> {
         Action::DecTtl | Action::SetNwTtl(_) if !m.prereqs_ok(crate::field::Prereq::IpAny) => {
             ctx.needs_of10 = true;
         }
-        }
         Action::Resubmit {
             with_ct_orig: true, ..
         } if !m.prereqs_ok(crate::field::Prereq::Ct) => {
