@@ -328,7 +328,107 @@ fn classifier_benches(cr: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cache_benches, classifier_benches);
+/// The alternative exact-cache hash: only the non-zero words, plus the bitmap of which words
+/// are non-zero (OVS miniflow style), folded sequentially.
+fn sparse_hash(k: &FlowKey) -> u64 {
+    let mut map = 0u64;
+    let mut h = 0x243f_6a88_85a3_08d3u64;
+    for (i, &w) in k.words.iter().enumerate() {
+        if w != 0 {
+            map |= 1 << i;
+            let p = u128::from(h ^ w) * 0x9e37_79b9_7f4a_7c15u128;
+            h = (p as u64) ^ ((p >> 64) as u64);
+        }
+    }
+    let p = u128::from(h ^ map) * 0xbf58_476d_1ce4_e5b9u128;
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+fn hash_and_admission_benches(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("exact");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mut rng = Rng(3);
+    let keys: Vec<FlowKey> = (0..BATCH)
+        .map(|_| {
+            tcp_key(
+                rng.next() as u32,
+                rng.next() as u32,
+                rng.next() as u16,
+                rng.next() as u16,
+            )
+        })
+        .collect();
+    let e = xvs_classifier::ExactCache::new(1024, Insertion::Always);
+    g.bench_function("hash_full_key_multilinear", |b| {
+        b.iter(|| {
+            let mut acc = 0u64;
+            for k in &keys {
+                acc ^= e.hash(black_box(k));
+            }
+            acc
+        })
+    });
+    g.bench_function("hash_nonzero_words_fold", |b| {
+        b.iter(|| {
+            let mut acc = 0u64;
+            for k in &keys {
+                acc ^= sparse_hash(black_box(k));
+            }
+            acc
+        })
+    });
+    // 100k active flows over one megaflow mask, a 32k-slot exact tier: always-on admission
+    // thrashes it, 1-in-100 admission keeps it mostly stable.
+    for (name, policy) in [
+        ("always", Insertion::Always),
+        ("one_in_100", Insertion::OneIn(100)),
+    ] {
+        let mut c = DatapathCache::new(CacheConfig {
+            exact_insertion: policy,
+            ..CacheConfig::default()
+        });
+        c.begin_batch(1);
+        let mut mask = FlowKey::ZERO;
+        mask.set(NW_DST, u64::from(u32::MAX));
+        mask.set(ETH_TYPE, 0xffff);
+        for d in 0..1000u32 {
+            c.insert(&tcp_key(0, 0x0a00_0000 + d, 0, 0), &mask, d, 1)
+                .unwrap();
+        }
+        let flows: Vec<FlowKey> = (0..100_000u32)
+            .map(|i| tcp_key(0x0b00_0000 + i, 0x0a00_0000 + i % 1000, 1000, 80))
+            .collect();
+        let batches: Vec<Vec<FlowKey>> = (0..256)
+            .map(|_| {
+                (0..BATCH)
+                    .map(|_| flows[rng.below(flows.len() as u64) as usize])
+                    .collect()
+            })
+            .collect();
+        let mut out = vec![None::<MegaflowId>; BATCH];
+        let mut bi = 0;
+        g.bench_function(format!("thrash_100k_flows_{name}"), |b| {
+            b.iter(|| {
+                c.lookup_batch(&batches[bi & 255], &mut out);
+                bi += 1;
+                black_box(&out);
+            })
+        });
+        let s = c.stats();
+        eprintln!(
+            "thrash {name}: exact hits {} megaflow hits {} exact inserts {}",
+            s.exact_hits, s.megaflow_hits, s.exact_inserts
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    cache_benches,
+    hash_and_admission_benches,
+    classifier_benches
+);
 
 /// Resident set size in bytes, from /proc/self/statm.
 fn rss() -> u64 {

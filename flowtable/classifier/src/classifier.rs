@@ -10,6 +10,7 @@ use xvs_packet::key::layout::CONJ_ID;
 use xvs_packet::FlowKey;
 
 use crate::error::ClassifierError;
+use crate::hash;
 use crate::rule::{Conjunction, MaskInfo, Match, Rule, RuleStats};
 use crate::subtable::Subtable;
 
@@ -28,6 +29,28 @@ struct Clause {
 #[derive(Debug, Default)]
 pub struct LookupScratch {
     clauses: Vec<Clause>,
+    groups: Vec<Group>,
+    complete: Vec<(u32, u32, u8)>,
+}
+
+/// A (priority, conjunction id, clause count) group and the clauses seen for it.
+#[derive(Clone, Copy, Debug)]
+struct Group {
+    used: bool,
+    rank: u32,
+    id: u32,
+    n_clauses: u8,
+    seen: u64,
+}
+
+impl Group {
+    const EMPTY: Group = Group {
+        used: false,
+        rank: 0,
+        id: 0,
+        n_clauses: 0,
+        seen: 0,
+    };
 }
 
 impl LookupScratch {
@@ -132,7 +155,7 @@ impl<R> Snapshot<R> {
         scratch: &mut LookupScratch,
     ) -> Option<&Arc<Rule<R>>> {
         scratch.clauses.clear();
-        self.lookup_inner(key, wc, Some(&mut scratch.clauses))
+        self.lookup_inner(key, wc, Some(scratch))
     }
 
     /// The tuple-space search. `clauses` is `None` for the `conj_id` search, which ignores clause
@@ -141,7 +164,7 @@ impl<R> Snapshot<R> {
         &self,
         key: &FlowKey,
         wc: &mut FlowKey,
-        mut clauses: Option<&mut Vec<Clause>>,
+        mut scratch: Option<&mut LookupScratch>,
     ) -> Option<&Arc<Rule<R>>> {
         let mut hard: Option<&Arc<Rule<R>>> = None;
         for st in &self.ordered {
@@ -165,9 +188,9 @@ impl<R> Snapshot<R> {
                     // The rest of the bucket is lower in (priority, seq) order.
                     break;
                 }
-                if let Some(cl) = clauses.as_deref_mut() {
+                if let Some(sc) = scratch.as_deref_mut() {
                     for c in r.conjunctions.iter() {
-                        cl.push(Clause {
+                        sc.clauses.push(Clause {
                             rank: u32::MAX - r.priority,
                             id: c.id,
                             n_clauses: c.n_clauses,
@@ -177,9 +200,10 @@ impl<R> Snapshot<R> {
                 }
             }
         }
-        let Some(cl) = clauses else {
+        let Some(scratch) = scratch else {
             return hard;
         };
+        let cl = &mut scratch.clauses;
         // Clause flows at or below the best ordinary match cannot change the answer (an ordinary
         // flow wins a tie with a conjunction at the same priority).
         if let Some(h) = hard {
@@ -189,37 +213,65 @@ impl<R> Snapshot<R> {
         if cl.is_empty() {
             return hard;
         }
-        // Highest priority first, then conjunction id ascending; within one (priority, id,
-        // n_clauses) group, check that every clause 1..=n is present.
-        cl.sort_unstable();
-        let mut i = 0;
-        while i < cl.len() {
-            let head = cl[i];
-            let mut seen = 0u64;
-            let mut j = i;
-            while j < cl.len()
-                && cl[j].rank == head.rank
-                && cl[j].id == head.id
-                && cl[j].n_clauses == head.n_clauses
-            {
-                seen |= 1u64 << (cl[j].clause - 1);
-                j += 1;
-            }
-            let all = if head.n_clauses >= 64 {
-                u64::MAX
-            } else {
-                (1u64 << head.n_clauses) - 1
-            };
-            if seen == all {
-                // Complete: look for the action flow with conj_id set, ignoring clause flows.
-                let mut k = *key;
-                k.set(CONJ_ID, u64::from(head.id));
-                if let Some(r) = self.lookup_inner(&k, wc, None) {
-                    return Some(r);
+        // Group the clauses by (priority, id, n_clauses) in a small open-addressing table and
+        // record which clauses each group has; O(clauses), no sort of the (possibly long) list.
+        let cap = (cl.len() * 2).next_power_of_two().max(16);
+        let groups = &mut scratch.groups;
+        groups.clear();
+        groups.resize(cap, Group::EMPTY);
+        for c in cl.iter() {
+            let mut h = (hash::finish(hash::add(
+                u64::from(c.rank) << 32 | u64::from(c.id),
+                u64::from(c.n_clauses),
+            )) as usize)
+                & (cap - 1);
+            loop {
+                let g = &mut groups[h];
+                if !g.used {
+                    *g = Group {
+                        used: true,
+                        rank: c.rank,
+                        id: c.id,
+                        n_clauses: c.n_clauses,
+                        seen: 0,
+                    };
                 }
-                // No flow for conj_id=id: as if this conjunction had not matched.
+                if g.rank == c.rank && g.id == c.id && g.n_clauses == c.n_clauses {
+                    g.seen |= 1u64 << (c.clause - 1);
+                    break;
+                }
+                h = (h + 1) & (cap - 1);
             }
-            i = j;
+        }
+        let complete = &mut scratch.complete;
+        complete.clear();
+        complete.extend(
+            groups
+                .iter()
+                .filter(|g| {
+                    g.used
+                        && g.seen
+                            == if g.n_clauses >= 64 {
+                                u64::MAX
+                            } else {
+                                (1u64 << g.n_clauses) - 1
+                            }
+                })
+                .map(|g| (g.rank, g.id, g.n_clauses)),
+        );
+        if complete.is_empty() {
+            return hard;
+        }
+        // Highest priority first, then conjunction id ascending.
+        complete.sort_unstable();
+        for &(_, id, _) in complete.iter() {
+            // Complete: look for the action flow with conj_id set, ignoring clause flows.
+            let mut k = *key;
+            k.set(CONJ_ID, u64::from(id));
+            if let Some(r) = self.lookup_inner(&k, wc, None) {
+                return Some(r);
+            }
+            // No flow for conj_id=id: as if this conjunction had not matched.
         }
         hard
     }

@@ -46,8 +46,8 @@ pub enum Insertion {
 pub struct ExactCache {
     buckets: Box<[Bucket]>,
     mask: usize,
-    /// Per-instance multilinear hash keys, two 32-bit halves per key word.
-    hkeys: Box<[u64; 2 * KEY_WORDS]>,
+    /// Per-instance random hash keys, one per key word.
+    hkeys: Box<[u64; KEY_WORDS]>,
     insertion: Insertion,
     rng: u64,
 }
@@ -60,7 +60,7 @@ impl ExactCache {
         let mut s = seed;
         let hkeys = Box::new(std::array::from_fn(|_| {
             s = hash::add(s, 0x6a09_e667_f3bc_c908);
-            hash::finish(s) >> 32
+            hash::finish(s)
         }));
         Self {
             buckets: vec![EMPTY_BUCKET; n_buckets].into_boxed_slice(),
@@ -76,18 +76,18 @@ impl ExactCache {
         self.buckets.len() * WAYS
     }
 
-    /// The hash of the whole key: a multilinear (NH) hash over the 80 32-bit halves, whose 40
-    /// products are independent and vectorize, then one avalanche step. About as fast as hashing
-    /// only the non-zero words and free of the data-dependent branches.
+    /// The hash of the whole key: the sum over the 20 word pairs of a folded 64×64→128
+    /// multiply of the two words, each xored with a per-instance random key (wyhash's "mum"
+    /// step). The 20 products are independent, so they pipeline; then one avalanche step.
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> u64 {
         let k = &*self.hkeys;
         let mut acc = 0u64;
-        for i in 0..KEY_WORDS {
-            let w = key.words[i];
-            let lo = (w as u32 as u64).wrapping_add(k[2 * i]) & 0xffff_ffff;
-            let hi = (w >> 32).wrapping_add(k[2 * i + 1]) & 0xffff_ffff;
-            acc = acc.wrapping_add(lo.wrapping_mul(hi));
+        for i in 0..KEY_WORDS / 2 {
+            acc = acc.wrapping_add(hash::fold_mul(
+                key.words[2 * i] ^ k[2 * i],
+                key.words[2 * i + 1] ^ k[2 * i + 1],
+            ));
         }
         hash::finish(acc)
     }
@@ -146,5 +146,57 @@ impl ExactCache {
     /// replaced.
     pub fn clear(&mut self) {
         self.buckets.fill(EMPTY_BUCKET);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_spreads_keys_that_differ_in_one_field() {
+        let e = ExactCache::new(1024, Insertion::Always);
+        let mut seen = std::collections::HashSet::new();
+        for i in 1..20_000u64 {
+            for word in [0usize, 26, 28, 34, 39] {
+                let mut k = FlowKey::ZERO;
+                k.words[word] = i;
+                k.words[28] |= 0x0a00_0001 << 32;
+                assert!(
+                    seen.insert(e.hash(&k)),
+                    "collision at word {word} value {i}"
+                );
+            }
+        }
+        // Every bucket index bit and signature bit moves.
+        let (mut or, mut and) = (0u64, u64::MAX);
+        for i in 0..1000u64 {
+            let mut k = FlowKey::ZERO;
+            k.words[34] = i;
+            let h = e.hash(&k);
+            or |= h;
+            and &= h;
+        }
+        assert_eq!((or, and), (u64::MAX, 0));
+    }
+
+    #[test]
+    fn insert_find_and_evict() {
+        let mut e = ExactCache::new(4, Insertion::Always);
+        assert_eq!(e.capacity(), 4);
+        // Same bucket (one bucket only), five signatures: one is evicted.
+        for s in 1..=5u64 {
+            assert!(e.insert(s << 32, MegaflowId(s as u32)));
+        }
+        let found = (1..=5u64).filter(|s| e.find(s << 32).is_some()).count();
+        assert_eq!(found, 4);
+        // Re-inserting a present signature updates in place.
+        e.insert(5 << 32, MegaflowId(50));
+        assert_eq!(e.find(5 << 32), Some(MegaflowId(50)));
+        e.clear();
+        assert_eq!(e.find(5 << 32), None);
+        let mut never = ExactCache::new(4, Insertion::Never);
+        assert!(!never.insert(1 << 32, MegaflowId(1)));
+        assert_eq!(never.find(1 << 32), None);
     }
 }

@@ -52,7 +52,7 @@
 //! # Versions and thread safety
 //! Chosen design: **immutable snapshots, copy-on-write, published by pointer swap**. The
 //! control thread owns the [`Classifier`] (single writer). A [`Bundle`] forks the current
-//! [`Snapshot`], whose subtables and their 64 shards are `Arc`s shared with the published
+//! [`Snapshot`], whose subtables and their 256 shards are `Arc`s shared with the published
 //! version; the first change to a shard copies that shard only. [`Bundle::commit`] numbers the
 //! fork (version + 1) and publishes it with an `ArcSwap` store followed by a `Release` store of
 //! the version. Each worker holds a [`ClassifierReader`]; at the start of every batch,
@@ -68,9 +68,9 @@
 //! concurrent (RCU) hash map whose readers tolerate concurrent writers, i.e. `unsafe` code or a
 //! heavy dependency, and it makes every lookup test visibility. With snapshots the lookup path is
 //! plain immutable data. Costs: a bundle of k changes costs O(k) plus one copy of each shard it
-//! touches (about 1/64 of a touched subtable), and O(subtables) to re-sort the subtable order;
+//! touches (about 1/256 of a touched subtable), and O(subtables) to re-sort the subtable order;
 //! 10k changes in one bundle are cheap (see the insertion benchmark). The weak spot is many
-//! tiny commits into one huge subtable (each copies about n/64 entries): the OpenFlow layer
+//! tiny commits into one huge subtable (each copies about n/256 entries): the OpenFlow layer
 //! should commit once per received message batch or barrier, as OVS defers publication.
 //!
 //! # Caches and table changes

@@ -11,8 +11,8 @@ use crate::hash;
 use crate::rule::{MaskInfo, Rule, MAX_STAGES};
 
 /// log2 of the number of shards. A commit copies only the shards it touched, so a single-rule
-/// change to a subtable of n rules copies about n/64 entries.
-const SHARD_BITS: u32 = 6;
+/// change to a subtable of n rules copies about n/256 entries.
+const SHARD_BITS: u32 = 8;
 const N_SHARDS: usize = 1 << SHARD_BITS;
 
 /// Seed of the classifier hashes. The classifier's tables are keyed by rule values that the
