@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+#[cfg(test)]
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use crate::nat::NatKind;
 use crate::tcp::{TcpConn, TcpSegment, TcpState, Update};
@@ -39,6 +41,7 @@ fn backoff(spins: &mut u32) {
 }
 
 impl MarkLabel {
+    #[inline]
     pub fn read(&self) -> (u32, u128) {
         let mut spins = 0;
         loop {
@@ -126,21 +129,31 @@ pub(crate) enum ConnUpdate {
 }
 
 /// A tracked connection. Keys, zone and NAT are immutable after creation.
+///
+/// `repr(C)` keeps the fields every packet touches (liveness, expiry, mark/label, protocol
+/// state) together at the front, right after the `Arc` counters, and the keys behind them.
+#[repr(C)]
 pub(crate) struct Conn {
-    /// `[original, reply]` keys (the reply key includes the NAT translation).
-    pub key: [ConnKey; 2],
-    pub nat: Option<NatKind>,
-    pub proto: ProtoState,
-    /// Absolute expiry time in the caller's nanoseconds. `Relaxed`: a monotonic-enough hint
-    /// that only decides when the entry may be reclaimed.
-    pub expiration: AtomicU64,
-    pub ml: MarkLabel,
     /// Set once, by whoever removes the connection from the table; that thread also gives back
     /// the connection's slot in the limits.
     pub removed: AtomicBool,
+    pub nat: Option<NatKind>,
     /// Which sweep list holds it.
     pub shard: u16,
+    /// Absolute expiry time in the caller's nanoseconds. `Relaxed`: it only decides when the
+    /// entry may be reclaimed; see `set_expiration`.
+    pub expiration: AtomicU64,
+    pub ml: MarkLabel,
+    pub proto: ProtoState,
+    /// `[original, reply]` keys (the reply key includes the NAT translation).
+    pub key: [ConnKey; 2],
 }
+
+/// Refreshing the expiry is skipped when it would move it forward by less than this, so a
+/// connection carrying millions of packets per second is written about once per millisecond
+/// instead of once per packet (both directions on two cores would otherwise bounce its cache
+/// line). The cost: a connection may expire up to this much before its nominal timeout.
+pub(crate) const EXPIRY_SLACK_NS: u64 = 1_000_000;
 
 impl Conn {
     #[inline]
@@ -154,13 +167,21 @@ impl Conn {
         !self.removed.load(Ordering::Acquire) && self.expiration.load(Ordering::Relaxed) > now
     }
 
+    #[inline]
     pub fn set_expiration(&self, now: u64, ns: u64) {
-        self.expiration
-            .store(now.saturating_add(ns), Ordering::Relaxed);
+        let new = now.saturating_add(ns);
+        let cur = self.expiration.load(Ordering::Relaxed);
+        // Shorter timeouts (e.g. after a FIN) always apply; longer ones only when they move the
+        // expiry by at least the slack. A lost race between two stores leaves one of two
+        // near-equal values: harmless.
+        if new < cur || new - cur >= EXPIRY_SLACK_NS {
+            self.expiration.store(new, Ordering::Relaxed);
+        }
     }
 
     /// Updates the protocol state for a packet in direction `reply`; returns the verdict and the
     /// timeout to apply, if any.
+    #[inline]
     pub fn update(
         &self,
         reply: bool,
@@ -258,29 +279,37 @@ impl Conn {
     }
 }
 
-/// A handle on a tracked connection, carried in packet metadata across recirculation so the
-/// next `ct()` in the same zone skips the table lookup (OVS `pkt->md.conn`).
-///
-/// Holding it keeps the connection's memory alive, not the connection: once it expires or is
-/// flushed, the tracker ignores the handle and looks the packet up again.
-#[derive(Clone)]
-pub struct ConnRef(pub(crate) Arc<Conn>);
+/// A handle on the connection a packet matched, carried in its metadata across recirculation
+/// so that the next `ct()` in the same zone reuses the match without updating the connection
+/// again (OVS `pkt->md.conn`, `process_one_fast`). It is a plain copy of the matched key (no
+/// reference count to bump per packet); the tracker checks that the connection still exists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ConnHandle {
+    pub(crate) key: ConnKey,
+    pub(crate) reply: bool,
+}
 
-impl ConnRef {
+impl ConnHandle {
     /// The zone of the connection.
     pub fn zone(&self) -> u16 {
-        self.0.zone()
+        self.key.zone
     }
 
-    /// True when both handles name the same connection.
-    pub fn same(&self, other: &ConnRef) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+    /// True when the packet travelled in the reply direction.
+    pub fn is_reply(&self) -> bool {
+        self.reply
     }
 }
 
-impl fmt::Debug for ConnRef {
+impl fmt::Debug for ConnHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnRef({:?})", self.0.key[0].to_tuple())
+        write!(
+            f,
+            "ConnHandle({:?}, zone={}, reply={})",
+            self.key.to_tuple(),
+            self.key.zone,
+            self.reply
+        )
     }
 }
 

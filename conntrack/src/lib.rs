@@ -33,7 +33,7 @@ pub mod tcp;
 mod timeout;
 pub mod tuple;
 
-pub use conn::ConnRef;
+pub use conn::ConnHandle;
 pub use dump::CtEntry;
 pub use nat::{NatAction, NatKind, NatRange};
 pub use state::CtState;

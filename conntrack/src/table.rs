@@ -9,7 +9,7 @@ use std::time::Duration;
 use foldhash::fast::FixedState;
 use papaya::Guard;
 
-use crate::conn::{Conn, ConnRef, ConnUpdate, MarkLabel, ProtoState, ICMP_FIRST, OTHER_FIRST};
+use crate::conn::{Conn, ConnHandle, ConnUpdate, MarkLabel, ProtoState, ICMP_FIRST, OTHER_FIRST};
 use crate::dump::CtEntry;
 use crate::nat::{find_reply, Claim, NatAction, NatFail, NatKind, NatRange};
 use crate::state::CtState;
@@ -178,8 +178,7 @@ pub struct CtMeta {
     pub orig: Option<Tuple>,
     /// The connection, cached for the next `ct()` in the same zone (not set after a `ct()` with
     /// `nat`, as in OVS).
-    pub conn: Option<ConnRef>,
-    reply: bool,
+    pub conn: Option<ConnHandle>,
     related: bool,
 }
 
@@ -522,27 +521,31 @@ impl Conntrack {
             return self.write_untracked_invalid(meta, zone, stats);
         }
 
-        // Recirculated packet with its connection cached: no lookup (OVS process_one_fast).
-        if let Some(cached) = meta.conn.take() {
-            if cached.0.zone() == zone && !act.force && cached.0.is_live(now) {
-                stats.fast_path += 1;
-                let mut rw = None;
-                if act.nat.is_some() {
-                    let (reply, related) = (meta.reply, meta.related);
-                    rw = self.handle_nat(&cached.0, meta, pkt, reply, related);
+        let guard = self.map.guard();
+        // Recirculated packet whose connection was matched by the previous ct() in this zone:
+        // reuse the match without updating the connection again (OVS process_one_fast).
+        if let Some(h) = meta.conn.take() {
+            if h.key.zone == zone && !act.force {
+                if let Some((c, _)) = self.lookup(&h.key, now, &guard) {
+                    stats.fast_path += 1;
+                    let mut rw = None;
+                    if act.nat.is_some() {
+                        let related = meta.related;
+                        rw = self.handle_nat(c, meta, pkt, h.reply, related);
+                    }
+                    meta.zone = zone;
+                    let (m, l) = if act.commit && (act.mark.is_some() || act.label.is_some()) {
+                        c.ml.update(act.mark, act.label)
+                    } else {
+                        c.ml.read()
+                    };
+                    meta.mark = m;
+                    meta.label = l;
+                    if act.nat.is_none() {
+                        meta.conn = Some(h);
+                    }
+                    return rw;
                 }
-                meta.zone = zone;
-                let (m, l) = if act.commit && (act.mark.is_some() || act.label.is_some()) {
-                    cached.0.ml.update(act.mark, act.label)
-                } else {
-                    cached.0.ml.read()
-                };
-                meta.mark = m;
-                meta.label = l;
-                if act.nat.is_none() {
-                    meta.conn = Some(cached);
-                }
-                return rw;
             }
         }
 
@@ -555,7 +558,6 @@ impl Conntrack {
             return self.write_untracked_invalid(meta, zone, stats);
         }
 
-        let guard = self.map.guard();
         let natted = meta.state.intersects(CtState::SRC_NAT | CtState::DST_NAT);
         stats.lookups += 1;
         let mut found: Option<(&Arc<Conn>, bool)> = if natted {
@@ -685,10 +687,12 @@ impl Conntrack {
             }
         }
         meta.conn = match (act.nat, conn) {
-            (None, Some(c)) => Some(ConnRef(Arc::clone(c))),
+            (None, Some(c)) => Some(ConnHandle {
+                key: c.key[usize::from(reply)],
+                reply,
+            }),
             _ => None,
         };
-        meta.reply = reply;
         meta.related = related;
         rw
     }
@@ -706,7 +710,6 @@ impl Conntrack {
         meta.label = 0;
         meta.orig = None;
         meta.conn = None;
-        meta.reply = false;
         meta.related = false;
         None
     }
@@ -739,6 +742,7 @@ impl Conntrack {
 
     /// OVS `conn_update_state`: returns true when the packet must start a new connection.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn update_state(
         &self,
         meta: &mut CtMeta,
@@ -795,6 +799,7 @@ impl Conntrack {
 
     /// OVS `handle_nat`: applies the connection's translation unless the packet was already
     /// translated in this zone.
+    #[inline]
     fn handle_nat(
         &self,
         c: &Conn,

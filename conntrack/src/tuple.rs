@@ -126,6 +126,7 @@ pub(crate) fn has_ports(proto: u8) -> bool {
     matches!(proto, proto::TCP | proto::UDP | proto::SCTP)
 }
 
+#[inline]
 pub(crate) fn addr_bits(a: IpAddr) -> u128 {
     match a {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
@@ -133,6 +134,7 @@ pub(crate) fn addr_bits(a: IpAddr) -> u128 {
     }
 }
 
+#[inline]
 pub(crate) fn bits_addr(bits: u128, v6: bool) -> IpAddr {
     if v6 {
         IpAddr::V6(Ipv6Addr::from(bits))
@@ -147,7 +149,7 @@ pub(crate) fn bits_addr(bits: u128, v6: bool) -> IpAddr {
 /// ICMP queries: both "ports" hold the identifier, `stype` the type of this direction and `dtype`
 /// the type of the other (echo request 8 <-> reply 0), so reversing a request key gives the key
 /// of its reply, as in OVS.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(crate) struct ConnKey {
     pub src: u128,
     pub dst: u128,
@@ -160,7 +162,26 @@ pub(crate) struct ConnKey {
     pub dtype: u8,
 }
 
+/// Hashes the key in three writes instead of one per field (consistent with `Eq`: every field
+/// goes in, packed).
+impl std::hash::Hash for ConnKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u128(self.src);
+        h.write_u128(self.dst);
+        h.write_u64(
+            u64::from(self.sport)
+                | u64::from(self.dport) << 16
+                | u64::from(self.zone) << 32
+                | u64::from(self.proto) << 48
+                | u64::from(self.v6) << 56,
+        );
+        h.write_u16(u16::from(self.stype) | u16::from(self.dtype) << 8);
+    }
+}
+
 impl ConnKey {
+    #[inline]
     pub fn reverse(&self) -> ConnKey {
         ConnKey {
             src: self.dst,
@@ -180,6 +201,7 @@ impl ConnKey {
     }
 
     /// The tuple of a packet travelling in this key's direction.
+    #[inline]
     pub fn to_tuple(self) -> Tuple {
         let src = bits_addr(self.src, self.v6);
         let dst = bits_addr(self.dst, self.v6);
@@ -250,6 +272,7 @@ pub(crate) fn icmp_valid_new(t: u8, v6: bool) -> bool {
     }
 }
 
+#[inline]
 fn plain_key(zone: u16, t: &Tuple) -> Result<(ConnKey, bool), KeyError> {
     let v6 = match (t.src, t.dst) {
         (IpAddr::V4(_), IpAddr::V4(_)) => false,
@@ -306,6 +329,7 @@ fn plain_key(zone: u16, t: &Tuple) -> Result<(ConnKey, bool), KeyError> {
 }
 
 /// Keys a packet for lookup in `zone`. `inner` is the embedded header of an ICMP error.
+#[inline]
 pub(crate) fn key_packet(zone: u16, t: &Tuple, inner: Option<&Tuple>) -> Result<Keyed, KeyError> {
     let (key, is_error) = plain_key(zone, t)?;
     if !is_error {
