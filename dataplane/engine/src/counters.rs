@@ -19,14 +19,33 @@ pub enum DropReason {
     NoOutput = 1,
     /// The descriptor pointed outside the frame region (a bug or a corrupt ring).
     BadDescriptor = 2,
+    /// The OpenFlow pipeline's actions for the packet contain no output (a drop flow, a table
+    /// miss, or a translation that ended without output).
+    ActionDrop = 3,
+    /// Translation of a cache miss failed (see the translator's own counters for why).
+    TranslationFailed = 4,
+    /// More misses arrived in one batch than the per-batch translation budget allows.
+    MissBudget = 5,
+    /// A header rewrite did not apply to the packet (e.g. truncated headers).
+    RewriteFailed = 6,
+    /// The output port is polled by another worker (cross-worker transmit is not supported).
+    RemotePort = 7,
+    /// No free frame for a copy of a packet sent to several ports.
+    PoolEmpty = 8,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 3] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::TxRingFull,
         DropReason::NoOutput,
         DropReason::BadDescriptor,
+        DropReason::ActionDrop,
+        DropReason::TranslationFailed,
+        DropReason::MissBudget,
+        DropReason::RewriteFailed,
+        DropReason::RemotePort,
+        DropReason::PoolEmpty,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -37,6 +56,12 @@ impl DropReason {
             DropReason::TxRingFull => "tx_ring_full",
             DropReason::NoOutput => "no_output",
             DropReason::BadDescriptor => "bad_descriptor",
+            DropReason::ActionDrop => "action_drop",
+            DropReason::TranslationFailed => "translation_failed",
+            DropReason::MissBudget => "miss_budget",
+            DropReason::RewriteFailed => "rewrite_failed",
+            DropReason::RemotePort => "remote_port",
+            DropReason::PoolEmpty => "pool_empty",
         }
     }
 }
@@ -90,6 +115,18 @@ pub struct WorkerSnapshot {
     pub tx_batches: u64,
     /// Drops by [`DropReason`], indexed by `reason as usize`.
     pub drops: [u64; DropReason::COUNT],
+    /// Packets answered by the exact-match cache.
+    pub exact_hits: u64,
+    /// Packets answered by the megaflow cache.
+    pub megaflow_hits: u64,
+    /// Subtables probed by megaflow hits.
+    pub subtable_lookups: u64,
+    /// Misses translated and installed (OVS: "miss with success upcall").
+    pub upcalls_ok: u64,
+    /// Misses whose translation failed or was not attempted (OVS: "miss with failed upcall").
+    pub upcalls_failed: u64,
+    /// Cache flushes after table changes.
+    pub cache_flushes: u64,
     /// Loop iterations.
     pub iterations: u64,
     /// Nanoseconds spent in iterations that received at least one packet.
@@ -105,6 +142,7 @@ pub struct WorkerCounters {
     tx_packets: AtomicU64,
     tx_batches: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
+    cache: [AtomicU64; 6],
     iterations: AtomicU64,
     busy_ns: AtomicU64,
     idle_ns: AtomicU64,
@@ -117,6 +155,17 @@ impl WorkerCounters {
         self.tx_packets.store(s.tx_packets, Ordering::Relaxed);
         self.tx_batches.store(s.tx_batches, Ordering::Relaxed);
         for (a, v) in self.drops.iter().zip(s.drops) {
+            a.store(v, Ordering::Relaxed);
+        }
+        let cache = [
+            s.exact_hits,
+            s.megaflow_hits,
+            s.subtable_lookups,
+            s.upcalls_ok,
+            s.upcalls_failed,
+            s.cache_flushes,
+        ];
+        for (a, v) in self.cache.iter().zip(cache) {
             a.store(v, Ordering::Relaxed);
         }
         self.iterations.store(s.iterations, Ordering::Relaxed);
@@ -135,6 +184,12 @@ impl WorkerCounters {
             tx_packets: self.tx_packets.load(Ordering::Relaxed),
             tx_batches: self.tx_batches.load(Ordering::Relaxed),
             drops,
+            exact_hits: self.cache[0].load(Ordering::Relaxed),
+            megaflow_hits: self.cache[1].load(Ordering::Relaxed),
+            subtable_lookups: self.cache[2].load(Ordering::Relaxed),
+            upcalls_ok: self.cache[3].load(Ordering::Relaxed),
+            upcalls_failed: self.cache[4].load(Ordering::Relaxed),
+            cache_flushes: self.cache[5].load(Ordering::Relaxed),
             iterations: self.iterations.load(Ordering::Relaxed),
             busy_ns: self.busy_ns.load(Ordering::Relaxed),
             idle_ns: self.idle_ns.load(Ordering::Relaxed),

@@ -14,7 +14,11 @@
 #![forbid(unsafe_code)]
 
 mod counters;
+pub mod pipeline;
+mod rewrite;
 mod worker;
 
 pub use counters::{DropReason, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot};
+pub use pipeline::{ExecAction, OpenFlowStage, Translator, MISS_BUDGET};
 pub use worker::{EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH};
+pub use xvs_classifier::CacheConfig;

@@ -1,10 +1,14 @@
 //! The worker: a poll loop over its ports.
 
 use crate::counters::{DropReason, WorkerShared, WorkerSnapshot};
+use crate::pipeline::{self, ExecAction, OpenFlowStage};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xvs_classifier::MegaflowId;
+use xvs_flowtable::datapath::DpAction;
 use xvs_io::{Desc, FramePool, PortIo};
+use xvs_packet::{ExtractInfo, FlowKey};
 
 /// Packets received per port per iteration, and the size of a transmit batch.
 pub const BATCH: usize = 32;
@@ -35,7 +39,7 @@ pub enum WorkerError {
 }
 
 /// How a worker chooses output ports.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Forwarding {
     /// Fixed port-to-port forwarding, like DPDK testpmd's io mode: a packet received on port `i`
     /// leaves on port `peers[i]`, untouched. `None` drops it (counted as
@@ -44,6 +48,9 @@ pub enum Forwarding {
         /// Output port index for each input port index.
         peers: Vec<Option<usize>>,
     },
+    /// The OpenFlow pipeline: flow-key extraction, exact-match and megaflow caches, and
+    /// translation of misses through the tables.
+    OpenFlow(Box<OpenFlowStage>),
 }
 
 /// Tunables of a worker.
@@ -96,6 +103,9 @@ pub struct Worker {
     config: WorkerConfig,
     shared: Arc<WorkerShared>,
     stats: WorkerSnapshot,
+    keys: Box<[FlowKey; BATCH]>,
+    infos: [ExtractInfo; BATCH],
+    ids: [Option<MegaflowId>; BATCH],
 }
 
 impl Worker {
@@ -127,6 +137,7 @@ impl Worker {
                     }
                 }
             }
+            Forwarding::OpenFlow(_) => {}
         }
         let shared = Arc::new(WorkerShared {
             id,
@@ -146,6 +157,9 @@ impl Worker {
             config,
             shared,
             stats: WorkerSnapshot::default(),
+            keys: Box::new([FlowKey::ZERO; BATCH]),
+            infos: [ExtractInfo::default(); BATCH],
+            ids: [None; BATCH],
         })
     }
 
@@ -206,6 +220,9 @@ impl Worker {
     /// packets were received.
     pub fn poll_once(&mut self) -> usize {
         self.stats.iterations += 1;
+        if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
+            stage.begin_batch(&mut self.stats);
+        }
         let mut rx = [Desc::default(); BATCH];
         let mut received = 0;
         for in_idx in 0..self.ports.len() {
@@ -232,41 +249,204 @@ impl Worker {
                         self.stats.drops[DropReason::NoOutput as usize] += n as u64;
                     }
                 },
+                Forwarding::OpenFlow(_) => self.openflow_burst(in_idx, &rx[..n]),
             }
         }
         self.flush_all();
         received
     }
 
+    /// The OpenFlow stage for one received burst: extract keys, classify (translating misses),
+    /// execute each packet's actions.
+    fn openflow_burst(&mut self, in_idx: usize, rx: &[Desc]) {
+        let Forwarding::OpenFlow(stage) = &mut self.forwarding else {
+            return;
+        };
+        let n = rx.len().min(BATCH);
+        let in_port = self.ports[in_idx].ofport;
+        for ((d, key), info) in rx[..n]
+            .iter()
+            .zip(self.keys.iter_mut())
+            .zip(self.infos.iter_mut())
+        {
+            *key = FlowKey::ZERO;
+            *info = xvs_packet::extract(self.pool.region().data(*d), in_port, key);
+        }
+        let ports = &self.ports;
+        let port_of = |ofport: u32| {
+            ports
+                .iter()
+                .position(|p| p.ofport == ofport)
+                .and_then(|i| u16::try_from(i).ok())
+        };
+        stage.classify(
+            &self.keys[..n],
+            &mut self.ids[..n],
+            &port_of,
+            &mut self.stats,
+        );
+        for (i, &d) in rx[..n].iter().enumerate() {
+            let Some(actions) = self.ids[i].and_then(|id| stage.actions(id)) else {
+                self.pool.free(d.addr);
+                pipeline::count_drop(&mut self.stats, stage.miss_reason(i));
+                continue;
+            };
+            let h = pipeline::headers(&self.keys[i], self.infos[i]);
+            execute(
+                actions,
+                d,
+                h,
+                &mut self.pool,
+                &mut self.ports,
+                &mut self.stats,
+            );
+        }
+    }
+
     #[inline]
     fn enqueue(&mut self, out: usize, d: Desc) {
-        let port = &mut self.ports[out];
-        port.pending[port.pending_len] = d;
-        port.pending_len += 1;
-        if port.pending_len == BATCH {
-            self.transmit(out);
+        enqueue(&mut self.ports, &mut self.pool, &mut self.stats, out, d);
+    }
+}
+
+/// Appends `d` to port `out`'s pending batch, transmitting the batch when it is full.
+#[inline]
+fn enqueue(
+    ports: &mut [EnginePort],
+    pool: &mut FramePool,
+    stats: &mut WorkerSnapshot,
+    out: usize,
+    d: Desc,
+) {
+    let Some(port) = ports.get_mut(out) else {
+        pool.free(d.addr);
+        stats.drops[DropReason::NoOutput as usize] += 1;
+        return;
+    };
+    port.pending[port.pending_len] = d;
+    port.pending_len += 1;
+    if port.pending_len == BATCH {
+        transmit(port, pool, stats);
+    }
+}
+
+fn transmit(port: &mut EnginePort, pool: &mut FramePool, stats: &mut WorkerSnapshot) {
+    let n = port.pending_len;
+    if n == 0 {
+        return;
+    }
+    let accepted = port.io.tx_burst(pool, &port.pending[..n]).min(n);
+    pool.free_all(&port.pending[accepted..n]);
+    stats.tx_packets += accepted as u64;
+    stats.tx_batches += 1;
+    stats.drops[DropReason::TxRingFull as usize] += (n - accepted) as u64;
+    port.pending_len = 0;
+}
+
+/// Executes a megaflow's actions on one packet: header rewrites in place, a copy for every
+/// output but the last, which takes the packet itself.
+fn execute(
+    actions: &[ExecAction],
+    mut d: Desc,
+    mut h: crate::rewrite::Headers,
+    pool: &mut FramePool,
+    ports: &mut [EnginePort],
+    stats: &mut WorkerSnapshot,
+) {
+    let mut outputs_left = actions
+        .iter()
+        .filter(|a| matches!(a, ExecAction::Output(_)))
+        .count();
+    if outputs_left == 0 {
+        pool.free(d.addr);
+        let reason = if actions
+            .iter()
+            .any(|a| matches!(a, ExecAction::RemoteOutput))
+        {
+            DropReason::RemotePort
+        } else {
+            DropReason::ActionDrop
+        };
+        stats.drops[reason as usize] += 1;
+        return;
+    }
+    for a in actions {
+        match *a {
+            ExecAction::Output(idx) => {
+                outputs_left -= 1;
+                if outputs_left == 0 {
+                    enqueue(ports, pool, stats, usize::from(idx), d);
+                    return;
+                }
+                match pool.alloc_desc(d.len) {
+                    Some(c) if pool.region_mut().copy_data(d, c) => {
+                        enqueue(ports, pool, stats, usize::from(idx), c)
+                    }
+                    Some(c) => drop_packet(pool, stats, c, DropReason::BadDescriptor),
+                    None => stats.drops[DropReason::PoolEmpty as usize] += 1,
+                }
+            }
+            ExecAction::RemoteOutput => stats.drops[DropReason::RemotePort as usize] += 1,
+            ExecAction::Header(DpAction::PushVlan { tpid, tci }) => {
+                let base = pool.region().frame_base(d.addr);
+                let start = (d.addr - base) as usize;
+                let end = start + d.len as usize;
+                match pipeline::push_vlan(pool.region_mut().frame_mut(base), start, end, tpid, tci)
+                {
+                    Some(new_start) => {
+                        d.addr = base + new_start as u64;
+                        d.len += 4;
+                        shift_offsets(&mut h, 4);
+                    }
+                    None => return drop_packet(pool, stats, d, DropReason::RewriteFailed),
+                }
+            }
+            ExecAction::Header(DpAction::PopVlan) => {
+                match pipeline::pop_vlan(pool.region_mut().data_mut(d)) {
+                    Some(moved) => {
+                        d.addr += moved as u64;
+                        d.len -= moved as u32;
+                        shift_offsets(&mut h, -4);
+                    }
+                    None => return drop_packet(pool, stats, d, DropReason::RewriteFailed),
+                }
+            }
+            ExecAction::Header(ref set) => {
+                if !crate::rewrite::apply(pool.region_mut().data_mut(d), &h, set) {
+                    return drop_packet(pool, stats, d, DropReason::RewriteFailed);
+                }
+            }
         }
     }
+}
 
-    fn transmit(&mut self, idx: usize) {
-        let port = &mut self.ports[idx];
-        let n = port.pending_len;
-        if n == 0 {
-            return;
+fn drop_packet(pool: &mut FramePool, stats: &mut WorkerSnapshot, d: Desc, reason: DropReason) {
+    pool.free(d.addr);
+    stats.drops[reason as usize] += 1;
+}
+
+fn shift_offsets(h: &mut crate::rewrite::Headers, by: i64) {
+    let shift = |v: &mut u32| {
+        if *v != 0 {
+            *v = (i64::from(*v) + by).max(0) as u32;
         }
-        let accepted = port.io.tx_burst(&mut self.pool, &port.pending[..n]).min(n);
-        self.pool.free_all(&port.pending[accepted..n]);
-        self.stats.tx_packets += accepted as u64;
-        self.stats.tx_batches += 1;
-        self.stats.drops[DropReason::TxRingFull as usize] += (n - accepted) as u64;
-        port.pending_len = 0;
-    }
+    };
+    shift(&mut h.info.l3_offset);
+    shift(&mut h.info.l4_offset);
+    shift(&mut h.info.l3_end);
+}
 
+impl Worker {
     fn flush_all(&mut self) {
-        for i in 0..self.ports.len() {
-            self.transmit(i);
-            self.ports[i].io.flush(&mut self.pool);
+        for port in self.ports.iter_mut() {
+            transmit(port, &mut self.pool, &mut self.stats);
+            port.io.flush(&mut self.pool);
         }
+    }
+
+    /// Publishes the counters now (the loop does it every 10 ms; tests and shutdown call this).
+    pub fn publish_counters(&mut self) {
+        self.publish();
     }
 
     fn publish(&mut self) {

@@ -115,6 +115,25 @@ impl FrameRegion {
             .unwrap_or(&mut [])
     }
 
+    /// Copies the bytes of `src` to `dst.addr` (`dst.len` must equal `src.len`); both must lie
+    /// inside the region, each within one frame, and not overlap. False when they do not.
+    pub fn copy_data(&mut self, src: Desc, dst: Desc) -> bool {
+        if src.len != dst.len || !self.contains(src) || !self.contains(dst) {
+            return false;
+        }
+        let (s, d, n) = (src.addr as usize, dst.addr as usize, src.len as usize);
+        if s < d + n && d < s + n {
+            return false;
+        }
+        match self.map.slice_mut(0, self.map.len()) {
+            Some(all) => {
+                all.copy_within(s..s + n, d);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A whole frame, from its base, writable; empty when out of range.
     #[inline]
     pub fn frame_mut(&mut self, base: u64) -> &mut [u8] {

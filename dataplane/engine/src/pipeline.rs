@@ -1,0 +1,196 @@
+//! The OpenFlow forwarding stage: flow-key extraction, the per-worker caches, translation of
+//! misses through the injected [`Translator`], and execution of datapath actions.
+
+use crate::counters::{DropReason, WorkerSnapshot};
+use crate::rewrite::{self, Headers};
+use crate::worker::BATCH;
+use xvs_classifier::{CacheConfig, DatapathCache, MegaflowId};
+use xvs_flowtable::datapath::DpAction;
+use xvs_packet::key::layout;
+use xvs_packet::{ExtractInfo, FlowKey};
+
+/// Translates cache misses through the OpenFlow tables. The daemon injects it; the engine knows
+/// nothing else of OpenFlow.
+///
+/// # Thread safety
+/// Each worker owns its translator. `refresh` is the only point where a worker observes table
+/// changes: it loads the newest published tables (an `Acquire` load pairing with the
+/// publisher's `Release`), once per batch.
+pub trait Translator: Send {
+    /// Adopts the newest published tables and returns their version.
+    fn refresh(&mut self) -> u64;
+
+    /// Translates `key` against the adopted tables: appends the datapath actions to `actions`
+    /// and ORs every key bit the result depends on into `mask`. `false` means the packet must
+    /// be dropped and nothing cached (the translator counts why).
+    fn translate(&mut self, key: &FlowKey, actions: &mut Vec<DpAction>, mask: &mut FlowKey)
+        -> bool;
+}
+
+/// A datapath action with its output port resolved to this worker's port index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecAction {
+    /// A header rewrite or VLAN push/pop.
+    Header(DpAction),
+    /// Transmit on the worker's port at this index.
+    Output(u16),
+    /// An output to a port this worker does not poll.
+    RemoteOutput,
+}
+
+/// The cached actions of one megaflow.
+pub type Actions = Box<[ExecAction]>;
+
+/// Misses translated per batch at most; the rest are dropped and counted, so a flood of new
+/// flows cannot stall the worker's ports.
+pub const MISS_BUDGET: usize = 64;
+
+/// State of the OpenFlow stage in one worker.
+pub struct OpenFlowStage {
+    translator: Box<dyn Translator>,
+    cache: DatapathCache<Actions>,
+    scratch: Vec<DpAction>,
+    version: u64,
+    misses_this_batch: usize,
+    /// Why packet `i` of the current burst has no megaflow.
+    miss_reasons: [DropReason; BATCH],
+}
+
+impl std::fmt::Debug for OpenFlowStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenFlowStage")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenFlowStage {
+    /// A stage with caches sized by `config`.
+    pub fn new(translator: Box<dyn Translator>, config: CacheConfig) -> Self {
+        Self {
+            translator,
+            cache: DatapathCache::new(config),
+            scratch: Vec::with_capacity(64),
+            version: 0,
+            misses_this_batch: 0,
+            miss_reasons: [DropReason::TranslationFailed; BATCH],
+        }
+    }
+
+    /// Starts a batch: adopts the newest tables, flushing the caches if they changed.
+    pub fn begin_batch(&mut self, stats: &mut WorkerSnapshot) {
+        self.version = self.translator.refresh();
+        if self.cache.begin_batch(self.version) {
+            stats.cache_flushes += 1;
+        }
+        self.misses_this_batch = 0;
+    }
+
+    /// Looks up `keys`, translating and installing misses (within the budget).
+    pub fn classify(
+        &mut self,
+        keys: &[FlowKey],
+        ids: &mut [Option<MegaflowId>],
+        port_of: &dyn Fn(u32) -> Option<u16>,
+        stats: &mut WorkerSnapshot,
+    ) {
+        let before = *self.cache.stats();
+        let mf_before = self.cache.megaflow_stats().subtable_lookups_on_hit;
+        self.cache.lookup_batch(keys, ids);
+        let after = *self.cache.stats();
+        stats.exact_hits += after.exact_hits - before.exact_hits;
+        stats.megaflow_hits += after.megaflow_hits - before.megaflow_hits;
+        stats.subtable_lookups += self.cache.megaflow_stats().subtable_lookups_on_hit - mf_before;
+        for (i, (key, id)) in keys.iter().zip(ids.iter_mut()).enumerate() {
+            if id.is_some() {
+                continue;
+            }
+            // An earlier miss of this batch may have installed a megaflow covering this key
+            // (the packets of one new flow arrive together): look again before translating.
+            if self.misses_this_batch > 0 {
+                if let Some(found) = self.cache.megaflow_mut().lookup(key) {
+                    *id = Some(found);
+                    stats.megaflow_hits += 1;
+                    continue;
+                }
+            }
+            if self.misses_this_batch >= MISS_BUDGET {
+                stats.upcalls_failed += 1;
+                if let Some(r) = self.miss_reasons.get_mut(i) {
+                    *r = DropReason::MissBudget;
+                }
+                continue;
+            }
+            if let Some(r) = self.miss_reasons.get_mut(i) {
+                *r = DropReason::TranslationFailed;
+            }
+            self.misses_this_batch += 1;
+            *id = self.upcall(key, port_of);
+            if id.is_some() {
+                stats.upcalls_ok += 1;
+            } else {
+                stats.upcalls_failed += 1;
+            }
+        }
+    }
+
+    fn upcall(
+        &mut self,
+        key: &FlowKey,
+        port_of: &dyn Fn(u32) -> Option<u16>,
+    ) -> Option<MegaflowId> {
+        self.scratch.clear();
+        let mut mask = FlowKey::ZERO;
+        if !self.translator.translate(key, &mut self.scratch, &mut mask) {
+            return None;
+        }
+        // Fields every megaflow matches exactly (as OVS's datapath does).
+        mask.set(layout::IN_PORT, layout::IN_PORT.max_value());
+        mask.set(layout::RECIRC_ID, layout::RECIRC_ID.max_value());
+        mask.set(layout::ETH_TYPE, layout::ETH_TYPE.max_value());
+        let actions: Actions = self
+            .scratch
+            .iter()
+            .map(|a| match *a {
+                DpAction::Output(p) => {
+                    port_of(p).map_or(ExecAction::RemoteOutput, ExecAction::Output)
+                }
+                other => ExecAction::Header(other),
+            })
+            .collect();
+        self.cache.insert(key, &mask, actions, self.version).ok()
+    }
+
+    /// Why packet `i` of the last classified burst has no megaflow.
+    #[inline]
+    pub fn miss_reason(&self, i: usize) -> DropReason {
+        self.miss_reasons
+            .get(i)
+            .copied()
+            .unwrap_or(DropReason::TranslationFailed)
+    }
+
+    /// The actions of a megaflow found by [`classify`](Self::classify).
+    #[inline]
+    pub fn actions(&self, id: MegaflowId) -> Option<&Actions> {
+        self.cache.actions(id)
+    }
+}
+
+/// Header context for rewrites of a packet with `key`/`info`.
+#[inline]
+pub fn headers(key: &FlowKey, info: ExtractInfo) -> Headers {
+    Headers {
+        info,
+        eth_type: key.get(layout::ETH_TYPE) as u16,
+        nw_proto: key.get(layout::NW_PROTO) as u8,
+    }
+}
+
+/// Counts a dropped packet.
+#[inline]
+pub fn count_drop(stats: &mut WorkerSnapshot, reason: DropReason) {
+    stats.drops[reason as usize] += 1;
+}
+
+pub use rewrite::{pop_vlan, push_vlan};
