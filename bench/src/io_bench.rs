@@ -192,15 +192,13 @@ pub fn run(args: &IoArgs) -> Result<()> {
         for &flows in &args.flows {
             for &peer in &peers {
                 run_no += 1;
-                let res = measure_one(
-                    args,
-                    &env,
-                    [&mut dev_a, &mut dev_b, &mut dev_n],
-                    peer,
-                    flows,
+                let run = Run {
                     rep,
                     run_no,
-                );
+                    peer,
+                    flows,
+                };
+                let res = measure_one(args, &env, [&mut dev_a, &mut dev_b, &mut dev_n], &run);
                 // Relaxed: the flag carries no data, it is only polled.
                 if stop.load(Ordering::Relaxed) {
                     print!("{}", table(args, &peers, &samples, &failures));
@@ -247,17 +245,30 @@ pub fn run(args: &IoArgs) -> Result<()> {
     Ok(())
 }
 
+/// Which run this is.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// Repetition, from 1.
+    rep: usize,
+    /// Run number over the whole session, from 1 (names logs and configs).
+    run_no: usize,
+    peer: Peer,
+    flows: u32,
+}
+
 /// One run: start the peer, start the generator, warm up, measure the window, stop both.
-#[allow(clippy::too_many_arguments)]
 fn measure_one(
     args: &IoArgs,
     env: &PeerEnv<'_>,
     [dev_a, dev_b, dev_n]: [&mut NetDev; 3],
-    peer: Peer,
-    flows: u32,
-    rep: usize,
-    run_no: usize,
+    run: &Run,
 ) -> Result<Sample> {
+    let Run {
+        rep,
+        run_no,
+        peer,
+        flows,
+    } = *run;
     if peer != Peer::Offered {
         env.topo.clear_node_xdp();
     }
