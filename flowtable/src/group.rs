@@ -36,6 +36,8 @@ impl GroupType {
 pub const BUCKET_UNSET: u32 = 0xffff_ffff;
 /// Largest group id (OVS `OFPG_MAX`).
 pub const GROUP_MAX: u32 = 0xffff_ff00;
+/// Largest bucket id (OVS `OFPG15_BUCKET_MAX`).
+pub const BUCKET_MAX: u32 = 0xffff_ff00;
 /// Group id meaning all groups (`group_id=all`, `del-groups` without arguments).
 pub const GROUP_ALL: u32 = 0xffff_fffc;
 
@@ -127,7 +129,7 @@ fn parse_bucket(s: &str, group_type: GroupType, names: &NameMap) -> Result<Bucke
             }
             "bucket_id" => {
                 b.bucket_id = str_to_u32(value)?;
-                if b.bucket_id > 0xffff_ff00 {
+                if b.bucket_id > BUCKET_MAX {
                     return Err(ParseError::invalid(format!(
                         "invalid bucket_id id {}",
                         b.bucket_id
@@ -157,6 +159,133 @@ fn parse_bucket(s: &str, group_type: GroupType, names: &NameMap) -> Result<Bucke
     actions.pop();
     b.actions = parse_bucket_actions(&actions, names)?;
     Ok(b)
+}
+
+/// A parsed group mod (`add-group`, `mod-group`, `del-groups`, `insert-buckets`,
+/// `remove-buckets`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupMod {
+    /// The command.
+    pub command: GroupCommand,
+    /// The group (for deletes only `group_id` is meaningful; [`GROUP_ALL`] = all groups).
+    pub group: Group,
+    /// `command_bucket_id` for insert/remove: a bucket id, or [`BUCKET_FIRST`],
+    /// [`BUCKET_LAST`], [`BUCKET_UNSET`] (= all).
+    pub command_bucket_id: u32,
+}
+
+/// `command_bucket_id=first`.
+pub const BUCKET_FIRST: u32 = 0xffff_fffd;
+/// `command_bucket_id=last`.
+pub const BUCKET_LAST: u32 = 0xffff_fffe;
+
+/// Parses a group mod for `command`, as `ovs-ofctl` reads the argument of the corresponding
+/// command (OVS `parse_ofp_group_mod_str`).
+pub fn parse_group_mod(s: &str, command: GroupCommand, names: &NameMap) -> Result<GroupMod> {
+    match command {
+        GroupCommand::Add | GroupCommand::Modify => Ok(GroupMod {
+            command,
+            group: parse_group(s, names)?,
+            command_bucket_id: BUCKET_UNSET,
+        }),
+        GroupCommand::Delete | GroupCommand::RemoveBucket | GroupCommand::InsertBucket => {
+            let mut gm = GroupMod {
+                command,
+                group: Group {
+                    group_id: if command == GroupCommand::Delete && s.trim().is_empty() {
+                        GROUP_ALL
+                    } else {
+                        u32::MAX
+                    },
+                    group_type: GroupType::All,
+                    selection_method: String::new(),
+                    selection_method_param: 0,
+                    buckets: Vec::new(),
+                },
+                command_bucket_id: BUCKET_UNSET,
+            };
+            if gm.group.group_id == GROUP_ALL {
+                return Ok(gm);
+            }
+            let (head, buckets_str) = match s.find("bucket=") {
+                Some(_) if command != GroupCommand::InsertBucket => {
+                    return Err(ParseError::invalid("bucket is not needed"))
+                }
+                Some(i) => (&s[..i], Some(&s[i..])),
+                None => (s, None),
+            };
+            let mut had_cbi = false;
+            for (name, value) in KeyValues::new(head) {
+                match name {
+                    "group_id" => {
+                        gm.group.group_id = if value == "all" {
+                            GROUP_ALL
+                        } else {
+                            str_to_u32(value)?
+                        };
+                        if gm.group.group_id != GROUP_ALL && gm.group.group_id > GROUP_MAX {
+                            return Err(ParseError::invalid(format!(
+                                "invalid group id {}",
+                                gm.group.group_id
+                            )));
+                        }
+                    }
+                    "command_bucket_id" if command != GroupCommand::Delete => {
+                        gm.command_bucket_id = match value {
+                            "all" => BUCKET_UNSET,
+                            "first" => BUCKET_FIRST,
+                            "last" => BUCKET_LAST,
+                            _ => {
+                                let id = str_to_u32(value)?;
+                                if id > BUCKET_MAX {
+                                    return Err(ParseError::invalid(format!(
+                                        "invalid command bucket id {id}"
+                                    )));
+                                }
+                                id
+                            }
+                        };
+                        if gm.command_bucket_id == BUCKET_UNSET
+                            && command == GroupCommand::InsertBucket
+                        {
+                            return Err(ParseError::invalid(
+                                "command_bucket_id=all is not permitted",
+                            ));
+                        }
+                        had_cbi = true;
+                    }
+                    "command_bucket_id" => {
+                        return Err(ParseError::invalid("command bucket id is not needed"))
+                    }
+                    "type" => return Err(ParseError::invalid("type is not needed")),
+                    _ => return Err(ParseError::UnknownKeyword(name.to_owned())),
+                }
+            }
+            if gm.group.group_id == u32::MAX {
+                return Err(ParseError::invalid("must specify a group_id"));
+            }
+            if command == GroupCommand::InsertBucket && !had_cbi {
+                return Err(ParseError::invalid("must specify a command bucket id"));
+            }
+            let mut rest = buckets_str;
+            while let Some(r) = rest {
+                let body = match r.find('=') {
+                    Some(i) => &r[i + 1..],
+                    None => return Err(ParseError::invalid("must specify bucket content")),
+                };
+                let (this, next) = match body.find("bucket=") {
+                    Some(i) => (&body[..i], Some(&body[i..])),
+                    None => (body, None),
+                };
+                gm.group
+                    .buckets
+                    .push(parse_bucket(this, gm.group.group_type, names)?);
+                rest = next;
+            }
+            assign_bucket_ids(&mut gm.group.buckets)?;
+            Ok(gm)
+        }
+    }
 }
 
 /// Parses an `add-group`/`mod-group` string (`group_id=N,type=T,...,bucket=...`). Buckets
@@ -260,14 +389,44 @@ pub fn parse_group(s: &str, names: &NameMap) -> Result<Group> {
             "Indirect groups can have at most one bucket.",
         ));
     }
-    let mut next_id = 0u32;
-    for b in &mut g.buckets {
-        if b.bucket_id == BUCKET_UNSET {
-            b.bucket_id = next_id;
-        }
-        next_id = next_id.max(b.bucket_id.saturating_add(1));
-    }
+    assign_bucket_ids(&mut g.buckets)?;
     Ok(g)
+}
+
+/// Gives ids to buckets that have none, as `ovs-ofctl` does when it encodes an OpenFlow 1.5
+/// group mod: at the first bucket without an id, the ids given to the buckets *after* it are
+/// reserved, and each bucket without an id takes the lowest free id. (Ids given before that
+/// bucket are not reserved, so they can collide; a switch rejects the duplicate, and so do we.)
+fn assign_bucket_ids(buckets: &mut [Bucket]) -> Result<()> {
+    let mut used: Option<std::collections::BTreeSet<u32>> = None;
+    for i in 0..buckets.len() {
+        if buckets[i].bucket_id != BUCKET_UNSET {
+            continue;
+        }
+        let pool = used.get_or_insert_with(|| {
+            buckets[i + 1..]
+                .iter()
+                .map(|b| b.bucket_id)
+                .filter(|id| *id <= BUCKET_MAX)
+                .collect()
+        });
+        let mut id = 0u32;
+        while pool.contains(&id) {
+            id += 1;
+        }
+        pool.insert(id);
+        buckets[i].bucket_id = id;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for b in buckets.iter() {
+        if !seen.insert(b.bucket_id) {
+            return Err(ParseError::invalid(format!(
+                "duplicate bucket id {} (OFPGMFC_BAD_BUCKET)",
+                b.bucket_id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Appends a group as one `dump-groups` entry (OpenFlow 1.5, without the leading space).
@@ -315,4 +474,56 @@ pub fn dump_group_line(g: &Group, names: &NameMap) -> String {
     let mut s = String::from(" ");
     format_group(&mut s, g, names);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_mods() {
+        let n = NameMap::new();
+        let d = parse_group_mod("", GroupCommand::Delete, &n).expect("delete all");
+        assert_eq!(d.group.group_id, GROUP_ALL);
+        let d = parse_group_mod("group_id=5", GroupCommand::Delete, &n).expect("delete one");
+        assert_eq!(d.group.group_id, 5);
+        let i = parse_group_mod(
+            "group_id=5,command_bucket_id=last,bucket=bucket_id:7,actions=output:1",
+            GroupCommand::InsertBucket,
+            &n,
+        )
+        .expect("insert");
+        assert_eq!(
+            (i.command_bucket_id, i.group.buckets.len()),
+            (BUCKET_LAST, 1)
+        );
+        assert!(parse_group_mod(
+            "group_id=5,bucket=actions=output:1",
+            GroupCommand::InsertBucket,
+            &n
+        )
+        .is_err());
+        let r = parse_group_mod(
+            "group_id=5,command_bucket_id=3",
+            GroupCommand::RemoveBucket,
+            &n,
+        )
+        .expect("remove");
+        assert_eq!(r.command_bucket_id, 3);
+        assert!(parse_group_mod(
+            "group_id=5,bucket=actions=drop",
+            GroupCommand::RemoveBucket,
+            &n
+        )
+        .is_err());
+        let e = parse_group("group_id=1,type=select,bucket=bucket_id:0,actions=output:1,bucket=actions=output:2,bucket=bucket_id:1,actions=output:3,bucket=actions=output:4", &n);
+        assert!(
+            e.is_err(),
+            "OVS gives the second bucket id 0 again; a switch rejects that"
+        );
+        assert!(parse_group("group_id=1,bucket=actions=output:1", &n).is_err());
+        assert!(parse_group("type=all,bucket=actions=output:1", &n).is_err());
+        assert!(parse_group("group_id=1,type=all,bucket=weight:5,actions=output:1", &n).is_err());
+        assert!(parse_group("group_id=1,type=ff,bucket=actions=output:1", &n).is_err());
+    }
 }

@@ -170,6 +170,16 @@ fn corpus_groups_print_exactly_as_ovs_dumps_them() {
         })
         .collect();
     compare(&ours, &corpus("groups.expected"), "dump-groups --names");
+    let empty = NameMap::new();
+    let ours: Vec<String> = corpus("groups.txt")
+        .lines()
+        .map(|l| dump_group_line(&parse_group(l, &names).expect("group"), &empty))
+        .collect();
+    compare(
+        &ours,
+        &corpus("groups-nonames.expected"),
+        "dump-groups --no-names",
+    );
 }
 
 #[test]

@@ -552,6 +552,13 @@ for i in range(4):
 GROUPS.append("group_id=2000,type=indirect,bucket=bucket_id:0,actions=output:antrea-gw0")
 GROUPS.append("group_id=2001,type=ff,bucket=bucket_id:0,watch_port:antrea-tun0,actions=output:antrea-tun0,bucket=bucket_id:1,watch_port:eth0,actions=output:eth0")
 
+GROUPS.append("group_id=3000,type=select,bucket=weight:50,actions=output:eth0,bucket=weight:50,actions=output:antrea-gw0")
+GROUPS.append("group_id=3001,type=select,bucket=bucket_id:5,actions=output:1,bucket=actions=output:2,bucket=bucket_id:2,actions=output:3,bucket=actions=output:4")
+GROUPS.append("group_id=3002,type=all,bucket=output:1,bucket=output:2,mod_vlan_vid:5")
+GROUPS.append("group_id=3003,type=select,selection_method=hash,selection_method_param=7,bucket=output:1")
+GROUPS.append("group_id=3005,type=select,bucket=actions=output:2,bucket=bucket_id:0,actions=output:3")
+GROUPS.append("group_id=3006,type=ff,bucket=watch_group:3000,actions=group:3000,bucket=watch_port:5,actions=output:5")
+
 METERS = ["meter=256,pktps,burst,stats,bands=type=drop,rate=5000,burst_size=10000",
           "meter=257,pktps,burst,stats,bands=type=drop,rate=100,burst_size=200",
           "meter=258,pktps,burst,stats,bands=type=drop,rate=5000,burst_size=10000"] + \

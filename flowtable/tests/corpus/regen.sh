@@ -15,6 +15,7 @@
 #        flows-names.expected    dump-flows --no-stats --names
 #        flows-stats.expected    dump-flows --names (with statistics)
 #        groups.expected         dump-groups --names
+#        groups-nonames.expected dump-groups --no-names
 #        meters.expected         dump-meters
 #   4. Stops both daemons by their PIDs and removes the temporary directory.
 set -eu
@@ -68,6 +69,7 @@ $OF dump-flows "$MGMT" --no-stats --no-names > flows.expected
 $OF dump-flows "$MGMT" --no-stats --names > flows-names.expected
 $OF dump-flows "$MGMT" --names > flows-stats.expected
 $OF dump-groups "$MGMT" --names > groups.expected
+$OF dump-groups "$MGMT" --no-names > groups-nonames.expected
 $OF dump-meters "$MGMT" > meters.expected
 echo "flows: $(wc -l < flows.txt) in, $(wc -l < flows.expected) dumped"
 
