@@ -127,6 +127,21 @@ impl Words {
     }
 }
 
+// Fields that sit side by side on the wire and in the key are copied as one load.
+const _: () = assert!(
+    layout::NW_SRC.word == layout::NW_DST.word
+        && layout::NW_SRC.shift == 32
+        && layout::NW_DST.shift == 0
+        && layout::TP_SRC.word == layout::TP_DST.word
+        && layout::TP_SRC.shift == 48
+        && layout::TP_DST.shift == 32
+);
+
+#[inline(always)]
+fn be64(d: &[u8], off: usize) -> u64 {
+    u64::from_be_bytes(arr(d, off))
+}
+
 #[inline(always)]
 fn mac(m: [u8; 6]) -> u64 {
     u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
@@ -152,8 +167,8 @@ fn parse(frame: &[u8], key: &mut Words, info: &mut ExtractInfo) {
         info.status = Status::Truncated(Layer::Ethernet);
         return;
     }
-    key.set(layout::ETH_DST, mac(arr(frame, 0)));
-    key.set(layout::ETH_SRC, mac(arr(frame, 6)));
+    key.set(layout::ETH_DST, be64(frame, 0) >> 16);
+    key.set(layout::ETH_SRC, be64(frame, 6) >> 16);
     let mut ty = be16(frame, 12);
     let mut off = 14usize;
 
@@ -255,8 +270,11 @@ fn ipv4(frame: &[u8], off: usize, key: &mut Words, info: &mut ExtractInfo) {
         }
     }
     let proto = ip[9];
-    key.set(layout::NW_SRC, u64::from(be32(ip, 12)));
-    key.set(layout::NW_DST, u64::from(be32(ip, 16)));
+    // nw_src and nw_dst: one 8-byte load.
+    key.set(
+        KeyField::new(layout::NW_SRC.word as usize, 0, 64),
+        be64(ip, 12),
+    );
     key.set(layout::NW_TOS, u64::from(ip[1]));
     key.set(layout::NW_TTL, u64::from(ip[8]));
     key.set(layout::NW_PROTO, u64::from(proto));
@@ -301,8 +319,11 @@ fn ports(proto: u8, l4: &[u8], key: &mut Words, info: &mut ExtractInfo) {
         info.status = Status::Truncated(Layer::L4);
         return;
     }
-    key.set(layout::TP_SRC, u64::from(be16(l4, 0)));
-    key.set(layout::TP_DST, u64::from(be16(l4, 2)));
+    // tp_src and tp_dst: one 4-byte load.
+    key.set(
+        KeyField::new(layout::TP_SRC.word as usize, 32, 32),
+        u64::from(be32(l4, 0)),
+    );
     if proto == ip_proto::TCP {
         key.set(layout::TCP_FLAGS, u64::from(be16(l4, 12) & 0x0fff));
     }
