@@ -193,70 +193,62 @@ fn cache_benches(cr: &mut Criterion) {
     g.finish();
 }
 
+/// One policy's clause values: from-addresses, to-Pods (address or reg1 port), ports.
+struct Policy {
+    srcs: Vec<u32>,
+    dsts: Vec<(bool, u32)>,
+    ports: Vec<u16>,
+}
+
 /// An Antrea-style NetworkPolicy table: `n_policies` conjunctions with 3 clauses (from-address
-/// nw_src, to-Pod reg1 or nw_dst, destination port), clause flows at 200 shared between
-/// policies, action flows `conj_id=N` at 190, and a default flow. Returns the classifier and the
-/// number of flows.
-fn policy_table(n_policies: u32) -> (Classifier<u32>, usize, Vec<u32>, Vec<u32>, Vec<u16>) {
+/// nw_src, to-Pod nw_dst or reg1, destination port), clause flows at 200 shared between
+/// policies (a shared flow accumulates conjunction actions), action flows `conj_id=N` at 190,
+/// and a default flow. Returns the classifier, the number of flows and the policies.
+fn policy_table(n_policies: u32) -> (Classifier<u32>, usize, Vec<Policy>) {
     let mut rng = Rng(42);
-    let src_pool: Vec<u32> = (0..2000).map(|i| 0x0a0a_0000 + i).collect();
-    let pod_pool: Vec<u32> = (0..1000).map(|i| 0x0a14_0000 + i).collect();
-    let port_pool: Vec<u16> = (0..50).map(|i| 1000 + i * 7).collect();
     let mut clauses: HashMap<Match, Vec<Conjunction>> = HashMap::new();
-    let ip = |f, v: u32| {
+    let exact = |pairs: &[(xvs_packet::KeyField, u64)]| {
         let mut val = FlowKey::ZERO;
         let mut m = FlowKey::ZERO;
-        val.set(ETH_TYPE, 0x0800);
-        m.set(ETH_TYPE, 0xffff);
-        val.set(f, u64::from(v));
-        m.set(f, u64::from(u32::MAX));
+        for &(f, v) in pairs {
+            val.set(f, v);
+            m.set(f, u64::MAX);
+        }
         Match::new(val, m)
     };
+    let mut policies = Vec::new();
     for id in 1..=n_policies {
-        for _ in 0..5 {
-            let s = src_pool[rng.below(src_pool.len() as u64) as usize];
-            clauses.entry(ip(NW_SRC, s)).or_default().push(Conjunction {
-                id,
-                clause: 1,
-                n_clauses: 3,
-            });
+        let conj = |clause| Conjunction {
+            id,
+            clause,
+            n_clauses: 3,
+        };
+        let p = Policy {
+            srcs: (0..5)
+                .map(|_| 0x0a0a_0000 + rng.below(20_000) as u32)
+                .collect(),
+            dsts: (0..4)
+                .map(|_| (rng.below(2) == 0, 0x0a14_0000 + rng.below(5_000) as u32))
+                .collect(),
+            ports: (0..2).map(|_| 1000 + 7 * rng.below(50) as u16).collect(),
+        };
+        for &s in &p.srcs {
+            let m = exact(&[(ETH_TYPE, 0x0800), (NW_SRC, u64::from(s))]);
+            clauses.entry(m).or_default().push(conj(1));
         }
-        for _ in 0..4 {
-            let d = pod_pool[rng.below(pod_pool.len() as u64) as usize];
-            let m = if rng.below(2) == 0 {
-                ip(NW_DST, d)
+        for &(by_reg, d) in &p.dsts {
+            let m = if by_reg {
+                exact(&[(reg(1), u64::from(d & 0xffff))])
             } else {
-                let mut val = FlowKey::ZERO;
-                let mut m = FlowKey::ZERO;
-                val.set(reg(1), u64::from(d & 0xffff));
-                m.set(reg(1), u64::from(u32::MAX));
-                Match::new(val, m)
+                exact(&[(ETH_TYPE, 0x0800), (NW_DST, u64::from(d))])
             };
-            clauses.entry(m).or_default().push(Conjunction {
-                id,
-                clause: 2,
-                n_clauses: 3,
-            });
+            clauses.entry(m).or_default().push(conj(2));
         }
-        for _ in 0..2 {
-            let p = port_pool[rng.below(port_pool.len() as u64) as usize];
-            let mut val = FlowKey::ZERO;
-            let mut m = FlowKey::ZERO;
-            val.set(ETH_TYPE, 0x0800);
-            m.set(ETH_TYPE, 0xffff);
-            val.set(NW_PROTO, 6);
-            m.set(NW_PROTO, 0xff);
-            val.set(TP_DST, u64::from(p));
-            m.set(TP_DST, 0xffff);
-            clauses
-                .entry(Match::new(val, m))
-                .or_default()
-                .push(Conjunction {
-                    id,
-                    clause: 3,
-                    n_clauses: 3,
-                });
+        for &port in &p.ports {
+            let m = exact(&[(ETH_TYPE, 0x0800), (NW_PROTO, 6), (TP_DST, u64::from(port))]);
+            clauses.entry(m).or_default().push(conj(3));
         }
+        policies.push(p);
     }
     let mut cls = Classifier::new();
     let mut b = cls.bundle();
@@ -266,33 +258,45 @@ fn policy_table(n_policies: u32) -> (Classifier<u32>, usize, Vec<u32>, Vec<u32>,
         n += 1;
     }
     for id in 1..=n_policies {
-        let mut val = FlowKey::ZERO;
-        let mut m = FlowKey::ZERO;
-        val.set(CONJ_ID, u64::from(id));
-        m.set(CONJ_ID, u64::from(u32::MAX));
-        b.insert(&Match::new(val, m), 190, id, &[]).unwrap();
+        b.insert(&exact(&[(CONJ_ID, u64::from(id))]), 190, id, &[])
+            .unwrap();
         n += 1;
     }
     b.insert(&Match::catchall(), 0, 0, &[]).unwrap();
     b.commit();
-    (cls, n + 1, src_pool, pod_pool, port_pool)
+    (cls, n + 1, policies)
 }
 
 fn classifier_benches(cr: &mut Criterion) {
     let mut g = cr.benchmark_group("classifier");
     g.throughput(Throughput::Elements(1));
-    let (cls, n_flows, srcs, pods, ports) = policy_table(800);
+    let (cls, n_flows, policies) = policy_table(1200);
     let snap = cls.snapshot().clone();
     let mut rng = Rng(5);
+    // Half the keys satisfy a random policy, half are random addresses from the same ranges.
     let keys: Vec<FlowKey> = (0..4096)
-        .map(|_| {
-            let mut k = tcp_key(
-                srcs[rng.below(srcs.len() as u64) as usize],
-                pods[rng.below(pods.len() as u64) as usize],
-                40000,
-                ports[rng.below(ports.len() as u64) as usize],
-            );
-            k.set_reg(1, (k.get(NW_DST) & 0xffff) as u32);
+        .map(|i| {
+            let (s, (by_reg, d), port) = if i % 2 == 0 {
+                let p = &policies[rng.below(policies.len() as u64) as usize];
+                (
+                    p.srcs[rng.below(5) as usize],
+                    p.dsts[rng.below(4) as usize],
+                    p.ports[rng.below(2) as usize],
+                )
+            } else {
+                (
+                    0x0a0a_0000 + rng.below(20_000) as u32,
+                    (rng.below(2) == 0, 0x0a14_0000 + rng.below(5_000) as u32),
+                    1000 + 7 * rng.below(50) as u16,
+                )
+            };
+            let mut k = tcp_key(s, d, 40000, port);
+            if by_reg {
+                k.set_reg(1, d & 0xffff);
+                k.set(NW_DST, 0x0a1f_0000 + rng.below(60_000));
+            } else {
+                k.set_reg(1, 0xffff_0000 | rng.below(60_000) as u32);
+            }
             k
         })
         .collect();
@@ -344,6 +348,18 @@ fn sparse_hash(k: &FlowKey) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+/// The all-40-words variant of the exact-cache hash (20 multiplies), for comparison.
+fn full_hash(k: &FlowKey, keys: &[u64; 40]) -> u64 {
+    let mut acc = 0u64;
+    for i in 0..20 {
+        let p = u128::from(k.words[2 * i] ^ keys[2 * i])
+            * u128::from(k.words[2 * i + 1] ^ keys[2 * i + 1]);
+        acc = acc.wrapping_add((p as u64) ^ ((p >> 64) as u64));
+    }
+    let p = u128::from(acc) * 0xbf58_476d_1ce4_e5b9u128;
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
 fn hash_and_admission_benches(cr: &mut Criterion) {
     let mut g = cr.benchmark_group("exact");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -359,7 +375,18 @@ fn hash_and_admission_benches(cr: &mut Criterion) {
         })
         .collect();
     let e = xvs_classifier::ExactCache::new(1024, Insertion::Always);
-    g.bench_function("hash_full_key_multilinear", |b| {
+    let hkeys: [u64; 40] =
+        std::array::from_fn(|i| 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1));
+    g.bench_function("hash_all_40_words_pairs", |b| {
+        b.iter(|| {
+            let mut acc = 0u64;
+            for k in &keys {
+                acc ^= full_hash(black_box(k), &hkeys);
+            }
+            acc
+        })
+    });
+    g.bench_function("hash_16_words_pairs", |b| {
         b.iter(|| {
             let mut acc = 0u64;
             for k in &keys {
@@ -398,7 +425,8 @@ fn hash_and_admission_benches(cr: &mut Criterion) {
         let flows: Vec<FlowKey> = (0..100_000u32)
             .map(|i| tcp_key(0x0b00_0000 + i, 0x0a00_0000 + i % 1000, 1000, 80))
             .collect();
-        let batches: Vec<Vec<FlowKey>> = (0..256)
+        // 4096 batches: a random walk over the 100k flows, far longer than the exact tier.
+        let batches: Vec<Vec<FlowKey>> = (0..4096)
             .map(|_| {
                 (0..BATCH)
                     .map(|_| flows[rng.below(flows.len() as u64) as usize])
@@ -409,7 +437,7 @@ fn hash_and_admission_benches(cr: &mut Criterion) {
         let mut bi = 0;
         g.bench_function(format!("thrash_100k_flows_{name}"), |b| {
             b.iter(|| {
-                c.lookup_batch(&batches[bi & 255], &mut out);
+                c.lookup_batch(&batches[bi & 4095], &mut out);
                 bi += 1;
                 black_box(&out);
             })

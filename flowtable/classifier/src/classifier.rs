@@ -167,12 +167,21 @@ impl<R> Snapshot<R> {
         mut scratch: Option<&mut LookupScratch>,
     ) -> Option<&Arc<Rule<R>>> {
         let mut hard: Option<&Arc<Rule<R>>> = None;
+        let conj_search = scratch.is_none();
         for st in &self.ordered {
             // Subtables come by max priority, descending; once a subtable cannot reach the best
             // ordinary match found so far, no later one can. Equal priority still visits, for
             // the first-added tie-break.
             if hard.is_some_and(|h| st.max_priority < h.priority) {
                 break;
+            }
+            if conj_search {
+                // Only ordinary rules can answer the conj_id search.
+                match st.max_hard_priority {
+                    None => continue,
+                    Some(p) if hard.is_some_and(|h| p < h.priority) => continue,
+                    Some(_) => {}
+                }
             }
             let Some(rules) = st.probe(key, wc) else {
                 continue;

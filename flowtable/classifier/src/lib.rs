@@ -13,8 +13,9 @@
 //!   generation, as OVS's `flow_wildcards`).
 //! - [`MegaflowCache`]: per worker, the megaflows translation produced (masked key, mask,
 //!   datapath actions), tuple-space search with subtables ranked by hits, fixed capacity.
-//! - [`ExactCache`]: per worker, a fixed array of 4-way buckets from a hash of the whole key to
-//!   a megaflow, verified against it on every hit.
+//! - [`ExactCache`]: per worker, a fixed array of 4-way buckets from a hash of the key's
+//!   flow-distinguishing words to a megaflow, verified against it on every hit (so the hash
+//!   never decides correctness).
 //! - [`DatapathCache`]: the two tiers together, bound to one classifier version, with batch
 //!   lookup and per-tier counters.
 //!
@@ -106,7 +107,7 @@ mod subtable;
 pub use cache::{CacheConfig, CacheStats, DatapathCache};
 pub use classifier::{Bundle, Classifier, ClassifierReader, LookupScratch, Snapshot};
 pub use error::{ClassifierError, InsertError};
-pub use exact::{ExactCache, Insertion};
+pub use exact::{ExactCache, Insertion, HASHED_WORDS};
 pub use megaflow::{MegaflowCache, MegaflowConfig, MegaflowId, MegaflowRef, MegaflowStats};
 pub use rule::{Conjunction, Match, Rule, RuleStats};
 pub use xvs_packet::FlowKey;

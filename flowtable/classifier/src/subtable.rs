@@ -104,6 +104,10 @@ pub(crate) struct Subtable<R> {
     /// Number of rules per priority, for `max_priority` after deletions.
     priorities: BTreeMap<u32, u32>,
     pub(crate) max_priority: u32,
+    /// The same for ordinary (non-clause) rules only: the `conj_id` search, which ignores clause
+    /// flows, skips subtables that hold none.
+    hard_priorities: BTreeMap<u32, u32>,
+    pub(crate) max_hard_priority: Option<u32>,
     pub(crate) n_rules: usize,
 }
 
@@ -114,6 +118,8 @@ impl<R> Clone for Subtable<R> {
             shards: self.shards.clone(),
             priorities: self.priorities.clone(),
             max_priority: self.max_priority,
+            hard_priorities: self.hard_priorities.clone(),
+            max_hard_priority: self.max_hard_priority,
             n_rules: self.n_rules,
         }
     }
@@ -144,6 +150,8 @@ impl<R> Subtable<R> {
             shards: (0..N_SHARDS).map(|_| None).collect(),
             priorities: BTreeMap::new(),
             max_priority: 0,
+            hard_priorities: BTreeMap::new(),
+            max_hard_priority: None,
             n_rules: 0,
         }
     }
@@ -203,6 +211,7 @@ impl<R> Subtable<R> {
     pub(crate) fn insert(&mut self, rule: Arc<Rule<R>>) -> Option<Arc<Rule<R>>> {
         let (stage_hashes, fh) = hashes(&self.mask, &rule.value);
         let priority = rule.priority;
+        let hard = rule.conjunctions.is_empty();
         let shard = self.shard_mut(shard_of(fh));
         let mut replaced = None;
         let mut new_bucket = false;
@@ -257,12 +266,40 @@ impl<R> Subtable<R> {
                 }
             }
         }
-        if replaced.is_none() {
-            *self.priorities.entry(priority).or_insert(0) += 1;
-            self.n_rules += 1;
-            self.max_priority = self.max_priority.max(priority);
+        if let Some(old) = &replaced {
+            self.uncount(old.priority, old.conjunctions.is_empty());
         }
+        self.count(priority, hard);
         replaced
+    }
+
+    fn count(&mut self, priority: u32, hard: bool) {
+        *self.priorities.entry(priority).or_insert(0) += 1;
+        self.max_priority = self.max_priority.max(priority);
+        if hard {
+            *self.hard_priorities.entry(priority).or_insert(0) += 1;
+            self.max_hard_priority =
+                Some(self.max_hard_priority.map_or(priority, |m| m.max(priority)));
+        }
+        self.n_rules += 1;
+    }
+
+    fn uncount(&mut self, priority: u32, hard: bool) {
+        fn dec(map: &mut BTreeMap<u32, u32>, priority: u32) {
+            if let Some(c) = map.get_mut(&priority) {
+                *c -= 1;
+                if *c == 0 {
+                    map.remove(&priority);
+                }
+            }
+        }
+        dec(&mut self.priorities, priority);
+        self.max_priority = self.priorities.keys().next_back().copied().unwrap_or(0);
+        if hard {
+            dec(&mut self.hard_priorities, priority);
+            self.max_hard_priority = self.hard_priorities.keys().next_back().copied();
+        }
+        self.n_rules -= 1;
     }
 
     /// Removes and returns the rule with this compact value and priority.
@@ -317,14 +354,7 @@ impl<R> Subtable<R> {
                 }
             }
         }
-        if let Some(c) = self.priorities.get_mut(&priority) {
-            *c -= 1;
-            if *c == 0 {
-                self.priorities.remove(&priority);
-            }
-        }
-        self.max_priority = self.priorities.keys().next_back().copied().unwrap_or(0);
-        self.n_rules -= 1;
+        self.uncount(priority, removed.conjunctions.is_empty());
         Some(removed)
     }
 
