@@ -8,7 +8,49 @@
 
 use crate::action::Action;
 use crate::field::{read_loc, write_loc, FieldId, Loc, Prereq};
-use xvs_packet::key::{layout, FlowKey};
+use xvs_packet::key::{layout, FlowKey, KeyField};
+
+/// Emits one field into the match being decoded: skipped when its mask is zero, rejected when
+/// the match decoded so far does not meet its prerequisites.
+fn put(out: &mut Match, f: FieldId, value: u128, mask: u128) -> Result<(), FieldId> {
+    if mask == 0 {
+        return Ok(());
+    }
+    if !out.prereqs_ok(f.info().prereq) {
+        return Err(f);
+    }
+    out.set(f, value, mask);
+    Ok(())
+}
+
+/// Emits a non-maskable field exactly when the original mask `k` examines its key bits.
+fn exact(
+    out: &mut Match,
+    k: &FlowKey,
+    f: FieldId,
+    kf: KeyField,
+    value: u128,
+) -> Result<(), FieldId> {
+    if k.get(kf) != 0 {
+        put(out, f, value, f.exact_mask())
+    } else {
+        Ok(())
+    }
+}
+
+/// The field `xreg{i}` (i < 8).
+fn xreg_field(i: usize) -> FieldId {
+    [
+        FieldId::XREG0,
+        FieldId::XREG1,
+        FieldId::XREG2,
+        FieldId::XREG3,
+        FieldId::XREG4,
+        FieldId::XREG5,
+        FieldId::XREG6,
+        FieldId::XREG7,
+    ][i & 7]
+}
 
 /// Ethertypes used by the shorthand protocols.
 pub mod ethertype {
@@ -180,123 +222,224 @@ impl Match {
         }
     }
 
-    /// Clears fields whose prerequisites the match does not meet, as OVS's
-    /// `ofputil_normalize_match` does (e.g. `tp_dst` without `tcp`/`udp`/`sctp`), and reduces
-    /// the VLAN TCI match to what OpenFlow 1.5 can express (see the body). The result is what a
-    /// switch stores and dumps.
-    pub fn normalize(&mut self) {
-        let dl = self.dl_type();
-        let proto = self.nw_proto();
-        let (mut nw_addr, mut tp_addr, mut nw_proto, mut ipvx) = (false, false, false, false);
-        let (mut arp_sha, mut arp_tha, mut ipv6, mut nd_target) = (false, false, false, false);
-        match dl {
-            ethertype::IP => {
-                nw_proto = true;
-                ipvx = true;
-                nw_addr = true;
-                tp_addr = matches!(
-                    proto,
-                    ipproto::TCP | ipproto::UDP | ipproto::SCTP | ipproto::ICMP
-                );
+    /// Reduces the match to what a switch stores after an OpenFlow 1.5 round trip: the fields
+    /// OVS's `nx_put_match` sends for this match (for example `tp_dst` only with a transport
+    /// protocol, L3 fields only with their Ethertype, `ct_tp_*` only with a non-zero
+    /// `ct_nw_proto`, ICMP type/code as exact 8-bit values, the VLAN TCI as `vlan_vid` plus an
+    /// exact `vlan_pcp`), decoded in order as the switch decodes them.
+    ///
+    /// Fails with the field whose prerequisites the decoded match does not meet (the switch's
+    /// `OFPBMC_BAD_PREREQ`), e.g. `ipv6_label` on an IPv4 match or `ct_nw_src` without a
+    /// tracked connection state.
+    pub fn normalize(&mut self) -> Result<(), FieldId> {
+        let (v, k) = (self.value, self.mask);
+        let mut out = Match::catch_all();
+        let w = |f: KeyField| (u128::from(v.get(f)), u128::from(k.get(f)));
+        let w128 = |f: xvs_packet::key::KeyField128| (v.get128(f), k.get128(f));
+        exact(
+            &mut out,
+            &k,
+            FieldId::CONJ_ID,
+            layout::CONJ_ID,
+            w(layout::CONJ_ID).0,
+        )?;
+        exact(
+            &mut out,
+            &k,
+            FieldId::RECIRC_ID,
+            layout::RECIRC_ID,
+            w(layout::RECIRC_ID).0,
+        )?;
+        exact(
+            &mut out,
+            &k,
+            FieldId::IN_PORT_OXM,
+            layout::IN_PORT,
+            w(layout::IN_PORT).0,
+        )?;
+        let (a, b) = w(layout::ETH_SRC);
+        put(&mut out, FieldId::ETH_SRC, a, b)?;
+        let (a, b) = w(layout::ETH_DST);
+        put(&mut out, FieldId::ETH_DST, a, b)?;
+        exact(
+            &mut out,
+            &k,
+            FieldId::ETH_TYPE,
+            layout::ETH_TYPE,
+            w(layout::ETH_TYPE).0,
+        )?;
+
+        // VLAN: vlan_vid (VID and present bit) as given, and an exact vlan_pcp only when the
+        // VID/present value is non-zero.
+        let (tci, tci_m) = w(layout::VLAN_TCI);
+        put(&mut out, FieldId::VLAN_VID, tci & 0x1fff, tci_m & 0x1fff)?;
+        if tci & 0x1fff != 0 && tci_m & 0xe000 != 0 {
+            put(&mut out, FieldId::VLAN_PCP, (tci >> 13) & 7, 0xff)?;
+        }
+
+        let dl = v.get(layout::ETH_TYPE) as u16;
+        let (proto, proto_m) = w(layout::NW_PROTO);
+        let proto8 = proto as u8;
+        if dl == ethertype::IP || dl == ethertype::IPV6 {
+            if dl == ethertype::IP {
+                let (a, b) = w(layout::NW_SRC);
+                put(&mut out, FieldId::IPV4_SRC, a, b)?;
+                let (a, b) = w(layout::NW_DST);
+                put(&mut out, FieldId::IPV4_DST, a, b)?;
+            } else {
+                let (a, b) = w128(layout::IPV6_SRC);
+                put(&mut out, FieldId::IPV6_SRC, a, b)?;
+                let (a, b) = w128(layout::IPV6_DST);
+                put(&mut out, FieldId::IPV6_DST, a, b)?;
             }
-            ethertype::IPV6 => {
-                nw_proto = true;
-                ipvx = true;
-                ipv6 = true;
-                if matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP) {
-                    tp_addr = true;
-                } else if proto == ipproto::ICMPV6 {
-                    tp_addr = true;
-                    // OpenFlow 1.5 carries the ND fields only for code 0.
-                    let code = self.value.get(layout::TP_DST);
-                    match if code == 0 {
-                        self.value.get(layout::TP_SRC)
-                    } else {
-                        0
-                    } {
-                        135 => {
-                            nd_target = true;
-                            arp_sha = true;
-                        }
-                        136 => {
-                            nd_target = true;
-                            arp_tha = true;
-                        }
-                        _ => {}
+            let (fv, fm) = w(layout::NW_FRAG);
+            put(
+                &mut out,
+                FieldId::IP_FRAG,
+                fv & 3,
+                if fm & 3 == 3 { 0xff } else { fm & 3 },
+            )?;
+            let (tos, tos_m) = w(layout::NW_TOS);
+            if tos_m & 0xfc != 0 {
+                put(&mut out, FieldId::IP_DSCP_SHIFTED, (tos >> 2) & 0x3f, 0xff)?;
+            }
+            if tos_m & 0x03 != 0 {
+                put(&mut out, FieldId::IP_ECN, tos & 3, 0xff)?;
+            }
+            exact(
+                &mut out,
+                &k,
+                FieldId::IP_TTL,
+                layout::NW_TTL,
+                w(layout::NW_TTL).0,
+            )?;
+            let (a, b) = w(layout::IPV6_LABEL);
+            put(&mut out, FieldId::IPV6_LABEL, a, b)?;
+            if proto_m != 0 {
+                put(&mut out, FieldId::IP_PROTO, proto, 0xff)?;
+                let (sv, sm) = w(layout::TP_SRC);
+                let (dv, dm) = w(layout::TP_DST);
+                match proto8 {
+                    ipproto::TCP => {
+                        put(&mut out, FieldId::TCP_SRC, sv, sm)?;
+                        put(&mut out, FieldId::TCP_DST, dv, dm)?;
+                        let (a, b) = w(layout::TCP_FLAGS);
+                        put(&mut out, FieldId::TCP_FLAGS, a, b)?;
                     }
+                    ipproto::UDP => {
+                        put(&mut out, FieldId::UDP_SRC, sv, sm)?;
+                        put(&mut out, FieldId::UDP_DST, dv, dm)?;
+                    }
+                    ipproto::SCTP => {
+                        put(&mut out, FieldId::SCTP_SRC, sv, sm)?;
+                        put(&mut out, FieldId::SCTP_DST, dv, dm)?;
+                    }
+                    ipproto::ICMP if dl == ethertype::IP => {
+                        put(
+                            &mut out,
+                            FieldId::ICMPV4_TYPE,
+                            sv & 0xff,
+                            if sm != 0 { 0xff } else { 0 },
+                        )?;
+                        put(
+                            &mut out,
+                            FieldId::ICMPV4_CODE,
+                            dv & 0xff,
+                            if dm != 0 { 0xff } else { 0 },
+                        )?;
+                    }
+                    ipproto::ICMPV6 if dl == ethertype::IPV6 => {
+                        put(
+                            &mut out,
+                            FieldId::ICMPV6_TYPE,
+                            sv & 0xff,
+                            if sm != 0 { 0xff } else { 0 },
+                        )?;
+                        put(
+                            &mut out,
+                            FieldId::ICMPV6_CODE,
+                            dv & 0xff,
+                            if dm != 0 { 0xff } else { 0 },
+                        )?;
+                        if dv == 0 && (sv == 135 || sv == 136) {
+                            let (a, b) = w128(layout::ND_TARGET);
+                            put(&mut out, FieldId::ND_TARGET, a, b)?;
+                            if sv == 135 {
+                                let (a, b) = w(layout::ARP_SHA);
+                                put(&mut out, FieldId::ND_SLL, a, b)?;
+                            } else {
+                                let (a, b) = w(layout::ARP_THA);
+                                put(&mut out, FieldId::ND_TLL, a, b)?;
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
-            ethertype::ARP | ethertype::RARP => {
-                nw_proto = true;
-                nw_addr = true;
-                arp_sha = true;
-                arp_tha = true;
+        } else if dl == ethertype::ARP || dl == ethertype::RARP {
+            if proto_m != 0 {
+                put(&mut out, FieldId::ARP_OP, proto, 0xffff)?;
             }
-            _ => {}
+            let (a, b) = w(layout::NW_SRC);
+            put(&mut out, FieldId::ARP_SPA, a, b)?;
+            let (a, b) = w(layout::NW_DST);
+            put(&mut out, FieldId::ARP_TPA, a, b)?;
+            let (a, b) = w(layout::ARP_SHA);
+            put(&mut out, FieldId::ARP_SHA, a, b)?;
+            let (a, b) = w(layout::ARP_THA);
+            put(&mut out, FieldId::ARP_THA, a, b)?;
         }
-        let m = &mut self.mask;
-        if !nw_addr {
-            m.set(layout::NW_SRC, 0);
-            m.set(layout::NW_DST, 0);
+
+        let (a, b) = w(layout::TUN_ID);
+        put(&mut out, FieldId::TUN_ID, a, b)?;
+        let (a, b) = w(layout::TUN_SRC);
+        put(&mut out, FieldId::TUN_SRC, a, b)?;
+        let (a, b) = w(layout::TUN_DST);
+        put(&mut out, FieldId::TUN_DST, a, b)?;
+        let (a, b) = w128(layout::TUN_IPV6_SRC);
+        put(&mut out, FieldId::TUN_IPV6_SRC, a, b)?;
+        let (a, b) = w128(layout::TUN_IPV6_DST);
+        put(&mut out, FieldId::TUN_IPV6_DST, a, b)?;
+        for i in 0..8 {
+            let (a, b) = w(layout::xreg(i));
+            put(&mut out, xreg_field(i), a, b)?;
         }
-        if !tp_addr {
-            m.set(layout::TP_SRC, 0);
-            m.set(layout::TP_DST, 0);
+        let (a, b) = w(layout::PKT_MARK);
+        put(&mut out, FieldId::PKT_MARK, a, b)?;
+        let (a, b) = (
+            v.get(layout::CT_STATE) & 0xff,
+            k.get(layout::CT_STATE) & 0xff,
+        );
+        put(&mut out, FieldId::CT_STATE, u128::from(a), u128::from(b))?;
+        exact(
+            &mut out,
+            &k,
+            FieldId::CT_ZONE,
+            layout::CT_ZONE,
+            w(layout::CT_ZONE).0,
+        )?;
+        let (a, b) = w(layout::CT_MARK);
+        put(&mut out, FieldId::CT_MARK, a, b)?;
+        let (a, b) = w128(layout::CT_LABEL);
+        put(&mut out, FieldId::CT_LABEL, a, b)?;
+        let (a, b) = w(layout::CT_NW_SRC);
+        put(&mut out, FieldId::CT_NW_SRC, a, b)?;
+        let (a, b) = w128(layout::CT_IPV6_SRC);
+        put(&mut out, FieldId::CT_IPV6_SRC, a, b)?;
+        let (a, b) = w(layout::CT_NW_DST);
+        put(&mut out, FieldId::CT_NW_DST, a, b)?;
+        let (a, b) = w128(layout::CT_IPV6_DST);
+        put(&mut out, FieldId::CT_IPV6_DST, a, b)?;
+        let (ctp, ctp_m) = w(layout::CT_NW_PROTO);
+        if ctp != 0 {
+            put(&mut out, FieldId::CT_NW_PROTO, ctp, ctp_m)?;
+            let (a, b) = w(layout::CT_TP_SRC);
+            put(&mut out, FieldId::CT_TP_SRC, a, b)?;
+            let (a, b) = w(layout::CT_TP_DST);
+            put(&mut out, FieldId::CT_TP_DST, a, b)?;
         }
-        if !nw_proto {
-            m.set(layout::NW_PROTO, 0);
-        }
-        if !ipvx {
-            m.set(layout::NW_TOS, 0);
-            m.set(layout::NW_TTL, 0);
-            // Not in OVS's normalisation, but OpenFlow 1.5 carries nw_frag only for IP.
-            m.set(layout::NW_FRAG, 0);
-        }
-        if !(ipvx && proto == ipproto::TCP) {
-            // Likewise tcp_flags only for TCP.
-            m.set(layout::TCP_FLAGS, 0);
-        }
-        if !arp_sha {
-            m.set(layout::ARP_SHA, 0);
-        }
-        if !arp_tha {
-            m.set(layout::ARP_THA, 0);
-        }
-        if !ipv6 {
-            m.set128(layout::IPV6_SRC, 0);
-            m.set128(layout::IPV6_DST, 0);
-            m.set(layout::IPV6_LABEL, 0);
-        }
-        if !nd_target {
-            m.set128(layout::ND_TARGET, 0);
-        }
-        // ICMP type and code travel as exact 8-bit fields: a partial tp_src/tp_dst mask comes
-        // back exact, and only the low 8 bits of the value survive.
-        let icmp = (dl == ethertype::IP && proto == ipproto::ICMP)
-            || (dl == ethertype::IPV6 && proto == ipproto::ICMPV6);
-        if icmp {
-            for f in [layout::TP_SRC, layout::TP_DST] {
-                if m.get(f) != 0 {
-                    m.set(f, 0xffff);
-                    let v = self.value.get(f) & 0xff;
-                    self.value.set(f, v);
-                }
-            }
-        }
-        // VLAN: OpenFlow 1.2+ carries the TCI as vlan_vid (VID and present bit, maskable) plus
-        // an exact vlan_pcp that is only sent when a tag is matched; a switch hands back
-        // exactly that.
-        let tci = self.value.get(layout::VLAN_TCI);
-        let tci_m = m.get(layout::VLAN_TCI);
-        let vid = tci & 0x1fff;
-        let (mut new_v, mut new_m) = (vid & tci_m, tci_m & 0x1fff);
-        if vid != 0 && tci_m & 0xe000 != 0 {
-            new_v |= (tci & 0xe000) | 0x1000;
-            new_m |= 0xf000;
-        }
-        self.value.set(layout::VLAN_TCI, new_v);
-        m.set(layout::VLAN_TCI, new_m);
-        self.value = self.value.masked(&self.mask);
+        *self = out;
+        Ok(())
     }
 }
 

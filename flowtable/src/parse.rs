@@ -387,36 +387,34 @@ pub fn parse_flow_mod(s: &str, command: FlowModCommand, names: &NameMap) -> Resu
 
     if let Some(act) = act_str {
         let mut ctx = CheckCtx::new(m);
+        ctx.table = if fm.table_given { fm.flow.table } else { 255 };
         let actions = parse_action_list(act, names, Outer::Top, &mut ctx)?;
         ctx.finish()?;
         fm.flow.actions = actions;
     }
-    m.normalize();
-    check_match_prereqs(&m)?;
+    m.normalize().map_err(|f| {
+        ParseError::invalid(format!(
+            "{}: prerequisites not met (OFPBMC_BAD_PREREQ)",
+            f.name()
+        ))
+    })?;
+    // A switch also insists that conntrack tuple addresses match the IP version.
+    let dl = m.dl_type();
+    let v4 = m.get(FieldId::CT_NW_SRC).1 != 0 || m.get(FieldId::CT_NW_DST).1 != 0;
+    let v6 = m.get(FieldId::CT_IPV6_SRC).1 != 0 || m.get(FieldId::CT_IPV6_DST).1 != 0;
+    if (v4 && dl != ethertype::IP) || (v6 && dl != ethertype::IPV6) {
+        return Err(ParseError::invalid(
+            "conntrack tuple addresses do not match the IP version of the match (OFPBAC_MATCH_INCONSISTENT)",
+        ));
+    }
+    // A switch checks the actions again against the match it decoded.
+    let mut ctx = CheckCtx::new(m);
+    ctx.table = if fm.table_given { fm.flow.table } else { 255 };
+    for a in &fm.flow.actions {
+        check_action(a, &mut ctx)?;
+    }
     fm.flow.match_ = m;
     Ok(fm)
-}
-
-/// The connection-tracking tuple fields need a valid connection (`ct_state` with a state bit or
-/// `+trk-inv`); a switch rejects the match otherwise (OVS `OFPBMC_BAD_PREREQ`).
-fn check_match_prereqs(m: &Match) -> Result<()> {
-    for f in [
-        FieldId::CT_NW_SRC,
-        FieldId::CT_NW_DST,
-        FieldId::CT_IPV6_SRC,
-        FieldId::CT_IPV6_DST,
-        FieldId::CT_NW_PROTO,
-        FieldId::CT_TP_SRC,
-        FieldId::CT_TP_DST,
-    ] {
-        if m.get(f).1 != 0 && !m.prereqs_ok(f.info().prereq) {
-            return Err(ParseError::invalid(format!(
-                "{}: prerequisites not met (OFPBMC_BAD_PREREQ)",
-                f.name()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// `reg0[5]=1` style match on a subfield.
@@ -479,6 +477,8 @@ enum Outer {
 #[derive(Debug, Clone)]
 struct CheckCtx {
     flow: Match,
+    /// The flow's table (255 = not given), for the goto_table direction check.
+    table: u8,
     /// Set when an action is valid only in OpenFlow 1.0 with this match (OVS
     /// `inconsistent_match`): the flow is then refused with "no usable protocol" unless another
     /// error comes first.
@@ -489,6 +489,7 @@ impl CheckCtx {
     fn new(flow: Match) -> Self {
         CheckCtx {
             flow,
+            table: 255,
             needs_of10: false,
         }
     }
@@ -828,6 +829,12 @@ fn check_action(a: &Action, ctx: &mut CheckCtx) -> Result<()> {
             }
             let m = &mut ctx.flow;
             m.set(FieldId::VLAN_TCI, 0, 0);
+        }
+        Action::GotoTable(t) if ctx.table != 255 && *t <= ctx.table => {
+            // OpenFlow only allows forward jumps (OVS check_GOTO_TABLE).
+            return Err(ParseError::invalid(
+                "actions are invalid with specified match (OFPBIC_BAD_TABLE_ID)",
+            ));
         }
         Action::DecTtl | Action::SetNwTtl(_) if !m.prereqs_ok(crate::field::Prereq::IpAny) => {
             ctx.needs_of10 = true;

@@ -244,3 +244,62 @@ const KNOWN_ERROR_DIFFERENCES: &[&str] = &[
     "ip actions=ct(table=1,exec(set_field:0x1->ct_mark))",
     "ct_nw_src=10.0.0.1,actions=drop",
 ];
+
+#[test]
+fn random_flows_agree_with_ovs() {
+    // Differential test over gen_random.py's seeded random flows: OVS (add-flow one by one into
+    // a switch, random.status) and our parser must agree on which flows are valid, and the valid
+    // ones must print exactly as OVS dumps them.
+    let names = names();
+    let empty = NameMap::new();
+    let inputs = corpus("random.txt");
+    let status = corpus("random.status");
+    assert_eq!(inputs.lines().count(), status.lines().count());
+    let mut disagree = Vec::new();
+    let (mut plain, mut named) = (Vec::new(), Vec::new());
+    for (line, st) in inputs.lines().zip(status.lines()) {
+        let ours = xvs_flowtable::parse::parse_flow(line, &names);
+        match (&ours, st == "ok") {
+            (Ok(f), true) => {
+                plain.push(dump_flow_line(
+                    f,
+                    &FormatOptions {
+                        names: &empty,
+                        show_stats: false,
+                    },
+                ));
+                named.push(dump_flow_line(
+                    f,
+                    &FormatOptions {
+                        names: &names,
+                        show_stats: false,
+                    },
+                ));
+            }
+            (Err(_), false) => {}
+            (Ok(_), false) => disagree.push(format!("{line}\n   OVS : {st}\n   ours: ok")),
+            (Err(e), true) => disagree.push(format!("{line}\n   OVS : ok\n   ours: {e}")),
+        }
+    }
+    assert!(
+        disagree.is_empty(),
+        "{} disagreements:\n{}",
+        disagree.len(),
+        disagree.join("\n")
+    );
+    assert!(
+        plain.len() >= 300,
+        "only {} random flows valid",
+        plain.len()
+    );
+    compare(
+        &plain,
+        &corpus("random.expected"),
+        "random flows, --no-names",
+    );
+    compare(
+        &named,
+        &corpus("random-names.expected"),
+        "random flows, --names",
+    );
+}

@@ -17,6 +17,8 @@
 #        groups.expected         dump-groups --names
 #        groups-nonames.expected dump-groups --no-names
 #        meters.expected         dump-meters
+#        random.status, random.expected, random-names.expected
+#                                the differential test over gen_random.py's flows
 #   4. Stops both daemons by their PIDs and removes the temporary directory.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -72,6 +74,21 @@ $OF dump-groups "$MGMT" --names > groups.expected
 $OF dump-groups "$MGMT" --no-names > groups-nonames.expected
 $OF dump-meters "$MGMT" > meters.expected
 echo "flows: $(wc -l < flows.txt) in, $(wc -l < flows.expected) dumped"
+
+# Differential test: random flows, added one by one; random.status records per line whether the
+# switch took it ("ok") or the last error line ovs-ofctl printed.
+python3 gen_random.py
+$OF del-flows "$MGMT"
+while IFS= read -r line; do
+    if out=$($OF add-flow "$MGMT" "$line" 2>&1); then
+        echo "ok"
+    else
+        echo "error: $(printf '%s\n' "$out" | grep -v '^0000' | tail -1)"
+    fi
+done < random.txt > random.status
+$OF dump-flows "$MGMT" --no-stats --no-names > random.expected
+$OF dump-flows "$MGMT" --no-stats --names > random-names.expected
+echo "random: $(grep -c '^ok' random.status) of $(wc -l < random.txt) accepted by OVS"
 
 # Error messages of ovs-ofctl for malformed flows (no switch needed): one line per input of
 # errors.txt, either "error: <message>" or "ok".
