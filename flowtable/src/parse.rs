@@ -417,6 +417,11 @@ pub fn parse_flow_mod(s: &str, command: FlowModCommand, names: &NameMap) -> Resu
     Ok(fm)
 }
 
+/// True when `v` has no bits at or above `bits` (safe for `bits` >= 128).
+fn fits(v: u128, bits: u16) -> bool {
+    bits >= 128 || v >> bits == 0
+}
+
 /// `reg0[5]=1` style match on a subfield.
 fn parse_subfield_match(name: &str, value: &str, m: &mut Match) -> Result<()> {
     let sf = Subfield::parse(name)?;
@@ -429,7 +434,7 @@ fn parse_subfield_match(name: &str, value: &str, m: &mut Match) -> Result<()> {
             )))
         }
     };
-    if v >> sf.n_bits != 0 {
+    if !fits(v, sf.n_bits) {
         let mut s = String::new();
         crate::field::format_field_value(&mut s, sf.field, v, None, &NameMap::new());
         return Err(ParseError::DoesNotFit {
@@ -1038,7 +1043,7 @@ fn parse_load(arg: &str) -> Result<Action> {
             )))
         }
     };
-    if v >> sf.n_bits != 0 {
+    if !fits(v, sf.n_bits) {
         let mut s = String::new();
         crate::field::format_field_value(&mut s, sf.field, v, None, &NameMap::new());
         return Err(ParseError::DoesNotFit {
@@ -1503,7 +1508,7 @@ fn parse_learn_spec(orig: &str, name: &str, value: &str, names: &NameMap) -> Res
                     }
                 } else {
                     match parse_int_prefix(value, dst.field.info().n_bytes) {
-                        Ok((v, "")) if v >> dst.n_bits == 0 => Ok(v),
+                        Ok((v, "")) if fits(v, dst.n_bits) => Ok(v),
                         Ok((v, "")) => {
                             let mut s = String::new();
                             crate::field::format_field_value(
@@ -1552,7 +1557,7 @@ fn parse_learn_spec(orig: &str, name: &str, value: &str, names: &NameMap) -> Res
                 };
                 let dst = Subfield::parse(dst_s)?;
                 no_nxm(orig, dst_s, &dst)?;
-                if dst.n_bits < 128 && imm >> dst.n_bits != 0 {
+                if !fits(imm, dst.n_bits) {
                     return Err(ParseError::invalid(format!(
                         "{value}: value does not fit into {} bits",
                         dst.n_bits
@@ -1655,6 +1660,30 @@ mod tests {
         assert_eq!(
             e("actions=set_field:1->foo"),
             "foo is not a valid OXM field name"
+        );
+    }
+
+    #[test]
+    fn full_width_128_bit_loads_do_not_overflow() {
+        // Found by cargo-fuzz: a shift by the subfield width overflowed for 128-bit fields.
+        // Expected texts are what `ovs-ofctl -O OpenFlow15 parse-flow` prints for the inputs.
+        let n = NameMap::new();
+        let show = |s: &str| {
+            parse_flow(s, &n)
+                .map(|f| crate::print::flow_to_string(&f, &n))
+                .unwrap_or_else(|e| e.to_string())
+        };
+        assert_eq!(
+            show("ipv6,actions=load:0xfec00000000000000000000000000001->NXM_NX_XXREG3[],load:0x1->NXM_NX_XXREG0[]"),
+            "ipv6 actions=set_field:0xfec00000000000000000000000000001->xxreg3,set_field:0x1->xxreg0"
+        );
+        assert_eq!(
+            show("xxreg0[]=0x1,actions=drop"),
+            "reg0=0,reg1=0,reg2=0,reg3=0x1 actions=drop"
+        );
+        assert_eq!(
+            show("actions=learn(NXM_NX_XXREG0[]=0x1,load:0x2->NXM_NX_XXREG1[])"),
+            "actions=learn(table=1,xxreg0=0x1,load:0x2->NXM_NX_XXREG1[])"
         );
     }
 
