@@ -167,7 +167,13 @@ impl Xvsd {
     /// Writes `config` (in which `@RUN@` stands for the private run directory) and starts xvsd
     /// in `ns`, waiting until its pid file appears.
     pub fn start(ns: &Netns, config: &str) -> Result<Self> {
-        let mut x = Self::spawn(ns, config)?;
+        Self::start_with(ns, config, &[])
+    }
+
+    /// Like [`Xvsd::start`], also writing `files` (name, content) next to the configuration;
+    /// `@DIR@` in the configuration stands for their directory.
+    pub fn start_with(ns: &Netns, config: &str, files: &[(&str, &str)]) -> Result<Self> {
+        let mut x = Self::spawn_with(ns, config, files)?;
         let pid_file = x.run_dir().join("xvsd.pid");
         let deadline = Instant::now() + Duration::from_secs(20);
         while !pid_file.exists() {
@@ -184,10 +190,21 @@ impl Xvsd {
 
     /// Starts xvsd without waiting (for tests that expect it to fail).
     pub fn spawn(ns: &Netns, config: &str) -> Result<Self> {
+        Self::spawn_with(ns, config, &[])
+    }
+
+    /// Like [`Xvsd::spawn`], with extra files (see [`Xvsd::start_with`]).
+    pub fn spawn_with(ns: &Netns, config: &str, files: &[(&str, &str)]) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("xvs-it").tempdir()?;
         let run = dir.path().join("run");
         let cfg_path = dir.path().join("xvsd.toml");
-        std::fs::write(&cfg_path, config.replace("@RUN@", &run.display().to_string()))?;
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content)?;
+        }
+        let config = config
+            .replace("@RUN@", &run.display().to_string())
+            .replace("@DIR@", &dir.path().display().to_string());
+        std::fs::write(&cfg_path, config)?;
         let stderr_path = dir.path().join("stderr");
         let child = ns
             .command(&xvsd_binary()?)

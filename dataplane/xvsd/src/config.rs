@@ -46,8 +46,10 @@ pub struct Config {
 pub enum ForwardingMode {
     /// Ports paired in configuration order (1st <-> 2nd, 3rd <-> 4th, ...), packets passed
     /// untouched: the I/O ceiling, as DPDK testpmd's io mode.
-    #[default]
     IoFwd,
+    /// The OpenFlow pipeline: caches in front of the tables, misses translated.
+    #[default]
+    Openflow,
 }
 
 /// Port types.
@@ -239,6 +241,16 @@ pub fn plan(
     if config.ports.is_empty() {
         return Err(invalid("no [[port]] configured"));
     }
+    if config.forwarding == ForwardingMode::Openflow && config.workers.len() > 1 {
+        let unassigned = config.ports.iter().filter(|p| p.worker.is_none()).count();
+        if unassigned > 0 {
+            return Err(invalid(
+                "forwarding openflow with several workers: set `worker` on every port \
+                 (a worker transmits only on the ports it polls; cross-worker output is not \
+                 supported yet)",
+            ));
+        }
+    }
     if config.flows.is_some() && config.forwarding == ForwardingMode::IoFwd {
         return Err(invalid(
             "flows: a flow file needs the OpenFlow pipeline, but forwarding is \"io-fwd\", \
@@ -337,8 +349,26 @@ pub fn plan(
         }
     }
 
-    // io-fwd: pair ports in file order; a pair runs on one worker (it shares the frame pool).
     let n = config.ports.len();
+    if config.forwarding == ForwardingMode::Openflow {
+        let mut planned = Vec::with_capacity(n);
+        for p in &config.ports {
+            let core = p.worker.unwrap_or(config.workers[0]);
+            let worker = config.workers.iter().position(|&c| c == core).unwrap_or(0);
+            planned.push(PlannedPort {
+                config: p.clone(),
+                worker,
+                peer: None,
+                mac: p.mac.as_deref().and_then(parse_mac),
+            });
+        }
+        return Ok(Plan {
+            config,
+            ports: planned,
+        });
+    }
+
+    // io-fwd: pair ports in file order; a pair runs on one worker (it shares the frame pool).
     if n % 2 != 0 {
         return Err(invalid(format!(
             "forwarding io-fwd pairs ports in file order, but {n} ports are configured; \
@@ -392,6 +422,7 @@ mod tests {
         bridge = "br-int"
         run_dir = "/tmp/x"
         workers = [0]
+        forwarding = "io-fwd"
         [[port]]
         name = "veth0"
         type = "afxdp"
@@ -481,6 +512,22 @@ mod tests {
             .to_string();
         let e = plan_str(&s).expect_err("must fail");
         assert!(e.to_string().contains("pairs ports"), "{e}");
+    }
+
+    #[test]
+    fn openflow_mode_takes_any_number_of_ports() {
+        let s = GOOD.replace("forwarding = \"io-fwd\"", "forwarding = \"openflow\"");
+        let s = s
+            .split("[[port]]\n        name = \"gw0\"")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let p = plan_str(&s).expect("plan");
+        assert_eq!(p.ports.len(), 1);
+        assert_eq!(p.ports[0].peer, None);
+        let two = s.replace("workers = [0]", "workers = [0, 1]");
+        let e = plan_str(&two).expect_err("must fail");
+        assert!(e.to_string().contains("set `worker` on every port"), "{e}");
     }
 
     #[test]

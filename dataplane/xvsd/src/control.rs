@@ -103,16 +103,34 @@ impl Control {
                 "pmd thread numa_id 0 core_id {}:",
                 w.core.unwrap_or(w.id)
             );
+            let d = |f: fn(&WorkerSnapshot) -> u64| f(&now) - f(base);
+            let emc = d(|x| x.exact_hits);
+            let mf = d(|x| x.megaflow_hits);
+            let lookups = d(|x| x.subtable_lookups);
+            let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+            let passes = if rx == 0 { 0.0 } else { 1.0 };
             let _ = writeln!(s, "  packets received: {rx}");
-            let _ = writeln!(s, "  packets sent: {tx}");
+            let _ = writeln!(s, "  packet recirculations: 0");
+            let _ = writeln!(s, "  avg. datapath passes per packet: {passes:.2}");
+            let _ = writeln!(s, "  emc hits: {emc}");
+            let _ = writeln!(s, "  megaflow hits: {mf}");
+            let _ = writeln!(
+                s,
+                "  avg. subtable lookups per megaflow hit: {:.2}",
+                ratio(lookups, mf)
+            );
+            let _ = writeln!(s, "  miss with success upcall: {}", d(|x| x.upcalls_ok));
+            let _ = writeln!(s, "  miss with failed upcall: {}", d(|x| x.upcalls_failed));
             let _ = writeln!(
                 s,
                 "  avg. packets per output batch: {:.2}",
-                if batches == 0 {
-                    0.0
-                } else {
-                    tx as f64 / batches as f64
-                }
+                ratio(tx, batches)
+            );
+            let _ = writeln!(s, "  packets sent: {tx}");
+            let _ = writeln!(
+                s,
+                "  cache flushes (table changes): {}",
+                d(|x| x.cache_flushes)
             );
             for r in DropReason::ALL {
                 let d = now.drops[r as usize] - base.drops[r as usize];
