@@ -22,7 +22,9 @@ pub mod group;
 pub mod meter;
 pub mod names;
 pub mod parse;
+pub mod pipeline;
 pub mod print;
+pub mod translate;
 mod value;
 
 pub use action::Action;

@@ -1,0 +1,1101 @@
+//! Translation of a packet's flow key through the OpenFlow pipeline into datapath actions and a
+//! megaflow mask (OVS's `xlate_actions`), sans IO.
+//!
+//! # What it does
+//! Starting at table 0, each table is searched with the classifier (which ORs every key bit it
+//! examined into the mask), and the winning flow's actions run on a working copy of the key:
+//! `set_field`/`load`, `move`, `goto_table`, `resubmit`, `output` (port, `IN_PORT`, register),
+//! `dec_ttl`, `mod_nw_ttl`, `push_vlan`/`pop_vlan`, `group` (all, select, indirect, ff), `meter`,
+//! `learn`, `controller`, `ct_clear`, `note`. A table miss drops (OpenFlow 1.3+).
+//! Before each output, the packet fields that differ between the working key and the packet as
+//! already modified become `DpAction::Set*` (OVS `commit_odp_actions`), then `Output`.
+//!
+//! # The mask (megaflow correctness)
+//! The mask is the union of: every lookup's wildcards; the source bits of every `move`,
+//! `output:REG`, `learn` and group hash; `nw_ttl` for `dec_ttl`; every field a prerequisite
+//! check read; the whole of every packet field an action wrote before an output (whether a
+//! `Set*` is emitted depends on its original value); and always `in_port`, `recirc_id`,
+//! `eth_type`, the VLAN-present bit and, for IP, `nw_frag`. Invariant: every key that agrees
+//! with the translated key on the mask's 1-bits gets the same actions (property-tested in
+//! `tests/translate_prop.rs`). Bits a lookup examined after an action overwrote them with a
+//! constant are kept (harmless over-specification, as in OVS).
+//!
+//! # Limits and outcomes
+//! Resubmit/group nesting is limited to [`MAX_DEPTH`] (64), table lookups to
+//! [`MAX_LOOKUPS`] (4096), executed OpenFlow actions to [`MAX_OF_ACTIONS`], datapath actions to
+//! [`MAX_DP_ACTIONS`]. Exceeding one is a *fatal* [`DropReason`]: every action is discarded and
+//! the packet dropped; the mask stays valid, so the drop can be cached. Also fatal: `ct`/`nat`
+//! (conntrack is not wired yet: [`Unsupported::Ct`]), `NORMAL`/`FLOOD`/`ALL`, a second VLAN tag,
+//! rewrites of fields the datapath cannot set, and a group or meter missing from the snapshot
+//! (cannot happen through [`Pipeline`](crate::pipeline::Pipeline), which refuses such flows and
+//! deletes flows with their group/meter). `dec_ttl` on TTL ≤ 1 stops the current action list
+//! (as OVS, which would also send a packet-in with reason `invalid_ttl` when a controller is
+//! connected) and is reported as [`DropReason::TtlExpired`]; earlier outputs stay.
+//!
+//! # Side effects
+//! [`Translation::rules`] lists every flow that matched (credit their counters with
+//! [`Translation::credit`]); [`Translation::learned`] the flow mods `learn` produced (the control
+//! side applies them; the packet's own actions are unaffected); [`Translation::controller`] the
+//! packet-ins requested; [`Translation::meters`] the meters the packet passed (rate limiting is
+//! not implemented yet: meters only record). A translation with learn or controller side
+//! effects is [`slow_path`](Translation::slow_path): the engine must not cache it, as every
+//! packet needs the side effect.
+
+use std::sync::Arc;
+
+use xvs_classifier::LookupScratch;
+use xvs_packet::key::layout;
+use xvs_packet::FlowKey;
+
+use crate::action::{Action, Controller, Learn, LearnSpec, PacketInReason};
+use crate::datapath::DpAction;
+use crate::field::{ones, read_loc, write_loc, FieldId, Loc, Prereq, Subfield};
+use crate::flow::{ethertype, ipproto, Flow, FlowMod, FlowModCommand, Match};
+use crate::group::GroupType;
+use crate::names::Port;
+use crate::pipeline::{FlowRule, PipelineReader, PipelineSnapshot};
+
+/// Deepest nesting of `resubmit` and `group` (OVS `MAX_DEPTH`).
+pub const MAX_DEPTH: usize = 64;
+/// Most table lookups in one translation (OVS `MAX_RESUBMITS`).
+pub const MAX_LOOKUPS: usize = 4096;
+/// Most OpenFlow actions executed in one translation.
+pub const MAX_OF_ACTIONS: usize = 65_536;
+/// Most datapath actions one translation may produce.
+pub const MAX_DP_ACTIONS: usize = 1024;
+
+/// What the datapath cannot do yet; translating it drops the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unsupported {
+    /// `ct(...)` / `nat(...)`, `resubmit(..,ct)`: conntrack is not wired into translation yet.
+    Ct,
+    /// `output:NORMAL` (the L2 learning switch).
+    Normal,
+    /// `output:FLOOD` / `output:ALL`.
+    Flood,
+    /// `output:TABLE` in a flow (only meaningful in packet-outs).
+    Table,
+    /// `push_vlan` on a packet that already has a tag (QinQ).
+    DoubleVlan,
+    /// A rewrite of a packet field that has no datapath action (ICMP type/code, IPv6 flow
+    /// label, ND target, TCP flags).
+    Rewrite,
+}
+
+/// Why a translation dropped the packet, or part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Resubmit/group nesting exceeded [`MAX_DEPTH`].
+    TooDeep,
+    /// More than [`MAX_LOOKUPS`] table lookups.
+    TooManyLookups,
+    /// More than [`MAX_OF_ACTIONS`] OpenFlow actions executed or [`MAX_DP_ACTIONS`] datapath
+    /// actions produced.
+    TooManyActions,
+    /// `dec_ttl` on a packet with TTL ≤ 1 (the rest of that action list was skipped).
+    TtlExpired,
+    /// A `group:N` naming a group absent from the snapshot.
+    MissingGroup(u32),
+    /// A `meter:N` naming a meter absent from the snapshot.
+    MissingMeter(u32),
+    /// Something the datapath does not support yet.
+    Unsupported(Unsupported),
+}
+
+impl DropReason {
+    /// Number of distinct counters [`index`](Self::index) maps to.
+    pub const N: usize = 13;
+
+    /// A dense index for counters.
+    pub fn index(self) -> usize {
+        match self {
+            DropReason::TooDeep => 0,
+            DropReason::TooManyLookups => 1,
+            DropReason::TooManyActions => 2,
+            DropReason::TtlExpired => 3,
+            DropReason::MissingGroup(_) => 4,
+            DropReason::MissingMeter(_) => 5,
+            DropReason::Unsupported(Unsupported::Ct) => 6,
+            DropReason::Unsupported(Unsupported::Normal) => 7,
+            DropReason::Unsupported(Unsupported::Flood) => 8,
+            DropReason::Unsupported(Unsupported::Table) => 9,
+            DropReason::Unsupported(Unsupported::DoubleVlan) => 10,
+            DropReason::Unsupported(Unsupported::Rewrite) => 11,
+        }
+    }
+
+    /// A stable name for counters and traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::TooDeep => "resubmit_too_deep",
+            DropReason::TooManyLookups => "too_many_resubmits",
+            DropReason::TooManyActions => "too_many_actions",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::MissingGroup(_) => "missing_group",
+            DropReason::MissingMeter(_) => "missing_meter",
+            DropReason::Unsupported(Unsupported::Ct) => "unsupported_ct",
+            DropReason::Unsupported(Unsupported::Normal) => "unsupported_normal",
+            DropReason::Unsupported(Unsupported::Flood) => "unsupported_flood",
+            DropReason::Unsupported(Unsupported::Table) => "unsupported_output_table",
+            DropReason::Unsupported(Unsupported::DoubleVlan) => "unsupported_double_vlan",
+            DropReason::Unsupported(Unsupported::Rewrite) => "unsupported_rewrite",
+        }
+    }
+
+    /// True when the whole translation was discarded (every reason but `TtlExpired`).
+    pub fn is_fatal(self) -> bool {
+        self != DropReason::TtlExpired
+    }
+}
+
+/// A packet-in the translation asked for (`controller(...)` or `output:CONTROLLER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerRequest {
+    /// The controller action's parameters (reason, max_len, id, userdata, pause, meter).
+    pub controller: Controller,
+    /// Table of the flow that asked.
+    pub table: u8,
+    /// Cookie of the flow that asked.
+    pub cookie: u64,
+    /// The working key at that point (registers, metadata, rewritten fields: packet-in
+    /// metadata).
+    pub key: FlowKey,
+    /// Datapath actions emitted before the request (the packet-in shows the packet as
+    /// modified by them).
+    pub after_actions: usize,
+}
+
+/// A flow `learn` produced, for the control side to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnRequest {
+    /// The flow mod (an add into the learn's table).
+    pub flow_mod: FlowMod,
+    /// The learning flow's table and cookie (for `delete_learned`).
+    pub learner_table: u8,
+    /// The learning flow's cookie.
+    pub learner_cookie: u64,
+    /// `delete_learned`: the learned flow goes with the learning flow.
+    pub delete_learned: bool,
+    /// `fin_idle_timeout` and `fin_hard_timeout` (not applied yet).
+    pub fin_timeouts: (u16, u16),
+    /// `now` of the translation.
+    pub now: u64,
+}
+
+/// The result of one translation. Reuse one per worker: [`translate`] clears it.
+#[derive(Debug, Default)]
+pub struct Translation {
+    /// Datapath actions; empty = drop.
+    pub actions: Vec<DpAction>,
+    /// Megaflow mask: 1-bits of the key the actions depend on.
+    pub mask: FlowKey,
+    /// The first abnormal event (fatal ones discard every action).
+    pub reason: Option<DropReason>,
+    /// Every flow that matched, in order (the same flow may appear more than once).
+    pub rules: Vec<Arc<FlowRule>>,
+    /// Flows to learn.
+    pub learned: Vec<LearnRequest>,
+    /// Packet-ins.
+    pub controller: Vec<ControllerRequest>,
+    /// Meters passed (not enforced yet).
+    pub meters: Vec<u32>,
+    /// Pipeline version translated against.
+    pub version: u64,
+}
+
+impl Translation {
+    /// An empty translation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn clear(&mut self) {
+        self.actions.clear();
+        self.mask = FlowKey::ZERO;
+        self.reason = None;
+        self.rules.clear();
+        self.learned.clear();
+        self.controller.clear();
+        self.meters.clear();
+        self.version = 0;
+    }
+
+    /// True when no datapath output results.
+    pub fn is_drop(&self) -> bool {
+        !self
+            .actions
+            .iter()
+            .any(|a| matches!(a, DpAction::Output(_)))
+    }
+
+    /// True when every packet of this megaflow needs the slow path (learn or packet-in side
+    /// effects), so the engine must not cache it.
+    pub fn slow_path(&self) -> bool {
+        !self.learned.is_empty() || !self.controller.is_empty()
+    }
+
+    /// Credits `packets`/`bytes` at time `now` to every flow that matched (once per flow, even
+    /// if it matched several times).
+    pub fn credit(&self, packets: u64, bytes: u64, now: u64) {
+        for (i, r) in self.rules.iter().enumerate() {
+            if !self.rules[..i].iter().any(|o| Arc::ptr_eq(o, r)) {
+                r.stats().record(packets, bytes, now);
+            }
+        }
+    }
+}
+
+/// Per-worker scratch memory for [`translate`].
+#[derive(Debug, Default)]
+pub struct TranslateScratch {
+    lookup: LookupScratch,
+}
+
+impl TranslateScratch {
+    /// Empty scratch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Translates `key` through `snap` into `out` (cleared first). `now` stamps learn requests.
+/// Never panics; every bad situation is a [`DropReason`].
+pub fn translate(
+    snap: &PipelineSnapshot,
+    key: &FlowKey,
+    now: u64,
+    scratch: &mut TranslateScratch,
+    out: &mut Translation,
+) {
+    out.clear();
+    out.version = snap.version();
+    // Always exact: in_port, recirc_id, eth_type, the VLAN-present bit (and nw_frag for IP).
+    out.mask.set(layout::IN_PORT, u64::MAX);
+    out.mask.set(layout::RECIRC_ID, u64::MAX);
+    out.mask.set(layout::ETH_TYPE, u64::MAX);
+    out.mask.set(layout::VLAN_TCI, 0x1000);
+    let dl = key.get(layout::ETH_TYPE) as u16;
+    if dl == ethertype::IP || dl == ethertype::IPV6 {
+        out.mask.set(layout::NW_FRAG, u64::MAX);
+    }
+    let mut cx = Ctx {
+        snap,
+        flow: *key,
+        base: *key,
+        written: FlowKey::ZERO,
+        vlan_tpid: 0x8100,
+        depth: 0,
+        lookups: 0,
+        of_actions: 0,
+        fatal: false,
+        stop: false,
+        now,
+        scratch: &mut scratch.lookup,
+        out,
+    };
+    cx.run_table(0);
+    if cx.fatal {
+        cx.out.actions.clear();
+    }
+}
+
+/// A worker's translator: its pipeline reader, scratch, result buffer and drop counters.
+#[derive(Debug)]
+pub struct Translator {
+    reader: PipelineReader,
+    scratch: TranslateScratch,
+    out: Translation,
+    counters: TranslateCounters,
+}
+
+/// Counters of a [`Translator`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TranslateCounters {
+    /// Translations run.
+    pub translations: u64,
+    /// Translations that output nothing.
+    pub drops: u64,
+    /// Drop reasons, by [`DropReason::index`].
+    pub reasons: [u64; DropReason::N],
+    /// Packet-ins requested.
+    pub controller: u64,
+    /// Learn requests produced.
+    pub learned: u64,
+}
+
+impl Translator {
+    /// A translator over `reader`'s pipeline.
+    pub fn new(reader: PipelineReader) -> Self {
+        Translator {
+            reader,
+            scratch: TranslateScratch::new(),
+            out: Translation::new(),
+            counters: TranslateCounters::default(),
+        }
+    }
+
+    /// Adopts the newest pipeline (once per batch) and returns its version.
+    pub fn refresh(&mut self) -> u64 {
+        self.reader.refresh().version()
+    }
+
+    /// Translates `key` against the adopted pipeline and counts the outcome.
+    pub fn translate(&mut self, key: &FlowKey, now: u64) -> &Translation {
+        translate(
+            self.reader.snapshot(),
+            key,
+            now,
+            &mut self.scratch,
+            &mut self.out,
+        );
+        let c = &mut self.counters;
+        c.translations += 1;
+        if self.out.is_drop() {
+            c.drops += 1;
+        }
+        if let Some(r) = self.out.reason {
+            if let Some(slot) = c.reasons.get_mut(r.index()) {
+                *slot += 1;
+            }
+        }
+        c.controller += self.out.controller.len() as u64;
+        c.learned += self.out.learned.len() as u64;
+        &self.out
+    }
+
+    /// The engine's contract: appends the datapath actions to `actions`, ORs the mask into
+    /// `mask`; `Err` with the reason when the packet is dropped abnormally.
+    pub fn translate_into(
+        &mut self,
+        key: &FlowKey,
+        now: u64,
+        actions: &mut Vec<DpAction>,
+        mask: &mut FlowKey,
+    ) -> Result<(), DropReason> {
+        let t = self.translate(key, now);
+        actions.extend_from_slice(&t.actions);
+        mask.union_with(&t.mask);
+        match t.reason {
+            Some(r) if r.is_fatal() => Err(r),
+            _ => Ok(()),
+        }
+    }
+
+    /// The last translation.
+    pub fn last(&self) -> &Translation {
+        &self.out
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &TranslateCounters {
+        &self.counters
+    }
+}
+
+/// The key bits that hold `bits` of the field at `loc`.
+fn loc_bits(loc: Loc, bits: u128) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    match loc {
+        // The 16-bit port view maps through reserved numbers; in_port is exact anyway.
+        Loc::InPort16 => k.set(layout::IN_PORT, u64::MAX),
+        _ => write_loc(loc, &mut k, bits),
+    }
+    k
+}
+
+fn read_sub(sf: &Subfield, key: &FlowKey) -> u128 {
+    (read_loc(sf.field.info().loc, key) >> sf.ofs) & ones(sf.n_bits)
+}
+
+fn write_masked(field: FieldId, key: &mut FlowKey, value: u128, mask: u128) {
+    let loc = field.info().loc;
+    let old = read_loc(loc, key);
+    write_loc(loc, key, (old & !mask) | (value & mask));
+}
+
+/// First key word of packet fields (L2 and up); words before it are metadata.
+const PACKET_WORD_START: usize = 26;
+
+struct Ctx<'a> {
+    snap: &'a PipelineSnapshot,
+    /// The working key.
+    flow: FlowKey,
+    /// The packet as the emitted actions leave it.
+    base: FlowKey,
+    /// Packet-field bits actions wrote.
+    written: FlowKey,
+    vlan_tpid: u16,
+    depth: usize,
+    lookups: usize,
+    of_actions: usize,
+    fatal: bool,
+    /// Stop the current action list (dec_ttl expiry, paused controller).
+    stop: bool,
+    now: u64,
+    scratch: &'a mut LookupScratch,
+    out: &'a mut Translation,
+}
+
+impl<'a> Ctx<'a> {
+    fn fail(&mut self, r: DropReason) {
+        if !self.fatal {
+            self.fatal = true;
+            self.out.reason = Some(r);
+        }
+    }
+
+    fn note(&mut self, r: DropReason) {
+        if self.out.reason.is_none() {
+            self.out.reason = Some(r);
+        }
+    }
+
+    fn unwild(&mut self, k: &FlowKey) {
+        self.out.mask.union_with(k);
+    }
+
+    fn unwild_field(&mut self, f: xvs_packet::KeyField) {
+        let m = self.out.mask.get(f);
+        self.out.mask.set(f, m | f.max_value());
+    }
+
+    /// Looks up `table` and runs the winner, following `goto_table` iteratively.
+    fn run_table(&mut self, mut table: u8) {
+        loop {
+            if self.fatal {
+                return;
+            }
+            self.lookups += 1;
+            if self.lookups > MAX_LOOKUPS {
+                self.fail(DropReason::TooManyLookups);
+                return;
+            }
+            let snap = self.snap;
+            let Some(t) = snap.table(table) else { return };
+            let Some(rule) = t.lookup_with(&self.flow, &mut self.out.mask, self.scratch) else {
+                // Table miss: drop (OpenFlow 1.3+); a resubmit just returns.
+                return;
+            };
+            self.out.rules.push(Arc::clone(rule));
+            let entry = rule.payload();
+            match self.run_actions(&entry.flow.actions, &entry.flow, table) {
+                Some(next) if !self.stop => table = next,
+                _ => return,
+            }
+        }
+    }
+
+    /// Runs `actions` of `flow` (found in `table`); returns the goto target, if any.
+    fn run_actions(&mut self, actions: &'a [Action], flow: &'a Flow, table: u8) -> Option<u8> {
+        self.stop = false;
+        for a in actions {
+            if self.fatal || self.stop {
+                return None;
+            }
+            self.of_actions += 1;
+            if self.of_actions > MAX_OF_ACTIONS {
+                self.fail(DropReason::TooManyActions);
+                return None;
+            }
+            match a {
+                Action::GotoTable(t) => return Some(*t),
+                Action::Output { port, max_len } => self.output(*port, *max_len, flow, table),
+                Action::OutputReg { src, max_len } => {
+                    let v = read_sub(src, &self.flow);
+                    self.unwild(&loc_bits(src.field.info().loc, src.mask()));
+                    // OVS: a value above 16 bits is out of range and ignored.
+                    if let Ok(p) = u16::try_from(v) {
+                        self.output(Port(p), *max_len, flow, table);
+                    }
+                }
+                Action::Controller(c) => self.controller(c.clone(), flow, table),
+                Action::Group(g) => self.group(*g, flow, table),
+                Action::Meter(m) => {
+                    if self.snap.meter(*m).is_some() {
+                        self.out.meters.push(*m);
+                    } else {
+                        self.fail(DropReason::MissingMeter(*m));
+                    }
+                }
+                Action::Resubmit {
+                    in_port,
+                    table: t,
+                    with_ct_orig,
+                } => {
+                    if *with_ct_orig {
+                        self.fail(DropReason::Unsupported(Unsupported::Ct));
+                        return None;
+                    }
+                    self.resubmit(*in_port, t.unwrap_or(table));
+                    // A resubmitted flow's dec_ttl expiry ends only its own action list.
+                    self.stop = false;
+                }
+                Action::SetField { field, value, mask } => self.set_field(*field, *value, *mask),
+                Action::Move { src, dst } => self.move_(src, dst),
+                Action::DecTtl => self.dec_ttl(),
+                Action::SetNwTtl(ttl) => {
+                    if self.is_ip() {
+                        self.flow.set(layout::NW_TTL, u64::from(*ttl));
+                        self.written.set(layout::NW_TTL, 0xff);
+                    }
+                }
+                Action::PushVlan(tpid) => {
+                    if self.flow.get(layout::VLAN_TCI) & 0x1000 != 0 {
+                        self.fail(DropReason::Unsupported(Unsupported::DoubleVlan));
+                        return None;
+                    }
+                    self.flow.set(layout::VLAN_TCI, 0x1000);
+                    self.written.set(layout::VLAN_TCI, 0xffff);
+                    self.vlan_tpid = *tpid;
+                }
+                Action::PopVlan => {
+                    if self.flow.get(layout::VLAN_TCI) & 0x1000 != 0 {
+                        self.flow.set(layout::VLAN_TCI, 0);
+                        self.written.set(layout::VLAN_TCI, 0xffff);
+                    }
+                }
+                Action::Conjunction { .. } | Action::Note(_) => {}
+                Action::Learn(l) => self.learn(l, flow, table),
+                Action::Ct(_) => {
+                    self.fail(DropReason::Unsupported(Unsupported::Ct));
+                    return None;
+                }
+                Action::CtClear => {
+                    self.flow.set(layout::CT_STATE, 0);
+                    self.flow.set(layout::CT_ZONE, 0);
+                    self.flow.set(layout::CT_MARK, 0);
+                    self.flow.set128(layout::CT_LABEL, 0);
+                }
+            }
+        }
+        None
+    }
+
+    fn is_ip(&self) -> bool {
+        matches!(
+            self.flow.get(layout::ETH_TYPE) as u16,
+            ethertype::IP | ethertype::IPV6
+        )
+    }
+
+    fn resubmit(&mut self, in_port: Port, table: u8) {
+        if self.depth >= MAX_DEPTH {
+            self.fail(DropReason::TooDeep);
+            return;
+        }
+        let saved = self.flow.get(layout::IN_PORT);
+        if in_port != Port::IN_PORT {
+            self.flow
+                .set(layout::IN_PORT, u64::from(in_port.to_ofp11()));
+        }
+        self.depth += 1;
+        self.run_table(table);
+        self.depth -= 1;
+        self.flow.set(layout::IN_PORT, saved);
+    }
+
+    /// OVS `mf_are_prereqs_ok` on the working key, un-wildcarding what it reads.
+    fn prereq_ok(&mut self, p: Prereq) -> bool {
+        let dl = self.flow.get(layout::ETH_TYPE) as u16;
+        let ip = dl == ethertype::IP || dl == ethertype::IPV6;
+        let proto = |cx: &mut Self, want: u8| {
+            cx.unwild_field(layout::NW_PROTO);
+            cx.unwild_field(layout::NW_FRAG);
+            ip && cx.flow.get(layout::NW_PROTO) as u8 == want
+                && cx.flow.get(layout::NW_FRAG) & 2 == 0
+        };
+        match p {
+            Prereq::None | Prereq::Ethernet => true,
+            Prereq::Arp => dl == ethertype::ARP || dl == ethertype::RARP,
+            Prereq::Ipv4 => dl == ethertype::IP,
+            Prereq::Ipv6 => dl == ethertype::IPV6,
+            Prereq::IpAny => ip,
+            Prereq::Tcp => proto(self, ipproto::TCP),
+            Prereq::Udp => proto(self, ipproto::UDP),
+            Prereq::Sctp => proto(self, ipproto::SCTP),
+            Prereq::Icmpv4 => dl == ethertype::IP && proto(self, ipproto::ICMP),
+            Prereq::Icmpv6 | Prereq::Nd | Prereq::NdSolicit | Prereq::NdAdvert => {
+                if !(dl == ethertype::IPV6 && proto(self, ipproto::ICMPV6)) {
+                    return false;
+                }
+                if p == Prereq::Icmpv6 {
+                    return true;
+                }
+                self.unwild_field(layout::TP_SRC);
+                self.unwild_field(layout::TP_DST);
+                let ty = self.flow.get(layout::TP_SRC);
+                let code = self.flow.get(layout::TP_DST);
+                code == 0
+                    && match p {
+                        Prereq::NdSolicit => ty == 135,
+                        Prereq::NdAdvert => ty == 136,
+                        _ => ty == 135 || ty == 136,
+                    }
+            }
+            Prereq::Ct => {
+                self.unwild_field(layout::CT_STATE);
+                let st = self.flow.get(layout::CT_STATE);
+                st & 0x20 != 0 && st & 0x10 == 0
+            }
+            Prereq::VlanVid => self.flow.get(layout::VLAN_TCI) & 0x1000 != 0,
+        }
+    }
+
+    /// Records that `bits` of `field` were written (for packet fields).
+    fn mark_written(&mut self, field: FieldId, bits: u128) {
+        let k = loc_bits(field.info().loc, bits);
+        for i in PACKET_WORD_START..xvs_packet::KEY_WORDS {
+            self.written.words[i] |= k.words[i];
+        }
+    }
+
+    fn set_field(&mut self, field: FieldId, value: u128, mask: u128) {
+        if !self.prereq_ok(field.info().prereq) {
+            return;
+        }
+        write_masked(field, &mut self.flow, value, mask);
+        self.mark_written(field, mask);
+    }
+
+    fn move_(&mut self, src: &Subfield, dst: &Subfield) {
+        if !self.prereq_ok(src.field.info().prereq) || !self.prereq_ok(dst.field.info().prereq) {
+            return;
+        }
+        let v = read_sub(src, &self.flow);
+        self.unwild(&loc_bits(src.field.info().loc, src.mask()));
+        let n = src.n_bits.min(dst.n_bits);
+        let m = ones(n) << dst.ofs;
+        write_masked(dst.field, &mut self.flow, v << dst.ofs, m);
+        self.mark_written(dst.field, m);
+    }
+
+    fn dec_ttl(&mut self) {
+        if !self.is_ip() {
+            return;
+        }
+        self.unwild_field(layout::NW_TTL);
+        let ttl = self.flow.get(layout::NW_TTL);
+        if ttl <= 1 {
+            self.note(DropReason::TtlExpired);
+            self.stop = true;
+            return;
+        }
+        self.flow.set(layout::NW_TTL, ttl - 1);
+        self.written.set(layout::NW_TTL, 0xff);
+    }
+
+    fn output(&mut self, port: Port, max_len: u16, flow: &Flow, table: u8) {
+        let in_port = self.flow.get(layout::IN_PORT) as u32;
+        let p = match port {
+            Port::IN_PORT => in_port,
+            Port::CONTROLLER => {
+                let c = Controller {
+                    reason: PacketInReason::Action,
+                    max_len,
+                    ..Controller::default()
+                };
+                self.controller(c, flow, table);
+                return;
+            }
+            Port::NORMAL => return self.fail(DropReason::Unsupported(Unsupported::Normal)),
+            Port::FLOOD | Port::ALL => {
+                return self.fail(DropReason::Unsupported(Unsupported::Flood))
+            }
+            Port::TABLE => return self.fail(DropReason::Unsupported(Unsupported::Table)),
+            Port::NONE | Port::UNSET => return,
+            p => {
+                let p = p.to_ofp11();
+                if p == in_port {
+                    // OpenFlow: never back out of the ingress port unless asked with IN_PORT.
+                    return;
+                }
+                p
+            }
+        };
+        self.commit();
+        if self.fatal {
+            return;
+        }
+        self.push(DpAction::Output(p));
+    }
+
+    fn push(&mut self, a: DpAction) {
+        if self.out.actions.len() >= MAX_DP_ACTIONS {
+            self.fail(DropReason::TooManyActions);
+            return;
+        }
+        self.out.actions.push(a);
+    }
+
+    fn controller(&mut self, c: Controller, flow: &Flow, table: u8) {
+        // The packet-in carries the packet as modified so far.
+        self.commit();
+        let pause = c.pause;
+        self.out.controller.push(ControllerRequest {
+            controller: c,
+            table,
+            cookie: flow.cookie,
+            key: self.flow,
+            after_actions: self.out.actions.len(),
+        });
+        if pause {
+            // A paused pipeline resumes from the controller (continuations are not kept yet).
+            self.stop = true;
+        }
+    }
+
+    fn group(&mut self, id: u32, flow: &'a Flow, table: u8) {
+        let snap = self.snap;
+        let Some(g) = snap.group(id) else {
+            self.fail(DropReason::MissingGroup(id));
+            return;
+        };
+        if self.depth >= MAX_DEPTH {
+            self.fail(DropReason::TooDeep);
+            return;
+        }
+        self.depth += 1;
+        match g.group_type {
+            GroupType::All => {
+                for b in &g.buckets {
+                    self.bucket(&b.actions, flow, table);
+                }
+            }
+            GroupType::Select => {
+                if let Some(i) = self.select_bucket(g) {
+                    if let Some(b) = g.buckets.get(i) {
+                        self.bucket(&b.actions, flow, table);
+                    }
+                }
+            }
+            GroupType::Indirect | GroupType::FastFailover => {
+                // Port liveness is not tracked yet: the first bucket is live.
+                if let Some(b) = g.buckets.first() {
+                    self.bucket(&b.actions, flow, table);
+                }
+            }
+        }
+        self.depth -= 1;
+    }
+
+    /// Runs a bucket on a copy of the working key (buckets do not see each other's changes,
+    /// and the actions after the group do not see theirs).
+    fn bucket(&mut self, actions: &'a [Action], flow: &'a Flow, table: u8) {
+        let saved = self.flow;
+        let saved_tpid = self.vlan_tpid;
+        // A bucket cannot goto; a goto_table there was refused at group add.
+        let _ = self.run_actions(actions, flow, table);
+        self.stop = false;
+        self.flow = saved;
+        self.vlan_tpid = saved_tpid;
+    }
+
+    /// Weighted rendezvous hashing over the connection's 5-tuple (symmetric fields are not
+    /// mixed: each direction is its own flow). Stable per connection, and a bucket change only
+    /// moves the connections of that bucket.
+    fn select_bucket(&mut self, g: &crate::group::Group) -> Option<usize> {
+        let dl = self.flow.get(layout::ETH_TYPE) as u16;
+        let mut h = fold(0x9e37_79b9_7f4a_7c15, u64::from(dl));
+        if dl == ethertype::IP || dl == ethertype::IPV6 {
+            if dl == ethertype::IP {
+                self.unwild_field(layout::NW_SRC);
+                self.unwild_field(layout::NW_DST);
+                h = fold(h, self.flow.get(layout::NW_SRC));
+                h = fold(h, self.flow.get(layout::NW_DST));
+            } else {
+                for f in [layout::IPV6_SRC, layout::IPV6_DST] {
+                    let m = FlowKey {
+                        words: {
+                            let mut w = [0; xvs_packet::KEY_WORDS];
+                            w[f.hi as usize] = u64::MAX;
+                            w[f.hi as usize + 1] = u64::MAX;
+                            w
+                        },
+                    };
+                    self.unwild(&m);
+                    let v = self.flow.get128(f);
+                    h = fold(fold(h, (v >> 64) as u64), v as u64);
+                }
+            }
+            self.unwild_field(layout::NW_PROTO);
+            let proto = self.flow.get(layout::NW_PROTO) as u8;
+            h = fold(h, u64::from(proto));
+            if matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP) {
+                self.unwild_field(layout::TP_SRC);
+                self.unwild_field(layout::TP_DST);
+                h = fold(h, self.flow.get(layout::TP_SRC));
+                h = fold(h, self.flow.get(layout::TP_DST));
+            }
+        } else {
+            self.unwild_field(layout::ETH_SRC);
+            self.unwild_field(layout::ETH_DST);
+            h = fold(h, self.flow.get(layout::ETH_SRC));
+            h = fold(h, self.flow.get(layout::ETH_DST));
+        }
+        let mut best: Option<(usize, f64)> = None;
+        for (i, b) in g.buckets.iter().enumerate() {
+            if b.weight == 0 {
+                continue;
+            }
+            let x = fold(h, u64::from(b.bucket_id));
+            // Uniform in (0, 1]: never 0, so ln is finite.
+            let u = ((x >> 11) + 1) as f64 / (1u64 << 53) as f64;
+            let score = -u.ln() / f64::from(b.weight);
+            if best.is_none_or(|(_, s)| score < s) {
+                best = Some((i, score));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    fn learn(&mut self, l: &Learn, flow: &Flow, table: u8) {
+        let mut m = Match::catch_all();
+        let mut actions = Vec::new();
+        let set_match = |m: &mut Match, dst: &Subfield, v: u128| {
+            let (ov, om) = m.get(dst.field);
+            let bits = dst.mask();
+            m.set(dst.field, (ov & !bits) | ((v << dst.ofs) & bits), om | bits);
+        };
+        for spec in &l.specs {
+            match spec {
+                LearnSpec::MatchField { dst, src } => {
+                    let v = read_sub(src, &self.flow);
+                    self.unwild(&loc_bits(src.field.info().loc, src.mask()));
+                    set_match(&mut m, dst, v);
+                }
+                LearnSpec::MatchImm { dst, value } => set_match(&mut m, dst, *value),
+                LearnSpec::LoadField { src, dst } => {
+                    let v = read_sub(src, &self.flow);
+                    self.unwild(&loc_bits(src.field.info().loc, src.mask()));
+                    actions.push(Action::SetField {
+                        field: dst.field,
+                        value: (v << dst.ofs) & dst.mask(),
+                        mask: dst.mask(),
+                    });
+                }
+                LearnSpec::LoadImm { dst, value } => actions.push(Action::SetField {
+                    field: dst.field,
+                    value: (*value << dst.ofs) & dst.mask(),
+                    mask: dst.mask(),
+                }),
+                LearnSpec::Output { src } => {
+                    let v = read_sub(src, &self.flow);
+                    self.unwild(&loc_bits(src.field.info().loc, src.mask()));
+                    actions.push(Action::Output {
+                        port: Port(v as u16),
+                        max_len: 0,
+                    });
+                }
+            }
+        }
+        if let Some(r) = l.result_dst {
+            // Learning "succeeds" here; the control side applies the mod.
+            write_masked(r.field, &mut self.flow, 1u128 << r.ofs, r.mask());
+        }
+        let mut flags = crate::flow::FlowFlags::default();
+        if l.send_flow_rem {
+            flags.0 |= crate::flow::FlowFlags::SEND_FLOW_REM;
+        }
+        let fm = FlowMod {
+            command: FlowModCommand::Add,
+            flow: Flow {
+                table: l.table,
+                priority: l.priority,
+                cookie: l.cookie,
+                idle_timeout: l.idle_timeout,
+                hard_timeout: l.hard_timeout,
+                flags,
+                match_: m,
+                actions,
+                ..Flow::default()
+            },
+            table_given: true,
+            cookie_mask: 0,
+            modify_cookie: true,
+            out_port: Port::NONE,
+            out_group: u32::MAX,
+        };
+        self.out.learned.push(LearnRequest {
+            flow_mod: fm,
+            learner_table: table,
+            learner_cookie: flow.cookie,
+            delete_learned: l.delete_learned,
+            fin_timeouts: (l.fin_idle_timeout, l.fin_hard_timeout),
+            now: self.now,
+        });
+    }
+
+    /// Emits the rewrites that bring the packet (`base`) to the working key (`flow`), and
+    /// un-wildcards every written packet field (whether a rewrite is emitted depends on the
+    /// original value).
+    fn commit(&mut self) {
+        let w = self.written;
+        if w == FlowKey::ZERO {
+            return;
+        }
+        let written = |f: xvs_packet::KeyField| w.get(f) != 0;
+        let changed = |cx: &Self, f: xvs_packet::KeyField| cx.flow.get(f) != cx.base.get(f);
+        // L2.
+        for (f, is_src) in [(layout::ETH_SRC, true), (layout::ETH_DST, false)] {
+            if written(f) {
+                self.unwild_field(f);
+                if changed(self, f) {
+                    let mac = mac_bytes(self.flow.get(f));
+                    self.push(if is_src {
+                        DpAction::SetEthSrc(mac)
+                    } else {
+                        DpAction::SetEthDst(mac)
+                    });
+                }
+            }
+        }
+        if written(layout::VLAN_TCI) {
+            self.unwild_field(layout::VLAN_TCI);
+            let (old, new) = (
+                self.base.get(layout::VLAN_TCI) as u16,
+                self.flow.get(layout::VLAN_TCI) as u16,
+            );
+            match (old & 0x1000 != 0, new & 0x1000 != 0) {
+                (false, true) => self.push(DpAction::PushVlan {
+                    tpid: self.vlan_tpid,
+                    tci: new,
+                }),
+                (true, false) => self.push(DpAction::PopVlan),
+                (true, true) if old != new => self.push(DpAction::SetVlanTci(new)),
+                _ => {}
+            }
+        }
+        let dl = self.flow.get(layout::ETH_TYPE) as u16;
+        match dl {
+            ethertype::IP | ethertype::IPV6 => {
+                if dl == ethertype::IP {
+                    for (f, src) in [(layout::NW_SRC, true), (layout::NW_DST, false)] {
+                        if written(f) {
+                            self.unwild_field(f);
+                            if changed(self, f) {
+                                let a = self.flow.get(f) as u32;
+                                self.push(if src {
+                                    DpAction::SetIpv4Src(a)
+                                } else {
+                                    DpAction::SetIpv4Dst(a)
+                                });
+                            }
+                        }
+                    }
+                } else {
+                    for (f, src) in [(layout::IPV6_SRC, true), (layout::IPV6_DST, false)] {
+                        let hi = f.hi as usize;
+                        if w.words[hi] | w.words[hi + 1] != 0 {
+                            self.out.mask.words[hi] = u64::MAX;
+                            self.out.mask.words[hi + 1] = u64::MAX;
+                            let v = self.flow.get128(f);
+                            if v != self.base.get128(f) {
+                                self.push(if src {
+                                    DpAction::SetIpv6Src(v)
+                                } else {
+                                    DpAction::SetIpv6Dst(v)
+                                });
+                            }
+                        }
+                    }
+                    if written(layout::IPV6_LABEL) {
+                        return self.fail(DropReason::Unsupported(Unsupported::Rewrite));
+                    }
+                }
+                if written(layout::NW_TOS) {
+                    self.unwild_field(layout::NW_TOS);
+                    let (o, n) = (
+                        self.base.get(layout::NW_TOS) as u8,
+                        self.flow.get(layout::NW_TOS) as u8,
+                    );
+                    if o != n {
+                        self.push(DpAction::SetTos {
+                            value: n,
+                            mask: o ^ n,
+                        });
+                    }
+                }
+                if written(layout::NW_TTL) {
+                    self.unwild_field(layout::NW_TTL);
+                    if changed(self, layout::NW_TTL) {
+                        self.push(DpAction::SetTtl(self.flow.get(layout::NW_TTL) as u8));
+                    }
+                }
+                if written(layout::TP_SRC) || written(layout::TP_DST) {
+                    self.unwild_field(layout::NW_PROTO);
+                    let proto = self.flow.get(layout::NW_PROTO) as u8;
+                    if !matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP) {
+                        return self.fail(DropReason::Unsupported(Unsupported::Rewrite));
+                    }
+                    for (f, src) in [(layout::TP_SRC, true), (layout::TP_DST, false)] {
+                        if written(f) {
+                            self.unwild_field(f);
+                            if changed(self, f) {
+                                let p = self.flow.get(f) as u16;
+                                self.push(if src {
+                                    DpAction::SetTpSrc(p)
+                                } else {
+                                    DpAction::SetTpDst(p)
+                                });
+                            }
+                        }
+                    }
+                }
+                if written(layout::TCP_FLAGS) || w.get128(layout::ND_TARGET) != 0 {
+                    return self.fail(DropReason::Unsupported(Unsupported::Rewrite));
+                }
+            }
+            ethertype::ARP | ethertype::RARP => {
+                if written(layout::NW_PROTO) {
+                    self.unwild_field(layout::NW_PROTO);
+                    if changed(self, layout::NW_PROTO) {
+                        self.push(DpAction::SetArpOp(self.flow.get(layout::NW_PROTO) as u16));
+                    }
+                }
+                for (f, which) in [(layout::NW_SRC, 0), (layout::NW_DST, 1)] {
+                    if written(f) {
+                        self.unwild_field(f);
+                        if changed(self, f) {
+                            let a = self.flow.get(f) as u32;
+                            self.push(if which == 0 {
+                                DpAction::SetArpSpa(a)
+                            } else {
+                                DpAction::SetArpTpa(a)
+                            });
+                        }
+                    }
+                }
+                for (f, which) in [(layout::ARP_SHA, 0), (layout::ARP_THA, 1)] {
+                    if written(f) {
+                        self.unwild_field(f);
+                        if changed(self, f) {
+                            let mac = mac_bytes(self.flow.get(f));
+                            self.push(if which == 0 {
+                                DpAction::SetArpSha(mac)
+                            } else {
+                                DpAction::SetArpTha(mac)
+                            });
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        // The packet now carries the working key's packet fields.
+        self.base = self.flow;
+    }
+}
+
+fn mac_bytes(v: u64) -> [u8; 6] {
+    let b = v.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
+/// One round of a 64-bit multiply-xorshift mix (deterministic across runs and platforms).
+#[inline]
+fn fold(h: u64, v: u64) -> u64 {
+    let mut x = (h ^ v).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 29)
+}

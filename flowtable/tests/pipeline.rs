@@ -1,0 +1,381 @@
+//! Flow-mod, group-mod and meter-mod semantics of the pipeline, bundles and versions.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use xvs_flowtable::group::{parse_group_mod, GroupCommand};
+use xvs_flowtable::meter::parse_meter;
+use xvs_flowtable::parse::{parse_flow_mod, parse_flow_mod_line};
+use xvs_flowtable::pipeline::{
+    load_flows, LoadError, MeterCommand, MeterMod, Pipeline, PipelineError, PipelineMod,
+};
+use xvs_flowtable::NameMap;
+
+fn fm(s: &str) -> PipelineMod {
+    PipelineMod::Flow(parse_flow_mod_line(s, &NameMap::new()).unwrap())
+}
+
+fn fm_cmd(s: &str, c: xvs_flowtable::flow::FlowModCommand) -> PipelineMod {
+    PipelineMod::Flow(parse_flow_mod(s, c, &NameMap::new()).unwrap())
+}
+
+/// A flow mod parsed from `s` whose actions are then replaced (the parser already refuses
+/// what the pipeline must refuse for mods that arrive over OpenFlow).
+fn fm_with(s: &str, actions: Vec<xvs_flowtable::Action>) -> PipelineMod {
+    let mut f = parse_flow_mod_line(s, &NameMap::new()).unwrap();
+    f.flow.actions = actions;
+    PipelineMod::Flow(f)
+}
+
+fn gm(s: &str, c: GroupCommand) -> PipelineMod {
+    PipelineMod::Group(parse_group_mod(s, c, &NameMap::new()).unwrap())
+}
+
+fn n(p: &Pipeline, table: u8) -> usize {
+    p.snapshot().table(table).unwrap().len()
+}
+
+fn out_of(p: &Pipeline, in_port: u32) -> Vec<u32> {
+    outputs(&xlate(p.snapshot(), &tcp_key(in_port, 1, 2, 3, 4)).actions)
+}
+
+#[test]
+fn goto_backwards_or_same_table_is_refused() {
+    let mut p = Pipeline::new();
+    let goto = |t| vec![xvs_flowtable::Action::GotoTable(t)];
+    let e = p
+        .apply(fm_with("table=5,actions=drop", goto(3)), 0)
+        .unwrap_err();
+    assert_eq!(e.error, PipelineError::BadGotoTable { from: 5, to: 3 });
+    let e = p
+        .apply(fm_with("table=5,actions=drop", goto(5)), 0)
+        .unwrap_err();
+    assert_eq!(e.error, PipelineError::BadGotoTable { from: 5, to: 5 });
+    assert_eq!(p.version(), 0, "refused bundles publish nothing");
+    p.apply(fm("table=5,actions=goto_table:6"), 0).unwrap();
+    assert_eq!(p.version(), 1);
+}
+
+#[test]
+fn missing_group_or_meter_is_refused_and_deleting_them_deletes_flows() {
+    let mut p = Pipeline::new();
+    let e = p.apply(fm("actions=group:4"), 0).unwrap_err();
+    assert_eq!(e.error, PipelineError::BadOutGroup(4));
+    let e = p.apply(fm("actions=meter:4"), 0).unwrap_err();
+    assert_eq!(e.error, PipelineError::InvalidMeter(4));
+    let meter = parse_meter("meter=4,pktps,bands=type=drop,rate=10").unwrap();
+    p.commit(
+        &[
+            gm(
+                "group_id=4,type=all,bucket=actions=output:1",
+                GroupCommand::Add,
+            ),
+            PipelineMod::Meter(MeterMod {
+                command: MeterCommand::Add,
+                meter: meter.clone(),
+            }),
+            fm("priority=5,actions=group:4"),
+            fm("priority=6,actions=meter:4,output:2"),
+            fm("priority=7,actions=output:3"),
+        ],
+        0,
+    )
+    .unwrap();
+    assert_eq!(n(&p, 0), 3);
+    let r = p.apply(gm("group_id=4", GroupCommand::Delete), 0).unwrap();
+    assert_eq!(r.removed.len(), 1);
+    assert_eq!(n(&p, 0), 2);
+    let r = p
+        .apply(
+            PipelineMod::Meter(MeterMod {
+                command: MeterCommand::Delete,
+                meter,
+            }),
+            0,
+        )
+        .unwrap();
+    assert_eq!(r.removed.len(), 1);
+    assert_eq!(n(&p, 0), 1);
+    let e = p
+        .apply(gm("group_id=9,type=all", GroupCommand::Modify), 0)
+        .unwrap_err();
+    assert_eq!(e.error, PipelineError::UnknownGroup(9));
+}
+
+#[test]
+fn add_replaces_same_match_and_priority_keeping_counters_unless_reset() {
+    let mut p = pipeline(&[], &[], "priority=10,in_port=1,actions=output:2");
+    xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4)).credit(5, 500, 1);
+    p.apply(fm("priority=10,in_port=1,actions=output:3"), 2)
+        .unwrap();
+    assert_eq!(n(&p, 0), 1);
+    assert_eq!(out_of(&p, 1), vec![3]);
+    let r = p.snapshot().flows().next().unwrap().clone();
+    assert_eq!(r.stats().packets(), 5, "OpenFlow 1.2+: counters carry over");
+    p.apply(fm("priority=10,in_port=1,reset_counts,actions=output:4"), 3)
+        .unwrap();
+    let r = p.snapshot().flows().next().unwrap().clone();
+    assert_eq!(r.stats().packets(), 0);
+    assert_eq!(out_of(&p, 1), vec![4]);
+    // Different priority: a second flow.
+    p.apply(fm("priority=11,in_port=1,actions=output:5"), 3)
+        .unwrap();
+    assert_eq!(n(&p, 0), 2);
+    assert_eq!(out_of(&p, 1), vec![5]);
+}
+
+#[test]
+fn check_overlap() {
+    let mut p = pipeline(
+        &[],
+        &[],
+        "priority=10,ip,nw_src=10.0.0.0/8,actions=output:2",
+    );
+    let e = p
+        .apply(
+            fm("priority=10,ip,nw_src=10.1.0.0/16,check_overlap,actions=output:3"),
+            0,
+        )
+        .unwrap_err();
+    assert_eq!(e.error, PipelineError::Overlap);
+    p.apply(
+        fm("priority=11,ip,nw_src=10.1.0.0/16,check_overlap,actions=output:3"),
+        0,
+    )
+    .unwrap();
+    p.apply(
+        fm("priority=10,ip,nw_src=11.1.0.0/16,check_overlap,actions=output:3"),
+        0,
+    )
+    .unwrap();
+}
+
+#[test]
+fn modify_loose_and_strict_keep_counters() {
+    use xvs_flowtable::flow::FlowModCommand::*;
+    let mut p = pipeline(
+        &[],
+        &[],
+        "priority=10,in_port=1,actions=output:2\npriority=20,in_port=1,tcp,actions=output:3\npriority=10,in_port=2,actions=output:4",
+    );
+    xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4)).credit(1, 10, 1);
+    // Loose: both in_port=1 flows (any priority).
+    p.apply(fm_cmd("in_port=1,actions=output:9", Modify), 1)
+        .unwrap();
+    let acts: Vec<_> = p
+        .snapshot()
+        .flows()
+        .filter(|r| out_of_actions(r) == vec![9])
+        .collect();
+    assert_eq!(acts.len(), 2);
+    assert_eq!(out_of(&p, 1), vec![9]);
+    assert!(p.snapshot().flows().any(|r| r.stats().packets() == 1));
+    // Strict: only the exact match+priority.
+    p.apply(
+        fm_cmd("priority=10,in_port=2,actions=output:8", ModifyStrict),
+        1,
+    )
+    .unwrap();
+    assert_eq!(out_of(&p, 2), vec![8]);
+    // A modify that selects nothing does not add (OpenFlow 1.2+).
+    p.apply(fm_cmd("in_port=7,actions=output:8", Modify), 1)
+        .unwrap();
+    assert_eq!(n(&p, 0), 3);
+}
+
+fn out_of_actions(r: &xvs_flowtable::pipeline::FlowRule) -> Vec<u16> {
+    r.payload()
+        .flow
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            xvs_flowtable::Action::Output { port, .. } => Some(port.0),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn delete_filters() {
+    use xvs_flowtable::flow::FlowModCommand::*;
+    let text = "table=0,priority=10,cookie=0x1,in_port=1,actions=output:2\n\
+                table=0,priority=11,cookie=0x2,in_port=1,actions=output:3\n\
+                table=3,priority=10,cookie=0x11,in_port=1,actions=output:2\n\
+                table=4,priority=10,cookie=0x21,ip,actions=output:5\n";
+    // table omitted = all tables; cookie mask.
+    let mut p = pipeline(&[], &[], text);
+    p.apply(fm_cmd("cookie=0x1/0xf", Delete), 0).unwrap();
+    assert_eq!(p.snapshot().n_flows(), 1);
+    // out_port filter.
+    let mut p = pipeline(&[], &[], text);
+    p.apply(fm_cmd("out_port=2", Delete), 0).unwrap();
+    assert_eq!(p.snapshot().n_flows(), 2);
+    // Strict: exact match and priority only.
+    let mut p = pipeline(&[], &[], text);
+    p.apply(fm_cmd("table=0,priority=11,in_port=1", DeleteStrict), 0)
+        .unwrap();
+    assert_eq!(n(&p, 0), 1);
+    p.apply(fm_cmd("table=0,priority=12,in_port=1", DeleteStrict), 0)
+        .unwrap();
+    assert_eq!(n(&p, 0), 1);
+    // Loose delete with a match: flows at least as specific.
+    let mut p = pipeline(&[], &[], text);
+    let r = p.apply(fm_cmd("in_port=1", Delete), 0).unwrap();
+    assert_eq!(r.removed.len(), 3);
+    assert_eq!(p.snapshot().n_flows(), 1);
+}
+
+#[test]
+fn bundle_is_atomic() {
+    let mut p = pipeline(&[], &[], "priority=1,actions=output:1");
+    let v = p.version();
+    let e = p
+        .commit(
+            &[
+                fm("priority=2,actions=output:2"),
+                fm("table=2,actions=group:1"),
+            ],
+            0,
+        )
+        .unwrap_err();
+    assert_eq!(e.index, 1);
+    assert_eq!(p.version(), v);
+    assert_eq!(p.snapshot().n_flows(), 1);
+    assert_eq!(out_of(&p, 9), vec![1]);
+}
+
+#[test]
+fn readers_see_whole_versions() {
+    let mut p = pipeline(&[], &[], "priority=1,actions=output:1");
+    let mut r = p.reader();
+    let before = r.refresh().clone();
+    p.commit(
+        &[
+            fm("table=0,priority=5,actions=goto_table:1"),
+            fm("table=1,priority=5,actions=output:2"),
+        ],
+        1,
+    )
+    .unwrap();
+    // The old snapshot is unchanged and consistent.
+    assert_eq!(
+        outputs(&xlate(&before, &tcp_key(9, 1, 2, 3, 4)).actions),
+        vec![1]
+    );
+    assert!(!p.readers_reached(p.version()));
+    let now = r.refresh().clone();
+    assert_eq!(now.version(), p.version());
+    assert_eq!(
+        outputs(&xlate(&now, &tcp_key(9, 1, 2, 3, 4)).actions),
+        vec![2]
+    );
+    assert!(p.readers_reached(p.version()));
+}
+
+#[test]
+fn group_buckets_insert_and_remove() {
+    let mut p = pipeline(
+        &["group_id=1,type=all,bucket=bucket_id=1,actions=output:1,bucket=bucket_id=2,actions=output:2"],
+        &[],
+        "priority=1,actions=group:1",
+    );
+    p.apply(
+        gm(
+            "group_id=1,command_bucket_id=1,bucket=bucket_id=5,actions=output:5",
+            GroupCommand::InsertBucket,
+        ),
+        0,
+    )
+    .unwrap();
+    assert_eq!(out_of(&p, 9), vec![1, 5, 2]);
+    p.apply(
+        gm(
+            "group_id=1,command_bucket_id=first,bucket=bucket_id=6,actions=output:6",
+            GroupCommand::InsertBucket,
+        ),
+        0,
+    )
+    .unwrap();
+    assert_eq!(out_of(&p, 9), vec![6, 1, 5, 2]);
+    let e = p
+        .apply(
+            gm(
+                "group_id=1,command_bucket_id=last,bucket=bucket_id=6,actions=output:7",
+                GroupCommand::InsertBucket,
+            ),
+            0,
+        )
+        .unwrap_err();
+    assert!(matches!(
+        e.error,
+        PipelineError::BucketExists { bucket: 6, .. }
+    ));
+    p.apply(
+        gm("group_id=1,command_bucket_id=5", GroupCommand::RemoveBucket),
+        0,
+    )
+    .unwrap();
+    assert_eq!(out_of(&p, 9), vec![6, 1, 2]);
+    let e = p
+        .apply(
+            gm("group_id=1,command_bucket_id=5", GroupCommand::RemoveBucket),
+            0,
+        )
+        .unwrap_err();
+    assert!(matches!(
+        e.error,
+        PipelineError::UnknownBucket { bucket: 5, .. }
+    ));
+    p.apply(gm("group_id=1", GroupCommand::RemoveBucket), 0)
+        .unwrap();
+    assert!(out_of(&p, 9).is_empty());
+    let e = p
+        .apply(gm("group_id=1,type=all", GroupCommand::Add), 0)
+        .unwrap_err();
+    assert_eq!(e.error, PipelineError::GroupExists(1));
+}
+
+#[test]
+fn conjunction_mixed_with_other_actions_is_refused() {
+    let mut p = Pipeline::new();
+    let mixed = vec![
+        xvs_flowtable::Action::Conjunction {
+            id: 1,
+            clause: 1,
+            n_clauses: 2,
+        },
+        xvs_flowtable::Action::Output {
+            port: xvs_flowtable::Port(3),
+            max_len: 0,
+        },
+    ];
+    let e = p
+        .apply(fm_with("priority=5,ip,actions=drop", mixed), 0)
+        .unwrap_err();
+    assert_eq!(e.error, PipelineError::BadConjunction);
+    p.apply(fm("priority=5,ip,actions=conjunction(1,1/2),note:01"), 0)
+        .unwrap();
+}
+
+#[test]
+fn load_errors_carry_line_numbers() {
+    let mut p = Pipeline::new();
+    let text = "# comment\n\npriority=1,actions=output:1\ntable=3,actions=goto_table:2\n";
+    match load_flows(&mut p, text, &NameMap::new(), 0) {
+        Err(LoadError::Parse { line, message }) => {
+            assert_eq!(line, 4);
+            assert!(message.contains("OFPBIC_BAD_TABLE_ID"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = "priority=1,actions=output:1\n\n# x\ntable=3,actions=group:2\n";
+    match load_flows(&mut p, text, &NameMap::new(), 0) {
+        Err(LoadError::Refused { line, error }) => {
+            assert_eq!(line, 4);
+            assert_eq!(error, PipelineError::BadOutGroup(2));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.version(), 0);
+}

@@ -1,0 +1,432 @@
+//! Translation, action by action.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use xvs_flowtable::datapath::DpAction;
+use xvs_flowtable::pipeline::PipelineMod;
+use xvs_flowtable::translate::{DropReason, Unsupported, MAX_DEPTH};
+use xvs_flowtable::NameMap;
+use xvs_packet::key::layout;
+use xvs_packet::FlowKey;
+
+fn full(f: xvs_packet::KeyField) -> u64 {
+    f.max_value()
+}
+
+#[test]
+fn output_and_set_field_commit_before_output() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,in_port=1,actions=set_field:02:00:00:00:00:99->eth_dst,output:2,output:3",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(
+        t.actions,
+        vec![
+            DpAction::SetEthDst([2, 0, 0, 0, 0, 0x99]),
+            DpAction::Output(2),
+            DpAction::Output(3)
+        ]
+    );
+    assert_eq!(t.reason, None);
+    // in_port matched, eth_dst written (the rewrite depends on its original value).
+    assert_eq!(t.mask.get(layout::IN_PORT), full(layout::IN_PORT));
+    assert_eq!(t.mask.get(layout::ETH_DST), full(layout::ETH_DST));
+    assert_eq!(t.mask.get(layout::ETH_TYPE), 0xffff);
+    // Nothing read nw_src.
+    assert_eq!(t.mask.get(layout::NW_SRC), 0);
+    assert_eq!(t.rules.len(), 1);
+    assert!(!t.is_drop());
+}
+
+#[test]
+fn set_to_the_same_value_emits_nothing_but_is_exact() {
+    let p = pipeline(
+        &[],
+        &[],
+        "priority=10,actions=set_field:02:00:00:00:00:02->eth_dst,output:2",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(t.actions, vec![DpAction::Output(2)]);
+    assert_eq!(t.mask.get(layout::ETH_DST), full(layout::ETH_DST));
+}
+
+#[test]
+fn goto_table_miss_and_explicit_drop() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,tcp,actions=goto_table:5\n\
+         table=5,priority=10,tcp,tp_dst=80,actions=output:7\n\
+         table=5,priority=10,tcp,tp_dst=22,actions=drop\n",
+    );
+    let s = p.snapshot();
+    assert_eq!(
+        xlate(s, &tcp_key(1, 1, 2, 3, 80)).actions,
+        vec![DpAction::Output(7)]
+    );
+    let t = xlate(s, &tcp_key(1, 1, 2, 3, 22));
+    assert!(t.actions.is_empty() && t.is_drop() && t.reason.is_none());
+    // Table miss in table 5: drop.
+    let t = xlate(s, &tcp_key(1, 1, 2, 3, 443));
+    assert!(t.is_drop());
+    assert_eq!(t.mask.get(layout::TP_DST), 0xffff);
+    // Table 0 miss (UDP).
+    let mut k = tcp_key(1, 1, 2, 3, 80);
+    k.set(layout::NW_PROTO, 17);
+    assert!(xlate(s, &k).is_drop());
+}
+
+#[test]
+fn resubmit_returns_and_continues() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,actions=resubmit(,3),resubmit(,4),output:9\n\
+         table=3,priority=10,actions=set_field:0x5->reg0\n\
+         table=4,priority=10,reg0=5,actions=output:5\n",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(outputs(&t.actions), vec![5, 9]);
+    assert_eq!(t.rules.len(), 3);
+}
+
+#[test]
+fn resubmit_with_in_port_changes_lookup_and_is_restored() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,in_port=1,actions=resubmit(7,2),output:IN_PORT\n\
+         table=2,priority=10,in_port=7,actions=output:4\n",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(outputs(&t.actions), vec![4, 1]);
+}
+
+#[test]
+fn resubmit_loop_hits_depth_limit() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,actions=output:3,resubmit(,0)",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(t.reason, Some(DropReason::TooDeep));
+    assert!(t.actions.is_empty(), "a fatal error discards every action");
+    assert_eq!(t.rules.len(), MAX_DEPTH + 1);
+}
+
+#[test]
+fn wide_resubmit_fanout_hits_lookup_limit() {
+    // Each level resubmits twice: depth stays small but lookups explode.
+    let mut text = String::new();
+    for t in 0..20 {
+        text.push_str(&format!(
+            "table={t},priority=1,actions=resubmit(,{n}),resubmit(,{n})\n",
+            n = t + 1
+        ));
+    }
+    let p = pipeline(&[], &[], &text);
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(t.reason, Some(DropReason::TooManyLookups));
+}
+
+#[test]
+fn output_reg_and_in_port_rules() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,actions=set_field:0x8000->reg1,output:NXM_NX_REG1[],output:1,output:IN_PORT\n",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    // output:1 is the ingress port and skipped; IN_PORT is honoured.
+    assert_eq!(outputs(&t.actions), vec![0x8000, 1]);
+}
+
+#[test]
+fn move_unwildcards_its_source() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,ip,actions=move:NXM_OF_IP_SRC[0..7]->NXM_NX_REG0[0..7],resubmit(,1)\n\
+         table=1,priority=10,reg0=0x5/0xff,actions=output:5\n\
+         table=1,priority=5,actions=output:6\n",
+    );
+    let s = p.snapshot();
+    let t = xlate(s, &tcp_key(1, ip(10, 0, 0, 5), 2, 3, 4));
+    assert_eq!(outputs(&t.actions), vec![5]);
+    assert_eq!(t.mask.get(layout::NW_SRC) & 0xff, 0xff);
+    let t = xlate(s, &tcp_key(1, ip(10, 0, 0, 6), 2, 3, 4));
+    assert_eq!(outputs(&t.actions), vec![6]);
+}
+
+#[test]
+fn dec_ttl_rewrites_and_expires() {
+    let p = pipeline(&[], &[], "table=0,priority=10,ip,actions=dec_ttl,output:2");
+    let s = p.snapshot();
+    let t = xlate(s, &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(t.actions, vec![DpAction::SetTtl(63), DpAction::Output(2)]);
+    assert_eq!(t.mask.get(layout::NW_TTL), 0xff);
+    let mut k = tcp_key(1, 1, 2, 3, 4);
+    k.set(layout::NW_TTL, 1);
+    let t = xlate(s, &k);
+    assert!(t.actions.is_empty());
+    assert_eq!(t.reason, Some(DropReason::TtlExpired));
+    assert_eq!(t.mask.get(layout::NW_TTL), 0xff);
+}
+
+#[test]
+fn vlan_push_set_and_pop() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,in_port=1,actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:2\n\
+         table=0,priority=10,in_port=3,vlan_tci=0x1000/0x1000,actions=pop_vlan,output:2\n",
+    );
+    let s = p.snapshot();
+    let t = xlate(s, &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(
+        t.actions,
+        vec![
+            DpAction::PushVlan {
+                tpid: 0x8100,
+                tci: 0x1000 | 100
+            },
+            DpAction::Output(2)
+        ]
+    );
+    let mut k = tcp_key(3, 1, 2, 3, 4);
+    k.set(layout::VLAN_TCI, 0x1000 | 7);
+    assert_eq!(
+        xlate(s, &k).actions,
+        vec![DpAction::PopVlan, DpAction::Output(2)]
+    );
+    // A second tag is not supported.
+    let mut k = tcp_key(1, 1, 2, 3, 4);
+    k.set(layout::VLAN_TCI, 0x1000 | 7);
+    let t = xlate(s, &k);
+    assert_eq!(
+        t.reason,
+        Some(DropReason::Unsupported(Unsupported::DoubleVlan))
+    );
+    assert!(t.actions.is_empty());
+}
+
+#[test]
+fn l3_rewrites() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,tcp,actions=set_field:10.0.0.9->ip_dst,set_field:8080->tcp_dst,mod_nw_tos:0x20,output:2",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 80));
+    assert_eq!(
+        t.actions,
+        vec![
+            DpAction::SetIpv4Dst(ip(10, 0, 0, 9)),
+            DpAction::SetTos {
+                value: 0x20,
+                mask: 0x20
+            },
+            DpAction::SetTpDst(8080),
+            DpAction::Output(2)
+        ]
+    );
+}
+
+#[test]
+fn group_all_runs_every_bucket_on_its_own_copy() {
+    let p = pipeline(
+        &["group_id=1,type=all,bucket=actions=set_field:02:00:00:00:00:aa->eth_dst,output:2,bucket=actions=output:3"],
+        &[],
+        "table=0,priority=10,actions=group:1,output:4",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(
+        t.actions,
+        vec![
+            DpAction::SetEthDst([2, 0, 0, 0, 0, 0xaa]),
+            DpAction::Output(2),
+            DpAction::SetEthDst([2, 0, 0, 0, 0, 2]),
+            DpAction::Output(3),
+            DpAction::Output(4),
+        ]
+    );
+}
+
+#[test]
+fn group_select_is_stable_weighted_and_unwildcards_the_tuple() {
+    let p = pipeline(
+        &["group_id=7,type=select,bucket=bucket_id=0,weight=100,actions=output:10,bucket=bucket_id=1,weight=300,actions=output:11"],
+        &[],
+        "table=0,priority=10,tcp,actions=group:7",
+    );
+    let s = p.snapshot();
+    let mut counts = [0u32; 2];
+    for sport in 0..4000u16 {
+        let k = tcp_key(1, ip(10, 0, 0, 1), ip(10, 0, 0, 2), 1024 + sport, 80);
+        let a = xlate(s, &k);
+        let b = xlate(s, &k);
+        assert_eq!(a.actions, b.actions, "stable per connection");
+        let port = outputs(&a.actions)[0];
+        counts[(port - 10) as usize] += 1;
+        assert_eq!(a.mask.get(layout::TP_SRC), 0xffff);
+        assert_eq!(a.mask.get(layout::NW_SRC), 0xffff_ffff);
+    }
+    // 1:3 weights: expect ~1000 / ~3000.
+    assert!((800..1200).contains(&counts[0]), "{counts:?}");
+}
+
+#[test]
+fn select_group_change_moves_only_the_removed_buckets_connections() {
+    let names = NameMap::new();
+    let mut p = pipeline(
+        &["group_id=7,type=select,bucket=bucket_id=0,actions=output:10,bucket=bucket_id=1,actions=output:11,bucket=bucket_id=2,actions=output:12"],
+        &[],
+        "table=0,priority=10,tcp,actions=group:7",
+    );
+    let before: Vec<u32> = (0..500u16)
+        .map(|i| outputs(&xlate(p.snapshot(), &tcp_key(1, 1, 2, 1000 + i, 80)).actions)[0])
+        .collect();
+    let gm = xvs_flowtable::group::parse_group_mod(
+        "group_id=7,command_bucket_id=2",
+        xvs_flowtable::group::GroupCommand::RemoveBucket,
+        &names,
+    )
+    .unwrap();
+    p.apply(PipelineMod::Group(gm), 1).unwrap();
+    for (i, old) in before.iter().enumerate() {
+        let now = outputs(&xlate(p.snapshot(), &tcp_key(1, 1, 2, 1000 + i as u16, 80)).actions)[0];
+        if *old != 12 {
+            assert_eq!(now, *old);
+        } else {
+            assert_ne!(now, 12);
+        }
+    }
+}
+
+#[test]
+fn meter_is_recorded_controller_and_learn_are_side_effects() {
+    let p = pipeline(
+        &[],
+        &["meter=3,pktps,bands=type=drop,rate=100"],
+        "table=0,priority=10,tcp,actions=meter:3,controller(userdata=01.02),learn(table=9,priority=200,hard_timeout=30,eth_type=0x800,NXM_OF_IP_SRC[],load:NXM_OF_TCP_DST[]->NXM_NX_REG4[0..15]),output:2",
+    );
+    let k = tcp_key(1, ip(10, 1, 1, 1), 2, 3, 443);
+    let t = xlate(p.snapshot(), &k);
+    assert_eq!(t.meters, vec![3]);
+    assert_eq!(t.controller.len(), 1);
+    assert_eq!(t.controller[0].controller.userdata, vec![1, 2]);
+    assert!(t.slow_path());
+    assert_eq!(outputs(&t.actions), vec![2]);
+    assert_eq!(t.learned.len(), 1);
+    let fm = &t.learned[0].flow_mod;
+    assert_eq!(
+        (fm.flow.table, fm.flow.priority, fm.flow.hard_timeout),
+        (9, 200, 30)
+    );
+    let mut probe = k;
+    probe.set(layout::TP_DST, 1);
+    assert!(fm.flow.match_.matches(&probe));
+    probe.set(layout::NW_SRC, 7);
+    assert!(!fm.flow.match_.matches(&probe));
+    // learn read nw_src and tp_dst: both exact in the mask.
+    assert_eq!(t.mask.get(layout::NW_SRC), 0xffff_ffff);
+    assert_eq!(t.mask.get(layout::TP_DST), 0xffff);
+
+    // The learned flow applies to the pipeline and loads reg4.
+    let mut p = p;
+    p.apply(PipelineMod::Flow(fm.clone()), 1).unwrap();
+    let r = p
+        .snapshot()
+        .table(9)
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        r.payload().flow.actions,
+        vec![xvs_flowtable::Action::SetField {
+            field: xvs_flowtable::FieldId::from_name("reg4").unwrap(),
+            value: 443,
+            mask: 0xffff
+        }]
+    );
+}
+
+#[test]
+fn ct_is_unsupported_and_drops() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,ip,actions=output:3,ct(table=1,zone=5)",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(t.reason, Some(DropReason::Unsupported(Unsupported::Ct)));
+    assert!(t.actions.is_empty());
+}
+
+#[test]
+fn normal_is_unsupported() {
+    let p = pipeline(&[], &[], "table=0,priority=10,actions=NORMAL");
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(t.reason, Some(DropReason::Unsupported(Unsupported::Normal)));
+}
+
+#[test]
+fn conjunction_in_translation() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=100,ip,nw_src=10.0.0.1,actions=conjunction(5,1/2)\n\
+         table=0,priority=100,tcp,tp_dst=80,actions=conjunction(5,2/2)\n\
+         table=0,priority=100,conj_id=5,ip,actions=output:80\n\
+         table=0,priority=1,actions=output:1000\n",
+    );
+    let s = p.snapshot();
+    assert_eq!(
+        outputs(&xlate(s, &tcp_key(1, ip(10, 0, 0, 1), 2, 3, 80)).actions),
+        vec![80]
+    );
+    assert_eq!(
+        outputs(&xlate(s, &tcp_key(1, ip(10, 0, 0, 1), 2, 3, 81)).actions),
+        vec![1000]
+    );
+    assert_eq!(
+        outputs(&xlate(s, &tcp_key(1, ip(10, 0, 0, 2), 2, 3, 80)).actions),
+        vec![1000]
+    );
+}
+
+#[test]
+fn credit_counts_each_rule_once() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,actions=resubmit(,1),resubmit(,1)\ntable=1,priority=1,actions=output:2",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(outputs(&t.actions), vec![2, 2]);
+    t.credit(3, 300, 77);
+    for r in p.snapshot().flows() {
+        assert_eq!((r.stats().packets(), r.stats().bytes()), (3, 300));
+        assert_eq!(r.stats().last_used(), 77);
+    }
+}
+
+#[test]
+fn always_exact_fields() {
+    let p = pipeline(&[], &[], "table=0,priority=1,actions=output:2");
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    let mut want = FlowKey::ZERO;
+    want.set(layout::IN_PORT, u64::MAX);
+    want.set(layout::RECIRC_ID, u64::MAX);
+    want.set(layout::ETH_TYPE, u64::MAX);
+    want.set(layout::VLAN_TCI, 0x1000);
+    want.set(layout::NW_FRAG, u64::MAX);
+    assert_eq!(t.mask, want);
+}
