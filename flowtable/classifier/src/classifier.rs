@@ -10,47 +10,25 @@ use xvs_packet::key::layout::CONJ_ID;
 use xvs_packet::FlowKey;
 
 use crate::error::ClassifierError;
-use crate::hash;
 use crate::rule::{Conjunction, MaskInfo, Match, Rule, RuleStats};
 use crate::subtable::Subtable;
 
-/// One conjunction clause seen during a lookup (reusable scratch, see [`LookupScratch`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Clause {
-    /// Priority, negated order: sorted descending by storing `u32::MAX - priority`.
+/// The conjunctions of one matching clause flow, copied into the scratch: `clauses[start..end]`,
+/// sorted by (id, n_clauses, clause) as every rule keeps them.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    /// `u32::MAX - priority`, so that ascending order is priority descending.
     rank: u32,
-    id: u32,
-    n_clauses: u8,
-    clause: u8,
+    start: u32,
+    end: u32,
 }
 
 /// Scratch memory for [`Snapshot::lookup_with`], so that lookups of a worker do not allocate
 /// once the scratch has grown to the largest set of matching clause flows seen.
 #[derive(Debug, Default)]
 pub struct LookupScratch {
-    clauses: Vec<Clause>,
-    groups: Vec<Group>,
-    complete: Vec<(u32, u32, u8)>,
-}
-
-/// A (priority, conjunction id, clause count) group and the clauses seen for it.
-#[derive(Clone, Copy, Debug)]
-struct Group {
-    used: bool,
-    rank: u32,
-    id: u32,
-    n_clauses: u8,
-    seen: u64,
-}
-
-impl Group {
-    const EMPTY: Group = Group {
-        used: false,
-        rank: 0,
-        id: 0,
-        n_clauses: 0,
-        seen: 0,
-    };
+    clauses: Vec<Conjunction>,
+    runs: Vec<Run>,
 }
 
 impl LookupScratch {
@@ -155,6 +133,7 @@ impl<R> Snapshot<R> {
         scratch: &mut LookupScratch,
     ) -> Option<&Arc<Rule<R>>> {
         scratch.clauses.clear();
+        scratch.runs.clear();
         self.lookup_inner(key, wc, Some(scratch))
     }
 
@@ -198,91 +177,72 @@ impl<R> Snapshot<R> {
                     break;
                 }
                 if let Some(sc) = scratch.as_deref_mut() {
-                    for c in r.conjunctions.iter() {
-                        sc.clauses.push(Clause {
-                            rank: u32::MAX - r.priority,
-                            id: c.id,
-                            n_clauses: c.n_clauses,
-                            clause: c.clause,
-                        });
-                    }
+                    let start = sc.clauses.len() as u32;
+                    sc.clauses.extend_from_slice(&r.conjunctions);
+                    sc.runs.push(Run {
+                        rank: u32::MAX - r.priority,
+                        start,
+                        end: sc.clauses.len() as u32,
+                    });
                 }
             }
         }
         let Some(scratch) = scratch else {
             return hard;
         };
-        let cl = &mut scratch.clauses;
         // Clause flows at or below the best ordinary match cannot change the answer (an ordinary
         // flow wins a tie with a conjunction at the same priority).
         if let Some(h) = hard {
             let floor = u32::MAX - h.priority;
-            cl.retain(|c| c.rank < floor);
+            scratch.runs.retain(|r| r.rank < floor);
         }
-        if cl.is_empty() {
-            return hard;
-        }
-        // Group the clauses by (priority, id, n_clauses) in a small open-addressing table and
-        // record which clauses each group has; O(clauses), no sort of the (possibly long) list.
-        let cap = (cl.len() * 2).next_power_of_two().max(16);
-        let groups = &mut scratch.groups;
-        groups.clear();
-        groups.resize(cap, Group::EMPTY);
-        for c in cl.iter() {
-            let mut h = (hash::finish(hash::add(
-                u64::from(c.rank) << 32 | u64::from(c.id),
-                u64::from(c.n_clauses),
-            )) as usize)
-                & (cap - 1);
-            loop {
-                let g = &mut groups[h];
-                if !g.used {
-                    *g = Group {
-                        used: true,
-                        rank: c.rank,
-                        id: c.id,
-                        n_clauses: c.n_clauses,
-                        seen: 0,
-                    };
+        // Merge the runs (each sorted, few of them: one per matching clause flow) in
+        // (priority descending, id, n_clauses) order, collecting each group's clauses; try each
+        // complete group as soon as it is seen, which is exactly the documented order.
+        let LookupScratch { clauses, runs } = scratch;
+        loop {
+            let mut head: Option<(u32, u32, u8)> = None;
+            for r in runs.iter() {
+                if r.start < r.end {
+                    let c = clauses[r.start as usize];
+                    let k = (r.rank, c.id, c.n_clauses);
+                    if head.is_none_or(|h| k < h) {
+                        head = Some(k);
+                    }
                 }
-                if g.rank == c.rank && g.id == c.id && g.n_clauses == c.n_clauses {
-                    g.seen |= 1u64 << (c.clause - 1);
-                    break;
+            }
+            let Some((rank, id, n_clauses)) = head else {
+                return hard;
+            };
+            let mut seen = 0u64;
+            for r in runs.iter_mut() {
+                if r.rank != rank {
+                    continue;
                 }
-                h = (h + 1) & (cap - 1);
+                while r.start < r.end {
+                    let c = clauses[r.start as usize];
+                    if c.id != id || c.n_clauses != n_clauses {
+                        break;
+                    }
+                    seen |= 1u64 << (c.clause - 1);
+                    r.start += 1;
+                }
+            }
+            let all = if n_clauses >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << n_clauses) - 1
+            };
+            if seen == all {
+                // Complete: look for the action flow with conj_id set, ignoring clause flows.
+                let mut k = *key;
+                k.set(CONJ_ID, u64::from(id));
+                if let Some(r) = self.lookup_inner(&k, wc, None) {
+                    return Some(r);
+                }
+                // No flow for conj_id=id: as if this conjunction had not matched.
             }
         }
-        let complete = &mut scratch.complete;
-        complete.clear();
-        complete.extend(
-            groups
-                .iter()
-                .filter(|g| {
-                    g.used
-                        && g.seen
-                            == if g.n_clauses >= 64 {
-                                u64::MAX
-                            } else {
-                                (1u64 << g.n_clauses) - 1
-                            }
-                })
-                .map(|g| (g.rank, g.id, g.n_clauses)),
-        );
-        if complete.is_empty() {
-            return hard;
-        }
-        // Highest priority first, then conjunction id ascending.
-        complete.sort_unstable();
-        for &(_, id, _) in complete.iter() {
-            // Complete: look for the action flow with conj_id set, ignoring clause flows.
-            let mut k = *key;
-            k.set(CONJ_ID, u64::from(id));
-            if let Some(r) = self.lookup_inner(&k, wc, None) {
-                return Some(r);
-            }
-            // No flow for conj_id=id: as if this conjunction had not matched.
-        }
-        hard
     }
 
     /// The rule with exactly this match and priority.
@@ -544,13 +504,16 @@ impl<R> Bundle<'_, R> {
             self.cls.next_seq
         });
         let stats = stats.unwrap_or_default();
+        // Lookups merge clause lists; keep each rule's sorted (their order is not significant).
+        let mut conj: Vec<Conjunction> = conjunctions.to_vec();
+        conj.sort_unstable_by_key(|c| (c.id, c.n_clauses, c.clause));
         let st = self.subtable_mut(m.mask());
         let rule = Arc::new(Rule {
             priority,
             seq,
             value: st.mask.compact(m.value()),
             mask: Arc::clone(&st.mask),
-            conjunctions: conjunctions.into(),
+            conjunctions: conj.into_boxed_slice(),
             stats,
             payload,
         });

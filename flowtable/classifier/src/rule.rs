@@ -171,7 +171,7 @@ impl MaskInfo {
     }
 
     /// The masked words of `key`, compact.
-    pub(crate) fn compact(&self, key: &FlowKey) -> Box<[u64]> {
+    pub(crate) fn compact(&self, key: &FlowKey) -> Arc<[u64]> {
         self.words
             .iter()
             .zip(self.bits.iter())
@@ -205,7 +205,7 @@ pub struct Rule<R> {
     /// Insertion order, for the deterministic tie-break (first added wins); kept by a replace.
     pub(crate) seq: u64,
     /// The masked value words, in the order of `mask.words`.
-    pub(crate) value: Box<[u64]>,
+    pub(crate) value: Arc<[u64]>,
     pub(crate) mask: Arc<MaskInfo>,
     pub(crate) conjunctions: Box<[Conjunction]>,
     pub(crate) stats: Arc<RuleStats>,

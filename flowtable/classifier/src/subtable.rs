@@ -50,8 +50,41 @@ impl<R> Rules<R> {
     }
 }
 
+/// The compact masked value of a bucket, inline when short (most masks touch 1 to 3 words),
+/// so that comparing a key costs no pointer chase beyond the bucket itself.
+#[derive(Clone)]
+enum BucketKey {
+    Inline { len: u8, words: [u64; 3] },
+    Shared(Arc<[u64]>),
+}
+
+impl BucketKey {
+    fn new(value: &Arc<[u64]>) -> Self {
+        if value.len() <= 3 {
+            let mut words = [0; 3];
+            words[..value.len()].copy_from_slice(value);
+            BucketKey::Inline {
+                len: value.len() as u8,
+                words,
+            }
+        } else {
+            BucketKey::Shared(Arc::clone(value))
+        }
+    }
+
+    #[inline(always)]
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            BucketKey::Inline { len, words } => &words[..usize::from(*len).min(3)],
+            BucketKey::Shared(v) => v,
+        }
+    }
+}
+
+/// One hash-table entry: all rules with one exact match (one value under this mask). 64 bytes.
 pub(crate) struct Bucket<R> {
     hash: u64,
+    key: BucketKey,
     rules: Rules<R>,
 }
 
@@ -59,14 +92,16 @@ impl<R> Clone for Bucket<R> {
     fn clone(&self) -> Self {
         Self {
             hash: self.hash,
+            key: self.key.clone(),
             rules: self.rules.clone(),
         }
     }
 }
 
 impl<R> Bucket<R> {
+    #[inline(always)]
     fn value(&self) -> &[u64] {
-        &self.rules.as_slice()[0].value
+        self.key.as_slice()
     }
 }
 
@@ -244,6 +279,7 @@ impl<R> Subtable<R> {
                     fh,
                     Bucket {
                         hash: fh,
+                        key: BucketKey::new(&rule.value),
                         rules: Rules::One(rule),
                     },
                     |b| b.hash,
