@@ -1,6 +1,8 @@
 //! Helpers shared by the pipeline and translation tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod antrea;
+
 use xvs_flowtable::datapath::DpAction;
 use xvs_flowtable::group::{parse_group_mod, GroupCommand};
 use xvs_flowtable::meter::parse_meter;
