@@ -784,3 +784,66 @@ pub fn field_value_to_string(field: FieldId, value: u128, names: &NameMap) -> St
     format_field_value(&mut s, field, value, None, names);
     s
 }
+
+/// `--no-stats --no-names` text of the flow (as [`flow_to_string`] with no names).
+impl std::fmt::Display for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&flow_to_string(self, &NameMap::new()))
+    }
+}
+
+/// The match as `match_format` prints it with the default priority (no `priority=`).
+impl std::fmt::Display for Match {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::new();
+        format_match(&mut s, self, DEFAULT_PRIORITY, &NameMap::new());
+        f.write_str(&s)
+    }
+}
+
+/// The action as `ofpacts_format` prints it, without names.
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::new();
+        format_action(&mut s, self, &NameMap::new());
+        f.write_str(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_flow;
+
+    #[test]
+    fn display() {
+        let n = NameMap::new();
+        let f = parse_flow(
+            "table=3,priority=200,ip,nw_dst=10.0.0.0/8 actions=dec_ttl,goto_table:4",
+            &n,
+        )
+        .expect("flow");
+        assert_eq!(
+            f.to_string(),
+            "table=3, priority=200,ip,nw_dst=10.0.0.0/8 actions=dec_ttl,goto_table:4"
+        );
+        assert_eq!(f.match_.to_string(), "ip,nw_dst=10.0.0.0/8");
+        assert_eq!(f.actions[1].to_string(), "goto_table:4");
+        let stats = crate::flow::FlowStats {
+            duration_sec: 5,
+            duration_nsec: 120_000_000,
+            n_packets: Some(7),
+            n_bytes: Some(700),
+            idle_age: Some(2),
+            hard_age: Some(3),
+        };
+        let g = Flow {
+            stats: Some(stats),
+            ..f
+        };
+        assert_eq!(
+            dump_flow_line(&g, &FormatOptions { names: &n, show_stats: true }),
+            " cookie=0x0, duration=5.120s, table=3, n_packets=7, n_bytes=700, idle_age=2, hard_age=3, priority=200,ip,nw_dst=10.0.0.0/8 actions=dec_ttl,goto_table:4"
+        );
+    }
+}
