@@ -43,7 +43,11 @@ pub fn sh(args: &[&str]) -> Result<String> {
         .output()
         .with_context(|| format!("running {args:?}"))?;
     if !out.status.success() {
-        bail!("{args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -112,7 +116,10 @@ impl Netns {
 
     /// Turns off transmit offloads that AF_XDP cannot carry (checksum, segmentation).
     pub fn offloads_off(&self, ifname: &str) -> Result<()> {
-        self.exec(&["ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off"]).map(|_| ())
+        self.exec(&[
+            "ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off",
+        ])
+        .map(|_| ())
     }
 
     /// True when `ifname` exists here.
@@ -128,13 +135,28 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
 /// Creates a veth pair `a_if`@`a` <-> `b_if`@`b`, with the given MAC on the `a` side, both up.
 pub fn veth(a: &Netns, a_if: &str, a_mac: &str, b: &Netns, b_if: &str) -> Result<()> {
-    a.ip(&["link", "add", a_if, "address", a_mac, "type", "veth", "peer", "name", b_if, "netns", b.name()])?;
+    a.ip(&[
+        "link",
+        "add",
+        a_if,
+        "address",
+        a_mac,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "netns",
+        b.name(),
+    ])?;
     a.ip(&["link", "set", a_if, "up"])?;
     b.ip(&["link", "set", b_if, "up"])?;
     Ok(())
@@ -147,10 +169,16 @@ pub fn xvsd_binary() -> Result<PathBuf> {
     }
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test> -> target/<profile>/xvsd
-    let dir = exe.parent().and_then(Path::parent).context("locating the target directory")?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("locating the target directory")?;
     let bin = dir.join("xvsd");
     if !bin.exists() {
-        bail!("{} not found: build it first (`cargo build -p xvsd`) or set XVSD_BIN", bin.display());
+        bail!(
+            "{} not found: build it first (`cargo build -p xvsd`) or set XVSD_BIN",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -215,7 +243,11 @@ impl Xvsd {
             .stderr(File::create(&stderr_path)?)
             .spawn()
             .context("starting xvsd")?;
-        Ok(Self { child: Some(child), dir, stderr_path })
+        Ok(Self {
+            child: Some(child),
+            dir,
+            stderr_path,
+        })
     }
 
     /// The private run directory.

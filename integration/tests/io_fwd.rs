@@ -37,8 +37,28 @@ fn pods() -> Result<Pods> {
     veth(&b, "eth0", MAC_B, &node, "pb0")?;
     a.ip(&["addr", "add", "10.231.0.2/24", "dev", "eth0"])?;
     b.ip(&["addr", "add", "10.231.0.3/24", "dev", "eth0"])?;
-    a.ip(&["neigh", "replace", "10.231.0.3", "lladdr", MAC_B, "dev", "eth0", "nud", "permanent"])?;
-    b.ip(&["neigh", "replace", "10.231.0.2", "lladdr", MAC_A, "dev", "eth0", "nud", "permanent"])?;
+    a.ip(&[
+        "neigh",
+        "replace",
+        "10.231.0.3",
+        "lladdr",
+        MAC_B,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ])?;
+    b.ip(&[
+        "neigh",
+        "replace",
+        "10.231.0.2",
+        "lladdr",
+        MAC_A,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ])?;
     a.offloads_off("eth0")?;
     b.offloads_off("eth0")?;
     Ok(Pods { a, b, node })
@@ -113,19 +133,35 @@ fn udp_exact(from: &UdpSocket, to: &UdpSocket, to_addr: &str, count: u32) -> Res
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    let (got, dup) = collect.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?;
+    let (got, dup) = collect
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver panicked"))?;
     assert_eq!(dup, 0, "duplicated datagrams");
-    let missing: Vec<u32> = (0..count).filter(|s| !got.contains_key(s)).take(10).collect();
-    assert!(missing.is_empty(), "{} of {count} datagrams missing, e.g. {missing:?}", count as usize - got.len());
+    let missing: Vec<u32> = (0..count)
+        .filter(|s| !got.contains_key(s))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {count} datagrams missing, e.g. {missing:?}",
+        count as usize - got.len()
+    );
     for (seq, bytes) in &got {
         assert_eq!(bytes, &payload(*seq), "datagram {seq} differs");
     }
     Ok(())
 }
 
-fn tcp_exact(client_ns: &Netns, server_ns: &Netns, server: &'static str, bytes: usize) -> Result<()> {
+fn tcp_exact(
+    client_ns: &Netns,
+    server_ns: &Netns,
+    server: &'static str,
+    bytes: usize,
+) -> Result<()> {
     let listener = server_ns.run(move || TcpListener::bind(server))??;
-    let data: Vec<u8> = (0..bytes).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..bytes)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let expect = data.clone();
     let acceptor = std::thread::spawn(move || -> Result<Vec<u8>> {
         let (mut s, _) = listener.accept()?;
@@ -138,7 +174,9 @@ fn tcp_exact(client_ns: &Netns, server_ns: &Netns, server: &'static str, bytes: 
     c.write_all(&data)?;
     c.shutdown(std::net::Shutdown::Write)?;
     drop(c);
-    let got = acceptor.join().map_err(|_| anyhow::anyhow!("acceptor panicked"))??;
+    let got = acceptor
+        .join()
+        .map_err(|_| anyhow::anyhow!("acceptor panicked"))??;
     assert_eq!(got.len(), expect.len(), "TCP stream length");
     assert!(got == expect, "TCP stream content differs");
     Ok(())
@@ -148,8 +186,15 @@ fn afxdp_pair(mode: &str) -> Result<()> {
     let p = pods()?;
     let mut x = Xvsd::start(&p.node, &io_fwd_config(mode, &afxdp_pb0(mode)))?;
     let shown = p.node.ip(&["-d", "link", "show", "pa0"])?;
-    let want = if mode == "generic" { "xdpgeneric" } else { "xdp" };
-    assert!(shown.contains(&format!("prog/{want} ")) || shown.contains(&format!("{want} ")), "{shown}");
+    let want = if mode == "generic" {
+        "xdpgeneric"
+    } else {
+        "xdp"
+    };
+    assert!(
+        shown.contains(&format!("prog/{want} ")) || shown.contains(&format!("{want} ")),
+        "{shown}"
+    );
 
     let sa = udp_socket(&p.a, "10.231.0.2:7000")?;
     let sb = udp_socket(&p.b, "10.231.0.3:7000")?;
@@ -158,7 +203,10 @@ fn afxdp_pair(mode: &str) -> Result<()> {
     tcp_exact(&p.a, &p.b, "10.231.0.3:7100", 4 << 20).context("TCP a -> b")?;
 
     let show = x.appctl(&["xvs/show"])?;
-    assert!(show.contains("port 1: pa0") && show.contains("port 2: pb0"), "{show}");
+    assert!(
+        show.contains("port 1: pa0") && show.contains("port 2: pb0"),
+        "{show}"
+    );
     let stats = x.appctl(&["dpif-netdev/pmd-stats-show"])?;
     let rx: u64 = stats
         .lines()
@@ -170,8 +218,14 @@ fn afxdp_pair(mode: &str) -> Result<()> {
     let status = x.stop()?;
     assert!(status.success(), "xvsd exit: {status}: {}", x.stderr());
     assert!(!p.node.any_xdp()?, "an XDP program was left attached");
-    assert!(!x.run_dir().join("xvsd.pid").exists(), "pid file left behind");
-    assert!(!x.run_dir().join("xvsd.ctl").exists(), "control socket left behind");
+    assert!(
+        !x.run_dir().join("xvsd.pid").exists(),
+        "pid file left behind"
+    );
+    assert!(
+        !x.run_dir().join("xvsd.ctl").exists(),
+        "control socket left behind"
+    );
     Ok(())
 }
 
@@ -195,8 +249,28 @@ fn tap_port_reaches_the_host_stack() -> Result<()> {
     let mut x = Xvsd::start(&p.node, &io_fwd_config("auto", &tap))?;
     assert!(p.node.has_link("gw0"), "xvsd did not create gw0");
     p.node.ip(&["addr", "add", "10.231.0.1/24", "dev", "gw0"])?;
-    p.node.ip(&["neigh", "replace", "10.231.0.2", "lladdr", MAC_A, "dev", "gw0", "nud", "permanent"])?;
-    p.a.ip(&["neigh", "replace", "10.231.0.1", "lladdr", MAC_GW, "dev", "eth0", "nud", "permanent"])?;
+    p.node.ip(&[
+        "neigh",
+        "replace",
+        "10.231.0.2",
+        "lladdr",
+        MAC_A,
+        "dev",
+        "gw0",
+        "nud",
+        "permanent",
+    ])?;
+    p.a.ip(&[
+        "neigh",
+        "replace",
+        "10.231.0.1",
+        "lladdr",
+        MAC_GW,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ])?;
     p.node.offloads_off("gw0")?;
 
     let sa = udp_socket(&p.a, "10.231.0.2:7000")?;
@@ -217,8 +291,14 @@ fn expect_failure(ns: &Netns, config: &str, needle: &str) -> Result<()> {
     let status = x.wait(Duration::from_secs(20))?;
     assert!(!status.success(), "xvsd accepted a bad configuration");
     let err = x.stderr();
-    assert!(err.contains(needle), "stderr does not name the problem ({needle}):\n{err}");
-    assert!(!ns.any_xdp()?, "a failed start left an XDP program attached");
+    assert!(
+        err.contains(needle),
+        "stderr does not name the problem ({needle}):\n{err}"
+    );
+    assert!(
+        !ns.any_xdp()?,
+        "a failed start left an XDP program attached"
+    );
     Ok(())
 }
 
@@ -227,10 +307,26 @@ fn bad_configurations_fail_clearly_without_touching_interfaces() -> Result<()> {
     require_root!();
     let p = pods()?;
     let good = io_fwd_config("auto", &afxdp_pb0("auto"));
-    expect_failure(&p.node, &good.replace("\"pb0\"", "\"nosuch0\""), "port nosuch0: no such interface")?;
-    expect_failure(&p.node, &good.replace("ofport = 2", "ofport = 1"), "ofport 1 is already used by port pa0")?;
-    expect_failure(&p.node, &format!("{good}\nturbo = true\n"), "unknown field `turbo`")?;
-    expect_failure(&p.node, &good.replace("workers = [0]", "workers = [4096]"), "core 4096 is not available")?;
+    expect_failure(
+        &p.node,
+        &good.replace("\"pb0\"", "\"nosuch0\""),
+        "port nosuch0: no such interface",
+    )?;
+    expect_failure(
+        &p.node,
+        &good.replace("ofport = 2", "ofport = 1"),
+        "ofport 1 is already used by port pa0",
+    )?;
+    expect_failure(
+        &p.node,
+        &format!("{good}\nturbo = true\n"),
+        "unknown field `turbo`",
+    )?;
+    expect_failure(
+        &p.node,
+        &good.replace("workers = [0]", "workers = [4096]"),
+        "core 4096 is not available",
+    )?;
     Ok(())
 }
 
@@ -244,7 +340,10 @@ fn a_port_in_use_is_refused_and_the_owner_keeps_forwarding() -> Result<()> {
     let status = second.wait(Duration::from_secs(20))?;
     assert!(!status.success(), "second xvsd started on ports in use");
     let err = second.stderr();
-    assert!(err.contains("pa0") && err.contains("already"), "unclear error:\n{err}");
+    assert!(
+        err.contains("pa0") && err.contains("already"),
+        "unclear error:\n{err}"
+    );
     let sa = udp_socket(&p.a, "10.231.0.2:7000")?;
     let sb = udp_socket(&p.b, "10.231.0.3:7000")?;
     udp_exact(&sa, &sb, "10.231.0.3:7000", 500).context("first xvsd after the refused start")?;

@@ -7,8 +7,9 @@ use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-/// Highest OpenFlow port number a physical/tap port may take (OFPP_MAX).
-pub const OFPP_MAX: u32 = 0xffff_ff00;
+/// Highest OpenFlow port number a physical/tap port may take (as OVS: 16-bit port numbers
+/// below the reserved range, OFPP_MAX = 0xff00).
+pub const OFPP_MAX: u32 = 0xfeff;
 
 /// The daemon configuration, as written in the TOML file.
 #[derive(Debug, Clone, Deserialize)]

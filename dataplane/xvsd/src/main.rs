@@ -8,6 +8,7 @@
 
 mod config;
 mod control;
+mod openflow;
 mod ports;
 mod unixctl;
 
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use xvs_engine::{Forwarding, Worker, WorkerConfig};
+use xvs_engine::{CacheConfig, Forwarding, OpenFlowStage, Worker, WorkerConfig};
 use xvs_io::{FramePool, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
 
 /// The xvs dataplane daemon.
@@ -112,6 +113,12 @@ fn run(args: &Args) -> Result<()> {
             .context("installing signal handlers")?;
     }
 
+    // The OpenFlow pipeline (kept by the control thread; workers read published versions).
+    let mut pipeline = match cfg.forwarding {
+        config::ForwardingMode::Openflow => Some(openflow::build_pipeline(&plan, &args.config)?),
+        config::ForwardingMode::IoFwd => None,
+    };
+
     // Open every port before starting any worker: a failure here drops what was opened
     // (detaching XDP programs, removing taps) and exits.
     let mut attachments = ports::Attachments::default();
@@ -138,20 +145,28 @@ fn run(args: &Args) -> Result<()> {
                 .with_context(|| format!("port {}", p.config.name))?;
             engine_ports.push(port);
         }
-        let peers = mine
-            .iter()
-            .map(|&i| {
-                plan.ports[i]
-                    .peer
-                    .and_then(|peer| mine.iter().position(|&j| j == peer))
-            })
-            .collect();
+        let forwarding = match pipeline.as_mut() {
+            Some(p) => Forwarding::OpenFlow(Box::new(OpenFlowStage::new(
+                Box::new(openflow::WorkerTranslator::new(p)),
+                CacheConfig::default(),
+            ))),
+            None => Forwarding::IoFwd {
+                peers: mine
+                    .iter()
+                    .map(|&i| {
+                        plan.ports[i]
+                            .peer
+                            .and_then(|peer| mine.iter().position(|&j| j == peer))
+                    })
+                    .collect(),
+            },
+        };
         let worker = Worker::new(
             w,
             Some(core),
             pool,
             engine_ports,
-            Forwarding::IoFwd { peers },
+            forwarding,
             WorkerConfig {
                 sleep_max: Duration::from_micros(cfg.pmd_sleep_max_us),
             },
@@ -209,6 +224,7 @@ fn run(args: &Args) -> Result<()> {
     // Close sockets and taps, then detach XDP programs.
     drop(finished);
     drop(attachments);
+    drop(pipeline);
     let _ = std::fs::remove_file(&pid_path);
     drop(ctl);
     eprintln!("xvsd: stopped");

@@ -1,0 +1,275 @@
+//! xvsd forwarding by an Antrea-style OpenFlow pipeline (deploy/examples/antrea-lite.flows) on
+//! AF_XDP ports in namespaces: allowed traffic arrives intact, traffic denied by egress and
+//! ingress conjunctions and by K8s-style isolation does not, spoofed sources are dropped, the
+//! ARP responder answers for the gateway, and routed traffic gets its MACs and TTL rewritten.
+
+use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
+
+const FLOWS: &str = include_str!("../../deploy/examples/antrea-lite.flows");
+const GW_MAC: &str = "aa:bb:cc:dd:ee:ff";
+
+struct Pod {
+    ns: Netns,
+    ip: &'static str,
+    mac: &'static str,
+}
+
+struct Topo {
+    node: Netns,
+    pods: Vec<Pod>,
+}
+
+fn topology() -> Result<Topo> {
+    let tag = unique_tag("of");
+    let node = Netns::new(&format!("{tag}n"))?;
+    let specs = [
+        ("a", "10.10.0.2", "02:0a:0a:00:00:02", "pa0"),
+        ("b", "10.10.0.3", "02:0a:0a:00:00:03", "pb0"),
+        ("c", "10.10.0.4", "02:0a:0a:00:00:04", "pc0"),
+    ];
+    let mut pods = Vec::new();
+    for (name, ip, mac, port) in specs {
+        let ns = Netns::new(&format!("{tag}{name}"))?;
+        veth(&ns, "eth0", mac, &node, port)?;
+        ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+        ns.offloads_off("eth0")?;
+        pods.push(Pod { ns, ip, mac });
+    }
+    // Pods know each other's MACs (Antrea answers pod-to-pod ARP with NORMAL, not modelled here).
+    for p in &pods {
+        for q in &pods {
+            if p.ip != q.ip {
+                p.ns.ip(&[
+                    "neigh",
+                    "replace",
+                    q.ip,
+                    "lladdr",
+                    q.mac,
+                    "dev",
+                    "eth0",
+                    "nud",
+                    "permanent",
+                ])?;
+            }
+        }
+    }
+    // pod-c also owns 10.20.0.4; pod-a reaches 10.20.0.0/24 through the gateway.
+    pods[2]
+        .ns
+        .ip(&["addr", "add", "10.20.0.4/32", "dev", "eth0"])?;
+    pods[0].ns.ip(&[
+        "route",
+        "add",
+        "10.20.0.0/24",
+        "via",
+        "10.10.0.1",
+        "dev",
+        "eth0",
+    ])?;
+    Ok(Topo { node, pods })
+}
+
+const CONFIG: &str = r#"
+bridge = "br-int"
+run_dir = "@RUN@"
+workers = [0]
+forwarding = "openflow"
+flows = "@DIR@/pipeline.flows"
+pmd_sleep_max_us = 100
+
+[[port]]
+name = "pa0"
+type = "afxdp"
+ofport = 1
+
+[[port]]
+name = "pb0"
+type = "afxdp"
+ofport = 2
+
+[[port]]
+name = "pc0"
+type = "afxdp"
+ofport = 3
+"#;
+
+fn socket(ns: &Netns, addr: String) -> Result<UdpSocket> {
+    ns.run(move || -> Result<UdpSocket> {
+        let s = UdpSocket::bind(&addr)?;
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &(8 << 20))?;
+        s.set_read_timeout(Some(Duration::from_millis(100)))?;
+        Ok(s)
+    })?
+}
+
+/// Sends `count` numbered datagrams and returns the numbers that arrived intact.
+fn exchange(from: &UdpSocket, to: &UdpSocket, dst: &str, count: u32) -> Result<BTreeSet<u32>> {
+    for seq in 0..count {
+        let mut payload = seq.to_be_bytes().to_vec();
+        payload.extend(std::iter::repeat_n(
+            (seq % 251) as u8,
+            100 + (seq as usize % 300),
+        ));
+        from.send_to(&payload, dst)?;
+        if seq % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let mut got = BTreeSet::new();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline && (got.len() as u32) < count {
+        if let Ok(n) = to.recv(&mut buf) {
+            let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            let intact = n == 4 + 100 + (seq as usize % 300)
+                && buf[4..n].iter().all(|&b| b == (seq % 251) as u8);
+            assert!(intact, "datagram {seq} arrived damaged");
+            got.insert(seq);
+        }
+    }
+    Ok(got)
+}
+
+fn expect_all(from: &UdpSocket, to: &UdpSocket, dst: &str, count: u32, what: &str) -> Result<()> {
+    let got = exchange(from, to, dst, count)?;
+    assert_eq!(
+        got.len() as u32,
+        count,
+        "{what}: {} of {count} arrived",
+        got.len()
+    );
+    Ok(())
+}
+
+fn expect_none(from: &UdpSocket, to: &UdpSocket, dst: &str, count: u32, what: &str) -> Result<()> {
+    let got = exchange(from, to, dst, count)?;
+    assert!(
+        got.is_empty(),
+        "{what}: {} of {count} arrived but must be dropped",
+        got.len()
+    );
+    Ok(())
+}
+
+#[test]
+fn antrea_style_pipeline_allows_denies_and_rewrites() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let t = topology()?;
+    let mut x = Xvsd::start_with(&t.node, CONFIG, &[("pipeline.flows", FLOWS)])?;
+    let (a, b, c) = (&t.pods[0], &t.pods[1], &t.pods[2]);
+    let sock = |p: &Pod, port: u16| socket(&p.ns, format!("{}:{port}", p.ip));
+
+    // Allowed: pod-a -> pod-b, both ways.
+    let (a1, b1) = (sock(a, 7001)?, sock(b, 7001)?);
+    expect_all(&a1, &b1, "10.10.0.3:7001", 500, "a -> b udp/7001").context("allowed")?;
+    expect_all(&b1, &a1, "10.10.0.2:7001", 500, "b -> a udp/7001").context("allowed")?;
+
+    // Egress conjunction: pod-a -> pod-c udp/7002 denied; pod-a -> pod-b udp/7002 allowed.
+    let (a2, b2, c2) = (sock(a, 7002)?, sock(b, 7002)?, sock(c, 7002)?);
+    expect_none(
+        &a2,
+        &c2,
+        "10.10.0.4:7002",
+        200,
+        "a -> c udp/7002 (egress deny)",
+    )?;
+    expect_all(&a2, &b2, "10.10.0.3:7002", 200, "a -> b udp/7002")?;
+
+    // Ingress conjunction: pod-c -> pod-b udp/7003 denied; pod-a -> pod-b udp/7003 allowed.
+    let (a3, b3, c3) = (sock(a, 7003)?, sock(b, 7003)?, sock(c, 7003)?);
+    expect_none(
+        &c3,
+        &b3,
+        "10.10.0.3:7003",
+        200,
+        "c -> b udp/7003 (ingress deny)",
+    )?;
+    expect_all(&a3, &b3, "10.10.0.3:7003", 200, "a -> b udp/7003")?;
+
+    // Isolation of pod-c: only pod-a udp/7004 gets in.
+    let (a4, b4, c4) = (sock(a, 7004)?, sock(b, 7004)?, sock(c, 7004)?);
+    expect_all(
+        &a4,
+        &c4,
+        "10.10.0.4:7004",
+        200,
+        "a -> c udp/7004 (allowed by rule)",
+    )?;
+    expect_none(
+        &b4,
+        &c4,
+        "10.10.0.4:7004",
+        200,
+        "b -> c udp/7004 (isolated)",
+    )?;
+
+    // SpoofGuard: pod-a sending from an address that is not its own is dropped.
+    a.ns.ip(&["addr", "add", "10.10.0.99/32", "dev", "eth0"])?;
+    let spoof = socket(&a.ns, "10.10.0.99:7001".to_string())?;
+    expect_none(&spoof, &b1, "10.10.0.3:7001", 200, "spoofed source")?;
+
+    // ARP responder: pod-a resolves the gateway to the virtual MAC.
+    a.ns.ip(&["neigh", "flush", "dev", "eth0", "to", "10.10.0.1"])?;
+    let _ = a.ns.exec(&["ping", "-c", "1", "-W", "1", "10.10.0.1"]);
+    let neigh = a.ns.ip(&["neigh", "show", "10.10.0.1", "dev", "eth0"])?;
+    assert!(
+        neigh.contains(GW_MAC),
+        "gateway not resolved by the ARP responder: {neigh:?}"
+    );
+
+    // Routed through the gateway: MACs rewritten (pod-c's kernel accepts only its own MAC).
+    let c20 = socket(&c.ns, "10.20.0.4:7004".to_string())?;
+    expect_all(&a4, &c20, "10.20.0.4:7004", 200, "a -> 10.20.0.4 (routed)")?;
+    // dec_ttl: a packet that arrives with TTL 1 cannot be routed.
+    a4.set_ttl(1)?;
+    expect_none(&a4, &c20, "10.20.0.4:7004", 50, "routed with TTL 1")?;
+
+    let stats = x.appctl(&["dpif-netdev/pmd-stats-show"])?;
+    let field = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        field("megaflow hits:") + field("emc hits:") > 1000,
+        "caches unused:\n{stats}"
+    );
+    assert!(field("miss with success upcall:") >= 8, "{stats}");
+    assert!(field("dropped (action_drop):") >= 850, "{stats}");
+
+    let status = x.stop()?;
+    assert!(status.success(), "xvsd exit: {status}: {}", x.stderr());
+    assert!(!t.node.any_xdp()?);
+    Ok(())
+}
+
+#[test]
+fn a_bad_flow_file_is_refused_with_its_line() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let t = topology()?;
+    let bad = format!("{FLOWS}\ntable=5,priority=1,bogus=1 actions=drop\n");
+    let mut x = Xvsd::spawn_with(&t.node, CONFIG, &[("pipeline.flows", &bad)])?;
+    let status = x.wait(Duration::from_secs(20))?;
+    assert!(!status.success());
+    let err = x.stderr();
+    let line = FLOWS.lines().count() + 2;
+    assert!(
+        err.contains(&format!("pipeline.flows:{line}")),
+        "no line number:\n{err}"
+    );
+    assert!(err.contains("bogus"), "no reason:\n{err}");
+    assert!(!t.node.any_xdp()?, "a refused start left XDP attached");
+    Ok(())
+}
