@@ -114,7 +114,9 @@ pub(crate) const ICMP_REPLY: u8 = 1;
 /// peers together; it is uncontended unless both directions of the same connection are
 /// processed at the same instant. Others: a single atomic byte advanced with compare-exchange.
 pub(crate) enum ProtoState {
-    Tcp(Mutex<TcpConn>),
+    /// Boxed so that the enum stays 16 bytes and the hot part of `Conn` fits one cache line
+    /// for UDP/ICMP/other (TCP pays one more line, behind its lock anyway).
+    Tcp(Box<Mutex<TcpConn>>),
     Other(AtomicU8),
     Icmp(AtomicU8),
 }

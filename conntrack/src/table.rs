@@ -586,6 +586,8 @@ impl Conntrack {
         let mut reply = false;
         let mut rw = None;
         let mut create = false;
+        // `key` is `conn.key[reply]` on every path but the lookup by original tuple.
+        let mut key_is_conn_key = true;
         match found {
             Some((c, r)) => {
                 stats.hits += 1;
@@ -606,6 +608,7 @@ impl Conntrack {
                 };
                 if let Some(c) = by_orig {
                     stats.hits += 1;
+                    key_is_conn_key = false;
                     create = self.update_state(meta, c, false, related, pkt, now, stats, &guard);
                     if !create {
                         conn = Some(c);
@@ -678,7 +681,17 @@ impl Conntrack {
                 };
                 meta.mark = m;
                 meta.label = l;
-                meta.orig = Some(c.key[0].to_tuple());
+                // The original key without reading the connection's key line when it is known:
+                // the packet's own key in the original direction, its reverse for a reply of a
+                // connection without NAT.
+                let orig = if !reply && key_is_conn_key {
+                    key
+                } else if reply && key_is_conn_key && c.nat.is_none() {
+                    key.reverse()
+                } else {
+                    c.key[0]
+                };
+                meta.orig = Some(orig.to_tuple());
             }
             None => {
                 meta.mark = 0;
@@ -917,7 +930,7 @@ impl Conntrack {
             // `process` checked that TCP packets carry a segment; a default one is never used.
             let seg = pkt.tcp.unwrap_or_default();
             let (t, tm) = TcpConn::new(&seg);
-            (ProtoState::Tcp(Mutex::new(t)), tm)
+            (ProtoState::Tcp(Box::new(Mutex::new(t))), tm)
         } else if fwd.is_icmp() {
             (ProtoState::Icmp(ICMP_FIRST.into()), Tm::IcmpFirst)
         } else {
