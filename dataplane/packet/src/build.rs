@@ -6,7 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::wire::{
-    arp, ethernet, ethertype, icmpv4, icmpv6, ip_proto, ipv4, ipv6, tcp, udp, MacAddr,
+    arp, ethernet, ethertype, geneve, icmpv4, icmpv6, ip_proto, ipv4, ipv6, tcp, udp, vxlan,
+    MacAddr,
 };
 
 /// The Ethernet addresses of a frame.
@@ -305,6 +306,179 @@ pub fn push_vlan(buf: &mut [u8], len: usize, tci: u16) -> Result<usize> {
     Ok(new_len)
 }
 
+/// A neighbour solicitation for `target` from `src_ip`/`macs.src`, with a source link-layer
+/// address option (omitted, as RFC 4861 requires, when `src_ip` is unspecified). Sent to the
+/// solicited-node multicast address of `target` and its MAC.
+pub fn nd_ns(
+    buf: &mut [u8],
+    src_mac: MacAddr,
+    src_ip: [u8; 16],
+    target: [u8; 16],
+) -> Result<usize> {
+    let with_sll = src_ip != [0; 16];
+    let l4_len = icmpv6::ND_LEN + if with_sll { 8 } else { 0 };
+    let total = 14 + 40 + l4_len;
+    let mut dst_ip = [0u8; 16];
+    dst_ip[..2].copy_from_slice(&[0xff, 0x02]);
+    dst_ip[11..13].copy_from_slice(&[0x01, 0xff]);
+    dst_ip[13..].copy_from_slice(&target[13..]);
+    let dst_mac = [0x33, 0x33, 0xff, target[13], target[14], target[15]];
+    let f = room(buf, total)?;
+    eth(
+        f,
+        Macs {
+            src: src_mac,
+            dst: dst_mac,
+        },
+        ethertype::IPV6,
+    )?;
+    ipv6::Repr {
+        src: src_ip,
+        dst: dst_ip,
+        next_header: ip_proto::ICMPV6,
+        payload_len: l4_len as u16,
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut f[14..])?;
+    let mut p = icmpv6::Packet::new_unchecked(&mut f[54..]);
+    p.set_msg_type(icmpv6::TYPE_NEIGHBOR_SOLICIT);
+    p.set_code(0);
+    p.set_data_word(0);
+    p.set_nd_target(target);
+    if with_sll {
+        let o = &mut p.as_bytes_mut()[icmpv6::ND_LEN..];
+        o[0] = icmpv6::OPT_SOURCE_LL;
+        o[1] = 1;
+        o[2..8].copy_from_slice(&src_mac);
+    }
+    p.fill_checksum(&src_ip, &dst_ip);
+    Ok(total)
+}
+
+/// A solicited neighbour advertisement (S and O set) for `target` owned by `macs.src`, from
+/// `src_ip` to `dst_ip`, with a target link-layer address option.
+pub fn nd_na(
+    buf: &mut [u8],
+    macs: Macs,
+    src_ip: [u8; 16],
+    dst_ip: [u8; 16],
+    target: [u8; 16],
+) -> Result<usize> {
+    let l4_len = icmpv6::ND_LEN + 8;
+    let total = 14 + 40 + l4_len;
+    let f = room(buf, total)?;
+    eth(f, macs, ethertype::IPV6)?;
+    ipv6::Repr {
+        src: src_ip,
+        dst: dst_ip,
+        next_header: ip_proto::ICMPV6,
+        payload_len: l4_len as u16,
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut f[14..])?;
+    let mut p = icmpv6::Packet::new_unchecked(&mut f[54..]);
+    p.set_msg_type(icmpv6::TYPE_NEIGHBOR_ADVERT);
+    p.set_code(0);
+    p.set_data_word(icmpv6::NA_FLAG_SOLICITED | icmpv6::NA_FLAG_OVERRIDE);
+    p.set_nd_target(target);
+    let o = &mut p.as_bytes_mut()[icmpv6::ND_LEN..];
+    o[0] = icmpv6::OPT_TARGET_LL;
+    o[1] = 1;
+    o[2..8].copy_from_slice(&macs.src);
+    p.fill_checksum(&src_ip, &dst_ip);
+    Ok(total)
+}
+
+/// The outer headers of an IPv4 UDP tunnel packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outer4 {
+    /// Outer Ethernet addresses.
+    pub macs: Macs,
+    /// Outer source address.
+    pub src_ip: [u8; 4],
+    /// Outer destination address.
+    pub dst_ip: [u8; 4],
+    /// UDP source port (the flow-entropy port).
+    pub sport: u16,
+}
+
+/// Wraps the `inner_len`-byte inner frame that starts at `buf[hdr_len..]` in outer Ethernet,
+/// IPv4 and UDP headers to `dport`; `write_tunnel` fills the tunnel header at
+/// `buf[42..hdr_len]`. The UDP checksum is filled, as a test generator should.
+fn udp_tunnel4(
+    buf: &mut [u8],
+    outer: Outer4,
+    dport: u16,
+    hdr_len: usize,
+    inner_len: usize,
+    write_tunnel: impl FnOnce(&mut [u8]) -> Result<()>,
+) -> Result<usize> {
+    let l4_len = udp::HEADER_LEN + hdr_len - 42 + inner_len;
+    let total = hdr_len + inner_len;
+    let f = room(buf, total)?;
+    eth(f, outer.macs, ethertype::IPV4)?;
+    ip4(
+        &mut f[14..],
+        outer.src_ip,
+        outer.dst_ip,
+        ip_proto::UDP,
+        l4_len,
+    )?;
+    write_tunnel(&mut f[42..hdr_len])?;
+    let seg = &mut f[34..];
+    udp::Repr {
+        src_port: outer.sport,
+        dst_port: dport,
+    }
+    .emit(seg, l4_len - udp::HEADER_LEN)?;
+    udp::Packet::new_unchecked(seg).fill_checksum_v4(outer.src_ip, outer.dst_ip);
+    Ok(total)
+}
+
+/// Encapsulates `inner` (an Ethernet frame) in Ethernet + IPv4 + UDP + VXLAN with `vni`.
+pub fn vxlan4(buf: &mut [u8], outer: Outer4, vni: u32, inner: &[u8]) -> Result<usize> {
+    let hdr = 42 + vxlan::HEADER_LEN;
+    buf.get_mut(hdr..hdr + inner.len())
+        .ok_or(Error::Truncated)?
+        .copy_from_slice(inner);
+    udp_tunnel4(buf, outer, vxlan::UDP_PORT, hdr, inner.len(), |t| {
+        vxlan::Repr { vni }.emit(t)
+    })
+}
+
+/// Encapsulates `inner` (an Ethernet frame) in Ethernet + IPv4 + UDP + Geneve with `vni` and
+/// the already-encoded TLV `options` (a multiple of 4 bytes, at most 252).
+pub fn geneve4(
+    buf: &mut [u8],
+    outer: Outer4,
+    vni: u32,
+    options: &[u8],
+    inner: &[u8],
+) -> Result<usize> {
+    let hdr = 42 + geneve::HEADER_LEN + options.len();
+    buf.get_mut(hdr..hdr + inner.len())
+        .ok_or(Error::Truncated)?
+        .copy_from_slice(inner);
+    udp_tunnel4(buf, outer, geneve::UDP_PORT, hdr, inner.len(), |t| {
+        geneve::Repr {
+            vni,
+            protocol: ethertype::TEB,
+            oam: false,
+            critical: false,
+            options_len: options.len(),
+        }
+        .emit(t)?;
+        t.get_mut(geneve::HEADER_LEN..)
+            .ok_or(Error::Truncated)?
+            .copy_from_slice(options);
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -402,5 +576,80 @@ mod tests {
         assert_eq!(k.get(layout::TP_DST), 2000);
         assert_eq!(info.l3_offset, 18);
         assert_eq!(push_vlan(&mut b[..n2 + 3], n2, 1), Err(Error::Truncated));
+    }
+
+    #[test]
+    fn nd_builders() {
+        let mut b = [0u8; 128];
+        let target = [
+            0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xaa, 0xbb, 0xcc,
+        ];
+        let n = nd_ns(&mut b, M.src, [0xfe; 16], target).unwrap();
+        let mut k = FlowKey::ZERO;
+        assert!(extract(&b[..n], 1, &mut k).is_ok());
+        assert_eq!(k.get(layout::TP_SRC), 135);
+        assert_eq!(k.get128(layout::ND_TARGET), u128::from_be_bytes(target));
+        assert_eq!(k.get(layout::ARP_SHA), 0x0200_0000_0001);
+        assert_eq!(k.get(layout::ETH_DST), 0x3333_ffaa_bbcc);
+        let ip = ipv6::Packet::new_checked(&b[14..n]).unwrap();
+        assert_eq!(ip.dst()[11..], [1, 0xff, 0xaa, 0xbb, 0xcc]);
+        assert!(icmpv6::Packet::new_checked(ip.payload())
+            .unwrap()
+            .verify_checksum(&ip.src(), &ip.dst()));
+        let n = nd_ns(&mut b, M.src, [0; 16], target).unwrap();
+        assert_eq!(n, 14 + 40 + 24);
+        let n = nd_na(&mut b, M, [1; 16], [2; 16], target).unwrap();
+        let mut k = FlowKey::ZERO;
+        assert!(extract(&b[..n], 1, &mut k).is_ok());
+        assert_eq!(k.get(layout::TP_SRC), 136);
+        assert_eq!(k.get(layout::ARP_THA), 0x0200_0000_0001);
+        let ip = ipv6::Packet::new_checked(&b[14..n]).unwrap();
+        assert!(icmpv6::Packet::new_checked(ip.payload())
+            .unwrap()
+            .verify_checksum(&ip.src(), &ip.dst()));
+    }
+
+    #[test]
+    fn tunnel_builders() {
+        let mut inner = [0u8; 64];
+        let ni = udp4(&mut inner, M, [172, 16, 0, 1], [172, 16, 0, 2], 7, 8, b"in").unwrap();
+        let outer = Outer4 {
+            macs: M,
+            src_ip: [192, 168, 0, 1],
+            dst_ip: [192, 168, 0, 2],
+            sport: 50000,
+        };
+        let mut b = [0u8; 256];
+        let n = vxlan4(&mut b, outer, 0x12_3456, &inner[..ni]).unwrap();
+        assert_eq!(n, 50 + ni);
+        let ip = ipv4::Packet::new_checked(&b[14..n]).unwrap();
+        assert!(ip.verify_checksum());
+        let u = udp::Packet::new_checked(ip.payload()).unwrap();
+        assert!(u.verify_checksum_v4(ip.src(), ip.dst()));
+        assert_eq!((u.src_port(), u.dst_port()), (50000, vxlan::UDP_PORT));
+        let v = vxlan::Packet::new_checked(u.payload()).unwrap();
+        assert_eq!((v.vni(), v.payload()), (0x12_3456, &inner[..ni]));
+
+        let opts = [0x01, 0x04, 0x80, 0x01, 0, 0, 0, 7];
+        let n = geneve4(&mut b, outer, 0xab_cdef, &opts, &inner[..ni]).unwrap();
+        assert_eq!(n, 50 + 8 + ni);
+        let ip = ipv4::Packet::new_checked(&b[14..n]).unwrap();
+        let u = udp::Packet::new_checked(ip.payload()).unwrap();
+        assert!(u.verify_checksum_v4(ip.src(), ip.dst()));
+        let g = geneve::Packet::new_checked(u.payload()).unwrap();
+        assert_eq!(
+            (g.vni(), g.protocol(), g.options_len()),
+            (0xab_cdef, 0x6558, 8)
+        );
+        assert_eq!(g.options().next().map(|o| o.class), Some(0x0104));
+        assert_eq!(g.payload(), &inner[..ni]);
+        assert_eq!(
+            vxlan4(&mut b[..60], outer, 1, &inner[..ni]),
+            Err(Error::Truncated)
+        );
+        assert_eq!(
+            geneve4(&mut b, outer, 1, &[1, 2, 3], &inner[..ni]),
+            Err(Error::Malformed)
+        );
     }
 }

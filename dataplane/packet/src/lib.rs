@@ -19,8 +19,9 @@
 //!   OpenFlow tables can match. Masks use the same layout, so matching is word-wise AND/compare.
 //! - [`extract()`]: one pass from a frame to a [`FlowKey`] with Open vSwitch's `flow_extract`
 //!   semantics, returning the L3/L4 offsets ([`ExtractInfo`]) so later stages need not re-parse.
-//! - [`build`]: allocation-free frame builders (UDP, TCP, ICMP echo, ARP, VLAN push) with valid
-//!   checksums, for tests, generators and generated replies.
+//! - [`build`]: allocation-free frame builders (UDP, TCP, ICMP echo, ARP, ND, VLAN push, VXLAN
+//!   and Geneve encapsulation) with valid checksums, for tests, generators and generated
+//!   replies.
 //!
 //! Nothing here allocates, uses `unsafe`, or panics on any input.
 //!
