@@ -6,7 +6,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT="$HERE/corpus/parse_flow"
 mkdir -p "$OUT"
 n=0
-for f in flows.txt groups.txt meters.txt flows-stats.expected; do
+for f in flows.txt groups.txt meters.txt flows-stats.expected errors.txt random.txt; do
     while IFS= read -r line; do
         n=$((n + 1))
         printf '%s' "$line" > "$OUT/seed-$n"
