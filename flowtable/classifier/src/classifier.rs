@@ -589,6 +589,33 @@ impl<R> Bundle<'_, R> {
             .collect()
     }
 
+    /// OpenFlow loose modify: gives every rule at least as specific as `m` the payload
+    /// `payload(old_rule)` and the conjunctions `conjunctions` (a flow's conjunction actions are
+    /// part of its actions), keeping counters and tie-break places. Returns the old rules.
+    pub fn modify_loose(
+        &mut self,
+        m: &Match,
+        mut payload: impl FnMut(&Rule<R>) -> R,
+        conjunctions: &[Conjunction],
+    ) -> Result<Vec<Arc<Rule<R>>>, ClassifierError> {
+        let targets: Vec<Arc<Rule<R>>> = self.next.iter_loose(m).cloned().collect();
+        for r in &targets {
+            check_conjunctions(&r.to_match(), conjunctions)?;
+        }
+        for r in &targets {
+            let p = payload(r);
+            self.put(
+                &r.to_match(),
+                r.priority,
+                p,
+                conjunctions,
+                Some(r.seq),
+                Some(Arc::clone(&r.stats)),
+            );
+        }
+        Ok(targets)
+    }
+
     /// Publishes the bundle: every change becomes visible to readers at once, as the returned
     /// version.
     pub fn commit(self) -> u64 {
@@ -609,6 +636,10 @@ impl<R> Bundle<'_, R> {
 
 /// A worker's handle on the classifier: lock-free, allocation-free except when adopting a new
 /// version (an `Arc` clone).
+///
+/// A worker must call [`refresh`](Self::refresh) regularly even when it has no traffic: until
+/// it does, the writer keeps every snapshot since the one it holds (memory) and
+/// [`Classifier::readers_reached`] stays false. Dropping the reader releases both.
 pub struct ClassifierReader<R> {
     shared: Arc<Shared<R>>,
     snap: Arc<Snapshot<R>>,

@@ -410,3 +410,27 @@ fn to_match_round_trips() {
     assert_eq!(r.mask(), m.mask());
     assert!(cls.snapshot().find_strict(&m, 8).is_none());
 }
+
+#[test]
+fn modify_loose_changes_every_more_specific_rule_and_keeps_counters() {
+    let mut cls = ip_table();
+    let k = key(&[(NW_DST, 0x0a01_0203)]);
+    let mut wc = FlowKey::ZERO;
+    cls.snapshot()
+        .lookup(&k, &mut wc)
+        .unwrap()
+        .stats()
+        .record(1, 64, 1);
+    let mut b = cls.bundle();
+    let sel = mk(&[(NW_DST, 0x0a01_0000, 0xffff_0000)]);
+    let old = b.modify_loose(&sel, |_| "modified", &[]).unwrap();
+    let mut names: Vec<&str> = old.iter().map(|r| *r.payload()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["host-low", "ten.one/16"]);
+    b.commit();
+    let r = cls.snapshot().lookup(&k, &mut wc).unwrap();
+    assert_eq!(*r.payload(), "modified");
+    assert_eq!(r.stats().packets(), 1);
+    assert_eq!(lookup(&cls, &key(&[(NW_DST, 0x0a02_0203)])), Some("ten/8"));
+    assert_eq!(cls.snapshot().len(), 4);
+}
