@@ -195,16 +195,40 @@ fuzz_target!(|data: &[u8]| {
     let n = data.len().min(buf.len());
     buf[..n].copy_from_slice(&data[..n]);
     let _ = xvs_packet::build::push_vlan(&mut buf, n, 0x123);
+    let macs = xvs_packet::build::Macs {
+        src: [1; 6],
+        dst: [2; 6],
+    };
     let _ = xvs_packet::build::udp4(
         &mut buf[..n],
-        xvs_packet::build::Macs {
-            src: [1; 6],
-            dst: [2; 6],
-        },
+        macs,
         [1; 4],
         [2; 4],
         1,
         2,
         data.get(..n.saturating_sub(42)).unwrap_or(&[]),
     );
+    // Tunnel builders with arbitrary options and inner frames, into a buffer of arbitrary size.
+    let mut out = [0u8; 512];
+    let cut = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
+    let (opts, inner) = data.split_at(cut);
+    let room = out.len().min(64 + data.len() / 2);
+    let outer = xvs_packet::build::Outer4 {
+        macs,
+        src_ip: [1; 4],
+        dst_ip: [2; 4],
+        sport: 3,
+    };
+    if let Ok(len) = xvs_packet::build::geneve4(&mut out[..room], outer, 5, opts, inner) {
+        let mut k = FlowKey::ZERO;
+        let info = extract(&out[..len], 1, &mut k);
+        assert!(info.is_ok());
+    }
+    if let Ok(len) = xvs_packet::build::vxlan4(&mut out[..room], outer, 5, inner) {
+        let mut k = FlowKey::ZERO;
+        assert!(extract(&out[..len], 1, &mut k).is_ok());
+    }
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&data.get(..16).unwrap_or(&[0; 16])[..16]);
+    let _ = xvs_packet::build::nd_ns(&mut out[..room.min(90)], [1; 6], t, t);
 });
