@@ -19,9 +19,12 @@ const N_SHARDS: usize = 1 << SHARD_BITS;
 /// controller chooses, so a fixed seed is fine here (unlike the datapath caches).
 const SEED: u64 = 0x243f_6a88_85a3_08d3;
 
+/// The shard of a hash: bits 32.. of it. Not the top bits, which hashbrown uses as its 7-bit
+/// tag (entries of one shard would all share a tag and defeat its SIMD filtering), and not the
+/// low bits, which pick the bucket.
 #[inline(always)]
 fn shard_of(h: u64) -> usize {
-    (h >> (64 - SHARD_BITS)) as usize
+    ((h >> 32) as usize) & (N_SHARDS - 1)
 }
 
 /// The rules of one bucket (identical match, different priorities), sorted by priority
