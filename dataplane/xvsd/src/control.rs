@@ -1,6 +1,7 @@
 //! unixctl commands of the daemon.
 
 use crate::config::Plan;
+use crate::openflow::TranslationCounters;
 use std::fmt::Write;
 use std::sync::Arc;
 use xvs_engine::{DropReason, WorkerShared, WorkerSnapshot};
@@ -22,16 +23,22 @@ pub struct Control {
     bridge: String,
     workers: Vec<Arc<WorkerShared>>,
     baselines: Vec<WorkerSnapshot>,
+    translation: Arc<TranslationCounters>,
     exit: bool,
 }
 
 impl Control {
-    pub fn new(plan: &Plan, workers: Vec<Arc<WorkerShared>>) -> Self {
+    pub fn new(
+        plan: &Plan,
+        workers: Vec<Arc<WorkerShared>>,
+        translation: Arc<TranslationCounters>,
+    ) -> Self {
         let baselines = vec![WorkerSnapshot::default(); workers.len()];
         Self {
             bridge: plan.config.bridge.clone(),
             workers,
             baselines,
+            translation,
             exit: false,
         }
     }
@@ -159,6 +166,13 @@ impl Control {
 
     fn show(&self) -> String {
         let mut s = format!("bridge {}:\n", self.bridge);
+        let reasons = self.translation.nonzero();
+        if !reasons.is_empty() {
+            let _ = writeln!(s, "  translation drops:");
+            for (name, n) in reasons {
+                let _ = writeln!(s, "    {name}: {n}");
+            }
+        }
         for w in &self.workers {
             let c = w.counters.load();
             let _ = writeln!(

@@ -119,6 +119,8 @@ fn run(args: &Args) -> Result<()> {
         config::ForwardingMode::IoFwd => None,
     };
 
+    let translation_counters = Arc::new(openflow::TranslationCounters::default());
+
     // Open every port before starting any worker: a failure here drops what was opened
     // (detaching XDP programs, removing taps) and exits.
     let mut attachments = ports::Attachments::default();
@@ -147,7 +149,10 @@ fn run(args: &Args) -> Result<()> {
         }
         let forwarding = match pipeline.as_mut() {
             Some(p) => Forwarding::OpenFlow(Box::new(OpenFlowStage::new(
-                Box::new(openflow::WorkerTranslator::new(p)),
+                Box::new(openflow::WorkerTranslator::new(
+                    p,
+                    translation_counters.clone(),
+                )),
                 CacheConfig::default(),
             ))),
             None => Forwarding::IoFwd {
@@ -199,7 +204,7 @@ fn run(args: &Args) -> Result<()> {
         cfg.run_dir.join("xvsd.ctl").display()
     );
 
-    let mut control = control::Control::new(&plan, shared.clone());
+    let mut control = control::Control::new(&plan, shared.clone(), translation_counters.clone());
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| control.handle(m, p));

@@ -4,10 +4,13 @@
 use crate::config::Plan;
 use anyhow::{anyhow, Context, Result};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 use xvs_flowtable::datapath::DpAction;
 use xvs_flowtable::names::{NameMap, Port};
 use xvs_flowtable::pipeline::{load_flows, LoadError, Pipeline};
+use xvs_flowtable::translate::{DropReason, Unsupported};
 use xvs_packet::FlowKey;
 
 /// Port names of the configuration, so flows may say `in_port=pa0` as with `ovs-ofctl --names`.
@@ -53,18 +56,56 @@ pub fn build_pipeline(plan: &Plan, config_path: &Path) -> Result<Pipeline> {
     Ok(pipeline)
 }
 
+/// Every translation drop reason, for naming the counters.
+const REASONS: [DropReason; 12] = [
+    DropReason::TooDeep,
+    DropReason::TooManyLookups,
+    DropReason::TooManyActions,
+    DropReason::TtlExpired,
+    DropReason::MissingGroup(0),
+    DropReason::MissingMeter(0),
+    DropReason::Unsupported(Unsupported::Ct),
+    DropReason::Unsupported(Unsupported::Normal),
+    DropReason::Unsupported(Unsupported::Flood),
+    DropReason::Unsupported(Unsupported::Table),
+    DropReason::Unsupported(Unsupported::DoubleVlan),
+    DropReason::Unsupported(Unsupported::Rewrite),
+];
+
+/// Translation outcomes of all workers, by reason: incremented on the miss path only (one
+/// relaxed atomic add per abnormal translation), read by the control thread.
+#[derive(Debug, Default)]
+pub struct TranslationCounters {
+    reasons: [AtomicU64; DropReason::N],
+}
+
+impl TranslationCounters {
+    /// `(name, count)` for every reason that occurred.
+    pub fn nonzero(&self) -> Vec<(&'static str, u64)> {
+        REASONS
+            .iter()
+            .filter_map(|r| {
+                let n = self.reasons.get(r.index())?.load(Ordering::Relaxed);
+                (n > 0).then(|| (r.name(), n))
+            })
+            .collect()
+    }
+}
+
 /// A worker's translator: the flowtable translator over the worker's pipeline reader.
 #[derive(Debug)]
 pub struct WorkerTranslator {
     inner: xvs_flowtable::translate::Translator,
     epoch: Instant,
+    counters: Arc<TranslationCounters>,
 }
 
 impl WorkerTranslator {
-    pub fn new(pipeline: &mut Pipeline) -> Self {
+    pub fn new(pipeline: &mut Pipeline, counters: Arc<TranslationCounters>) -> Self {
         Self {
             inner: xvs_flowtable::translate::Translator::new(pipeline.reader()),
             epoch: Instant::now(),
+            counters,
         }
     }
 }
@@ -81,6 +122,12 @@ impl xvs_engine::Translator for WorkerTranslator {
         mask: &mut FlowKey,
     ) -> bool {
         let now = self.epoch.elapsed().as_nanos() as u64;
-        self.inner.translate_into(key, now, actions, mask).is_ok()
+        let ok = self.inner.translate_into(key, now, actions, mask).is_ok();
+        if let Some(r) = self.inner.last().reason {
+            if let Some(c) = self.counters.reasons.get(r.index()) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        ok
     }
 }
