@@ -247,7 +247,10 @@ fn antrea_style_pipeline_allows_denies_and_rewrites() -> Result<()> {
     assert!(field("dropped (action_drop):") >= 850, "{stats}");
 
     let show = x.appctl(&["xvs/show"])?;
-    assert!(show.contains("ttl_expired: "), "translation drop reason not shown:\n{show}");
+    assert!(
+        show.contains("ttl_expired: "),
+        "translation drop reason not shown:\n{show}"
+    );
 
     let status = x.stop()?;
     assert!(status.success(), "xvsd exit: {status}: {}", x.stderr());
