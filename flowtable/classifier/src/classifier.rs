@@ -21,6 +21,8 @@ struct Run {
     rank: u32,
     start: u32,
     end: u32,
+    /// The flow alone completes some conjunction (it declares every clause of it).
+    self_complete: bool,
 }
 
 /// Scratch memory for [`Snapshot::lookup_with`], so that lookups of a worker do not allocate
@@ -183,6 +185,7 @@ impl<R> Snapshot<R> {
                         rank: u32::MAX - r.priority,
                         start,
                         end: sc.clauses.len() as u32,
+                        self_complete: r.self_complete,
                     });
                 }
             }
@@ -201,19 +204,50 @@ impl<R> Snapshot<R> {
         // complete group as soon as it is seen, which is exactly the documented order.
         let LookupScratch { clauses, runs } = scratch;
         loop {
+            // The smallest head key, how many runs share it, and the next larger head key.
             let mut head: Option<(u32, u32, u8)> = None;
-            for r in runs.iter() {
-                if r.start < r.end {
-                    let c = clauses[r.start as usize];
-                    let k = (r.rank, c.id, c.n_clauses);
-                    if head.is_none_or(|h| k < h) {
+            let mut second: Option<(u32, u32, u8)> = None;
+            let (mut at_head, mut head_run) = (0usize, 0usize);
+            for (i, r) in runs.iter().enumerate() {
+                if r.start >= r.end {
+                    continue;
+                }
+                let c = clauses[r.start as usize];
+                let k = (r.rank, c.id, c.n_clauses);
+                match head {
+                    Some(h) if k == h => at_head += 1,
+                    Some(h) if k > h => {
+                        if second.is_none_or(|s| k < s) {
+                            second = Some(k);
+                        }
+                    }
+                    _ => {
+                        second = head;
                         head = Some(k);
+                        at_head = 1;
+                        head_run = i;
                     }
                 }
             }
             let Some((rank, id, n_clauses)) = head else {
                 return hard;
             };
+            if at_head == 1 && !runs[head_run].self_complete {
+                // Only one clause flow has this group, and it completes no conjunction by
+                // itself: none of its groups below the next head of another flow can complete.
+                // Skip them in one binary search (a clause flow shared by many policies carries
+                // a long list, the other dimensions a few entries each).
+                let r = &mut runs[head_run];
+                let rest = &clauses[r.start as usize..r.end as usize];
+                let skip = match second {
+                    Some((srank, sid, sn)) if srank == r.rank => {
+                        rest.partition_point(|c| (c.id, c.n_clauses) < (sid, sn))
+                    }
+                    _ => rest.len(),
+                };
+                r.start += skip.max(1) as u32;
+                continue;
+            }
             let mut seen = 0u64;
             for r in runs.iter_mut() {
                 if r.rank != rank {
@@ -507,6 +541,16 @@ impl<R> Bundle<'_, R> {
         // Lookups merge clause lists; keep each rule's sorted (their order is not significant).
         let mut conj: Vec<Conjunction> = conjunctions.to_vec();
         conj.sort_unstable_by_key(|c| (c.id, c.n_clauses, c.clause));
+        let self_complete = conj
+            .chunk_by(|a, b| (a.id, a.n_clauses) == (b.id, b.n_clauses))
+            .any(|g| {
+                let seen = g.iter().fold(0u64, |s, c| s | 1u64 << (c.clause - 1));
+                seen == if g[0].n_clauses >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << g[0].n_clauses) - 1
+                }
+            });
         let st = self.subtable_mut(m.mask());
         let rule = Arc::new(Rule {
             priority,
@@ -514,6 +558,7 @@ impl<R> Bundle<'_, R> {
             value: st.mask.compact(m.value()),
             mask: Arc::clone(&st.mask),
             conjunctions: conj.into_boxed_slice(),
+            self_complete,
             stats,
             payload,
         });

@@ -207,7 +207,10 @@ pub struct Rule<R> {
     /// The masked value words, in the order of `mask.words`.
     pub(crate) value: Arc<[u64]>,
     pub(crate) mask: Arc<MaskInfo>,
+    /// Sorted by (id, n_clauses, clause).
     pub(crate) conjunctions: Box<[Conjunction]>,
+    /// The rule declares every clause of some conjunction by itself.
+    pub(crate) self_complete: bool,
     pub(crate) stats: Arc<RuleStats>,
     pub(crate) payload: R,
 }

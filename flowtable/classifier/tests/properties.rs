@@ -61,7 +61,7 @@ fn gen_match(allow_conj_id: bool) -> impl Strategy<Value = Match> {
             ),
             N_FIELDS,
         ),
-        prop::option::weighted(0.2, 1u64..4),
+        prop::option::weighted(0.2, 1u64..6),
         any::<bool>(),
     )
         .prop_map(move |(sel, conj_id, prefer_sparse)| {
@@ -88,7 +88,7 @@ fn gen_rule() -> impl Strategy<Value = GenRule> {
     (
         gen_match(true),
         prop::sample::select(vec![1u32, 2, 3, 5, 10]),
-        prop::option::weighted(0.35, prop::collection::vec((1u32..4, 2u8..4, 1u8..4), 1..3)),
+        prop::option::weighted(0.35, prop::collection::vec((1u32..6, 2u8..4, 1u8..4), 1..5)),
     )
         .prop_map(|(mut m, priority, conj)| {
             let conj: Vec<Conjunction> = conj
