@@ -105,20 +105,29 @@ impl<A> DatapathCache<A> {
             let ks = &keys[start..end];
             let os = &mut out[start..end];
             let mut pending = 0u64;
-            for (i, key) in ks.iter().enumerate() {
-                let h = self.exact.hash(key);
-                hashes[i] = h;
-                match self.exact.find(h) {
-                    Some(id) if self.megaflow.matches(id, key) => {
-                        os[i] = Some(id);
-                        self.megaflow.count_hit(id);
-                        self.stats.exact_hits += 1;
-                    }
-                    _ => {
-                        os[i] = None;
-                        pending |= 1u64 << i;
+            if self.exact.enabled() {
+                for (i, key) in ks.iter().enumerate() {
+                    let h = self.exact.hash(key);
+                    hashes[i] = h;
+                    match self.exact.find(h) {
+                        Some(id) if self.megaflow.matches(id, key) => {
+                            os[i] = Some(id);
+                            self.megaflow.count_hit(id);
+                            self.stats.exact_hits += 1;
+                        }
+                        _ => {
+                            os[i] = None;
+                            pending |= 1u64 << i;
+                        }
                     }
                 }
+            } else {
+                os.fill(None);
+                pending = if ks.len() >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << ks.len()) - 1
+                };
             }
             if pending != 0 {
                 let missed = self.megaflow.lookup_masked(ks, pending, os);

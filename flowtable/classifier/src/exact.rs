@@ -77,6 +77,13 @@ impl ExactCache {
         }
     }
 
+    /// False when the policy is [`Insertion::Never`]: the tier holds nothing, and lookups skip
+    /// it (no hash, no probe).
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.insertion != Insertion::Never
+    }
+
     /// Number of slots.
     pub fn capacity(&self) -> usize {
         self.buckets.len() * WAYS

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 
 use hashbrown::{HashMap, HashTable};
-use xvs_packet::FlowKey;
+use xvs_packet::{FlowKey, KEY_WORDS};
 
 use crate::error::InsertError;
 use crate::hash;
@@ -48,21 +48,33 @@ pub struct MegaflowStats {
     pub resorts: u64,
 }
 
+/// Masked words kept inline at the head of an entry: a hit on a mask of at most this many
+/// non-zero words reads one cache line of the entry.
+const INLINE: usize = 4;
+
+/// An entry. `repr(C)` keeps the fields a hit reads (hash, generation, counters, the first
+/// masked words) in the first cache line; the full masked key (for dumps and wide masks) follows.
+#[repr(C)]
 struct Entry<A> {
-    /// The key masked by the subtable's mask.
-    key: FlowKey,
     hash: u64,
-    subtable: u16,
     /// Generation of the cache when the entry was made; valid only while equal to the cache's.
     gen: u64,
     hits: u64,
+    subtable: u16,
+    /// The key's masked words in the subtable's word order (the first `INLINE` of them).
+    inline: [u64; INLINE],
     actions: Option<A>,
+    /// The key masked by the subtable's mask.
+    key: FlowKey,
 }
 
 struct MfSubtable {
     mask: FlowKey,
-    words: Box<[u8]>,
-    bits: Box<[u64]>,
+    /// Number of non-zero mask words.
+    n: usize,
+    /// Their indices and bits (the first `n` are meaningful).
+    words: [u8; KEY_WORDS],
+    bits: [u64; KEY_WORDS],
     /// Entry indices, hashed by the masked key.
     table: HashTable<u32>,
     /// The subtable is logically empty unless `gen` equals the cache's generation.
@@ -73,21 +85,60 @@ struct MfSubtable {
 }
 
 impl MfSubtable {
+    fn new(mask: &FlowKey, gen: u64) -> Self {
+        let mut words = [0u8; KEY_WORDS];
+        let mut bits = [0u64; KEY_WORDS];
+        let mut n = 0;
+        for (i, &w) in mask.words.iter().enumerate() {
+            if w != 0 {
+                words[n] = i as u8;
+                bits[n] = w;
+                n += 1;
+            }
+        }
+        Self {
+            mask: *mask,
+            n,
+            words,
+            bits,
+            table: HashTable::new(),
+            gen,
+            live: 0,
+            interval_hits: 0,
+        }
+    }
+
     #[inline(always)]
     fn hash(&self, key: &FlowKey, seed: u64) -> u64 {
         let mut h = seed;
-        for (&i, &b) in self.words.iter().zip(self.bits.iter()) {
-            h = hash::add(h, key.words[i as usize] & b);
+        for j in 0..self.n.min(KEY_WORDS) {
+            h = hash::add(h, key.words[usize::from(self.words[j])] & self.bits[j]);
         }
         hash::finish(h)
     }
 
+    /// The first `INLINE` masked words of `key`.
+    fn inline_words(&self, key: &FlowKey) -> [u64; INLINE] {
+        let mut out = [0; INLINE];
+        for (j, o) in out.iter_mut().enumerate().take(self.n) {
+            *o = key.words[usize::from(self.words[j])] & self.bits[j];
+        }
+        out
+    }
+
+    /// True when `key` masked by this subtable's mask equals the entry's masked key.
     #[inline(always)]
-    fn key_eq(&self, key: &FlowKey, masked: &FlowKey) -> bool {
+    fn entry_eq<A>(&self, key: &FlowKey, e: &Entry<A>) -> bool {
         let mut diff = 0;
-        for (&i, &b) in self.words.iter().zip(self.bits.iter()) {
-            let i = i as usize;
-            diff |= (key.words[i] & b) ^ masked.words[i];
+        if self.n <= INLINE {
+            for j in 0..self.n {
+                diff |= (key.words[usize::from(self.words[j])] & self.bits[j]) ^ e.inline[j];
+            }
+        } else {
+            for j in 0..self.n.min(KEY_WORDS) {
+                let i = usize::from(self.words[j]);
+                diff |= (key.words[i] & self.bits[j]) ^ e.key.words[i];
+            }
         }
         diff == 0
     }
@@ -262,7 +313,7 @@ impl<A> MegaflowCache<A> {
             && self
                 .subtables
                 .get(usize::from(e.subtable))
-                .is_some_and(|st| st.key_eq(key, &e.key))
+                .is_some_and(|st| st.entry_eq(key, e))
     }
 
     /// Counts a hit found by an upper tier (the exact-match cache).
@@ -320,7 +371,7 @@ impl<A> MegaflowCache<A> {
             let entries = &self.entries;
             if let Some(&idx) = st.table.find(h, |&i| {
                 let e = &entries[i as usize];
-                e.hash == h && st.key_eq(key, &e.key)
+                e.hash == h && st.entry_eq(key, e)
             }) {
                 return Some((idx, probes));
             }
@@ -387,7 +438,7 @@ impl<A> MegaflowCache<A> {
                 let entries = &self.entries;
                 if let Some(&idx) = st.table.find(h, |&j| {
                     let e = &entries[j as usize];
-                    e.hash == h && st.key_eq(key, &e.key)
+                    e.hash == h && st.entry_eq(key, e)
                 }) {
                     out[i] = Some(MegaflowId(idx));
                     pending &= !(1u64 << i);
@@ -424,20 +475,7 @@ impl<A> MegaflowCache<A> {
         let si = match self.by_mask.get(mask) {
             Some(&si) => si,
             None => {
-                let words: Vec<u8> = (0..mask.words.len())
-                    .filter(|&i| mask.words[i] != 0)
-                    .map(|i| i as u8)
-                    .collect();
-                let bits = words.iter().map(|&i| mask.words[usize::from(i)]).collect();
-                let fresh = MfSubtable {
-                    mask: *mask,
-                    words: words.into_boxed_slice(),
-                    bits,
-                    table: HashTable::new(),
-                    gen: self.gen,
-                    live: 0,
-                    interval_hits: 0,
-                };
+                let fresh = MfSubtable::new(mask, self.gen);
                 let si = if self.subtables.len() < usize::from(self.max_subtables) {
                     self.subtables.push(fresh);
                     self.order.push((self.subtables.len() - 1) as u16);
@@ -470,12 +508,13 @@ impl<A> MegaflowCache<A> {
             None if self.entries.len() < self.capacity as usize => {
                 self.bump += 1;
                 self.entries.push(Entry {
-                    key: FlowKey::ZERO,
                     hash: 0,
-                    subtable: 0,
                     gen: 0,
                     hits: 0,
+                    subtable: 0,
+                    inline: [0; INLINE],
                     actions: None,
+                    key: FlowKey::ZERO,
                 });
                 self.bump - 1
             }
@@ -494,6 +533,7 @@ impl<A> MegaflowCache<A> {
         }
         let masked = key.masked(mask);
         let h = st.hash(&masked, self.seed);
+        let inline = st.inline_words(&masked);
         #[cfg(debug_assertions)]
         self.debug_check_disjoint(&masked, mask);
         let st = &mut self.subtables[usize::from(si)];
@@ -503,12 +543,13 @@ impl<A> MegaflowCache<A> {
         st.live += 1;
         let e = &mut self.entries[idx as usize];
         *e = Entry {
-            key: masked,
             hash: h,
-            subtable: si,
             gen,
             hits: 0,
+            subtable: si,
+            inline,
             actions: Some(actions),
+            key: masked,
         };
         self.live += 1;
         self.stats.inserted += 1;
