@@ -22,7 +22,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             megaflow: MegaflowConfig::default(),
-            exact_entries: 32 * 1024,
+            exact_entries: 8192,
             exact_insertion: Insertion::Always,
         }
     }

@@ -1,12 +1,12 @@
-//! The per-worker exact-match cache: a fixed array of 4-way buckets mapping a hash of the whole
-//! flow key to a megaflow entry.
+//! The per-worker exact-match cache: a fixed array of 4-way buckets mapping a hash of the flow
+//! key to a megaflow entry.
 //!
-//! An entry stores a 32-bit signature and a megaflow index, 8 bytes, so 32 768 keys fit in
-//! 256 KiB (OVS's EMC stores a copy of the key, about 600 bytes an entry, and thrashes the CPU
-//! caches beyond a few thousand flows). A hit is verified against the megaflow entry itself
-//! (live in the current generation, and the key matches its masked key), so a stale or colliding
-//! slot can only cost a miss, never a wrong answer: megaflows do not overlap, so any live
-//! megaflow the key matches is the answer.
+//! An entry stores a 32-bit signature and a megaflow index, 8 bytes, so the default 8192 slots
+//! take 64 KiB (OVS's EMC stores a copy of the key, about 600 bytes an entry, and thrashes the
+//! CPU caches beyond a few thousand flows). A hit is verified against the megaflow entry itself
+//! (live in the current generation, and the key matches its masked key), so a stale or
+//! colliding slot can only cost a miss, never a wrong answer: megaflows do not overlap, so any
+//! live megaflow the key matches is the answer.
 
 use xvs_packet::{FlowKey, KEY_WORDS};
 
