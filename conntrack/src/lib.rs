@@ -20,6 +20,33 @@
 //! apply): UDP, SCTP and other protocols use OVS's "other" tracker (first/multiple/bidirectional,
 //! `+new` until a reply is seen); ICMP queries are tracked by identifier; ICMP errors are `+rel`
 //! to the connection of their embedded packet; fragments must be reassembled by the caller.
+//!
+//! # Example: Service DNAT and its reply
+//!
+//! ```
+//! use std::net::IpAddr;
+//! use xvs_conntrack::{tuple::proto, Conntrack, CtAction, CtConfig, CtInput, CtMeta, CtState,
+//!                     CtStats, NatRange, Tuple};
+//!
+//! let ip = |s: &str| s.parse::<IpAddr>().ok().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+//! let ct = Conntrack::new(CtConfig::default());
+//! let mut stats = CtStats::default();
+//!
+//! // ct(commit,zone=65520,nat(dst=10.10.1.7:5353)) on the first request.
+//! let req = CtInput::new(Tuple::ports(ip("10.10.0.5"), ip("10.96.0.10"), proto::UDP, 40000, 53));
+//! let act = CtAction::commit(65520).with_nat_range(NatRange::dst(ip("10.10.1.7"), Some(5353)));
+//! let mut meta = CtMeta::default();
+//! let rw = ct.process(0, &req, &act, &mut meta, &mut stats);
+//! assert_eq!(meta.state, CtState::NEW | CtState::TRACKED | CtState::DST_NAT);
+//! assert_eq!(rw.and_then(|r| r.dst), Some(ip("10.10.1.7")));
+//!
+//! // ct(zone=65520,nat) on the reply, one second later: established, un-DNATed.
+//! let rep = CtInput::new(Tuple::ports(ip("10.10.1.7"), ip("10.10.0.5"), proto::UDP, 5353, 40000));
+//! let mut meta = CtMeta::default();
+//! let rw = ct.process(1_000_000_000, &rep, &CtAction::lookup(65520).with_nat(), &mut meta, &mut stats);
+//! assert!(meta.state.contains(CtState::ESTABLISHED | CtState::REPLY_DIR | CtState::SRC_NAT));
+//! assert_eq!(rw.and_then(|r| r.src), Some(ip("10.96.0.10")));
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
