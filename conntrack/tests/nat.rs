@@ -415,3 +415,62 @@ fn antrea_two_zone_chain() {
         ]
     );
 }
+
+#[test]
+fn persistent_keeps_a_client_on_one_address_and_random_stays_in_range() {
+    let ct = ct();
+    let Ok(base) = NatRange::new(
+        NatKind::Src,
+        Some((ip("192.168.1.1"), ip("192.168.1.8"))),
+        Some((30000, 30999)),
+    ) else {
+        panic!("range")
+    };
+    // persistent: the address depends on the client address only.
+    let act = CtAction::commit(SNAT_ZONE).with_nat_range(base.with_persistent());
+    let mut addrs = std::collections::HashSet::new();
+    for port in 0..20u16 {
+        let mut p = Packet::udp("10.0.0.7", 10_000 + port, "10.20.0.9", 53 + port);
+        p.ct(&ct, 0, act);
+        assert!(p.state().contains(SNAT));
+        addrs.insert(p.tuple().src);
+    }
+    assert_eq!(addrs.len(), 1);
+    // Without it, connections of one client spread over the range.
+    let act = CtAction::commit(SNAT_ZONE).with_nat_range(base);
+    let mut addrs = std::collections::HashSet::new();
+    for port in 0..20u16 {
+        let mut p = Packet::udp("10.0.0.8", 10_000 + port, "10.20.0.9", 53 + port);
+        p.ct(&ct, 0, act);
+        addrs.insert(p.tuple().src);
+    }
+    assert!(addrs.len() > 1);
+    // random: a different start, same guarantees.
+    let act = CtAction::commit(SNAT_ZONE).with_nat_range(base.with_random());
+    let mut seen = std::collections::HashSet::new();
+    for port in 0..200u16 {
+        let mut p = Packet::udp("10.0.0.9", 10_000 + port, "10.20.0.9", 53);
+        p.ct(&ct, 0, act);
+        let t = p.tuple();
+        assert!((30000..=30999).contains(&t.src_port));
+        assert!(seen.insert((t.src, t.src_port)));
+    }
+}
+
+#[test]
+fn icmpv6_echo_is_not_port_translated() {
+    // As in OVS, ICMPv6 identifiers are not translated: two clients pinging the same host with
+    // the same identifier through one SNAT address collide, and the second is a counted failure.
+    let ct = ct();
+    let act = CtAction::commit(65511).with_nat_range(NatRange::src(ip("fd00:ffff::1")));
+    let mut a = Packet::icmp("fd00::1", "2001:db8::8", 128, 5);
+    a.ct(&ct, 0, act);
+    assert_eq!((a.tuple().src, a.tuple().icmp_id), (ip("fd00:ffff::1"), 5));
+    let mut b = Packet::icmp("fd00::2", "2001:db8::8", 128, 5);
+    assert_eq!(b.ct(&ct, 0, act), None);
+    assert_eq!(b.state(), st(&[NEW, TRK]));
+    assert_eq!(ct.counters().nat_exhausted, 1);
+    let mut c = Packet::icmp("fd00::2", "2001:db8::8", 128, 6);
+    c.ct(&ct, 0, act);
+    assert_eq!(c.state(), st(&[NEW, TRK, SNAT]));
+}
