@@ -93,6 +93,49 @@
 //! count their own hits for batching statistics back to rules; [`CacheStats`] and
 //! [`MegaflowStats`] count per tier: exact hits, megaflow hits, misses, subtable probes per hit,
 //! refused inserts by reason, flushes.
+//!
+//! # Example
+//! ```
+//! use xvs_classifier::{CacheConfig, Classifier, Conjunction, DatapathCache, LookupScratch, Match};
+//! use xvs_packet::key::layout::{CONJ_ID, NW_DST, NW_SRC};
+//! use xvs_packet::FlowKey;
+//!
+//! fn exact(f: xvs_packet::KeyField, v: u64) -> Match {
+//!     let (mut val, mut mask) = (FlowKey::ZERO, FlowKey::ZERO);
+//!     val.set(f, v);
+//!     mask.set(f, u64::MAX);
+//!     Match::new(val, mask)
+//! }
+//!
+//! // Control thread: one bundle, published atomically.
+//! let mut table: Classifier<&'static str> = Classifier::new();
+//! let mut reader = table.reader(); // moved to a worker thread in real use
+//! let mut b = table.bundle();
+//! let c = |clause| [Conjunction { id: 7, clause, n_clauses: 2 }];
+//! b.insert(&exact(NW_SRC, 0x0a00_0001), 200, "clause", &c(1)).unwrap();
+//! b.insert(&exact(NW_DST, 0x0a00_0002), 200, "clause", &c(2)).unwrap();
+//! b.insert(&exact(CONJ_ID, 7), 190, "allow", &[]).unwrap();
+//! b.insert(&Match::catchall(), 0, "drop", &[]).unwrap();
+//! b.commit();
+//!
+//! // Worker: per batch, adopt the newest tables, then caches, then translate misses.
+//! let mut cache: DatapathCache<&'static str> = DatapathCache::new(CacheConfig::default());
+//! let mut scratch = LookupScratch::new();
+//! let snap = reader.refresh().clone();
+//! cache.begin_batch(snap.version());
+//! let mut key = FlowKey::ZERO;
+//! key.set(NW_SRC, 0x0a00_0001);
+//! key.set(NW_DST, 0x0a00_0002);
+//! let mut out = [None];
+//! cache.lookup_batch(&[key], &mut out);
+//! assert!(out[0].is_none());
+//! let mut wc = FlowKey::ZERO;
+//! let rule = snap.lookup_with(&key, &mut wc, &mut scratch).unwrap();
+//! assert_eq!(*rule.payload(), "allow");
+//! cache.insert(&key, &wc, *rule.payload(), snap.version()).unwrap();
+//! cache.lookup_batch(&[key], &mut out);
+//! assert_eq!(out[0].and_then(|id| cache.actions(id)), Some(&"allow"));
+//! ```
 #![forbid(unsafe_code)]
 
 mod cache;
