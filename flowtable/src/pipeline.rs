@@ -140,6 +140,9 @@ pub enum PipelineError {
     /// `goto_table` that is not the last action (`OFPBIC_UNSUP_INST`).
     #[error("goto_table must be the last instruction")]
     GotoNotLast,
+    /// A group bucket with `goto_table` (only `resubmit` can leave a bucket).
+    #[error("group {0}: goto_table is not allowed in a bucket")]
+    GotoInBucket(u32),
     /// A `group:N` action naming a group that does not exist (`OFPBAC_BAD_OUT_GROUP`).
     #[error("group {0} does not exist")]
     BadOutGroup(u32),
@@ -415,6 +418,47 @@ impl Pipeline {
     pub fn reclaim(&mut self) {
         let min = self.min_reader_version();
         self.retired.retain(|s| s.version >= min);
+    }
+
+    /// Deletes, as one bundle, every flow whose hard timeout has passed
+    /// (`created + hard_timeout` ≤ `now`) or that has been idle for its idle timeout (last hit,
+    /// or last add/modify if later, + `idle_timeout` ≤ `now`). Timeouts are in seconds and
+    /// `now` in milliseconds of the clock given to [`commit`](Self::commit) and to
+    /// [`Translation::credit`](crate::translate::Translation::credit). Publishes a version only
+    /// if something expired; the report lists the removed flows (flow-removed messages).
+    pub fn expire(&mut self, now: u64) -> CommitReport {
+        let mut mods = Vec::new();
+        for r in self.current.flows() {
+            let e = r.payload();
+            let f = &e.flow;
+            let hard = f.hard_timeout != 0
+                && e.created.saturating_add(u64::from(f.hard_timeout) * 1000) <= now;
+            let last = r.stats().last_used().max(e.modified);
+            let idle =
+                f.idle_timeout != 0 && last.saturating_add(u64::from(f.idle_timeout) * 1000) <= now;
+            if hard || idle {
+                mods.push(PipelineMod::Flow(FlowMod {
+                    command: FlowModCommand::DeleteStrict,
+                    flow: f.clone(),
+                    table_given: true,
+                    cookie_mask: 0,
+                    modify_cookie: false,
+                    out_port: Port::NONE,
+                    out_group: u32::MAX,
+                }));
+            }
+        }
+        if mods.is_empty() {
+            return CommitReport {
+                version: self.current.version,
+                ..CommitReport::default()
+            };
+        }
+        // Strict deletes of existing flows cannot fail.
+        self.commit(&mods, now).unwrap_or_else(|_| CommitReport {
+            version: self.current.version,
+            ..CommitReport::default()
+        })
     }
 
     /// Applies one mod as its own bundle.
@@ -709,15 +753,40 @@ impl<'a> Staging<'a> {
         }
     }
 
+    /// Deletes `victims` from table `t`, then (OVS `delete_learned`) the flows that deleted
+    /// `learn(..., delete_learned)` actions installed: the flows of the learn's table with the
+    /// learn's cookie (learned flows carry it; Antrea makes it unique per learning flow).
     fn delete_rules(&mut self, t: usize, victims: Vec<(ClsMatch, u32)>, report: &mut CommitReport) {
-        if victims.is_empty() {
-            return;
-        }
-        if let Some(b) = self.open(t) {
-            for (m, p) in victims {
-                if let Some(r) = b.delete_strict(&m, p) {
-                    report.removed.push(r);
+        let mut pending = vec![(t, victims)];
+        while let Some((t, victims)) = pending.pop() {
+            if victims.is_empty() {
+                continue;
+            }
+            let first_new = report.removed.len();
+            if let Some(b) = self.open(t) {
+                for (m, p) in victims {
+                    if let Some(r) = b.delete_strict(&m, p) {
+                        report.removed.push(r);
+                    }
                 }
+            }
+            let learned: Vec<(u8, u64)> = report.removed[first_new..]
+                .iter()
+                .flat_map(|r| r.payload().flow.actions.iter())
+                .filter_map(|a| match a {
+                    Action::Learn(l) if l.delete_learned => Some((l.table, l.cookie)),
+                    _ => None,
+                })
+                .collect();
+            for (table, cookie) in learned {
+                let lt = usize::from(table);
+                let Some(view) = self.view(lt) else { continue };
+                let v: Vec<(ClsMatch, u32)> = view
+                    .iter()
+                    .filter(|r| r.payload().flow.cookie == cookie)
+                    .map(|r| (r.to_match(), r.priority()))
+                    .collect();
+                pending.push((lt, v));
             }
         }
     }
@@ -852,7 +921,7 @@ impl<'a> Staging<'a> {
                     Action::Meter(id) if !self.meters.contains_key(id) => {
                         return Err(PipelineError::InvalidMeter(*id))
                     }
-                    Action::GotoTable(_) => return Err(PipelineError::GotoNotLast),
+                    Action::GotoTable(_) => return Err(PipelineError::GotoInBucket(g.group_id)),
                     _ => {}
                 }
             }

@@ -104,7 +104,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Number of distinct counters [`index`](Self::index) maps to.
-    pub const N: usize = 13;
+    pub const N: usize = 12;
 
     /// A dense index for counters.
     pub fn index(self) -> usize {
@@ -301,14 +301,14 @@ pub fn translate(
 
 /// A worker's translator: its pipeline reader, scratch, result buffer and drop counters.
 #[derive(Debug)]
-pub struct Translator {
+pub struct WorkerTranslator {
     reader: PipelineReader,
     scratch: TranslateScratch,
     out: Translation,
     counters: TranslateCounters,
 }
 
-/// Counters of a [`Translator`].
+/// Counters of a [`WorkerTranslator`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TranslateCounters {
     /// Translations run.
@@ -323,10 +323,10 @@ pub struct TranslateCounters {
     pub learned: u64,
 }
 
-impl Translator {
+impl WorkerTranslator {
     /// A translator over `reader`'s pipeline.
     pub fn new(reader: PipelineReader) -> Self {
-        Translator {
+        WorkerTranslator {
             reader,
             scratch: TranslateScratch::new(),
             out: Translation::new(),
@@ -643,7 +643,15 @@ impl<'a> Ctx<'a> {
 
     /// Records that `bits` of `field` were written (for packet fields).
     fn mark_written(&mut self, field: FieldId, bits: u128) {
-        let k = loc_bits(field.info().loc, bits);
+        let loc = field.info().loc;
+        match loc {
+            // Metadata (registers, marks, conntrack, tunnel) never reaches the packet.
+            Loc::Word(kf) if usize::from(kf.word) < PACKET_WORD_START => return,
+            Loc::Wide(kf) if usize::from(kf.hi) < PACKET_WORD_START => return,
+            Loc::CtState | Loc::InPort16 => return,
+            _ => {}
+        }
+        let k = loc_bits(loc, bits);
         for i in PACKET_WORD_START..xvs_packet::KEY_WORDS {
             self.written.words[i] |= k.words[i];
         }

@@ -379,3 +379,78 @@ fn load_errors_carry_line_numbers() {
     }
     assert_eq!(p.version(), 0);
 }
+
+#[test]
+fn timeouts_expire_flows() {
+    let mut p = Pipeline::new();
+    p.apply(fm("priority=1,hard_timeout=10,actions=output:1"), 1000)
+        .unwrap();
+    p.apply(
+        fm("priority=2,in_port=5,idle_timeout=5,actions=output:2"),
+        1000,
+    )
+    .unwrap();
+    assert!(p.expire(5999).removed.is_empty());
+    let v = p.version();
+    // A hit at 5000 ms keeps the idle flow alive until 10000 ms.
+    xlate(p.snapshot(), &tcp_key(5, 1, 2, 3, 4)).credit(1, 60, 5000);
+    assert!(p.expire(9999).removed.is_empty());
+    assert_eq!(p.version(), v, "nothing expired: no new version");
+    let r = p.expire(10_000);
+    assert_eq!(r.removed.len(), 1);
+    assert_eq!(r.removed[0].priority(), 2);
+    let r = p.expire(11_000);
+    assert_eq!(r.removed.len(), 1);
+    assert_eq!(p.snapshot().n_flows(), 0);
+}
+
+#[test]
+fn deleting_a_learner_deletes_what_it_learned() {
+    use xvs_flowtable::flow::FlowModCommand::*;
+    let mut p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,cookie=0x5,tcp,actions=learn(table=9,cookie=0x77,delete_learned,priority=1,eth_type=0x800,NXM_OF_IP_SRC[]),output:2\n\
+         table=9,priority=1,cookie=0x1,actions=output:3\n",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, ip(10, 0, 0, 1), 2, 3, 4));
+    assert_eq!(t.learned.len(), 1);
+    assert!(t.learned[0].delete_learned);
+    p.apply(PipelineMod::Flow(t.learned[0].flow_mod.clone()), 1)
+        .unwrap();
+    assert_eq!(n(&p, 9), 2);
+    let r = p.apply(fm_cmd("table=0,cookie=0x5/-1", Delete), 2).unwrap();
+    assert_eq!(r.removed.len(), 2, "the learner and its learned flow");
+    assert_eq!(n(&p, 9), 1);
+    assert_eq!(n(&p, 0), 0);
+}
+
+#[test]
+fn worker_translator_counts_and_follows_versions() {
+    use xvs_flowtable::translate::{DropReason, WorkerTranslator};
+    let mut p = pipeline(&[], &[], "priority=1,actions=output:2");
+    let mut w = WorkerTranslator::new(p.reader());
+    assert_eq!(w.refresh(), p.version());
+    let mut acts = Vec::new();
+    let mut mask = xvs_packet::FlowKey::ZERO;
+    w.translate_into(&tcp_key(1, 1, 2, 3, 4), 0, &mut acts, &mut mask)
+        .unwrap();
+    assert_eq!(outputs(&acts), vec![2]);
+    p.apply(fm("priority=2,actions=output:3,resubmit(,0)"), 1)
+        .unwrap();
+    // Not visible until the worker refreshes.
+    acts.clear();
+    w.translate_into(&tcp_key(1, 1, 2, 3, 4), 0, &mut acts, &mut mask)
+        .unwrap();
+    assert_eq!(outputs(&acts), vec![2]);
+    assert_eq!(w.refresh(), p.version());
+    acts.clear();
+    let e = w
+        .translate_into(&tcp_key(1, 1, 2, 3, 4), 0, &mut acts, &mut mask)
+        .unwrap_err();
+    assert_eq!(e, DropReason::TooDeep);
+    assert!(acts.is_empty());
+    let c = w.counters();
+    assert_eq!((c.translations, c.drops), (3, 1));
+    assert_eq!(c.reasons[DropReason::TooDeep.index()], 1);
+}

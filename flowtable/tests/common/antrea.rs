@@ -9,7 +9,8 @@
 //! Policies: Pod A's egress allows TCP/80 to Pod B and to the peer CIDR (conjunction 1, three
 //! clauses), everything else from Pod A is dropped; Pod B's ingress allows TCP/80 from Pod A
 //! (conjunction 2), everything else to Pod B is dropped. `extra_rules` adds that many more
-//! egress conjunctions (3 clauses each, clause flows shared where values repeat) for scale.
+//! egress conjunctions (3 clauses each, clause flows shared where values repeat), each with
+//! its source isolated (a default-drop flow in EgressDefaultRule), for scale.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -112,9 +113,14 @@ table=28,priority=0,actions=drop
     if extra_rules > 0 {
         // Clause flows keyed by their match: shared values accumulate conjunction actions.
         let mut clauses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut sources = std::collections::HashSet::new();
         for i in 0..extra_rules {
             let id = 1000 + i;
             let src = format!("ip,nw_src=10.20.{}.{}", (i / 250) % 250, i % 250 + 1);
+            // The rule's appliedTo address is isolated for egress (K8s default drop).
+            if sources.insert(src.clone()) {
+                let _ = writeln!(s, "table=14,priority=200,{src},actions=drop");
+            }
             let dst = format!("ip,nw_dst=10.30.{}.0/24", i % 100);
             let port = format!("tcp,tp_dst={}", 1000 + (i % 500));
             for (k, m) in [src, dst, port].into_iter().enumerate() {
