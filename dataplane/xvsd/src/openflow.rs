@@ -95,7 +95,7 @@ impl TranslationCounters {
 /// A worker's translator: the flowtable translator over the worker's pipeline reader.
 #[derive(Debug)]
 pub struct WorkerTranslator {
-    inner: xvs_flowtable::translate::Translator,
+    inner: xvs_flowtable::translate::WorkerTranslator,
     epoch: Instant,
     counters: Arc<TranslationCounters>,
 }
@@ -103,7 +103,7 @@ pub struct WorkerTranslator {
 impl WorkerTranslator {
     pub fn new(pipeline: &mut Pipeline, counters: Arc<TranslationCounters>) -> Self {
         Self {
-            inner: xvs_flowtable::translate::Translator::new(pipeline.reader()),
+            inner: xvs_flowtable::translate::WorkerTranslator::new(pipeline.reader()),
             epoch: Instant::now(),
             counters,
         }
