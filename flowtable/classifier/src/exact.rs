@@ -59,9 +59,13 @@ pub struct ExactCache {
 }
 
 impl ExactCache {
-    /// A cache with at least `entries` slots (rounded up to a power of two, at least 4).
+    /// Most slots a cache can have (2^26, 512 MiB); larger requests are clamped.
+    pub const MAX_ENTRIES: usize = 1 << 26;
+
+    /// A cache with at least `entries` slots (rounded up to a power of two, at least 4, at most
+    /// [`MAX_ENTRIES`](Self::MAX_ENTRIES)).
     pub fn new(entries: usize, insertion: Insertion) -> Self {
-        let n_buckets = (entries.max(WAYS) / WAYS).next_power_of_two();
+        let n_buckets = (entries.clamp(WAYS, Self::MAX_ENTRIES) / WAYS).next_power_of_two();
         let seed = hash::random_seed();
         let mut s = seed;
         let hkeys = Box::new(std::array::from_fn(|_| {

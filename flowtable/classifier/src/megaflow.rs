@@ -231,9 +231,12 @@ pub struct MegaflowRef<'a, A> {
 }
 
 impl<A> MegaflowCache<A> {
-    /// An empty cache bound to table version 0. Allocates the entry array up front.
+    /// Most entries a cache can have (2^24); larger capacities are clamped.
+    pub const MAX_CAPACITY: u32 = 1 << 24;
+
+    /// An empty cache bound to table version 0. Reserves the entry array up front.
     pub fn new(config: MegaflowConfig) -> Self {
-        let capacity = config.capacity.max(1);
+        let capacity = config.capacity.clamp(1, Self::MAX_CAPACITY);
         Self {
             entries: Vec::with_capacity(capacity as usize),
             capacity,

@@ -349,3 +349,30 @@ fn keys_that_differ_only_in_unhashed_words_share_slots_but_get_their_own_answers
     }
     assert!(c.stats().megaflow_hits > 8);
 }
+
+#[test]
+fn absurd_sizes_are_clamped_not_fatal() {
+    let e = ExactCache::new(usize::MAX, Insertion::Always);
+    assert_eq!(e.capacity(), ExactCache::MAX_ENTRIES);
+    let e = ExactCache::new(0, Insertion::Always);
+    assert_eq!(e.capacity(), 4);
+    let mut mf: MegaflowCache<u8> = MegaflowCache::new(MegaflowConfig {
+        capacity: 0,
+        max_subtables: 0,
+        resort_interval: 0,
+    });
+    let m = mask(&[(TP_DST, 0xffff)]);
+    mf.insert(&key(&[(TP_DST, 1)]), &m, 1, 0).unwrap();
+    assert_eq!(
+        mf.insert(&key(&[(TP_DST, 2)]), &m, 2, 0),
+        Err(InsertError::Full)
+    );
+    assert_eq!(
+        mf.insert(&key(&[(IN_PORT, 2)]), &mask(&[(IN_PORT, 0xffff)]), 3, 0),
+        Err(InsertError::TooManyMasks)
+    );
+    assert_eq!(
+        mf.lookup(&key(&[(TP_DST, 1)])).and_then(|id| mf.get(id)),
+        Some(&1)
+    );
+}
