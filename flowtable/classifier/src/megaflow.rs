@@ -351,7 +351,8 @@ impl<A> MegaflowCache<A> {
         self.until_resort = self.resort_interval;
         let subtables = &self.subtables;
         let gen = self.gen;
-        self.order.sort_by_key(|&i| {
+        // In place, no allocation (this runs on the worker).
+        self.order.sort_unstable_by_key(|&i| {
             let st = &subtables[usize::from(i)];
             Reverse(if st.gen == gen { st.interval_hits } else { 0 })
         });

@@ -119,13 +119,17 @@ impl RuleStats {
 pub(crate) struct MaskInfo {
     /// The full mask.
     pub(crate) mask: FlowKey,
-    /// Indices of the non-zero words of `mask`, ascending.
-    pub(crate) words: Box<[u8]>,
-    /// `mask.words[words[j]]` for each `j`.
-    pub(crate) bits: Box<[u64]>,
-    /// For each non-empty stage, the end (exclusive) of its words in `words`. The last entry is
-    /// `words.len()`; empty when the mask is all zeros.
-    pub(crate) stage_ends: Box<[u8]>,
+    /// Number of non-zero words of `mask`.
+    n: u8,
+    /// Number of non-empty stages.
+    n_stages: u8,
+    /// Indices of the non-zero words of `mask`, ascending (the first `n`). Inline, so that a
+    /// probe reads the mask from one place.
+    words: [u8; KEY_WORDS],
+    /// `mask.words[words[j]]` for each `j < n`.
+    bits: [u64; KEY_WORDS],
+    /// For each non-empty stage, the end (exclusive) of its words in `words`; the last is `n`.
+    stage_ends: [u8; MAX_STAGES],
 }
 
 /// First word of each lookup stage after the first: metadata (in_port, recirc_id, marks,
@@ -143,9 +147,10 @@ pub(crate) const MAX_STAGES: usize = STAGE_STARTS.len() + 1;
 
 impl MaskInfo {
     pub(crate) fn new(mask: &FlowKey) -> Self {
-        let mut words = Vec::new();
-        let mut bits = Vec::new();
-        let mut stage_ends = Vec::new();
+        let mut words = [0u8; KEY_WORDS];
+        let mut bits = [0u64; KEY_WORDS];
+        let mut stage_ends = [0u8; MAX_STAGES];
+        let (mut n, mut n_stages) = (0usize, 0usize);
         let mut cur_stage = None;
         for (i, &w) in mask.words.iter().enumerate() {
             if w == 0 {
@@ -153,28 +158,51 @@ impl MaskInfo {
             }
             let s = stage_of(i);
             if cur_stage.is_some_and(|c| c != s) {
-                stage_ends.push(words.len() as u8);
+                stage_ends[n_stages] = n as u8;
+                n_stages += 1;
             }
             cur_stage = Some(s);
-            words.push(i as u8);
-            bits.push(w);
+            words[n] = i as u8;
+            bits[n] = w;
+            n += 1;
         }
-        if !words.is_empty() {
-            stage_ends.push(words.len() as u8);
+        if n > 0 {
+            stage_ends[n_stages] = n as u8;
+            n_stages += 1;
         }
         Self {
             mask: *mask,
-            words: words.into_boxed_slice(),
-            bits: bits.into_boxed_slice(),
-            stage_ends: stage_ends.into_boxed_slice(),
+            n: n as u8,
+            n_stages: n_stages as u8,
+            words,
+            bits,
+            stage_ends,
         }
+    }
+
+    /// Indices of the non-zero mask words, ascending.
+    #[inline(always)]
+    pub(crate) fn words(&self) -> &[u8] {
+        &self.words[..usize::from(self.n).min(KEY_WORDS)]
+    }
+
+    /// The mask bits of those words.
+    #[inline(always)]
+    pub(crate) fn bits(&self) -> &[u64] {
+        &self.bits[..usize::from(self.n).min(KEY_WORDS)]
+    }
+
+    /// Where each non-empty stage ends in `words()`.
+    #[inline(always)]
+    pub(crate) fn stage_ends(&self) -> &[u8] {
+        &self.stage_ends[..usize::from(self.n_stages).min(MAX_STAGES)]
     }
 
     /// The masked words of `key`, compact.
     pub(crate) fn compact(&self, key: &FlowKey) -> Arc<[u64]> {
-        self.words
+        self.words()
             .iter()
-            .zip(self.bits.iter())
+            .zip(self.bits().iter())
             .map(|(&i, &b)| key.words[i as usize] & b)
             .collect()
     }
@@ -183,7 +211,12 @@ impl MaskInfo {
     #[inline]
     pub(crate) fn eq_compact(&self, key: &FlowKey, compact: &[u64]) -> bool {
         let mut diff = 0;
-        for ((&i, &b), &c) in self.words.iter().zip(self.bits.iter()).zip(compact.iter()) {
+        for ((&i, &b), &c) in self
+            .words()
+            .iter()
+            .zip(self.bits().iter())
+            .zip(compact.iter())
+        {
             diff |= (key.words[i as usize] & b) ^ c;
         }
         diff == 0
@@ -192,7 +225,8 @@ impl MaskInfo {
     /// ORs the mask bits of the first `end` compact words into `wc`.
     #[inline]
     pub(crate) fn unwildcard(&self, wc: &mut FlowKey, end: usize) {
-        for (&i, &b) in self.words[..end].iter().zip(self.bits[..end].iter()) {
+        let end = end.min(self.words().len());
+        for (&i, &b) in self.words()[..end].iter().zip(self.bits()[..end].iter()) {
             wc.words[i as usize] |= b;
         }
     }
@@ -249,7 +283,7 @@ impl<R> Rule<R> {
     /// The rule's match, rebuilt from its compact form.
     pub fn to_match(&self) -> Match {
         let mut value = FlowKey::ZERO;
-        for (&i, &v) in self.mask.words.iter().zip(self.value.iter()) {
+        for (&i, &v) in self.mask.words().iter().zip(self.value.iter()) {
             value.words[i as usize] = v;
         }
         Match {
@@ -284,10 +318,10 @@ mod tests {
         m.set(NW_PROTO, u64::MAX);
         m.set(TP_DST, u64::MAX);
         let mi = MaskInfo::new(&m);
-        assert_eq!(&*mi.words, &[0, 26, 28, 33, 34]);
-        assert_eq!(&*mi.stage_ends, &[1, 2, 4, 5]);
+        assert_eq!(mi.words(), &[0, 26, 28, 33, 34]);
+        assert_eq!(mi.stage_ends(), &[1, 2, 4, 5]);
         let empty = MaskInfo::new(&FlowKey::ZERO);
-        assert!(empty.words.is_empty() && empty.stage_ends.is_empty());
+        assert!(empty.words().is_empty() && empty.stage_ends().is_empty());
     }
 
     #[test]

@@ -168,8 +168,8 @@ fn hashes(mask: &MaskInfo, value: &[u64]) -> ([u64; MAX_STAGES - 1], u64) {
     let mut stage_hashes = [0; MAX_STAGES - 1];
     let mut h = SEED;
     let mut j = 0;
-    let n = mask.stage_ends.len();
-    for (s, &end) in mask.stage_ends.iter().enumerate() {
+    let n = mask.stage_ends().len();
+    for (s, &end) in mask.stage_ends().iter().enumerate() {
         while j < end as usize {
             h = hash::add(h, value[j]);
             j += 1;
@@ -202,11 +202,12 @@ impl<R> Subtable<R> {
         let m = &*self.mask;
         let mut h = SEED;
         let mut j = 0;
-        let n_stages = m.stage_ends.len();
-        for (s, &end) in m.stage_ends.iter().enumerate() {
+        let (words, bits) = (m.words(), m.bits());
+        let n_stages = m.stage_ends().len();
+        for (s, &end) in m.stage_ends().iter().enumerate() {
             let end = end as usize;
             while j < end {
-                h = hash::add(h, key.words[m.words[j] as usize] & m.bits[j]);
+                h = hash::add(h, key.words[usize::from(words[j])] & bits[j]);
                 j += 1;
             }
             if s + 1 < n_stages {
@@ -222,7 +223,7 @@ impl<R> Subtable<R> {
                 }
             }
         }
-        m.unwildcard(wc, m.words.len());
+        m.unwildcard(wc, words.len());
         let fh = hash::finish(h);
         let shard = self.shards[shard_of(fh)].as_ref()?;
         shard
@@ -294,7 +295,7 @@ impl<R> Subtable<R> {
             for (s, &sh) in stage_hashes
                 .iter()
                 .enumerate()
-                .take(self.mask.stage_ends.len().saturating_sub(1))
+                .take(self.mask.stage_ends().len().saturating_sub(1))
             {
                 let st = &mut self.shard_mut(shard_of(sh)).stages[s];
                 match st.find_mut(sh, |e| e.0 == sh) {
@@ -381,7 +382,7 @@ impl<R> Subtable<R> {
             for (s, &sh) in stage_hashes
                 .iter()
                 .enumerate()
-                .take(self.mask.stage_ends.len().saturating_sub(1))
+                .take(self.mask.stage_ends().len().saturating_sub(1))
             {
                 let st = &mut self.shard_mut(shard_of(sh)).stages[s];
                 if let Ok(mut e) = st.find_entry(sh, |e| e.0 == sh) {
