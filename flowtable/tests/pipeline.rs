@@ -454,3 +454,24 @@ fn worker_translator_counts_and_follows_versions() {
     assert_eq!((c.translations, c.drops), (3, 1));
     assert_eq!(c.reasons[DropReason::TooDeep.index()], 1);
 }
+
+#[test]
+fn replaced_snapshots_are_freed_once_readers_move_on() {
+    let mut p = pipeline(&[], &[], "priority=1,actions=output:1");
+    let mut r = p.reader();
+    let old = std::sync::Arc::downgrade(r.refresh());
+    p.apply(fm("priority=2,actions=output:2"), 1).unwrap();
+    p.reclaim();
+    assert!(
+        old.upgrade().is_some(),
+        "a reader still runs the old version"
+    );
+    r.refresh();
+    p.reclaim();
+    assert!(old.upgrade().is_none(), "retired and dropped by the writer");
+    // A dropped reader no longer holds anything back.
+    let v = p.version();
+    drop(r);
+    p.apply(fm("priority=3,actions=output:3"), 2).unwrap();
+    assert!(p.readers_reached(v + 1));
+}
