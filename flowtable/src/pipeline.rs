@@ -56,7 +56,7 @@ use xvs_classifier::{
 };
 
 use crate::action::Action;
-use crate::flow::{Flow, FlowFlags, FlowMod, FlowModCommand, Match};
+use crate::flow::{Flow, FlowFlags, FlowMod, FlowModCommand, FlowStats, Match};
 use crate::group::{
     Bucket, Group, GroupCommand, GroupMod, BUCKET_FIRST, BUCKET_LAST, BUCKET_UNSET, GROUP_ALL,
     GROUP_MAX,
@@ -305,6 +305,47 @@ impl PipelineSnapshot {
     pub fn flows(&self) -> impl Iterator<Item = &Arc<FlowRule>> {
         self.tables.iter().flat_map(|t| t.iter())
     }
+
+    /// The flows of `table` ([`TABLE_ALL`]: every table) as `dump-flows` reports them, with
+    /// their statistics at `now` (milliseconds, the clock of [`Pipeline::commit`] and
+    /// [`Translation::credit`](crate::translate::Translation::credit)): counters from the
+    /// rules' `RuleStats`, `duration` since the add, `idle_age` since the last hit (or the add),
+    /// `hard_age` since the last add/modify. Ordered by table, then priority (highest first).
+    pub fn dump_flows(&self, table: u8, now: u64) -> Vec<Flow> {
+        let mut rules: Vec<&Arc<FlowRule>> = if table == TABLE_ALL {
+            self.flows().collect()
+        } else {
+            self.table(table)
+                .map(|t| t.iter().collect())
+                .unwrap_or_default()
+        };
+        rules.sort_by_key(|r| {
+            (
+                r.payload().flow.table,
+                std::cmp::Reverse(r.priority()),
+                r.seq(),
+            )
+        });
+        rules.into_iter().map(|r| dumped_flow(r, now)).collect()
+    }
+}
+
+/// One rule as `dump-flows` reports it at `now` (see [`PipelineSnapshot::dump_flows`]).
+pub fn dumped_flow(rule: &FlowRule, now: u64) -> Flow {
+    let e = rule.payload();
+    let mut f = e.flow.clone();
+    let age = now.saturating_sub(e.created);
+    let secs = |ms: u64| u32::try_from(ms / 1000).unwrap_or(u32::MAX);
+    let used = rule.stats().last_used().max(e.created);
+    f.stats = Some(FlowStats {
+        duration_sec: secs(age),
+        duration_nsec: ((age % 1000) * 1_000_000) as u32,
+        n_packets: Some(rule.stats().packets()),
+        n_bytes: Some(rule.stats().bytes()),
+        idle_age: Some(secs(now.saturating_sub(used))),
+        hard_age: Some(secs(now.saturating_sub(e.modified))),
+    });
+    f
 }
 
 struct Shared {

@@ -475,3 +475,42 @@ fn replaced_snapshots_are_freed_once_readers_move_on() {
     p.apply(fm("priority=3,actions=output:3"), 2).unwrap();
     assert!(p.readers_reached(v + 1));
 }
+
+#[test]
+fn dump_flows_reports_counters_and_ages_in_ovs_format() {
+    use xvs_flowtable::print::{dump_flow_line, FormatOptions};
+    let mut p = Pipeline::new();
+    p.apply(fm("table=2,priority=5,cookie=0x7,ip,actions=drop"), 0)
+        .unwrap();
+    p.apply(fm("table=1,priority=9,actions=output:2"), 1_000)
+        .unwrap();
+    p.apply(fm("table=1,priority=10,ip,actions=resubmit(,2)"), 2_000)
+        .unwrap();
+    p.apply(fm("priority=1,actions=goto_table:1"), 2_000)
+        .unwrap();
+    xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4)).credit(3, 180, 4_000);
+    let all = p
+        .snapshot()
+        .dump_flows(xvs_flowtable::pipeline::TABLE_ALL, 5_500);
+    let order: Vec<(u8, u16)> = all.iter().map(|f| (f.table, f.priority)).collect();
+    assert_eq!(order, vec![(0, 1), (1, 10), (1, 9), (2, 5)]);
+    let t2 = &p.snapshot().dump_flows(2, 5_500)[0];
+    let st = t2.stats.unwrap();
+    assert_eq!((st.n_packets, st.n_bytes), (Some(3), Some(180)));
+    assert_eq!((st.duration_sec, st.duration_nsec), (5, 500_000_000));
+    assert_eq!(st.idle_age, Some(1));
+    let names = NameMap::new();
+    let opts = FormatOptions {
+        names: &names,
+        show_stats: true,
+    };
+    let line = dump_flow_line(t2, &opts);
+    assert!(
+        line.starts_with(" cookie=0x7, duration=5.500s, table=2, n_packets=3, n_bytes=180, idle_age=1, priority=5,ip actions=drop"),
+        "{line}"
+    );
+    // The flow never hit: zero counters, idle since its add.
+    let t1 = &p.snapshot().dump_flows(1, 5_500)[1];
+    assert_eq!(t1.stats.unwrap().n_packets, Some(0));
+    assert_eq!(t1.stats.unwrap().idle_age, Some(4));
+}
