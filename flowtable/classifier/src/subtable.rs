@@ -138,7 +138,8 @@ impl<R> Shard<R> {
 /// All rules with one mask.
 pub(crate) struct Subtable<R> {
     pub(crate) mask: Arc<MaskInfo>,
-    shards: Box<[Option<Arc<Shard<R>>>]>,
+    /// Inline (no pointer to follow before the shard itself); the subtable is behind an `Arc`.
+    shards: [Option<Arc<Shard<R>>>; N_SHARDS],
     /// Number of rules per priority, for `max_priority` after deletions.
     priorities: BTreeMap<u32, u32>,
     pub(crate) max_priority: u32,
@@ -185,7 +186,7 @@ impl<R> Subtable<R> {
     pub(crate) fn new(mask: Arc<MaskInfo>) -> Self {
         Self {
             mask,
-            shards: (0..N_SHARDS).map(|_| None).collect(),
+            shards: std::array::from_fn(|_| None),
             priorities: BTreeMap::new(),
             max_priority: 0,
             hard_priorities: BTreeMap::new(),
