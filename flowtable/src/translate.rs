@@ -40,6 +40,11 @@
 //! not implemented yet: meters only record). A translation with learn or controller side
 //! effects is [`slow_path`](Translation::slow_path): the engine must not cache it, as every
 //! packet needs the side effect.
+//!
+//! # Tracing
+//! [`TranslateScratch::set_trace`] makes translations record [`TraceEvent`]s (each lookup with
+//! its winning flow and nesting depth, groups, outputs, drops); [`format_trace`] prints them in
+//! the spirit of `ovs-appctl ofproto/trace`. Off by default and free when off.
 
 use std::sync::Arc;
 
@@ -249,6 +254,8 @@ impl Translation {
 #[derive(Debug, Default)]
 pub struct TranslateScratch {
     lookup: LookupScratch,
+    /// Trace events of the last translation, when tracing is on.
+    trace: Option<Vec<TraceEvent>>,
 }
 
 impl TranslateScratch {
@@ -256,6 +263,105 @@ impl TranslateScratch {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Turns tracing on or off: when on, each translation records its [`TraceEvent`]s
+    /// (`ofproto/trace`). Off by default; costs nothing when off.
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = if on { Some(Vec::new()) } else { None };
+    }
+
+    /// The events of the last translation (empty when tracing is off).
+    pub fn trace(&self) -> &[TraceEvent] {
+        self.trace.as_deref().unwrap_or(&[])
+    }
+}
+
+/// One step of a traced translation.
+#[derive(Debug, Clone)]
+pub enum TraceEvent {
+    /// A table lookup at resubmit/group nesting `depth`: the winning flow, or `None` (miss).
+    Lookup {
+        /// The table.
+        table: u8,
+        /// Resubmit/group nesting.
+        depth: usize,
+        /// The flow that matched.
+        rule: Option<Arc<FlowRule>>,
+    },
+    /// A group; `bucket` is the index of the selected bucket for select groups.
+    Group {
+        /// The group id.
+        id: u32,
+        /// Selected bucket index (select groups).
+        bucket: Option<usize>,
+    },
+    /// A datapath output.
+    Output(u32),
+    /// A packet-in request.
+    Controller,
+    /// An abnormal event.
+    Drop(DropReason),
+}
+
+/// Formats a trace in the spirit of `ovs-appctl ofproto/trace`: one block per table lookup
+/// (indented by nesting) with the flow's match and actions, then the outcome.
+pub fn format_trace(
+    events: &[TraceEvent],
+    t: &Translation,
+    names: &crate::names::NameMap,
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for e in events {
+        match e {
+            TraceEvent::Lookup { table, depth, rule } => {
+                let pad = "    ".repeat(*depth);
+                match rule {
+                    Some(r) => {
+                        let f = &r.payload().flow;
+                        let mut m = String::new();
+                        crate::print::format_match(&mut m, &f.match_, f.priority, names);
+                        let mut a = String::new();
+                        crate::print::format_actions(&mut a, &f.actions, names);
+                        let _ = writeln!(s, "{pad}{table}. {m}, cookie {:#x}", f.cookie);
+                        let _ = writeln!(s, "{pad}    {a}");
+                    }
+                    None => {
+                        let _ = writeln!(s, "{pad}{table}. No match.");
+                        let _ = writeln!(s, "{pad}    drop");
+                    }
+                }
+            }
+            TraceEvent::Group { id, bucket } => match bucket {
+                Some(b) => {
+                    let _ = writeln!(s, "    group {id}: bucket {b}");
+                }
+                None => {
+                    let _ = writeln!(s, "    group {id}");
+                }
+            },
+            TraceEvent::Output(p) => {
+                let _ = writeln!(s, "    -> output to port {p}");
+            }
+            TraceEvent::Controller => {
+                let _ = writeln!(s, "    -> packet-in to the controller");
+            }
+            TraceEvent::Drop(r) => {
+                let _ = writeln!(s, "    -> {}", r.name());
+            }
+        }
+    }
+    s.push_str("\nMegaflow: ");
+    let _ = write!(s, "{:?}", t.mask);
+    s.push_str("\nDatapath actions: ");
+    if t.actions.is_empty() {
+        s.push_str("drop");
+    } else {
+        let acts: Vec<String> = t.actions.iter().map(|a| format!("{a:?}")).collect();
+        s.push_str(&acts.join(","));
+    }
+    s.push('\n');
+    s
 }
 
 /// Translates `key` through `snap` into `out` (cleared first). `now` stamps learn requests.
@@ -278,8 +384,13 @@ pub fn translate(
     if dl == ethertype::IP || dl == ethertype::IPV6 {
         out.mask.set(layout::NW_FRAG, u64::MAX);
     }
+    let mut trace = scratch.trace.as_mut();
+    if let Some(t) = trace.as_deref_mut() {
+        t.clear();
+    }
     let mut cx = Ctx {
         snap,
+        trace,
         flow: *key,
         base: *key,
         written: FlowKey::ZERO,
@@ -418,6 +529,7 @@ const PACKET_WORD_START: usize = 26;
 
 struct Ctx<'a> {
     snap: &'a PipelineSnapshot,
+    trace: Option<&'a mut Vec<TraceEvent>>,
     /// The working key.
     flow: FlowKey,
     /// The packet as the emitted actions leave it.
@@ -437,7 +549,14 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    fn record(&mut self, e: impl FnOnce() -> TraceEvent) {
+        if let Some(t) = self.trace.as_deref_mut() {
+            t.push(e());
+        }
+    }
+
     fn fail(&mut self, r: DropReason) {
+        self.record(|| TraceEvent::Drop(r));
         if !self.fatal {
             self.fatal = true;
             self.out.reason = Some(r);
@@ -445,6 +564,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn note(&mut self, r: DropReason) {
+        self.record(|| TraceEvent::Drop(r));
         if self.out.reason.is_none() {
             self.out.reason = Some(r);
         }
@@ -472,7 +592,14 @@ impl<'a> Ctx<'a> {
             }
             let snap = self.snap;
             let Some(t) = snap.table(table) else { return };
-            let Some(rule) = t.lookup_with(&self.flow, &mut self.out.mask, self.scratch) else {
+            let found = t.lookup_with(&self.flow, &mut self.out.mask, self.scratch);
+            let depth = self.depth;
+            self.record(|| TraceEvent::Lookup {
+                table,
+                depth,
+                rule: found.cloned(),
+            });
+            let Some(rule) = found else {
                 // Table miss: drop (OpenFlow 1.3+); a resubmit just returns.
                 return;
             };
@@ -724,6 +851,7 @@ impl<'a> Ctx<'a> {
         if self.fatal {
             return;
         }
+        self.record(|| TraceEvent::Output(p));
         self.push(DpAction::Output(p));
     }
 
@@ -738,6 +866,7 @@ impl<'a> Ctx<'a> {
     fn controller(&mut self, c: Controller, flow: &Flow, table: u8) {
         // The packet-in carries the packet as modified so far.
         self.commit();
+        self.record(|| TraceEvent::Controller);
         let pause = c.pause;
         self.out.controller.push(ControllerRequest {
             controller: c,
@@ -765,18 +894,25 @@ impl<'a> Ctx<'a> {
         self.depth += 1;
         match g.group_type {
             GroupType::All => {
+                self.record(|| TraceEvent::Group { id, bucket: None });
                 for b in &g.buckets {
                     self.bucket(&b.actions, flow, table);
                 }
             }
             GroupType::Select => {
-                if let Some(i) = self.select_bucket(g) {
+                let chosen = self.select_bucket(g);
+                self.record(|| TraceEvent::Group { id, bucket: chosen });
+                if let Some(i) = chosen {
                     if let Some(b) = g.buckets.get(i) {
                         self.bucket(&b.actions, flow, table);
                     }
                 }
             }
             GroupType::Indirect | GroupType::FastFailover => {
+                self.record(|| TraceEvent::Group {
+                    id,
+                    bucket: Some(0),
+                });
                 // Port liveness is not tracked yet: the first bucket is live.
                 if let Some(b) = g.buckets.first() {
                     self.bucket(&b.actions, flow, table);

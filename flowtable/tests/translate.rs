@@ -430,3 +430,41 @@ fn always_exact_fields() {
     want.set(layout::NW_FRAG, u64::MAX);
     assert_eq!(t.mask, want);
 }
+
+#[test]
+fn trace_records_the_walk() {
+    use xvs_flowtable::translate::{format_trace, translate, TraceEvent, TranslateScratch};
+    let p = pipeline(
+        &["group_id=3,type=select,bucket=actions=resubmit(,2)"],
+        &[],
+        "table=0,priority=10,tcp,actions=goto_table:1\n\
+         table=1,priority=10,actions=group:3\n\
+         table=2,priority=10,actions=output:5,resubmit(,9)\n",
+    );
+    let mut sc = TranslateScratch::new();
+    let mut out = xvs_flowtable::translate::Translation::new();
+    translate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4), 0, &mut sc, &mut out);
+    assert!(sc.trace().is_empty(), "off by default");
+    sc.set_trace(true);
+    translate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4), 0, &mut sc, &mut out);
+    let tables: Vec<(u8, usize, bool)> = sc
+        .trace()
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::Lookup { table, depth, rule } => Some((*table, *depth, rule.is_some())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        tables,
+        vec![(0, 0, true), (1, 0, true), (2, 2, true), (9, 3, false)]
+    );
+    assert!(sc
+        .trace()
+        .iter()
+        .any(|e| matches!(e, TraceEvent::Output(5))));
+    let text = format_trace(sc.trace(), &out, &NameMap::new());
+    assert!(text.contains("0. priority=10,tcp, cookie 0x0"), "{text}");
+    assert!(text.contains("9. No match."), "{text}");
+    assert!(text.contains("Datapath actions: Output(5)"), "{text}");
+}
