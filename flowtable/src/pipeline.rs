@@ -75,16 +75,64 @@ pub const METER_MAX: u32 = 0xffff_0000;
 /// Meter id meaning every meter (`OFPM13_ALL`).
 pub const METER_ALL: u32 = 0xffff_ffff;
 
-/// What a classifier rule of the pipeline carries: the flow and its ages.
+/// What a classifier rule of the pipeline carries: everything of the flow but its match and
+/// priority (the rule holds those, once: a [`Match`] is 640 bytes), and its ages. The whole
+/// flow is [`rule_flow`]; counters are the rule's `RuleStats`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowEntry {
-    /// The flow: table, priority, cookie, timeouts, flags, match and actions (`stats` is
-    /// `None`; counters live in the rule's `RuleStats`).
-    pub flow: Flow,
+    /// Table id.
+    pub table: u8,
+    /// Cookie.
+    pub cookie: u64,
+    /// Idle timeout in seconds, 0 = none.
+    pub idle_timeout: u16,
+    /// Hard timeout in seconds, 0 = none.
+    pub hard_timeout: u16,
+    /// Importance.
+    pub importance: u16,
+    /// Flow-mod flags.
+    pub flags: FlowFlags,
+    /// Actions and instructions; empty = drop.
+    pub actions: Vec<Action>,
     /// `now` of the mod that created the flow (kept by modifies, as OVS keeps `created`).
     pub created: u64,
     /// `now` of the last add or modify of the flow.
     pub modified: u64,
+}
+
+impl FlowEntry {
+    /// The entry for `flow` added to `table` at `now`.
+    pub fn new(flow: &Flow, table: u8, now: u64) -> Self {
+        FlowEntry {
+            table,
+            cookie: flow.cookie,
+            idle_timeout: flow.idle_timeout,
+            hard_timeout: flow.hard_timeout,
+            importance: flow.importance,
+            flags: flow.flags,
+            actions: flow.actions.clone(),
+            created: now,
+            modified: now,
+        }
+    }
+}
+
+/// The whole flow a rule holds (match and priority from the rule; no statistics).
+pub fn rule_flow(rule: &FlowRule) -> Flow {
+    let e = rule.payload();
+    let m = rule.to_match();
+    Flow {
+        table: e.table,
+        priority: u16::try_from(rule.priority()).unwrap_or(u16::MAX),
+        cookie: e.cookie,
+        idle_timeout: e.idle_timeout,
+        hard_timeout: e.hard_timeout,
+        importance: e.importance,
+        flags: e.flags,
+        match_: Match::from_keys(*m.value(), *m.mask()),
+        actions: e.actions.clone(),
+        stats: None,
+    }
 }
 
 /// A rule of a pipeline table.
@@ -319,13 +367,7 @@ impl PipelineSnapshot {
                 .map(|t| t.iter().collect())
                 .unwrap_or_default()
         };
-        rules.sort_by_key(|r| {
-            (
-                r.payload().flow.table,
-                std::cmp::Reverse(r.priority()),
-                r.seq(),
-            )
-        });
+        rules.sort_by_key(|r| (r.payload().table, std::cmp::Reverse(r.priority()), r.seq()));
         rules.into_iter().map(|r| dumped_flow(r, now)).collect()
     }
 }
@@ -333,7 +375,7 @@ impl PipelineSnapshot {
 /// One rule as `dump-flows` reports it at `now` (see [`PipelineSnapshot::dump_flows`]).
 pub fn dumped_flow(rule: &FlowRule, now: u64) -> Flow {
     let e = rule.payload();
-    let mut f = e.flow.clone();
+    let mut f = rule_flow(rule);
     let age = now.saturating_sub(e.created);
     let secs = |ms: u64| u32::try_from(ms / 1000).unwrap_or(u32::MAX);
     let used = rule.stats().last_used().max(e.created);
@@ -471,7 +513,7 @@ impl Pipeline {
         let mut mods = Vec::new();
         for r in self.current.flows() {
             let e = r.payload();
-            let f = &e.flow;
+            let f = e;
             let hard = f.hard_timeout != 0
                 && e.created.saturating_add(u64::from(f.hard_timeout) * 1000) <= now;
             let last = r.stats().last_used().max(e.modified);
@@ -480,7 +522,7 @@ impl Pipeline {
             if hard || idle {
                 mods.push(PipelineMod::Flow(FlowMod {
                     command: FlowModCommand::DeleteStrict,
-                    flow: f.clone(),
+                    flow: rule_flow(r),
                     table_given: true,
                     cookie_mask: 0,
                     modify_cookie: false,
@@ -769,7 +811,7 @@ impl<'a> Staging<'a> {
             return Vec::new();
         };
         let keep = |r: &Arc<FlowRule>| {
-            let f = &r.payload().flow;
+            let f = r.payload();
             (f.cookie ^ fm.flow.cookie) & fm.cookie_mask == 0
                 && (!filters
                     || fm.out_port == Port::NONE
@@ -813,7 +855,7 @@ impl<'a> Staging<'a> {
             }
             let learned: Vec<(u8, u64)> = report.removed[first_new..]
                 .iter()
-                .flat_map(|r| r.payload().flow.actions.iter())
+                .flat_map(|r| r.payload().actions.iter())
                 .filter_map(|a| match a {
                     Action::Learn(l) if l.delete_learned => Some((l.table, l.cookie)),
                     _ => None,
@@ -824,7 +866,7 @@ impl<'a> Staging<'a> {
                 let Some(view) = self.view(lt) else { continue };
                 let v: Vec<(ClsMatch, u32)> = view
                     .iter()
-                    .filter(|r| r.payload().flow.cookie == cookie)
+                    .filter(|r| r.payload().cookie == cookie)
                     .map(|r| (r.to_match(), r.priority()))
                     .collect();
                 pending.push((lt, v));
@@ -860,15 +902,7 @@ impl<'a> Staging<'a> {
                 }
             }
         }
-        let mut flow = fm.flow.clone();
-        flow.table = table;
-        flow.stats = None;
-        let now = self.now;
-        let entry = FlowEntry {
-            flow,
-            created: now,
-            modified: now,
-        };
+        let entry = FlowEntry::new(&fm.flow, table, self.now);
         let reset = fm.flow.flags.0 & FlowFlags::RESET_COUNTS != 0;
         let Some(b) = self.open(t) else {
             return Err(PipelineError::BadTable(table));
@@ -914,9 +948,9 @@ impl<'a> Staging<'a> {
                     continue;
                 };
                 let mut entry = old.payload().clone();
-                entry.flow.actions = fm.flow.actions.clone();
+                entry.actions = fm.flow.actions.clone();
                 if fm.modify_cookie {
-                    entry.flow.cookie = fm.flow.cookie;
+                    entry.cookie = fm.flow.cookie;
                 }
                 entry.modified = now;
                 if reset {
@@ -936,7 +970,7 @@ impl<'a> Staging<'a> {
             let victims: Vec<(ClsMatch, u32)> = match self.view(t) {
                 Some(v) if !v.is_empty() => v
                     .iter()
-                    .filter(|r| pred(&r.payload().flow.actions))
+                    .filter(|r| pred(&r.payload().actions))
                     .map(|r| (r.to_match(), r.priority()))
                     .collect(),
                 _ => continue,

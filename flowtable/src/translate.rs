@@ -58,7 +58,7 @@ use crate::field::{ones, read_loc, write_loc, FieldId, Loc, Prereq, Subfield};
 use crate::flow::{ethertype, ipproto, Flow, FlowMod, FlowModCommand, Match};
 use crate::group::GroupType;
 use crate::names::Port;
-use crate::pipeline::{FlowRule, PipelineReader, PipelineSnapshot};
+use crate::pipeline::{FlowEntry, FlowRule, PipelineReader, PipelineSnapshot};
 
 /// Deepest nesting of `resubmit` and `group` (OVS `MAX_DEPTH`).
 pub const MAX_DEPTH: usize = 64;
@@ -318,7 +318,7 @@ pub fn format_trace(
                 let pad = "    ".repeat(*depth);
                 match rule {
                     Some(r) => {
-                        let f = &r.payload().flow;
+                        let f = crate::pipeline::rule_flow(r);
                         let mut m = String::new();
                         crate::print::format_match(&mut m, &f.match_, f.priority, names);
                         let mut a = String::new();
@@ -605,7 +605,7 @@ impl<'a> Ctx<'a> {
             };
             self.out.rules.push(Arc::clone(rule));
             let entry = rule.payload();
-            match self.run_actions(&entry.flow.actions, &entry.flow, table) {
+            match self.run_actions(&entry.actions, entry, table) {
                 Some(next) if !self.stop => table = next,
                 _ => return,
             }
@@ -613,7 +613,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Runs `actions` of `flow` (found in `table`); returns the goto target, if any.
-    fn run_actions(&mut self, actions: &'a [Action], flow: &'a Flow, table: u8) -> Option<u8> {
+    fn run_actions(&mut self, actions: &'a [Action], flow: &'a FlowEntry, table: u8) -> Option<u8> {
         self.stop = false;
         for a in actions {
             if self.fatal || self.stop {
@@ -819,7 +819,7 @@ impl<'a> Ctx<'a> {
         self.written.set(layout::NW_TTL, 0xff);
     }
 
-    fn output(&mut self, port: Port, max_len: u16, flow: &Flow, table: u8) {
+    fn output(&mut self, port: Port, max_len: u16, flow: &FlowEntry, table: u8) {
         let in_port = self.flow.get(layout::IN_PORT) as u32;
         let p = match port {
             Port::IN_PORT => in_port,
@@ -863,7 +863,7 @@ impl<'a> Ctx<'a> {
         self.out.actions.push(a);
     }
 
-    fn controller(&mut self, c: Controller, flow: &Flow, table: u8) {
+    fn controller(&mut self, c: Controller, flow: &FlowEntry, table: u8) {
         // The packet-in carries the packet as modified so far.
         self.commit();
         self.record(|| TraceEvent::Controller);
@@ -881,7 +881,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn group(&mut self, id: u32, flow: &'a Flow, table: u8) {
+    fn group(&mut self, id: u32, flow: &'a FlowEntry, table: u8) {
         let snap = self.snap;
         let Some(g) = snap.group(id) else {
             self.fail(DropReason::MissingGroup(id));
@@ -924,7 +924,7 @@ impl<'a> Ctx<'a> {
 
     /// Runs a bucket on a copy of the working key (buckets do not see each other's changes,
     /// and the actions after the group do not see theirs).
-    fn bucket(&mut self, actions: &'a [Action], flow: &'a Flow, table: u8) {
+    fn bucket(&mut self, actions: &'a [Action], flow: &'a FlowEntry, table: u8) {
         let saved = self.flow;
         let saved_tpid = self.vlan_tpid;
         // A bucket cannot goto; a goto_table there was refused at group add.
@@ -992,7 +992,7 @@ impl<'a> Ctx<'a> {
         best.map(|(i, _)| i)
     }
 
-    fn learn(&mut self, l: &Learn, flow: &Flow, table: u8) {
+    fn learn(&mut self, l: &Learn, flow: &FlowEntry, table: u8) {
         let mut m = Match::catch_all();
         let mut actions = Vec::new();
         let set_match = |m: &mut Match, dst: &Subfield, v: u128| {

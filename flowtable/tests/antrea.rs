@@ -205,7 +205,7 @@ fn many_policy_rules_still_decide_correctly() {
         assert!(
             t.rules
                 .iter()
-                .any(|r| r.payload().flow.table == 13 && r.priority() == 190),
+                .any(|r| r.payload().table == 13 && r.priority() == 190),
             "rule {i} not hit"
         );
     }

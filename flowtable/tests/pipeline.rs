@@ -186,7 +186,6 @@ fn modify_loose_and_strict_keep_counters() {
 
 fn out_of_actions(r: &xvs_flowtable::pipeline::FlowRule) -> Vec<u16> {
     r.payload()
-        .flow
         .actions
         .iter()
         .filter_map(|a| match a {

@@ -349,7 +349,7 @@ fn meter_is_recorded_controller_and_learn_are_side_effects() {
         .unwrap()
         .clone();
     assert_eq!(
-        r.payload().flow.actions,
+        r.payload().actions,
         vec![xvs_flowtable::Action::SetField {
             field: xvs_flowtable::FieldId::from_name("reg4").unwrap(),
             value: 443,
