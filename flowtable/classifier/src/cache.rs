@@ -106,17 +106,23 @@ impl<A> DatapathCache<A> {
             let os = &mut out[start..end];
             let mut pending = 0u64;
             if self.exact.enabled() {
-                for (i, key) in ks.iter().enumerate() {
-                    let h = self.exact.hash(key);
-                    hashes[i] = h;
-                    match self.exact.find(h) {
+                // Three passes rather than one per key: hashing is pure compute, and the
+                // bucket and entry loads of different keys are independent, so the CPU can
+                // have many of them in flight at once.
+                for (h, key) in hashes.iter_mut().zip(ks.iter()) {
+                    *h = self.exact.hash(key);
+                }
+                for (o, h) in os.iter_mut().zip(hashes.iter()) {
+                    *o = self.exact.find(*h);
+                }
+                for (i, (o, key)) in os.iter_mut().zip(ks.iter()).enumerate() {
+                    match *o {
                         Some(id) if self.megaflow.matches(id, key) => {
-                            os[i] = Some(id);
                             self.megaflow.count_hit(id);
                             self.stats.exact_hits += 1;
                         }
                         _ => {
-                            os[i] = None;
+                            *o = None;
                             pending |= 1u64 << i;
                         }
                     }

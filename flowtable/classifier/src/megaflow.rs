@@ -432,13 +432,21 @@ impl<A> MegaflowCache<A> {
                 continue;
             }
             probes += 1;
+            // Hash every pending key first (compute only), then probe (independent loads).
+            let mut hashes = [0u64; 64];
+            let mut bits = pending;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                hashes[i] = st.hash(&keys[i], self.seed);
+            }
             let mut bits = pending;
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let key = &keys[i];
                 let st = &self.subtables[si];
-                let h = st.hash(key, self.seed);
+                let h = hashes[i];
                 let entries = &self.entries;
                 if let Some(&idx) = st.table.find(h, |&j| {
                     let e = &entries[j as usize];
