@@ -242,8 +242,18 @@ impl Translation {
     /// Credits `packets`/`bytes` at time `now` to every flow that matched (once per flow, even
     /// if it matched several times).
     pub fn credit(&self, packets: u64, bytes: u64, now: u64) {
-        for (i, r) in self.rules.iter().enumerate() {
-            if !self.rules[..i].iter().any(|o| Arc::ptr_eq(o, r)) {
+        if self.rules.len() <= 64 {
+            for (i, r) in self.rules.iter().enumerate() {
+                if !self.rules[..i].iter().any(|o| Arc::ptr_eq(o, r)) {
+                    r.stats().record(packets, bytes, now);
+                }
+            }
+        } else {
+            // Long walks (up to MAX_LOOKUPS rules): sort by address instead of the quadratic scan.
+            let mut rs: Vec<&Arc<FlowRule>> = self.rules.iter().collect();
+            rs.sort_by_key(|r| Arc::as_ptr(r));
+            rs.dedup_by(|a, b| Arc::ptr_eq(a, b));
+            for r in rs {
                 r.stats().record(packets, bytes, now);
             }
         }

@@ -513,3 +513,23 @@ fn dump_flows_reports_counters_and_ages_in_ovs_format() {
     assert_eq!(t1.stats.unwrap().n_packets, Some(0));
     assert_eq!(t1.stats.unwrap().idle_age, Some(4));
 }
+
+#[test]
+fn modify_with_cookie_mask_and_delete_by_out_group() {
+    use xvs_flowtable::flow::FlowModCommand::*;
+    let mut p = pipeline(
+        &["group_id=8,type=all,bucket=actions=output:8"],
+        &[],
+        "priority=10,cookie=0x10,in_port=1,actions=output:2\n\
+         priority=10,cookie=0x20,in_port=2,actions=output:2\n\
+         priority=10,cookie=0x30,in_port=3,actions=group:8\n",
+    );
+    p.apply(fm_cmd("cookie=0x20/0xff,actions=output:9", Modify), 1)
+        .unwrap();
+    assert_eq!(out_of(&p, 1), vec![2]);
+    assert_eq!(out_of(&p, 2), vec![9]);
+    let r = p.apply(fm_cmd("out_group=8", Delete), 1).unwrap();
+    assert_eq!(r.removed.len(), 1);
+    assert!(out_of(&p, 3).is_empty());
+    assert_eq!(p.snapshot().n_flows(), 2);
+}

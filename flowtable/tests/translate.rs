@@ -468,3 +468,66 @@ fn trace_records_the_walk() {
     assert!(text.contains("9. No match."), "{text}");
     assert!(text.contains("Datapath actions: Output(5)"), "{text}");
 }
+
+#[test]
+fn credit_dedups_long_walks_too() {
+    // 100 resubmits into the same two flows.
+    let mut acts = String::from("table=0,priority=1,actions=");
+    for _ in 0..100 {
+        acts.push_str("resubmit(,1),");
+    }
+    acts.push_str("output:2\ntable=1,priority=1,actions=set_field:0x1->reg0\n");
+    let p = pipeline(&[], &[], &acts);
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(t.rules.len(), 101);
+    t.credit(1, 64, 9);
+    for r in p.snapshot().flows() {
+        assert_eq!(r.stats().packets(), 1);
+    }
+}
+
+#[test]
+fn ipv6_rewrites_and_mask() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,ipv6,actions=set_field:fd00::9->ipv6_dst,dec_ttl,output:2",
+    );
+    let mut k = FlowKey::ZERO;
+    k.set(layout::IN_PORT, 1);
+    k.set(layout::ETH_TYPE, 0x86dd);
+    k.set128(layout::IPV6_SRC, 0xfd00 << 112 | 1);
+    k.set128(layout::IPV6_DST, 0xfd00 << 112 | 2);
+    k.set(layout::NW_PROTO, 17);
+    k.set(layout::NW_TTL, 9);
+    let t = xlate(p.snapshot(), &k);
+    assert_eq!(
+        t.actions,
+        vec![
+            DpAction::SetIpv6Dst(0xfd00 << 112 | 9),
+            DpAction::SetTtl(8),
+            DpAction::Output(2)
+        ]
+    );
+    assert_eq!(t.mask.get128(layout::IPV6_DST), u128::MAX);
+    assert_eq!(t.mask.get128(layout::IPV6_SRC), 0);
+    assert_eq!(t.mask.get(layout::NW_FRAG), full(layout::NW_FRAG));
+}
+
+#[test]
+fn rewrite_without_datapath_action_is_refused() {
+    // ICMP type has no datapath rewrite: drop with a reason rather than send it unmodified.
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,icmp,actions=set_field:0->icmp_type,output:2",
+    );
+    let mut k = tcp_key(1, 1, 2, 8, 0);
+    k.set(layout::NW_PROTO, 1);
+    let t = xlate(p.snapshot(), &k);
+    assert_eq!(
+        t.reason,
+        Some(DropReason::Unsupported(Unsupported::Rewrite))
+    );
+    assert!(t.actions.is_empty());
+}
