@@ -552,6 +552,43 @@ impl Pipeline {
         })
     }
 
+    /// Installs the flows `learn` actions produced (from [`Translation::learned`]
+    /// (crate::translate::Translation::learned), collected over a batch of packets) in one
+    /// bundle. A refused learned flow does not hold back the others: it is dropped from the
+    /// bundle and returned with its position and reason (OVS logs and ignores such failures).
+    pub fn apply_learned(
+        &mut self,
+        learned: &[crate::translate::LearnRequest],
+        now: u64,
+    ) -> (CommitReport, Vec<(usize, PipelineError)>) {
+        let mut mods: Vec<(usize, PipelineMod)> = learned
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i, PipelineMod::Flow(l.flow_mod.clone())))
+            .collect();
+        let mut refused = Vec::new();
+        loop {
+            let batch: Vec<PipelineMod> = mods.iter().map(|(_, m)| m.clone()).collect();
+            match self.commit(&batch, now) {
+                Ok(report) => return (report, refused),
+                Err(e) if e.index < mods.len() => {
+                    let (i, _) = mods.remove(e.index);
+                    refused.push((i, e.error));
+                }
+                Err(e) => {
+                    refused.push((e.index, e.error));
+                    return (
+                        CommitReport {
+                            version: self.current.version,
+                            ..CommitReport::default()
+                        },
+                        refused,
+                    );
+                }
+            }
+        }
+    }
+
     /// Applies one mod as its own bundle.
     pub fn apply(&mut self, m: PipelineMod, now: u64) -> Result<CommitReport, BundleError> {
         self.commit(std::slice::from_ref(&m), now)

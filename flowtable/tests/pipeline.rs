@@ -533,3 +533,28 @@ fn modify_with_cookie_mask_and_delete_by_out_group() {
     assert!(out_of(&p, 3).is_empty());
     assert_eq!(p.snapshot().n_flows(), 2);
 }
+
+#[test]
+fn learned_flows_are_installed_in_one_bundle_skipping_refused_ones() {
+    let mut p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,tcp,actions=learn(table=9,priority=7,hard_timeout=5,eth_type=0x800,NXM_OF_IP_SRC[],load:NXM_OF_TCP_DST[]->NXM_NX_REG4[0..15]),output:2\n",
+    );
+    let mut reqs = Vec::new();
+    for src in 1..=3 {
+        reqs.extend(xlate(p.snapshot(), &tcp_key(1, src, 2, 3, 80)).learned);
+    }
+    // A refused one in the middle (a learned flow naming a group that does not exist).
+    let mut bad = reqs[0].clone();
+    bad.flow_mod.flow.actions = vec![xvs_flowtable::Action::Group(77)];
+    reqs.insert(1, bad);
+    let v = p.version();
+    let (report, refused) = p.apply_learned(&reqs, 10);
+    assert_eq!(refused, vec![(1, PipelineError::BadOutGroup(77))]);
+    assert_eq!(report.added, 3);
+    assert_eq!(p.version(), v + 1, "one version for the whole batch");
+    assert_eq!(n(&p, 9), 3);
+    // The learned flows expire with their hard timeout (5 s after the commit at 10 ms).
+    assert_eq!(p.expire(5_010).removed.len(), 3);
+}
