@@ -552,9 +552,9 @@ impl Pipeline {
         })
     }
 
-    /// Installs the flows `learn` actions produced (from [`Translation::learned`]
-    /// (crate::translate::Translation::learned), collected over a batch of packets) in one
-    /// bundle. A refused learned flow does not hold back the others: it is dropped from the
+    /// Installs the flows `learn` actions produced (the
+    /// [`learned`](crate::translate::Translation::learned) requests of translations, collected
+    /// over a batch of packets) in one bundle. A refused learned flow does not hold back the others: it is dropped from the
     /// bundle and returned with its position and reason (OVS logs and ignores such failures).
     pub fn apply_learned(
         &mut self,
