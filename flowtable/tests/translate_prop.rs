@@ -1,7 +1,8 @@
 //! Property tests of translation over random pipelines:
 //! (a) the megaflow is correct: every key that agrees with a translated key on the returned mask
 //!     translates to the same actions, outcome and matched flows;
-//! (b) bundles of random flow mods, applied incrementally, give the same translations as the
+//! (b) bundles of random flow mods (add, strict and loose modify and delete, cookie masks),
+//!     applied incrementally, give the same translations as the
 //!     resulting flow set loaded from scratch, and a reader's old snapshot keeps the old
 //!     behaviour.
 #![allow(clippy::unwrap_used)]
@@ -316,6 +317,30 @@ proptest! {
                         let fl = model.0.remove(i);
                         let mut m = add(fl);
                         m.command = FlowModCommand::DeleteStrict;
+                        mods.push(PipelineMod::Flow(m));
+                    }
+                    3 if rng.chance(30) => {
+                        // Loose delete or modify in one table by cookie (catch-all match).
+                        let table = rng.below(u64::from(N_TABLES)) as u8;
+                        let cookie = rng.below(4);
+                        let hit = |fl: &Flow| fl.table == table && fl.cookie & 1 == cookie & 1;
+                        let mut m = add(Flow {
+                            table,
+                            cookie,
+                            ..Flow::default()
+                        });
+                        m.cookie_mask = 1;
+                        if rng.chance(50) {
+                            m.command = FlowModCommand::Delete;
+                            model.0.retain(|fl| !hit(fl));
+                        } else {
+                            m.command = FlowModCommand::Modify;
+                            m.modify_cookie = false;
+                            m.flow.actions = vec![random_action(&mut rng, table)];
+                            for fl in model.0.iter_mut().filter(|fl| hit(fl)) {
+                                fl.actions = m.flow.actions.clone();
+                            }
+                        }
                         mods.push(PipelineMod::Flow(m));
                     }
                     _ if !model.0.is_empty() => {
