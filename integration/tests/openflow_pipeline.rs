@@ -279,3 +279,62 @@ fn a_bad_flow_file_is_refused_with_its_line() -> Result<()> {
     assert!(!t.node.any_xdp()?, "a refused start left XDP attached");
     Ok(())
 }
+
+/// A stateless "reply only after request" firewall built with `learn`: pod-b may answer pod-a
+/// on a UDP port only after pod-a sent a request from it to pod-b:7777.
+const LEARN_FLOWS: &str = "\
+table=0,priority=100,in_port=1,udp,tp_dst=7777 actions=learn(table=1,priority=200,hard_timeout=60,eth_type=0x800,nw_proto=17,NXM_OF_IP_DST[]=NXM_OF_IP_SRC[],NXM_OF_UDP_DST[]=NXM_OF_UDP_SRC[],output:NXM_OF_IN_PORT[]),output:2
+table=0,priority=100,in_port=2,udp actions=goto_table:1
+table=0,priority=0 actions=drop
+table=1,priority=0 actions=drop
+";
+
+#[test]
+fn learned_flows_open_the_reply_path() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let t = topology()?;
+    let mut x = Xvsd::start_with(&t.node, CONFIG, &[("pipeline.flows", LEARN_FLOWS)])?;
+    let (a, b) = (&t.pods[0], &t.pods[1]);
+    let a7100 = socket(&a.ns, format!("{}:7100", a.ip))?;
+    let a7101 = socket(&a.ns, format!("{}:7101", a.ip))?;
+    let b7777 = socket(&b.ns, format!("{}:7777", b.ip))?;
+
+    expect_none(
+        &b7777,
+        &a7100,
+        "10.10.0.2:7100",
+        50,
+        "reply before any request",
+    )?;
+    expect_all(
+        &a7100,
+        &b7777,
+        "10.10.0.3:7777",
+        200,
+        "request a:7100 -> b:7777",
+    )?;
+    // The control thread installs learned flows within one control period (20 ms).
+    std::thread::sleep(Duration::from_millis(200));
+    expect_all(
+        &b7777,
+        &a7100,
+        "10.10.0.2:7100",
+        200,
+        "reply on the learned path",
+    )?;
+    expect_none(
+        &b7777,
+        &a7101,
+        "10.10.0.2:7101",
+        50,
+        "reply to a port nobody asked from",
+    )?;
+
+    let show = x.appctl(&["xvs/show"])?;
+    assert!(show.contains("learned flows: installed 1,"), "{show}");
+    assert!(x.stop()?.success(), "{}", x.stderr());
+    Ok(())
+}

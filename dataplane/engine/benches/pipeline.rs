@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 use xvs_engine::{
-    CacheConfig, EnginePort, Forwarding, OpenFlowStage, Translator, Worker, WorkerConfig,
+    CacheConfig, EnginePort, Forwarding, OpenFlowStage, Translator, Verdict, Worker, WorkerConfig,
 };
 use xvs_flowtable::datapath::DpAction;
 use xvs_flowtable::names::NameMap;
@@ -29,8 +29,11 @@ impl Translator for Adapter {
         key: &FlowKey,
         actions: &mut Vec<DpAction>,
         mask: &mut FlowKey,
-    ) -> bool {
-        self.0.translate_into(key, 0, actions, mask).is_ok()
+    ) -> Verdict {
+        match self.0.translate_into(key, 0, actions, mask) {
+            Ok(()) => Verdict::Cache,
+            Err(_) => Verdict::Drop,
+        }
     }
 }
 

@@ -9,6 +9,18 @@ use xvs_flowtable::datapath::DpAction;
 use xvs_packet::key::layout;
 use xvs_packet::{ExtractInfo, FlowKey};
 
+/// What translation decided for a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Execute the actions and install them as a megaflow for every packet matching the mask.
+    Cache,
+    /// Execute the actions for this packet only: the translation had side effects that every
+    /// packet must trigger (learn, packet-in), so nothing is cached.
+    Uncached,
+    /// Drop the packet; nothing is cached (the translator counts why).
+    Drop,
+}
+
 /// Translates cache misses through the OpenFlow tables. The daemon injects it; the engine knows
 /// nothing else of OpenFlow.
 ///
@@ -21,10 +33,13 @@ pub trait Translator: Send {
     fn refresh(&mut self) -> u64;
 
     /// Translates `key` against the adopted tables: appends the datapath actions to `actions`
-    /// and ORs every key bit the result depends on into `mask`. `false` means the packet must
-    /// be dropped and nothing cached (the translator counts why).
-    fn translate(&mut self, key: &FlowKey, actions: &mut Vec<DpAction>, mask: &mut FlowKey)
-        -> bool;
+    /// and ORs every key bit the result depends on into `mask`.
+    fn translate(
+        &mut self,
+        key: &FlowKey,
+        actions: &mut Vec<DpAction>,
+        mask: &mut FlowKey,
+    ) -> Verdict;
 }
 
 /// A datapath action with its output port resolved to this worker's port index.
@@ -54,6 +69,10 @@ pub struct OpenFlowStage {
     misses_this_batch: usize,
     /// Why packet `i` of the current burst has no megaflow.
     miss_reasons: [DropReason; BATCH],
+    /// Actions of packets of the current burst translated with [`Verdict::Uncached`].
+    uncached: Vec<ExecAction>,
+    /// For packet `i` of the current burst, its range in `uncached` (start, end).
+    uncached_range: [(u32, u32); BATCH],
 }
 
 impl std::fmt::Debug for OpenFlowStage {
@@ -74,6 +93,8 @@ impl OpenFlowStage {
             version: 0,
             misses_this_batch: 0,
             miss_reasons: [DropReason::TranslationFailed; BATCH],
+            uncached: Vec::with_capacity(256),
+            uncached_range: [(0, 0); BATCH],
         }
     }
 
@@ -94,6 +115,8 @@ impl OpenFlowStage {
         port_of: &dyn Fn(u32) -> Option<u16>,
         stats: &mut WorkerSnapshot,
     ) {
+        self.uncached.clear();
+        self.uncached_range = [(0, 0); BATCH];
         let before = *self.cache.stats();
         let mf_before = self.cache.megaflow_stats().subtable_lookups_on_hit;
         self.cache.lookup_batch(keys, ids);
@@ -125,8 +148,8 @@ impl OpenFlowStage {
                 *r = DropReason::TranslationFailed;
             }
             self.misses_this_batch += 1;
-            *id = self.upcall(key, port_of);
-            if id.is_some() {
+            *id = self.upcall(i, key, port_of);
+            if id.is_some() || self.uncached_actions(i).is_some() {
                 stats.upcalls_ok += 1;
             } else {
                 stats.upcalls_failed += 1;
@@ -136,29 +159,44 @@ impl OpenFlowStage {
 
     fn upcall(
         &mut self,
+        i: usize,
         key: &FlowKey,
         port_of: &dyn Fn(u32) -> Option<u16>,
     ) -> Option<MegaflowId> {
         self.scratch.clear();
         let mut mask = FlowKey::ZERO;
-        if !self.translator.translate(key, &mut self.scratch, &mut mask) {
+        let verdict = self.translator.translate(key, &mut self.scratch, &mut mask);
+        if verdict == Verdict::Drop {
             return None;
         }
         // Fields every megaflow matches exactly (as OVS's datapath does).
         mask.set(layout::IN_PORT, layout::IN_PORT.max_value());
         mask.set(layout::RECIRC_ID, layout::RECIRC_ID.max_value());
         mask.set(layout::ETH_TYPE, layout::ETH_TYPE.max_value());
-        let actions: Actions = self
-            .scratch
-            .iter()
-            .map(|a| match *a {
-                DpAction::Output(p) => {
-                    port_of(p).map_or(ExecAction::RemoteOutput, ExecAction::Output)
-                }
-                other => ExecAction::Header(other),
-            })
-            .collect();
+        let resolve = |a: &DpAction| match *a {
+            DpAction::Output(p) => port_of(p).map_or(ExecAction::RemoteOutput, ExecAction::Output),
+            other => ExecAction::Header(other),
+        };
+        if verdict == Verdict::Uncached {
+            let start = self.uncached.len() as u32;
+            self.uncached.extend(self.scratch.iter().map(resolve));
+            if let Some(r) = self.uncached_range.get_mut(i) {
+                *r = (start, self.uncached.len() as u32);
+            }
+            return None;
+        }
+        let actions: Actions = self.scratch.iter().map(resolve).collect();
         self.cache.insert(key, &mask, actions, self.version).ok()
+    }
+
+    /// The actions of packet `i` of the last classified burst when it was translated with
+    /// [`Verdict::Uncached`].
+    #[inline]
+    pub fn uncached_actions(&self, i: usize) -> Option<&[ExecAction]> {
+        let (s, e) = *self.uncached_range.get(i)?;
+        (e > s)
+            .then(|| self.uncached.get(s as usize..e as usize))
+            .flatten()
     }
 
     /// Why packet `i` of the last classified burst has no megaflow.

@@ -286,7 +286,8 @@ impl Worker {
             &mut self.stats,
         );
         for (i, &d) in rx[..n].iter().enumerate() {
-            let Some(actions) = self.ids[i].and_then(|id| stage.actions(id)) else {
+            let cached = self.ids[i].and_then(|id| stage.actions(id)).map(|a| &a[..]);
+            let Some(actions) = cached.or_else(|| stage.uncached_actions(i)) else {
                 self.pool.free(d.addr);
                 pipeline::count_drop(&mut self.stats, stage.miss_reason(i));
                 continue;

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use xvs_engine::{
-    CacheConfig, DropReason, EnginePort, Forwarding, OpenFlowStage, Translator, Worker,
+    CacheConfig, DropReason, EnginePort, Forwarding, OpenFlowStage, Translator, Verdict, Worker,
     WorkerConfig,
 };
 use xvs_flowtable::datapath::DpAction;
@@ -32,7 +32,7 @@ impl Translator for Scripted {
         key: &FlowKey,
         actions: &mut Vec<DpAction>,
         mask: &mut FlowKey,
-    ) -> bool {
+    ) -> Verdict {
         self.translations.fetch_add(1, Ordering::Relaxed);
         for f in [
             layout::IN_PORT,
@@ -43,14 +43,19 @@ impl Translator for Scripted {
             mask.set(f, f.max_value());
         }
         if key.get(layout::IN_PORT) != 1 {
-            return false;
+            return Verdict::Drop;
         }
         match key.get(layout::TP_DST) {
             9 => {}
             7 => actions.extend([DpAction::Output(2), DpAction::Output(3)]),
+            // Port 5000: a slow-path flow, executed but never cached.
+            5000 => {
+                actions.push(DpAction::Output(2));
+                return Verdict::Uncached;
+            }
             _ => actions.extend([DpAction::SetEthDst(NEW_DST), DpAction::Output(2)]),
         }
-        true
+        Verdict::Cache
     }
 }
 
@@ -184,5 +189,29 @@ fn drops_and_copies_are_accounted() {
     assert_eq!(c.rx_packets, 30);
     assert_eq!(c.upcalls_ok, 2);
     assert!(c.upcalls_failed >= 1);
+    assert_eq!(s.worker.pool().free_count(), 1024);
+}
+
+#[test]
+fn uncached_verdicts_are_executed_but_never_installed() {
+    let mut s = setup();
+    for i in 0..10 {
+        assert!(s.a.send(&udp_frame(i, 5000)));
+        s.worker.poll_once();
+    }
+    assert_eq!(
+        s.b.recv_all().len(),
+        10,
+        "every slow-path packet is forwarded"
+    );
+    assert_eq!(
+        s.translations.load(Ordering::Relaxed),
+        10,
+        "and translated each time"
+    );
+    s.worker.publish_counters();
+    let c = s.worker.shared().counters.load();
+    assert_eq!(c.upcalls_ok, 10);
+    assert_eq!(c.exact_hits + c.megaflow_hits, 0);
     assert_eq!(s.worker.pool().free_count(), 1024);
 }

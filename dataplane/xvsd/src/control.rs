@@ -24,6 +24,8 @@ pub struct Control {
     workers: Vec<Arc<WorkerShared>>,
     baselines: Vec<WorkerSnapshot>,
     translation: Arc<TranslationCounters>,
+    learned_installed: u64,
+    learned_refused: u64,
     exit: bool,
 }
 
@@ -39,8 +41,16 @@ impl Control {
             workers,
             baselines,
             translation,
+            learned_installed: 0,
+            learned_refused: 0,
             exit: false,
         }
+    }
+
+    /// Counts learned flows the control thread installed or the pipeline refused.
+    pub fn count_learned(&mut self, installed: usize, refused: usize) {
+        self.learned_installed += installed as u64;
+        self.learned_refused += refused as u64;
     }
 
     /// True once `exit` was received.
@@ -166,6 +176,14 @@ impl Control {
 
     fn show(&self) -> String {
         let mut s = format!("bridge {}:\n", self.bridge);
+        let t = &self.translation;
+        let lost = t.learn_dropped.load(std::sync::atomic::Ordering::Relaxed);
+        let pins = t.controller.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = writeln!(
+            s,
+            "  learned flows: installed {}, refused {}, lost {lost}; packet-ins requested (not delivered): {pins}",
+            self.learned_installed, self.learned_refused
+        );
         let reasons = self.translation.nonzero();
         if !reasons.is_empty() {
             let _ = writeln!(s, "  translation drops:");

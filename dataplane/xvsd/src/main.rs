@@ -120,6 +120,8 @@ fn run(args: &Args) -> Result<()> {
     };
 
     let translation_counters = Arc::new(openflow::TranslationCounters::default());
+    let epoch = std::time::Instant::now();
+    let mut learn_queues = Vec::new();
 
     // Open every port before starting any worker: a failure here drops what was opened
     // (detaching XDP programs, removing taps) and exits.
@@ -148,13 +150,15 @@ fn run(args: &Args) -> Result<()> {
             engine_ports.push(port);
         }
         let forwarding = match pipeline.as_mut() {
-            Some(p) => Forwarding::OpenFlow(Box::new(OpenFlowStage::new(
-                Box::new(openflow::WorkerTranslator::new(
-                    p,
-                    translation_counters.clone(),
-                )),
-                CacheConfig::default(),
-            ))),
+            Some(p) => {
+                let (translator, learned) =
+                    openflow::WorkerTranslator::new(p, translation_counters.clone(), epoch);
+                learn_queues.push(learned);
+                Forwarding::OpenFlow(Box::new(OpenFlowStage::new(
+                    Box::new(translator),
+                    CacheConfig::default(),
+                )))
+            }
             None => Forwarding::IoFwd {
                 peers: mine
                     .iter()
@@ -208,6 +212,12 @@ fn run(args: &Args) -> Result<()> {
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| control.handle(m, p));
+        if let Some(p) = pipeline.as_mut() {
+            let (installed, refused) =
+                openflow::apply_learned(p, &mut learn_queues, openflow::now_ms(epoch));
+            control.count_learned(installed, refused);
+            p.reclaim();
+        }
         if let Some(dead) = handles.iter().position(|h| h.is_finished()) {
             failure = Some(format!("worker {dead} stopped unexpectedly"));
             break;

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use xvs_engine::Verdict;
 use xvs_flowtable::datapath::DpAction;
 use xvs_flowtable::names::{NameMap, Port};
-use xvs_flowtable::pipeline::{load_flows, LoadError, Pipeline};
-use xvs_flowtable::translate::{DropReason, Unsupported};
+use xvs_flowtable::pipeline::{classifier_match, load_flows, LoadError, Pipeline};
+use xvs_flowtable::translate::{DropReason, LearnRequest, Unsupported};
 use xvs_packet::FlowKey;
 
 /// Port names of the configuration, so flows may say `in_port=pa0` as with `ovs-ofctl --names`.
@@ -77,6 +78,10 @@ const REASONS: [DropReason; 12] = [
 #[derive(Debug, Default)]
 pub struct TranslationCounters {
     reasons: [AtomicU64; DropReason::N],
+    /// Learn requests lost because the queue to the control thread was full.
+    pub learn_dropped: AtomicU64,
+    /// Packet-ins requested (not delivered yet: no OpenFlow connection).
+    pub controller: AtomicU64,
 }
 
 impl TranslationCounters {
@@ -92,22 +97,77 @@ impl TranslationCounters {
     }
 }
 
+/// Learn requests in flight from one worker to the control thread.
+const LEARN_QUEUE: usize = 4096;
+
 /// A worker's translator: the flowtable translator over the worker's pipeline reader.
-#[derive(Debug)]
 pub struct WorkerTranslator {
     inner: xvs_flowtable::translate::WorkerTranslator,
     epoch: Instant,
     counters: Arc<TranslationCounters>,
+    learn: rtrb::Producer<LearnRequest>,
+}
+
+impl std::fmt::Debug for WorkerTranslator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerTranslator").finish_non_exhaustive()
+    }
 }
 
 impl WorkerTranslator {
-    pub fn new(pipeline: &mut Pipeline, counters: Arc<TranslationCounters>) -> Self {
-        Self {
+    /// A translator for one worker, and the control side's end of its learn queue.
+    pub fn new(
+        pipeline: &mut Pipeline,
+        counters: Arc<TranslationCounters>,
+        epoch: Instant,
+    ) -> (Self, rtrb::Consumer<LearnRequest>) {
+        let (learn, rx) = rtrb::RingBuffer::new(LEARN_QUEUE);
+        let t = Self {
             inner: xvs_flowtable::translate::WorkerTranslator::new(pipeline.reader()),
-            epoch: Instant::now(),
+            epoch,
             counters,
+            learn,
+        };
+        (t, rx)
+    }
+}
+
+/// Milliseconds since `epoch`: the pipeline's clock for flow ages and learned flows.
+pub fn now_ms(epoch: Instant) -> u64 {
+    epoch.elapsed().as_millis() as u64
+}
+
+/// The control side of learning: drains every worker's learn queue and installs the learned
+/// flows that are new (an identical flow already in place is left alone, so a steady stream of
+/// the same learn does not publish new table versions). Returns (installed, refused).
+pub fn apply_learned(
+    pipeline: &mut Pipeline,
+    queues: &mut [rtrb::Consumer<LearnRequest>],
+    now: u64,
+) -> (usize, usize) {
+    let mut fresh: Vec<LearnRequest> = Vec::new();
+    for q in queues.iter_mut() {
+        while let Ok(req) = q.pop() {
+            let f = &req.flow_mod.flow;
+            let existing = pipeline
+                .snapshot()
+                .table(f.table)
+                .and_then(|t| t.find_strict(&classifier_match(&f.match_), u32::from(f.priority)))
+                .is_some_and(|r| r.payload().actions == f.actions);
+            let queued = fresh.iter().any(|o| {
+                let g = &o.flow_mod.flow;
+                g.table == f.table && g.priority == f.priority && g.match_ == f.match_
+            });
+            if !existing && !queued {
+                fresh.push(req);
+            }
         }
     }
+    if fresh.is_empty() {
+        return (0, 0);
+    }
+    let (_, refused) = pipeline.apply_learned(&fresh, now);
+    (fresh.len() - refused.len(), refused.len())
 }
 
 impl xvs_engine::Translator for WorkerTranslator {
@@ -120,14 +180,33 @@ impl xvs_engine::Translator for WorkerTranslator {
         key: &FlowKey,
         actions: &mut Vec<DpAction>,
         mask: &mut FlowKey,
-    ) -> bool {
-        let now = self.epoch.elapsed().as_nanos() as u64;
+    ) -> Verdict {
+        let now = now_ms(self.epoch);
         let ok = self.inner.translate_into(key, now, actions, mask).is_ok();
-        if let Some(r) = self.inner.last().reason {
+        let t = self.inner.last();
+        if let Some(r) = t.reason {
             if let Some(c) = self.counters.reasons.get(r.index()) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         }
-        ok
+        if !ok {
+            return Verdict::Drop;
+        }
+        if !t.slow_path() {
+            return Verdict::Cache;
+        }
+        // Learn and packet-in must happen for every packet: hand the learned flows to the
+        // control thread and keep this packet's actions out of the caches.
+        for req in &t.learned {
+            if self.learn.push(req.clone()).is_err() {
+                self.counters.learn_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if !t.controller.is_empty() {
+            self.counters
+                .controller
+                .fetch_add(t.controller.len() as u64, Ordering::Relaxed);
+        }
+        Verdict::Uncached
     }
 }
