@@ -1,0 +1,14 @@
+#!/bin/sh
+# Regenerates the captured ovs-ofctl messages in ../fixtures from the flowtable corpus.
+# Needs Open vSwitch 3.1's ovs-ofctl and python3; no switch daemon, no network.
+set -e
+here=$(cd "$(dirname "$0")" && pwd)
+fx="$here/../fixtures"
+corpus="$here/../../../../flowtable/tests/corpus"
+cap="python3 $here/capture.py"
+sed 's/^ //' "$corpus/flows.expected" > "$fx/flows.txt"
+sed 's/^ //' "$corpus/random.expected" > "$fx/random.txt"
+sed -n '2,$p' "$corpus/groups-nonames.expected" | sed 's/^ //' > "$fx/groups.txt"
+$cap "$fx/flows.hex" -- ovs-ofctl -O OpenFlow15 add-flows 'unix:{sock}' "$fx/flows.txt"
+$cap "$fx/random.hex" -- ovs-ofctl -O OpenFlow15 add-flows 'unix:{sock}' "$fx/random.txt"
+$cap "$fx/groups.hex" -- ovs-ofctl -O OpenFlow15 add-groups 'unix:{sock}' "$fx/groups.txt"
