@@ -118,7 +118,7 @@ pub struct SwitchConfig {
 /// `ROLE_REQUEST`/`ROLE_REPLY` contents.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Role {
-    /// `OFPCR_ROLE_*` (0 no change, 1 equal, 2 master, 3 slave).
+    /// `OFPCR_ROLE_*` (0 no change, 1 equal, 2 primary, 3 secondary).
     pub role: u32,
     /// Master election generation id.
     pub generation_id: u64,

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Seeds corpus/decode with every message ovs-ofctl sent in ../tests/fixtures/*.hex.
+set -e
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$here/corpus/decode"
+cat "$here"/../tests/fixtures/*.hex | python3 -c '
+import sys, hashlib
+for line in sys.stdin:
+    b = bytes.fromhex(line.strip())
+    open(sys.argv[1] + "/" + hashlib.sha1(b).hexdigest(), "wb").write(b)
+' "$here/corpus/decode"
