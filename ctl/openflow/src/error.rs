@@ -57,7 +57,7 @@ ofp_errors! {
     /// `OFPBAC_BAD_ARGUMENT`.
     BAD_ACTION_ARGUMENT = (2, 5, "OFPBAC_BAD_ARGUMENT");
     /// `OFPBAC_UNSUPPORTED_ORDER`: e.g. actions after the end of an instruction list.
-    UNSUPPORTED_ORDER = (2, 9, "OFPBAC_UNSUPPORTED_ORDER");
+    UNSUPPORTED_ORDER = (2, 11, "OFPBAC_UNSUPPORTED_ORDER");
     /// `OFPBAC_BAD_SET_TYPE`: set_field of an unknown field.
     BAD_SET_TYPE = (2, 13, "OFPBAC_BAD_SET_TYPE");
     /// `OFPBAC_BAD_SET_LEN`.
@@ -71,9 +71,9 @@ ofp_errors! {
     /// `OFPBIC_UNSUP_INST`: a known but unsupported instruction.
     UNSUP_INST = (3, 1, "OFPBIC_UNSUP_INST");
     /// `OFPBIC_BAD_LEN`.
-    BAD_INST_LEN = (3, 6, "OFPBIC_BAD_LEN");
+    BAD_INST_LEN = (3, 7, "OFPBIC_BAD_LEN");
     /// `OFPBIC_DUP_INST`: an instruction given twice.
-    DUP_INST = (3, 7, "OFPBIC_DUP_INST");
+    DUP_INST = (3, 9, "OFPBIC_DUP_INST");
     /// `OFPBMC_BAD_TYPE`: match type other than OXM.
     BAD_MATCH_TYPE = (4, 0, "OFPBMC_BAD_TYPE");
     /// `OFPBMC_BAD_LEN`.
@@ -90,6 +90,22 @@ ofp_errors! {
     DUP_FIELD = (4, 10, "OFPBMC_DUP_FIELD");
     /// `OFPFMFC_BAD_COMMAND`.
     BAD_COMMAND = (5, 6, "OFPFMFC_BAD_COMMAND");
+    /// `OFPGMFC_BAD_TYPE`: unknown group type (or unsupported group properties).
+    BAD_GROUP_TYPE = (6, 10, "OFPGMFC_BAD_TYPE");
+    /// `OFPGMFC_BAD_COMMAND`.
+    BAD_GROUP_COMMAND = (6, 11, "OFPGMFC_BAD_COMMAND");
+    /// `OFPGMFC_BAD_WATCH`.
+    BAD_WATCH = (6, 13, "OFPGMFC_BAD_WATCH");
+    /// `OFPMMFC_BAD_COMMAND`.
+    BAD_METER_COMMAND = (12, 4, "OFPMMFC_BAD_COMMAND");
+    /// `OFPMMFC_BAD_BAND`.
+    BAD_BAND = (12, 8, "OFPMMFC_BAD_BAND");
+    /// `OFPBFC_BAD_TYPE`: unknown bundle control type.
+    BUNDLE_BAD_TYPE = (17, 6, "OFPBFC_BAD_TYPE");
+    /// `OFPBFC_MSG_BAD_LEN`: the inner message's length disagrees with the outer one.
+    BUNDLE_MSG_BAD_LEN = (17, 8, "OFPBFC_MSG_BAD_LEN");
+    /// `OFPBFC_MSG_UNSUP`: a message type that cannot be bundled.
+    BUNDLE_MSG_UNSUP = (17, 10, "OFPBFC_MSG_UNSUP");
     /// `OFPSCFC_BAD_FLAGS`.
     BAD_CONFIG_FLAGS = (10, 0, "OFPSCFC_BAD_FLAGS");
     /// `OFPRRFC_BAD_ROLE`.

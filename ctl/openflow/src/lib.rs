@@ -20,13 +20,18 @@
 
 pub mod actions;
 pub mod error;
+pub mod mods;
 pub mod oxm;
 mod wire;
+
+pub use mods::MeterCommand;
 
 pub use error::{DecodeError, OfpError};
 
 use wire::{pad8, patch_u16, put_u16, put_u32, put_u64, Reader};
 use xvs_flowtable::flow::{FlowFlags, FlowModCommand};
+use xvs_flowtable::group::GroupMod;
+use xvs_flowtable::meter::Meter;
 use xvs_flowtable::{Flow, FlowMod, Port};
 
 /// OpenFlow 1.0 wire version.
@@ -66,6 +71,14 @@ pub mod msg_type {
     pub const SET_CONFIG: u8 = 9;
     /// `OFPT_FLOW_MOD`.
     pub const FLOW_MOD: u8 = 14;
+    /// `OFPT_GROUP_MOD`.
+    pub const GROUP_MOD: u8 = 15;
+    /// `OFPT_METER_MOD`.
+    pub const METER_MOD: u8 = 29;
+    /// `OFPT_BUNDLE_CONTROL`.
+    pub const BUNDLE_CONTROL: u8 = 33;
+    /// `OFPT_BUNDLE_ADD_MESSAGE`.
+    pub const BUNDLE_ADD_MESSAGE: u8 = 34;
     /// `OFPT_MULTIPART_REQUEST`.
     pub const MULTIPART_REQUEST: u8 = 18;
     /// `OFPT_MULTIPART_REPLY`.
@@ -133,6 +146,43 @@ pub struct FlowModMsg {
     pub buffer_id: u32,
 }
 
+/// `BUNDLE_CONTROL` contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleControl {
+    /// Bundle id.
+    pub bundle_id: u32,
+    /// `OFPBCT_*`: 0 open, 2 close, 4 commit, 6 discard requests; replies are request + 1.
+    pub ctrl_type: u16,
+    /// `OFPBF_ATOMIC` (1), `OFPBF_ORDERED` (2).
+    pub flags: u16,
+    /// Bundle properties, not interpreted.
+    pub properties: Vec<u8>,
+}
+
+/// Bundle control types.
+pub mod bundle {
+    /// `OFPBCT_OPEN_REQUEST`.
+    pub const OPEN_REQUEST: u16 = 0;
+    /// `OFPBCT_OPEN_REPLY`.
+    pub const OPEN_REPLY: u16 = 1;
+    /// `OFPBCT_CLOSE_REQUEST`.
+    pub const CLOSE_REQUEST: u16 = 2;
+    /// `OFPBCT_CLOSE_REPLY`.
+    pub const CLOSE_REPLY: u16 = 3;
+    /// `OFPBCT_COMMIT_REQUEST`.
+    pub const COMMIT_REQUEST: u16 = 4;
+    /// `OFPBCT_COMMIT_REPLY`.
+    pub const COMMIT_REPLY: u16 = 5;
+    /// `OFPBCT_DISCARD_REQUEST`.
+    pub const DISCARD_REQUEST: u16 = 6;
+    /// `OFPBCT_DISCARD_REPLY`.
+    pub const DISCARD_REPLY: u16 = 7;
+    /// `OFPBF_ATOMIC`.
+    pub const ATOMIC: u16 = 1;
+    /// `OFPBF_ORDERED`.
+    pub const ORDERED: u16 = 2;
+}
+
 /// Message bodies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
@@ -173,6 +223,26 @@ pub enum Body {
     RoleReply(Role),
     /// `FLOW_MOD`.
     FlowMod(Box<FlowModMsg>),
+    /// `GROUP_MOD` (OpenFlow 1.5 layout).
+    GroupMod(Box<GroupMod>),
+    /// `METER_MOD`.
+    MeterMod {
+        /// Add, modify or delete.
+        command: MeterCommand,
+        /// The meter (for delete only the id matters).
+        meter: Meter,
+    },
+    /// `BUNDLE_CONTROL`.
+    BundleControl(BundleControl),
+    /// `BUNDLE_ADD_MESSAGE`.
+    BundleAdd {
+        /// Bundle id.
+        bundle_id: u32,
+        /// `OFPBF_*` flags.
+        flags: u16,
+        /// The bundled message (FLOW_MOD, GROUP_MOD, ...).
+        message: Box<Message>,
+    },
     /// `MULTIPART_REQUEST`, body not interpreted yet.
     MultipartRequest {
         /// `OFPMP_*` type.
@@ -330,6 +400,52 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
             }
         }
         t::FLOW_MOD => Body::FlowMod(Box::new(pull_flow_mod(&mut r)?)),
+        t::GROUP_MOD => Body::GroupMod(Box::new(mods::pull_group_mod(&mut r)?)),
+        t::METER_MOD => {
+            let (command, meter) = mods::pull_meter_mod(&mut r)?;
+            Body::MeterMod { command, meter }
+        }
+        t::BUNDLE_CONTROL => {
+            let bundle_id = r.u32()?;
+            let ctrl_type = r.u16()?;
+            let flags = r.u16()?;
+            if ctrl_type > bundle::DISCARD_REPLY {
+                return Err(OfpError::BUNDLE_BAD_TYPE);
+            }
+            Body::BundleControl(BundleControl {
+                bundle_id,
+                ctrl_type,
+                flags,
+                properties: r.rest().to_vec(),
+            })
+        }
+        t::BUNDLE_ADD_MESSAGE => {
+            let bundle_id = r.u32()?;
+            r.skip(2)?;
+            let flags = r.u16()?;
+            let inner = r.rest();
+            let (message, used) = match decode(inner) {
+                Ok(x) => x,
+                Err(DecodeError::Invalid { error, .. }) => return Err(error),
+                Err(_) => return Err(OfpError::BUNDLE_MSG_BAD_LEN),
+            };
+            // Only padding (or properties, not supported) may follow the inner message.
+            if inner[used..].iter().any(|&b| b != 0) || inner.len() - used >= 8 {
+                return Err(OfpError::BUNDLE_MSG_BAD_LEN);
+            }
+            if !matches!(
+                message.body,
+                Body::FlowMod(_) | Body::GroupMod(_) | Body::MeterMod { .. }
+            ) || message.xid != xid
+            {
+                return Err(OfpError::BUNDLE_MSG_UNSUP);
+            }
+            Body::BundleAdd {
+                bundle_id,
+                flags,
+                message: Box::new(message),
+            }
+        }
         t::MULTIPART_REQUEST => {
             let mp_type = r.u16()?;
             let flags = r.u16()?;
@@ -490,6 +606,10 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Body::RoleReply(_) => t::ROLE_REPLY,
         Body::FlowMod(_) => t::FLOW_MOD,
         Body::MultipartRequest { .. } => t::MULTIPART_REQUEST,
+        Body::GroupMod(_) => t::GROUP_MOD,
+        Body::MeterMod { .. } => t::METER_MOD,
+        Body::BundleControl(_) => t::BUNDLE_CONTROL,
+        Body::BundleAdd { .. } => t::BUNDLE_ADD_MESSAGE,
     };
     out.push(msg.version);
     out.push(ty);
@@ -532,6 +652,24 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             put_u64(out, r.generation_id);
         }
         Body::FlowMod(m) => put_flow_mod(out, m),
+        Body::GroupMod(gm) => mods::put_group_mod(out, gm),
+        Body::MeterMod { command, meter } => mods::put_meter_mod(out, *command, meter),
+        Body::BundleControl(c) => {
+            put_u32(out, c.bundle_id);
+            put_u16(out, c.ctrl_type);
+            put_u16(out, c.flags);
+            out.extend_from_slice(&c.properties);
+        }
+        Body::BundleAdd {
+            bundle_id,
+            flags,
+            message,
+        } => {
+            put_u32(out, *bundle_id);
+            put_u16(out, 0);
+            put_u16(out, *flags);
+            encode(message, out);
+        }
         Body::MultipartRequest {
             mp_type,
             flags,

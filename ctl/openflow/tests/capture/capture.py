@@ -2,7 +2,7 @@
 """Captures the OpenFlow messages Open vSwitch's ovs-ofctl sends for a command.
 
 A tiny switch stand-in listens on a private unix socket, answers HELLO (OpenFlow 1.5),
-FEATURES_REQUEST, ECHO_REQUEST, BARRIER_REQUEST and MULTIPART_REQUEST (a minimal reply), and writes every message the client sends
+FEATURES_REQUEST, ECHO_REQUEST, BARRIER_REQUEST, BUNDLE_CONTROL and MULTIPART_REQUEST (a minimal reply), and writes every message the client sends
 (except HELLO, ECHO and BARRIER) as one hex line to the output file.
 
 Usage: capture.py OUT.hex -- ovs-ofctl -O OpenFlow15 add-flows unix:{sock} FILE
@@ -54,6 +54,9 @@ def serve(conn, out):
             conn.sendall(struct.pack("!BBHI", ver, 21, 8, xid))
             continue
         out.append(m)
+        if typ == 33:  # BUNDLE_CONTROL: acknowledge (reply type = request type + 1)
+            bid, ctype, flags = struct.unpack("!IHH", m[8:16])
+            conn.sendall(struct.pack("!BBHIIHH", ver, 33, 16, xid, bid, ctype + 1, flags))
         if typ == 18:  # MULTIPART_REQUEST: an empty reply of the same type
             mp_type = struct.unpack("!H", m[8:10])[0]
             body = b""

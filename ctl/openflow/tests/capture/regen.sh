@@ -12,3 +12,12 @@ sed -n '2,$p' "$corpus/groups-nonames.expected" | sed 's/^ //' > "$fx/groups.txt
 $cap "$fx/flows.hex" -- ovs-ofctl -O OpenFlow15 add-flows 'unix:{sock}' "$fx/flows.txt"
 $cap "$fx/random.hex" -- ovs-ofctl -O OpenFlow15 add-flows 'unix:{sock}' "$fx/random.txt"
 $cap "$fx/groups.hex" -- ovs-ofctl -O OpenFlow15 add-groups 'unix:{sock}' "$fx/groups.txt"
+head -40 "$fx/flows.txt" > "$fx/bundle.txt"
+$cap "$fx/bundle.hex" -- ovs-ofctl -O OpenFlow15 --bundle add-flows 'unix:{sock}' "$fx/bundle.txt"
+: > "$fx/meters.hex"
+cp "$corpus/meters.txt" "$fx/meters.txt"
+while read -r m; do
+    $cap "$fx/meter1.hex" -- ovs-ofctl -O OpenFlow15 add-meter 'unix:{sock}' "$m"
+    grep -v '^0612' "$fx/meter1.hex" >> "$fx/meters.hex"
+done < "$fx/meters.txt"
+rm -f "$fx/meter1.hex"
