@@ -40,6 +40,8 @@ ofp_errors! {
     BAD_EXPERIMENTER = (1, 3, "OFPBRC_BAD_EXPERIMENTER");
     /// `OFPBRC_BAD_EXP_TYPE`: unknown experimenter message subtype.
     BAD_EXP_TYPE = (1, 4, "OFPBRC_BAD_EXP_TYPE");
+    /// `OFPBRC_EPERM`: what OVS answers for an unknown packet-in format.
+    BAD_PACKET_IN_FORMAT = (1, 5, "OFPBRC_EPERM");
     /// `OFPBRC_BAD_LEN`: wrong length.
     BAD_LEN = (1, 6, "OFPBRC_BAD_LEN");
     /// `OFPBRC_BAD_TABLE_ID`.

@@ -32,7 +32,7 @@ use wire::{pad8, patch_u16, put_u16, put_u32, put_u64, Reader};
 use xvs_flowtable::flow::{FlowFlags, FlowModCommand};
 use xvs_flowtable::group::GroupMod;
 use xvs_flowtable::meter::Meter;
-use xvs_flowtable::{Flow, FlowMod, Port};
+use xvs_flowtable::{Action, Flow, FlowMod, Match, Port};
 
 /// OpenFlow 1.0 wire version.
 pub const OFP10_VERSION: u8 = 0x01;
@@ -71,6 +71,8 @@ pub mod msg_type {
     pub const SET_CONFIG: u8 = 9;
     /// `OFPT_FLOW_MOD`.
     pub const FLOW_MOD: u8 = 14;
+    /// `OFPT_PACKET_OUT`.
+    pub const PACKET_OUT: u8 = 13;
     /// `OFPT_GROUP_MOD`.
     pub const GROUP_MOD: u8 = 15;
     /// `OFPT_METER_MOD`.
@@ -145,6 +147,23 @@ pub struct FlowModMsg {
     /// Buffered packet to apply the flow to, [`NO_BUFFER`] for none.
     pub buffer_id: u32,
 }
+
+/// `PACKET_OUT` contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PacketOut {
+    /// Buffered packet, [`NO_BUFFER`] when `data` holds the packet.
+    pub buffer_id: u32,
+    /// Pipeline fields of the packet (OpenFlow 1.5: at least `in_port`).
+    pub match_: Match,
+    /// Actions to apply.
+    pub actions: Vec<Action>,
+    /// The packet.
+    pub data: Vec<u8>,
+}
+
+/// Nicira experimenter message subtypes.
+const NXT_SET_PACKET_IN_FORMAT: u32 = 16;
+const NXT_SET_CONTROLLER_ID: u32 = 20;
 
 /// `BUNDLE_CONTROL` contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,6 +262,12 @@ pub enum Body {
         /// The bundled message (FLOW_MOD, GROUP_MOD, ...).
         message: Box<Message>,
     },
+    /// `PACKET_OUT` (OpenFlow 1.5 layout, with a match for the pipeline fields).
+    PacketOut(Box<PacketOut>),
+    /// `NXT_SET_CONTROLLER_ID`: the connection's controller id.
+    SetControllerId(u16),
+    /// `NXT_SET_PACKET_IN_FORMAT`: 0 OpenFlow, 1 `NXT_PACKET_IN`, 2 `NXT_PACKET_IN2`.
+    SetPacketInFormat(u32),
     /// `MULTIPART_REQUEST`, body not interpreted yet.
     MultipartRequest {
         /// `OFPMP_*` type.
@@ -446,6 +471,43 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
                 message: Box::new(message),
             }
         }
+        t::PACKET_OUT => {
+            let buffer_id = r.u32()?;
+            let alen = usize::from(r.u16()?);
+            r.skip(2)?;
+            let match_ = oxm::pull_match(&mut r)?;
+            let actions = actions::pull_actions(r.bytes(alen)?)?;
+            if actions.iter().any(|a| matches!(a, Action::GotoTable(_))) {
+                return Err(OfpError::BAD_ACTION_TYPE);
+            }
+            Body::PacketOut(Box::new(PacketOut {
+                buffer_id,
+                match_,
+                actions,
+                data: r.rest().to_vec(),
+            }))
+        }
+        t::EXPERIMENTER => {
+            if r.u32()? != actions::NX_VENDOR_ID {
+                return Err(OfpError::BAD_EXPERIMENTER);
+            }
+            match r.u32()? {
+                NXT_SET_PACKET_IN_FORMAT => {
+                    exact(&r, 4)?;
+                    let f = r.u32()?;
+                    if f > 2 {
+                        return Err(OfpError::BAD_PACKET_IN_FORMAT);
+                    }
+                    Body::SetPacketInFormat(f)
+                }
+                NXT_SET_CONTROLLER_ID => {
+                    exact(&r, 8)?;
+                    r.skip(6)?;
+                    Body::SetControllerId(r.u16()?)
+                }
+                _ => return Err(OfpError::BAD_EXP_TYPE),
+            }
+        }
         t::MULTIPART_REQUEST => {
             let mp_type = r.u16()?;
             let flags = r.u16()?;
@@ -607,6 +669,8 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Body::FlowMod(_) => t::FLOW_MOD,
         Body::MultipartRequest { .. } => t::MULTIPART_REQUEST,
         Body::GroupMod(_) => t::GROUP_MOD,
+        Body::PacketOut(_) => t::PACKET_OUT,
+        Body::SetControllerId(_) | Body::SetPacketInFormat(_) => t::EXPERIMENTER,
         Body::MeterMod { .. } => t::METER_MOD,
         Body::BundleControl(_) => t::BUNDLE_CONTROL,
         Body::BundleAdd { .. } => t::BUNDLE_ADD_MESSAGE,
@@ -653,6 +717,29 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         }
         Body::FlowMod(m) => put_flow_mod(out, m),
         Body::GroupMod(gm) => mods::put_group_mod(out, gm),
+        Body::PacketOut(po) => {
+            put_u32(out, po.buffer_id);
+            let alen_at = out.len();
+            put_u16(out, 0);
+            put_u16(out, 0);
+            oxm::put_match(out, &po.match_);
+            let a = out.len();
+            actions::put_actions(out, &po.actions);
+            let alen = out.len() - a;
+            patch_u16(out, alen_at, alen);
+            out.extend_from_slice(&po.data);
+        }
+        Body::SetPacketInFormat(f) => {
+            put_u32(out, actions::NX_VENDOR_ID);
+            put_u32(out, NXT_SET_PACKET_IN_FORMAT);
+            put_u32(out, *f);
+        }
+        Body::SetControllerId(id) => {
+            put_u32(out, actions::NX_VENDOR_ID);
+            put_u32(out, NXT_SET_CONTROLLER_ID);
+            out.extend_from_slice(&[0; 6]);
+            put_u16(out, *id);
+        }
         Body::MeterMod { command, meter } => mods::put_meter_mod(out, *command, meter),
         Body::BundleControl(c) => {
             put_u32(out, c.bundle_id);

@@ -324,3 +324,33 @@ fn error_reply_echoes_64_bytes() {
         );
     }
 }
+
+#[test]
+fn nicira_messages_roundtrip_and_ovs_reads_them() {
+    let cases = [
+        (
+            msg(Body::SetControllerId(62373)),
+            "NXT_SET_CONTROLLER_ID (OF1.5) (xid=0x1234): id=62373",
+        ),
+        (
+            msg(Body::SetPacketInFormat(2)),
+            "NXT_SET_PACKET_IN_FORMAT (OF1.5) (xid=0x1234): format=nxt_packet_in2",
+        ),
+    ];
+    for (m, want) in &cases {
+        let b = roundtrip(m);
+        if let Some(text) = ofp_print(&b) {
+            assert!(text.starts_with(want), "{text}");
+        }
+    }
+    let bad = [
+        6, 4, 0, 20, 0, 0, 0, 1, 0, 0, 0x23, 0x20, 0, 0, 0, 16, 0, 0, 0, 9,
+    ];
+    assert_eq!(
+        decode(&bad),
+        Err(DecodeError::Invalid {
+            error: OfpError::BAD_PACKET_IN_FORMAT,
+            len: 20
+        })
+    );
+}

@@ -229,3 +229,30 @@ fn bundled_flow_mods_match_ovs_ofctl() {
         ]
     );
 }
+
+#[test]
+fn packet_out_matches_ovs_ofctl() {
+    use xvs_flowtable::parse::parse_actions;
+    use xvs_flowtable::Port;
+    let empty = NameMap::new();
+    let bytes: Vec<u8> = fixture("packet-out.hex")
+        .lines()
+        .map(unhex)
+        .find(|m| m[1] == msg_type::PACKET_OUT)
+        .expect("a PACKET_OUT");
+    let (msg, used) = decode(&bytes).expect("decode");
+    assert_eq!(used, bytes.len());
+    let Body::PacketOut(po) = &msg.body else {
+        panic!("not a packet out");
+    };
+    let text = fixture("packet-out.txt");
+    let (_, actions) = text.trim_end().split_once("actions=").expect("actions");
+    assert_eq!(po.actions, parse_actions(actions, &empty).expect("parse"));
+    assert_eq!(po.buffer_id, NO_BUFFER);
+    let in_port = po.match_.get(xvs_flowtable::FieldId::IN_PORT).0;
+    assert_eq!(in_port, u128::from(Port::LOCAL.0));
+    assert_eq!(po.data.len(), 42);
+    let mut again = Vec::new();
+    encode(&msg, &mut again);
+    assert_eq!(hex(&again), hex(&bytes));
+}

@@ -21,3 +21,4 @@ while read -r m; do
     grep -v '^0612' "$fx/meter1.hex" >> "$fx/meters.hex"
 done < "$fx/meters.txt"
 rm -f "$fx/meter1.hex"
+$cap "$fx/packet-out.hex" -- ovs-ofctl -O OpenFlow15 packet-out 'unix:{sock}' "$(cat "$fx/packet-out.txt")"
