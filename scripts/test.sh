@@ -13,4 +13,8 @@ echo "== build (the integration tests run the xvsd binary)"
 cargo build --workspace --bins -q
 echo "== tests"
 # Namespace tests run xvsd workers pinned to core 0; two at a time keeps a 2-core machine usable.
-cargo test --workspace -q -- --test-threads=2
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace -q -- --test-threads=2 2>&1 | tee "$log"
+# One closing line for the whole workspace (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "total: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
