@@ -21,10 +21,12 @@
 pub mod actions;
 pub mod error;
 pub mod mods;
+pub mod multipart;
 pub mod oxm;
 mod wire;
 
 pub use mods::MeterCommand;
+pub use multipart::{Desc, FlowStatsRequest};
 
 pub use error::{DecodeError, OfpError};
 
@@ -268,7 +270,29 @@ pub enum Body {
     SetControllerId(u16),
     /// `NXT_SET_PACKET_IN_FORMAT`: 0 OpenFlow, 1 `NXT_PACKET_IN`, 2 `NXT_PACKET_IN2`.
     SetPacketInFormat(u32),
-    /// `MULTIPART_REQUEST`, body not interpreted yet.
+    /// `MULTIPART_REQUEST` of type DESC.
+    DescRequest,
+    /// `MULTIPART_REPLY` of type DESC.
+    DescReply(Desc),
+    /// `MULTIPART_REQUEST` of type FLOW_DESC (`dump-flows`).
+    FlowStatsRequest(Box<FlowStatsRequest>),
+    /// `MULTIPART_REPLY` of type FLOW_DESC: flows with their statistics.
+    FlowStatsReply {
+        /// `OFPMPF_REPLY_MORE` when more replies follow.
+        flags: u16,
+        /// The flows (`stats` set).
+        flows: Vec<Flow>,
+    },
+    /// `MULTIPART_REPLY` of another type, body not interpreted.
+    MultipartReply {
+        /// `OFPMP_*` type.
+        mp_type: u16,
+        /// `OFPMPF_REPLY_MORE` etc.
+        flags: u16,
+        /// The type-specific body.
+        body: Vec<u8>,
+    },
+    /// `MULTIPART_REQUEST` of another type, body not interpreted yet.
     MultipartRequest {
         /// `OFPMP_*` type.
         mp_type: u16,
@@ -512,10 +536,36 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
             let mp_type = r.u16()?;
             let flags = r.u16()?;
             r.skip(4)?;
-            Body::MultipartRequest {
-                mp_type,
-                flags,
-                body: r.rest().to_vec(),
+            match (mp_type, flags) {
+                (multipart::MP_DESC, 0) => {
+                    exact(&r, 0)?;
+                    Body::DescRequest
+                }
+                (multipart::MP_FLOW_DESC, 0) => {
+                    Body::FlowStatsRequest(Box::new(multipart::pull_flow_stats_request(&mut r)?))
+                }
+                _ => Body::MultipartRequest {
+                    mp_type,
+                    flags,
+                    body: r.rest().to_vec(),
+                },
+            }
+        }
+        t::MULTIPART_REPLY => {
+            let mp_type = r.u16()?;
+            let flags = r.u16()?;
+            r.skip(4)?;
+            match (mp_type, flags) {
+                (multipart::MP_DESC, 0) => Body::DescReply(multipart::pull_desc(&mut r)?),
+                (multipart::MP_FLOW_DESC, _) => Body::FlowStatsReply {
+                    flags,
+                    flows: multipart::pull_flow_descs(&mut r)?,
+                },
+                _ => Body::MultipartReply {
+                    mp_type,
+                    flags,
+                    body: r.rest().to_vec(),
+                },
             }
         }
         _ => return Err(OfpError::BAD_TYPE),
@@ -648,6 +698,13 @@ fn put_flow_mod(out: &mut Vec<u8>, m: &FlowModMsg) {
     actions::put_instructions(out, &f.actions);
 }
 
+/// Appends a multipart header (type, flags, padding).
+fn put_mp(out: &mut Vec<u8>, mp_type: u16, flags: u16) {
+    put_u16(out, mp_type);
+    put_u16(out, flags);
+    put_u32(out, 0);
+}
+
 /// Appends the bytes of `msg` to `out`.
 pub fn encode(msg: &Message, out: &mut Vec<u8>) {
     use msg_type as t;
@@ -667,7 +724,12 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Body::RoleRequest(_) => t::ROLE_REQUEST,
         Body::RoleReply(_) => t::ROLE_REPLY,
         Body::FlowMod(_) => t::FLOW_MOD,
-        Body::MultipartRequest { .. } => t::MULTIPART_REQUEST,
+        Body::MultipartRequest { .. } | Body::DescRequest | Body::FlowStatsRequest(_) => {
+            t::MULTIPART_REQUEST
+        }
+        Body::MultipartReply { .. } | Body::DescReply(_) | Body::FlowStatsReply { .. } => {
+            t::MULTIPART_REPLY
+        }
         Body::GroupMod(_) => t::GROUP_MOD,
         Body::PacketOut(_) => t::PACKET_OUT,
         Body::SetControllerId(_) | Body::SetPacketInFormat(_) => t::EXPERIMENTER,
@@ -757,7 +819,27 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             put_u16(out, *flags);
             encode(message, out);
         }
-        Body::MultipartRequest {
+        Body::DescRequest => put_mp(out, multipart::MP_DESC, 0),
+        Body::DescReply(d) => {
+            put_mp(out, multipart::MP_DESC, 0);
+            multipart::put_desc(out, d);
+        }
+        Body::FlowStatsRequest(q) => {
+            put_mp(out, multipart::MP_FLOW_DESC, 0);
+            multipart::put_flow_stats_request(out, q);
+        }
+        Body::FlowStatsReply { flags, flows } => {
+            put_mp(out, multipart::MP_FLOW_DESC, *flags);
+            for f in flows {
+                multipart::put_flow_desc(out, f);
+            }
+        }
+        Body::MultipartReply {
+            mp_type,
+            flags,
+            body,
+        }
+        | Body::MultipartRequest {
             mp_type,
             flags,
             body,

@@ -22,3 +22,4 @@ while read -r m; do
 done < "$fx/meters.txt"
 rm -f "$fx/meter1.hex"
 $cap "$fx/packet-out.hex" -- ovs-ofctl -O OpenFlow15 packet-out 'unix:{sock}' "$(cat "$fx/packet-out.txt")"
+$cap "$fx/dump-flows.hex" -- ovs-ofctl -O OpenFlow15 dump-flows 'unix:{sock}' "$(cat "$fx/dump-flows.txt")"
