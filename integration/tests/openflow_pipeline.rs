@@ -246,6 +246,23 @@ fn antrea_style_pipeline_allows_denies_and_rewrites() -> Result<()> {
     assert!(field("miss with success upcall:") >= 8, "{stats}");
     assert!(field("dropped (action_drop):") >= 850, "{stats}");
 
+    // ofproto/trace through the real ovs-appctl: an allowed and a denied packet.
+    let base = "in_port=pa0,udp,dl_src=02:0a:0a:00:00:02,nw_src=10.10.0.2,nw_ttl=64";
+    let allowed = format!("{base},dl_dst=02:0a:0a:00:00:03,nw_dst=10.10.0.3,tp_dst=7001");
+    let trace = x.appctl(&["ofproto/trace", "br-int", &allowed])?;
+    assert!(trace.contains("Datapath actions: Output(2)"), "{trace}");
+    assert!(
+        trace.contains("28. "),
+        "the trace must reach the Output table:\n{trace}"
+    );
+    let denied = format!("{base},dl_dst=02:0a:0a:00:00:04,nw_dst=10.10.0.4,tp_dst=7002");
+    let trace = x.appctl(&["ofproto/trace", &denied])?;
+    assert!(trace.contains("Datapath actions: drop"), "{trace}");
+    assert!(
+        trace.contains("conj_id=1"),
+        "the deny rule must show in the trace:\n{trace}"
+    );
+
     let show = x.appctl(&["xvs/show"])?;
     assert!(
         show.contains("ttl_expired: "),

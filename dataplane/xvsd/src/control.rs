@@ -12,6 +12,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("dpif-netdev/pmd-stats-show", ""),
     ("exit", ""),
     ("list-commands", ""),
+    ("ofproto/trace", "[bridge] flow"),
     ("version", ""),
     ("xvs/show", ""),
 ];
@@ -99,6 +100,7 @@ impl Control {
                 no_args(method)?;
                 Ok(self.show())
             }
+            "ofproto/trace" => Err("ofproto/trace needs forwarding = \"openflow\"".to_string()),
             _ => Err(format!(
                 "\"{method}\" is not a valid command (use list-commands to see a list of valid commands)"
             )),

@@ -208,10 +208,14 @@ fn run(args: &Args) -> Result<()> {
         cfg.run_dir.join("xvsd.ctl").display()
     );
 
+    let names = openflow::name_map(&plan);
     let mut control = control::Control::new(&plan, shared.clone(), translation_counters.clone());
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
-        ctl.poll(&mut |m, p| control.handle(m, p));
+        ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
+            ("ofproto/trace", Some(pl)) => openflow::trace(pl, &names, &cfg.bridge, p),
+            _ => control.handle(m, p),
+        });
         if let Some(p) = pipeline.as_mut() {
             let (installed, refused) =
                 openflow::apply_learned(p, &mut learn_queues, openflow::now_ms(epoch));

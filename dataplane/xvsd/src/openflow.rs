@@ -210,3 +210,39 @@ impl xvs_engine::Translator for WorkerTranslator {
         Verdict::Uncached
     }
 }
+
+/// `ofproto/trace [bridge] FLOW`: translates the packet described by `FLOW` (ovs-ofctl match
+/// syntax; fields not given are zero) through the current tables and prints every lookup, the
+/// datapath actions and the megaflow mask, as OVS's command does. Runs on the control thread
+/// against the published snapshot; the workers are not involved.
+pub fn trace(
+    pipeline: &Pipeline,
+    names: &NameMap,
+    bridge: &str,
+    params: &[String],
+) -> Result<String, String> {
+    let flow = match params {
+        [f] => f,
+        [b, f] if b == bridge => f,
+        [b, _] => return Err(format!("{b}: unknown bridge")),
+        _ => return Err("usage: ofproto/trace [BRIDGE] FLOW".to_string()),
+    };
+    let fm = xvs_flowtable::parse::parse_flow_mod(
+        flow,
+        xvs_flowtable::flow::FlowModCommand::Delete,
+        names,
+    )
+    .map_err(|e| format!("{flow}: {e}"))?;
+    let key = *fm.flow.match_.value();
+    let mut scratch = xvs_flowtable::translate::TranslateScratch::new();
+    scratch.set_trace(true);
+    let mut out = xvs_flowtable::translate::Translation::new();
+    xvs_flowtable::translate::translate(pipeline.snapshot(), &key, 0, &mut scratch, &mut out);
+    let mut text = format!("Flow: {flow}\n\nbridge(\"{bridge}\")\n-------------\n");
+    text.push_str(&xvs_flowtable::translate::format_trace(
+        scratch.trace(),
+        &out,
+        names,
+    ));
+    Ok(text)
+}
