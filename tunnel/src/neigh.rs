@@ -318,3 +318,34 @@ pub fn build_solicit(
     };
     r.map_err(|_| TableError::Truncated)
 }
+
+/// What an ARP packet or neighbour advertisement received on the uplink teaches: the sender's
+/// (ARP request or reply: SPA/SHA) or the target's (NA: target and its link-layer option)
+/// address and MAC, to give to [`NeighTable::learn`]. This is how OVS fills its tunnel
+/// neighbour cache (snooping). Checksums are verified for NA; anything else gives `None`.
+pub fn snoop(frame: &[u8]) -> Option<(IpAddr, MacAddr)> {
+    use xvs_packet::wire::{arp, ethertype, icmpv6, ip_proto, ipv6};
+    let et = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let l3 = frame.get(14..)?;
+    match et {
+        ethertype::ARP => {
+            let p = arp::Packet::new_checked(l3).ok()?;
+            let spa = p.spa();
+            (p.is_ethernet_ipv4() && spa != [0; 4]).then(|| (IpAddr::from(spa), p.sha()))
+        }
+        ethertype::IPV6 => {
+            let ip = ipv6::Packet::new_checked(l3).ok()?;
+            if ip.next_header() != ip_proto::ICMPV6 || ip.hop_limit() != 255 {
+                return None;
+            }
+            let ic = icmpv6::Packet::new_checked(ip.payload()).ok()?;
+            if ic.msg_type() != icmpv6::TYPE_NEIGHBOR_ADVERT
+                || !ic.verify_checksum(&ip.src(), &ip.dst())
+            {
+                return None;
+            }
+            Some((IpAddr::from(ic.nd_target()), ic.target_ll_addr()?))
+        }
+        _ => None,
+    }
+}

@@ -316,3 +316,43 @@ fn icmp6_packet_too_big_builder() {
         Err(TableError::NotAnswerable)
     );
 }
+
+#[test]
+fn snoop_arp_and_na() {
+    use xvs_tunnel::neigh::snoop;
+    let mut b = [0u8; 128];
+    let mac = [2, 0, 0, 0, 0, 9];
+    let n = build::arp_reply(&mut b, mac, [192, 168, 1, 1], M.src, [192, 168, 1, 5]).unwrap();
+    assert_eq!(snoop(&b[..n]), Some((ip("192.168.1.1"), mac)));
+    let n = build::arp_request(&mut b, mac, [192, 168, 1, 1], [192, 168, 1, 5]).unwrap();
+    assert_eq!(snoop(&b[..n]), Some((ip("192.168.1.1"), mac)));
+    let n = build::arp_request(&mut b, mac, [0; 4], [192, 168, 1, 5]).unwrap();
+    assert_eq!(snoop(&b[..n]), None, "ARP probe teaches nothing");
+    let t = ip6("fd00::1");
+    let macs = Macs {
+        src: mac,
+        dst: M.src,
+    };
+    let n = build::nd_na(&mut b, macs, t, ip6("fd00::5"), t).unwrap();
+    assert_eq!(snoop(&b[..n]), Some((ip("fd00::1"), mac)));
+    b[60] ^= 1;
+    assert_eq!(snoop(&b[..n]), None, "bad checksum");
+    let n = build::nd_ns(&mut b, mac, ip6("fd00::5"), t).unwrap();
+    assert_eq!(snoop(&b[..n]), None);
+    for l in 0..n {
+        let _ = snoop(&b[..l]);
+    }
+    // Learning from a snooped reply releases the queue.
+    let mut nt: NeighTable<u8> = NeighTable::new(cfg());
+    assert_eq!(nt.resolve(ip("fd00::1"), 1, 1, 0), Resolution::Queued);
+    let (a, m) = snoop(&{
+        let mut c = [0u8; 128];
+        let n = build::nd_na(&mut c, macs, t, ip6("fd00::5"), t).unwrap();
+        c[..n].to_vec()
+    })
+    .unwrap();
+    assert_eq!(
+        nt.learn(a, m, 1, 5).into_iter().collect::<Vec<_>>(),
+        vec![1]
+    );
+}
