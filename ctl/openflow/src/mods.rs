@@ -173,9 +173,12 @@ pub(crate) fn pull_group_mod(r: &mut Reader<'_>) -> Result<GroupMod, OfpError> {
             .iter()
             .position(|&b| b == 0)
             .ok_or(OfpError::BAD_GROUP_TYPE)?;
-        selection_method = std::str::from_utf8(&name[..end])
-            .map_err(|_| OfpError::BAD_GROUP_TYPE)?
-            .to_owned();
+        // OVS knows two methods; anything else is rejected as OVS does.
+        selection_method = match &name[..end] {
+            b"hash" => "hash".to_owned(),
+            b"dp_hash" => "dp_hash".to_owned(),
+            _ => return Err(OfpError::BAD_GROUP_TYPE),
+        };
         selection_method_param = r.u64()?;
         if !r.is_empty() {
             return Err(OfpError::BAD_GROUP_TYPE);
