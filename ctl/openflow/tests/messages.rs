@@ -354,3 +354,29 @@ fn nicira_messages_roundtrip_and_ovs_reads_them() {
         })
     );
 }
+
+#[test]
+fn group_selection_method_must_be_known() {
+    // ovs-ofctl's GROUP_MOD for group 3003 (selection_method=hash, param 7), then with the
+    // method name blanked: OVS knows only hash and dp_hash.
+    let hex = "060f0060000000220000010000000bbb00200000ffffffff0020001000000000000000100000000100000000000000000000000800010000ffff00280000154d0000000100000000686173680000000000000000000000000000000000000007";
+    let mut b: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let (m, _) = decode(&b).expect("hash");
+    let Body::GroupMod(gm) = &m.body else {
+        panic!("not a group mod");
+    };
+    assert_eq!(gm.group.selection_method, "hash");
+    assert_eq!(gm.group.selection_method_param, 7);
+    let at = b.len() - 24;
+    b[at..at + 4].fill(0);
+    assert_eq!(
+        decode(&b),
+        Err(DecodeError::Invalid {
+            error: OfpError::BAD_GROUP_TYPE,
+            len: b.len()
+        })
+    );
+}
