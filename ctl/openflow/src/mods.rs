@@ -50,7 +50,9 @@ pub(crate) fn put_group_mod(out: &mut Vec<u8>, gm: &GroupMod) {
         put_actions(out, &b.actions);
         let alen = out.len() - bs - 8;
         patch_u16(out, bs + 2, alen);
-        if g.group_type == GroupType::Select {
+        // OVS sends the weight for select groups; other groups only carry one if a peer
+        // sent it (so that decoding and encoding agree).
+        if g.group_type == GroupType::Select || b.weight != 0 {
             put_u16(out, 0);
             put_u16(out, 8);
             put_u16(out, b.weight);
