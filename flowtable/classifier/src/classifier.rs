@@ -13,30 +13,53 @@ use crate::error::ClassifierError;
 use crate::rule::{Conjunction, MaskInfo, Match, Rule, RuleStats};
 use crate::subtable::Subtable;
 
-/// The conjunctions of one matching clause flow, copied into the scratch: `clauses[start..end]`,
-/// sorted by (id, n_clauses, clause) as every rule keeps them.
+/// One matching clause flow, borrowed from the snapshot for the duration of a lookup.
 #[derive(Clone, Copy, Debug)]
-struct Run {
+struct Run<'a> {
     /// `u32::MAX - priority`, so that ascending order is priority descending.
     rank: u32,
-    start: u32,
-    end: u32,
-    /// The flow alone completes some conjunction (it declares every clause of it).
-    self_complete: bool,
+    /// The flow's conjunctions, sorted by (id, n_clauses, clause).
+    conj: &'a [Conjunction],
+    /// The (id, n_clauses) of its clause-1 entries, then of its clause-2 entries.
+    firsts: &'a [(u32, u8)],
+    /// How many entries of `firsts` are clause-1 entries.
+    n_clause1: usize,
 }
 
 /// Scratch memory for [`Snapshot::lookup_with`], so that lookups of a worker do not allocate
 /// once the scratch has grown to the largest set of matching clause flows seen.
 #[derive(Debug, Default)]
 pub struct LookupScratch {
-    clauses: Vec<Conjunction>,
-    runs: Vec<Run>,
+    /// Always empty between lookups: only its allocation is kept (see [`recycle`]).
+    runs: Vec<Run<'static>>,
+    /// Candidate conjunctions (id, n_clauses) of one priority.
+    candidates: Vec<(u32, u8)>,
 }
 
 impl LookupScratch {
     /// An empty scratch.
     pub fn new() -> Self {
         Self::default()
+    }
+}
+
+/// Empties `v` and returns its allocation with another lifetime. The in-place `collect` of an
+/// empty iterator keeps the buffer (same layout), so a worker's scratch does not allocate again
+/// once grown; were that optimisation missing, this would only allocate, never misbehave.
+// The `filter_map` is what changes the lifetime; `filter` cannot.
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle<'b>(mut v: Vec<Run<'_>>) -> Vec<Run<'b>> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// The clause bits of a complete conjunction of `n` clauses.
+#[inline]
+fn all_clauses(n: u8) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
     }
 }
 
@@ -134,21 +157,29 @@ impl<R> Snapshot<R> {
         wc: &mut FlowKey,
         scratch: &mut LookupScratch,
     ) -> Option<&Arc<Rule<R>>> {
-        scratch.clauses.clear();
-        scratch.runs.clear();
-        self.lookup_inner(key, wc, Some(scratch))
+        let mut runs = recycle(std::mem::take(&mut scratch.runs));
+        let hard = self.lookup_inner(key, wc, Some(&mut runs));
+        let found = if runs.is_empty() {
+            hard
+        } else {
+            self.complete_conjunctions(key, wc, hard, &mut runs, &mut scratch.candidates)
+        };
+        scratch.runs = recycle(runs);
+        found
     }
 
-    /// The tuple-space search. `clauses` is `None` for the `conj_id` search, which ignores clause
-    /// flows (ovs-fields(7): "the search for the conj_id=id flow itself ignores conjunctive flows").
-    fn lookup_inner(
-        &self,
+    /// The tuple-space search: returns the best ordinary rule and collects the matching clause
+    /// flows that could beat it into `runs`. `runs` is `None` for the `conj_id` search, which
+    /// ignores clause flows (ovs-fields(7): "the search for the conj_id=id flow itself ignores
+    /// conjunctive flows").
+    fn lookup_inner<'a>(
+        &'a self,
         key: &FlowKey,
         wc: &mut FlowKey,
-        mut scratch: Option<&mut LookupScratch>,
-    ) -> Option<&Arc<Rule<R>>> {
+        mut runs: Option<&mut Vec<Run<'a>>>,
+    ) -> Option<&'a Arc<Rule<R>>> {
         let mut hard: Option<&Arc<Rule<R>>> = None;
-        let conj_search = scratch.is_none();
+        let conj_search = runs.is_none();
         for st in &self.ordered {
             // Subtables come by max priority, descending; once a subtable cannot reach the best
             // ordinary match found so far, no later one can. Equal priority still visits, for
@@ -178,105 +209,82 @@ impl<R> Snapshot<R> {
                     // The rest of the bucket is lower in (priority, seq) order.
                     break;
                 }
-                if let Some(sc) = scratch.as_deref_mut() {
-                    let start = sc.clauses.len() as u32;
-                    sc.clauses.extend_from_slice(&r.conjunctions);
-                    sc.runs.push(Run {
+                if let Some(runs) = runs.as_deref_mut() {
+                    runs.push(Run {
                         rank: u32::MAX - r.priority,
-                        start,
-                        end: sc.clauses.len() as u32,
-                        self_complete: r.self_complete,
+                        conj: &r.conjunctions,
+                        firsts: &r.firsts,
+                        n_clause1: r.n_clause1 as usize,
                     });
                 }
             }
         }
-        let Some(scratch) = scratch else {
-            return hard;
-        };
+        hard
+    }
+
+    /// Given the best ordinary match `hard` and the matching clause flows `runs`, the answer:
+    /// going down by priority (above `hard`'s), the complete conjunctions of each priority by
+    /// ascending (id, n_clauses), each tried with a `conj_id` search.
+    ///
+    /// Every conjunction has a clause 1 and a clause 2, so at one priority the complete ones are
+    /// among the (id, n_clauses) of the clause-1 entries, and among those of the clause-2
+    /// entries: the smaller set gives the candidates, and each is checked with one binary search
+    /// per clause flow of that priority (a clause flow shared by many policies carries a long
+    /// list; nothing proportional to it is copied or scanned).
+    fn complete_conjunctions<'a>(
+        &'a self,
+        key: &FlowKey,
+        wc: &mut FlowKey,
+        hard: Option<&'a Arc<Rule<R>>>,
+        runs: &mut Vec<Run<'a>>,
+        candidates: &mut Vec<(u32, u8)>,
+    ) -> Option<&'a Arc<Rule<R>>> {
         // Clause flows at or below the best ordinary match cannot change the answer (an ordinary
         // flow wins a tie with a conjunction at the same priority).
         if let Some(h) = hard {
             let floor = u32::MAX - h.priority;
-            scratch.runs.retain(|r| r.rank < floor);
+            runs.retain(|r| r.rank < floor);
         }
-        // Merge the runs (each sorted, few of them: one per matching clause flow) in
-        // (priority descending, id, n_clauses) order, collecting each group's clauses; try each
-        // complete group as soon as it is seen, which is exactly the documented order.
-        let LookupScratch { clauses, runs } = scratch;
-        loop {
-            // The smallest head key, how many runs share it, and the next larger head key.
-            let mut head: Option<(u32, u32, u8)> = None;
-            let mut second: Option<(u32, u32, u8)> = None;
-            let (mut at_head, mut head_run) = (0usize, 0usize);
-            for (i, r) in runs.iter().enumerate() {
-                if r.start >= r.end {
-                    continue;
-                }
-                let c = clauses[r.start as usize];
-                let k = (r.rank, c.id, c.n_clauses);
-                match head {
-                    Some(h) if k == h => at_head += 1,
-                    Some(h) if k > h => {
-                        if second.is_none_or(|s| k < s) {
-                            second = Some(k);
-                        }
-                    }
-                    _ => {
-                        second = head;
-                        head = Some(k);
-                        at_head = 1;
-                        head_run = i;
-                    }
-                }
-            }
-            let Some((rank, id, n_clauses)) = head else {
-                return hard;
-            };
-            if at_head == 1 && !runs[head_run].self_complete {
-                // Only one clause flow has this group, and it completes no conjunction by
-                // itself: none of its groups below the next head of another flow can complete.
-                // Skip them in one binary search (a clause flow shared by many policies carries
-                // a long list, the other dimensions a few entries each).
-                let r = &mut runs[head_run];
-                let rest = &clauses[r.start as usize..r.end as usize];
-                let skip = match second {
-                    Some((srank, sid, sn)) if srank == r.rank => {
-                        rest.partition_point(|c| (c.id, c.n_clauses) < (sid, sn))
-                    }
-                    _ => rest.len(),
-                };
-                r.start += skip.max(1) as u32;
+        runs.sort_unstable_by_key(|r| r.rank);
+        for group in runs.chunk_by(|a, b| a.rank == b.rank) {
+            let (n1, n2) = group.iter().fold((0, 0), |(n1, n2), r| {
+                (n1 + r.n_clause1, n2 + (r.firsts.len() - r.n_clause1))
+            });
+            if n1 == 0 || n2 == 0 {
                 continue;
             }
-            let mut seen = 0u64;
-            for r in runs.iter_mut() {
-                if r.rank != rank {
-                    continue;
-                }
-                while r.start < r.end {
-                    let c = clauses[r.start as usize];
-                    if c.id != id || c.n_clauses != n_clauses {
-                        break;
-                    }
-                    seen |= 1u64 << (c.clause - 1);
-                    r.start += 1;
-                }
+            candidates.clear();
+            for r in group {
+                let (c1, c2) = r.firsts.split_at(r.n_clause1.min(r.firsts.len()));
+                candidates.extend_from_slice(if n1 <= n2 { c1 } else { c2 });
             }
-            let all = if n_clauses >= 64 {
-                u64::MAX
-            } else {
-                (1u64 << n_clauses) - 1
-            };
-            if seen == all {
-                // Complete: look for the action flow with conj_id set, ignoring clause flows.
-                let mut k = *key;
-                k.set(CONJ_ID, u64::from(id));
-                if let Some(r) = self.lookup_inner(&k, wc, None) {
-                    return Some(r);
+            if group.len() > 1 {
+                candidates.sort_unstable();
+            }
+            candidates.dedup();
+            for &(id, n) in candidates.iter() {
+                let mut seen = 0u64;
+                for r in group {
+                    let start = r.conj.partition_point(|c| (c.id, c.n_clauses) < (id, n));
+                    for c in r.conj.get(start..).unwrap_or_default() {
+                        if c.id != id || c.n_clauses != n {
+                            break;
+                        }
+                        seen |= 1u64 << (c.clause - 1);
+                    }
                 }
-                // No flow for conj_id=id: as if this conjunction had not matched.
+                if seen == all_clauses(n) {
+                    // Complete: look for the action flow with conj_id set, ignoring clause flows.
+                    let mut k = *key;
+                    k.set(CONJ_ID, u64::from(id));
+                    if let Some(r) = self.lookup_inner(&k, wc, None) {
+                        return Some(r);
+                    }
+                    // No flow for conj_id=id: as if this conjunction had not matched.
+                }
             }
         }
+        hard
     }
 
     /// The rule with exactly this match and priority.
@@ -541,16 +549,13 @@ impl<R> Bundle<'_, R> {
         // Lookups merge clause lists; keep each rule's sorted (their order is not significant).
         let mut conj: Vec<Conjunction> = conjunctions.to_vec();
         conj.sort_unstable_by_key(|c| (c.id, c.n_clauses, c.clause));
-        let self_complete = conj
-            .chunk_by(|a, b| (a.id, a.n_clauses) == (b.id, b.n_clauses))
-            .any(|g| {
-                let seen = g.iter().fold(0u64, |s, c| s | 1u64 << (c.clause - 1));
-                seen == if g[0].n_clauses >= 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << g[0].n_clauses) - 1
-                }
-            });
+        let part = |k: u8| {
+            conj.iter()
+                .filter(move |c| c.clause == k)
+                .map(|c| (c.id, c.n_clauses))
+        };
+        let n_clause1 = part(1).count() as u32;
+        let firsts: Box<[(u32, u8)]> = part(1).chain(part(2)).collect();
         let st = self.subtable_mut(m.mask());
         let rule = Arc::new(Rule {
             priority,
@@ -558,7 +563,8 @@ impl<R> Bundle<'_, R> {
             value: st.mask.compact(m.value()),
             mask: Arc::clone(&st.mask),
             conjunctions: conj.into_boxed_slice(),
-            self_complete,
+            firsts,
+            n_clause1,
             stats,
             payload,
         });
@@ -727,5 +733,30 @@ impl<R> Drop for ClassifierReader<R> {
     fn drop(&mut self) {
         // Release: pairs with the writer's Acquire load of `alive`.
         self.slot.alive.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod recycle_tests {
+    use super::*;
+
+    #[test]
+    fn recycle_keeps_the_allocation() {
+        let conj = [Conjunction {
+            id: 1,
+            clause: 1,
+            n_clauses: 2,
+        }];
+        let mut v: Vec<Run<'_>> = Vec::with_capacity(16);
+        v.push(Run {
+            rank: 0,
+            conj: &conj,
+            firsts: &[],
+            n_clause1: 0,
+        });
+        let cap = v.capacity();
+        let back: Vec<Run<'static>> = recycle(v);
+        assert!(back.is_empty());
+        assert_eq!(back.capacity(), cap);
     }
 }

@@ -243,8 +243,11 @@ pub struct Rule<R> {
     pub(crate) mask: Arc<MaskInfo>,
     /// Sorted by (id, n_clauses, clause).
     pub(crate) conjunctions: Box<[Conjunction]>,
-    /// The rule declares every clause of some conjunction by itself.
-    pub(crate) self_complete: bool,
+    /// The (id, n_clauses) of the clause-1 entries of `conjunctions`, then those of the
+    /// clause-2 entries (`n_clause1` of the first kind), each part sorted: every conjunction
+    /// has clauses 1 and 2, so a lookup draws its candidates from the smaller of the two sets.
+    pub(crate) firsts: Box<[(u32, u8)]>,
+    pub(crate) n_clause1: u32,
     pub(crate) stats: Arc<RuleStats>,
     pub(crate) payload: R,
 }

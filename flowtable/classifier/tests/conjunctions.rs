@@ -321,3 +321,45 @@ fn conjunction_updates_through_bundles() {
     both.reference.delete_strict(&dst(C), 200);
     assert_eq!(both.lookup(&pkt(A, C, 80)), None);
 }
+
+#[test]
+fn candidates_from_the_smaller_clause_side_keep_the_id_order() {
+    // Lookups draw candidate conjunctions from whichever of clause 1 / clause 2 has fewer
+    // matching entries; the answer must not depend on which side that is. Source flows carry
+    // many clause-1 entries, destination flows few clause-2 entries (and the other way round
+    // for ids 50..): the lowest complete id with an action flow wins.
+    let mut shared_src: Vec<Conjunction> = (20..40).map(|id| cj(id, 1, 2)).collect();
+    shared_src.push(cj(5, 1, 3)); // same id as below, other n_clauses: a different conjunction
+    shared_src.push(cj(5, 1, 2));
+    shared_src.extend((50..52).map(|id| cj(id, 2, 2)));
+    let many_dst: Vec<Conjunction> = (50..80).map(|id| cj(id, 1, 2)).collect();
+    let t = Both::new(&[
+        (src(A), 200, "src", shared_src),
+        // Clause 2 of 5/2 and of 33/2 and 21/2 (21 has no action flow).
+        (
+            dst(C),
+            200,
+            "dst",
+            vec![cj(33, 2, 2), cj(21, 2, 2), cj(5, 2, 2)],
+        ),
+        (
+            dst(D),
+            200,
+            "dst",
+            vec![cj(33, 2, 2), cj(21, 2, 2), cj(5, 2, 3)],
+        ),
+        (port(80), 200, "port", vec![cj(5, 3, 3)]),
+        (port(81), 200, "port-many", many_dst),
+        (conj_id(5), 190, "rule5", vec![]),
+        (conj_id(33), 190, "rule33", vec![]),
+        (conj_id(51), 190, "rule51", vec![]),
+        // No catch-all: it would answer the conj_id=21 search (as in OVS).
+    ]);
+    assert_eq!(t.lookup(&pkt(A, C, 22)), Some("rule5"));
+    // 5/2 lacks clause 2 here; 5/3 completes with port 80.
+    assert_eq!(t.lookup(&pkt(A, D, 22)), Some("rule33"));
+    assert_eq!(t.lookup(&pkt(A, D, 80)), Some("rule5"));
+    // Clause 1 of 50/51 from port 81 (30 entries), clause 2 from the source flow.
+    assert_eq!(t.lookup(&pkt(A, E, 81)), Some("rule51"));
+    assert_eq!(t.lookup(&pkt(B, D, 81)), None);
+}
