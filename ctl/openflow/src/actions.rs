@@ -866,7 +866,8 @@ fn pull_nat(body: &[u8]) -> Result<Nat, OfpError> {
     if present & 3 != 0 {
         let min = if present & 1 != 0 { r.u32()? } else { 0 };
         let max = if present & 2 != 0 { r.u32()? } else { 0 };
-        nat.addrs = Some(NatAddrs::V4 { min, max });
+        // All-zero addresses are "no address", as OVS's encoder omits them.
+        nat.addrs = (min != 0 || max != 0).then_some(NatAddrs::V4 { min, max });
     } else if present & 12 != 0 {
         let min = if present & 4 != 0 {
             be_uint(r.bytes(16)?)
@@ -878,7 +879,7 @@ fn pull_nat(body: &[u8]) -> Result<Nat, OfpError> {
         } else {
             0
         };
-        nat.addrs = Some(NatAddrs::V6 { min, max });
+        nat.addrs = (min != 0 || max != 0).then_some(NatAddrs::V6 { min, max });
     }
     if present & 16 != 0 {
         nat.ports.0 = r.u16()?;
