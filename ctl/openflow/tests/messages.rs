@@ -380,3 +380,22 @@ fn group_selection_method_must_be_known() {
         })
     );
 }
+
+#[test]
+fn nicira_reg_load_and_move_are_rejected_in_openflow15_as_ovs_does() {
+    // OVS 3.1 has no OpenFlow 1.5 mapping for NXAST_REG_LOAD/REG_MOVE (it sends set_field
+    // and copy_field) and answers OFPBAC_BAD_VENDOR_TYPE (= OFPBAC_BAD_EXP_TYPE).
+    let load = [
+        0xff, 0xff, 0, 24, 0, 0, 0x23, 0x20, 0, 7, 0x01, 0x03, 0, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 5,
+    ];
+    let mv = [
+        0xff, 0xff, 0, 24, 0, 0, 0x23, 0x20, 0, 6, 0, 16, 0, 0, 0, 16, 0, 1, 2, 4, 0, 1, 4, 4,
+    ];
+    for a in [&load[..], &mv[..]] {
+        let req = flow_mod(&[], &apply(a));
+        assert_eq!(decode_err(&req), OfpError::BAD_ACTION_EXP_TYPE);
+        if let Some(text) = ofp_print(&req) {
+            assert!(text.is_empty() || !text.contains("actions=load"), "{text}");
+        }
+    }
+}
