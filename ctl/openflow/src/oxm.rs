@@ -199,7 +199,12 @@ pub fn put_oxm_fields(out: &mut Vec<u8>, m: &Match) {
         if mask == 0 || !m.prereqs_ok(f.info().prereq) {
             continue;
         }
-        if f == FieldId::CT_NW_PROTO && v == 0 {
+        // As OVS: ct_nw_proto and the ct_tp_* fields only with a non-zero ct_nw_proto.
+        if matches!(
+            f,
+            FieldId::CT_NW_PROTO | FieldId::CT_TP_SRC | FieldId::CT_TP_DST
+        ) && m.get(FieldId::CT_NW_PROTO).0 == 0
+        {
             continue;
         }
         let Some(h) = header_of(f, HeaderStyle::Oxm15) else {
