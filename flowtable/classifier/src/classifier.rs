@@ -195,6 +195,12 @@ impl<R> Snapshot<R> {
                     Some(_) => {}
                 }
             }
+            if st.excludes_conj_id(key) {
+                // Only the conj_id bits decided (e.g. the first search of a table meets the
+                // subtable of its conj_id=N action flows).
+                wc.set(CONJ_ID, wc.get(CONJ_ID) | st.conj_id_bits);
+                continue;
+            }
             let Some(rules) = st.probe(key, wc) else {
                 continue;
             };

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
+use xvs_packet::key::layout::CONJ_ID;
 use xvs_packet::FlowKey;
 
 use crate::hash;
@@ -148,6 +149,11 @@ pub(crate) struct Subtable<R> {
     hard_priorities: BTreeMap<u32, u32>,
     pub(crate) max_hard_priority: Option<u32>,
     pub(crate) n_rules: usize,
+    /// The `conj_id` bits of the mask, and how many rules have 0 there. A subtable of
+    /// `conj_id=N` action flows (none 0) cannot match a key whose `conj_id` is 0 under the
+    /// mask, so the first search of a table skips it without probing.
+    pub(crate) conj_id_bits: u64,
+    pub(crate) n_conj_id_zero: usize,
 }
 
 impl<R> Clone for Subtable<R> {
@@ -160,6 +166,8 @@ impl<R> Clone for Subtable<R> {
             hard_priorities: self.hard_priorities.clone(),
             max_hard_priority: self.max_hard_priority,
             n_rules: self.n_rules,
+            conj_id_bits: self.conj_id_bits,
+            n_conj_id_zero: self.n_conj_id_zero,
         }
     }
 }
@@ -184,7 +192,10 @@ fn hashes(mask: &MaskInfo, value: &[u64]) -> ([u64; MAX_STAGES - 1], u64) {
 
 impl<R> Subtable<R> {
     pub(crate) fn new(mask: Arc<MaskInfo>) -> Self {
+        let conj_id_bits = mask.mask.get(CONJ_ID);
         Self {
+            conj_id_bits,
+            n_conj_id_zero: 0,
             mask,
             shards: std::array::from_fn(|_| None),
             priorities: BTreeMap::new(),
@@ -193,6 +204,20 @@ impl<R> Subtable<R> {
             max_hard_priority: None,
             n_rules: 0,
         }
+    }
+
+    /// True when `rule` (of this subtable) has 0 in the `conj_id` bits of the mask.
+    fn conj_id_zero(&self, rule: &Rule<R>) -> bool {
+        self.conj_id_bits == 0 || rule.to_match().value().get(CONJ_ID) == 0
+    }
+
+    /// True when no rule can match `key` because of its `conj_id`; then every key with the same
+    /// `conj_id` bits under the mask misses too.
+    #[inline]
+    pub(crate) fn excludes_conj_id(&self, key: &FlowKey) -> bool {
+        self.conj_id_bits != 0
+            && self.n_conj_id_zero == 0
+            && key.get(CONJ_ID) & self.conj_id_bits == 0
     }
 
     /// Looks `key` up. Un-wildcards in `wc` the mask bits of every stage examined: on an early
@@ -252,6 +277,7 @@ impl<R> Subtable<R> {
         let (stage_hashes, fh) = hashes(&self.mask, &rule.value);
         let priority = rule.priority;
         let hard = rule.conjunctions.is_empty();
+        let zero = self.conj_id_zero(&rule);
         let shard = self.shard_mut(shard_of(fh));
         let mut replaced = None;
         let mut new_bucket = false;
@@ -308,13 +334,15 @@ impl<R> Subtable<R> {
             }
         }
         if let Some(old) = &replaced {
-            self.uncount(old.priority, old.conjunctions.is_empty());
+            let old_zero = self.conj_id_zero(old);
+            self.uncount(old.priority, old.conjunctions.is_empty(), old_zero);
         }
-        self.count(priority, hard);
+        self.count(priority, hard, zero);
         replaced
     }
 
-    fn count(&mut self, priority: u32, hard: bool) {
+    fn count(&mut self, priority: u32, hard: bool, conj_id_zero: bool) {
+        self.n_conj_id_zero += usize::from(conj_id_zero);
         *self.priorities.entry(priority).or_insert(0) += 1;
         self.max_priority = self.max_priority.max(priority);
         if hard {
@@ -325,7 +353,10 @@ impl<R> Subtable<R> {
         self.n_rules += 1;
     }
 
-    fn uncount(&mut self, priority: u32, hard: bool) {
+    fn uncount(&mut self, priority: u32, hard: bool, conj_id_zero: bool) {
+        self.n_conj_id_zero = self
+            .n_conj_id_zero
+            .saturating_sub(usize::from(conj_id_zero));
         fn dec(map: &mut BTreeMap<u32, u32>, priority: u32) {
             if let Some(c) = map.get_mut(&priority) {
                 *c -= 1;
@@ -395,7 +426,8 @@ impl<R> Subtable<R> {
                 }
             }
         }
-        self.uncount(priority, removed.conjunctions.is_empty());
+        let zero = self.conj_id_zero(&removed);
+        self.uncount(priority, removed.conjunctions.is_empty(), zero);
         Some(removed)
     }
 

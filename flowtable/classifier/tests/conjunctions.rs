@@ -363,3 +363,34 @@ fn candidates_from_the_smaller_clause_side_keep_the_id_order() {
     assert_eq!(t.lookup(&pkt(A, E, 81)), Some("rule51"));
     assert_eq!(t.lookup(&pkt(B, D, 81)), None);
 }
+
+#[test]
+fn conj_id_zero_flows_and_partial_conj_id_masks() {
+    // The first search skips subtables whose rules all need a non-zero conj_id; a rule that
+    // matches conj_id=0 (or a masked conj_id the key's 0 satisfies) must still be found, before
+    // and after it is deleted.
+    let masked = |v: u64, m: u64| mk(&[(CONJ_ID, v, m)]);
+    let mut t = Both::new(&[
+        (src(A), 200, "c1", vec![cj(6, 1, 2)]),
+        (dst(C), 200, "c2", vec![cj(6, 2, 2)]),
+        (conj_id(6), 190, "rule6", vec![]),
+        (conj_id(0), 150, "conj-id-zero", vec![]),
+        (masked(0x2, 0x2), 180, "bit1-set", vec![]),
+        (masked(0x0, 0x4), 120, "bit2-clear", vec![]),
+        (Match::catchall(), 0, "default", vec![]),
+    ]);
+    assert_eq!(t.lookup(&pkt(A, C, 80)), Some("rule6"));
+    assert_eq!(t.lookup(&pkt(A, D, 80)), Some("conj-id-zero"));
+    let mut b = t.cls.bundle();
+    assert!(b.delete_strict(&conj_id(0), 150).is_some());
+    b.commit();
+    assert!(t.reference.delete_strict(&conj_id(0), 150));
+    assert_eq!(t.lookup(&pkt(A, D, 80)), Some("bit2-clear"));
+    assert_eq!(t.lookup(&pkt(A, C, 80)), Some("rule6"));
+    let mut b = t.cls.bundle();
+    assert!(b.delete_strict(&masked(0x0, 0x4), 120).is_some());
+    b.commit();
+    assert!(t.reference.delete_strict(&masked(0x0, 0x4), 120));
+    assert_eq!(t.lookup(&pkt(A, D, 80)), Some("default"));
+    assert_eq!(t.lookup(&pkt(A, C, 80)), Some("rule6"));
+}
