@@ -54,11 +54,10 @@
 //! control thread), and [`Pipeline::readers_reached`] answers barriers.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use thiserror::Error;
+use xvs_classifier::publish::{Publisher, Reader, Versioned};
 use xvs_classifier::{
     Bundle, Classifier, ClassifierError, Conjunction, Match as ClsMatch, Rule, Snapshot,
 };
@@ -398,35 +397,20 @@ pub fn dumped_flow(rule: &FlowRule, now: u64) -> Flow {
     f
 }
 
-struct Shared {
-    current: ArcSwap<PipelineSnapshot>,
-    /// Stored with `Release` after `current`; loaded with `Acquire` by readers.
-    version: AtomicU64,
-}
-
-#[derive(Debug)]
-struct ReaderSlot {
-    adopted: AtomicU64,
-    alive: AtomicBool,
-}
-
 /// The control side of the pipeline (single writer). See the module documentation.
 pub struct Pipeline {
     tables: Vec<Classifier<FlowEntry>>,
     groups: Arc<HashMap<u32, Arc<Group>>>,
     meters: Arc<HashMap<u32, Arc<Meter>>>,
-    shared: Arc<Shared>,
-    current: Arc<PipelineSnapshot>,
-    retired: Vec<Arc<PipelineSnapshot>>,
-    readers: Vec<Arc<ReaderSlot>>,
+    publisher: Publisher<PipelineSnapshot>,
 }
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
-            .field("current", &self.current)
-            .field("retired", &self.retired.len())
-            .field("readers", &self.readers.len())
+            .field("current", self.publisher.current())
+            .field("retired", &self.publisher.retired())
+            .field("readers", &self.publisher.readers())
             .finish()
     }
 }
@@ -453,62 +437,39 @@ impl Pipeline {
             tables,
             groups,
             meters,
-            shared: Arc::new(Shared {
-                current: ArcSwap::new(Arc::clone(&snap)),
-                version: AtomicU64::new(0),
-            }),
-            current: snap,
-            retired: Vec::new(),
-            readers: Vec::new(),
+            publisher: Publisher::new(snap),
         }
     }
 
     /// The newest published snapshot.
     pub fn snapshot(&self) -> &Arc<PipelineSnapshot> {
-        &self.current
+        self.publisher.current()
     }
 
     /// The newest published version.
     pub fn version(&self) -> u64 {
-        self.current.version
+        self.publisher.version()
     }
 
     /// A reader for one worker.
     pub fn reader(&mut self) -> PipelineReader {
-        let slot = Arc::new(ReaderSlot {
-            adopted: AtomicU64::new(self.current.version),
-            alive: AtomicBool::new(true),
-        });
-        self.readers.push(Arc::clone(&slot));
-        PipelineReader {
-            shared: Arc::clone(&self.shared),
-            snap: Arc::clone(&self.current),
-            slot,
-        }
+        self.publisher.reader()
     }
 
     /// The oldest version a live reader still uses (the current one without readers).
     pub fn min_reader_version(&mut self) -> u64 {
-        // Acquire: pairs with the Release store in the reader's drop.
-        self.readers.retain(|r| r.alive.load(Ordering::Acquire));
-        self.readers
-            .iter()
-            // Acquire: pairs with the reader's Release store after it swapped snapshots.
-            .map(|r| r.adopted.load(Ordering::Acquire))
-            .min()
-            .unwrap_or(self.current.version)
+        self.publisher.min_reader_version()
     }
 
     /// True when every live reader runs `version` or newer (an OpenFlow barrier can be
     /// answered for a commit that returned `version`).
     pub fn readers_reached(&mut self, version: u64) -> bool {
-        self.min_reader_version() >= version
+        self.publisher.readers_reached(version)
     }
 
     /// Drops replaced snapshots no reader can still hold (also done on every commit).
     pub fn reclaim(&mut self) {
-        let min = self.min_reader_version();
-        self.retired.retain(|s| s.version >= min);
+        self.publisher.reclaim();
     }
 
     /// Deletes, as one bundle, every flow whose hard timeout has passed
@@ -519,7 +480,7 @@ impl Pipeline {
     /// if something expired; the report lists the removed flows (flow-removed messages).
     pub fn expire(&mut self, now: u64) -> CommitReport {
         let mut mods = Vec::new();
-        for r in self.current.flows() {
+        for r in self.publisher.current().flows() {
             let e = r.payload();
             let f = e;
             let hard = f.hard_timeout != 0
@@ -541,13 +502,13 @@ impl Pipeline {
         }
         if mods.is_empty() {
             return CommitReport {
-                version: self.current.version,
+                version: self.publisher.version(),
                 ..CommitReport::default()
             };
         }
         // Strict deletes of existing flows cannot fail.
         self.commit(&mods, now).unwrap_or_else(|_| CommitReport {
-            version: self.current.version,
+            version: self.publisher.version(),
             ..CommitReport::default()
         })
     }
@@ -579,7 +540,7 @@ impl Pipeline {
                     refused.push((e.index, e.error));
                     return (
                         CommitReport {
-                            version: self.current.version,
+                            version: self.publisher.version(),
                             ..CommitReport::default()
                         },
                         refused,
@@ -619,7 +580,7 @@ impl Pipeline {
         };
         self.groups = groups;
         self.meters = meters;
-        let version = self.current.version + 1;
+        let version = self.publisher.version() + 1;
         let snap = Arc::new(PipelineSnapshot {
             version,
             tables: self
@@ -630,61 +591,19 @@ impl Pipeline {
             groups: Arc::clone(&self.groups),
             meters: Arc::clone(&self.meters),
         });
-        let old = std::mem::replace(&mut self.current, Arc::clone(&snap));
-        self.retired.push(old);
-        self.shared.current.store(snap);
-        // Release: a reader that loads this version (Acquire) then finds the snapshot stored
-        // just above (or a newer one).
-        self.shared.version.store(version, Ordering::Release);
-        self.reclaim();
+        self.publisher.publish(snap);
         report.version = version;
         Ok(report)
     }
 }
 
 /// A worker's handle on the pipeline: lock-free; allocation-free except when adopting a new
-/// version (an `Arc` clone).
-pub struct PipelineReader {
-    shared: Arc<Shared>,
-    snap: Arc<PipelineSnapshot>,
-    slot: Arc<ReaderSlot>,
-}
+/// version (an `Arc` clone). Call [`Reader::refresh`] once per batch.
+pub type PipelineReader = Reader<PipelineSnapshot>;
 
-impl std::fmt::Debug for PipelineReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PipelineReader")
-            .field("version", &self.snap.version)
-            .finish()
-    }
-}
-
-impl PipelineReader {
-    /// Adopts the newest published pipeline if the version moved. Call once per batch.
-    #[inline]
-    pub fn refresh(&mut self) -> &Arc<PipelineSnapshot> {
-        // Acquire: pairs with the Release store in `Pipeline::commit`.
-        let v = self.shared.version.load(Ordering::Acquire);
-        if v != self.snap.version {
-            self.snap = self.shared.current.load_full();
-            // Release: the old snapshot reference is gone before the writer reads this.
-            self.slot
-                .adopted
-                .store(self.snap.version, Ordering::Release);
-        }
-        &self.snap
-    }
-
-    /// The snapshot adopted by the last refresh.
-    #[inline]
-    pub fn snapshot(&self) -> &Arc<PipelineSnapshot> {
-        &self.snap
-    }
-}
-
-impl Drop for PipelineReader {
-    fn drop(&mut self) {
-        // Release: pairs with the writer's Acquire load of `alive`.
-        self.slot.alive.store(false, Ordering::Release);
+impl Versioned for PipelineSnapshot {
+    fn version(&self) -> u64 {
+        self.version
     }
 }
 

@@ -1,15 +1,14 @@
 //! The versioned OpenFlow table classifier: immutable snapshots for the workers, a single writer
 //! that builds the next snapshot in bundles and publishes it atomically.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use hashbrown::HashMap;
 use xvs_packet::key::layout::CONJ_ID;
 use xvs_packet::FlowKey;
 
 use crate::error::ClassifierError;
+use crate::publish::{Publisher, Reader, Versioned};
 use crate::rule::{Conjunction, MaskInfo, Match, Rule, RuleStats};
 use crate::subtable::Subtable;
 
@@ -325,23 +324,6 @@ impl<R> Snapshot<R> {
     }
 }
 
-/// State shared between the writer and the readers.
-struct Shared<R> {
-    /// The newest published snapshot.
-    current: ArcSwap<Snapshot<R>>,
-    /// Its version. Stored with `Release` after `current`; loaded with `Acquire` by readers.
-    version: AtomicU64,
-}
-
-/// What a reader tells the writer: the version it has adopted, so the writer knows when an old
-/// snapshot is unused (memory is then freed on the control thread) and when every worker runs
-/// the new tables (an OpenFlow barrier can then be answered).
-#[derive(Debug)]
-struct ReaderSlot {
-    adopted: AtomicU64,
-    alive: AtomicBool,
-}
-
 /// The writer side of one OpenFlow table's classifier. Owned by the control thread.
 ///
 /// # Thread safety
@@ -357,10 +339,7 @@ struct ReaderSlot {
 /// - Memory: the writer keeps each replaced snapshot until every live reader has adopted a newer
 ///   version, then drops it on the control thread, so workers never free table memory.
 pub struct Classifier<R> {
-    shared: Arc<Shared<R>>,
-    current: Arc<Snapshot<R>>,
-    retired: Vec<Arc<Snapshot<R>>>,
-    readers: Vec<Arc<ReaderSlot>>,
+    publisher: Publisher<Snapshot<R>>,
     next_seq: u64,
     mask_cache: HashMap<FlowKey, Arc<MaskInfo>>,
 }
@@ -368,9 +347,9 @@ pub struct Classifier<R> {
 impl<R> std::fmt::Debug for Classifier<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Classifier")
-            .field("current", &self.current)
-            .field("retired", &self.retired.len())
-            .field("readers", &self.readers.len())
+            .field("current", self.publisher.current())
+            .field("retired", &self.publisher.retired())
+            .field("readers", &self.publisher.readers())
             .finish()
     }
 }
@@ -384,15 +363,8 @@ impl<R> Default for Classifier<R> {
 impl<R> Classifier<R> {
     /// An empty table at version 0.
     pub fn new() -> Self {
-        let snap = Arc::new(Snapshot::empty());
         Self {
-            shared: Arc::new(Shared {
-                current: ArcSwap::new(Arc::clone(&snap)),
-                version: AtomicU64::new(0),
-            }),
-            current: snap,
-            retired: Vec::new(),
-            readers: Vec::new(),
+            publisher: Publisher::new(Arc::new(Snapshot::empty())),
             next_seq: 0,
             mask_cache: HashMap::new(),
         }
@@ -400,57 +372,38 @@ impl<R> Classifier<R> {
 
     /// The newest published snapshot.
     pub fn snapshot(&self) -> &Arc<Snapshot<R>> {
-        &self.current
+        self.publisher.current()
     }
 
     /// The newest published version.
     pub fn version(&self) -> u64 {
-        self.current.version
+        self.publisher.version()
     }
 
     /// A reader handle for one worker.
     pub fn reader(&mut self) -> ClassifierReader<R> {
-        let slot = Arc::new(ReaderSlot {
-            adopted: AtomicU64::new(self.current.version),
-            alive: AtomicBool::new(true),
-        });
-        self.readers.push(Arc::clone(&slot));
-        ClassifierReader {
-            shared: Arc::clone(&self.shared),
-            snap: Arc::clone(&self.current),
-            slot,
-        }
+        self.publisher.reader()
     }
 
     /// The oldest version any live reader still uses (the current version without readers).
     pub fn min_reader_version(&mut self) -> u64 {
-        // Acquire on `alive`: pairs with the Release store in the reader's drop.
-        self.readers.retain(|r| r.alive.load(Ordering::Acquire));
-        self.readers
-            .iter()
-            // Acquire: pairs with the reader's Release store after it swapped snapshots, so
-            // the reader's old Arc is released before the writer drops its own.
-            .map(|r| r.adopted.load(Ordering::Acquire))
-            .min()
-            .unwrap_or(self.current.version)
+        self.publisher.min_reader_version()
     }
 
     /// True when every live reader runs `version` or newer (e.g. to answer an OpenFlow barrier
     /// after a commit only once no worker can still use the old rules).
     pub fn readers_reached(&mut self, version: u64) -> bool {
-        self.min_reader_version() >= version
+        self.publisher.readers_reached(version)
     }
 
     /// Drops the retired snapshots no reader can still hold. Also runs on every commit.
     pub fn reclaim(&mut self) {
-        let min = self.min_reader_version();
-        // A reader at version `min` may hold snapshot `min` itself; anything older is unused.
-        self.retired.retain(|s| s.version >= min);
+        self.publisher.reclaim();
     }
 
     /// Starts a bundle of changes against the current version.
     pub fn bundle(&mut self) -> Bundle<'_, R> {
-        let next = self.current.fork();
+        let next = self.publisher.current().fork();
         Bundle { cls: self, next }
     }
 }
@@ -465,7 +418,7 @@ pub struct Bundle<'a, R> {
 impl<R> std::fmt::Debug for Bundle<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bundle")
-            .field("base_version", &self.cls.current.version)
+            .field("base_version", &self.cls.publisher.version())
             .field("rules", &self.next.n_rules)
             .finish()
     }
@@ -677,68 +630,21 @@ impl<R> Bundle<'_, R> {
     /// version.
     pub fn commit(self) -> u64 {
         let Bundle { cls, mut next } = self;
-        let version = cls.current.version + 1;
+        let version = cls.publisher.version() + 1;
         next.seal(version);
-        let next = Arc::new(next);
-        let old = std::mem::replace(&mut cls.current, Arc::clone(&next));
-        cls.retired.push(old);
-        cls.shared.current.store(next);
-        // Release: a reader that loads this version (Acquire) is guaranteed to find the snapshot
-        // stored just above (or a newer one) in `current`.
-        cls.shared.version.store(version, Ordering::Release);
-        cls.reclaim();
+        cls.publisher.publish(Arc::new(next));
         version
     }
 }
 
 /// A worker's handle on the classifier: lock-free, allocation-free except when adopting a new
-/// version (an `Arc` clone).
-///
-/// A worker must call [`refresh`](Self::refresh) regularly even when it has no traffic: until
-/// it does, the writer keeps every snapshot since the one it holds (memory) and
-/// [`Classifier::readers_reached`] stays false. Dropping the reader releases both.
-pub struct ClassifierReader<R> {
-    shared: Arc<Shared<R>>,
-    snap: Arc<Snapshot<R>>,
-    slot: Arc<ReaderSlot>,
-}
+/// version (an `Arc` clone). Call [`Reader::refresh`] once at the start of every batch, then
+/// pass `snapshot().version()` to the datapath cache; see [`Reader`] for the rules.
+pub type ClassifierReader<R> = Reader<Snapshot<R>>;
 
-impl<R> std::fmt::Debug for ClassifierReader<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClassifierReader")
-            .field("version", &self.snap.version)
-            .finish()
-    }
-}
-
-impl<R> ClassifierReader<R> {
-    /// Adopts the newest published snapshot if the version moved. Call once at the start of
-    /// every batch; then pass `snapshot().version()` to the datapath cache.
-    #[inline]
-    pub fn refresh(&mut self) -> &Arc<Snapshot<R>> {
-        // Acquire: pairs with the Release store in `Bundle::commit`.
-        let v = self.shared.version.load(Ordering::Acquire);
-        if v != self.snap.version {
-            self.snap = self.shared.current.load_full();
-            // Release: the old snapshot reference is gone before the writer reads this.
-            self.slot
-                .adopted
-                .store(self.snap.version, Ordering::Release);
-        }
-        &self.snap
-    }
-
-    /// The snapshot adopted by the last [`refresh`](Self::refresh).
-    #[inline]
-    pub fn snapshot(&self) -> &Arc<Snapshot<R>> {
-        &self.snap
-    }
-}
-
-impl<R> Drop for ClassifierReader<R> {
-    fn drop(&mut self) {
-        // Release: pairs with the writer's Acquire load of `alive`.
-        self.slot.alive.store(false, Ordering::Release);
+impl<R> Versioned for Snapshot<R> {
+    fn version(&self) -> u64 {
+        self.version
     }
 }
 

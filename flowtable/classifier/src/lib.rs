@@ -144,6 +144,7 @@ mod error;
 mod exact;
 mod hash;
 mod megaflow;
+pub mod publish;
 mod rule;
 mod subtable;
 
