@@ -255,6 +255,11 @@ fn antrea_style_pipeline_allows_denies_and_rewrites() -> Result<()> {
         trace.contains("28. "),
         "the trace must reach the Output table:\n{trace}"
     );
+    assert!(
+        trace.contains("Megaflow: recirc_id=0,")
+            && trace.contains(",nw_dst=10.10.0.3,nw_frag=no,tp_dst=7001"),
+        "megaflow not shown as a match:\n{trace}"
+    );
     let denied = format!("{base},dl_dst=02:0a:0a:00:00:04,nw_dst=10.10.0.4,tp_dst=7002");
     let trace = x.appctl(&["ofproto/trace", &denied])?;
     assert!(trace.contains("Datapath actions: drop"), "{trace}");

@@ -239,10 +239,20 @@ pub fn trace(
     let mut out = xvs_flowtable::translate::Translation::new();
     xvs_flowtable::translate::translate(pipeline.snapshot(), &key, 0, &mut scratch, &mut out);
     let mut text = format!("Flow: {flow}\n\nbridge(\"{bridge}\")\n-------------\n");
-    text.push_str(&xvs_flowtable::translate::format_trace(
-        scratch.trace(),
-        &out,
-        names,
-    ));
+    let traced = xvs_flowtable::translate::format_trace(scratch.trace(), &out, names);
+    // The megaflow as an OpenFlow-style match (ovs-ofctl syntax), as OVS prints it.
+    let mut megaflow = String::new();
+    let m = xvs_flowtable::flow::Match::from_keys(key, out.mask);
+    let prio = xvs_flowtable::flow::DEFAULT_PRIORITY;
+    xvs_flowtable::print::format_match(&mut megaflow, &m, prio, names);
+    for line in traced.lines() {
+        if line.starts_with("Megaflow: ") {
+            text.push_str("Megaflow: ");
+            text.push_str(&megaflow);
+        } else {
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
     Ok(text)
 }
