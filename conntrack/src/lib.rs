@@ -52,7 +52,9 @@
 #![warn(missing_docs)]
 
 mod conn;
+pub mod ctl;
 mod dump;
+mod event;
 pub mod nat;
 mod state;
 mod table;
@@ -61,7 +63,9 @@ mod timeout;
 pub mod tuple;
 
 pub use conn::ConnHandle;
+pub use ctl::{format_ct_stats, parse_flush_conntrack, CtMatch, FlushArgError, FlushArgs};
 pub use dump::CtEntry;
+pub use event::{CtEvent, CtEventKind, DestroyReason};
 pub use nat::{NatAction, NatKind, NatRange};
 pub use state::CtState;
 pub use table::{

@@ -3,14 +3,16 @@
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use foldhash::fast::FixedState;
 use papaya::Guard;
 
 use crate::conn::{Conn, ConnHandle, ConnUpdate, MarkLabel, ProtoState, ICMP_FIRST, OTHER_FIRST};
+use crate::ctl::{CtMatch, FlushArgs};
 use crate::dump::CtEntry;
+use crate::event::{CtEvent, CtEventKind, DestroyReason, EventRings};
 use crate::nat::{find_reply, Claim, NatAction, NatFail, NatKind, NatRange};
 use crate::state::CtState;
 use crate::tcp::{self, TcpConn, TcpSegment};
@@ -354,6 +356,7 @@ pub struct Conntrack {
     seq_check: AtomicBool,
     nat_hasher: FixedState,
     counters: AtomicCounters,
+    events: OnceLock<EventRings>,
 }
 
 impl std::fmt::Debug for Conntrack {
@@ -400,6 +403,7 @@ impl Conntrack {
             seq_check: AtomicBool::new(config.tcp_seq_check),
             nat_hasher: FixedState::with_seed(config.hash_seed ^ 0x6e61_745f_6861_7368),
             counters: AtomicCounters::default(),
+            events: OnceLock::new(),
         }
     }
 
@@ -462,6 +466,32 @@ impl Conntrack {
     /// Turns TCP sequence checking on or off.
     pub fn set_tcp_seq_check(&self, on: bool) {
         self.seq_check.store(on, Ordering::Relaxed);
+    }
+
+    // ----- change events -----
+
+    /// Turns on the change-event stream (connection new/destroy) with room for `capacity`
+    /// events between two drains (preallocated, split over 64 rings). Returns false when the
+    /// stream was already on (its capacity does not change). Events are dropped and counted
+    /// ([`Conntrack::event_drops`]) when a ring is full or busy: the packet path never waits.
+    pub fn enable_events(&self, capacity: usize) -> bool {
+        let mut fresh = false;
+        self.events.get_or_init(|| {
+            fresh = true;
+            EventRings::new(capacity)
+        });
+        fresh
+    }
+
+    /// Moves at most `max` queued events into `out`; returns how many. Events of one ring keep
+    /// their order; across rings, order by [`CtEvent::at`].
+    pub fn drain_events(&self, out: &mut Vec<CtEvent>, max: usize) -> usize {
+        self.events.get().map_or(0, |e| e.drain(out, max))
+    }
+
+    /// Events dropped because their ring was full or busy.
+    pub fn event_drops(&self) -> u64 {
+        self.events.get().map_or(0, EventRings::dropped)
     }
 
     // ----- inspection -----
@@ -576,7 +606,7 @@ impl Conntrack {
 
         if act.force {
             if let Some((c, true)) = found {
-                self.kill(c, &guard);
+                self.kill(c, &guard, DestroyReason::Forced, now);
                 found = None;
             }
         }
@@ -801,7 +831,7 @@ impl Conntrack {
                 stats.invalid += 1;
             }
             ConnUpdate::Reopen => {
-                if self.kill(c, guard) {
+                if self.kill(c, guard, DestroyReason::Reopened, now) {
                     bump(&self.counters.reopened);
                 }
                 return true;
@@ -906,7 +936,7 @@ impl Conntrack {
     }
 
     /// Removes `c` from the table; true when this call removed it (it was still there).
-    fn kill(&self, c: &Arc<Conn>, guard: &impl Guard) -> bool {
+    fn kill(&self, c: &Arc<Conn>, guard: &impl Guard, why: DestroyReason, now: u64) -> bool {
         // AcqRel: exactly one remover wins; readers that see `removed` (Acquire) ignore it.
         if c.removed.swap(true, Ordering::AcqRel) {
             return false;
@@ -915,7 +945,28 @@ impl Conntrack {
             let _ = self.map.remove_if(k, |_, e| Arc::ptr_eq(&e.conn, c), guard);
         }
         self.release(c.zone());
+        self.emit(c, CtEventKind::Destroy(why), now);
         true
+    }
+
+    /// Queues a change event when the stream is enabled (never blocks, never allocates).
+    #[inline]
+    fn emit(&self, c: &Conn, kind: CtEventKind, now: u64) {
+        if let Some(ev) = self.events.get() {
+            let (mark, label) = c.ml.read();
+            ev.push(
+                usize::from(c.shard),
+                CtEvent {
+                    kind,
+                    at: now,
+                    zone: c.zone(),
+                    orig: c.key[0].to_tuple(),
+                    reply: c.key[1].to_tuple(),
+                    mark,
+                    label,
+                },
+            );
+        }
     }
 
     fn new_conn(
@@ -982,7 +1033,7 @@ impl Conntrack {
                     if cur.is_live(now) {
                         return Err(Some(cur));
                     }
-                    self.kill(&cur, guard);
+                    self.kill(&cur, guard, DestroyReason::Expired, now);
                 }
             }
         }
@@ -1083,6 +1134,7 @@ impl Conntrack {
         match &outcome {
             Created::New(c) => {
                 bump(&self.counters.created);
+                self.emit(c, CtEventKind::New, now);
                 lock(&self.shards[usize::from(c.shard)])
                     .conns
                     .push(Arc::clone(c));
@@ -1112,7 +1164,7 @@ impl Conntrack {
                     sh.conns.swap_remove(pos);
                 } else if c.expiration.load(Ordering::Relaxed) <= now {
                     let c = sh.conns.swap_remove(pos);
-                    if self.kill(&c, &guard) {
+                    if self.kill(&c, &guard, DestroyReason::Expired, now) {
                         st.expired += 1;
                         bump(&self.counters.expired);
                     }
@@ -1148,7 +1200,7 @@ impl Conntrack {
                 if zone.is_some_and(|z| z != c.zone()) {
                     return true;
                 }
-                if self.kill(c, &guard) {
+                if self.kill(c, &guard, DestroyReason::Flushed, 0) {
                     n += 1;
                 }
                 false
@@ -1172,11 +1224,90 @@ impl Conntrack {
             return false;
         };
         let c = Arc::clone(&e.conn);
-        let removed = self.kill(&c, &guard);
+        let removed = self.kill(&c, &guard, DestroyReason::Flushed, 0);
         if removed {
             bump(&self.counters.flushed);
         }
         removed
+    }
+
+    /// `dpctl/flush-conntrack [zone=N] [ct-tuple [ct-tuple]]` with parsed arguments (see
+    /// [`crate::ctl::parse_flush_conntrack`]); returns how many connections were removed.
+    ///
+    /// As in OVS: no tuple flushes the zone (or everything); a complete original tuple with no
+    /// reply tuple is one lookup in the zone (zone 0 when none is given); any other filter walks
+    /// the connections of the zone (or of all zones) and removes those that match.
+    pub fn flush_args(&self, args: &FlushArgs) -> usize {
+        let m = &args.filter;
+        if m.is_zero() {
+            return self.flush(args.zone);
+        }
+        if let Some(t) = m.exact_orig() {
+            return usize::from(self.flush_tuple(args.zone.unwrap_or(0), &t));
+        }
+        self.flush_match(args.zone, m)
+    }
+
+    /// Removes the connections of `zone` (or of every zone) that `m` matches; returns how many.
+    /// Walks all connections: a control-path operation.
+    pub fn flush_match(&self, zone: Option<u16>, m: &CtMatch) -> usize {
+        let guard = self.map.guard();
+        let mut n = 0;
+        for shard in self.shards.iter() {
+            let mut sh = lock(shard);
+            let before = sh.conns.len();
+            sh.conns.retain(|c| {
+                if c.removed.load(Ordering::Acquire) {
+                    return false;
+                }
+                if zone.is_some_and(|z| z != c.zone()) || !m.matches(&Self::entry(c, 0)) {
+                    return true;
+                }
+                if self.kill(c, &guard, DestroyReason::Flushed, 0) {
+                    n += 1;
+                }
+                false
+            });
+            if sh.conns.len() != before {
+                sh.pos = 0;
+            }
+        }
+        self.counters.flushed.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+
+    /// Like [`Conntrack::dump`], keeping only the connections `m` matches (a dump by tuple
+    /// filter, with the same rules as `flush-conntrack`'s tuples).
+    pub fn dump_match(&self, zone: Option<u16>, m: &CtMatch, now: u64) -> Vec<CtEntry> {
+        let mut v = self.dump(zone, now);
+        v.retain(|e| m.matches(e));
+        v
+    }
+
+    /// The zones that hold connections, with their counts, in zone order.
+    pub fn zone_counts(&self) -> Vec<(u16, u32)> {
+        (0..=u16::MAX)
+            .zip(self.zone_count.iter())
+            .filter_map(|(z, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n != 0).then_some((z, n))
+            })
+            .collect()
+    }
+
+    fn entry(c: &Conn, now: u64) -> CtEntry {
+        let (mark, label) = c.ml.read();
+        CtEntry {
+            orig: c.key[0].to_tuple(),
+            reply: c.key[1].to_tuple(),
+            zone: c.zone(),
+            mark,
+            label,
+            tcp: c.tcp_states(),
+            expires_in: Duration::from_nanos(
+                c.expiration.load(Ordering::Relaxed).saturating_sub(now),
+            ),
+        }
     }
 
     /// A snapshot of the live connections of `zone` (or all); format each with `Display` for
@@ -1192,22 +1323,6 @@ impl Conntrack {
                     .cloned(),
             );
         }
-        conns
-            .iter()
-            .map(|c| {
-                let (mark, label) = c.ml.read();
-                CtEntry {
-                    orig: c.key[0].to_tuple(),
-                    reply: c.key[1].to_tuple(),
-                    zone: c.zone(),
-                    mark,
-                    label,
-                    tcp: c.tcp_states(),
-                    expires_in: Duration::from_nanos(
-                        c.expiration.load(Ordering::Relaxed).saturating_sub(now),
-                    ),
-                }
-            })
-            .collect()
+        conns.iter().map(|c| Self::entry(c, now)).collect()
     }
 }

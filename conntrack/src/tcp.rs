@@ -93,6 +93,21 @@ pub enum TcpState {
 }
 
 impl TcpState {
+    /// Every state, in OVS's numbering order.
+    pub const ALL: [TcpState; 11] = [
+        TcpState::Closed,
+        TcpState::Listen,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::Established,
+        TcpState::CloseWait,
+        TcpState::FinWait1,
+        TcpState::Closing,
+        TcpState::LastAck,
+        TcpState::FinWait2,
+        TcpState::TimeWait,
+    ];
+
     /// OVS's name (`ct_dpif_tcp_state_string`).
     pub fn name(self) -> &'static str {
         match self {
