@@ -1,5 +1,5 @@
-//! Conntrack micro-benchmarks: established lookups (1 and 2 threads) and new-connection
-//! commits, with 1k and 100k connections in the table.
+//! Conntrack micro-benchmarks: established lookups (1 thread at 1k, 100k and 1M connections;
+//! 2 threads at 1k and 100k) and new-connection commits into a table holding 1k, 100k or 1M.
 //!
 //! Run: `CARGO_TARGET_DIR=target-conntrack cargo bench -p xvs-conntrack --bench conntrack`
 //! (add `-- --quick` or a filter such as `lookup_est` for a shorter run).
@@ -75,7 +75,10 @@ fn bench_lookup(c: &mut Criterion) {
     let mut g = c.benchmark_group("lookup_est");
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(2));
-    for n in [1_000u32, 100_000] {
+    for n in [1_000u32, 100_000, 1_000_000] {
+        if n >= 1_000_000 {
+            g.sample_size(20);
+        }
         let ct = Arc::new(filled(n));
         // Visit connections in a scattered order so the 100k case is not cache-friendly.
         let order: Vec<u32> = (0..n).map(|i| i.wrapping_mul(2_654_435_761) % n).collect();
@@ -91,6 +94,9 @@ fn bench_lookup(c: &mut Criterion) {
             });
         });
 
+        if n >= 1_000_000 {
+            continue;
+        }
         // Two workers: one sends the original direction, the other the replies of the same
         // connections (the worst case for shared per-connection state). The figure is wall
         // time divided by the packets of both threads: the aggregate cost per packet.
@@ -130,7 +136,11 @@ fn bench_commit(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(2));
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    for n in [1_000u32, 100_000] {
+    for n in [1_000u32, 100_000, 1_000_000] {
+        if n >= 1_000_000 {
+            // Each batch ends with a flush that walks the whole table.
+            g.sample_size(10);
+        }
         let ct = filled(n);
         g.bench_with_input(BenchmarkId::new("udp", n), &n, |b, _| {
             b.iter_custom(|iters| {

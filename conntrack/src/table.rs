@@ -34,6 +34,8 @@ pub struct CtConfig {
     /// TCP sequence/window checking (OVS `ct-enable-tcp-seq-chk`, default on).
     pub tcp_seq_check: bool,
     /// Table capacity reserved up front, in keys (two per connection); 0 = grow on demand.
+    /// Both the hash table and the sweep lists are sized for `initial_capacity / 2`
+    /// connections at creation (the pages are touched as connections arrive).
     pub initial_capacity: usize,
     /// Seed of the table hash and of NAT port selection. Pick a random one in the daemon; tests
     /// pick a fixed one for determinism.
@@ -386,7 +388,9 @@ impl Conntrack {
             shards: (0..N_SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        conns: Vec::new(),
+                        // Room for this list's share of the preallocated connections, so the
+                        // lists do not reallocate (and copy) while the table fills.
+                        conns: Vec::with_capacity(config.initial_capacity / 2 / N_SHARDS),
                         pos: 0,
                     })
                 })
