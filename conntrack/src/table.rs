@@ -320,7 +320,39 @@ struct Entry {
 
 struct Shard {
     conns: Vec<Arc<Conn>>,
+    /// Where `sweep` resumes.
     pos: usize,
+    /// Where the next creation looks for removed entries to drop (see `reap_removed`).
+    reap: usize,
+}
+
+/// Entries each creation checks for removed connections in its own list.
+const REAP_PER_CREATE: usize = 2;
+
+impl Shard {
+    /// Drops up to `n` entries of connections already removed from the table (by a packet:
+    /// reopen, force, an expired key reused; by `flush_tuple`), so that churn without sweeps
+    /// cannot grow the list (and keep dead connections allocated) without bound: each creation
+    /// adds one entry and looks at two, which keeps the list within a small factor of the live
+    /// connections of this shard.
+    fn reap_removed(&mut self, n: usize) {
+        for _ in 0..n {
+            let len = self.conns.len();
+            if len == 0 {
+                return;
+            }
+            let i = self.reap % len;
+            if self.conns[i].removed.load(Ordering::Acquire) {
+                // The last entry moves to `i`; if `i` is behind the sweep cursor, that entry is
+                // skipped by this sweep pass and seen by the next (lookups ignore expired
+                // connections meanwhile).
+                self.conns.swap_remove(i);
+                self.reap = i;
+            } else {
+                self.reap = i + 1;
+            }
+        }
+    }
 }
 
 const N_SHARDS: usize = 64;
@@ -392,6 +424,7 @@ impl Conntrack {
                         // lists do not reallocate (and copy) while the table fills.
                         conns: Vec::with_capacity(config.initial_capacity / 2 / N_SHARDS),
                         pos: 0,
+                        reap: 0,
                     })
                 })
                 .collect(),
@@ -1139,9 +1172,9 @@ impl Conntrack {
             Created::New(c) => {
                 bump(&self.counters.created);
                 self.emit(c, CtEventKind::New, now);
-                lock(&self.shards[usize::from(c.shard)])
-                    .conns
-                    .push(Arc::clone(c));
+                let mut sh = lock(&self.shards[usize::from(c.shard)]);
+                sh.conns.push(Arc::clone(c));
+                sh.reap_removed(REAP_PER_CREATE);
             }
             Created::Existing(..) | Created::Failed => self.release(fwd.zone),
         }
@@ -1286,6 +1319,13 @@ impl Conntrack {
         let mut v = self.dump(zone, now);
         v.retain(|e| m.matches(e));
         v
+    }
+
+    /// Entries held by the sweep lists, including connections already removed from the table
+    /// but not yet dropped from their list (memory diagnostics: stays within a small factor of
+    /// `conn_count`).
+    pub fn sweep_list_len(&self) -> usize {
+        self.shards.iter().map(|sh| lock(sh).conns.len()).sum()
     }
 
     /// The zones that hold connections, with their counts, in zone order.

@@ -382,3 +382,107 @@ proptest! {
         prop_assert!(ct.zone_counts().is_empty());
     }
 }
+
+#[test]
+fn events_name_reopen_force_and_nat_tuples() {
+    let ct = ct();
+    ct.enable_events(256);
+    let c = |fl, seq, ack| Packet::tcp("10.0.0.1", 40000, "10.0.0.2", 80, fl, seq, ack, 0);
+    let s = |fl, seq, ack| Packet::tcp("10.0.0.2", 80, "10.0.0.1", 40000, fl, seq, ack, 0);
+    c(SYN, 1000, 0).ct(&ct, 0, CtAction::commit(Z));
+    s(SYN | ACK, 5000, 1001).ct(&ct, 0, CtAction::lookup(Z));
+    c(ACK, 1001, 5001).ct(&ct, 0, CtAction::lookup(Z));
+    c(FIN | ACK, 1001, 5001).ct(&ct, 0, CtAction::lookup(Z));
+    s(FIN | ACK, 5001, 1002).ct(&ct, 0, CtAction::lookup(Z));
+    c(ACK, 1002, 5002).ct(&ct, 0, CtAction::lookup(Z));
+    // A new SYN on the closed connection ends it and starts another.
+    c(SYN, 90_000, 0).ct(&ct, SEC, CtAction::commit(Z));
+    // A forced commit from the reply side ends the UDP connection seen as a reply.
+    Packet::udp("10.0.0.1", 1000, "10.0.0.2", 53).ct(&ct, 2 * SEC, CtAction::commit(Z));
+    let mut forced = Packet::udp("10.0.0.2", 53, "10.0.0.1", 1000);
+    forced.ct(
+        &ct,
+        3 * SEC,
+        CtAction {
+            force: true,
+            ..CtAction::commit(Z)
+        },
+    );
+    // SNAT: the event's reply tuple is the translated one.
+    let range = NatRange::new(
+        NatKind::Src,
+        Some((ip("192.168.9.9"), ip("192.168.9.9"))),
+        None,
+    );
+    let Ok(range) = range else {
+        panic!("{range:?}")
+    };
+    Packet::udp("10.0.0.5", 7000, "10.0.0.2", 53).ct(
+        &ct,
+        4 * SEC,
+        CtAction::commit(Z).with_nat_range(range),
+    );
+    let mut ev = Vec::new();
+    ct.drain_events(&mut ev, usize::MAX);
+    ev.sort_by_key(|e| (e.at, matches!(e.kind, CtEventKind::New)));
+    let kinds: Vec<(u64, CtEventKind)> = ev.iter().map(|e| (e.at / SEC, e.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (0, CtEventKind::New),
+            (1, CtEventKind::Destroy(DestroyReason::Reopened)),
+            (1, CtEventKind::New),
+            (2, CtEventKind::New),
+            (3, CtEventKind::Destroy(DestroyReason::Forced)),
+            (3, CtEventKind::New),
+            (4, CtEventKind::New),
+        ]
+    );
+    let nat = &ev[6];
+    assert_eq!(nat.reply.dst, ip("192.168.9.9"));
+    assert_eq!(nat.orig.src, ip("10.0.0.5"));
+}
+
+#[test]
+fn churn_without_sweeps_does_not_grow_memory() {
+    // Each forced commit from the other side ends the connection and creates a new one; the
+    // ended ones must not pile up in the sweep lists while nobody sweeps.
+    let ct = ct();
+    let a = Packet::udp("10.0.0.1", 1000, "10.0.0.2", 53);
+    let b = Packet::udp("10.0.0.2", 53, "10.0.0.1", 1000);
+    let force = CtAction {
+        force: true,
+        ..CtAction::commit(Z)
+    };
+    for i in 0..20_000u64 {
+        let mut p = if i % 2 == 0 { a.clone() } else { b.clone() };
+        p.ct(&ct, i, force);
+    }
+    assert_eq!(ct.conn_count(), 1);
+    assert!(
+        ct.sweep_list_len() <= 8,
+        "{} list entries for 1 connection",
+        ct.sweep_list_len()
+    );
+    // Reopened TCP connections and flushed tuples, likewise.
+    for i in 0..2_000u32 {
+        let isn = i * 100_000;
+        let c = |fl, seq, ack| Packet::tcp("10.0.0.1", 40000, "10.0.0.2", 80, fl, seq, ack, 0);
+        let s = |fl, seq, ack| Packet::tcp("10.0.0.2", 80, "10.0.0.1", 40000, fl, seq, ack, 0);
+        c(SYN, isn, 0).ct(&ct, 0, CtAction::commit(Z));
+        s(SYN | ACK, 7, isn + 1).ct(&ct, 0, CtAction::lookup(Z));
+        c(FIN | ACK, isn + 1, 8).ct(&ct, 0, CtAction::lookup(Z));
+        s(FIN | ACK, 8, isn + 2).ct(&ct, 0, CtAction::lookup(Z));
+        c(ACK, isn + 2, 9).ct(&ct, 0, CtAction::lookup(Z));
+        let t = Packet::udp("10.0.0.3", 1, "10.0.0.2", 53);
+        t.clone().ct(&ct, 0, CtAction::commit(Z));
+        assert!(ct.flush_tuple(Z, &t.tuple()));
+    }
+    assert!(ct.conn_count() <= 2);
+    assert!(
+        ct.sweep_list_len() <= 16,
+        "{} list entries for {} connections",
+        ct.sweep_list_len(),
+        ct.conn_count()
+    );
+}
