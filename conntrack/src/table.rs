@@ -1188,9 +1188,11 @@ impl Conntrack {
     /// entries per wake). Successive calls continue where the last one stopped.
     pub fn sweep(&self, now: u64, budget: usize) -> SweepStats {
         let mut cursor = lock(&self.sweep_cursor);
-        let guard = self.map.guard();
         let mut st = SweepStats::default();
         let mut lists_done = 0;
+        // Expired connections are taken off their list under the list's lock and removed from
+        // the table after it is released: creations in that shard wait only for the scan.
+        let mut expired = Vec::new();
         while st.examined < budget && lists_done < N_SHARDS {
             let mut sh = lock(&self.shards[*cursor]);
             while st.examined < budget && sh.pos < sh.conns.len() {
@@ -1200,11 +1202,7 @@ impl Conntrack {
                 if c.removed.load(Ordering::Acquire) {
                     sh.conns.swap_remove(pos);
                 } else if c.expiration.load(Ordering::Relaxed) <= now {
-                    let c = sh.conns.swap_remove(pos);
-                    if self.kill(&c, &guard, DestroyReason::Expired, now) {
-                        st.expired += 1;
-                        bump(&self.counters.expired);
-                    }
+                    expired.push(sh.conns.swap_remove(pos));
                 } else {
                     sh.pos += 1;
                 }
@@ -1219,14 +1217,25 @@ impl Conntrack {
                 st.pass_complete = true;
             }
         }
+        drop(cursor);
+        let guard = self.map.guard();
+        for c in expired {
+            if c.expiration.load(Ordering::Relaxed) > now {
+                // A packet refreshed it since the scan: it stays, back on its list.
+                lock(&self.shards[usize::from(c.shard)]).conns.push(c);
+            } else if self.kill(&c, &guard, DestroyReason::Expired, now) {
+                st.expired += 1;
+                bump(&self.counters.expired);
+            }
+        }
         st
     }
 
-    /// Removes every connection of `zone`, or all connections (`None`); returns how many.
-    /// Walks all connections: a control-path operation.
-    pub fn flush(&self, zone: Option<u16>) -> usize {
-        let guard = self.map.guard();
-        let mut n = 0;
+    /// Takes the live connections that `pick` selects off every sweep list (one list lock at
+    /// a time, dropping already-removed entries on the way), then removes them from the table
+    /// with no list lock held; returns how many this call removed.
+    fn flush_where(&self, pick: impl Fn(&Conn) -> bool) -> usize {
+        let mut victims = Vec::new();
         for shard in self.shards.iter() {
             let mut sh = lock(shard);
             let before = sh.conns.len();
@@ -1234,20 +1243,30 @@ impl Conntrack {
                 if c.removed.load(Ordering::Acquire) {
                     return false;
                 }
-                if zone.is_some_and(|z| z != c.zone()) {
-                    return true;
+                if pick(c) {
+                    victims.push(Arc::clone(c));
+                    return false;
                 }
-                if self.kill(c, &guard, DestroyReason::Flushed, 0) {
-                    n += 1;
-                }
-                false
+                true
             });
             if sh.conns.len() != before {
                 sh.pos = 0;
+                sh.reap = 0;
             }
         }
+        let guard = self.map.guard();
+        let n = victims
+            .iter()
+            .filter(|c| self.kill(c, &guard, DestroyReason::Flushed, 0))
+            .count();
         self.counters.flushed.fetch_add(n as u64, Ordering::Relaxed);
         n
+    }
+
+    /// Removes every connection of `zone`, or all connections (`None`); returns how many.
+    /// Walks all connections: a control-path operation.
+    pub fn flush(&self, zone: Option<u16>) -> usize {
+        self.flush_where(|c| zone.is_none_or(|z| z == c.zone()))
     }
 
     /// Removes the connection that `tuple` (either direction) belongs to in `zone`
@@ -1288,29 +1307,7 @@ impl Conntrack {
     /// Removes the connections of `zone` (or of every zone) that `m` matches; returns how many.
     /// Walks all connections: a control-path operation.
     pub fn flush_match(&self, zone: Option<u16>, m: &CtMatch) -> usize {
-        let guard = self.map.guard();
-        let mut n = 0;
-        for shard in self.shards.iter() {
-            let mut sh = lock(shard);
-            let before = sh.conns.len();
-            sh.conns.retain(|c| {
-                if c.removed.load(Ordering::Acquire) {
-                    return false;
-                }
-                if zone.is_some_and(|z| z != c.zone()) || !m.matches(&Self::entry(c, 0)) {
-                    return true;
-                }
-                if self.kill(c, &guard, DestroyReason::Flushed, 0) {
-                    n += 1;
-                }
-                false
-            });
-            if sh.conns.len() != before {
-                sh.pos = 0;
-            }
-        }
-        self.counters.flushed.fetch_add(n as u64, Ordering::Relaxed);
-        n
+        self.flush_where(|c| zone.is_none_or(|z| z == c.zone()) && m.matches(&Self::entry(c, 0)))
     }
 
     /// Like [`Conntrack::dump`], keeping only the connections `m` matches (a dump by tuple
