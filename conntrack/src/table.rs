@@ -326,15 +326,17 @@ struct Shard {
     reap: usize,
 }
 
-/// Entries each creation checks for removed connections in its own list.
+/// Entries a creation checks for removed connections in its own list, when the list is longer
+/// than twice its share of the live connections plus `REAP_SLACK`. Below that nothing is
+/// checked, so a commit touches no other connection's memory in the normal case.
 const REAP_PER_CREATE: usize = 2;
+const REAP_SLACK: usize = 16;
 
 impl Shard {
     /// Drops up to `n` entries of connections already removed from the table (by a packet:
     /// reopen, force, an expired key reused; by `flush_tuple`), so that churn without sweeps
-    /// cannot grow the list (and keep dead connections allocated) without bound: each creation
-    /// adds one entry and looks at two, which keeps the list within a small factor of the live
-    /// connections of this shard.
+    /// cannot grow the list (and keep dead connections allocated) without bound: past the
+    /// threshold each creation adds one entry and looks at two, which brings the list back.
     fn reap_removed(&mut self, n: usize) {
         for _ in 0..n {
             let len = self.conns.len();
@@ -1174,7 +1176,10 @@ impl Conntrack {
                 self.emit(c, CtEventKind::New, now);
                 let mut sh = lock(&self.shards[usize::from(c.shard)]);
                 sh.conns.push(Arc::clone(c));
-                sh.reap_removed(REAP_PER_CREATE);
+                let share = self.n_conns.load(Ordering::Relaxed) as usize / N_SHARDS;
+                if sh.conns.len() > 2 * share + REAP_SLACK {
+                    sh.reap_removed(REAP_PER_CREATE);
+                }
             }
             Created::Existing(..) | Created::Failed => self.release(fwd.zone),
         }

@@ -459,8 +459,10 @@ fn churn_without_sweeps_does_not_grow_memory() {
         p.ct(&ct, i, force);
     }
     assert_eq!(ct.conn_count(), 1);
+    // Each of the 64 lists may keep up to 16 entries above twice its share of live ones.
+    let bound = 2 * ct.conn_count() as usize + 64 * 17;
     assert!(
-        ct.sweep_list_len() <= 8,
+        ct.sweep_list_len() <= bound,
         "{} list entries for 1 connection",
         ct.sweep_list_len()
     );
@@ -480,7 +482,7 @@ fn churn_without_sweeps_does_not_grow_memory() {
     }
     assert!(ct.conn_count() <= 2);
     assert!(
-        ct.sweep_list_len() <= 16,
+        ct.sweep_list_len() <= bound + 2,
         "{} list entries for {} connections",
         ct.sweep_list_len(),
         ct.conn_count()
