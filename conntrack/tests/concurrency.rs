@@ -270,3 +270,55 @@ fn lookups_during_sweep_and_flush() {
     assert_eq!((swept, flushed), (0, 1000));
     assert_eq!(ct.conn_count(), 0);
 }
+
+/// Two workers create and flush connections while a reader drains the event stream: every
+/// event is either delivered or counted as dropped, none twice, and nobody waits on the
+/// stream (the workers finish even though the reader holds rings while draining).
+#[test]
+fn event_stream_under_two_writers_and_a_reader() {
+    const PER_WORKER: u16 = 3000;
+    let ct = Arc::new(ct());
+    ct.enable_events(256);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let ct = Arc::clone(&ct);
+        let done = Arc::clone(&done);
+        thread::spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                ct.drain_events(&mut got, usize::MAX);
+                if finished {
+                    return got;
+                }
+                thread::yield_now();
+            }
+        })
+    };
+    let hs: Vec<_> = (0..2u16)
+        .map(|t| {
+            let ct = Arc::clone(&ct);
+            thread::spawn(move || {
+                for i in 0..PER_WORKER {
+                    let src = if t == 0 { "10.0.0.1" } else { "10.0.0.2" };
+                    let mut p = Packet::udp(src, 1000 + i, "10.0.0.9", 53);
+                    p.ct(&ct, 0, CtAction::commit(Z));
+                    assert!(ct.flush_tuple(Z, &p.tuple()));
+                }
+            })
+        })
+        .collect();
+    join_all(hs);
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let got = join_all(vec![reader]).pop().unwrap_or_default();
+    let produced = 2 * 2 * u64::from(PER_WORKER); // a New and a Destroy per connection
+    assert_eq!(got.len() as u64 + ct.event_drops(), produced);
+    let mut seen = std::collections::HashSet::new();
+    for e in &got {
+        assert!(
+            seen.insert((e.orig.src, e.orig.src_port, e.kind)),
+            "{e:?} twice"
+        );
+    }
+    assert_eq!(ct.conn_count(), 0);
+}
