@@ -358,6 +358,107 @@ pub fn format_ct_stats(entries: &[CtEntry], verbose: bool) -> String {
     s
 }
 
+/// Why `dpctl/ct-set-limits`, `ct-get-limits` or `ct-del-limits` arguments were refused; the
+/// messages are OVS's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LimitArgError {
+    /// `default=` not followed by a 32-bit number.
+    #[error("invalid default limit")]
+    Default,
+    /// `key=` with nothing after it.
+    #[error("field {0} missing value")]
+    MissingValue(String),
+    /// A key other than `zone` and `limit`.
+    #[error("invalid zone limit field: {0}")]
+    UnknownField(String),
+    /// A value that does not parse for its field.
+    #[error("failed to parse field {0}")]
+    BadValue(String),
+    /// `zone=` or `limit=` missing from a `zone=N,limit=L` tuple.
+    #[error("failed to parse zone limit")]
+    Incomplete,
+    /// A zone list argument not starting with `zone=`.
+    #[error("invalid argument {0}")]
+    NotZoneList(String),
+    /// A zone in a `zone=N1,N2,...` list that is not a 16-bit number.
+    #[error("invalid zone")]
+    Zone,
+}
+
+/// Parsed `dpctl/ct-set-limits [default=L] [zone=N,limit=L]...`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetLimits {
+    /// `default=L` (0 = unlimited).
+    pub default: Option<u32>,
+    /// `(zone, limit)` pairs, in argument order (0 = unlimited).
+    pub zones: Vec<(u16, u32)>,
+}
+
+/// Parses the arguments of `dpctl/ct-set-limits` (after the optional datapath name).
+pub fn parse_ct_set_limits(args: &[&str]) -> Result<SetLimits, LimitArgError> {
+    let mut out = SetLimits::default();
+    let mut rest = args;
+    if let Some(d) = rest.first().and_then(|a| a.strip_prefix("default=")) {
+        out.default = Some(parse_u32_prefix(d).ok_or(LimitArgError::Default)?);
+        rest = &rest[1..];
+    }
+    for arg in rest {
+        let (mut zone, mut limit) = (None, None);
+        for item in arg.split([',', ' ', '\t']).filter(|i| !i.is_empty()) {
+            let (key, value) = item.split_once(['=', ':']).unwrap_or((item, ""));
+            if value.is_empty() {
+                return Err(LimitArgError::MissingValue(key.to_string()));
+            }
+            let bad = || LimitArgError::BadValue(key.to_string());
+            match key {
+                "zone" => zone = Some(parse_uint::<u16>(value).ok_or_else(bad)?),
+                "limit" => limit = Some(parse_uint::<u32>(value).ok_or_else(bad)?),
+                _ => return Err(LimitArgError::UnknownField(key.to_string())),
+            }
+        }
+        match (zone, limit) {
+            (Some(z), Some(l)) => out.zones.push((z, l)),
+            _ => return Err(LimitArgError::Incomplete),
+        }
+    }
+    Ok(out)
+}
+
+/// Parses the `zone=N1[,N2]...` argument of `dpctl/ct-get-limits` and `dpctl/ct-del-limits`.
+pub fn parse_ct_limit_zones(arg: &str) -> Result<Vec<u16>, LimitArgError> {
+    let list = arg
+        .strip_prefix("zone=")
+        .ok_or_else(|| LimitArgError::NotZoneList(arg.to_string()))?;
+    let zones: Vec<u16> = list
+        .split(',')
+        .filter(|z| !z.is_empty())
+        .map(|z| parse_u16_prefix(z).ok_or(LimitArgError::Zone))
+        .collect::<Result<_, _>>()?;
+    if zones.is_empty() {
+        return Err(LimitArgError::Zone);
+    }
+    Ok(zones)
+}
+
+/// `ovs_scan("%"SCNu32)`: leading digits, trailing text ignored.
+fn parse_u32_prefix(s: &str) -> Option<u32> {
+    let s = s.trim_start();
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    s.get(..digits)?.parse().ok()
+}
+
+/// The text of `dpctl/ct-get-limits`: the default limit, then one line per
+/// `(zone, limit, count)`, and the final newline `ovs-appctl` prints.
+pub fn format_ct_limits(default: u32, zones: &[(u16, u32, u32)]) -> String {
+    let mut s = format!("default limit={default}");
+    for (z, l, c) in zones {
+        let _ = write!(s, "\nzone={z},limit={l},count={c}");
+    }
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,7 +63,10 @@ mod timeout;
 pub mod tuple;
 
 pub use conn::ConnHandle;
-pub use ctl::{format_ct_stats, parse_flush_conntrack, CtMatch, FlushArgError, FlushArgs};
+pub use ctl::{
+    format_ct_limits, format_ct_stats, parse_ct_limit_zones, parse_ct_set_limits,
+    parse_flush_conntrack, CtMatch, FlushArgError, FlushArgs, LimitArgError, SetLimits,
+};
 pub use dump::CtEntry;
 pub use event::{CtEvent, CtEventKind, DestroyReason};
 pub use nat::{NatAction, NatKind, NatRange};

@@ -1330,6 +1330,51 @@ impl Conntrack {
         self.shards.iter().map(|sh| lock(sh).conns.len()).sum()
     }
 
+    /// `dpctl/ct-get-limits`: `(zone, limit, count)` for every zone with its own limit, in zone
+    /// order, or for the `query` zones in query order. As OVS 3.1 answers, a queried zone
+    /// without its own limit shows the default limit and, when a default limit is set, the
+    /// connections of all zones without their own limit (they share the default's count).
+    pub fn zone_limits(&self, query: Option<&[u16]>) -> Vec<(u16, u32, u32)> {
+        let own = |z: u16| match self.zone_limit[usize::from(z)].load(Ordering::Relaxed) {
+            ZONE_LIMIT_UNSET => None,
+            l => Some(l),
+        };
+        let count = |z: u16| self.zone_count[usize::from(z)].load(Ordering::Relaxed);
+        match query {
+            None => (0..=u16::MAX)
+                .filter_map(|z| own(z).map(|l| (z, l, count(z))))
+                .collect(),
+            Some(zones) => {
+                let default = self.default_zone_limit.load(Ordering::Relaxed);
+                let shared = if default == 0 {
+                    0
+                } else {
+                    (0..=u16::MAX)
+                        .filter(|z| own(*z).is_none())
+                        .map(count)
+                        .sum()
+                };
+                zones
+                    .iter()
+                    .map(|&z| match own(z) {
+                        Some(l) => (z, l, count(z)),
+                        None => (z, default, shared),
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The default zone limit (0 = unlimited).
+    pub fn default_zone_limit(&self) -> u32 {
+        self.default_zone_limit.load(Ordering::Relaxed)
+    }
+
+    /// TCP sequence checking on or off (`dpctl/ct-get-tcp-seq-chk`).
+    pub fn tcp_seq_check(&self) -> bool {
+        self.seq_check.load(Ordering::Relaxed)
+    }
+
     /// The zones that hold connections, with their counts, in zone order.
     pub fn zone_counts(&self) -> Vec<(u16, u32)> {
         (0..=u16::MAX)

@@ -13,7 +13,10 @@ use std::collections::HashMap;
 
 use common::*;
 use xvs_conntrack::tcp::flags::{ACK, FIN, SYN};
-use xvs_conntrack::{format_ct_stats, parse_flush_conntrack, Conntrack, CtAction};
+use xvs_conntrack::{
+    format_ct_limits, format_ct_stats, parse_ct_limit_zones, parse_ct_set_limits,
+    parse_flush_conntrack, Conntrack, CtAction,
+};
 
 const Z: u16 = 65520;
 const LABEL: u128 = 0x1234_0000_0000_0000_0000_0000_0000_abcd;
@@ -67,6 +70,11 @@ fn through_pipeline(ct: &Conntrack, p: &mut Packet) {
 /// Replays the connections of the fixture dump into a fresh tracker.
 fn replay(dump: &str) -> Conntrack {
     let ct = ct();
+    replay_into(&ct, dump);
+    ct
+}
+
+fn replay_into(ct: &Conntrack, dump: &str) {
     for line in dump.lines() {
         let proto = line.split(',').next().unwrap_or("");
         let f = orig_fields(line);
@@ -99,23 +107,22 @@ fn replay(dump: &str) -> Conntrack {
                     ]);
                 }
                 for mut p in steps {
-                    through_pipeline(&ct, &mut p);
+                    through_pipeline(ct, &mut p);
                     assert!(!p.state().contains(INV), "{line}: {:?}", p.state());
                 }
             }
             "udp" => {
-                through_pipeline(&ct, &mut Packet::udp(&c, n("sport"), &s, n("dport")));
-                through_pipeline(&ct, &mut Packet::udp(&s, n("dport"), &c, n("sport")));
+                through_pipeline(ct, &mut Packet::udp(&c, n("sport"), &s, n("dport")));
+                through_pipeline(ct, &mut Packet::udp(&s, n("dport"), &c, n("sport")));
             }
             "icmp" | "icmpv6" => {
                 let (req, rep) = if proto == "icmp" { (8, 0) } else { (128, 129) };
-                through_pipeline(&ct, &mut Packet::icmp(&c, &s, req, n("id")));
-                through_pipeline(&ct, &mut Packet::icmp(&s, &c, rep, n("id")));
+                through_pipeline(ct, &mut Packet::icmp(&c, &s, req, n("id")));
+                through_pipeline(ct, &mut Packet::icmp(&s, &c, rep, n("id")));
             }
             other => panic!("fixture protocol {other} not replayed"),
         }
     }
-    ct
 }
 
 #[test]
@@ -201,4 +208,80 @@ fn flush_conntrack_arguments_behave_as_in_ovs() {
 
 fn fixture_lines(s: &str) -> Vec<String> {
     s.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn limits_and_counters_match_ovs() {
+    let ct = ct();
+    // capture-ovs.sh set these before any traffic.
+    match parse_ct_set_limits(&["default=100", "zone=65520,limit=50", "zone=9,limit=3"]) {
+        Ok(l) => {
+            if let Some(d) = l.default {
+                ct.set_default_zone_limit(d);
+            }
+            for (z, lim) in l.zones {
+                ct.set_zone_limit(z, Some(lim));
+            }
+        }
+        Err(e) => panic!("{e}"),
+    }
+    replay_into(&ct, &fixture("ovs-dump-conntrack.txt"));
+    let limits = |q: Option<&[u16]>| format_ct_limits(ct.default_zone_limit(), &ct.zone_limits(q));
+    assert_eq!(limits(None), fixture("ovs-ct-get-limits.txt"));
+    let Ok(q) = parse_ct_limit_zones("zone=65520,9,1") else {
+        panic!("zone list")
+    };
+    assert_eq!(limits(Some(&q)), fixture("ovs-ct-get-limits-query.txt"));
+    assert_eq!(
+        format!("{}\n", ct.conn_count()),
+        fixture("ovs-ct-get-nconns.txt")
+    );
+    assert_eq!(
+        format!("{}\n", ct.max_conns()),
+        fixture("ovs-ct-get-maxconns.txt")
+    );
+    let on = if ct.tcp_seq_check() {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    assert_eq!(
+        format!("TCP sequence checking: {on}\n"),
+        fixture("ovs-ct-get-tcp-seq-chk.txt")
+    );
+    let set_errors: Vec<String> = [
+        "default=x",
+        "zone=1",
+        "zone=1,limit=2,bogus=3",
+        "zone=70000,limit=1",
+        "zone=1,limit=",
+    ]
+    .iter()
+    .map(|a| match parse_ct_set_limits(&[a]) {
+        Ok(l) => panic!("{a} accepted: {l:?}"),
+        Err(e) => format!("ovs-vswitchd: {e} (Invalid argument)"),
+    })
+    .collect();
+    assert_eq!(
+        set_errors,
+        fixture_lines(&fixture("ovs-ct-set-limits-bad-arg.txt"))
+    );
+    let get_errors: Vec<String> = ["zone=a", "foo"]
+        .iter()
+        .map(|a| match parse_ct_limit_zones(a) {
+            Ok(z) => panic!("{a} accepted: {z:?}"),
+            Err(e) => format!("ovs-vswitchd: {e} (Invalid argument)"),
+        })
+        .collect();
+    assert_eq!(
+        get_errors,
+        fixture_lines(&fixture("ovs-ct-get-limits-bad-arg.txt"))
+    );
+    let Ok(del) = parse_ct_limit_zones("zone=9") else {
+        panic!("zone list")
+    };
+    for z in del {
+        ct.set_zone_limit(z, None);
+    }
+    assert_eq!(limits(None), fixture("ovs-ct-get-limits-after-del.txt"));
 }

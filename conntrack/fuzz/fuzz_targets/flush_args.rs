@@ -1,5 +1,6 @@
 //! Parses arbitrary `dpctl/flush-conntrack` argument lists and, when they parse, runs the flush
-//! and a filtered dump on a small tracker. Any panic is a bug.
+//! and a filtered dump on a small tracker; the same input also goes through the
+//! `ct-set-limits` / `ct-get-limits` argument parsers. Any panic is a bug.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,6 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     // Arguments are separated by newlines, so that one argument may contain spaces.
     let args: Vec<&str> = text.split('\n').take(8).collect();
+    let _ = xvs_conntrack::parse_ct_set_limits(&args);
+    for a in &args {
+        let _ = xvs_conntrack::parse_ct_limit_zones(a);
+    }
     let Ok(parsed) = parse_flush_conntrack(&args) else {
         return;
     };
