@@ -502,6 +502,12 @@ impl WorkerTranslator {
         }
     }
 
+    /// The rules of the last translation, for crediting the hits of the megaflow built from
+    /// it.
+    pub fn attribution(&self) -> crate::stats::Attribution {
+        crate::stats::Attribution::of(&self.out)
+    }
+
     /// The last translation.
     pub fn last(&self) -> &Translation {
         &self.out

@@ -558,3 +558,36 @@ fn learned_flows_are_installed_in_one_bundle_skipping_refused_ones() {
     // The learned flows expire with their hard timeout (5 s after the commit at 10 ms).
     assert_eq!(p.expire(5_010).removed.len(), 3);
 }
+
+#[test]
+fn attribution_credits_each_rule_of_a_translation_once() {
+    use xvs_flowtable::stats::Attribution;
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,in_port=1,actions=resubmit(,1),resubmit(,1),goto_table:2\n\
+         table=1,priority=1,actions=load:0x1->NXM_NX_REG0[]\n\
+         table=2,priority=1,actions=output:2\n\
+         table=2,priority=9,in_port=3,actions=output:1\n",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(t.rules.len(), 4, "table 1 matched twice");
+    let a = Attribution::of(&t);
+    assert_eq!(a.rules().len(), 3);
+    a.credit(7, 700, 1_500);
+    a.credit(0, 0, 9_000);
+    for r in a.rules() {
+        assert_eq!((r.stats().packets(), r.stats().bytes()), (7, 700));
+        assert_eq!(
+            r.stats().last_used(),
+            1_500,
+            "an empty credit does not touch ages"
+        );
+    }
+    let untouched = p
+        .snapshot()
+        .flows()
+        .filter(|r| r.stats().packets() == 0)
+        .count();
+    assert_eq!(untouched, 1);
+}

@@ -6,6 +6,7 @@ use crate::rewrite::{self, Headers};
 use crate::worker::BATCH;
 use xvs_classifier::{CacheConfig, DatapathCache, MegaflowId};
 use xvs_flowtable::datapath::DpAction;
+use xvs_flowtable::stats::Attribution;
 use xvs_packet::key::layout;
 use xvs_packet::{ExtractInfo, FlowKey};
 
@@ -40,6 +41,19 @@ pub trait Translator: Send {
         actions: &mut Vec<DpAction>,
         mask: &mut FlowKey,
     ) -> Verdict;
+
+    /// The OpenFlow rules the last translation went through, to which every packet of the
+    /// megaflow built from it is credited (`None`: nothing to credit).
+    fn attribution(&mut self) -> Option<Attribution> {
+        None
+    }
+
+    /// The pipeline's clock in nanoseconds: it stamps credited statistics (last-used times
+    /// for idle timeouts, in milliseconds) and drives meters. Read at most once per batch.
+    /// Tests give a virtual clock.
+    fn now_ns(&mut self) -> u64 {
+        0
+    }
 }
 
 /// A datapath action with its output port resolved to this worker's port index.
@@ -56,6 +70,18 @@ pub enum ExecAction {
 /// The cached actions of one megaflow.
 pub type Actions = Box<[ExecAction]>;
 
+/// A cached megaflow: its actions, the rules its hits are credited to, and the hits not yet
+/// credited. Plain integers owned by the worker: a hit costs no atomic operation.
+#[derive(Debug)]
+pub struct CachedFlow {
+    actions: Actions,
+    attribution: Option<Attribution>,
+    packets: u64,
+    bytes: u64,
+    /// Listed in the stage's dirty list since the last credit.
+    dirty: bool,
+}
+
 /// Misses translated per batch at most; the rest are dropped and counted, so a flood of new
 /// flows cannot stall the worker's ports.
 pub const MISS_BUDGET: usize = 64;
@@ -63,7 +89,12 @@ pub const MISS_BUDGET: usize = 64;
 /// State of the OpenFlow stage in one worker.
 pub struct OpenFlowStage {
     translator: Box<dyn Translator>,
-    cache: DatapathCache<Actions>,
+    cache: DatapathCache<CachedFlow>,
+    /// Megaflows hit since the last credit (each once; capacity = the megaflow capacity, so a
+    /// push never allocates).
+    dirty: Vec<MegaflowId>,
+    /// For packet `i` of the current burst translated with [`Verdict::Uncached`], its rules.
+    uncached_attribution: [Option<Attribution>; BATCH],
     scratch: Vec<DpAction>,
     version: u64,
     misses_this_batch: usize,
@@ -89,6 +120,8 @@ impl OpenFlowStage {
         Self {
             translator,
             cache: DatapathCache::new(config),
+            dirty: Vec::with_capacity(config.megaflow.capacity as usize),
+            uncached_attribution: std::array::from_fn(|_| None),
             scratch: Vec::with_capacity(64),
             version: 0,
             misses_this_batch: 0,
@@ -101,6 +134,10 @@ impl OpenFlowStage {
     /// Starts a batch: adopts the newest tables, flushing the caches if they changed.
     pub fn begin_batch(&mut self, stats: &mut WorkerSnapshot) {
         self.version = self.translator.refresh();
+        if self.version != self.cache.version() {
+            // The entries die with the flush: hand their hits to the rules first.
+            self.credit_stats();
+        }
         if self.cache.begin_batch(self.version) {
             stats.cache_flushes += 1;
         }
@@ -177,7 +214,11 @@ impl OpenFlowStage {
             DpAction::Output(p) => port_of(p).map_or(ExecAction::RemoteOutput, ExecAction::Output),
             other => ExecAction::Header(other),
         };
+        let attribution = self.translator.attribution();
         if verdict == Verdict::Uncached {
+            if let Some(a) = self.uncached_attribution.get_mut(i) {
+                *a = attribution;
+            }
             let start = self.uncached.len() as u32;
             self.uncached.extend(self.scratch.iter().map(resolve));
             if let Some(r) = self.uncached_range.get_mut(i) {
@@ -186,7 +227,79 @@ impl OpenFlowStage {
             return None;
         }
         let actions: Actions = self.scratch.iter().map(resolve).collect();
-        self.cache.insert(key, &mask, actions, self.version).ok()
+        let flow = CachedFlow {
+            actions,
+            attribution,
+            packets: 0,
+            bytes: 0,
+            dirty: false,
+        };
+        self.cache.insert(key, &mask, flow, self.version).ok()
+    }
+
+    /// Counts one packet of `bytes` on megaflow `id` and returns its actions (the worker's
+    /// execution path: plain increments, no atomics).
+    #[inline]
+    pub fn hit(&mut self, id: MegaflowId, bytes: u32) -> Option<&Actions> {
+        let f = self.cache.actions_mut(id)?;
+        f.packets += 1;
+        f.bytes += u64::from(bytes);
+        if !f.dirty && self.dirty.len() < self.dirty.capacity() {
+            f.dirty = true;
+            self.dirty.push(id);
+        }
+        Some(&f.actions)
+    }
+
+    /// The actions of packet `i` of the last classified burst (its megaflow `id`, or its
+    /// uncached translation), counting the packet (`bytes` long) for its rules' statistics.
+    #[inline]
+    pub fn packet_actions(
+        &mut self,
+        i: usize,
+        id: Option<MegaflowId>,
+        bytes: u32,
+    ) -> Option<&[ExecAction]> {
+        match id {
+            Some(id) => self.hit(id, bytes).map(|a| &a[..]),
+            None => {
+                self.account_uncached(i, bytes);
+                self.uncached_actions(i)
+            }
+        }
+    }
+
+    /// Credits packet `i` of the last burst, translated with [`Verdict::Uncached`], to its
+    /// rules right away (slow path: it was translated for itself).
+    pub fn account_uncached(&mut self, i: usize, bytes: u32) {
+        if self.uncached_actions(i).is_none() {
+            return;
+        }
+        let Some(a) = self.uncached_attribution.get_mut(i).and_then(Option::take) else {
+            return;
+        };
+        let now = self.translator.now_ns() / 1_000_000;
+        a.credit(1, u64::from(bytes), now);
+    }
+
+    /// Hands the hits counted since the last call to the rules of their megaflows (as OVS's
+    /// revalidators push datapath flow statistics to rules). The worker calls it periodically
+    /// and before every cache flush; the cost is proportional to the megaflows hit since.
+    pub fn credit_stats(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let now = self.translator.now_ns() / 1_000_000;
+        for id in self.dirty.drain(..) {
+            if let Some(f) = self.cache.actions_mut(id) {
+                if let Some(a) = &f.attribution {
+                    a.credit(f.packets, f.bytes, now);
+                }
+                f.packets = 0;
+                f.bytes = 0;
+                f.dirty = false;
+            }
+        }
     }
 
     /// The actions of packet `i` of the last classified burst when it was translated with
@@ -211,7 +324,7 @@ impl OpenFlowStage {
     /// The actions of a megaflow found by [`classify`](Self::classify).
     #[inline]
     pub fn actions(&self, id: MegaflowId) -> Option<&Actions> {
-        self.cache.actions(id)
+        self.cache.actions(id).map(|f| &f.actions)
     }
 }
 

@@ -17,6 +17,11 @@ pub const BATCH: usize = 32;
 /// statistics, which cost a syscall per port).
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Interval between two credits of the cached megaflows' hits to their OpenFlow rules: bounds
+/// how stale `dump-flows` counters and idle ages are (OVS revalidates every 500 ms), and the
+/// cost (a few relaxed atomic adds per rule of every megaflow hit in the interval).
+const CREDIT_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Errors building a worker.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -183,6 +188,7 @@ impl Worker {
         let mut sleep = Duration::ZERO;
         let mut last = Instant::now();
         let mut last_publish = last;
+        let mut last_credit = last;
         while !self.shared.stop.load(Ordering::Relaxed) {
             let received = self.poll_once();
             let now = Instant::now();
@@ -196,6 +202,10 @@ impl Worker {
             if now.duration_since(last_publish) >= PUBLISH_INTERVAL {
                 last_publish = now;
                 self.publish();
+            }
+            if now.duration_since(last_credit) >= CREDIT_INTERVAL {
+                last_credit = now;
+                self.credit_flow_stats();
             }
             if !self.config.sleep_max.is_zero() {
                 if received >= BATCH / 2 {
@@ -212,6 +222,7 @@ impl Worker {
         }
         // Push out what is pending so stopping loses nothing already forwarded.
         self.flush_all();
+        self.credit_flow_stats();
         self.publish();
         self.shared.stopped.store(true, Ordering::Release);
     }
@@ -286,8 +297,7 @@ impl Worker {
             &mut self.stats,
         );
         for (i, &d) in rx[..n].iter().enumerate() {
-            let cached = self.ids[i].and_then(|id| stage.actions(id)).map(|a| &a[..]);
-            let Some(actions) = cached.or_else(|| stage.uncached_actions(i)) else {
+            let Some(actions) = stage.packet_actions(i, self.ids[i], d.len) else {
                 self.pool.free(d.addr);
                 pipeline::count_drop(&mut self.stats, stage.miss_reason(i));
                 continue;
@@ -446,8 +456,18 @@ impl Worker {
     }
 
     /// Publishes the counters now (the loop does it every 10 ms; tests and shutdown call this).
+    /// Also credits the cached megaflows' hits to their OpenFlow rules.
     pub fn publish_counters(&mut self) {
+        self.credit_flow_stats();
         self.publish();
+    }
+
+    /// Credits the hits of the cached megaflows to their OpenFlow rules now (the loop does it
+    /// every 100 ms).
+    pub fn credit_flow_stats(&mut self) {
+        if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
+            stage.credit_stats();
+        }
     }
 
     fn publish(&mut self) {

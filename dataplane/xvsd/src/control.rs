@@ -14,6 +14,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("list-commands", ""),
     ("ofproto/trace", "[bridge] flow"),
     ("version", ""),
+    ("xvs/dump-flows", "[table]"),
     ("xvs/show", ""),
 ];
 
@@ -27,6 +28,7 @@ pub struct Control {
     translation: Arc<TranslationCounters>,
     learned_installed: u64,
     learned_refused: u64,
+    expired: u64,
     exit: bool,
 }
 
@@ -44,6 +46,7 @@ impl Control {
             translation,
             learned_installed: 0,
             learned_refused: 0,
+            expired: 0,
             exit: false,
         }
     }
@@ -52,6 +55,11 @@ impl Control {
     pub fn count_learned(&mut self, installed: usize, refused: usize) {
         self.learned_installed += installed as u64;
         self.learned_refused += refused as u64;
+    }
+
+    /// Counts flows removed by their idle or hard timeout.
+    pub fn count_expired(&mut self, n: usize) {
+        self.expired += n as u64;
     }
 
     /// True once `exit` was received.
@@ -100,6 +108,7 @@ impl Control {
                 no_args(method)?;
                 Ok(self.show())
             }
+            "xvs/dump-flows" => Err("xvs/dump-flows needs forwarding = \"openflow\"".to_string()),
             "ofproto/trace" => Err("ofproto/trace needs forwarding = \"openflow\"".to_string()),
             _ => Err(format!(
                 "\"{method}\" is not a valid command (use list-commands to see a list of valid commands)"
@@ -186,6 +195,7 @@ impl Control {
             "  learned flows: installed {}, refused {}, lost {lost}; packet-ins requested (not delivered): {pins}",
             self.learned_installed, self.learned_refused
         );
+        let _ = writeln!(s, "  flows expired (idle/hard timeout): {}", self.expired);
         let reasons = self.translation.nonzero();
         if !reasons.is_empty() {
             let _ = writeln!(s, "  translation drops:");

@@ -23,6 +23,9 @@ use std::time::Duration;
 use xvs_engine::{CacheConfig, Forwarding, OpenFlowStage, Worker, WorkerConfig};
 use xvs_io::{FramePool, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
 
+/// Milliseconds between two walks of the tables for expired flows (timeouts are in seconds).
+const EXPIRY_INTERVAL_MS: u64 = 1000;
+
 /// The xvs dataplane daemon.
 #[derive(Debug, Parser)]
 #[command(name = "xvsd", version, about)]
@@ -211,15 +214,28 @@ fn run(args: &Args) -> Result<()> {
     let names = openflow::name_map(&plan);
     let mut control = control::Control::new(&plan, shared.clone(), translation_counters.clone());
     let mut failure = None;
+    let mut next_expiry = 0;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
             ("ofproto/trace", Some(pl)) => openflow::trace(pl, &names, &cfg.bridge, p),
+            ("xvs/dump-flows", Some(pl)) => {
+                openflow::dump_flows(pl, &names, p, openflow::now_ms(epoch))
+            }
             _ => control.handle(m, p),
         });
         if let Some(p) = pipeline.as_mut() {
             let (installed, refused) =
                 openflow::apply_learned(p, &mut learn_queues, openflow::now_ms(epoch));
             control.count_learned(installed, refused);
+            // Timeouts, once a second (a walk over every flow); idle ages come from the hits
+            // the workers credit every 100 ms. Expired flows leave as one new version, so the
+            // workers' caches drop every megaflow built from them.
+            let now = openflow::now_ms(epoch);
+            if now >= next_expiry {
+                next_expiry = now + EXPIRY_INTERVAL_MS;
+                let report = p.expire(now);
+                control.count_expired(report.removed.len());
+            }
             p.reclaim();
         }
         if let Some(dead) = handles.iter().position(|h| h.is_finished()) {

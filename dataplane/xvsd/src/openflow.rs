@@ -175,6 +175,14 @@ impl xvs_engine::Translator for WorkerTranslator {
         self.inner.refresh()
     }
 
+    fn attribution(&mut self) -> Option<xvs_flowtable::stats::Attribution> {
+        Some(self.inner.attribution())
+    }
+
+    fn now_ns(&mut self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
     fn translate(
         &mut self,
         key: &FlowKey,
@@ -255,4 +263,34 @@ pub fn trace(
         text.push('\n');
     }
     Ok(text)
+}
+
+/// `xvs/dump-flows [table]`: the flows of the published tables with their statistics (cached
+/// hits included, credited by the workers every 100 ms), one per line as
+/// `ovs-ofctl dump-flows` prints them.
+pub fn dump_flows(
+    pipeline: &Pipeline,
+    names: &NameMap,
+    params: &[String],
+    now: u64,
+) -> Result<String, String> {
+    let table = match params {
+        [] => xvs_flowtable::pipeline::TABLE_ALL,
+        [t] => t
+            .strip_prefix("table=")
+            .unwrap_or(t)
+            .parse::<u8>()
+            .map_err(|_| format!("{t}: not a table number"))?,
+        _ => return Err("usage: xvs/dump-flows [TABLE]".to_string()),
+    };
+    let opts = xvs_flowtable::print::FormatOptions {
+        names,
+        show_stats: true,
+    };
+    let mut out = String::new();
+    for f in pipeline.snapshot().dump_flows(table, now) {
+        out.push_str(&xvs_flowtable::print::dump_flow_line(&f, &opts));
+        out.push('\n');
+    }
+    Ok(out)
 }
