@@ -20,6 +20,7 @@ pub mod field;
 pub mod flow;
 pub mod group;
 pub mod meter;
+pub mod metering;
 pub mod names;
 pub mod parse;
 pub mod pipeline;

@@ -69,6 +69,7 @@ use crate::group::{
     GROUP_MAX,
 };
 use crate::meter::Meter;
+use crate::metering::MeterState;
 use crate::names::{NameMap, Port};
 
 /// Number of OpenFlow tables (0..=254; 255 means "all tables" in mods).
@@ -304,6 +305,9 @@ pub struct PipelineSnapshot {
     tables: Box<[Arc<Snapshot<FlowEntry>>]>,
     groups: Arc<HashMap<u32, Arc<Group>>>,
     meters: Arc<HashMap<u32, Arc<Meter>>>,
+    /// The meters' rate limiters, shared with the snapshots before and after as long as the
+    /// meter is unchanged.
+    meter_states: Arc<HashMap<u32, Arc<MeterState>>>,
 }
 
 impl std::fmt::Debug for PipelineSnapshot {
@@ -339,6 +343,12 @@ impl PipelineSnapshot {
     #[inline]
     pub fn meter(&self, id: u32) -> Option<&Meter> {
         self.meters.get(&id).map(|m| &**m)
+    }
+
+    /// The rate limiter of meter `id` (what the datapath's meter action runs).
+    #[inline]
+    pub fn meter_state(&self, id: u32) -> Option<&Arc<MeterState>> {
+        self.meter_states.get(&id)
     }
 
     /// Every group.
@@ -402,6 +412,7 @@ pub struct Pipeline {
     tables: Vec<Classifier<FlowEntry>>,
     groups: Arc<HashMap<u32, Arc<Group>>>,
     meters: Arc<HashMap<u32, Arc<Meter>>>,
+    meter_states: Arc<HashMap<u32, Arc<MeterState>>>,
     publisher: Publisher<PipelineSnapshot>,
 }
 
@@ -432,11 +443,13 @@ impl Pipeline {
             tables: tables.iter().map(|c| Arc::clone(c.snapshot())).collect(),
             groups: Arc::clone(&groups),
             meters: Arc::clone(&meters),
+            meter_states: Arc::default(),
         });
         Pipeline {
             tables,
             groups,
             meters,
+            meter_states: Arc::default(),
             publisher: Publisher::new(snap),
         }
     }
@@ -579,6 +592,21 @@ impl Pipeline {
             (st.groups, st.meters)
         };
         self.groups = groups;
+        if !Arc::ptr_eq(&meters, &self.meters) {
+            // A meter keeps its limiter while its configuration is the same `Arc`; an added or
+            // modified meter starts with a full burst.
+            let states = meters
+                .iter()
+                .map(|(&id, m)| {
+                    let state = match self.meter_states.get(&id) {
+                        Some(old) if Arc::ptr_eq(old.config(), m) => Arc::clone(old),
+                        _ => Arc::new(MeterState::new(Arc::clone(m))),
+                    };
+                    (id, state)
+                })
+                .collect();
+            self.meter_states = Arc::new(states);
+        }
         self.meters = meters;
         let version = self.publisher.version() + 1;
         let snap = Arc::new(PipelineSnapshot {
@@ -590,6 +618,7 @@ impl Pipeline {
                 .collect(),
             groups: Arc::clone(&self.groups),
             meters: Arc::clone(&self.meters),
+            meter_states: Arc::clone(&self.meter_states),
         });
         self.publisher.publish(snap);
         report.version = version;

@@ -36,8 +36,8 @@
 //! [`Translation::rules`] lists every flow that matched (credit their counters with
 //! [`Translation::credit`]); [`Translation::learned`] the flow mods `learn` produced (the control
 //! side applies them; the packet's own actions are unaffected); [`Translation::controller`] the
-//! packet-ins requested; [`Translation::meters`] the meters the packet passed (rate limiting is
-//! not implemented yet: meters only record). A translation with learn or controller side
+//! packet-ins requested; [`Translation::meters`] the meters the packet passed (each is also a
+//! [`DpAction::Meter`] that the datapath runs per packet, see [`crate::metering`]). A translation with learn or controller side
 //! effects is [`slow_path`](Translation::slow_path): the engine must not cache it, as every
 //! packet needs the side effect.
 //!
@@ -202,7 +202,7 @@ pub struct Translation {
     pub learned: Vec<LearnRequest>,
     /// Packet-ins.
     pub controller: Vec<ControllerRequest>,
-    /// Meters passed (not enforced yet).
+    /// Meters passed (each also a [`DpAction::Meter`] in `actions`, enforced per packet).
     pub meters: Vec<u32>,
     /// Pipeline version translated against.
     pub version: u64,
@@ -508,6 +508,11 @@ impl WorkerTranslator {
         crate::stats::Attribution::of(&self.out)
     }
 
+    /// The adopted pipeline snapshot.
+    pub fn snapshot(&self) -> &Arc<PipelineSnapshot> {
+        self.reader.snapshot()
+    }
+
     /// The last translation.
     pub fn last(&self) -> &Translation {
         &self.out
@@ -656,6 +661,8 @@ impl<'a> Ctx<'a> {
                 Action::Meter(m) => {
                     if self.snap.meter(*m).is_some() {
                         self.out.meters.push(*m);
+                        // Enforced per packet by the datapath, so the megaflow stays cacheable.
+                        self.push(DpAction::Meter(*m));
                     } else {
                         self.fail(DropReason::MissingMeter(*m));
                     }

@@ -17,7 +17,8 @@ use xvs_flowtable::action::Action;
 use xvs_flowtable::field::{FieldId, Subfield};
 use xvs_flowtable::flow::{Flow, FlowMod, FlowModCommand, Match};
 use xvs_flowtable::group::{parse_group_mod, GroupCommand};
-use xvs_flowtable::pipeline::{Pipeline, PipelineMod, PipelineSnapshot};
+use xvs_flowtable::meter::parse_meter;
+use xvs_flowtable::pipeline::{MeterCommand, MeterMod, Pipeline, PipelineMod, PipelineSnapshot};
 use xvs_flowtable::translate::Translation;
 use xvs_flowtable::{NameMap, Port};
 use xvs_packet::key::layout;
@@ -90,7 +91,7 @@ fn random_match(rng: &mut Rng) -> Match {
 }
 
 fn random_action(rng: &mut Rng, table: u8) -> Action {
-    match rng.below(11) {
+    match rng.below(12) {
         0 => Action::SetField {
             field: f("reg0"),
             value: u128::from(rng.below(16)),
@@ -133,6 +134,7 @@ fn random_action(rng: &mut Rng, table: u8) -> Action {
         },
         8 => Action::DecTtl,
         9 => Action::Group(1 + rng.below(2) as u32),
+        10 => Action::Meter(1 + rng.below(2) as u32),
         _ => {
             if table + 1 < N_TABLES {
                 Action::Resubmit {
@@ -205,6 +207,19 @@ fn groups() -> Vec<PipelineMod> {
     ]
     .iter()
     .map(|g| PipelineMod::Group(parse_group_mod(g, GroupCommand::Add, &names).unwrap()))
+    .chain(
+        [
+            "meter=1,pktps,burst,bands=type=drop,rate=10,burst_size=5",
+            "meter=2,kbps,bands=type=drop,rate=1000",
+        ]
+        .iter()
+        .map(|m| {
+            PipelineMod::Meter(MeterMod {
+                command: MeterCommand::Add,
+                meter: parse_meter(m).unwrap(),
+            })
+        }),
+    )
     .collect()
 }
 

@@ -4,8 +4,10 @@
 use crate::counters::{DropReason, WorkerSnapshot};
 use crate::rewrite::{self, Headers};
 use crate::worker::BATCH;
+use std::sync::Arc;
 use xvs_classifier::{CacheConfig, DatapathCache, MegaflowId};
 use xvs_flowtable::datapath::DpAction;
+use xvs_flowtable::metering::MeterState;
 use xvs_flowtable::stats::Attribution;
 use xvs_packet::key::layout;
 use xvs_packet::{ExtractInfo, FlowKey};
@@ -54,6 +56,13 @@ pub trait Translator: Send {
     fn now_ns(&mut self) -> u64 {
         0
     }
+
+    /// The rate limiter of meter `id` in the adopted tables, for [`DpAction::Meter`] (`None`:
+    /// unknown meter; its packets pass, as in OVS's userspace datapath).
+    fn meter(&mut self, id: u32) -> Option<Arc<MeterState>> {
+        let _ = id;
+        None
+    }
 }
 
 /// A datapath action with its output port resolved to this worker's port index.
@@ -65,6 +74,18 @@ pub enum ExecAction {
     Output(u16),
     /// An output to a port this worker does not poll.
     RemoteOutput,
+    /// Run the meter in this slot of the stage's meter table ([`MeterCx`]).
+    Meter(u16),
+}
+
+/// What executing [`ExecAction::Meter`] needs: the stage's meters (slots) and the batch's
+/// time.
+#[derive(Clone, Copy, Debug)]
+pub struct MeterCx<'a> {
+    /// Meter slots of the current table version.
+    pub meters: &'a [Arc<MeterState>],
+    /// The translator's clock at the start of the batch (ns).
+    pub now_ns: u64,
 }
 
 /// The cached actions of one megaflow.
@@ -96,6 +117,11 @@ pub struct OpenFlowStage {
     /// For packet `i` of the current burst translated with [`Verdict::Uncached`], its rules.
     uncached_attribution: [Option<Attribution>; BATCH],
     scratch: Vec<DpAction>,
+    /// Meters the cached actions of this version refer to by slot ([`ExecAction::Meter`]);
+    /// emptied with the caches on a version change.
+    meters: Vec<Arc<MeterState>>,
+    /// The translator's clock at the start of the batch.
+    now_ns: u64,
     version: u64,
     misses_this_batch: usize,
     /// Why packet `i` of the current burst has no megaflow.
@@ -123,6 +149,8 @@ impl OpenFlowStage {
             dirty: Vec::with_capacity(config.megaflow.capacity as usize),
             uncached_attribution: std::array::from_fn(|_| None),
             scratch: Vec::with_capacity(64),
+            meters: Vec::with_capacity(64),
+            now_ns: 0,
             version: 0,
             misses_this_batch: 0,
             miss_reasons: [DropReason::TranslationFailed; BATCH],
@@ -140,7 +168,9 @@ impl OpenFlowStage {
         }
         if self.cache.begin_batch(self.version) {
             stats.cache_flushes += 1;
+            self.meters.clear();
         }
+        self.now_ns = self.translator.now_ns();
         self.misses_this_batch = 0;
     }
 
@@ -210,8 +240,24 @@ impl OpenFlowStage {
         mask.set(layout::IN_PORT, layout::IN_PORT.max_value());
         mask.set(layout::RECIRC_ID, layout::RECIRC_ID.max_value());
         mask.set(layout::ETH_TYPE, layout::ETH_TYPE.max_value());
+        // Meters first (the closure below cannot borrow the stage mutably).
+        for a in &self.scratch {
+            if let DpAction::Meter(id) = *a {
+                if !self.meters.iter().any(|m| m.config().meter_id == id) {
+                    if let Some(m) = self.translator.meter(id) {
+                        self.meters.push(m);
+                    }
+                }
+            }
+        }
+        let meters = &self.meters;
         let resolve = |a: &DpAction| match *a {
             DpAction::Output(p) => port_of(p).map_or(ExecAction::RemoteOutput, ExecAction::Output),
+            DpAction::Meter(id) => meters
+                .iter()
+                .position(|m| m.config().meter_id == id)
+                .and_then(|i| u16::try_from(i).ok())
+                .map_or(ExecAction::Header(DpAction::Meter(id)), ExecAction::Meter),
             other => ExecAction::Header(other),
         };
         let attribution = self.translator.attribution();
@@ -237,20 +283,6 @@ impl OpenFlowStage {
         self.cache.insert(key, &mask, flow, self.version).ok()
     }
 
-    /// Counts one packet of `bytes` on megaflow `id` and returns its actions (the worker's
-    /// execution path: plain increments, no atomics).
-    #[inline]
-    pub fn hit(&mut self, id: MegaflowId, bytes: u32) -> Option<&Actions> {
-        let f = self.cache.actions_mut(id)?;
-        f.packets += 1;
-        f.bytes += u64::from(bytes);
-        if !f.dirty && self.dirty.len() < self.dirty.capacity() {
-            f.dirty = true;
-            self.dirty.push(id);
-        }
-        Some(&f.actions)
-    }
-
     /// The actions of packet `i` of the last classified burst (its megaflow `id`, or its
     /// uncached translation), counting the packet (`bytes` long) for its rules' statistics.
     #[inline]
@@ -259,14 +291,32 @@ impl OpenFlowStage {
         i: usize,
         id: Option<MegaflowId>,
         bytes: u32,
-    ) -> Option<&[ExecAction]> {
-        match id {
-            Some(id) => self.hit(id, bytes).map(|a| &a[..]),
+    ) -> Option<(&[ExecAction], MeterCx<'_>)> {
+        let actions = match id {
+            Some(id) => {
+                let f = self.cache.actions_mut(id)?;
+                f.packets += 1;
+                f.bytes += u64::from(bytes);
+                if !f.dirty && self.dirty.len() < self.dirty.capacity() {
+                    f.dirty = true;
+                    self.dirty.push(id);
+                }
+                &f.actions[..]
+            }
             None => {
                 self.account_uncached(i, bytes);
-                self.uncached_actions(i)
+                let (s, e) = *self.uncached_range.get(i)?;
+                if e <= s {
+                    return None;
+                }
+                self.uncached.get(s as usize..e as usize)?
             }
-        }
+        };
+        let cx = MeterCx {
+            meters: &self.meters,
+            now_ns: self.now_ns,
+        };
+        Some((actions, cx))
     }
 
     /// Credits packet `i` of the last burst, translated with [`Verdict::Uncached`], to its

@@ -297,7 +297,7 @@ impl Worker {
             &mut self.stats,
         );
         for (i, &d) in rx[..n].iter().enumerate() {
-            let Some(actions) = stage.packet_actions(i, self.ids[i], d.len) else {
+            let Some((actions, meters)) = stage.packet_actions(i, self.ids[i], d.len) else {
                 self.pool.free(d.addr);
                 pipeline::count_drop(&mut self.stats, stage.miss_reason(i));
                 continue;
@@ -305,6 +305,7 @@ impl Worker {
             let h = pipeline::headers(&self.keys[i], self.infos[i]);
             execute(
                 actions,
+                meters,
                 d,
                 h,
                 &mut self.pool,
@@ -358,6 +359,7 @@ fn transmit(port: &mut EnginePort, pool: &mut FramePool, stats: &mut WorkerSnaps
 /// output but the last, which takes the packet itself.
 fn execute(
     actions: &[ExecAction],
+    meters: pipeline::MeterCx<'_>,
     mut d: Desc,
     mut h: crate::rewrite::Headers,
     pool: &mut FramePool,
@@ -398,6 +400,15 @@ fn execute(
                 }
             }
             ExecAction::RemoteOutput => stats.drops[DropReason::RemotePort as usize] += 1,
+            ExecAction::Meter(slot) => {
+                let pass = meters
+                    .meters
+                    .get(usize::from(slot))
+                    .is_none_or(|m| m.pass(meters.now_ns, d.len));
+                if !pass {
+                    return drop_packet(pool, stats, d, DropReason::MeterDrop);
+                }
+            }
             ExecAction::Header(DpAction::PushVlan { tpid, tci }) => {
                 let base = pool.region().frame_base(d.addr);
                 let start = (d.addr - base) as usize;
@@ -422,6 +433,8 @@ fn execute(
                     None => return drop_packet(pool, stats, d, DropReason::RewriteFailed),
                 }
             }
+            // A meter the translator could not resolve: its packets pass.
+            ExecAction::Header(DpAction::Meter(_)) => {}
             ExecAction::Header(ref set) => {
                 if !crate::rewrite::apply(pool.region_mut().data_mut(d), &h, set) {
                     return drop_packet(pool, stats, d, DropReason::RewriteFailed);

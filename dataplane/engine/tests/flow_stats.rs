@@ -1,5 +1,5 @@
-//! OpenFlow rule statistics and timeouts for traffic served from the caches: the real pipeline
-//! and translator over in-memory ports, with a virtual clock. The control side's part (expiry,
+//! OpenFlow rule statistics, timeouts and meters for traffic served from the caches: the real
+//! pipeline and translator over in-memory ports, with a virtual clock. The control side's part (expiry,
 //! applying learned flows) is done by the test between worker iterations, as the daemon's
 //! control thread does between its periods.
 
@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use xvs_engine::{CacheConfig, EnginePort, Forwarding, OpenFlowStage, Translator, Verdict, Worker};
 use xvs_flowtable::datapath::DpAction;
+use xvs_flowtable::metering::MeterState;
 use xvs_flowtable::names::NameMap;
 use xvs_flowtable::pipeline::{load_flows, Pipeline, TABLE_ALL};
 use xvs_flowtable::stats::Attribution;
@@ -52,6 +53,10 @@ impl Translator for Virtual {
 
     fn now_ns(&mut self) -> u64 {
         self.clock.load(Ordering::Relaxed)
+    }
+
+    fn meter(&mut self, id: u32) -> Option<Arc<MeterState>> {
+        self.inner.snapshot().meter_state(id).cloned()
     }
 }
 
@@ -304,4 +309,70 @@ fn learned_flows_expire_by_their_timeouts() {
     s.set_ms(4_000);
     assert_eq!(s.control(), 1, "idle for 1 s");
     assert!(s.stats(1, "nw_src=10.0.0.1").is_none());
+}
+
+#[test]
+fn a_meter_limits_a_cached_flood_to_its_rate() {
+    let mut s = Bench::new("");
+    s.pipeline
+        .apply(
+            xvs_flowtable::pipeline::PipelineMod::Meter(xvs_flowtable::pipeline::MeterMod {
+                command: xvs_flowtable::pipeline::MeterCommand::Add,
+                meter: xvs_flowtable::meter::parse_meter(
+                    "meter=1,pktps,burst,stats,bands=type=drop,rate=100,burst_size=10",
+                )
+                .expect("meter"),
+            }),
+            0,
+        )
+        .expect("meter add");
+    // The meter must exist before the flow that uses it.
+    load_flows(
+        &mut s.pipeline,
+        "table=0,priority=10,in_port=1,actions=meter:1,output:2\n",
+        &NameMap::new(),
+        0,
+    )
+    .expect("flow");
+    // 1000 packets per second for 2 s, in bursts of 10 every 10 ms.
+    let mut passed = 0;
+    for step in 0..200u64 {
+        s.set_ms(1_000 + step * 10);
+        passed += s.send(10, 80);
+    }
+    assert!((205..=215).contains(&passed), "passed {passed}");
+    s.worker.publish_counters();
+    let c = s.worker.shared().counters.load();
+    assert_eq!(c.upcalls_ok, 1, "the metered megaflow is cached");
+    let dropped = c.drops[xvs_engine::DropReason::MeterDrop as usize];
+    assert_eq!(dropped as usize, 2000 - passed);
+    let m = s.pipeline.snapshot().meter_state(1).expect("state").clone();
+    assert_eq!(m.packets(), 2000);
+    assert_eq!(m.bands()[0].packets(), dropped);
+    // The rule counts every packet that matched it, metered or not (as OVS).
+    assert_eq!(s.stats(0, "meter:1").map(|x| x.0), Some(2000));
+    // Under the rate, nothing is dropped; an unrelated table change keeps the limiter.
+    s.pipeline
+        .apply(
+            xvs_flowtable::pipeline::PipelineMod::Flow(
+                xvs_flowtable::parse::parse_flow_mod(
+                    "table=5,actions=drop",
+                    xvs_flowtable::flow::FlowModCommand::Add,
+                    &NameMap::new(),
+                )
+                .expect("mod"),
+            ),
+            0,
+        )
+        .expect("apply");
+    assert!(Arc::ptr_eq(
+        &m,
+        s.pipeline.snapshot().meter_state(1).expect("state")
+    ));
+    let mut slow = 0;
+    for step in 0..100u64 {
+        s.set_ms(10_000 + step * 20);
+        slow += s.send(1, 80);
+    }
+    assert_eq!(slow, 100, "50 pps under a 100 pps meter");
 }

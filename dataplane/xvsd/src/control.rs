@@ -15,6 +15,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("ofproto/trace", "[bridge] flow"),
     ("version", ""),
     ("xvs/dump-flows", "[table]"),
+    ("xvs/meter-stats", ""),
     ("xvs/show", ""),
 ];
 
@@ -108,6 +109,7 @@ impl Control {
                 no_args(method)?;
                 Ok(self.show())
             }
+            "xvs/meter-stats" => Err("xvs/meter-stats needs forwarding = \"openflow\"".to_string()),
             "xvs/dump-flows" => Err("xvs/dump-flows needs forwarding = \"openflow\"".to_string()),
             "ofproto/trace" => Err("ofproto/trace needs forwarding = \"openflow\"".to_string()),
             _ => Err(format!(

@@ -218,6 +218,7 @@ fn run(args: &Args) -> Result<()> {
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
             ("ofproto/trace", Some(pl)) => openflow::trace(pl, &names, &cfg.bridge, p),
+            ("xvs/meter-stats", Some(pl)) => Ok(openflow::meter_stats(pl)),
             ("xvs/dump-flows", Some(pl)) => {
                 openflow::dump_flows(pl, &names, p, openflow::now_ms(epoch))
             }

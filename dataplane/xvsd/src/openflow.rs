@@ -183,6 +183,10 @@ impl xvs_engine::Translator for WorkerTranslator {
         self.epoch.elapsed().as_nanos() as u64
     }
 
+    fn meter(&mut self, id: u32) -> Option<Arc<xvs_flowtable::metering::MeterState>> {
+        self.inner.snapshot().meter_state(id).cloned()
+    }
+
     fn translate(
         &mut self,
         key: &FlowKey,
@@ -293,4 +297,44 @@ pub fn dump_flows(
         out.push('\n');
     }
     Ok(out)
+}
+
+/// `xvs/meter-stats`: every meter's input counters and each band's counters (packets the band
+/// handled), in the spirit of `ovs-ofctl meter-stats` (no duration: meters keep no creation
+/// time).
+pub fn meter_stats(pipeline: &Pipeline) -> String {
+    use std::fmt::Write as _;
+    let snap = pipeline.snapshot();
+    let mut ids: Vec<u32> = snap.meters().map(|m| m.meter_id).collect();
+    ids.sort_unstable();
+    let mut out = String::new();
+    for id in ids {
+        let Some(m) = snap.meter_state(id) else {
+            continue;
+        };
+        let flows = snap
+            .flows()
+            .filter(|r| {
+                r.payload()
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, xvs_flowtable::action::Action::Meter(x) if *x == id))
+            })
+            .count();
+        let _ = writeln!(
+            out,
+            "meter:{id} flow_count:{flows} packet_in_count:{} byte_in_count:{} bands:",
+            m.packets(),
+            m.bytes()
+        );
+        for (i, b) in m.bands().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{i}: packet_count:{} byte_count:{}",
+                b.packets(),
+                b.bytes()
+            );
+        }
+    }
+    out
 }
