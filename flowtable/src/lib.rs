@@ -19,6 +19,7 @@ pub mod error;
 pub mod field;
 pub mod flow;
 pub mod group;
+pub mod l2;
 pub mod meter;
 pub mod metering;
 pub mod names;

@@ -68,6 +68,7 @@ use crate::group::{
     Bucket, Group, GroupCommand, GroupMod, BUCKET_FIRST, BUCKET_LAST, BUCKET_UNSET, GROUP_ALL,
     GROUP_MAX,
 };
+use crate::l2::L2State;
 use crate::meter::Meter;
 use crate::metering::MeterState;
 use crate::names::{NameMap, Port};
@@ -308,6 +309,8 @@ pub struct PipelineSnapshot {
     /// The meters' rate limiters, shared with the snapshots before and after as long as the
     /// meter is unchanged.
     meter_states: Arc<HashMap<u32, Arc<MeterState>>>,
+    /// The bridge's ports and MAC table (NORMAL, FLOOD, ALL).
+    l2: Arc<L2State>,
 }
 
 impl std::fmt::Debug for PipelineSnapshot {
@@ -349,6 +352,12 @@ impl PipelineSnapshot {
     #[inline]
     pub fn meter_state(&self, id: u32) -> Option<&Arc<MeterState>> {
         self.meter_states.get(&id)
+    }
+
+    /// The bridge's ports and MAC table.
+    #[inline]
+    pub fn l2(&self) -> &L2State {
+        &self.l2
     }
 
     /// Every group.
@@ -413,6 +422,7 @@ pub struct Pipeline {
     groups: Arc<HashMap<u32, Arc<Group>>>,
     meters: Arc<HashMap<u32, Arc<Meter>>>,
     meter_states: Arc<HashMap<u32, Arc<MeterState>>>,
+    l2: Arc<L2State>,
     publisher: Publisher<PipelineSnapshot>,
 }
 
@@ -444,12 +454,14 @@ impl Pipeline {
             groups: Arc::clone(&groups),
             meters: Arc::clone(&meters),
             meter_states: Arc::default(),
+            l2: Arc::default(),
         });
         Pipeline {
             tables,
             groups,
             meters,
             meter_states: Arc::default(),
+            l2: Arc::default(),
             publisher: Publisher::new(snap),
         }
     }
@@ -563,6 +575,48 @@ impl Pipeline {
         }
     }
 
+    /// Sets the bridge's ports (what `FLOOD`, `ALL` and `NORMAL` send to) and publishes a new
+    /// version. MACs learned on ports that left are forgotten at the next
+    /// [`age_macs`](Self::age_macs).
+    pub fn set_ports(&mut self, ports: &[u32], now: u64) -> u64 {
+        self.l2 = Arc::new(self.l2.with_ports(ports));
+        self.publish_unchanged_tables(now)
+    }
+
+    /// Applies MACs learned by NORMAL translations. A new or moved MAC publishes a new version
+    /// (the workers' caches flush, so nothing derived from the old MAC table is used after
+    /// this returns); MACs already on their port only have their use time refreshed. Returns
+    /// whether a version was published.
+    pub fn learn_macs(&mut self, learned: &[crate::l2::MacLearning], now: u64) -> bool {
+        match self.l2.learn(learned, now) {
+            Some(next) => {
+                self.l2 = Arc::new(next);
+                self.publish_unchanged_tables(now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets MACs unused for `max_idle` ms at `now` (or on ports that left the bridge),
+    /// publishing a new version if any went. Returns how many went.
+    pub fn age_macs(&mut self, now: u64, max_idle: u64) -> usize {
+        let Some(next) = self.l2.aged(now, max_idle) else {
+            return 0;
+        };
+        let gone = self.l2.len() - next.len();
+        self.l2 = Arc::new(next);
+        self.publish_unchanged_tables(now);
+        gone
+    }
+
+    /// Publishes the next version with the tables as they are (after an L2 change).
+    fn publish_unchanged_tables(&mut self, now: u64) -> u64 {
+        // An empty bundle cannot fail.
+        self.commit(&[], now)
+            .map_or_else(|_| self.publisher.version(), |r| r.version)
+    }
+
     /// Applies one mod as its own bundle.
     pub fn apply(&mut self, m: PipelineMod, now: u64) -> Result<CommitReport, BundleError> {
         self.commit(std::slice::from_ref(&m), now)
@@ -619,6 +673,7 @@ impl Pipeline {
             groups: Arc::clone(&self.groups),
             meters: Arc::clone(&self.meters),
             meter_states: Arc::clone(&self.meter_states),
+            l2: Arc::clone(&self.l2),
         });
         self.publisher.publish(snap);
         report.version = version;

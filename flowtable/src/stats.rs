@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::l2::MacEntry;
 use crate::pipeline::FlowRule;
 use crate::translate::Translation;
 
@@ -15,6 +16,8 @@ use crate::translate::Translation;
 #[derive(Debug, Clone, Default)]
 pub struct Attribution {
     rules: Box<[Arc<FlowRule>]>,
+    /// Source MACs NORMAL found learned: their hits keep them from aging out.
+    macs: Box<[Arc<MacEntry>]>,
 }
 
 impl Attribution {
@@ -29,6 +32,7 @@ impl Attribution {
         }
         Attribution {
             rules: rules.into_boxed_slice(),
+            macs: t.mac_entries.clone().into_boxed_slice(),
         }
     }
 
@@ -52,6 +56,9 @@ impl Attribution {
         }
         for r in self.rules.iter() {
             r.stats().record(packets, bytes, now);
+        }
+        for m in self.macs.iter() {
+            m.touch(now);
         }
     }
 }

@@ -25,7 +25,7 @@
 //! [`MAX_LOOKUPS`] (4096), executed OpenFlow actions to [`MAX_OF_ACTIONS`], datapath actions to
 //! [`MAX_DP_ACTIONS`]. Exceeding one is a *fatal* [`DropReason`]: every action is discarded and
 //! the packet dropped; the mask stays valid, so the drop can be cached. Also fatal: `ct`/`nat`
-//! (conntrack is not wired yet: [`Unsupported::Ct`]), `NORMAL`/`FLOOD`/`ALL`, a second VLAN tag,
+//! (conntrack is not wired yet: [`Unsupported::Ct`]), a second VLAN tag,
 //! rewrites of fields the datapath cannot set, and a group or meter missing from the snapshot
 //! (cannot happen through [`Pipeline`](crate::pipeline::Pipeline), which refuses such flows and
 //! deletes flows with their group/meter). `dec_ttl` on TTL ≤ 1 stops the current action list
@@ -74,9 +74,9 @@ pub const MAX_DP_ACTIONS: usize = 1024;
 pub enum Unsupported {
     /// `ct(...)` / `nat(...)`, `resubmit(..,ct)`: conntrack is not wired into translation yet.
     Ct,
-    /// `output:NORMAL` (the L2 learning switch).
+    /// `output:NORMAL` (no longer produced: NORMAL is translated, see [`crate::l2`]).
     Normal,
-    /// `output:FLOOD` / `output:ALL`.
+    /// `output:FLOOD` / `output:ALL` (no longer produced).
     Flood,
     /// `output:TABLE` in a flow (only meaningful in packet-outs).
     Table,
@@ -206,6 +206,11 @@ pub struct Translation {
     pub meters: Vec<u32>,
     /// Pipeline version translated against.
     pub version: u64,
+    /// MACs NORMAL saw as sources that the MAC table lacks or has on another port (the
+    /// control side applies them with `Pipeline::learn_macs`; the megaflow stays cacheable).
+    pub mac_learning: Vec<crate::l2::MacLearning>,
+    /// MAC entries NORMAL found on their port (refreshed by the megaflow's hits).
+    pub mac_entries: Vec<Arc<crate::l2::MacEntry>>,
 }
 
 impl Translation {
@@ -223,6 +228,8 @@ impl Translation {
         self.controller.clear();
         self.meters.clear();
         self.version = 0;
+        self.mac_learning.clear();
+        self.mac_entries.clear();
     }
 
     /// True when no datapath output results.
@@ -855,10 +862,8 @@ impl<'a> Ctx<'a> {
                 self.controller(c, flow, table);
                 return;
             }
-            Port::NORMAL => return self.fail(DropReason::Unsupported(Unsupported::Normal)),
-            Port::FLOOD | Port::ALL => {
-                return self.fail(DropReason::Unsupported(Unsupported::Flood))
-            }
+            Port::NORMAL => return self.normal(in_port),
+            Port::FLOOD | Port::ALL => return self.flood(in_port),
             Port::TABLE => return self.fail(DropReason::Unsupported(Unsupported::Table)),
             Port::NONE | Port::UNSET => return,
             p => {
@@ -876,6 +881,71 @@ impl<'a> Ctx<'a> {
         }
         self.record(|| TraceEvent::Output(p));
         self.push(DpAction::Output(p));
+    }
+
+    /// Outputs to `p` (a bridge port, not the ingress port).
+    fn emit_output(&mut self, p: u32) {
+        self.commit();
+        if self.fatal {
+            return;
+        }
+        self.record(|| TraceEvent::Output(p));
+        self.push(DpAction::Output(p));
+    }
+
+    /// `FLOOD`/`ALL`: every bridge port but the ingress port (no port has `no-flood`).
+    fn flood(&mut self, in_port: u32) {
+        let snap = self.snap;
+        for &p in snap.l2().ports() {
+            if p != in_port && !self.fatal {
+                self.emit_output(p);
+            }
+        }
+    }
+
+    /// `NORMAL`: learn the source MAC on the ingress port, then output to the destination's
+    /// learned port, or flood (unknown destination, multicast, broadcast). See [`crate::l2`].
+    fn normal(&mut self, in_port: u32) {
+        let snap = self.snap;
+        let l2 = snap.l2();
+        if l2.ports().binary_search(&in_port).is_err() {
+            // Not a bridge port (OVS: no input bundle): drop.
+            return;
+        }
+        self.unwild_field(layout::ETH_SRC);
+        self.unwild_field(layout::ETH_DST);
+        let m = self.out.mask.get(layout::VLAN_TCI);
+        self.out.mask.set(layout::VLAN_TCI, m | 0x1fff);
+        let tci = self.flow.get(layout::VLAN_TCI);
+        let vlan = if tci & 0x1000 != 0 {
+            (tci & 0xfff) as u16
+        } else {
+            0
+        };
+        let src = self.flow.get(layout::ETH_SRC);
+        let dst = self.flow.get(layout::ETH_DST);
+        if !crate::l2::is_multicast(src) {
+            match l2.lookup(src, vlan) {
+                Some(e) if e.port == in_port => self.out.mac_entries.push(Arc::clone(e)),
+                _ => self.out.mac_learning.push(crate::l2::MacLearning {
+                    mac: src,
+                    vlan,
+                    port: in_port,
+                }),
+            }
+        }
+        if crate::l2::is_multicast(dst) {
+            return self.flood(in_port);
+        }
+        match l2.lookup(dst, vlan) {
+            // Learned on the ingress port: the destination is behind it; drop (as OVS).
+            Some(e) if e.port == in_port => {}
+            Some(e) => {
+                let p = e.port;
+                self.emit_output(p);
+            }
+            None => self.flood(in_port),
+        }
     }
 
     fn push(&mut self, a: DpAction) {

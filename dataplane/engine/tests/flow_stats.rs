@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use xvs_engine::{CacheConfig, EnginePort, Forwarding, OpenFlowStage, Translator, Verdict, Worker};
 use xvs_flowtable::datapath::DpAction;
+use xvs_flowtable::l2::MacLearning;
 use xvs_flowtable::metering::MeterState;
 use xvs_flowtable::names::NameMap;
 use xvs_flowtable::pipeline::{load_flows, Pipeline, TABLE_ALL};
@@ -20,6 +21,7 @@ struct Virtual {
     inner: WorkerTranslator,
     clock: Arc<AtomicU64>,
     learned: Arc<Mutex<Vec<LearnRequest>>>,
+    macs: Arc<Mutex<Vec<MacLearning>>>,
 }
 
 impl Translator for Virtual {
@@ -38,6 +40,9 @@ impl Translator for Virtual {
             return Verdict::Drop;
         }
         let t = self.inner.last();
+        if let Ok(mut q) = self.macs.lock() {
+            q.extend(t.mac_learning.iter().copied());
+        }
         if t.slow_path() {
             if let Ok(mut q) = self.learned.lock() {
                 q.extend(t.learned.iter().cloned());
@@ -65,8 +70,10 @@ struct Bench {
     worker: Worker,
     a: MemoryPeer,
     b: MemoryPeer,
+    c: MemoryPeer,
     clock: Arc<AtomicU64>,
     learned: Arc<Mutex<Vec<LearnRequest>>>,
+    macs: Arc<Mutex<Vec<MacLearning>>>,
 }
 
 impl Bench {
@@ -75,15 +82,19 @@ impl Bench {
         load_flows(&mut pipeline, flows, &NameMap::new(), 0).expect("flows");
         let clock = Arc::new(AtomicU64::new(0));
         let learned = Arc::new(Mutex::new(Vec::new()));
+        let macs = Arc::new(Mutex::new(Vec::new()));
+        pipeline.set_ports(&[1, 2, 3], 0);
         let t = Virtual {
             inner: WorkerTranslator::new(pipeline.reader()),
             clock: clock.clone(),
             learned: learned.clone(),
+            macs: macs.clone(),
         };
         let stage = OpenFlowStage::new(Box::new(t), CacheConfig::default());
         let pool = FramePool::new(1024, 2048, 128).expect("pool");
         let (pa, a) = MemoryPort::pair("a", 1024);
         let (pb, b) = MemoryPort::pair("b", 1024);
+        let (pc, c) = MemoryPort::pair("c", 1024);
         let worker = Worker::new(
             0,
             None,
@@ -91,6 +102,7 @@ impl Bench {
             vec![
                 EnginePort::new(1, Box::new(pa)),
                 EnginePort::new(2, Box::new(pb)),
+                EnginePort::new(3, Box::new(pc)),
             ],
             Forwarding::OpenFlow(Box::new(stage)),
             Default::default(),
@@ -101,8 +113,10 @@ impl Bench {
             worker,
             a,
             b,
+            c,
             clock,
             learned,
+            macs,
         }
     }
 
@@ -134,6 +148,8 @@ impl Bench {
         if !learned.is_empty() {
             self.pipeline.apply_learned(&learned, now);
         }
+        let macs: Vec<MacLearning> = std::mem::take(&mut *self.macs.lock().expect("q"));
+        self.pipeline.learn_macs(&macs, now);
         self.pipeline.expire(now).removed.len()
     }
 
@@ -160,11 +176,12 @@ impl Bench {
 }
 
 fn udp_frame(sport: u16, dport: u16) -> Vec<u8> {
+    l2_frame([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], sport, dport)
+}
+
+fn l2_frame(src: [u8; 6], dst: [u8; 6], sport: u16, dport: u16) -> Vec<u8> {
     let mut f = vec![0u8; 64];
-    let macs = xvs_packet::build::Macs {
-        src: [2, 0, 0, 0, 0, 1],
-        dst: [2, 0, 0, 0, 0, 2],
-    };
+    let macs = xvs_packet::build::Macs { src, dst };
     let n = xvs_packet::build::udp4(
         &mut f,
         macs,
@@ -375,4 +392,103 @@ fn a_meter_limits_a_cached_flood_to_its_rate() {
         slow += s.send(1, 80);
     }
     assert_eq!(slow, 100, "50 pps under a 100 pps meter");
+}
+
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+
+#[test]
+fn normal_learns_floods_and_revalidates_on_moves() {
+    let mut s = Bench::new("table=0,priority=0,actions=NORMAL\n");
+    let counts = |s: &mut Bench| {
+        (
+            s.a.recv_all().len(),
+            s.b.recv_all().len(),
+            s.c.recv_all().len(),
+        )
+    };
+    // A (port 1) to B, unknown: flooded to 2 and 3.
+    for i in 0..5 {
+        assert!(s.a.send(&l2_frame(MAC_A, MAC_B, i, 80)));
+    }
+    s.worker.poll_once();
+    assert_eq!(counts(&mut s), (0, 5, 5));
+    s.control();
+    assert_eq!(
+        s.pipeline
+            .snapshot()
+            .l2()
+            .lookup(0x0200_0000_000a, 0)
+            .map(|e| e.port),
+        Some(1)
+    );
+    // B (port 2) replies: A is known, only port 1 gets it.
+    for i in 0..5 {
+        assert!(s.b.send(&l2_frame(MAC_B, MAC_A, i, 80)));
+    }
+    s.worker.poll_once();
+    assert_eq!(counts(&mut s), (5, 0, 0));
+    s.control();
+    // A to B again: the flooding megaflow of the old MAC table must not be used.
+    s.worker.publish_counters();
+    let before = s.worker.shared().counters.load().upcalls_ok;
+    for i in 0..100 {
+        assert!(s.a.send(&l2_frame(MAC_A, MAC_B, i, 80)));
+        if i % 20 == 19 {
+            s.worker.poll_once();
+        }
+    }
+    s.worker.poll_once();
+    assert_eq!(counts(&mut s), (0, 100, 0));
+    s.worker.publish_counters();
+    assert_eq!(
+        s.worker.shared().counters.load().upcalls_ok - before,
+        1,
+        "one translation, then cached"
+    );
+    // Broadcast floods.
+    assert!(s.b.send(&l2_frame(MAC_B, [0xff; 6], 1, 80)));
+    s.worker.poll_once();
+    assert_eq!(counts(&mut s), (1, 0, 1));
+    // A moves to port 3: once learned, B's traffic to A follows it at once.
+    assert!(s.c.send(&l2_frame(MAC_A, MAC_B, 1, 80)));
+    s.worker.poll_once();
+    assert_eq!(counts(&mut s), (0, 1, 0));
+    s.control();
+    for i in 0..10 {
+        assert!(s.b.send(&l2_frame(MAC_B, MAC_A, i, 80)));
+    }
+    s.worker.poll_once();
+    assert_eq!(counts(&mut s), (0, 0, 10), "the moved MAC's new port only");
+    // The NORMAL flow counts every packet, cached or not.
+    s.worker.publish_counters();
+    assert_eq!(
+        s.stats(0, "NORMAL").map(|x| x.0),
+        Some(5 + 5 + 100 + 1 + 1 + 10)
+    );
+    assert_eq!(s.worker.pool().free_count(), 1024);
+}
+
+#[test]
+fn cached_hits_keep_a_mac_from_aging_out() {
+    let mut s = Bench::new("table=0,priority=0,actions=NORMAL\n");
+    assert!(s.a.send(&l2_frame(MAC_A, MAC_B, 1, 80)));
+    assert!(s.b.send(&l2_frame(MAC_B, MAC_A, 1, 80)));
+    s.worker.poll_once();
+    s.control();
+    s.worker.poll_once();
+    let _ = (s.a.recv_all(), s.b.recv_all(), s.c.recv_all());
+    // A keeps sending through the caches for 400 s; B is silent.
+    for step in 1..=8u64 {
+        s.set_ms(step * 50_000);
+        assert!(s.a.send(&l2_frame(MAC_A, MAC_B, step as u16, 80)));
+        s.worker.poll_once();
+        s.worker.credit_flow_stats();
+        s.control();
+        s.pipeline
+            .age_macs(s.now_ms(), xvs_flowtable::l2::MAC_AGING_MS);
+    }
+    let l2 = s.pipeline.snapshot().l2();
+    assert!(l2.lookup(0x0200_0000_000a, 0).is_some(), "A is in use");
+    assert!(l2.lookup(0x0200_0000_000b, 0).is_none(), "B aged out");
 }

@@ -15,6 +15,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("ofproto/trace", "[bridge] flow"),
     ("version", ""),
     ("xvs/dump-flows", "[table]"),
+    ("xvs/fdb-show", ""),
     ("xvs/meter-stats", ""),
     ("xvs/show", ""),
 ];
@@ -109,6 +110,7 @@ impl Control {
                 no_args(method)?;
                 Ok(self.show())
             }
+            "xvs/fdb-show" => Err("xvs/fdb-show needs forwarding = \"openflow\"".to_string()),
             "xvs/meter-stats" => Err("xvs/meter-stats needs forwarding = \"openflow\"".to_string()),
             "xvs/dump-flows" => Err("xvs/dump-flows needs forwarding = \"openflow\"".to_string()),
             "ofproto/trace" => Err("ofproto/trace needs forwarding = \"openflow\"".to_string()),
@@ -198,6 +200,12 @@ impl Control {
             self.learned_installed, self.learned_refused
         );
         let _ = writeln!(s, "  flows expired (idle/hard timeout): {}", self.expired);
+        let _ = writeln!(
+            s,
+            "  mac learnings lost: {}",
+            t.mac_learning_dropped
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
         let reasons = self.translation.nonzero();
         if !reasons.is_empty() {
             let _ = writeln!(s, "  translation drops:");

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use xvs_engine::Verdict;
 use xvs_flowtable::datapath::DpAction;
+use xvs_flowtable::l2::MacLearning;
 use xvs_flowtable::names::{NameMap, Port};
 use xvs_flowtable::pipeline::{classifier_match, load_flows, LoadError, Pipeline};
 use xvs_flowtable::translate::{DropReason, LearnRequest, Unsupported};
@@ -82,6 +83,8 @@ pub struct TranslationCounters {
     pub learn_dropped: AtomicU64,
     /// Packet-ins requested (not delivered yet: no OpenFlow connection).
     pub controller: AtomicU64,
+    /// MAC learnings lost because the queue to the control thread was full.
+    pub mac_learning_dropped: AtomicU64,
 }
 
 impl TranslationCounters {
@@ -106,6 +109,7 @@ pub struct WorkerTranslator {
     epoch: Instant,
     counters: Arc<TranslationCounters>,
     learn: rtrb::Producer<LearnRequest>,
+    macs: rtrb::Producer<MacLearning>,
 }
 
 impl std::fmt::Debug for WorkerTranslator {
@@ -115,20 +119,27 @@ impl std::fmt::Debug for WorkerTranslator {
 }
 
 impl WorkerTranslator {
-    /// A translator for one worker, and the control side's end of its learn queue.
+    /// A translator for one worker, and the control side's ends of its learn and MAC-learning
+    /// queues.
     pub fn new(
         pipeline: &mut Pipeline,
         counters: Arc<TranslationCounters>,
         epoch: Instant,
-    ) -> (Self, rtrb::Consumer<LearnRequest>) {
+    ) -> (
+        Self,
+        rtrb::Consumer<LearnRequest>,
+        rtrb::Consumer<MacLearning>,
+    ) {
         let (learn, rx) = rtrb::RingBuffer::new(LEARN_QUEUE);
+        let (macs, mac_rx) = rtrb::RingBuffer::new(LEARN_QUEUE);
         let t = Self {
             inner: xvs_flowtable::translate::WorkerTranslator::new(pipeline.reader()),
             epoch,
             counters,
             learn,
+            macs,
         };
-        (t, rx)
+        (t, rx, mac_rx)
     }
 }
 
@@ -170,6 +181,44 @@ pub fn apply_learned(
     (fresh.len() - refused.len(), refused.len())
 }
 
+/// The control side of NORMAL: drains every worker's MAC-learning queue into the MAC table (a
+/// new or moved MAC publishes a new version). Returns true if the table changed.
+pub fn apply_mac_learning(
+    pipeline: &mut Pipeline,
+    queues: &mut [rtrb::Consumer<MacLearning>],
+    now: u64,
+) -> bool {
+    let mut seen: Vec<MacLearning> = Vec::new();
+    for q in queues.iter_mut() {
+        while let Ok(l) = q.pop() {
+            seen.push(l);
+        }
+    }
+    !seen.is_empty() && pipeline.learn_macs(&seen, now)
+}
+
+/// `xvs/fdb-show`: the MAC table, as `ovs-appctl fdb/show` prints it.
+pub fn fdb_show(pipeline: &Pipeline, now: u64) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(" port  VLAN  MAC                Age\n");
+    for (mac, vlan, e) in pipeline.snapshot().l2().entries() {
+        let b = mac.to_be_bytes();
+        let port = e.port;
+        let _ = writeln!(
+            out,
+            "{port:>5}  {vlan:>4}  {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}  {:>3}",
+            b[2],
+            b[3],
+            b[4],
+            b[5],
+            b[6],
+            b[7],
+            now.saturating_sub(e.used()) / 1000
+        );
+    }
+    out
+}
+
 impl xvs_engine::Translator for WorkerTranslator {
     fn refresh(&mut self) -> u64 {
         self.inner.refresh()
@@ -203,6 +252,15 @@ impl xvs_engine::Translator for WorkerTranslator {
         }
         if !ok {
             return Verdict::Drop;
+        }
+        // NORMAL's MAC learning: a side effect that does not stop caching (the control thread
+        // publishes a new version when the MAC table changes, which flushes the caches).
+        for l in &t.mac_learning {
+            if self.macs.push(*l).is_err() {
+                self.counters
+                    .mac_learning_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         if !t.slow_path() {
             return Verdict::Cache;

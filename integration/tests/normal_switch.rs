@@ -1,0 +1,125 @@
+//! xvsd as an L2 learning switch (`actions=NORMAL`) between three Pods on AF_XDP ports in
+//! namespaces: ARP broadcasts flood, replies teach the MAC table, pings work between every
+//! pair, and the flow statistics of traffic served from the caches show through the real
+//! `ovs-appctl` (`xvs/dump-flows`), as does the MAC table (`xvs/fdb-show`).
+
+use anyhow::{bail, Result};
+use std::time::{Duration, Instant};
+use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
+
+const FLOWS: &str = "\
+table=0,priority=10,icmp,actions=NORMAL
+table=0,priority=0,actions=NORMAL
+";
+
+const CONFIG: &str = r#"
+bridge = "br-int"
+run_dir = "@RUN@"
+workers = [0]
+forwarding = "openflow"
+flows = "@DIR@/normal.flows"
+pmd_sleep_max_us = 100
+
+[[port]]
+name = "pa0"
+type = "afxdp"
+ofport = 1
+
+[[port]]
+name = "pb0"
+type = "afxdp"
+ofport = 2
+
+[[port]]
+name = "pc0"
+type = "afxdp"
+ofport = 3
+"#;
+
+const PODS: [(&str, &str, &str, &str); 3] = [
+    ("a", "10.30.0.2", "02:1e:00:00:00:02", "pa0"),
+    ("b", "10.30.0.3", "02:1e:00:00:00:03", "pb0"),
+    ("c", "10.30.0.4", "02:1e:00:00:00:04", "pc0"),
+];
+
+/// `n_packets` of the flow whose dump line contains `needle`.
+fn n_packets(x: &Xvsd, needle: &str) -> Result<u64> {
+    let dump = x.appctl(&["xvs/dump-flows"])?;
+    for line in dump.lines().filter(|l| l.contains(needle)) {
+        if let Some(v) = line
+            .split(", ")
+            .find_map(|f| f.trim().strip_prefix("n_packets="))
+        {
+            return Ok(v.parse()?);
+        }
+    }
+    bail!("no flow with {needle} in:\n{dump}")
+}
+
+#[test]
+fn normal_switches_between_three_pods() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, AF_XDP)");
+        return Ok(());
+    }
+    let tag = unique_tag("l2");
+    let node = Netns::new(&format!("{tag}n"))?;
+    let mut pods = Vec::new();
+    for (name, ip, mac, port) in PODS {
+        let ns = Netns::new(&format!("{tag}{name}"))?;
+        veth(&ns, "eth0", mac, &node, port)?;
+        ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+        ns.offloads_off("eth0")?;
+        pods.push((ns, ip));
+    }
+    let x = Xvsd::start_with(&node, CONFIG, &[("normal.flows", FLOWS)])?;
+    // No static neighbours: ARP requests are broadcasts that NORMAL floods.
+    let pairs = [(0, 1), (0, 2), (1, 2)];
+    for &(from, to) in &pairs {
+        let out = pods[from]
+            .0
+            .exec(&["ping", "-c", "5", "-i", "0.2", "-W", "2", pods[to].1])?;
+        assert!(
+            out.contains("5 received"),
+            "ping {} -> {}: {out}\n{}",
+            pods[from].1,
+            pods[to].1,
+            x.stderr()
+        );
+    }
+    // Every Pod's MAC learned on its port.
+    let fdb = x.appctl(&["xvs/fdb-show"])?;
+    for (i, (_, _, mac, _)) in PODS.iter().enumerate() {
+        let row = fdb.lines().find(|l| l.contains(mac));
+        let port = row.and_then(|l| l.split_whitespace().next());
+        assert_eq!(port, Some((i + 1).to_string().as_str()), "{mac} in\n{fdb}");
+    }
+    // 3 pairs x 5 echo requests and replies = 30 ICMP packets; most from the caches. The
+    // workers credit the caches' hits every 100 ms.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut icmp = n_packets(&x, "icmp")?;
+    while icmp < 30 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        icmp = n_packets(&x, "icmp")?;
+    }
+    assert_eq!(icmp, 30, "{}", x.appctl(&["xvs/dump-flows"])?);
+    assert!(
+        n_packets(&x, "priority=0")? >= 6,
+        "ARP went through the catch-all"
+    );
+    let stats = x.appctl(&["dpif-netdev/pmd-stats-show"])?;
+    let hits: u64 = stats
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            l.strip_prefix("emc hits: ")
+                .or_else(|| l.strip_prefix("megaflow hits: "))
+        })
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        hits > 0,
+        "some packets were served from the caches:\n{stats}"
+    );
+    Ok(())
+}
