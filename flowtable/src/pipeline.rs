@@ -423,6 +423,9 @@ pub struct Pipeline {
     meters: Arc<HashMap<u32, Arc<Meter>>>,
     meter_states: Arc<HashMap<u32, Arc<MeterState>>>,
     l2: Arc<L2State>,
+    /// `fin_idle_timeout`/`fin_hard_timeout` of learned flows, by (table, priority, match):
+    /// applied by [`expire`](Self::expire) once a TCP FIN or RST went through the flow.
+    fin_timeouts: HashMap<(u8, u32, ClsMatch), (u16, u16)>,
     publisher: Publisher<PipelineSnapshot>,
 }
 
@@ -462,6 +465,7 @@ impl Pipeline {
             meters,
             meter_states: Arc::default(),
             l2: Arc::default(),
+            fin_timeouts: HashMap::new(),
             publisher: Publisher::new(snap),
         }
     }
@@ -505,14 +509,41 @@ impl Pipeline {
     /// if something expired; the report lists the removed flows (flow-removed messages).
     pub fn expire(&mut self, now: u64) -> CommitReport {
         let mut mods = Vec::new();
+        if !self.fin_timeouts.is_empty() {
+            // Forget the fin timeouts of learned flows that went another way.
+            let snap = Arc::clone(self.publisher.current());
+            self.fin_timeouts.retain(|(t, prio, m), _| {
+                snap.table(*t)
+                    .and_then(|tb| tb.find_strict(m, *prio))
+                    .is_some()
+            });
+        }
         for r in self.publisher.current().flows() {
             let e = r.payload();
-            let f = e;
-            let hard = f.hard_timeout != 0
-                && e.created.saturating_add(u64::from(f.hard_timeout) * 1000) <= now;
+            let (mut idle_timeout, mut hard_timeout) = (e.idle_timeout, e.hard_timeout);
+            let mut hard_from = e.created;
+            if let Some(fin_at) = r.stats().fin_at() {
+                let key = (e.table, r.priority(), r.to_match());
+                if let Some(&(fin_idle, fin_hard)) = self.fin_timeouts.get(&key) {
+                    // As OVS's fin_timeout: the smaller timeout wins; a fin hard timeout
+                    // counts from the FIN.
+                    let reduce = |max: u16, t: &mut u16| {
+                        if max != 0 && (*t == 0 || *t > max) {
+                            *t = max;
+                        }
+                    };
+                    reduce(fin_idle, &mut idle_timeout);
+                    if fin_hard != 0 && (hard_timeout == 0 || fin_hard < hard_timeout) {
+                        hard_timeout = fin_hard;
+                        hard_from = fin_at;
+                    }
+                }
+            }
+            let hard = hard_timeout != 0
+                && hard_from.saturating_add(u64::from(hard_timeout) * 1000) <= now;
             let last = r.stats().last_used().max(e.modified);
             let idle =
-                f.idle_timeout != 0 && last.saturating_add(u64::from(f.idle_timeout) * 1000) <= now;
+                idle_timeout != 0 && last.saturating_add(u64::from(idle_timeout) * 1000) <= now;
             if hard || idle {
                 mods.push(PipelineMod::Flow(FlowMod {
                     command: FlowModCommand::DeleteStrict,
@@ -547,6 +578,13 @@ impl Pipeline {
         learned: &[crate::translate::LearnRequest],
         now: u64,
     ) -> (CommitReport, Vec<(usize, PipelineError)>) {
+        for l in learned {
+            let f = &l.flow_mod.flow;
+            if l.fin_timeouts != (0, 0) {
+                let key = (f.table, u32::from(f.priority), classifier_match(&f.match_));
+                self.fin_timeouts.insert(key, l.fin_timeouts);
+            }
+        }
         let mut mods: Vec<(usize, PipelineMod)> = learned
             .iter()
             .enumerate()

@@ -12,6 +12,11 @@ use crate::l2::MacEntry;
 use crate::pipeline::FlowRule;
 use crate::translate::Translation;
 
+/// TCP FIN flag.
+pub const TCP_FIN: u16 = 0x01;
+/// TCP RST flag.
+pub const TCP_RST: u16 = 0x04;
+
 /// The rules one translation went through, each once.
 #[derive(Debug, Clone, Default)]
 pub struct Attribution {
@@ -44,6 +49,18 @@ impl Attribution {
     /// True when no rule is credited (a table-miss drop).
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Records that packets with TCP flags `tcp_flags` (accumulated over the credited hits)
+    /// went through the rules: a FIN or RST starts the rules' `fin_idle_timeout` /
+    /// `fin_hard_timeout` (learned flows), as OVS's `fin_timeout` does.
+    pub fn credit_tcp_flags(&self, tcp_flags: u16, now: u64) {
+        if tcp_flags & (TCP_FIN | TCP_RST) == 0 {
+            return;
+        }
+        for r in self.rules.iter() {
+            r.stats().record_fin(now);
+        }
     }
 
     /// Adds `packets`/`bytes` to every rule and raises their last-used time to `now`

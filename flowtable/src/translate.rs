@@ -181,7 +181,8 @@ pub struct LearnRequest {
     pub learner_cookie: u64,
     /// `delete_learned`: the learned flow goes with the learning flow.
     pub delete_learned: bool,
-    /// `fin_idle_timeout` and `fin_hard_timeout` (not applied yet).
+    /// `fin_idle_timeout` and `fin_hard_timeout` (applied by `Pipeline::expire` once a TCP
+    /// FIN or RST went through the learned flow).
     pub fin_timeouts: (u16, u16),
     /// `now` of the translation.
     pub now: u64,

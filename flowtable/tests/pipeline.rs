@@ -591,3 +591,40 @@ fn attribution_credits_each_rule_of_a_translation_once() {
         .count();
     assert_eq!(untouched, 1);
 }
+
+#[test]
+fn learned_fin_timeouts_apply_once_a_fin_went_through() {
+    let mut p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,tcp,actions=learn(table=9,priority=7,idle_timeout=100,hard_timeout=200,fin_idle_timeout=2,fin_hard_timeout=5,eth_type=0x800,NXM_OF_IP_SRC[]),output:2\n",
+    );
+    let mut reqs = Vec::new();
+    for src in 1..=2 {
+        reqs.extend(xlate(p.snapshot(), &tcp_key(1, src, 2, 3, 80)).learned);
+    }
+    assert_eq!(reqs[0].fin_timeouts, (2, 5));
+    p.apply_learned(&reqs, 0);
+    assert_eq!(n(&p, 9), 2);
+    let learned: Vec<_> = p
+        .snapshot()
+        .table(9)
+        .map(|t| t.iter().cloned().collect())
+        .unwrap_or_default();
+    // Both used at 10 s; a FIN went through the first at 11 s.
+    for r in &learned {
+        r.stats().record(1, 60, 10_000);
+    }
+    learned[0].stats().record_fin(11_000);
+    assert!(p.expire(11_500).removed.is_empty());
+    // fin_idle_timeout=2: idle since 10 s, gone at 12 s; the other keeps its 100 s.
+    let report = p.expire(12_000);
+    assert_eq!(report.removed.len(), 1);
+    assert!(std::sync::Arc::ptr_eq(&report.removed[0], &learned[0]));
+    assert_eq!(n(&p, 9), 1);
+    // fin_hard_timeout counts from the FIN, even for a flow in use.
+    learned[1].stats().record_fin(20_000);
+    learned[1].stats().record(1, 60, 24_900);
+    assert!(p.expire(24_999).removed.is_empty());
+    assert_eq!(p.expire(25_000).removed.len(), 1);
+}

@@ -99,6 +99,8 @@ pub struct CachedFlow {
     attribution: Option<Attribution>,
     packets: u64,
     bytes: u64,
+    /// TCP flags of the packets counted (a FIN or RST starts learned flows' fin timeouts).
+    tcp_flags: u16,
     /// Listed in the stage's dirty list since the last credit.
     dirty: bool,
 }
@@ -278,25 +280,29 @@ impl OpenFlowStage {
             attribution,
             packets: 0,
             bytes: 0,
+            tcp_flags: 0,
             dirty: false,
         };
         self.cache.insert(key, &mask, flow, self.version).ok()
     }
 
     /// The actions of packet `i` of the last classified burst (its megaflow `id`, or its
-    /// uncached translation), counting the packet (`bytes` long) for its rules' statistics.
+    /// uncached translation), counting the packet (`bytes` long, with `tcp_flags`) for its
+    /// rules' statistics.
     #[inline]
     pub fn packet_actions(
         &mut self,
         i: usize,
         id: Option<MegaflowId>,
         bytes: u32,
+        tcp_flags: u16,
     ) -> Option<(&[ExecAction], MeterCx<'_>)> {
         let actions = match id {
             Some(id) => {
                 let f = self.cache.actions_mut(id)?;
                 f.packets += 1;
                 f.bytes += u64::from(bytes);
+                f.tcp_flags |= tcp_flags;
                 if !f.dirty && self.dirty.len() < self.dirty.capacity() {
                     f.dirty = true;
                     self.dirty.push(id);
@@ -304,7 +310,7 @@ impl OpenFlowStage {
                 &f.actions[..]
             }
             None => {
-                self.account_uncached(i, bytes);
+                self.account_uncached(i, bytes, tcp_flags);
                 let (s, e) = *self.uncached_range.get(i)?;
                 if e <= s {
                     return None;
@@ -321,7 +327,7 @@ impl OpenFlowStage {
 
     /// Credits packet `i` of the last burst, translated with [`Verdict::Uncached`], to its
     /// rules right away (slow path: it was translated for itself).
-    pub fn account_uncached(&mut self, i: usize, bytes: u32) {
+    pub fn account_uncached(&mut self, i: usize, bytes: u32, tcp_flags: u16) {
         if self.uncached_actions(i).is_none() {
             return;
         }
@@ -330,6 +336,7 @@ impl OpenFlowStage {
         };
         let now = self.translator.now_ns() / 1_000_000;
         a.credit(1, u64::from(bytes), now);
+        a.credit_tcp_flags(tcp_flags, now);
     }
 
     /// Hands the hits counted since the last call to the rules of their megaflows (as OVS's
@@ -344,9 +351,11 @@ impl OpenFlowStage {
             if let Some(f) = self.cache.actions_mut(id) {
                 if let Some(a) = &f.attribution {
                     a.credit(f.packets, f.bytes, now);
+                    a.credit_tcp_flags(f.tcp_flags, now);
                 }
                 f.packets = 0;
                 f.bytes = 0;
+                f.tcp_flags = 0;
                 f.dirty = false;
             }
         }

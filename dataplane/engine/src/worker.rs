@@ -297,7 +297,9 @@ impl Worker {
             &mut self.stats,
         );
         for (i, &d) in rx[..n].iter().enumerate() {
-            let Some((actions, meters)) = stage.packet_actions(i, self.ids[i], d.len) else {
+            let tcp_flags = self.keys[i].get(xvs_packet::key::layout::TCP_FLAGS) as u16;
+            let Some((actions, meters)) = stage.packet_actions(i, self.ids[i], d.len, tcp_flags)
+            else {
                 self.pool.free(d.addr);
                 pipeline::count_drop(&mut self.stats, stage.miss_reason(i));
                 continue;

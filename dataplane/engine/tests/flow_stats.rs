@@ -492,3 +492,74 @@ fn cached_hits_keep_a_mac_from_aging_out() {
     assert!(l2.lookup(0x0200_0000_000a, 0).is_some(), "A is in use");
     assert!(l2.lookup(0x0200_0000_000b, 0).is_none(), "B aged out");
 }
+
+fn tcp_frame(sport: u16, flags: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 80];
+    let macs = xvs_packet::build::Macs {
+        src: [2, 0, 0, 0, 0, 1],
+        dst: [2, 0, 0, 0, 0, 2],
+    };
+    let t = xvs_packet::build::TcpParams {
+        sport,
+        dport: 443,
+        seq: 1,
+        ack: 1,
+        flags,
+        window: 1000,
+    };
+    let n = xvs_packet::build::tcp4(&mut f, macs, [10, 0, 0, 1], [10, 0, 0, 2], t, b"x")
+        .expect("frame");
+    f.truncate(n);
+    f
+}
+
+#[test]
+fn a_fin_through_the_caches_starts_learned_fin_timeouts() {
+    // TCP to 443 learns a flow per source port (idle 60 s, fin_idle 1 s) and resubmits to it.
+    let mut s = Bench::new(
+        "table=0,priority=10,in_port=1,tcp,tp_dst=443,actions=learn(table=1,idle_timeout=60,fin_idle_timeout=1,priority=5,eth_type=0x800,nw_proto=6,NXM_OF_TCP_SRC[],output:NXM_OF_IN_PORT[]),resubmit(,1)\n\
+         table=0,priority=10,in_port=2,tcp,actions=resubmit(,1)\n",
+    );
+    const ACK: u16 = 0x10;
+    const FIN: u16 = 0x01;
+    s.set_ms(0);
+    assert!(s.a.send(&tcp_frame(5000, ACK)));
+    assert!(s.a.send(&tcp_frame(6000, ACK)));
+    s.worker.poll_once();
+    s.control();
+    assert!(s.stats(1, "tp_src=5000").is_some() && s.stats(1, "tp_src=6000").is_some());
+    // Return traffic (b -> a) hits each learned flow through table 1: ACKs for both, then a
+    // FIN on 5000's, all from the caches after their first packet.
+    let mut t = 0;
+    for round in 0..6u64 {
+        t += 500;
+        s.set_ms(t);
+        for sport in [5000u16, 6000] {
+            // The learned flows match the *source* port of packets from a; the return
+            // traffic uses the same port as its source too (a symmetric test, not TCP).
+            let flags = if sport == 5000 && round == 2 {
+                FIN | ACK
+            } else {
+                ACK
+            };
+            assert!(s.b.send(&tcp_frame(sport, flags)));
+        }
+        s.worker.poll_once();
+        assert_eq!(s.a.recv_all().len(), 2, "through the learned flows");
+        s.worker.credit_flow_stats();
+        s.control();
+    }
+    // Both flows were hit every 500 ms: 6000's (idle 60 s) stays; 5000's saw a FIN, so its
+    // idle timeout is 1 s... but it was hit every 500 ms, so it also stays until silence.
+    assert!(s.stats(1, "tp_src=5000").is_some());
+    s.set_ms(t + 1_000);
+    s.control();
+    assert!(
+        s.stats(1, "tp_src=5000").is_none(),
+        "fin_idle_timeout=1 after the FIN"
+    );
+    assert!(
+        s.stats(1, "tp_src=6000").is_some(),
+        "no FIN: idle_timeout=60 still"
+    );
+}
