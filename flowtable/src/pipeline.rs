@@ -72,6 +72,7 @@ use crate::l2::L2State;
 use crate::meter::Meter;
 use crate::metering::MeterState;
 use crate::names::{NameMap, Port};
+use crate::stats::GroupStats;
 
 /// Number of OpenFlow tables (0..=254; 255 means "all tables" in mods).
 pub const N_TABLES: usize = 255;
@@ -311,6 +312,8 @@ pub struct PipelineSnapshot {
     meter_states: Arc<HashMap<u32, Arc<MeterState>>>,
     /// The bridge's ports and MAC table (NORMAL, FLOOD, ALL).
     l2: Arc<L2State>,
+    /// Group and bucket counters, shared with other snapshots while the group is unchanged.
+    group_stats: Arc<HashMap<u32, Arc<GroupStats>>>,
 }
 
 impl std::fmt::Debug for PipelineSnapshot {
@@ -352,6 +355,12 @@ impl PipelineSnapshot {
     #[inline]
     pub fn meter_state(&self, id: u32) -> Option<&Arc<MeterState>> {
         self.meter_states.get(&id)
+    }
+
+    /// The counters of group `id`.
+    #[inline]
+    pub fn group_stats(&self, id: u32) -> Option<&Arc<GroupStats>> {
+        self.group_stats.get(&id)
     }
 
     /// The bridge's ports and MAC table.
@@ -423,6 +432,7 @@ pub struct Pipeline {
     meters: Arc<HashMap<u32, Arc<Meter>>>,
     meter_states: Arc<HashMap<u32, Arc<MeterState>>>,
     l2: Arc<L2State>,
+    group_stats: Arc<HashMap<u32, Arc<GroupStats>>>,
     /// `fin_idle_timeout`/`fin_hard_timeout` of learned flows, by (table, priority, match):
     /// applied by [`expire`](Self::expire) once a TCP FIN or RST went through the flow.
     fin_timeouts: HashMap<(u8, u32, ClsMatch), (u16, u16)>,
@@ -458,6 +468,7 @@ impl Pipeline {
             meters: Arc::clone(&meters),
             meter_states: Arc::default(),
             l2: Arc::default(),
+            group_stats: Arc::default(),
         });
         Pipeline {
             tables,
@@ -465,6 +476,7 @@ impl Pipeline {
             meters,
             meter_states: Arc::default(),
             l2: Arc::default(),
+            group_stats: Arc::default(),
             fin_timeouts: HashMap::new(),
             publisher: Publisher::new(snap),
         }
@@ -683,6 +695,19 @@ impl Pipeline {
             }
             (st.groups, st.meters)
         };
+        if !Arc::ptr_eq(&groups, &self.groups) {
+            let stats = groups
+                .iter()
+                .map(|(&id, g)| {
+                    let s = match self.group_stats.get(&id) {
+                        Some(old) if Arc::ptr_eq(old.group(), g) => Arc::clone(old),
+                        _ => Arc::new(GroupStats::new(Arc::clone(g))),
+                    };
+                    (id, s)
+                })
+                .collect();
+            self.group_stats = Arc::new(stats);
+        }
         self.groups = groups;
         if !Arc::ptr_eq(&meters, &self.meters) {
             // A meter keeps its limiter while its configuration is the same `Arc`; an added or
@@ -712,6 +737,7 @@ impl Pipeline {
             meters: Arc::clone(&self.meters),
             meter_states: Arc::clone(&self.meter_states),
             l2: Arc::clone(&self.l2),
+            group_stats: Arc::clone(&self.group_stats),
         });
         self.publisher.publish(snap);
         report.version = version;

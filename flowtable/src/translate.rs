@@ -212,6 +212,9 @@ pub struct Translation {
     pub mac_learning: Vec<crate::l2::MacLearning>,
     /// MAC entries NORMAL found on their port (refreshed by the megaflow's hits).
     pub mac_entries: Vec<Arc<crate::l2::MacEntry>>,
+    /// Groups run, with the index of each bucket taken (`None`: the group had no bucket to
+    /// take), for group and bucket statistics.
+    pub groups: Vec<(u32, Option<usize>)>,
 }
 
 impl Translation {
@@ -231,6 +234,7 @@ impl Translation {
         self.version = 0;
         self.mac_learning.clear();
         self.mac_entries.clear();
+        self.groups.clear();
     }
 
     /// True when no datapath output results.
@@ -513,7 +517,7 @@ impl WorkerTranslator {
     /// The rules of the last translation, for crediting the hits of the megaflow built from
     /// it.
     pub fn attribution(&self) -> crate::stats::Attribution {
-        crate::stats::Attribution::of(&self.out)
+        crate::stats::Attribution::of(&self.out, self.reader.snapshot())
     }
 
     /// The adopted pipeline snapshot.
@@ -989,13 +993,18 @@ impl<'a> Ctx<'a> {
         match g.group_type {
             GroupType::All => {
                 self.record(|| TraceEvent::Group { id, bucket: None });
-                for b in &g.buckets {
+                if g.buckets.is_empty() {
+                    self.out.groups.push((id, None));
+                }
+                for (i, b) in g.buckets.iter().enumerate() {
+                    self.out.groups.push((id, Some(i)));
                     self.bucket(&b.actions, flow, table);
                 }
             }
             GroupType::Select => {
                 let chosen = self.select_bucket(g);
                 self.record(|| TraceEvent::Group { id, bucket: chosen });
+                self.out.groups.push((id, chosen));
                 if let Some(i) = chosen {
                     if let Some(b) = g.buckets.get(i) {
                         self.bucket(&b.actions, flow, table);
@@ -1008,6 +1017,8 @@ impl<'a> Ctx<'a> {
                     bucket: Some(0),
                 });
                 // Port liveness is not tracked yet: the first bucket is live.
+                let first = (!g.buckets.is_empty()).then_some(0);
+                self.out.groups.push((id, first));
                 if let Some(b) = g.buckets.first() {
                     self.bucket(&b.actions, flow, table);
                 }

@@ -572,7 +572,7 @@ fn attribution_credits_each_rule_of_a_translation_once() {
     );
     let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
     assert_eq!(t.rules.len(), 4, "table 1 matched twice");
-    let a = Attribution::of(&t);
+    let a = Attribution::of(&t, p.snapshot());
     assert_eq!(a.rules().len(), 3);
     a.credit(7, 700, 1_500);
     a.credit(0, 0, 9_000);
@@ -627,4 +627,47 @@ fn learned_fin_timeouts_apply_once_a_fin_went_through() {
     learned[1].stats().record(1, 60, 24_900);
     assert!(p.expire(24_999).removed.is_empty());
     assert_eq!(p.expire(25_000).removed.len(), 1);
+}
+
+#[test]
+fn attribution_counts_groups_once_and_each_bucket_taken() {
+    use xvs_flowtable::stats::Attribution;
+    let mut p = pipeline(
+        &[
+            "group_id=1,type=all,bucket=actions=output:2,bucket=actions=output:3",
+            "group_id=2,type=select,bucket=bucket_id=0,actions=output:4,bucket=bucket_id=1,actions=output:5",
+        ],
+        &[],
+        "table=0,priority=10,in_port=1,actions=group:1,group:2,group:1\n",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    let a = Attribution::of(&t, p.snapshot());
+    a.credit(10, 1000, 5);
+    let g1 = p.snapshot().group_stats(1).expect("g1").clone();
+    assert_eq!(g1.counts(), (10, 1000), "once per packet, though run twice");
+    assert_eq!(g1.bucket_counts(), vec![(10, 1000), (10, 1000)]);
+    let g2 = p.snapshot().group_stats(2).expect("g2").clone();
+    assert_eq!(g2.counts(), (10, 1000));
+    let buckets = g2.bucket_counts();
+    assert_eq!(
+        buckets.iter().map(|b| b.0).sum::<u64>(),
+        10,
+        "one bucket taken"
+    );
+    // An unrelated change keeps the counters; modifying the group resets them.
+    p.apply(fm("table=3,actions=drop"), 6).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &g1,
+        p.snapshot().group_stats(1).unwrap()
+    ));
+    p.apply(
+        gm(
+            "group_id=1,type=all,bucket=actions=output:2",
+            GroupCommand::Modify,
+        ),
+        7,
+    )
+    .unwrap();
+    assert_eq!(p.snapshot().group_stats(1).unwrap().counts(), (0, 0));
+    assert_eq!(p.snapshot().group_stats(2).unwrap().counts(), (10, 1000));
 }

@@ -563,3 +563,36 @@ fn a_fin_through_the_caches_starts_learned_fin_timeouts() {
         "no FIN: idle_timeout=60 still"
     );
 }
+
+#[test]
+fn group_and_bucket_counters_follow_cached_hits() {
+    let mut s = Bench::new("");
+    s.pipeline
+        .apply(
+            xvs_flowtable::pipeline::PipelineMod::Group(
+                xvs_flowtable::group::parse_group_mod(
+                    "group_id=7,type=all,bucket=actions=output:2,bucket=actions=output:3",
+                    xvs_flowtable::group::GroupCommand::Add,
+                    &NameMap::new(),
+                )
+                .expect("group"),
+            ),
+            0,
+        )
+        .expect("group add");
+    load_flows(
+        &mut s.pipeline,
+        "table=0,priority=10,in_port=1,actions=group:7\n",
+        &NameMap::new(),
+        0,
+    )
+    .expect("flow");
+    let len = udp_frame(1, 80).len() as u64;
+    assert_eq!(s.send(64, 80), 64);
+    assert_eq!(s.c.recv_all().len(), 64);
+    s.worker.publish_counters();
+    assert_eq!(s.worker.shared().counters.load().upcalls_ok, 1);
+    let g = s.pipeline.snapshot().group_stats(7).expect("stats").clone();
+    assert_eq!(g.counts(), (64, 64 * len));
+    assert_eq!(g.bucket_counts(), vec![(64, 64 * len), (64, 64 * len)]);
+}

@@ -15,6 +15,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("ofproto/trace", "[bridge] flow"),
     ("version", ""),
     ("xvs/dump-flows", "[table]"),
+    ("xvs/dump-group-stats", ""),
     ("xvs/fdb-show", ""),
     ("xvs/meter-stats", ""),
     ("xvs/show", ""),
@@ -110,6 +111,7 @@ impl Control {
                 no_args(method)?;
                 Ok(self.show())
             }
+            "xvs/dump-group-stats" => Err("xvs/dump-group-stats needs forwarding = \"openflow\"".to_string()),
             "xvs/fdb-show" => Err("xvs/fdb-show needs forwarding = \"openflow\"".to_string()),
             "xvs/meter-stats" => Err("xvs/meter-stats needs forwarding = \"openflow\"".to_string()),
             "xvs/dump-flows" => Err("xvs/dump-flows needs forwarding = \"openflow\"".to_string()),

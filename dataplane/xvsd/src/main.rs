@@ -226,6 +226,7 @@ fn run(args: &Args) -> Result<()> {
         ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
             ("ofproto/trace", Some(pl)) => openflow::trace(pl, &names, &cfg.bridge, p),
             ("xvs/meter-stats", Some(pl)) => Ok(openflow::meter_stats(pl)),
+            ("xvs/dump-group-stats", Some(pl)) => Ok(openflow::group_stats(pl)),
             ("xvs/fdb-show", Some(pl)) => Ok(openflow::fdb_show(pl, openflow::now_ms(epoch))),
             ("xvs/dump-flows", Some(pl)) => {
                 openflow::dump_flows(pl, &names, p, openflow::now_ms(epoch))

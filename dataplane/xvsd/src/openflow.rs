@@ -396,3 +396,37 @@ pub fn meter_stats(pipeline: &Pipeline) -> String {
     }
     out
 }
+
+/// `xvs/dump-group-stats`: every group's counters and its buckets', as `ovs-ofctl
+/// dump-group-stats` prints them (without `duration`: groups keep no creation time).
+pub fn group_stats(pipeline: &Pipeline) -> String {
+    use std::fmt::Write as _;
+    let snap = pipeline.snapshot();
+    let mut ids: Vec<u32> = snap.groups().map(|g| g.group_id).collect();
+    ids.sort_unstable();
+    let mut out = String::new();
+    for id in ids {
+        let Some(g) = snap.group_stats(id) else {
+            continue;
+        };
+        let refs = snap
+            .flows()
+            .filter(|r| {
+                r.payload()
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, xvs_flowtable::action::Action::Group(x) if *x == id))
+            })
+            .count();
+        let (p, b) = g.counts();
+        let _ = write!(
+            out,
+            " group_id={id},ref_count={refs},packet_count={p},byte_count={b}"
+        );
+        for (i, (p, b)) in g.bucket_counts().into_iter().enumerate() {
+            let _ = write!(out, ",bucket{i}:packet_count={p},byte_count={b}");
+        }
+        out.push('\n');
+    }
+    out
+}
