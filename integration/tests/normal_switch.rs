@@ -1,7 +1,8 @@
 //! xvsd as an L2 learning switch (`actions=NORMAL`) between three Pods on AF_XDP ports in
 //! namespaces: ARP broadcasts flood, replies teach the MAC table, pings work between every
 //! pair, and the flow statistics of traffic served from the caches show through the real
-//! `ovs-appctl` (`xvs/dump-flows`), as does the MAC table (`xvs/fdb-show`).
+//! `ovs-appctl` (`xvs/dump-flows`), as does the MAC table (`xvs/fdb-show`); a learned flow's
+//! idle timeout is kept alive by cached traffic and expires when it stops.
 
 use anyhow::{bail, Result};
 use std::time::{Duration, Instant};
@@ -42,6 +43,16 @@ const PODS: [(&str, &str, &str, &str); 3] = [
     ("c", "10.30.0.4", "02:1e:00:00:00:04", "pc0"),
 ];
 
+/// Runs ping in `ns` and returns its output, whatever its exit status (a lost reply is for
+/// the caller to judge, with xvsd's counters at hand).
+fn ping(ns: &Netns, args: &[&str]) -> Result<String> {
+    let out = ns
+        .command(std::path::Path::new("/usr/bin/ping"))
+        .args(args)
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// `n_packets` of the flow whose dump line contains `needle`.
 fn n_packets(x: &Xvsd, needle: &str) -> Result<u64> {
     let dump = x.appctl(&["xvs/dump-flows"])?;
@@ -56,13 +67,9 @@ fn n_packets(x: &Xvsd, needle: &str) -> Result<u64> {
     bail!("no flow with {needle} in:\n{dump}")
 }
 
-#[test]
-fn normal_switches_between_three_pods() -> Result<()> {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, AF_XDP)");
-        return Ok(());
-    }
-    let tag = unique_tag("l2");
+/// The node namespace and the three Pods (namespace, IP).
+fn topology(prefix: &str) -> Result<(Netns, Vec<(Netns, &'static str)>)> {
+    let tag = unique_tag(prefix);
     let node = Netns::new(&format!("{tag}n"))?;
     let mut pods = Vec::new();
     for (name, ip, mac, port) in PODS {
@@ -72,6 +79,16 @@ fn normal_switches_between_three_pods() -> Result<()> {
         ns.offloads_off("eth0")?;
         pods.push((ns, ip));
     }
+    Ok((node, pods))
+}
+
+#[test]
+fn normal_switches_between_three_pods() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, AF_XDP)");
+        return Ok(());
+    }
+    let (node, pods) = topology("l2")?;
     let x = Xvsd::start_with(&node, CONFIG, &[("normal.flows", FLOWS)])?;
     // No static neighbours: ARP requests are broadcasts that NORMAL floods.
     let pairs = [(0, 1), (0, 2), (1, 2)];
@@ -121,5 +138,69 @@ fn normal_switches_between_three_pods() -> Result<()> {
         hits > 0,
         "some packets were served from the caches:\n{stats}"
     );
+    Ok(())
+}
+
+#[test]
+fn cached_traffic_keeps_a_learned_idle_flow_until_it_stops() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, AF_XDP)");
+        return Ok(());
+    }
+    let (node, pods) = topology("it")?;
+    // ARP learns a flow with idle_timeout=3 that marks ICMP (reg1=1); ICMP is switched by
+    // NORMAL either way, counted by table 2's reg1=1 flow while the learned flow lives. The
+    // timeout thus starts with the traffic, not with xvsd (whose start may take seconds).
+    let flows = "\
+table=0,priority=10,arp,actions=learn(table=1,idle_timeout=3,priority=5,eth_type=0x800,nw_proto=1,load:0x1->NXM_NX_REG1[]),NORMAL
+table=0,priority=10,icmp,actions=resubmit(,1),resubmit(,2)
+table=0,priority=0,actions=NORMAL
+table=2,priority=10,reg1=0x1,actions=NORMAL
+table=2,priority=0,actions=NORMAL
+";
+    let x = Xvsd::start_with(&node, CONFIG, &[("normal.flows", flows)])?;
+    let b = pods[1].1;
+    // Warm-up: ARP, and with it the learned flow.
+    let out = ping(&pods[0].0, &["-c", "1", "-W", "2", b])?;
+    assert!(out.contains("1 received"), "{out}\n{}", x.stderr());
+    std::thread::sleep(Duration::from_millis(300));
+    // The learned flow is table 1's only flow (the learning flow's actions say
+    // "table=1,idle_timeout=3" too).
+    let learned = ", table=1, ";
+    let before = n_packets(&x, learned)?;
+    // 6 s of pings, twice the idle timeout, nearly all served from the caches.
+    let out = ping(&pods[0].0, &["-c", "12", "-i", "0.5", "-W", "2", b])?;
+    assert!(
+        out.contains("12 received"),
+        "{out}\n{}\n{}",
+        x.appctl(&["xvs/show"])?,
+        x.appctl(&["xvs/dump-flows"])?
+    );
+    let mut seen = n_packets(&x, learned)? - before;
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while seen < 24 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        seen = n_packets(&x, learned)? - before;
+    }
+    assert_eq!(
+        seen, 24,
+        "the learned flow survived its traffic and counted it"
+    );
+    assert_eq!(n_packets(&x, "reg1=0x1")?, before + 24);
+    // Silence: gone within the idle timeout plus the 1 s expiry period.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while x.appctl(&["xvs/dump-flows"])?.contains(learned) {
+        assert!(Instant::now() < deadline, "the learned flow did not expire");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let show = x.appctl(&["xvs/show"])?;
+    assert!(
+        show.contains("flows expired (idle/hard timeout): 1"),
+        "{show}"
+    );
+    // Pings still work, now without the mark.
+    let out = ping(&pods[0].0, &["-c", "2", "-i", "0.2", "-W", "2", b])?;
+    assert!(out.contains("2 received"), "{out}");
+    assert_eq!(n_packets(&x, "reg1=0x1")?, before + 24);
     Ok(())
 }
