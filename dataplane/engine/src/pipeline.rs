@@ -118,6 +118,8 @@ pub struct OpenFlowStage {
     dirty: Vec<MegaflowId>,
     /// For packet `i` of the current burst translated with [`Verdict::Uncached`], its rules.
     uncached_attribution: [Option<Attribution>; BATCH],
+    /// Bit `i`: `uncached_attribution[i]` belongs to the current burst.
+    uncached_credit: u64,
     scratch: Vec<DpAction>,
     /// Meters the cached actions of this version refer to by slot ([`ExecAction::Meter`]);
     /// emptied with the caches on a version change.
@@ -150,6 +152,7 @@ impl OpenFlowStage {
             cache: DatapathCache::new(config),
             dirty: Vec::with_capacity(config.megaflow.capacity as usize),
             uncached_attribution: std::array::from_fn(|_| None),
+            uncached_credit: 0,
             scratch: Vec::with_capacity(64),
             meters: Vec::with_capacity(64),
             now_ns: 0,
@@ -186,6 +189,7 @@ impl OpenFlowStage {
     ) {
         self.uncached.clear();
         self.uncached_range = [(0, 0); BATCH];
+        self.uncached_credit = 0;
         let before = *self.cache.stats();
         let mf_before = self.cache.megaflow_stats().subtable_lookups_on_hit;
         self.cache.lookup_batch(keys, ids);
@@ -266,6 +270,7 @@ impl OpenFlowStage {
         if verdict == Verdict::Uncached {
             if let Some(a) = self.uncached_attribution.get_mut(i) {
                 *a = attribution;
+                self.uncached_credit |= 1u64.checked_shl(i as u32).unwrap_or(0);
             }
             let start = self.uncached.len() as u32;
             self.uncached.extend(self.scratch.iter().map(resolve));
@@ -328,9 +333,12 @@ impl OpenFlowStage {
     /// Credits packet `i` of the last burst, translated with [`Verdict::Uncached`], to its
     /// rules right away (slow path: it was translated for itself).
     pub fn account_uncached(&mut self, i: usize, bytes: u32, tcp_flags: u16) {
-        if self.uncached_actions(i).is_none() {
+        // Also a translation without actions (e.g. a learn-only flow): its rules matched.
+        let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+        if self.uncached_credit & bit == 0 {
             return;
         }
+        self.uncached_credit &= !bit;
         let Some(a) = self.uncached_attribution.get_mut(i).and_then(Option::take) else {
             return;
         };

@@ -596,3 +596,15 @@ fn group_and_bucket_counters_follow_cached_hits() {
     assert_eq!(g.counts(), (64, 64 * len));
     assert_eq!(g.bucket_counts(), vec![(64, 64 * len), (64, 64 * len)]);
 }
+
+#[test]
+fn slow_path_packets_are_credited_even_without_output() {
+    // A learn-only flow: every packet is translated (uncached) and dropped after learning.
+    let mut s = Bench::new(
+        "table=0,priority=10,in_port=1,udp,actions=learn(table=1,priority=5,eth_type=0x800,NXM_OF_IP_SRC[],output:NXM_OF_IN_PORT[])\n",
+    );
+    assert_eq!(s.send(20, 80), 0);
+    s.worker.publish_counters();
+    assert_eq!(s.stats(0, "learn(").map(|x| x.0), Some(20));
+    assert_eq!(s.worker.shared().counters.load().exact_hits, 0);
+}
