@@ -162,7 +162,14 @@ table=2,priority=0,actions=NORMAL
     let b = pods[1].1;
     // Warm-up: ARP, and with it the learned flow.
     let out = ping(&pods[0].0, &["-c", "1", "-W", "2", b])?;
-    assert!(out.contains("1 received"), "{out}\n{}", x.stderr());
+    assert!(
+        out.contains("1 received"),
+        "{out}\n{}\n{}\n{}\n{}",
+        x.stderr(),
+        x.appctl(&["xvs/show"])?,
+        x.appctl(&["xvs/dump-flows"])?,
+        x.appctl(&["xvs/fdb-show"])?
+    );
     std::thread::sleep(Duration::from_millis(300));
     // The learned flow is table 1's only flow (the learning flow's actions say
     // "table=1,idle_timeout=3" too).
@@ -202,5 +209,54 @@ table=2,priority=0,actions=NORMAL
     let out = ping(&pods[0].0, &["-c", "2", "-i", "0.2", "-W", "2", b])?;
     assert!(out.contains("2 received"), "{out}");
     assert_eq!(n_packets(&x, "reg1=0x1")?, before + 24);
+    Ok(())
+}
+
+#[test]
+fn a_meter_limits_a_ping_flood() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, AF_XDP)");
+        return Ok(());
+    }
+    let (node, pods) = topology("mt")?;
+    let config = CONFIG.replace(
+        "flows = \"@DIR@/normal.flows\"",
+        "flows = \"@DIR@/normal.flows\"\nmeters = \"@DIR@/meters\"",
+    );
+    let meters = "meter=1,pktps,burst,stats,bands=type=drop,rate=20,burst_size=10\n";
+    let flows = "table=0,priority=10,icmp,actions=meter:1,NORMAL\n\
+                 table=0,priority=0,actions=NORMAL\n";
+    let x = Xvsd::start_with(
+        &node,
+        &config,
+        &[("normal.flows", flows), ("meters", meters)],
+    )?;
+    // 200 echo requests in about 1 s; requests and replies share the meter's 20 packets/s
+    // (plus a burst of 10).
+    let out = ping(
+        &pods[0].0,
+        &["-c", "200", "-i", "0.005", "-W", "1", pods[1].1],
+    )?;
+    let received: u32 = out
+        .split(", ")
+        .find_map(|f| f.strip_suffix(" received"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (3..=40).contains(&received),
+        "{received} replies:\n{out}\n{}\n{}\n{}",
+        x.appctl(&["xvs/show"])?,
+        x.appctl(&["xvs/dump-flows"])?,
+        x.appctl(&["xvs/fdb-show"])?
+    );
+    let stats = x.appctl(&["xvs/meter-stats"])?;
+    let band_drops: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("0: packet_count:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(band_drops >= 150, "{stats}");
+    let show = x.appctl(&["xvs/show"])?;
+    assert!(show.contains("drop meter_drop: "), "{show}");
     Ok(())
 }

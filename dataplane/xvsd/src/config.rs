@@ -26,6 +26,12 @@ pub struct Config {
     /// Flow file in `ovs-ofctl add-flows` syntax, loaded at start.
     #[serde(default)]
     pub flows: Option<PathBuf>,
+    /// Group file (`ovs-ofctl add-groups` syntax, one group per line), loaded before the flows.
+    #[serde(default)]
+    pub groups: Option<PathBuf>,
+    /// Meter file (`ovs-ofctl add-meter` syntax, one meter per line), loaded before the flows.
+    #[serde(default)]
+    pub meters: Option<PathBuf>,
     /// How packets are forwarded.
     #[serde(default)]
     pub forwarding: ForwardingMode,
@@ -251,6 +257,13 @@ pub fn plan(
                  supported yet)",
             ));
         }
+    }
+    if (config.groups.is_some() || config.meters.is_some())
+        && config.forwarding == ForwardingMode::IoFwd
+    {
+        return Err(invalid(
+            "groups/meters need the OpenFlow pipeline, but forwarding is \"io-fwd\"",
+        ));
     }
     if config.flows.is_some() && config.forwarding == ForwardingMode::IoFwd {
         return Err(invalid(

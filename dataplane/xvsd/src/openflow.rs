@@ -36,9 +36,56 @@ pub fn flows_path(config_path: &Path, flows: &Path) -> PathBuf {
     }
 }
 
-/// Builds the pipeline and loads the flow file into it as one bundle.
+/// The group and meter mods of the configured files (`path:line: message` on error).
+fn group_and_meter_mods(
+    plan: &Plan,
+    config_path: &Path,
+) -> Result<Vec<xvs_flowtable::pipeline::PipelineMod>> {
+    use xvs_flowtable::pipeline::{MeterCommand, MeterMod, PipelineMod};
+    let names = name_map(plan);
+    let mut mods = Vec::new();
+    let files = [(&plan.config.groups, true), (&plan.config.meters, false)];
+    for (file, is_group) in files {
+        let Some(file) = file else { continue };
+        let path = flows_path(config_path, file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let m = if is_group {
+                xvs_flowtable::group::parse_group_mod(
+                    line,
+                    xvs_flowtable::group::GroupCommand::Add,
+                    &names,
+                )
+                .map(PipelineMod::Group)
+            } else {
+                xvs_flowtable::meter::parse_meter(line).map(|meter| {
+                    PipelineMod::Meter(MeterMod {
+                        command: MeterCommand::Add,
+                        meter,
+                    })
+                })
+            };
+            mods.push(m.map_err(|e| anyhow!("{}:{}: {e}", path.display(), i + 1))?);
+        }
+    }
+    Ok(mods)
+}
+
+/// Builds the pipeline: the group and meter files as one bundle, then the flow file as one
+/// bundle.
 pub fn build_pipeline(plan: &Plan, config_path: &Path) -> Result<Pipeline> {
     let mut pipeline = Pipeline::new();
+    let mods = group_and_meter_mods(plan, config_path)?;
+    if !mods.is_empty() {
+        pipeline
+            .commit(&mods, 0)
+            .map_err(|e| anyhow!("groups/meters: mod {}: {}", e.index + 1, e.error))?;
+    }
     if let Some(flows) = &plan.config.flows {
         let path = flows_path(config_path, flows);
         let text = std::fs::read_to_string(&path)
