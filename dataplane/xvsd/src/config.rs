@@ -518,6 +518,18 @@ mod tests {
     }
 
     #[test]
+    fn meters_and_groups_need_the_openflow_pipeline() {
+        let s = GOOD.replace(
+            "forwarding = \"io-fwd\"",
+            "forwarding = \"io-fwd\"\nmeters = \"m.txt\"",
+        );
+        let e = plan_str(&s).expect_err("io-fwd has no tables");
+        assert!(e.to_string().contains("groups/meters"), "{e}");
+        let ok = s.replace("forwarding = \"io-fwd\"", "forwarding = \"openflow\"");
+        assert!(plan_str(&ok).is_ok());
+    }
+
+    #[test]
     fn odd_port_count_is_refused_for_io_fwd() {
         let s = GOOD
             .split("[[port]]\n        name = \"gw0\"")
