@@ -57,4 +57,7 @@ pub enum DpAction {
     PopVlan,
     /// Rewrite the outer tag's TCI.
     SetVlanTci(u16),
+    /// Run the packet through meter N's rate limiter (`PipelineSnapshot::meter_state`): a
+    /// packet over a drop band is dropped here; the actions before it have been done.
+    Meter(u32),
 }

@@ -9,6 +9,9 @@
 //! - [`group`] and [`meter`]: group and meter mods.
 //! - [`parse`] and [`print`]: the `ovs-ofctl` text syntax in both directions; the printer produces
 //!   exactly what Open vSwitch 3.1's `ovs-ofctl -O OpenFlow15 dump-flows` prints.
+//! - [`pipeline`] and [`translate`]: the versioned tables and translation to datapath actions;
+//!   [`l2`] (NORMAL's MAC table and the bridge's ports), [`metering`] (meters' rate limiters),
+//!   [`stats`] (crediting cached hits to rules, groups and MACs).
 //!
 //! Nothing here panics on any input; parse errors use `ovs-ofctl`'s wording.
 #![forbid(unsafe_code)]
@@ -19,11 +22,14 @@ pub mod error;
 pub mod field;
 pub mod flow;
 pub mod group;
+pub mod l2;
 pub mod meter;
+pub mod metering;
 pub mod names;
 pub mod parse;
 pub mod pipeline;
 pub mod print;
+pub mod stats;
 pub mod translate;
 mod value;
 

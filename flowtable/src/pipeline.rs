@@ -68,8 +68,11 @@ use crate::group::{
     Bucket, Group, GroupCommand, GroupMod, BUCKET_FIRST, BUCKET_LAST, BUCKET_UNSET, GROUP_ALL,
     GROUP_MAX,
 };
+use crate::l2::L2State;
 use crate::meter::Meter;
+use crate::metering::MeterState;
 use crate::names::{NameMap, Port};
+use crate::stats::GroupStats;
 
 /// Number of OpenFlow tables (0..=254; 255 means "all tables" in mods).
 pub const N_TABLES: usize = 255;
@@ -304,6 +307,13 @@ pub struct PipelineSnapshot {
     tables: Box<[Arc<Snapshot<FlowEntry>>]>,
     groups: Arc<HashMap<u32, Arc<Group>>>,
     meters: Arc<HashMap<u32, Arc<Meter>>>,
+    /// The meters' rate limiters, shared with the snapshots before and after as long as the
+    /// meter is unchanged.
+    meter_states: Arc<HashMap<u32, Arc<MeterState>>>,
+    /// The bridge's ports and MAC table (NORMAL, FLOOD, ALL).
+    l2: Arc<L2State>,
+    /// Group and bucket counters, shared with other snapshots while the group is unchanged.
+    group_stats: Arc<HashMap<u32, Arc<GroupStats>>>,
 }
 
 impl std::fmt::Debug for PipelineSnapshot {
@@ -339,6 +349,24 @@ impl PipelineSnapshot {
     #[inline]
     pub fn meter(&self, id: u32) -> Option<&Meter> {
         self.meters.get(&id).map(|m| &**m)
+    }
+
+    /// The rate limiter of meter `id` (what the datapath's meter action runs).
+    #[inline]
+    pub fn meter_state(&self, id: u32) -> Option<&Arc<MeterState>> {
+        self.meter_states.get(&id)
+    }
+
+    /// The counters of group `id`.
+    #[inline]
+    pub fn group_stats(&self, id: u32) -> Option<&Arc<GroupStats>> {
+        self.group_stats.get(&id)
+    }
+
+    /// The bridge's ports and MAC table.
+    #[inline]
+    pub fn l2(&self) -> &L2State {
+        &self.l2
     }
 
     /// Every group.
@@ -402,6 +430,12 @@ pub struct Pipeline {
     tables: Vec<Classifier<FlowEntry>>,
     groups: Arc<HashMap<u32, Arc<Group>>>,
     meters: Arc<HashMap<u32, Arc<Meter>>>,
+    meter_states: Arc<HashMap<u32, Arc<MeterState>>>,
+    l2: Arc<L2State>,
+    group_stats: Arc<HashMap<u32, Arc<GroupStats>>>,
+    /// `fin_idle_timeout`/`fin_hard_timeout` of learned flows, by (table, priority, match):
+    /// applied by [`expire`](Self::expire) once a TCP FIN or RST went through the flow.
+    fin_timeouts: HashMap<(u8, u32, ClsMatch), (u16, u16)>,
     publisher: Publisher<PipelineSnapshot>,
 }
 
@@ -432,11 +466,18 @@ impl Pipeline {
             tables: tables.iter().map(|c| Arc::clone(c.snapshot())).collect(),
             groups: Arc::clone(&groups),
             meters: Arc::clone(&meters),
+            meter_states: Arc::default(),
+            l2: Arc::default(),
+            group_stats: Arc::default(),
         });
         Pipeline {
             tables,
             groups,
             meters,
+            meter_states: Arc::default(),
+            l2: Arc::default(),
+            group_stats: Arc::default(),
+            fin_timeouts: HashMap::new(),
             publisher: Publisher::new(snap),
         }
     }
@@ -480,14 +521,41 @@ impl Pipeline {
     /// if something expired; the report lists the removed flows (flow-removed messages).
     pub fn expire(&mut self, now: u64) -> CommitReport {
         let mut mods = Vec::new();
+        if !self.fin_timeouts.is_empty() {
+            // Forget the fin timeouts of learned flows that went another way.
+            let snap = Arc::clone(self.publisher.current());
+            self.fin_timeouts.retain(|(t, prio, m), _| {
+                snap.table(*t)
+                    .and_then(|tb| tb.find_strict(m, *prio))
+                    .is_some()
+            });
+        }
         for r in self.publisher.current().flows() {
             let e = r.payload();
-            let f = e;
-            let hard = f.hard_timeout != 0
-                && e.created.saturating_add(u64::from(f.hard_timeout) * 1000) <= now;
+            let (mut idle_timeout, mut hard_timeout) = (e.idle_timeout, e.hard_timeout);
+            let mut hard_from = e.created;
+            if let Some(fin_at) = r.stats().fin_at() {
+                let key = (e.table, r.priority(), r.to_match());
+                if let Some(&(fin_idle, fin_hard)) = self.fin_timeouts.get(&key) {
+                    // As OVS's fin_timeout: the smaller timeout wins; a fin hard timeout
+                    // counts from the FIN.
+                    let reduce = |max: u16, t: &mut u16| {
+                        if max != 0 && (*t == 0 || *t > max) {
+                            *t = max;
+                        }
+                    };
+                    reduce(fin_idle, &mut idle_timeout);
+                    if fin_hard != 0 && (hard_timeout == 0 || fin_hard < hard_timeout) {
+                        hard_timeout = fin_hard;
+                        hard_from = fin_at;
+                    }
+                }
+            }
+            let hard = hard_timeout != 0
+                && hard_from.saturating_add(u64::from(hard_timeout) * 1000) <= now;
             let last = r.stats().last_used().max(e.modified);
             let idle =
-                f.idle_timeout != 0 && last.saturating_add(u64::from(f.idle_timeout) * 1000) <= now;
+                idle_timeout != 0 && last.saturating_add(u64::from(idle_timeout) * 1000) <= now;
             if hard || idle {
                 mods.push(PipelineMod::Flow(FlowMod {
                     command: FlowModCommand::DeleteStrict,
@@ -522,6 +590,13 @@ impl Pipeline {
         learned: &[crate::translate::LearnRequest],
         now: u64,
     ) -> (CommitReport, Vec<(usize, PipelineError)>) {
+        for l in learned {
+            let f = &l.flow_mod.flow;
+            if l.fin_timeouts != (0, 0) {
+                let key = (f.table, u32::from(f.priority), classifier_match(&f.match_));
+                self.fin_timeouts.insert(key, l.fin_timeouts);
+            }
+        }
         let mut mods: Vec<(usize, PipelineMod)> = learned
             .iter()
             .enumerate()
@@ -548,6 +623,48 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Sets the bridge's ports (what `FLOOD`, `ALL` and `NORMAL` send to) and publishes a new
+    /// version. MACs learned on ports that left are forgotten at the next
+    /// [`age_macs`](Self::age_macs).
+    pub fn set_ports(&mut self, ports: &[u32], now: u64) -> u64 {
+        self.l2 = Arc::new(self.l2.with_ports(ports));
+        self.publish_unchanged_tables(now)
+    }
+
+    /// Applies MACs learned by NORMAL translations. A new or moved MAC publishes a new version
+    /// (the workers' caches flush, so nothing derived from the old MAC table is used after
+    /// this returns); MACs already on their port only have their use time refreshed. Returns
+    /// whether a version was published.
+    pub fn learn_macs(&mut self, learned: &[crate::l2::MacLearning], now: u64) -> bool {
+        match self.l2.learn(learned, now) {
+            Some(next) => {
+                self.l2 = Arc::new(next);
+                self.publish_unchanged_tables(now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets MACs unused for `max_idle` ms at `now` (or on ports that left the bridge),
+    /// publishing a new version if any went. Returns how many went.
+    pub fn age_macs(&mut self, now: u64, max_idle: u64) -> usize {
+        let Some(next) = self.l2.aged(now, max_idle) else {
+            return 0;
+        };
+        let gone = self.l2.len() - next.len();
+        self.l2 = Arc::new(next);
+        self.publish_unchanged_tables(now);
+        gone
+    }
+
+    /// Publishes the next version with the tables as they are (after an L2 change).
+    fn publish_unchanged_tables(&mut self, now: u64) -> u64 {
+        // An empty bundle cannot fail.
+        self.commit(&[], now)
+            .map_or_else(|_| self.publisher.version(), |r| r.version)
     }
 
     /// Applies one mod as its own bundle.
@@ -578,7 +695,35 @@ impl Pipeline {
             }
             (st.groups, st.meters)
         };
+        if !Arc::ptr_eq(&groups, &self.groups) {
+            let stats = groups
+                .iter()
+                .map(|(&id, g)| {
+                    let s = match self.group_stats.get(&id) {
+                        Some(old) if Arc::ptr_eq(old.group(), g) => Arc::clone(old),
+                        _ => Arc::new(GroupStats::new(Arc::clone(g))),
+                    };
+                    (id, s)
+                })
+                .collect();
+            self.group_stats = Arc::new(stats);
+        }
         self.groups = groups;
+        if !Arc::ptr_eq(&meters, &self.meters) {
+            // A meter keeps its limiter while its configuration is the same `Arc`; an added or
+            // modified meter starts with a full burst.
+            let states = meters
+                .iter()
+                .map(|(&id, m)| {
+                    let state = match self.meter_states.get(&id) {
+                        Some(old) if Arc::ptr_eq(old.config(), m) => Arc::clone(old),
+                        _ => Arc::new(MeterState::new(Arc::clone(m))),
+                    };
+                    (id, state)
+                })
+                .collect();
+            self.meter_states = Arc::new(states);
+        }
         self.meters = meters;
         let version = self.publisher.version() + 1;
         let snap = Arc::new(PipelineSnapshot {
@@ -590,6 +735,9 @@ impl Pipeline {
                 .collect(),
             groups: Arc::clone(&self.groups),
             meters: Arc::clone(&self.meters),
+            meter_states: Arc::clone(&self.meter_states),
+            l2: Arc::clone(&self.l2),
+            group_stats: Arc::clone(&self.group_stats),
         });
         self.publisher.publish(snap);
         report.version = version;

@@ -25,7 +25,7 @@
 //! [`MAX_LOOKUPS`] (4096), executed OpenFlow actions to [`MAX_OF_ACTIONS`], datapath actions to
 //! [`MAX_DP_ACTIONS`]. Exceeding one is a *fatal* [`DropReason`]: every action is discarded and
 //! the packet dropped; the mask stays valid, so the drop can be cached. Also fatal: `ct`/`nat`
-//! (conntrack is not wired yet: [`Unsupported::Ct`]), `NORMAL`/`FLOOD`/`ALL`, a second VLAN tag,
+//! (conntrack is not wired yet: [`Unsupported::Ct`]), a second VLAN tag,
 //! rewrites of fields the datapath cannot set, and a group or meter missing from the snapshot
 //! (cannot happen through [`Pipeline`](crate::pipeline::Pipeline), which refuses such flows and
 //! deletes flows with their group/meter). `dec_ttl` on TTL ≤ 1 stops the current action list
@@ -36,8 +36,8 @@
 //! [`Translation::rules`] lists every flow that matched (credit their counters with
 //! [`Translation::credit`]); [`Translation::learned`] the flow mods `learn` produced (the control
 //! side applies them; the packet's own actions are unaffected); [`Translation::controller`] the
-//! packet-ins requested; [`Translation::meters`] the meters the packet passed (rate limiting is
-//! not implemented yet: meters only record). A translation with learn or controller side
+//! packet-ins requested; [`Translation::meters`] the meters the packet passed (each is also a
+//! [`DpAction::Meter`] that the datapath runs per packet, see [`crate::metering`]). A translation with learn or controller side
 //! effects is [`slow_path`](Translation::slow_path): the engine must not cache it, as every
 //! packet needs the side effect.
 //!
@@ -74,9 +74,9 @@ pub const MAX_DP_ACTIONS: usize = 1024;
 pub enum Unsupported {
     /// `ct(...)` / `nat(...)`, `resubmit(..,ct)`: conntrack is not wired into translation yet.
     Ct,
-    /// `output:NORMAL` (the L2 learning switch).
+    /// `output:NORMAL` (no longer produced: NORMAL is translated, see [`crate::l2`]).
     Normal,
-    /// `output:FLOOD` / `output:ALL`.
+    /// `output:FLOOD` / `output:ALL` (no longer produced).
     Flood,
     /// `output:TABLE` in a flow (only meaningful in packet-outs).
     Table,
@@ -181,7 +181,8 @@ pub struct LearnRequest {
     pub learner_cookie: u64,
     /// `delete_learned`: the learned flow goes with the learning flow.
     pub delete_learned: bool,
-    /// `fin_idle_timeout` and `fin_hard_timeout` (not applied yet).
+    /// `fin_idle_timeout` and `fin_hard_timeout` (applied by `Pipeline::expire` once a TCP
+    /// FIN or RST went through the learned flow).
     pub fin_timeouts: (u16, u16),
     /// `now` of the translation.
     pub now: u64,
@@ -202,10 +203,18 @@ pub struct Translation {
     pub learned: Vec<LearnRequest>,
     /// Packet-ins.
     pub controller: Vec<ControllerRequest>,
-    /// Meters passed (not enforced yet).
+    /// Meters passed (each also a [`DpAction::Meter`] in `actions`, enforced per packet).
     pub meters: Vec<u32>,
     /// Pipeline version translated against.
     pub version: u64,
+    /// MACs NORMAL saw as sources that the MAC table lacks or has on another port (the
+    /// control side applies them with `Pipeline::learn_macs`; the megaflow stays cacheable).
+    pub mac_learning: Vec<crate::l2::MacLearning>,
+    /// MAC entries NORMAL found on their port (refreshed by the megaflow's hits).
+    pub mac_entries: Vec<Arc<crate::l2::MacEntry>>,
+    /// Groups run, with the index of each bucket taken (`None`: the group had no bucket to
+    /// take), for group and bucket statistics.
+    pub groups: Vec<(u32, Option<usize>)>,
 }
 
 impl Translation {
@@ -223,6 +232,9 @@ impl Translation {
         self.controller.clear();
         self.meters.clear();
         self.version = 0;
+        self.mac_learning.clear();
+        self.mac_entries.clear();
+        self.groups.clear();
     }
 
     /// True when no datapath output results.
@@ -502,6 +514,17 @@ impl WorkerTranslator {
         }
     }
 
+    /// The rules of the last translation, for crediting the hits of the megaflow built from
+    /// it.
+    pub fn attribution(&self) -> crate::stats::Attribution {
+        crate::stats::Attribution::of(&self.out, self.reader.snapshot())
+    }
+
+    /// The adopted pipeline snapshot.
+    pub fn snapshot(&self) -> &Arc<PipelineSnapshot> {
+        self.reader.snapshot()
+    }
+
     /// The last translation.
     pub fn last(&self) -> &Translation {
         &self.out
@@ -650,6 +673,8 @@ impl<'a> Ctx<'a> {
                 Action::Meter(m) => {
                     if self.snap.meter(*m).is_some() {
                         self.out.meters.push(*m);
+                        // Enforced per packet by the datapath, so the megaflow stays cacheable.
+                        self.push(DpAction::Meter(*m));
                     } else {
                         self.fail(DropReason::MissingMeter(*m));
                     }
@@ -842,10 +867,8 @@ impl<'a> Ctx<'a> {
                 self.controller(c, flow, table);
                 return;
             }
-            Port::NORMAL => return self.fail(DropReason::Unsupported(Unsupported::Normal)),
-            Port::FLOOD | Port::ALL => {
-                return self.fail(DropReason::Unsupported(Unsupported::Flood))
-            }
+            Port::NORMAL => return self.normal(in_port),
+            Port::FLOOD | Port::ALL => return self.flood(in_port),
             Port::TABLE => return self.fail(DropReason::Unsupported(Unsupported::Table)),
             Port::NONE | Port::UNSET => return,
             p => {
@@ -863,6 +886,71 @@ impl<'a> Ctx<'a> {
         }
         self.record(|| TraceEvent::Output(p));
         self.push(DpAction::Output(p));
+    }
+
+    /// Outputs to `p` (a bridge port, not the ingress port).
+    fn emit_output(&mut self, p: u32) {
+        self.commit();
+        if self.fatal {
+            return;
+        }
+        self.record(|| TraceEvent::Output(p));
+        self.push(DpAction::Output(p));
+    }
+
+    /// `FLOOD`/`ALL`: every bridge port but the ingress port (no port has `no-flood`).
+    fn flood(&mut self, in_port: u32) {
+        let snap = self.snap;
+        for &p in snap.l2().ports() {
+            if p != in_port && !self.fatal {
+                self.emit_output(p);
+            }
+        }
+    }
+
+    /// `NORMAL`: learn the source MAC on the ingress port, then output to the destination's
+    /// learned port, or flood (unknown destination, multicast, broadcast). See [`crate::l2`].
+    fn normal(&mut self, in_port: u32) {
+        let snap = self.snap;
+        let l2 = snap.l2();
+        if l2.ports().binary_search(&in_port).is_err() {
+            // Not a bridge port (OVS: no input bundle): drop.
+            return;
+        }
+        self.unwild_field(layout::ETH_SRC);
+        self.unwild_field(layout::ETH_DST);
+        let m = self.out.mask.get(layout::VLAN_TCI);
+        self.out.mask.set(layout::VLAN_TCI, m | 0x1fff);
+        let tci = self.flow.get(layout::VLAN_TCI);
+        let vlan = if tci & 0x1000 != 0 {
+            (tci & 0xfff) as u16
+        } else {
+            0
+        };
+        let src = self.flow.get(layout::ETH_SRC);
+        let dst = self.flow.get(layout::ETH_DST);
+        if !crate::l2::is_multicast(src) {
+            match l2.lookup(src, vlan) {
+                Some(e) if e.port == in_port => self.out.mac_entries.push(Arc::clone(e)),
+                _ => self.out.mac_learning.push(crate::l2::MacLearning {
+                    mac: src,
+                    vlan,
+                    port: in_port,
+                }),
+            }
+        }
+        if crate::l2::is_multicast(dst) {
+            return self.flood(in_port);
+        }
+        match l2.lookup(dst, vlan) {
+            // Learned on the ingress port: the destination is behind it; drop (as OVS).
+            Some(e) if e.port == in_port => {}
+            Some(e) => {
+                let p = e.port;
+                self.emit_output(p);
+            }
+            None => self.flood(in_port),
+        }
     }
 
     fn push(&mut self, a: DpAction) {
@@ -905,13 +993,18 @@ impl<'a> Ctx<'a> {
         match g.group_type {
             GroupType::All => {
                 self.record(|| TraceEvent::Group { id, bucket: None });
-                for b in &g.buckets {
+                if g.buckets.is_empty() {
+                    self.out.groups.push((id, None));
+                }
+                for (i, b) in g.buckets.iter().enumerate() {
+                    self.out.groups.push((id, Some(i)));
                     self.bucket(&b.actions, flow, table);
                 }
             }
             GroupType::Select => {
                 let chosen = self.select_bucket(g);
                 self.record(|| TraceEvent::Group { id, bucket: chosen });
+                self.out.groups.push((id, chosen));
                 if let Some(i) = chosen {
                     if let Some(b) = g.buckets.get(i) {
                         self.bucket(&b.actions, flow, table);
@@ -924,6 +1017,8 @@ impl<'a> Ctx<'a> {
                     bucket: Some(0),
                 });
                 // Port liveness is not tracked yet: the first bucket is live.
+                let first = (!g.buckets.is_empty()).then_some(0);
+                self.out.groups.push((id, first));
                 if let Some(b) = g.buckets.first() {
                     self.bucket(&b.actions, flow, table);
                 }

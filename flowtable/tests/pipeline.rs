@@ -558,3 +558,116 @@ fn learned_flows_are_installed_in_one_bundle_skipping_refused_ones() {
     // The learned flows expire with their hard timeout (5 s after the commit at 10 ms).
     assert_eq!(p.expire(5_010).removed.len(), 3);
 }
+
+#[test]
+fn attribution_credits_each_rule_of_a_translation_once() {
+    use xvs_flowtable::stats::Attribution;
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,in_port=1,actions=resubmit(,1),resubmit(,1),goto_table:2\n\
+         table=1,priority=1,actions=load:0x1->NXM_NX_REG0[]\n\
+         table=2,priority=1,actions=output:2\n\
+         table=2,priority=9,in_port=3,actions=output:1\n",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(t.rules.len(), 4, "table 1 matched twice");
+    let a = Attribution::of(&t, p.snapshot());
+    assert_eq!(a.rules().len(), 3);
+    a.credit(7, 700, 1_500);
+    a.credit(0, 0, 9_000);
+    for r in a.rules() {
+        assert_eq!((r.stats().packets(), r.stats().bytes()), (7, 700));
+        assert_eq!(
+            r.stats().last_used(),
+            1_500,
+            "an empty credit does not touch ages"
+        );
+    }
+    let untouched = p
+        .snapshot()
+        .flows()
+        .filter(|r| r.stats().packets() == 0)
+        .count();
+    assert_eq!(untouched, 1);
+}
+
+#[test]
+fn learned_fin_timeouts_apply_once_a_fin_went_through() {
+    let mut p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,tcp,actions=learn(table=9,priority=7,idle_timeout=100,hard_timeout=200,fin_idle_timeout=2,fin_hard_timeout=5,eth_type=0x800,NXM_OF_IP_SRC[]),output:2\n",
+    );
+    let mut reqs = Vec::new();
+    for src in 1..=2 {
+        reqs.extend(xlate(p.snapshot(), &tcp_key(1, src, 2, 3, 80)).learned);
+    }
+    assert_eq!(reqs[0].fin_timeouts, (2, 5));
+    p.apply_learned(&reqs, 0);
+    assert_eq!(n(&p, 9), 2);
+    let learned: Vec<_> = p
+        .snapshot()
+        .table(9)
+        .map(|t| t.iter().cloned().collect())
+        .unwrap_or_default();
+    // Both used at 10 s; a FIN went through the first at 11 s.
+    for r in &learned {
+        r.stats().record(1, 60, 10_000);
+    }
+    learned[0].stats().record_fin(11_000);
+    assert!(p.expire(11_500).removed.is_empty());
+    // fin_idle_timeout=2: idle since 10 s, gone at 12 s; the other keeps its 100 s.
+    let report = p.expire(12_000);
+    assert_eq!(report.removed.len(), 1);
+    assert!(std::sync::Arc::ptr_eq(&report.removed[0], &learned[0]));
+    assert_eq!(n(&p, 9), 1);
+    // fin_hard_timeout counts from the FIN, even for a flow in use.
+    learned[1].stats().record_fin(20_000);
+    learned[1].stats().record(1, 60, 24_900);
+    assert!(p.expire(24_999).removed.is_empty());
+    assert_eq!(p.expire(25_000).removed.len(), 1);
+}
+
+#[test]
+fn attribution_counts_groups_once_and_each_bucket_taken() {
+    use xvs_flowtable::stats::Attribution;
+    let mut p = pipeline(
+        &[
+            "group_id=1,type=all,bucket=actions=output:2,bucket=actions=output:3",
+            "group_id=2,type=select,bucket=bucket_id=0,actions=output:4,bucket=bucket_id=1,actions=output:5",
+        ],
+        &[],
+        "table=0,priority=10,in_port=1,actions=group:1,group:2,group:1\n",
+    );
+    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    let a = Attribution::of(&t, p.snapshot());
+    a.credit(10, 1000, 5);
+    let g1 = p.snapshot().group_stats(1).expect("g1").clone();
+    assert_eq!(g1.counts(), (10, 1000), "once per packet, though run twice");
+    assert_eq!(g1.bucket_counts(), vec![(10, 1000), (10, 1000)]);
+    let g2 = p.snapshot().group_stats(2).expect("g2").clone();
+    assert_eq!(g2.counts(), (10, 1000));
+    let buckets = g2.bucket_counts();
+    assert_eq!(
+        buckets.iter().map(|b| b.0).sum::<u64>(),
+        10,
+        "one bucket taken"
+    );
+    // An unrelated change keeps the counters; modifying the group resets them.
+    p.apply(fm("table=3,actions=drop"), 6).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &g1,
+        p.snapshot().group_stats(1).unwrap()
+    ));
+    p.apply(
+        gm(
+            "group_id=1,type=all,bucket=actions=output:2",
+            GroupCommand::Modify,
+        ),
+        7,
+    )
+    .unwrap();
+    assert_eq!(p.snapshot().group_stats(1).unwrap().counts(), (0, 0));
+    assert_eq!(p.snapshot().group_stats(2).unwrap().counts(), (10, 1000));
+}

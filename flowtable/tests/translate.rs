@@ -370,11 +370,93 @@ fn ct_is_unsupported_and_drops() {
     assert!(t.actions.is_empty());
 }
 
+fn l2_key(in_port: u32, src: u64, dst: u64) -> FlowKey {
+    let mut k = tcp_key(in_port, 1, 2, 3, 4);
+    k.set(layout::ETH_SRC, src);
+    k.set(layout::ETH_DST, dst);
+    k
+}
+
 #[test]
-fn normal_is_unsupported() {
-    let p = pipeline(&[], &[], "table=0,priority=10,actions=NORMAL");
-    let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
-    assert_eq!(t.reason, Some(DropReason::Unsupported(Unsupported::Normal)));
+fn normal_learns_floods_and_follows_moves() {
+    use xvs_flowtable::l2::MacLearning;
+    const A: u64 = 0x0200_0000_000a;
+    const B: u64 = 0x0200_0000_000b;
+    let mut p = pipeline(&[], &[], "table=0,priority=10,actions=NORMAL");
+    let v0 = p.version();
+    p.set_ports(&[3, 1, 2], 0);
+    assert!(p.version() > v0, "a port change is a new version");
+    // Unknown destination: flood to every port but the ingress; learn the source.
+    let t = xlate(p.snapshot(), &l2_key(1, A, B));
+    assert_eq!(t.reason, None);
+    assert_eq!(outputs(&t.actions), vec![2, 3]);
+    assert_eq!(
+        t.mac_learning,
+        vec![MacLearning {
+            mac: A,
+            vlan: 0,
+            port: 1
+        }]
+    );
+    assert_eq!(t.mask.get(layout::ETH_SRC), full(layout::ETH_SRC));
+    assert_eq!(t.mask.get(layout::ETH_DST), full(layout::ETH_DST));
+    assert_eq!(t.mask.get(layout::VLAN_TCI) & 0x1fff, 0x1fff);
+    let v1 = p.version();
+    assert!(p.learn_macs(&t.mac_learning, 10));
+    assert!(p.version() > v1, "a learned MAC is a new version");
+    assert!(
+        !p.learn_macs(&t.mac_learning, 20),
+        "relearning on the same port is not"
+    );
+    // Known destination: one output; the reply teaches B.
+    let t = xlate(p.snapshot(), &l2_key(2, B, A));
+    assert_eq!(outputs(&t.actions), vec![1]);
+    assert_eq!(t.mac_learning.len(), 1);
+    p.learn_macs(&t.mac_learning, 30);
+    let t = xlate(p.snapshot(), &l2_key(1, A, B));
+    assert_eq!(outputs(&t.actions), vec![2]);
+    assert!(t.mac_learning.is_empty());
+    assert_eq!(
+        t.mac_entries.len(),
+        1,
+        "the known source is refreshed by hits"
+    );
+    // Broadcast floods even when everything is known.
+    let t = xlate(p.snapshot(), &l2_key(1, A, 0xffff_ffff_ffff));
+    assert_eq!(outputs(&t.actions), vec![2, 3]);
+    // A destination learned on the ingress port is dropped.
+    let t = xlate(p.snapshot(), &l2_key(2, 0x0200_0000_00cc, B));
+    assert!(outputs(&t.actions).is_empty());
+    // A moves to port 3: learned as a move, and traffic to A follows it.
+    let t = xlate(p.snapshot(), &l2_key(3, A, B));
+    assert_eq!(t.mac_learning[0].port, 3);
+    assert!(p.learn_macs(&t.mac_learning, 40));
+    let t = xlate(p.snapshot(), &l2_key(2, B, A));
+    assert_eq!(outputs(&t.actions), vec![3]);
+    // Not a bridge port: dropped, nothing learned.
+    let t = xlate(p.snapshot(), &l2_key(9, 0x0200_0000_00dd, A));
+    assert!(t.actions.is_empty() && t.mac_learning.is_empty());
+    // Aging: B was last used at 30 ms; A at 40 ms.
+    assert_eq!(p.age_macs(300_035, 300_000), 1);
+    assert_eq!(p.snapshot().l2().len(), 1);
+    let t = xlate(p.snapshot(), &l2_key(3, A, B));
+    assert_eq!(outputs(&t.actions), vec![1, 2], "B forgotten: flood again");
+}
+
+#[test]
+fn flood_and_all_output_to_every_other_port() {
+    for port in ["FLOOD", "ALL"] {
+        let mut p = pipeline(
+            &[],
+            &[],
+            &format!("table=0,priority=10,actions=mod_dl_dst:02:00:00:00:00:99,output:{port}"),
+        );
+        p.set_ports(&[1, 2, 3, 4], 0);
+        let t = xlate(p.snapshot(), &tcp_key(2, 1, 2, 3, 4));
+        assert_eq!(t.reason, None);
+        assert_eq!(outputs(&t.actions), vec![1, 3, 4], "{port}");
+        assert_eq!(t.actions[0], DpAction::SetEthDst([2, 0, 0, 0, 0, 0x99]));
+    }
 }
 
 #[test]

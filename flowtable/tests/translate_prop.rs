@@ -17,7 +17,9 @@ use xvs_flowtable::action::Action;
 use xvs_flowtable::field::{FieldId, Subfield};
 use xvs_flowtable::flow::{Flow, FlowMod, FlowModCommand, Match};
 use xvs_flowtable::group::{parse_group_mod, GroupCommand};
-use xvs_flowtable::pipeline::{Pipeline, PipelineMod, PipelineSnapshot};
+use xvs_flowtable::l2::MacLearning;
+use xvs_flowtable::meter::parse_meter;
+use xvs_flowtable::pipeline::{MeterCommand, MeterMod, Pipeline, PipelineMod, PipelineSnapshot};
 use xvs_flowtable::translate::Translation;
 use xvs_flowtable::{NameMap, Port};
 use xvs_packet::key::layout;
@@ -90,7 +92,7 @@ fn random_match(rng: &mut Rng) -> Match {
 }
 
 fn random_action(rng: &mut Rng, table: u8) -> Action {
-    match rng.below(11) {
+    match rng.below(14) {
         0 => Action::SetField {
             field: f("reg0"),
             value: u128::from(rng.below(16)),
@@ -133,6 +135,15 @@ fn random_action(rng: &mut Rng, table: u8) -> Action {
         },
         8 => Action::DecTtl,
         9 => Action::Group(1 + rng.below(2) as u32),
+        10 => Action::Meter(1 + rng.below(2) as u32),
+        11 => Action::Output {
+            port: Port::NORMAL,
+            max_len: 0,
+        },
+        12 => Action::Output {
+            port: rng.pick(&[Port::FLOOD, Port::ALL]),
+            max_len: 0,
+        },
         _ => {
             if table + 1 < N_TABLES {
                 Action::Resubmit {
@@ -205,13 +216,44 @@ fn groups() -> Vec<PipelineMod> {
     ]
     .iter()
     .map(|g| PipelineMod::Group(parse_group_mod(g, GroupCommand::Add, &names).unwrap()))
+    .chain(
+        [
+            "meter=1,pktps,burst,bands=type=drop,rate=10,burst_size=5",
+            "meter=2,kbps,bands=type=drop,rate=1000",
+        ]
+        .iter()
+        .map(|m| {
+            PipelineMod::Meter(MeterMod {
+                command: MeterCommand::Add,
+                meter: parse_meter(m).unwrap(),
+            })
+        }),
+    )
     .collect()
 }
 
 /// A flow set as a model: OpenFlow add semantics (same table, match and priority replaces in
 /// place), in insertion order.
 #[derive(Clone, Default)]
-struct Model(Vec<Flow>);
+struct Model(Vec<Flow>, Vec<MacLearning>);
+
+/// The bridge ports of the model (NORMAL, FLOOD, ALL).
+const PORTS: [u32; 5] = [1, 2, 3, 4, 5];
+/// MACs of the random keys (the last is broadcast).
+const MACS: [u64; 4] = [
+    0x0200_0000_0001,
+    0x0200_0000_0002,
+    0x0200_0000_0003,
+    0xffff_ffff_ffff,
+];
+
+fn random_mac_learning(rng: &mut Rng) -> MacLearning {
+    MacLearning {
+        mac: MACS[rng.below(3) as usize],
+        vlan: 0,
+        port: 1 + rng.below(5) as u32,
+    }
+}
 
 impl Model {
     fn same(a: &Flow, b: &Flow) -> bool {
@@ -228,6 +270,8 @@ impl Model {
         let mut mods = groups();
         mods.extend(self.0.iter().cloned().map(|fl| PipelineMod::Flow(add(fl))));
         p.commit(&mods, 0).unwrap();
+        p.set_ports(&PORTS, 0);
+        p.learn_macs(&self.1, 0);
         p
     }
 }
@@ -241,6 +285,8 @@ fn random_key(rng: &mut Rng) -> FlowKey {
         rng.pick(&[80u16, 81, 443, 82, 90]),
     );
     k.set(layout::NW_TTL, rng.pick(&[1u64, 2, 64]));
+    k.set(layout::ETH_SRC, MACS[rng.below(3) as usize]);
+    k.set(layout::ETH_DST, rng.pick(&MACS));
     k
 }
 
@@ -283,6 +329,9 @@ proptest! {
         let mut model = Model::default();
         for _ in 0..(5 + rng.below(40)) {
             model.add(random_flow(&mut rng));
+        }
+        for _ in 0..rng.below(4) {
+            model.1.push(random_mac_learning(&mut rng));
         }
         let p = model.build();
         for _ in 0..24 {
@@ -359,6 +408,12 @@ proptest! {
                 }
             }
             p.commit(&mods, 1).unwrap();
+            // MACs learned or moved between rounds (NORMAL's table is part of the version).
+            if rng.chance(60) {
+                let l = random_mac_learning(&mut rng);
+                model.1.push(l);
+                p.learn_macs(&[l], 1);
+            }
             let fresh = model.build();
             let fresh_old = old_model.build();
             let new = Arc::clone(reader.refresh());

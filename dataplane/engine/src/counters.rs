@@ -32,11 +32,13 @@ pub enum DropReason {
     RemotePort = 7,
     /// No free frame for a copy of a packet sent to several ports.
     PoolEmpty = 8,
+    /// A meter's drop band refused the packet (over the meter's rate).
+    MeterDrop = 9,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::TxRingFull,
         DropReason::NoOutput,
         DropReason::BadDescriptor,
@@ -46,6 +48,7 @@ impl DropReason {
         DropReason::RewriteFailed,
         DropReason::RemotePort,
         DropReason::PoolEmpty,
+        DropReason::MeterDrop,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -62,6 +65,7 @@ impl DropReason {
             DropReason::RewriteFailed => "rewrite_failed",
             DropReason::RemotePort => "remote_port",
             DropReason::PoolEmpty => "pool_empty",
+            DropReason::MeterDrop => "meter_drop",
         }
     }
 }

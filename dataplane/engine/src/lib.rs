@@ -19,6 +19,6 @@ mod rewrite;
 mod worker;
 
 pub use counters::{DropReason, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot};
-pub use pipeline::{ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
+pub use pipeline::{CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
 pub use worker::{EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH};
 pub use xvs_classifier::CacheConfig;

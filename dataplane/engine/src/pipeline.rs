@@ -4,8 +4,11 @@
 use crate::counters::{DropReason, WorkerSnapshot};
 use crate::rewrite::{self, Headers};
 use crate::worker::BATCH;
+use std::sync::Arc;
 use xvs_classifier::{CacheConfig, DatapathCache, MegaflowId};
 use xvs_flowtable::datapath::DpAction;
+use xvs_flowtable::metering::MeterState;
+use xvs_flowtable::stats::Attribution;
 use xvs_packet::key::layout;
 use xvs_packet::{ExtractInfo, FlowKey};
 
@@ -40,6 +43,26 @@ pub trait Translator: Send {
         actions: &mut Vec<DpAction>,
         mask: &mut FlowKey,
     ) -> Verdict;
+
+    /// The OpenFlow rules the last translation went through, to which every packet of the
+    /// megaflow built from it is credited (`None`: nothing to credit).
+    fn attribution(&mut self) -> Option<Attribution> {
+        None
+    }
+
+    /// The pipeline's clock in nanoseconds: it stamps credited statistics (last-used times
+    /// for idle timeouts, in milliseconds) and drives meters. Read at most once per batch.
+    /// Tests give a virtual clock.
+    fn now_ns(&mut self) -> u64 {
+        0
+    }
+
+    /// The rate limiter of meter `id` in the adopted tables, for [`DpAction::Meter`] (`None`:
+    /// unknown meter; its packets pass, as in OVS's userspace datapath).
+    fn meter(&mut self, id: u32) -> Option<Arc<MeterState>> {
+        let _ = id;
+        None
+    }
 }
 
 /// A datapath action with its output port resolved to this worker's port index.
@@ -51,10 +74,36 @@ pub enum ExecAction {
     Output(u16),
     /// An output to a port this worker does not poll.
     RemoteOutput,
+    /// Run the meter in this slot of the stage's meter table ([`MeterCx`]).
+    Meter(u16),
+}
+
+/// What executing [`ExecAction::Meter`] needs: the stage's meters (slots) and the batch's
+/// time.
+#[derive(Clone, Copy, Debug)]
+pub struct MeterCx<'a> {
+    /// Meter slots of the current table version.
+    pub meters: &'a [Arc<MeterState>],
+    /// The translator's clock at the start of the batch (ns).
+    pub now_ns: u64,
 }
 
 /// The cached actions of one megaflow.
 pub type Actions = Box<[ExecAction]>;
+
+/// A cached megaflow: its actions, the rules its hits are credited to, and the hits not yet
+/// credited. Plain integers owned by the worker: a hit costs no atomic operation.
+#[derive(Debug)]
+pub struct CachedFlow {
+    actions: Actions,
+    attribution: Option<Attribution>,
+    packets: u64,
+    bytes: u64,
+    /// TCP flags of the packets counted (a FIN or RST starts learned flows' fin timeouts).
+    tcp_flags: u16,
+    /// Listed in the stage's dirty list since the last credit.
+    dirty: bool,
+}
 
 /// Misses translated per batch at most; the rest are dropped and counted, so a flood of new
 /// flows cannot stall the worker's ports.
@@ -63,8 +112,20 @@ pub const MISS_BUDGET: usize = 64;
 /// State of the OpenFlow stage in one worker.
 pub struct OpenFlowStage {
     translator: Box<dyn Translator>,
-    cache: DatapathCache<Actions>,
+    cache: DatapathCache<CachedFlow>,
+    /// Megaflows hit since the last credit (each once; capacity = the megaflow capacity, so a
+    /// push never allocates).
+    dirty: Vec<MegaflowId>,
+    /// For packet `i` of the current burst translated with [`Verdict::Uncached`], its rules.
+    uncached_attribution: [Option<Attribution>; BATCH],
+    /// Bit `i`: `uncached_attribution[i]` belongs to the current burst.
+    uncached_credit: u64,
     scratch: Vec<DpAction>,
+    /// Meters the cached actions of this version refer to by slot ([`ExecAction::Meter`]);
+    /// emptied with the caches on a version change.
+    meters: Vec<Arc<MeterState>>,
+    /// The translator's clock at the start of the batch.
+    now_ns: u64,
     version: u64,
     misses_this_batch: usize,
     /// Why packet `i` of the current burst has no megaflow.
@@ -89,7 +150,12 @@ impl OpenFlowStage {
         Self {
             translator,
             cache: DatapathCache::new(config),
+            dirty: Vec::with_capacity(config.megaflow.capacity as usize),
+            uncached_attribution: std::array::from_fn(|_| None),
+            uncached_credit: 0,
             scratch: Vec::with_capacity(64),
+            meters: Vec::with_capacity(64),
+            now_ns: 0,
             version: 0,
             misses_this_batch: 0,
             miss_reasons: [DropReason::TranslationFailed; BATCH],
@@ -101,9 +167,15 @@ impl OpenFlowStage {
     /// Starts a batch: adopts the newest tables, flushing the caches if they changed.
     pub fn begin_batch(&mut self, stats: &mut WorkerSnapshot) {
         self.version = self.translator.refresh();
+        if self.version != self.cache.version() {
+            // The entries die with the flush: hand their hits to the rules first.
+            self.credit_stats();
+        }
         if self.cache.begin_batch(self.version) {
             stats.cache_flushes += 1;
+            self.meters.clear();
         }
+        self.now_ns = self.translator.now_ns();
         self.misses_this_batch = 0;
     }
 
@@ -117,6 +189,7 @@ impl OpenFlowStage {
     ) {
         self.uncached.clear();
         self.uncached_range = [(0, 0); BATCH];
+        self.uncached_credit = 0;
         let before = *self.cache.stats();
         let mf_before = self.cache.megaflow_stats().subtable_lookups_on_hit;
         self.cache.lookup_batch(keys, ids);
@@ -173,11 +246,32 @@ impl OpenFlowStage {
         mask.set(layout::IN_PORT, layout::IN_PORT.max_value());
         mask.set(layout::RECIRC_ID, layout::RECIRC_ID.max_value());
         mask.set(layout::ETH_TYPE, layout::ETH_TYPE.max_value());
+        // Meters first (the closure below cannot borrow the stage mutably).
+        for a in &self.scratch {
+            if let DpAction::Meter(id) = *a {
+                if !self.meters.iter().any(|m| m.config().meter_id == id) {
+                    if let Some(m) = self.translator.meter(id) {
+                        self.meters.push(m);
+                    }
+                }
+            }
+        }
+        let meters = &self.meters;
         let resolve = |a: &DpAction| match *a {
             DpAction::Output(p) => port_of(p).map_or(ExecAction::RemoteOutput, ExecAction::Output),
+            DpAction::Meter(id) => meters
+                .iter()
+                .position(|m| m.config().meter_id == id)
+                .and_then(|i| u16::try_from(i).ok())
+                .map_or(ExecAction::Header(DpAction::Meter(id)), ExecAction::Meter),
             other => ExecAction::Header(other),
         };
+        let attribution = self.translator.attribution();
         if verdict == Verdict::Uncached {
+            if let Some(a) = self.uncached_attribution.get_mut(i) {
+                *a = attribution;
+                self.uncached_credit |= 1u64.checked_shl(i as u32).unwrap_or(0);
+            }
             let start = self.uncached.len() as u32;
             self.uncached.extend(self.scratch.iter().map(resolve));
             if let Some(r) = self.uncached_range.get_mut(i) {
@@ -186,7 +280,93 @@ impl OpenFlowStage {
             return None;
         }
         let actions: Actions = self.scratch.iter().map(resolve).collect();
-        self.cache.insert(key, &mask, actions, self.version).ok()
+        let flow = CachedFlow {
+            actions,
+            attribution,
+            packets: 0,
+            bytes: 0,
+            tcp_flags: 0,
+            dirty: false,
+        };
+        self.cache.insert(key, &mask, flow, self.version).ok()
+    }
+
+    /// The actions of packet `i` of the last classified burst (its megaflow `id`, or its
+    /// uncached translation), counting the packet (`bytes` long, with `tcp_flags`) for its
+    /// rules' statistics.
+    #[inline]
+    pub fn packet_actions(
+        &mut self,
+        i: usize,
+        id: Option<MegaflowId>,
+        bytes: u32,
+        tcp_flags: u16,
+    ) -> Option<(&[ExecAction], MeterCx<'_>)> {
+        let actions = match id {
+            Some(id) => {
+                let f = self.cache.actions_mut(id)?;
+                f.packets += 1;
+                f.bytes += u64::from(bytes);
+                f.tcp_flags |= tcp_flags;
+                if !f.dirty && self.dirty.len() < self.dirty.capacity() {
+                    f.dirty = true;
+                    self.dirty.push(id);
+                }
+                &f.actions[..]
+            }
+            None => {
+                self.account_uncached(i, bytes, tcp_flags);
+                let (s, e) = *self.uncached_range.get(i)?;
+                if e <= s {
+                    return None;
+                }
+                self.uncached.get(s as usize..e as usize)?
+            }
+        };
+        let cx = MeterCx {
+            meters: &self.meters,
+            now_ns: self.now_ns,
+        };
+        Some((actions, cx))
+    }
+
+    /// Credits packet `i` of the last burst, translated with [`Verdict::Uncached`], to its
+    /// rules right away (slow path: it was translated for itself).
+    pub fn account_uncached(&mut self, i: usize, bytes: u32, tcp_flags: u16) {
+        // Also a translation without actions (e.g. a learn-only flow): its rules matched.
+        let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+        if self.uncached_credit & bit == 0 {
+            return;
+        }
+        self.uncached_credit &= !bit;
+        let Some(a) = self.uncached_attribution.get_mut(i).and_then(Option::take) else {
+            return;
+        };
+        let now = self.translator.now_ns() / 1_000_000;
+        a.credit(1, u64::from(bytes), now);
+        a.credit_tcp_flags(tcp_flags, now);
+    }
+
+    /// Hands the hits counted since the last call to the rules of their megaflows (as OVS's
+    /// revalidators push datapath flow statistics to rules). The worker calls it periodically
+    /// and before every cache flush; the cost is proportional to the megaflows hit since.
+    pub fn credit_stats(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let now = self.translator.now_ns() / 1_000_000;
+        for id in self.dirty.drain(..) {
+            if let Some(f) = self.cache.actions_mut(id) {
+                if let Some(a) = &f.attribution {
+                    a.credit(f.packets, f.bytes, now);
+                    a.credit_tcp_flags(f.tcp_flags, now);
+                }
+                f.packets = 0;
+                f.bytes = 0;
+                f.tcp_flags = 0;
+                f.dirty = false;
+            }
+        }
     }
 
     /// The actions of packet `i` of the last classified burst when it was translated with
@@ -211,7 +391,7 @@ impl OpenFlowStage {
     /// The actions of a megaflow found by [`classify`](Self::classify).
     #[inline]
     pub fn actions(&self, id: MegaflowId) -> Option<&Actions> {
-        self.cache.actions(id)
+        self.cache.actions(id).map(|f| &f.actions)
     }
 }
 

@@ -17,6 +17,11 @@ pub const BATCH: usize = 32;
 /// statistics, which cost a syscall per port).
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Interval between two credits of the cached megaflows' hits to their OpenFlow rules: bounds
+/// how stale `dump-flows` counters and idle ages are (OVS revalidates every 500 ms), and the
+/// cost (a few relaxed atomic adds per rule of every megaflow hit in the interval).
+const CREDIT_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Errors building a worker.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -183,6 +188,7 @@ impl Worker {
         let mut sleep = Duration::ZERO;
         let mut last = Instant::now();
         let mut last_publish = last;
+        let mut last_credit = last;
         while !self.shared.stop.load(Ordering::Relaxed) {
             let received = self.poll_once();
             let now = Instant::now();
@@ -196,6 +202,10 @@ impl Worker {
             if now.duration_since(last_publish) >= PUBLISH_INTERVAL {
                 last_publish = now;
                 self.publish();
+            }
+            if now.duration_since(last_credit) >= CREDIT_INTERVAL {
+                last_credit = now;
+                self.credit_flow_stats();
             }
             if !self.config.sleep_max.is_zero() {
                 if received >= BATCH / 2 {
@@ -212,6 +222,7 @@ impl Worker {
         }
         // Push out what is pending so stopping loses nothing already forwarded.
         self.flush_all();
+        self.credit_flow_stats();
         self.publish();
         self.shared.stopped.store(true, Ordering::Release);
     }
@@ -286,8 +297,9 @@ impl Worker {
             &mut self.stats,
         );
         for (i, &d) in rx[..n].iter().enumerate() {
-            let cached = self.ids[i].and_then(|id| stage.actions(id)).map(|a| &a[..]);
-            let Some(actions) = cached.or_else(|| stage.uncached_actions(i)) else {
+            let tcp_flags = self.keys[i].get(xvs_packet::key::layout::TCP_FLAGS) as u16;
+            let Some((actions, meters)) = stage.packet_actions(i, self.ids[i], d.len, tcp_flags)
+            else {
                 self.pool.free(d.addr);
                 pipeline::count_drop(&mut self.stats, stage.miss_reason(i));
                 continue;
@@ -295,6 +307,7 @@ impl Worker {
             let h = pipeline::headers(&self.keys[i], self.infos[i]);
             execute(
                 actions,
+                meters,
                 d,
                 h,
                 &mut self.pool,
@@ -348,6 +361,7 @@ fn transmit(port: &mut EnginePort, pool: &mut FramePool, stats: &mut WorkerSnaps
 /// output but the last, which takes the packet itself.
 fn execute(
     actions: &[ExecAction],
+    meters: pipeline::MeterCx<'_>,
     mut d: Desc,
     mut h: crate::rewrite::Headers,
     pool: &mut FramePool,
@@ -388,6 +402,15 @@ fn execute(
                 }
             }
             ExecAction::RemoteOutput => stats.drops[DropReason::RemotePort as usize] += 1,
+            ExecAction::Meter(slot) => {
+                let pass = meters
+                    .meters
+                    .get(usize::from(slot))
+                    .is_none_or(|m| m.pass(meters.now_ns, d.len));
+                if !pass {
+                    return drop_packet(pool, stats, d, DropReason::MeterDrop);
+                }
+            }
             ExecAction::Header(DpAction::PushVlan { tpid, tci }) => {
                 let base = pool.region().frame_base(d.addr);
                 let start = (d.addr - base) as usize;
@@ -412,6 +435,8 @@ fn execute(
                     None => return drop_packet(pool, stats, d, DropReason::RewriteFailed),
                 }
             }
+            // A meter the translator could not resolve: its packets pass.
+            ExecAction::Header(DpAction::Meter(_)) => {}
             ExecAction::Header(ref set) => {
                 if !crate::rewrite::apply(pool.region_mut().data_mut(d), &h, set) {
                     return drop_packet(pool, stats, d, DropReason::RewriteFailed);
@@ -446,8 +471,18 @@ impl Worker {
     }
 
     /// Publishes the counters now (the loop does it every 10 ms; tests and shutdown call this).
+    /// Also credits the cached megaflows' hits to their OpenFlow rules.
     pub fn publish_counters(&mut self) {
+        self.credit_flow_stats();
         self.publish();
+    }
+
+    /// Credits the hits of the cached megaflows to their OpenFlow rules now (the loop does it
+    /// every 100 ms).
+    pub fn credit_flow_stats(&mut self) {
+        if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
+            stage.credit_stats();
+        }
     }
 
     fn publish(&mut self) {

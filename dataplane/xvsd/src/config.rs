@@ -26,6 +26,12 @@ pub struct Config {
     /// Flow file in `ovs-ofctl add-flows` syntax, loaded at start.
     #[serde(default)]
     pub flows: Option<PathBuf>,
+    /// Group file (`ovs-ofctl add-groups` syntax, one group per line), loaded before the flows.
+    #[serde(default)]
+    pub groups: Option<PathBuf>,
+    /// Meter file (`ovs-ofctl add-meter` syntax, one meter per line), loaded before the flows.
+    #[serde(default)]
+    pub meters: Option<PathBuf>,
     /// How packets are forwarded.
     #[serde(default)]
     pub forwarding: ForwardingMode,
@@ -251,6 +257,13 @@ pub fn plan(
                  supported yet)",
             ));
         }
+    }
+    if (config.groups.is_some() || config.meters.is_some())
+        && config.forwarding == ForwardingMode::IoFwd
+    {
+        return Err(invalid(
+            "groups/meters need the OpenFlow pipeline, but forwarding is \"io-fwd\"",
+        ));
     }
     if config.flows.is_some() && config.forwarding == ForwardingMode::IoFwd {
         return Err(invalid(
@@ -502,6 +515,18 @@ mod tests {
             let e = plan_str(&s).expect_err(to);
             assert!(e.to_string().contains(needle), "{to}: {e}");
         }
+    }
+
+    #[test]
+    fn meters_and_groups_need_the_openflow_pipeline() {
+        let s = GOOD.replace(
+            "forwarding = \"io-fwd\"",
+            "forwarding = \"io-fwd\"\nmeters = \"m.txt\"",
+        );
+        let e = plan_str(&s).expect_err("io-fwd has no tables");
+        assert!(e.to_string().contains("groups/meters"), "{e}");
+        let ok = s.replace("forwarding = \"io-fwd\"", "forwarding = \"openflow\"");
+        assert!(plan_str(&ok).is_ok());
     }
 
     #[test]

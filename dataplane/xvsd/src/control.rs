@@ -14,6 +14,10 @@ const COMMANDS: &[(&str, &str)] = &[
     ("list-commands", ""),
     ("ofproto/trace", "[bridge] flow"),
     ("version", ""),
+    ("xvs/dump-flows", "[table]"),
+    ("xvs/dump-group-stats", ""),
+    ("xvs/fdb-show", ""),
+    ("xvs/meter-stats", ""),
     ("xvs/show", ""),
 ];
 
@@ -27,6 +31,7 @@ pub struct Control {
     translation: Arc<TranslationCounters>,
     learned_installed: u64,
     learned_refused: u64,
+    expired: u64,
     exit: bool,
 }
 
@@ -44,6 +49,7 @@ impl Control {
             translation,
             learned_installed: 0,
             learned_refused: 0,
+            expired: 0,
             exit: false,
         }
     }
@@ -52,6 +58,11 @@ impl Control {
     pub fn count_learned(&mut self, installed: usize, refused: usize) {
         self.learned_installed += installed as u64;
         self.learned_refused += refused as u64;
+    }
+
+    /// Counts flows removed by their idle or hard timeout.
+    pub fn count_expired(&mut self, n: usize) {
+        self.expired += n as u64;
     }
 
     /// True once `exit` was received.
@@ -100,6 +111,10 @@ impl Control {
                 no_args(method)?;
                 Ok(self.show())
             }
+            "xvs/dump-group-stats" => Err("xvs/dump-group-stats needs forwarding = \"openflow\"".to_string()),
+            "xvs/fdb-show" => Err("xvs/fdb-show needs forwarding = \"openflow\"".to_string()),
+            "xvs/meter-stats" => Err("xvs/meter-stats needs forwarding = \"openflow\"".to_string()),
+            "xvs/dump-flows" => Err("xvs/dump-flows needs forwarding = \"openflow\"".to_string()),
             "ofproto/trace" => Err("ofproto/trace needs forwarding = \"openflow\"".to_string()),
             _ => Err(format!(
                 "\"{method}\" is not a valid command (use list-commands to see a list of valid commands)"
@@ -185,6 +200,13 @@ impl Control {
             s,
             "  learned flows: installed {}, refused {}, lost {lost}; packet-ins requested (not delivered): {pins}",
             self.learned_installed, self.learned_refused
+        );
+        let _ = writeln!(s, "  flows expired (idle/hard timeout): {}", self.expired);
+        let _ = writeln!(
+            s,
+            "  mac learnings lost: {}",
+            t.mac_learning_dropped
+                .load(std::sync::atomic::Ordering::Relaxed)
         );
         let reasons = self.translation.nonzero();
         if !reasons.is_empty() {

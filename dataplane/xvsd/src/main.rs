@@ -23,6 +23,9 @@ use std::time::Duration;
 use xvs_engine::{CacheConfig, Forwarding, OpenFlowStage, Worker, WorkerConfig};
 use xvs_io::{FramePool, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
 
+/// Milliseconds between two walks of the tables for expired flows (timeouts are in seconds).
+const EXPIRY_INTERVAL_MS: u64 = 1000;
+
 /// The xvs dataplane daemon.
 #[derive(Debug, Parser)]
 #[command(name = "xvsd", version, about)]
@@ -122,6 +125,12 @@ fn run(args: &Args) -> Result<()> {
     let translation_counters = Arc::new(openflow::TranslationCounters::default());
     let epoch = std::time::Instant::now();
     let mut learn_queues = Vec::new();
+    let mut mac_queues = Vec::new();
+    // The bridge's ports, for FLOOD, ALL and NORMAL.
+    if let Some(p) = pipeline.as_mut() {
+        let ofports: Vec<u32> = plan.ports.iter().map(|p| p.config.ofport).collect();
+        p.set_ports(&ofports, 0);
+    }
 
     // Open every port before starting any worker: a failure here drops what was opened
     // (detaching XDP programs, removing taps) and exits.
@@ -151,9 +160,10 @@ fn run(args: &Args) -> Result<()> {
         }
         let forwarding = match pipeline.as_mut() {
             Some(p) => {
-                let (translator, learned) =
+                let (translator, learned, macs) =
                     openflow::WorkerTranslator::new(p, translation_counters.clone(), epoch);
                 learn_queues.push(learned);
+                mac_queues.push(macs);
                 Forwarding::OpenFlow(Box::new(OpenFlowStage::new(
                     Box::new(translator),
                     CacheConfig::default(),
@@ -211,15 +221,33 @@ fn run(args: &Args) -> Result<()> {
     let names = openflow::name_map(&plan);
     let mut control = control::Control::new(&plan, shared.clone(), translation_counters.clone());
     let mut failure = None;
+    let mut next_expiry = 0;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
             ("ofproto/trace", Some(pl)) => openflow::trace(pl, &names, &cfg.bridge, p),
+            ("xvs/meter-stats", Some(pl)) => Ok(openflow::meter_stats(pl)),
+            ("xvs/dump-group-stats", Some(pl)) => Ok(openflow::group_stats(pl)),
+            ("xvs/fdb-show", Some(pl)) => Ok(openflow::fdb_show(pl, openflow::now_ms(epoch))),
+            ("xvs/dump-flows", Some(pl)) => {
+                openflow::dump_flows(pl, &names, p, openflow::now_ms(epoch))
+            }
             _ => control.handle(m, p),
         });
         if let Some(p) = pipeline.as_mut() {
             let (installed, refused) =
                 openflow::apply_learned(p, &mut learn_queues, openflow::now_ms(epoch));
             control.count_learned(installed, refused);
+            openflow::apply_mac_learning(p, &mut mac_queues, openflow::now_ms(epoch));
+            // Timeouts, once a second (a walk over every flow); idle ages come from the hits
+            // the workers credit every 100 ms. Expired flows leave as one new version, so the
+            // workers' caches drop every megaflow built from them.
+            let now = openflow::now_ms(epoch);
+            if now >= next_expiry {
+                next_expiry = now + EXPIRY_INTERVAL_MS;
+                let report = p.expire(now);
+                control.count_expired(report.removed.len());
+                p.age_macs(now, xvs_flowtable::l2::MAC_AGING_MS);
+            }
             p.reclaim();
         }
         if let Some(dead) = handles.iter().position(|h| h.is_finished()) {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use xvs_engine::Verdict;
 use xvs_flowtable::datapath::DpAction;
+use xvs_flowtable::l2::MacLearning;
 use xvs_flowtable::names::{NameMap, Port};
 use xvs_flowtable::pipeline::{classifier_match, load_flows, LoadError, Pipeline};
 use xvs_flowtable::translate::{DropReason, LearnRequest, Unsupported};
@@ -35,9 +36,56 @@ pub fn flows_path(config_path: &Path, flows: &Path) -> PathBuf {
     }
 }
 
-/// Builds the pipeline and loads the flow file into it as one bundle.
+/// The group and meter mods of the configured files (`path:line: message` on error).
+fn group_and_meter_mods(
+    plan: &Plan,
+    config_path: &Path,
+) -> Result<Vec<xvs_flowtable::pipeline::PipelineMod>> {
+    use xvs_flowtable::pipeline::{MeterCommand, MeterMod, PipelineMod};
+    let names = name_map(plan);
+    let mut mods = Vec::new();
+    let files = [(&plan.config.groups, true), (&plan.config.meters, false)];
+    for (file, is_group) in files {
+        let Some(file) = file else { continue };
+        let path = flows_path(config_path, file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let m = if is_group {
+                xvs_flowtable::group::parse_group_mod(
+                    line,
+                    xvs_flowtable::group::GroupCommand::Add,
+                    &names,
+                )
+                .map(PipelineMod::Group)
+            } else {
+                xvs_flowtable::meter::parse_meter(line).map(|meter| {
+                    PipelineMod::Meter(MeterMod {
+                        command: MeterCommand::Add,
+                        meter,
+                    })
+                })
+            };
+            mods.push(m.map_err(|e| anyhow!("{}:{}: {e}", path.display(), i + 1))?);
+        }
+    }
+    Ok(mods)
+}
+
+/// Builds the pipeline: the group and meter files as one bundle, then the flow file as one
+/// bundle.
 pub fn build_pipeline(plan: &Plan, config_path: &Path) -> Result<Pipeline> {
     let mut pipeline = Pipeline::new();
+    let mods = group_and_meter_mods(plan, config_path)?;
+    if !mods.is_empty() {
+        pipeline
+            .commit(&mods, 0)
+            .map_err(|e| anyhow!("groups/meters: mod {}: {}", e.index + 1, e.error))?;
+    }
     if let Some(flows) = &plan.config.flows {
         let path = flows_path(config_path, flows);
         let text = std::fs::read_to_string(&path)
@@ -82,6 +130,8 @@ pub struct TranslationCounters {
     pub learn_dropped: AtomicU64,
     /// Packet-ins requested (not delivered yet: no OpenFlow connection).
     pub controller: AtomicU64,
+    /// MAC learnings lost because the queue to the control thread was full.
+    pub mac_learning_dropped: AtomicU64,
 }
 
 impl TranslationCounters {
@@ -106,6 +156,7 @@ pub struct WorkerTranslator {
     epoch: Instant,
     counters: Arc<TranslationCounters>,
     learn: rtrb::Producer<LearnRequest>,
+    macs: rtrb::Producer<MacLearning>,
 }
 
 impl std::fmt::Debug for WorkerTranslator {
@@ -115,20 +166,27 @@ impl std::fmt::Debug for WorkerTranslator {
 }
 
 impl WorkerTranslator {
-    /// A translator for one worker, and the control side's end of its learn queue.
+    /// A translator for one worker, and the control side's ends of its learn and MAC-learning
+    /// queues.
     pub fn new(
         pipeline: &mut Pipeline,
         counters: Arc<TranslationCounters>,
         epoch: Instant,
-    ) -> (Self, rtrb::Consumer<LearnRequest>) {
+    ) -> (
+        Self,
+        rtrb::Consumer<LearnRequest>,
+        rtrb::Consumer<MacLearning>,
+    ) {
         let (learn, rx) = rtrb::RingBuffer::new(LEARN_QUEUE);
+        let (macs, mac_rx) = rtrb::RingBuffer::new(LEARN_QUEUE);
         let t = Self {
             inner: xvs_flowtable::translate::WorkerTranslator::new(pipeline.reader()),
             epoch,
             counters,
             learn,
+            macs,
         };
-        (t, rx)
+        (t, rx, mac_rx)
     }
 }
 
@@ -170,9 +228,59 @@ pub fn apply_learned(
     (fresh.len() - refused.len(), refused.len())
 }
 
+/// The control side of NORMAL: drains every worker's MAC-learning queue into the MAC table (a
+/// new or moved MAC publishes a new version). Returns true if the table changed.
+pub fn apply_mac_learning(
+    pipeline: &mut Pipeline,
+    queues: &mut [rtrb::Consumer<MacLearning>],
+    now: u64,
+) -> bool {
+    let mut seen: Vec<MacLearning> = Vec::new();
+    for q in queues.iter_mut() {
+        while let Ok(l) = q.pop() {
+            seen.push(l);
+        }
+    }
+    !seen.is_empty() && pipeline.learn_macs(&seen, now)
+}
+
+/// `xvs/fdb-show`: the MAC table, as `ovs-appctl fdb/show` prints it.
+pub fn fdb_show(pipeline: &Pipeline, now: u64) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(" port  VLAN  MAC                Age\n");
+    for (mac, vlan, e) in pipeline.snapshot().l2().entries() {
+        let b = mac.to_be_bytes();
+        let port = e.port;
+        let _ = writeln!(
+            out,
+            "{port:>5}  {vlan:>4}  {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}  {:>3}",
+            b[2],
+            b[3],
+            b[4],
+            b[5],
+            b[6],
+            b[7],
+            now.saturating_sub(e.used()) / 1000
+        );
+    }
+    out
+}
+
 impl xvs_engine::Translator for WorkerTranslator {
     fn refresh(&mut self) -> u64 {
         self.inner.refresh()
+    }
+
+    fn attribution(&mut self) -> Option<xvs_flowtable::stats::Attribution> {
+        Some(self.inner.attribution())
+    }
+
+    fn now_ns(&mut self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn meter(&mut self, id: u32) -> Option<Arc<xvs_flowtable::metering::MeterState>> {
+        self.inner.snapshot().meter_state(id).cloned()
     }
 
     fn translate(
@@ -191,6 +299,15 @@ impl xvs_engine::Translator for WorkerTranslator {
         }
         if !ok {
             return Verdict::Drop;
+        }
+        // NORMAL's MAC learning: a side effect that does not stop caching (the control thread
+        // publishes a new version when the MAC table changes, which flushes the caches).
+        for l in &t.mac_learning {
+            if self.macs.push(*l).is_err() {
+                self.counters
+                    .mac_learning_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         if !t.slow_path() {
             return Verdict::Cache;
@@ -255,4 +372,108 @@ pub fn trace(
         text.push('\n');
     }
     Ok(text)
+}
+
+/// `xvs/dump-flows [table]`: the flows of the published tables with their statistics (cached
+/// hits included, credited by the workers every 100 ms), one per line as
+/// `ovs-ofctl dump-flows` prints them.
+pub fn dump_flows(
+    pipeline: &Pipeline,
+    names: &NameMap,
+    params: &[String],
+    now: u64,
+) -> Result<String, String> {
+    let table = match params {
+        [] => xvs_flowtable::pipeline::TABLE_ALL,
+        [t] => t
+            .strip_prefix("table=")
+            .unwrap_or(t)
+            .parse::<u8>()
+            .map_err(|_| format!("{t}: not a table number"))?,
+        _ => return Err("usage: xvs/dump-flows [TABLE]".to_string()),
+    };
+    let opts = xvs_flowtable::print::FormatOptions {
+        names,
+        show_stats: true,
+    };
+    let mut out = String::new();
+    for f in pipeline.snapshot().dump_flows(table, now) {
+        out.push_str(&xvs_flowtable::print::dump_flow_line(&f, &opts));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `xvs/meter-stats`: every meter's input counters and each band's counters (packets the band
+/// handled), in the spirit of `ovs-ofctl meter-stats` (no duration: meters keep no creation
+/// time).
+pub fn meter_stats(pipeline: &Pipeline) -> String {
+    use std::fmt::Write as _;
+    let snap = pipeline.snapshot();
+    let mut ids: Vec<u32> = snap.meters().map(|m| m.meter_id).collect();
+    ids.sort_unstable();
+    let mut out = String::new();
+    for id in ids {
+        let Some(m) = snap.meter_state(id) else {
+            continue;
+        };
+        let flows = snap
+            .flows()
+            .filter(|r| {
+                r.payload()
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, xvs_flowtable::action::Action::Meter(x) if *x == id))
+            })
+            .count();
+        let _ = writeln!(
+            out,
+            "meter:{id} flow_count:{flows} packet_in_count:{} byte_in_count:{} bands:",
+            m.packets(),
+            m.bytes()
+        );
+        for (i, b) in m.bands().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{i}: packet_count:{} byte_count:{}",
+                b.packets(),
+                b.bytes()
+            );
+        }
+    }
+    out
+}
+
+/// `xvs/dump-group-stats`: every group's counters and its buckets', as `ovs-ofctl
+/// dump-group-stats` prints them (without `duration`: groups keep no creation time).
+pub fn group_stats(pipeline: &Pipeline) -> String {
+    use std::fmt::Write as _;
+    let snap = pipeline.snapshot();
+    let mut ids: Vec<u32> = snap.groups().map(|g| g.group_id).collect();
+    ids.sort_unstable();
+    let mut out = String::new();
+    for id in ids {
+        let Some(g) = snap.group_stats(id) else {
+            continue;
+        };
+        let refs = snap
+            .flows()
+            .filter(|r| {
+                r.payload()
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, xvs_flowtable::action::Action::Group(x) if *x == id))
+            })
+            .count();
+        let (p, b) = g.counts();
+        let _ = write!(
+            out,
+            " group_id={id},ref_count={refs},packet_count={p},byte_count={b}"
+        );
+        for (i, (p, b)) in g.bucket_counts().into_iter().enumerate() {
+            let _ = write!(out, ",bucket{i}:packet_count={p},byte_count={b}");
+        }
+        out.push('\n');
+    }
+    out
 }

@@ -172,6 +172,12 @@ impl<A> DatapathCache<A> {
         self.megaflow.get(id)
     }
 
+    /// The actions of a live entry, mutable.
+    #[inline]
+    pub fn actions_mut(&mut self, id: MegaflowId) -> Option<&mut A> {
+        self.megaflow.get_mut(id)
+    }
+
     /// Per-tier counters.
     pub fn stats(&self) -> &CacheStats {
         &self.stats

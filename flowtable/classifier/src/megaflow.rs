@@ -337,6 +337,18 @@ impl<A> MegaflowCache<A> {
         e.actions.as_ref()
     }
 
+    /// The actions of a live entry, mutable (per-entry state the owner keeps with its actions,
+    /// e.g. statistics not yet credited).
+    #[inline]
+    pub fn get_mut(&mut self, id: MegaflowId) -> Option<&mut A> {
+        let gen = self.gen;
+        let e = self.entries.get_mut(id.0 as usize)?;
+        if e.gen != gen {
+            return None;
+        }
+        e.actions.as_mut()
+    }
+
     /// The hit count of a live entry.
     pub fn hits(&self, id: MegaflowId) -> Option<u64> {
         let e = self.entries.get(id.0 as usize)?;

@@ -84,6 +84,9 @@ pub struct RuleStats {
     packets: AtomicU64,
     bytes: AtomicU64,
     last_used: AtomicU64,
+    /// When a TCP FIN or RST first went through the rule (0: never), for `fin_idle_timeout`
+    /// and `fin_hard_timeout`.
+    fin_at: AtomicU64,
 }
 
 impl RuleStats {
@@ -95,6 +98,23 @@ impl RuleStats {
         self.packets.fetch_add(packets, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.last_used.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Records that a TCP FIN or RST went through the rule at `now` (the first time counts).
+    #[inline]
+    pub fn record_fin(&self, now: u64) {
+        // Relaxed: an independent once-set value, like the counters.
+        let _ = self
+            .fin_at
+            .compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// When a TCP FIN or RST first went through the rule, if one did.
+    pub fn fin_at(&self) -> Option<u64> {
+        match self.fin_at.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(t),
+        }
     }
 
     /// Packets counted so far.
