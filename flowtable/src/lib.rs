@@ -24,6 +24,7 @@ pub mod names;
 pub mod parse;
 pub mod pipeline;
 pub mod print;
+pub mod recirc;
 pub mod translate;
 mod value;
 

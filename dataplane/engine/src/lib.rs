@@ -14,11 +14,14 @@
 #![forbid(unsafe_code)]
 
 mod counters;
+mod ct;
 pub mod pipeline;
 mod rewrite;
 mod worker;
 
 pub use counters::{DropReason, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot};
 pub use pipeline::{ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
-pub use worker::{EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH};
+pub use worker::{
+    EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH, MAX_RECIRC_DEPTH,
+};
 pub use xvs_classifier::CacheConfig;

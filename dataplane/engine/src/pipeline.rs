@@ -4,7 +4,10 @@
 use crate::counters::{DropReason, WorkerSnapshot};
 use crate::rewrite::{self, Headers};
 use crate::worker::BATCH;
+use std::sync::Arc;
+use std::time::Instant;
 use xvs_classifier::{CacheConfig, DatapathCache, MegaflowId};
+use xvs_conntrack::{Conntrack, CtAction, CtConfig};
 use xvs_flowtable::datapath::DpAction;
 use xvs_packet::key::layout;
 use xvs_packet::{ExtractInfo, FlowKey};
@@ -51,6 +54,13 @@ pub enum ExecAction {
     Output(u16),
     /// An output to a port this worker does not poll.
     RemoteOutput,
+    /// Run the packet through the connection tracker.
+    Ct(CtAction),
+    /// Forget the packet's connection-tracking metadata.
+    CtClear,
+    /// Look the packet (or, when other actions follow, a copy) up again with this
+    /// `recirc_id` and its `ct_*` metadata.
+    Recirc(u32),
 }
 
 /// The cached actions of one megaflow.
@@ -63,6 +73,11 @@ pub const MISS_BUDGET: usize = 64;
 /// State of the OpenFlow stage in one worker.
 pub struct OpenFlowStage {
     translator: Box<dyn Translator>,
+    conntrack: Arc<Conntrack>,
+    /// Origin of the tracker's clock (shared with whoever sweeps the tracker).
+    epoch: Instant,
+    /// Nanoseconds since `epoch`, read once per batch.
+    now: u64,
     cache: DatapathCache<Actions>,
     scratch: Vec<DpAction>,
     version: u64,
@@ -88,6 +103,9 @@ impl OpenFlowStage {
     pub fn new(translator: Box<dyn Translator>, config: CacheConfig) -> Self {
         Self {
             translator,
+            conntrack: Arc::new(Conntrack::new(CtConfig::default())),
+            epoch: Instant::now(),
+            now: 0,
             cache: DatapathCache::new(config),
             scratch: Vec::with_capacity(64),
             version: 0,
@@ -98,8 +116,29 @@ impl OpenFlowStage {
         }
     }
 
+    /// Uses `conntrack` (shared by every worker) with the clock `now = epoch.elapsed()`
+    /// instead of the stage's private tracker.
+    pub fn with_conntrack(mut self, conntrack: Arc<Conntrack>, epoch: Instant) -> Self {
+        self.conntrack = conntrack;
+        self.epoch = epoch;
+        self
+    }
+
+    /// The connection tracker.
+    pub fn conntrack(&self) -> &Arc<Conntrack> {
+        &self.conntrack
+    }
+
+    /// The tracker and its clock (nanoseconds since the epoch) for the current batch.
+    #[inline]
+    pub(crate) fn tracker(&self) -> (&Conntrack, u64) {
+        (&self.conntrack, self.now)
+    }
+
     /// Starts a batch: adopts the newest tables, flushing the caches if they changed.
     pub fn begin_batch(&mut self, stats: &mut WorkerSnapshot) {
+        // One clock read per batch (vDSO, no syscall) for every ct() of the batch.
+        self.now = self.epoch.elapsed().as_nanos() as u64;
         self.version = self.translator.refresh();
         if self.cache.begin_batch(self.version) {
             stats.cache_flushes += 1;
@@ -175,6 +214,9 @@ impl OpenFlowStage {
         mask.set(layout::ETH_TYPE, layout::ETH_TYPE.max_value());
         let resolve = |a: &DpAction| match *a {
             DpAction::Output(p) => port_of(p).map_or(ExecAction::RemoteOutput, ExecAction::Output),
+            DpAction::Ct(ref c) => ExecAction::Ct(crate::ct::ct_action(c)),
+            DpAction::CtClear => ExecAction::CtClear,
+            DpAction::Recirc(id) => ExecAction::Recirc(id),
             other => ExecAction::Header(other),
         };
         if verdict == Verdict::Uncached {

@@ -127,9 +127,10 @@ impl Control {
             let mf = d(|x| x.megaflow_hits);
             let lookups = d(|x| x.subtable_lookups);
             let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-            let passes = if rx == 0 { 0.0 } else { 1.0 };
+            let recirc = now.recirculations - base.recirculations;
+            let passes = ratio(rx + recirc, rx);
             let _ = writeln!(s, "  packets received: {rx}");
-            let _ = writeln!(s, "  packet recirculations: 0");
+            let _ = writeln!(s, "  packet recirculations: {recirc}");
             let _ = writeln!(s, "  avg. datapath passes per packet: {passes:.2}");
             let _ = writeln!(s, "  emc hits: {emc}");
             let _ = writeln!(s, "  megaflow hits: {mf}");

@@ -58,7 +58,7 @@ pub fn build_pipeline(plan: &Plan, config_path: &Path) -> Result<Pipeline> {
 }
 
 /// Every translation drop reason, for naming the counters.
-const REASONS: [DropReason; 12] = [
+const REASONS: [DropReason; DropReason::N] = [
     DropReason::TooDeep,
     DropReason::TooManyLookups,
     DropReason::TooManyActions,
@@ -71,6 +71,8 @@ const REASONS: [DropReason; 12] = [
     DropReason::Unsupported(Unsupported::Table),
     DropReason::Unsupported(Unsupported::DoubleVlan),
     DropReason::Unsupported(Unsupported::Rewrite),
+    DropReason::RecircFull,
+    DropReason::UnknownRecirc(0),
 ];
 
 /// Translation outcomes of all workers, by reason: incremented on the miss path only (one
