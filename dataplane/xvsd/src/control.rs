@@ -4,15 +4,21 @@ use crate::config::Plan;
 use crate::openflow::TranslationCounters;
 use std::fmt::Write;
 use std::sync::Arc;
+use std::time::Instant;
+use xvs_conntrack::Conntrack;
 use xvs_engine::{DropReason, WorkerShared, WorkerSnapshot};
 use xvs_io::PortStats;
 
 const COMMANDS: &[(&str, &str)] = &[
+    ("dpctl/ct-get-maxconns", "[dp]"),
+    ("dpctl/ct-set-maxconns", "[dp] maxconns"),
+    ("dpctl/dump-conntrack", "[-m] [-s] [dp] [zone=N]"),
+    ("dpctl/flush-conntrack", "[dp] [zone=N]"),
     ("dpif-netdev/pmd-stats-clear", ""),
     ("dpif-netdev/pmd-stats-show", ""),
     ("exit", ""),
     ("list-commands", ""),
-    ("ofproto/trace", "[bridge] flow"),
+    ("ofproto/trace", "[bridge] flow [--ct-next flags]"),
     ("version", ""),
     ("xvs/show", ""),
 ];
@@ -28,6 +34,9 @@ pub struct Control {
     learned_installed: u64,
     learned_refused: u64,
     exit: bool,
+    conntrack: Arc<Conntrack>,
+    /// Origin of the tracker's clock.
+    epoch: Instant,
 }
 
 impl Control {
@@ -35,6 +44,8 @@ impl Control {
         plan: &Plan,
         workers: Vec<Arc<WorkerShared>>,
         translation: Arc<TranslationCounters>,
+        conntrack: Arc<Conntrack>,
+        epoch: Instant,
     ) -> Self {
         let baselines = vec![WorkerSnapshot::default(); workers.len()];
         Self {
@@ -45,6 +56,8 @@ impl Control {
             learned_installed: 0,
             learned_refused: 0,
             exit: false,
+            conntrack,
+            epoch,
         }
     }
 
@@ -99,6 +112,29 @@ impl Control {
             "xvs/show" => {
                 no_args(method)?;
                 Ok(self.show())
+            }
+            "dpctl/dump-conntrack" => {
+                let zone = ct_zone_arg(params, &["-m", "-s"])?;
+                let now = self.epoch.elapsed().as_nanos() as u64;
+                let mut s = String::new();
+                for e in self.conntrack.dump(zone, now) {
+                    let _ = writeln!(s, "{e}");
+                }
+                Ok(s)
+            }
+            "dpctl/flush-conntrack" => {
+                let zone = ct_zone_arg(params, &[])?;
+                self.conntrack.flush(zone);
+                Ok(String::new())
+            }
+            "dpctl/ct-get-maxconns" => Ok(format!("{}\n", self.conntrack.max_conns())),
+            "dpctl/ct-set-maxconns" => {
+                let n = params
+                    .last()
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .ok_or_else(|| "usage: dpctl/ct-set-maxconns [dp] maxconns".to_string())?;
+                self.conntrack.set_max_conns(n);
+                Ok("setting maxconns successful\n".to_string())
             }
             "ofproto/trace" => Err("ofproto/trace needs forwarding = \"openflow\"".to_string()),
             _ => Err(format!(
@@ -179,6 +215,35 @@ impl Control {
 
     fn show(&self) -> String {
         let mut s = format!("bridge {}:\n", self.bridge);
+        let ct = &self.conntrack;
+        let c = ct.counters();
+        let mut pkts = xvs_conntrack::CtStats::default();
+        for w in &self.workers {
+            pkts.add(&w.counters.load().ct);
+        }
+        let _ = writeln!(
+            s,
+            "  conntrack: connections {} (max {}), created {}, expired {}, flushed {}, \
+             ct_full {}, zone_full {}, nat_exhausted {}",
+            ct.conn_count(),
+            ct.max_conns(),
+            c.created,
+            c.expired,
+            c.flushed,
+            c.full,
+            c.zone_full,
+            c.nat_exhausted
+        );
+        let _ = writeln!(
+            s,
+            "    packets {}, new {}, est {}, rel {}, inv {}, commit_failed {}",
+            pkts.packets,
+            pkts.new,
+            pkts.established,
+            pkts.related,
+            pkts.invalid,
+            pkts.commit_failed
+        );
         let t = &self.translation;
         let lost = t.learn_dropped.load(std::sync::atomic::Ordering::Relaxed);
         let pins = t.controller.load(std::sync::atomic::Ordering::Relaxed);
@@ -228,4 +293,18 @@ impl Control {
         }
         s
     }
+}
+
+/// The optional `zone=N` of the `dpctl/*-conntrack` commands; a datapath name (`ovs-system`,
+/// `netdev@ovs-netdev`) and the listed flags are accepted and ignored.
+fn ct_zone_arg(params: &[String], flags: &[&str]) -> Result<Option<u16>, String> {
+    let mut zone = None;
+    for p in params {
+        if let Some(z) = p.strip_prefix("zone=") {
+            zone = Some(z.parse::<u16>().map_err(|_| format!("invalid zone: {z}"))?);
+        } else if !flags.contains(&p.as_str()) && p.starts_with('-') {
+            return Err(format!("unknown option: {p}"));
+        }
+    }
+    Ok(zone)
 }

@@ -120,7 +120,9 @@ fn run(args: &Args) -> Result<()> {
     };
 
     let translation_counters = Arc::new(openflow::TranslationCounters::default());
+    // The tracker's clock: nanoseconds since `epoch`, for the workers and the sweeper alike.
     let epoch = std::time::Instant::now();
+    let conntrack = Arc::new(openflow::build_conntrack(&cfg.conntrack));
     let mut learn_queues = Vec::new();
 
     // Open every port before starting any worker: a failure here drops what was opened
@@ -151,13 +153,17 @@ fn run(args: &Args) -> Result<()> {
         }
         let forwarding = match pipeline.as_mut() {
             Some(p) => {
-                let (translator, learned) =
-                    openflow::WorkerTranslator::new(p, translation_counters.clone(), epoch);
+                let (translator, learned) = openflow::WorkerTranslator::new(
+                    p,
+                    translation_counters.clone(),
+                    epoch,
+                    u8::try_from(w).context("at most 256 workers")?,
+                );
                 learn_queues.push(learned);
-                Forwarding::OpenFlow(Box::new(OpenFlowStage::new(
-                    Box::new(translator),
-                    CacheConfig::default(),
-                )))
+                Forwarding::OpenFlow(Box::new(
+                    OpenFlowStage::new(Box::new(translator), CacheConfig::default())
+                        .with_conntrack(Arc::clone(&conntrack), epoch),
+                ))
             }
             None => Forwarding::IoFwd {
                 peers: mine
@@ -209,7 +215,13 @@ fn run(args: &Args) -> Result<()> {
     );
 
     let names = openflow::name_map(&plan);
-    let mut control = control::Control::new(&plan, shared.clone(), translation_counters.clone());
+    let mut control = control::Control::new(
+        &plan,
+        shared.clone(),
+        translation_counters.clone(),
+        Arc::clone(&conntrack),
+        epoch,
+    );
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
@@ -222,6 +234,10 @@ fn run(args: &Args) -> Result<()> {
             control.count_learned(installed, refused);
             p.reclaim();
         }
+        // Expiry in bounded slices, so the control thread stays responsive with millions of
+        // connections; successive calls continue where the last stopped.
+        let now_ns = epoch.elapsed().as_nanos() as u64;
+        conntrack.sweep(now_ns, cfg.conntrack.sweep_budget as usize);
         if let Some(dead) = handles.iter().position(|h| h.is_finished()) {
             failure = Some(format!("worker {dead} stopped unexpectedly"));
             break;
