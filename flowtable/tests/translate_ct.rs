@@ -304,3 +304,46 @@ fn two_zone_chain_allocates_one_id_per_stage() {
         ]
     );
 }
+
+#[test]
+fn the_antrea_ct_example_loads_groups_and_walks_the_service_path() {
+    // deploy/examples/antrea-ct.flows: groups in add-groups syntax, then flows.
+    let mut p = xvs_flowtable::pipeline::Pipeline::new();
+    let text = include_str!("../../deploy/examples/antrea-ct.flows");
+    xvs_flowtable::pipeline::load_flows(&mut p, text, &xvs_flowtable::NameMap::new(), 0).unwrap();
+    assert!(p.snapshot().group(1).is_some() && p.snapshot().group(2).is_some());
+    let mut scratch = TranslateScratch::new();
+    let mut k = tcp_key(1, ip(10, 10, 0, 2), ip(10, 96, 0, 10), 40000, 80);
+    k.set(layout::ETH_SRC, 0x020a_0a00_0002);
+    k.set(layout::ETH_DST, 0xaabb_ccdd_eeff);
+    let mut passes = Vec::new();
+    for _ in 0..4 {
+        let t = xlate_with(&p, &k, &mut scratch);
+        assert_eq!(t.reason, None);
+        passes.push(format_dp_actions(&t.actions));
+        let Some(DpAction::Recirc(id)) = t.actions.last() else {
+            break;
+        };
+        k.set(layout::RECIRC_ID, u64::from(*id));
+        // What the datapath would report: new and tracked; DNAT rewrote the destination.
+        k.set(layout::CT_STATE, 0x21);
+        if passes.len() == 2 {
+            k.set(layout::CT_MARK, 0x10);
+            k.set(layout::NW_DST, u64::from(ip(10, 10, 0, 3)));
+            k.set(layout::TP_DST, 8080);
+        }
+    }
+    assert_eq!(passes[0], "ct(zone=65520,nat),recirc(0x1)");
+    assert!(
+        passes[1].starts_with("ct(commit,zone=65520,mark=0x10/0x10,nat(dst=10.10.0.")
+            && passes[1].ends_with(":8080)),recirc(0x2)"),
+        "{passes:?}"
+    );
+    // Routed from the gateway to the endpoint (RewriteMAC), TTL decremented, then committed
+    // by ConntrackCommit and output by the Output table.
+    assert!(
+        passes[2].starts_with("set(eth(src=aa:bb:cc:dd:ee:ff)),set(eth(dst=02:0a:0a:00:00:03)),set(ip(ttl=63)),ct(commit,zone=65520,mark=0x3/0xf),recirc(0x"),
+        "{passes:?}"
+    );
+    assert_eq!(passes[3], "2", "{passes:?}");
+}
