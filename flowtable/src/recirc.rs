@@ -64,6 +64,19 @@ impl FrozenState {
         FrozenState { table, meta }
     }
 
+    /// The key bits a frozen state is taken from (in_port, pkt_mark, registers, tunnel
+    /// metadata): a translation that freezes must match all of them.
+    pub fn metadata_mask() -> FlowKey {
+        let mut m = FlowKey::ZERO;
+        for (w, v) in m.words[..META_WORDS].iter_mut().enumerate() {
+            if !CT_WORDS.contains(&w) {
+                *v = u64::MAX;
+            }
+        }
+        m.set(layout::CONJ_ID, 0);
+        m
+    }
+
     /// Writes the frozen metadata into `flow` (the datapath key of the recirculated packet,
     /// whose packet, `recirc_id` and `ct_*` fields are kept).
     pub fn thaw_into(&self, flow: &mut FlowKey) {

@@ -872,6 +872,10 @@ impl<'a> Ctx<'a> {
             label,
         }));
         if let Some(table) = ct.table {
+            // The frozen metadata becomes part of what the id stands for: the megaflow must
+            // match every metadata bit it was taken from (in the datapath's keys registers and
+            // pkt_mark are zero anyway, so this costs no megaflow splits there).
+            self.unwild(&FrozenState::metadata_mask());
             match self.recirc.freeze(FrozenState::new(table, &self.flow)) {
                 Some(id) => {
                     self.record(|| TraceEvent::Recirc { id, table });

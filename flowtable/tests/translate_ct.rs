@@ -66,14 +66,15 @@ fn zone_from_a_register_is_resolved_and_unwildcarded() {
     let p = pipeline(
         &[],
         &[],
-        "table=0,priority=10,ip,actions=ct(table=1,zone=NXM_NX_REG8[0..15])",
+        "table=0,priority=10,ip,actions=ct(zone=NXM_NX_REG8[0..15]),output:2",
     );
     let mut k = tcp_key(1, 1, 2, 3, 4);
     k.set_reg(8, 0xabcd_1234);
     let t = xlate(p.snapshot(), &k);
-    assert_eq!(t.actions[0], DpAction::Ct(ct(0x1234)));
-    assert!(matches!(t.actions[1], DpAction::Recirc(_)));
-    assert_eq!(t.actions.len(), 2);
+    assert_eq!(
+        t.actions,
+        vec![DpAction::Ct(ct(0x1234)), DpAction::Output(2)]
+    );
     assert_eq!(t.mask.get(layout::reg(8)), 0xffff, "exactly the zone bits");
 }
 
@@ -82,7 +83,7 @@ fn commit_with_exec_mark_label_and_move() {
     let p = pipeline(
         &[],
         &[],
-        "table=0,priority=10,ip,actions=ct(commit,table=2,zone=65520,\
+        "table=0,priority=10,ip,actions=ct(commit,zone=65520,\
          exec(set_field:0x10/0x10->ct_mark,move:NXM_NX_REG0[0..3]->NXM_NX_CT_MARK[0..3],\
          set_field:0x5000000000000000000/0xffff000000000000000->ct_label))",
     );
@@ -99,7 +100,8 @@ fn commit_with_exec_mark_label_and_move() {
         c.label,
         Some((0x5000000000000000000, 0xffff000000000000000))
     );
-    // The moved register bits are part of the megaflow, the others are not.
+    // The moved register bits are part of the megaflow, the others are not (without
+    // table=: a recirculation freezes, and so matches, every register).
     assert_eq!(t.mask.get(layout::reg(0)), 0xf);
     assert_eq!(
         format_dp_actions(&t.actions[..1]),
@@ -211,6 +213,11 @@ fn equal_frozen_states_share_ids_and_register_sources_are_in_the_mask() {
     assert_ne!(recirc_id(&a.actions), recirc_id(&b.actions));
     assert_eq!(a.mask.get(layout::NW_SRC), u64::from(u32::MAX));
     assert_eq!(a.mask.get(layout::TP_SRC), 0);
+    // Frozen metadata is matched whole (registers, pkt_mark, tunnel), ct fields are not.
+    assert_eq!(a.mask.get(layout::reg(15)), u64::from(u32::MAX));
+    assert_eq!(a.mask.get(layout::PKT_MARK), u64::from(u32::MAX));
+    assert_eq!(a.mask.get(layout::TUN_ID), u64::MAX);
+    assert_eq!(a.mask.get(layout::CT_MARK), 0);
     assert_eq!(scratch.recirc().len(), 2);
 }
 
