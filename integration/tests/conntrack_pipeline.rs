@@ -206,6 +206,15 @@ fn conntrack_pipeline_stateful_policy_service_dnat_and_iperf3() -> Result<()> {
     let refused = connect(&b.ns, "10.10.0.2:7003", Duration::from_millis(1500));
     assert!(refused.is_err(), "b -> a tcp must not connect");
 
+    // --- ICMP echo is tracked too: a pings b; b cannot ping the isolated a.
+    a.ns.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.10.0.3"])
+        .context("a -> b ping must pass")?;
+    assert!(
+        b.ns.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.10.0.2"])
+            .is_err(),
+        "b -> a ping must be blocked"
+    );
+
     // --- ClusterIP Service: 10.96.0.10 tcp/80 and udp/53 -> pod-b / pod-c :8080.
     let stop = Arc::new(AtomicBool::new(false));
     endpoint(&b.ns, b.ip, "pod-b", stop.clone())?;

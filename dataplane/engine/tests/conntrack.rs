@@ -393,3 +393,98 @@ fn recirculation_is_bounded() {
     assert!(s.recv(2).is_empty());
     s.assert_no_leak();
 }
+
+/// An ICMP port-unreachable from `from` to `to` about the UDP datagram `inner` (as sent:
+/// `inner_src:sport -> inner_dst:dport`).
+fn icmp_unreachable(
+    from: [u8; 4],
+    to: [u8; 4],
+    inner_src: [u8; 4],
+    inner_dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + 8 + 20 + 8];
+    f[0..6].copy_from_slice(&MACS.dst);
+    f[6..12].copy_from_slice(&MACS.src);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = |h: &mut [u8], src: [u8; 4], dst: [u8; 4], proto: u8, total: u16| {
+        h[0] = 0x45;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h[8] = 64;
+        h[9] = proto;
+        h[12..16].copy_from_slice(&src);
+        h[16..20].copy_from_slice(&dst);
+        let c = checksum(&h[..20]);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+    };
+    ip(&mut f[14..34], from, to, 1, 20 + 8 + 28);
+    f[34] = 3; // destination unreachable
+    f[35] = 3; // port unreachable
+    ip(&mut f[42..62], inner_src, inner_dst, 17, 28 + 10);
+    f[62..64].copy_from_slice(&sport.to_be_bytes());
+    f[64..66].copy_from_slice(&dport.to_be_bytes());
+    f[66..68].copy_from_slice(&18u16.to_be_bytes());
+    let c = checksum(&f[34..]);
+    f[36..38].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+#[test]
+fn icmp_error_about_a_dnatted_connection_is_related_and_un_dnatted_inside() {
+    let flows = "\
+table=0,priority=100,ip,actions=ct(table=1,zone=65520,nat)
+table=1,priority=200,ct_state=+new+trk,udp,nw_dst=10.96.0.10,tp_dst=53,actions=ct(commit,table=2,zone=65520,nat(dst=10.0.1.1:8080))
+table=1,priority=150,ct_state=+rel+trk,ip,actions=goto_table:2
+table=1,priority=100,ct_state=+est+trk,ip,actions=goto_table:2
+table=2,priority=100,ip,nw_dst=10.0.1.1,actions=output:2
+table=2,priority=100,ip,nw_dst=10.0.0.1,actions=output:1
+";
+    let mut s = setup(2, &[], flows);
+    let (svc, ep) = ([10, 96, 0, 10], [10, 0, 1, 1]);
+    s.send(1, &udp(A, svc, 33333, 53));
+    assert_eq!(s.recv(2).len(), 1);
+    // The endpoint has nothing on 8080: port unreachable about A:33333 -> ep:8080.
+    s.send(2, &icmp_unreachable(ep, A, A, ep, 33333, 8080));
+    let got = s.recv(1);
+    assert_eq!(got.len(), 1, "the related ICMP error reaches the client");
+    let f = &got[0];
+    assert_eq!(checksum(&f[14..34]), 0, "outer IPv4 checksum");
+    assert_eq!(&f[26..30], &svc, "outer source un-DNATed");
+    assert_eq!(checksum(&f[34..]), 0, "ICMP checksum");
+    assert_eq!(checksum(&f[42..62]), 0, "embedded IPv4 checksum");
+    assert_eq!(&f[54..58], &A, "embedded source");
+    assert_eq!(&f[58..62], &svc, "embedded destination un-DNATed");
+    assert_eq!(
+        &f[62..66],
+        &[0x82, 0x35, 0, 53],
+        "embedded ports 33333 -> 53"
+    );
+    assert_eq!(s.counters().ct.related, 1);
+    s.assert_no_leak();
+}
+
+#[test]
+fn a_table_change_takes_effect_at_once_for_recirculated_packets() {
+    let names = NameMap::new();
+    let mut s = setup(3, &[], POLICY);
+    s.send(1, &udp(A, B, 5000, 53));
+    s.send(2, &udp(B, A, 53, 5000));
+    assert_eq!(s.recv(1).len(), 1, "reply passes while allowed");
+    // A new version: replies towards A are now dropped. The next reply must not use the
+    // megaflows (nor the recirculation ids) of the old version.
+    load_flows(
+        &mut s._pipeline,
+        "table=1,priority=200,ct_state=+est+trk,ip,in_port=2,actions=drop",
+        &names,
+        0,
+    )
+    .unwrap();
+    s.send(2, &udp(B, A, 53, 5000));
+    assert!(
+        s.recv(1).is_empty(),
+        "the new policy applies to the next packet"
+    );
+    assert!(s.counters().cache_flushes >= 1);
+    s.assert_no_leak();
+}
