@@ -45,12 +45,17 @@ struct Setup {
     worker: Worker,
     peers: Vec<MemoryPeer>,
     _pipeline: Pipeline,
+    frames: usize,
 }
 
 const POOL: usize = 512;
 
 /// A worker with ports 1..=n over the given groups and flows.
 fn setup(n: u32, groups: &[&str], flows: &str) -> Setup {
+    setup_with_pool(n, groups, flows, POOL)
+}
+
+fn setup_with_pool(n: u32, groups: &[&str], flows: &str, frames: usize) -> Setup {
     let names = NameMap::new();
     let mut p = Pipeline::new();
     let mods: Vec<PipelineMod> = groups
@@ -65,7 +70,7 @@ fn setup(n: u32, groups: &[&str], flows: &str) -> Setup {
         Box::new(Tables(WorkerTranslator::new(p.reader()))),
         CacheConfig::default(),
     );
-    let pool = FramePool::new(POOL as u32, 2048, 128).expect("pool");
+    let pool = FramePool::new(frames as u32, 2048, 128).expect("pool");
     let mut ports = Vec::new();
     let mut peers = Vec::new();
     for i in 1..=n {
@@ -86,6 +91,7 @@ fn setup(n: u32, groups: &[&str], flows: &str) -> Setup {
         worker,
         peers,
         _pipeline: p,
+        frames,
     }
 }
 
@@ -109,7 +115,7 @@ impl Setup {
     fn assert_no_leak(&self) {
         assert_eq!(
             self.worker.pool().free_count() + self.worker.frames_held_by_ports(),
-            POOL
+            self.frames
         );
     }
 }
@@ -486,5 +492,24 @@ fn a_table_change_takes_effect_at_once_for_recirculated_packets() {
         "the new policy applies to the next packet"
     );
     assert!(s.counters().cache_flushes >= 1);
+    s.assert_no_leak();
+}
+
+#[test]
+fn a_fork_without_a_free_frame_is_counted_and_the_original_goes_on() {
+    let flows = "\
+table=0,priority=100,ip,ct_state=-trk,actions=ct(commit,table=1,zone=65520),output:3
+table=1,priority=100,ct_state=+trk,ip,actions=output:2
+";
+    // Two frames: a burst of two packets holds them all, so no fork can get a copy.
+    let mut s = setup_with_pool(3, &[], flows, 2);
+    assert!(s.peers[0].send(&udp(A, B, 1, 80)));
+    assert!(s.peers[0].send(&udp(A, B, 2, 80)));
+    while s.worker.poll_once() > 0 {}
+    assert_eq!(s.recv(3).len(), 2, "the originals go on");
+    assert!(s.recv(2).is_empty());
+    let c = s.counters();
+    assert_eq!(c.drops[DropReason::PoolEmpty as usize], 2);
+    assert_eq!(c.recirculations, 0);
     s.assert_no_leak();
 }
