@@ -403,3 +403,61 @@ pub fn write_key(key: &mut FlowKey, meta: &CtMeta) {
         key.set(layout::CT_TP_DST, u64::from(t.icmp_code));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xvs_packet::extract;
+
+    /// Frames built from random bytes behind valid-looking Ethernet/IP starts: reading them
+    /// for the tracker and writing any NAT verdict into them never panics.
+    #[test]
+    fn random_frames_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let addr4 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
+        let addr6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        for i in 0..20_000usize {
+            let len = (next() % 200) as usize;
+            let mut f: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if f.len() > 24 {
+                let v6 = i % 2 == 0;
+                f[12..14].copy_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+                f[14] = if v6 { 0x60 } else { 0x45 };
+                let protos = [1u8, 6, 17, 58, 132, 33];
+                let p = protos[(next() % protos.len() as u64) as usize];
+                if v6 && f.len() > 20 {
+                    f[20] = p;
+                } else if f.len() > 23 {
+                    f[23] = p;
+                    f[20] = 0;
+                    f[21] = 0;
+                }
+            }
+            let mut key = FlowKey::ZERO;
+            let info = extract(&f, 1, &mut key);
+            let h = Headers {
+                info,
+                eth_type: key.get(layout::ETH_TYPE) as u16,
+                nw_proto: key.get(layout::NW_PROTO) as u8,
+            };
+            let input = input(&f, &h, key.get(layout::NW_FRAG));
+            let a = if i % 3 == 0 { addr6 } else { addr4 };
+            let rw = Rewrite {
+                src: Some(a),
+                dst: Some(a),
+                src_port: Some(1),
+                dst_port: Some(2),
+                icmp_id: Some(3),
+                inner: Some(Tuple::ports(a, a, proto::UDP, 4, 5)),
+            };
+            let _ = apply_nat(&mut f, &h, &rw);
+            let _ = input.malformed;
+        }
+    }
+}

@@ -513,3 +513,52 @@ table=1,priority=100,ct_state=+trk,ip,actions=output:2
     assert_eq!(c.recirculations, 0);
     s.assert_no_leak();
 }
+
+fn udp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 128];
+    let n = build::udp6(&mut f, MACS, src, dst, sport, dport, b"conntrack6").unwrap();
+    f.truncate(n);
+    f
+}
+
+#[test]
+fn ipv6_dnat_in_zone_65510_and_the_reply_comes_back_from_the_service() {
+    let flows = "\
+table=0,priority=100,ipv6,actions=ct(table=1,zone=65510,nat)
+table=1,priority=200,ct_state=+new+trk,udp6,ipv6_dst=fd00:96::10,tp_dst=53,actions=ct(commit,table=2,zone=65510,nat(dst=[fd00:1::1]:8080))
+table=1,priority=100,ct_state=+est+trk,ipv6,actions=goto_table:2
+table=2,priority=100,ipv6,ipv6_dst=fd00:1::1,actions=output:2
+table=2,priority=100,ipv6,ipv6_dst=fd00::1,actions=output:1
+";
+    let mut s = setup(2, &[], flows);
+    let a: [u8; 16] = "fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let svc: [u8; 16] = "fd00:96::10"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    let ep: [u8; 16] = "fd00:1::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let v6_ok = |f: &[u8]| {
+        let len = u16::from_be_bytes([f[18], f[19]]);
+        let mut sum = xvs_packet::checksum::pseudo_header_v6(
+            f[22..38].try_into().unwrap(),
+            f[38..54].try_into().unwrap(),
+            17,
+            u32::from(len),
+        );
+        sum.add_bytes(&f[54..54 + usize::from(len)]);
+        sum.fold() == 0xffff
+    };
+    s.send(1, &udp6(a, svc, 4444, 53));
+    let out = s.recv(2);
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0][38..54], &ep, "DNATed destination");
+    assert_eq!(&out[0][56..58], &8080u16.to_be_bytes());
+    assert!(v6_ok(&out[0]), "UDP checksum after IPv6 DNAT");
+    s.send(2, &udp6(ep, a, 8080, 4444));
+    let back = s.recv(1);
+    assert_eq!(back.len(), 1);
+    assert_eq!(&back[0][22..38], &svc, "reply from the Service address");
+    assert_eq!(&back[0][54..56], &53u16.to_be_bytes());
+    assert!(v6_ok(&back[0]), "UDP checksum after un-DNAT");
+    s.assert_no_leak();
+}
