@@ -169,5 +169,10 @@ fn format_ct(out: &mut String, ct: &DpCt) {
         crate::print::format_nat(&mut s, nat);
         parts.push(s);
     }
-    let _ = write!(out, "ct({})", parts.join(","));
+    // OVS prints a ct() without arguments as plain `ct`.
+    if parts.is_empty() {
+        out.push_str("ct");
+    } else {
+        let _ = write!(out, "ct({})", parts.join(","));
+    }
 }

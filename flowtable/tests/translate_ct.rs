@@ -59,6 +59,8 @@ fn plain_ct_then_output_clears_ct_fields_for_the_rest() {
     assert_eq!(t.reason, None);
     assert_eq!(t.actions, vec![DpAction::Ct(ct(5)), DpAction::Output(3)]);
     assert_eq!(format_dp_actions(&t.actions), "ct(zone=5),3");
+    assert_eq!(format_dp_actions(&[DpAction::Ct(ct(0))]), "ct");
+    assert_eq!(format_dp_actions(&[]), "drop");
 }
 
 #[test]
