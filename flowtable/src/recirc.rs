@@ -2,9 +2,12 @@
 //!
 //! `ct(table=T)` ends a translation pass: the datapath runs the tracker, then looks the packet
 //! up again with a recirculation id. The id names the *frozen state*: the table to resume at and
-//! the metadata the pipeline had at that point (in_port, pkt_mark, registers, tunnel metadata),
-//! which the datapath key does not carry. A miss with `recirc_id != 0` resumes translation from
-//! it ([`translate`](crate::translate::translate) thaws it).
+//! the metadata the actions had written at that point (registers, pkt_mark, tunnel fields), plus
+//! in_port, none of which the datapath key carries. Metadata no action wrote is not frozen: it
+//! passes through from the recirculated packet's datapath key (zero for registers; the packet's
+//! own tunnel metadata), so the id depends only on constants and on key bits the translation
+//! already matched, and freezing adds nothing to the megaflow. A miss with `recirc_id != 0`
+//! resumes translation from it ([`translate`](crate::translate::translate) thaws it).
 //!
 //! # Ownership and lifetime
 //! Each worker owns one table (inside its [`TranslateScratch`](crate::translate::TranslateScratch)),
@@ -41,52 +44,43 @@ const LOCAL_BITS: u32 = 24;
 pub struct FrozenState {
     /// The table to resume at.
     pub table: u8,
-    /// Metadata words of the working key at the freeze (in_port, pkt_mark, registers, tunnel);
-    /// `recirc_id`, `conj_id` and the `ct_*` words are zero.
+    /// The frozen metadata bits: those of `written` (other bits zero).
     pub meta: [u64; META_WORDS],
+    /// Which metadata bits are frozen: in_port and every bit an action wrote; never
+    /// `recirc_id`, `conj_id` or the `ct_*` words.
+    pub written: [u64; META_WORDS],
 }
 
 impl FrozenState {
-    /// Freezes `flow`'s metadata, to resume at `table`.
-    pub fn new(table: u8, flow: &FlowKey) -> Self {
-        let mut meta = [0u64; META_WORDS];
-        meta.copy_from_slice(&flow.words[..META_WORDS]);
+    /// Freezes the `written` metadata bits of `flow` (and in_port), to resume at `table`.
+    pub fn new(table: u8, flow: &FlowKey, written: &FlowKey) -> Self {
+        let mut mask = FlowKey::ZERO;
+        mask.words[..META_WORDS].copy_from_slice(&written.words[..META_WORDS]);
+        mask.set(layout::IN_PORT, layout::IN_PORT.max_value());
+        mask.set(layout::RECIRC_ID, 0);
+        mask.set(layout::CONJ_ID, 0);
         for w in CT_WORDS {
-            meta[w] = 0;
+            mask.words[w] = 0;
         }
-        let mut k = FlowKey::ZERO;
-        k.words[0] = meta[0];
-        k.words[1] = meta[1];
-        k.set(layout::RECIRC_ID, 0);
-        k.set(layout::CONJ_ID, 0);
-        meta[0] = k.words[0];
-        meta[1] = k.words[1];
-        FrozenState { table, meta }
-    }
-
-    /// The key bits a frozen state is taken from (in_port, pkt_mark, registers, tunnel
-    /// metadata): a translation that freezes must match all of them.
-    pub fn metadata_mask() -> FlowKey {
-        let mut m = FlowKey::ZERO;
-        for (w, v) in m.words[..META_WORDS].iter_mut().enumerate() {
-            if !CT_WORDS.contains(&w) {
-                *v = u64::MAX;
-            }
+        let mut meta = [0u64; META_WORDS];
+        let mut bits = [0u64; META_WORDS];
+        for (w, (v, b)) in meta.iter_mut().zip(bits.iter_mut()).enumerate() {
+            *b = mask.words[w];
+            *v = flow.words[w] & mask.words[w];
         }
-        m.set(layout::CONJ_ID, 0);
-        m
+        FrozenState {
+            table,
+            meta,
+            written: bits,
+        }
     }
 
     /// Writes the frozen metadata into `flow` (the datapath key of the recirculated packet,
-    /// whose packet, `recirc_id` and `ct_*` fields are kept).
+    /// whose packet, `recirc_id`, `ct_*` and unwritten metadata bits are kept).
     pub fn thaw_into(&self, flow: &mut FlowKey) {
-        let recirc = flow.get(layout::RECIRC_ID);
-        for (w, v) in self.meta.iter().enumerate() {
-            if !CT_WORDS.contains(&w) {
-                flow.words[w] = *v;
-            }
+        for (w, (v, m)) in self.meta.iter().zip(&self.written).enumerate() {
+            flow.words[w] = (flow.words[w] & !m) | v;
         }
-        flow.set(layout::RECIRC_ID, recirc);
     }
 }
 
@@ -178,18 +172,23 @@ mod tests {
         k.set_reg(0, 7);
         k.set(layout::CT_STATE, 0x21);
         k.set(layout::RECIRC_ID, 9);
+        let mut written = FlowKey::ZERO;
+        written.set(layout::reg(0), 0xffff_ffff);
+        written.set(layout::CT_STATE, 0xff);
+        written.set(layout::RECIRC_ID, 0xffff_ffff);
         let mut t = RecircTable::new(2, 2);
-        let a = t.freeze(FrozenState::new(10, &k)).expect("id");
+        let a = t.freeze(FrozenState::new(10, &k, &written)).expect("id");
         assert_eq!(a, (2 << 24) | 1);
-        // ct fields and recirc_id are not part of the state.
+        // ct fields, recirc_id and unwritten metadata are not part of the state.
         let mut k2 = k;
         k2.set(layout::CT_STATE, 0x22);
         k2.set(layout::RECIRC_ID, 1);
-        assert_eq!(t.freeze(FrozenState::new(10, &k2)), Some(a));
-        let b = t.freeze(FrozenState::new(11, &k)).expect("id");
+        k2.set_reg(1, 99);
+        assert_eq!(t.freeze(FrozenState::new(10, &k2, &written)), Some(a));
+        let b = t.freeze(FrozenState::new(11, &k, &written)).expect("id");
         assert_ne!(a, b);
         k.set_reg(0, 8);
-        assert_eq!(t.freeze(FrozenState::new(10, &k)), None, "full");
+        assert_eq!(t.freeze(FrozenState::new(10, &k, &written)), None, "full");
         assert!(t.overflowed());
         assert_eq!(t.thaw(a).map(|s| s.table), Some(10));
         assert!(
@@ -199,8 +198,16 @@ mod tests {
         let mut thawed = FlowKey::ZERO;
         thawed.set(layout::RECIRC_ID, u64::from(a));
         thawed.set(layout::CT_STATE, 0x22);
+        thawed.set(layout::IN_PORT, 5);
+        thawed.set(layout::TUN_ID, 77);
         t.thaw(a).expect("state").thaw_into(&mut thawed);
         assert_eq!(thawed.reg(0), 7);
+        assert_eq!(thawed.reg(1), 0, "unwritten: the datapath key's");
+        assert_eq!(
+            thawed.get(layout::TUN_ID),
+            77,
+            "unwritten: the datapath key's"
+        );
         assert_eq!(thawed.get(layout::IN_PORT), 3);
         assert_eq!(thawed.get(layout::CT_STATE), 0x22);
         assert_eq!(thawed.get(layout::RECIRC_ID), u64::from(a));

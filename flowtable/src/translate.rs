@@ -466,10 +466,13 @@ pub fn translate(
     let mut flow = *key;
     let rid = key.get(layout::RECIRC_ID) as u32;
     let mut start = Some(0);
+    // Thawed metadata counts as written: a later freeze must carry it on.
+    let mut meta_written = FlowKey::ZERO;
     if rid != 0 {
         match recirc.thaw(rid) {
             Some(st) => {
                 st.thaw_into(&mut flow);
+                meta_written.words[..st.written.len()].copy_from_slice(&st.written);
                 start = Some(st.table);
                 if let Some(t) = trace.as_deref_mut() {
                     t.push(TraceEvent::Resume {
@@ -487,6 +490,7 @@ pub fn translate(
         flow,
         base: flow,
         written: FlowKey::ZERO,
+        meta_written,
         vlan_tpid: 0x8100,
         depth: 0,
         lookups: 0,
@@ -663,6 +667,8 @@ struct Ctx<'a> {
     base: FlowKey,
     /// Packet-field bits actions wrote.
     written: FlowKey,
+    /// Metadata bits (registers, pkt_mark, tunnel) actions wrote: what a freeze keeps.
+    meta_written: FlowKey,
     vlan_tpid: u16,
     depth: usize,
     lookups: usize,
@@ -872,11 +878,10 @@ impl<'a> Ctx<'a> {
             label,
         }));
         if let Some(table) = ct.table {
-            // The frozen metadata becomes part of what the id stands for: the megaflow must
-            // match every metadata bit it was taken from (in the datapath's keys registers and
-            // pkt_mark are zero anyway, so this costs no megaflow splits there).
-            self.unwild(&FrozenState::metadata_mask());
-            match self.recirc.freeze(FrozenState::new(table, &self.flow)) {
+            // Only written metadata is frozen: those bits come from constants or from key bits
+            // already un-wildcarded, so the id adds nothing to the megaflow.
+            let state = FrozenState::new(table, &self.flow, &self.meta_written);
+            match self.recirc.freeze(state) {
                 Some(id) => {
                     self.record(|| TraceEvent::Recirc { id, table });
                     self.push(DpAction::Recirc(id));
@@ -961,9 +966,14 @@ impl<'a> Ctx<'a> {
     fn mark_written(&mut self, field: FieldId, bits: u128) {
         let loc = field.info().loc;
         match loc {
-            // Metadata (registers, marks, conntrack, tunnel) never reaches the packet.
-            Loc::Word(kf) if usize::from(kf.word) < PACKET_WORD_START => return,
-            Loc::Wide(kf) if usize::from(kf.hi) < PACKET_WORD_START => return,
+            // Metadata (registers, marks, conntrack, tunnel) never reaches the packet; a freeze
+            // keeps what was written of it.
+            Loc::Word(kf) if usize::from(kf.word) < PACKET_WORD_START => {
+                return self.meta_written.union_with(&loc_bits(loc, bits));
+            }
+            Loc::Wide(kf) if usize::from(kf.hi) < PACKET_WORD_START => {
+                return self.meta_written.union_with(&loc_bits(loc, bits));
+            }
             Loc::CtState | Loc::InPort16 => return,
             _ => {}
         }
@@ -1116,11 +1126,13 @@ impl<'a> Ctx<'a> {
     fn bucket(&mut self, actions: &'a [Action], flow: &'a FlowEntry, table: u8) {
         let saved = self.flow;
         let saved_tpid = self.vlan_tpid;
+        let saved_meta_written = self.meta_written;
         // A bucket cannot goto; a goto_table there was refused at group add.
         let _ = self.run_actions(actions, flow, table);
         self.stop = false;
         self.flow = saved;
         self.vlan_tpid = saved_tpid;
+        self.meta_written = saved_meta_written;
     }
 
     /// Weighted rendezvous hashing over the connection's 5-tuple (symmetric fields are not
@@ -1224,6 +1236,7 @@ impl<'a> Ctx<'a> {
         if let Some(r) = l.result_dst {
             // Learning "succeeds" here; the control side applies the mod.
             write_masked(r.field, &mut self.flow, 1u128 << r.ofs, r.mask());
+            self.mark_written(r.field, r.mask());
         }
         let mut flags = crate::flow::FlowFlags::default();
         if l.send_flow_rem {

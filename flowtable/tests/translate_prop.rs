@@ -282,17 +282,23 @@ fn same_outcome(a: &Translation, b: &Translation) -> bool {
 /// frozen states.
 fn check_megaflow(s: &PipelineSnapshot, rng: &mut Rng, k: &FlowKey) -> Result<(), TestCaseError> {
     let mut scratch = TranslateScratch::new();
-    let t = check_megaflow_with(s, rng, k, &mut scratch)?;
-    if let Some(DpAction::Recirc(id)) = t
-        .actions
-        .iter()
-        .rev()
-        .find(|a| matches!(a, DpAction::Recirc(_)))
-    {
-        let mut k2 = *k;
-        k2.set(layout::RECIRC_ID, u64::from(*id));
+    let mut t = check_megaflow_with(s, rng, k, &mut scratch)?;
+    let mut k2 = *k;
+    // Follow up to three recirculations (the datapath key keeps the packet fields; registers
+    // are zero in it).
+    for _ in 0..3 {
+        let Some(id) = t.actions.iter().rev().find_map(|a| match a {
+            DpAction::Recirc(id) => Some(*id),
+            _ => None,
+        }) else {
+            break;
+        };
+        for w in 1..10 {
+            k2.words[w] = 0;
+        }
+        k2.set(layout::RECIRC_ID, u64::from(id));
         k2.set(layout::CT_STATE, rng.pick(&[0x21u64, 0x22, 0x30]));
-        check_megaflow_with(s, rng, &k2, &mut scratch)?;
+        t = check_megaflow_with(s, rng, &k2, &mut scratch)?;
     }
     Ok(())
 }

@@ -136,11 +136,15 @@ fn main() {
     let quick =
         std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench");
     let packets: u64 = if quick { 20_000 } else { 20_000_000 };
-    for (name, text, packets) in [
-        ("antrea-lite (ct off)", FLOWS, packets),
-        ("antrea-ct (ct on)", CT_FLOWS, packets / 4),
+    // `-- ct` / `-- lite`: only that pipeline.
+    let only = std::env::args().find(|a| a == "ct" || a == "lite");
+    for (short, name, text, packets) in [
+        ("lite", "antrea-lite (ct off)", FLOWS, packets),
+        ("ct", "antrea-ct (ct on)", CT_FLOWS, packets / 4),
     ] {
-        table(name, text, packets);
+        if only.as_deref().is_none_or(|o| o == short) {
+            table(name, text, packets);
+        }
     }
 }
 

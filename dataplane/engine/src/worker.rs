@@ -23,12 +23,17 @@ pub const MAX_RECIRC_DEPTH: u8 = 8;
 /// beyond it packets are dropped and counted as `recirc_queue_full`.
 const RECIRC_QUEUE: usize = 4 * BATCH;
 
+/// Key words of the tunnel metadata (`tun_id` .. `tun_tp_dst`): datapath metadata that
+/// re-extraction cannot recover, carried across recirculation as OVS keeps `md.tunnel`.
+const TUNNEL_WORDS: std::ops::Range<usize> = 19..26;
+
 /// A packet waiting for its next pass after `ct(table=T)`.
 #[derive(Clone, Debug)]
 struct Recirculated {
     desc: Desc,
     in_port: u32,
     recirc_id: u32,
+    tunnel: [u64; TUNNEL_WORDS.end - TUNNEL_WORDS.start],
     /// Passes made so far (1 for the first recirculation).
     depth: u8,
     meta: CtMeta,
@@ -325,6 +330,7 @@ impl Worker {
                     self.infos[j] =
                         xvs_packet::extract(self.pool.region().data(r.desc), r.in_port, key);
                     key.set(layout::RECIRC_ID, u64::from(r.recirc_id));
+                    key.words[TUNNEL_WORDS].copy_from_slice(&r.tunnel);
                     crate::ct::write_key(key, &r.meta);
                 }
                 self.openflow_pass(m, &descs, &in_ports, &depths);
@@ -376,6 +382,7 @@ impl Worker {
                 in_port: in_ports[i],
                 nw_frag: keys[i].get(layout::NW_FRAG),
                 depth: depths[i],
+                key: &keys[i],
             };
             let mut x = Exec {
                 pool,
@@ -441,10 +448,12 @@ struct Exec<'a> {
 
 /// The packet's datapath metadata for this pass.
 #[derive(Clone, Copy)]
-struct PacketCtx {
+struct PacketCtx<'k> {
     in_port: u32,
     nw_frag: u64,
     depth: u8,
+    /// The key this pass looked the packet up with.
+    key: &'k FlowKey,
 }
 
 /// Queues `d` for another pass under `recirc_id`, or drops it past the depth bound or when
@@ -458,10 +467,13 @@ fn recirculate(x: &mut Exec, d: Desc, recirc_id: u32, p: PacketCtx, meta: &CtMet
         return drop_packet(x.pool, x.stats, d, DropReason::RecircQueueFull);
     }
     x.stats.recirculations += 1;
+    let mut tunnel = [0u64; TUNNEL_WORDS.end - TUNNEL_WORDS.start];
+    tunnel.copy_from_slice(&p.key.words[TUNNEL_WORDS]);
     x.recirc.push(Recirculated {
         desc: d,
         in_port: p.in_port,
         recirc_id,
+        tunnel,
         depth,
         meta: meta.clone(),
     });
