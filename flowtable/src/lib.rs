@@ -9,6 +9,8 @@
 //! - [`group`] and [`meter`]: group and meter mods.
 //! - [`parse`] and [`print`]: the `ovs-ofctl` text syntax in both directions; the printer produces
 //!   exactly what Open vSwitch 3.1's `ovs-ofctl -O OpenFlow15 dump-flows` prints.
+//! - [`translate`] (with [`datapath`] and [`recirc`]): a packet key through the tables into
+//!   datapath actions, a megaflow mask, and the frozen states of `ct(table=T)` recirculation.
 //!
 //! Nothing here panics on any input; parse errors use `ovs-ofctl`'s wording.
 #![forbid(unsafe_code)]

@@ -6,9 +6,17 @@
 //! examined into the mask), and the winning flow's actions run on a working copy of the key:
 //! `set_field`/`load`, `move`, `goto_table`, `resubmit`, `output` (port, `IN_PORT`, register),
 //! `dec_ttl`, `mod_nw_ttl`, `push_vlan`/`pop_vlan`, `group` (all, select, indirect, ff), `meter`,
-//! `learn`, `controller`, `ct_clear`, `note`. A table miss drops (OpenFlow 1.3+).
-//! Before each output, the packet fields that differ between the working key and the packet as
-//! already modified become `DpAction::Set*` (OVS `commit_odp_actions`), then `Output`.
+//! `learn`, `controller`, `ct`, `ct_clear`, `note`. A table miss drops (OpenFlow 1.3+).
+//! Before each output (and each `ct`), the packet fields that differ between the working key and
+//! the packet as already modified become `DpAction::Set*` (OVS `commit_odp_actions`), then
+//! `Output`.
+//!
+//! # Conntrack and recirculation
+//! `ct(...)` becomes `DpAction::Ct` (zone and `exec(...)` resolved into immediates); with
+//! `table=T` the translation is frozen under a recirculation id ([`crate::recirc`]) and
+//! `DpAction::Recirc(id)` follows; the actions after it keep being translated (the datapath
+//! forks), with the `ct_*` fields cleared. A key with `recirc_id != 0` resumes from its frozen
+//! state, in the scratch's recirculation table.
 //!
 //! # The mask (megaflow correctness)
 //! The mask is the union of: every lookup's wildcards; the source bits of every `move`,
@@ -24,8 +32,8 @@
 //! Resubmit/group nesting is limited to [`MAX_DEPTH`] (64), table lookups to
 //! [`MAX_LOOKUPS`] (4096), executed OpenFlow actions to [`MAX_OF_ACTIONS`], datapath actions to
 //! [`MAX_DP_ACTIONS`]. Exceeding one is a *fatal* [`DropReason`]: every action is discarded and
-//! the packet dropped; the mask stays valid, so the drop can be cached. Also fatal: `ct`/`nat`
-//! (conntrack is not wired yet: [`Unsupported::Ct`]), `NORMAL`/`FLOOD`/`ALL`, a second VLAN tag,
+//! the packet dropped; the mask stays valid, so the drop can be cached. Also fatal: `ct(alg=..)`
+//! and `resubmit(..,ct)` ([`Unsupported::Ct`]), `NORMAL`/`FLOOD`/`ALL`, a second VLAN tag,
 //! rewrites of fields the datapath cannot set, and a group or meter missing from the snapshot
 //! (cannot happen through [`Pipeline`](crate::pipeline::Pipeline), which refuses such flows and
 //! deletes flows with their group/meter). `dec_ttl` on TTL ≤ 1 stops the current action list
