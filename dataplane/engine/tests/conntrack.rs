@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
+use xvs_conntrack::{Conntrack, CtConfig};
 use xvs_engine::{
     CacheConfig, DropReason, EnginePort, Forwarding, OpenFlowStage, Translator, Verdict, Worker,
     WorkerConfig, WorkerSnapshot, MAX_RECIRC_DEPTH,
@@ -56,6 +58,16 @@ fn setup(n: u32, groups: &[&str], flows: &str) -> Setup {
 }
 
 fn setup_with_pool(n: u32, groups: &[&str], flows: &str, frames: usize) -> Setup {
+    setup_full(n, groups, flows, frames, None)
+}
+
+fn setup_full(
+    n: u32,
+    groups: &[&str],
+    flows: &str,
+    frames: usize,
+    tracker: Option<Arc<Conntrack>>,
+) -> Setup {
     let names = NameMap::new();
     let mut p = Pipeline::new();
     let mods: Vec<PipelineMod> = groups
@@ -66,10 +78,13 @@ fn setup_with_pool(n: u32, groups: &[&str], flows: &str, frames: usize) -> Setup
         p.commit(&mods, 0).unwrap();
     }
     load_flows(&mut p, flows, &names, 0).unwrap();
-    let stage = OpenFlowStage::new(
+    let mut stage = OpenFlowStage::new(
         Box::new(Tables(WorkerTranslator::new(p.reader()))),
         CacheConfig::default(),
     );
+    if let Some(t) = tracker {
+        stage = stage.with_conntrack(t, std::time::Instant::now());
+    }
     let pool = FramePool::new(frames as u32, 2048, 128).expect("pool");
     let mut ports = Vec::new();
     let mut peers = Vec::new();
@@ -561,4 +576,26 @@ table=2,priority=100,ipv6,ipv6_dst=fd00::1,actions=output:1
     assert_eq!(&back[0][54..56], &53u16.to_be_bytes());
     assert!(v6_ok(&back[0]), "UDP checksum after un-DNAT");
     s.assert_no_leak();
+}
+
+#[test]
+fn workers_share_one_tracker() {
+    // The request goes through one worker, the reply through another: only a shared tracker
+    // knows the reply is established (with private ones it would be new from B, and dropped).
+    let tracker = Arc::new(Conntrack::new(CtConfig::default()));
+    let mut w1 = setup_full(3, &[], POLICY, POOL, Some(tracker.clone()));
+    let mut w2 = setup_full(3, &[], POLICY, POOL, Some(tracker.clone()));
+    w1.send(1, &udp(A, B, 6000, 53));
+    assert_eq!(w1.recv(2).len(), 1);
+    w2.send(2, &udp(B, A, 53, 6000));
+    assert_eq!(
+        w2.recv(1).len(),
+        1,
+        "the other worker sees the reply as established"
+    );
+    assert_eq!(tracker.conn_count(), 1);
+    // A worker with its own tracker does not.
+    let mut lonely = setup(3, &[], POLICY);
+    lonely.send(2, &udp(B, A, 53, 6000));
+    assert!(lonely.recv(1).is_empty());
 }
