@@ -296,6 +296,8 @@ fn conntrack_pipeline_stateful_policy_service_dnat_and_iperf3() -> Result<()> {
     );
     let show = x.appctl(&["xvs/show"])?;
     assert!(show.contains("conntrack: connections "), "{show}");
+    let features = x.appctl(&["dpif/show-dp-features", "br-int"])?;
+    assert!(features.contains("CT state NAT: Yes"), "{features}");
     let stats = x.appctl(&["dpif-netdev/pmd-stats-show"])?;
     let recirc: u64 = stats
         .lines()

@@ -14,6 +14,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("dpctl/ct-set-maxconns", "[dp] maxconns"),
     ("dpctl/dump-conntrack", "[-m] [-s] [dp] [zone=N]"),
     ("dpctl/flush-conntrack", "[dp] [zone=N]"),
+    ("dpif/show-dp-features", "bridge"),
     ("dpif-netdev/pmd-stats-clear", ""),
     ("dpif-netdev/pmd-stats-show", ""),
     ("exit", ""),
@@ -113,6 +114,12 @@ impl Control {
                 no_args(method)?;
                 Ok(self.show())
             }
+            "dpif/show-dp-features" => match params {
+                [] => Ok(dp_features()),
+                [b] if *b == self.bridge => Ok(dp_features()),
+                [b] => Err(format!("{b}: unknown bridge")),
+                _ => Err("usage: dpif/show-dp-features bridge".to_string()),
+            },
             "dpctl/dump-conntrack" => {
                 let zone = ct_zone_arg(params, &["-m", "-s"])?;
                 let now = self.epoch.elapsed().as_nanos() as u64;
@@ -307,4 +314,51 @@ fn ct_zone_arg(params: &[String], flags: &[&str]) -> Result<Option<u16>, String>
         }
     }
     Ok(zone)
+}
+
+/// `dpif/show-dp-features`, in OVS's wording: Antrea checks the `CT *` lines (state, zone, mark,
+/// label, NAT) before it programs conntrack flows. Only what the engine really does says Yes.
+fn dp_features() -> String {
+    let features: [(&str, &str); 17] = [
+        ("Masked set action", "No"),
+        ("Tunnel push pop", "No"),
+        ("Ufid", "No"),
+        ("Truncate action", "No"),
+        ("Clone action", "No"),
+        ("Conntrack eventmask", "No"),
+        ("Conntrack clear", "Yes"),
+        ("Max VLAN headers", "1"),
+        ("Recirc", "Yes"),
+        ("CT state", "Yes"),
+        ("CT zone", "Yes"),
+        ("CT mark", "Yes"),
+        ("CT label", "Yes"),
+        ("CT state NAT", "Yes"),
+        ("CT orig tuple", "Yes"),
+        ("CT orig tuple for IPv6", "Yes"),
+        ("IPv6 ND Extension", "No"),
+    ];
+    let mut s = String::new();
+    for (name, v) in features {
+        let _ = writeln!(s, "{name}: {v}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dp_features_say_what_antrea_checks() {
+        let f = super::dp_features();
+        for line in [
+            "CT state: Yes",
+            "CT zone: Yes",
+            "CT mark: Yes",
+            "CT label: Yes",
+            "CT state NAT: Yes",
+            "Recirc: Yes",
+        ] {
+            assert!(f.lines().any(|l| l == line), "{line} missing:\n{f}");
+        }
+    }
 }
