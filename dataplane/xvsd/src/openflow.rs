@@ -295,20 +295,33 @@ pub fn trace(
             text.push('\n');
         }
         // Follow the last recirculation (the packet itself; a fork's copy when others follow).
-        let Some(id) = out.actions.iter().rev().find_map(|a| match a {
-            DpAction::Recirc(id) => Some(*id),
-            _ => None,
-        }) else {
+        let Some(at) = out
+            .actions
+            .iter()
+            .rposition(|a| matches!(a, DpAction::Recirc(_)))
+        else {
             break;
+        };
+        let DpAction::Recirc(id) = out.actions[at] else {
+            break;
+        };
+        // The ct() it follows: a NAT with a range is applied to the traced packet as the
+        // tracker would for a new connection (its first address and port), as OVS's trace does.
+        let nat = match at.checked_sub(1).map(|i| &out.actions[i]) {
+            Some(DpAction::Ct(c)) => c.nat,
+            _ => None,
         };
         if pass == xvs_engine::MAX_RECIRC_DEPTH {
             text.push_str("\n(recirculation depth exceeded: the datapath drops the packet)\n");
             break;
         }
-        let (state, given) = match ct_next.next() {
+        let (mut state, given) = match ct_next.next() {
             Some(s) => (s, true),
             None => (0x21, false),
         };
+        if let Some(bits) = nat.and_then(|n| simulate_nat(&mut key, &n)) {
+            state |= bits;
+        }
         key.set(xvs_packet::key::layout::RECIRC_ID, u64::from(id));
         key.set(xvs_packet::key::layout::CT_STATE, u64::from(state));
         let rule = "=".repeat(79);
@@ -318,11 +331,53 @@ pub fn trace(
         if given {
             text.push_str(&format!("ct_state={}\n", ct_flags_text(state)));
         } else {
-            text.push_str("default ct_state=trk|new (use --ct-next to customize)\n");
+            // OVS's wording for the plain default.
+            let shown = match state {
+                0x21 => "trk|new".to_string(),
+                s => ct_flags_text(s),
+            };
+            text.push_str(&format!(
+                "default ct_state={shown} (use --ct-next to customize)\n"
+            ));
         }
         text.push_str(&format!("{rule}\n"));
     }
     Ok(text)
+}
+
+/// Rewrites `key` as `nat(src|dst=range)` would for a new connection (first address, first
+/// port) and returns the ct_state bit it sets (snat 0x40 / dnat 0x80); `None` for bare `nat`.
+fn simulate_nat(key: &mut FlowKey, n: &xvs_flowtable::action::Nat) -> Option<u8> {
+    use xvs_flowtable::action::{NatAddrs, NatKind};
+    use xvs_packet::key::layout;
+    let kind = n.kind?;
+    let src = kind == NatKind::Src;
+    match n.addrs {
+        Some(NatAddrs::V4 { min, .. }) => {
+            key.set(
+                if src { layout::NW_SRC } else { layout::NW_DST },
+                u64::from(min),
+            );
+        }
+        Some(NatAddrs::V6 { min, .. }) => {
+            key.set128(
+                if src {
+                    layout::IPV6_SRC
+                } else {
+                    layout::IPV6_DST
+                },
+                min,
+            );
+        }
+        None => {}
+    }
+    if n.ports.0 != 0 {
+        key.set(
+            if src { layout::TP_SRC } else { layout::TP_DST },
+            u64::from(n.ports.0),
+        );
+    }
+    Some(if src { 0x40 } else { 0x80 })
 }
 
 const CT_FLAGS: [(&str, u8); 8] = [
@@ -385,6 +440,8 @@ mod tests {
             "{t}"
         );
         assert!(t.ends_with("Datapath actions: 3\n"), "{t}");
+        // The DNAT was applied to the traced packet before table 2.
+        assert!(t.contains("default ct_state=new|trk|dnat"), "{t}");
         let t = trace(
             &p,
             &NameMap::new(),
