@@ -128,7 +128,7 @@ appctl ofproto/trace br-int \
 
 echo "== counters"
 appctl xvs/show | head -4
-appctl dpif-netdev/pmd-stats-show | grep -E 'received|recirculations|passes|dropped \(recirc'
+appctl dpif-netdev/pmd-stats-show | grep -E 'received|recirculations|passes|sent|dropped'
 
 echo "== stopping xvsd"
 kill -TERM "$xvsd_pid"; wait "$xvsd_pid"; xvsd_pid=""
