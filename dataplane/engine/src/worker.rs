@@ -301,15 +301,15 @@ impl Worker {
         descs[..n].copy_from_slice(&rx[..n]);
         let mut in_ports = [in_port; BATCH];
         let mut depths = [0u8; BATCH];
-        for (((d, key), info), meta) in descs[..n]
+        // The packets' ct metadata starts empty; it is reset lazily, by the first ct-related
+        // action (depth 0 marks it stale), so packets that never meet ct() do not pay for it.
+        for ((d, key), info) in descs[..n]
             .iter()
             .zip(self.keys.iter_mut())
             .zip(self.infos.iter_mut())
-            .zip(self.metas.iter_mut())
         {
             *key = FlowKey::ZERO;
             *info = xvs_packet::extract(self.pool.region().data(*d), in_port, key);
-            *meta = CtMeta::default();
         }
         self.openflow_pass(n, &descs, &in_ports, &depths);
         while !self.recirc_next.is_empty() {
@@ -380,7 +380,6 @@ impl Worker {
             let h = pipeline::headers(&keys[i], infos[i]);
             let packet = PacketCtx {
                 in_port: in_ports[i],
-                nw_frag: keys[i].get(layout::NW_FRAG),
                 depth: depths[i],
                 key: &keys[i],
             };
@@ -450,7 +449,7 @@ struct Exec<'a> {
 #[derive(Clone, Copy)]
 struct PacketCtx<'k> {
     in_port: u32,
-    nw_frag: u64,
+    /// Passes made before this one; 0 also means the ct metadata is stale (not reset yet).
     depth: u8,
     /// The key this pass looked the packet up with.
     key: &'k FlowKey,
@@ -479,6 +478,18 @@ fn recirculate(x: &mut Exec, d: Desc, recirc_id: u32, p: PacketCtx, meta: &CtMet
     });
 }
 
+/// Why a packet whose actions output nothing is dropped.
+fn no_output_reason(actions: &[ExecAction]) -> DropReason {
+    if actions
+        .iter()
+        .any(|a| matches!(a, ExecAction::RemoteOutput))
+    {
+        DropReason::RemotePort
+    } else {
+        DropReason::ActionDrop
+    }
+}
+
 /// Executes a megaflow's actions on one packet: header rewrites in place, conntrack, a copy
 /// for every output or recirculation but the last, which takes the packet itself.
 fn execute(
@@ -489,53 +500,62 @@ fn execute(
     p: PacketCtx,
     meta: &mut CtMeta,
 ) {
-    let mut consumers_left = actions
-        .iter()
-        .filter(|a| matches!(a, ExecAction::Output(_) | ExecAction::Recirc(_)))
-        .count();
-    let no_output_reason = if actions
-        .iter()
-        .any(|a| matches!(a, ExecAction::RemoteOutput))
-    {
-        DropReason::RemotePort
-    } else {
-        DropReason::ActionDrop
-    };
-    if consumers_left == 0 && !actions.iter().any(|a| matches!(a, ExecAction::Ct(_))) {
-        return drop_packet(x.pool, x.stats, d, no_output_reason);
-    }
+    let mut consumers_left = 0usize;
+    let mut has_ct = false;
     for a in actions {
-        match *a {
+        match a {
+            ExecAction::Output(_) | ExecAction::Recirc(_) => consumers_left += 1,
+            ExecAction::Ct(_) => has_ct = true,
+            _ => {}
+        }
+    }
+    if consumers_left == 0 && !has_ct {
+        return drop_packet(x.pool, x.stats, d, no_output_reason(actions));
+    }
+    let mut meta_stale = p.depth == 0;
+    for a in actions {
+        match a {
             ExecAction::Output(idx) => {
+                let idx = usize::from(*idx);
                 consumers_left -= 1;
                 if consumers_left == 0 {
-                    enqueue(x.ports, x.pool, x.stats, usize::from(idx), d);
+                    enqueue(x.ports, x.pool, x.stats, idx, d);
                     return;
                 }
                 if let Some(c) = copy(x, d) {
-                    enqueue(x.ports, x.pool, x.stats, usize::from(idx), c);
+                    enqueue(x.ports, x.pool, x.stats, idx, c);
                 }
             }
             ExecAction::Recirc(id) => {
+                if std::mem::take(&mut meta_stale) {
+                    meta.clear();
+                }
                 consumers_left -= 1;
                 if consumers_left == 0 {
-                    return recirculate(x, d, id, p, meta);
+                    return recirculate(x, d, *id, p, meta);
                 }
                 // ct(table=T) followed by more actions: the copy recirculates, the packet
                 // goes on.
                 if let Some(c) = copy(x, d) {
-                    recirculate(x, c, id, p, meta);
+                    recirculate(x, c, *id, p, meta);
                 }
             }
-            ExecAction::Ct(ref act) => {
-                let input = crate::ct::input(x.pool.region().data(d), &h, p.nw_frag);
+            ExecAction::Ct(act) => {
+                if std::mem::take(&mut meta_stale) {
+                    meta.clear();
+                }
+                let nw_frag = p.key.get(layout::NW_FRAG);
+                let input = crate::ct::input(x.pool.region().data(d), &h, nw_frag);
                 if let Some(rw) = x.tracker.process(x.now, &input, act, meta, &mut x.stats.ct) {
                     if !crate::ct::apply_nat(x.pool.region_mut().data_mut(d), &h, &rw) {
                         return drop_packet(x.pool, x.stats, d, DropReason::NatFailed);
                     }
                 }
             }
-            ExecAction::CtClear => meta.clear(),
+            ExecAction::CtClear => {
+                meta_stale = false;
+                meta.clear();
+            }
             ExecAction::RemoteOutput => x.stats.drops[DropReason::RemotePort as usize] += 1,
             ExecAction::Header(DpAction::PushVlan { tpid, tci }) => {
                 let base = x.pool.region().frame_base(d.addr);
@@ -545,8 +565,8 @@ fn execute(
                     x.pool.region_mut().frame_mut(base),
                     start,
                     end,
-                    tpid,
-                    tci,
+                    *tpid,
+                    *tci,
                 ) {
                     Some(new_start) => {
                         d.addr = base + new_start as u64;
@@ -566,7 +586,7 @@ fn execute(
                     None => return drop_packet(x.pool, x.stats, d, DropReason::RewriteFailed),
                 }
             }
-            ExecAction::Header(ref set) => {
+            ExecAction::Header(set) => {
                 if !crate::rewrite::apply(x.pool.region_mut().data_mut(d), &h, set) {
                     return drop_packet(x.pool, x.stats, d, DropReason::RewriteFailed);
                 }
@@ -574,7 +594,7 @@ fn execute(
         }
     }
     // Only conntrack side effects: nothing took the packet.
-    drop_packet(x.pool, x.stats, d, no_output_reason);
+    drop_packet(x.pool, x.stats, d, no_output_reason(actions));
 }
 
 /// A copy of `d` in a fresh frame of the pool; `None` (counted) when there is none.
