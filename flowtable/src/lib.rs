@@ -9,9 +9,10 @@
 //! - [`group`] and [`meter`]: group and meter mods.
 //! - [`parse`] and [`print`]: the `ovs-ofctl` text syntax in both directions; the printer produces
 //!   exactly what Open vSwitch 3.1's `ovs-ofctl -O OpenFlow15 dump-flows` prints.
-//! - [`pipeline`] and [`translate`]: the versioned tables and translation to datapath actions;
-//!   [`l2`] (NORMAL's MAC table and the bridge's ports), [`metering`] (meters' rate limiters),
-//!   [`stats`] (crediting cached hits to rules, groups and MACs).
+//! - [`pipeline`] and [`translate`] (with [`datapath`] and [`recirc`]): the versioned tables, and a
+//!   packet key through them into datapath actions, a megaflow mask, and the frozen states of
+//!   `ct(table=T)` recirculation; [`l2`] (NORMAL's MAC table and the bridge's ports), [`metering`]
+//!   (meters' rate limiters), [`stats`] (crediting cached hits to rules, groups and MACs).
 //!
 //! Nothing here panics on any input; parse errors use `ovs-ofctl`'s wording.
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ pub mod names;
 pub mod parse;
 pub mod pipeline;
 pub mod print;
+pub mod recirc;
 pub mod stats;
 pub mod translate;
 mod value;

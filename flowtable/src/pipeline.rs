@@ -1252,12 +1252,24 @@ impl<'a> Staging<'a> {
 
 /// Parses an `ovs-ofctl add-flows` file into one bundle of flow mods: one flow per line, an
 /// optional leading command word (`add`, `modify`, `delete`, ...), blank lines and `#` comments
-/// skipped. Errors carry the 1-based line number and the parser's message.
+/// skipped; a line starting with `group_id=` adds a group (`ovs-ofctl add-groups` syntax), so a
+/// file can hold the groups its flows use (put them first). Errors carry the 1-based line
+/// number and the parser's message.
 pub fn parse_flows(text: &str, names: &NameMap) -> Result<Vec<PipelineMod>, LoadError> {
     let mut mods = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // A group in `ovs-ofctl add-groups` syntax (until the OpenFlow socket can add them).
+        if line.starts_with("group_id=") {
+            let gm = crate::group::parse_group_mod(line, crate::group::GroupCommand::Add, names)
+                .map_err(|e| LoadError::Parse {
+                    line: i + 1,
+                    message: e.to_string(),
+                })?;
+            mods.push(PipelineMod::Group(gm));
             continue;
         }
         let fm = crate::parse::parse_flow_mod_line(line, names).map_err(|e| LoadError::Parse {

@@ -544,7 +544,7 @@ fn put_ipv6_bracket(out: &mut String, a: u128, bracket: bool) {
     }
 }
 
-fn format_nat(out: &mut String, nat: &Nat) {
+pub(crate) fn format_nat(out: &mut String, nat: &Nat) {
     out.push_str("nat");
     let Some(kind) = nat.kind else {
         return;

@@ -6,9 +6,17 @@
 //! examined into the mask), and the winning flow's actions run on a working copy of the key:
 //! `set_field`/`load`, `move`, `goto_table`, `resubmit`, `output` (port, `IN_PORT`, register),
 //! `dec_ttl`, `mod_nw_ttl`, `push_vlan`/`pop_vlan`, `group` (all, select, indirect, ff), `meter`,
-//! `learn`, `controller`, `ct_clear`, `note`. A table miss drops (OpenFlow 1.3+).
-//! Before each output, the packet fields that differ between the working key and the packet as
-//! already modified become `DpAction::Set*` (OVS `commit_odp_actions`), then `Output`.
+//! `learn`, `controller`, `ct`, `ct_clear`, `note`. A table miss drops (OpenFlow 1.3+).
+//! Before each output (and each `ct`), the packet fields that differ between the working key and
+//! the packet as already modified become `DpAction::Set*` (OVS `commit_odp_actions`), then
+//! `Output`.
+//!
+//! # Conntrack and recirculation
+//! `ct(...)` becomes `DpAction::Ct` (zone and `exec(...)` resolved into immediates); with
+//! `table=T` the translation is frozen under a recirculation id ([`crate::recirc`]) and
+//! `DpAction::Recirc(id)` follows; the actions after it keep being translated (the datapath
+//! forks), with the `ct_*` fields cleared. A key with `recirc_id != 0` resumes from its frozen
+//! state, in the scratch's recirculation table.
 //!
 //! # The mask (megaflow correctness)
 //! The mask is the union of: every lookup's wildcards; the source bits of every `move`,
@@ -24,8 +32,8 @@
 //! Resubmit/group nesting is limited to [`MAX_DEPTH`] (64), table lookups to
 //! [`MAX_LOOKUPS`] (4096), executed OpenFlow actions to [`MAX_OF_ACTIONS`], datapath actions to
 //! [`MAX_DP_ACTIONS`]. Exceeding one is a *fatal* [`DropReason`]: every action is discarded and
-//! the packet dropped; the mask stays valid, so the drop can be cached. Also fatal: `ct`/`nat`
-//! (conntrack is not wired yet: [`Unsupported::Ct`]), a second VLAN tag,
+//! the packet dropped; the mask stays valid, so the drop can be cached. Also fatal: `ct(alg=..)`
+//! and `resubmit(..,ct)` ([`Unsupported::Ct`]), a second VLAN tag,
 //! rewrites of fields the datapath cannot set, and a group or meter missing from the snapshot
 //! (cannot happen through [`Pipeline`](crate::pipeline::Pipeline), which refuses such flows and
 //! deletes flows with their group/meter). `dec_ttl` on TTL ≤ 1 stops the current action list
@@ -59,6 +67,7 @@ use crate::flow::{ethertype, ipproto, Flow, FlowMod, FlowModCommand, Match};
 use crate::group::GroupType;
 use crate::names::Port;
 use crate::pipeline::{FlowEntry, FlowRule, PipelineReader, PipelineSnapshot};
+use crate::recirc::{FrozenState, RecircTable, DEFAULT_RECIRC_CAPACITY};
 
 /// Deepest nesting of `resubmit` and `group` (OVS `MAX_DEPTH`).
 pub const MAX_DEPTH: usize = 64;
@@ -72,7 +81,7 @@ pub const MAX_DP_ACTIONS: usize = 1024;
 /// What the datapath cannot do yet; translating it drops the packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Unsupported {
-    /// `ct(...)` / `nat(...)`, `resubmit(..,ct)`: conntrack is not wired into translation yet.
+    /// `ct(alg=...)` (FTP/TFTP helpers) and `resubmit(..,ct)`.
     Ct,
     /// `output:NORMAL` (no longer produced: NORMAL is translated, see [`crate::l2`]).
     Normal,
@@ -105,11 +114,17 @@ pub enum DropReason {
     MissingMeter(u32),
     /// Something the datapath does not support yet.
     Unsupported(Unsupported),
+    /// `ct(table=T)` needed a new recirculation id and the worker's table is full (it is
+    /// emptied, with the caches, at the next batch).
+    RecircFull,
+    /// A packet recirculated with an id this translator does not know (a stale id: cannot
+    /// happen through the engine, which flushes its caches with the ids).
+    UnknownRecirc(u32),
 }
 
 impl DropReason {
     /// Number of distinct counters [`index`](Self::index) maps to.
-    pub const N: usize = 12;
+    pub const N: usize = 14;
 
     /// A dense index for counters.
     pub fn index(self) -> usize {
@@ -126,6 +141,8 @@ impl DropReason {
             DropReason::Unsupported(Unsupported::Table) => 9,
             DropReason::Unsupported(Unsupported::DoubleVlan) => 10,
             DropReason::Unsupported(Unsupported::Rewrite) => 11,
+            DropReason::RecircFull => 12,
+            DropReason::UnknownRecirc(_) => 13,
         }
     }
 
@@ -144,6 +161,8 @@ impl DropReason {
             DropReason::Unsupported(Unsupported::Table) => "unsupported_output_table",
             DropReason::Unsupported(Unsupported::DoubleVlan) => "unsupported_double_vlan",
             DropReason::Unsupported(Unsupported::Rewrite) => "unsupported_rewrite",
+            DropReason::RecircFull => "recirc_full",
+            DropReason::UnknownRecirc(_) => "unknown_recirc",
         }
     }
 
@@ -272,18 +291,38 @@ impl Translation {
     }
 }
 
-/// Per-worker scratch memory for [`translate`].
+/// Per-worker memory for [`translate`]: lookup scratch, trace buffer and the worker's
+/// recirculation ids ([`RecircTable`]).
 #[derive(Debug, Default)]
 pub struct TranslateScratch {
     lookup: LookupScratch,
     /// Trace events of the last translation, when tracing is on.
     trace: Option<Vec<TraceEvent>>,
+    recirc: RecircTable,
 }
 
 impl TranslateScratch {
-    /// Empty scratch.
+    /// Empty scratch (recirculation ids of worker 0).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Empty scratch allocating the recirculation ids of worker `worker`.
+    pub fn for_worker(worker: u8) -> Self {
+        TranslateScratch {
+            recirc: RecircTable::new(worker, DEFAULT_RECIRC_CAPACITY),
+            ..Self::default()
+        }
+    }
+
+    /// The recirculation ids allocated so far.
+    pub fn recirc(&self) -> &RecircTable {
+        &self.recirc
+    }
+
+    /// The recirculation ids, to clear them (only when no cached entry can emit them).
+    pub fn recirc_mut(&mut self) -> &mut RecircTable {
+        &mut self.recirc
     }
 
     /// Turns tracing on or off: when on, each translation records its [`TraceEvent`]s
@@ -321,6 +360,26 @@ pub enum TraceEvent {
     Output(u32),
     /// A packet-in request.
     Controller,
+    /// A `ct()` action in `zone`.
+    Ct {
+        /// The zone.
+        zone: u16,
+    },
+    /// `ct(table=T)`: a copy of the packet (the packet itself when nothing follows)
+    /// recirculates under `id` and resumes at `table`.
+    Recirc {
+        /// The recirculation id.
+        id: u32,
+        /// The table it resumes at.
+        table: u8,
+    },
+    /// Translation resumed from a frozen state (a recirculated packet).
+    Resume {
+        /// The recirculation id.
+        id: u32,
+        /// The table it resumes at.
+        table: u8,
+    },
     /// An abnormal event.
     Drop(DropReason),
 }
@@ -368,6 +427,19 @@ pub fn format_trace(
             TraceEvent::Controller => {
                 let _ = writeln!(s, "    -> packet-in to the controller");
             }
+            TraceEvent::Ct { zone } => {
+                let _ = writeln!(s, "    -> conntrack in zone {zone}");
+            }
+            TraceEvent::Recirc { id, table } => {
+                let _ = writeln!(
+                    s,
+                    "    -> A clone of the packet is forked to recirculate (recirc_id={id:#x}). \
+                     The forked pipeline will be resumed at table {table}."
+                );
+            }
+            TraceEvent::Resume { id, table } => {
+                let _ = writeln!(s, "Resuming from recirc_id={id:#x} at table {table}");
+            }
             TraceEvent::Drop(r) => {
                 let _ = writeln!(s, "    -> {}", r.name());
             }
@@ -376,18 +448,14 @@ pub fn format_trace(
     s.push_str("\nMegaflow: ");
     let _ = write!(s, "{:?}", t.mask);
     s.push_str("\nDatapath actions: ");
-    if t.actions.is_empty() {
-        s.push_str("drop");
-    } else {
-        let acts: Vec<String> = t.actions.iter().map(|a| format!("{a:?}")).collect();
-        s.push_str(&acts.join(","));
-    }
+    s.push_str(&crate::datapath::format_dp_actions(&t.actions));
     s.push('\n');
     s
 }
 
 /// Translates `key` through `snap` into `out` (cleared first). `now` stamps learn requests.
-/// Never panics; every bad situation is a [`DropReason`].
+/// A key with `recirc_id != 0` resumes from the state `scratch`'s recirculation table froze
+/// under that id. Never panics; every bad situation is a [`DropReason`].
 pub fn translate(
     snap: &PipelineSnapshot,
     key: &FlowKey,
@@ -406,16 +474,43 @@ pub fn translate(
     if dl == ethertype::IP || dl == ethertype::IPV6 {
         out.mask.set(layout::NW_FRAG, u64::MAX);
     }
-    let mut trace = scratch.trace.as_mut();
+    let TranslateScratch {
+        lookup,
+        recirc,
+        trace,
+    } = scratch;
+    let mut trace = trace.as_mut();
     if let Some(t) = trace.as_deref_mut() {
         t.clear();
+    }
+    let mut flow = *key;
+    let rid = key.get(layout::RECIRC_ID) as u32;
+    let mut start = Some(0);
+    // Thawed metadata counts as written: a later freeze must carry it on.
+    let mut meta_written = FlowKey::ZERO;
+    if rid != 0 {
+        match recirc.thaw(rid) {
+            Some(st) => {
+                st.thaw_into(&mut flow);
+                meta_written.words[..st.written.len()].copy_from_slice(&st.written);
+                start = Some(st.table);
+                if let Some(t) = trace.as_deref_mut() {
+                    t.push(TraceEvent::Resume {
+                        id: rid,
+                        table: st.table,
+                    });
+                }
+            }
+            None => start = None,
+        }
     }
     let mut cx = Ctx {
         snap,
         trace,
-        flow: *key,
-        base: *key,
+        flow,
+        base: flow,
         written: FlowKey::ZERO,
+        meta_written,
         vlan_tpid: 0x8100,
         depth: 0,
         lookups: 0,
@@ -423,10 +518,14 @@ pub fn translate(
         fatal: false,
         stop: false,
         now,
-        scratch: &mut scratch.lookup,
+        scratch: lookup,
+        recirc,
         out,
     };
-    cx.run_table(0);
+    match start {
+        Some(table) => cx.run_table(table),
+        None => cx.fail(DropReason::UnknownRecirc(rid)),
+    }
     if cx.fatal {
         cx.out.actions.clear();
     }
@@ -439,6 +538,10 @@ pub struct WorkerTranslator {
     scratch: TranslateScratch,
     out: Translation,
     counters: TranslateCounters,
+    /// Pipeline version the recirculation ids were allocated under.
+    recirc_version: u64,
+    /// Times the recirculation table was emptied because it was full.
+    recirc_generation: u64,
 }
 
 /// Counters of a [`WorkerTranslator`].
@@ -457,19 +560,45 @@ pub struct TranslateCounters {
 }
 
 impl WorkerTranslator {
-    /// A translator over `reader`'s pipeline.
+    /// A translator over `reader`'s pipeline (recirculation ids of worker 0).
     pub fn new(reader: PipelineReader) -> Self {
+        Self::for_worker(reader, 0)
+    }
+
+    /// A translator over `reader`'s pipeline for worker `worker` (which owns the
+    /// recirculation ids `worker << 24 | n`).
+    pub fn for_worker(reader: PipelineReader, worker: u8) -> Self {
         WorkerTranslator {
             reader,
-            scratch: TranslateScratch::new(),
+            scratch: TranslateScratch::for_worker(worker),
             out: Translation::new(),
             counters: TranslateCounters::default(),
+            recirc_version: u64::MAX,
+            recirc_generation: 0,
         }
     }
 
-    /// Adopts the newest pipeline (once per batch) and returns its version.
+    /// Adopts the newest pipeline (once per batch) and returns the *cache generation*: the
+    /// pipeline version, changed also when the recirculation ids had to be recycled. The
+    /// caller must flush every cached translation when it moves (recirculation ids are only
+    /// valid within one generation).
     pub fn refresh(&mut self) -> u64 {
-        self.reader.refresh().version()
+        let version = self.reader.refresh().version();
+        let recirc = self.scratch.recirc_mut();
+        if version != self.recirc_version || recirc.overflowed() {
+            if version == self.recirc_version {
+                self.recirc_generation += 1;
+            }
+            recirc.clear();
+            self.recirc_version = version;
+        }
+        // Versions stay far below 2^48; the generation makes the value move on a recycle.
+        version ^ (self.recirc_generation << 48)
+    }
+
+    /// The recirculation ids allocated in the current generation.
+    pub fn recirc(&self) -> &RecircTable {
+        self.scratch.recirc()
     }
 
     /// Translates `key` against the adopted pipeline and counts the outcome.
@@ -569,6 +698,8 @@ struct Ctx<'a> {
     base: FlowKey,
     /// Packet-field bits actions wrote.
     written: FlowKey,
+    /// Metadata bits (registers, pkt_mark, tunnel) actions wrote: what a freeze keeps.
+    meta_written: FlowKey,
     vlan_tpid: u16,
     depth: usize,
     lookups: usize,
@@ -578,6 +709,7 @@ struct Ctx<'a> {
     stop: bool,
     now: u64,
     scratch: &'a mut LookupScratch,
+    recirc: &'a mut RecircTable,
     out: &'a mut Translation,
 }
 
@@ -718,19 +850,79 @@ impl<'a> Ctx<'a> {
                 }
                 Action::Conjunction { .. } | Action::Note(_) => {}
                 Action::Learn(l) => self.learn(l, flow, table),
-                Action::Ct(_) => {
-                    self.fail(DropReason::Unsupported(Unsupported::Ct));
-                    return None;
-                }
+                Action::Ct(ct) => self.ct(ct),
                 Action::CtClear => {
-                    self.flow.set(layout::CT_STATE, 0);
-                    self.flow.set(layout::CT_ZONE, 0);
-                    self.flow.set(layout::CT_MARK, 0);
-                    self.flow.set128(layout::CT_LABEL, 0);
+                    clear_ct_fields(&mut self.flow);
+                    self.push(DpAction::CtClear);
                 }
             }
         }
         None
+    }
+
+    /// `ct(...)` (OVS `compose_conntrack_action`): commits pending rewrites so the tracker
+    /// sees them, resolves the zone and `exec(...)` into immediates, emits `Ct`, and for
+    /// `table=T` freezes the translation and emits `Recirc`. Translation then goes on with the
+    /// actions that follow (the fork: the datapath recirculates a copy when anything follows)
+    /// with the `ct_*` fields cleared, as they exist only in the recirculated pipeline.
+    fn ct(&mut self, ct: &crate::action::Ct) {
+        if ct.alg != 0 {
+            return self.fail(DropReason::Unsupported(Unsupported::Ct));
+        }
+        self.commit();
+        let zone = match ct.zone {
+            crate::action::CtZone::Imm(z) => z,
+            crate::action::CtZone::Field(sf) => {
+                self.unwild(&loc_bits(sf.field.info().loc, sf.mask()));
+                read_sub(&sf, &self.flow) as u16
+            }
+        };
+        let mut mark: Option<(u32, u32)> = None;
+        let mut label: Option<(u128, u128)> = None;
+        for a in &ct.exec {
+            let (field, value, mask) = match a {
+                Action::SetField { field, value, mask } => (*field, *value, *mask),
+                Action::Move { src, dst } => {
+                    let v = read_sub(src, &self.flow);
+                    self.unwild(&loc_bits(src.field.info().loc, src.mask()));
+                    let n = src.n_bits.min(dst.n_bits);
+                    let m = ones(n) << dst.ofs;
+                    (dst.field, (v << dst.ofs) & m, m)
+                }
+                // The parser only lets set_field/move/load of ct_mark/ct_label into exec().
+                _ => continue,
+            };
+            if field == FieldId::CT_MARK {
+                let (v, m) = mark.unwrap_or((0, 0));
+                let (value, mask) = (value as u32, mask as u32);
+                mark = Some(((v & !mask) | (value & mask), m | mask));
+            } else if field == FieldId::CT_LABEL {
+                let (v, m) = label.unwrap_or((0, 0));
+                label = Some(((v & !mask) | (value & mask), m | mask));
+            }
+        }
+        self.record(|| TraceEvent::Ct { zone });
+        self.push(DpAction::Ct(crate::datapath::DpCt {
+            zone,
+            commit: ct.commit,
+            force: ct.force,
+            nat: ct.nat,
+            mark,
+            label,
+        }));
+        if let Some(table) = ct.table {
+            // Only written metadata is frozen: those bits come from constants or from key bits
+            // already un-wildcarded, so the id adds nothing to the megaflow.
+            let state = FrozenState::new(table, &self.flow, &self.meta_written);
+            match self.recirc.freeze(state) {
+                Some(id) => {
+                    self.record(|| TraceEvent::Recirc { id, table });
+                    self.push(DpAction::Recirc(id));
+                }
+                None => return self.fail(DropReason::RecircFull),
+            }
+        }
+        clear_ct_fields(&mut self.flow);
     }
 
     fn is_ip(&self) -> bool {
@@ -807,9 +999,14 @@ impl<'a> Ctx<'a> {
     fn mark_written(&mut self, field: FieldId, bits: u128) {
         let loc = field.info().loc;
         match loc {
-            // Metadata (registers, marks, conntrack, tunnel) never reaches the packet.
-            Loc::Word(kf) if usize::from(kf.word) < PACKET_WORD_START => return,
-            Loc::Wide(kf) if usize::from(kf.hi) < PACKET_WORD_START => return,
+            // Metadata (registers, marks, conntrack, tunnel) never reaches the packet; a freeze
+            // keeps what was written of it.
+            Loc::Word(kf) if usize::from(kf.word) < PACKET_WORD_START => {
+                return self.meta_written.union_with(&loc_bits(loc, bits));
+            }
+            Loc::Wide(kf) if usize::from(kf.hi) < PACKET_WORD_START => {
+                return self.meta_written.union_with(&loc_bits(loc, bits));
+            }
             Loc::CtState | Loc::InPort16 => return,
             _ => {}
         }
@@ -1032,11 +1229,13 @@ impl<'a> Ctx<'a> {
     fn bucket(&mut self, actions: &'a [Action], flow: &'a FlowEntry, table: u8) {
         let saved = self.flow;
         let saved_tpid = self.vlan_tpid;
+        let saved_meta_written = self.meta_written;
         // A bucket cannot goto; a goto_table there was refused at group add.
         let _ = self.run_actions(actions, flow, table);
         self.stop = false;
         self.flow = saved;
         self.vlan_tpid = saved_tpid;
+        self.meta_written = saved_meta_written;
     }
 
     /// Weighted rendezvous hashing over the connection's 5-tuple (symmetric fields are not
@@ -1140,6 +1339,7 @@ impl<'a> Ctx<'a> {
         if let Some(r) = l.result_dst {
             // Learning "succeeds" here; the control side applies the mod.
             write_masked(r.field, &mut self.flow, 1u128 << r.ofs, r.mask());
+            self.mark_written(r.field, r.mask());
         }
         let mut flags = crate::flow::FlowFlags::default();
         if l.send_flow_rem {
@@ -1332,6 +1532,13 @@ impl<'a> Ctx<'a> {
         }
         // The packet now carries the working key's packet fields.
         self.base = self.flow;
+    }
+}
+
+/// Zeroes every `ct_*` field (ct_state, zone, mark, label, original tuple).
+fn clear_ct_fields(k: &mut FlowKey) {
+    for w in &mut k.words[10..19] {
+        *w = 0;
     }
 }
 

@@ -359,11 +359,11 @@ fn meter_is_recorded_controller_and_learn_are_side_effects() {
 }
 
 #[test]
-fn ct_is_unsupported_and_drops() {
+fn ct_alg_is_unsupported_and_drops() {
     let p = pipeline(
         &[],
         &[],
-        "table=0,priority=10,ip,actions=output:3,ct(table=1,zone=5)",
+        "table=0,priority=10,tcp,actions=output:3,ct(commit,table=1,zone=5,alg=ftp)",
     );
     let t = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
     assert_eq!(t.reason, Some(DropReason::Unsupported(Unsupported::Ct)));
@@ -548,7 +548,7 @@ fn trace_records_the_walk() {
     let text = format_trace(sc.trace(), &out, &NameMap::new());
     assert!(text.contains("0. priority=10,tcp, cookie 0x0"), "{text}");
     assert!(text.contains("9. No match."), "{text}");
-    assert!(text.contains("Datapath actions: Output(5)"), "{text}");
+    assert!(text.contains("Datapath actions: 5"), "{text}");
 }
 
 #[test]

@@ -13,14 +13,15 @@ use std::sync::Arc;
 
 use common::*;
 use proptest::prelude::*;
-use xvs_flowtable::action::Action;
+use xvs_flowtable::action::{Action, Ct, CtZone};
+use xvs_flowtable::datapath::DpAction;
 use xvs_flowtable::field::{FieldId, Subfield};
 use xvs_flowtable::flow::{Flow, FlowMod, FlowModCommand, Match};
 use xvs_flowtable::group::{parse_group_mod, GroupCommand};
 use xvs_flowtable::l2::MacLearning;
 use xvs_flowtable::meter::parse_meter;
 use xvs_flowtable::pipeline::{MeterCommand, MeterMod, Pipeline, PipelineMod, PipelineSnapshot};
-use xvs_flowtable::translate::Translation;
+use xvs_flowtable::translate::{translate, TranslateScratch, Translation};
 use xvs_flowtable::{NameMap, Port};
 use xvs_packet::key::layout;
 use xvs_packet::{FlowKey, KEY_WORDS};
@@ -88,11 +89,14 @@ fn random_match(rng: &mut Rng) -> Match {
     if rng.chance(20) {
         m.set(f("reg1"), u128::from(rng.below(6)), 0xf);
     }
+    if rng.chance(20) {
+        m.set(f("ct_state"), rng.pick(&[0x21u128, 0x22]), 0x23);
+    }
     m
 }
 
 fn random_action(rng: &mut Rng, table: u8) -> Action {
-    match rng.below(14) {
+    match rng.below(15) {
         0 => Action::SetField {
             field: f("reg0"),
             value: u128::from(rng.below(16)),
@@ -144,6 +148,28 @@ fn random_action(rng: &mut Rng, table: u8) -> Action {
             port: rng.pick(&[Port::FLOOD, Port::ALL]),
             max_len: 0,
         },
+        // ct with recirculation: zone from reg0 or immediate, ct_mark from reg1 on commit.
+        13 => {
+            let commit = rng.chance(50);
+            Action::Ct(Box::new(Ct {
+                commit,
+                table: Some(rng.below(u64::from(N_TABLES)) as u8),
+                zone: if rng.chance(50) {
+                    CtZone::Field(sub("NXM_NX_REG0", 0, 4))
+                } else {
+                    CtZone::Imm(7)
+                },
+                exec: if commit && rng.chance(50) {
+                    vec![Action::Move {
+                        src: sub("NXM_NX_REG1", 0, 4),
+                        dst: sub("NXM_NX_CT_MARK", 0, 4),
+                    }]
+                } else {
+                    Vec::new()
+                },
+                ..Ct::default()
+            }))
+        }
         _ => {
             if table + 1 < N_TABLES {
                 Action::Resubmit {
@@ -297,8 +323,45 @@ fn same_outcome(a: &Translation, b: &Translation) -> bool {
         && a.rules.iter().zip(&b.rules).all(|(x, y)| Arc::ptr_eq(x, y))
 }
 
+/// The megaflow property for `k`, then for the packet recirculated by its translation (if
+/// any) with a random `ct_state`; one scratch throughout, so equal recirculation ids mean equal
+/// frozen states.
 fn check_megaflow(s: &PipelineSnapshot, rng: &mut Rng, k: &FlowKey) -> Result<(), TestCaseError> {
-    let t = xlate(s, k);
+    let mut scratch = TranslateScratch::new();
+    let mut t = check_megaflow_with(s, rng, k, &mut scratch)?;
+    let mut k2 = *k;
+    // Follow up to three recirculations (the datapath key keeps the packet fields; registers
+    // are zero in it).
+    for _ in 0..3 {
+        let Some(id) = t.actions.iter().rev().find_map(|a| match a {
+            DpAction::Recirc(id) => Some(*id),
+            _ => None,
+        }) else {
+            break;
+        };
+        for w in 1..10 {
+            k2.words[w] = 0;
+        }
+        k2.set(layout::RECIRC_ID, u64::from(id));
+        k2.set(layout::CT_STATE, rng.pick(&[0x21u64, 0x22, 0x30]));
+        t = check_megaflow_with(s, rng, &k2, &mut scratch)?;
+    }
+    Ok(())
+}
+
+fn xlate_in(s: &PipelineSnapshot, k: &FlowKey, scratch: &mut TranslateScratch) -> Translation {
+    let mut out = Translation::new();
+    translate(s, k, 0, scratch, &mut out);
+    out
+}
+
+fn check_megaflow_with(
+    s: &PipelineSnapshot,
+    rng: &mut Rng,
+    k: &FlowKey,
+    scratch: &mut TranslateScratch,
+) -> Result<Translation, TestCaseError> {
+    let t = xlate_in(s, k, scratch);
     for _ in 0..6 {
         // Any key that agrees on the mask, whatever the other bits (registers included).
         let mut k2 = FlowKey::ZERO;
@@ -306,7 +369,7 @@ fn check_megaflow(s: &PipelineSnapshot, rng: &mut Rng, k: &FlowKey) -> Result<()
             let noise = if rng.chance(50) { rng.next() } else { 0 };
             k2.words[i] = (k.words[i] & t.mask.words[i]) | (noise & !t.mask.words[i]);
         }
-        let t2 = xlate(s, &k2);
+        let t2 = xlate_in(s, &k2, scratch);
         prop_assert!(
             same_outcome(&t, &t2),
             "megaflow violated:\nkey  {k:?}\nkey2 {k2:?}\nmask {:?}\n{:?} / {:?}\n{:?} / {:?}",
@@ -317,7 +380,7 @@ fn check_megaflow(s: &PipelineSnapshot, rng: &mut Rng, k: &FlowKey) -> Result<()
             t2.reason
         );
     }
-    Ok(())
+    Ok(t)
 }
 
 proptest! {

@@ -1,7 +1,9 @@
 //! Pipeline-only throughput of one worker: no kernel I/O. A replay port feeds 64-byte UDP frames
 //! (pod-a -> pod-b) through the Antrea-style pipeline of `deploy/examples/antrea-lite.flows`;
 //! a second replay port is the sink. Prints Mpps per core and the cache tiers' share for 1,
-//! 1,000 and 100,000 distinct flows (5-tuples), median of 3 runs.
+//! 1,000 and 100,000 distinct flows (5-tuples), median of 3 runs. Then the same frames through
+//! `deploy/examples/antrea-ct.flows` (conntrack on: `ct(zone=65520,nat)` and a ConntrackCommit
+//! per packet, three datapath passes), for the ct-on / ct-off ratio.
 //!
 //! Run: `cargo bench -p xvs-engine --bench pipeline` (release profile, one core).
 
@@ -17,6 +19,7 @@ use xvs_packet::build::{udp4, Macs};
 use xvs_packet::FlowKey;
 
 const FLOWS: &str = include_str!("../../../deploy/examples/antrea-lite.flows");
+const CT_FLOWS: &str = include_str!("../../../deploy/examples/antrea-ct.flows");
 
 struct Adapter(xvs_flowtable::translate::WorkerTranslator);
 
@@ -73,11 +76,12 @@ struct Run {
     upcalls: u64,
     rx: u64,
     tx: u64,
+    recirculations: u64,
 }
 
-fn run(flows: usize, packets: u64) -> Run {
+fn run(text: &str, flows: usize, packets: u64) -> Run {
     let mut pipeline = Pipeline::new();
-    load_flows(&mut pipeline, FLOWS, &NameMap::new(), 0).expect("flows");
+    load_flows(&mut pipeline, text, &NameMap::new(), 0).expect("flows");
     let stage = OpenFlowStage::new(
         Box::new(Adapter(xvs_flowtable::translate::WorkerTranslator::new(
             pipeline.reader(),
@@ -134,6 +138,7 @@ fn run(flows: usize, packets: u64) -> Run {
         upcalls: after.upcalls_ok - before.upcalls_ok,
         rx,
         tx: after.tx_packets - before.tx_packets,
+        recirculations: after.recirculations - before.recirculations,
     }
 }
 
@@ -142,25 +147,39 @@ fn main() {
     let quick =
         std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench");
     let packets: u64 = if quick { 20_000 } else { 20_000_000 };
-    println!("pipeline-only, 64-byte UDP, antrea-lite pipeline, one worker, median of 3");
+    // `-- ct` / `-- lite`: only that pipeline.
+    let only = std::env::args().find(|a| a == "ct" || a == "lite");
+    for (short, name, text, packets) in [
+        ("lite", "antrea-lite (ct off)", FLOWS, packets),
+        ("ct", "antrea-ct (ct on)", CT_FLOWS, packets / 4),
+    ] {
+        if only.as_deref().is_none_or(|o| o == short) {
+            table(name, text, packets);
+        }
+    }
+}
+
+fn table(name: &str, text: &str, packets: u64) {
+    println!("pipeline-only, 64-byte UDP, {name} pipeline, one worker, median of 3");
     println!(
-        "{:>8} {:>10} {:>10} {:>12} {:>12} {:>9}",
-        "flows", "Mpps", "ns/pkt", "emc hits %", "megaflow %", "upcalls"
+        "{:>8} {:>10} {:>10} {:>12} {:>12} {:>9} {:>8}",
+        "flows", "Mpps", "ns/pkt", "emc hits %", "megaflow %", "upcalls", "passes"
     );
     for flows in [1usize, 1_000, 100_000] {
-        let mut runs: Vec<Run> = (0..3).map(|_| run(flows, packets)).collect();
+        let mut runs: Vec<Run> = (0..3).map(|_| run(text, flows, packets)).collect();
         runs.sort_by(|a, b| a.mpps.total_cmp(&b.mpps));
         let m = &runs[1];
         let total = (m.exact + m.megaflow).max(1) as f64;
         assert_eq!(m.tx, m.rx, "every packet must be forwarded");
         println!(
-            "{:>8} {:>10.2} {:>10.1} {:>12.1} {:>12.1} {:>9}",
+            "{:>8} {:>10.2} {:>10.1} {:>12.1} {:>12.1} {:>9} {:>8.2}",
             flows,
             m.mpps,
             1e3 / m.mpps,
             m.exact as f64 * 100.0 / total,
             m.megaflow as f64 * 100.0 / total,
-            m.upcalls
+            m.upcalls,
+            (m.rx + m.recirculations) as f64 / m.rx.max(1) as f64
         );
     }
 }

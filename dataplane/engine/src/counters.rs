@@ -7,6 +7,7 @@
 //! snapshot may mix values published at slightly different times, which is fine for counters.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use xvs_conntrack::CtStats;
 use xvs_io::PortStats;
 
 /// Why the engine dropped a packet. Each reason has its own counter per worker.
@@ -30,15 +31,23 @@ pub enum DropReason {
     RewriteFailed = 6,
     /// The output port is polled by another worker (cross-worker transmit is not supported).
     RemotePort = 7,
-    /// No free frame for a copy of a packet sent to several ports.
+    /// No free frame for a copy of a packet sent to several ports (or forked by
+    /// `ct(table=T)`).
     PoolEmpty = 8,
     /// A meter's drop band refused the packet (over the meter's rate).
     MeterDrop = 9,
+    /// The packet recirculated more than [`MAX_RECIRC_DEPTH`](crate::MAX_RECIRC_DEPTH) times.
+    RecircDepth = 10,
+    /// More recirculations were pending in one batch than the worker's queue holds.
+    RecircQueueFull = 11,
+    /// The tracker's NAT verdict could not be written into the packet (truncated headers,
+    /// SCTP ports).
+    NatFailed = 12,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::TxRingFull,
         DropReason::NoOutput,
         DropReason::BadDescriptor,
@@ -49,6 +58,9 @@ impl DropReason {
         DropReason::RemotePort,
         DropReason::PoolEmpty,
         DropReason::MeterDrop,
+        DropReason::RecircDepth,
+        DropReason::RecircQueueFull,
+        DropReason::NatFailed,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -66,6 +78,9 @@ impl DropReason {
             DropReason::RemotePort => "remote_port",
             DropReason::PoolEmpty => "pool_empty",
             DropReason::MeterDrop => "meter_drop",
+            DropReason::RecircDepth => "recirc_depth",
+            DropReason::RecircQueueFull => "recirc_queue_full",
+            DropReason::NatFailed => "nat_failed",
         }
     }
 }
@@ -137,6 +152,10 @@ pub struct WorkerSnapshot {
     pub busy_ns: u64,
     /// Nanoseconds spent in iterations that received nothing (including sleeps).
     pub idle_ns: u64,
+    /// Packets looked up again after `ct(table=T)` (OVS: "packet recirculations").
+    pub recirculations: u64,
+    /// Connection-tracking outcomes of this worker's packets (`+inv` is a state, not a drop).
+    pub ct: CtStats,
 }
 
 /// The published form of [`WorkerSnapshot`].
@@ -150,6 +169,24 @@ pub struct WorkerCounters {
     iterations: AtomicU64,
     busy_ns: AtomicU64,
     idle_ns: AtomicU64,
+    recirculations: AtomicU64,
+    ct: [AtomicU64; 11],
+}
+
+fn ct_fields(c: &CtStats) -> [u64; 11] {
+    [
+        c.packets,
+        c.fast_path,
+        c.lookups,
+        c.hits,
+        c.new,
+        c.established,
+        c.related,
+        c.invalid,
+        c.fragments,
+        c.created,
+        c.commit_failed,
+    ]
 }
 
 impl WorkerCounters {
@@ -175,10 +212,29 @@ impl WorkerCounters {
         self.iterations.store(s.iterations, Ordering::Relaxed);
         self.busy_ns.store(s.busy_ns, Ordering::Relaxed);
         self.idle_ns.store(s.idle_ns, Ordering::Relaxed);
+        self.recirculations
+            .store(s.recirculations, Ordering::Relaxed);
+        for (a, v) in self.ct.iter().zip(ct_fields(&s.ct)) {
+            a.store(v, Ordering::Relaxed);
+        }
     }
 
     /// The last published values.
     pub fn load(&self) -> WorkerSnapshot {
+        let c = |i: usize| self.ct[i].load(Ordering::Relaxed);
+        let ct = CtStats {
+            packets: c(0),
+            fast_path: c(1),
+            lookups: c(2),
+            hits: c(3),
+            new: c(4),
+            established: c(5),
+            related: c(6),
+            invalid: c(7),
+            fragments: c(8),
+            created: c(9),
+            commit_failed: c(10),
+        };
         let mut drops = [0; DropReason::COUNT];
         for (d, a) in drops.iter_mut().zip(&self.drops) {
             *d = a.load(Ordering::Relaxed);
@@ -197,6 +253,8 @@ impl WorkerCounters {
             iterations: self.iterations.load(Ordering::Relaxed),
             busy_ns: self.busy_ns.load(Ordering::Relaxed),
             idle_ns: self.idle_ns.load(Ordering::Relaxed),
+            recirculations: self.recirculations.load(Ordering::Relaxed),
+            ct,
         }
     }
 }

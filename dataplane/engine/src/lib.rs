@@ -4,7 +4,9 @@
 //! A worker iteration:
 //! 1. for every port it polls, receive a burst (up to [`BATCH`] frames) into the worker's pool;
 //! 2. decide each packet's output port (the [`Forwarding`] stage) and append it to that port's
-//!    pending-transmit batch; a full batch is pushed to the port at once;
+//!    pending-transmit batch; a full batch is pushed to the port at once. In OpenFlow mode a
+//!    `ct` action runs the packet through the shared connection tracker, and a `recirc` queues
+//!    it (or a copy) for another pass through the caches, at most [`MAX_RECIRC_DEPTH`] times;
 //! 3. push every non-empty pending batch, free what a port refused (counted as a drop by
 //!    reason), and let every port reclaim finished frames and refill its receive ring;
 //! 4. account the iteration as busy or idle and, periodically, publish counters.
@@ -14,11 +16,14 @@
 #![forbid(unsafe_code)]
 
 mod counters;
+mod ct;
 pub mod pipeline;
 mod rewrite;
 mod worker;
 
 pub use counters::{DropReason, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot};
 pub use pipeline::{CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
-pub use worker::{EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH};
+pub use worker::{
+    EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH, MAX_RECIRC_DEPTH,
+};
 pub use xvs_classifier::CacheConfig;

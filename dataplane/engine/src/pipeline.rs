@@ -5,7 +5,9 @@ use crate::counters::{DropReason, WorkerSnapshot};
 use crate::rewrite::{self, Headers};
 use crate::worker::BATCH;
 use std::sync::Arc;
+use std::time::Instant;
 use xvs_classifier::{CacheConfig, DatapathCache, MegaflowId};
+use xvs_conntrack::{Conntrack, CtAction, CtConfig};
 use xvs_flowtable::datapath::DpAction;
 use xvs_flowtable::metering::MeterState;
 use xvs_flowtable::stats::Attribution;
@@ -74,6 +76,13 @@ pub enum ExecAction {
     Output(u16),
     /// An output to a port this worker does not poll.
     RemoteOutput,
+    /// Run the packet through the connection tracker.
+    Ct(CtAction),
+    /// Forget the packet's connection-tracking metadata.
+    CtClear,
+    /// Look the packet (or, when other actions follow, a copy) up again with this
+    /// `recirc_id` and its `ct_*` metadata.
+    Recirc(u32),
     /// Run the meter in this slot of the stage's meter table ([`MeterCx`]).
     Meter(u16),
 }
@@ -120,6 +129,11 @@ pub struct OpenFlowStage {
     uncached_attribution: [Option<Attribution>; BATCH],
     /// Bit `i`: `uncached_attribution[i]` belongs to the current burst.
     uncached_credit: u64,
+    conntrack: Arc<Conntrack>,
+    /// Origin of the tracker's clock (shared with whoever sweeps the tracker).
+    epoch: Instant,
+    /// Nanoseconds since `epoch`, read once per batch.
+    now: u64,
     scratch: Vec<DpAction>,
     /// Meters the cached actions of this version refer to by slot ([`ExecAction::Meter`]);
     /// emptied with the caches on a version change.
@@ -149,6 +163,9 @@ impl OpenFlowStage {
     pub fn new(translator: Box<dyn Translator>, config: CacheConfig) -> Self {
         Self {
             translator,
+            conntrack: Arc::new(Conntrack::new(CtConfig::default())),
+            epoch: Instant::now(),
+            now: 0,
             cache: DatapathCache::new(config),
             dirty: Vec::with_capacity(config.megaflow.capacity as usize),
             uncached_attribution: std::array::from_fn(|_| None),
@@ -164,8 +181,29 @@ impl OpenFlowStage {
         }
     }
 
+    /// Uses `conntrack` (shared by every worker) with the clock `now = epoch.elapsed()`
+    /// instead of the stage's private tracker.
+    pub fn with_conntrack(mut self, conntrack: Arc<Conntrack>, epoch: Instant) -> Self {
+        self.conntrack = conntrack;
+        self.epoch = epoch;
+        self
+    }
+
+    /// The connection tracker.
+    pub fn conntrack(&self) -> &Arc<Conntrack> {
+        &self.conntrack
+    }
+
+    /// The tracker and its clock (nanoseconds since the epoch) for the current batch.
+    #[inline]
+    pub(crate) fn tracker(&self) -> (&Conntrack, u64) {
+        (&self.conntrack, self.now)
+    }
+
     /// Starts a batch: adopts the newest tables, flushing the caches if they changed.
     pub fn begin_batch(&mut self, stats: &mut WorkerSnapshot) {
+        // One clock read per batch (vDSO, no syscall) for every ct() of the batch.
+        self.now = self.epoch.elapsed().as_nanos() as u64;
         self.version = self.translator.refresh();
         if self.version != self.cache.version() {
             // The entries die with the flush: hand their hits to the rules first.
@@ -264,6 +302,9 @@ impl OpenFlowStage {
                 .position(|m| m.config().meter_id == id)
                 .and_then(|i| u16::try_from(i).ok())
                 .map_or(ExecAction::Header(DpAction::Meter(id)), ExecAction::Meter),
+            DpAction::Ct(ref c) => ExecAction::Ct(crate::ct::ct_action(c)),
+            DpAction::CtClear => ExecAction::CtClear,
+            DpAction::Recirc(id) => ExecAction::Recirc(id),
             other => ExecAction::Header(other),
         };
         let attribution = self.translator.attribution();

@@ -236,8 +236,27 @@ pub fn apply(f: &mut [u8], h: &Headers, action: &DpAction) -> bool {
         DpAction::Output(_)
         | DpAction::PushVlan { .. }
         | DpAction::PopVlan
-        | DpAction::Meter(_) => false,
+        | DpAction::Meter(_)
+        | DpAction::Ct(_)
+        | DpAction::CtClear
+        | DpAction::Recirc(_) => false,
     }
+}
+
+/// Rewrites the identifier of an ICMP/ICMPv6 echo (NAT of ICMP queries), with its checksum.
+pub fn set_icmp_id(f: &mut [u8], h: &Headers, id: u16) -> bool {
+    const IPPROTO_ICMP: u8 = 1;
+    let Some(l4) = h.info.l4() else { return false };
+    let icmp = (h.nw_proto == IPPROTO_ICMP && h.eth_type == ETH_P_IPV4)
+        || (h.nw_proto == IPPROTO_ICMPV6 && h.eth_type == ETH_P_IPV6);
+    let (Some(old), Some(c)) = (get16(f, l4 + 4), get16(f, l4 + 2)) else {
+        return false;
+    };
+    if !icmp {
+        return false;
+    }
+    put16(f, l4 + 4, id);
+    put16(f, l4 + 2, update16(c, old, id))
 }
 
 /// Inserts an 802.1Q tag after the MAC addresses of the frame held in `region[start..end]`,

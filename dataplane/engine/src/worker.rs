@@ -6,12 +6,38 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xvs_classifier::MegaflowId;
+use xvs_conntrack::{Conntrack, CtMeta};
 use xvs_flowtable::datapath::DpAction;
 use xvs_io::{Desc, FramePool, PortIo};
+use xvs_packet::key::layout;
 use xvs_packet::{ExtractInfo, FlowKey};
 
 /// Packets received per port per iteration, and the size of a transmit batch.
 pub const BATCH: usize = 32;
+
+/// Most times one packet is looked up again (`ct(table=T)` chains; OVS `MAX_RECIRC_DEPTH`).
+/// Beyond it the packet is dropped and counted as `recirc_depth`.
+pub const MAX_RECIRC_DEPTH: u8 = 8;
+
+/// Recirculations pending at once in a worker (a burst whose packets all fork twice fits);
+/// beyond it packets are dropped and counted as `recirc_queue_full`.
+const RECIRC_QUEUE: usize = 4 * BATCH;
+
+/// Key words of the tunnel metadata (`tun_id` .. `tun_tp_dst`): datapath metadata that
+/// re-extraction cannot recover, carried across recirculation as OVS keeps `md.tunnel`.
+const TUNNEL_WORDS: std::ops::Range<usize> = 19..26;
+
+/// A packet waiting for its next pass after `ct(table=T)`.
+#[derive(Clone, Debug)]
+struct Recirculated {
+    desc: Desc,
+    in_port: u32,
+    recirc_id: u32,
+    tunnel: [u64; TUNNEL_WORDS.end - TUNNEL_WORDS.start],
+    /// Passes made so far (1 for the first recirculation).
+    depth: u8,
+    meta: CtMeta,
+}
 
 /// Interval between two publications of the counters (and refreshes of kernel-side port
 /// statistics, which cost a syscall per port).
@@ -111,6 +137,11 @@ pub struct Worker {
     keys: Box<[FlowKey; BATCH]>,
     infos: [ExtractInfo; BATCH],
     ids: [Option<MegaflowId>; BATCH],
+    /// Connection-tracking metadata of each packet of the pass (OVS `pkt->md.ct_*`).
+    metas: Box<[CtMeta; BATCH]>,
+    /// Packets of the pass being run, and those queued for the next one.
+    recirc_now: Vec<Recirculated>,
+    recirc_next: Vec<Recirculated>,
 }
 
 impl Worker {
@@ -165,6 +196,9 @@ impl Worker {
             keys: Box::new([FlowKey::ZERO; BATCH]),
             infos: [ExtractInfo::default(); BATCH],
             ids: [None; BATCH],
+            metas: Box::new(std::array::from_fn(|_| CtMeta::default())),
+            recirc_now: Vec::with_capacity(RECIRC_QUEUE),
+            recirc_next: Vec::with_capacity(RECIRC_QUEUE),
         })
     }
 
@@ -268,14 +302,19 @@ impl Worker {
     }
 
     /// The OpenFlow stage for one received burst: extract keys, classify (translating misses),
-    /// execute each packet's actions.
+    /// execute each packet's actions; then the recirculated packets, pass after pass, in
+    /// chunks of at most a burst, until none is left (each pass adds one to a packet's depth,
+    /// which is bounded, so this ends).
     fn openflow_burst(&mut self, in_idx: usize, rx: &[Desc]) {
-        let Forwarding::OpenFlow(stage) = &mut self.forwarding else {
-            return;
-        };
         let n = rx.len().min(BATCH);
         let in_port = self.ports[in_idx].ofport;
-        for ((d, key), info) in rx[..n]
+        let mut descs = [Desc::default(); BATCH];
+        descs[..n].copy_from_slice(&rx[..n]);
+        let mut in_ports = [in_port; BATCH];
+        let mut depths = [0u8; BATCH];
+        // The packets' ct metadata starts empty; it is reset lazily, by the first ct-related
+        // action (depth 0 marks it stale), so packets that never meet ct() do not pay for it.
+        for ((d, key), info) in descs[..n]
             .iter()
             .zip(self.keys.iter_mut())
             .zip(self.infos.iter_mut())
@@ -283,37 +322,90 @@ impl Worker {
             *key = FlowKey::ZERO;
             *info = xvs_packet::extract(self.pool.region().data(*d), in_port, key);
         }
-        let ports = &self.ports;
-        let port_of = |ofport: u32| {
-            ports
-                .iter()
-                .position(|p| p.ofport == ofport)
-                .and_then(|i| u16::try_from(i).ok())
+        self.openflow_pass(n, &descs, &in_ports, &depths);
+        while !self.recirc_next.is_empty() {
+            std::mem::swap(&mut self.recirc_now, &mut self.recirc_next);
+            let mut start = 0;
+            while start < self.recirc_now.len() {
+                let m = (self.recirc_now.len() - start).min(BATCH);
+                for j in 0..m {
+                    let r = &self.recirc_now[start + j];
+                    descs[j] = r.desc;
+                    in_ports[j] = r.in_port;
+                    depths[j] = r.depth;
+                    self.metas[j].clone_from(&r.meta);
+                    let key = &mut self.keys[j];
+                    *key = FlowKey::ZERO;
+                    // The packet as the previous pass left it (NAT, rewrites), with the
+                    // tracker's verdict and the id of the frozen translation.
+                    self.infos[j] =
+                        xvs_packet::extract(self.pool.region().data(r.desc), r.in_port, key);
+                    key.set(layout::RECIRC_ID, u64::from(r.recirc_id));
+                    key.words[TUNNEL_WORDS].copy_from_slice(&r.tunnel);
+                    crate::ct::write_key(key, &r.meta);
+                }
+                self.openflow_pass(m, &descs, &in_ports, &depths);
+                start += m;
+            }
+            self.recirc_now.clear();
+        }
+    }
+
+    /// One pass over `n` packets whose keys, offsets and ct metadata are in place.
+    fn openflow_pass(&mut self, n: usize, descs: &[Desc], in_ports: &[u32], depths: &[u8]) {
+        let Worker {
+            pool,
+            ports,
+            forwarding,
+            stats,
+            keys,
+            infos,
+            ids,
+            metas,
+            recirc_next,
+            ..
+        } = self;
+        let Forwarding::OpenFlow(stage) = forwarding else {
+            return;
         };
-        stage.classify(
-            &self.keys[..n],
-            &mut self.ids[..n],
-            &port_of,
-            &mut self.stats,
-        );
-        for (i, &d) in rx[..n].iter().enumerate() {
-            let tcp_flags = self.keys[i].get(xvs_packet::key::layout::TCP_FLAGS) as u16;
-            let Some((actions, meters)) = stage.packet_actions(i, self.ids[i], d.len, tcp_flags)
-            else {
-                self.pool.free(d.addr);
-                pipeline::count_drop(&mut self.stats, stage.miss_reason(i));
+        {
+            let ports = &*ports;
+            let port_of = |ofport: u32| {
+                ports
+                    .iter()
+                    .position(|p| p.ofport == ofport)
+                    .and_then(|i| u16::try_from(i).ok())
+            };
+            stage.classify(&keys[..n], &mut ids[..n], &port_of, stats);
+        }
+        // One reference count per pass, so that the loop can borrow the stage mutably for the
+        // megaflows' hit counters.
+        let tracker = Arc::clone(stage.conntrack());
+        let now = stage.tracker().1;
+        for i in 0..n {
+            let d = descs[i];
+            let tcp_flags = keys[i].get(layout::TCP_FLAGS) as u16;
+            let Some((actions, meters)) = stage.packet_actions(i, ids[i], d.len, tcp_flags) else {
+                pool.free(d.addr);
+                pipeline::count_drop(stats, stage.miss_reason(i));
                 continue;
             };
-            let h = pipeline::headers(&self.keys[i], self.infos[i]);
-            execute(
-                actions,
+            let h = pipeline::headers(&keys[i], infos[i]);
+            let packet = PacketCtx {
+                in_port: in_ports[i],
+                depth: depths[i],
+                key: &keys[i],
+            };
+            let mut x = Exec {
+                pool,
+                ports,
+                stats,
+                tracker: &tracker,
+                now,
+                recirc: recirc_next,
                 meters,
-                d,
-                h,
-                &mut self.pool,
-                &mut self.ports,
-                &mut self.stats,
-            );
+            };
+            execute(&mut x, actions, d, h, packet, &mut metas[i]);
         }
     }
 
@@ -357,91 +449,192 @@ fn transmit(port: &mut EnginePort, pool: &mut FramePool, stats: &mut WorkerSnaps
     port.pending_len = 0;
 }
 
-/// Executes a megaflow's actions on one packet: header rewrites in place, a copy for every
-/// output but the last, which takes the packet itself.
+/// What executing actions may touch besides the packet.
+struct Exec<'a> {
+    pool: &'a mut FramePool,
+    ports: &'a mut [EnginePort],
+    stats: &'a mut WorkerSnapshot,
+    tracker: &'a Conntrack,
+    now: u64,
+    recirc: &'a mut Vec<Recirculated>,
+    meters: pipeline::MeterCx<'a>,
+}
+
+/// The packet's datapath metadata for this pass.
+#[derive(Clone, Copy)]
+struct PacketCtx<'k> {
+    in_port: u32,
+    /// Passes made before this one; 0 also means the ct metadata is stale (not reset yet).
+    depth: u8,
+    /// The key this pass looked the packet up with.
+    key: &'k FlowKey,
+}
+
+/// Queues `d` for another pass under `recirc_id`, or drops it past the depth bound or when
+/// the queue is full (the queue never grows: no allocation on the packet path).
+fn recirculate(x: &mut Exec, d: Desc, recirc_id: u32, p: PacketCtx, meta: &CtMeta) {
+    let depth = p.depth.saturating_add(1);
+    if depth > MAX_RECIRC_DEPTH {
+        return drop_packet(x.pool, x.stats, d, DropReason::RecircDepth);
+    }
+    if x.recirc.len() >= RECIRC_QUEUE {
+        return drop_packet(x.pool, x.stats, d, DropReason::RecircQueueFull);
+    }
+    x.stats.recirculations += 1;
+    let mut tunnel = [0u64; TUNNEL_WORDS.end - TUNNEL_WORDS.start];
+    tunnel.copy_from_slice(&p.key.words[TUNNEL_WORDS]);
+    x.recirc.push(Recirculated {
+        desc: d,
+        in_port: p.in_port,
+        recirc_id,
+        tunnel,
+        depth,
+        meta: meta.clone(),
+    });
+}
+
+/// Why a packet whose actions output nothing is dropped.
+fn no_output_reason(actions: &[ExecAction]) -> DropReason {
+    if actions
+        .iter()
+        .any(|a| matches!(a, ExecAction::RemoteOutput))
+    {
+        DropReason::RemotePort
+    } else {
+        DropReason::ActionDrop
+    }
+}
+
+/// Executes a megaflow's actions on one packet: header rewrites in place, conntrack, a copy
+/// for every output or recirculation but the last, which takes the packet itself.
 fn execute(
+    x: &mut Exec,
     actions: &[ExecAction],
-    meters: pipeline::MeterCx<'_>,
     mut d: Desc,
     mut h: crate::rewrite::Headers,
-    pool: &mut FramePool,
-    ports: &mut [EnginePort],
-    stats: &mut WorkerSnapshot,
+    p: PacketCtx,
+    meta: &mut CtMeta,
 ) {
-    let mut outputs_left = actions
-        .iter()
-        .filter(|a| matches!(a, ExecAction::Output(_)))
-        .count();
-    if outputs_left == 0 {
-        pool.free(d.addr);
-        let reason = if actions
-            .iter()
-            .any(|a| matches!(a, ExecAction::RemoteOutput))
-        {
-            DropReason::RemotePort
-        } else {
-            DropReason::ActionDrop
-        };
-        stats.drops[reason as usize] += 1;
-        return;
-    }
+    let mut consumers_left = 0usize;
+    let mut has_ct = false;
     for a in actions {
-        match *a {
+        match a {
+            ExecAction::Output(_) | ExecAction::Recirc(_) => consumers_left += 1,
+            ExecAction::Ct(_) => has_ct = true,
+            _ => {}
+        }
+    }
+    if consumers_left == 0 && !has_ct {
+        return drop_packet(x.pool, x.stats, d, no_output_reason(actions));
+    }
+    let mut meta_stale = p.depth == 0;
+    for a in actions {
+        match a {
             ExecAction::Output(idx) => {
-                outputs_left -= 1;
-                if outputs_left == 0 {
-                    enqueue(ports, pool, stats, usize::from(idx), d);
+                let idx = usize::from(*idx);
+                consumers_left -= 1;
+                if consumers_left == 0 {
+                    enqueue(x.ports, x.pool, x.stats, idx, d);
                     return;
                 }
-                match pool.alloc_desc(d.len) {
-                    Some(c) if pool.region_mut().copy_data(d, c) => {
-                        enqueue(ports, pool, stats, usize::from(idx), c)
-                    }
-                    Some(c) => drop_packet(pool, stats, c, DropReason::BadDescriptor),
-                    None => stats.drops[DropReason::PoolEmpty as usize] += 1,
+                if let Some(c) = copy(x, d) {
+                    enqueue(x.ports, x.pool, x.stats, idx, c);
                 }
             }
-            ExecAction::RemoteOutput => stats.drops[DropReason::RemotePort as usize] += 1,
             ExecAction::Meter(slot) => {
-                let pass = meters
+                let pass = x
                     .meters
-                    .get(usize::from(slot))
-                    .is_none_or(|m| m.pass(meters.now_ns, d.len));
+                    .meters
+                    .get(usize::from(*slot))
+                    .is_none_or(|m| m.pass(x.meters.now_ns, d.len));
                 if !pass {
-                    return drop_packet(pool, stats, d, DropReason::MeterDrop);
+                    return drop_packet(x.pool, x.stats, d, DropReason::MeterDrop);
                 }
             }
+            ExecAction::Recirc(id) => {
+                if std::mem::take(&mut meta_stale) {
+                    meta.clear();
+                }
+                consumers_left -= 1;
+                if consumers_left == 0 {
+                    return recirculate(x, d, *id, p, meta);
+                }
+                // ct(table=T) followed by more actions: the copy recirculates, the packet
+                // goes on.
+                if let Some(c) = copy(x, d) {
+                    recirculate(x, c, *id, p, meta);
+                }
+            }
+            ExecAction::Ct(act) => {
+                if std::mem::take(&mut meta_stale) {
+                    meta.clear();
+                }
+                let nw_frag = p.key.get(layout::NW_FRAG);
+                let input = crate::ct::input(x.pool.region().data(d), &h, nw_frag);
+                if let Some(rw) = x.tracker.process(x.now, &input, act, meta, &mut x.stats.ct) {
+                    if !crate::ct::apply_nat(x.pool.region_mut().data_mut(d), &h, &rw) {
+                        return drop_packet(x.pool, x.stats, d, DropReason::NatFailed);
+                    }
+                }
+            }
+            ExecAction::CtClear => {
+                meta_stale = false;
+                meta.clear();
+            }
+            ExecAction::RemoteOutput => x.stats.drops[DropReason::RemotePort as usize] += 1,
             ExecAction::Header(DpAction::PushVlan { tpid, tci }) => {
-                let base = pool.region().frame_base(d.addr);
+                let base = x.pool.region().frame_base(d.addr);
                 let start = (d.addr - base) as usize;
                 let end = start + d.len as usize;
-                match pipeline::push_vlan(pool.region_mut().frame_mut(base), start, end, tpid, tci)
-                {
+                match pipeline::push_vlan(
+                    x.pool.region_mut().frame_mut(base),
+                    start,
+                    end,
+                    *tpid,
+                    *tci,
+                ) {
                     Some(new_start) => {
                         d.addr = base + new_start as u64;
                         d.len += 4;
                         shift_offsets(&mut h, 4);
                     }
-                    None => return drop_packet(pool, stats, d, DropReason::RewriteFailed),
+                    None => return drop_packet(x.pool, x.stats, d, DropReason::RewriteFailed),
                 }
             }
             ExecAction::Header(DpAction::PopVlan) => {
-                match pipeline::pop_vlan(pool.region_mut().data_mut(d)) {
+                match pipeline::pop_vlan(x.pool.region_mut().data_mut(d)) {
                     Some(moved) => {
                         d.addr += moved as u64;
                         d.len -= moved as u32;
                         shift_offsets(&mut h, -4);
                     }
-                    None => return drop_packet(pool, stats, d, DropReason::RewriteFailed),
+                    None => return drop_packet(x.pool, x.stats, d, DropReason::RewriteFailed),
                 }
             }
             // A meter the translator could not resolve: its packets pass.
             ExecAction::Header(DpAction::Meter(_)) => {}
-            ExecAction::Header(ref set) => {
-                if !crate::rewrite::apply(pool.region_mut().data_mut(d), &h, set) {
-                    return drop_packet(pool, stats, d, DropReason::RewriteFailed);
+            ExecAction::Header(set) => {
+                if !crate::rewrite::apply(x.pool.region_mut().data_mut(d), &h, set) {
+                    return drop_packet(x.pool, x.stats, d, DropReason::RewriteFailed);
                 }
             }
+        }
+    }
+    // Only conntrack side effects: nothing took the packet.
+    drop_packet(x.pool, x.stats, d, no_output_reason(actions));
+}
+
+/// A copy of `d` in a fresh frame of the pool; `None` (counted) when there is none.
+fn copy(x: &mut Exec, d: Desc) -> Option<Desc> {
+    match x.pool.alloc_desc(d.len) {
+        Some(c) if x.pool.region_mut().copy_data(d, c) => Some(c),
+        Some(c) => {
+            drop_packet(x.pool, x.stats, c, DropReason::BadDescriptor);
+            None
+        }
+        None => {
+            x.stats.drops[DropReason::PoolEmpty as usize] += 1;
+            None
         }
     }
 }

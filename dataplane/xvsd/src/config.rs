@@ -45,6 +45,35 @@ pub struct Config {
     /// The ports.
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,
+    /// The connection tracker shared by every worker (`ct()` actions).
+    #[serde(default)]
+    pub conntrack: ConntrackConfig,
+}
+
+/// The `[conntrack]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConntrackConfig {
+    /// Most connections tracked at once (OVS `ct-set-maxconns`); a commit beyond it fails
+    /// and is counted (`ct_full`).
+    pub max_connections: u32,
+    /// Per-zone limit for zones without their own (0 = unlimited).
+    pub default_zone_limit: u32,
+    /// TCP sequence-window checking (OVS `ct-enable-tcp-seq-chk`).
+    pub tcp_seq_check: bool,
+    /// Connections the control thread examines for expiry per 20 ms period.
+    pub sweep_budget: u32,
+}
+
+impl Default for ConntrackConfig {
+    fn default() -> Self {
+        ConntrackConfig {
+            max_connections: 3_000_000,
+            default_zone_limit: 0,
+            tcp_seq_check: true,
+            sweep_budget: 4096,
+        }
+    }
 }
 
 /// Forwarding modes.
@@ -247,6 +276,14 @@ pub fn plan(
     }
     if config.ports.is_empty() {
         return Err(invalid("no [[port]] configured"));
+    }
+    if config.conntrack.max_connections == 0 {
+        return Err(invalid("conntrack.max_connections must be at least 1"));
+    }
+    if config.conntrack.sweep_budget == 0 {
+        return Err(invalid(
+            "conntrack.sweep_budget must be at least 1 (expired connections would never go)",
+        ));
     }
     if config.forwarding == ForwardingMode::Openflow && config.workers.len() > 1 {
         let unassigned = config.ports.iter().filter(|p| p.worker.is_none()).count();
@@ -463,6 +500,25 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("unknown field `bogus`"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn conntrack_table_is_read_and_checked() {
+        let p = plan_str(&format!(
+            "{GOOD}\n[conntrack]\nmax_connections = 1000\ntcp_seq_check = false\n"
+        ))
+        .expect("plan");
+        assert_eq!(p.config.conntrack.max_connections, 1000);
+        assert!(!p.config.conntrack.tcp_seq_check);
+        assert_eq!(p.config.conntrack.sweep_budget, 4096);
+        assert_eq!(
+            plan_str(GOOD).expect("plan").config.conntrack,
+            ConntrackConfig::default()
+        );
+        let e = parse(&format!("{GOOD}\n[conntrack]\nmax_conns = 5\n")).expect_err("unknown");
+        assert!(e.to_string().contains("unknown field `max_conns`"), "{e}");
+        let e = plan_str(&format!("{GOOD}\n[conntrack]\nmax_connections = 0\n")).expect_err("zero");
+        assert!(e.to_string().contains("max_connections"), "{e}");
     }
 
     #[test]

@@ -4,15 +4,22 @@ use crate::config::Plan;
 use crate::openflow::TranslationCounters;
 use std::fmt::Write;
 use std::sync::Arc;
+use std::time::Instant;
+use xvs_conntrack::Conntrack;
 use xvs_engine::{DropReason, WorkerShared, WorkerSnapshot};
 use xvs_io::PortStats;
 
 const COMMANDS: &[(&str, &str)] = &[
+    ("dpctl/ct-get-maxconns", "[dp]"),
+    ("dpctl/ct-set-maxconns", "[dp] maxconns"),
+    ("dpctl/dump-conntrack", "[-m] [-s] [dp] [zone=N]"),
+    ("dpctl/flush-conntrack", "[dp] [zone=N]"),
+    ("dpif/show-dp-features", "bridge"),
     ("dpif-netdev/pmd-stats-clear", ""),
     ("dpif-netdev/pmd-stats-show", ""),
     ("exit", ""),
     ("list-commands", ""),
-    ("ofproto/trace", "[bridge] flow"),
+    ("ofproto/trace", "[bridge] flow [--ct-next flags]"),
     ("version", ""),
     ("xvs/dump-flows", "[table]"),
     ("xvs/dump-group-stats", ""),
@@ -33,6 +40,9 @@ pub struct Control {
     learned_refused: u64,
     expired: u64,
     exit: bool,
+    conntrack: Arc<Conntrack>,
+    /// Origin of the tracker's clock.
+    epoch: Instant,
 }
 
 impl Control {
@@ -40,6 +50,8 @@ impl Control {
         plan: &Plan,
         workers: Vec<Arc<WorkerShared>>,
         translation: Arc<TranslationCounters>,
+        conntrack: Arc<Conntrack>,
+        epoch: Instant,
     ) -> Self {
         let baselines = vec![WorkerSnapshot::default(); workers.len()];
         Self {
@@ -51,6 +63,8 @@ impl Control {
             learned_refused: 0,
             expired: 0,
             exit: false,
+            conntrack,
+            epoch,
         }
     }
 
@@ -115,6 +129,35 @@ impl Control {
             "xvs/fdb-show" => Err("xvs/fdb-show needs forwarding = \"openflow\"".to_string()),
             "xvs/meter-stats" => Err("xvs/meter-stats needs forwarding = \"openflow\"".to_string()),
             "xvs/dump-flows" => Err("xvs/dump-flows needs forwarding = \"openflow\"".to_string()),
+            "dpif/show-dp-features" => match params {
+                [] => Ok(dp_features()),
+                [b] if *b == self.bridge => Ok(dp_features()),
+                [b] => Err(format!("{b}: unknown bridge")),
+                _ => Err("usage: dpif/show-dp-features bridge".to_string()),
+            },
+            "dpctl/dump-conntrack" => {
+                let zone = ct_zone_arg(params, &["-m", "-s"])?;
+                let now = self.epoch.elapsed().as_nanos() as u64;
+                let mut s = String::new();
+                for e in self.conntrack.dump(zone, now) {
+                    let _ = writeln!(s, "{e}");
+                }
+                Ok(s)
+            }
+            "dpctl/flush-conntrack" => {
+                let zone = ct_zone_arg(params, &[])?;
+                self.conntrack.flush(zone);
+                Ok(String::new())
+            }
+            "dpctl/ct-get-maxconns" => Ok(format!("{}\n", self.conntrack.max_conns())),
+            "dpctl/ct-set-maxconns" => {
+                let n = params
+                    .last()
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .ok_or_else(|| "usage: dpctl/ct-set-maxconns [dp] maxconns".to_string())?;
+                self.conntrack.set_max_conns(n);
+                Ok("setting maxconns successful\n".to_string())
+            }
             "ofproto/trace" => Err("ofproto/trace needs forwarding = \"openflow\"".to_string()),
             _ => Err(format!(
                 "\"{method}\" is not a valid command (use list-commands to see a list of valid commands)"
@@ -142,9 +185,10 @@ impl Control {
             let mf = d(|x| x.megaflow_hits);
             let lookups = d(|x| x.subtable_lookups);
             let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-            let passes = if rx == 0 { 0.0 } else { 1.0 };
+            let recirc = now.recirculations - base.recirculations;
+            let passes = ratio(rx + recirc, rx);
             let _ = writeln!(s, "  packets received: {rx}");
-            let _ = writeln!(s, "  packet recirculations: 0");
+            let _ = writeln!(s, "  packet recirculations: {recirc}");
             let _ = writeln!(s, "  avg. datapath passes per packet: {passes:.2}");
             let _ = writeln!(s, "  emc hits: {emc}");
             let _ = writeln!(s, "  megaflow hits: {mf}");
@@ -193,6 +237,35 @@ impl Control {
 
     fn show(&self) -> String {
         let mut s = format!("bridge {}:\n", self.bridge);
+        let ct = &self.conntrack;
+        let c = ct.counters();
+        let mut pkts = xvs_conntrack::CtStats::default();
+        for w in &self.workers {
+            pkts.add(&w.counters.load().ct);
+        }
+        let _ = writeln!(
+            s,
+            "  conntrack: connections {} (max {}), created {}, expired {}, flushed {}, \
+             ct_full {}, zone_full {}, nat_exhausted {}",
+            ct.conn_count(),
+            ct.max_conns(),
+            c.created,
+            c.expired,
+            c.flushed,
+            c.full,
+            c.zone_full,
+            c.nat_exhausted
+        );
+        let _ = writeln!(
+            s,
+            "    packets {}, new {}, est {}, rel {}, inv {}, commit_failed {}",
+            pkts.packets,
+            pkts.new,
+            pkts.established,
+            pkts.related,
+            pkts.invalid,
+            pkts.commit_failed
+        );
         let t = &self.translation;
         let lost = t.learn_dropped.load(std::sync::atomic::Ordering::Relaxed);
         let pins = t.controller.load(std::sync::atomic::Ordering::Relaxed);
@@ -248,5 +321,66 @@ impl Control {
             }
         }
         s
+    }
+}
+
+/// The optional `zone=N` of the `dpctl/*-conntrack` commands; a datapath name (`ovs-system`,
+/// `netdev@ovs-netdev`) and the listed flags are accepted and ignored.
+fn ct_zone_arg(params: &[String], flags: &[&str]) -> Result<Option<u16>, String> {
+    let mut zone = None;
+    for p in params {
+        if let Some(z) = p.strip_prefix("zone=") {
+            zone = Some(z.parse::<u16>().map_err(|_| format!("invalid zone: {z}"))?);
+        } else if !flags.contains(&p.as_str()) && p.starts_with('-') {
+            return Err(format!("unknown option: {p}"));
+        }
+    }
+    Ok(zone)
+}
+
+/// `dpif/show-dp-features`, in OVS's wording: Antrea checks the `CT *` lines (state, zone, mark,
+/// label, NAT) before it programs conntrack flows. Only what the engine really does says Yes.
+fn dp_features() -> String {
+    let features: [(&str, &str); 17] = [
+        ("Masked set action", "No"),
+        ("Tunnel push pop", "No"),
+        ("Ufid", "No"),
+        ("Truncate action", "No"),
+        ("Clone action", "No"),
+        ("Conntrack eventmask", "No"),
+        ("Conntrack clear", "Yes"),
+        ("Max VLAN headers", "1"),
+        ("Recirc", "Yes"),
+        ("CT state", "Yes"),
+        ("CT zone", "Yes"),
+        ("CT mark", "Yes"),
+        ("CT label", "Yes"),
+        ("CT state NAT", "Yes"),
+        ("CT orig tuple", "Yes"),
+        ("CT orig tuple for IPv6", "Yes"),
+        ("IPv6 ND Extension", "No"),
+    ];
+    let mut s = String::new();
+    for (name, v) in features {
+        let _ = writeln!(s, "{name}: {v}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dp_features_say_what_antrea_checks() {
+        let f = super::dp_features();
+        for line in [
+            "CT state: Yes",
+            "CT zone: Yes",
+            "CT mark: Yes",
+            "CT label: Yes",
+            "CT state NAT: Yes",
+            "Recirc: Yes",
+        ] {
+            assert!(f.lines().any(|l| l == line), "{line} missing:\n{f}");
+        }
     }
 }

@@ -123,7 +123,9 @@ fn run(args: &Args) -> Result<()> {
     };
 
     let translation_counters = Arc::new(openflow::TranslationCounters::default());
+    // The tracker's clock: nanoseconds since `epoch`, for the workers and the sweeper alike.
     let epoch = std::time::Instant::now();
+    let conntrack = Arc::new(openflow::build_conntrack(&cfg.conntrack));
     let mut learn_queues = Vec::new();
     let mut mac_queues = Vec::new();
     // The bridge's ports, for FLOOD, ALL and NORMAL.
@@ -160,14 +162,18 @@ fn run(args: &Args) -> Result<()> {
         }
         let forwarding = match pipeline.as_mut() {
             Some(p) => {
-                let (translator, learned, macs) =
-                    openflow::WorkerTranslator::new(p, translation_counters.clone(), epoch);
+                let (translator, learned, macs) = openflow::WorkerTranslator::new(
+                    p,
+                    translation_counters.clone(),
+                    epoch,
+                    u8::try_from(w).context("at most 256 workers")?,
+                );
                 learn_queues.push(learned);
                 mac_queues.push(macs);
-                Forwarding::OpenFlow(Box::new(OpenFlowStage::new(
-                    Box::new(translator),
-                    CacheConfig::default(),
-                )))
+                Forwarding::OpenFlow(Box::new(
+                    OpenFlowStage::new(Box::new(translator), CacheConfig::default())
+                        .with_conntrack(Arc::clone(&conntrack), epoch),
+                ))
             }
             None => Forwarding::IoFwd {
                 peers: mine
@@ -219,7 +225,13 @@ fn run(args: &Args) -> Result<()> {
     );
 
     let names = openflow::name_map(&plan);
-    let mut control = control::Control::new(&plan, shared.clone(), translation_counters.clone());
+    let mut control = control::Control::new(
+        &plan,
+        shared.clone(),
+        translation_counters.clone(),
+        Arc::clone(&conntrack),
+        epoch,
+    );
     let mut failure = None;
     let mut next_expiry = 0;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
@@ -250,6 +262,10 @@ fn run(args: &Args) -> Result<()> {
             }
             p.reclaim();
         }
+        // Expiry in bounded slices, so the control thread stays responsive with millions of
+        // connections; successive calls continue where the last stopped.
+        let now_ns = epoch.elapsed().as_nanos() as u64;
+        conntrack.sweep(now_ns, cfg.conntrack.sweep_budget as usize);
         if let Some(dead) = handles.iter().position(|h| h.is_finished()) {
             failure = Some(format!("worker {dead} stopped unexpectedly"));
             break;

@@ -105,8 +105,25 @@ pub fn build_pipeline(plan: &Plan, config_path: &Path) -> Result<Pipeline> {
     Ok(pipeline)
 }
 
+/// The tracker every worker shares, from the `[conntrack]` table.
+pub fn build_conntrack(c: &crate::config::ConntrackConfig) -> xvs_conntrack::Conntrack {
+    use std::hash::{BuildHasher, Hasher};
+    // A per-process random seed (the std hasher's keys), so table hashes and NAT port choices
+    // cannot be predicted from outside.
+    let seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    xvs_conntrack::Conntrack::new(xvs_conntrack::CtConfig {
+        max_conns: c.max_connections,
+        default_zone_limit: c.default_zone_limit,
+        tcp_seq_check: c.tcp_seq_check,
+        hash_seed: seed,
+        ..xvs_conntrack::CtConfig::default()
+    })
+}
+
 /// Every translation drop reason, for naming the counters.
-const REASONS: [DropReason; 12] = [
+const REASONS: [DropReason; DropReason::N] = [
     DropReason::TooDeep,
     DropReason::TooManyLookups,
     DropReason::TooManyActions,
@@ -119,6 +136,8 @@ const REASONS: [DropReason; 12] = [
     DropReason::Unsupported(Unsupported::Table),
     DropReason::Unsupported(Unsupported::DoubleVlan),
     DropReason::Unsupported(Unsupported::Rewrite),
+    DropReason::RecircFull,
+    DropReason::UnknownRecirc(0),
 ];
 
 /// Translation outcomes of all workers, by reason: incremented on the miss path only (one
@@ -166,12 +185,13 @@ impl std::fmt::Debug for WorkerTranslator {
 }
 
 impl WorkerTranslator {
-    /// A translator for one worker, and the control side's ends of its learn and MAC-learning
-    /// queues.
+    /// A translator for worker `worker` (which owns its recirculation ids), and the control
+    /// side's ends of its learn and MAC-learning queues.
     pub fn new(
         pipeline: &mut Pipeline,
         counters: Arc<TranslationCounters>,
         epoch: Instant,
+        worker: u8,
     ) -> (
         Self,
         rtrb::Consumer<LearnRequest>,
@@ -180,7 +200,10 @@ impl WorkerTranslator {
         let (learn, rx) = rtrb::RingBuffer::new(LEARN_QUEUE);
         let (macs, mac_rx) = rtrb::RingBuffer::new(LEARN_QUEUE);
         let t = Self {
-            inner: xvs_flowtable::translate::WorkerTranslator::new(pipeline.reader()),
+            inner: xvs_flowtable::translate::WorkerTranslator::for_worker(
+                pipeline.reader(),
+                worker,
+            ),
             epoch,
             counters,
             learn,
@@ -328,21 +351,34 @@ impl xvs_engine::Translator for WorkerTranslator {
     }
 }
 
-/// `ofproto/trace [bridge] FLOW`: translates the packet described by `FLOW` (ovs-ofctl match
-/// syntax; fields not given are zero) through the current tables and prints every lookup, the
-/// datapath actions and the megaflow mask, as OVS's command does. Runs on the control thread
-/// against the published snapshot; the workers are not involved.
+/// `ofproto/trace [bridge] FLOW [--ct-next FLAGS]...`: translates the packet described by
+/// `FLOW` (ovs-ofctl match syntax; fields not given are zero) through the current tables and
+/// prints every lookup, the datapath actions and the megaflow mask, as OVS's command does.
+/// A `recirc(id)` is followed, as OVS does: the packet resumes from the frozen state with the
+/// `ct_state` of the next `--ct-next` (default `trk,new`; NAT is not simulated). Runs on the
+/// control thread against the published snapshot, with its own recirculation ids.
 pub fn trace(
     pipeline: &Pipeline,
     names: &NameMap,
     bridge: &str,
     params: &[String],
 ) -> Result<String, String> {
-    let flow = match params {
+    let mut positional = Vec::new();
+    let mut ct_next = Vec::new();
+    let mut it = params.iter();
+    while let Some(p) = it.next() {
+        if p == "--ct-next" {
+            let flags = it.next().ok_or("--ct-next needs ct_state flags")?;
+            ct_next.push(parse_ct_flags(flags)?);
+        } else {
+            positional.push(p);
+        }
+    }
+    let flow = match positional[..] {
         [f] => f,
         [b, f] if b == bridge => f,
         [b, _] => return Err(format!("{b}: unknown bridge")),
-        _ => return Err("usage: ofproto/trace [BRIDGE] FLOW".to_string()),
+        _ => return Err("usage: ofproto/trace [BRIDGE] FLOW [--ct-next FLAGS]".to_string()),
     };
     let fm = xvs_flowtable::parse::parse_flow_mod(
         flow,
@@ -350,26 +386,77 @@ pub fn trace(
         names,
     )
     .map_err(|e| format!("{flow}: {e}"))?;
-    let key = *fm.flow.match_.value();
+    let mut key = *fm.flow.match_.value();
     let mut scratch = xvs_flowtable::translate::TranslateScratch::new();
     scratch.set_trace(true);
     let mut out = xvs_flowtable::translate::Translation::new();
-    xvs_flowtable::translate::translate(pipeline.snapshot(), &key, 0, &mut scratch, &mut out);
-    let mut text = format!("Flow: {flow}\n\nbridge(\"{bridge}\")\n-------------\n");
-    let traced = xvs_flowtable::translate::format_trace(scratch.trace(), &out, names);
-    // The megaflow as an OpenFlow-style match (ovs-ofctl syntax), as OVS prints it.
-    let mut megaflow = String::new();
-    let m = xvs_flowtable::flow::Match::from_keys(key, out.mask);
-    let prio = xvs_flowtable::flow::DEFAULT_PRIORITY;
-    xvs_flowtable::print::format_match(&mut megaflow, &m, prio, names);
-    for line in traced.lines() {
-        if line.starts_with("Megaflow: ") {
-            text.push_str("Megaflow: ");
-            text.push_str(&megaflow);
-        } else {
-            text.push_str(line);
+    let mut text = format!("Flow: {flow}\n");
+    let mut ct_next = ct_next.into_iter();
+    for pass in 0..=xvs_engine::MAX_RECIRC_DEPTH {
+        xvs_flowtable::translate::translate(pipeline.snapshot(), &key, 0, &mut scratch, &mut out);
+        text.push_str(&format!("\nbridge(\"{bridge}\")\n-------------\n"));
+        let traced = xvs_flowtable::translate::format_trace(scratch.trace(), &out, names);
+        // The megaflow as an OpenFlow-style match (ovs-ofctl syntax), as OVS prints it.
+        let mut megaflow = String::new();
+        let m = xvs_flowtable::flow::Match::from_keys(key, out.mask);
+        let prio = xvs_flowtable::flow::DEFAULT_PRIORITY;
+        xvs_flowtable::print::format_match(&mut megaflow, &m, prio, names);
+        for line in traced.lines() {
+            if line.starts_with("Megaflow: ") {
+                text.push_str("Megaflow: ");
+                text.push_str(&megaflow);
+            } else {
+                text.push_str(line);
+            }
+            text.push('\n');
         }
-        text.push('\n');
+        // Follow the last recirculation (the packet itself; a fork's copy when others follow).
+        let Some(at) = out
+            .actions
+            .iter()
+            .rposition(|a| matches!(a, DpAction::Recirc(_)))
+        else {
+            break;
+        };
+        let DpAction::Recirc(id) = out.actions[at] else {
+            break;
+        };
+        // The ct() it follows: a NAT with a range is applied to the traced packet as the
+        // tracker would for a new connection (its first address and port), as OVS's trace does.
+        let nat = match at.checked_sub(1).map(|i| &out.actions[i]) {
+            Some(DpAction::Ct(c)) => c.nat,
+            _ => None,
+        };
+        if pass == xvs_engine::MAX_RECIRC_DEPTH {
+            text.push_str("\n(recirculation depth exceeded: the datapath drops the packet)\n");
+            break;
+        }
+        let (mut state, given) = match ct_next.next() {
+            Some(s) => (s, true),
+            None => (0x21, false),
+        };
+        if let Some(bits) = nat.and_then(|n| simulate_nat(&mut key, &n)) {
+            state |= bits;
+        }
+        key.set(xvs_packet::key::layout::RECIRC_ID, u64::from(id));
+        key.set(xvs_packet::key::layout::CT_STATE, u64::from(state));
+        let rule = "=".repeat(79);
+        text.push_str(&format!(
+            "\n{rule}\nrecirc({id:#x}) - resume conntrack with "
+        ));
+        if given {
+            text.push_str(&format!("ct_state={}\n", ct_flags_text(state)));
+        } else {
+            // OVS's wording for the plain default.
+            let shown = match state {
+                0x21 => "trk|new".to_string(),
+                s => ct_flags_text(s),
+            };
+            text.push_str(&format!(
+                "default ct_state={shown} (use --ct-next to customize)\n"
+            ));
+        }
+        text.push_str(&format!("{rule}\n"));
     }
     Ok(text)
 }
@@ -476,4 +563,120 @@ pub fn group_stats(pipeline: &Pipeline) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Rewrites `key` as `nat(src|dst=range)` would for a new connection (first address, first
+/// port) and returns the ct_state bit it sets (snat 0x40 / dnat 0x80); `None` for bare `nat`.
+fn simulate_nat(key: &mut FlowKey, n: &xvs_flowtable::action::Nat) -> Option<u8> {
+    use xvs_flowtable::action::{NatAddrs, NatKind};
+    use xvs_packet::key::layout;
+    let kind = n.kind?;
+    let src = kind == NatKind::Src;
+    match n.addrs {
+        Some(NatAddrs::V4 { min, .. }) => {
+            key.set(
+                if src { layout::NW_SRC } else { layout::NW_DST },
+                u64::from(min),
+            );
+        }
+        Some(NatAddrs::V6 { min, .. }) => {
+            key.set128(
+                if src {
+                    layout::IPV6_SRC
+                } else {
+                    layout::IPV6_DST
+                },
+                min,
+            );
+        }
+        None => {}
+    }
+    if n.ports.0 != 0 {
+        key.set(
+            if src { layout::TP_SRC } else { layout::TP_DST },
+            u64::from(n.ports.0),
+        );
+    }
+    Some(if src { 0x40 } else { 0x80 })
+}
+
+const CT_FLAGS: [(&str, u8); 8] = [
+    ("new", 0x01),
+    ("est", 0x02),
+    ("rel", 0x04),
+    ("rpl", 0x08),
+    ("inv", 0x10),
+    ("trk", 0x20),
+    ("snat", 0x40),
+    ("dnat", 0x80),
+];
+
+/// `trk,est` / `trk|est` / `+trk+est` -> ct_state bits.
+fn parse_ct_flags(s: &str) -> Result<u8, String> {
+    let mut bits = 0;
+    for name in s.split([',', '|', '+']).filter(|n| !n.is_empty()) {
+        let (_, b) = CT_FLAGS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| format!("{name}: unknown ct_state flag"))?;
+        bits |= b;
+    }
+    Ok(bits)
+}
+
+fn ct_flags_text(bits: u8) -> String {
+    let names: Vec<&str> = CT_FLAGS
+        .iter()
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(n, _)| *n)
+        .collect();
+    names.join("|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_shows_ct_and_follows_recirculation_with_ct_next() {
+        let mut p = Pipeline::new();
+        let flows = "table=0,priority=100,tcp,actions=ct(table=1,zone=65520,nat)\n\
+             table=1,priority=100,ct_state=+new+trk,tcp,nw_dst=10.96.0.10,tp_dst=80,actions=ct(commit,table=2,zone=65520,nat(dst=10.10.1.7:8080))\n\
+             table=1,priority=90,ct_state=+est+trk,tcp,actions=output:2\n\
+             table=2,priority=100,tcp,actions=output:3\n";
+        load_flows(&mut p, flows, &NameMap::new(), 0).expect("flows");
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let flow = "in_port=1,tcp,nw_src=10.10.0.5,nw_dst=10.96.0.10,tp_src=4000,tp_dst=80";
+        let t = trace(&p, &NameMap::new(), "br-int", &args(&["br-int", flow])).expect("trace");
+        assert!(
+            t.contains("Datapath actions: ct(zone=65520,nat),recirc(0x1)\n"),
+            "{t}"
+        );
+        assert!(t.contains("default ct_state=trk|new"), "{t}");
+        assert!(
+            t.contains(
+                "Datapath actions: ct(commit,zone=65520,nat(dst=10.10.1.7:8080)),recirc(0x2)\n"
+            ),
+            "{t}"
+        );
+        assert!(t.ends_with("Datapath actions: 3\n"), "{t}");
+        // The DNAT was applied to the traced packet before table 2.
+        assert!(t.contains("default ct_state=new|trk|dnat"), "{t}");
+        let t = trace(
+            &p,
+            &NameMap::new(),
+            "br-int",
+            &args(&[flow, "--ct-next", "trk,est"]),
+        )
+        .expect("trace");
+        assert!(t.contains("resume conntrack with ct_state=est|trk"), "{t}");
+        assert!(t.ends_with("Datapath actions: 2\n"), "{t}");
+        assert!(trace(
+            &p,
+            &NameMap::new(),
+            "br-int",
+            &args(&[flow, "--ct-next", "bogus"])
+        )
+        .is_err());
+    }
 }
