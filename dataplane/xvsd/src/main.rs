@@ -8,6 +8,7 @@
 
 mod config;
 mod control;
+mod ofserver;
 mod openflow;
 mod ports;
 mod unixctl;
@@ -18,7 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use xvs_engine::{CacheConfig, Forwarding, OpenFlowStage, Worker, WorkerConfig};
 use xvs_io::{FramePool, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
@@ -183,6 +184,9 @@ fn run(args: &Args) -> Result<()> {
         workers.push((core, worker));
     }
 
+    // From here on the pipeline is shared by the control threads (main, OpenFlow server).
+    let pipeline = pipeline.map(|p| Arc::new(Mutex::new(p)));
+
     let mut handles = Vec::new();
     let mut shared = Vec::new();
     for (core, mut worker) in workers {
@@ -197,6 +201,11 @@ fn run(args: &Args) -> Result<()> {
             .context("spawning a worker thread")?;
         handles.push(handle);
     }
+
+    let of_server = match &pipeline {
+        Some(p) => Some(ofserver::start(cfg, Arc::clone(p), epoch, &shared)?),
+        None => None,
+    };
 
     std::fs::write(&pid_path, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", pid_path.display()))?;
@@ -213,12 +222,15 @@ fn run(args: &Args) -> Result<()> {
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
-            ("ofproto/trace", Some(pl)) => openflow::trace(pl, &names, &cfg.bridge, p),
+            ("ofproto/trace", Some(pl)) => {
+                openflow::trace(&ofserver::switch::lock(pl), &names, &cfg.bridge, p)
+            }
             _ => control.handle(m, p),
         });
-        if let Some(p) = pipeline.as_mut() {
+        if let Some(p) = pipeline.as_ref() {
+            let mut p = ofserver::switch::lock(p);
             let (installed, refused) =
-                openflow::apply_learned(p, &mut learn_queues, openflow::now_ms(epoch));
+                openflow::apply_learned(&mut p, &mut learn_queues, openflow::now_ms(epoch));
             control.count_learned(installed, refused);
             p.reclaim();
         }
@@ -229,6 +241,9 @@ fn run(args: &Args) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    if let Some(s) = of_server {
+        s.stop();
+    }
     for s in &shared {
         s.request_stop();
     }
