@@ -241,6 +241,15 @@ pub fn pull_oxm_fields(buf: &[u8]) -> Result<Match, OfpError> {
     let mut m = Match::catch_all();
     let mut seen: Vec<FieldId> = Vec::new();
     while !r.is_empty() {
+        let mut peek = r.clone();
+        if peek.u32()? == OXM_PACKET_TYPE {
+            // OVS may send `packet_type=(0,0)` (Ethernet, the only kind we carry): a no-op.
+            r.skip(4)?;
+            if r.u32()? != 0 {
+                return Err(OfpError::BAD_VALUE);
+            }
+            continue;
+        }
         let h = pull_header(&mut r)?;
         let payload = r.bytes(h.payload)?;
         let f = h.field.ok_or(OfpError::BAD_FIELD)?;
@@ -276,6 +285,9 @@ pub fn pull_oxm_fields(buf: &[u8]) -> Result<Match, OfpError> {
     }
     Ok(m)
 }
+
+/// `OXM_OF_PACKET_TYPE` (class 0x8000, field 44, 4 bytes, no mask).
+const OXM_PACKET_TYPE: u32 = 0x8000_5804;
 
 /// Reads an OpenFlow 1.5 `ofp_match` (with its padding) from `r`.
 pub(crate) fn pull_match(r: &mut Reader<'_>) -> Result<Match, OfpError> {
