@@ -101,6 +101,24 @@ impl OfClient {
         }
     }
 
+    /// The bytes of the next message, undecoded (for replies in another version).
+    pub fn recv_raw(&mut self) -> Result<Vec<u8>> {
+        loop {
+            if self.rx.len() >= 8 {
+                let len = usize::from(u16::from_be_bytes([self.rx[2], self.rx[3]]));
+                if len >= 8 && self.rx.len() >= len {
+                    return Ok(self.rx.drain(..len).collect());
+                }
+            }
+            let mut buf = [0u8; 65536];
+            let n = self.stream.read(&mut buf).context("receiving")?;
+            if n == 0 {
+                bail!("the switch closed the connection");
+            }
+            self.rx.extend_from_slice(&buf[..n]);
+        }
+    }
+
     /// Sends a BARRIER_REQUEST and returns every message received before its reply.
     pub fn barrier(&mut self) -> Result<Vec<Message>> {
         let xid = self.send(Body::BarrierRequest)?;

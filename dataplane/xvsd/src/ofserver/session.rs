@@ -287,7 +287,7 @@ impl Session {
                 bundle_id,
                 flags,
                 message,
-            } => self.bundle_add(raw, bundle_id, flags, *message),
+            } => self.bundle_add(raw, bundle_id, flags, *message, sw),
             Body::DescRequest => self.send(xid, Body::DescReply(sw.desc())),
             Body::FlowStatsRequest(q) => {
                 let flows = sw.flow_stats(&q);
@@ -380,7 +380,14 @@ impl Session {
         }
     }
 
-    fn bundle_add(&mut self, raw: &[u8], bundle_id: u32, flags: u16, message: Message) {
+    fn bundle_add(
+        &mut self,
+        raw: &[u8],
+        bundle_id: u32,
+        flags: u16,
+        message: Message,
+        sw: &Switch,
+    ) {
         let m = match message.body {
             Body::FlowMod(fm) => PipelineMod::Flow(fm.fm),
             Body::GroupMod(gm) => PipelineMod::Group(*gm),
@@ -406,6 +413,11 @@ impl Session {
         }
         let err = match self.bundles.get_mut(&bundle_id) {
             None => Some(OfpError::OUT_OF_BUNDLES),
+            Some(b) if !b.closed && b.flags == flags => precheck(&m, b, sw).err(),
+            _ => None,
+        };
+        let err = err.or_else(|| match self.bundles.get_mut(&bundle_id) {
+            None => Some(OfpError::OUT_OF_BUNDLES),
             Some(b) if b.closed => Some(OfpError::BUNDLE_CLOSED),
             Some(b) if b.flags != flags => Some(OfpError::BUNDLE_BAD_FLAGS),
             Some(b) if b.mods.len() >= MAX_BUNDLE_MSGS => Some(OfpError::BUNDLE_MSG_TOO_MANY),
@@ -414,7 +426,7 @@ impl Session {
                 b.origins.push(head(raw));
                 None
             }
-        };
+        });
         if let Some(e) = err {
             if let Some(b) = self.bundles.get_mut(&bundle_id) {
                 b.failed = true;
@@ -553,6 +565,47 @@ impl Session {
             self.send_error(raw, e);
         }
     }
+}
+
+/// The checks OVS makes when a flow mod is added to a bundle (`ofproto_check_ofpacts`):
+/// groups and meters it uses must exist, or be added earlier in the same bundle. Reporting
+/// them at BUNDLE_ADD time, as OVS does, lets a controller see the error before it closes
+/// the bundle; the commit checks everything again.
+fn precheck(m: &PipelineMod, b: &OpenBundle, sw: &Switch) -> Result<(), OfpError> {
+    use xvs_flowtable::action::Action;
+    use xvs_flowtable::flow::FlowModCommand as C;
+    use xvs_flowtable::group::GroupCommand;
+    let PipelineMod::Flow(fm) = m else {
+        return Ok(());
+    };
+    if matches!(fm.command, C::Delete | C::DeleteStrict) {
+        return Ok(());
+    }
+    for a in &fm.flow.actions {
+        match a {
+            Action::Group(g) => {
+                let in_bundle = b.mods.iter().any(|m| {
+                    matches!(m, PipelineMod::Group(gm)
+                        if gm.group.group_id == *g && gm.command == GroupCommand::Add)
+                });
+                if !in_bundle && !sw.group_exists(*g) {
+                    return Err(OfpError::BAD_OUT_GROUP);
+                }
+            }
+            Action::Meter(id) => {
+                let in_bundle = b.mods.iter().any(|m| {
+                    matches!(m, PipelineMod::Meter(mm)
+                        if mm.meter.meter_id == *id
+                            && mm.command == xvs_flowtable::pipeline::MeterCommand::Add)
+                });
+                if !in_bundle && !sw.meter_exists(*id) {
+                    return Err(OfpError::INVALID_METER);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn no_body(body: &[u8]) -> Result<(), OfpError> {

@@ -111,6 +111,16 @@ impl Switch {
         p.commit(mods, now).map(|_| ())
     }
 
+    /// True when group `id` exists in the current pipeline.
+    pub fn group_exists(&self, id: u32) -> bool {
+        lock(&self.pipeline).snapshot().group(id).is_some()
+    }
+
+    /// True when meter `id` exists in the current pipeline.
+    pub fn meter_exists(&self, id: u32) -> bool {
+        lock(&self.pipeline).snapshot().meter(id).is_some()
+    }
+
     /// DESC reply.
     pub fn desc(&self) -> Desc {
         Desc {
