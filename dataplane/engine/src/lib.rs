@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod counters;
+pub mod inject;
 pub mod pipeline;
 mod rewrite;
 mod worker;

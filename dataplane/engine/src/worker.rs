@@ -1,6 +1,7 @@
 //! The worker: a poll loop over its ports.
 
 use crate::counters::{DropReason, WorkerShared, WorkerSnapshot};
+use crate::inject::{InjectConsumer, Injection, INJECT_BURST, INJECT_MAX_ACTIONS};
 use crate::pipeline::{self, ExecAction, OpenFlowStage};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -106,6 +107,8 @@ pub struct Worker {
     keys: Box<[FlowKey; BATCH]>,
     infos: [ExtractInfo; BATCH],
     ids: [Option<MegaflowId>; BATCH],
+    /// Packets from the control side (PACKET_OUT), if the daemon gave the worker a ring.
+    inject: Option<InjectConsumer>,
 }
 
 impl Worker {
@@ -160,7 +163,64 @@ impl Worker {
             keys: Box::new([FlowKey::ZERO; BATCH]),
             infos: [ExtractInfo::default(); BATCH],
             ids: [None; BATCH],
+            inject: None,
         })
+    }
+
+    /// Gives the worker its injection ring (the control side keeps the producer).
+    pub fn set_injections(&mut self, q: InjectConsumer) {
+        self.inject = Some(q);
+    }
+
+    /// Transmits up to [`INJECT_BURST`] injected packets after executing their actions.
+    fn run_injections(&mut self) -> usize {
+        let mut done = 0;
+        while done < INJECT_BURST {
+            let Some(Ok(inj)) = self.inject.as_mut().map(|q| q.pop()) else {
+                break;
+            };
+            done += 1;
+            self.inject_one(&inj);
+        }
+        done
+    }
+
+    fn inject_one(&mut self, inj: &Injection) {
+        let data = inj.data();
+        let Some(d) = self.pool.alloc_desc(data.len() as u32) else {
+            self.stats.drops[DropReason::PoolEmpty as usize] += 1;
+            return;
+        };
+        let buf = self.pool.region_mut().data_mut(d);
+        let n = buf.len().min(data.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        let mut key = FlowKey::ZERO;
+        let info = xvs_packet::extract(self.pool.region().data(d), inj.in_port, &mut key);
+        let h = pipeline::headers(&key, info);
+        let mut acts = [ExecAction::RemoteOutput; INJECT_MAX_ACTIONS];
+        let mut k = 0;
+        for a in inj.actions() {
+            let e = match *a {
+                // Outputs to other workers' ports are done by those workers.
+                DpAction::Output(p) => match self.ports.iter().position(|x| x.ofport == p) {
+                    Some(i) => ExecAction::Output(i as u16),
+                    None => continue,
+                },
+                other => ExecAction::Header(other),
+            };
+            if let Some(slot) = acts.get_mut(k) {
+                *slot = e;
+                k += 1;
+            }
+        }
+        execute(
+            &acts[..k],
+            d,
+            h,
+            &mut self.pool,
+            &mut self.ports,
+            &mut self.stats,
+        );
     }
 
     /// The handle the control side keeps.
@@ -224,7 +284,7 @@ impl Worker {
             stage.begin_batch(&mut self.stats);
         }
         let mut rx = [Desc::default(); BATCH];
-        let mut received = 0;
+        let mut received = self.run_injections();
         for in_idx in 0..self.ports.len() {
             let n = self.ports[in_idx].io.rx_burst(&mut self.pool, &mut rx);
             if n == 0 {

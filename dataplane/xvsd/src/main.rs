@@ -128,6 +128,7 @@ fn run(args: &Args) -> Result<()> {
     // (detaching XDP programs, removing taps) and exits.
     let mut attachments = ports::Attachments::default();
     let mut workers = Vec::new();
+    let mut injectors = Vec::new();
     for (w, &core) in cfg.workers.iter().enumerate() {
         let mine: Vec<usize> = (0..plan.ports.len())
             .filter(|&i| plan.ports[i].worker == w)
@@ -171,7 +172,7 @@ fn run(args: &Args) -> Result<()> {
                     .collect(),
             },
         };
-        let worker = Worker::new(
+        let mut worker = Worker::new(
             w,
             Some(core),
             pool,
@@ -181,6 +182,10 @@ fn run(args: &Args) -> Result<()> {
                 sleep_max: Duration::from_micros(cfg.pmd_sleep_max_us),
             },
         )?;
+        // PACKET_OUT path from the OpenFlow server to this worker.
+        let (injector, injections) = xvs_engine::inject::inject_queue();
+        worker.set_injections(injections);
+        injectors.push(injector);
         workers.push((core, worker));
     }
 
@@ -203,7 +208,13 @@ fn run(args: &Args) -> Result<()> {
     }
 
     let of_server = match &pipeline {
-        Some(p) => Some(ofserver::start(cfg, Arc::clone(p), epoch, &shared)?),
+        Some(p) => Some(ofserver::start(
+            cfg,
+            Arc::clone(p),
+            epoch,
+            &shared,
+            injectors,
+        )?),
         None => None,
     };
 

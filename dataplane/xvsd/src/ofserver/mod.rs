@@ -8,6 +8,7 @@
 //! the workers as a new version (`xvs_flowtable::pipeline`); workers never wait on this
 //! thread.
 
+pub mod packet_out;
 pub mod session;
 pub mod switch;
 
@@ -298,14 +299,18 @@ pub fn start(
     pipeline: Arc<std::sync::Mutex<xvs_flowtable::pipeline::Pipeline>>,
     epoch: Instant,
     workers: &[Arc<xvs_engine::WorkerShared>],
+    injectors: Vec<xvs_engine::inject::InjectProducer>,
 ) -> Result<OfServer> {
     let path = cfg.run_dir.join(format!("{}.mgmt", cfg.bridge));
+    let ports = ports_of(workers);
+    let packet_out = packet_out::PacketOutSender::new(injectors, &ports);
     let sw = Switch::new(
         &cfg.bridge,
         pipeline,
         epoch,
-        ports_of(workers),
+        ports,
         workers.to_vec(),
+        Some(packet_out),
     );
     OfServer::start(&path, sw)
 }

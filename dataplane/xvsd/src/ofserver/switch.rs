@@ -6,6 +6,7 @@
 //! thread (learning, `ofproto/trace`) through a `Mutex` that only control threads take;
 //! workers read published snapshots without locks and never see this mutex.
 
+use super::packet_out::PacketOutSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use xvs_engine::WorkerShared;
@@ -58,6 +59,7 @@ pub struct Switch {
     ports: Vec<PortInfo>,
     workers: Vec<Arc<WorkerShared>>,
     table_names: Vec<String>,
+    packet_out: Option<PacketOutSender>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -83,6 +85,7 @@ impl Switch {
         epoch: Instant,
         ports: Vec<PortInfo>,
         workers: Vec<Arc<WorkerShared>>,
+        packet_out: Option<PacketOutSender>,
     ) -> Self {
         // A stable datapath id from the bridge name (OVS derives it from a MAC address).
         let datapath_id = bridge.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -97,6 +100,7 @@ impl Switch {
             ports,
             workers,
             table_names: vec![String::new(); N_VISIBLE_TABLES],
+            packet_out,
         }
     }
 
@@ -397,12 +401,22 @@ impl Switch {
         }
     }
 
-    /// PACKET_OUT: not served yet (no command path to the workers).
+    /// PACKET_OUT: translates the actions against the current tables (`output:TABLE` runs
+    /// the pipeline) and hands the packet with its datapath actions to the workers that own
+    /// the output ports.
     pub fn packet_out(&mut self, po: &PacketOut) -> Result<(), OfpError> {
         if po.buffer_id != xvs_openflow::NO_BUFFER {
             return Err(OfpError::BUFFER_UNKNOWN);
         }
-        Err(OfpError::BAD_TYPE)
+        if po.data.is_empty() {
+            return Err(OfpError::BAD_PACKET);
+        }
+        let now = self.now();
+        let snap = Arc::clone(lock(&self.pipeline).snapshot());
+        let Some(sender) = self.packet_out.as_mut() else {
+            return Err(OfpError::BAD_TYPE);
+        };
+        sender.send(&snap, po, now)
     }
 }
 
