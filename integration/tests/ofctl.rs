@@ -309,6 +309,13 @@ fn flows_from_the_socket_forward_traffic() -> Result<()> {
             }
         }
     }
+    // Stragglers of the first stream (a loaded machine may delay them past the timeout).
+    let mut buf = [0u8; 64];
+    while let Ok((n, _)) = rx.recv_from(&mut buf) {
+        if n == 4 {
+            got.insert(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
+        }
+    }
     assert!(got.len() >= 45, "only {} of 50 arrived", got.len());
     // (Per-flow packet counters are not credited by the workers yet, so n_packets stays 0.)
 
@@ -317,10 +324,11 @@ fn flows_from_the_socket_forward_traffic() -> Result<()> {
     for i in 100..110u32 {
         tx.send_to(&i.to_be_bytes(), "10.10.0.3:7000")?;
     }
-    let mut buf = [0u8; 64];
     let mut late = 0;
-    while rx.recv_from(&mut buf).is_ok() {
-        late += 1;
+    while let Ok((n, _)) = rx.recv_from(&mut buf) {
+        if n == 4 && u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) >= 100 {
+            late += 1;
+        }
     }
     assert_eq!(late, 0, "packets forwarded after del-flows");
     let _ = &s.node;

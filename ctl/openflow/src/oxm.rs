@@ -239,7 +239,9 @@ pub fn put_match(out: &mut Vec<u8>, m: &Match) {
 pub fn pull_oxm_fields(buf: &[u8]) -> Result<Match, OfpError> {
     let mut r = Reader::new(buf, OfpError::BAD_MATCH_LEN);
     let mut m = Match::catch_all();
-    let mut seen: Vec<FieldId> = Vec::new();
+    // Fields seen so far (no allocation: a match names each of the 87 fields once at most).
+    let mut seen = [None::<FieldId>; 96];
+    let mut n_seen = 0;
     while !r.is_empty() {
         let mut peek = r.clone();
         if peek.u32()? == OXM_PACKET_TYPE {
@@ -261,10 +263,11 @@ pub fn pull_oxm_fields(buf: &[u8]) -> Result<Match, OfpError> {
         if h.has_mask && !info.maskable {
             return Err(OfpError::BAD_MASK);
         }
-        if seen.contains(&f) {
+        if seen[..n_seen].contains(&Some(f)) {
             return Err(OfpError::DUP_FIELD);
         }
-        seen.push(f);
+        *seen.get_mut(n_seen).ok_or(OfpError::BAD_MATCH_LEN)? = Some(f);
+        n_seen += 1;
         let value = be_uint(&payload[..n]);
         let mask = if h.has_mask {
             be_uint(&payload[n..])

@@ -14,6 +14,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("list-commands", ""),
     ("ofproto/trace", "[bridge] flow"),
     ("version", ""),
+    ("xvs/ofserver-show", ""),
     ("xvs/show", ""),
 ];
 

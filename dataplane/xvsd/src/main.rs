@@ -233,6 +233,10 @@ fn run(args: &Args) -> Result<()> {
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
+            ("xvs/ofserver-show", _) => match &of_server {
+                Some(s) => Ok(s.stats.text()),
+                None => Err("no OpenFlow server (forwarding = \"io-fwd\")".to_string()),
+            },
             ("ofproto/trace", Some(pl)) => {
                 openflow::trace(&ofserver::switch::lock(pl), &names, &cfg.bridge, p)
             }

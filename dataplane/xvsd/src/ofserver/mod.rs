@@ -35,6 +35,8 @@ const PROBE_AFTER: Duration = Duration::from_secs(5);
 const DEAD_AFTER: Duration = Duration::from_secs(15);
 /// Unsent output above which we stop reading from a connection until it drains.
 const OUT_HIGH_WATER: usize = 8 << 20;
+/// Poll interval while waiting for workers to adopt a committed version.
+const ADOPTION_POLL: Duration = Duration::from_micros(20);
 
 struct Conn {
     stream: UnixStream,
@@ -49,6 +51,8 @@ struct Conn {
 
 /// The running server: stop it with [`OfServer::stop`] (or drop).
 pub struct OfServer {
+    /// The server's counters.
+    pub stats: Arc<switch::OfStats>,
     waker: Arc<Waker>,
     handle: Option<JoinHandle<()>>,
     path: PathBuf,
@@ -79,11 +83,13 @@ impl OfServer {
         let poll = Poll::new().context("creating the OpenFlow poller")?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).context("creating a waker")?);
         let stop_waker = Arc::clone(&waker);
+        let stats = Arc::clone(&switch.stats);
         let handle = std::thread::Builder::new()
             .name("ofserver".to_string())
             .spawn(move || serve(poll, listener, switch))
             .context("spawning the OpenFlow server thread")?;
         Ok(OfServer {
+            stats,
             waker: stop_waker,
             handle: Some(handle),
             path: path.to_path_buf(),
@@ -123,7 +129,13 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch) {
     let mut conns: HashMap<usize, Conn> = HashMap::new();
     let mut next_token = FIRST_CONN;
     loop {
-        if let Err(e) = poll.poll(&mut events, Some(Duration::from_secs(1))) {
+        // While a commit is not adopted by every worker yet, look again soon to time it.
+        let timeout = if switch.adoption_pending() {
+            ADOPTION_POLL
+        } else {
+            Duration::from_secs(1)
+        };
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -172,6 +184,10 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch) {
                 }
             }
         }
+        switch.check_adoption();
+        // Replies are written: now free committed bundles.
+        switch.collect_garbage();
+        switch.check_adoption();
         // Keepalive: probe idle connections, drop the dead.
         let now = Instant::now();
         let mut dead = Vec::new();
@@ -314,3 +330,5 @@ pub fn start(
     );
     OfServer::start(&path, sw)
 }
+#[cfg(test)]
+mod tests;

@@ -40,7 +40,7 @@ struct OpenBundle {
     closed: bool,
     /// The mods and, for error reports, the first bytes of their BUNDLE_ADD messages.
     mods: Vec<PipelineMod>,
-    origins: Vec<Vec<u8>>,
+    origins: Origins,
     /// A BUNDLE_ADD of this bundle was refused: the commit must fail.
     failed: bool,
 }
@@ -337,7 +337,7 @@ impl Session {
                             flags: c.flags,
                             closed: false,
                             mods: Vec::new(),
-                            origins: Vec::new(),
+                            origins: Origins::default(),
                             failed: false,
                         },
                     );
@@ -358,15 +358,19 @@ impl Session {
                 // OVS discards the bundle whatever the outcome.
                 Some(b) if b.flags != c.flags => Err(OfpError::BUNDLE_BAD_FLAGS),
                 Some(b) if b.failed => Err(OfpError::BUNDLE_MSG_FAILED),
-                Some(b) => match sw.commit(&b.mods) {
-                    Ok(()) => Ok(bundle::COMMIT_REPLY),
-                    Err(e) => {
-                        if let Some(origin) = b.origins.get(e.index) {
-                            self.send_error(origin, OfpError::from_pipeline(&e.error));
+                Some(b) => {
+                    let r = match sw.commit(&b.mods) {
+                        Ok(()) => Ok(bundle::COMMIT_REPLY),
+                        Err(e) => {
+                            if let Some(origin) = b.origins.get(e.index) {
+                                self.send_error(origin, OfpError::from_pipeline(&e.error));
+                            }
+                            Err(OfpError::BUNDLE_MSG_FAILED)
                         }
-                        Err(OfpError::BUNDLE_MSG_FAILED)
-                    }
-                },
+                    };
+                    sw.defer_drop(b.mods);
+                    r
+                }
             },
             bundle::DISCARD_REQUEST => match self.bundles.remove(&c.bundle_id) {
                 None => Err(OfpError::BUNDLE_BAD_ID),
@@ -406,7 +410,7 @@ impl Session {
                     flags,
                     closed: false,
                     mods: Vec::new(),
-                    origins: Vec::new(),
+                    origins: Origins::default(),
                     failed: false,
                 },
             );
@@ -423,7 +427,7 @@ impl Session {
             Some(b) if b.mods.len() >= MAX_BUNDLE_MSGS => Some(OfpError::BUNDLE_MSG_TOO_MANY),
             Some(b) => {
                 b.mods.push(m);
-                b.origins.push(head(raw));
+                b.origins.push(raw);
                 None
             }
         });
@@ -613,6 +617,29 @@ fn no_body(body: &[u8]) -> Result<(), OfpError> {
         Ok(())
     } else {
         Err(OfpError::BAD_LEN)
+    }
+}
+
+/// The first bytes (what an error echoes) of many requests, in one buffer: a bundle of a
+/// million flow mods must not cost a million small allocations.
+#[derive(Debug, Default)]
+struct Origins {
+    bytes: Vec<u8>,
+    /// End of each request's bytes in `bytes`.
+    ends: Vec<u32>,
+}
+
+impl Origins {
+    fn push(&mut self, raw: &[u8]) {
+        self.bytes
+            .extend_from_slice(&raw[..raw.len().min(xvs_openflow::ERROR_DATA_MAX)]);
+        self.ends.push(self.bytes.len() as u32);
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.bytes.get(start..end)
     }
 }
 

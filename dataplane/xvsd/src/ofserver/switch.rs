@@ -7,6 +7,7 @@
 //! workers read published snapshots without locks and never see this mutex.
 
 use super::packet_out::PacketOutSender;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use xvs_engine::WorkerShared;
@@ -60,6 +61,46 @@ pub struct Switch {
     workers: Vec<Arc<WorkerShared>>,
     table_names: Vec<String>,
     packet_out: Option<PacketOutSender>,
+    /// Versions committed but not yet adopted by every worker, with their commit time.
+    unconfirmed: std::collections::VecDeque<(u64, Instant)>,
+    /// Counters shown by `ovs-appctl xvs/ofserver-show`.
+    pub stats: Arc<OfStats>,
+    /// Committed bundles, freed after the replies are written (freeing a million mods
+    /// takes a while and must not delay the COMMIT reply).
+    garbage: Vec<Vec<PipelineMod>>,
+}
+
+/// Counters of the OpenFlow server (relaxed atomics: one writer, the server thread).
+#[derive(Debug, Default)]
+pub struct OfStats {
+    /// Pipeline commits (bundles and batches of standalone mods).
+    pub commits: AtomicU64,
+    /// Mods applied by those commits.
+    pub mods: AtomicU64,
+    /// Commits whose adoption by every worker was observed.
+    pub adopted: AtomicU64,
+    /// Sum, maximum and last of the commit-to-adoption times, in nanoseconds.
+    pub adopt_sum_ns: AtomicU64,
+    /// Maximum commit-to-adoption time.
+    pub adopt_max_ns: AtomicU64,
+    /// Last commit-to-adoption time.
+    pub adopt_last_ns: AtomicU64,
+}
+
+impl OfStats {
+    /// The `xvs/ofserver-show` text.
+    pub fn text(&self) -> String {
+        let n = self.adopted.load(Ordering::Relaxed);
+        let avg = self.adopt_sum_ns.load(Ordering::Relaxed) / n.max(1);
+        format!(
+            "commits: {}\nmods applied: {}\nversions adopted by all workers: {n}\n\
+             commit to adoption: last {} ns, avg {avg} ns, max {} ns\n",
+            self.commits.load(Ordering::Relaxed),
+            self.mods.load(Ordering::Relaxed),
+            self.adopt_last_ns.load(Ordering::Relaxed),
+            self.adopt_max_ns.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl std::fmt::Debug for Switch {
@@ -101,6 +142,45 @@ impl Switch {
             workers,
             table_names: vec![String::new(); N_VISIBLE_TABLES],
             packet_out,
+            unconfirmed: std::collections::VecDeque::new(),
+            stats: Arc::default(),
+            garbage: Vec::new(),
+        }
+    }
+
+    /// Keeps `mods` until [`Switch::collect_garbage`].
+    pub fn defer_drop(&mut self, mods: Vec<PipelineMod>) {
+        self.garbage.push(mods);
+    }
+
+    /// Frees what [`Switch::defer_drop`] kept.
+    pub fn collect_garbage(&mut self) {
+        self.garbage.clear();
+    }
+
+    /// True while a committed version has not been adopted by every worker.
+    pub fn adoption_pending(&self) -> bool {
+        !self.unconfirmed.is_empty()
+    }
+
+    /// Records the adoption of committed versions by every worker (each worker adopts the
+    /// newest version at the start of its next batch).
+    pub fn check_adoption(&mut self) {
+        if self.unconfirmed.is_empty() {
+            return;
+        }
+        let mut p = lock(&self.pipeline);
+        while let Some(&(v, t)) = self.unconfirmed.front() {
+            if !p.readers_reached(v) {
+                break;
+            }
+            let ns = t.elapsed().as_nanos() as u64;
+            let s = &self.stats;
+            s.adopted.fetch_add(1, Ordering::Relaxed);
+            s.adopt_sum_ns.fetch_add(ns, Ordering::Relaxed);
+            s.adopt_max_ns.fetch_max(ns, Ordering::Relaxed);
+            s.adopt_last_ns.store(ns, Ordering::Relaxed);
+            self.unconfirmed.pop_front();
         }
     }
 
@@ -112,7 +192,17 @@ impl Switch {
     pub fn commit(&mut self, mods: &[PipelineMod]) -> Result<(), BundleError> {
         let now = self.now();
         let mut p = lock(&self.pipeline);
-        p.commit(mods, now).map(|_| ())
+        let report = p.commit(mods, now)?;
+        drop(p);
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .mods
+            .fetch_add(mods.len() as u64, Ordering::Relaxed);
+        // Bounded: a stuck worker must not make this grow without end.
+        if self.unconfirmed.len() < 1024 {
+            self.unconfirmed.push_back((report.version, Instant::now()));
+        }
+        Ok(())
     }
 
     /// True when group `id` exists in the current pipeline.
