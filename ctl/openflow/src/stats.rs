@@ -267,6 +267,16 @@ pub struct PortDesc {
     pub max_speed: u32,
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary (so a
+/// name cut to fit its field decodes to the same text).
+fn truncated(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Appends one `ofp14_port` with an Ethernet property.
 pub fn put_port_desc(out: &mut Vec<u8>, p: &PortDesc) {
     put_u32(out, p.port_no);
@@ -275,9 +285,8 @@ pub fn put_port_desc(out: &mut Vec<u8>, p: &PortDesc) {
     out.extend_from_slice(&p.hw_addr);
     put_u16(out, 0);
     let mut name = [0u8; 16];
-    for (d, s) in name.iter_mut().zip(p.name.bytes().take(15)) {
-        *d = s;
-    }
+    let n = truncated(&p.name, 15);
+    name[..n.len()].copy_from_slice(n.as_bytes());
     out.extend_from_slice(&name);
     put_u32(out, p.config);
     put_u32(out, p.state);
@@ -755,9 +764,8 @@ pub fn put_table_features(out: &mut Vec<u8>, t: &TableFeatures) {
     out.push(t.command);
     put_u32(out, t.features);
     let mut name = [0u8; 32];
-    for (d, c) in name.iter_mut().zip(t.name.bytes().take(31)) {
-        *d = c;
-    }
+    let n = truncated(&t.name, 31);
+    name[..n.len()].copy_from_slice(n.as_bytes());
     out.extend_from_slice(&name);
     put_u64(out, t.metadata_match);
     put_u64(out, t.metadata_write);

@@ -250,3 +250,42 @@ fn bundle_decode_and_commit_rate() {
         f64::from(n) / cpu_secs
     );
 }
+
+/// Random messages (valid headers of every type, random bodies) never panic the session and
+/// each is answered or accepted without closing it.
+#[test]
+fn random_messages_do_not_break_the_session() {
+    let (mut sw, _) = switch();
+    let mut s = Session::new();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let hello = bytes(1, Body::Hello { versions: 1 << 6 });
+    s.receive(&hello, &mut sw).expect("hello");
+    for i in 0..20_000u32 {
+        let ty = (next() % 36) as u8;
+        let len = 8 + (next() % 200) as usize;
+        let mut m = vec![OFP15_VERSION, ty, (len >> 8) as u8, len as u8];
+        m.extend_from_slice(&i.to_be_bytes());
+        for _ in 8..len {
+            m.push(next() as u8);
+        }
+        // Sometimes a plausible multipart or bundle header.
+        if len >= 16 && i % 3 == 0 {
+            m[8] = 0;
+            m[9] = (next() % 16) as u8;
+        }
+        if ty == 0 {
+            continue; // A HELLO without a common version closes, as it should.
+        }
+        match s.receive(&m, &mut sw) {
+            Ok(n) => assert_eq!(n, m.len()),
+            Err(e) => panic!("message {i} ({m:?}) closed the session: {e:?}"),
+        }
+        s.out.clear();
+    }
+}
