@@ -42,12 +42,49 @@ pub(crate) fn field_of(class: u16, field: u8, experimenter: Option<u32>) -> Opti
     if class == 0x8000 && field == 42 {
         return Some(FieldId::TCP_FLAGS);
     }
+    if experimenter.is_none() && field < 128 {
+        if let Some(slot) = class_slot(class) {
+            return direct_table()[slot][usize::from(field)];
+        }
+    }
     let same = |h: Option<Header>| {
         h.is_some_and(|h| h.class == class && h.field == field && h.experimenter == experimenter)
     };
     FieldId::all().find(|f| {
         let i = f.info();
         same(i.oxm) || same(i.nxm)
+    })
+}
+
+/// The classes looked up by index: NXM_0, NXM_1, OpenFlow basic, packet registers.
+const DIRECT_CLASSES: [u16; 4] = [0x0000, 0x0001, 0x8000, 0x8001];
+
+fn class_slot(class: u16) -> Option<usize> {
+    DIRECT_CLASSES.iter().position(|&c| c == class)
+}
+
+/// Field lookup by (class, field number) for the common classes, built once from the
+/// registry with the same precedence as the linear search (the first field in registry order
+/// wins), so decoding a match does not scan the registry for every entry.
+fn direct_table() -> &'static [[Option<FieldId>; 128]; 4] {
+    static TABLE: std::sync::OnceLock<[[Option<FieldId>; 128]; 4]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [[None; 128]; 4];
+        for f in FieldId::all() {
+            let i = f.info();
+            for h in [i.oxm, i.nxm].into_iter().flatten() {
+                if h.experimenter.is_some() || h.field >= 128 {
+                    continue;
+                }
+                if let Some(slot) = class_slot(h.class) {
+                    let e = &mut t[slot][usize::from(h.field)];
+                    if e.is_none() {
+                        *e = Some(f);
+                    }
+                }
+            }
+        }
+        t
     })
 }
 
