@@ -158,7 +158,21 @@ fn antrea_connect_sequence() -> Result<()> {
             miss_send_len: 128
         })
     );
+    // OpenFlow 1.0-era Nicira session options are accepted too.
+    c.send(Body::SetFlowFormat(2))?;
+    c.send(Body::FlowModTableId(true))?;
     assert!(c.barrier()?.is_empty(), "no errors for the session setup");
+    let role = c.transact(Body::RoleRequest(xvs_openflow::Role {
+        role: 2,
+        generation_id: 5,
+    }))?;
+    assert_eq!(
+        role[0].body,
+        Body::RoleReply(xvs_openflow::Role {
+            role: 2,
+            generation_id: 5
+        })
+    );
 
     // ECHO both ways: ours is answered with the same payload.
     let echo = c.transact(Body::EchoRequest(b"keepalive".to_vec()))?;
