@@ -553,6 +553,13 @@ fn groups_meters_tables_ports() -> Result<()> {
         one.contains("port  2:") && !one.contains("port  1:"),
         "{one}"
     );
+    let show = s.ofctl(&[], "show", &[])?;
+    assert!(show.contains("OFPT_FEATURES_REPLY (OF1.5)"), "{show}");
+    assert!(show.contains("n_tables:254"), "{show}");
+    assert!(show.contains(" 2(pb0): addr:"), "{show}");
+    assert!(show.contains("OFPT_GET_CONFIG_REPLY (OF1.5)"), "{show}");
+    let desc = s.ofctl(&[], "dump-desc", &[])?;
+    assert!(desc.contains("DP Description: br-int"), "{desc}");
     let agg = s.ofctl(&[], "dump-aggregate", &[])?;
     assert!(agg.contains("flow_count=2"), "{agg}");
     Ok(())
