@@ -464,6 +464,22 @@ fn antrea_connect_sequence() -> Result<()> {
         );
     }
 
+    // Keepalive: an idle connection is probed with an ECHO_REQUEST after 5 s; answering it
+    // keeps the connection.
+    let mut idle = OfClient::connect(&mgmt)?;
+    let t = std::time::Instant::now();
+    let probe = idle.recv_raw()?;
+    assert_eq!(probe[1], 2, "ECHO_REQUEST expected, got {probe:?}");
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(4),
+        "{:?}",
+        t.elapsed()
+    );
+    let mut reply = probe.clone();
+    reply[1] = 3;
+    idle.send_raw(&reply)?;
+    assert!(idle.barrier()?.is_empty());
+
     // Many clients at once: each gets its own session.
     let mut others: Vec<OfClient> = (0..8)
         .map(|_| OfClient::connect(&mgmt))
