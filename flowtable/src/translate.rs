@@ -531,6 +531,65 @@ pub fn translate(
     }
 }
 
+/// Translates a packet-out: runs `actions` on the packet `key` as if they were a flow's
+/// actions, with `output:TABLE` sending the packet, as modified so far, through the tables
+/// from table 0 (OVS `OFPP_TABLE`). `out` gets the datapath actions to execute on the packet
+/// (no mask is needed: the result is never cached).
+pub fn translate_packet_out(
+    snap: &PipelineSnapshot,
+    key: &FlowKey,
+    actions: &[Action],
+    now: u64,
+    scratch: &mut TranslateScratch,
+    out: &mut Translation,
+) {
+    out.clear();
+    out.version = snap.version();
+    // A stand-in for the flow the actions belong to (learn and packet-in name one).
+    let stand_in = FlowEntry::new(&crate::flow::Flow::default(), 0, now);
+    let mut cx = Ctx {
+        snap,
+        trace: None,
+        flow: *key,
+        base: *key,
+        written: FlowKey::ZERO,
+        meta_written: FlowKey::ZERO,
+        vlan_tpid: 0x8100,
+        depth: 0,
+        lookups: 0,
+        of_actions: 0,
+        fatal: false,
+        stop: false,
+        now,
+        scratch: &mut scratch.lookup,
+        // A ct(table=T) in a packet-out freezes into the control side's table, which no
+        // worker resolves: such a packet is dropped as `unknown_recirc` by the worker.
+        recirc: &mut scratch.recirc,
+        out,
+    };
+    for a in actions {
+        if cx.fatal || cx.stop {
+            break;
+        }
+        match a {
+            Action::Output {
+                port: Port::TABLE, ..
+            } => {
+                // The pipeline sees the packet with the changes made so far.
+                cx.commit();
+                cx.run_table(0);
+                cx.stop = false;
+            }
+            _ => {
+                cx.run_actions(std::slice::from_ref(a), &stand_in, 0);
+            }
+        }
+    }
+    if cx.fatal {
+        cx.out.actions.clear();
+    }
+}
+
 /// A worker's translator: its pipeline reader, scratch, result buffer and drop counters.
 #[derive(Debug)]
 pub struct WorkerTranslator {

@@ -613,3 +613,54 @@ fn rewrite_without_datapath_action_is_refused() {
     );
     assert!(t.actions.is_empty());
 }
+
+/// PACKET_OUT actions: set_field + resubmit, and output:TABLE through the pipeline, as
+/// Antrea sends them.
+#[test]
+fn packet_out_actions_run_through_the_tables() {
+    use xvs_flowtable::action::Action;
+    use xvs_flowtable::names::Port;
+    use xvs_flowtable::translate::{translate_packet_out, TranslateScratch, Translation};
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,tcp,actions=output:3\n\
+         table=10,priority=5,reg0=0x1,actions=set_field:02:00:00:00:00:07->eth_dst,output:2",
+    );
+    let key = tcp_key(0xfffffffd, ip(10, 0, 0, 1), ip(10, 0, 0, 2), 1000, 80);
+    let mut scratch = TranslateScratch::new();
+    let mut out = Translation::new();
+    // output:TABLE looks the packet up from table 0.
+    let to_table = [Action::Output {
+        port: Port::TABLE,
+        max_len: 0,
+    }];
+    translate_packet_out(p.snapshot(), &key, &to_table, 0, &mut scratch, &mut out);
+    assert_eq!(out.actions, vec![DpAction::Output(3)]);
+    // set_field:0x1->reg0,resubmit(,10): the register reaches the resubmitted lookup.
+    let fm = xvs_flowtable::parse::parse_flow_mod(
+        "actions=set_field:0x1->reg0,resubmit(,10)",
+        xvs_flowtable::flow::FlowModCommand::Add,
+        &NameMap::new(),
+    )
+    .unwrap();
+    translate_packet_out(
+        p.snapshot(),
+        &key,
+        &fm.flow.actions,
+        0,
+        &mut scratch,
+        &mut out,
+    );
+    assert_eq!(
+        out.actions,
+        vec![DpAction::SetEthDst([2, 0, 0, 0, 0, 7]), DpAction::Output(2)]
+    );
+    // A plain output needs no table.
+    let direct = [Action::Output {
+        port: Port(2),
+        max_len: 0,
+    }];
+    translate_packet_out(p.snapshot(), &key, &direct, 0, &mut scratch, &mut out);
+    assert_eq!(out.actions, vec![DpAction::Output(2)]);
+}

@@ -6,6 +6,8 @@
 //! test fails. Traffic only flows between namespaces made here.
 #![forbid(unsafe_code)]
 
+pub mod ofclient;
+
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::Read;

@@ -23,6 +23,7 @@ pub mod error;
 pub mod mods;
 pub mod multipart;
 pub mod oxm;
+pub mod stats;
 mod wire;
 
 pub use mods::MeterCommand;
@@ -164,6 +165,8 @@ pub struct PacketOut {
 }
 
 /// Nicira experimenter message subtypes.
+const NXT_SET_FLOW_FORMAT: u32 = 12;
+const NXT_FLOW_MOD_TABLE_ID: u32 = 15;
 const NXT_SET_PACKET_IN_FORMAT: u32 = 16;
 const NXT_SET_CONTROLLER_ID: u32 = 20;
 
@@ -270,6 +273,10 @@ pub enum Body {
     SetControllerId(u16),
     /// `NXT_SET_PACKET_IN_FORMAT`: 0 OpenFlow, 1 `NXT_PACKET_IN`, 2 `NXT_PACKET_IN2`.
     SetPacketInFormat(u32),
+    /// `NXT_SET_FLOW_FORMAT`: 0 OpenFlow 1.0, 2 NXM.
+    SetFlowFormat(u32),
+    /// `NXT_FLOW_MOD_TABLE_ID`: whether OpenFlow 1.0 flow mods carry a table id.
+    FlowModTableId(bool),
     /// `MULTIPART_REQUEST` of type DESC.
     DescRequest,
     /// `MULTIPART_REPLY` of type DESC.
@@ -376,6 +383,9 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
         t::ERROR => {
             let ty = r.u16()?;
             let code = r.u16()?;
+            if ty == error::EXPERIMENTER && r.u32()? != actions::NX_VENDOR_ID {
+                return Err(OfpError::BAD_EXPERIMENTER);
+            }
             Body::Error {
                 error: OfpError { ty, code },
                 data: r.rest().to_vec(),
@@ -528,6 +538,21 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
                     exact(&r, 8)?;
                     r.skip(6)?;
                     Body::SetControllerId(r.u16()?)
+                }
+                NXT_SET_FLOW_FORMAT => {
+                    exact(&r, 4)?;
+                    let f = r.u32()?;
+                    // OpenFlow 1.0 (0) and NXM (2); OVS answers EPERM for others.
+                    if f != 0 && f != 2 {
+                        return Err(OfpError::BAD_PACKET_IN_FORMAT);
+                    }
+                    Body::SetFlowFormat(f)
+                }
+                NXT_FLOW_MOD_TABLE_ID => {
+                    exact(&r, 8)?;
+                    let set = r.u8()?;
+                    r.skip(7)?;
+                    Body::FlowModTableId(set != 0)
                 }
                 _ => return Err(OfpError::BAD_EXP_TYPE),
             }
@@ -699,7 +724,7 @@ fn put_flow_mod(out: &mut Vec<u8>, m: &FlowModMsg) {
 }
 
 /// Appends a multipart header (type, flags, padding).
-fn put_mp(out: &mut Vec<u8>, mp_type: u16, flags: u16) {
+pub(crate) fn put_mp_header(out: &mut Vec<u8>, mp_type: u16, flags: u16) {
     put_u16(out, mp_type);
     put_u16(out, flags);
     put_u32(out, 0);
@@ -732,7 +757,10 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         }
         Body::GroupMod(_) => t::GROUP_MOD,
         Body::PacketOut(_) => t::PACKET_OUT,
-        Body::SetControllerId(_) | Body::SetPacketInFormat(_) => t::EXPERIMENTER,
+        Body::SetControllerId(_)
+        | Body::SetPacketInFormat(_)
+        | Body::SetFlowFormat(_)
+        | Body::FlowModTableId(_) => t::EXPERIMENTER,
         Body::MeterMod { .. } => t::METER_MOD,
         Body::BundleControl(_) => t::BUNDLE_CONTROL,
         Body::BundleAdd { .. } => t::BUNDLE_ADD_MESSAGE,
@@ -752,6 +780,9 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Body::Error { error, data } => {
             put_u16(out, error.ty);
             put_u16(out, error.code);
+            if error.ty == error::EXPERIMENTER {
+                put_u32(out, actions::NX_VENDOR_ID);
+            }
             out.extend_from_slice(data);
         }
         Body::EchoRequest(d) | Body::EchoReply(d) => out.extend_from_slice(d),
@@ -796,6 +827,17 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             put_u32(out, NXT_SET_PACKET_IN_FORMAT);
             put_u32(out, *f);
         }
+        Body::SetFlowFormat(f) => {
+            put_u32(out, actions::NX_VENDOR_ID);
+            put_u32(out, NXT_SET_FLOW_FORMAT);
+            put_u32(out, *f);
+        }
+        Body::FlowModTableId(set) => {
+            put_u32(out, actions::NX_VENDOR_ID);
+            put_u32(out, NXT_FLOW_MOD_TABLE_ID);
+            out.push(u8::from(*set));
+            out.extend_from_slice(&[0; 7]);
+        }
         Body::SetControllerId(id) => {
             put_u32(out, actions::NX_VENDOR_ID);
             put_u32(out, NXT_SET_CONTROLLER_ID);
@@ -819,17 +861,17 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             put_u16(out, *flags);
             encode(message, out);
         }
-        Body::DescRequest => put_mp(out, multipart::MP_DESC, 0),
+        Body::DescRequest => put_mp_header(out, multipart::MP_DESC, 0),
         Body::DescReply(d) => {
-            put_mp(out, multipart::MP_DESC, 0);
+            put_mp_header(out, multipart::MP_DESC, 0);
             multipart::put_desc(out, d);
         }
         Body::FlowStatsRequest(q) => {
-            put_mp(out, multipart::MP_FLOW_DESC, 0);
+            put_mp_header(out, multipart::MP_FLOW_DESC, 0);
             multipart::put_flow_stats_request(out, q);
         }
         Body::FlowStatsReply { flags, flows } => {
-            put_mp(out, multipart::MP_FLOW_DESC, *flags);
+            put_mp_header(out, multipart::MP_FLOW_DESC, *flags);
             for f in flows {
                 multipart::put_flow_desc(out, f);
             }

@@ -11,13 +11,23 @@ use xvs_flowtable::Port;
 /// `OFPG_ANY`.
 const GROUP_ANY: u32 = 0xffff_ffff;
 
-fn group_type_code(t: GroupType) -> u8 {
+pub(crate) fn group_type_code(t: GroupType) -> u8 {
     match t {
         GroupType::All => 0,
         GroupType::Select => 1,
         GroupType::Indirect => 2,
         GroupType::FastFailover => 3,
     }
+}
+
+pub(crate) fn group_type_from(code: u8) -> Result<GroupType, OfpError> {
+    Ok(match code {
+        0 => GroupType::All,
+        1 => GroupType::Select,
+        2 => GroupType::Indirect,
+        3 => GroupType::FastFailover,
+        _ => return Err(OfpError::BAD_GROUP_TYPE),
+    })
 }
 
 fn group_command_code(c: GroupCommand) -> u16 {
@@ -42,6 +52,14 @@ pub(crate) fn put_group_mod(out: &mut Vec<u8>, gm: &GroupMod) {
     put_u16(out, 0);
     put_u32(out, gm.command_bucket_id);
     let start = out.len();
+    put_buckets(out, g);
+    let blen = out.len() - start;
+    patch_u16(out, len_at, blen);
+    put_selection_method(out, g);
+}
+
+/// Appends the buckets of `g` (OpenFlow 1.5 `ofp_bucket`s with their properties).
+pub(crate) fn put_buckets(out: &mut Vec<u8>, g: &Group) {
     for b in &g.buckets {
         let bs = out.len();
         put_u16(out, 0);
@@ -71,8 +89,10 @@ pub(crate) fn put_group_mod(out: &mut Vec<u8>, gm: &GroupMod) {
         let blen = out.len() - bs;
         patch_u16(out, bs, blen);
     }
-    let blen = out.len() - start;
-    patch_u16(out, len_at, blen);
+}
+
+/// Appends the selection-method group property of `g`, if it has one.
+pub(crate) fn put_selection_method(out: &mut Vec<u8>, g: &Group) {
     if !g.selection_method.is_empty() {
         // Netronome's selection-method group property (no hash fields).
         put_u16(out, 0xffff);
@@ -104,19 +124,36 @@ pub(crate) fn pull_group_mod(r: &mut Reader<'_>) -> Result<GroupMod, OfpError> {
         5 => GroupCommand::RemoveBucket,
         _ => return Err(OfpError::BAD_GROUP_COMMAND),
     };
-    let group_type = match r.u8()? {
-        0 => GroupType::All,
-        1 => GroupType::Select,
-        2 => GroupType::Indirect,
-        3 => GroupType::FastFailover,
-        _ => return Err(OfpError::BAD_GROUP_TYPE),
-    };
+    let group_type = group_type_from(r.u8()?)?;
     r.skip(1)?;
     let group_id = r.u32()?;
     let blen = usize::from(r.u16()?);
     r.skip(2)?;
     let command_bucket_id = r.u32()?;
-    let mut br = Reader::new(r.bytes(blen)?, OfpError::BAD_LEN);
+    let buckets = pull_buckets(
+        &mut Reader::new(r.bytes(blen)?, OfpError::BAD_LEN),
+        group_type,
+    )?;
+    let mut group = Group {
+        group_id,
+        group_type,
+        selection_method: String::new(),
+        selection_method_param: 0,
+        buckets,
+    };
+    pull_selection_method(r, &mut group)?;
+    Ok(GroupMod {
+        command,
+        group,
+        command_bucket_id,
+    })
+}
+
+/// Decodes a bucket list (OpenFlow 1.5 `ofp_bucket`s) of a group of type `group_type`.
+pub(crate) fn pull_buckets(
+    br: &mut Reader<'_>,
+    group_type: GroupType,
+) -> Result<Vec<Bucket>, OfpError> {
     let mut buckets = Vec::new();
     while !br.is_empty() {
         let mut peek = br.clone();
@@ -156,8 +193,11 @@ pub(crate) fn pull_group_mod(r: &mut Reader<'_>) -> Result<GroupMod, OfpError> {
         }
         buckets.push(bucket);
     }
-    let mut selection_method = String::new();
-    let mut selection_method_param = 0;
+    Ok(buckets)
+}
+
+/// Decodes the group properties after the buckets (only the selection method is supported).
+pub(crate) fn pull_selection_method(r: &mut Reader<'_>, group: &mut Group) -> Result<(), OfpError> {
     if !r.is_empty() {
         // Only the selection-method property without hash fields is supported.
         let ty = r.u16()?;
@@ -176,27 +216,17 @@ pub(crate) fn pull_group_mod(r: &mut Reader<'_>) -> Result<GroupMod, OfpError> {
             .position(|&b| b == 0)
             .ok_or(OfpError::BAD_GROUP_TYPE)?;
         // OVS knows two methods; anything else is rejected as OVS does.
-        selection_method = match &name[..end] {
+        group.selection_method = match &name[..end] {
             b"hash" => "hash".to_owned(),
             b"dp_hash" => "dp_hash".to_owned(),
             _ => return Err(OfpError::BAD_GROUP_TYPE),
         };
-        selection_method_param = r.u64()?;
+        group.selection_method_param = r.u64()?;
         if !r.is_empty() {
             return Err(OfpError::BAD_GROUP_TYPE);
         }
     }
-    Ok(GroupMod {
-        command,
-        group: Group {
-            group_id,
-            group_type,
-            selection_method,
-            selection_method_param,
-            buckets,
-        },
-        command_bucket_id,
-    })
+    Ok(())
 }
 
 /// METER_MOD commands.
@@ -222,7 +252,12 @@ pub(crate) fn put_meter_mod(out: &mut Vec<u8>, command: MeterCommand, m: &Meter)
     );
     put_u16(out, m.flags);
     put_u32(out, m.meter_id);
-    for b in &m.bands {
+    put_bands(out, &m.bands);
+}
+
+/// Appends meter bands (`ofp_meter_band_*`, 16 bytes each).
+pub(crate) fn put_bands(out: &mut Vec<u8>, bands: &[Band]) {
+    for b in bands {
         let s = out.len();
         put_u16(
             out,
@@ -251,6 +286,19 @@ pub(crate) fn pull_meter_mod(r: &mut Reader<'_>) -> Result<(MeterCommand, Meter)
     };
     let flags = r.u16()?;
     let meter_id = r.u32()?;
+    let bands = pull_bands(r)?;
+    Ok((
+        command,
+        Meter {
+            meter_id,
+            flags,
+            bands,
+        },
+    ))
+}
+
+/// Decodes meter bands up to the end of `r`.
+pub(crate) fn pull_bands(r: &mut Reader<'_>) -> Result<Vec<Band>, OfpError> {
     let mut bands = Vec::new();
     while !r.is_empty() {
         let ty = r.u16()?;
@@ -278,12 +326,5 @@ pub(crate) fn pull_meter_mod(r: &mut Reader<'_>) -> Result<(MeterCommand, Meter)
             },
         });
     }
-    Ok((
-        command,
-        Meter {
-            meter_id,
-            flags,
-            bands,
-        },
-    ))
+    Ok(bands)
 }

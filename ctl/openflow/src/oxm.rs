@@ -42,12 +42,49 @@ pub(crate) fn field_of(class: u16, field: u8, experimenter: Option<u32>) -> Opti
     if class == 0x8000 && field == 42 {
         return Some(FieldId::TCP_FLAGS);
     }
+    if experimenter.is_none() && field < 128 {
+        if let Some(slot) = class_slot(class) {
+            return direct_table()[slot][usize::from(field)];
+        }
+    }
     let same = |h: Option<Header>| {
         h.is_some_and(|h| h.class == class && h.field == field && h.experimenter == experimenter)
     };
     FieldId::all().find(|f| {
         let i = f.info();
         same(i.oxm) || same(i.nxm)
+    })
+}
+
+/// The classes looked up by index: NXM_0, NXM_1, OpenFlow basic, packet registers.
+const DIRECT_CLASSES: [u16; 4] = [0x0000, 0x0001, 0x8000, 0x8001];
+
+fn class_slot(class: u16) -> Option<usize> {
+    DIRECT_CLASSES.iter().position(|&c| c == class)
+}
+
+/// Field lookup by (class, field number) for the common classes, built once from the
+/// registry with the same precedence as the linear search (the first field in registry order
+/// wins), so decoding a match does not scan the registry for every entry.
+fn direct_table() -> &'static [[Option<FieldId>; 128]; 4] {
+    static TABLE: std::sync::OnceLock<[[Option<FieldId>; 128]; 4]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [[None; 128]; 4];
+        for f in FieldId::all() {
+            let i = f.info();
+            for h in [i.oxm, i.nxm].into_iter().flatten() {
+                if h.experimenter.is_some() || h.field >= 128 {
+                    continue;
+                }
+                if let Some(slot) = class_slot(h.class) {
+                    let e = &mut t[slot][usize::from(h.field)];
+                    if e.is_none() {
+                        *e = Some(f);
+                    }
+                }
+            }
+        }
+        t
     })
 }
 
@@ -239,8 +276,19 @@ pub fn put_match(out: &mut Vec<u8>, m: &Match) {
 pub fn pull_oxm_fields(buf: &[u8]) -> Result<Match, OfpError> {
     let mut r = Reader::new(buf, OfpError::BAD_MATCH_LEN);
     let mut m = Match::catch_all();
-    let mut seen: Vec<FieldId> = Vec::new();
+    // Fields seen so far (no allocation: a match names each of the 87 fields once at most).
+    let mut seen = [None::<FieldId>; 96];
+    let mut n_seen = 0;
     while !r.is_empty() {
+        let mut peek = r.clone();
+        if peek.u32()? == OXM_PACKET_TYPE {
+            // OVS may send `packet_type=(0,0)` (Ethernet, the only kind we carry): a no-op.
+            r.skip(4)?;
+            if r.u32()? != 0 {
+                return Err(OfpError::BAD_VALUE);
+            }
+            continue;
+        }
         let h = pull_header(&mut r)?;
         let payload = r.bytes(h.payload)?;
         let f = h.field.ok_or(OfpError::BAD_FIELD)?;
@@ -252,10 +300,11 @@ pub fn pull_oxm_fields(buf: &[u8]) -> Result<Match, OfpError> {
         if h.has_mask && !info.maskable {
             return Err(OfpError::BAD_MASK);
         }
-        if seen.contains(&f) {
+        if seen[..n_seen].contains(&Some(f)) {
             return Err(OfpError::DUP_FIELD);
         }
-        seen.push(f);
+        *seen.get_mut(n_seen).ok_or(OfpError::BAD_MATCH_LEN)? = Some(f);
+        n_seen += 1;
         let value = be_uint(&payload[..n]);
         let mask = if h.has_mask {
             be_uint(&payload[n..])
@@ -276,6 +325,9 @@ pub fn pull_oxm_fields(buf: &[u8]) -> Result<Match, OfpError> {
     }
     Ok(m)
 }
+
+/// `OXM_OF_PACKET_TYPE` (class 0x8000, field 44, 4 bytes, no mask).
+const OXM_PACKET_TYPE: u32 = 0x8000_5804;
 
 /// Reads an OpenFlow 1.5 `ofp_match` (with its padding) from `r`.
 pub(crate) fn pull_match(r: &mut Reader<'_>) -> Result<Match, OfpError> {

@@ -17,6 +17,7 @@
 
 mod counters;
 mod ct;
+pub mod inject;
 pub mod pipeline;
 mod rewrite;
 mod worker;

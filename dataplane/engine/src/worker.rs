@@ -1,6 +1,7 @@
 //! The worker: a poll loop over its ports.
 
 use crate::counters::{DropReason, WorkerShared, WorkerSnapshot};
+use crate::inject::{InjectConsumer, Injection, INJECT_BURST, INJECT_MAX_ACTIONS};
 use crate::pipeline::{self, ExecAction, OpenFlowStage};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -142,6 +143,8 @@ pub struct Worker {
     /// Packets of the pass being run, and those queued for the next one.
     recirc_now: Vec<Recirculated>,
     recirc_next: Vec<Recirculated>,
+    /// Packets from the control side (PACKET_OUT), if the daemon gave the worker a ring.
+    inject: Option<InjectConsumer>,
 }
 
 impl Worker {
@@ -199,7 +202,85 @@ impl Worker {
             metas: Box::new(std::array::from_fn(|_| CtMeta::default())),
             recirc_now: Vec::with_capacity(RECIRC_QUEUE),
             recirc_next: Vec::with_capacity(RECIRC_QUEUE),
+            inject: None,
         })
+    }
+
+    /// Gives the worker its injection ring (the control side keeps the producer).
+    pub fn set_injections(&mut self, q: InjectConsumer) {
+        self.inject = Some(q);
+    }
+
+    /// Transmits up to [`INJECT_BURST`] injected packets after executing their actions.
+    fn run_injections(&mut self) -> usize {
+        let mut done = 0;
+        while done < INJECT_BURST {
+            let Some(Ok(inj)) = self.inject.as_mut().map(|q| q.pop()) else {
+                break;
+            };
+            done += 1;
+            self.inject_one(&inj);
+        }
+        done
+    }
+
+    fn inject_one(&mut self, inj: &Injection) {
+        let data = inj.data();
+        let Some(d) = self.pool.alloc_desc(data.len() as u32) else {
+            self.stats.drops[DropReason::PoolEmpty as usize] += 1;
+            return;
+        };
+        let buf = self.pool.region_mut().data_mut(d);
+        let n = buf.len().min(data.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        let mut key = FlowKey::ZERO;
+        let info = xvs_packet::extract(self.pool.region().data(d), inj.in_port, &mut key);
+        let h = pipeline::headers(&key, info);
+        let mut acts = [ExecAction::RemoteOutput; INJECT_MAX_ACTIONS];
+        let mut k = 0;
+        for a in inj.actions() {
+            let e = match *a {
+                // Outputs to other workers' ports are done by those workers.
+                DpAction::Output(p) => match self.ports.iter().position(|x| x.ofport == p) {
+                    Some(i) => ExecAction::Output(i as u16),
+                    None => continue,
+                },
+                DpAction::Ct(ref c) => ExecAction::Ct(crate::ct::ct_action(c)),
+                DpAction::CtClear => ExecAction::CtClear,
+                DpAction::Recirc(id) => ExecAction::Recirc(id),
+                other => ExecAction::Header(other),
+            };
+            if let Some(slot) = acts.get_mut(k) {
+                *slot = e;
+                k += 1;
+            }
+        }
+        let Forwarding::OpenFlow(stage) = &self.forwarding else {
+            return drop_packet(&mut self.pool, &mut self.stats, d, DropReason::NoOutput);
+        };
+        let tracker = Arc::clone(stage.conntrack());
+        let now = stage.tracker().1;
+        let mut meta = CtMeta::default();
+        let packet = PacketCtx {
+            in_port: inj.in_port,
+            depth: 0,
+            key: &key,
+        };
+        let mut x = Exec {
+            pool: &mut self.pool,
+            ports: &mut self.ports,
+            stats: &mut self.stats,
+            tracker: &tracker,
+            now,
+            recirc: &mut self.recirc_next,
+            // Packet-outs are not metered (their meter actions pass).
+            meters: pipeline::MeterCx {
+                meters: &[],
+                now_ns: 0,
+            },
+        };
+        execute(&mut x, &acts[..k], d, h, packet, &mut meta);
+        self.run_recirculations();
     }
 
     /// The handle the control side keeps.
@@ -269,7 +350,7 @@ impl Worker {
             stage.begin_batch(&mut self.stats);
         }
         let mut rx = [Desc::default(); BATCH];
-        let mut received = 0;
+        let mut received = self.run_injections();
         for in_idx in 0..self.ports.len() {
             let n = self.ports[in_idx].io.rx_burst(&mut self.pool, &mut rx);
             if n == 0 {
@@ -310,8 +391,8 @@ impl Worker {
         let in_port = self.ports[in_idx].ofport;
         let mut descs = [Desc::default(); BATCH];
         descs[..n].copy_from_slice(&rx[..n]);
-        let mut in_ports = [in_port; BATCH];
-        let mut depths = [0u8; BATCH];
+        let in_ports = [in_port; BATCH];
+        let depths = [0u8; BATCH];
         // The packets' ct metadata starts empty; it is reset lazily, by the first ct-related
         // action (depth 0 marks it stale), so packets that never meet ct() do not pay for it.
         for ((d, key), info) in descs[..n]
@@ -323,6 +404,15 @@ impl Worker {
             *info = xvs_packet::extract(self.pool.region().data(*d), in_port, key);
         }
         self.openflow_pass(n, &descs, &in_ports, &depths);
+        self.run_recirculations();
+    }
+
+    /// The recirculated packets, pass after pass, in chunks of at most a burst, until none is
+    /// left (each pass adds one to a packet's depth, which is bounded, so this ends).
+    fn run_recirculations(&mut self) {
+        let mut descs = [Desc::default(); BATCH];
+        let mut in_ports = [0u32; BATCH];
+        let mut depths = [0u8; BATCH];
         while !self.recirc_next.is_empty() {
             std::mem::swap(&mut self.recirc_now, &mut self.recirc_next);
             let mut start = 0;

@@ -25,6 +25,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("xvs/dump-group-stats", ""),
     ("xvs/fdb-show", ""),
     ("xvs/meter-stats", ""),
+    ("xvs/ofserver-show", ""),
     ("xvs/show", ""),
 ];
 

@@ -8,6 +8,7 @@
 
 mod config;
 mod control;
+mod ofserver;
 mod openflow;
 mod ports;
 mod unixctl;
@@ -18,7 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use xvs_engine::{CacheConfig, Forwarding, OpenFlowStage, Worker, WorkerConfig};
 use xvs_io::{FramePool, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
@@ -138,6 +139,7 @@ fn run(args: &Args) -> Result<()> {
     // (detaching XDP programs, removing taps) and exits.
     let mut attachments = ports::Attachments::default();
     let mut workers = Vec::new();
+    let mut injectors = Vec::new();
     for (w, &core) in cfg.workers.iter().enumerate() {
         let mine: Vec<usize> = (0..plan.ports.len())
             .filter(|&i| plan.ports[i].worker == w)
@@ -186,7 +188,7 @@ fn run(args: &Args) -> Result<()> {
                     .collect(),
             },
         };
-        let worker = Worker::new(
+        let mut worker = Worker::new(
             w,
             Some(core),
             pool,
@@ -196,8 +198,15 @@ fn run(args: &Args) -> Result<()> {
                 sleep_max: Duration::from_micros(cfg.pmd_sleep_max_us),
             },
         )?;
+        // PACKET_OUT path from the OpenFlow server to this worker.
+        let (injector, injections) = xvs_engine::inject::inject_queue();
+        worker.set_injections(injections);
+        injectors.push(injector);
         workers.push((core, worker));
     }
+
+    // From here on the pipeline is shared by the control threads (main, OpenFlow server).
+    let pipeline = pipeline.map(|p| Arc::new(Mutex::new(p)));
 
     let mut handles = Vec::new();
     let mut shared = Vec::new();
@@ -213,6 +222,17 @@ fn run(args: &Args) -> Result<()> {
             .context("spawning a worker thread")?;
         handles.push(handle);
     }
+
+    let of_server = match &pipeline {
+        Some(p) => Some(ofserver::start(
+            cfg,
+            Arc::clone(p),
+            epoch,
+            &shared,
+            injectors,
+        )?),
+        None => None,
+    };
 
     std::fs::write(&pid_path, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", pid_path.display()))?;
@@ -236,20 +256,35 @@ fn run(args: &Args) -> Result<()> {
     let mut next_expiry = 0;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
-            ("ofproto/trace", Some(pl)) => openflow::trace(pl, &names, &cfg.bridge, p),
-            ("xvs/meter-stats", Some(pl)) => Ok(openflow::meter_stats(pl)),
-            ("xvs/dump-group-stats", Some(pl)) => Ok(openflow::group_stats(pl)),
-            ("xvs/fdb-show", Some(pl)) => Ok(openflow::fdb_show(pl, openflow::now_ms(epoch))),
-            ("xvs/dump-flows", Some(pl)) => {
-                openflow::dump_flows(pl, &names, p, openflow::now_ms(epoch))
+            ("xvs/ofserver-show", _) => match &of_server {
+                Some(s) => Ok(s.stats.text()),
+                None => Err("no OpenFlow server (forwarding = \"io-fwd\")".to_string()),
+            },
+            ("ofproto/trace", Some(pl)) => {
+                openflow::trace(&ofserver::switch::lock(pl), &names, &cfg.bridge, p)
             }
+            ("xvs/meter-stats", Some(pl)) => Ok(openflow::meter_stats(&ofserver::switch::lock(pl))),
+            ("xvs/dump-group-stats", Some(pl)) => {
+                Ok(openflow::group_stats(&ofserver::switch::lock(pl)))
+            }
+            ("xvs/fdb-show", Some(pl)) => Ok(openflow::fdb_show(
+                &ofserver::switch::lock(pl),
+                openflow::now_ms(epoch),
+            )),
+            ("xvs/dump-flows", Some(pl)) => openflow::dump_flows(
+                &ofserver::switch::lock(pl),
+                &names,
+                p,
+                openflow::now_ms(epoch),
+            ),
             _ => control.handle(m, p),
         });
-        if let Some(p) = pipeline.as_mut() {
+        if let Some(p) = pipeline.as_ref() {
+            let mut p = ofserver::switch::lock(p);
             let (installed, refused) =
-                openflow::apply_learned(p, &mut learn_queues, openflow::now_ms(epoch));
+                openflow::apply_learned(&mut p, &mut learn_queues, openflow::now_ms(epoch));
             control.count_learned(installed, refused);
-            openflow::apply_mac_learning(p, &mut mac_queues, openflow::now_ms(epoch));
+            openflow::apply_mac_learning(&mut p, &mut mac_queues, openflow::now_ms(epoch));
             // Timeouts, once a second (a walk over every flow); idle ages come from the hits
             // the workers credit every 100 ms. Expired flows leave as one new version, so the
             // workers' caches drop every megaflow built from them.
@@ -273,6 +308,9 @@ fn run(args: &Args) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    if let Some(s) = of_server {
+        s.stop();
+    }
     for s in &shared {
         s.request_stop();
     }

@@ -1,0 +1,334 @@
+//! The OpenFlow 1.5 server on `<run_dir>/<bridge>.mgmt`, what `ovs-ofctl` and Antrea's agent
+//! connect to.
+//!
+//! One thread, event-driven with `mio`: a listener, any number of connections, and a waker
+//! for shutdown. Each connection is a sans-IO [`session::Session`] fed with the bytes read
+//! and drained into the socket as it accepts them; protocol logic never blocks on I/O. Mods
+//! are applied to the shared pipeline under the control threads' mutex and published to
+//! the workers as a new version (`xvs_flowtable::pipeline`); workers never wait on this
+//! thread.
+
+pub mod packet_out;
+pub mod session;
+pub mod switch;
+
+use anyhow::{Context, Result};
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use session::Session;
+use switch::Switch;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_CONN: usize = 2;
+/// Idle time after which we probe a connection with an ECHO_REQUEST (OVS: 5 s).
+const PROBE_AFTER: Duration = Duration::from_secs(5);
+/// Idle time after a probe before the connection is dropped.
+const DEAD_AFTER: Duration = Duration::from_secs(15);
+/// Unsent output above which we stop reading from a connection until it drains.
+const OUT_HIGH_WATER: usize = 8 << 20;
+/// Poll interval while waiting for workers to adopt a committed version.
+const ADOPTION_POLL: Duration = Duration::from_micros(20);
+
+struct Conn {
+    stream: UnixStream,
+    session: Session,
+    rx: Vec<u8>,
+    /// Bytes of `session.out` already written.
+    sent: usize,
+    last_rx: Instant,
+    probed: bool,
+    writable_interest: bool,
+}
+
+/// The running server: stop it with [`OfServer::stop`] (or drop).
+pub struct OfServer {
+    /// The server's counters.
+    pub stats: Arc<switch::OfStats>,
+    waker: Arc<Waker>,
+    handle: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for OfServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfServer")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl OfServer {
+    /// Binds `path` (mode 0660; a stale socket file is replaced, a live one refused) and
+    /// starts the server thread.
+    pub fn start(path: &Path, switch: Switch) -> Result<Self> {
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                anyhow::bail!("{} is in use by a running daemon", path.display());
+            }
+            std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+        }
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+            .with_context(|| format!("setting mode 0660 on {}", path.display()))?;
+        let poll = Poll::new().context("creating the OpenFlow poller")?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).context("creating a waker")?);
+        let stop_waker = Arc::clone(&waker);
+        let stats = Arc::clone(&switch.stats);
+        let handle = std::thread::Builder::new()
+            .name("ofserver".to_string())
+            .spawn(move || serve(poll, listener, switch))
+            .context("spawning the OpenFlow server thread")?;
+        Ok(OfServer {
+            stats,
+            waker: stop_waker,
+            handle: Some(handle),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Stops the thread, closes every connection and removes the socket file.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = self.waker.wake();
+            let _ = h.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for OfServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch) {
+    if poll
+        .registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .is_err()
+    {
+        eprintln!("xvsd: OpenFlow server: cannot poll the listener");
+        return;
+    }
+    let mut events = Events::with_capacity(256);
+    let mut conns: HashMap<usize, Conn> = HashMap::new();
+    let mut next_token = FIRST_CONN;
+    loop {
+        // While a commit is not adopted by every worker yet, look again soon to time it.
+        let timeout = if switch.adoption_pending() {
+            ADOPTION_POLL
+        } else {
+            Duration::from_secs(1)
+        };
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            eprintln!("xvsd: OpenFlow server: poll: {e}");
+            return;
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => return,
+                LISTENER => loop {
+                    match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            let token = next_token;
+                            next_token += 1;
+                            if poll
+                                .registry()
+                                .register(&mut stream, Token(token), Interest::READABLE)
+                                .is_ok()
+                            {
+                                let mut c = Conn {
+                                    stream,
+                                    session: Session::new(),
+                                    rx: Vec::new(),
+                                    sent: 0,
+                                    last_rx: Instant::now(),
+                                    probed: false,
+                                    writable_interest: false,
+                                };
+                                if pump(&mut c, &mut switch, &poll, token).is_ok() {
+                                    conns.insert(token, c);
+                                }
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                },
+                Token(t) => {
+                    let Some(c) = conns.get_mut(&t) else { continue };
+                    if pump(c, &mut switch, &poll, t).is_err() {
+                        if let Some(mut c) = conns.remove(&t) {
+                            let _ = poll.registry().deregister(&mut c.stream);
+                        }
+                    }
+                }
+            }
+        }
+        switch.check_adoption();
+        // Replies are written: now free committed bundles.
+        switch.collect_garbage();
+        switch.check_adoption();
+        // Keepalive: probe idle connections, drop the dead.
+        let now = Instant::now();
+        let mut dead = Vec::new();
+        for (&t, c) in conns.iter_mut() {
+            let idle = now.duration_since(c.last_rx);
+            if idle > DEAD_AFTER {
+                dead.push(t);
+            } else if idle > PROBE_AFTER && !c.probed {
+                c.probed = true;
+                c.session.send_echo();
+                if pump(c, &mut switch, &poll, t).is_err() {
+                    dead.push(t);
+                }
+            }
+        }
+        for t in dead {
+            if let Some(mut c) = conns.remove(&t) {
+                let _ = poll.registry().deregister(&mut c.stream);
+            }
+        }
+    }
+}
+
+/// Reads what is available, runs the session, writes what the socket takes. `Err` closes.
+fn pump(c: &mut Conn, sw: &mut Switch, poll: &Poll, token: usize) -> io::Result<()> {
+    let mut buf = [0u8; 64 * 1024];
+    let mut eof = false;
+    // Stop reading while the peer does not read our replies (back-pressure).
+    while c.session.out.len() - c.sent < OUT_HIGH_WATER {
+        match c.stream.read(&mut buf) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => {
+                c.rx.extend_from_slice(&buf[..n]);
+                c.last_rx = Instant::now();
+                c.probed = false;
+                let used = c.session.receive(&c.rx, sw);
+                match used {
+                    Ok(u) => {
+                        c.rx.drain(..u);
+                    }
+                    Err(_) => {
+                        let _ = flush(c);
+                        return Err(io::Error::other("session closed"));
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    flush(c)?;
+    if eof {
+        return Err(io::Error::other("peer closed"));
+    }
+    let pending = c.sent < c.session.out.len();
+    if pending != c.writable_interest {
+        let interest = if pending {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        poll.registry()
+            .reregister(&mut c.stream, Token(token), interest)?;
+        c.writable_interest = pending;
+    }
+    Ok(())
+}
+
+fn flush(c: &mut Conn) -> io::Result<()> {
+    while c.sent < c.session.out.len() {
+        match c.stream.write(&c.session.out[c.sent..]) {
+            Ok(0) => return Err(io::Error::other("write returned 0")),
+            Ok(n) => c.sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    if c.sent == c.session.out.len() {
+        c.session.out.clear();
+        c.sent = 0;
+    } else if c.sent > (1 << 20) {
+        c.session.out.drain(..c.sent);
+        c.sent = 0;
+    }
+    Ok(())
+}
+
+/// The ports of every worker, with their MAC addresses, in the order of the workers' port
+/// lists (so counters can be found again).
+pub fn ports_of(workers: &[Arc<xvs_engine::WorkerShared>]) -> Vec<switch::PortInfo> {
+    let mut v = Vec::new();
+    for (w, s) in workers.iter().enumerate() {
+        for (i, (name, ofport, _)) in s.ports.iter().enumerate() {
+            v.push(switch::PortInfo {
+                name: name.clone(),
+                ofport: *ofport,
+                mac: read_mac(name),
+                worker: w,
+                index: i,
+            });
+        }
+    }
+    v
+}
+
+/// The interface's MAC address from sysfs (zeros when it cannot be read).
+fn read_mac(ifname: &str) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    if let Ok(text) = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")) {
+        for (d, part) in mac.iter_mut().zip(text.trim().split(':')) {
+            *d = u8::from_str_radix(part, 16).unwrap_or(0);
+        }
+    }
+    mac
+}
+
+/// Starts the OpenFlow server of the daemon on `<run_dir>/<bridge>.mgmt`.
+pub fn start(
+    cfg: &crate::config::Config,
+    pipeline: Arc<std::sync::Mutex<xvs_flowtable::pipeline::Pipeline>>,
+    epoch: Instant,
+    workers: &[Arc<xvs_engine::WorkerShared>],
+    injectors: Vec<xvs_engine::inject::InjectProducer>,
+) -> Result<OfServer> {
+    let path = cfg.run_dir.join(format!("{}.mgmt", cfg.bridge));
+    let ports = ports_of(workers);
+    let packet_out = packet_out::PacketOutSender::new(injectors, &ports);
+    let sw = Switch::new(
+        &cfg.bridge,
+        pipeline,
+        epoch,
+        ports,
+        workers.to_vec(),
+        Some(packet_out),
+    );
+    OfServer::start(&path, sw)
+}
+#[cfg(test)]
+mod tests;

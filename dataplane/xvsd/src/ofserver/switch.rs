@@ -1,0 +1,528 @@
+//! What every OpenFlow connection shares: the pipeline (behind the control threads' mutex),
+//! the ports and their counters, table names, and the packet-out path to the workers.
+//!
+//! # Thread safety
+//! Owned by the OpenFlow server thread. The [`Pipeline`] is shared with the main control
+//! thread (learning, `ofproto/trace`) through a `Mutex` that only control threads take;
+//! workers read published snapshots without locks and never see this mutex.
+
+use super::packet_out::PacketOutSender;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use xvs_engine::WorkerShared;
+use xvs_flowtable::action::Action;
+use xvs_flowtable::flow::Flow;
+use xvs_flowtable::group::Group;
+use xvs_flowtable::meter::Meter;
+use xvs_flowtable::names::Port;
+use xvs_flowtable::pipeline::{
+    classifier_match, dumped_flow, BundleError, FlowRule, Pipeline, PipelineMod, METER_ALL,
+    TABLE_ALL,
+};
+use xvs_openflow::multipart::FlowStatsRequest;
+use xvs_openflow::stats::{
+    Aggregate, GroupFeatures, GroupStats, MeterFeatures, MeterStats, PortDesc, PortStats,
+    TableFeatures, TableStats,
+};
+use xvs_openflow::{Desc, OfpError, PacketOut};
+
+/// Tables visible over OpenFlow (0..=253; OVS hides table 254).
+pub const N_VISIBLE_TABLES: usize = 254;
+/// `OFPP_ANY` in OpenFlow 1.1+ numbering.
+const OFPP_ANY: u32 = 0xffff_ffff;
+/// `OFPG_ALL`.
+const GROUP_ALL: u32 = 0xffff_fffc;
+
+/// One configured port.
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    /// Interface name.
+    pub name: String,
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// MAC address (zeros when unknown).
+    pub mac: [u8; 6],
+    /// Index of the owning worker and of the port within it (for counters).
+    pub worker: usize,
+    /// The port's index in its worker's port list.
+    pub index: usize,
+}
+
+/// The switch as the OpenFlow connections see it.
+pub struct Switch {
+    pipeline: Arc<Mutex<Pipeline>>,
+    epoch: Instant,
+    started: Instant,
+    /// Datapath id announced in FEATURES_REPLY.
+    pub datapath_id: u64,
+    bridge: String,
+    ports: Vec<PortInfo>,
+    workers: Vec<Arc<WorkerShared>>,
+    table_names: Vec<String>,
+    packet_out: Option<PacketOutSender>,
+    /// Versions committed but not yet adopted by every worker, with their commit time.
+    unconfirmed: std::collections::VecDeque<(u64, Instant)>,
+    /// Counters shown by `ovs-appctl xvs/ofserver-show`.
+    pub stats: Arc<OfStats>,
+    /// Committed bundles, freed after the replies are written (freeing a million mods
+    /// takes a while and must not delay the COMMIT reply).
+    garbage: Vec<Vec<PipelineMod>>,
+}
+
+/// Counters of the OpenFlow server (relaxed atomics: one writer, the server thread).
+#[derive(Debug, Default)]
+pub struct OfStats {
+    /// Pipeline commits (bundles and batches of standalone mods).
+    pub commits: AtomicU64,
+    /// Mods applied by those commits.
+    pub mods: AtomicU64,
+    /// Commits whose adoption by every worker was observed.
+    pub adopted: AtomicU64,
+    /// Sum, maximum and last of the commit-to-adoption times, in nanoseconds.
+    pub adopt_sum_ns: AtomicU64,
+    /// Maximum commit-to-adoption time.
+    pub adopt_max_ns: AtomicU64,
+    /// Last commit-to-adoption time.
+    pub adopt_last_ns: AtomicU64,
+}
+
+impl OfStats {
+    /// The `xvs/ofserver-show` text.
+    pub fn text(&self) -> String {
+        let n = self.adopted.load(Ordering::Relaxed);
+        let avg = self.adopt_sum_ns.load(Ordering::Relaxed) / n.max(1);
+        format!(
+            "commits: {}\nmods applied: {}\nversions adopted by all workers: {n}\n\
+             commit to adoption: last {} ns, avg {avg} ns, max {} ns\n",
+            self.commits.load(Ordering::Relaxed),
+            self.mods.load(Ordering::Relaxed),
+            self.adopt_last_ns.load(Ordering::Relaxed),
+            self.adopt_max_ns.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl std::fmt::Debug for Switch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switch")
+            .field("bridge", &self.bridge)
+            .field("ports", &self.ports.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks the pipeline; a poisoned lock still holds a consistent pipeline (commits are
+/// all-or-nothing), so it is used as is.
+pub fn lock(p: &Mutex<Pipeline>) -> MutexGuard<'_, Pipeline> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Switch {
+    /// A switch over `pipeline`; `epoch` is the clock workers credit flow statistics with.
+    pub fn new(
+        bridge: &str,
+        pipeline: Arc<Mutex<Pipeline>>,
+        epoch: Instant,
+        ports: Vec<PortInfo>,
+        workers: Vec<Arc<WorkerShared>>,
+        packet_out: Option<PacketOutSender>,
+    ) -> Self {
+        // A stable datapath id from the bridge name (OVS derives it from a MAC address).
+        let datapath_id = bridge.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }) & 0x0000_ffff_ffff_ffff;
+        Switch {
+            pipeline,
+            epoch,
+            started: Instant::now(),
+            datapath_id,
+            bridge: bridge.to_string(),
+            ports,
+            workers,
+            table_names: vec![String::new(); N_VISIBLE_TABLES],
+            packet_out,
+            unconfirmed: std::collections::VecDeque::new(),
+            stats: Arc::default(),
+            garbage: Vec::new(),
+        }
+    }
+
+    /// Keeps `mods` until [`Switch::collect_garbage`].
+    pub fn defer_drop(&mut self, mods: Vec<PipelineMod>) {
+        self.garbage.push(mods);
+    }
+
+    /// Frees what [`Switch::defer_drop`] kept.
+    pub fn collect_garbage(&mut self) {
+        self.garbage.clear();
+    }
+
+    /// True while a committed version has not been adopted by every worker.
+    pub fn adoption_pending(&self) -> bool {
+        !self.unconfirmed.is_empty()
+    }
+
+    /// Records the adoption of committed versions by every worker (each worker adopts the
+    /// newest version at the start of its next batch).
+    pub fn check_adoption(&mut self) {
+        if self.unconfirmed.is_empty() {
+            return;
+        }
+        let mut p = lock(&self.pipeline);
+        while let Some(&(v, t)) = self.unconfirmed.front() {
+            if !p.readers_reached(v) {
+                break;
+            }
+            let ns = t.elapsed().as_nanos() as u64;
+            let s = &self.stats;
+            s.adopted.fetch_add(1, Ordering::Relaxed);
+            s.adopt_sum_ns.fetch_add(ns, Ordering::Relaxed);
+            s.adopt_max_ns.fetch_max(ns, Ordering::Relaxed);
+            s.adopt_last_ns.store(ns, Ordering::Relaxed);
+            self.unconfirmed.pop_front();
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Applies `mods` as one atomic bundle (one new pipeline version).
+    pub fn commit(&mut self, mods: &[PipelineMod]) -> Result<(), BundleError> {
+        let now = self.now();
+        let mut p = lock(&self.pipeline);
+        let report = p.commit(mods, now)?;
+        drop(p);
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .mods
+            .fetch_add(mods.len() as u64, Ordering::Relaxed);
+        // Bounded: a stuck worker must not make this grow without end.
+        if self.unconfirmed.len() < 1024 {
+            self.unconfirmed.push_back((report.version, Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// True when group `id` exists in the current pipeline.
+    pub fn group_exists(&self, id: u32) -> bool {
+        lock(&self.pipeline).snapshot().group(id).is_some()
+    }
+
+    /// True when meter `id` exists in the current pipeline.
+    pub fn meter_exists(&self, id: u32) -> bool {
+        lock(&self.pipeline).snapshot().meter(id).is_some()
+    }
+
+    /// DESC reply.
+    pub fn desc(&self) -> Desc {
+        Desc {
+            mfr: "xvs".to_string(),
+            hw: "xvs userspace dataplane".to_string(),
+            sw: env!("CARGO_PKG_VERSION").to_string(),
+            serial: "None".to_string(),
+            dp: self.bridge.clone(),
+        }
+    }
+
+    /// The rules a FLOW_DESC / AGGREGATE request selects, sorted as `dump-flows` shows them.
+    fn select(&self, q: &FlowStatsRequest) -> Vec<Flow> {
+        let now = self.now();
+        let p = lock(&self.pipeline);
+        let snap = Arc::clone(p.snapshot());
+        drop(p);
+        let m = classifier_match(&q.match_);
+        let catch_all = q.match_.is_catch_all();
+        let tables: Vec<u8> = if q.table == TABLE_ALL {
+            (0..N_VISIBLE_TABLES as u8).collect()
+        } else {
+            vec![q.table]
+        };
+        let keep = |r: &Arc<FlowRule>| {
+            let e = r.payload();
+            (e.cookie ^ q.cookie) & q.cookie_mask == 0
+                && (q.out_port == Port::NONE || outputs_to(&e.actions, q.out_port))
+                && (q.out_group == u32::MAX || uses_group(&e.actions, q.out_group))
+        };
+        let mut rules: Vec<&Arc<FlowRule>> = Vec::new();
+        for t in tables {
+            let Some(table) = snap.table(t) else { continue };
+            if catch_all {
+                rules.extend(table.iter().filter(|r| keep(r)));
+            } else {
+                rules.extend(table.iter_loose(&m).filter(|r| keep(r)));
+            }
+        }
+        rules.sort_by_key(|r| (r.payload().table, std::cmp::Reverse(r.priority()), r.seq()));
+        rules.into_iter().map(|r| dumped_flow(r, now)).collect()
+    }
+
+    /// FLOW_DESC reply entries.
+    pub fn flow_stats(&self, q: &FlowStatsRequest) -> Vec<Flow> {
+        self.select(q)
+    }
+
+    /// AGGREGATE reply.
+    pub fn aggregate(&self, q: &FlowStatsRequest) -> Aggregate {
+        let flows = self.select(q);
+        let mut a = Aggregate {
+            flows: u32::try_from(flows.len()).unwrap_or(u32::MAX),
+            ..Aggregate::default()
+        };
+        for f in &flows {
+            let s = f.stats.unwrap_or_default();
+            a.packets += s.n_packets.unwrap_or(0);
+            a.bytes += s.n_bytes.unwrap_or(0);
+        }
+        a
+    }
+
+    /// TABLE_STATS reply: flows per table; lookups and matches are the packets credited to
+    /// the table's rules (the caches do not count per-table misses).
+    pub fn table_stats(&self) -> Vec<TableStats> {
+        let snap = Arc::clone(lock(&self.pipeline).snapshot());
+        (0..N_VISIBLE_TABLES as u8)
+            .map(|t| {
+                let table = snap.table(t);
+                let matched: u64 = table
+                    .map(|s| s.iter().map(|r| r.stats().packets()).sum())
+                    .unwrap_or(0);
+                TableStats {
+                    table_id: t,
+                    active: table.map_or(0, |s| s.len() as u32),
+                    lookup: matched,
+                    matched,
+                }
+            })
+            .collect()
+    }
+
+    /// TABLE_FEATURES reply entries: names and limits of every visible table.
+    pub fn table_features(&self) -> Vec<TableFeatures> {
+        self.table_names
+            .iter()
+            .enumerate()
+            .map(|(t, name)| TableFeatures {
+                table_id: t as u8,
+                command: 0,
+                features: 0,
+                name: name.clone(),
+                metadata_match: u64::MAX,
+                metadata_write: u64::MAX,
+                capabilities: 0,
+                max_entries: 1_000_000,
+                properties: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Applies a TABLE_FEATURES set request: only table names can change (what Antrea sets);
+    /// tables not named keep theirs.
+    pub fn set_table_features(&mut self, set: &[TableFeatures]) -> Result<(), OfpError> {
+        for t in set {
+            if usize::from(t.table_id) >= N_VISIBLE_TABLES {
+                return Err(OfpError::TABLE_FEATURES_EPERM);
+            }
+        }
+        for t in set {
+            self.table_names[usize::from(t.table_id)] = t.name.clone();
+        }
+        Ok(())
+    }
+
+    fn port_selected(p: &PortInfo, port: u32) -> bool {
+        port == OFPP_ANY || p.ofport == port
+    }
+
+    /// PORT_STATS reply entries.
+    pub fn port_stats(&self, port: u32) -> Result<Vec<PortStats>, OfpError> {
+        if port != OFPP_ANY && !self.ports.iter().any(|p| p.ofport == port) {
+            return Err(OfpError::BAD_PORT);
+        }
+        let age = self.started.elapsed();
+        Ok(self
+            .ports
+            .iter()
+            .filter(|p| Self::port_selected(p, port))
+            .map(|p| {
+                let s = self
+                    .workers
+                    .get(p.worker)
+                    .and_then(|w| w.ports.get(p.index))
+                    .map(|(_, _, c)| c.load())
+                    .unwrap_or_default();
+                PortStats {
+                    port_no: p.ofport,
+                    duration_sec: age.as_secs() as u32,
+                    duration_nsec: age.subsec_nanos(),
+                    rx_packets: s.rx_packets,
+                    tx_packets: s.tx_packets,
+                    rx_bytes: s.rx_bytes,
+                    tx_bytes: s.tx_bytes,
+                    rx_dropped: s.rx_dropped,
+                    tx_dropped: s.tx_dropped,
+                    rx_errors: s.errors,
+                    tx_errors: 0,
+                }
+            })
+            .collect())
+    }
+
+    /// PORT_DESC reply entries.
+    pub fn port_descs(&self, port: u32) -> Vec<PortDesc> {
+        self.ports
+            .iter()
+            .filter(|p| Self::port_selected(p, port))
+            .map(|p| PortDesc {
+                port_no: p.ofport,
+                hw_addr: p.mac,
+                name: p.name.clone(),
+                config: 0,
+                // OFPPS_LIVE: the port is open and polled.
+                state: 4,
+                curr: 0,
+                curr_speed: 0,
+                max_speed: 0,
+            })
+            .collect()
+    }
+
+    /// GROUP_DESC reply entries, by id.
+    pub fn groups(&self, id: u32) -> Vec<Group> {
+        let snap = Arc::clone(lock(&self.pipeline).snapshot());
+        let mut v: Vec<Group> = snap
+            .groups()
+            .filter(|g| id == GROUP_ALL || id == u32::MAX || g.group_id == id)
+            .cloned()
+            .collect();
+        v.sort_by_key(|g| g.group_id);
+        v
+    }
+
+    /// GROUP_STATS reply entries: reference counts from the flows and groups that use each
+    /// group. Packet and byte counters stay zero: the datapath does not count per group yet.
+    pub fn group_stats(&self, id: u32) -> Vec<GroupStats> {
+        let snap = Arc::clone(lock(&self.pipeline).snapshot());
+        let mut v: Vec<GroupStats> = snap
+            .groups()
+            .filter(|g| id == GROUP_ALL || id == u32::MAX || g.group_id == id)
+            .map(|g| {
+                let from_flows = snap
+                    .flows()
+                    .filter(|r| uses_group(&r.payload().actions, g.group_id))
+                    .count();
+                let from_groups = snap
+                    .groups()
+                    .filter(|o| o.buckets.iter().any(|b| uses_group(&b.actions, g.group_id)))
+                    .count();
+                GroupStats {
+                    group_id: g.group_id,
+                    ref_count: (from_flows + from_groups) as u32,
+                    buckets: vec![(0, 0); g.buckets.len()],
+                    ..GroupStats::default()
+                }
+            })
+            .collect();
+        v.sort_by_key(|g| g.group_id);
+        v
+    }
+
+    /// GROUP_FEATURES reply: the four group types, OVS's limits and capabilities.
+    pub fn group_features(&self) -> GroupFeatures {
+        GroupFeatures {
+            types: xvs_openflow::stats::all_group_types(),
+            // SELECT_WEIGHT | SELECT_LIVENESS | CHAINING.
+            capabilities: 0x7,
+            max_groups: [0xffff_ff00; 4],
+            // OFPAT output, copy/dec TTLs, push/pop VLAN/MPLS, set_queue, group, set_field...
+            actions: [0x03ff_ffff; 4],
+        }
+    }
+
+    /// METER_DESC reply entries, by id.
+    pub fn meters(&self, id: u32) -> Vec<Meter> {
+        let snap = Arc::clone(lock(&self.pipeline).snapshot());
+        let mut v: Vec<Meter> = snap
+            .meters()
+            .filter(|m| id == METER_ALL || m.meter_id == id)
+            .cloned()
+            .collect();
+        v.sort_by_key(|m| m.meter_id);
+        v
+    }
+
+    /// METER_STATS reply entries: flow counts from the tables; packet counters stay zero as
+    /// meters are not enforced by the datapath yet.
+    pub fn meter_stats(&self, id: u32) -> Vec<MeterStats> {
+        let snap = Arc::clone(lock(&self.pipeline).snapshot());
+        let mut v: Vec<MeterStats> = snap
+            .meters()
+            .filter(|m| id == METER_ALL || m.meter_id == id)
+            .map(|m| MeterStats {
+                meter_id: m.meter_id,
+                flow_count: snap
+                    .flows()
+                    .filter(|r| {
+                        r.payload()
+                            .actions
+                            .iter()
+                            .any(|a| matches!(a, Action::Meter(x) if *x == m.meter_id))
+                    })
+                    .count() as u32,
+                bands: vec![(0, 0); m.bands.len()],
+                ..MeterStats::default()
+            })
+            .collect();
+        v.sort_by_key(|m| m.meter_id);
+        v
+    }
+
+    /// METER_FEATURES reply (the limits the pipeline accepts).
+    pub fn meter_features(&self) -> MeterFeatures {
+        MeterFeatures {
+            max_meter: xvs_flowtable::pipeline::METER_MAX,
+            // DROP and DSCP_REMARK.
+            band_types: (1 << 1) | (1 << 2),
+            // KBPS | PKTPS | BURST | STATS.
+            capabilities: 0xf,
+            max_bands: 16,
+            max_color: 0,
+        }
+    }
+
+    /// PACKET_OUT: translates the actions against the current tables (`output:TABLE` runs
+    /// the pipeline) and hands the packet with its datapath actions to the workers that own
+    /// the output ports.
+    pub fn packet_out(&mut self, po: &PacketOut) -> Result<(), OfpError> {
+        if po.buffer_id != xvs_openflow::NO_BUFFER {
+            return Err(OfpError::BUFFER_UNKNOWN);
+        }
+        if po.data.is_empty() {
+            return Err(OfpError::BAD_PACKET);
+        }
+        let now = self.now();
+        let snap = Arc::clone(lock(&self.pipeline).snapshot());
+        let Some(sender) = self.packet_out.as_mut() else {
+            return Err(OfpError::BAD_TYPE);
+        };
+        sender.send(&snap, po, now)
+    }
+}
+
+/// True when `actions` output to `port` (OVS `ofpacts_output_to_port`; `output:reg` counts
+/// for any port).
+fn outputs_to(actions: &[Action], port: Port) -> bool {
+    actions.iter().any(|a| match a {
+        Action::Output { port: p, .. } => *p == port,
+        Action::OutputReg { .. } => true,
+        Action::Controller(_) => port == Port::CONTROLLER,
+        _ => false,
+    })
+}
+
+fn uses_group(actions: &[Action], group: u32) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::Group(g) if *g == group || group == GROUP_ALL))
+}

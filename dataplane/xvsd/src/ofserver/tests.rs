@@ -1,0 +1,291 @@
+//! Sans-IO tests of the OpenFlow session against a pipeline without workers.
+
+use super::session::Session;
+use super::switch::Switch;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use xvs_flowtable::flow::FlowModCommand;
+use xvs_flowtable::names::NameMap;
+use xvs_flowtable::parse::parse_flow_mod;
+use xvs_flowtable::pipeline::Pipeline;
+use xvs_openflow::{
+    bundle, decode, encode, Body, BundleControl, FlowModMsg, Message, OfpError, NO_BUFFER,
+    OFP15_VERSION,
+};
+
+fn switch() -> (Switch, Arc<Mutex<Pipeline>>) {
+    let p = Arc::new(Mutex::new(Pipeline::new()));
+    let sw = Switch::new(
+        "br-int",
+        Arc::clone(&p),
+        Instant::now(),
+        Vec::new(),
+        Vec::new(),
+        None,
+    );
+    (sw, p)
+}
+
+fn bytes(xid: u32, body: Body) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(
+        &Message {
+            version: OFP15_VERSION,
+            xid,
+            body,
+        },
+        &mut out,
+    );
+    out
+}
+
+fn replies(out: &[u8]) -> Vec<Message> {
+    let mut v = Vec::new();
+    let mut rest = out;
+    while !rest.is_empty() {
+        let (m, n) = decode(rest).expect("our replies decode");
+        v.push(m);
+        rest = &rest[n..];
+    }
+    v
+}
+
+fn add(i: u32) -> Body {
+    let text = format!(
+        "table=1,priority=10,ip,nw_src=10.{}.{}.{},actions=output:2",
+        i >> 16,
+        (i >> 8) & 255,
+        i & 255
+    );
+    let fm = parse_flow_mod(&text, FlowModCommand::Add, &NameMap::new()).expect("parses");
+    Body::FlowMod(Box::new(FlowModMsg {
+        fm,
+        buffer_id: NO_BUFFER,
+    }))
+}
+
+fn ctrl(xid: u32, id: u32, t: u16) -> Vec<u8> {
+    bytes(
+        xid,
+        Body::BundleControl(BundleControl {
+            bundle_id: id,
+            ctrl_type: t,
+            flags: bundle::ATOMIC,
+            properties: Vec::new(),
+        }),
+    )
+}
+
+fn bundle_add(xid: u32, id: u32, body: Body) -> Vec<u8> {
+    bytes(
+        xid,
+        Body::BundleAdd {
+            bundle_id: id,
+            flags: bundle::ATOMIC,
+            message: Box::new(Message {
+                version: OFP15_VERSION,
+                xid,
+                body,
+            }),
+        },
+    )
+}
+
+#[test]
+fn hello_then_errors_keep_the_session() {
+    let (mut sw, _) = switch();
+    let mut s = Session::new();
+    let ours = replies(&std::mem::take(&mut s.out));
+    assert!(matches!(ours[0].body, Body::Hello { versions } if versions == 1 << 6));
+    let mut input = bytes(1, Body::Hello { versions: 1 << 6 });
+    input.extend_from_slice(&[6, 77, 0, 8, 0, 0, 0, 2]);
+    input.extend_from_slice(&bytes(3, Body::EchoRequest(vec![9, 9])));
+    // Half a message stays for the next read.
+    let partial = bytes(4, Body::BarrierRequest);
+    input.extend_from_slice(&partial[..5]);
+    let used = s.receive(&input, &mut sw).expect("session stays up");
+    assert_eq!(used, input.len() - 5);
+    let r = replies(&std::mem::take(&mut s.out));
+    assert_eq!(r.len(), 2);
+    assert!(
+        matches!(&r[0].body, Body::Error { error, data } if *error == OfpError::BAD_TYPE && data.len() == 8)
+    );
+    assert_eq!(r[1].body, Body::EchoReply(vec![9, 9]));
+    s.receive(&partial, &mut sw).expect("ok");
+    assert_eq!(replies(&s.out)[0].body, Body::BarrierReply);
+}
+
+#[test]
+fn standalone_mods_batch_into_one_commit_and_report_each_failure() {
+    let (mut sw, p) = switch();
+    let mut s = Session::new();
+    s.out.clear();
+    let mut input = Vec::new();
+    for i in 0..10 {
+        input.extend_from_slice(&bytes(10 + i, add(i)));
+    }
+    let bad = parse_flow_mod(
+        "table=1,priority=5,actions=group:9",
+        FlowModCommand::Add,
+        &NameMap::new(),
+    )
+    .expect("parses");
+    input.extend_from_slice(&bytes(
+        99,
+        Body::FlowMod(Box::new(FlowModMsg {
+            fm: bad,
+            buffer_id: NO_BUFFER,
+        })),
+    ));
+    input.extend_from_slice(&bytes(100, add(100)));
+    input.extend_from_slice(&bytes(101, Body::BarrierRequest));
+    s.receive(&input, &mut sw).expect("ok");
+    let r = replies(&s.out);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[0].xid, 99);
+    assert!(matches!(
+        r[0].body,
+        Body::Error {
+            error: OfpError::BAD_OUT_GROUP,
+            ..
+        }
+    ));
+    assert_eq!(r[1].body, Body::BarrierReply);
+    let p = p.lock().expect("lock");
+    assert_eq!(p.snapshot().n_flows(), 11);
+    assert_eq!(p.version(), 1, "one commit for the whole read");
+}
+
+#[test]
+fn failed_atomic_bundle_applies_nothing() {
+    let (mut sw, p) = switch();
+    let mut s = Session::new();
+    s.out.clear();
+    let mut input = ctrl(1, 5, bundle::OPEN_REQUEST);
+    for i in 0..100 {
+        input.extend_from_slice(&bundle_add(10 + i, 5, add(i)));
+    }
+    // Valid on its own, refused at commit: modify of a group that does not exist.
+    input.extend_from_slice(&bundle_add(
+        500,
+        5,
+        Body::GroupMod(Box::new(
+            xvs_flowtable::group::parse_group_mod(
+                "group_id=3,type=all,bucket=actions=output:1",
+                xvs_flowtable::group::GroupCommand::Modify,
+                &NameMap::new(),
+            )
+            .expect("parses"),
+        )),
+    ));
+    input.extend_from_slice(&ctrl(600, 5, bundle::COMMIT_REQUEST));
+    s.receive(&input, &mut sw).expect("ok");
+    let r = replies(&s.out);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(matches!(
+        r[1].body,
+        Body::Error {
+            error: OfpError::UNKNOWN_GROUP,
+            ..
+        }
+    ));
+    assert_eq!(r[1].xid, 500, "the error echoes the failing BUNDLE_ADD");
+    assert!(matches!(
+        r[2].body,
+        Body::Error {
+            error: OfpError::BUNDLE_MSG_FAILED,
+            ..
+        }
+    ));
+    assert_eq!(r[2].xid, 600);
+    assert_eq!(p.lock().expect("lock").snapshot().n_flows(), 0);
+}
+
+/// CPU time of this thread (the machine is shared: wall time says little).
+fn cpu() -> std::time::Duration {
+    // The first field of schedstat: nanoseconds on a CPU.
+    let ns = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    std::time::Duration::from_nanos(ns)
+}
+
+/// Decode + commit of a 100,000-flow bundle without any socket: the server's own cost.
+#[test]
+fn bundle_decode_and_commit_rate() {
+    let (mut sw, p) = switch();
+    let mut s = Session::new();
+    s.out.clear();
+    let n = 100_000u32;
+    let mut input = ctrl(1, 5, bundle::OPEN_REQUEST);
+    for i in 0..n {
+        input.extend_from_slice(&bundle_add(10 + i, 5, add(i)));
+    }
+    input.extend_from_slice(&ctrl(n + 20, 5, bundle::COMMIT_REQUEST));
+    // Decoding alone, for comparison.
+    let c = cpu();
+    let mut rest = &input[..];
+    while let Ok((_, n)) = decode(rest) {
+        rest = &rest[n..];
+    }
+    eprintln!("decode alone: {:.3} s CPU", (cpu() - c).as_secs_f64());
+    let c = cpu();
+    let t = Instant::now();
+    let mut used = 0;
+    // In 64 KiB reads, as the socket delivers them.
+    let mut rx = Vec::new();
+    for chunk in input.chunks(65536) {
+        rx.extend_from_slice(chunk);
+        let u = s.receive(&rx, &mut sw).expect("ok");
+        rx.drain(..u);
+        used += u;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let cpu_secs = (cpu() - c).as_secs_f64();
+    assert_eq!(used, input.len());
+    assert_eq!(p.lock().expect("lock").snapshot().n_flows(), n as usize);
+    eprintln!(
+        "{n} flows: {secs:.3} s wall, {cpu_secs:.3} s CPU: {:.0} flows/s of CPU time",
+        f64::from(n) / cpu_secs
+    );
+}
+
+/// Random messages (valid headers of every type, random bodies) never panic the session and
+/// each is answered or accepted without closing it.
+#[test]
+fn random_messages_do_not_break_the_session() {
+    let (mut sw, _) = switch();
+    let mut s = Session::new();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let hello = bytes(1, Body::Hello { versions: 1 << 6 });
+    s.receive(&hello, &mut sw).expect("hello");
+    for i in 0..20_000u32 {
+        let ty = (next() % 36) as u8;
+        let len = 8 + (next() % 200) as usize;
+        let mut m = vec![OFP15_VERSION, ty, (len >> 8) as u8, len as u8];
+        m.extend_from_slice(&i.to_be_bytes());
+        for _ in 8..len {
+            m.push(next() as u8);
+        }
+        // Sometimes a plausible multipart or bundle header.
+        if len >= 16 && i % 3 == 0 {
+            m[8] = 0;
+            m[9] = (next() % 16) as u8;
+        }
+        if ty == 0 {
+            continue; // A HELLO without a common version closes, as it should.
+        }
+        match s.receive(&m, &mut sw) {
+            Ok(n) => assert_eq!(n, m.len()),
+            Err(e) => panic!("message {i} ({m:?}) closed the session: {e:?}"),
+        }
+        s.out.clear();
+    }
+}
