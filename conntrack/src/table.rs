@@ -754,8 +754,10 @@ impl Conntrack {
             .zip(metas[..n].chunks_mut(GROUP))
             .zip(out[..n].chunks_mut(GROUP))
         {
+            // Three passes, so that the loads of each pass are close together (a load miss
+            // holds the reorder window; a pass with other work between its loads would
+            // overlap only a few): hash, then load the buckets, then the records.
             let mut hs: [Option<Hashed>; GROUP] = [None; GROUP];
-            let mut sink = 0u64;
             for (pkt, h) in p.iter().zip(hs.iter_mut()) {
                 if pkt.fragment || pkt.malformed {
                     continue;
@@ -763,10 +765,12 @@ impl Conntrack {
                 if let Ok(Keyed::Own(k)) =
                     key_packet(act.zone, &pkt.tuple, pkt.icmp_error_inner.as_ref())
                 {
-                    let hh = self.store.hashed(&k);
-                    sink ^= self.store.touch(&hh);
-                    *h = Some(hh);
+                    *h = Some(self.store.hashed(&k));
                 }
+            }
+            let mut sink = 0u64;
+            for h in hs.iter().flatten() {
+                sink ^= self.store.touch(h);
             }
             for h in hs.iter().flatten() {
                 sink ^= self.store.touch_rec(h);
