@@ -126,9 +126,10 @@ fn main() {
         rss0 / 1024,
         per_conn
     );
-    // The budget the README states: a regression past it fails this run.
+    // The budget the README states: a regression past it fails this run. Below 100k the
+    // fixed part (slab segments of 4096 connections, the index's minimum size) dominates.
     assert!(
-        per_conn < 512.0,
+        n < 100_000 || per_conn < 512.0,
         "{per_conn:.0} bytes per connection is over the 512-byte budget"
     );
     println!(

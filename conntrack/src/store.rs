@@ -103,8 +103,10 @@ impl Store {
     /// A store for `cap` connections, `prealloc` of them allocated now.
     pub fn new(cap: usize, prealloc: usize, seed: u64) -> Store {
         let cap = cap.clamp(1, MAX_CAPACITY);
-        // Two keys per connection, at most ~57% of the slots used at capacity.
-        let buckets = (2 * cap).div_ceil(4).next_power_of_two().max(2 * N_SHARDS);
+        // Two keys per connection, at most ~57% of the slots used at capacity; 8 more buckets
+        // per region so that small tables (a few keys per region) do not fill a region by
+        // chance before the slab is full.
+        let buckets = ((2 * cap).div_ceil(4) + 8 * N_SHARDS).next_power_of_two();
         let per_region = buckets / N_SHARDS;
         let words = buckets * BUCKET_WORDS + BUCKET_WORDS;
         // Zeroed pages from the allocator: untouched parts of a large index cost no memory.
