@@ -720,12 +720,12 @@ impl Conntrack {
         }
         meta.conn = match (act.nat, conn) {
             (None, Some(c)) => {
-                let k = if key_is_conn_key {
-                    Some(key)
+                if key_is_conn_key {
+                    Some(ConnHandle { key, reply })
                 } else {
                     c.key(usize::from(reply))
-                };
-                k.map(|key| ConnHandle { key, reply })
+                        .map(|key| ConnHandle { key, reply })
+                }
             }
             _ => None,
         };
