@@ -37,9 +37,11 @@ pub struct CtConfig {
     /// Capacity of the table, in keys (two per connection): the connection slab and its index
     /// hold `initial_capacity / 2` connections, all allocated at creation; a full slab refuses
     /// new connections (counted in `full`) while established ones keep working. 0 = capacity
-    /// `max_conns`, the index sized for it (zeroed pages, touched as connections arrive) and
-    /// the slab allocated on demand in segments of 4096 connections. `max_conns` still
-    /// applies below the capacity.
+    /// `max_conns` (at most 4,194,304), the index sized for it (zeroed pages, touched as
+    /// connections arrive) and the slab allocated on demand in segments of 4096 connections.
+    /// `max_conns` still applies below the capacity. An explicit capacity is capped at 2^30
+    /// connections and allocated at once (128 bytes per connection plus the TCP state and
+    /// the index, ~200 bytes in all).
     pub initial_capacity: usize,
     /// Seed of the table hash and of NAT port selection. Pick a random one in the daemon; tests
     /// pick a fixed one for determinism.
@@ -316,6 +318,9 @@ pub struct SweepStats {
     pub pass_complete: bool,
 }
 
+/// Capacity when `initial_capacity` is 0: `max_conns`, at most this many connections (the
+/// index for it is 256 MiB of address space, touched as connections arrive).
+const IMPLICIT_CAPACITY: usize = 1 << 22;
 const ZONE_LIMIT_UNSET: u32 = u32::MAX;
 
 enum Created<'a> {
@@ -376,7 +381,7 @@ impl Conntrack {
         let cap = if config.initial_capacity > 0 {
             (config.initial_capacity / 2).max(1)
         } else {
-            config.max_conns as usize
+            (config.max_conns as usize).min(IMPLICIT_CAPACITY)
         }
         .min(MAX_CAPACITY);
         let store = Store::new(cap, config.initial_capacity / 2, config.hash_seed);
