@@ -44,10 +44,11 @@ fn reply(i: u32) -> CtInput {
     ))
 }
 
-/// A tracker with `n` established UDP connections in `ZONE`.
-fn filled(n: u32) -> Conntrack {
+/// A tracker with `n` established UDP connections in `ZONE`, preallocated for exactly `n`
+/// (`initial_capacity` 0: capacity `max_conns`, slab allocated as it fills).
+fn filled(n: u32, initial_capacity: usize) -> Conntrack {
     let ct = Conntrack::new(CtConfig {
-        initial_capacity: 2 * n as usize,
+        initial_capacity,
         ..CtConfig::default()
     });
     let mut stats = CtStats::default();
@@ -79,7 +80,7 @@ fn bench_lookup(c: &mut Criterion) {
         if n >= 1_000_000 {
             g.sample_size(20);
         }
-        let ct = Arc::new(filled(n));
+        let ct = Arc::new(filled(n, 2 * n as usize));
         // Visit connections in a scattered order so the 100k case is not cache-friendly.
         let order: Vec<u32> = (0..n).map(|i| i.wrapping_mul(2_654_435_761) % n).collect();
         let fwd: Arc<Vec<CtInput>> = Arc::new(order.iter().map(|&i| orig(i)).collect());
@@ -91,6 +92,32 @@ fn bench_lookup(c: &mut Criterion) {
                 let t = Instant::now();
                 lookups(&ct, &fwd, iters, &mut stats);
                 t.elapsed()
+            });
+        });
+
+        // The same lookups through `process_batch`, 32 packets per call.
+        g.bench_with_input(BenchmarkId::new("1thread_batch32", n), &n, |b, _| {
+            let mut stats = CtStats::default();
+            let act = CtAction::lookup(ZONE);
+            let mut metas = vec![CtMeta::default(); 32];
+            let mut out = vec![None; 32];
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                let mut done = 0u64;
+                let mut k = 0usize;
+                while done < iters {
+                    if k + 32 > fwd.len() {
+                        k = 0;
+                    }
+                    for m in metas.iter_mut() {
+                        *m = CtMeta::default();
+                    }
+                    ct.process_batch(1, &fwd[k..k + 32], &act, &mut metas, &mut stats, &mut out);
+                    black_box(&metas);
+                    k += 32;
+                    done += 32;
+                }
+                t.elapsed() * iters as u32 / done as u32
             });
         });
 
@@ -141,7 +168,8 @@ fn bench_commit(c: &mut Criterion) {
             // Each batch ends with a flush that walks the whole table.
             g.sample_size(10);
         }
-        let ct = filled(n);
+        // Room for the batches' new connections on top of the `n` (slab allocated on demand).
+        let ct = filled(n, 0);
         g.bench_with_input(BenchmarkId::new("udp", n), &n, |b, _| {
             b.iter_custom(|iters| {
                 let start = NEXT.fetch_add(iters as u32, Ordering::Relaxed);

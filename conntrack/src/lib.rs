@@ -57,6 +57,7 @@ mod dump;
 mod event;
 pub mod nat;
 mod state;
+mod store;
 mod table;
 pub mod tcp;
 mod timeout;

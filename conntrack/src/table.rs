@@ -1,26 +1,27 @@
 //! The tracker: the connection table, `process` (the `ct()` action), limits, sweep, flush, dump.
 
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use foldhash::fast::FixedState;
-use papaya::Guard;
-
-use crate::conn::{Conn, ConnHandle, ConnUpdate, MarkLabel, ProtoState, ICMP_FIRST, OTHER_FIRST};
+use crate::conn::{
+    Conn, ConnHandle, ConnUpdate, ICMP_FIRST, I_LIVE, I_PUB, KIND_ICMP, KIND_OTHER, KIND_TCP,
+    OTHER_FIRST,
+};
 use crate::ctl::{CtMatch, FlushArgs};
 use crate::dump::CtEntry;
 use crate::event::{CtEvent, CtEventKind, DestroyReason, EventRings};
 use crate::nat::{find_reply, Claim, NatAction, NatFail, NatKind, NatRange};
 use crate::state::CtState;
+use crate::store::{Hashed, Store, MAX_CAPACITY};
 use crate::tcp::{self, TcpConn, TcpSegment};
 use crate::timeout::{TimeoutTable, Timeouts, Tm};
 use crate::tuple::{
     bits_addr, has_ports, icmp_valid_new, key_packet, proto, ConnKey, Keyed, Tuple,
 };
 use crate::CtError;
+use foldhash::fast::FixedState;
 
 /// Tracker configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,9 +34,14 @@ pub struct CtConfig {
     pub timeouts: Timeouts,
     /// TCP sequence/window checking (OVS `ct-enable-tcp-seq-chk`, default on).
     pub tcp_seq_check: bool,
-    /// Table capacity reserved up front, in keys (two per connection); 0 = grow on demand.
-    /// Both the hash table and the sweep lists are sized for `initial_capacity / 2`
-    /// connections at creation (the pages are touched as connections arrive).
+    /// Capacity of the table, in keys (two per connection): the connection slab and its index
+    /// hold `initial_capacity / 2` connections, all allocated at creation; a full slab refuses
+    /// new connections (counted in `full`) while established ones keep working. 0 = capacity
+    /// `max_conns` (at most 4,194,304), the index sized for it (zeroed pages, touched as
+    /// connections arrive) and the slab allocated on demand in segments of 4096 connections.
+    /// `max_conns` still applies below the capacity. An explicit capacity is capped at 2^30
+    /// connections and allocated at once (128 bytes per connection plus the TCP state and
+    /// the index, ~200 bytes in all).
     pub initial_capacity: usize,
     /// Seed of the table hash and of NAT port selection. Pick a random one in the daemon; tests
     /// pick a fixed one for determinism.
@@ -312,77 +318,36 @@ pub struct SweepStats {
     pub pass_complete: bool,
 }
 
-/// A value in the map: the connection and which of its keys this is.
-struct Entry {
-    conn: Arc<Conn>,
-    reply: bool,
-}
-
-struct Shard {
-    conns: Vec<Arc<Conn>>,
-    /// Where `sweep` resumes.
-    pos: usize,
-    /// Where the next creation looks for removed entries to drop (see `reap_removed`).
-    reap: usize,
-}
-
-/// Entries a creation checks for removed connections in its own list, when the list is longer
-/// than twice its share of the live connections plus `REAP_SLACK`. Below that nothing is
-/// checked, so a commit touches no other connection's memory in the normal case.
-const REAP_PER_CREATE: usize = 2;
-const REAP_SLACK: usize = 16;
-
-impl Shard {
-    /// Drops up to `n` entries of connections already removed from the table (by a packet:
-    /// reopen, force, an expired key reused; by `flush_tuple`), so that churn without sweeps
-    /// cannot grow the list (and keep dead connections allocated) without bound: past the
-    /// threshold each creation adds one entry and looks at two, which brings the list back.
-    fn reap_removed(&mut self, n: usize) {
-        for _ in 0..n {
-            let len = self.conns.len();
-            if len == 0 {
-                return;
-            }
-            let i = self.reap % len;
-            if self.conns[i].removed.load(Ordering::Acquire) {
-                // The last entry moves to `i`; if `i` is behind the sweep cursor, that entry is
-                // skipped by this sweep pass and seen by the next (lookups ignore expired
-                // connections meanwhile).
-                self.conns.swap_remove(i);
-                self.reap = i;
-            } else {
-                self.reap = i + 1;
-            }
-        }
-    }
-}
-
-const N_SHARDS: usize = 64;
+/// Capacity when `initial_capacity` is 0: `max_conns`, at most this many connections (the
+/// index for it is 256 MiB of address space, touched as connections arrive).
+const IMPLICIT_CAPACITY: usize = 1 << 22;
 const ZONE_LIMIT_UNSET: u32 = u32::MAX;
 
-enum Created {
-    New(Arc<Conn>),
-    Existing(Arc<Conn>, bool),
+enum Created<'a> {
+    New(Conn<'a>),
+    Existing(Conn<'a>, bool),
     Failed,
 }
 
 /// The connection tracker. Share it between workers with `Arc<Conntrack>`.
 ///
 /// # Thread safety
-/// - The table is a `papaya` concurrent hash map holding both keys of every connection.
-///   Lookups take no lock (epoch-based reclamation keeps an entry readable while a reader holds
-///   its guard). Creation inserts the original key and then the reply key with `try_insert`, so
-///   two workers creating the same connection cannot both succeed: the loser sees the winner's
-///   entry and uses it; a NAT candidate tuple is claimed atomically by the insert itself.
-/// - Per-connection state: see `Conn` (atomics, a seqlock for mark/label, a mutex for TCP).
-/// - Removal (`sweep`, `flush`, expired entries met on the packet path) flips the connection's
-///   `removed` flag once; the thread that flips it removes both keys and gives back the limits.
-/// - Each connection is also on one of 64 sweep lists (a `Mutex` per list); creation locks one
-///   list to append, `sweep` locks one list at a time, so creation never takes a global lock.
+/// - Connections live in a preallocated slab of records whose fields are atomics, indexed by
+///   a fixed open-addressed table holding both keys of every connection (see `store`). Lookups
+///   take no lock: one bucket, then the record, validated by its generation and sequence lock.
+/// - Creation locks the index regions of its two keys (64 regions, taken in order), checks
+///   that neither key is held by a live connection and inserts both: two workers creating the
+///   same connection (from either direction) cannot both succeed, the loser finds the winner;
+///   a NAT candidate tuple is claimed atomically by the insert itself.
+/// - Per-connection state: see `Conn` (a seqlock over atomics, a mutex for TCP).
+/// - Removal (`sweep`, `flush`, dead entries met on the packet path) clears the record's live
+///   flag once; the thread that clears it removes both keys, gives back the limits and returns
+///   the record to a free list. A handle kept across the reuse fails its generation check.
+/// - `sweep`, `flush` and `dump` walk the slab; they take no lock besides the index regions
+///   for the removals (and `sweep` its cursor).
 pub struct Conntrack {
-    map: papaya::HashMap<ConnKey, Entry, FixedState>,
-    shards: Box<[Mutex<Shard>]>,
-    sweep_cursor: Mutex<usize>,
+    store: Store,
+    sweep_cursor: Mutex<u32>,
     n_conns: AtomicU32,
     max_conns: AtomicU32,
     zone_count: Box<[AtomicU32]>,
@@ -413,23 +378,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Conntrack {
     /// A tracker with `config`.
     pub fn new(config: CtConfig) -> Conntrack {
-        let map = papaya::HashMap::builder()
-            .hasher(FixedState::with_seed(config.hash_seed))
-            .capacity(config.initial_capacity)
-            .build();
+        let cap = if config.initial_capacity > 0 {
+            (config.initial_capacity / 2).max(1)
+        } else {
+            (config.max_conns as usize).min(IMPLICIT_CAPACITY)
+        }
+        .min(MAX_CAPACITY);
+        let store = Store::new(cap, config.initial_capacity / 2, config.hash_seed);
         Conntrack {
-            map,
-            shards: (0..N_SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        // Room for this list's share of the preallocated connections, so the
-                        // lists do not reallocate (and copy) while the table fills.
-                        conns: Vec::with_capacity(config.initial_capacity / 2 / N_SHARDS),
-                        pos: 0,
-                        reap: 0,
-                    })
-                })
-                .collect(),
+            store,
             sweep_cursor: Mutex::new(0),
             n_conns: AtomicU32::new(0),
             max_conns: AtomicU32::new(config.max_conns),
@@ -590,23 +547,22 @@ impl Conntrack {
             return self.write_untracked_invalid(meta, zone, stats);
         }
 
-        let guard = self.map.guard();
         // Recirculated packet whose connection was matched by the previous ct() in this zone:
         // reuse the match without updating the connection again (OVS process_one_fast).
         if let Some(h) = meta.conn.take() {
             if h.key.zone == zone && !act.force {
-                if let Some((c, _)) = self.lookup(&h.key, now, &guard) {
+                if let Some((c, _)) = self.lookup(&h.key, now) {
                     stats.fast_path += 1;
                     let mut rw = None;
                     if act.nat.is_some() {
                         let related = meta.related;
-                        rw = self.handle_nat(c, meta, pkt, h.reply, related);
+                        rw = self.handle_nat(&c, meta, pkt, h.reply, related);
                     }
                     meta.zone = zone;
                     let (m, l) = if act.commit && (act.mark.is_some() || act.label.is_some()) {
-                        c.ml.update(act.mark, act.label)
+                        c.ml_update(act.mark, act.label)
                     } else {
-                        c.ml.read()
+                        c.ml_read()
                     };
                     meta.mark = m;
                     meta.label = l;
@@ -629,29 +585,30 @@ impl Conntrack {
 
         let natted = meta.state.intersects(CtState::SRC_NAT | CtState::DST_NAT);
         stats.lookups += 1;
-        let mut found: Option<(&Arc<Conn>, bool)> = if natted {
+        let mut found: Option<(Conn<'_>, bool)> = if natted {
             // Already translated in this zone: find it by the reverse of its new tuple.
-            match self.lookup(&key.reverse(), now, &guard) {
+            match self.lookup(&key.reverse(), now) {
                 Some((c, r)) => {
                     let reply = !r;
-                    key = c.key[usize::from(reply)];
-                    Some((c, reply))
+                    c.key(usize::from(reply)).map(|k| {
+                        key = k;
+                        (c, reply)
+                    })
                 }
                 None => None,
             }
         } else {
-            self.lookup(&key, now, &guard)
+            self.lookup(&key, now)
         };
 
         if act.force {
             if let Some((c, true)) = found {
-                self.kill(c, &guard, DestroyReason::Forced, now);
+                self.kill(c, DestroyReason::Forced, now);
                 found = None;
             }
         }
 
-        let mut holder: Option<Arc<Conn>> = None;
-        let mut conn: Option<&Arc<Conn>> = None;
+        let mut conn: Option<Conn<'_>> = None;
         let mut reply = false;
         let mut rw = None;
         let mut create = false;
@@ -661,24 +618,24 @@ impl Conntrack {
             Some((c, r)) => {
                 stats.hits += 1;
                 reply = r;
-                create = self.update_state(meta, c, r, related, pkt, now, stats, &guard);
+                create = self.update_state(meta, c, r, related, pkt, now, stats);
                 if !create {
                     conn = Some(c);
                     if act.nat.is_some() {
-                        rw = self.handle_nat(c, meta, pkt, r, related);
+                        rw = self.handle_nat(&c, meta, pkt, r, related);
                     }
                 }
             }
             None => {
                 let by_orig = if natted && act.nat.is_none() {
-                    self.lookup_orig(meta, now, &guard)
+                    self.lookup_orig(meta, now)
                 } else {
                     None
                 };
                 if let Some(c) = by_orig {
                     stats.hits += 1;
                     key_is_conn_key = false;
-                    create = self.update_state(meta, c, false, related, pkt, now, stats, &guard);
+                    create = self.update_state(meta, c, false, related, pkt, now, stats);
                     if !create {
                         conn = Some(c);
                     }
@@ -711,23 +668,21 @@ impl Conntrack {
                         Some(NatAction::Translate(r)) => Some(r),
                         _ => None,
                     };
-                    match self.create(now, &key, pkt, range.as_ref(), &guard) {
+                    match self.create(now, &key, pkt, range.as_ref()) {
                         Created::New(c) => {
                             stats.created += 1;
-                            let c = holder.insert(c);
-                            if c.nat.is_some() {
-                                rw = self.nat_packet(c, meta, pkt, false, false);
+                            if c.nat().is_some() {
+                                rw = self.nat_packet(&c, meta, pkt, false, false);
                             }
                             conn = Some(c);
                         }
                         Created::Existing(c, r) => {
                             // Another worker created it first: behave as if it had been found.
-                            let c = holder.insert(c);
                             reply = r;
                             meta.state = incoming;
-                            if !self.update_state(meta, c, r, false, pkt, now, stats, &guard) {
+                            if !self.update_state(meta, c, r, false, pkt, now, stats) {
                                 if act.nat.is_some() {
-                                    rw = self.handle_nat(c, meta, pkt, r, false);
+                                    rw = self.handle_nat(&c, meta, pkt, r, false);
                                 }
                                 conn = Some(c);
                             }
@@ -744,9 +699,9 @@ impl Conntrack {
         match conn {
             Some(c) => {
                 let (m, l) = if act.commit && (act.mark.is_some() || act.label.is_some()) {
-                    c.ml.update(act.mark, act.label)
+                    c.ml_update(act.mark, act.label)
                 } else {
-                    c.ml.read()
+                    c.ml_read()
                 };
                 meta.mark = m;
                 meta.label = l;
@@ -755,10 +710,10 @@ impl Conntrack {
                 // connection without NAT.
                 let orig = if !reply && key_is_conn_key {
                     key
-                } else if reply && key_is_conn_key && c.nat.is_none() {
+                } else if reply && key_is_conn_key && c.nat().is_none() {
                     key.reverse()
                 } else {
-                    c.key[0]
+                    c.key(0).unwrap_or(key)
                 };
                 meta.orig = Some(orig.to_tuple());
             }
@@ -769,14 +724,68 @@ impl Conntrack {
             }
         }
         meta.conn = match (act.nat, conn) {
-            (None, Some(c)) => Some(ConnHandle {
-                key: c.key[usize::from(reply)],
-                reply,
-            }),
+            (None, Some(c)) => {
+                if key_is_conn_key {
+                    Some(ConnHandle { key, reply })
+                } else {
+                    c.key(usize::from(reply))
+                        .map(|key| ConnHandle { key, reply })
+                }
+            }
             _ => None,
         };
         meta.related = related;
         rw
+    }
+
+    /// Runs `ct(act)` on a batch of packets: the same as calling [`Conntrack::process`] for
+    /// `pkts[i]`, `metas[i]`, storing the result in `out[i]`, in order, for the length of the
+    /// shortest slice (returned). Before processing a group of 16 it loads the index bucket,
+    /// then the connection record, of every packet of the group, so that their cache misses
+    /// overlap instead of being paid one after the other (the safe-code form of a prefetch).
+    pub fn process_batch(
+        &self,
+        now: u64,
+        pkts: &[CtInput],
+        act: &CtAction,
+        metas: &mut [CtMeta],
+        stats: &mut CtStats,
+        out: &mut [Option<Rewrite>],
+    ) -> usize {
+        const GROUP: usize = 16;
+        let n = pkts.len().min(metas.len()).min(out.len());
+        for ((p, m), o) in pkts[..n]
+            .chunks(GROUP)
+            .zip(metas[..n].chunks_mut(GROUP))
+            .zip(out[..n].chunks_mut(GROUP))
+        {
+            // Three passes, so that the loads of each pass are close together (a load miss
+            // holds the reorder window; a pass with other work between its loads would
+            // overlap only a few): hash, then load the buckets, then the records.
+            let mut hs: [Option<Hashed>; GROUP] = [None; GROUP];
+            for (pkt, h) in p.iter().zip(hs.iter_mut()) {
+                if pkt.fragment || pkt.malformed {
+                    continue;
+                }
+                if let Ok(Keyed::Own(k)) =
+                    key_packet(act.zone, &pkt.tuple, pkt.icmp_error_inner.as_ref())
+                {
+                    *h = Some(self.store.hashed(&k));
+                }
+            }
+            let mut sink = 0u64;
+            for h in hs.iter().flatten() {
+                sink ^= self.store.touch(h);
+            }
+            for h in hs.iter().flatten() {
+                sink ^= self.store.touch_rec(h);
+            }
+            std::hint::black_box(sink);
+            for ((pkt, meta), o) in p.iter().zip(m.iter_mut()).zip(o.iter_mut()) {
+                *o = self.process(now, pkt, act, meta, stats);
+            }
+        }
+        n
     }
 
     fn write_untracked_invalid(
@@ -797,27 +806,18 @@ impl Conntrack {
     }
 
     #[inline]
-    fn lookup<'g>(
-        &self,
-        key: &ConnKey,
-        now: u64,
-        guard: &'g impl Guard,
-    ) -> Option<(&'g Arc<Conn>, bool)> {
-        let e = self.map.get(key, guard)?;
-        e.conn.is_live(now).then_some((&e.conn, e.reply))
+    fn lookup(&self, key: &ConnKey, now: u64) -> Option<(Conn<'_>, bool)> {
+        let h = self.store.hashed(key);
+        let f = self.store.find(key, &h, now)?;
+        f.live.then_some((f.conn, f.reply))
     }
 
     /// OVS `check_orig_tuple`: a translated packet whose reverse lookup missed is looked up by
     /// the original tuple recorded in its metadata.
-    fn lookup_orig<'g>(
-        &self,
-        meta: &CtMeta,
-        now: u64,
-        guard: &'g impl Guard,
-    ) -> Option<&'g Arc<Conn>> {
+    fn lookup_orig(&self, meta: &CtMeta, now: u64) -> Option<Conn<'_>> {
         let orig = meta.orig.as_ref()?;
         match key_packet(meta.zone, orig, None) {
-            Ok(Keyed::Own(k)) => self.lookup(&k, now, guard).map(|(c, _)| c),
+            Ok(Keyed::Own(k)) => self.lookup(&k, now).map(|(c, _)| c),
             _ => None,
         }
     }
@@ -828,13 +828,12 @@ impl Conntrack {
     fn update_state(
         &self,
         meta: &mut CtMeta,
-        c: &Arc<Conn>,
+        c: Conn<'_>,
         reply: bool,
         related: bool,
         pkt: &CtInput,
         now: u64,
         stats: &mut CtStats,
-        guard: &impl Guard,
     ) -> bool {
         if related {
             meta.state.insert(CtState::RELATED);
@@ -870,7 +869,7 @@ impl Conntrack {
                 stats.invalid += 1;
             }
             ConnUpdate::Reopen => {
-                if self.kill(c, guard, DestroyReason::Reopened, now) {
+                if self.kill(c, DestroyReason::Reopened, now) {
                     bump(&self.counters.reopened);
                 }
                 return true;
@@ -884,13 +883,13 @@ impl Conntrack {
     #[inline]
     fn handle_nat(
         &self,
-        c: &Conn,
+        c: &Conn<'_>,
         meta: &mut CtMeta,
         pkt: &CtInput,
         reply: bool,
         related: bool,
     ) -> Option<Rewrite> {
-        if c.nat.is_none() || meta.state.intersects(CtState::SRC_NAT | CtState::DST_NAT) {
+        if c.nat().is_none() || meta.state.intersects(CtState::SRC_NAT | CtState::DST_NAT) {
             return None;
         }
         self.nat_packet(c, meta, pkt, reply, related)
@@ -899,19 +898,19 @@ impl Conntrack {
     /// OVS `nat_packet`: the packet takes the tuple that the other direction's key expects.
     fn nat_packet(
         &self,
-        c: &Conn,
+        c: &Conn<'_>,
         meta: &mut CtMeta,
         pkt: &CtInput,
         reply: bool,
         related: bool,
     ) -> Option<Rewrite> {
-        let kind = c.nat?;
+        let kind = c.nat()?;
         let eff = if reply { kind.reverse() } else { kind };
         meta.state.insert(match eff {
             NatKind::Src => CtState::SRC_NAT,
             NatKind::Dst => CtState::DST_NAT,
         });
-        let other = c.key[usize::from(!reply)];
+        let other = c.key(usize::from(!reply))?;
         let target = other.reverse();
         let t = &pkt.tuple;
         let mut rw = Rewrite::default();
@@ -975,32 +974,37 @@ impl Conntrack {
     }
 
     /// Removes `c` from the table; true when this call removed it (it was still there).
-    fn kill(&self, c: &Arc<Conn>, guard: &impl Guard, why: DestroyReason, now: u64) -> bool {
-        // AcqRel: exactly one remover wins; readers that see `removed` (Acquire) ignore it.
-        if c.removed.swap(true, Ordering::AcqRel) {
+    fn kill(&self, c: Conn<'_>, why: DestroyReason, now: u64) -> bool {
+        // Exactly one remover clears the live flag; readers that see it cleared ignore the
+        // connection. Until the record is freed below nobody else reuses it.
+        if !c.mark_removed() {
             return false;
         }
-        for k in &c.key {
-            let _ = self.map.remove_if(k, |_, e| Arc::ptr_eq(&e.conn, c), guard);
+        if let Some(keys) = c.keys() {
+            for (d, k) in keys.iter().enumerate() {
+                let h = self.store.hashed(k);
+                self.store.remove(&h, c.idx, d == 1);
+            }
+            self.release(c.zone());
+            self.emit(&c, &keys, CtEventKind::Destroy(why), now);
         }
-        self.release(c.zone());
-        self.emit(c, CtEventKind::Destroy(why), now);
+        self.store.free(c.idx, c.shard());
         true
     }
 
     /// Queues a change event when the stream is enabled (never blocks, never allocates).
     #[inline]
-    fn emit(&self, c: &Conn, kind: CtEventKind, now: u64) {
+    fn emit(&self, c: &Conn<'_>, keys: &[ConnKey; 2], kind: CtEventKind, now: u64) {
         if let Some(ev) = self.events.get() {
-            let (mark, label) = c.ml.read();
+            let (mark, label) = c.ml_read();
             ev.push(
-                usize::from(c.shard),
+                c.shard(),
                 CtEvent {
                     kind,
                     at: now,
                     zone: c.zone(),
-                    orig: c.key[0].to_tuple(),
-                    reply: c.key[1].to_tuple(),
+                    orig: keys[0].to_tuple(),
+                    reply: keys[1].to_tuple(),
                     mark,
                     label,
                 },
@@ -1008,128 +1012,141 @@ impl Conntrack {
         }
     }
 
+    /// Takes a record for a new connection and fills it; `None` when the slab is full.
     fn new_conn(
         &self,
         now: u64,
         fwd: &ConnKey,
-        rev: ConnKey,
+        shard: usize,
+        rev: &ConnKey,
         nat: Option<NatKind>,
         pkt: &CtInput,
-    ) -> Arc<Conn> {
-        let (proto, tm) = if fwd.proto == proto::TCP {
+    ) -> Option<Conn<'_>> {
+        let idx = self.store.alloc(shard)?;
+        let Some((rec, tcp)) = self.store.rec(idx) else {
+            self.store.free(idx, shard);
+            return None;
+        };
+        let (kind, state, tm, tcp_state) = if fwd.proto == proto::TCP {
             // `process` checked that TCP packets carry a segment; a default one is never used.
             let seg = pkt.tcp.unwrap_or_default();
             let (t, tm) = TcpConn::new(&seg);
-            (ProtoState::Tcp(Box::new(Mutex::new(t))), tm)
+            (KIND_TCP, 0, tm, Some(t))
         } else if fwd.is_icmp() {
-            (ProtoState::Icmp(ICMP_FIRST.into()), Tm::IcmpFirst)
+            (KIND_ICMP, ICMP_FIRST, Tm::IcmpFirst, None)
         } else {
-            (ProtoState::Other(OTHER_FIRST.into()), Tm::OtherFirst)
+            (KIND_OTHER, OTHER_FIRST, Tm::OtherFirst, None)
         };
-        let shard = (self.nat_hasher.hash_one(fwd) as usize % N_SHARDS) as u16;
-        Arc::new(Conn {
-            key: [*fwd, rev],
-            nat,
-            proto,
-            expiration: AtomicU64::new(now.saturating_add(self.timeouts.get(fwd.zone, tm))),
-            ml: MarkLabel::default(),
-            removed: AtomicBool::new(false),
-            shard,
+        let exp = now.saturating_add(self.timeouts.get(fwd.zone, tm));
+        let (gen, info) = rec.init(fwd, rev, nat, kind, state, shard as u8, exp);
+        if let Some(t) = tcp_state {
+            // After the generation moved: a stale TCP update checks it under this lock.
+            *lock(tcp) = t;
+        }
+        Some(Conn {
+            rec,
+            tcp,
+            idx,
+            gen,
+            info,
+            zone: fwd.zone,
         })
     }
 
-    /// The live connection `x`, met on one of our keys, is the very connection this packet
-    /// belongs to (created meanwhile by another worker, maybe from the other direction).
-    fn same_conn(x: &Arc<Conn>, fwd: &ConnKey) -> Option<Created> {
-        if x.key[0] == *fwd {
-            Some(Created::Existing(Arc::clone(x), false))
-        } else if x.key[1] == *fwd {
-            Some(Created::Existing(Arc::clone(x), true))
+    /// Gives back a record that never got into the index.
+    fn discard(&self, c: Conn<'_>) {
+        if c.mark_removed() {
+            self.store.free(c.idx, c.shard());
+        }
+    }
+
+    /// The live connection `x`, met on `rev`, is the very connection this packet belongs to
+    /// (created meanwhile by another worker from the other direction).
+    fn same_conn<'a>(x: Conn<'a>, fwd: &ConnKey) -> Option<Created<'a>> {
+        let k = x.keys()?;
+        if k[0] == *fwd {
+            Some(Created::Existing(x, false))
+        } else if k[1] == *fwd {
+            Some(Created::Existing(x, true))
         } else {
             None
         }
     }
 
-    /// Inserts `key -> conn`, reclaiming dead occupants. `Err(Some(x))`: held by the live `x`;
-    /// `Err(None)`: kept meeting entries another thread is removing.
-    fn insert_key(
-        &self,
-        now: u64,
-        key: &ConnKey,
-        conn: &Arc<Conn>,
-        reply: bool,
-        guard: &impl Guard,
-    ) -> Result<(), Option<Arc<Conn>>> {
-        for _ in 0..3 {
-            let entry = Entry {
-                conn: Arc::clone(conn),
-                reply,
-            };
-            match self.map.try_insert(*key, entry, guard) {
-                Ok(_) => return Ok(()),
-                Err(occ) => {
-                    let cur = Arc::clone(&occ.current.conn);
-                    if cur.is_live(now) {
-                        return Err(Some(cur));
-                    }
-                    self.kill(&cur, guard, DestroyReason::Expired, now);
-                }
-            }
-        }
-        Err(None)
-    }
-
     /// Offers `rev` as the reply key of a new connection: inserts both keys or says why not.
     ///
-    /// Both keys are inserted in key order, so two workers creating the same connection (from
-    /// the same or from opposite directions) race for the same first key: exactly one wins, the
-    /// other finds the winner there and uses its connection; nothing is ever inserted by both.
+    /// Both keys are checked and inserted with the index regions of both held, so two workers
+    /// creating the same connection (from the same or from opposite directions) are
+    /// serialized: exactly one inserts, the other finds the winner and uses its connection.
+    #[allow(clippy::too_many_arguments)]
     fn claim(
         &self,
         now: u64,
         fwd: &ConnKey,
+        hf: &Hashed,
         rev: &ConnKey,
         nat: Option<NatKind>,
         pkt: &CtInput,
-        guard: &impl Guard,
-    ) -> Claim<Created> {
-        // Cheap test of the candidate before allocating anything.
-        if let Some(e) = self.map.get(rev, guard) {
-            if e.conn.is_live(now) {
-                return match Self::same_conn(&e.conn, fwd) {
-                    Some(c) => Claim::Stop(c),
-                    None => Claim::Next,
-                };
-            }
-        }
-        let conn = self.new_conn(now, fwd, *rev, nat, pkt);
-        let order = if fwd <= rev {
-            [(fwd, false), (rev, true)]
-        } else {
-            [(rev, true), (fwd, false)]
-        };
-        for (i, (key, reply)) in order.into_iter().enumerate() {
-            if i == 1 && rev == fwd {
-                // A packet addressed to its own source: one key serves both directions.
-                break;
-            }
-            if let Err(occupant) = self.insert_key(now, key, &conn, reply, guard) {
-                conn.removed.store(true, Ordering::Release);
-                if i == 1 {
-                    let first = order[0].0;
-                    let _ = self
-                        .map
-                        .remove_if(first, |_, e| Arc::ptr_eq(&e.conn, &conn), guard);
+    ) -> Claim<Created<'_>> {
+        let own = rev == fwd;
+        let hr = self.store.hashed(rev);
+        // Cheap test of the candidate before taking a record or a lock.
+        if !own {
+            if let Some(f) = self.store.find(rev, &hr, now) {
+                if f.live {
+                    return match Self::same_conn(f.conn, fwd) {
+                        Some(c) => Claim::Stop(c),
+                        None => Claim::Next,
+                    };
                 }
-                return match (occupant.and_then(|x| Self::same_conn(&x, fwd)), reply) {
-                    (Some(c), _) => Claim::Stop(c),
-                    // Our original key is held by something else: give up this packet.
-                    (None, false) => Claim::Stop(Created::Failed),
-                    // The candidate reply key is taken: try another.
-                    (None, true) => Claim::Next,
-                };
+                // Expired but still indexed: remove it whole (gives back its limits).
+                self.kill(f.conn, DestroyReason::Expired, now);
             }
         }
+        let Some(conn) = self.new_conn(now, fwd, hf.region, rev, nat, pkt) else {
+            bump(&self.counters.full);
+            return Claim::Stop(Created::Failed);
+        };
+        let guards = self.store.lock2(hf.region, hr.region);
+        if let Some(f) = self.store.find(fwd, hf, now) {
+            if f.live {
+                drop(guards);
+                self.discard(conn);
+                return Claim::Stop(Created::Existing(f.conn, f.reply));
+            }
+            // A dead occupant (being removed, or expired): its slot goes now, the rest of it
+            // with its remover or the sweep.
+            self.store.remove_found_locked(hf, &f);
+        }
+        if !own {
+            if let Some(f) = self.store.find(rev, &hr, now) {
+                if f.live {
+                    drop(guards);
+                    self.discard(conn);
+                    return match Self::same_conn(f.conn, fwd) {
+                        Some(c) => Claim::Stop(c),
+                        None => Claim::Next,
+                    };
+                }
+                self.store.remove_found_locked(&hr, &f);
+            }
+        }
+        let inserted = self.store.insert_locked(hf, conn.idx, false)
+            && (own || {
+                let ok = self.store.insert_locked(&hr, conn.idx, true);
+                if !ok {
+                    self.store.remove_locked(hf, conn.idx, false);
+                }
+                ok
+            });
+        if !inserted {
+            drop(guards);
+            self.discard(conn);
+            bump(&self.counters.full);
+            return Claim::Stop(Created::Failed);
+        }
+        conn.publish();
+        drop(guards);
         Claim::Done(Created::New(conn))
     }
 
@@ -1139,13 +1156,20 @@ impl Conntrack {
         fwd: &ConnKey,
         pkt: &CtInput,
         nat: Option<&NatRange>,
-        guard: &impl Guard,
-    ) -> Created {
+    ) -> Created<'_> {
         if !self.reserve(fwd.zone) {
             return Created::Failed;
         }
+        let hf = self.store.hashed(fwd);
+        // A dead connection still holding our key goes first (no lock held here), so that its
+        // limits are given back.
+        if let Some(f) = self.store.find(fwd, &hf, now) {
+            if !f.live {
+                self.kill(f.conn, DestroyReason::Expired, now);
+            }
+        }
         let outcome = match nat {
-            None => match self.claim(now, fwd, &fwd.reverse(), None, pkt, guard) {
+            None => match self.claim(now, fwd, &hf, &fwd.reverse(), None, pkt) {
                 Claim::Done(c) | Claim::Stop(c) => c,
                 Claim::Next => {
                     bump(&self.counters.collisions);
@@ -1155,7 +1179,7 @@ impl Conntrack {
             Some(r) => {
                 let kind = r.kind();
                 match find_reply(fwd, r, &self.nat_hasher, |rev| {
-                    self.claim(now, fwd, rev, Some(kind), pkt, guard)
+                    self.claim(now, fwd, &hf, rev, Some(kind), pkt)
                 }) {
                     Ok(c) => c,
                     Err(NatFail::Stopped(c)) => c,
@@ -1173,12 +1197,10 @@ impl Conntrack {
         match &outcome {
             Created::New(c) => {
                 bump(&self.counters.created);
-                self.emit(c, CtEventKind::New, now);
-                let mut sh = lock(&self.shards[usize::from(c.shard)]);
-                sh.conns.push(Arc::clone(c));
-                let share = self.n_conns.load(Ordering::Relaxed) as usize / N_SHARDS;
-                if sh.conns.len() > 2 * share + REAP_SLACK {
-                    sh.reap_removed(REAP_PER_CREATE);
+                if self.events.get().is_some() {
+                    if let Some(keys) = c.keys() {
+                        self.emit(c, &keys, CtEventKind::New, now);
+                    }
                 }
             }
             Created::Existing(..) | Created::Failed => self.release(fwd.zone),
@@ -1190,80 +1212,57 @@ impl Conntrack {
 
     /// Removes expired connections, looking at no more than `budget` entries; call it
     /// periodically from a control thread (OVS sweeps every 20 s, at most `max_conns / 64`
-    /// entries per wake). Successive calls continue where the last one stopped.
+    /// entries per wake). Successive calls continue where the last one stopped. An entry is a
+    /// slot of the connection slab (up to the most slots ever used).
     pub fn sweep(&self, now: u64, budget: usize) -> SweepStats {
         let mut cursor = lock(&self.sweep_cursor);
         let mut st = SweepStats::default();
-        let mut lists_done = 0;
-        // Expired connections are taken off their list under the list's lock and removed from
-        // the table after it is released: creations in that shard wait only for the scan.
-        let mut expired = Vec::new();
-        while st.examined < budget && lists_done < N_SHARDS {
-            let mut sh = lock(&self.shards[*cursor]);
-            while st.examined < budget && sh.pos < sh.conns.len() {
-                st.examined += 1;
-                let pos = sh.pos;
-                let c = &sh.conns[pos];
-                if c.removed.load(Ordering::Acquire) {
-                    sh.conns.swap_remove(pos);
-                } else if c.expiration.load(Ordering::Relaxed) <= now {
-                    expired.push(sh.conns.swap_remove(pos));
-                } else {
-                    sh.pos += 1;
-                }
+        let hw = self.store.high_water();
+        let mut visited = 0u32;
+        while st.examined < budget && visited < hw {
+            if *cursor >= hw {
+                *cursor = 0;
             }
-            if sh.pos < sh.conns.len() {
-                break;
-            }
-            sh.pos = 0;
-            *cursor = (*cursor + 1) % N_SHARDS;
-            lists_done += 1;
-            if *cursor == 0 {
+            st.examined += 1;
+            visited += 1;
+            let idx = *cursor;
+            *cursor += 1;
+            if *cursor >= hw {
+                *cursor = 0;
                 st.pass_complete = true;
             }
-        }
-        drop(cursor);
-        let guard = self.map.guard();
-        for c in expired {
-            if c.expiration.load(Ordering::Relaxed) > now {
-                // A packet refreshed it since the scan: it stays, back on its list.
-                lock(&self.shards[usize::from(c.shard)]).conns.push(c);
-            } else if self.kill(&c, &guard, DestroyReason::Expired, now) {
+            let Some((c, exp)) = self.store.conn_at(idx) else {
+                continue;
+            };
+            if c.info & (I_LIVE | I_PUB) == I_LIVE | I_PUB
+                && exp <= now
+                && self.kill(c, DestroyReason::Expired, now)
+            {
                 st.expired += 1;
                 bump(&self.counters.expired);
             }
         }
+        if hw == 0 {
+            st.pass_complete = true;
+        }
         st
     }
 
-    /// Takes the live connections that `pick` selects off every sweep list (one list lock at
-    /// a time, dropping already-removed entries on the way), then removes them from the table
-    /// with no list lock held; returns how many this call removed.
-    fn flush_where(&self, pick: impl Fn(&Conn) -> bool) -> usize {
-        let mut victims = Vec::new();
-        for shard in self.shards.iter() {
-            let mut sh = lock(shard);
-            let before = sh.conns.len();
-            sh.conns.retain(|c| {
-                if c.removed.load(Ordering::Acquire) {
-                    return false;
-                }
-                if pick(c) {
-                    victims.push(Arc::clone(c));
-                    return false;
-                }
-                true
-            });
-            if sh.conns.len() != before {
-                sh.pos = 0;
-                sh.reap = 0;
+    /// Removes the connections that `pick` selects (walking the slab); returns how many this
+    /// call removed.
+    fn flush_where(&self, pick: impl Fn(&Conn<'_>) -> bool) -> usize {
+        let mut n = 0;
+        for idx in 0..self.store.high_water() {
+            let Some((c, _)) = self.store.conn_at(idx) else {
+                continue;
+            };
+            if c.info & (I_LIVE | I_PUB) == I_LIVE | I_PUB
+                && pick(&c)
+                && self.kill(c, DestroyReason::Flushed, 0)
+            {
+                n += 1;
             }
         }
-        let guard = self.map.guard();
-        let n = victims
-            .iter()
-            .filter(|c| self.kill(c, &guard, DestroyReason::Flushed, 0))
-            .count();
         self.counters.flushed.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
@@ -1280,12 +1279,11 @@ impl Conntrack {
         let Ok(Keyed::Own(k)) = key_packet(zone, tuple, None) else {
             return false;
         };
-        let guard = self.map.guard();
-        let Some(e) = self.map.get(&k, &guard) else {
+        let h = self.store.hashed(&k);
+        let Some(f) = self.store.find(&k, &h, 0) else {
             return false;
         };
-        let c = Arc::clone(&e.conn);
-        let removed = self.kill(&c, &guard, DestroyReason::Flushed, 0);
+        let removed = self.kill(f.conn, DestroyReason::Flushed, 0);
         if removed {
             bump(&self.counters.flushed);
         }
@@ -1312,7 +1310,9 @@ impl Conntrack {
     /// Removes the connections of `zone` (or of every zone) that `m` matches; returns how many.
     /// Walks all connections: a control-path operation.
     pub fn flush_match(&self, zone: Option<u16>, m: &CtMatch) -> usize {
-        self.flush_where(|c| zone.is_none_or(|z| z == c.zone()) && m.matches(&Self::entry(c, 0)))
+        self.flush_where(|c| {
+            zone.is_none_or(|z| z == c.zone()) && Self::entry(c, 0).is_some_and(|e| m.matches(&e))
+        })
     }
 
     /// Like [`Conntrack::dump`], keeping only the connections `m` matches (a dump by tuple
@@ -1323,11 +1323,17 @@ impl Conntrack {
         v
     }
 
-    /// Entries held by the sweep lists, including connections already removed from the table
-    /// but not yet dropped from their list (memory diagnostics: stays within a small factor of
-    /// `conn_count`).
+    /// Connection records in use, including connections being removed right now (memory
+    /// diagnostics: stays within a small factor of `conn_count`). The records are preallocated
+    /// slab slots (the former per-shard sweep lists are gone: `sweep` walks the slab).
     pub fn sweep_list_len(&self) -> usize {
-        self.shards.iter().map(|sh| lock(sh).conns.len()).sum()
+        self.store.used() as usize
+    }
+
+    /// Connections the preallocated table can hold (`CtConfig::initial_capacity / 2`, or
+    /// `max_conns` when no capacity was given).
+    pub fn capacity(&self) -> u32 {
+        self.store.capacity()
     }
 
     /// `dpctl/ct-get-limits`: `(zone, limit, count)` for every zone with its own limit, in zone
@@ -1386,34 +1392,35 @@ impl Conntrack {
             .collect()
     }
 
-    fn entry(c: &Conn, now: u64) -> CtEntry {
-        let (mark, label) = c.ml.read();
-        CtEntry {
-            orig: c.key[0].to_tuple(),
-            reply: c.key[1].to_tuple(),
+    fn entry(c: &Conn<'_>, now: u64) -> Option<CtEntry> {
+        let keys = c.keys()?;
+        let (mark, label) = c.ml_read();
+        Some(CtEntry {
+            orig: keys[0].to_tuple(),
+            reply: keys[1].to_tuple(),
             zone: c.zone(),
             mark,
             label,
             tcp: c.tcp_states(),
-            expires_in: Duration::from_nanos(
-                c.expiration.load(Ordering::Relaxed).saturating_sub(now),
-            ),
-        }
+            expires_in: Duration::from_nanos(c.expiration().saturating_sub(now)),
+        })
     }
 
     /// A snapshot of the live connections of `zone` (or all); format each with `Display` for
     /// `dpctl/dump-conntrack`. Walks all connections: a control-path operation.
     pub fn dump(&self, zone: Option<u16>, now: u64) -> Vec<CtEntry> {
-        let mut conns = Vec::new();
-        for shard in self.shards.iter() {
-            let sh = lock(shard);
-            conns.extend(
-                sh.conns
-                    .iter()
-                    .filter(|c| c.is_live(now) && zone.is_none_or(|z| z == c.zone()))
-                    .cloned(),
-            );
+        let mut v = Vec::new();
+        for idx in 0..self.store.high_water() {
+            let Some((c, exp)) = self.store.conn_at(idx) else {
+                continue;
+            };
+            if c.info & (I_LIVE | I_PUB) == I_LIVE | I_PUB
+                && exp > now
+                && zone.is_none_or(|z| z == c.zone())
+            {
+                v.extend(Self::entry(&c, now));
+            }
         }
-        conns.iter().map(|c| Self::entry(c, now)).collect()
+        v
     }
 }
