@@ -6,6 +6,8 @@
 //! `commit_odp_actions`); metadata (registers, marks) never reaches the packet. Actions are
 //! executed in order on the frame bytes, with checksums updated incrementally.
 
+use std::net::IpAddr;
+
 /// One datapath action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DpAction {
@@ -57,4 +59,26 @@ pub enum DpAction {
     PopVlan,
     /// Rewrite the outer tag's TCI.
     SetVlanTci(u16),
+    // ---- Tunnels (Geneve/VXLAN) ----
+    /// Encapsulate the packet with the tunnel metadata below and transmit it through tunnel
+    /// port `port` (what OVS writes as `tnl_push(...),output(uplink)`). The engine resolves the
+    /// outer addressing (route, neighbour) once per megaflow and builds the outer header then.
+    TunnelPush(TunnelPush),
+}
+
+/// The tunnel metadata an output to a tunnel port carries: the flow's `tun_*` fields at the
+/// moment of the output. What the port's own options (`remote_ip`, `key`, `local_ip`, ...)
+/// make of them is the engine's business.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TunnelPush {
+    /// The tunnel's OpenFlow port.
+    pub port: u32,
+    /// `tun_id` (the VNI when the port has `key=flow`).
+    pub tun_id: u64,
+    /// `tun_dst` / `tun_ipv6_dst`, `None` when unset (zero).
+    pub dst: Option<IpAddr>,
+    /// `tun_src` / `tun_ipv6_src`, `None` when unset (zero).
+    pub src: Option<IpAddr>,
+    /// `tun_flags` (OVS bits: 1 OAM, 2 DF, 4 CSUM, 8 KEY).
+    pub flags: u16,
 }

@@ -53,7 +53,7 @@ use xvs_packet::key::layout;
 use xvs_packet::FlowKey;
 
 use crate::action::{Action, Controller, Learn, LearnSpec, PacketInReason};
-use crate::datapath::DpAction;
+use crate::datapath::{DpAction, TunnelPush};
 use crate::field::{ones, read_loc, write_loc, FieldId, Loc, Prereq, Subfield};
 use crate::flow::{ethertype, ipproto, Flow, FlowMod, FlowModCommand, Match};
 use crate::group::GroupType;
@@ -230,7 +230,7 @@ impl Translation {
         !self
             .actions
             .iter()
-            .any(|a| matches!(a, DpAction::Output(_)))
+            .any(|a| matches!(a, DpAction::Output(_) | DpAction::TunnelPush(_)))
     }
 
     /// True when every packet of this megaflow needs the slow path (learn or packet-in side
@@ -266,6 +266,8 @@ pub struct TranslateScratch {
     lookup: LookupScratch,
     /// Trace events of the last translation, when tracing is on.
     trace: Option<Vec<TraceEvent>>,
+    /// OpenFlow ports that are tunnels: an output to one becomes [`DpAction::TunnelPush`].
+    tunnel_ports: Vec<u32>,
 }
 
 impl TranslateScratch {
@@ -283,6 +285,13 @@ impl TranslateScratch {
     /// The events of the last translation (empty when tracing is off).
     pub fn trace(&self) -> &[TraceEvent] {
         self.trace.as_deref().unwrap_or(&[])
+    }
+
+    /// Declares which OpenFlow ports are tunnels (Geneve/VXLAN): an output to one of them
+    /// becomes a [`DpAction::TunnelPush`] carrying the flow's tunnel metadata, and that
+    /// metadata joins the megaflow mask.
+    pub fn set_tunnel_ports(&mut self, ports: &[u32]) {
+        self.tunnel_ports = ports.to_vec();
     }
 }
 
@@ -412,6 +421,7 @@ pub fn translate(
         stop: false,
         now,
         scratch: &mut scratch.lookup,
+        tunnel_ports: &scratch.tunnel_ports,
         out,
     };
     cx.run_table(0);
@@ -453,6 +463,11 @@ impl WorkerTranslator {
             out: Translation::new(),
             counters: TranslateCounters::default(),
         }
+    }
+
+    /// Declares the tunnel ports (see [`TranslateScratch::set_tunnel_ports`]).
+    pub fn set_tunnel_ports(&mut self, ports: &[u32]) {
+        self.scratch.set_tunnel_ports(ports);
     }
 
     /// Adopts the newest pipeline (once per batch) and returns its version.
@@ -555,6 +570,7 @@ struct Ctx<'a> {
     stop: bool,
     now: u64,
     scratch: &'a mut LookupScratch,
+    tunnel_ports: &'a [u32],
     out: &'a mut Translation,
 }
 
@@ -862,7 +878,41 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.record(|| TraceEvent::Output(p));
-        self.push(DpAction::Output(p));
+        if self.tunnel_ports.contains(&p) {
+            let push = self.tunnel_push(p);
+            self.push(DpAction::TunnelPush(push));
+        } else {
+            self.push(DpAction::Output(p));
+        }
+    }
+
+    /// The tunnel metadata of an output to tunnel port `port`. Every tunnel field the engine
+    /// reads to build the outer header joins the mask, so one megaflow never covers packets
+    /// that need different outer headers.
+    fn tunnel_push(&mut self, port: u32) -> TunnelPush {
+        for f in [
+            layout::TUN_ID,
+            layout::TUN_SRC,
+            layout::TUN_DST,
+            layout::TUN_FLAGS,
+        ] {
+            self.unwild_field(f);
+        }
+        for f in [layout::TUN_IPV6_SRC, layout::TUN_IPV6_DST] {
+            let hi = f.hi as usize;
+            self.out.mask.words[hi] = u64::MAX;
+            self.out.mask.words[hi + 1] = u64::MAX;
+        }
+        let v4 = |a: u64| (a != 0).then(|| std::net::IpAddr::from((a as u32).to_be_bytes()));
+        let v6 = |a: u128| (a != 0).then(|| std::net::IpAddr::from(a.to_be_bytes()));
+        let f = &self.flow;
+        TunnelPush {
+            port,
+            tun_id: f.get(layout::TUN_ID),
+            dst: v4(f.get(layout::TUN_DST)).or_else(|| v6(f.get128(layout::TUN_IPV6_DST))),
+            src: v4(f.get(layout::TUN_SRC)).or_else(|| v6(f.get128(layout::TUN_IPV6_SRC))),
+            flags: f.get(layout::TUN_FLAGS) as u16,
+        }
     }
 
     fn push(&mut self, a: DpAction) {

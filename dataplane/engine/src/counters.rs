@@ -32,11 +32,30 @@ pub enum DropReason {
     RemotePort = 7,
     /// No free frame for a copy of a packet sent to several ports.
     PoolEmpty = 8,
+    // ---- Tunnels ----
+    /// A tunnel-port frame that failed decapsulation (the reason is counted in
+    /// [`WorkerSnapshot::decap_errors`]).
+    TunnelDecap = 9,
+    /// A valid tunnel frame that no configured tunnel port accepts (remote address mismatch).
+    TunnelUnknown = 10,
+    /// A tunnel frame whose VNI is not the port's fixed `key`.
+    TunnelWrongVni = 11,
+    /// No route to the tunnel destination, or a route that does not leave through the uplink.
+    TunnelNoRoute = 12,
+    /// The outer header could not be built or applied (no destination or source address, key
+    /// above 24 bits, not enough headroom).
+    TunnelEncap = 13,
+    /// The packet waited for the next hop's MAC and the queue for it was full.
+    TunnelNeighQueueFull = 14,
+    /// The packet waited for the next hop's MAC and the neighbour never answered.
+    TunnelNeighUnreachable = 15,
+    /// The encapsulated packet would exceed the uplink MTU (an ICMP error went back).
+    TunnelMtu = 16,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::TxRingFull,
         DropReason::NoOutput,
         DropReason::BadDescriptor,
@@ -46,6 +65,14 @@ impl DropReason {
         DropReason::RewriteFailed,
         DropReason::RemotePort,
         DropReason::PoolEmpty,
+        DropReason::TunnelDecap,
+        DropReason::TunnelUnknown,
+        DropReason::TunnelWrongVni,
+        DropReason::TunnelNoRoute,
+        DropReason::TunnelEncap,
+        DropReason::TunnelNeighQueueFull,
+        DropReason::TunnelNeighUnreachable,
+        DropReason::TunnelMtu,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -62,6 +89,14 @@ impl DropReason {
             DropReason::RewriteFailed => "rewrite_failed",
             DropReason::RemotePort => "remote_port",
             DropReason::PoolEmpty => "pool_empty",
+            DropReason::TunnelDecap => "tunnel_decap",
+            DropReason::TunnelUnknown => "tunnel_unknown",
+            DropReason::TunnelWrongVni => "tunnel_wrong_vni",
+            DropReason::TunnelNoRoute => "tunnel_no_route",
+            DropReason::TunnelEncap => "tunnel_encap",
+            DropReason::TunnelNeighQueueFull => "tunnel_neigh_queue_full",
+            DropReason::TunnelNeighUnreachable => "tunnel_neigh_unreachable",
+            DropReason::TunnelMtu => "tunnel_mtu_exceeded",
         }
     }
 }
@@ -133,7 +168,20 @@ pub struct WorkerSnapshot {
     pub busy_ns: u64,
     /// Nanoseconds spent in iterations that received nothing (including sleeps).
     pub idle_ns: u64,
+    /// Tunnel frames decapsulated.
+    pub decapsulated: u64,
+    /// Packets encapsulated.
+    pub encapsulated: u64,
+    /// Packets parked while the tunnel next hop's MAC is resolved.
+    pub neigh_parked: u64,
+    /// ICMP fragmentation-needed / packet-too-big replies sent.
+    pub icmp_too_big: u64,
+    /// Decapsulation failures by `xvs_tunnel::DecapError::index`.
+    pub decap_errors: [u64; DECAP_REASONS],
 }
+
+/// Number of decapsulation failure reasons.
+pub const DECAP_REASONS: usize = xvs_tunnel::DecapError::ALL.len();
 
 /// The published form of [`WorkerSnapshot`].
 #[derive(Debug, Default)]
@@ -146,6 +194,8 @@ pub struct WorkerCounters {
     iterations: AtomicU64,
     busy_ns: AtomicU64,
     idle_ns: AtomicU64,
+    tunnel: [AtomicU64; 4],
+    decap_errors: [AtomicU64; DECAP_REASONS],
 }
 
 impl WorkerCounters {
@@ -171,12 +221,28 @@ impl WorkerCounters {
         self.iterations.store(s.iterations, Ordering::Relaxed);
         self.busy_ns.store(s.busy_ns, Ordering::Relaxed);
         self.idle_ns.store(s.idle_ns, Ordering::Relaxed);
+        let tunnel = [
+            s.decapsulated,
+            s.encapsulated,
+            s.neigh_parked,
+            s.icmp_too_big,
+        ];
+        for (a, v) in self.tunnel.iter().zip(tunnel) {
+            a.store(v, Ordering::Relaxed);
+        }
+        for (a, v) in self.decap_errors.iter().zip(s.decap_errors) {
+            a.store(v, Ordering::Relaxed);
+        }
     }
 
     /// The last published values.
     pub fn load(&self) -> WorkerSnapshot {
         let mut drops = [0; DropReason::COUNT];
         for (d, a) in drops.iter_mut().zip(&self.drops) {
+            *d = a.load(Ordering::Relaxed);
+        }
+        let mut decap_errors = [0; DECAP_REASONS];
+        for (d, a) in decap_errors.iter_mut().zip(&self.decap_errors) {
             *d = a.load(Ordering::Relaxed);
         }
         WorkerSnapshot {
@@ -193,6 +259,11 @@ impl WorkerCounters {
             iterations: self.iterations.load(Ordering::Relaxed),
             busy_ns: self.busy_ns.load(Ordering::Relaxed),
             idle_ns: self.idle_ns.load(Ordering::Relaxed),
+            decapsulated: self.tunnel[0].load(Ordering::Relaxed),
+            encapsulated: self.tunnel[1].load(Ordering::Relaxed),
+            neigh_parked: self.tunnel[2].load(Ordering::Relaxed),
+            icmp_too_big: self.tunnel[3].load(Ordering::Relaxed),
+            decap_errors,
         }
     }
 }

@@ -16,9 +16,12 @@
 mod counters;
 pub mod pipeline;
 mod rewrite;
+pub mod tunnel;
 mod worker;
 
-pub use counters::{DropReason, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot};
+pub use counters::{
+    DropReason, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot, DECAP_REASONS,
+};
 pub use pipeline::{ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
 pub use worker::{EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH};
 pub use xvs_classifier::CacheConfig;

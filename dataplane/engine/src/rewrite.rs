@@ -233,7 +233,10 @@ pub fn apply(f: &mut [u8], h: &Headers, action: &DpAction) -> bool {
                 false
             }
         }
-        DpAction::Output(_) | DpAction::PushVlan { .. } | DpAction::PopVlan => false,
+        DpAction::Output(_)
+        | DpAction::PushVlan { .. }
+        | DpAction::PopVlan
+        | DpAction::TunnelPush(_) => false,
     }
 }
 

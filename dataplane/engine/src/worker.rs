@@ -2,6 +2,7 @@
 
 use crate::counters::{DropReason, WorkerShared, WorkerSnapshot};
 use crate::pipeline::{self, ExecAction, OpenFlowStage};
+use crate::tunnel::{self, Parked, Received, TunnelStage};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,6 +107,12 @@ pub struct Worker {
     keys: Box<[FlowKey; BATCH]>,
     infos: [ExtractInfo; BATCH],
     ids: [Option<MegaflowId>; BATCH],
+    /// The packets of the burst being classified (after decapsulation).
+    descs: [Desc; BATCH],
+    /// The port index each of them arrived on.
+    in_idxs: [u16; BATCH],
+    /// IPv4 identification of the outer headers this worker writes.
+    ip_id: u16,
 }
 
 impl Worker {
@@ -160,6 +167,9 @@ impl Worker {
             keys: Box::new([FlowKey::ZERO; BATCH]),
             infos: [ExtractInfo::default(); BATCH],
             ids: [None; BATCH],
+            descs: [Desc::default(); BATCH],
+            in_idxs: [0; BATCH],
+            ip_id: 0,
         })
     }
 
@@ -176,6 +186,14 @@ impl Worker {
     /// Frames currently held by ports (posted for receive, or in flight).
     pub fn frames_held_by_ports(&self) -> usize {
         self.ports.iter().map(|p| p.io.frames_held()).sum()
+    }
+
+    /// Frames held by packets parked for a tunnel next hop.
+    pub fn frames_parked(&self) -> usize {
+        match &self.forwarding {
+            Forwarding::OpenFlow(stage) => stage.tunnel().map_or(0, TunnelStage::frames_held),
+            Forwarding::IoFwd { .. } => 0,
+        }
     }
 
     /// Polls until [`WorkerShared::request_stop`] is called; publishes final counters on exit.
@@ -222,6 +240,9 @@ impl Worker {
         self.stats.iterations += 1;
         if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
             stage.begin_batch(&mut self.stats);
+            if stage.tunnel().is_some() {
+                self.run_released();
+            }
         }
         let mut rx = [Desc::default(); BATCH];
         let mut received = 0;
@@ -256,22 +277,93 @@ impl Worker {
         received
     }
 
-    /// The OpenFlow stage for one received burst: extract keys, classify (translating misses),
-    /// execute each packet's actions.
+    /// The OpenFlow stage for one received burst: decapsulate tunnel frames arriving on the
+    /// uplink, extract keys, classify (translating misses), execute each packet's actions.
     fn openflow_burst(&mut self, in_idx: usize, rx: &[Desc]) {
         let Forwarding::OpenFlow(stage) = &mut self.forwarding else {
             return;
         };
-        let n = rx.len().min(BATCH);
         let in_port = self.ports[in_idx].ofport;
-        for ((d, key), info) in rx[..n]
-            .iter()
-            .zip(self.keys.iter_mut())
-            .zip(self.infos.iter_mut())
-        {
+        let tunnel = stage
+            .tunnel()
+            .filter(|t| t.uplink_ofport() == in_port && in_idx <= usize::from(u16::MAX));
+        let mut n = 0;
+        for &rd in rx.iter().take(BATCH) {
+            let mut d = rd;
+            let key = &mut self.keys[n];
             *key = FlowKey::ZERO;
-            *info = xvs_packet::extract(self.pool.region().data(*d), in_port, key);
+            let mut port = in_port;
+            if let Some(t) = tunnel {
+                match t.receive(self.pool.region().data(d), key) {
+                    Received::Plain => {}
+                    Received::Decapsulated(inner) => {
+                        // The inner frame stays where it is; the descriptor moves past the
+                        // outer headers.
+                        d.addr += inner.offset as u64;
+                        d.len = inner.len as u32;
+                        port = inner.ofport;
+                        self.stats.decapsulated += 1;
+                    }
+                    Received::Dropped(reason, detail) => {
+                        if let Some(e) = detail {
+                            if let Some(c) = self.stats.decap_errors.get_mut(e.index()) {
+                                *c += 1;
+                            }
+                        }
+                        drop_packet(&mut self.pool, &mut self.stats, d, reason);
+                        continue;
+                    }
+                }
+            }
+            self.infos[n] = xvs_packet::extract(self.pool.region().data(d), port, key);
+            self.descs[n] = d;
+            self.in_idxs[n] = in_idx as u16;
+            n += 1;
         }
+        self.run_openflow(n);
+    }
+
+    /// Runs the packets parked for a tunnel next hop that was resolved since, and drops those
+    /// whose next hop never answered.
+    fn run_released(&mut self) {
+        loop {
+            let Forwarding::OpenFlow(stage) = &mut self.forwarding else {
+                return;
+            };
+            let Some(t) = stage.tunnel_mut() else { return };
+            while let Some(p) = t.pop_failed() {
+                drop_packet(
+                    &mut self.pool,
+                    &mut self.stats,
+                    p.desc,
+                    DropReason::TunnelNeighUnreachable,
+                );
+            }
+            let mut n = 0;
+            while n < BATCH {
+                let Some(p) = t.pop_released() else { break };
+                let mut scratch = FlowKey::ZERO;
+                let in_port = p.key.get(xvs_packet::key::layout::IN_PORT) as u32;
+                self.infos[n] =
+                    xvs_packet::extract(self.pool.region().data(p.desc), in_port, &mut scratch);
+                self.keys[n] = p.key;
+                self.descs[n] = p.desc;
+                self.in_idxs[n] = p.in_idx;
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            self.run_openflow(n);
+        }
+    }
+
+    /// Classifies and executes the first `n` packets of `descs`/`keys`/`infos`.
+    fn run_openflow(&mut self, n: usize) {
+        let Forwarding::OpenFlow(stage) = &mut self.forwarding else {
+            return;
+        };
+        let n = n.min(BATCH);
         let ports = &self.ports;
         let port_of = |ofport: u32| {
             ports
@@ -285,7 +377,24 @@ impl Worker {
             &port_of,
             &mut self.stats,
         );
-        for (i, &d) in rx[..n].iter().enumerate() {
+        for i in 0..n {
+            let d = self.descs[i];
+            if let Some((ip, oif)) = stage.parked(i) {
+                let p = Parked {
+                    desc: d,
+                    in_idx: self.in_idxs[i],
+                    key: self.keys[i],
+                };
+                if let Some(t) = stage.tunnel_mut() {
+                    match t.park(ip, oif, p) {
+                        Ok(()) => self.stats.neigh_parked += 1,
+                        Err((desc, reason)) => {
+                            drop_packet(&mut self.pool, &mut self.stats, desc, reason)
+                        }
+                    }
+                }
+                continue;
+            }
             let cached = self.ids[i].and_then(|id| stage.actions(id)).map(|a| &a[..]);
             let Some(actions) = cached.or_else(|| stage.uncached_actions(i)) else {
                 self.pool.free(d.addr);
@@ -293,14 +402,16 @@ impl Worker {
                 continue;
             };
             let h = pipeline::headers(&self.keys[i], self.infos[i]);
-            execute(
-                actions,
-                d,
-                h,
-                &mut self.pool,
-                &mut self.ports,
-                &mut self.stats,
-            );
+            let mut cx = ExecContext {
+                pool: &mut self.pool,
+                ports: &mut self.ports,
+                stats: &mut self.stats,
+                tunnel: stage.tunnel(),
+                key: &self.keys[i],
+                in_idx: self.in_idxs[i],
+                ip_id: &mut self.ip_id,
+            };
+            execute(actions, d, h, &mut cx);
         }
     }
 
@@ -344,33 +455,46 @@ fn transmit(port: &mut EnginePort, pool: &mut FramePool, stats: &mut WorkerSnaps
     port.pending_len = 0;
 }
 
+/// What executing one packet's actions may touch besides the packet.
+struct ExecContext<'a> {
+    pool: &'a mut FramePool,
+    ports: &'a mut [EnginePort],
+    stats: &'a mut WorkerSnapshot,
+    tunnel: Option<&'a TunnelStage>,
+    /// The packet's key as extracted (before any rewrite).
+    key: &'a FlowKey,
+    /// The port index the packet came in on.
+    in_idx: u16,
+    /// IPv4 identification counter for outer headers.
+    ip_id: &'a mut u16,
+}
+
 /// Executes a megaflow's actions on one packet: header rewrites in place, a copy for every
 /// output but the last, which takes the packet itself.
 fn execute(
     actions: &[ExecAction],
     mut d: Desc,
     mut h: crate::rewrite::Headers,
-    pool: &mut FramePool,
-    ports: &mut [EnginePort],
-    stats: &mut WorkerSnapshot,
+    cx: &mut ExecContext<'_>,
 ) {
     let mut outputs_left = actions
         .iter()
-        .filter(|a| matches!(a, ExecAction::Output(_)))
+        .filter(|a| matches!(a, ExecAction::Output(_) | ExecAction::Encap { .. }))
         .count();
     if outputs_left == 0 {
-        pool.free(d.addr);
-        let reason = if actions
+        cx.pool.free(d.addr);
+        let reason = actions
             .iter()
-            .any(|a| matches!(a, ExecAction::RemoteOutput))
-        {
-            DropReason::RemotePort
-        } else {
-            DropReason::ActionDrop
-        };
-        stats.drops[reason as usize] += 1;
+            .find_map(|a| match a {
+                ExecAction::RemoteOutput => Some(DropReason::RemotePort),
+                ExecAction::Discard(r) => Some(*r),
+                _ => None,
+            })
+            .unwrap_or(DropReason::ActionDrop);
+        cx.stats.drops[reason as usize] += 1;
         return;
     }
+    let (pool, ports, stats) = (&mut *cx.pool, &mut *cx.ports, &mut *cx.stats);
     for a in actions {
         match *a {
             ExecAction::Output(idx) => {
@@ -387,7 +511,37 @@ fn execute(
                     None => stats.drops[DropReason::PoolEmpty as usize] += 1,
                 }
             }
+            ExecAction::Encap { template, out } => {
+                outputs_left -= 1;
+                let last = outputs_left == 0;
+                let packet = if last {
+                    Some(d)
+                } else {
+                    match pool.alloc_desc(d.len) {
+                        Some(c) if pool.region_mut().copy_data(d, c) => Some(c),
+                        Some(c) => {
+                            drop_packet(pool, stats, c, DropReason::BadDescriptor);
+                            None
+                        }
+                        None => {
+                            stats.drops[DropReason::PoolEmpty as usize] += 1;
+                            None
+                        }
+                    }
+                };
+                if let Some(p) = packet {
+                    *cx.ip_id = cx.ip_id.wrapping_add(1);
+                    encap_and_send(
+                        p, template, out, pool, ports, stats, cx.tunnel, cx.key, cx.in_idx,
+                        *cx.ip_id,
+                    );
+                }
+                if last {
+                    return;
+                }
+            }
             ExecAction::RemoteOutput => stats.drops[DropReason::RemotePort as usize] += 1,
+            ExecAction::Discard(reason) => stats.drops[reason as usize] += 1,
             ExecAction::Header(DpAction::PushVlan { tpid, tci }) => {
                 let base = pool.region().frame_base(d.addr);
                 let start = (d.addr - base) as usize;
@@ -418,6 +572,100 @@ fn execute(
                 }
             }
         }
+    }
+}
+
+/// Encapsulates `d` (which this call consumes) with template `template` and queues it on the
+/// uplink `out`; a packet that would not fit the uplink MTU is dropped and, when it may not be
+/// fragmented, answered with ICMP fragmentation-needed / packet-too-big on its ingress port.
+#[allow(clippy::too_many_arguments)]
+fn encap_and_send(
+    d: Desc,
+    template: u32,
+    out: u16,
+    pool: &mut FramePool,
+    ports: &mut [EnginePort],
+    stats: &mut WorkerSnapshot,
+    tunnel: Option<&TunnelStage>,
+    key: &FlowKey,
+    in_idx: u16,
+    ip_id: u16,
+) {
+    let Some((t, stage)) = tunnel.and_then(|s| s.template(template).map(|t| (t, s))) else {
+        return drop_packet(pool, stats, d, DropReason::TunnelEncap);
+    };
+    let mtu = stage.uplink_mtu();
+    if xvs_tunnel::mtu::exceeds_mtu(d.len as usize, t.ip_overhead(), mtu) {
+        if in_idx != out {
+            send_too_big(pool, ports, stats, stage, d, key, in_idx, t.ip_overhead());
+        }
+        return drop_packet(pool, stats, d, DropReason::TunnelMtu);
+    }
+    let base = pool.region().frame_base(d.addr);
+    let start = (d.addr - base) as usize;
+    let hash = tunnel::key_hash(key);
+    match t.apply(
+        pool.region_mut().frame_mut(base),
+        start,
+        d.len as usize,
+        hash,
+        ip_id,
+    ) {
+        Ok((new_start, new_len)) => {
+            stats.encapsulated += 1;
+            let e = Desc {
+                addr: base + new_start as u64,
+                len: new_len as u32,
+                options: 0,
+            };
+            enqueue(ports, pool, stats, usize::from(out), e);
+        }
+        Err(_) => drop_packet(pool, stats, d, DropReason::TunnelEncap),
+    }
+}
+
+/// Answers a packet too big for the tunnel with an ICMP error from the node, addressed with
+/// the packet's original MACs reversed, on the port it came in on.
+#[allow(clippy::too_many_arguments)]
+fn send_too_big(
+    pool: &mut FramePool,
+    ports: &mut [EnginePort],
+    stats: &mut WorkerSnapshot,
+    stage: &TunnelStage,
+    d: Desc,
+    key: &FlowKey,
+    in_idx: u16,
+    ip_overhead: usize,
+) {
+    use xvs_packet::key::layout;
+    let mut buf = [0u8; 14 + xvs_tunnel::mtu::ICMP6_MAX];
+    let inner = pool.region().data(d);
+    if !xvs_tunnel::mtu::must_not_fragment(inner) {
+        return;
+    }
+    let mtu = xvs_tunnel::mtu::inner_mtu(stage.uplink_mtu(), ip_overhead);
+    let v6 = key.get(layout::ETH_TYPE) == 0x86dd;
+    let built = match stage.icmp_source(v6, key) {
+        std::net::IpAddr::V4(src) => {
+            xvs_tunnel::mtu::icmp4_frag_needed(&mut buf, inner, src.octets(), mtu as u16)
+        }
+        std::net::IpAddr::V6(src) => {
+            xvs_tunnel::mtu::icmp6_packet_too_big(&mut buf, inner, src.octets(), mtu as u32)
+        }
+    };
+    let Ok(len) = built else { return };
+    let mac = |v: u64| {
+        let b = v.to_be_bytes();
+        [b[2], b[3], b[4], b[5], b[6], b[7]]
+    };
+    buf[0..6].copy_from_slice(&mac(key.get(layout::ETH_SRC)));
+    buf[6..12].copy_from_slice(&mac(key.get(layout::ETH_DST)));
+    match pool.alloc_copy(&buf[..len]) {
+        Some(r) => {
+            stats.icmp_too_big += 1;
+            enqueue(ports, pool, stats, usize::from(in_idx), r);
+        }
+        None => stats.drops[DropReason::PoolEmpty as usize] += 1,
     }
 }
 
