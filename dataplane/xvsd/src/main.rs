@@ -8,8 +8,10 @@
 
 mod config;
 mod control;
+mod netlink;
 mod openflow;
 mod ports;
+mod underlay;
 mod unixctl;
 
 use anyhow::{bail, Context, Result};
@@ -20,6 +22,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use xvs_engine::tunnel::{TunnelPort, TunnelSetup, TunnelStage};
 use xvs_engine::{CacheConfig, Forwarding, OpenFlowStage, Worker, WorkerConfig};
 use xvs_io::{FramePool, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
 
@@ -119,6 +122,15 @@ fn run(args: &Args) -> Result<()> {
         config::ForwardingMode::IoFwd => None,
     };
 
+    // Tunnels: the kernel's view of the underlay, published to the workers.
+    let tunnel_ofports = openflow::tunnel_ofports(&plan);
+    let uplink = plan.ports.iter().find(|p| p.config.uplink);
+    let mut underlay = match (tunnel_ofports.is_empty(), uplink) {
+        (false, Some(up)) => Some(underlay::UnderlayControl::new(&up.config.name)?),
+        _ => None,
+    };
+    let uplink_filter = uplink.map(|up| ports::uplink_filter(&plan, up));
+
     let translation_counters = Arc::new(openflow::TranslationCounters::default());
     let epoch = std::time::Instant::now();
     let mut learn_queues = Vec::new();
@@ -129,7 +141,7 @@ fn run(args: &Args) -> Result<()> {
     let mut workers = Vec::new();
     for (w, &core) in cfg.workers.iter().enumerate() {
         let mine: Vec<usize> = (0..plan.ports.len())
-            .filter(|&i| plan.ports[i].worker == w)
+            .filter(|&i| plan.ports[i].worker == w && !plan.ports[i].config.kind.is_tunnel())
             .collect();
         let needed = ports::frames_needed(mine.iter().map(|&i| &plan.ports[i]));
         let frames = match cfg.frames_per_worker {
@@ -145,19 +157,38 @@ fn run(args: &Args) -> Result<()> {
         let mut engine_ports = Vec::with_capacity(mine.len());
         for &i in &mine {
             let p = &plan.ports[i];
-            let port = ports::open(p, &mut pool, &mut attachments, w)
+            let filter = uplink_filter.as_ref().filter(|_| p.config.uplink);
+            let port = ports::open(p, &mut pool, &mut attachments, w, filter)
                 .with_context(|| format!("port {}", p.config.name))?;
             engine_ports.push(port);
         }
         let forwarding = match pipeline.as_mut() {
             Some(p) => {
-                let (translator, learned) =
+                let (mut translator, learned) =
                     openflow::WorkerTranslator::new(p, translation_counters.clone(), epoch);
                 learn_queues.push(learned);
-                Forwarding::OpenFlow(Box::new(OpenFlowStage::new(
-                    Box::new(translator),
-                    CacheConfig::default(),
-                )))
+                translator.set_tunnel_ports(&tunnel_ofports);
+                let mut stage = OpenFlowStage::new(Box::new(translator), CacheConfig::default());
+                if let (Some(u), Some(up)) = (underlay.as_mut(), uplink) {
+                    let (reader, solicit) = u.worker();
+                    stage = stage.with_tunnels(TunnelStage::new(TunnelSetup {
+                        ports: plan
+                            .ports
+                            .iter()
+                            .filter_map(|p| {
+                                p.config.tunnel_config().map(|config| TunnelPort {
+                                    ofport: p.config.ofport,
+                                    config,
+                                })
+                            })
+                            .collect(),
+                        uplink_ofport: up.config.ofport,
+                        underlay: reader,
+                        solicit,
+                        neigh: underlay::neigh_config(),
+                    }));
+                }
+                Forwarding::OpenFlow(Box::new(stage))
             }
             None => Forwarding::IoFwd {
                 peers: mine
@@ -213,9 +244,20 @@ fn run(args: &Args) -> Result<()> {
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
-            ("ofproto/trace", Some(pl)) => openflow::trace(pl, &names, &cfg.bridge, p),
+            ("ofproto/trace", Some(pl)) => {
+                openflow::trace(pl, &names, &cfg.bridge, &tunnel_ofports, p)
+            }
+            ("xvs/show", _) => control.handle(m, p).map(|mut s| {
+                if let Some(u) = underlay.as_ref() {
+                    s.push_str(&u.describe());
+                }
+                s
+            }),
             _ => control.handle(m, p),
         });
+        if let Some(u) = underlay.as_mut() {
+            u.poll();
+        }
         if let Some(p) = pipeline.as_mut() {
             let (installed, refused) =
                 openflow::apply_learned(p, &mut learn_queues, openflow::now_ms(epoch));

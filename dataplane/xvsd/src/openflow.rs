@@ -132,6 +132,22 @@ impl WorkerTranslator {
     }
 }
 
+impl WorkerTranslator {
+    /// Declares the tunnel ports: outputs to them become tunnel pushes.
+    pub fn set_tunnel_ports(&mut self, ports: &[u32]) {
+        self.inner.set_tunnel_ports(ports);
+    }
+}
+
+/// The OpenFlow numbers of the configuration's tunnel ports.
+pub fn tunnel_ofports(plan: &Plan) -> Vec<u32> {
+    plan.ports
+        .iter()
+        .filter(|p| p.config.kind.is_tunnel())
+        .map(|p| p.config.ofport)
+        .collect()
+}
+
 /// Milliseconds since `epoch`: the pipeline's clock for flow ages and learned flows.
 pub fn now_ms(epoch: Instant) -> u64 {
     epoch.elapsed().as_millis() as u64
@@ -219,6 +235,7 @@ pub fn trace(
     pipeline: &Pipeline,
     names: &NameMap,
     bridge: &str,
+    tunnel_ports: &[u32],
     params: &[String],
 ) -> Result<String, String> {
     let flow = match params {
@@ -236,6 +253,7 @@ pub fn trace(
     let key = *fm.flow.match_.value();
     let mut scratch = xvs_flowtable::translate::TranslateScratch::new();
     scratch.set_trace(true);
+    scratch.set_tunnel_ports(tunnel_ports);
     let mut out = xvs_flowtable::translate::Translation::new();
     xvs_flowtable::translate::translate(pipeline.snapshot(), &key, 0, &mut scratch, &mut out);
     let mut text = format!("Flow: {flow}\n\nbridge(\"{bridge}\")\n-------------\n");

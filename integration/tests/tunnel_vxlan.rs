@@ -1,0 +1,180 @@
+//! Interop with the Linux kernel's own VXLAN device.
+//!
+//! ```text
+//!  pod ns            node ns (xvsd)                          peer ns (Linux)
+//!  eth0 10.244.1.2 -- pa (AF_XDP, ofport 1)
+//!                     tun0 (vxlan, ofport 100, flow-based)
+//!                     ul0 (AF_XDP uplink, ofport 2) 192.168.77.1 -- eth 192.168.77.2
+//!                                                               vx0 (vxlan id 42) 10.244.2.2
+//! ```
+//! xvsd's uplink XDP program hands only UDP/4789 to xvs; ARP and the node's own traffic go to
+//! the kernel, so the node's kernel resolves the peer's MAC (xvsd asks it over netlink when the
+//! first tunnel packet finds no neighbour: the packet waits instead of being dropped). Ping,
+//! UDP and TCP pass both ways; a 1500-byte DF ping is answered with ICMP fragmentation-needed
+//! (mtu 1450) by xvsd; the node's own TCP to the peer keeps working through the kernel.
+
+mod tunnel_common;
+
+use anyhow::{bail, Result};
+use tunnel_common::{counter, no_ipv6, ping, tcp_echo, udp};
+use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
+
+const GW_MAC: &str = "02:00:00:00:01:01";
+const POD_MAC: &str = "02:00:00:00:01:02";
+const VX_MAC: &str = "02:00:00:00:02:02";
+
+fn flows() -> String {
+    format!(
+        "table=0,priority=100,in_port=pa,ip,nw_dst=10.244.2.0/24,actions=set_field:192.168.77.2->tun_dst,set_field:42->tun_id,set_field:{GW_MAC}->eth_src,set_field:{VX_MAC}->eth_dst,dec_ttl,output:tun0\n\
+         table=0,priority=100,in_port=tun0,tun_id=42,ip,nw_dst=10.244.1.2,actions=set_field:{GW_MAC}->eth_src,set_field:{POD_MAC}->eth_dst,dec_ttl,output:pa\n"
+    )
+}
+
+const CONFIG: &str = r#"
+bridge = "br-int"
+run_dir = "@RUN@"
+workers = [0]
+flows = "@DIR@/pipeline.flows"
+pmd_sleep_max_us = 100
+
+[[port]]
+name = "pa"
+type = "afxdp"
+ofport = 1
+
+[[port]]
+name = "ul0"
+type = "afxdp"
+ofport = 2
+uplink = true
+
+[[port]]
+name = "tun0"
+type = "vxlan"
+ofport = 100
+remote_ip = "flow"
+key = "flow"
+"#;
+
+#[test]
+fn linux_vxlan_peer_ping_udp_tcp_both_ways() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let tag = unique_tag("vx");
+    let node = Netns::new(&format!("{tag}n"))?;
+    let pod = Netns::new(&format!("{tag}p"))?;
+    let peer = Netns::new(&format!("{tag}r"))?;
+    for ns in [&node, &pod, &peer] {
+        no_ipv6(ns)?;
+    }
+
+    veth(&pod, "eth0", POD_MAC, &node, "pa")?;
+    pod.ip(&["addr", "add", "10.244.1.2/24", "dev", "eth0"])?;
+    pod.ip(&["route", "add", "10.244.0.0/16", "via", "10.244.1.1"])?;
+    pod.ip(&[
+        "neigh",
+        "replace",
+        "10.244.1.1",
+        "lladdr",
+        GW_MAC,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ])?;
+    pod.offloads_off("eth0")?;
+
+    veth(&node, "ul0", "02:00:00:00:77:01", &peer, "eth")?;
+    node.ip(&["addr", "add", "192.168.77.1/24", "dev", "ul0"])?;
+    peer.ip(&["addr", "add", "192.168.77.2/24", "dev", "eth"])?;
+    node.offloads_off("ul0")?;
+    peer.offloads_off("eth")?;
+    peer.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "address",
+        VX_MAC,
+        "type",
+        "vxlan",
+        "id",
+        "42",
+        "dstport",
+        "4789",
+        "remote",
+        "192.168.77.1",
+        "local",
+        "192.168.77.2",
+        "dev",
+        "eth",
+    ])?;
+    peer.ip(&["addr", "add", "10.244.2.2/24", "dev", "vx0"])?;
+    peer.ip(&["link", "set", "vx0", "up"])?;
+    peer.ip(&["route", "add", "10.244.1.0/24", "dev", "vx0"])?;
+    peer.ip(&[
+        "neigh",
+        "replace",
+        "10.244.1.2",
+        "lladdr",
+        GW_MAC,
+        "dev",
+        "vx0",
+        "nud",
+        "permanent",
+    ])?;
+    peer.offloads_off("vx0")?;
+
+    let mut x = Xvsd::start_with(&node, CONFIG, &[("pipeline.flows", &flows())])?;
+
+    // The first packets find no neighbour for 192.168.77.2: they wait for the kernel's ARP.
+    node.ip(&["neigh", "flush", "dev", "ul0"])?;
+    ping(&pod, "10.244.2.2", 3)?;
+    let show = x.appctl(&["xvs/show"])?;
+    if counter(&show, "parked for a neighbour ") == 0 || counter(&show, "resolutions asked ") == 0 {
+        bail!("expected the first packet to wait for a kernel resolution: {show}");
+    }
+    ping(&peer, "10.244.1.2", 3)?;
+    udp(&pod, &peer, "10.244.2.2", 200)?;
+    udp(&peer, &pod, "10.244.1.2", 200)?;
+    tcp_echo(&pod, &peer, "10.244.2.2", 2 << 20)?;
+    tcp_echo(&peer, &pod, "10.244.1.2", 2 << 20)?;
+
+    // The node's own traffic is the kernel's: ping and TCP between the underlay addresses.
+    ping(&node, "192.168.77.2", 2)?;
+    tcp_echo(&node, &peer, "192.168.77.2", 256 << 10)?;
+
+    // Too big for the tunnel (1500-byte IP + 50 bytes of VXLAN over a 1500 uplink), DF set:
+    // xvsd answers with fragmentation-needed, mtu 1450.
+    let out = pod
+        .exec(&[
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1472",
+            "10.244.2.2",
+        ])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let show = x.appctl(&["xvs/show"])?;
+    if !show.contains("drop tunnel_mtu_exceeded: 1") {
+        bail!("expected one MTU drop: {show}\nping: {out}");
+    }
+    let route = pod.ip(&["route", "get", "10.244.2.2"])?;
+    if !route.contains("mtu 1450") {
+        bail!("the pod did not learn the path MTU from xvsd's ICMP: {route}\n{show}");
+    }
+    eprintln!("{show}");
+    x.stop()?;
+    if node.any_xdp()? {
+        bail!("XDP program left behind");
+    }
+    Ok(())
+}
