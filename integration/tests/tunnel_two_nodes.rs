@@ -15,7 +15,7 @@ mod tunnel_common;
 use anyhow::{bail, Context, Result};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tunnel_common::{counter, no_ipv6, ping, tcp_echo, udp};
+use tunnel_common::{counter, no_ipv6, ping, tcp_echo, udp, wait_running};
 use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
 
 const GW_MAC: &str = "02:00:00:00:00:fe";
@@ -123,6 +123,10 @@ fn iperf3(client: &Netns, server: &Netns, server_ip: &str, secs: u32) -> Result<
             "netns",
             "exec",
             server.name(),
+            "timeout",
+            "-k",
+            "2",
+            "45",
             "iperf3",
             "-s",
             "-1",
@@ -136,6 +140,10 @@ fn iperf3(client: &Netns, server: &Netns, server_ip: &str, secs: u32) -> Result<
     let deadline = Instant::now() + Duration::from_secs(5);
     let out = loop {
         let r = client.exec(&[
+            "timeout",
+            "-k",
+            "2",
+            "30",
             "iperf3",
             "-c",
             server_ip,
@@ -145,16 +153,21 @@ fn iperf3(client: &Netns, server: &Netns, server_ip: &str, secs: u32) -> Result<
             &secs.to_string(),
             "-J",
         ]);
+        // iperf3 -J exits 0 with an "error" member when it cannot connect (the server may not
+        // listen yet): retry that too, until the deadline.
         match r {
-            Ok(o) => break o,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
-            Err(e) => {
-                let _ = srv.kill();
+            Ok(o) if !o.contains("\"error\":") => break o,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            other => {
+                // SIGTERM: `timeout` passes it on to the iperf3 server.
+                let pid = nix::unistd::Pid::from_raw(srv.id() as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
                 let _ = srv.wait();
-                return Err(e);
+                bail!("iperf3 client: {other:?}");
             }
         }
     };
+    // Bounded by the server's own `timeout`.
     let _ = srv.wait();
     let key = "\"sum_received\":";
     let rest = out
@@ -193,10 +206,43 @@ fn two_nodes_geneve_and_vxlan_with_node_traffic_through_the_kernel() -> Result<(
     let fa = flows(1, "192.168.88.2");
     let fb = flows(2, "192.168.88.1");
     let mut xa = Xvsd::start_with(&na, CONFIG, &[("pipeline.flows", &fa)])?;
-    let mut xb = Xvsd::start_with(&nb, CONFIG, &[("pipeline.flows", &fb)])?;
+    // The second node's worker on the other core (when there is one), as on two machines.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config_b = if cores > 1 {
+        CONFIG.replace("workers = [0]", "workers = [1]")
+    } else {
+        CONFIG.to_string()
+    };
+    let mut xb = Xvsd::start_with(&nb, &config_b, &[("pipeline.flows", &fb)])?;
 
+    wait_running(&xa)?;
+    wait_running(&xb)?;
+    let result = traffic(&na, &nb, &pa, &pb);
+    for x in [&xa, &xb] {
+        let show = x.appctl(&["xvs/show"])?;
+        eprintln!("{show}");
+        if result.is_ok()
+            && (counter(&show, "decapsulated ") == 0 || counter(&show, "encapsulated ") == 0)
+        {
+            bail!("no tunnel traffic counted: {show}");
+        }
+        if result.is_ok() && (show.contains("decap drop") || show.contains("drop tunnel_")) {
+            bail!("tunnel drops: {show}");
+        }
+    }
+    result?;
+    xa.stop()?;
+    xb.stop()?;
+    if na.any_xdp()? || nb.any_xdp()? {
+        bail!("XDP program left behind");
+    }
+    Ok(())
+}
+
+fn traffic(na: &Netns, nb: &Netns, pa: &[Pod], pb: &[Pod]) -> Result<()> {
     // Pod 1 <-> Pod 1 over Geneve, Pod 2 <-> Pod 2 over VXLAN.
     for (a, b) in [(&pa[0], &pb[0]), (&pa[1], &pb[1])] {
+        eprintln!("{} <-> {}", a.ip, b.ip);
         ping(&a.ns, &b.ip, 3)?;
         ping(&b.ns, &a.ip, 3)?;
         udp(&a.ns, &b.ns, &b.ip, 100)?;
@@ -207,10 +253,11 @@ fn two_nodes_geneve_and_vxlan_with_node_traffic_through_the_kernel() -> Result<(
     ping(&pa[0].ns, &pb[1].ip, 2)?;
 
     // iperf3 over Geneve while the nodes' own TCP runs through the kernels.
+    eprintln!("iperf3 and node TCP");
     let geneve_bps = std::thread::scope(|sc| -> Result<f64> {
         let node_tcp = sc.spawn(|| -> Result<()> {
             for _ in 0..3 {
-                tcp_echo(&na, &nb, "192.168.88.2", 512 << 10)?;
+                tcp_echo(na, nb, "192.168.88.2", 512 << 10)?;
             }
             Ok(())
         });
@@ -229,22 +276,6 @@ fn two_nodes_geneve_and_vxlan_with_node_traffic_through_the_kernel() -> Result<(
     if geneve_bps < 1e6 || vxlan_bps < 1e6 {
         bail!("iperf3 too slow: {geneve_bps} / {vxlan_bps} bit/s");
     }
-    ping(&na, "192.168.88.2", 2)?;
-
-    for x in [&xa, &xb] {
-        let show = x.appctl(&["xvs/show"])?;
-        eprintln!("{show}");
-        if counter(&show, "decapsulated ") == 0 || counter(&show, "encapsulated ") == 0 {
-            bail!("no tunnel traffic counted: {show}");
-        }
-        if show.contains("decap drop") || show.contains("drop tunnel_") {
-            bail!("tunnel drops: {show}");
-        }
-    }
-    xa.stop()?;
-    xb.stop()?;
-    if na.any_xdp()? || nb.any_xdp()? {
-        bail!("XDP program left behind");
-    }
+    ping(na, "192.168.88.2", 2)?;
     Ok(())
 }

@@ -16,7 +16,7 @@
 mod tunnel_common;
 
 use anyhow::{bail, Result};
-use tunnel_common::{counter, no_ipv6, ping, tcp_echo, udp};
+use tunnel_common::{counter, no_ipv6, on_last_core, ping, tcp_echo, udp, wait_running};
 use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
 
 const GW_MAC: &str = "02:00:00:00:01:01";
@@ -126,20 +126,58 @@ fn linux_vxlan_peer_ping_udp_tcp_both_ways() -> Result<()> {
     ])?;
     peer.offloads_off("vx0")?;
 
-    let mut x = Xvsd::start_with(&node, CONFIG, &[("pipeline.flows", &flows())])?;
+    let mut x = Xvsd::start_with(
+        &node,
+        &on_last_core(CONFIG),
+        &[("pipeline.flows", &flows())],
+    )?;
+    wait_running(&x)?;
 
     // The first packets find no neighbour for 192.168.77.2: they wait for the kernel's ARP.
     node.ip(&["neigh", "flush", "dev", "ul0"])?;
-    ping(&pod, "10.244.2.2", 3)?;
+    if let Err(e) = ping(&pod, "10.244.2.2", 3) {
+        bail!(
+            "{e:#}\n{}\nnode neighbours: {}",
+            x.appctl(&["xvs/show"])?,
+            node.ip(&["neigh", "show"])?
+        );
+    }
     let show = x.appctl(&["xvs/show"])?;
     if counter(&show, "parked for a neighbour ") == 0 || counter(&show, "resolutions asked ") == 0 {
         bail!("expected the first packet to wait for a kernel resolution: {show}");
     }
-    ping(&peer, "10.244.1.2", 3)?;
-    udp(&pod, &peer, "10.244.2.2", 200)?;
-    udp(&peer, &pod, "10.244.1.2", 200)?;
-    tcp_echo(&pod, &peer, "10.244.2.2", 2 << 20)?;
-    tcp_echo(&peer, &pod, "10.244.1.2", 2 << 20)?;
+    let traffic = || -> Result<()> {
+        ping(&peer, "10.244.1.2", 3)?;
+        udp(&pod, &peer, "10.244.2.2", 200)?;
+        udp(&peer, &pod, "10.244.1.2", 200)?;
+        tcp_echo(&pod, &peer, "10.244.2.2", 2 << 20)?;
+        tcp_echo(&peer, &pod, "10.244.1.2", 2 << 20)?;
+        Ok(())
+    };
+    if let Err(e) = traffic() {
+        let mut diag = x.appctl(&["xvs/show"])?;
+        for (ns, dev) in [
+            (&pod, "eth0"),
+            (&node, "ul0"),
+            (&node, "pa"),
+            (&peer, "eth"),
+            (&peer, "vx0"),
+        ] {
+            diag.push_str(&ns.ip(&["-s", "link", "show", "dev", dev])?);
+        }
+        for ns in [&pod, &peer, &node] {
+            diag.push_str(&ns.exec(&[
+                "nstat",
+                "-az",
+                "UdpInErrors",
+                "UdpNoPorts",
+                "IpInAddrErrors",
+                "IpInDiscards",
+                "UdpRcvbufErrors",
+            ])?);
+        }
+        bail!("{e:#}\n{diag}");
+    }
 
     // The node's own traffic is the kernel's: ping and TCP between the underlay addresses.
     ping(&node, "192.168.77.2", 2)?;
@@ -147,25 +185,26 @@ fn linux_vxlan_peer_ping_udp_tcp_both_ways() -> Result<()> {
 
     // Too big for the tunnel (1500-byte IP + 50 bytes of VXLAN over a 1500 uplink), DF set:
     // xvsd answers with fragmentation-needed, mtu 1450.
-    let out = pod
-        .exec(&[
+    let before = pod.ip(&["route", "get", "10.244.2.2"])?;
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            pod.name(),
             "ping",
             "-c",
             "1",
             "-W",
-            "2",
+            "5",
             "-M",
             "do",
-            "-s",
-            "1472",
-            "10.244.2.2",
         ])
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+        .args(["-s", "1472", "10.244.2.2"])
+        .output()?;
+    let out = String::from_utf8_lossy(&out.stdout).to_string();
     let show = x.appctl(&["xvs/show"])?;
-    if !show.contains("drop tunnel_mtu_exceeded: 1") {
-        bail!("expected one MTU drop: {show}\nping: {out}");
+    if counter(&show, "drop tunnel_mtu_exceeded: ") != 1 || !out.contains("mtu = 1450") {
+        bail!("expected one MTU drop and its ICMP: {show}\nping: {out}\nroute before: {before}");
     }
     let route = pod.ip(&["route", "get", "10.244.2.2"])?;
     if !route.contains("mtu 1450") {

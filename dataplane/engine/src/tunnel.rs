@@ -364,8 +364,9 @@ impl TunnelStage {
             if cfg.dst_port != dport {
                 continue;
             }
-            let mut k = *key;
-            match decap(cfg, frame, &mut k) {
+            // `decap` writes the key only on success; a later refusal leaves tunnel fields that
+            // the next candidate overwrites, or a packet that is dropped.
+            match decap(cfg, frame, key) {
                 Ok(d) => {
                     if let Remote::Ip(r) = port.config.remote {
                         if r != d.src {
@@ -379,7 +380,6 @@ impl TunnelStage {
                             continue;
                         }
                     }
-                    *key = k;
                     return Received::Decapsulated(Inner {
                         offset: d.inner_offset,
                         len: d.inner_len,

@@ -10,9 +10,24 @@ use xvs_integration::Netns;
 /// `ping -c count` from `ns` to `dst`; fails unless every reply came back.
 pub fn ping(ns: &Netns, dst: &str, count: u32) -> Result<()> {
     let c = count.to_string();
-    let out = ns.exec(&["ping", "-c", &c, "-i", "0.2", "-W", "2", dst])?;
-    if !out.contains(&format!("{count} received")) {
-        bail!("ping {dst} from {}: {out}", ns.name());
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "ping",
+            "-c",
+            &c,
+            "-i",
+            "0.2",
+            "-W",
+            "5",
+            dst,
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains(&format!("{count} received")) {
+        bail!("ping {dst} from {}: {text}", ns.name());
     }
     Ok(())
 }
@@ -24,7 +39,8 @@ pub fn udp(from_ns: &Netns, to_ns: &Netns, dst_ip: &str, count: u32) -> Result<(
     let bind = dst.clone();
     let rx = to_ns.run(move || -> Result<UdpSocket> {
         let s = UdpSocket::bind(&bind)?;
-        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        // Generous: the machine may be shared with other busy pollers.
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
         Ok(s)
     })??;
     let tx = from_ns.run(|| UdpSocket::bind("0.0.0.0:0"))??;
@@ -56,7 +72,8 @@ pub fn tcp_echo(from_ns: &Netns, to_ns: &Netns, dst_ip: &str, bytes: usize) -> R
     let listener = to_ns.run(move || TcpListener::bind(&bind))??;
     let server = std::thread::spawn(move || -> Result<()> {
         let (mut s, _) = listener.accept()?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_write_timeout(Some(Duration::from_secs(30)))?;
         let mut buf = vec![0u8; 65536];
         loop {
             let n = s.read(&mut buf)?;
@@ -68,7 +85,8 @@ pub fn tcp_echo(from_ns: &Netns, to_ns: &Netns, dst_ip: &str, bytes: usize) -> R
     });
     let sa = addr.parse()?;
     let mut c = from_ns.run(move || TcpStream::connect_timeout(&sa, Duration::from_secs(5)))??;
-    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    c.set_read_timeout(Some(Duration::from_secs(30)))?;
+    c.set_write_timeout(Some(Duration::from_secs(30)))?;
     let data: Vec<u8> = (0..bytes).map(|i| (i * 7 % 251) as u8).collect();
     let writer = {
         let mut w = c.try_clone()?;
@@ -120,4 +138,28 @@ pub fn counter(text: &str, label: &str) -> u64 {
                 .and_then(|d| d.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Waits until xvsd's workers have published counters (they run), up to 20 s: the pid file
+/// appears when the worker threads are spawned, which on a loaded machine can be well before
+/// they first get a CPU.
+pub fn wait_running(x: &xvs_integration::Xvsd) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let show = x.appctl(&["xvs/show"])?;
+        if counter(&show, "iterations ") > 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("xvsd's worker did not run within 20 s: {show}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `workers = [0]` rewritten to the last core (other users of a shared machine pin to core 0
+/// by default).
+pub fn on_last_core(config: &str) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    config.replace("workers = [0]", &format!("workers = [{}]", cores - 1))
 }
