@@ -659,3 +659,53 @@ fn tshark_dissects_our_geneve_and_vxlan_frames() {
         assert!(l[12].is_empty() && l[13].is_empty(), "frame {i}: {text}");
     }
 }
+
+#[test]
+fn mangled_outer_frames_never_panic_and_every_frame_is_accounted() {
+    // Deterministic xorshift: flips, truncations and random lengths of good VXLAN/Geneve frames.
+    let mut n = Node::new(true, NeighConfig::default());
+    let inner = pod_frame([10, 1, 1, 5], 40, 7);
+    let seeds = [
+        outer4(TunnelKind::Vxlan, 42, PEER4.octets(), &inner),
+        outer4(TunnelKind::Geneve, 7, PEER4.octets(), &inner),
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut sent = 0u64;
+    for _ in 0..40 {
+        for _ in 0..50 {
+            let mut f = seeds[(next() % 2) as usize].clone();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % f.len();
+                f[at] ^= (next() as u8) | 1;
+            }
+            if next() % 3 == 0 {
+                let cut = (next() as usize) % f.len();
+                f.truncate(cut.max(1));
+            }
+            if n.uplink.send(&f) {
+                sent += 1;
+            }
+        }
+        n.run();
+        n.pod.recv_all();
+        n.uplink.recv_all();
+    }
+    let c = n.counters();
+    let dropped: u64 = c.drops.iter().sum();
+    assert_eq!(c.rx_packets, sent);
+    assert_eq!(
+        c.rx_packets,
+        c.tx_packets + dropped,
+        "every frame sent or counted"
+    );
+    assert!(c.drops[DropReason::TunnelDecap as usize] > 0);
+    let by_reason: u64 = c.decap_errors.iter().sum();
+    assert_eq!(by_reason, c.drops[DropReason::TunnelDecap as usize]);
+    n.assert_frames_accounted();
+}
