@@ -185,6 +185,19 @@ fn linux_vxlan_peer_ping_udp_tcp_both_ways() -> Result<()> {
 
     // Too big for the tunnel (1500-byte IP + 50 bytes of VXLAN over a 1500 uplink), DF set:
     // xvsd answers with fragmentation-needed, mtu 1450.
+    // ofproto/trace (the real ovs-appctl) shows the tunnel push with its metadata.
+    let trace = x.appctl(&[
+        "ofproto/trace",
+        "br-int",
+        "in_port=pa,ip,nw_src=10.244.1.2,nw_dst=10.244.2.2,nw_ttl=64",
+    ])?;
+    if !trace.contains("TunnelPush")
+        || !trace.contains("tun_id: 42")
+        || !trace.contains("192.168.77.2")
+    {
+        bail!("trace lacks the tunnel push: {trace}");
+    }
+
     let before = pod.ip(&["route", "get", "10.244.2.2"])?;
     let out = std::process::Command::new("ip")
         .args([
