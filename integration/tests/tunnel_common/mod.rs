@@ -67,7 +67,11 @@ pub fn udp(from_ns: &Netns, to_ns: &Netns, dst_ip: &str, count: u32) -> Result<(
 /// Opens a TCP connection from `from_ns` to `dst_ip:port` (listening in `to_ns`), sends
 /// `bytes` and checks they come back echoed intact.
 pub fn tcp_echo(from_ns: &Netns, to_ns: &Netns, dst_ip: &str, bytes: usize) -> Result<()> {
-    let addr = format!("{dst_ip}:7778");
+    let addr = if dst_ip.contains(':') {
+        format!("[{dst_ip}]:7778")
+    } else {
+        format!("{dst_ip}:7778")
+    };
     let bind = addr.clone();
     let listener = to_ns.run(move || TcpListener::bind(&bind))??;
     let server = std::thread::spawn(move || -> Result<()> {
