@@ -6,6 +6,8 @@
 //! `commit_odp_actions`); metadata (registers, marks) never reaches the packet. Actions are
 //! executed in order on the frame bytes, with checksums updated incrementally.
 
+use std::net::IpAddr;
+
 /// One datapath action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DpAction {
@@ -70,6 +72,28 @@ pub enum DpAction {
     /// resumes from) and its current `ct_*` metadata. When other actions follow, a copy
     /// recirculates and the packet itself continues with them (the `ct(table=T)` fork).
     Recirc(u32),
+    // ---- Tunnels (Geneve/VXLAN) ----
+    /// Encapsulate the packet with the tunnel metadata below and transmit it through tunnel
+    /// port `port` (what OVS writes as `tnl_push(...),output(uplink)`). The engine resolves the
+    /// outer addressing (route, neighbour) once per megaflow and builds the outer header then.
+    TunnelPush(TunnelPush),
+}
+
+/// The tunnel metadata an output to a tunnel port carries: the flow's `tun_*` fields at the
+/// moment of the output. What the port's own options (`remote_ip`, `key`, `local_ip`, ...)
+/// make of them is the engine's business.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TunnelPush {
+    /// The tunnel's OpenFlow port.
+    pub port: u32,
+    /// `tun_id` (the VNI when the port has `key=flow`).
+    pub tun_id: u64,
+    /// `tun_dst` / `tun_ipv6_dst`, `None` when unset (zero).
+    pub dst: Option<IpAddr>,
+    /// `tun_src` / `tun_ipv6_src`, `None` when unset (zero).
+    pub src: Option<IpAddr>,
+    /// `tun_flags` (OVS bits: 1 OAM, 2 DF, 4 CSUM, 8 KEY).
+    pub flags: u16,
 }
 
 /// The arguments of a datapath `ct` action: what the engine hands the connection tracker.
@@ -147,6 +171,16 @@ pub fn format_dp_actions(actions: &[DpAction]) -> String {
             DpAction::CtClear => write!(out, "ct_clear"),
             DpAction::Recirc(id) => write!(out, "recirc({id:#x})"),
             DpAction::Meter(id) => write!(out, "meter({id})"),
+            DpAction::TunnelPush(ref t) => {
+                let _ = write!(out, "tnl_push(tnl_port({}),tun_id={:#x}", t.port, t.tun_id);
+                if let Some(src) = t.src {
+                    let _ = write!(out, ",src={src}");
+                }
+                if let Some(dst) = t.dst {
+                    let _ = write!(out, ",dst={dst}");
+                }
+                write!(out, ",flags={:#x})", t.flags)
+            }
         };
     }
     out

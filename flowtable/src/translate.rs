@@ -61,7 +61,7 @@ use xvs_packet::key::layout;
 use xvs_packet::FlowKey;
 
 use crate::action::{Action, Controller, Learn, LearnSpec, PacketInReason};
-use crate::datapath::DpAction;
+use crate::datapath::{DpAction, TunnelPush};
 use crate::field::{ones, read_loc, write_loc, FieldId, Loc, Prereq, Subfield};
 use crate::flow::{ethertype, ipproto, Flow, FlowMod, FlowModCommand, Match};
 use crate::group::GroupType;
@@ -261,7 +261,7 @@ impl Translation {
         !self
             .actions
             .iter()
-            .any(|a| matches!(a, DpAction::Output(_)))
+            .any(|a| matches!(a, DpAction::Output(_) | DpAction::TunnelPush(_)))
     }
 
     /// True when every packet of this megaflow needs the slow path (learn or packet-in side
@@ -299,6 +299,8 @@ pub struct TranslateScratch {
     /// Trace events of the last translation, when tracing is on.
     trace: Option<Vec<TraceEvent>>,
     recirc: RecircTable,
+    /// OpenFlow ports that are tunnels: an output to one becomes [`DpAction::TunnelPush`].
+    tunnel_ports: Vec<u32>,
 }
 
 impl TranslateScratch {
@@ -334,6 +336,13 @@ impl TranslateScratch {
     /// The events of the last translation (empty when tracing is off).
     pub fn trace(&self) -> &[TraceEvent] {
         self.trace.as_deref().unwrap_or(&[])
+    }
+
+    /// Declares which OpenFlow ports are tunnels (Geneve/VXLAN): an output to one of them
+    /// becomes a [`DpAction::TunnelPush`] carrying the flow's tunnel metadata, and that
+    /// metadata joins the megaflow mask.
+    pub fn set_tunnel_ports(&mut self, ports: &[u32]) {
+        self.tunnel_ports = ports.to_vec();
     }
 }
 
@@ -478,6 +487,7 @@ pub fn translate(
         lookup,
         recirc,
         trace,
+        tunnel_ports,
     } = scratch;
     let mut trace = trace.as_mut();
     if let Some(t) = trace.as_deref_mut() {
@@ -520,6 +530,7 @@ pub fn translate(
         now,
         scratch: lookup,
         recirc,
+        tunnel_ports: &tunnel_ports[..],
         out,
     };
     match start {
@@ -565,6 +576,7 @@ pub fn translate_packet_out(
         // A ct(table=T) in a packet-out freezes into the control side's table, which no
         // worker resolves: such a packet is dropped as `unknown_recirc` by the worker.
         recirc: &mut scratch.recirc,
+        tunnel_ports: &scratch.tunnel_ports,
         out,
     };
     for a in actions {
@@ -635,6 +647,11 @@ impl WorkerTranslator {
             recirc_version: u64::MAX,
             recirc_generation: 0,
         }
+    }
+
+    /// Declares the tunnel ports (see [`TranslateScratch::set_tunnel_ports`]).
+    pub fn set_tunnel_ports(&mut self, ports: &[u32]) {
+        self.scratch.set_tunnel_ports(ports);
     }
 
     /// Adopts the newest pipeline (once per batch) and returns the *cache generation*: the
@@ -769,6 +786,7 @@ struct Ctx<'a> {
     now: u64,
     scratch: &'a mut LookupScratch,
     recirc: &'a mut RecircTable,
+    tunnel_ports: &'a [u32],
     out: &'a mut Translation,
 }
 
@@ -1141,7 +1159,41 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.record(|| TraceEvent::Output(p));
-        self.push(DpAction::Output(p));
+        if self.tunnel_ports.contains(&p) {
+            let push = self.tunnel_push(p);
+            self.push(DpAction::TunnelPush(push));
+        } else {
+            self.push(DpAction::Output(p));
+        }
+    }
+
+    /// The tunnel metadata of an output to tunnel port `port`. Every tunnel field the engine
+    /// reads to build the outer header joins the mask, so one megaflow never covers packets
+    /// that need different outer headers.
+    fn tunnel_push(&mut self, port: u32) -> TunnelPush {
+        for f in [
+            layout::TUN_ID,
+            layout::TUN_SRC,
+            layout::TUN_DST,
+            layout::TUN_FLAGS,
+        ] {
+            self.unwild_field(f);
+        }
+        for f in [layout::TUN_IPV6_SRC, layout::TUN_IPV6_DST] {
+            let hi = f.hi as usize;
+            self.out.mask.words[hi] = u64::MAX;
+            self.out.mask.words[hi + 1] = u64::MAX;
+        }
+        let v4 = |a: u64| (a != 0).then(|| std::net::IpAddr::from((a as u32).to_be_bytes()));
+        let v6 = |a: u128| (a != 0).then(|| std::net::IpAddr::from(a.to_be_bytes()));
+        let f = &self.flow;
+        TunnelPush {
+            port,
+            tun_id: f.get(layout::TUN_ID),
+            dst: v4(f.get(layout::TUN_DST)).or_else(|| v6(f.get128(layout::TUN_IPV6_DST))),
+            src: v4(f.get(layout::TUN_SRC)).or_else(|| v6(f.get128(layout::TUN_IPV6_SRC))),
+            flags: f.get(layout::TUN_FLAGS) as u16,
+        }
     }
 
     /// Outputs to `p` (a bridge port, not the ingress port).

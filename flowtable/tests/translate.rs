@@ -664,3 +664,61 @@ fn packet_out_actions_run_through_the_tables() {
     translate_packet_out(p.snapshot(), &key, &direct, 0, &mut scratch, &mut out);
     assert_eq!(out.actions, vec![DpAction::Output(2)]);
 }
+
+#[test]
+fn output_to_a_tunnel_port_becomes_tunnel_push_with_metadata_in_the_mask() {
+    use std::net::{IpAddr, Ipv4Addr};
+    use xvs_flowtable::datapath::TunnelPush;
+    use xvs_flowtable::translate::{translate, TranslateScratch, Translation};
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=10,in_port=1,actions=set_field:192.168.77.2->tun_dst,\
+         set_field:42->tun_id,set_field:02:00:00:00:00:99->eth_dst,output:9\n\
+         table=0,priority=10,in_port=9,tun_id=42,actions=output:1\n",
+    );
+    let mut scratch = TranslateScratch::new();
+    scratch.set_tunnel_ports(&[9]);
+    let mut t = Translation::new();
+    translate(
+        p.snapshot(),
+        &tcp_key(1, 1, 2, 3, 4),
+        0,
+        &mut scratch,
+        &mut t,
+    );
+    assert_eq!(
+        t.actions,
+        vec![
+            DpAction::SetEthDst([2, 0, 0, 0, 0, 0x99]),
+            DpAction::TunnelPush(TunnelPush {
+                port: 9,
+                tun_id: 42,
+                dst: Some(IpAddr::V4(Ipv4Addr::new(192, 168, 77, 2))),
+                src: None,
+                flags: 0,
+            })
+        ]
+    );
+    assert!(!t.is_drop());
+    // The outer header depends on every tunnel field the engine reads.
+    for f in [
+        layout::TUN_ID,
+        layout::TUN_DST,
+        layout::TUN_SRC,
+        layout::TUN_FLAGS,
+    ] {
+        assert_eq!(t.mask.get(f), full(f), "{f:?}");
+    }
+    assert_eq!(t.mask.get128(layout::TUN_IPV6_DST), u128::MAX);
+    // Without the declaration the same flow is a plain output.
+    let plain = xlate(p.snapshot(), &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(plain.actions[1], DpAction::Output(9));
+    assert_eq!(plain.mask.get(layout::TUN_DST), 0);
+    // Received from the tunnel: the lookup on tun_id is exact, output is plain.
+    let mut k = tcp_key(9, 1, 2, 3, 4);
+    k.set(layout::TUN_ID, 42);
+    translate(p.snapshot(), &k, 0, &mut scratch, &mut t);
+    assert_eq!(t.actions, vec![DpAction::Output(1)]);
+    assert_eq!(t.mask.get(layout::TUN_ID), full(layout::TUN_ID));
+}

@@ -85,6 +85,30 @@ pub enum DecapError {
 }
 
 impl DecapError {
+    /// Every reason, in counter order ([`index`](Self::index)).
+    pub const ALL: [DecapError; 15] = [
+        Self::ShortFrame,
+        Self::NotIp,
+        Self::BadIp,
+        Self::BadIpChecksum,
+        Self::Fragment,
+        Self::NotUdp,
+        Self::WrongPort,
+        Self::WrongDestination,
+        Self::BadUdpLength,
+        Self::BadUdpChecksum,
+        Self::BadVxlan,
+        Self::BadGeneveVersion,
+        Self::BadGeneveOptions,
+        Self::NotEthernet,
+        Self::ShortInner,
+    ];
+
+    /// A dense index into per-reason counters (the position in [`ALL`](Self::ALL)).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// A short stable name, for drop counters.
     pub const fn name(self) -> &'static str {
         match self {

@@ -146,6 +146,17 @@ impl<H> NeighTable<H> {
         self.entries.is_empty()
     }
 
+    /// Packets waiting in incomplete entries.
+    pub fn queued(&self) -> usize {
+        self.entries
+            .values()
+            .map(|e| match &e.state {
+                NeighState::Incomplete { queue, .. } => queue.len(),
+                NeighState::Resolved { .. } => 0,
+            })
+            .sum()
+    }
+
     /// The state of `ip`'s entry.
     pub fn state(&self, ip: IpAddr) -> Option<&NeighState<H>> {
         self.entries.get(&ip).map(|e| &e.state)

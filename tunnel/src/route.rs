@@ -164,6 +164,14 @@ impl RouteTable {
         self.generation += 1;
     }
 
+    /// Every route, IPv4 first, each family most specific first.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.v4
+            .iter()
+            .map(|(_, _, r)| r)
+            .chain(self.v6.iter().map(|(_, _, r)| r))
+    }
+
     /// The most specific route to `dst` (lowest metric among equals).
     pub fn lookup_route(&self, dst: IpAddr) -> Option<&Route> {
         match dst {

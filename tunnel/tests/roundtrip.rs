@@ -311,3 +311,109 @@ fn decap_rejects_each_layer() {
     }
     assert_eq!(DecapError::BadVxlan.name(), "bad_vxlan");
 }
+
+#[test]
+fn geneve_options_with_bad_lengths_are_refused() {
+    // Two options: 8 bytes (class 0x0104, critical) and 4 bytes (class 0x0105, no data).
+    let opts: [u8; 12] = [
+        0x01, 0x04, 0x80, 0x01, 0, 0, 0, 7, //
+        0x01, 0x05, 0x02, 0x00,
+    ];
+    let (good, inner_frame, _) = encap_v4(TunnelKind::Geneve, &opts, false);
+    let cfg = DecapConfig {
+        verify_udp_csum: false,
+        ..DecapConfig::from_config(&TunnelConfig::flow_based(TunnelKind::Geneve))
+    };
+    let run = |f: &[u8]| {
+        let mut k = FlowKey::default();
+        let r = decap(&cfg, f, &mut k).map(|d| {
+            let o: Vec<(u16, u8, usize)> = d
+                .options()
+                .map(|o| (o.class, o.kind, o.data.len()))
+                .collect();
+            (o, f[d.inner_offset..d.inner_offset + d.inner_len].to_vec())
+        });
+        if r.is_err() {
+            assert_eq!(k, FlowKey::default(), "key untouched on error");
+        }
+        r
+    };
+    let (o, inner) = run(&good).unwrap();
+    assert_eq!(o, vec![(0x0104, 0x80, 4), (0x0105, 0x02, 0)]);
+    assert_eq!(inner, inner_frame);
+    // The Geneve header is at 42: opt_len in the low 6 bits of byte 42, each option's length
+    // (in 4-byte words, after its 4-byte header) in the low 5 bits of its byte 3.
+    let g = 42;
+    let cases: [(&str, usize, u8, DecapError); 5] = [
+        // opt_len longer than the whole packet.
+        (
+            "opt_len past the packet",
+            g,
+            0x3f,
+            DecapError::BadGeneveOptions,
+        ),
+        // First option claims 3 words of data: 16 bytes, past the 12 of opt_len.
+        (
+            "option overruns opt_len",
+            g + 8 + 3,
+            0x03,
+            DecapError::BadGeneveOptions,
+        ),
+        // Last option claims one data word beyond opt_len.
+        (
+            "last option past opt_len",
+            g + 8 + 8 + 3,
+            0x01,
+            DecapError::BadGeneveOptions,
+        ),
+        // opt_len shorter than the options: the first option ends beyond it.
+        ("opt_len too short", g, 0x01, DecapError::BadGeneveOptions),
+        // Version 1.
+        ("version", g, 0x43, DecapError::BadGeneveVersion),
+    ];
+    for (what, at, value, want) in cases {
+        let mut f = good.clone();
+        f[at] = value;
+        assert_eq!(run(&f).map(|_| ()), Err(want), "{what}");
+    }
+    // opt_len = 0 turns the options into the "inner frame": still accepted (it is only bytes),
+    // but no option is reported.
+    let mut f = good.clone();
+    f[g] = 0;
+    let (o, _) = run(&f).unwrap();
+    assert!(o.is_empty());
+    // A first option of 2 data words swallows the second one's header: still tiles exactly.
+    let mut f = good.clone();
+    f[g + 8 + 3] = 0x02;
+    let (o, _) = run(&f).unwrap();
+    assert_eq!(o, vec![(0x0104, 0x80, 8)]);
+    // Every truncation inside the options is refused.
+    for l in g..g + 8 + opts.len() + 14 {
+        assert!(run(&good[..l]).is_err(), "truncated at {l}");
+    }
+    // The encapsulator refuses option bytes that do not tile.
+    for bad in [
+        &opts[..11],
+        &opts[..6],
+        &[0x01, 0x04, 0x80, 0x02, 0, 0, 0, 7][..],
+    ] {
+        let cfg = TunnelConfig::flow_based(TunnelKind::Geneve);
+        let meta = EncapMeta {
+            tun_id: 1,
+            tun_dst: v4([192, 168, 0, 2]),
+            tun_src: v4([192, 168, 0, 1]),
+            geneve_options: bad,
+            oam: false,
+        };
+        let ep = endpoints(&cfg, &meta, None).unwrap();
+        assert_eq!(
+            Template::new(&cfg, &ep, &meta, L2).map(|_| ()),
+            Err(EncapError::BadOptions),
+            "{bad:?}"
+        );
+    }
+    // Counter indices follow ALL.
+    for (i, e) in DecapError::ALL.iter().enumerate() {
+        assert_eq!(e.index(), i);
+    }
+}

@@ -14,7 +14,7 @@
  * Modes (xvs_config.mode):
  *   0 REDIRECT_ALL  every frame goes to the queue's socket (or the stack when none is bound).
  *   1 PASS_ALL      every frame goes to the kernel stack; sockets stay bound but idle.
- *   2 FILTER        only the frames xvs must see go to the socket: UDP to the tunnel port
+ *   2 FILTER        only the frames xvs must see go to the socket: UDP to a tunnel port
  *                   (IPv4 or IPv6 without extension headers) and IPv4 frames whose destination is
  *                   in the node's Pod CIDR; the rest (node management traffic) goes to the stack.
  */
@@ -53,7 +53,7 @@ static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
 struct xvs_config {
 	__u32 mode;
 	__u16 tunnel_port; /* UDP destination port of the overlay (Geneve 6081, VXLAN 4789); 0 = none */
-	__u16 pad0;
+	__u16 tunnel_port2; /* a second overlay port (Geneve and VXLAN on one node); 0 = none */
 	__u32 pod_net4;    /* IPv4 Pod CIDR network address */
 	__u32 pod_mask4;   /* IPv4 Pod CIDR mask; 0 = no Pod CIDR */
 };
@@ -86,6 +86,12 @@ static __attribute__((always_inline)) __u16 bswap16(__u16 x)
 	return (__u16)((x << 8) | (x >> 8));
 }
 
+/* Non-zero when `dport` (network order) is one of the configured tunnel ports. */
+static __attribute__((always_inline)) int tunnel_udp(const struct xvs_config *cfg, __u16 dport)
+{
+	return dport && (dport == cfg->tunnel_port || dport == cfg->tunnel_port2);
+}
+
 /* Non-zero when the frame is one xvs must process (FILTER mode). */
 static __attribute__((always_inline)) int wanted(struct xdp_md *ctx, const struct xvs_config *cfg)
 {
@@ -112,7 +118,7 @@ static __attribute__((always_inline)) int wanted(struct xdp_md *ctx, const struc
 		daddr = *(__u32 *)(l3 + 16);
 		if (cfg->pod_mask4 && (daddr & cfg->pod_mask4) == cfg->pod_net4)
 			return 1;
-		if (l3[9] != IPPROTO_UDP || !cfg->tunnel_port)
+		if (l3[9] != IPPROTO_UDP)
 			return 0;
 		ihl = (l3[0] & 0x0f) * 4;
 		if (ihl < 20)
@@ -120,15 +126,15 @@ static __attribute__((always_inline)) int wanted(struct xdp_md *ctx, const struc
 		l4 = l3 + ihl;
 		if (l4 + 8 > end)
 			return 0;
-		return *(__u16 *)(l4 + 2) == cfg->tunnel_port;
+		return tunnel_udp(cfg, *(__u16 *)(l4 + 2));
 	}
 	if (proto == ETH_P_IPV6) {
 		__u8 *l4 = l3 + 40;
 		if (l4 + 8 > end)
 			return 0;
-		if (l3[6] != IPPROTO_UDP || !cfg->tunnel_port)
+		if (l3[6] != IPPROTO_UDP)
 			return 0;
-		return *(__u16 *)(l4 + 2) == cfg->tunnel_port;
+		return tunnel_udp(cfg, *(__u16 *)(l4 + 2));
 	}
 	return 0;
 }

@@ -68,6 +68,8 @@ pub enum XdpFilter {
     Select {
         /// The overlay's UDP destination port (Geneve 6081, VXLAN 4789), if any.
         tunnel_port: Option<u16>,
+        /// A second overlay port (a node with both Geneve and VXLAN tunnels), if any.
+        tunnel_port2: Option<u16>,
         /// The node's IPv4 Pod CIDR (network, prefix length), if any.
         pod_cidr4: Option<(Ipv4Addr, u8)>,
     },
@@ -78,11 +80,12 @@ impl XdpFilter {
     /// network order).
     fn encode(&self) -> Result<[u8; 16], AfXdpError> {
         let mut b = [0u8; 16];
-        let (mode, port, net, mask) = match *self {
-            XdpFilter::RedirectAll => (0u32, 0u16, 0u32, 0u32),
-            XdpFilter::PassAll => (1, 0, 0, 0),
+        let (mode, port, port2, net, mask) = match *self {
+            XdpFilter::RedirectAll => (0u32, 0u16, 0u16, 0u32, 0u32),
+            XdpFilter::PassAll => (1, 0, 0, 0, 0),
             XdpFilter::Select {
                 tunnel_port,
+                tunnel_port2,
                 pod_cidr4,
             } => {
                 let (net, mask) = match pod_cidr4 {
@@ -102,11 +105,18 @@ impl XdpFilter {
                         (u32::from(addr) & mask, mask)
                     }
                 };
-                (2, tunnel_port.unwrap_or(0), net, mask)
+                (
+                    2,
+                    tunnel_port.unwrap_or(0),
+                    tunnel_port2.unwrap_or(0),
+                    net,
+                    mask,
+                )
             }
         };
         b[0..4].copy_from_slice(&mode.to_ne_bytes());
         b[4..6].copy_from_slice(&port.to_be_bytes());
+        b[6..8].copy_from_slice(&port2.to_be_bytes());
         b[8..12].copy_from_slice(&net.to_be_bytes());
         b[12..16].copy_from_slice(&mask.to_be_bytes());
         Ok(b)
@@ -289,16 +299,19 @@ mod tests {
         assert_eq!(&pass[0..4], &1u32.to_ne_bytes());
         let sel = XdpFilter::Select {
             tunnel_port: Some(6081),
+            tunnel_port2: Some(4789),
             pod_cidr4: Some((Ipv4Addr::new(10, 244, 1, 77), 24)),
         }
         .encode()
         .expect("select");
         assert_eq!(&sel[0..4], &2u32.to_ne_bytes());
         assert_eq!(&sel[4..6], &[0x17, 0xc1]);
+        assert_eq!(&sel[6..8], &[0x12, 0xb5]);
         assert_eq!(&sel[8..12], &[10, 244, 1, 0]);
         assert_eq!(&sel[12..16], &[255, 255, 255, 0]);
         assert!(XdpFilter::Select {
             tunnel_port: None,
+            tunnel_port2: None,
             pod_cidr4: Some((Ipv4Addr::UNSPECIFIED, 33))
         }
         .encode()

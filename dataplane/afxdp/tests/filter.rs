@@ -263,6 +263,7 @@ fn filter_modes_and_userspace_tx() {
 
             rig.prog
                 .set_filter(&XdpFilter::Select {
+                    tunnel_port2: None,
                     tunnel_port: Some(TUNNEL_PORT),
                     pod_cidr4: Some((Ipv4Addr::new(10, 244, 1, 0), 24)),
                 })

@@ -43,11 +43,30 @@ pub enum DropReason {
     /// The tracker's NAT verdict could not be written into the packet (truncated headers,
     /// SCTP ports).
     NatFailed = 12,
+    // ---- Tunnels ----
+    /// A tunnel-port frame that failed decapsulation (the reason is counted in
+    /// [`WorkerSnapshot::decap_errors`]).
+    TunnelDecap = 13,
+    /// A valid tunnel frame that no configured tunnel port accepts (remote address mismatch).
+    TunnelUnknown = 14,
+    /// A tunnel frame whose VNI is not the port's fixed `key`.
+    TunnelWrongVni = 15,
+    /// No route to the tunnel destination, or a route that does not leave through the uplink.
+    TunnelNoRoute = 16,
+    /// The outer header could not be built or applied (no destination or source address, key
+    /// above 24 bits, not enough headroom).
+    TunnelEncap = 17,
+    /// The packet waited for the next hop's MAC and the queue for it was full.
+    TunnelNeighQueueFull = 18,
+    /// The packet waited for the next hop's MAC and the neighbour never answered.
+    TunnelNeighUnreachable = 19,
+    /// The encapsulated packet would exceed the uplink MTU (an ICMP error went back).
+    TunnelMtu = 20,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::TxRingFull,
         DropReason::NoOutput,
         DropReason::BadDescriptor,
@@ -61,6 +80,14 @@ impl DropReason {
         DropReason::RecircDepth,
         DropReason::RecircQueueFull,
         DropReason::NatFailed,
+        DropReason::TunnelDecap,
+        DropReason::TunnelUnknown,
+        DropReason::TunnelWrongVni,
+        DropReason::TunnelNoRoute,
+        DropReason::TunnelEncap,
+        DropReason::TunnelNeighQueueFull,
+        DropReason::TunnelNeighUnreachable,
+        DropReason::TunnelMtu,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -81,6 +108,14 @@ impl DropReason {
             DropReason::RecircDepth => "recirc_depth",
             DropReason::RecircQueueFull => "recirc_queue_full",
             DropReason::NatFailed => "nat_failed",
+            DropReason::TunnelDecap => "tunnel_decap",
+            DropReason::TunnelUnknown => "tunnel_unknown",
+            DropReason::TunnelWrongVni => "tunnel_wrong_vni",
+            DropReason::TunnelNoRoute => "tunnel_no_route",
+            DropReason::TunnelEncap => "tunnel_encap",
+            DropReason::TunnelNeighQueueFull => "tunnel_neigh_queue_full",
+            DropReason::TunnelNeighUnreachable => "tunnel_neigh_unreachable",
+            DropReason::TunnelMtu => "tunnel_mtu_exceeded",
         }
     }
 }
@@ -156,7 +191,20 @@ pub struct WorkerSnapshot {
     pub recirculations: u64,
     /// Connection-tracking outcomes of this worker's packets (`+inv` is a state, not a drop).
     pub ct: CtStats,
+    /// Tunnel frames decapsulated.
+    pub decapsulated: u64,
+    /// Packets encapsulated.
+    pub encapsulated: u64,
+    /// Packets parked while the tunnel next hop's MAC is resolved.
+    pub neigh_parked: u64,
+    /// ICMP fragmentation-needed / packet-too-big replies sent.
+    pub icmp_too_big: u64,
+    /// Decapsulation failures by `xvs_tunnel::DecapError::index`.
+    pub decap_errors: [u64; DECAP_REASONS],
 }
+
+/// Number of decapsulation failure reasons.
+pub const DECAP_REASONS: usize = xvs_tunnel::DecapError::ALL.len();
 
 /// The published form of [`WorkerSnapshot`].
 #[derive(Debug, Default)]
@@ -171,6 +219,8 @@ pub struct WorkerCounters {
     idle_ns: AtomicU64,
     recirculations: AtomicU64,
     ct: [AtomicU64; 11],
+    tunnel: [AtomicU64; 4],
+    decap_errors: [AtomicU64; DECAP_REASONS],
 }
 
 fn ct_fields(c: &CtStats) -> [u64; 11] {
@@ -212,6 +262,18 @@ impl WorkerCounters {
         self.iterations.store(s.iterations, Ordering::Relaxed);
         self.busy_ns.store(s.busy_ns, Ordering::Relaxed);
         self.idle_ns.store(s.idle_ns, Ordering::Relaxed);
+        let tunnel = [
+            s.decapsulated,
+            s.encapsulated,
+            s.neigh_parked,
+            s.icmp_too_big,
+        ];
+        for (a, v) in self.tunnel.iter().zip(tunnel) {
+            a.store(v, Ordering::Relaxed);
+        }
+        for (a, v) in self.decap_errors.iter().zip(s.decap_errors) {
+            a.store(v, Ordering::Relaxed);
+        }
         self.recirculations
             .store(s.recirculations, Ordering::Relaxed);
         for (a, v) in self.ct.iter().zip(ct_fields(&s.ct)) {
@@ -239,6 +301,10 @@ impl WorkerCounters {
         for (d, a) in drops.iter_mut().zip(&self.drops) {
             *d = a.load(Ordering::Relaxed);
         }
+        let mut decap_errors = [0; DECAP_REASONS];
+        for (d, a) in decap_errors.iter_mut().zip(&self.decap_errors) {
+            *d = a.load(Ordering::Relaxed);
+        }
         WorkerSnapshot {
             rx_packets: self.rx_packets.load(Ordering::Relaxed),
             tx_packets: self.tx_packets.load(Ordering::Relaxed),
@@ -255,6 +321,11 @@ impl WorkerCounters {
             idle_ns: self.idle_ns.load(Ordering::Relaxed),
             recirculations: self.recirculations.load(Ordering::Relaxed),
             ct,
+            decapsulated: self.tunnel[0].load(Ordering::Relaxed),
+            encapsulated: self.tunnel[1].load(Ordering::Relaxed),
+            neigh_parked: self.tunnel[2].load(Ordering::Relaxed),
+            icmp_too_big: self.tunnel[3].load(Ordering::Relaxed),
+            decap_errors,
         }
     }
 }

@@ -20,9 +20,12 @@ mod ct;
 pub mod inject;
 pub mod pipeline;
 mod rewrite;
+pub mod tunnel;
 mod worker;
 
-pub use counters::{DropReason, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot};
+pub use counters::{
+    DropReason, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot, DECAP_REASONS,
+};
 pub use pipeline::{CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
 pub use worker::{
     EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH, MAX_RECIRC_DEPTH,

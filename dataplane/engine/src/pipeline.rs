@@ -3,7 +3,9 @@
 
 use crate::counters::{DropReason, WorkerSnapshot};
 use crate::rewrite::{self, Headers};
+use crate::tunnel::{Prepare, TunnelStage};
 use crate::worker::BATCH;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use xvs_classifier::{CacheConfig, DatapathCache, MegaflowId};
@@ -85,6 +87,18 @@ pub enum ExecAction {
     Recirc(u32),
     /// Run the meter in this slot of the stage's meter table ([`MeterCx`]).
     Meter(u16),
+    // ---- Tunnels ----
+    /// Encapsulate with the worker's outer-header template `template` and transmit on the
+    /// worker's port at index `out` (the uplink).
+    Encap {
+        /// Index into the worker's template table.
+        template: u32,
+        /// The uplink's port index.
+        out: u16,
+    },
+    /// An output that cannot happen for any packet of the megaflow (no route to the tunnel
+    /// destination, ...): counted under this reason when executed.
+    Discard(DropReason),
 }
 
 /// What executing [`ExecAction::Meter`] needs: the stage's meters (slots) and the batch's
@@ -148,6 +162,11 @@ pub struct OpenFlowStage {
     uncached: Vec<ExecAction>,
     /// For packet `i` of the current burst, its range in `uncached` (start, end).
     uncached_range: [(u32, u32); BATCH],
+    /// Tunnel ports, when configured.
+    tunnel: Option<TunnelStage>,
+    /// For packet `i` of the current burst: the tunnel next hop it must wait for.
+    parked: [Option<(IpAddr, u32)>; BATCH],
+    any_parked: bool,
 }
 
 impl std::fmt::Debug for OpenFlowStage {
@@ -178,6 +197,9 @@ impl OpenFlowStage {
             miss_reasons: [DropReason::TranslationFailed; BATCH],
             uncached: Vec::with_capacity(256),
             uncached_range: [(0, 0); BATCH],
+            tunnel: None,
+            parked: [None; BATCH],
+            any_parked: false,
         }
     }
 
@@ -200,11 +222,34 @@ impl OpenFlowStage {
         (&self.conntrack, self.now)
     }
 
-    /// Starts a batch: adopts the newest tables, flushing the caches if they changed.
+    /// Adds tunnel ports (the translator must know their numbers too).
+    pub fn with_tunnels(mut self, tunnel: TunnelStage) -> Self {
+        self.tunnel = Some(tunnel);
+        self
+    }
+
+    /// The tunnel stage, if any.
+    pub fn tunnel(&self) -> Option<&TunnelStage> {
+        self.tunnel.as_ref()
+    }
+
+    /// The tunnel stage, if any, writable.
+    pub fn tunnel_mut(&mut self) -> Option<&mut TunnelStage> {
+        self.tunnel.as_mut()
+    }
+
+    /// Starts a batch: adopts the newest tables (and underlay), flushing the caches if either
+    /// changed.
     pub fn begin_batch(&mut self, stats: &mut WorkerSnapshot) {
         // One clock read per batch (vDSO, no syscall) for every ct() of the batch.
         self.now = self.epoch.elapsed().as_nanos() as u64;
         self.version = self.translator.refresh();
+        if let Some(t) = self.tunnel.as_mut() {
+            // Underlay changes flush the caches like table changes do: cached tunnel actions
+            // hold templates built from the old addressing. (Table versions stay far below
+            // 2^40.)
+            self.version ^= t.begin_batch() << 40;
+        }
         if self.version != self.cache.version() {
             // The entries die with the flush: hand their hits to the rules first.
             self.credit_stats();
@@ -212,6 +257,9 @@ impl OpenFlowStage {
         if self.cache.begin_batch(self.version) {
             stats.cache_flushes += 1;
             self.meters.clear();
+            if let Some(t) = self.tunnel.as_mut() {
+                t.caches_flushed();
+            }
         }
         self.now_ns = self.translator.now_ns();
         self.misses_this_batch = 0;
@@ -228,6 +276,10 @@ impl OpenFlowStage {
         self.uncached.clear();
         self.uncached_range = [(0, 0); BATCH];
         self.uncached_credit = 0;
+        if self.any_parked {
+            self.parked = [None; BATCH];
+            self.any_parked = false;
+        }
         let before = *self.cache.stats();
         let mf_before = self.cache.megaflow_stats().subtable_lookups_on_hit;
         self.cache.lookup_batch(keys, ids);
@@ -260,7 +312,7 @@ impl OpenFlowStage {
             }
             self.misses_this_batch += 1;
             *id = self.upcall(i, key, port_of);
-            if id.is_some() || self.uncached_actions(i).is_some() {
+            if id.is_some() || self.uncached_actions(i).is_some() || self.parked(i).is_some() {
                 stats.upcalls_ok += 1;
             } else {
                 stats.upcalls_failed += 1;
@@ -295,7 +347,9 @@ impl OpenFlowStage {
             }
         }
         let meters = &self.meters;
-        let resolve = |a: &DpAction| match *a {
+        let mut pending = None;
+        let tunnel = &mut self.tunnel;
+        let mut resolve = |a: &DpAction| match *a {
             DpAction::Output(p) => port_of(p).map_or(ExecAction::RemoteOutput, ExecAction::Output),
             DpAction::Meter(id) => meters
                 .iter()
@@ -305,8 +359,34 @@ impl OpenFlowStage {
             DpAction::Ct(ref c) => ExecAction::Ct(crate::ct::ct_action(c)),
             DpAction::CtClear => ExecAction::CtClear,
             DpAction::Recirc(id) => ExecAction::Recirc(id),
+            DpAction::TunnelPush(push) => {
+                let Some(t) = tunnel.as_mut() else {
+                    return ExecAction::Discard(DropReason::TunnelEncap);
+                };
+                let Some(out) = port_of(t.uplink_ofport()) else {
+                    return ExecAction::Discard(DropReason::RemotePort);
+                };
+                match t.prepare(&push) {
+                    Ok(template) => ExecAction::Encap { template, out },
+                    Err(Prepare::Drop(r)) => ExecAction::Discard(r),
+                    Err(Prepare::Pending { ip, oif }) => {
+                        pending = Some((ip, oif));
+                        ExecAction::Discard(DropReason::TunnelNeighQueueFull)
+                    }
+                }
+            }
             other => ExecAction::Header(other),
         };
+        let resolved: Actions = self.scratch.iter().map(&mut resolve).collect();
+        if let Some(hop) = pending {
+            // The packet waits for the next hop's MAC; the translation is redone when it runs
+            // again, so nothing is cached now.
+            if let Some(slot) = self.parked.get_mut(i) {
+                *slot = Some(hop);
+                self.any_parked = true;
+            }
+            return None;
+        }
         let attribution = self.translator.attribution();
         if verdict == Verdict::Uncached {
             if let Some(a) = self.uncached_attribution.get_mut(i) {
@@ -314,15 +394,14 @@ impl OpenFlowStage {
                 self.uncached_credit |= 1u64.checked_shl(i as u32).unwrap_or(0);
             }
             let start = self.uncached.len() as u32;
-            self.uncached.extend(self.scratch.iter().map(resolve));
+            self.uncached.extend(resolved.iter().copied());
             if let Some(r) = self.uncached_range.get_mut(i) {
                 *r = (start, self.uncached.len() as u32);
             }
             return None;
         }
-        let actions: Actions = self.scratch.iter().map(resolve).collect();
         let flow = CachedFlow {
-            actions,
+            actions: resolved,
             attribution,
             packets: 0,
             bytes: 0,
@@ -342,7 +421,7 @@ impl OpenFlowStage {
         id: Option<MegaflowId>,
         bytes: u32,
         tcp_flags: u16,
-    ) -> Option<(&[ExecAction], MeterCx<'_>)> {
+    ) -> Option<(&[ExecAction], MeterCx<'_>, Option<&TunnelStage>)> {
         let actions = match id {
             Some(id) => {
                 let f = self.cache.actions_mut(id)?;
@@ -368,7 +447,7 @@ impl OpenFlowStage {
             meters: &self.meters,
             now_ns: self.now_ns,
         };
-        Some((actions, cx))
+        Some((actions, cx, self.tunnel.as_ref()))
     }
 
     /// Credits packet `i` of the last burst, translated with [`Verdict::Uncached`], to its
@@ -408,6 +487,15 @@ impl OpenFlowStage {
                 f.dirty = false;
             }
         }
+    }
+
+    /// The next hop packet `i` of the last classified burst waits for, if it must be parked.
+    #[inline]
+    pub fn parked(&self, i: usize) -> Option<(IpAddr, u32)> {
+        if !self.any_parked {
+            return None;
+        }
+        self.parked.get(i).copied().flatten()
     }
 
     /// The actions of packet `i` of the last classified burst when it was translated with

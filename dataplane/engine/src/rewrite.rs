@@ -239,7 +239,8 @@ pub fn apply(f: &mut [u8], h: &Headers, action: &DpAction) -> bool {
         | DpAction::Meter(_)
         | DpAction::Ct(_)
         | DpAction::CtClear
-        | DpAction::Recirc(_) => false,
+        | DpAction::Recirc(_)
+        | DpAction::TunnelPush(_) => false,
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::counters::{DropReason, WorkerShared, WorkerSnapshot};
 use crate::inject::{InjectConsumer, Injection, INJECT_BURST, INJECT_MAX_ACTIONS};
 use crate::pipeline::{self, ExecAction, OpenFlowStage};
+use crate::tunnel::{self, Parked, Received, TunnelStage};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +34,8 @@ const TUNNEL_WORDS: std::ops::Range<usize> = 19..26;
 struct Recirculated {
     desc: Desc,
     in_port: u32,
+    /// The port index the packet originally arrived on (for tunnel ICMP errors).
+    in_idx: u16,
     recirc_id: u32,
     tunnel: [u64; TUNNEL_WORDS.end - TUNNEL_WORDS.start],
     /// Passes made so far (1 for the first recirculation).
@@ -145,6 +148,12 @@ pub struct Worker {
     recirc_next: Vec<Recirculated>,
     /// Packets from the control side (PACKET_OUT), if the daemon gave the worker a ring.
     inject: Option<InjectConsumer>,
+    /// The packets of the pass being classified (after decapsulation).
+    descs: [Desc; BATCH],
+    /// The port index each of them arrived on.
+    in_idxs: [u16; BATCH],
+    /// IPv4 identification of the outer headers this worker writes.
+    ip_id: u16,
 }
 
 impl Worker {
@@ -203,6 +212,9 @@ impl Worker {
             recirc_now: Vec::with_capacity(RECIRC_QUEUE),
             recirc_next: Vec::with_capacity(RECIRC_QUEUE),
             inject: None,
+            descs: [Desc::default(); BATCH],
+            in_idxs: [0; BATCH],
+            ip_id: 0,
         })
     }
 
@@ -261,8 +273,14 @@ impl Worker {
         let tracker = Arc::clone(stage.conntrack());
         let now = stage.tracker().1;
         let mut meta = CtMeta::default();
+        let in_idx = self
+            .ports
+            .iter()
+            .position(|p| p.ofport == inj.in_port)
+            .map_or(u16::MAX, |i| i as u16);
         let packet = PacketCtx {
             in_port: inj.in_port,
+            in_idx,
             depth: 0,
             key: &key,
         };
@@ -278,6 +296,9 @@ impl Worker {
                 meters: &[],
                 now_ns: 0,
             },
+            // Nor encapsulated (a tunnel output in a packet-out is a rewrite failure).
+            tunnel: None,
+            ip_id: &mut self.ip_id,
         };
         execute(&mut x, &acts[..k], d, h, packet, &mut meta);
         self.run_recirculations();
@@ -296,6 +317,14 @@ impl Worker {
     /// Frames currently held by ports (posted for receive, or in flight).
     pub fn frames_held_by_ports(&self) -> usize {
         self.ports.iter().map(|p| p.io.frames_held()).sum()
+    }
+
+    /// Frames held by packets parked for a tunnel next hop.
+    pub fn frames_parked(&self) -> usize {
+        match &self.forwarding {
+            Forwarding::OpenFlow(stage) => stage.tunnel().map_or(0, TunnelStage::frames_held),
+            Forwarding::IoFwd { .. } => 0,
+        }
     }
 
     /// Polls until [`WorkerShared::request_stop`] is called; publishes final counters on exit.
@@ -348,6 +377,9 @@ impl Worker {
         self.stats.iterations += 1;
         if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
             stage.begin_batch(&mut self.stats);
+            if stage.tunnel().is_some() {
+                self.run_released();
+            }
         }
         let mut rx = [Desc::default(); BATCH];
         let mut received = self.run_injections();
@@ -382,47 +414,106 @@ impl Worker {
         received
     }
 
-    /// The OpenFlow stage for one received burst: extract keys, classify (translating misses),
-    /// execute each packet's actions; then the recirculated packets, pass after pass, in
-    /// chunks of at most a burst, until none is left (each pass adds one to a packet's depth,
-    /// which is bounded, so this ends).
+    /// The OpenFlow stage for one received burst: decapsulate tunnel frames arriving on the
+    /// uplink, extract keys, classify (translating misses), execute each packet's actions;
+    /// then the recirculated packets.
     fn openflow_burst(&mut self, in_idx: usize, rx: &[Desc]) {
-        let n = rx.len().min(BATCH);
+        let Forwarding::OpenFlow(stage) = &mut self.forwarding else {
+            return;
+        };
         let in_port = self.ports[in_idx].ofport;
-        let mut descs = [Desc::default(); BATCH];
-        descs[..n].copy_from_slice(&rx[..n]);
-        let in_ports = [in_port; BATCH];
-        let depths = [0u8; BATCH];
+        let tunnel = stage
+            .tunnel()
+            .filter(|t| t.uplink_ofport() == in_port && in_idx <= usize::from(u16::MAX));
+        let mut n = 0;
+        for &rd in rx.iter().take(BATCH) {
+            let mut d = rd;
+            let key = &mut self.keys[n];
+            *key = FlowKey::ZERO;
+            let mut port = in_port;
+            if let Some(t) = tunnel {
+                match t.receive(self.pool.region().data(d), key) {
+                    Received::Plain => {}
+                    Received::Decapsulated(inner) => {
+                        // The inner frame stays where it is; the descriptor moves past the
+                        // outer headers.
+                        d.addr += inner.offset as u64;
+                        d.len = inner.len as u32;
+                        port = inner.ofport;
+                        self.stats.decapsulated += 1;
+                    }
+                    Received::Dropped(reason, detail) => {
+                        if let Some(e) = detail {
+                            if let Some(c) = self.stats.decap_errors.get_mut(e.index()) {
+                                *c += 1;
+                            }
+                        }
+                        drop_packet(&mut self.pool, &mut self.stats, d, reason);
+                        continue;
+                    }
+                }
+            }
+            self.infos[n] = xvs_packet::extract(self.pool.region().data(d), port, key);
+            self.descs[n] = d;
+            self.in_idxs[n] = in_idx as u16;
+            n += 1;
+        }
         // The packets' ct metadata starts empty; it is reset lazily, by the first ct-related
         // action (depth 0 marks it stale), so packets that never meet ct() do not pay for it.
-        for ((d, key), info) in descs[..n]
-            .iter()
-            .zip(self.keys.iter_mut())
-            .zip(self.infos.iter_mut())
-        {
-            *key = FlowKey::ZERO;
-            *info = xvs_packet::extract(self.pool.region().data(*d), in_port, key);
-        }
-        self.openflow_pass(n, &descs, &in_ports, &depths);
+        self.openflow_pass(n, &[0; BATCH]);
         self.run_recirculations();
+    }
+
+    /// Runs the packets parked for a tunnel next hop that was resolved since, and drops those
+    /// whose next hop never answered.
+    fn run_released(&mut self) {
+        loop {
+            let Forwarding::OpenFlow(stage) = &mut self.forwarding else {
+                return;
+            };
+            let Some(t) = stage.tunnel_mut() else { return };
+            while let Some(p) = t.pop_failed() {
+                drop_packet(
+                    &mut self.pool,
+                    &mut self.stats,
+                    p.desc,
+                    DropReason::TunnelNeighUnreachable,
+                );
+            }
+            let mut n = 0;
+            while n < BATCH {
+                let Some(p) = t.pop_released() else { break };
+                let mut scratch = FlowKey::ZERO;
+                let in_port = p.key.get(xvs_packet::key::layout::IN_PORT) as u32;
+                self.infos[n] =
+                    xvs_packet::extract(self.pool.region().data(p.desc), in_port, &mut scratch);
+                self.keys[n] = p.key;
+                self.descs[n] = p.desc;
+                self.in_idxs[n] = p.in_idx;
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            self.openflow_pass(n, &[0; BATCH]);
+            self.run_recirculations();
+        }
     }
 
     /// The recirculated packets, pass after pass, in chunks of at most a burst, until none is
     /// left (each pass adds one to a packet's depth, which is bounded, so this ends).
     fn run_recirculations(&mut self) {
-        let mut descs = [Desc::default(); BATCH];
-        let mut in_ports = [0u32; BATCH];
         let mut depths = [0u8; BATCH];
         while !self.recirc_next.is_empty() {
             std::mem::swap(&mut self.recirc_now, &mut self.recirc_next);
             let mut start = 0;
             while start < self.recirc_now.len() {
                 let m = (self.recirc_now.len() - start).min(BATCH);
-                for j in 0..m {
+                for (j, depth) in depths.iter_mut().enumerate().take(m) {
                     let r = &self.recirc_now[start + j];
-                    descs[j] = r.desc;
-                    in_ports[j] = r.in_port;
-                    depths[j] = r.depth;
+                    self.descs[j] = r.desc;
+                    self.in_idxs[j] = r.in_idx;
+                    *depth = r.depth;
                     self.metas[j].clone_from(&r.meta);
                     let key = &mut self.keys[j];
                     *key = FlowKey::ZERO;
@@ -434,15 +525,17 @@ impl Worker {
                     key.words[TUNNEL_WORDS].copy_from_slice(&r.tunnel);
                     crate::ct::write_key(key, &r.meta);
                 }
-                self.openflow_pass(m, &descs, &in_ports, &depths);
+                self.openflow_pass(m, &depths);
                 start += m;
             }
             self.recirc_now.clear();
         }
     }
 
-    /// One pass over `n` packets whose keys, offsets and ct metadata are in place.
-    fn openflow_pass(&mut self, n: usize, descs: &[Desc], in_ports: &[u32], depths: &[u8]) {
+    /// One pass over the first `n` packets of `descs`/`keys`/`infos`/`in_idxs`, whose ct
+    /// metadata is in place; `depths` are their passes so far.
+    fn openflow_pass(&mut self, n: usize, depths: &[u8]) {
+        let n = n.min(BATCH);
         let Worker {
             pool,
             ports,
@@ -453,6 +546,9 @@ impl Worker {
             ids,
             metas,
             recirc_next,
+            descs,
+            in_idxs,
+            ip_id,
             ..
         } = self;
         let Forwarding::OpenFlow(stage) = forwarding else {
@@ -474,15 +570,32 @@ impl Worker {
         let now = stage.tracker().1;
         for i in 0..n {
             let d = descs[i];
+            if let Some((ip, oif)) = stage.parked(i) {
+                // Waits for the tunnel next hop's MAC (resolution was asked for).
+                let p = Parked {
+                    desc: d,
+                    in_idx: in_idxs[i],
+                    key: keys[i],
+                };
+                if let Some(t) = stage.tunnel_mut() {
+                    match t.park(ip, oif, p) {
+                        Ok(()) => stats.neigh_parked += 1,
+                        Err((desc, reason)) => drop_packet(pool, stats, desc, reason),
+                    }
+                }
+                continue;
+            }
             let tcp_flags = keys[i].get(layout::TCP_FLAGS) as u16;
-            let Some((actions, meters)) = stage.packet_actions(i, ids[i], d.len, tcp_flags) else {
+            let Some((actions, meters, tunnel)) = stage.packet_actions(i, ids[i], d.len, tcp_flags)
+            else {
                 pool.free(d.addr);
                 pipeline::count_drop(stats, stage.miss_reason(i));
                 continue;
             };
             let h = pipeline::headers(&keys[i], infos[i]);
             let packet = PacketCtx {
-                in_port: in_ports[i],
+                in_port: keys[i].get(layout::IN_PORT) as u32,
+                in_idx: in_idxs[i],
                 depth: depths[i],
                 key: &keys[i],
             };
@@ -494,6 +607,8 @@ impl Worker {
                 now,
                 recirc: recirc_next,
                 meters,
+                tunnel,
+                ip_id,
             };
             execute(&mut x, actions, d, h, packet, &mut metas[i]);
         }
@@ -548,12 +663,17 @@ struct Exec<'a> {
     now: u64,
     recirc: &'a mut Vec<Recirculated>,
     meters: pipeline::MeterCx<'a>,
+    tunnel: Option<&'a TunnelStage>,
+    /// IPv4 identification counter for outer headers.
+    ip_id: &'a mut u16,
 }
 
 /// The packet's datapath metadata for this pass.
 #[derive(Clone, Copy)]
 struct PacketCtx<'k> {
     in_port: u32,
+    /// The port index the packet arrived on (`u16::MAX`: none, e.g. a packet-out).
+    in_idx: u16,
     /// Passes made before this one; 0 also means the ct metadata is stale (not reset yet).
     depth: u8,
     /// The key this pass looked the packet up with.
@@ -576,6 +696,7 @@ fn recirculate(x: &mut Exec, d: Desc, recirc_id: u32, p: PacketCtx, meta: &CtMet
     x.recirc.push(Recirculated {
         desc: d,
         in_port: p.in_port,
+        in_idx: p.in_idx,
         recirc_id,
         tunnel,
         depth,
@@ -585,14 +706,14 @@ fn recirculate(x: &mut Exec, d: Desc, recirc_id: u32, p: PacketCtx, meta: &CtMet
 
 /// Why a packet whose actions output nothing is dropped.
 fn no_output_reason(actions: &[ExecAction]) -> DropReason {
-    if actions
+    actions
         .iter()
-        .any(|a| matches!(a, ExecAction::RemoteOutput))
-    {
-        DropReason::RemotePort
-    } else {
-        DropReason::ActionDrop
-    }
+        .find_map(|a| match a {
+            ExecAction::RemoteOutput => Some(DropReason::RemotePort),
+            ExecAction::Discard(r) => Some(*r),
+            _ => None,
+        })
+        .unwrap_or(DropReason::ActionDrop)
 }
 
 /// Executes a megaflow's actions on one packet: header rewrites in place, conntrack, a copy
@@ -609,7 +730,9 @@ fn execute(
     let mut has_ct = false;
     for a in actions {
         match a {
-            ExecAction::Output(_) | ExecAction::Recirc(_) => consumers_left += 1,
+            ExecAction::Output(_) | ExecAction::Encap { .. } | ExecAction::Recirc(_) => {
+                consumers_left += 1
+            }
             ExecAction::Ct(_) => has_ct = true,
             _ => {}
         }
@@ -671,7 +794,23 @@ fn execute(
                 meta_stale = false;
                 meta.clear();
             }
+            ExecAction::Encap { template, out } => {
+                consumers_left -= 1;
+                let last = consumers_left == 0;
+                let packet = if last { Some(d) } else { copy(x, d) };
+                if let Some(c) = packet {
+                    *x.ip_id = x.ip_id.wrapping_add(1);
+                    encap_and_send(
+                        c, *template, *out, x.pool, x.ports, x.stats, x.tunnel, p.key, p.in_idx,
+                        *x.ip_id,
+                    );
+                }
+                if last {
+                    return;
+                }
+            }
             ExecAction::RemoteOutput => x.stats.drops[DropReason::RemotePort as usize] += 1,
+            ExecAction::Discard(reason) => x.stats.drops[*reason as usize] += 1,
             ExecAction::Header(DpAction::PushVlan { tpid, tci }) => {
                 let base = x.pool.region().frame_base(d.addr);
                 let start = (d.addr - base) as usize;
@@ -712,6 +851,100 @@ fn execute(
     }
     // Only conntrack side effects: nothing took the packet.
     drop_packet(x.pool, x.stats, d, no_output_reason(actions));
+}
+
+/// Encapsulates `d` (which this call consumes) with template `template` and queues it on the
+/// uplink `out`; a packet that would not fit the uplink MTU is dropped and, when it may not be
+/// fragmented, answered with ICMP fragmentation-needed / packet-too-big on its ingress port.
+#[allow(clippy::too_many_arguments)]
+fn encap_and_send(
+    d: Desc,
+    template: u32,
+    out: u16,
+    pool: &mut FramePool,
+    ports: &mut [EnginePort],
+    stats: &mut WorkerSnapshot,
+    tunnel: Option<&TunnelStage>,
+    key: &FlowKey,
+    in_idx: u16,
+    ip_id: u16,
+) {
+    let Some((t, stage)) = tunnel.and_then(|s| s.template(template).map(|t| (t, s))) else {
+        return drop_packet(pool, stats, d, DropReason::TunnelEncap);
+    };
+    let mtu = stage.uplink_mtu();
+    if xvs_tunnel::mtu::exceeds_mtu(d.len as usize, t.ip_overhead(), mtu) {
+        if in_idx != out {
+            send_too_big(pool, ports, stats, stage, d, key, in_idx, t.ip_overhead());
+        }
+        return drop_packet(pool, stats, d, DropReason::TunnelMtu);
+    }
+    let base = pool.region().frame_base(d.addr);
+    let start = (d.addr - base) as usize;
+    let hash = tunnel::key_hash(key);
+    match t.apply(
+        pool.region_mut().frame_mut(base),
+        start,
+        d.len as usize,
+        hash,
+        ip_id,
+    ) {
+        Ok((new_start, new_len)) => {
+            stats.encapsulated += 1;
+            let e = Desc {
+                addr: base + new_start as u64,
+                len: new_len as u32,
+                options: 0,
+            };
+            enqueue(ports, pool, stats, usize::from(out), e);
+        }
+        Err(_) => drop_packet(pool, stats, d, DropReason::TunnelEncap),
+    }
+}
+
+/// Answers a packet too big for the tunnel with an ICMP error from the node, addressed with
+/// the packet's original MACs reversed, on the port it came in on.
+#[allow(clippy::too_many_arguments)]
+fn send_too_big(
+    pool: &mut FramePool,
+    ports: &mut [EnginePort],
+    stats: &mut WorkerSnapshot,
+    stage: &TunnelStage,
+    d: Desc,
+    key: &FlowKey,
+    in_idx: u16,
+    ip_overhead: usize,
+) {
+    use xvs_packet::key::layout;
+    let mut buf = [0u8; 14 + xvs_tunnel::mtu::ICMP6_MAX];
+    let inner = pool.region().data(d);
+    if !xvs_tunnel::mtu::must_not_fragment(inner) {
+        return;
+    }
+    let mtu = xvs_tunnel::mtu::inner_mtu(stage.uplink_mtu(), ip_overhead);
+    let v6 = key.get(layout::ETH_TYPE) == 0x86dd;
+    let built = match stage.icmp_source(v6, key) {
+        std::net::IpAddr::V4(src) => {
+            xvs_tunnel::mtu::icmp4_frag_needed(&mut buf, inner, src.octets(), mtu as u16)
+        }
+        std::net::IpAddr::V6(src) => {
+            xvs_tunnel::mtu::icmp6_packet_too_big(&mut buf, inner, src.octets(), mtu as u32)
+        }
+    };
+    let Ok(len) = built else { return };
+    let mac = |v: u64| {
+        let b = v.to_be_bytes();
+        [b[2], b[3], b[4], b[5], b[6], b[7]]
+    };
+    buf[0..6].copy_from_slice(&mac(key.get(layout::ETH_SRC)));
+    buf[6..12].copy_from_slice(&mac(key.get(layout::ETH_DST)));
+    match pool.alloc_copy(&buf[..len]) {
+        Some(r) => {
+            stats.icmp_too_big += 1;
+            enqueue(ports, pool, stats, usize::from(in_idx), r);
+        }
+        None => stats.drops[DropReason::PoolEmpty as usize] += 1,
+    }
 }
 
 /// A copy of `d` in a fresh frame of the pool; `None` (counted) when there is none.

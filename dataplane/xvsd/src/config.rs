@@ -5,7 +5,9 @@
 
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use xvs_tunnel::{Key, Remote, TunnelConfig, TunnelKind};
 
 /// Highest OpenFlow port number a physical/tap port may take (as OVS: 16-bit port numbers
 /// below the reserved range, OFPP_MAX = 0xff00).
@@ -96,6 +98,27 @@ pub enum PortType {
     Afxdp,
     /// A tap device created by xvsd (host-facing, e.g. the gateway).
     Tap,
+    /// A Geneve tunnel port: no interface; output encapsulates and leaves by the uplink.
+    Geneve,
+    /// A VXLAN tunnel port.
+    Vxlan,
+}
+
+impl PortType {
+    /// True for Geneve and VXLAN ports.
+    pub fn is_tunnel(self) -> bool {
+        matches!(self, PortType::Geneve | PortType::Vxlan)
+    }
+}
+
+/// `remote_ip = "flow" | "<ip>"` and `key = "flow" | <n>`, as OVS's tunnel options.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum FlowOr<T> {
+    /// A fixed value.
+    Fixed(T),
+    /// `"flow"` (or any other string, refused at validation).
+    Word(String),
 }
 
 /// XDP attach modes.
@@ -137,6 +160,76 @@ pub struct PortConfig {
     /// Tap: MTU to set.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// AF_XDP: this port is the uplink tunnels send and receive through; its XDP program
+    /// hands only tunnel traffic (and `pod_cidr`) to xvs and the rest to the kernel.
+    #[serde(default)]
+    pub uplink: bool,
+    /// Uplink: the node's IPv4 Pod CIDR, also handed to xvs by the uplink's XDP program.
+    #[serde(default)]
+    pub pod_cidr: Option<String>,
+    /// Tunnel: `"flow"` (from `tun_dst`) or a fixed address. Default `"flow"`.
+    #[serde(default)]
+    pub remote_ip: Option<FlowOr<IpAddr>>,
+    /// Tunnel: `"flow"` (from `tun_id`) or a fixed VNI. Default `"flow"`.
+    #[serde(default)]
+    pub key: Option<FlowOr<u32>>,
+    /// Tunnel: the local endpoint address (default: the route's preferred source).
+    #[serde(default)]
+    pub local_ip: Option<IpAddr>,
+    /// Tunnel: UDP destination port (default 6081 Geneve, 4789 VXLAN).
+    #[serde(default)]
+    pub dst_port: Option<u16>,
+    /// Tunnel: set DF on the outer IPv4 header (default true, as OVS `df_default`).
+    #[serde(default)]
+    pub df: Option<bool>,
+    /// Tunnel: outer TTL / hop limit (default 64).
+    #[serde(default)]
+    pub ttl: Option<u8>,
+    /// Tunnel: fill the outer UDP checksum over IPv4 (always done over IPv6; default false).
+    #[serde(default)]
+    pub csum: Option<bool>,
+}
+
+impl PortConfig {
+    /// The tunnel options of a Geneve/VXLAN port (validated by [`plan`]).
+    pub fn tunnel_config(&self) -> Option<TunnelConfig> {
+        let kind = match self.kind {
+            PortType::Geneve => TunnelKind::Geneve,
+            PortType::Vxlan => TunnelKind::Vxlan,
+            PortType::Afxdp | PortType::Tap => return None,
+        };
+        let mut c = TunnelConfig::flow_based(kind);
+        c.remote = match &self.remote_ip {
+            Some(FlowOr::Fixed(ip)) => Remote::Ip(*ip),
+            _ => Remote::Flow,
+        };
+        c.key = match &self.key {
+            Some(FlowOr::Fixed(k)) => Key::Fixed(*k),
+            _ => Key::Flow,
+        };
+        c.local_ip = self.local_ip;
+        if let Some(p) = self.dst_port {
+            c.dst_port = p;
+        }
+        if let Some(df) = self.df {
+            c.df = df;
+        }
+        if let Some(ttl) = self.ttl {
+            c.ttl = ttl;
+        }
+        if let Some(csum) = self.csum {
+            c.csum = csum;
+        }
+        Some(c)
+    }
+}
+
+/// Parses `a.b.c.d/len` (host bits allowed, as `ip route` does).
+pub fn parse_cidr4(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, l) = s.split_once('/')?;
+    let len: u8 = l.parse().ok()?;
+    (1..=32).contains(&len).then_some(())?;
+    Some((a.parse().ok()?, len))
 }
 
 fn default_run_dir() -> PathBuf {
@@ -343,7 +436,86 @@ pub fn plan(
                 )));
             }
         }
+        let tunnel_opts = p.remote_ip.is_some()
+            || p.key.is_some()
+            || p.local_ip.is_some()
+            || p.dst_port.is_some()
+            || p.df.is_some()
+            || p.ttl.is_some()
+            || p.csum.is_some();
+        if tunnel_opts && !p.kind.is_tunnel() {
+            return Err(invalid(format!(
+                "port {}: remote_ip, key, local_ip, dst_port, df, ttl and csum apply to geneve \
+                 and vxlan ports only",
+                p.name
+            )));
+        }
+        if (p.uplink || p.pod_cidr.is_some()) && p.kind != PortType::Afxdp {
+            return Err(invalid(format!(
+                "port {}: uplink and pod_cidr apply to afxdp ports only",
+                p.name
+            )));
+        }
+        if let Some(c) = &p.pod_cidr {
+            if !p.uplink {
+                return Err(invalid(format!(
+                    "port {}: pod_cidr is set but the port is not the uplink",
+                    p.name
+                )));
+            }
+            if parse_cidr4(c).is_none() {
+                return Err(invalid(format!(
+                    "port {}: pod_cidr {c:?} is not of the form a.b.c.d/len",
+                    p.name
+                )));
+            }
+        }
         match p.kind {
+            PortType::Geneve | PortType::Vxlan => {
+                if p.xdp_mode.is_some() || p.queue.is_some() || p.mac.is_some() || p.mtu.is_some() {
+                    return Err(invalid(format!(
+                        "port {}: xdp_mode, queue, mac and mtu do not apply to tunnel ports",
+                        p.name
+                    )));
+                }
+                if let Some(FlowOr::Word(w)) = &p.remote_ip {
+                    if w != "flow" {
+                        return Err(invalid(format!(
+                            "port {}: remote_ip {w:?} is neither \"flow\" nor an IP address",
+                            p.name
+                        )));
+                    }
+                }
+                match &p.key {
+                    Some(FlowOr::Word(w)) if w != "flow" => {
+                        return Err(invalid(format!(
+                            "port {}: key {w:?} is neither \"flow\" nor a number",
+                            p.name
+                        )))
+                    }
+                    Some(FlowOr::Fixed(k)) if *k > 0x00ff_ffff => {
+                        return Err(invalid(format!(
+                            "port {}: key {k} does not fit in 24 bits",
+                            p.name
+                        )))
+                    }
+                    _ => {}
+                }
+                if let (Some(FlowOr::Fixed(r)), Some(l)) = (&p.remote_ip, p.local_ip) {
+                    if r.is_ipv4() != l.is_ipv4() {
+                        return Err(invalid(format!(
+                            "port {}: remote_ip and local_ip are of different IP versions",
+                            p.name
+                        )));
+                    }
+                }
+                if p.dst_port == Some(0) || p.ttl == Some(0) {
+                    return Err(invalid(format!(
+                        "port {}: dst_port and ttl must not be 0",
+                        p.name
+                    )));
+                }
+            }
             PortType::Afxdp => {
                 if p.mac.is_some() || p.mtu.is_some() {
                     return Err(invalid(format!(
@@ -396,6 +568,54 @@ pub fn plan(
                         )));
                     }
                 }
+            }
+        }
+    }
+
+    let tunnels = config.ports.iter().filter(|p| p.kind.is_tunnel()).count();
+    let uplinks: Vec<&PortConfig> = config.ports.iter().filter(|p| p.uplink).collect();
+    if uplinks.len() > 1 {
+        return Err(invalid(format!(
+            "ports {} and {} are both marked uplink; one uplink is supported",
+            uplinks[0].name, uplinks[1].name
+        )));
+    }
+    if tunnels > 0 {
+        if config.forwarding != ForwardingMode::Openflow {
+            return Err(invalid(
+                "tunnel ports need forwarding = \"openflow\"".to_string(),
+            ));
+        }
+        let Some(up) = uplinks.first() else {
+            return Err(invalid(
+                "tunnel ports need an uplink: set `uplink = true` on the afxdp port that \
+                 reaches the other nodes"
+                    .to_string(),
+            ));
+        };
+        let ports: HashSet<u16> = config
+            .ports
+            .iter()
+            .filter_map(|p| p.tunnel_config().map(|c| c.dst_port))
+            .collect();
+        if ports.len() > 2 {
+            return Err(invalid(format!(
+                "tunnel ports use {} UDP destination ports; the uplink's XDP filter takes 2 at most",
+                ports.len()
+            )));
+        }
+        if config.workers.len() > 1 {
+            let uw = up.worker;
+            if config
+                .ports
+                .iter()
+                .any(|p| !p.kind.is_tunnel() && p.worker != uw)
+            {
+                return Err(invalid(
+                    "with tunnel ports and several workers, every port must run on the uplink's \
+                     worker (cross-worker output is not supported yet)"
+                        .to_string(),
+                ));
             }
         }
     }
@@ -610,6 +830,101 @@ mod tests {
         let two = s.replace("workers = [0]", "workers = [0, 1]");
         let e = plan_str(&two).expect_err("must fail");
         assert!(e.to_string().contains("set `worker` on every port"), "{e}");
+    }
+
+    const TUNNELS: &str = r#"
+        bridge = "br-int"
+        run_dir = "/tmp/x"
+        [[port]]
+        name = "veth0"
+        type = "afxdp"
+        ofport = 1
+        uplink = true
+        pod_cidr = "10.244.1.0/24"
+        [[port]]
+        name = "tun0"
+        type = "vxlan"
+        ofport = 100
+        remote_ip = "flow"
+        key = "flow"
+        [[port]]
+        name = "gnv0"
+        type = "geneve"
+        ofport = 101
+        remote_ip = "192.168.1.2"
+        key = 77
+        local_ip = "192.168.1.1"
+        dst_port = 6082
+        df = false
+        ttl = 32
+        csum = true
+    "#;
+
+    #[test]
+    fn tunnel_ports_plan_with_their_options() {
+        let p = plan_str(TUNNELS).expect("plan");
+        let vx = p.ports[1].config.tunnel_config().expect("vxlan");
+        assert_eq!(vx, TunnelConfig::flow_based(TunnelKind::Vxlan));
+        let g = p.ports[2].config.tunnel_config().expect("geneve");
+        assert_eq!(g.kind, TunnelKind::Geneve);
+        assert_eq!(g.remote, Remote::Ip("192.168.1.2".parse().expect("ip")));
+        assert_eq!(g.key, Key::Fixed(77));
+        assert_eq!(g.local_ip, Some("192.168.1.1".parse().expect("ip")));
+        assert_eq!((g.dst_port, g.df, g.ttl, g.csum), (6082, false, 32, true));
+        assert!(p.ports[0].config.tunnel_config().is_none());
+        assert_eq!(
+            parse_cidr4("10.244.1.0/24"),
+            Some((Ipv4Addr::new(10, 244, 1, 0), 24))
+        );
+    }
+
+    #[test]
+    fn bad_tunnel_configurations_are_named() {
+        for (from, to, needle) in [
+            ("uplink = true\n", "\n", "not the uplink"),
+            (
+                "uplink = true\n        pod_cidr = \"10.244.1.0/24\"\n",
+                "\n",
+                "need an uplink",
+            ),
+            ("key = 77", "key = 16777216", "does not fit in 24 bits"),
+            (
+                "key = \"flow\"",
+                "key = \"flw\"",
+                "neither \"flow\" nor a number",
+            ),
+            (
+                "remote_ip = \"flow\"",
+                "remote_ip = \"here\"",
+                "neither \"flow\" nor an IP",
+            ),
+            ("ttl = 32", "ttl = 0", "must not be 0"),
+            (
+                "local_ip = \"192.168.1.1\"",
+                "local_ip = \"fd00::1\"",
+                "different IP versions",
+            ),
+            (
+                "pod_cidr = \"10.244.1.0/24\"",
+                "pod_cidr = \"10.244.1.0\"",
+                "a.b.c.d/len",
+            ),
+            (
+                "type = \"geneve\"",
+                "type = \"gre\"",
+                "unknown variant `gre`",
+            ),
+            (
+                "uplink = true\n",
+                "uplink = true\n        dst_port = 1\n",
+                "apply to geneve and vxlan ports only",
+            ),
+        ] {
+            let s = TUNNELS.replacen(from, to, 1);
+            assert_ne!(s, TUNNELS, "{from}");
+            let e = plan_str(&s).expect_err(to);
+            assert!(e.to_string().contains(needle), "{to}: {e}");
+        }
     }
 
     #[test]

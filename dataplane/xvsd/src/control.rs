@@ -306,6 +306,20 @@ impl Control {
                     let _ = writeln!(s, "    drop {}: {d}", r.name());
                 }
             }
+            if c.decapsulated + c.encapsulated + c.neigh_parked > 0 {
+                let _ = writeln!(
+                    s,
+                    "    tunnel: decapsulated {}, encapsulated {}, parked for a neighbour {}, \
+                     icmp too-big sent {}",
+                    c.decapsulated, c.encapsulated, c.neigh_parked, c.icmp_too_big
+                );
+            }
+            for e in xvs_tunnel::DecapError::ALL {
+                let d = c.decap_errors[e.index()];
+                if d > 0 {
+                    let _ = writeln!(s, "    decap drop {}: {d}", e.name());
+                }
+            }
             for (name, ofport, pc) in &w.ports {
                 let p: PortStats = pc.load();
                 let _ = writeln!(s, "    port {ofport}: {name}");

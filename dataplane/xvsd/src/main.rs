@@ -8,9 +8,11 @@
 
 mod config;
 mod control;
+mod netlink;
 mod ofserver;
 mod openflow;
 mod ports;
+mod underlay;
 mod unixctl;
 
 use anyhow::{bail, Context, Result};
@@ -21,6 +23,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use xvs_engine::tunnel::{TunnelPort, TunnelSetup, TunnelStage};
 use xvs_engine::{CacheConfig, Forwarding, OpenFlowStage, Worker, WorkerConfig};
 use xvs_io::{FramePool, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
 
@@ -123,6 +126,15 @@ fn run(args: &Args) -> Result<()> {
         config::ForwardingMode::IoFwd => None,
     };
 
+    // Tunnels: the kernel's view of the underlay, published to the workers.
+    let tunnel_ofports = openflow::tunnel_ofports(&plan);
+    let uplink = plan.ports.iter().find(|p| p.config.uplink);
+    let mut underlay = match (tunnel_ofports.is_empty(), uplink) {
+        (false, Some(up)) => Some(underlay::UnderlayControl::new(&up.config.name)?),
+        _ => None,
+    };
+    let uplink_filter = uplink.map(|up| ports::uplink_filter(&plan, up));
+
     let translation_counters = Arc::new(openflow::TranslationCounters::default());
     // The tracker's clock: nanoseconds since `epoch`, for the workers and the sweeper alike.
     let epoch = std::time::Instant::now();
@@ -142,7 +154,7 @@ fn run(args: &Args) -> Result<()> {
     let mut injectors = Vec::new();
     for (w, &core) in cfg.workers.iter().enumerate() {
         let mine: Vec<usize> = (0..plan.ports.len())
-            .filter(|&i| plan.ports[i].worker == w)
+            .filter(|&i| plan.ports[i].worker == w && !plan.ports[i].config.kind.is_tunnel())
             .collect();
         let needed = ports::frames_needed(mine.iter().map(|&i| &plan.ports[i]));
         let frames = match cfg.frames_per_worker {
@@ -158,13 +170,14 @@ fn run(args: &Args) -> Result<()> {
         let mut engine_ports = Vec::with_capacity(mine.len());
         for &i in &mine {
             let p = &plan.ports[i];
-            let port = ports::open(p, &mut pool, &mut attachments, w)
+            let filter = uplink_filter.as_ref().filter(|_| p.config.uplink);
+            let port = ports::open(p, &mut pool, &mut attachments, w, filter)
                 .with_context(|| format!("port {}", p.config.name))?;
             engine_ports.push(port);
         }
         let forwarding = match pipeline.as_mut() {
             Some(p) => {
-                let (translator, learned, macs) = openflow::WorkerTranslator::new(
+                let (mut translator, learned, macs) = openflow::WorkerTranslator::new(
                     p,
                     translation_counters.clone(),
                     epoch,
@@ -172,10 +185,29 @@ fn run(args: &Args) -> Result<()> {
                 );
                 learn_queues.push(learned);
                 mac_queues.push(macs);
-                Forwarding::OpenFlow(Box::new(
-                    OpenFlowStage::new(Box::new(translator), CacheConfig::default())
-                        .with_conntrack(Arc::clone(&conntrack), epoch),
-                ))
+                translator.set_tunnel_ports(&tunnel_ofports);
+                let mut stage = OpenFlowStage::new(Box::new(translator), CacheConfig::default())
+                    .with_conntrack(Arc::clone(&conntrack), epoch);
+                if let (Some(u), Some(up)) = (underlay.as_mut(), uplink) {
+                    let (reader, solicit) = u.worker();
+                    stage = stage.with_tunnels(TunnelStage::new(TunnelSetup {
+                        ports: plan
+                            .ports
+                            .iter()
+                            .filter_map(|p| {
+                                p.config.tunnel_config().map(|config| TunnelPort {
+                                    ofport: p.config.ofport,
+                                    config,
+                                })
+                            })
+                            .collect(),
+                        uplink_ofport: up.config.ofport,
+                        underlay: reader,
+                        solicit,
+                        neigh: underlay::neigh_config(),
+                    }));
+                }
+                Forwarding::OpenFlow(Box::new(stage))
             }
             None => Forwarding::IoFwd {
                 peers: mine
@@ -260,9 +292,13 @@ fn run(args: &Args) -> Result<()> {
                 Some(s) => Ok(s.stats.text()),
                 None => Err("no OpenFlow server (forwarding = \"io-fwd\")".to_string()),
             },
-            ("ofproto/trace", Some(pl)) => {
-                openflow::trace(&ofserver::switch::lock(pl), &names, &cfg.bridge, p)
-            }
+            ("ofproto/trace", Some(pl)) => openflow::trace(
+                &ofserver::switch::lock(pl),
+                &names,
+                &cfg.bridge,
+                &tunnel_ofports,
+                p,
+            ),
             ("xvs/meter-stats", Some(pl)) => Ok(openflow::meter_stats(&ofserver::switch::lock(pl))),
             ("xvs/dump-group-stats", Some(pl)) => {
                 Ok(openflow::group_stats(&ofserver::switch::lock(pl)))
@@ -277,8 +313,17 @@ fn run(args: &Args) -> Result<()> {
                 p,
                 openflow::now_ms(epoch),
             ),
+            ("xvs/show", _) => control.handle(m, p).map(|mut s| {
+                if let Some(u) = underlay.as_ref() {
+                    s.push_str(&u.describe());
+                }
+                s
+            }),
             _ => control.handle(m, p),
         });
+        if let Some(u) = underlay.as_mut() {
+            u.poll();
+        }
         if let Some(p) = pipeline.as_ref() {
             let mut p = ofserver::switch::lock(p);
             let (installed, refused) =

@@ -213,6 +213,22 @@ impl WorkerTranslator {
     }
 }
 
+impl WorkerTranslator {
+    /// Declares the tunnel ports: outputs to them become tunnel pushes.
+    pub fn set_tunnel_ports(&mut self, ports: &[u32]) {
+        self.inner.set_tunnel_ports(ports);
+    }
+}
+
+/// The OpenFlow numbers of the configuration's tunnel ports.
+pub fn tunnel_ofports(plan: &Plan) -> Vec<u32> {
+    plan.ports
+        .iter()
+        .filter(|p| p.config.kind.is_tunnel())
+        .map(|p| p.config.ofport)
+        .collect()
+}
+
 /// Milliseconds since `epoch`: the pipeline's clock for flow ages and learned flows.
 pub fn now_ms(epoch: Instant) -> u64 {
     epoch.elapsed().as_millis() as u64
@@ -361,6 +377,7 @@ pub fn trace(
     pipeline: &Pipeline,
     names: &NameMap,
     bridge: &str,
+    tunnel_ports: &[u32],
     params: &[String],
 ) -> Result<String, String> {
     let mut positional = Vec::new();
@@ -389,6 +406,7 @@ pub fn trace(
     let mut key = *fm.flow.match_.value();
     let mut scratch = xvs_flowtable::translate::TranslateScratch::new();
     scratch.set_trace(true);
+    scratch.set_tunnel_ports(tunnel_ports);
     let mut out = xvs_flowtable::translate::Translation::new();
     let mut text = format!("Flow: {flow}\n");
     let mut ct_next = ct_next.into_iter();
@@ -647,7 +665,7 @@ mod tests {
         load_flows(&mut p, flows, &NameMap::new(), 0).expect("flows");
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let flow = "in_port=1,tcp,nw_src=10.10.0.5,nw_dst=10.96.0.10,tp_src=4000,tp_dst=80";
-        let t = trace(&p, &NameMap::new(), "br-int", &args(&["br-int", flow])).expect("trace");
+        let t = trace(&p, &NameMap::new(), "br-int", &[], &args(&["br-int", flow])).expect("trace");
         assert!(
             t.contains("Datapath actions: ct(zone=65520,nat),recirc(0x1)\n"),
             "{t}"
@@ -666,6 +684,7 @@ mod tests {
             &p,
             &NameMap::new(),
             "br-int",
+            &[],
             &args(&[flow, "--ct-next", "trk,est"]),
         )
         .expect("trace");
@@ -675,6 +694,7 @@ mod tests {
             &p,
             &NameMap::new(),
             "br-int",
+            &[],
             &args(&[flow, "--ct-next", "bogus"])
         )
         .is_err());

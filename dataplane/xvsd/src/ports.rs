@@ -1,9 +1,9 @@
 //! Opening configured ports on their worker's frame pool.
 
-use crate::config::{PlannedPort, PortType, XdpModeConfig};
+use crate::config::{parse_cidr4, Plan, PlannedPort, PortType, XdpModeConfig};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
-use xvs_afxdp::{AfXdpConfig, AfXdpPort, UmemShare, XdpMode, XdpProgram};
+use xvs_afxdp::{AfXdpConfig, AfXdpPort, UmemShare, XdpFilter, XdpMode, XdpProgram};
 use xvs_engine::{EnginePort, BATCH};
 use xvs_io::{FramePool, TapPort};
 
@@ -24,18 +24,41 @@ fn afxdp_config(p: &PlannedPort) -> AfXdpConfig {
 pub fn frames_needed<'a>(ports: impl Iterator<Item = &'a PlannedPort>) -> usize {
     ports
         .map(|p| match p.config.kind {
+            PortType::Afxdp if p.config.uplink => {
+                afxdp_config(p).frames_needed() + BATCH + crate::underlay::PARKED_FRAMES_MAX
+            }
             PortType::Afxdp => afxdp_config(p).frames_needed() + BATCH,
             PortType::Tap => 2 * BATCH,
+            // Tunnel ports have no queues: their packets use the uplink's frames.
+            PortType::Geneve | PortType::Vxlan => 0,
         })
         .sum()
 }
 
-/// Opens `p` for worker `worker`, whose pool is `pool`.
+/// The uplink's XDP filter: the tunnels' UDP ports and the Pod CIDR go to xvs, the rest of the
+/// node's traffic to the kernel.
+pub fn uplink_filter(plan: &Plan, uplink: &PlannedPort) -> XdpFilter {
+    let mut udp: Vec<u16> = plan
+        .ports
+        .iter()
+        .filter_map(|p| p.config.tunnel_config().map(|c| c.dst_port))
+        .collect();
+    udp.sort_unstable();
+    udp.dedup();
+    XdpFilter::Select {
+        tunnel_port: udp.first().copied(),
+        tunnel_port2: udp.get(1).copied(),
+        pod_cidr4: uplink.config.pod_cidr.as_deref().and_then(parse_cidr4),
+    }
+}
+
+/// Opens `p` for worker `worker`, whose pool is `pool`; an uplink gets `filter`.
 pub fn open(
     p: &PlannedPort,
     pool: &mut FramePool,
     att: &mut Attachments,
     worker: usize,
+    filter: Option<&XdpFilter>,
 ) -> Result<EnginePort> {
     let c = &p.config;
     let io: Box<dyn xvs_io::PortIo> = match c.kind {
@@ -46,7 +69,10 @@ pub fn open(
                 XdpModeConfig::Generic => XdpMode::Generic,
             };
             if !att.programs.contains_key(&c.name) {
-                let prog = XdpProgram::attach(&c.name, mode)?;
+                let mut prog = XdpProgram::attach(&c.name, mode)?;
+                if let Some(f) = filter {
+                    prog.set_filter(f)?;
+                }
                 att.programs.insert(c.name.clone(), prog);
             }
             let prog = att
@@ -57,6 +83,9 @@ pub fn open(
             Box::new(AfXdpPort::open(prog, &afxdp_config(p), pool, umem)?)
         }
         PortType::Tap => Box::new(TapPort::create(&c.name, p.mac, c.mtu)?),
+        PortType::Geneve | PortType::Vxlan => {
+            anyhow::bail!("port {}: tunnel ports have no queues to open", c.name)
+        }
     };
     Ok(EnginePort::new(c.ofport, io))
 }
