@@ -1,0 +1,353 @@
+//! Object → flows, diff minimality and manifest validation.
+
+use xvs_agent::diff::{diff, messages, Mod};
+use xvs_agent::model::{load_dir, parse_file, Cidr, Model};
+use xvs_agent::pipeline::{cookie, desired, port_masks, t, Category, Desired, Ids};
+
+const BASE: &str = r#"
+kind: AgentConfig
+spec:
+  nodeName: node-1
+  tunnelType: geneve
+  tunnelOfport: 32768
+  gateway: {name: antrea-gw0, ip: 10.10.0.1, mac: "aa:bb:cc:dd:ee:01"}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-1}
+spec: {podCIDR: 10.10.0.0/24}
+status: {addresses: [{type: InternalIP, address: 192.168.0.1}]}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-2}
+spec: {podCIDR: 10.10.1.0/24}
+status: {addresses: [{type: InternalIP, address: 192.168.0.2}]}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: default, labels: {team: a}}
+"#;
+
+fn pod(name: &str, ip: &str, port: u32, app: &str) -> String {
+    format!(
+        r#"
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: default
+  labels: {{app: {app}}}
+  annotations: {{xvs.io/mac: "02:0a:0a:00:00:{port:02x}", xvs.io/interface: veth-{name}, xvs.io/ofport: "{port}"}}
+spec: {{nodeName: node-1}}
+status: {{podIP: {ip}}}
+"#
+    )
+}
+
+const SVC: &str = r#"
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{name: http, protocol: TCP, port: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, protocol: TCP, port: 8080}]
+endpoints:
+- addresses: [10.10.0.3]
+- addresses: [10.10.0.4]
+"#;
+
+const NP: &str = r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: only-client, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: server}}
+  policyTypes: [Ingress]
+  ingress:
+  - from:
+    - podSelector: {matchLabels: {app: client}}
+    - ipBlock: {cidr: 172.16.0.0/16, except: [172.16.1.0/24]}
+    ports: [{protocol: TCP, port: 8080}]
+"#;
+
+fn model(text: &str) -> Model {
+    let mut m = Model::default();
+    for o in parse_file("test.yaml", text).expect("valid manifests") {
+        m.insert(o);
+    }
+    m
+}
+
+fn three_pods() -> String {
+    format!(
+        "{BASE}{}{}{}",
+        pod("a", "10.10.0.2", 1, "client"),
+        pod("b", "10.10.0.3", 2, "server"),
+        pod("c", "10.10.0.4", 3, "server")
+    )
+}
+
+fn has(d: &Desired, table: u8, prio: u16, m: &str) -> String {
+    d.flows
+        .iter()
+        .find(|(k, _)| k.table == table && k.priority == prio && k.matches == m)
+        .map(|(_, b)| b.actions.clone())
+        .unwrap_or_else(|| panic!("no flow table={table} priority={prio} {m}"))
+}
+
+#[test]
+fn every_generated_flow_and_group_encodes() {
+    let m = model(&format!("{}{SVC}{NP}", three_pods()));
+    let d = desired(&m, &mut Ids::default());
+    let c = diff(&Desired::default(), &d);
+    let msgs = messages(&c, 7).expect("all flows parse");
+    assert_eq!(msgs.len(), d.flows.len() + d.groups.len());
+    // groups come first
+    assert!(matches!(msgs[0], Mod::Group(_)));
+    for m in &msgs {
+        if let Mod::Flow(f) = m {
+            assert_eq!(f.flow.cookie >> 48, 7, "round in every cookie");
+        }
+    }
+}
+
+#[test]
+fn pod_connectivity_flows() {
+    let d = desired(&model(&three_pods()), &mut Ids::default());
+    assert_eq!(has(&d, t::ROOT, 200, "arp"), "goto_table:1");
+    assert_eq!(
+        has(
+            &d,
+            t::ARP_SPOOF,
+            200,
+            "arp,in_port=2,arp_spa=10.10.0.3,arp_sha=02:0a:0a:00:00:02"
+        ),
+        "goto_table:2"
+    );
+    assert!(has(&d, t::CLASSIFIER, 190, "in_port=1").starts_with("set_field:0x3/0xf->reg0"));
+    assert_eq!(
+        has(
+            &d,
+            t::SPOOF,
+            200,
+            "ip,in_port=1,dl_src=02:0a:0a:00:00:01,nw_src=10.10.0.2"
+        ),
+        "goto_table:5"
+    );
+    assert_eq!(has(&d, t::CT_ZONE, 200, "ip"), "ct(table=7,zone=65520,nat)");
+    assert_eq!(
+        has(&d, t::UNSNAT, 200, "ip,nw_dst=10.10.0.1"),
+        "ct(table=6,zone=65521,nat)"
+    );
+    // remote pod CIDR through the tunnel to the peer node
+    let remote = has(&d, t::L3_FWD, 200, "ip,nw_dst=10.10.1.0/24");
+    assert!(
+        remote.contains("set_field:192.168.0.2->tun_dst"),
+        "{remote}"
+    );
+    // ARP responder for the peer gateway
+    has(&d, t::ARP_RESP, 200, "arp,arp_tpa=10.10.1.1,arp_op=1");
+    assert!(has(&d, t::L2_FWD, 200, "dl_dst=02:0a:0a:00:00:03").starts_with("set_field:0x3->reg1"));
+    assert_eq!(
+        has(&d, t::OUTPUT, 200, "reg0=0x200000/0x600000"),
+        "output:NXM_NX_REG1[]"
+    );
+    let pc = d
+        .flows
+        .values()
+        .filter(|b| b.category == Category::PodConnectivity)
+        .count();
+    assert!(pc >= 3 * 5, "{pc}");
+}
+
+#[test]
+fn service_select_group_and_dnat() {
+    let mut ids = Ids::default();
+    let d = desired(&model(&format!("{}{SVC}", three_pods())), &mut ids);
+    assert_eq!(d.groups.len(), 1);
+    let (gid, g) = d.groups.iter().next().expect("group");
+    assert!(g.starts_with("type=select,"));
+    assert!(g.contains("set_field:0xa0a0003->reg3,set_field:0x1f90/0xffff->reg4,resubmit(,11)"));
+    assert!(g.contains("set_field:0xa0a0004->reg3"));
+    let lb = has(
+        &d,
+        t::SERVICE_LB,
+        200,
+        "tcp,reg4=0x10000/0x70000,nw_dst=10.96.0.10,tp_dst=80",
+    );
+    assert!(lb.ends_with(&format!("group:{gid}")));
+    assert_eq!(
+        has(
+            &d,
+            t::EP_DNAT,
+            200,
+            "tcp,reg3=0xa0a0003,reg4=0x21f90/0x7ffff"
+        ),
+        "ct(commit,table=12,zone=65520,nat(dst=10.10.0.3:8080),exec(set_field:0x10/0x10->ct_mark))"
+    );
+}
+
+#[test]
+fn network_policy_conjunction_and_isolation() {
+    let d = desired(
+        &model(&format!("{}{NP}", three_pods())),
+        &mut Ids::default(),
+    );
+    // applied-to clause per selected pod (b, c), peers (pod a + ipBlock minus except), port
+    assert_eq!(
+        has(&d, t::INGRESS_RULE, 200, "ip,reg1=0x2"),
+        "conjunction(1,1/3)"
+    );
+    assert_eq!(
+        has(&d, t::INGRESS_RULE, 200, "ip,reg1=0x3"),
+        "conjunction(1,1/3)"
+    );
+    assert_eq!(
+        has(&d, t::INGRESS_RULE, 200, "ip,nw_src=10.10.0.2"),
+        "conjunction(1,2/3)"
+    );
+    has(&d, t::INGRESS_RULE, 200, "ip,nw_src=172.16.0.0/24");
+    has(&d, t::INGRESS_RULE, 200, "ip,nw_src=172.16.128.0/17");
+    assert!(!d.flows.keys().any(|k| k.matches.contains("172.16.1.0")));
+    assert_eq!(
+        has(&d, t::INGRESS_RULE, 200, "tcp,tp_dst=8080"),
+        "conjunction(1,3/3)"
+    );
+    assert!(has(&d, t::INGRESS_RULE, 190, "conj_id=1,ip").contains("ct(commit,table=26,zone=65520"));
+    assert_eq!(has(&d, t::INGRESS_DEFAULT, 200, "ip,reg1=0x2"), "drop");
+    assert_eq!(has(&d, t::INGRESS_DEFAULT, 200, "ip,reg1=0x3"), "drop");
+    assert!(!d
+        .flows
+        .keys()
+        .any(|k| k.table == t::INGRESS_DEFAULT && k.matches == "ip,reg1=0x1"));
+}
+
+#[test]
+fn shared_clause_flow_accumulates_conjunctions() {
+    let np2 = NP.replace("only-client", "second").replace("8080", "9090");
+    let d = desired(
+        &model(&format!("{}{NP}{np2}", three_pods())),
+        &mut Ids::default(),
+    );
+    let a = has(&d, t::INGRESS_RULE, 200, "ip,reg1=0x2");
+    assert!(
+        a.contains("conjunction(1,1/3)") && a.contains("conjunction(2,1/3)"),
+        "{a}"
+    );
+    messages(&diff(&Desired::default(), &d), 1).expect("encodes");
+}
+
+#[test]
+fn changing_one_pod_touches_only_its_flows() {
+    let mut ids = Ids::default();
+    let before = desired(&model(&format!("{}{SVC}", three_pods())), &mut ids);
+    let changed = three_pods().replace("10.10.0.2", "10.10.0.9");
+    let after = desired(&model(&format!("{changed}{SVC}")), &mut ids);
+    let c = diff(&before, &after);
+    assert!(c.group_add.is_empty() && c.group_mod.is_empty() && c.group_del.is_empty());
+    let touched: Vec<_> = c
+        .flow_add
+        .iter()
+        .map(|(k, _)| k)
+        .chain(c.flow_mod.iter().map(|(k, _)| k))
+        .chain(c.flow_del.iter())
+        .collect();
+    assert!(!touched.is_empty());
+    for k in &touched {
+        let b = after
+            .flows
+            .get(k)
+            .or_else(|| before.flows.get(k))
+            .expect("flow");
+        assert!(
+            k.matches.contains("10.10.0.2")
+                || k.matches.contains("10.10.0.9")
+                || k.matches == "in_port=1",
+            "unrelated flow touched: {k:?} {b:?}"
+        );
+    }
+    // ARP spoof, spoofguard, L3 pod IP: removed and added
+    assert_eq!(c.flow_add.len(), 3);
+    assert_eq!(c.flow_del.len(), 3);
+    assert!(diff(&after, &after).is_empty());
+}
+
+#[test]
+fn removing_an_endpoint_modifies_only_the_group_and_its_dnat_flow() {
+    let mut ids = Ids::default();
+    let before = desired(&model(&format!("{}{SVC}", three_pods())), &mut ids);
+    let svc1 = SVC.replace("- addresses: [10.10.0.4]\n", "");
+    let after = desired(&model(&format!("{}{svc1}", three_pods())), &mut ids);
+    let c = diff(&before, &after);
+    assert_eq!(c.group_mod.len(), 1);
+    assert_eq!(c.flow_del.len(), 1);
+    assert_eq!(c.len(), 2);
+    let msgs = messages(&c, 1).expect("encodes");
+    assert!(matches!(msgs[0], Mod::Group(_)), "groups first");
+}
+
+#[test]
+fn cookies_carry_round_and_category() {
+    assert_eq!(cookie(3, Category::Service), 0x0003_0300_0000_0000);
+    assert_eq!(cookie(0xffff, Category::NetworkPolicy) >> 40, 0xff_ff02);
+}
+
+#[test]
+fn cidr_except_and_port_ranges() {
+    let c = Cidr::parse("10.0.0.0/8").expect("cidr");
+    let holes = [Cidr::parse("10.1.0.0/16").expect("cidr")];
+    let parts = c.minus(&holes);
+    assert_eq!(parts.len(), 8);
+    assert!(parts
+        .iter()
+        .all(|p| !p.covers(&holes[0]) && !holes[0].covers(p)));
+    assert_eq!(port_masks(80, 80), vec![(80, 0xffff)]);
+    assert_eq!(port_masks(0x8000, 0x800f), vec![(0x8000, 0xfff0)]);
+    let r = port_masks(1000, 2000);
+    let covered: u32 = r.iter().map(|(_, m)| 0x10000 - u32::from(*m)).sum();
+    assert_eq!(covered, 1001);
+    assert_eq!(port_masks(0, 65535), vec![(0, 0)]);
+}
+
+#[test]
+fn bad_manifests_name_file_and_field() {
+    let e = parse_file("x.yaml", &pod("a", "10.10.0.300", 1, "x")).expect_err("bad IP");
+    assert_eq!(e.file, "x.yaml");
+    assert_eq!(e.field, "doc[0].status.podIP");
+    let e = parse_file(
+        "y.yaml",
+        "kind: Service\nmetadata: {name: s}\nspec: {clusterIP: 10.0.0.1, ports: [{port: 99999}]}\n",
+    )
+    .expect_err("bad port");
+    assert_eq!(e.field, "doc[0].spec.ports[0].port");
+    let e = parse_file("z.yaml", "kind: Pod\n  - : [").expect_err("bad yaml");
+    assert_eq!(e.file, "z.yaml");
+    let e = parse_file("w.yaml", "kind: Gadget\nmetadata: {name: g}\n").expect_err("kind");
+    assert_eq!(e.field, "doc[0].kind");
+}
+
+#[test]
+fn load_dir_skips_bad_files_only() {
+    let dir = std::env::temp_dir().join(format!("xvs-agent-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("00-base.yaml"), three_pods()).expect("write");
+    std::fs::write(dir.join("10-bad.yaml"), NP.replace("TCP", "TCPX")).expect("write");
+    std::fs::write(dir.join("notes.txt"), "ignored").expect("write");
+    let (m, errs) = load_dir(&dir).expect("load");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(m.pods.len(), 3);
+    assert!(m.policies.is_empty());
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].file.ends_with("10-bad.yaml"));
+    assert_eq!(errs[0].field, "doc[0].spec.ingress[0].ports[0].protocol");
+}
