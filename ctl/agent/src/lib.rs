@@ -5,4 +5,6 @@
 
 pub mod diff;
 pub mod model;
+pub mod ofconn;
 pub mod pipeline;
+pub mod sync;

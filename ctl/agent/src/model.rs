@@ -861,6 +861,15 @@ impl Model {
 /// Loads every `*.yaml`/`*.yml` file of `dir` (sorted by name): the model of the good files
 /// and the errors of the bad ones (a bad file contributes nothing).
 pub fn load_dir(dir: &Path) -> std::io::Result<(Model, Vec<ManifestError>)> {
+    load_dir_keeping(dir, &mut BTreeMap::new())
+}
+
+/// Like [`load_dir`], but a file that has become bad keeps contributing what it held when it
+/// was last good (`last_good`, updated): a broken edit changes nothing.
+pub fn load_dir_keeping(
+    dir: &Path,
+    last_good: &mut BTreeMap<PathBuf, Vec<Object>>,
+) -> std::io::Result<(Model, Vec<ManifestError>)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -870,21 +879,27 @@ pub fn load_dir(dir: &Path) -> std::io::Result<(Model, Vec<ManifestError>)> {
         })
         .collect();
     files.sort();
+    last_good.retain(|k, _| files.contains(k));
     let mut model = Model::default();
     let mut errors = Vec::new();
     for f in files {
         let name = f.display().to_string();
-        match std::fs::read_to_string(&f) {
-            Err(e) => errors.push(ManifestError {
-                file: name,
+        let parsed = std::fs::read_to_string(&f)
+            .map_err(|e| ManifestError {
+                file: name.clone(),
                 field: String::new(),
                 msg: e.to_string(),
-            }),
-            Ok(text) => match parse_file(&name, &text) {
-                Ok(objs) => objs.into_iter().for_each(|o| model.insert(o)),
-                Err(e) => errors.push(e),
-            },
+            })
+            .and_then(|text| parse_file(&name, &text));
+        match parsed {
+            Ok(objs) => {
+                last_good.insert(f, objs);
+            }
+            Err(e) => errors.push(e),
         }
+    }
+    for objs in last_good.values() {
+        objs.iter().cloned().for_each(|o| model.insert(o));
     }
     Ok((model, errors))
 }

@@ -351,3 +351,32 @@ fn load_dir_skips_bad_files_only() {
     assert!(errs[0].file.ends_with("10-bad.yaml"));
     assert_eq!(errs[0].field, "doc[0].spec.ingress[0].ports[0].protocol");
 }
+
+#[test]
+fn next_round_skips_zero_and_follows_the_highest() {
+    use xvs_agent::ofconn::next_round;
+    assert_eq!(next_round(&[]), 1);
+    assert_eq!(next_round(&[0, 3 << 48, 1 << 48]), 4);
+    assert_eq!(next_round(&[0xffff << 48]), 1);
+}
+
+#[test]
+fn sync_state_plans_nothing_after_commit() {
+    use xvs_agent::sync::SyncState;
+    let m = model(&format!("{}{SVC}{NP}", three_pods()));
+    let mut s = SyncState::new(9);
+    let p = s.plan(&m).expect("plan");
+    assert!(!p.mods.is_empty());
+    s.committed(p);
+    let again = s.plan(&m).expect("plan");
+    assert!(again.mods.is_empty());
+    // Deleting the policy removes exactly its flows.
+    let m2 = model(&format!("{}{SVC}", three_pods()));
+    let p2 = s.plan(&m2).expect("plan");
+    assert!(p2.changes.flow_add.is_empty() && p2.changes.flow_mod.is_empty());
+    assert!(p2
+        .changes
+        .flow_del
+        .iter()
+        .all(|k| k.table == t::INGRESS_RULE || k.table == t::INGRESS_DEFAULT));
+}
