@@ -13,7 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xvs_flowtable::flow::Match;
+use xvs_flowtable::names::Port;
+use xvs_integration::ofclient::OfClient;
 use xvs_integration::{is_root, unique_tag, veth, xvsd_binary, Netns, Xvsd};
+use xvs_openflow::Body;
 
 const GW_MAC: &str = "aa:bb:cc:dd:ee:01";
 const PODS: [(&str, &str, &str, &str, u32); 3] = [
@@ -178,6 +182,28 @@ fn start_agent(dir: &Path, socket: &Path, log: &Path) -> Result<Agent> {
     })
 }
 
+/// The cookies of every flow installed in the switch (a separate OpenFlow connection).
+fn dump_cookies(socket: &Path) -> Result<Vec<u64>> {
+    use xvs_openflow::multipart::FlowStatsRequest;
+    let mut c = OfClient::connect(socket)?;
+    let replies = c.transact(Body::FlowStatsRequest(Box::new(FlowStatsRequest {
+        table: 0xff,
+        out_port: Port::NONE,
+        out_group: 0xffff_ffff,
+        cookie: 0,
+        cookie_mask: 0,
+        match_: Match::catch_all(),
+    })))?;
+    let mut out = Vec::new();
+    for r in replies {
+        match r.body {
+            Body::FlowStatsReply { flows, .. } => out.extend(flows.iter().map(|f| f.cookie)),
+            other => bail!("unexpected {other:?}"),
+        }
+    }
+    Ok(out)
+}
+
 fn connect(ns: &Netns, to: &str, timeout: Duration) -> Result<TcpStream> {
     let to: SocketAddr = to.parse()?;
     ns.run(move || -> Result<TcpStream> {
@@ -328,7 +354,6 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
         "pod-b"
     );
     echo(&mut est, b"after")?;
-    stop.store(true, Ordering::Relaxed);
     assert!(
         agent.log().matches("committed").count() == 3,
         "the bad manifest committed nothing:\n{}",
@@ -336,6 +361,29 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
     );
     eprintln!("agent log:\n{}", agent.log());
     drop(agent);
+
+    // Restart: the new agent replays with the next round and deletes the previous one; the
+    // flows are the same, traffic keeps working, and only round-2 cookies remain.
+    let before = dump_cookies(&socket)?;
+    assert!(before.iter().all(|c| c >> 48 == 1), "round 1 installed");
+    let agent2 = start_agent(&dir, &socket, &x.run_dir().join("agent2.log"))?;
+    agent2.wait_log("in sync, round 2", 1)?;
+    let after = dump_cookies(&socket)?;
+    assert_eq!(after.len(), before.len(), "same flows after the replay");
+    assert!(
+        after.iter().all(|c| c >> 48 == 2),
+        "previous round deleted: {after:x?}"
+    );
+    assert_eq!(hello(a, "10.10.0.3:8080")?, "pod-b");
+    let mut served2: BTreeMap<String, u32> = BTreeMap::new();
+    for _ in 0..10 {
+        *served2
+            .entry(hello(a, "10.96.0.10:80").context("Service after the restart")?)
+            .or_default() += 1;
+    }
+    assert_eq!(served2.values().sum::<u32>(), 10);
+    stop.store(true, Ordering::Relaxed);
+    drop(agent2);
     drop(x);
     Ok(())
 }

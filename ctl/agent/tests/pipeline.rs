@@ -380,3 +380,25 @@ fn sync_state_plans_nothing_after_commit() {
         .iter()
         .all(|k| k.table == t::INGRESS_RULE || k.table == t::INGRESS_DEFAULT));
 }
+
+#[test]
+fn a_file_that_turns_bad_keeps_its_last_good_objects() {
+    use std::collections::BTreeMap;
+    use xvs_agent::model::load_dir_keeping;
+    let dir = std::env::temp_dir().join(format!("xvs-agent-keep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("00-base.yaml"), three_pods()).expect("write");
+    std::fs::write(dir.join("10-np.yaml"), NP).expect("write");
+    let mut cache = BTreeMap::new();
+    let (m1, e1) = load_dir_keeping(&dir, &mut cache).expect("load");
+    assert!(e1.is_empty());
+    assert_eq!(m1.policies.len(), 1);
+    std::fs::write(dir.join("10-np.yaml"), NP.replace("8080", "eighty")).expect("write");
+    let (m2, e2) = load_dir_keeping(&dir, &mut cache).expect("load");
+    assert_eq!(e2.len(), 1);
+    assert_eq!(m2, m1, "a broken edit changes nothing");
+    std::fs::remove_file(dir.join("10-np.yaml")).expect("rm");
+    let (m3, _) = load_dir_keeping(&dir, &mut cache).expect("load");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(m3.policies.is_empty(), "a deleted file's objects go");
+}
