@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use xvs_agent::model::{dir_fingerprint, load_dir, load_dir_keeping, ManifestError, Model};
-use xvs_agent::ofconn::{next_round, OfConn};
+use xvs_agent::ofconn::{next_round, ConnError, OfConn};
 use xvs_agent::pipeline::{desired, Desired, Ids};
 use xvs_agent::sync::SyncState;
 
@@ -100,10 +100,32 @@ fn sync(conn: &mut OfConn, state: &mut SyncState, model: &Model) -> Result<()> {
     Ok(())
 }
 
+/// Runs sessions until one ends for good: a broken connection is retried (replaying with the
+/// next round, as on a restart) after a second.
 fn run(dir: &Path, socket: &Path, poll: Duration, debounce: Duration, once: bool) -> Result<()> {
     let mut last_good = BTreeMap::new();
-    let (model, errors) = load_dir_keeping(dir, &mut last_good)
-        .with_context(|| format!("reading {}", dir.display()))?;
+    loop {
+        match session(dir, socket, poll, debounce, once, &mut last_good) {
+            Ok(()) => return Ok(()),
+            Err(e) if once => return Err(e),
+            Err(e) => {
+                eprintln!("xvs-agent: {e:#}; reconnecting");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+fn session(
+    dir: &Path,
+    socket: &Path,
+    poll: Duration,
+    debounce: Duration,
+    once: bool,
+    last_good: &mut BTreeMap<PathBuf, Vec<xvs_agent::model::Object>>,
+) -> Result<()> {
+    let (model, errors) =
+        load_dir_keeping(dir, last_good).with_context(|| format!("reading {}", dir.display()))?;
     report(&errors);
     let mut conn =
         OfConn::connect(socket).with_context(|| format!("connecting {}", socket.display()))?;
@@ -143,11 +165,20 @@ fn run(dir: &Path, socket: &Path, poll: Duration, debounce: Duration, once: bool
             cur = again;
         }
         seen = cur;
-        match load_dir_keeping(dir, &mut last_good) {
+        match load_dir_keeping(dir, last_good) {
             Err(e) => eprintln!("xvs-agent: reading {}: {e}", dir.display()),
             Ok((model, errors)) => {
                 report(&errors);
                 if let Err(e) = sync(&mut conn, &mut state, &model) {
+                    // A refused bundle left nothing applied; a broken socket ends the session.
+                    if e.downcast_ref::<ConnError>().is_some_and(|c| {
+                        matches!(
+                            c,
+                            ConnError::Io(_) | ConnError::Closed | ConnError::Decode(_)
+                        )
+                    }) {
+                        return Err(e);
+                    }
                     eprintln!("xvs-agent: {e:#}");
                 }
             }

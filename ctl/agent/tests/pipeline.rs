@@ -402,3 +402,48 @@ fn a_file_that_turns_bad_keeps_its_last_good_objects() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(m3.policies.is_empty(), "a deleted file's objects go");
 }
+
+#[test]
+fn garbage_manifests_are_errors_not_panics() {
+    let docs = [
+        "",
+        "---\n---\n",
+        "[1, 2, 3]",
+        "kind: 7",
+        "kind: Pod",
+        "kind: Pod\nmetadata: []\n",
+        "kind: Pod\nmetadata: {name: p, annotations: {xvs.io/ofport: \"-1\"}}\nspec: {}\nstatus: {}\n",
+        "kind: Node\nmetadata: {name: n}\nspec: {podCIDR: 10.0.0.0/33}\nstatus: {addresses: x}\n",
+        "kind: Service\nmetadata: {name: s}\nspec: {clusterIP: 10.0.0.1, ports: [{port: 80, protocol: ICMP}]}\n",
+        "kind: EndpointSlice\nmetadata: {name: e, labels: {kubernetes.io/service-name: s}}\nendpoints: [{addresses: [1]}]\n",
+        "kind: NetworkPolicy\nmetadata: {name: n}\nspec: {podSelector: {matchExpressions: [{key: a, operator: Near}]}}\n",
+        "kind: NetworkPolicy\nmetadata: {name: n}\nspec: {podSelector: {}, ingress: [{from: [{}]}]}\n",
+        "kind: NetworkPolicy\nmetadata: {name: n}\nspec: {podSelector: {}, ingress: [{ports: [{port: 90, endPort: 80}]}]}\n",
+        "kind: NetworkPolicy\nmetadata: {name: n}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 1.2.3.4/40}}]}]}\n",
+        "kind: AgentConfig\nspec: {nodeName: x, gateway: {ip: 1.2.3.4, mac: zz}}\n",
+    ];
+    for (i, d) in docs.iter().enumerate() {
+        match parse_file("g.yaml", d) {
+            Ok(objs) => assert!(i < 2 && objs.is_empty(), "doc {i} accepted: {objs:?}"),
+            Err(e) => assert_eq!(e.file, "g.yaml"),
+        }
+    }
+}
+
+#[test]
+fn an_empty_ingress_rule_allows_everyone_with_an_any_clause() {
+    let np = "---\nkind: NetworkPolicy\nmetadata: {name: all, namespace: default}\nspec: {podSelector: {matchLabels: {app: server}}, ingress: [{}]}\n";
+    let d = desired(
+        &model(&format!("{}{np}", three_pods())),
+        &mut Ids::default(),
+    );
+    assert_eq!(
+        has(&d, t::INGRESS_RULE, 200, "ip,nw_src=0.0.0.0/0"),
+        "conjunction(1,2/2)"
+    );
+    assert_eq!(
+        has(&d, t::INGRESS_RULE, 200, "ip,reg1=0x2"),
+        "conjunction(1,1/2)"
+    );
+    messages(&diff(&Desired::default(), &d), 1).expect("encodes");
+}
