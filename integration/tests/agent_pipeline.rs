@@ -116,6 +116,17 @@ spec:
   policyTypes: [Ingress]
 "#;
 
+const ALLOW_A_TO_B: &str = r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: isolate-b, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: a}}}]
+    ports: [{protocol: TCP, port: 8080}]
+"#;
+
 fn agent_binary() -> Result<PathBuf> {
     if let Ok(p) = std::env::var("XVS_AGENT_BIN") {
         return Ok(PathBuf::from(p));
@@ -346,16 +357,34 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
     assert_eq!(hello(a, "10.10.0.4:8080")?, "pod-c");
     assert!(hello(a, "10.10.0.3:8080").is_err(), "b still isolated");
 
+    // An allow rule (conjunction of applied-to, peer and port): a may connect to b, c may not.
+    std::fs::write(dir.join("20-isolate-b.yaml"), ALLOW_A_TO_B)?;
+    agent.wait_log("committed", 3)?;
+    assert_eq!(
+        hello(a, "10.10.0.3:8080").context("a allowed to b")?,
+        "pod-b"
+    );
+    assert!(hello(c, "10.10.0.3:8080").is_err(), "c not allowed to b");
+    assert_eq!(
+        hello(b, "10.10.0.4:8080")?,
+        "pod-c",
+        "b is not egress-isolated"
+    );
+
     // Deleting the policy: new connections to b work again.
     std::fs::remove_file(dir.join("20-isolate-b.yaml"))?;
-    agent.wait_log("committed", 3)?;
+    agent.wait_log("committed", 4)?;
+    assert_eq!(
+        hello(c, "10.10.0.3:8080").context("c reachable to b again")?,
+        "pod-b"
+    );
     assert_eq!(
         hello(a, "10.10.0.3:8080").context("b reachable again")?,
         "pod-b"
     );
     echo(&mut est, b"after")?;
     assert!(
-        agent.log().matches("committed").count() == 3,
+        agent.log().matches("committed").count() == 4,
         "the bad manifest committed nothing:\n{}",
         agent.log()
     );
