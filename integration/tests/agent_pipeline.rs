@@ -413,6 +413,48 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
     assert_eq!(served2.values().sum::<u32>(), 10);
     stop.store(true, Ordering::Relaxed);
     drop(agent2);
+
+    // A change set the switch refuses (a flow to a missing group) is not half-applied: the
+    // bundle is discarded, the valid flow in it is not installed.
+    let mut conn = xvs_agent::ofconn::OfConn::connect(&socket)?;
+    let mut bad = xvs_agent::pipeline::Desired::default();
+    bad.groups.clear();
+    let good_key = xvs_agent::pipeline::FlowKey {
+        table: 13,
+        priority: 7,
+        matches: "ip,nw_src=10.99.0.1".into(),
+    };
+    let body = |a: &str| xvs_agent::pipeline::FlowBody {
+        category: xvs_agent::pipeline::Category::Default,
+        actions: a.into(),
+    };
+    let mut want = bad.clone();
+    want.flows.insert(good_key, body("drop"));
+    want.flows.insert(
+        xvs_agent::pipeline::FlowKey {
+            table: 13,
+            priority: 7,
+            matches: "ip,nw_src=10.99.0.2".into(),
+        },
+        body("group:999"),
+    );
+    let mods = xvs_agent::diff::messages(&xvs_agent::diff::diff(&bad, &want), 9)?;
+    assert_eq!(mods.len(), 2);
+    let n_before = dump_cookies(&socket)?.len();
+    assert!(conn.apply(&mods).is_err(), "the switch refuses group:999");
+    let cookies = dump_cookies(&socket)?;
+    assert_eq!(
+        cookies.len(),
+        n_before,
+        "nothing of the refused bundle applied"
+    );
+    assert!(cookies.iter().all(|c| c >> 48 == 2));
+    // The valid flow alone is accepted, and a cookie-masked delete of its round removes it.
+    conn.apply(&mods[..1])?;
+    assert_eq!(dump_cookies(&socket)?.len(), n_before + 1);
+    conn.delete_round(9)?;
+    assert_eq!(dump_cookies(&socket)?.len(), n_before);
+    drop(conn);
     drop(x);
     Ok(())
 }
