@@ -383,6 +383,11 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
         "pod-b"
     );
     echo(&mut est, b"after")?;
+    assert_eq!(
+        agent.log().matches("bad manifest").count(),
+        1,
+        "reported once"
+    );
     assert!(
         agent.log().matches("committed").count() == 4,
         "the bad manifest committed nothing:\n{}",

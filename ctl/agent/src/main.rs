@@ -56,6 +56,17 @@ fn report(errors: &[ManifestError]) {
     }
 }
 
+/// Reports the errors not reported last time (a bad file is reported once per bad version).
+fn report_new(errors: &[ManifestError], last: &mut Vec<ManifestError>) {
+    let fresh: Vec<ManifestError> = errors
+        .iter()
+        .filter(|e| !last.contains(e))
+        .cloned()
+        .collect();
+    report(&fresh);
+    *last = errors.to_vec();
+}
+
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Flows { manifests, round } => {
@@ -127,6 +138,7 @@ fn session(
     let (model, errors) =
         load_dir_keeping(dir, last_good).with_context(|| format!("reading {}", dir.display()))?;
     report(&errors);
+    let mut reported = errors;
     let mut conn =
         OfConn::connect(socket).with_context(|| format!("connecting {}", socket.display()))?;
     conn.name_tables().context("naming tables")?;
@@ -168,7 +180,7 @@ fn session(
         match load_dir_keeping(dir, last_good) {
             Err(e) => eprintln!("xvs-agent: reading {}: {e}", dir.display()),
             Ok((model, errors)) => {
-                report(&errors);
+                report_new(&errors, &mut reported);
                 if let Err(e) = sync(&mut conn, &mut state, &model) {
                     // A refused bundle left nothing applied; a broken socket ends the session.
                     if e.downcast_ref::<ConnError>().is_some_and(|c| {
