@@ -127,6 +127,17 @@ spec:
     ports: [{protocol: TCP, port: 8080}]
 "#;
 
+const EGRESS_A: &str = r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress-a, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: a}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: 10.10.0.0/24, except: [10.10.0.3/32]}}]
+    ports: [{protocol: TCP, port: 8000, endPort: 8100}]
+"#;
+
 fn agent_binary() -> Result<PathBuf> {
     if let Ok(p) = std::env::var("XVS_AGENT_BIN") {
         return Ok(PathBuf::from(p));
@@ -371,9 +382,24 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
         "b is not egress-isolated"
     );
 
+    // Egress: a may only open connections to c (ipBlock) on 8080; b's ingress rule stays.
+    std::fs::write(dir.join("21-egress-a.yaml"), EGRESS_A)?;
+    agent.wait_log("committed", 4)?;
+    assert_eq!(
+        hello(a, "10.10.0.4:8080").context("a -> c allowed by egress")?,
+        "pod-c"
+    );
+    assert!(
+        hello(a, "10.10.0.3:8080").is_err(),
+        "a -> b not in a's egress rules"
+    );
+    std::fs::remove_file(dir.join("21-egress-a.yaml"))?;
+    agent.wait_log("committed", 5)?;
+    assert_eq!(hello(a, "10.10.0.3:8080").context("a -> b again")?, "pod-b");
+
     // Deleting the policy: new connections to b work again.
     std::fs::remove_file(dir.join("20-isolate-b.yaml"))?;
-    agent.wait_log("committed", 4)?;
+    agent.wait_log("committed", 6)?;
     assert_eq!(
         hello(c, "10.10.0.3:8080").context("c reachable to b again")?,
         "pod-b"
@@ -389,7 +415,7 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
         "reported once"
     );
     assert!(
-        agent.log().matches("committed").count() == 4,
+        agent.log().matches("committed").count() == 6,
         "the bad manifest committed nothing:\n{}",
         agent.log()
     );
