@@ -324,6 +324,14 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
     let agent = start_agent(&dir, &socket, &x.run_dir().join("agent.log"))?;
     agent.wait_log("in sync", 1)?;
     let (a, b, c) = (&pods[0], &pods[1], &pods[2]);
+    // The agent named the tables through TABLE_FEATURES.
+    let mut q = OfClient::connect(&socket)?;
+    let tf = q.multipart(xvs_openflow::stats::MP_TABLE_FEATURES, Vec::new())?;
+    let tf = xvs_openflow::stats::pull_table_features(&tf).map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(tf[3].name, "Classifier");
+    assert_eq!(tf[11].name, "EndpointDNAT");
+    assert_eq!(tf[28].name, "Output");
+    drop(q);
 
     let stop = Arc::new(AtomicBool::new(false));
     server(b, "10.10.0.3", 8080, "pod-b", stop.clone())?;
