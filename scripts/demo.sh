@@ -177,10 +177,11 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(10): s.sendto(b"demo %d" % i, ("10.10.0.4", 9000))'
 }
 for src in a b; do
-  coproc RX { udp_recv "$(ns c)" 10.10.0.4; }
-  read -r _ <&"${RX[0]}"
+  udp_recv "$(ns c)" 10.10.0.4 > "$run/udp-$src.txt" & rx=$!; bg+=("$rx")
+  for _ in $(seq 50); do grep -q ready "$run/udp-$src.txt" && break; sleep 0.1; done
   udp_send "$(ns "$src")"
-  read -r got <&"${RX[0]}"; wait "$RX_PID" || true
+  wait "$rx" || true
+  got=$(tail -1 "$run/udp-$src.txt"); [[ $got =~ ^[0-9]+$ ]] || got=-1
   if [[ $src == a ]]; then
     ((got == 10)) && ok "pod-a -> pod-c udp/9000: $got/10 received (allowed)" || fail "pod-a -> pod-c udp: $got/10 received"
   else
