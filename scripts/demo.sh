@@ -178,7 +178,7 @@ for i in range(10): s.sendto(b"demo %d" % i, ("10.10.0.4", 9000))'
 }
 for src in a b; do
   udp_recv "$(ns c)" 10.10.0.4 > "$run/udp-$src.txt" & rx=$!; bg+=("$rx")
-  for _ in $(seq 50); do grep -q ready "$run/udp-$src.txt" && break; sleep 0.1; done
+  for _ in $(seq 50); do grep -qs ready "$run/udp-$src.txt" && break; sleep 0.1; done
   udp_send "$(ns "$src")"
   wait "$rx" || true
   got=$(tail -1 "$run/udp-$src.txt"); [[ $got =~ ^[0-9]+$ ]] || got=-1
