@@ -8,6 +8,8 @@
 #   - HTTP to the ClusterIP 10.96.0.10:80 is DNATed over pod-b and pod-c :8080 (select group)
 #   - UDP pod-a -> pod-c passes, UDP pod-b -> pod-c is denied (pod-c admits pod-a only)
 #   - a 3-second iperf3 TCP transfer through the conntrack pipeline
+#   - part 2: two more nodes joined by Geneve (xvsd on each, tunnel flows over OpenFlow too),
+#     a cross-node ping and iperf3
 # then shows the switch with the real tools (dump-flows with the counters of cached hits,
 # dump-conntrack, dp features, ofproto/trace --ct-next, pmd stats, drops by reason) and
 # removes everything it created. Exits non-zero if any expected result is wrong.
@@ -26,6 +28,8 @@ N="${tag}-node"
 run="$(mktemp -d /tmp/xvs-demo.XXXXXX)"
 xvsd_pid=""
 bg=()
+xvsd2=()   # the Geneve part's two xvsd
+extra_ns=()
 pods=(a b c)
 declare -A IP=([a]=10.10.0.2 [b]=10.10.0.3 [c]=10.10.0.4)
 declare -A MAC=([a]=02:0a:0a:00:00:02 [b]=02:0a:0a:00:00:03 [c]=02:0a:0a:00:00:04)
@@ -38,7 +42,13 @@ cleanup() {
     kill -KILL "$xvsd_pid" 2>/dev/null
     wait "$xvsd_pid"
   fi
+  for p in "${xvsd2[@]}"; do
+    kill -TERM "$p" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null
+  done
   for p in "${pods[@]}"; do ip netns del "${tag}-$p" 2>/dev/null; done
+  for n in "${extra_ns[@]}"; do ip netns del "$n" 2>/dev/null; done
   ip netns del "$N" 2>/dev/null
   rm -rf "$run"
 }
@@ -238,6 +248,96 @@ if ip netns exec "$N" ip link show | grep -q ' xdp'; then
 else
   ok "XDP programs detached; the namespaces are removed on exit"
 fi
+
+echo "== part 2: two nodes joined by Geneve (one pod on each; flows over OpenFlow again)"
+#   pod-x 10.244.1.2 -- px0 ┐ node 1  ul0 192.168.88.1 ==== ul0 192.168.88.2  node 2 ┌ py0 -- pod-y 10.244.2.2
+#                           └ xvsd (core 0), gnv0 (ofport 100)   gnv0 (ofport 100), xvsd (core 1) ┘
+GW=02:00:00:00:00:fe
+cores=$(nproc)
+for k in 1 2; do
+  extra_ns+=("${tag}-node$k" "${tag}-pod$k")
+  ip netns add "${tag}-node$k"; ip netns add "${tag}-pod$k"
+  for n in "${tag}-node$k" "${tag}-pod$k"; do
+    ip -n "$n" link set lo up
+    ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  done
+done
+ip -n "${tag}-node1" link add ul0 address 02:00:00:00:88:01 type veth peer name ul0 netns "${tag}-node2"
+ip -n "${tag}-node2" link set ul0 address 02:00:00:00:88:02
+for k in 1 2; do
+  nn="${tag}-node$k"; pn="${tag}-pod$k"; port=$([[ $k == 1 ]] && echo px0 || echo py0)
+  ip -n "$nn" addr add "192.168.88.$k/24" dev ul0; ip -n "$nn" link set ul0 up
+  ip netns exec "$nn" ethtool -K ul0 tx off tso off gso off >/dev/null
+  ip -n "$pn" link add eth0 address "02:00:00:00:0$k:02" type veth peer name "$port" netns "$nn"
+  ip -n "$pn" addr add "10.244.$k.2/24" dev eth0
+  ip -n "$pn" link set eth0 mtu 1450 up   # Geneve takes 50 bytes, as Antrea sets the Pod MTU
+  ip -n "$nn" link set "$port" up
+  ip netns exec "$pn" ethtool -K eth0 tx off tso off gso off >/dev/null
+  ip -n "$pn" neigh replace "10.244.$k.1" lladdr "$GW" dev eth0 nud permanent
+  ip -n "$pn" route add 10.244.0.0/16 via "10.244.$k.1"
+  worker=$(( k == 2 && cores > 1 ? 1 : 0 ))
+  mkdir -p "$run/n$k"
+  cat > "$run/n$k/xvsd.toml" <<TOML
+bridge = "br-int"
+run_dir = "$run/n$k/xvs"
+workers = [$worker]
+pmd_sleep_max_us = 50
+
+[[port]]
+name = "$port"
+type = "afxdp"
+ofport = 1
+
+[[port]]
+name = "ul0"
+type = "afxdp"
+ofport = 3
+uplink = true
+
+[[port]]
+name = "gnv0"
+type = "geneve"
+ofport = 100
+TOML
+  ip netns exec "$nn" "$XVSD" --config "$run/n$k/xvsd.toml" & xvsd2+=($!)
+done
+for k in 1 2; do
+  for _ in $(seq 100); do [[ -S "$run/n$k/xvs/br-int.mgmt" ]] && break; sleep 0.1; done
+  [[ -S "$run/n$k/xvs/br-int.mgmt" ]] || { fail "node $k's xvsd did not start"; exit 1; }
+  o=$((3 - k))
+  # Local pod by address; the other node's pod over Geneve VNI 1 to the other node's underlay.
+  printf '%s\n' \
+    "table=0,priority=100,in_port=100,tun_id=1,ip,nw_dst=10.244.$k.2,actions=set_field:$GW->eth_src,set_field:02:00:00:00:0$k:02->eth_dst,output:1" \
+    "table=0,priority=100,in_port=1,ip,nw_dst=10.244.$o.2,actions=set_field:192.168.88.$o->tun_dst,set_field:1->tun_id,set_field:$GW->eth_src,set_field:02:00:00:00:0$o:02->eth_dst,output:100" \
+    > "$run/n$k/flows.txt"
+  ofctl --bundle add-flows "unix:$run/n$k/xvs/br-int.mgmt" "$run/n$k/flows.txt"
+done
+echo "   2 flows per node installed with ovs-ofctl --bundle add-flows"
+if out=$(ip netns exec "${tag}-pod1" ping -c 3 -i 0.2 -W 2 10.244.2.2); then
+  echo "$out" | grep -E 'packets transmitted' | sed 's/^/   /'
+  ok "pod-x (node 1) reaches pod-y (node 2) over Geneve"
+else
+  echo "$out" | sed 's/^/   /'; fail "cross-node ping over Geneve lost"
+fi
+ip netns exec "${tag}-pod2" timeout 20 iperf3 -s -1 -p 5201 >/dev/null & srv=$!; bg+=("$srv")
+sleep 0.5
+if out=$(ip netns exec "${tag}-pod1" timeout 20 iperf3 -c 10.244.2.2 -p 5201 -t 3 -f g); then
+  echo "$out" | grep -E 'receiver' | sed 's/^/   /'
+  gbps=$(echo "$out" | awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Gbits/sec") print $(i-1) }')
+  [[ -n $gbps ]] && ok "iperf3 TCP over Geneve: $gbps Gbit/s" || fail "iperf3 over Geneve reported no rate"
+else
+  echo "$out" | tail -3 | sed 's/^/   /'; fail "iperf3 TCP over Geneve failed"
+fi
+wait "$srv" 2>/dev/null || true
+for k in 1 2; do
+  echo "\$ ovs-appctl -t <node $k>/xvsd.ctl xvs/show | grep -E 'capsulated|drop tunnel_'"
+  show=$(timeout 20 ovs-appctl -t "$run/n$k/xvs/xvsd.ctl" xvs/show)
+  echo "$show" | grep -E 'capsulated|drop tunnel_' | sed 's/^ */   /'
+  dec=$(echo "$show" | sed -n 's/.*decapsulated \([0-9]*\).*/\1/p')
+  ((${dec:-0} > 0)) && ok "node $k decapsulated $dec Geneve packets" || fail "node $k decapsulated nothing"
+done
+for p in "${xvsd2[@]}"; do kill -TERM "$p"; wait "$p" || true; done
+xvsd2=()
 
 echo "== $((SECONDS - start)) s after the build"
 if ((${#failures[@]})); then
