@@ -35,7 +35,11 @@ declare -A IP=([a]=10.10.0.2 [b]=10.10.0.3 [c]=10.10.0.4)
 declare -A MAC=([a]=02:0a:0a:00:00:02 [b]=02:0a:0a:00:00:03 [c]=02:0a:0a:00:00:04)
 cleanup() {
   set +e
-  for p in "${bg[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  # Only the helpers still running as this shell's jobs: a reaped PID may belong to another process.
+  running=" $(jobs -p | tr '\n' ' ') "
+  for p in "${bg[@]}"; do
+    [[ $running == *" $p "* ]] && { kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
+  done
   if [[ -n "$xvsd_pid" ]] && kill -0 "$xvsd_pid" 2>/dev/null; then
     kill -TERM "$xvsd_pid"
     for _ in $(seq 50); do kill -0 "$xvsd_pid" 2>/dev/null || break; sleep 0.1; done
