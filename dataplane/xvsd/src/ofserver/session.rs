@@ -303,8 +303,13 @@ impl Session {
                     self.send_error(raw, e);
                 }
             }
+            // This switch sends no continuations yet (pause is not implemented), so a
+            // resume cannot carry one of ours: OVS's answer to a continuation it did not make.
+            Body::Resume(_) => self.send_error(raw, OfpError::NX_STALE),
             // Messages only a switch sends.
-            Body::FeaturesReply(_)
+            Body::PacketIn(_)
+            | Body::PacketIn2(_)
+            | Body::FeaturesReply(_)
             | Body::GetConfigReply(_)
             | Body::BarrierReply
             | Body::RoleReply(_)
