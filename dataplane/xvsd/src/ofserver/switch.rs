@@ -168,7 +168,7 @@ const PACKET_IN_FIELDS: [FieldId; 32] = [
 
 /// The packet-in a worker's record describes.
 pub fn packet_in_of(rec: &PacketInRecord) -> PacketIn {
-    let key = Match::from_keys(rec.key, xvs_packet::FlowKey::ZERO);
+    let key = Match::from_keys(rec.key, xvs_packet::FlowKey::ALL_ONES);
     let mut metadata = Match::default();
     for f in PACKET_IN_FIELDS {
         let (v, _) = key.get(f);
