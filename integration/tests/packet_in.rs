@@ -29,7 +29,7 @@ ofport = 2
 
 struct Setup {
     _pods: Vec<Netns>,
-    node: Netns,
+    _node: Netns,
     xvsd: Xvsd,
 }
 
@@ -73,7 +73,7 @@ impl Setup {
         let xvsd = Xvsd::start(&node, CONFIG)?;
         Ok(Setup {
             _pods: pods,
-            node,
+            _node: node,
             xvsd,
         })
     }
