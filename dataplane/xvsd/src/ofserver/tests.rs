@@ -289,3 +289,97 @@ fn random_messages_do_not_break_the_session() {
         s.out.clear();
     }
 }
+
+fn record(controller_id: u16) -> xvs_engine::packet_in::PacketInRecord {
+    let mut key = xvs_packet::FlowKey::ZERO;
+    key.set(xvs_packet::key::layout::IN_PORT, 3);
+    let mut rec = xvs_engine::packet_in::PacketInRecord {
+        total_len: 100,
+        len: 4,
+        data: [0; xvs_engine::packet_in::MAX_DATA],
+        table: 5,
+        cookie: 0x99,
+        reason: 1,
+        controller_id,
+        meter_id: 0,
+        key,
+        userdata_len: 2,
+        userdata: [0; xvs_engine::packet_in::MAX_USERDATA],
+    };
+    rec.data[..4].copy_from_slice(&[1, 2, 3, 4]);
+    rec.userdata[..2].copy_from_slice(&[0xaa, 0xbb]);
+    rec
+}
+
+/// A negotiated session with `setup` messages applied; its output is cleared.
+fn session_with(sw: &mut Switch, setup: Vec<Body>) -> Session {
+    let mut s = Session::new();
+    let mut input = bytes(1, Body::Hello { versions: 1 << 6 });
+    for b in setup {
+        input.extend_from_slice(&bytes(2, b));
+    }
+    s.receive(&input, sw).expect("session stays up");
+    s.out.clear();
+    s
+}
+
+#[test]
+fn packet_ins_follow_controller_id_role_and_format() {
+    let (mut sw, _) = switch();
+    let pin = super::switch::packet_in_of(&record(0));
+    assert_eq!(
+        pin.metadata
+            .get(xvs_flowtable::field::FieldId::IN_PORT_OXM)
+            .0,
+        3
+    );
+    assert_eq!((pin.table_id, pin.cookie, pin.total_len), (5, 0x99, 100));
+
+    // Default format: an OpenFlow 1.5 PACKET_IN without the userdata.
+    let mut plain = session_with(&mut sw, vec![]);
+    assert!(plain.packet_in(&pin, 0));
+    let r = replies(&plain.out);
+    let Body::PacketIn(p) = &r[0].body else {
+        panic!("{r:?}")
+    };
+    assert!(p.userdata.is_empty());
+    assert_eq!(p.data, vec![1, 2, 3, 4]);
+
+    // NXT_PACKET_IN2 keeps the userdata.
+    let mut two = session_with(&mut sw, vec![Body::SetPacketInFormat(2)]);
+    assert!(two.packet_in(&pin, 0));
+    let r = replies(&two.out);
+    let Body::PacketIn2(p) = &r[0].body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(p.userdata, vec![0xaa, 0xbb]);
+
+    // Another controller id, or the slave role: nothing.
+    let mut other = session_with(&mut sw, vec![Body::SetControllerId(7)]);
+    assert!(!other.packet_in(&pin, 0));
+    assert!(other.packet_in(&super::switch::packet_in_of(&record(7)), 7));
+    let mut slave = session_with(
+        &mut sw,
+        vec![Body::RoleRequest(xvs_openflow::Role {
+            role: 3,
+            generation_id: 1,
+        })],
+    );
+    assert!(!slave.packet_in(&pin, 0));
+    assert!(slave.out.is_empty());
+}
+
+#[test]
+fn resume_of_a_foreign_continuation_is_stale() {
+    let (mut sw, _) = switch();
+    let mut s = session_with(&mut sw, vec![]);
+    let mut pin = super::switch::packet_in_of(&record(0));
+    pin.continuation = vec![0x80, 0x04, 0, 5, 1, 0, 0, 0];
+    s.receive(&bytes(9, Body::Resume(Box::new(pin))), &mut sw)
+        .expect("session stays up");
+    let r = replies(&s.out);
+    assert!(
+        matches!(&r[0].body, Body::Error { error, .. } if *error == OfpError::NX_STALE),
+        "{r:?}"
+    );
+}
