@@ -7,7 +7,7 @@
 use crate::error::OfpError;
 use crate::oxm;
 use crate::wire::{pad8, patch_u16, put_u16, put_u32, put_u64, Reader};
-use xvs_flowtable::Match;
+use xvs_flowtable::{Action, Match};
 
 /// `NXT_RESUME` subtype.
 pub(crate) const NXT_RESUME: u32 = 28;
@@ -223,4 +223,107 @@ fn pad_continuation(c: &mut Vec<u8>) {
     while c.len() % 8 != 0 {
         c.push(0);
     }
+}
+
+/// `NXCPT_*` continuation properties (nested in `NXPINT_CONTINUATION`; OVS's numbering).
+const CPT_BRIDGE: u16 = 0x8000;
+const CPT_TABLE_ID: u16 = 0x8004;
+const CPT_COOKIE: u16 = 0x8005;
+const CPT_ACTIONS: u16 = 0x8006;
+/// Ours (not OVS's): the paused flow's `goto_table`, an instruction the action list of
+/// `CPT_ACTIONS` cannot hold.
+const CPT_GOTO_TABLE: u16 = 0x80ff;
+
+/// A paused translation: what NXT_RESUME needs to go on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Continuation {
+    /// The switch that paused (a resume elsewhere is stale).
+    pub bridge: [u8; 16],
+    /// Table of the paused flow.
+    pub table_id: u8,
+    /// Cookie of the paused flow.
+    pub cookie: u64,
+    /// Encoded OpenFlow actions that follow the pause (see [`crate::actions::put_actions`]).
+    pub actions: Vec<u8>,
+    /// The paused flow's `goto_table`, run after `actions`.
+    pub goto_table: Option<u8>,
+}
+
+/// Encodes `c` as the nested properties of `NXPINT_CONTINUATION`.
+pub fn put_continuation(out: &mut Vec<u8>, c: &Continuation) {
+    prop(out, CPT_BRIDGE, &c.bridge);
+    prop(out, CPT_TABLE_ID, &[c.table_id]);
+    let s = prop_start(out, CPT_COOKIE);
+    put_u32(out, 0);
+    put_u64(out, c.cookie);
+    prop_end(out, s);
+    let s = prop_start(out, CPT_ACTIONS);
+    put_u32(out, 0);
+    out.extend_from_slice(&c.actions);
+    prop_end(out, s);
+    if let Some(t) = c.goto_table {
+        prop(out, CPT_GOTO_TABLE, &[t]);
+    }
+}
+
+/// Decodes a continuation and its actions. Errors: malformed properties are
+/// `OFPBPC_BAD_LEN`/`OFPBPC_BAD_TYPE`, a missing bridge `NXR_STALE`, bad actions the
+/// action decoder's error.
+pub fn pull_continuation(buf: &[u8]) -> Result<(Continuation, Vec<Action>), OfpError> {
+    let mut r = Reader::new(buf, OfpError::BAD_PROP_LEN);
+    let mut c = Continuation {
+        bridge: [0; 16],
+        table_id: 0,
+        cookie: 0,
+        actions: Vec::new(),
+        goto_table: None,
+    };
+    let mut have_bridge = false;
+    while !r.is_empty() {
+        let mut h = Reader::new(r.rest(), OfpError::BAD_PROP_LEN);
+        let ty = h.u16()?;
+        let len = usize::from(h.u16()?);
+        if len < 4 {
+            return Err(OfpError::BAD_PROP_LEN);
+        }
+        let padded = len.div_ceil(8) * 8;
+        let whole = r.bytes(padded.min(r.remaining()))?;
+        let v = whole.get(4..len).ok_or(OfpError::BAD_PROP_LEN)?;
+        match ty {
+            CPT_BRIDGE => {
+                c.bridge = v.try_into().map_err(|_| OfpError::BAD_PROP_LEN)?;
+                have_bridge = true;
+            }
+            CPT_TABLE_ID => {
+                let [t] = v else {
+                    return Err(OfpError::BAD_PROP_LEN);
+                };
+                c.table_id = *t;
+            }
+            CPT_COOKIE => {
+                let b: [u8; 12] = v.try_into().map_err(|_| OfpError::BAD_PROP_LEN)?;
+                let mut x = [0; 8];
+                x.copy_from_slice(&b[4..]);
+                c.cookie = u64::from_be_bytes(x);
+            }
+            CPT_GOTO_TABLE => {
+                let [t] = v else {
+                    return Err(OfpError::BAD_PROP_LEN);
+                };
+                c.goto_table = Some(*t);
+            }
+            CPT_ACTIONS => {
+                c.actions = v.get(4..).ok_or(OfpError::BAD_PROP_LEN)?.to_vec();
+            }
+            _ => return Err(OfpError::BAD_PROP_TYPE),
+        }
+    }
+    if !have_bridge {
+        return Err(OfpError::NX_STALE);
+    }
+    let mut actions = crate::actions::pull_actions(&c.actions)?;
+    if let Some(t) = c.goto_table {
+        actions.push(Action::GotoTable(t));
+    }
+    Ok((c, actions))
 }

@@ -10,6 +10,8 @@ pub const MAX_DATA: usize = 2048;
 /// Bytes of `controller(userdata=...)` a record carries; longer userdata is not delivered
 /// (counted as dropped).
 pub const MAX_USERDATA: usize = 256;
+/// Bytes of encoded actions a paused packet-in's continuation carries.
+pub const MAX_RESUME: usize = 1024;
 /// Records in flight per worker.
 pub const QUEUE: usize = 256;
 
@@ -38,12 +40,25 @@ pub struct PacketInRecord {
     pub userdata_len: u16,
     /// `controller(userdata=...)`.
     pub userdata: [u8; MAX_USERDATA],
+    /// `controller(pause)` with a continuation: the actions after the pause are in `resume`.
+    pub paused: bool,
+    /// Bytes of `resume` in use.
+    pub resume_len: u16,
+    /// The paused flow's remaining actions, encoded as OpenFlow actions.
+    pub resume: [u8; MAX_RESUME],
+    /// The paused flow's `goto_table`, if it had one.
+    pub resume_goto: Option<u8>,
 }
 
 impl PacketInRecord {
     /// The packet bytes.
     pub fn data(&self) -> &[u8] {
         &self.data[..usize::from(self.len).min(MAX_DATA)]
+    }
+
+    /// The encoded actions of the continuation.
+    pub fn resume(&self) -> &[u8] {
+        &self.resume[..usize::from(self.resume_len).min(MAX_RESUME)]
     }
 
     /// The userdata bytes.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use xvs_engine::packet_in::{
-    PacketInConsumer, PacketInProducer, PacketInRecord, MAX_DATA, MAX_USERDATA,
+    PacketInConsumer, PacketInProducer, PacketInRecord, MAX_DATA, MAX_RESUME, MAX_USERDATA,
 };
 use xvs_engine::Verdict;
 use xvs_flowtable::action::PacketInReason;
@@ -188,6 +188,8 @@ pub struct WorkerTranslator {
     pending: Vec<ControllerRequest>,
     pending_token: u32,
     next_token: u32,
+    /// Encoding buffer for paused packet-ins' continuations.
+    resume_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for WorkerTranslator {
@@ -226,6 +228,7 @@ impl WorkerTranslator {
             pending: Vec::new(),
             pending_token: 0,
             next_token: 0,
+            resume_buf: Vec::new(),
         };
         (t, rx, mac_rx, pin_rx)
     }
@@ -418,7 +421,24 @@ impl xvs_engine::Translator for WorkerTranslator {
                 key: req.key,
                 userdata_len: c.userdata.len() as u16,
                 userdata: [0; MAX_USERDATA],
+                paused: false,
+                resume_len: 0,
+                resume: [0; MAX_RESUME],
+                resume_goto: None,
             };
+            if let Some(rest) = &req.resume {
+                self.resume_buf.clear();
+                xvs_openflow::actions::put_actions(&mut self.resume_buf, rest);
+                if let Some(b) = rec.resume.get_mut(..self.resume_buf.len()) {
+                    b.copy_from_slice(&self.resume_buf);
+                    rec.resume_len = self.resume_buf.len() as u16;
+                    rec.paused = true;
+                    rec.resume_goto = rest.iter().find_map(|a| match a {
+                        xvs_flowtable::Action::GotoTable(t) => Some(*t),
+                        _ => None,
+                    });
+                }
+            }
             rec.data[..len].copy_from_slice(&frame[..len]);
             rec.userdata[..c.userdata.len()].copy_from_slice(&c.userdata);
             if self.packet_ins.push(rec).is_err() {

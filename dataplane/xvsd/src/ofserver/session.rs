@@ -324,9 +324,11 @@ impl Session {
                     self.send_error(raw, e);
                 }
             }
-            // This switch sends no continuations yet (pause is not implemented), so a
-            // resume cannot carry one of ours: OVS's answer to a continuation it did not make.
-            Body::Resume(_) => self.send_error(raw, OfpError::NX_STALE),
+            Body::Resume(pin) => {
+                if let Err(e) = sw.resume(&pin) {
+                    self.send_error(raw, e);
+                }
+            }
             // Messages only a switch sends.
             Body::PacketIn(_)
             | Body::PacketIn2(_)

@@ -28,6 +28,7 @@ use xvs_openflow::stats::{
     Aggregate, GroupFeatures, GroupStats, MeterFeatures, MeterStats, PortDesc, PortStats,
     TableFeatures, TableStats,
 };
+use xvs_openflow::packet_in::Continuation;
 use xvs_openflow::{Desc, OfpError, PacketIn, PacketOut};
 
 /// Tables visible over OpenFlow (0..=253; OVS hides table 254).
@@ -98,6 +99,8 @@ pub struct OfStats {
     pub packet_in_metered: AtomicU64,
     /// Packet-ins not queued to a connection that does not read (back-pressure).
     pub packet_in_backlog: AtomicU64,
+    /// NXT_RESUMEs executed.
+    pub resumed: AtomicU64,
 }
 
 impl OfStats {
@@ -108,7 +111,7 @@ impl OfStats {
         format!(
             "commits: {}\nmods applied: {}\nversions adopted by all workers: {n}\n\
              commit to adoption: last {} ns, avg {avg} ns, max {} ns\n\
-             packet-ins: sent {}, unclaimed {}, metered {}, backlog {}\n",
+             packet-ins: sent {}, unclaimed {}, metered {}, backlog {}; resumed {}\n",
             self.commits.load(Ordering::Relaxed),
             self.mods.load(Ordering::Relaxed),
             self.adopt_last_ns.load(Ordering::Relaxed),
@@ -117,6 +120,7 @@ impl OfStats {
             self.packet_in_unclaimed.load(Ordering::Relaxed),
             self.packet_in_metered.load(Ordering::Relaxed),
             self.packet_in_backlog.load(Ordering::Relaxed),
+            self.resumed.load(Ordering::Relaxed),
         )
     }
 }
@@ -166,8 +170,9 @@ const PACKET_IN_FIELDS: [FieldId; 32] = [
     FieldId::REG15,
 ];
 
-/// The packet-in a worker's record describes.
-pub fn packet_in_of(rec: &PacketInRecord) -> PacketIn {
+/// The packet-in a worker's record describes; a paused one carries a continuation naming
+/// `bridge`.
+pub fn packet_in_of(rec: &PacketInRecord, bridge: [u8; 16]) -> PacketIn {
     let key = Match::from_keys(rec.key, xvs_packet::FlowKey::ALL_ONES);
     let mut metadata = Match::default();
     for f in PACKET_IN_FIELDS {
@@ -185,7 +190,22 @@ pub fn packet_in_of(rec: &PacketInRecord) -> PacketIn {
         metadata,
         data: rec.data().to_vec(),
         userdata: rec.userdata().to_vec(),
-        continuation: Vec::new(),
+        continuation: if rec.paused {
+            let mut c = Vec::new();
+            xvs_openflow::packet_in::put_continuation(
+                &mut c,
+                &Continuation {
+                    bridge,
+                    table_id: rec.table,
+                    cookie: rec.cookie,
+                    actions: rec.resume().to_vec(),
+                    goto_table: rec.resume_goto,
+                },
+            );
+            c
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -226,6 +246,34 @@ impl Switch {
         }
     }
 
+    /// This switch's identity in continuations: the datapath id and the process start.
+    pub fn bridge_id(&self) -> [u8; 16] {
+        let mut b = [0; 16];
+        b[..8].copy_from_slice(&self.datapath_id.to_be_bytes());
+        b[8..12].copy_from_slice(b"xvs\0");
+        b[12..].copy_from_slice(&std::process::id().to_be_bytes());
+        b
+    }
+
+    /// NXT_RESUME: runs the paused flow's remaining actions on the (possibly modified)
+    /// packet with the packet-in's pipeline fields, through the packet-out path.
+    pub fn resume(&mut self, pin: &PacketIn) -> Result<(), OfpError> {
+        if pin.continuation.is_empty() {
+            return Err(OfpError::NX_STALE);
+        }
+        let (c, actions) = xvs_openflow::packet_in::pull_continuation(&pin.continuation)?;
+        if c.bridge != self.bridge_id() {
+            return Err(OfpError::NX_STALE);
+        }
+        self.stats.resumed.fetch_add(1, Ordering::Relaxed);
+        self.packet_out(&PacketOut {
+            buffer_id: pin.buffer_id,
+            match_: pin.metadata.clone(),
+            actions,
+            data: pin.data.clone(),
+        })
+    }
+
     /// Takes the workers' packet-in rings.
     pub fn set_packet_ins(&mut self, rings: Vec<PacketInConsumer>) {
         self.packet_ins = rings;
@@ -241,6 +289,7 @@ impl Switch {
     pub fn drain_packet_ins(&mut self, out: &mut Vec<(PacketIn, u16)>) {
         let now = self.epoch.elapsed().as_nanos() as u64;
         let mut snapshot = None;
+        let bridge = self.bridge_id();
         for ring in &mut self.packet_ins {
             for _ in 0..xvs_engine::packet_in::QUEUE {
                 let Ok(rec) = ring.pop() else { break };
@@ -254,7 +303,7 @@ impl Switch {
                         }
                     }
                 }
-                out.push((packet_in_of(&rec), rec.controller_id));
+                out.push((packet_in_of(&rec, bridge), rec.controller_id));
             }
         }
     }

@@ -305,6 +305,10 @@ fn record(controller_id: u16) -> xvs_engine::packet_in::PacketInRecord {
         key,
         userdata_len: 2,
         userdata: [0; xvs_engine::packet_in::MAX_USERDATA],
+        paused: false,
+        resume_len: 0,
+        resume: [0; xvs_engine::packet_in::MAX_RESUME],
+        resume_goto: None,
     };
     rec.data[..4].copy_from_slice(&[1, 2, 3, 4]);
     rec.userdata[..2].copy_from_slice(&[0xaa, 0xbb]);
@@ -326,7 +330,7 @@ fn session_with(sw: &mut Switch, setup: Vec<Body>) -> Session {
 #[test]
 fn packet_ins_follow_controller_id_role_and_format() {
     let (mut sw, _) = switch();
-    let pin = super::switch::packet_in_of(&record(0));
+    let pin = super::switch::packet_in_of(&record(0), sw.bridge_id());
     assert_eq!(
         pin.metadata
             .get(xvs_flowtable::field::FieldId::IN_PORT_OXM)
@@ -357,7 +361,7 @@ fn packet_ins_follow_controller_id_role_and_format() {
     // Another controller id, or the slave role: nothing.
     let mut other = session_with(&mut sw, vec![Body::SetControllerId(7)]);
     assert!(!other.packet_in(&pin, 0));
-    assert!(other.packet_in(&super::switch::packet_in_of(&record(7)), 7));
+    assert!(other.packet_in(&super::switch::packet_in_of(&record(7), sw.bridge_id()), 7));
     let mut slave = session_with(
         &mut sw,
         vec![Body::RoleRequest(xvs_openflow::Role {
@@ -373,7 +377,7 @@ fn packet_ins_follow_controller_id_role_and_format() {
 fn resume_of_a_foreign_continuation_is_stale() {
     let (mut sw, _) = switch();
     let mut s = session_with(&mut sw, vec![]);
-    let mut pin = super::switch::packet_in_of(&record(0));
+    let mut pin = super::switch::packet_in_of(&record(0), sw.bridge_id());
     pin.continuation = vec![0x80, 0x04, 0, 5, 1, 0, 0, 0];
     s.receive(&bytes(9, Body::Resume(Box::new(pin))), &mut sw)
         .expect("session stays up");
