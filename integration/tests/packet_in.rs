@@ -7,7 +7,9 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use xvs_integration::ofclient::OfClient;
 use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
+use xvs_openflow::{Body, OfpError};
 
 const CONFIG: &str = r#"
 bridge = "br-int"
@@ -225,5 +227,73 @@ fn monitor_receives_packet_in2_with_userdata() -> Result<()> {
     assert!(all.contains("tp_dst=7000"), "{all}");
     // The packet also went on (the controller action does not stop the pipeline).
     assert!(delivered >= 1, "no packet delivered after the packet-in");
+    Ok(())
+}
+
+#[test]
+fn paused_packet_in_resumes_to_the_namespace() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let s = Setup::new()?;
+    let pods = &s._pods;
+    s.ofctl(
+        &[],
+        "add-flow",
+        &["cookie=0x5,table=0,priority=100,udp,nw_dst=10.10.0.3,tp_dst=7000,actions=set_field:0x7->reg2,controller(pause,userdata=aa.bb),goto_table:3"],
+    )?;
+    s.ofctl(
+        &[],
+        "add-flow",
+        &["table=3,priority=10,reg2=0x7,actions=output:2"],
+    )?;
+    s.ofctl(&[], "add-flow", &["table=0,priority=0,actions=drop"])?;
+    let mut c = OfClient::connect(&s.xvsd.run_dir().join("br-int.mgmt"))?;
+    c.send(Body::SetPacketInFormat(2))?;
+    c.barrier()?;
+
+    let rx = pods[1].run(|| -> Result<UdpSocket> {
+        let s = UdpSocket::bind("10.10.0.3:7000")?;
+        s.set_read_timeout(Some(Duration::from_millis(300)))?;
+        Ok(s)
+    })??;
+    let tx = pods[0].run(|| UdpSocket::bind("10.10.0.2:7001"))??;
+    tx.send_to(b"paused", "10.10.0.3:7000")?;
+    let pin = loop {
+        match c.recv()?.body {
+            Body::PacketIn2(p) => break p,
+            _ => continue,
+        }
+    };
+    assert_eq!(pin.userdata, vec![0xaa, 0xbb]);
+    assert_eq!(pin.cookie, 0x5);
+    assert!(
+        !pin.continuation.is_empty(),
+        "a paused packet-in has a continuation"
+    );
+    let mut buf = [0u8; 64];
+    // Paused: the packet went nowhere.
+    assert!(
+        rx.recv_from(&mut buf).is_err(),
+        "delivered before the resume"
+    );
+
+    // A continuation that is not ours: an error, and still nothing delivered.
+    let mut bad = pin.clone();
+    bad.continuation = vec![0x80, 0x04, 0, 5, 1, 0, 0, 0];
+    c.send(Body::Resume(bad))?;
+    let err = loop {
+        if let Body::Error { error, .. } = c.recv()?.body {
+            break error;
+        }
+    };
+    assert_eq!(err, OfpError::NX_STALE);
+
+    c.send(Body::Resume(pin))?;
+    c.barrier()?;
+    let (n, _) = rx
+        .recv_from(&mut buf)
+        .with_context(|| format!("not delivered after the resume\n{}", s.xvsd.stderr()))?;
+    assert_eq!(&buf[..n], b"paused");
     Ok(())
 }

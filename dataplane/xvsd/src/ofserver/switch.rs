@@ -24,11 +24,11 @@ use xvs_flowtable::pipeline::{
 };
 use xvs_flowtable::Match;
 use xvs_openflow::multipart::FlowStatsRequest;
+use xvs_openflow::packet_in::Continuation;
 use xvs_openflow::stats::{
     Aggregate, GroupFeatures, GroupStats, MeterFeatures, MeterStats, PortDesc, PortStats,
     TableFeatures, TableStats,
 };
-use xvs_openflow::packet_in::Continuation;
 use xvs_openflow::{Desc, OfpError, PacketIn, PacketOut};
 
 /// Tables visible over OpenFlow (0..=253; OVS hides table 254).
