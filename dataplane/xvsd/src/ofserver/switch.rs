@@ -268,7 +268,7 @@ impl Switch {
         self.stats.resumed.fetch_add(1, Ordering::Relaxed);
         self.packet_out(&PacketOut {
             buffer_id: pin.buffer_id,
-            match_: pin.metadata.clone(),
+            match_: pin.metadata,
             actions,
             data: pin.data.clone(),
         })
