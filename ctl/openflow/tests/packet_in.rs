@@ -145,3 +145,52 @@ fn bad_properties_are_ovs_errors() {
         let _ = decode(&b);
     }
 }
+
+#[test]
+fn continuation_round_trip_and_errors() {
+    use xvs_flowtable::Action;
+    use xvs_openflow::packet_in::{pull_continuation, put_continuation, Continuation};
+    let actions = vec![Action::Output {
+        port: xvs_flowtable::Port(2),
+        max_len: 0,
+    }];
+    let mut enc = Vec::new();
+    xvs_openflow::actions::put_actions(&mut enc, &actions);
+    let c = Continuation {
+        bridge: [7; 16],
+        table_id: 4,
+        cookie: 0x55,
+        actions: enc,
+        goto_table: Some(9),
+    };
+    let mut bytes = Vec::new();
+    put_continuation(&mut bytes, &c);
+    let (back, got) = pull_continuation(&bytes).expect("decodes");
+    assert_eq!(back, c);
+    let mut want = actions.clone();
+    want.push(Action::GotoTable(9));
+    assert_eq!(got, want);
+
+    // Inside a packet-in, Open vSwitch decodes our continuation without error (the
+    // goto_table property is ours).
+    let mut p = packet_in(98);
+    p.continuation = bytes.clone();
+    let b = round_trip(Body::PacketIn2(Box::new(p)));
+    if let Some(text) = ofp_print(&b) {
+        assert!(!text.contains("decode error"), "{text}");
+    }
+
+    // No bridge: stale; truncated or unknown properties: property errors; never a panic.
+    assert_eq!(pull_continuation(&[]), Err(OfpError::NX_STALE));
+    assert_eq!(
+        pull_continuation(&[0x80, 0x04, 0, 5, 1, 0, 0, 0]),
+        Err(OfpError::NX_STALE)
+    );
+    assert_eq!(
+        pull_continuation(&[0x12, 0x34, 0, 4, 0, 0, 0, 0]),
+        Err(OfpError::BAD_PROP_TYPE)
+    );
+    for n in 0..bytes.len() {
+        let _ = pull_continuation(&bytes[..n]);
+    }
+}
