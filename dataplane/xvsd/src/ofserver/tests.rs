@@ -387,3 +387,40 @@ fn resume_of_a_foreign_continuation_is_stale() {
         "{r:?}"
     );
 }
+
+#[test]
+fn controller_meter_limits_packet_ins() {
+    let (mut sw, _) = switch();
+    // A 1 packet/s meter with a burst of 1: of 20 packet-ins at once, most are metered.
+    let meter = xvs_flowtable::meter::parse_meter(
+        "meter=1,pktps,burst,bands=type=drop,rate=1,burst_size=1",
+    )
+    .expect("parses");
+    let mut s = session_with(
+        &mut sw,
+        vec![Body::MeterMod {
+            command: xvs_openflow::MeterCommand::Add,
+            meter,
+        }],
+    );
+    s.receive(&bytes(3, Body::BarrierRequest), &mut sw)
+        .expect("session stays up");
+    assert!(replies(&s.out)
+        .iter()
+        .all(|m| !matches!(m.body, Body::Error { .. })));
+    let (mut tx, rx) = xvs_engine::packet_in::ring();
+    sw.set_packet_ins(vec![rx]);
+    for i in 0..20u16 {
+        let mut r = record(0);
+        r.meter_id = u32::from(i % 2); // every other one unmetered
+        assert!(tx.push(r).is_ok());
+    }
+    let mut out = Vec::new();
+    sw.drain_packet_ins(&mut out);
+    let metered = sw
+        .stats
+        .packet_in_metered
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(out.len() as u64 + metered, 20);
+    assert!((8..=9).contains(&metered), "metered {metered}");
+}
