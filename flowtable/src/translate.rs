@@ -187,6 +187,10 @@ pub struct ControllerRequest {
     /// Datapath actions emitted before the request (the packet-in shows the packet as
     /// modified by them).
     pub after_actions: usize,
+    /// For `pause` in a flow's own action list (not inside a resubmit or group): the
+    /// actions that follow the controller action, which a resume runs (its `goto_table`
+    /// included). `None`: not paused, or paused where the rest cannot be frozen.
+    pub resume: Option<Vec<Action>>,
 }
 
 /// A flow `learn` produced, for the control side to add.
@@ -592,6 +596,13 @@ pub fn translate_packet_out(
                 cx.run_table(0);
                 cx.stop = false;
             }
+            // Only a resumed continuation has one (PACKET_OUT refuses it): the paused flow's
+            // goto_table, which ends its actions.
+            Action::GotoTable(t) => {
+                cx.commit();
+                cx.run_table(*t);
+                break;
+            }
             _ => {
                 cx.run_actions(std::slice::from_ref(a), &stand_in, 0);
             }
@@ -877,7 +888,16 @@ impl<'a> Ctx<'a> {
                         self.output(Port(p), *max_len, flow, table);
                     }
                 }
-                Action::Controller(c) => self.controller(c.clone(), flow, table),
+                Action::Controller(c) => {
+                    // What a pause leaves for the resume: the rest of this flow's actions,
+                    // when they are the flow's own (not a resubmitted flow's or a bucket's).
+                    let rest = (c.pause && self.depth == 0)
+                        .then(|| actions.iter().position(|x| std::ptr::eq(x, a)))
+                        .flatten()
+                        .and_then(|i| actions.get(i + 1..))
+                        .map(<[Action]>::to_vec);
+                    self.controller(c.clone(), flow, table, rest);
+                }
                 Action::Group(g) => self.group(*g, flow, table),
                 Action::Meter(m) => {
                     if self.snap.meter(*m).is_some() {
@@ -1138,7 +1158,7 @@ impl<'a> Ctx<'a> {
                     max_len,
                     ..Controller::default()
                 };
-                self.controller(c, flow, table);
+                self.controller(c, flow, table, None);
                 return;
             }
             Port::NORMAL => return self.normal(in_port),
@@ -1269,7 +1289,13 @@ impl<'a> Ctx<'a> {
         self.out.actions.push(a);
     }
 
-    fn controller(&mut self, c: Controller, flow: &FlowEntry, table: u8) {
+    fn controller(
+        &mut self,
+        c: Controller,
+        flow: &FlowEntry,
+        table: u8,
+        resume: Option<Vec<Action>>,
+    ) {
         // The packet-in carries the packet as modified so far.
         self.commit();
         self.record(|| TraceEvent::Controller);
@@ -1280,9 +1306,10 @@ impl<'a> Ctx<'a> {
             cookie: flow.cookie,
             key: self.flow,
             after_actions: self.out.actions.len(),
+            resume,
         });
         if pause {
-            // A paused pipeline resumes from the controller (continuations are not kept yet).
+            // The translation stops here; NXT_RESUME runs the frozen rest.
             self.stop = true;
         }
     }

@@ -28,6 +28,13 @@ macro_rules! ofp_errors {
 }
 
 ofp_errors! {
+    /// `OFPBPC_BAD_TYPE`: unknown property.
+    BAD_PROP_TYPE = (14, 0, "OFPBPC_BAD_TYPE");
+    /// `OFPBPC_BAD_LEN`: a property's length is wrong.
+    BAD_PROP_LEN = (14, 1, "OFPBPC_BAD_LEN");
+    /// `NXR_STALE`: a continuation the switch no longer accepts (the flow table changed,
+    /// or it is not one of ours).
+    NX_STALE = (0xffff, 35, "NXR_STALE");
     /// `OFPHFC_INCOMPATIBLE`: no common version.
     HELLO_INCOMPATIBLE = (0, 0, "OFPHFC_INCOMPATIBLE");
     /// `OFPBRC_BAD_VERSION`.

@@ -23,6 +23,7 @@ pub mod error;
 pub mod mods;
 pub mod multipart;
 pub mod oxm;
+pub mod packet_in;
 pub mod stats;
 mod wire;
 
@@ -30,6 +31,7 @@ pub use mods::MeterCommand;
 pub use multipart::{Desc, FlowStatsRequest};
 
 pub use error::{DecodeError, OfpError};
+pub use packet_in::PacketIn;
 
 use wire::{pad8, patch_u16, put_u16, put_u32, put_u64, Reader};
 use xvs_flowtable::flow::{FlowFlags, FlowModCommand};
@@ -74,6 +76,8 @@ pub mod msg_type {
     pub const SET_CONFIG: u8 = 9;
     /// `OFPT_FLOW_MOD`.
     pub const FLOW_MOD: u8 = 14;
+    /// `OFPT_PACKET_IN`.
+    pub const PACKET_IN: u8 = 10;
     /// `OFPT_PACKET_OUT`.
     pub const PACKET_OUT: u8 = 13;
     /// `OFPT_GROUP_MOD`.
@@ -269,6 +273,12 @@ pub enum Body {
     },
     /// `PACKET_OUT` (OpenFlow 1.5 layout, with a match for the pipeline fields).
     PacketOut(Box<PacketOut>),
+    /// `PACKET_IN` (OpenFlow 1.5 layout: userdata and continuation are not carried).
+    PacketIn(Box<PacketIn>),
+    /// `NXT_PACKET_IN2`.
+    PacketIn2(Box<PacketIn>),
+    /// `NXT_RESUME`: a paused packet-in handed back (with its continuation).
+    Resume(Box<PacketIn>),
     /// `NXT_SET_CONTROLLER_ID`: the connection's controller id.
     SetControllerId(u16),
     /// `NXT_SET_PACKET_IN_FORMAT`: 0 OpenFlow, 1 `NXT_PACKET_IN`, 2 `NXT_PACKET_IN2`.
@@ -521,6 +531,7 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
                 data: r.rest().to_vec(),
             }))
         }
+        t::PACKET_IN => Body::PacketIn(Box::new(packet_in::pull_packet_in(&mut r)?)),
         t::EXPERIMENTER => {
             if r.u32()? != actions::NX_VENDOR_ID {
                 return Err(OfpError::BAD_EXPERIMENTER);
@@ -533,6 +544,12 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
                         return Err(OfpError::BAD_PACKET_IN_FORMAT);
                     }
                     Body::SetPacketInFormat(f)
+                }
+                packet_in::NXT_PACKET_IN2 => {
+                    Body::PacketIn2(Box::new(packet_in::pull_packet_in2(&mut r)?))
+                }
+                packet_in::NXT_RESUME => {
+                    Body::Resume(Box::new(packet_in::pull_packet_in2(&mut r)?))
                 }
                 NXT_SET_CONTROLLER_ID => {
                     exact(&r, 8)?;
@@ -757,7 +774,10 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         }
         Body::GroupMod(_) => t::GROUP_MOD,
         Body::PacketOut(_) => t::PACKET_OUT,
+        Body::PacketIn(_) => t::PACKET_IN,
         Body::SetControllerId(_)
+        | Body::PacketIn2(_)
+        | Body::Resume(_)
         | Body::SetPacketInFormat(_)
         | Body::SetFlowFormat(_)
         | Body::FlowModTableId(_) => t::EXPERIMENTER,
@@ -821,6 +841,17 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             let alen = out.len() - a;
             patch_u16(out, alen_at, alen);
             out.extend_from_slice(&po.data);
+        }
+        Body::PacketIn(p) => packet_in::put_packet_in(out, p),
+        Body::PacketIn2(p) => {
+            put_u32(out, actions::NX_VENDOR_ID);
+            put_u32(out, packet_in::NXT_PACKET_IN2);
+            packet_in::put_packet_in2(out, p);
+        }
+        Body::Resume(p) => {
+            put_u32(out, actions::NX_VENDOR_ID);
+            put_u32(out, packet_in::NXT_RESUME);
+            packet_in::put_packet_in2(out, p);
         }
         Body::SetPacketInFormat(f) => {
             put_u32(out, actions::NX_VENDOR_ID);

@@ -18,6 +18,7 @@
 mod counters;
 mod ct;
 pub mod inject;
+pub mod packet_in;
 pub mod pipeline;
 mod rewrite;
 pub mod tunnel;

@@ -67,6 +67,18 @@ pub trait Translator: Send {
         let _ = id;
         None
     }
+
+    /// After a [`Verdict::Uncached`] translation: a non-zero token when it asked for
+    /// packet-ins, which [`packet_in`](Self::packet_in) then delivers with the packet.
+    fn controller_token(&mut self) -> u32 {
+        0
+    }
+
+    /// Delivers the packet-ins of the translation `token` for `frame` (slow path; the
+    /// translator copies what it needs, never blocking).
+    fn packet_in(&mut self, token: u32, frame: &[u8]) {
+        let _ = (token, frame);
+    }
 }
 
 /// A datapath action with its output port resolved to this worker's port index.
@@ -162,6 +174,8 @@ pub struct OpenFlowStage {
     uncached: Vec<ExecAction>,
     /// For packet `i` of the current burst, its range in `uncached` (start, end).
     uncached_range: [(u32, u32); BATCH],
+    /// For packet `i` of the current burst, the translator's packet-in token (0: none).
+    packet_in_token: [u32; BATCH],
     /// Tunnel ports, when configured.
     tunnel: Option<TunnelStage>,
     /// For packet `i` of the current burst: the tunnel next hop it must wait for.
@@ -197,6 +211,7 @@ impl OpenFlowStage {
             miss_reasons: [DropReason::TranslationFailed; BATCH],
             uncached: Vec::with_capacity(256),
             uncached_range: [(0, 0); BATCH],
+            packet_in_token: [0; BATCH],
             tunnel: None,
             parked: [None; BATCH],
             any_parked: false,
@@ -275,6 +290,7 @@ impl OpenFlowStage {
     ) {
         self.uncached.clear();
         self.uncached_range = [(0, 0); BATCH];
+        self.packet_in_token = [0; BATCH];
         self.uncached_credit = 0;
         if self.any_parked {
             self.parked = [None; BATCH];
@@ -389,6 +405,9 @@ impl OpenFlowStage {
         }
         let attribution = self.translator.attribution();
         if verdict == Verdict::Uncached {
+            if let Some(t) = self.packet_in_token.get_mut(i) {
+                *t = self.translator.controller_token();
+            }
             if let Some(a) = self.uncached_attribution.get_mut(i) {
                 *a = attribution;
                 self.uncached_credit |= 1u64.checked_shl(i as u32).unwrap_or(0);
@@ -506,6 +525,19 @@ impl OpenFlowStage {
         (e > s)
             .then(|| self.uncached.get(s as usize..e as usize))
             .flatten()
+    }
+
+    /// Hands packet `i` of the last classified burst (`frame`, before its actions run) to the
+    /// translator when its translation asked for packet-ins.
+    #[inline]
+    pub fn packet_in(&mut self, i: usize, frame: &[u8]) {
+        let Some(t) = self.packet_in_token.get_mut(i) else {
+            return;
+        };
+        if *t != 0 {
+            let token = std::mem::take(t);
+            self.translator.packet_in(token, frame);
+        }
     }
 
     /// Why packet `i` of the last classified burst has no megaflow.

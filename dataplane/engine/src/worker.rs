@@ -585,6 +585,7 @@ impl Worker {
                 }
                 continue;
             }
+            stage.packet_in(i, pool.region().data(d));
             let tcp_flags = keys[i].get(layout::TCP_FLAGS) as u16;
             let Some((actions, meters, tunnel)) = stage.packet_actions(i, ids[i], d.len, tcp_flags)
             else {

@@ -270,9 +270,12 @@ impl Control {
         let t = &self.translation;
         let lost = t.learn_dropped.load(std::sync::atomic::Ordering::Relaxed);
         let pins = t.controller.load(std::sync::atomic::Ordering::Relaxed);
+        let pins_lost = t
+            .packet_in_dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
         let _ = writeln!(
             s,
-            "  learned flows: installed {}, refused {}, lost {lost}; packet-ins requested (not delivered): {pins}",
+            "  learned flows: installed {}, refused {}, lost {lost}; packet-ins requested: {pins}, lost before the OpenFlow server: {pins_lost}",
             self.learned_installed, self.learned_refused
         );
         let _ = writeln!(s, "  flows expired (idle/hard timeout): {}", self.expired);

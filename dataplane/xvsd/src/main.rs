@@ -140,6 +140,7 @@ fn run(args: &Args) -> Result<()> {
     let epoch = std::time::Instant::now();
     let conntrack = Arc::new(openflow::build_conntrack(&cfg.conntrack));
     let mut learn_queues = Vec::new();
+    let mut packet_in_queues = Vec::new();
     let mut mac_queues = Vec::new();
     // The bridge's ports, for FLOOD, ALL and NORMAL.
     if let Some(p) = pipeline.as_mut() {
@@ -177,13 +178,14 @@ fn run(args: &Args) -> Result<()> {
         }
         let forwarding = match pipeline.as_mut() {
             Some(p) => {
-                let (mut translator, learned, macs) = openflow::WorkerTranslator::new(
+                let (mut translator, learned, macs, pins) = openflow::WorkerTranslator::new(
                     p,
                     translation_counters.clone(),
                     epoch,
                     u8::try_from(w).context("at most 256 workers")?,
                 );
                 learn_queues.push(learned);
+                packet_in_queues.push(pins);
                 mac_queues.push(macs);
                 translator.set_tunnel_ports(&tunnel_ofports);
                 let mut stage = OpenFlowStage::new(Box::new(translator), CacheConfig::default())
@@ -262,6 +264,7 @@ fn run(args: &Args) -> Result<()> {
             epoch,
             &shared,
             injectors,
+            packet_in_queues,
         )?),
         None => None,
     };

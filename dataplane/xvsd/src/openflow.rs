@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use xvs_engine::packet_in::{
+    PacketInConsumer, PacketInProducer, PacketInRecord, MAX_DATA, MAX_RESUME, MAX_USERDATA,
+};
 use xvs_engine::Verdict;
+use xvs_flowtable::action::PacketInReason;
 use xvs_flowtable::datapath::DpAction;
 use xvs_flowtable::l2::MacLearning;
 use xvs_flowtable::names::{NameMap, Port};
 use xvs_flowtable::pipeline::{classifier_match, load_flows, LoadError, Pipeline};
-use xvs_flowtable::translate::{DropReason, LearnRequest, Unsupported};
+use xvs_flowtable::translate::{ControllerRequest, DropReason, LearnRequest, Unsupported};
 use xvs_packet::FlowKey;
 
 /// Port names of the configuration, so flows may say `in_port=pa0` as with `ovs-ofctl --names`.
@@ -147,8 +151,11 @@ pub struct TranslationCounters {
     reasons: [AtomicU64; DropReason::N],
     /// Learn requests lost because the queue to the control thread was full.
     pub learn_dropped: AtomicU64,
-    /// Packet-ins requested (not delivered yet: no OpenFlow connection).
+    /// Packet-ins requested by translations.
     pub controller: AtomicU64,
+    /// Packet-ins lost before the OpenFlow server: its ring was full, or the userdata did not
+    /// fit a record.
+    pub packet_in_dropped: AtomicU64,
     /// MAC learnings lost because the queue to the control thread was full.
     pub mac_learning_dropped: AtomicU64,
 }
@@ -176,6 +183,13 @@ pub struct WorkerTranslator {
     counters: Arc<TranslationCounters>,
     learn: rtrb::Producer<LearnRequest>,
     macs: rtrb::Producer<MacLearning>,
+    packet_ins: PacketInProducer,
+    /// The controller requests of the last uncached translation, and its token.
+    pending: Vec<ControllerRequest>,
+    pending_token: u32,
+    next_token: u32,
+    /// Encoding buffer for paused packet-ins' continuations.
+    resume_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for WorkerTranslator {
@@ -196,7 +210,9 @@ impl WorkerTranslator {
         Self,
         rtrb::Consumer<LearnRequest>,
         rtrb::Consumer<MacLearning>,
+        PacketInConsumer,
     ) {
+        let (packet_ins, pin_rx) = xvs_engine::packet_in::ring();
         let (learn, rx) = rtrb::RingBuffer::new(LEARN_QUEUE);
         let (macs, mac_rx) = rtrb::RingBuffer::new(LEARN_QUEUE);
         let t = Self {
@@ -208,8 +224,13 @@ impl WorkerTranslator {
             counters,
             learn,
             macs,
+            packet_ins,
+            pending: Vec::new(),
+            pending_token: 0,
+            next_token: 0,
+            resume_buf: Vec::new(),
         };
-        (t, rx, mac_rx)
+        (t, rx, mac_rx, pin_rx)
     }
 }
 
@@ -358,12 +379,86 @@ impl xvs_engine::Translator for WorkerTranslator {
                 self.counters.learn_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+        self.pending.clear();
+        self.pending_token = 0;
         if !t.controller.is_empty() {
             self.counters
                 .controller
                 .fetch_add(t.controller.len() as u64, Ordering::Relaxed);
+            self.pending.extend(t.controller.iter().cloned());
+            self.next_token = self.next_token.wrapping_add(1).max(1);
+            self.pending_token = self.next_token;
         }
         Verdict::Uncached
+    }
+
+    fn controller_token(&mut self) -> u32 {
+        self.pending_token
+    }
+
+    fn packet_in(&mut self, token: u32, frame: &[u8]) {
+        if token == 0 || token != self.pending_token {
+            return;
+        }
+        for req in &self.pending {
+            let c = &req.controller;
+            if c.userdata.len() > MAX_USERDATA || self.packet_ins.is_full() {
+                self.counters
+                    .packet_in_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let len = frame.len().min(usize::from(c.max_len)).min(MAX_DATA);
+            let mut rec = PacketInRecord {
+                total_len: u32::try_from(frame.len()).unwrap_or(u32::MAX),
+                len: len as u16,
+                data: [0; MAX_DATA],
+                table: req.table,
+                cookie: req.cookie,
+                reason: reason_code(c.reason),
+                controller_id: c.controller_id,
+                meter_id: c.meter_id.unwrap_or(0),
+                key: req.key,
+                userdata_len: c.userdata.len() as u16,
+                userdata: [0; MAX_USERDATA],
+                paused: false,
+                resume_len: 0,
+                resume: [0; MAX_RESUME],
+                resume_goto: None,
+            };
+            if let Some(rest) = &req.resume {
+                self.resume_buf.clear();
+                xvs_openflow::actions::put_actions(&mut self.resume_buf, rest);
+                if let Some(b) = rec.resume.get_mut(..self.resume_buf.len()) {
+                    b.copy_from_slice(&self.resume_buf);
+                    rec.resume_len = self.resume_buf.len() as u16;
+                    rec.paused = true;
+                    rec.resume_goto = rest.iter().find_map(|a| match a {
+                        xvs_flowtable::Action::GotoTable(t) => Some(*t),
+                        _ => None,
+                    });
+                }
+            }
+            rec.data[..len].copy_from_slice(&frame[..len]);
+            rec.userdata[..c.userdata.len()].copy_from_slice(&c.userdata);
+            if self.packet_ins.push(rec).is_err() {
+                self.counters
+                    .packet_in_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The `OFPR_*` code of a packet-in reason.
+fn reason_code(r: PacketInReason) -> u8 {
+    match r {
+        PacketInReason::NoMatch => 0,
+        PacketInReason::Action => 1,
+        PacketInReason::InvalidTtl => 2,
+        PacketInReason::ActionSet => 3,
+        PacketInReason::Group => 4,
+        PacketInReason::PacketOut => 5,
     }
 }
 

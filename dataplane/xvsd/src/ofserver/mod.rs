@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,6 +38,9 @@ const DEAD_AFTER: Duration = Duration::from_secs(15);
 const OUT_HIGH_WATER: usize = 8 << 20;
 /// Poll interval while waiting for workers to adopt a committed version.
 const ADOPTION_POLL: Duration = Duration::from_micros(20);
+/// How often the workers' packet-in rings are drained (workers never wake the server: that
+/// would be a syscall on their loop).
+const PACKET_IN_POLL: Duration = Duration::from_millis(2);
 
 struct Conn {
     stream: UnixStream,
@@ -128,10 +132,13 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch) {
     let mut events = Events::with_capacity(256);
     let mut conns: HashMap<usize, Conn> = HashMap::new();
     let mut next_token = FIRST_CONN;
+    let mut pins = Vec::new();
     loop {
         // While a commit is not adopted by every worker yet, look again soon to time it.
         let timeout = if switch.adoption_pending() {
             ADOPTION_POLL
+        } else if switch.has_packet_ins() {
+            PACKET_IN_POLL
         } else {
             Duration::from_secs(1)
         };
@@ -184,6 +191,7 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch) {
                 }
             }
         }
+        deliver_packet_ins(&mut switch, &mut conns, &poll, &mut pins);
         switch.check_adoption();
         // Replies are written: now free committed bundles.
         switch.collect_garbage();
@@ -207,6 +215,51 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch) {
             if let Some(mut c) = conns.remove(&t) {
                 let _ = poll.registry().deregister(&mut c.stream);
             }
+        }
+    }
+}
+
+/// Sends the workers' packet-ins to the connections that take them.
+fn deliver_packet_ins(
+    switch: &mut Switch,
+    conns: &mut HashMap<usize, Conn>,
+    poll: &Poll,
+    pins: &mut Vec<(xvs_openflow::PacketIn, u16)>,
+) {
+    if !switch.has_packet_ins() {
+        return;
+    }
+    pins.clear();
+    switch.drain_packet_ins(pins);
+    if pins.is_empty() {
+        return;
+    }
+    let stats = Arc::clone(&switch.stats);
+    for (pin, id) in pins.iter() {
+        let mut claimed = false;
+        for c in conns.values_mut() {
+            if c.session.out.len() - c.sent >= OUT_HIGH_WATER {
+                stats.packet_in_backlog.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if c.session.packet_in(pin, *id) {
+                claimed = true;
+                stats.packet_in_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if !claimed {
+            stats.packet_in_unclaimed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let mut dead = Vec::new();
+    for (&t, c) in conns.iter_mut() {
+        if c.sent < c.session.out.len() && pump(c, switch, poll, t).is_err() {
+            dead.push(t);
+        }
+    }
+    for t in dead {
+        if let Some(mut c) = conns.remove(&t) {
+            let _ = poll.registry().deregister(&mut c.stream);
         }
     }
 }
@@ -316,11 +369,12 @@ pub fn start(
     epoch: Instant,
     workers: &[Arc<xvs_engine::WorkerShared>],
     injectors: Vec<xvs_engine::inject::InjectProducer>,
+    packet_ins: Vec<xvs_engine::packet_in::PacketInConsumer>,
 ) -> Result<OfServer> {
     let path = cfg.run_dir.join(format!("{}.mgmt", cfg.bridge));
     let ports = ports_of(workers);
     let packet_out = packet_out::PacketOutSender::new(injectors, &ports);
-    let sw = Switch::new(
+    let mut sw = Switch::new(
         &cfg.bridge,
         pipeline,
         epoch,
@@ -328,6 +382,7 @@ pub fn start(
         workers.to_vec(),
         Some(packet_out),
     );
+    sw.set_packet_ins(packet_ins);
     OfServer::start(&path, sw)
 }
 #[cfg(test)]

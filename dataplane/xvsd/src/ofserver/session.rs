@@ -21,7 +21,7 @@ use xvs_flowtable::pipeline::PipelineMod;
 use xvs_openflow::stats::{self, ReplyWriter};
 use xvs_openflow::{
     bundle, decode, encode, error_reply, negotiate, Body, BundleControl, DecodeError, Features,
-    Message, OfpError, Role, SwitchConfig, OFP15_VERSION,
+    Message, OfpError, PacketIn, Role, SwitchConfig, OFP15_VERSION,
 };
 
 /// Versions we speak (bitmap bit n = wire version n).
@@ -121,6 +121,27 @@ impl Session {
 
     fn send_error(&mut self, request: &[u8], error: OfpError) {
         encode(&error_reply(request, error), &mut self.out);
+    }
+
+    /// Queues `pin` if this connection takes packet-ins for `controller_id`: a negotiated
+    /// connection with that controller id (`NXT_SET_CONTROLLER_ID`, default 0), not in the
+    /// slave role; as `NXT_PACKET_IN2` when it asked for that format, else as an OpenFlow
+    /// 1.5 PACKET_IN (which has no room for userdata). Returns whether it was queued.
+    pub fn packet_in(&mut self, pin: &PacketIn, controller_id: u16) -> bool {
+        const ROLE_SLAVE: u32 = 3;
+        if !self.negotiated || self.controller_id != controller_id || self.role.role == ROLE_SLAVE {
+            return false;
+        }
+        let body = if self.packet_in_format == 2 {
+            Body::PacketIn2(Box::new(pin.clone()))
+        } else {
+            let mut p = pin.clone();
+            p.userdata.clear();
+            p.continuation.clear();
+            Body::PacketIn(Box::new(p))
+        };
+        self.send(0, body);
+        true
     }
 
     /// Queues an ECHO_REQUEST (keepalive).
@@ -303,8 +324,15 @@ impl Session {
                     self.send_error(raw, e);
                 }
             }
+            Body::Resume(pin) => {
+                if let Err(e) = sw.resume(&pin) {
+                    self.send_error(raw, e);
+                }
+            }
             // Messages only a switch sends.
-            Body::FeaturesReply(_)
+            Body::PacketIn(_)
+            | Body::PacketIn2(_)
+            | Body::FeaturesReply(_)
             | Body::GetConfigReply(_)
             | Body::BarrierReply
             | Body::RoleReply(_)

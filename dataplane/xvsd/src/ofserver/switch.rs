@@ -10,8 +10,10 @@ use super::packet_out::PacketOutSender;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
+use xvs_engine::packet_in::{PacketInConsumer, PacketInRecord};
 use xvs_engine::WorkerShared;
 use xvs_flowtable::action::Action;
+use xvs_flowtable::field::FieldId;
 use xvs_flowtable::flow::Flow;
 use xvs_flowtable::group::Group;
 use xvs_flowtable::meter::Meter;
@@ -20,12 +22,14 @@ use xvs_flowtable::pipeline::{
     classifier_match, dumped_flow, BundleError, FlowRule, Pipeline, PipelineMod, METER_ALL,
     TABLE_ALL,
 };
+use xvs_flowtable::Match;
 use xvs_openflow::multipart::FlowStatsRequest;
+use xvs_openflow::packet_in::Continuation;
 use xvs_openflow::stats::{
     Aggregate, GroupFeatures, GroupStats, MeterFeatures, MeterStats, PortDesc, PortStats,
     TableFeatures, TableStats,
 };
-use xvs_openflow::{Desc, OfpError, PacketOut};
+use xvs_openflow::{Desc, OfpError, PacketIn, PacketOut};
 
 /// Tables visible over OpenFlow (0..=253; OVS hides table 254).
 pub const N_VISIBLE_TABLES: usize = 254;
@@ -68,6 +72,8 @@ pub struct Switch {
     /// Committed bundles, freed after the replies are written (freeing a million mods
     /// takes a while and must not delay the COMMIT reply).
     garbage: Vec<Vec<PipelineMod>>,
+    /// The OpenFlow server's ends of the workers' packet-in rings.
+    packet_ins: Vec<PacketInConsumer>,
 }
 
 /// Counters of the OpenFlow server (relaxed atomics: one writer, the server thread).
@@ -85,6 +91,16 @@ pub struct OfStats {
     pub adopt_max_ns: AtomicU64,
     /// Last commit-to-adoption time.
     pub adopt_last_ns: AtomicU64,
+    /// Packet-ins sent (one per receiving connection).
+    pub packet_in_sent: AtomicU64,
+    /// Packet-ins no connection asked for (none with the controller id, or none at all).
+    pub packet_in_unclaimed: AtomicU64,
+    /// Packet-ins dropped by their `controller(meter_id=N)` meter.
+    pub packet_in_metered: AtomicU64,
+    /// Packet-ins not queued to a connection that does not read (back-pressure).
+    pub packet_in_backlog: AtomicU64,
+    /// NXT_RESUMEs executed.
+    pub resumed: AtomicU64,
 }
 
 impl OfStats {
@@ -94,11 +110,17 @@ impl OfStats {
         let avg = self.adopt_sum_ns.load(Ordering::Relaxed) / n.max(1);
         format!(
             "commits: {}\nmods applied: {}\nversions adopted by all workers: {n}\n\
-             commit to adoption: last {} ns, avg {avg} ns, max {} ns\n",
+             commit to adoption: last {} ns, avg {avg} ns, max {} ns\n\
+             packet-ins: sent {}, unclaimed {}, metered {}, backlog {}; resumed {}\n",
             self.commits.load(Ordering::Relaxed),
             self.mods.load(Ordering::Relaxed),
             self.adopt_last_ns.load(Ordering::Relaxed),
             self.adopt_max_ns.load(Ordering::Relaxed),
+            self.packet_in_sent.load(Ordering::Relaxed),
+            self.packet_in_unclaimed.load(Ordering::Relaxed),
+            self.packet_in_metered.load(Ordering::Relaxed),
+            self.packet_in_backlog.load(Ordering::Relaxed),
+            self.resumed.load(Ordering::Relaxed),
         )
     }
 }
@@ -109,6 +131,81 @@ impl std::fmt::Debug for Switch {
             .field("bridge", &self.bridge)
             .field("ports", &self.ports.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// Pipeline fields OVS puts in a packet-in's match (when not zero).
+const PACKET_IN_FIELDS: [FieldId; 32] = [
+    FieldId::TUN_ID,
+    FieldId::TUN_SRC,
+    FieldId::TUN_DST,
+    FieldId::IN_PORT_OXM,
+    FieldId::PKT_MARK,
+    FieldId::CT_STATE,
+    FieldId::CT_ZONE,
+    FieldId::CT_MARK,
+    FieldId::CT_LABEL,
+    FieldId::CT_NW_PROTO,
+    FieldId::CT_NW_SRC,
+    FieldId::CT_NW_DST,
+    FieldId::CT_IPV6_SRC,
+    FieldId::CT_IPV6_DST,
+    FieldId::CT_TP_SRC,
+    FieldId::CT_TP_DST,
+    FieldId::REG0,
+    FieldId::REG1,
+    FieldId::REG2,
+    FieldId::REG3,
+    FieldId::REG4,
+    FieldId::REG5,
+    FieldId::REG6,
+    FieldId::REG7,
+    FieldId::REG8,
+    FieldId::REG9,
+    FieldId::REG10,
+    FieldId::REG11,
+    FieldId::REG12,
+    FieldId::REG13,
+    FieldId::REG14,
+    FieldId::REG15,
+];
+
+/// The packet-in a worker's record describes; a paused one carries a continuation naming
+/// `bridge`.
+pub fn packet_in_of(rec: &PacketInRecord, bridge: [u8; 16]) -> PacketIn {
+    let key = Match::from_keys(rec.key, xvs_packet::FlowKey::ALL_ONES);
+    let mut metadata = Match::default();
+    for f in PACKET_IN_FIELDS {
+        let (v, _) = key.get(f);
+        if v != 0 || f == FieldId::IN_PORT_OXM {
+            metadata.set_exact(f, v);
+        }
+    }
+    PacketIn {
+        buffer_id: xvs_openflow::NO_BUFFER,
+        total_len: rec.total_len,
+        reason: rec.reason,
+        table_id: rec.table,
+        cookie: rec.cookie,
+        metadata,
+        data: rec.data().to_vec(),
+        userdata: rec.userdata().to_vec(),
+        continuation: if rec.paused {
+            let mut c = Vec::new();
+            xvs_openflow::packet_in::put_continuation(
+                &mut c,
+                &Continuation {
+                    bridge,
+                    table_id: rec.table,
+                    cookie: rec.cookie,
+                    actions: rec.resume().to_vec(),
+                    goto_table: rec.resume_goto,
+                },
+            );
+            c
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -145,6 +242,69 @@ impl Switch {
             unconfirmed: std::collections::VecDeque::new(),
             stats: Arc::default(),
             garbage: Vec::new(),
+            packet_ins: Vec::new(),
+        }
+    }
+
+    /// This switch's identity in continuations: the datapath id and the process start.
+    pub fn bridge_id(&self) -> [u8; 16] {
+        let mut b = [0; 16];
+        b[..8].copy_from_slice(&self.datapath_id.to_be_bytes());
+        b[8..12].copy_from_slice(b"xvs\0");
+        b[12..].copy_from_slice(&std::process::id().to_be_bytes());
+        b
+    }
+
+    /// NXT_RESUME: runs the paused flow's remaining actions on the (possibly modified)
+    /// packet with the packet-in's pipeline fields, through the packet-out path.
+    pub fn resume(&mut self, pin: &PacketIn) -> Result<(), OfpError> {
+        if pin.continuation.is_empty() {
+            return Err(OfpError::NX_STALE);
+        }
+        let (c, actions) = xvs_openflow::packet_in::pull_continuation(&pin.continuation)?;
+        if c.bridge != self.bridge_id() {
+            return Err(OfpError::NX_STALE);
+        }
+        self.stats.resumed.fetch_add(1, Ordering::Relaxed);
+        self.packet_out(&PacketOut {
+            buffer_id: pin.buffer_id,
+            match_: pin.metadata,
+            actions,
+            data: pin.data.clone(),
+        })
+    }
+
+    /// Takes the workers' packet-in rings.
+    pub fn set_packet_ins(&mut self, rings: Vec<PacketInConsumer>) {
+        self.packet_ins = rings;
+    }
+
+    /// True when workers can send packet-ins (the server then polls their rings).
+    pub fn has_packet_ins(&self) -> bool {
+        !self.packet_ins.is_empty()
+    }
+
+    /// Drains the packet-in rings (at most one ring's worth each), applying
+    /// `controller(meter_id=N)` meters: appends (packet-in, controller id) to `out`.
+    pub fn drain_packet_ins(&mut self, out: &mut Vec<(PacketIn, u16)>) {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let mut snapshot = None;
+        let bridge = self.bridge_id();
+        for ring in &mut self.packet_ins {
+            for _ in 0..xvs_engine::packet_in::QUEUE {
+                let Ok(rec) = ring.pop() else { break };
+                if rec.meter_id != 0 {
+                    let snap =
+                        snapshot.get_or_insert_with(|| lock(&self.pipeline).snapshot().clone());
+                    if let Some(m) = snap.meter_state(rec.meter_id) {
+                        if !m.pass(now, rec.total_len) {
+                            self.stats.packet_in_metered.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    }
+                }
+                out.push((packet_in_of(&rec, bridge), rec.controller_id));
+            }
         }
     }
 

@@ -289,3 +289,138 @@ fn random_messages_do_not_break_the_session() {
         s.out.clear();
     }
 }
+
+fn record(controller_id: u16) -> xvs_engine::packet_in::PacketInRecord {
+    let mut key = xvs_packet::FlowKey::ZERO;
+    key.set(xvs_packet::key::layout::IN_PORT, 3);
+    let mut rec = xvs_engine::packet_in::PacketInRecord {
+        total_len: 100,
+        len: 4,
+        data: [0; xvs_engine::packet_in::MAX_DATA],
+        table: 5,
+        cookie: 0x99,
+        reason: 1,
+        controller_id,
+        meter_id: 0,
+        key,
+        userdata_len: 2,
+        userdata: [0; xvs_engine::packet_in::MAX_USERDATA],
+        paused: false,
+        resume_len: 0,
+        resume: [0; xvs_engine::packet_in::MAX_RESUME],
+        resume_goto: None,
+    };
+    rec.data[..4].copy_from_slice(&[1, 2, 3, 4]);
+    rec.userdata[..2].copy_from_slice(&[0xaa, 0xbb]);
+    rec
+}
+
+/// A negotiated session with `setup` messages applied; its output is cleared.
+fn session_with(sw: &mut Switch, setup: Vec<Body>) -> Session {
+    let mut s = Session::new();
+    let mut input = bytes(1, Body::Hello { versions: 1 << 6 });
+    for b in setup {
+        input.extend_from_slice(&bytes(2, b));
+    }
+    s.receive(&input, sw).expect("session stays up");
+    s.out.clear();
+    s
+}
+
+#[test]
+fn packet_ins_follow_controller_id_role_and_format() {
+    let (mut sw, _) = switch();
+    let pin = super::switch::packet_in_of(&record(0), sw.bridge_id());
+    assert_eq!(
+        pin.metadata
+            .get(xvs_flowtable::field::FieldId::IN_PORT_OXM)
+            .0,
+        3
+    );
+    assert_eq!((pin.table_id, pin.cookie, pin.total_len), (5, 0x99, 100));
+
+    // Default format: an OpenFlow 1.5 PACKET_IN without the userdata.
+    let mut plain = session_with(&mut sw, vec![]);
+    assert!(plain.packet_in(&pin, 0));
+    let r = replies(&plain.out);
+    let Body::PacketIn(p) = &r[0].body else {
+        panic!("{r:?}")
+    };
+    assert!(p.userdata.is_empty());
+    assert_eq!(p.data, vec![1, 2, 3, 4]);
+
+    // NXT_PACKET_IN2 keeps the userdata.
+    let mut two = session_with(&mut sw, vec![Body::SetPacketInFormat(2)]);
+    assert!(two.packet_in(&pin, 0));
+    let r = replies(&two.out);
+    let Body::PacketIn2(p) = &r[0].body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(p.userdata, vec![0xaa, 0xbb]);
+
+    // Another controller id, or the slave role: nothing.
+    let mut other = session_with(&mut sw, vec![Body::SetControllerId(7)]);
+    assert!(!other.packet_in(&pin, 0));
+    assert!(other.packet_in(&super::switch::packet_in_of(&record(7), sw.bridge_id()), 7));
+    let mut slave = session_with(
+        &mut sw,
+        vec![Body::RoleRequest(xvs_openflow::Role {
+            role: 3,
+            generation_id: 1,
+        })],
+    );
+    assert!(!slave.packet_in(&pin, 0));
+    assert!(slave.out.is_empty());
+}
+
+#[test]
+fn resume_of_a_foreign_continuation_is_stale() {
+    let (mut sw, _) = switch();
+    let mut s = session_with(&mut sw, vec![]);
+    let mut pin = super::switch::packet_in_of(&record(0), sw.bridge_id());
+    pin.continuation = vec![0x80, 0x04, 0, 5, 1, 0, 0, 0];
+    s.receive(&bytes(9, Body::Resume(Box::new(pin))), &mut sw)
+        .expect("session stays up");
+    let r = replies(&s.out);
+    assert!(
+        matches!(&r[0].body, Body::Error { error, .. } if *error == OfpError::NX_STALE),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn controller_meter_limits_packet_ins() {
+    let (mut sw, _) = switch();
+    // A 1 packet/s meter with a burst of 1: of 20 packet-ins at once, most are metered.
+    let meter = xvs_flowtable::meter::parse_meter(
+        "meter=1,pktps,burst,bands=type=drop,rate=1,burst_size=1",
+    )
+    .expect("parses");
+    let mut s = session_with(
+        &mut sw,
+        vec![Body::MeterMod {
+            command: xvs_openflow::MeterCommand::Add,
+            meter,
+        }],
+    );
+    s.receive(&bytes(3, Body::BarrierRequest), &mut sw)
+        .expect("session stays up");
+    assert!(replies(&s.out)
+        .iter()
+        .all(|m| !matches!(m.body, Body::Error { .. })));
+    let (mut tx, rx) = xvs_engine::packet_in::ring();
+    sw.set_packet_ins(vec![rx]);
+    for i in 0..20u16 {
+        let mut r = record(0);
+        r.meter_id = u32::from(i % 2); // every other one unmetered
+        assert!(tx.push(r).is_ok());
+    }
+    let mut out = Vec::new();
+    sw.drain_packet_ins(&mut out);
+    let metered = sw
+        .stats
+        .packet_in_metered
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(out.len() as u64 + metered, 20);
+    assert!((8..=9).contains(&metered), "metered {metered}");
+}

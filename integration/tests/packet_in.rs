@@ -1,0 +1,299 @@
+//! Packet-ins from real traffic between namespaces, received by the real
+//! `ovs-ofctl -O OpenFlow15 monitor` (Open vSwitch 3.1) with the NXT_PACKET_IN2 format.
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use xvs_integration::ofclient::OfClient;
+use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
+use xvs_openflow::{Body, OfpError};
+
+const CONFIG: &str = r#"
+bridge = "br-int"
+run_dir = "@RUN@"
+workers = [0]
+forwarding = "openflow"
+pmd_sleep_max_us = 100
+
+[[port]]
+name = "pa0"
+type = "afxdp"
+ofport = 1
+
+[[port]]
+name = "pb0"
+type = "afxdp"
+ofport = 2
+"#;
+
+struct Setup {
+    _pods: Vec<Netns>,
+    _node: Netns,
+    xvsd: Xvsd,
+}
+
+impl Setup {
+    fn new() -> Result<Self> {
+        let tag = unique_tag("pi");
+        let node = Netns::new(&format!("{tag}n"))?;
+        let mut pods = Vec::new();
+        for (name, ip, mac, port) in [
+            ("a", "10.10.0.2", "02:0a:0a:00:00:02", "pa0"),
+            ("b", "10.10.0.3", "02:0a:0a:00:00:03", "pb0"),
+        ] {
+            let ns = Netns::new(&format!("{tag}{name}"))?;
+            veth(&ns, "eth0", mac, &node, port)?;
+            ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+            ns.offloads_off("eth0")?;
+            pods.push(ns);
+        }
+        pods[0].ip(&[
+            "neigh",
+            "replace",
+            "10.10.0.3",
+            "lladdr",
+            "02:0a:0a:00:00:03",
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])?;
+        pods[1].ip(&[
+            "neigh",
+            "replace",
+            "10.10.0.2",
+            "lladdr",
+            "02:0a:0a:00:00:02",
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])?;
+        let xvsd = Xvsd::start(&node, CONFIG)?;
+        Ok(Setup {
+            _pods: pods,
+            _node: node,
+            xvsd,
+        })
+    }
+
+    fn target(&self) -> String {
+        format!("unix:{}", self.xvsd.run_dir().join("br-int.mgmt").display())
+    }
+
+    /// `ovs-ofctl -O OpenFlow15 <cmd> <target> <args>`; (success, stdout, stderr).
+    fn ofctl_raw(&self, opts: &[&str], cmd: &str, args: &[&str]) -> Result<(bool, String, String)> {
+        let out = Command::new("ovs-ofctl")
+            .arg("-O")
+            .arg("OpenFlow15")
+            .args(opts)
+            .arg(cmd)
+            .arg(self.target())
+            .args(args)
+            .output()
+            .context("running ovs-ofctl")?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    fn ofctl(&self, opts: &[&str], cmd: &str, args: &[&str]) -> Result<String> {
+        let (ok, out, err) = self.ofctl_raw(opts, cmd, args)?;
+        if !ok {
+            bail!(
+                "ovs-ofctl {opts:?} {cmd} {args:?} failed: {err}\n{}",
+                self.xvsd.stderr()
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn skip() -> bool {
+    if !is_root() || Command::new("ovs-ofctl").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and ovs-ofctl");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn monitor_receives_packet_in2_with_userdata() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let s = Setup::new()?;
+    let pods = &s._pods;
+    s.ofctl(
+        &[],
+        "add-flow",
+        &["cookie=0x77,table=0,priority=100,udp,nw_dst=10.10.0.3,tp_dst=7000,actions=set_field:0x2a->reg1,controller(userdata=01.02.03.04,max_len=200),output:2"],
+    )?;
+    s.ofctl(&[], "add-flow", &["table=0,priority=0,actions=drop"])?;
+
+    // The monitor serves unixctl; keep its socket out of /var/run/openvswitch.
+    let dir = tempfile::tempdir()?;
+    let unixctl = format!("--unixctl={}", dir.path().join("monitor.ctl").display());
+    let mut mon = Command::new("ovs-ofctl")
+        .args([
+            "-O",
+            "OpenFlow15",
+            &unixctl,
+            "monitor",
+            &s.target(),
+            "65534",
+            "-P",
+            "nxt_packet_in2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting ovs-ofctl monitor")?;
+    // ovs-ofctl prints what it receives on stdout and its log on stderr: read both.
+    let out = mon.stdout.take().context("monitor stdout")?;
+    let err = mon.stderr.take().context("monitor stderr")?;
+    let (lines_tx, lines) = mpsc::channel();
+    let err_tx = lines_tx.clone();
+    let reader = std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if lines_tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        for l in BufReader::new(err).lines() {
+            let Ok(l) = l else { break };
+            if err_tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    // The monitor has connected once the server has a session that set its format; give it
+    // a moment (its first packet-ins would otherwise be unclaimed, which the test tolerates).
+    std::thread::sleep(Duration::from_millis(500));
+
+    let rx = pods[1].run(|| -> Result<UdpSocket> {
+        let s = UdpSocket::bind("10.10.0.3:7000")?;
+        s.set_read_timeout(Some(Duration::from_millis(200)))?;
+        Ok(s)
+    })??;
+    let tx = pods[0].run(|| UdpSocket::bind("10.10.0.2:7001"))??;
+    let mut delivered = 0;
+    let mut text = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = false;
+    let mut i = 0u32;
+    while Instant::now() < deadline && !found {
+        tx.send_to(&i.to_be_bytes(), "10.10.0.3:7000")?;
+        i += 1;
+        let mut buf = [0u8; 64];
+        if rx.recv_from(&mut buf).is_ok() {
+            delivered += 1;
+        }
+        while let Ok(l) = lines.recv_timeout(Duration::from_millis(50)) {
+            if l.contains("userdata=01.02.03.04") {
+                found = true;
+            }
+            text.push(l);
+        }
+    }
+    let _ = mon.kill();
+    let _ = mon.wait();
+    let _ = reader.join();
+    let _ = err_reader.join();
+    let all = text.join("\n");
+    if !found {
+        bail!(
+            "no packet-in with the userdata after {i} packets:\n{all}\n{}",
+            s.xvsd.stderr()
+        );
+    }
+    let head = text
+        .iter()
+        .find(|l| l.starts_with("NXT_PACKET_IN2"))
+        .context("no NXT_PACKET_IN2 line")?;
+    assert!(head.contains("cookie=0x77"), "{head}");
+    assert!(head.contains("reg1=0x2a"), "{head}");
+    assert!(head.contains("in_port=1"), "{head}");
+    assert!(head.contains("(via action)"), "{head}");
+    assert!(all.contains("udp,"), "{all}");
+    assert!(all.contains("tp_dst=7000"), "{all}");
+    // The packet also went on (the controller action does not stop the pipeline).
+    assert!(delivered >= 1, "no packet delivered after the packet-in");
+    Ok(())
+}
+
+#[test]
+fn paused_packet_in_resumes_to_the_namespace() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let s = Setup::new()?;
+    let pods = &s._pods;
+    s.ofctl(
+        &[],
+        "add-flow",
+        &["cookie=0x5,table=0,priority=100,udp,nw_dst=10.10.0.3,tp_dst=7000,actions=set_field:0x7->reg2,controller(pause,userdata=aa.bb),goto_table:3"],
+    )?;
+    s.ofctl(
+        &[],
+        "add-flow",
+        &["table=3,priority=10,reg2=0x7,actions=output:2"],
+    )?;
+    s.ofctl(&[], "add-flow", &["table=0,priority=0,actions=drop"])?;
+    let mut c = OfClient::connect(&s.xvsd.run_dir().join("br-int.mgmt"))?;
+    c.send(Body::SetPacketInFormat(2))?;
+    c.barrier()?;
+
+    let rx = pods[1].run(|| -> Result<UdpSocket> {
+        let s = UdpSocket::bind("10.10.0.3:7000")?;
+        s.set_read_timeout(Some(Duration::from_millis(300)))?;
+        Ok(s)
+    })??;
+    let tx = pods[0].run(|| UdpSocket::bind("10.10.0.2:7001"))??;
+    tx.send_to(b"paused", "10.10.0.3:7000")?;
+    let pin = loop {
+        match c.recv()?.body {
+            Body::PacketIn2(p) => break p,
+            _ => continue,
+        }
+    };
+    assert_eq!(pin.userdata, vec![0xaa, 0xbb]);
+    assert_eq!(pin.cookie, 0x5);
+    assert!(
+        !pin.continuation.is_empty(),
+        "a paused packet-in has a continuation"
+    );
+    let mut buf = [0u8; 64];
+    // Paused: the packet went nowhere.
+    assert!(
+        rx.recv_from(&mut buf).is_err(),
+        "delivered before the resume"
+    );
+
+    // A continuation that is not ours: an error, and still nothing delivered.
+    let mut bad = pin.clone();
+    bad.continuation = vec![0x80, 0x04, 0, 5, 1, 0, 0, 0];
+    c.send(Body::Resume(bad))?;
+    let err = loop {
+        if let Body::Error { error, .. } = c.recv()?.body {
+            break error;
+        }
+    };
+    assert_eq!(err, OfpError::NX_STALE);
+
+    c.send(Body::Resume(pin))?;
+    c.barrier()?;
+    let (n, _) = rx
+        .recv_from(&mut buf)
+        .with_context(|| format!("not delivered after the resume\n{}", s.xvsd.stderr()))?;
+    assert_eq!(&buf[..n], b"paused");
+    Ok(())
+}
