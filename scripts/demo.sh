@@ -223,8 +223,10 @@ for t in 7 12 25; do
 done
 est=$(ofctl dump-flows "$BR" 'table=12' | awk '/ct_state=-new\+est/ { sub(/.*n_packets=/, ""); sub(/,.*/, ""); print }')
 ((${est:-0} > 0)) && ok "table 12 ct_state=-new+est matched $est packets" || fail "no +est packets counted in table 12"
-echo "\$ ovs-appctl xvs/dump-group-stats   (the Service group's buckets = the two endpoints)"
-appctl xvs/dump-group-stats | sed 's/^ */   /'
+echo "\$ ovs-ofctl -O OpenFlow15 dump-group-stats \$BR   (the Service group's buckets = the two endpoints)"
+ofctl dump-group-stats "$BR" | grep -v reply | sed 's/^ */   /'
+g1=$(ofctl dump-group-stats "$BR" | awk -F'packet_count=' '/group_id=1,/ { split($2, a, ","); print a[1] }')
+((${g1:-0} > 0)) && ok "group 1 counted $g1 packets" || fail "no packets counted for group 1 over OpenFlow"
 echo "\$ ovs-appctl dpctl/dump-conntrack zone=65520   (Service connections, DNATed to both endpoints)"
 appctl dpctl/dump-conntrack zone=65520 > "$run/ct.txt"
 grep 10.96.0.10 "$run/ct.txt" | head -4 | sed 's/^/   /'

@@ -561,7 +561,8 @@ impl Switch {
     }
 
     /// GROUP_STATS reply entries: reference counts from the flows and groups that use each
-    /// group. Packet and byte counters stay zero: the datapath does not count per group yet.
+    /// group, and the packet/byte counters the workers credit (groups keep no creation time:
+    /// duration stays zero).
     pub fn group_stats(&self, id: u32) -> Vec<GroupStats> {
         let snap = Arc::clone(lock(&self.pipeline).snapshot());
         let mut v: Vec<GroupStats> = snap
@@ -576,10 +577,22 @@ impl Switch {
                     .groups()
                     .filter(|o| o.buckets.iter().any(|b| uses_group(&b.actions, g.group_id)))
                     .count();
+                // Counters credited by the workers for cached and uncached packets alike.
+                let (packets, bytes, buckets) = match snap.group_stats(g.group_id) {
+                    Some(st) => {
+                        let (p, b) = st.counts();
+                        let mut buckets = st.bucket_counts();
+                        buckets.resize(g.buckets.len(), (0, 0));
+                        (p, b, buckets)
+                    }
+                    None => (0, 0, vec![(0, 0); g.buckets.len()]),
+                };
                 GroupStats {
                     group_id: g.group_id,
                     ref_count: (from_flows + from_groups) as u32,
-                    buckets: vec![(0, 0); g.buckets.len()],
+                    packets,
+                    bytes,
+                    buckets,
                     ..GroupStats::default()
                 }
             })
@@ -612,8 +625,8 @@ impl Switch {
         v
     }
 
-    /// METER_STATS reply entries: flow counts from the tables; packet counters stay zero as
-    /// meters are not enforced by the datapath yet.
+    /// METER_STATS reply entries: flow counts from the tables, and the input and per-band
+    /// counters of the datapath's limiters.
     pub fn meter_stats(&self, id: u32) -> Vec<MeterStats> {
         let snap = Arc::clone(lock(&self.pipeline).snapshot());
         let mut v: Vec<MeterStats> = snap
@@ -630,7 +643,20 @@ impl Switch {
                             .any(|a| matches!(a, Action::Meter(x) if *x == m.meter_id))
                     })
                     .count() as u32,
-                bands: vec![(0, 0); m.bands.len()],
+                packets_in: snap.meter_state(m.meter_id).map_or(0, |st| st.packets()),
+                bytes_in: snap.meter_state(m.meter_id).map_or(0, |st| st.bytes()),
+                bands: match snap.meter_state(m.meter_id) {
+                    Some(st) => {
+                        let mut b: Vec<(u64, u64)> = st
+                            .bands()
+                            .iter()
+                            .map(|b| (b.packets(), b.bytes()))
+                            .collect();
+                        b.resize(m.bands.len(), (0, 0));
+                        b
+                    }
+                    None => vec![(0, 0); m.bands.len()],
+                },
                 ..MeterStats::default()
             })
             .collect();
