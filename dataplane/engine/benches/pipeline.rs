@@ -5,7 +5,8 @@
 //! `deploy/examples/antrea-ct.flows` (conntrack on: `ct(zone=65520,nat)` and a ConntrackCommit
 //! per packet, three datapath passes), for the ct-on / ct-off ratio.
 //!
-//! Run: `cargo bench -p xvs-engine --bench pipeline` (release profile, one core).
+//! Run: `cargo bench -p xvs-engine --bench pipeline` (release profile, one core); `-- ct` or
+//! `-- lite` runs one pipeline, `-- flows=N` one flow count.
 
 use std::time::Instant;
 use xvs_engine::{
@@ -165,7 +166,15 @@ fn table(name: &str, text: &str, packets: u64) {
         "{:>8} {:>10} {:>10} {:>12} {:>12} {:>9} {:>8}",
         "flows", "Mpps", "ns/pkt", "emc hits %", "megaflow %", "upcalls", "passes"
     );
+    // `-- flows=N`: only that flow count.
+    let only_flows = std::env::args().find_map(|a| {
+        a.strip_prefix("flows=")
+            .and_then(|n| n.parse::<usize>().ok())
+    });
     for flows in [1usize, 1_000, 100_000] {
+        if only_flows.is_some_and(|f| f != flows) {
+            continue;
+        }
         let mut runs: Vec<Run> = (0..3).map(|_| run(text, flows, packets)).collect();
         runs.sort_by(|a, b| a.mpps.total_cmp(&b.mpps));
         let m = &runs[1];

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xvs_classifier::MegaflowId;
-use xvs_conntrack::{Conntrack, CtMeta};
+use xvs_conntrack::{Conntrack, CtInput, CtMeta};
 use xvs_flowtable::datapath::DpAction;
 use xvs_io::{Desc, FramePool, PortIo};
 use xvs_packet::key::layout;
@@ -143,6 +143,9 @@ pub struct Worker {
     ids: [Option<MegaflowId>; BATCH],
     /// Connection-tracking metadata of each packet of the pass (OVS `pkt->md.ct_*`).
     metas: Box<[CtMeta; BATCH]>,
+    /// What the tracker is told about each packet of the pass whose actions start with
+    /// `ct()`, parsed before the pass so that the tracker's loads of the whole pass overlap.
+    ct_inputs: Box<[CtInput; BATCH]>,
     /// Packets of the pass being run, and those queued for the next one.
     recirc_now: Vec<Recirculated>,
     recirc_next: Vec<Recirculated>,
@@ -209,6 +212,13 @@ impl Worker {
             infos: [ExtractInfo::default(); BATCH],
             ids: [None; BATCH],
             metas: Box::new(std::array::from_fn(|_| CtMeta::default())),
+            ct_inputs: Box::new(
+                [CtInput::new(xvs_conntrack::Tuple::other(
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    0,
+                )); BATCH],
+            ),
             recirc_now: Vec::with_capacity(RECIRC_QUEUE),
             recirc_next: Vec::with_capacity(RECIRC_QUEUE),
             inject: None,
@@ -283,6 +293,7 @@ impl Worker {
             in_idx,
             depth: 0,
             key: &key,
+            ct_input: None,
         };
         let mut x = Exec {
             pool: &mut self.pool,
@@ -545,6 +556,7 @@ impl Worker {
             infos,
             ids,
             metas,
+            ct_inputs,
             recirc_next,
             descs,
             in_idxs,
@@ -568,6 +580,30 @@ impl Worker {
         // megaflows' hit counters.
         let tracker = Arc::clone(stage.conntrack());
         let now = stage.tracker().1;
+        // The packets whose cached actions start with ct(): their tracker input is parsed now
+        // (nothing runs on the packet before that ct(), so it is what execution would parse)
+        // and the tracker loads their connections together, overlapping the cache misses.
+        let mut parsed = [false; BATCH];
+        let first_ct = |id: Option<MegaflowId>| match stage.actions(id?)?.first()? {
+            ExecAction::Ct(act) => Some(act),
+            _ => None,
+        };
+        for i in 0..n {
+            if first_ct(ids[i]).is_some() {
+                let h = pipeline::headers(&keys[i], infos[i]);
+                let nw_frag = keys[i].get(layout::NW_FRAG);
+                ct_inputs[i] = crate::ct::input(pool.region().data(descs[i]), &h, nw_frag);
+                parsed[i] = true;
+            }
+        }
+        if parsed[..n].contains(&true) {
+            tracker.prefetch((0..n).filter_map(|i| {
+                let act = first_ct(ids[i]).filter(|_| parsed[i])?;
+                // Depth 0: the metadata is stale, the tracker will see it empty.
+                let meta = (depths.get(i).copied().unwrap_or(0) > 0).then(|| &metas[i]);
+                Some((act, &ct_inputs[i], meta))
+            }));
+        }
         for i in 0..n {
             let d = descs[i];
             if let Some((ip, oif)) = stage.parked(i) {
@@ -599,6 +635,7 @@ impl Worker {
                 in_idx: in_idxs[i],
                 depth: depths[i],
                 key: &keys[i],
+                ct_input: parsed[i].then(|| &ct_inputs[i]),
             };
             let mut x = Exec {
                 pool,
@@ -679,6 +716,9 @@ struct PacketCtx<'k> {
     depth: u8,
     /// The key this pass looked the packet up with.
     key: &'k FlowKey,
+    /// The tracker input of the packet, parsed before the pass, when its first action is
+    /// `ct()` (used by that action only).
+    ct_input: Option<&'k CtInput>,
 }
 
 /// Queues `d` for another pass under `recirc_id`, or drops it past the depth bound or when
@@ -742,7 +782,7 @@ fn execute(
         return drop_packet(x.pool, x.stats, d, no_output_reason(actions));
     }
     let mut meta_stale = p.depth == 0;
-    for a in actions {
+    for (pos, a) in actions.iter().enumerate() {
         match a {
             ExecAction::Output(idx) => {
                 let idx = usize::from(*idx);
@@ -783,9 +823,16 @@ fn execute(
                 if std::mem::take(&mut meta_stale) {
                     meta.clear();
                 }
-                let nw_frag = p.key.get(layout::NW_FRAG);
-                let input = crate::ct::input(x.pool.region().data(d), &h, nw_frag);
-                if let Some(rw) = x.tracker.process(x.now, &input, act, meta, &mut x.stats.ct) {
+                let parsed;
+                let input = match p.ct_input.filter(|_| pos == 0) {
+                    Some(input) => input,
+                    None => {
+                        let nw_frag = p.key.get(layout::NW_FRAG);
+                        parsed = crate::ct::input(x.pool.region().data(d), &h, nw_frag);
+                        &parsed
+                    }
+                };
+                if let Some(rw) = x.tracker.process(x.now, input, act, meta, &mut x.stats.ct) {
                     if !crate::ct::apply_nat(x.pool.region_mut().data_mut(d), &h, &rw) {
                         return drop_packet(x.pool, x.stats, d, DropReason::NatFailed);
                     }
