@@ -294,6 +294,34 @@ fn conntrack_pipeline_stateful_policy_service_dnat_and_iperf3() -> Result<()> {
         dump.contains("10.96.0.10"),
         "Service connection not in the dump:\n{dump}"
     );
+    let ct_stats = x.appctl(&["dpctl/ct-stats-show", "zone=65520"])?;
+    assert!(
+        ct_stats.starts_with("Connections Stats:") && ct_stats.contains("  TCP: "),
+        "{ct_stats}"
+    );
+    // Flush by 5-tuple: only the Service connections' originals from pod-a to the VIP.
+    let before = dump
+        .lines()
+        .filter(|l| l.contains("dst=10.96.0.10"))
+        .count();
+    assert!(before > 0, "{dump}");
+    x.appctl(&[
+        "dpctl/flush-conntrack",
+        "zone=65520",
+        "ct_nw_dst=10.96.0.10,ct_nw_proto=6",
+    ])?;
+    let after = x.appctl(&["dpctl/dump-conntrack", "zone=65520"])?;
+    assert!(
+        !after
+            .lines()
+            .any(|l| l.starts_with("tcp,") && l.contains("dst=10.96.0.10,")),
+        "TCP Service connections survived the tuple flush:\n{after}"
+    );
+    assert!(
+        x.appctl(&["dpctl/flush-conntrack", "zone=65520", "ct_nw_src=bogus"])
+            .is_err(),
+        "a bad ct-tuple must be refused"
+    );
     let show = x.appctl(&["xvs/show"])?;
     assert!(show.contains("conntrack: connections "), "{show}");
     let features = x.appctl(&["dpif/show-dp-features", "br-int"])?;

@@ -12,8 +12,12 @@ use xvs_io::PortStats;
 const COMMANDS: &[(&str, &str)] = &[
     ("dpctl/ct-get-maxconns", "[dp]"),
     ("dpctl/ct-set-maxconns", "[dp] maxconns"),
+    ("dpctl/ct-stats-show", "[dp] [zone=N] [verbose]"),
     ("dpctl/dump-conntrack", "[-m] [-s] [dp] [zone=N]"),
-    ("dpctl/flush-conntrack", "[dp] [zone=N]"),
+    (
+        "dpctl/flush-conntrack",
+        "[dp] [zone=N] [ct-orig-tuple [ct-reply-tuple]]",
+    ),
     ("dpif/show-dp-features", "bridge"),
     ("dpif-netdev/pmd-stats-clear", ""),
     ("dpif-netdev/pmd-stats-show", ""),
@@ -146,9 +150,33 @@ impl Control {
                 Ok(s)
             }
             "dpctl/flush-conntrack" => {
-                let zone = ct_zone_arg(params, &[])?;
-                self.conntrack.flush(zone);
+                // `[dp] [zone=N] [ct-orig-tuple [ct-reply-tuple]]`, OVS's syntax and errors.
+                let args: Vec<&str> = params
+                    .iter()
+                    .map(String::as_str)
+                    .skip_while(|p| is_dp_name(p))
+                    .collect();
+                let parsed = xvs_conntrack::parse_flush_conntrack(&args)
+                    .map_err(|e| format!("ovs-vswitchd: {e} (Invalid argument)"))?;
+                self.conntrack.flush_args(&parsed);
                 Ok(String::new())
+            }
+            "dpctl/ct-stats-show" => {
+                // `[dp] [zone=N] [verbose]`.
+                let mut zone = None;
+                let mut verbose = false;
+                for p in params.iter().map(String::as_str).skip_while(|p| is_dp_name(p)) {
+                    if let Some(z) = p.strip_prefix("zone=") {
+                        zone = Some(z.parse::<u16>().map_err(|_| format!("invalid zone: {z}"))?);
+                    } else if p == "verbose" || p == "-m" || p == "--more" {
+                        verbose = true;
+                    } else {
+                        return Err(format!("invalid argument: {p}"));
+                    }
+                }
+                let now = self.epoch.elapsed().as_nanos() as u64;
+                let entries = self.conntrack.dump(zone, now);
+                Ok(xvs_conntrack::format_ct_stats(&entries, verbose))
             }
             "dpctl/ct-get-maxconns" => Ok(format!("{}\n", self.conntrack.max_conns())),
             "dpctl/ct-set-maxconns" => {
@@ -344,6 +372,11 @@ impl Control {
 
 /// The optional `zone=N` of the `dpctl/*-conntrack` commands; a datapath name (`ovs-system`,
 /// `netdev@ovs-netdev`) and the listed flags are accepted and ignored.
+/// A datapath name as OVS's dpctl commands accept it first (`netdev@ovs-netdev`, `system@...`).
+fn is_dp_name(p: &str) -> bool {
+    p.contains('@')
+}
+
 fn ct_zone_arg(params: &[String], flags: &[&str]) -> Result<Option<u16>, String> {
     let mut zone = None;
     for p in params {
@@ -361,7 +394,7 @@ fn ct_zone_arg(params: &[String], flags: &[&str]) -> Result<Option<u16>, String>
 fn dp_features() -> String {
     let features: [(&str, &str); 17] = [
         ("Masked set action", "No"),
-        ("Tunnel push pop", "No"),
+        ("Tunnel push pop", "Yes"),
         ("Ufid", "No"),
         ("Truncate action", "No"),
         ("Clone action", "No"),
