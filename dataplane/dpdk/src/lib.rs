@@ -2,7 +2,7 @@
 //! `net_af_packet` and `net_ring` virtual devices) serving the same batch Rx/Tx interface
 //! ([`xvs_io::PortIo`]) as AF_XDP, so every engine feature works on them.
 //!
-//! Everything but [`devargs`] needs the crate feature `dpdk` (off by default), which generates a
+//! Everything but [`devargs`] and [`DpdkPortConfig`] needs the crate feature `dpdk` (off by default), which generates a
 //! binding to the installed libdpdk (22.11 or later, found with pkg-config) at build time.
 //!
 //! Layers, bottom up:
@@ -28,6 +28,7 @@
 //! (256 bytes; the kernel's AF_XDP headroom is 256 too).
 #![deny(unsafe_code)]
 
+mod config;
 pub mod devargs;
 #[cfg(feature = "dpdk")]
 mod eal;
@@ -42,6 +43,8 @@ mod port;
 /// True when the crate was built with the `dpdk` feature (the backend is usable).
 pub const ENABLED: bool = cfg!(feature = "dpdk");
 
+pub use config::DpdkPortConfig;
+
 #[cfg(feature = "dpdk")]
 pub use eal::{Eal, EalConfig};
 #[cfg(feature = "dpdk")]
@@ -49,4 +52,4 @@ pub use error::DpdkError;
 #[cfg(feature = "dpdk")]
 pub use ffi::EthStats;
 #[cfg(feature = "dpdk")]
-pub use port::{DpdkDevice, DpdkPortConfig, DpdkQueue, MBUF_AREA};
+pub use port::{DpdkDevice, DpdkQueue, MBUF_AREA};

@@ -1,5 +1,8 @@
 //! Ethdev ports ([`DpdkDevice`]) and their queues ([`DpdkQueue`], a [`PortIo`]).
 
+use crate::config::{
+    DpdkPortConfig, DRIVER_RX_RESERVE, MAX_BURST, POOL_HIGH, POOL_LOW, POOL_TARGET,
+};
 use crate::devargs;
 use crate::eal::{Eal, OPEN_DEVICES};
 use crate::error::DpdkError;
@@ -12,60 +15,11 @@ use xvs_io::{Desc, FramePool, PortIo, PortStats};
 /// with DPDK 22.11). Packet data must start after them for a frame to be transmitted by DPDK.
 pub const MBUF_AREA: u32 = 192;
 
-/// Burst size of one receive call (the engine asks for its own batch, at most this).
-const MAX_BURST: usize = XVS_MAX_BURST as usize;
-/// The queue keeps between `POOL_LOW` and `POOL_HIGH` mbufs in its mempool for the driver to
-/// receive into, refilling to `POOL_TARGET`.
-const POOL_LOW: u32 = 128;
-const POOL_TARGET: u32 = 256;
-const POOL_HIGH: u32 = 512;
 /// Extended statistics published per device at most.
 const MAX_XSTATS: usize = 512;
-
-/// One DPDK port's configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DpdkPortConfig {
-    /// The port's name in xvs (for messages and counters).
-    pub name: String,
-    /// The devargs string: a PCI address or a vdev (`net_af_xdp0,iface=X`, ...). It must also be
-    /// in [`crate::EalConfig::devices`], which is how EAL creates the device.
-    pub devargs: String,
-    /// Receive queues; with more than one, RSS spreads flows over them where the device can.
-    pub rx_queues: u16,
-    /// Transmit queues; at least `rx_queues` (queue `q` of a worker receives on rx queue `q` and
-    /// sends on tx queue `q`: DPDK queues are single-threaded).
-    pub tx_queues: u16,
-    /// Receive descriptors per queue.
-    pub rx_descriptors: u16,
-    /// Transmit descriptors per queue.
-    pub tx_descriptors: u16,
-    /// NUMA socket for queue memory; default: the device's.
-    pub socket_id: Option<i32>,
-}
+const _: () = assert!(XVS_MAX_BURST as usize == MAX_BURST);
 
 impl DpdkPortConfig {
-    /// One queue pair of 1024 descriptors each, on the device's socket.
-    pub fn new(name: &str, devargs: &str) -> Self {
-        Self {
-            name: name.to_string(),
-            devargs: devargs.to_string(),
-            rx_queues: 1,
-            tx_queues: 1,
-            rx_descriptors: 1024,
-            tx_descriptors: 1024,
-            socket_id: None,
-        }
-    }
-
-    /// Frames one queue can hold at once (its driver's rings and its mempool reserve); a worker's
-    /// pool needs this per queue it polls, plus what the engine keeps in flight.
-    pub fn frames_needed_per_queue(&self) -> usize {
-        usize::from(self.rx_descriptors)
-            + usize::from(self.tx_descriptors)
-            + POOL_HIGH as usize
-            + MAX_BURST
-    }
-
     fn validate(&self) -> Result<(), DpdkError> {
         let bad = |m: String| Err(DpdkError::Config(format!("DPDK port {}: {m}", self.name)));
         if self.rx_queues == 0 || self.tx_queues < self.rx_queues {
@@ -285,7 +239,11 @@ impl DpdkDevice {
         }
         let mut q = DpdkQueue {
             dev: Arc::clone(&self.inner),
-            name: d.name.clone(),
+            name: if d.config.rx_queues > 1 {
+                format!("{}/q{queue}", d.name)
+            } else {
+                d.name.clone()
+            },
             port_id: d.port_id,
             queue,
             mempool,
@@ -309,8 +267,8 @@ impl DpdkDevice {
                 Vec::new()
             },
         };
-        // The driver may post a whole ring of receive buffers at start.
-        let initial = u32::from(d.config.rx_descriptors) + POOL_TARGET;
+        // The driver may post a whole ring of receive buffers at setup or start.
+        let initial = u32::from(d.config.rx_descriptors).max(DRIVER_RX_RESERVE) + POOL_TARGET;
         if q.refill(pool, initial) < initial {
             return Err(DpdkError::Mempool {
                 name: d.name.clone(),

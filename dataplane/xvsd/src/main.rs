@@ -124,7 +124,9 @@ fn run(args: &Args) -> Result<()> {
     let mut learn_queues = Vec::new();
 
     // Open every port before starting any worker: a failure here drops what was opened
-    // (detaching XDP programs, removing taps) and exits.
+    // (detaching XDP programs, removing taps, closing DPDK devices) and exits. EAL (when there
+    // are DPDK ports) starts first and is cleaned up last.
+    let eal = ports::dpdk::start_eal(&plan)?;
     let mut attachments = ports::Attachments::default();
     let mut workers = Vec::new();
     for (w, &core) in cfg.workers.iter().enumerate() {
@@ -182,6 +184,7 @@ fn run(args: &Args) -> Result<()> {
         )?;
         workers.push((core, worker));
     }
+    ports::dpdk::start_all(&attachments)?;
 
     let mut handles = Vec::new();
     let mut shared = Vec::new();
@@ -240,9 +243,11 @@ fn run(args: &Args) -> Result<()> {
             Err(_) => failure = Some(format!("worker {i} panicked")),
         }
     }
-    // Close sockets and taps, then detach XDP programs.
+    // Close sockets, taps and DPDK devices (every worker has stopped), then detach XDP
+    // programs, then clean EAL up.
     drop(finished);
     drop(attachments);
+    drop(eal);
     drop(pipeline);
     let _ = std::fs::remove_file(&pid_path);
     drop(ctl);
