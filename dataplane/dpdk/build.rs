@@ -39,7 +39,11 @@ mod dpdk {
         let flags: Vec<String> = cflags.split_whitespace().map(str::to_string).collect();
 
         let mut cc = cc::Build::new();
-        cc.file("csrc/shim.c").warnings(true).opt_level(3);
+        // rte_dev_dma_map/unmap (PCI DMA mapping of the frame pools) are still experimental.
+        cc.file("csrc/shim.c")
+            .warnings(true)
+            .opt_level(3)
+            .define("ALLOW_EXPERIMENTAL_API", None);
         for p in &lib.include_paths {
             cc.include(p);
         }
@@ -64,9 +68,9 @@ mod dpdk {
         let mut b = bindgen::Builder::default()
             .header("csrc/shim.h")
             .clang_args(flags.iter())
+            .clang_arg("-DALLOW_EXPERIMENTAL_API")
             .allowlist_function("rte_eal_init")
             .allowlist_function("rte_eal_cleanup")
-            .allowlist_function("rte_eal_iova_mode")
             .allowlist_function("rte_eal_get_runtime_dir")
             .allowlist_function("rte_strerror")
             .allowlist_function("rte_eth_dev_get_port_by_name")

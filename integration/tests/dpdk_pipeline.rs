@@ -264,7 +264,24 @@ fn antrea_pipeline_over_dpdk_and_afxdp_ports() -> Result<()> {
     );
     assert!(port_rx(&show, "pb0") >= 500 + 200, "{show}");
 
-    assert!(runtime_dir(pid).parent().is_some());
+    // Device counters from rte_eth_stats and the drivers' xstats, through the real ovs-appctl.
+    let dpdk = x.appctl(&["dpdk/show"])?;
+    assert!(
+        dpdk.contains("pa0: port") && dpdk.contains("driver net_af_packet"),
+        "{dpdk}"
+    );
+    assert!(
+        dpdk.contains("pb0: port") && dpdk.contains("driver net_af_xdp"),
+        "{dpdk}"
+    );
+    let ipackets: Vec<u64> = dpdk
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("rx packets:"))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(ipackets.len(), 2, "{dpdk}");
+    assert!(ipackets.iter().all(|&n| n >= 700), "{dpdk}");
+    assert!(dpdk.contains("rx_good_packets: "), "no xstats:\n{dpdk}");
     let status = x.stop()?;
     assert!(status.success(), "xvsd exit: {status}: {}", x.stderr());
     assert!(!t.node.any_xdp()?, "an XDP program was left attached");

@@ -162,3 +162,30 @@ uint16_t xvs_tx(uint16_t port, uint16_t queue, struct rte_mempool *mp, uintptr_t
 	}
 	return rte_eth_tx_burst(port, queue, pkts, n);
 }
+
+int xvs_dma_map(uint16_t port, void *addr, size_t len, size_t page_sz)
+{
+	struct rte_eth_dev_info info;
+	if (rte_eal_iova_mode() != RTE_IOVA_VA)
+		return -ENOTSUP;
+	int r = rte_eth_dev_info_get(port, &info);
+	if (r != 0)
+		return r;
+	if (rte_extmem_register(addr, len, NULL, 0, page_sz) != 0 && rte_errno != EEXIST)
+		return -rte_errno;
+	if (rte_dev_dma_map(info.device, addr, (uint64_t)(uintptr_t)addr, len) != 0 &&
+	    rte_errno != EEXIST) {
+		int e = rte_errno;
+		rte_extmem_unregister(addr, len);
+		return -e;
+	}
+	return 0;
+}
+
+void xvs_dma_unmap(uint16_t port, void *addr, size_t len)
+{
+	struct rte_eth_dev_info info;
+	if (rte_eth_dev_info_get(port, &info) == 0)
+		rte_dev_dma_unmap(info.device, addr, (uint64_t)(uintptr_t)addr, len);
+	rte_extmem_unregister(addr, len);
+}

@@ -63,3 +63,13 @@ uint16_t xvs_tx(uint16_t port, uint16_t queue, struct rte_mempool *mp, uintptr_t
 uint32_t xvs_mbuf_size(void);
 
 #endif
+
+#ifndef XVS_DPDK_SHIM_DMA
+#define XVS_DPDK_SHIM_DMA
+/* Makes [addr, addr + len) usable for DMA by a bus device (PCI NICs): registers it as external
+ * memory and maps it in the device's IOMMU domain with IOVA = VA. Needs EAL in IOVA-as-VA mode.
+ * Returns 0 or a negative errno. */
+int xvs_dma_map(uint16_t port, void *addr, size_t len, size_t page_sz);
+/* Undoes xvs_dma_map (errors ignored). */
+void xvs_dma_unmap(uint16_t port, void *addr, size_t len);
+#endif

@@ -88,12 +88,6 @@ pub(crate) fn eal_cleanup() -> i32 {
     unsafe { raw::rte_eal_cleanup() }
 }
 
-/// True when EAL runs with IOVA = VA.
-pub(crate) fn iova_is_va() -> bool {
-    // SAFETY: reads EAL's configuration; EAL is initialised.
-    unsafe { raw::rte_eal_iova_mode() == raw::RTE_IOVA_VA }
-}
-
 /// The port id of an ethdev by its name (a vdev's name, or a PCI address).
 pub(crate) fn port_by_name(name: &str) -> Option<u16> {
     let c = CString::new(name).ok()?;
@@ -501,4 +495,24 @@ pub(crate) fn runtime_dir() -> Option<std::path::PathBuf> {
     // SAFETY: non-null, NUL-terminated, static.
     let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
     (!s.is_empty()).then(|| std::path::PathBuf::from(s))
+}
+
+/// Makes the region's memory usable for DMA by a bus (PCI) device: external-memory registration
+/// and an IOMMU mapping with IOVA = VA (`xvs_dma_map`). Not needed for virtual devices.
+pub(crate) fn dma_map(port: u16, region: &FrameRegion) -> Result<(), i32> {
+    let (base, len) = region.raw_parts();
+    // SAFETY: [base, base + len) is the region's live mapping; DPDK records it and programs the
+    // IOMMU, it does not write to it. `dma_unmap` undoes this before the region goes away.
+    let r = unsafe { raw::xvs_dma_map(port, base.as_ptr().cast(), len, 4096) };
+    if r < 0 {
+        return Err(-r);
+    }
+    Ok(())
+}
+
+/// Undoes [`dma_map`] for a region starting at `base` of `len` bytes (errors ignored).
+pub(crate) fn dma_unmap(port: u16, base: usize, len: usize) {
+    // SAFETY: removes the registration `dma_map` made for exactly this range; the device is
+    // closed, so it no longer accesses the memory.
+    unsafe { raw::xvs_dma_unmap(port, base as *mut std::ffi::c_void, len) }
 }

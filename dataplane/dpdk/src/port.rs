@@ -68,6 +68,8 @@ struct Device {
     socket: i32,
     config: DpdkPortConfig,
     driver: String,
+    /// A PCI device (its queues map the workers' frames for DMA).
+    pci: bool,
     rss_hf: u64,
     state: Mutex<DevState>,
     counters: DeviceCounters,
@@ -112,7 +114,7 @@ impl DpdkDevice {
     /// the receive queues when there are several and the device supports it).
     pub fn open(_eal: Eal, config: &DpdkPortConfig) -> Result<Self, DpdkError> {
         config.validate()?;
-        let (_, ethdev) = devargs::parse(&config.devargs).map_err(DpdkError::Config)?;
+        let (kind, ethdev) = devargs::parse(&config.devargs).map_err(DpdkError::Config)?;
         let port_id = ffi::port_by_name(&ethdev).ok_or_else(|| DpdkError::NoSuchPort {
             name: ethdev.clone(),
             devargs: config.devargs.clone(),
@@ -149,6 +151,7 @@ impl DpdkDevice {
             socket,
             config: config.clone(),
             driver: info.driver,
+            pci: kind == devargs::DeviceKind::Pci,
             rss_hf,
             state: Mutex::new(DevState {
                 queues_ready: vec![false; usize::from(config.rx_queues)],
@@ -174,6 +177,11 @@ impl DpdkDevice {
     /// The driver's name (`net_af_xdp`, `net_ring`, `net_ice`, ...).
     pub fn driver(&self) -> &str {
         &self.inner.driver
+    }
+
+    /// Receive queues (each with the transmit queue of the same number).
+    pub fn queues(&self) -> u16 {
+        self.inner.config.rx_queues
     }
 
     /// True when the receive queues are spread by RSS.
@@ -237,6 +245,21 @@ impl DpdkDevice {
                 ),
             });
         }
+        // A PCI NIC writes received packets into the frames by DMA: map the region for it.
+        let dma = if d.pci {
+            ffi::dma_map(d.port_id, pool.region()).map_err(|e| DpdkError::Mempool {
+                name: d.name.clone(),
+                reason: format!(
+                    "mapping the worker's frames for the device's DMA: {} (PCI ports need \
+                     vfio-pci and EAL's IOVA-as-VA mode)",
+                    ffi::strerror(e)
+                ),
+            })?;
+            let (base, len) = pool.region().raw_parts();
+            Some((base.as_ptr() as usize, len))
+        } else {
+            None
+        };
         let mut q = DpdkQueue {
             dev: Arc::clone(&self.inner),
             name: if d.config.rx_queues > 1 {
@@ -247,6 +270,7 @@ impl DpdkDevice {
             port_id: d.port_id,
             queue,
             mempool,
+            dma,
             stats: PortStats::default(),
             bad_rx: 0,
             given: 0,
@@ -399,6 +423,8 @@ pub struct DpdkQueue {
     port_id: u16,
     queue: u16,
     mempool: Mempool,
+    /// The region (base, length) mapped for a PCI device's DMA, unmapped on drop.
+    dma: Option<(usize, usize)>,
     stats: PortStats,
     bad_rx: u64,
     /// Frames moved into the mempool / taken out of it, received, and accepted for transmit:
@@ -504,6 +530,9 @@ impl Drop for DpdkQueue {
     fn drop(&mut self) {
         // The driver may free mbufs into this queue's mempool until the device is closed.
         self.dev.close();
+        if let Some((base, len)) = self.dma.take() {
+            ffi::dma_unmap(self.port_id, base, len);
+        }
     }
 }
 

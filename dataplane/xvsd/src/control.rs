@@ -10,6 +10,7 @@ use xvs_io::PortStats;
 const COMMANDS: &[(&str, &str)] = &[
     ("dpif-netdev/pmd-stats-clear", ""),
     ("dpif-netdev/pmd-stats-show", ""),
+    ("dpdk/show", ""),
     ("exit", ""),
     ("list-commands", ""),
     ("ofproto/trace", "[bridge] flow"),

@@ -217,6 +217,7 @@ fn run(args: &Args) -> Result<()> {
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
         ctl.poll(&mut |m, p| match (m, pipeline.as_ref()) {
             ("ofproto/trace", Some(pl)) => openflow::trace(pl, &names, &cfg.bridge, p),
+            ("dpdk/show", _) => Ok(ports::dpdk::show(&attachments)),
             _ => control.handle(m, p),
         });
         if let Some(p) = pipeline.as_mut() {

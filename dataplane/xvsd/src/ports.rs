@@ -174,6 +174,59 @@ pub mod dpdk {
         )
     }
 
+    /// `dpdk/show`: every DPDK device's `rte_eth_stats` (device and per queue) and its non-zero
+    /// xstats, as the worker polling queue 0 last published them.
+    pub fn show(att: &Attachments) -> String {
+        #[cfg(feature = "dpdk")]
+        {
+            use std::fmt::Write;
+            let mut s = String::new();
+            let mut devs: Vec<_> = att.dpdk.iter().collect();
+            devs.sort_by(|a, b| a.0.cmp(b.0));
+            for (name, dev) in devs {
+                let e = dev.stats();
+                let _ = writeln!(
+                    s,
+                    "{name}: port {} driver {} rss {}",
+                    dev.port_id(),
+                    dev.driver(),
+                    if dev.rss() { "on" } else { "off" }
+                );
+                let _ = writeln!(
+                    s,
+                    "  rx packets:{} bytes:{} missed:{} errors:{} nombuf:{}",
+                    e.ipackets, e.ibytes, e.imissed, e.ierrors, e.rx_nombuf
+                );
+                let _ = writeln!(
+                    s,
+                    "  tx packets:{} bytes:{} errors:{}",
+                    e.opackets, e.obytes, e.oerrors
+                );
+                for q in 0..usize::from(dev.queues()).min(e.q_ipackets.len()) {
+                    let _ = writeln!(
+                        s,
+                        "  queue {q}: rx packets:{} tx packets:{} rx errors:{}",
+                        e.q_ipackets[q], e.q_opackets[q], e.q_errors[q]
+                    );
+                }
+                for (n, v) in dev.xstats() {
+                    if v != 0 {
+                        let _ = writeln!(s, "  {n}: {v}");
+                    }
+                }
+            }
+            if s.is_empty() {
+                s.push_str("no DPDK ports\n");
+            }
+            s
+        }
+        #[cfg(not(feature = "dpdk"))]
+        {
+            let _ = att;
+            "this xvsd was built without DPDK support\n".to_string()
+        }
+    }
+
     /// Starts every DPDK device (all their queues are set up by now).
     pub fn start_all(att: &Attachments) -> Result<()> {
         #[cfg(feature = "dpdk")]
