@@ -294,7 +294,11 @@ fn xvsd_dpdk_unavailable(env: &PeerEnv<'_>) -> Option<String> {
     if let Err(e) = fs::write(&config, text) {
         return Some(format!("write {}: {e}", config.display()));
     }
-    let out = Command::new(env.xvsd)
+    // On the dataplane core, as the real run: the harness itself is pinned to the generator's.
+    let out = Command::new("taskset")
+        .arg("-c")
+        .arg(env.dp_cpu.to_string())
+        .arg(env.xvsd)
         .arg("--check")
         .arg("--config")
         .arg(&config)
