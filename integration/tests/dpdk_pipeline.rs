@@ -2,8 +2,9 @@
 //! with pod-a behind a DPDK `net_af_packet` vdev, pod-b behind a DPDK `net_af_xdp` vdev and
 //! pod-c on xvs's own AF_XDP socket, all on one worker and one frame pool: exact delivery of
 //! allowed traffic between every pair of backends, nothing of denied traffic, routed traffic
-//! rewritten, clean exit (no XDP program, no DPDK runtime directory); and clear errors when EAL
-//! or a port fails.
+//! rewritten, clean exit (no XDP program, no DPDK runtime directory); clear errors when EAL
+//! or a port fails; and a `net_ring` port (no interface behind it) with its two queues on two
+//! workers, carrying pod traffic between two AF_XDP ports.
 //!
 //! Needs root and an xvsd built with `--features dpdk` (`cargo build -p xvsd --features dpdk`).
 //! EAL runs with `--no-huge`, so no hugepages are needed.
@@ -357,5 +358,102 @@ fn eal_and_port_failures_are_reported_and_leave_nothing() -> Result<()> {
         &queues,
         &["port pa0", "the net_af_packet driver allows 1 / 1"],
     )?;
+    Ok(())
+}
+
+const RING_CONFIG: &str = r#"
+bridge = "br-int"
+run_dir = "@RUN@"
+workers = [0, 1]
+forwarding = "openflow"
+flows = "@DIR@/ring.flows"
+pmd_sleep_max_us = 100
+
+[dpdk]
+no_huge = true
+memory_mb = 128
+extra_args = ["--log-level=lib.eal:error"]
+
+[[port]]
+name = "pa0"
+type = "afxdp"
+ofport = 1
+worker = 0
+
+[[port]]
+name = "pb0"
+type = "afxdp"
+ofport = 2
+worker = 0
+
+[[port]]
+name = "pr0"
+type = "dpdk"
+ofport = 10
+devargs = "net_ring0"
+rx_queues = 2
+queue_workers = [0, 1]
+"#;
+
+/// pod-a's packets go through the `net_ring` port (a DPDK device with no interface behind it,
+/// which loops every transmitted mbuf back to its queue) before they reach pod-b.
+const RING_FLOWS: &str = "\
+table=0,priority=10,in_port=1 actions=output:10
+table=0,priority=10,in_port=10 actions=output:2
+table=0,priority=0 actions=drop
+";
+
+#[test]
+fn net_ring_port_between_afxdp_ports_with_queues_on_two_workers() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let t = topology()?;
+    let mut x = Xvsd::start_with(&t.node, RING_CONFIG, &[("ring.flows", RING_FLOWS)])?;
+    let pid = x.pid().context("xvsd pid")?;
+    let (a, b) = (&t.pods[0], &t.pods[1]);
+    let (a1, b1) = (
+        socket(&a.ns, format!("{}:7001", a.ip))?,
+        socket(&b.ns, format!("{}:7001", b.ip))?,
+    );
+    expect_all(&a1, &b1, "10.10.0.3:7001", 500, "a -> ring -> b")?;
+    expect_none(&b1, &a1, "10.10.0.2:7001", 100, "b -> a has no flow")?;
+
+    let dpdk = x.appctl(&["dpdk/show"])?;
+    assert!(
+        dpdk.contains("pr0: port") && dpdk.contains("driver net_ring"),
+        "{dpdk}"
+    );
+    // Worker 0 transmits on its own queue (0), and the ring brings the packets back there.
+    let q0 = dpdk
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("queue 0: rx packets:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .context("queue 0 counters")?;
+    assert!(q0 >= 500, "{dpdk}");
+    assert!(
+        dpdk.contains("queue 1: rx packets:0 tx packets:0"),
+        "{dpdk}"
+    );
+    let show = x.appctl(&["xvs/show"])?;
+    let w1 = show
+        .split("worker 1")
+        .nth(1)
+        .context("worker 1 in xvs/show")?;
+    assert!(
+        w1.contains("pr0/q1"),
+        "queue 1 must be polled by worker 1:\n{show}"
+    );
+    assert!(port_rx(&show, "pr0/q0") >= 500, "{show}");
+
+    let status = x.stop()?;
+    assert!(status.success(), "xvsd exit: {status}: {}", x.stderr());
+    assert!(!t.node.any_xdp()?, "an XDP program was left attached");
+    assert!(
+        !runtime_dir(pid).exists(),
+        "{} left behind",
+        runtime_dir(pid).display()
+    );
     Ok(())
 }
