@@ -16,5 +16,11 @@ echo "== tests"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace -q -- --test-threads=2 2>&1 | tee "$log"
+echo "== DPDK backend (--features dpdk; needs libdpdk-dev; EAL runs with --no-huge)"
+cargo clippy -p xvs-dpdk -p xvsd -p xvs-integration --all-targets -q \
+  --features xvs-dpdk/dpdk,xvsd/dpdk,xvs-integration/dpdk -- -D warnings
+cargo build -p xvsd --features dpdk -q   # tests/dpdk_pipeline.rs runs this xvsd
+cargo test -q -p xvs-dpdk -p xvsd --features xvs-dpdk/dpdk,xvsd/dpdk 2>&1 | tee -a "$log"
+cargo test -q -p xvs-integration --features dpdk --test dpdk_pipeline 2>&1 | tee -a "$log"
 # One closing line for the whole workspace (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "total: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"

@@ -37,7 +37,7 @@ pub struct IoArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "offered,xvsd,testpmd,xdp"
+        default_value = "offered,xvsd,xvsd-dpdk,testpmd,xdp"
     )]
     pub peers: Vec<Peer>,
     /// The xvsd binary.
@@ -435,6 +435,17 @@ fn table(args: &IoArgs, peers: &[Peer], samples: &[Sample], failures: &[Failure]
             "  {flows:>5} flows: testpmd {}   xdp {}",
             ratio(Peer::Testpmd),
             ratio(Peer::Xdp)
+        );
+        let d = med(Peer::XvsdDpdk, flows);
+        let dratio = |other: Peer| match (d, med(other, flows)) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
+            _ => "n/a".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {flows:>5} flows: xvsd-dpdk / testpmd {}   xvsd-dpdk / xvsd {}",
+            dratio(Peer::Testpmd),
+            dratio(Peer::Xvsd)
         );
     }
     out

@@ -23,6 +23,9 @@ pub enum Peer {
     Offered,
     /// xvs's daemon, io-fwd mode, AF_XDP ports pa0 <-> pb0.
     Xvsd,
+    /// xvs's daemon, io-fwd mode, DPDK ports: `net_af_xdp` vdevs on pa0/pb0 (the same vdevs as
+    /// testpmd); needs an xvsd built with `--features dpdk`.
+    XvsdDpdk,
     /// `dpdk-testpmd` io forwarding over `net_af_xdp` vdevs on pa0/pb0.
     Testpmd,
     /// An XDP program redirecting pa0 <-> pb0 in the kernel (the kernel's limit).
@@ -30,12 +33,19 @@ pub enum Peer {
 }
 
 impl Peer {
-    pub const ALL: [Peer; 4] = [Peer::Offered, Peer::Xvsd, Peer::Testpmd, Peer::Xdp];
+    pub const ALL: [Peer; 5] = [
+        Peer::Offered,
+        Peer::Xvsd,
+        Peer::XvsdDpdk,
+        Peer::Testpmd,
+        Peer::Xdp,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Peer::Offered => "offered",
             Peer::Xvsd => "xvsd",
+            Peer::XvsdDpdk => "xvsd-dpdk",
             Peer::Testpmd => "testpmd",
             Peer::Xdp => "xdp",
         }
@@ -59,6 +69,7 @@ impl Peer {
                     env.xvsd.display()
                 )
             }),
+            Peer::XvsdDpdk => xvsd_dpdk_unavailable(env),
             Peer::Testpmd => which("dpdk-testpmd").is_none().then(|| {
                 "dpdk-testpmd not found (apt-get install dpdk-dev librte-net-af-xdp23)".to_string()
             }),
@@ -74,7 +85,8 @@ impl Peer {
                 let progs = env.topo.node.enter(|| bpf::attach_redirect_pair(a, b))?;
                 Ok(Running::Programs(progs))
             }
-            Peer::Xvsd => start_xvsd(env, run),
+            Peer::Xvsd => start_xvsd(env, run, false),
+            Peer::XvsdDpdk => start_xvsd(env, run, true),
             Peer::Testpmd => start_testpmd(env, run),
         }
     }
@@ -93,7 +105,7 @@ impl FromStr for Peer {
         Peer::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .with_context(|| format!("unknown peer {s:?} (offered, xvsd, testpmd, xdp)"))
+            .with_context(|| format!("unknown peer {s:?} (offered, xvsd, xvsd-dpdk, testpmd, xdp)"))
     }
 }
 
@@ -254,14 +266,66 @@ pub fn xvsd_config(run_dir: &Path, dp_cpu: usize) -> String {
     s
 }
 
-fn start_xvsd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
+/// The io-fwd configuration of xvsd with DPDK ports: `net_af_xdp` vdevs on the node's two ports
+/// (as testpmd's), EAL without hugepages.
+pub fn xvsd_dpdk_config(run_dir: &Path, dp_cpu: usize) -> String {
+    let mut s = format!(
+        "bridge = \"br-bench\"\nrun_dir = \"{}\"\nworkers = [{dp_cpu}]\nforwarding = \"io-fwd\"\n\
+         \n[dpdk]\ncores = \"{dp_cpu}\"\nno_huge = true\nmemory_mb = 256\n",
+        run_dir.display()
+    );
+    for (i, (name, _)) in NODE_PORTS.iter().enumerate() {
+        s.push_str(&format!(
+            "\n[[port]]\nname = \"{name}\"\ntype = \"dpdk\"\nofport = {}\n\
+             devargs = \"net_af_xdp{i},iface={name},start_queue=0,queue_count=1\"\n",
+            i + 1
+        ));
+    }
+    s
+}
+
+/// Why the xvsd binary cannot run DPDK ports, if it cannot (asks `xvsd --check`).
+fn xvsd_dpdk_unavailable(env: &PeerEnv<'_>) -> Option<String> {
+    if !is_executable(env.xvsd) {
+        return Peer::Xvsd.unavailable(env);
+    }
+    let config = env.work.join("xvsd-dpdk-check.toml");
+    let text = xvsd_dpdk_config(&env.work.join("xvsd-dpdk-check"), env.dp_cpu);
+    if let Err(e) = fs::write(&config, text) {
+        return Some(format!("write {}: {e}", config.display()));
+    }
+    // On the dataplane core, as the real run: the harness itself is pinned to the generator's.
+    let out = Command::new("taskset")
+        .arg("-c")
+        .arg(env.dp_cpu.to_string())
+        .arg(env.xvsd)
+        .arg("--check")
+        .arg("--config")
+        .arg(&config)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "{} cannot run DPDK ports (build it with `cargo build --release -p xvsd --features dpdk`): {}",
+            env.xvsd.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("run {}: {e}", env.xvsd.display())),
+    }
+}
+
+fn start_xvsd(env: &PeerEnv<'_>, run: usize, dpdk: bool) -> Result<Running> {
     let run_dir = env.work.join(format!("xvsd-run-{run}"));
     fs::create_dir_all(&run_dir).with_context(|| format!("create {}", run_dir.display()))?;
     fs::set_permissions(&run_dir, fs::Permissions::from_mode(0o750))?;
     let pid_file = run_dir.join("xvsd.pid");
     let _ = fs::remove_file(&pid_file);
     let config = env.work.join(format!("xvsd-{run}.toml"));
-    let config_text = xvsd_config(&run_dir, env.dp_cpu);
+    let config_text = if dpdk {
+        xvsd_dpdk_config(&run_dir, env.dp_cpu)
+    } else {
+        xvsd_config(&run_dir, env.dp_cpu)
+    };
     let run_dir = RemoveDirOnDrop(run_dir);
     fs::write(&config, config_text).with_context(|| format!("write {}", config.display()))?;
     let log = env.work.join(format!("xvsd-{run}.log"));
@@ -364,5 +428,9 @@ mod tests {
         let b = c.find("name = \"pb0\"").unwrap();
         assert!(a < b);
         assert!(c.contains("ofport = 2"));
+        let d = xvsd_dpdk_config(Path::new("/tmp/x"), 0);
+        assert!(d.contains("devargs = \"net_af_xdp0,iface=pa0,start_queue=0,queue_count=1\""));
+        assert!(d.contains("devargs = \"net_af_xdp1,iface=pb0,start_queue=0,queue_count=1\""));
+        assert!(d.contains("no_huge = true"));
     }
 }

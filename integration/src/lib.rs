@@ -252,6 +252,11 @@ impl Xvsd {
         })
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The private run directory.
     pub fn run_dir(&self) -> PathBuf {
         self.dir.path().join("run")

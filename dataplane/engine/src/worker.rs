@@ -132,8 +132,10 @@ impl EnginePort {
 /// A poll-mode worker. Build it anywhere, then call [`Worker::run`] on its (pinned) thread.
 #[derive(Debug)]
 pub struct Worker {
-    pool: FramePool,
+    // Declared (so dropped) before the pool: a port may need the pool's memory while it closes
+    // (a DPDK device frees the mbufs it held into frames of the pool).
     ports: Vec<EnginePort>,
+    pool: FramePool,
     forwarding: Forwarding,
     config: WorkerConfig,
     shared: Arc<WorkerShared>,

@@ -50,6 +50,9 @@ pub struct Config {
     /// The connection tracker shared by every worker (`ct()` actions).
     #[serde(default)]
     pub conntrack: ConntrackConfig,
+    /// DPDK's EAL, for ports of type `dpdk` (see [`DpdkEalConfig`]).
+    #[serde(default)]
+    pub dpdk: Option<DpdkEalConfig>,
 }
 
 /// The `[conntrack]` table.
@@ -102,6 +105,8 @@ pub enum PortType {
     Geneve,
     /// A VXLAN tunnel port.
     Vxlan,
+    /// A DPDK poll-mode driver port (xvsd built with the `dpdk` feature): a PCI NIC or a vdev.
+    Dpdk,
 }
 
 impl PortType {
@@ -188,6 +193,30 @@ pub struct PortConfig {
     /// Tunnel: fill the outer UDP checksum over IPv4 (always done over IPv6; default false).
     #[serde(default)]
     pub csum: Option<bool>,
+    // --- DPDK ports (type = "dpdk"); checked by `check_dpdk_port` ---
+    /// DPDK: the device, a PCI address or a vdev (`net_af_xdp0,iface=X`, `net_af_packet0,iface=X`,
+    /// `net_ring0`, ...).
+    #[serde(default)]
+    pub devargs: Option<String>,
+    /// DPDK: receive queues (default 1); several are spread by RSS where the device can.
+    #[serde(default)]
+    pub rx_queues: Option<u16>,
+    /// DPDK: transmit queues (default: `rx_queues`; at least that).
+    #[serde(default)]
+    pub tx_queues: Option<u16>,
+    /// DPDK: the worker (core) polling each receive queue, in queue order; default: every queue
+    /// on the port's `worker`.
+    #[serde(default)]
+    pub queue_workers: Option<Vec<usize>>,
+    /// DPDK: receive descriptors per queue (default 1024).
+    #[serde(default)]
+    pub rx_descriptors: Option<u16>,
+    /// DPDK: transmit descriptors per queue (default 1024).
+    #[serde(default)]
+    pub tx_descriptors: Option<u16>,
+    /// DPDK: NUMA socket for the queues' memory (default: the device's).
+    #[serde(default)]
+    pub socket_id: Option<i32>,
 }
 
 impl PortConfig {
@@ -196,7 +225,7 @@ impl PortConfig {
         let kind = match self.kind {
             PortType::Geneve => TunnelKind::Geneve,
             PortType::Vxlan => TunnelKind::Vxlan,
-            PortType::Afxdp | PortType::Tap => return None,
+            PortType::Afxdp | PortType::Tap | PortType::Dpdk => return None,
         };
         let mut c = TunnelConfig::flow_based(kind);
         c.remote = match &self.remote_ip {
@@ -230,6 +259,27 @@ pub fn parse_cidr4(s: &str) -> Option<(Ipv4Addr, u8)> {
     let len: u8 = l.parse().ok()?;
     (1..=32).contains(&len).then_some(())?;
     Some((a.parse().ok()?, len))
+}
+
+/// The `[dpdk]` table: how DPDK's EAL starts (once per process, before any DPDK port opens).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpdkEalConfig {
+    /// EAL's lcore list (`-l`), e.g. "0"; default: the first worker's core. xvsd's workers are
+    /// its own threads; EAL needs only its main lcore.
+    #[serde(default)]
+    pub cores: Option<String>,
+    /// EAL memory in MiB (`-m`, default 256): queue and ring state; packet frames are the
+    /// workers' pools.
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+    /// Run without hugepages (`--no-huge`).
+    #[serde(default)]
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+    pub no_huge: bool,
+    /// Further EAL arguments, appended last.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
 }
 
 fn default_run_dir() -> PathBuf {
@@ -279,6 +329,10 @@ pub struct PlannedPort {
     pub peer: Option<usize>,
     /// Parsed MAC for taps.
     pub mac: Option<[u8; 6]>,
+    /// DPDK: the queue this entry polls (a port with several receive queues is planned once per
+    /// queue, each on its queue's worker); 0 for other port types.
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+    pub queue: u16,
 }
 
 /// A validated configuration.
@@ -378,8 +432,13 @@ pub fn plan(
             "conntrack.sweep_budget must be at least 1 (expired connections would never go)",
         ));
     }
+    check_dpdk_eal(&config)?;
     if config.forwarding == ForwardingMode::Openflow && config.workers.len() > 1 {
-        let unassigned = config.ports.iter().filter(|p| p.worker.is_none()).count();
+        let unassigned = config
+            .ports
+            .iter()
+            .filter(|p| p.worker.is_none() && p.queue_workers.is_none())
+            .count();
         if unassigned > 0 {
             return Err(invalid(
                 "forwarding openflow with several workers: set `worker` on every port \
@@ -470,6 +529,13 @@ pub fn plan(
                 )));
             }
         }
+        if p.kind != PortType::Dpdk && has_dpdk_keys(p) {
+            return Err(invalid(format!(
+                "port {}: devargs, rx_queues, tx_queues, queue_workers, rx_descriptors, \
+                 tx_descriptors and socket_id apply to dpdk ports only",
+                p.name
+            )));
+        }
         match p.kind {
             PortType::Geneve | PortType::Vxlan => {
                 if p.xdp_mode.is_some() || p.queue.is_some() || p.mac.is_some() || p.mtu.is_some() {
@@ -530,6 +596,7 @@ pub fn plan(
                     )));
                 }
             }
+            PortType::Dpdk => check_dpdk_port(&config, p)?,
             PortType::Tap => {
                 if p.xdp_mode.is_some() || p.queue.is_some() {
                     return Err(invalid(format!(
@@ -621,17 +688,42 @@ pub fn plan(
     }
 
     let n = config.ports.len();
+    if config.forwarding == ForwardingMode::IoFwd {
+        if let Some(p) = config
+            .ports
+            .iter()
+            .find(|p| p.rx_queues.is_some_and(|q| q > 1))
+        {
+            return Err(invalid(format!(
+                "port {}: forwarding io-fwd pairs ports one queue each; several rx_queues need \
+                 forwarding openflow",
+                p.name
+            )));
+        }
+    }
+    if let Some(p) = config.ports.iter().find(|p| p.kind == PortType::Dpdk) {
+        if !DPDK_ENABLED {
+            return Err(invalid(format!(
+                "port {}: type \"dpdk\" needs xvsd built with DPDK support \
+                 (cargo build -p xvsd --features dpdk, with libdpdk-dev installed)",
+                p.name
+            )));
+        }
+    }
     if config.forwarding == ForwardingMode::Openflow {
         let mut planned = Vec::with_capacity(n);
         for p in &config.ports {
             let core = p.worker.unwrap_or(config.workers[0]);
-            let worker = config.workers.iter().position(|&c| c == core).unwrap_or(0);
-            planned.push(PlannedPort {
-                config: p.clone(),
-                worker,
-                peer: None,
-                mac: p.mac.as_deref().and_then(parse_mac),
-            });
+            for (queue, core) in dpdk_queue_cores(p, core).into_iter().enumerate() {
+                let worker = config.workers.iter().position(|&c| c == core).unwrap_or(0);
+                planned.push(PlannedPort {
+                    config: p.clone(),
+                    worker,
+                    peer: None,
+                    mac: p.mac.as_deref().and_then(parse_mac),
+                    queue: u16::try_from(queue).unwrap_or(0),
+                });
+            }
         }
         return Ok(Plan {
             config,
@@ -668,6 +760,7 @@ pub fn plan(
                 worker,
                 peer: Some(idx ^ 1),
                 mac: p.mac.as_deref().and_then(parse_mac),
+                queue: 0,
             });
         }
     }
@@ -675,6 +768,135 @@ pub fn plan(
         config,
         ports: planned,
     })
+}
+
+// --- DPDK ---
+
+/// True when the binary can drive DPDK ports (built with the `dpdk` feature).
+pub const DPDK_ENABLED: bool = cfg!(feature = "dpdk");
+
+fn has_dpdk_keys(p: &PortConfig) -> bool {
+    p.devargs.is_some()
+        || p.rx_queues.is_some()
+        || p.tx_queues.is_some()
+        || p.queue_workers.is_some()
+        || p.rx_descriptors.is_some()
+        || p.tx_descriptors.is_some()
+        || p.socket_id.is_some()
+}
+
+/// The cores polling each receive queue of `p` (one entry for non-DPDK ports).
+fn dpdk_queue_cores(p: &PortConfig, default_core: usize) -> Vec<usize> {
+    if p.kind != PortType::Dpdk {
+        return vec![default_core];
+    }
+    let n = usize::from(p.rx_queues.unwrap_or(1).max(1));
+    match &p.queue_workers {
+        Some(w) if w.len() == n => w.clone(),
+        _ => vec![default_core; n],
+    }
+}
+
+fn check_dpdk_eal(config: &Config) -> Result<(), ConfigError> {
+    let any = config.ports.iter().any(|p| p.kind == PortType::Dpdk);
+    if let Some(d) = &config.dpdk {
+        if !any {
+            return Err(invalid("[dpdk] is set but no port has type \"dpdk\""));
+        }
+        if d.memory_mb.is_some_and(|m| !(16..=1 << 20).contains(&m)) {
+            return Err(invalid("[dpdk] memory_mb must be between 16 and 1048576"));
+        }
+        if let Some(c) = &d.cores {
+            if c.is_empty() || !c.chars().all(|c| c.is_ascii_digit() || ",-@()".contains(c)) {
+                return Err(invalid(format!(
+                    "[dpdk] cores {c:?} is not an EAL core list"
+                )));
+            }
+        }
+        if let Some(a) = d.extra_args.iter().find(|a| {
+            [
+                "--file-prefix",
+                "--no-shconf",
+                "--in-memory",
+                "--vdev",
+                "-a",
+                "--allow",
+                "-b",
+            ]
+            .iter()
+            .any(|x| a.as_str() == *x || a.starts_with(&format!("{x}=")))
+        }) {
+            return Err(invalid(format!(
+                "[dpdk] extra_args: {a:?} is set by xvsd (private runtime directory; devices \
+                 come from each port's devargs)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_dpdk_port(config: &Config, p: &PortConfig) -> Result<(), ConfigError> {
+    let name = &p.name;
+    if p.xdp_mode.is_some() || p.queue.is_some() || p.mac.is_some() || p.mtu.is_some() {
+        return Err(invalid(format!(
+            "port {name}: xdp_mode, queue, mac and mtu do not apply to dpdk ports"
+        )));
+    }
+    let Some(devargs) = &p.devargs else {
+        return Err(invalid(format!(
+            "port {name}: a dpdk port needs devargs (a PCI address, or a vdev such as \
+             \"net_af_xdp0,iface=eth0\")"
+        )));
+    };
+    let (_, ethdev) =
+        xvs_dpdk::devargs::parse(devargs).map_err(|m| invalid(format!("port {name}: {m}")))?;
+    if let Some(other) = config.ports.iter().find(|o| {
+        !std::ptr::eq(*o, p)
+            && o.devargs
+                .as_deref()
+                .and_then(|d| xvs_dpdk::devargs::parse(d).ok())
+                .is_some_and(|(_, e)| e == ethdev)
+    }) {
+        return Err(invalid(format!(
+            "port {name}: device {ethdev} is also used by port {}",
+            other.name
+        )));
+    }
+    let rxq = p.rx_queues.unwrap_or(1);
+    let txq = p.tx_queues.unwrap_or(rxq);
+    if rxq == 0 || rxq > 64 || txq < rxq || txq > 64 {
+        return Err(invalid(format!(
+            "port {name}: rx_queues = {rxq}, tx_queues = {txq}: need 1 <= rx_queues <= \
+             tx_queues <= 64"
+        )));
+    }
+    for (what, n) in [
+        ("rx_descriptors", p.rx_descriptors),
+        ("tx_descriptors", p.tx_descriptors),
+    ] {
+        if let Some(n) = n {
+            if !(64..=16384).contains(&n) {
+                return Err(invalid(format!(
+                    "port {name}: {what} = {n} is out of range (64 to 16384)"
+                )));
+            }
+        }
+    }
+    if let Some(w) = &p.queue_workers {
+        if w.len() != usize::from(rxq) {
+            return Err(invalid(format!(
+                "port {name}: queue_workers lists {} cores for {rxq} rx queues",
+                w.len()
+            )));
+        }
+        if let Some(c) = w.iter().find(|c| !config.workers.contains(c)) {
+            return Err(invalid(format!(
+                "port {name}: queue_workers: core {c} is not one of workers {:?}",
+                config.workers
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -785,7 +1007,7 @@ mod tests {
             ("workers = [0]", "workers = [0, 0]", "listed twice"),
             ("02:00:00:00:00:01", "zz", "not of the form"),
             ("02:00:00:00:00:01", "01:00:00:00:00:01", "multicast"),
-            ("\"afxdp\"", "\"dpdk\"", "unknown variant `dpdk`"),
+            ("\"afxdp\"", "\"vhost\"", "unknown variant `vhost`"),
         ] {
             let s = GOOD.replace(from, to);
             let e = plan_str(&s).expect_err(to);
@@ -936,5 +1158,106 @@ mod tests {
         assert_eq!(parse_mac("aa:bb:cc:dd:ee"), None);
         assert_eq!(parse_mac("aa:bb:cc:dd:ee:ff:00"), None);
         assert_eq!(parse_mac("aaa:bb:cc:dd:ee:ff"), None);
+    }
+
+    const DPDK: &str = r#"
+        bridge = "br-int"
+        workers = [0, 1]
+        [dpdk]
+        no_huge = true
+        memory_mb = 128
+        [[port]]
+        name = "dp0"
+        type = "dpdk"
+        ofport = 1
+        devargs = "net_af_packet0,iface=veth1"
+        rx_queues = 2
+        queue_workers = [1, 0]
+        [[port]]
+        name = "veth0"
+        type = "afxdp"
+        ofport = 2
+        worker = 0
+    "#;
+
+    #[test]
+    fn dpdk_ports_plan_one_entry_per_queue_or_say_what_is_missing() {
+        match plan_str(DPDK) {
+            Ok(p) => {
+                assert_eq!((DPDK_ENABLED, xvs_dpdk::ENABLED), (true, true));
+                let q: Vec<(u16, usize)> = p.ports.iter().map(|p| (p.queue, p.worker)).collect();
+                assert_eq!(q, vec![(0, 1), (1, 0), (0, 0)]);
+            }
+            Err(e) => {
+                assert_eq!((DPDK_ENABLED, xvs_dpdk::ENABLED), (false, false), "{e}");
+                assert!(e.to_string().contains("needs xvsd built with DPDK"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_dpdk_settings_are_named() {
+        for (from, to, needle) in [
+            (
+                "devargs = \"net_af_packet0,iface=veth1\"",
+                "",
+                "needs devargs",
+            ),
+            (
+                "iface=veth1\"",
+                "iface=veth1\"\n mtu = 1500",
+                "do not apply to dpdk",
+            ),
+            (
+                "\"net_af_packet0,iface=veth1\"",
+                "\"eth0\"",
+                "expected a PCI address",
+            ),
+            (
+                "queue_workers = [1, 0]",
+                "queue_workers = [1]",
+                "lists 1 cores for 2",
+            ),
+            (
+                "queue_workers = [1, 0]",
+                "queue_workers = [1, 5]",
+                "core 5 is not one",
+            ),
+            (
+                "rx_queues = 2",
+                "rx_queues = 2\n tx_queues = 1",
+                "rx_queues <= tx_queues",
+            ),
+            ("memory_mb = 128", "memory_mb = 1", "memory_mb must be"),
+            (
+                "memory_mb = 128",
+                "extra_args = [\"--file-prefix=x\"]",
+                "is set by xvsd",
+            ),
+            (
+                "worker = 0",
+                "worker = 0\n devargs = \"net_ring0\"",
+                "apply to dpdk ports only",
+            ),
+        ] {
+            let s = DPDK.replace(from, to);
+            let e = plan_str(&s).expect_err(to);
+            assert!(e.to_string().contains(needle), "{to}: {e}");
+        }
+        let two = DPDK.replace(
+            "name = \"veth0\"\n        type = \"afxdp\"",
+            "name = \"dp1\"\n        type = \"dpdk\"\n        devargs = \"net_af_packet0,iface=x\"",
+        );
+        let e = plan_str(&two).expect_err("same device twice");
+        assert!(e.to_string().contains("also used by port"), "{e}");
+        let iofwd = DPDK.replace(
+            "workers = [0, 1]",
+            "workers = [0, 1]\nforwarding = \"io-fwd\"",
+        );
+        let e = plan_str(&iofwd).expect_err("io-fwd multi-queue");
+        assert!(e.to_string().contains("one queue each"), "{e}");
+        let no_port = format!("{GOOD}\n[dpdk]\nno_huge = true\n");
+        let e = plan_str(&no_port).expect_err("[dpdk] without ports");
+        assert!(e.to_string().contains("no port has type"), "{e}");
     }
 }

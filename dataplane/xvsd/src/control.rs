@@ -21,6 +21,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("dpif/show-dp-features", "bridge"),
     ("dpif-netdev/pmd-stats-clear", ""),
     ("dpif-netdev/pmd-stats-show", ""),
+    ("dpdk/show", ""),
     ("exit", ""),
     ("list-commands", ""),
     ("ofproto/trace", "[bridge] flow [--ct-next flags]"),

@@ -149,7 +149,9 @@ fn run(args: &Args) -> Result<()> {
     }
 
     // Open every port before starting any worker: a failure here drops what was opened
-    // (detaching XDP programs, removing taps) and exits.
+    // (detaching XDP programs, removing taps, closing DPDK devices) and exits. EAL (when there
+    // are DPDK ports) starts first and is cleaned up last.
+    let eal = ports::dpdk::start_eal(&plan)?;
     let mut attachments = ports::Attachments::default();
     let mut workers = Vec::new();
     let mut injectors = Vec::new();
@@ -238,6 +240,7 @@ fn run(args: &Args) -> Result<()> {
         injectors.push(injector);
         workers.push((core, worker));
     }
+    ports::dpdk::start_all(&attachments)?;
 
     // From here on the pipeline is shared by the control threads (main, OpenFlow server).
     let pipeline = pipeline.map(|p| Arc::new(Mutex::new(p)));
@@ -322,6 +325,7 @@ fn run(args: &Args) -> Result<()> {
                 }
                 s
             }),
+            ("dpdk/show", _) => Ok(ports::dpdk::show(&attachments)),
             _ => control.handle(m, p),
         });
         if let Some(u) = underlay.as_mut() {
@@ -370,9 +374,11 @@ fn run(args: &Args) -> Result<()> {
             Err(_) => failure = Some(format!("worker {i} panicked")),
         }
     }
-    // Close sockets and taps, then detach XDP programs.
+    // Close sockets, taps and DPDK devices (every worker has stopped), then detach XDP
+    // programs, then clean EAL up.
     drop(finished);
     drop(attachments);
+    drop(eal);
     drop(pipeline);
     let _ = std::fs::remove_file(&pid_path);
     drop(ctl);

@@ -13,6 +13,9 @@ use xvs_io::{FramePool, TapPort};
 pub struct Attachments {
     programs: HashMap<String, XdpProgram>,
     umems: HashMap<usize, UmemShare>,
+    /// DPDK devices by port name, opened at their first queue, started by `start_dpdk`.
+    #[cfg(feature = "dpdk")]
+    dpdk: HashMap<String, xvs_dpdk::DpdkDevice>,
 }
 
 fn afxdp_config(p: &PlannedPort) -> AfXdpConfig {
@@ -31,6 +34,7 @@ pub fn frames_needed<'a>(ports: impl Iterator<Item = &'a PlannedPort>) -> usize 
             PortType::Tap => 2 * BATCH,
             // Tunnel ports have no queues: their packets use the uplink's frames.
             PortType::Geneve | PortType::Vxlan => 0,
+            PortType::Dpdk => dpdk::port_config(p).frames_needed_per_queue() + BATCH,
         })
         .sum()
 }
@@ -86,6 +90,180 @@ pub fn open(
         PortType::Geneve | PortType::Vxlan => {
             anyhow::bail!("port {}: tunnel ports have no queues to open", c.name)
         }
+        PortType::Dpdk => dpdk::open_queue(p, pool, att)?,
     };
     Ok(EnginePort::new(c.ofport, io))
+}
+
+/// DPDK ports: EAL once per process, one device per port, one queue per (port, queue) entry.
+pub mod dpdk {
+    use super::Attachments;
+    use crate::config::{Plan, PlannedPort, PortType};
+    #[cfg(not(feature = "dpdk"))]
+    use anyhow::bail;
+    use anyhow::Result;
+    use xvs_dpdk::DpdkPortConfig;
+    use xvs_io::FramePool;
+
+    /// The backend's view of a configured port.
+    pub fn port_config(p: &PlannedPort) -> DpdkPortConfig {
+        let c = &p.config;
+        let mut d = DpdkPortConfig::new(&c.name, c.devargs.as_deref().unwrap_or_default());
+        d.rx_queues = c.rx_queues.unwrap_or(1);
+        d.tx_queues = c.tx_queues.unwrap_or(d.rx_queues);
+        d.rx_descriptors = c.rx_descriptors.unwrap_or(d.rx_descriptors);
+        d.tx_descriptors = c.tx_descriptors.unwrap_or(d.tx_descriptors);
+        d.socket_id = c.socket_id;
+        d
+    }
+
+    /// Cleans EAL up when dropped (after every DPDK device is closed).
+    #[derive(Debug)]
+    pub struct EalGuard {
+        #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+        started: bool,
+    }
+
+    impl Drop for EalGuard {
+        fn drop(&mut self) {
+            #[cfg(feature = "dpdk")]
+            if self.started {
+                if let Err(e) = xvs_dpdk::Eal::cleanup() {
+                    eprintln!("xvsd: {e}");
+                }
+            }
+        }
+    }
+
+    /// Starts EAL when the configuration has DPDK ports, with every port's device.
+    pub fn start_eal(plan: &Plan) -> Result<EalGuard> {
+        let devices: Vec<String> = plan
+            .config
+            .ports
+            .iter()
+            .filter(|p| p.kind == PortType::Dpdk)
+            .filter_map(|p| p.devargs.clone())
+            .collect();
+        if devices.is_empty() {
+            return Ok(EalGuard { started: false });
+        }
+        #[cfg(feature = "dpdk")]
+        {
+            let d = plan.config.dpdk.clone().unwrap_or_default();
+            let cfg = xvs_dpdk::EalConfig {
+                cores: d
+                    .cores
+                    .unwrap_or_else(|| plan.config.workers[0].to_string()),
+                memory_mb: d.memory_mb.unwrap_or(256),
+                no_huge: d.no_huge,
+                devices,
+                extra_args: d.extra_args,
+            };
+            xvs_dpdk::Eal::init(&cfg)?;
+            Ok(EalGuard { started: true })
+        }
+        #[cfg(not(feature = "dpdk"))]
+        bail!("this xvsd was built without DPDK support (cargo build -p xvsd --features dpdk)")
+    }
+
+    /// Opens queue `p.queue` of `p`'s device on the worker whose pool is `pool`.
+    #[cfg(feature = "dpdk")]
+    pub fn open_queue(
+        p: &PlannedPort,
+        pool: &mut FramePool,
+        att: &mut Attachments,
+    ) -> Result<Box<dyn xvs_io::PortIo>> {
+        use anyhow::Context;
+        let name = &p.config.name;
+        if !att.dpdk.contains_key(name) {
+            let eal = xvs_dpdk::Eal::get().context("DPDK EAL is not running")?;
+            let dev = xvs_dpdk::DpdkDevice::open(eal, &port_config(p))?;
+            if p.config.rx_queues.unwrap_or(1) > 1 && !dev.rss() {
+                eprintln!(
+                    "xvsd: port {name}: the {} driver has no RSS; its queues receive \
+                     whatever the device puts on them",
+                    dev.driver()
+                );
+            }
+            att.dpdk.insert(name.clone(), dev);
+        }
+        let dev = att.dpdk.get(name).context("DPDK device vanished")?;
+        Ok(Box::new(dev.queue(p.queue, pool)?))
+    }
+
+    #[cfg(not(feature = "dpdk"))]
+    pub fn open_queue(
+        p: &PlannedPort,
+        _pool: &mut FramePool,
+        _att: &mut Attachments,
+    ) -> Result<Box<dyn xvs_io::PortIo>> {
+        bail!(
+            "port {}: this xvsd was built without DPDK support (cargo build -p xvsd --features dpdk)",
+            p.config.name
+        )
+    }
+
+    /// `dpdk/show`: every DPDK device's `rte_eth_stats` (device and per queue) and its non-zero
+    /// xstats, as the worker polling queue 0 last published them.
+    pub fn show(att: &Attachments) -> String {
+        #[cfg(feature = "dpdk")]
+        {
+            use std::fmt::Write;
+            let mut s = String::new();
+            let mut devs: Vec<_> = att.dpdk.iter().collect();
+            devs.sort_by(|a, b| a.0.cmp(b.0));
+            for (name, dev) in devs {
+                let e = dev.stats();
+                let _ = writeln!(
+                    s,
+                    "{name}: port {} driver {} rss {}",
+                    dev.port_id(),
+                    dev.driver(),
+                    if dev.rss() { "on" } else { "off" }
+                );
+                let _ = writeln!(
+                    s,
+                    "  rx packets:{} bytes:{} missed:{} errors:{} nombuf:{}",
+                    e.ipackets, e.ibytes, e.imissed, e.ierrors, e.rx_nombuf
+                );
+                let _ = writeln!(
+                    s,
+                    "  tx packets:{} bytes:{} errors:{}",
+                    e.opackets, e.obytes, e.oerrors
+                );
+                for q in 0..usize::from(dev.queues()).min(e.q_ipackets.len()) {
+                    let _ = writeln!(
+                        s,
+                        "  queue {q}: rx packets:{} tx packets:{} rx errors:{}",
+                        e.q_ipackets[q], e.q_opackets[q], e.q_errors[q]
+                    );
+                }
+                for (n, v) in dev.xstats() {
+                    if v != 0 {
+                        let _ = writeln!(s, "  {n}: {v}");
+                    }
+                }
+            }
+            if s.is_empty() {
+                s.push_str("no DPDK ports\n");
+            }
+            s
+        }
+        #[cfg(not(feature = "dpdk"))]
+        {
+            let _ = att;
+            "this xvsd was built without DPDK support\n".to_string()
+        }
+    }
+
+    /// Starts every DPDK device (all their queues are set up by now).
+    pub fn start_all(att: &Attachments) -> Result<()> {
+        #[cfg(feature = "dpdk")]
+        for dev in att.dpdk.values() {
+            dev.start()?;
+        }
+        #[cfg(not(feature = "dpdk"))]
+        let _ = att;
+        Ok(())
+    }
 }
