@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need on a fresh Debian 12 machine (as root).
 set -euo pipefail
-need=(clang llvm iproute2 iputils-ping ethtool iperf3 python3-scapy tshark openvswitch-common
+need=(clang llvm iproute2 iputils-ping ethtool iperf3 python3-scapy tshark openvswitch-common fonts-dejavu-core
       openvswitch-switch dpdk dpdk-dev librte-net-af-xdp23 libbpf-dev pkg-config)
 missing=()
 for p in "${need[@]}"; do

@@ -4,7 +4,7 @@
 use crate::bpf;
 use crate::generator::{self, GenSpec};
 use crate::measure::{summarize, CpuTimes, IfCounters, NetDev};
-use crate::peers::{log_tail, Peer, PeerEnv};
+use crate::peers::{log_tail, Peer, PeerEnv, Running};
 use crate::process::Reniced;
 use crate::sys;
 use crate::topology::{self, Topology, NODE_PORTS};
@@ -57,6 +57,26 @@ pub struct IoArgs {
     pub keep_logs: bool,
 }
 
+/// What one UDP measurement needs from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub warmup: u32,
+    pub secs: u32,
+    pub dp_cpu: usize,
+    pub gen_cpu: usize,
+}
+
+impl IoArgs {
+    fn window(&self) -> Window {
+        Window {
+            warmup: self.warmup,
+            secs: self.secs,
+            dp_cpu: self.dp_cpu,
+            gen_cpu: self.gen_cpu,
+        }
+    }
+}
+
 /// One measured run.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -89,9 +109,9 @@ struct Failure {
 
 /// Deletes the working directory on drop unless asked to keep it.
 #[derive(Debug)]
-struct WorkDir {
-    path: PathBuf,
-    keep: bool,
+pub struct WorkDir {
+    pub path: PathBuf,
+    pub keep: bool,
 }
 
 impl Drop for WorkDir {
@@ -105,7 +125,7 @@ impl Drop for WorkDir {
 }
 
 /// Sleeps in small steps so that SIGINT/SIGTERM interrupt the run promptly.
-fn sleep_checked(stop: &AtomicBool, d: Duration) -> Result<()> {
+pub fn sleep_checked(stop: &AtomicBool, d: Duration) -> Result<()> {
     let end = Instant::now() + d;
     while let Some(left) = end.checked_duration_since(Instant::now()) {
         // Relaxed: the flag carries no data, it is only polled.
@@ -175,6 +195,7 @@ pub fn run(args: &IoArgs) -> Result<()> {
         xvsd: &args.xvsd,
         tag: &tag,
         stop: &stop,
+        flows: None,
     };
     let mut peers = Vec::new();
     for &p in &args.peers {
@@ -198,7 +219,14 @@ pub fn run(args: &IoArgs) -> Result<()> {
                     peer,
                     flows,
                 };
-                let res = measure_one(args, &env, [&mut dev_a, &mut dev_b, &mut dev_n], &run);
+                let res = measure_one(
+                    &args.window(),
+                    &env,
+                    [&mut dev_a, &mut dev_b, &mut dev_n],
+                    &run,
+                    |_| Ok(()),
+                )
+                .map(|(s, _)| s);
                 // Relaxed: the flag carries no data, it is only polled.
                 if stop.load(Ordering::Relaxed) {
                     print!("{}", table(args, &peers, &samples, &failures));
@@ -247,22 +275,25 @@ pub fn run(args: &IoArgs) -> Result<()> {
 
 /// Which run this is.
 #[derive(Debug, Clone, Copy)]
-struct Run {
+pub struct Run {
     /// Repetition, from 1.
-    rep: usize,
+    pub rep: usize,
     /// Run number over the whole session, from 1 (names logs and configs).
-    run_no: usize,
-    peer: Peer,
-    flows: u32,
+    pub run_no: usize,
+    pub peer: Peer,
+    pub flows: u32,
 }
 
 /// One run: start the peer, start the generator, warm up, measure the window, stop both.
-fn measure_one(
-    args: &IoArgs,
+/// `started` sees the running peer before the generator starts (and returns an error to refuse
+/// the run); the peer's stop note comes back with the sample.
+pub fn measure_one(
+    args: &Window,
     env: &PeerEnv<'_>,
     [dev_a, dev_b, dev_n]: [&mut NetDev; 3],
     run: &Run,
-) -> Result<Sample> {
+    started: impl FnOnce(&Running) -> Result<()>,
+) -> Result<(Sample, String)> {
     let Run {
         rep,
         run_no,
@@ -275,6 +306,7 @@ fn measure_one(
     let mut running = peer
         .start(env, run_no)
         .with_context(|| format!("start {peer}"))?;
+    started(&running)?;
     let (src, dst) = peer.endpoints();
     let gen_log = env.work.join(format!("gen-{run_no}.log"));
     // The generator's own bound: warm-up + window + 3 s; it is stopped right after the window.
@@ -318,11 +350,10 @@ fn measure_one(
     if !note.is_empty() {
         eprintln!("xvs-bench: {peer}: {note}");
     }
-
     let offered = |c: &IfCounters| c.tx_packets + c.tx_dropped;
     let mpps =
         |d: u64, t0: Instant, t1: Instant| d as f64 / t1.duration_since(t0).as_secs_f64() / 1e6;
-    Ok(Sample {
+    let sample = Sample {
         rep,
         peer,
         flows,
@@ -334,7 +365,8 @@ fn measure_one(
         gen_busy: cpu0.busy_pct(&cpu1, args.gen_cpu),
         gen_ok,
         peer_ok,
-    })
+    };
+    Ok((sample, note))
 }
 
 fn median_of(v: impl Iterator<Item = f64>) -> Option<f64> {

@@ -27,10 +27,22 @@ pub enum Peer {
     Testpmd,
     /// An XDP program redirecting pa0 <-> pb0 in the kernel (the kernel's limit).
     Xdp,
+    /// Open vSwitch's userspace datapath (`datapath_type=netdev`), `afxdp` ports where the
+    /// build has them, else `system` (AF_PACKET) ports; see [`crate::ovs`].
+    Ovs,
+    /// The Linux bridge in the node namespace (RPS of the node ports on the dataplane core).
+    Bridge,
 }
 
 impl Peer {
-    pub const ALL: [Peer; 4] = [Peer::Offered, Peer::Xvsd, Peer::Testpmd, Peer::Xdp];
+    pub const ALL: [Peer; 6] = [
+        Peer::Offered,
+        Peer::Xvsd,
+        Peer::Testpmd,
+        Peer::Xdp,
+        Peer::Ovs,
+        Peer::Bridge,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +50,8 @@ impl Peer {
             Peer::Xvsd => "xvsd",
             Peer::Testpmd => "testpmd",
             Peer::Xdp => "xdp",
+            Peer::Ovs => "ovs",
+            Peer::Bridge => "bridge",
         }
     }
 
@@ -49,10 +63,19 @@ impl Peer {
         }
     }
 
+    /// Whether the peer runs OpenFlow tables (and so the scenario's flow file).
+    pub fn is_openflow(self) -> bool {
+        matches!(self, Peer::Xvsd | Peer::Ovs)
+    }
+
     /// Why this peer cannot run on this machine, if it cannot.
     pub fn unavailable(self, env: &PeerEnv<'_>) -> Option<String> {
         match self {
-            Peer::Offered | Peer::Xdp => None,
+            Peer::Offered | Peer::Xdp | Peer::Bridge => None,
+            Peer::Ovs => ["ovs-vswitchd", "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-ofctl"]
+                .into_iter()
+                .find(|p| which(p).is_none())
+                .map(|p| format!("{p} not found (apt-get install openvswitch-switch)")),
             Peer::Xvsd => (!is_executable(env.xvsd)).then(|| {
                 format!(
                     "xvsd binary {} not found (build it with `cargo build --release -p xvsd` or pass --xvsd PATH)",
@@ -76,6 +99,8 @@ impl Peer {
             }
             Peer::Xvsd => start_xvsd(env, run),
             Peer::Testpmd => start_testpmd(env, run),
+            Peer::Ovs => crate::ovs::start(env, run),
+            Peer::Bridge => start_bridge(env),
         }
     }
 }
@@ -93,7 +118,9 @@ impl FromStr for Peer {
         Peer::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .with_context(|| format!("unknown peer {s:?} (offered, xvsd, testpmd, xdp)"))
+            .with_context(|| {
+                format!("unknown peer {s:?} (offered, xvsd, testpmd, xdp, ovs, bridge)")
+            })
     }
 }
 
@@ -110,12 +137,19 @@ pub struct PeerEnv<'a> {
     pub tag: &'a str,
     /// Set by SIGINT/SIGTERM: stop waiting.
     pub stop: &'a AtomicBool,
+    /// The OpenFlow flow file for xvsd and OVS; `None`: xvsd forwards in io-fwd mode and OVS
+    /// gets the two output flows of the `l2` scenario.
+    pub flows: Option<&'a Path>,
 }
 
 /// A started peer; dropping it stops it.
 #[derive(Debug)]
 pub enum Running {
     Nothing,
+    /// The Linux bridge; removed (and the node ports' GRO switched off again) on drop.
+    Bridge(#[allow(dead_code)] BridgeGuard),
+    /// OVS: ovsdb-server and ovs-vswitchd, stopped by PID on drop (vswitchd first).
+    Ovs(crate::ovs::OvsGuard),
     /// Held for its `Drop`, which detaches the programs.
     Programs(#[allow(dead_code)] Attached),
     Process {
@@ -132,6 +166,7 @@ impl Running {
     pub fn is_alive(&mut self) -> bool {
         match self {
             Running::Process { proc, .. } => proc.is_running(),
+            Running::Ovs(g) => g.is_alive(),
             _ => true,
         }
     }
@@ -139,7 +174,8 @@ impl Running {
     /// Stops the peer; reports a process peer's exit status.
     pub fn stop(self) -> Result<String> {
         match self {
-            Running::Nothing | Running::Programs(_) => Ok(String::new()),
+            Running::Nothing | Running::Programs(_) | Running::Bridge(_) => Ok(String::new()),
+            Running::Ovs(g) => g.stop(),
             Running::Process {
                 mut proc,
                 log,
@@ -165,7 +201,7 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn which(prog: &str) -> Option<PathBuf> {
+pub fn which(prog: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(prog))
@@ -182,7 +218,7 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 /// `ip netns exec <node> taskset -c <dp_cpu> <argv...>`: both exec in place, so the returned PID
 /// is the dataplane's own. `ip netns exec` also remounts /sys for the namespace, which AF_XDP
 /// and DPDK need to see the node's devices.
-fn spawn_in_node(
+pub fn spawn_in_node(
     env: &PeerEnv<'_>,
     name: &str,
     argv: &[String],
@@ -205,7 +241,7 @@ fn spawn_in_node(
 
 /// Polls `ready` every 50 ms until it holds, the process ends, `timeout` passes or the harness
 /// is interrupted.
-fn wait_ready(
+pub fn wait_ready(
     env: &PeerEnv<'_>,
     proc: &mut Guarded,
     log: &Path,
@@ -239,12 +275,20 @@ fn wait_ready(
     }
 }
 
-/// The io-fwd configuration of xvsd for the two node ports.
-pub fn xvsd_config(run_dir: &Path, dp_cpu: usize) -> String {
+/// The configuration of xvsd for the two node ports: io-fwd without a flow file, else the
+/// OpenFlow pipeline loaded from it.
+pub fn xvsd_config(run_dir: &Path, dp_cpu: usize, flows: Option<&Path>) -> String {
     let mut s = format!(
-        "bridge = \"br-bench\"\nrun_dir = \"{}\"\nworkers = [{dp_cpu}]\nforwarding = \"io-fwd\"\n",
+        "bridge = \"br-bench\"\nrun_dir = \"{}\"\nworkers = [{dp_cpu}]\n",
         run_dir.display()
     );
+    match flows {
+        None => s.push_str("forwarding = \"io-fwd\"\n"),
+        Some(f) => s.push_str(&format!(
+            "forwarding = \"openflow\"\nflows = \"{}\"\n",
+            f.display()
+        )),
+    }
     for (i, (name, _)) in NODE_PORTS.iter().enumerate() {
         s.push_str(&format!(
             "\n[[port]]\nname = \"{name}\"\ntype = \"afxdp\"\nofport = {}\nxdp_mode = \"native\"\n",
@@ -261,7 +305,7 @@ fn start_xvsd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
     let pid_file = run_dir.join("xvsd.pid");
     let _ = fs::remove_file(&pid_file);
     let config = env.work.join(format!("xvsd-{run}.toml"));
-    let config_text = xvsd_config(&run_dir, env.dp_cpu);
+    let config_text = xvsd_config(&run_dir, env.dp_cpu, env.flows);
     let run_dir = RemoveDirOnDrop(run_dir);
     fs::write(&config, config_text).with_context(|| format!("write {}", config.display()))?;
     let log = env.work.join(format!("xvsd-{run}.log"));
@@ -342,6 +386,95 @@ fn start_testpmd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
     })
 }
 
+/// The node ports' receive path for peers without an XDP program on them: GRO on, so that the
+/// generator's `ndo_xdp_xmit` into pod-a's veth is accepted (veth takes redirected frames only
+/// when its peer has XDP or GRO; the bit is recomputed when GRO changes on a running device).
+pub fn node_ports_gro(topo: &Topology, on: bool) -> Result<()> {
+    for (dev, _) in NODE_PORTS {
+        topo.node.exec(
+            "ethtool",
+            &["-K", dev, "gro", if on { "on" } else { "off" }],
+        )?;
+    }
+    Ok(())
+}
+
+/// The Linux bridge `br0` in the node namespace; dropping it deletes the bridge and switches the
+/// node ports' GRO off again.
+#[derive(Debug)]
+pub struct BridgeGuard {
+    node: String,
+}
+
+impl Drop for BridgeGuard {
+    fn drop(&mut self) {
+        let _ =
+            crate::topology::run(Command::new("ip").args(["-n", &self.node, "link", "del", "br0"]));
+        for (dev, _) in NODE_PORTS {
+            let _ = crate::topology::run(Command::new("ip").args([
+                "netns", "exec", &self.node, "ethtool", "-K", dev, "gro", "off",
+            ]));
+        }
+    }
+}
+
+/// The bridge of peer-baselines.md: no STP, no forwarding delay, no netfilter calls, static FDB
+/// entries for the two Pods (instead of learning from priming pings), the node ports' receive
+/// processing steered (RPS) to the dataplane core.
+fn start_bridge(env: &PeerEnv<'_>) -> Result<Running> {
+    let node = &env.topo.node;
+    let guard = BridgeGuard {
+        node: node.name().to_string(),
+    };
+    // Per namespace since br_netfilter became netns-aware; a missing key means no br_netfilter.
+    for key in ["iptables", "ip6tables", "arptables"] {
+        let _ = node.sysctl(&format!("net.bridge.bridge-nf-call-{key}"), "0");
+    }
+    node.ip(&[
+        "link",
+        "add",
+        "br0",
+        "type",
+        "bridge",
+        "stp_state",
+        "0",
+        "forward_delay",
+        "0",
+        "ageing_time",
+        "360000",
+    ])?;
+    for (dev, _) in NODE_PORTS {
+        node.ip(&["link", "set", dev, "master", "br0"])?;
+    }
+    node.ip(&["link", "set", "br0", "up"])?;
+    for (dev, ep) in [(NODE_PORTS[0].0, &POD_A), (NODE_PORTS[1].0, &POD_B)] {
+        let mac = crate::generator::format_mac(&ep.mac);
+        run_bridge_cmd(
+            node.name(),
+            &["fdb", "replace", &mac, "dev", dev, "master", "static"],
+        )?;
+    }
+    let mask = format!("{:x}", 1u64 << env.dp_cpu);
+    for (dev, _) in NODE_PORTS {
+        let path = format!("/sys/class/net/{dev}/queues/rx-0/rps_cpus");
+        // /sys shows the namespace of the process that mounted it: write from `ip netns exec`.
+        crate::topology::run(Command::new("ip").args([
+            "netns",
+            "exec",
+            node.name(),
+            "sh",
+            "-c",
+            &format!("echo {mask} > {path}"),
+        ]))?;
+    }
+    node_ports_gro(env.topo, true)?;
+    Ok(Running::Bridge(guard))
+}
+
+fn run_bridge_cmd(netns: &str, args: &[&str]) -> Result<()> {
+    crate::topology::run(Command::new("bridge").args(["-n", netns]).args(args))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -352,12 +485,12 @@ mod tests {
         for p in Peer::ALL {
             assert_eq!(p.name().parse::<Peer>().unwrap(), p);
         }
-        assert!("ovs".parse::<Peer>().is_err());
+        assert!("vpp".parse::<Peer>().is_err());
     }
 
     #[test]
     fn xvsd_config_pairs_ports_in_order() {
-        let c = xvsd_config(Path::new("/tmp/x"), 0);
+        let c = xvsd_config(Path::new("/tmp/x"), 0, None);
         assert!(c.contains("forwarding = \"io-fwd\""));
         assert!(c.contains("workers = [0]"));
         let a = c.find("name = \"pa0\"").unwrap();
