@@ -492,12 +492,20 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             Ok(row) => {
                 // A switch that loaded flows it cannot execute forwards nothing: report the
                 // scenario as unsupported rather than as a zero.
-                if peer == Peer::Xvsd && scenario.uses_ct() && row.value < 1e-3 {
-                    let why = format!(
-                        "forwarded nothing with conntrack flows ({} {})",
-                        row.value,
-                        traffic.unit()
-                    );
+                let drops = row
+                    .note
+                    .split("; ")
+                    .find(|n| n.starts_with("translation drops unsupported_"));
+                if peer == Peer::Xvsd && (drops.is_some() || scenario.uses_ct() && row.value < 1e-3)
+                {
+                    let why = match drops {
+                        Some(d) => format!("{d} (forwarded {:.3} {})", row.value, traffic.unit()),
+                        None => format!(
+                            "forwarded nothing with conntrack flows ({} {})",
+                            row.value,
+                            traffic.unit()
+                        ),
+                    };
                     eprintln!("xvs-bench: xvsd {scenario}: unsupported by this build: {why}");
                     unsupported.push(Unsupported {
                         peer,

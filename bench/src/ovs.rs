@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
-const BRIDGE: &str = "br0";
+const BRIDGE: &str = "ovsbr0";
 
 /// A running OVS: vswitchd is declared first so that it is stopped before its database.
 #[derive(Debug)]
@@ -31,6 +31,8 @@ pub struct OvsGuard {
     run_dir: PathBuf,
     /// The node ports' GRO was switched on for `system` ports and must go off again.
     gro: Option<String>,
+    /// The node namespace, where the bridge's internal port (a persistent tap) stays behind.
+    node: String,
 }
 
 impl OvsGuard {
@@ -57,7 +59,12 @@ impl OvsGuard {
 
 impl Drop for OvsGuard {
     fn drop(&mut self) {
-        // The Guarded fields stop their processes in their own Drop, in declaration order.
+        // The processes must be gone before their tap device is deleted.
+        let _ = self.vswitchd.stop(Duration::from_secs(10));
+        let _ = self.ovsdb.stop(Duration::from_secs(10));
+        let _ = crate::topology::run(
+            Command::new("ip").args(["-n", &self.node, "link", "del", BRIDGE]),
+        );
         if let Some(node) = &self.gro {
             for (dev, _) in NODE_PORTS {
                 let _ = crate::topology::run(
@@ -107,7 +114,7 @@ fn appctl(run_dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
-/// `ovs-ofctl -O OpenFlow15 <cmd> unix:<run>/br0.mgmt [file]`.
+/// `ovs-ofctl -O OpenFlow15 <cmd> unix:<run>/ovsbr0.mgmt [file]`.
 fn ofctl(run_dir: &Path, args: &[&str]) -> Result<()> {
     let mgmt = format!("unix:{}/{BRIDGE}.mgmt", run_dir.display());
     let (cmd, rest) = args.split_first().context("ofctl command")?;
@@ -214,6 +221,7 @@ pub fn start(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
         port_type: if afxdp { "afxdp" } else { "system" },
         run_dir: run_dir.clone(),
         gro: None,
+        node: env.topo.node.name().to_string(),
     };
     if !afxdp {
         // AF_PACKET ports attach no XDP program: the generator needs GRO on pa0 (see peers.rs).

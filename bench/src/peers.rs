@@ -158,6 +158,8 @@ pub enum Running {
         grace: Duration,
         /// Removed after the process ended (fields drop in order: `proc` first).
         leftovers: Vec<RemoveDirOnDrop>,
+        /// xvsd's unixctl socket: its counters are saved (and checked) before it stops.
+        ctl: Option<PathBuf>,
     },
 }
 
@@ -181,17 +183,68 @@ impl Running {
                 log,
                 grace,
                 leftovers,
+                ctl,
             } => {
+                // xvsd: its counters before it stops, next to its log; translation drops for
+                // actions this build cannot execute are reported.
+                let mut unsupported = String::new();
+                if let Some(ctl) = ctl {
+                    let mut stats = String::new();
+                    for cmd in ["xvs/show", "dpif-netdev/pmd-stats-show"] {
+                        stats.push_str(&appctl(&ctl, cmd));
+                    }
+                    unsupported = unsupported_drops(&stats);
+                    let _ = fs::write(log.with_extension("stats"), stats);
+                }
                 let st = proc.stop(grace)?;
                 drop(leftovers);
-                Ok(match st {
+                let exit = match st {
                     Some(st) if !st.success() => {
                         format!("{} exited with {st}; log: {}", proc.name(), log.display())
                     }
                     _ => String::new(),
-                })
+                };
+                Ok([exit, unsupported]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; "))
             }
         }
+    }
+}
+
+/// `ovs-appctl -t <socket> <cmd>`'s output (empty if it fails).
+fn appctl(ctl: &Path, cmd: &str) -> String {
+    Command::new("ovs-appctl")
+        .arg("-t")
+        .arg(ctl)
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// The non-zero `unsupported_*` translation drop counters in xvsd's `xvs/show` text, as
+/// "unsupported_ct: 123" (empty if none).
+pub fn unsupported_drops(stats: &str) -> String {
+    let mut seen = Vec::new();
+    for line in stats.lines() {
+        let Some((name, n)) = line.trim().split_once(": ") else {
+            continue;
+        };
+        if name.starts_with("unsupported_")
+            && n.trim().parse::<u64>().is_ok_and(|n| n > 0)
+            && !seen.iter().any(|s: &String| s.starts_with(name))
+        {
+            seen.push(format!("{name}: {}", n.trim()));
+        }
+    }
+    if seen.is_empty() {
+        String::new()
+    } else {
+        format!("translation drops {}", seen.join(", "))
     }
 }
 
@@ -322,6 +375,7 @@ fn start_xvsd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
         proc,
         log,
         grace: Duration::from_secs(10),
+        ctl: Some(run_dir.0.join("xvsd.ctl")),
         leftovers: vec![run_dir],
     })
 }
@@ -383,6 +437,7 @@ fn start_testpmd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
         log,
         grace: Duration::from_secs(10),
         leftovers: vec![runtime_dir],
+        ctl: None,
     })
 }
 
@@ -399,7 +454,10 @@ pub fn node_ports_gro(topo: &Topology, on: bool) -> Result<()> {
     Ok(())
 }
 
-/// The Linux bridge `br0` in the node namespace; dropping it deletes the bridge and switches the
+/// Name of the Linux bridge in the node namespace.
+const LINUX_BRIDGE: &str = "lbr0";
+
+/// The Linux bridge `lbr0` in the node namespace; dropping it deletes the bridge and switches the
 /// node ports' GRO off again.
 #[derive(Debug)]
 pub struct BridgeGuard {
@@ -408,12 +466,21 @@ pub struct BridgeGuard {
 
 impl Drop for BridgeGuard {
     fn drop(&mut self) {
-        let _ =
-            crate::topology::run(Command::new("ip").args(["-n", &self.node, "link", "del", "br0"]));
+        if let Err(e) = crate::topology::run(Command::new("ip").args([
+            "-n",
+            &self.node,
+            "link",
+            "del",
+            LINUX_BRIDGE,
+        ])) {
+            eprintln!("xvs-bench: cleanup of the bridge: {e:#}");
+        }
         for (dev, _) in NODE_PORTS {
-            let _ = crate::topology::run(Command::new("ip").args([
+            if let Err(e) = crate::topology::run(Command::new("ip").args([
                 "netns", "exec", &self.node, "ethtool", "-K", dev, "gro", "off",
-            ]));
+            ])) {
+                eprintln!("xvs-bench: cleanup of the bridge: {e:#}");
+            }
         }
     }
 }
@@ -433,7 +500,7 @@ fn start_bridge(env: &PeerEnv<'_>) -> Result<Running> {
     node.ip(&[
         "link",
         "add",
-        "br0",
+        LINUX_BRIDGE,
         "type",
         "bridge",
         "stp_state",
@@ -444,9 +511,9 @@ fn start_bridge(env: &PeerEnv<'_>) -> Result<Running> {
         "360000",
     ])?;
     for (dev, _) in NODE_PORTS {
-        node.ip(&["link", "set", dev, "master", "br0"])?;
+        node.ip(&["link", "set", dev, "master", LINUX_BRIDGE])?;
     }
-    node.ip(&["link", "set", "br0", "up"])?;
+    node.ip(&["link", "set", LINUX_BRIDGE, "up"])?;
     for (dev, ep) in [(NODE_PORTS[0].0, &POD_A), (NODE_PORTS[1].0, &POD_B)] {
         let mac = crate::generator::format_mac(&ep.mac);
         run_bridge_cmd(
@@ -486,6 +553,19 @@ mod tests {
             assert_eq!(p.name().parse::<Peer>().unwrap(), p);
         }
         assert!("vpp".parse::<Peer>().is_err());
+    }
+
+    #[test]
+    fn unsupported_drops_are_found() {
+        let show = "bridge br-bench:\n  translation drops:\n    unsupported_ct: 1234\n    unsupported_normal: 0\n";
+        assert_eq!(
+            unsupported_drops(show),
+            "translation drops unsupported_ct: 1234"
+        );
+        assert_eq!(
+            unsupported_drops("  translation drops:\n    no_match: 5\n"),
+            ""
+        );
     }
 
     #[test]
