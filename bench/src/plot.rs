@@ -88,17 +88,26 @@ where
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(e)?;
-    let slots = chart.series.len().max(1) as f64;
+    // Bars of a group sit side by side, centred on the group; a series keeps its colour.
+    let slots = chart
+        .groups
+        .iter()
+        .map(|g| g.bars.len())
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let width = 0.8 / slots;
     for (si, series) in chart.series.iter().enumerate() {
         let col = colour(si);
         let mut rects = Vec::new();
         let mut whiskers = Vec::new();
         for (gi, g) in chart.groups.iter().enumerate() {
-            let Some(b) = g.bars.iter().find(|b| &b.series == series) else {
+            let Some(k) = g.bars.iter().position(|b| &b.series == series) else {
                 continue;
             };
-            let x0 = gi as f64 + 0.1 + width * si as f64;
+            let b = &g.bars[k];
+            let start = gi as f64 + 0.5 - width * g.bars.len() as f64 / 2.0;
+            let x0 = start + width * k as f64;
             let x1 = x0 + width * 0.9;
             let xm = (x0 + x1) / 2.0;
             rects.push(Rectangle::new([(x0, 0.0), (x1, b.median)], col.filled()));
