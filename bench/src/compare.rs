@@ -192,6 +192,8 @@ pub struct Row {
     pub offered_mpps: Option<f64>,
     pub dp_busy: Option<f64>,
     pub gen_busy: Option<f64>,
+    /// Where the dataplane core's time went: user / system / softirq, %.
+    pub dp_split: Option<[f64; 3]>,
     /// Empty, or why the run's figure is doubtful or missing.
     pub note: String,
     /// The run failed: `value` is 0 and `note` holds the error.
@@ -557,6 +559,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                     offered_mpps: None,
                     dp_busy: None,
                     gen_busy: None,
+                    dp_split: None,
                     note: msg.replace('\n', " "),
                     failed: true,
                 });
@@ -620,6 +623,7 @@ fn udp_row(s: &Sample, scenario: Scenario, traffic: Traffic, stop_note: String) 
         offered_mpps: Some(s.offered_mpps),
         dp_busy: s.dp_busy,
         gen_busy: s.gen_busy,
+        dp_split: s.dp_split,
         note: note.join("; "),
         failed: false,
     }
@@ -735,6 +739,7 @@ fn measure_tcp(
         offered_mpps: None,
         dp_busy: cpu0.busy_pct(&cpu1, w.dp_cpu),
         gen_busy: cpu0.busy_pct(&cpu1, w.gen_cpu),
+        dp_split: cpu0.split_pct(&cpu1, w.dp_cpu),
         note: note.join("; "),
         failed: false,
     })
@@ -818,6 +823,8 @@ struct Line {
     sum: Option<Summary>,
     offered: Option<f64>,
     dp_busy: Option<f64>,
+    /// Medians of the dataplane core's user / system / softirq %.
+    dp_split: [Option<f64>; 3],
     gen_busy: Option<f64>,
     vs_ref: Option<f64>,
     unsupported: Option<String>,
@@ -844,6 +851,8 @@ fn lines(plan: &Plan, rows: &[Row], unsupported: &[Unsupported]) -> Vec<Line> {
                 sum,
                 offered: median_of(c.iter().filter_map(|r| r.offered_mpps)),
                 dp_busy: median_of(c.iter().filter_map(|r| r.dp_busy)),
+                dp_split: [0, 1, 2]
+                    .map(|i| median_of(c.iter().filter_map(|r| r.dp_split.map(|s| s[i])))),
                 gen_busy: median_of(c.iter().filter_map(|r| r.gen_busy)),
                 vs_ref: if peer == Peer::Offered {
                     None
@@ -936,7 +945,7 @@ fn table(plan: &Plan, rows: &[Row], unsupported: &[Unsupported]) -> String {
 }
 
 pub const CSV_HEADER: &str =
-    "scenario,traffic,peer,rep,value,unit,offered_mpps,dp_cpu_busy_pct,gen_cpu_busy_pct,status,note";
+    "scenario,traffic,peer,rep,value,unit,offered_mpps,dp_cpu_busy_pct,dp_cpu_user_pct,dp_cpu_sys_pct,dp_cpu_softirq_pct,gen_cpu_busy_pct,status,note";
 
 fn csv_text(rows: &[Row], unsupported: &[Unsupported]) -> String {
     let mut out = format!("{CSV_HEADER}\n");
@@ -944,7 +953,7 @@ fn csv_text(rows: &[Row], unsupported: &[Unsupported]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{:.4},{},{},{},{},{},{}",
+            "{},{},{},{},{:.4},{},{},{},{},{},{},{},{},{}",
             r.scenario,
             r.traffic,
             r.peer,
@@ -953,6 +962,9 @@ fn csv_text(rows: &[Row], unsupported: &[Unsupported]) -> String {
             r.traffic.unit(),
             fmt_opt(r.offered_mpps, 4),
             fmt_opt(r.dp_busy, 1),
+            fmt_opt(r.dp_split.map(|s| s[0]), 1),
+            fmt_opt(r.dp_split.map(|s| s[1]), 1),
+            fmt_opt(r.dp_split.map(|s| s[2]), 1),
             fmt_opt(r.gen_busy, 1),
             if r.failed { "failed" } else { "ok" },
             quote(&r.note)
@@ -961,7 +973,7 @@ fn csv_text(rows: &[Row], unsupported: &[Unsupported]) -> String {
     for u in unsupported {
         let _ = writeln!(
             out,
-            "{},-,{},-,-,-,-,-,-,unsupported,{}",
+            "{},-,{},-,-,-,-,-,-,-,-,-,unsupported,{}",
             u.scenario,
             u.peer,
             quote(&u.why)
@@ -993,7 +1005,7 @@ fn markdown(
     }
     let _ = writeln!(
         out,
-        "\n| scenario | traffic | peer | runs | min | **median** | max | unit | offered Mpps | vs {} | dp cpu % | gen cpu % | notes |",
+        "\n| scenario | traffic | peer | runs | min | **median** | max | unit | offered Mpps | vs {} | dp cpu % (usr/sys/sirq) | gen cpu % | notes |",
         plan.reference
     );
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -1003,6 +1015,13 @@ fn markdown(
             (None, 0) => String::new(),
             (None, n) => format!("{n} failed"),
         };
+        let dp = format!(
+            "{} ({}/{}/{})",
+            fmt_opt(l.dp_busy, 0),
+            fmt_opt(l.dp_split[0], 0),
+            fmt_opt(l.dp_split[1], 0),
+            fmt_opt(l.dp_split[2], 0)
+        );
         let _ = writeln!(
             out,
             "| {} | {} | {}{} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} |",
@@ -1021,7 +1040,7 @@ fn markdown(
             l.traffic.unit(),
             fmt_opt(l.offered, 3),
             fmt_opt(l.vs_ref, 3),
-            fmt_opt(l.dp_busy, 0),
+            dp,
             fmt_opt(l.gen_busy, 0),
             notes
         );

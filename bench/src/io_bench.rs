@@ -92,6 +92,8 @@ pub struct Sample {
     pub pa0_rx_dropped_mpps: f64,
     pub dp_busy: Option<f64>,
     pub gen_busy: Option<f64>,
+    /// The dataplane core's user / system / softirq percentages.
+    pub dp_split: Option<[f64; 3]>,
     /// The generator was still sending at the end of the window.
     pub gen_ok: bool,
     /// The peer was still up at the end of the window.
@@ -363,6 +365,7 @@ pub fn measure_one(
         pa0_rx_dropped_mpps: mpps(n1.rx_dropped.saturating_sub(n0.rx_dropped), tn0, tn1),
         dp_busy: cpu0.busy_pct(&cpu1, args.dp_cpu),
         gen_busy: cpu0.busy_pct(&cpu1, args.gen_cpu),
+        dp_split: cpu0.split_pct(&cpu1, args.dp_cpu),
         gen_ok,
         peer_ok,
     };
