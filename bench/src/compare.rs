@@ -57,9 +57,10 @@ pub struct CompareArgs {
     /// Directory for compare.md, compare.csv, compare.svg, compare.png and the flow files.
     #[arg(long, default_value = "bench-results")]
     pub out: PathBuf,
-    /// The xvsd binary.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/xvsd"))]
-    pub xvsd: PathBuf,
+    /// The xvsd binary [default: `xvsd` next to this program, else
+    /// `<workspace>/target/release/xvsd`].
+    #[arg(long)]
+    pub xvsd: Option<PathBuf>,
     /// Core for the dataplane under test (every peer, one worker).
     #[arg(long, default_value_t = 0)]
     pub dp_cpu: usize,
@@ -310,8 +311,22 @@ fn machine_info(plan: &Plan, xvsd: &Path) -> Vec<(String, String)> {
     info
 }
 
+/// `--xvsd`, else `xvsd` beside this program (the same cargo target directory), else the
+/// workspace's `target/release/xvsd`.
+fn xvsd_path(arg: Option<&Path>) -> PathBuf {
+    if let Some(p) = arg {
+        return p.to_path_buf();
+    }
+    std::env::current_exe()
+        .ok()
+        .map(|e| e.with_file_name("xvsd"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/xvsd"))
+}
+
 pub fn run(args: &CompareArgs) -> Result<()> {
     let plan = args.plan();
+    let xvsd = xvsd_path(args.xvsd.as_deref());
     if !nix::unistd::geteuid().is_root() {
         bail!("run as root (namespaces, XDP and BPF_PROG_TEST_RUN need it)");
     }
@@ -351,7 +366,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         fs::write(&path, s.flows()).with_context(|| format!("write {}", path.display()))?;
         flow_files.push((s, path));
     }
-    let info = machine_info(&plan, &args.xvsd);
+    let info = machine_info(&plan, &xvsd);
 
     eprintln!("xvs-bench: building namespaces {tag}-a, {tag}-n, {tag}-b");
     let topo = Topology::build(&tag)?;
@@ -383,7 +398,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             flows,
         }
     }
-    let env_for = |flows| env_for(&topo, &plan, &work.path, &args.xvsd, &tag, &stop, flows);
+    let env_for = |flows| env_for(&topo, &plan, &work.path, &xvsd, &tag, &stop, flows);
 
     let mut notes: Vec<String> = Vec::new();
     let mut peers = Vec::new();

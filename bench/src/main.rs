@@ -1,5 +1,9 @@
 //! xvs-bench: end-to-end benchmarks of xvs against its peers.
 //!
+//! `xvs-bench compare` runs xvsd, OVS (userspace datapath), the Linux bridge, an XDP redirect
+//! and testpmd on one topology with the same flows ([`scenarios`]) and traffic, and writes a
+//! table, a CSV, a markdown report and a plot ([`compare`], [`ovs`], [`plot`]).
+//!
 //! `xvs-bench io` measures the I/O ceiling of each dataplane on the veth namespace topology of
 //! `peer-baselines.md`: a live-frames XDP generator in pod-a, the dataplane in the node namespace
 //! on cpu0, an XDP sink in pod-b, forwarded Mpps counted at pod-b. Layers:
