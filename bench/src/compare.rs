@@ -5,7 +5,7 @@
 //! CSV and a plot (SVG and PNG).
 
 use crate::bpf;
-use crate::io_bench::{measure_one, sleep_checked, Run, Sample, Window, WorkDir};
+use crate::io_bench::{measure_on, sleep_checked, start_peer, Run, Sample, Window, WorkDir};
 use crate::measure::{summarize, CpuTimes, NetDev, Summary};
 use crate::peers::{log_tail, Peer, PeerEnv, Running};
 use crate::plot;
@@ -209,25 +209,31 @@ struct Unsupported {
     why: String,
 }
 
-/// Rough seconds a run takes, for the progress display.
-fn expected_secs(plan: &Plan, peer: Peer, traffic: Traffic, scenario: Scenario) -> f64 {
+/// Rough seconds one start of a peer with all its traffic kinds takes, for the progress display.
+fn expected_secs(plan: &Plan, peer: Peer, scenario: Scenario) -> f64 {
     let start = match peer {
         Peer::Offered => 0.0,
         Peer::Xdp | Peer::Bridge => 0.5,
         Peer::Xvsd => 1.0,
-        Peer::Testpmd => 2.5,
+        Peer::Testpmd => 6.0,
         Peer::Ovs => 3.0,
-    } + if peer.is_openflow() && scenario == Scenario::Antrea10k {
-        3.0
-    } else {
-        0.0
+    } + match (peer, scenario) {
+        (Peer::Ovs, Scenario::Antrea10k) => 30.0,
+        (Peer::Xvsd, Scenario::Antrea10k) => 3.0,
+        _ => 0.0,
     };
-    let run = f64::from(plan.window.warmup + plan.window.secs)
-        + match traffic {
-            Traffic::Udp(_) => 0.5,
-            Traffic::Tcp => 1.0,
-        };
-    start + run
+    let runs: f64 = plan
+        .traffic
+        .iter()
+        .map(|t| {
+            f64::from(plan.window.warmup + plan.window.secs)
+                + match t {
+                    Traffic::Udp(_) => 0.5,
+                    Traffic::Tcp => 1.0,
+                }
+        })
+        .sum();
+    start + runs + 0.5
 }
 
 fn fmt_dur(s: f64) -> String {
@@ -415,137 +421,54 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         }
     }
 
-    // The schedule: offered alone first, then scenario by scenario, repetitions interleaved.
-    let mut schedule: Vec<(Scenario, usize, Traffic, Peer)> = Vec::new();
+    // The schedule: offered alone first, then scenario by scenario, repetitions interleaved
+    // across peers. A peer is started once per slot and measured with every traffic kind.
+    let mut schedule: Vec<(Scenario, usize, Peer)> = Vec::new();
     for rep in 1..=plan.reps {
-        for &t in &plan.traffic {
-            schedule.push((plan.scenarios[0], rep, t, Peer::Offered));
-        }
+        schedule.push((plan.scenarios[0], rep, Peer::Offered));
     }
     for (i, &s) in plan.scenarios.iter().enumerate() {
         for rep in 1..=plan.reps {
-            for &t in &plan.traffic {
-                for &p in &peers {
-                    // Peers without tables run once, with the first scenario.
-                    if p.is_openflow() || i == 0 {
-                        schedule.push((s, rep, t, p));
-                    }
+            for &p in &peers {
+                // Peers without tables run once, with the first scenario.
+                if p.is_openflow() || i == 0 {
+                    schedule.push((s, rep, p));
                 }
             }
         }
     }
+    let total = schedule.len() * plan.traffic.len();
     let t0 = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
     let mut unsupported: Vec<Unsupported> = Vec::new();
     let mut ovs_ports: Option<&'static str> = None;
-    for (k, &(scenario, rep, traffic, peer)) in schedule.iter().enumerate() {
+    let mut m = 0;
+    for (k, &(scenario, rep, peer)) in schedule.iter().enumerate() {
+        let remaining: f64 = schedule[k..]
+            .iter()
+            .map(|&(s, _, p)| expected_secs(&plan, p, s))
+            .sum();
+        let expected_end = t0.elapsed().as_secs_f64() + remaining;
         if unsupported
             .iter()
             .any(|u| u.peer == peer && u.scenario == scenario)
         {
+            m += plan.traffic.len();
             continue;
         }
-        let remaining: f64 = schedule[k..]
-            .iter()
-            .map(|&(s, _, t, p)| expected_secs(&plan, p, t, s))
-            .sum();
-        let elapsed = t0.elapsed().as_secs_f64();
-        eprintln!(
-            "[{:>3}/{}  {} elapsed / {} expected]  {peer} {} {traffic} rep {rep}/{}",
-            k + 1,
-            schedule.len(),
-            fmt_dur(elapsed),
-            fmt_dur(elapsed + remaining),
-            row_scenario(peer, scenario),
-            plan.reps
-        );
         let flows = flow_files
             .iter()
             .find(|(s, _)| *s == scenario)
             .map(|(_, p)| p.as_path());
         let env = env_for(flows);
-        let run = Run {
-            rep,
-            run_no: k + 1,
-            peer,
-            flows: match traffic {
-                Traffic::Udp(n) => n,
-                Traffic::Tcp => 1,
-            },
-        };
-        let mut port_type = None;
-        let started = |r: &Running| {
-            if let Running::Ovs(g) = r {
-                port_type = Some(g.port_type);
-            }
-            Ok(())
-        };
-        let res = match traffic {
-            Traffic::Udp(_) => {
-                let [a, b, n] = &mut devs;
-                measure_one(&plan.window, &env, [a, b, n], &run, started)
-                    .map(|(s, note)| udp_row(&s, scenario, traffic, note))
-            }
-            Traffic::Tcp => measure_tcp(&plan.window, &env, &run, scenario, started),
-        };
-        if let Some(t) = port_type {
-            if ovs_ports.is_none() {
-                let why = if t == "afxdp" {
-                    "this build lists the afxdp interface type"
-                } else {
-                    "this build has no afxdp interface type"
-                };
-                eprintln!("xvs-bench: ovs runs on {t} ports ({why})");
-                notes.push(format!("ovs ran on `{t}` ports ({why})"));
-            }
-            ovs_ports = Some(t);
-        }
-        // Relaxed: the flag carries no data, it is only polled.
-        if stop.load(Ordering::Relaxed) {
-            print!("{}", table(&plan, &rows, &unsupported));
-            bail!("interrupted; partial results above; cleaning up");
-        }
-        match res {
-            Ok(row) => {
-                // A switch that loaded flows it cannot execute forwards nothing: report the
-                // scenario as unsupported rather than as a zero.
-                let drops = row
-                    .note
-                    .split("; ")
-                    .find(|n| n.starts_with("translation drops unsupported_"));
-                if peer == Peer::Xvsd && (drops.is_some() || scenario.uses_ct() && row.value < 1e-3)
-                {
-                    let why = match drops {
-                        Some(d) => format!("{d} (forwarded {:.3} {})", row.value, traffic.unit()),
-                        None => format!(
-                            "forwarded nothing with conntrack flows ({} {})",
-                            row.value,
-                            traffic.unit()
-                        ),
-                    };
-                    eprintln!("xvs-bench: xvsd {scenario}: unsupported by this build: {why}");
-                    unsupported.push(Unsupported {
-                        peer,
-                        scenario,
-                        why,
-                    });
-                    continue;
-                }
-                eprintln!(
-                    "      -> {:.3} {}{}{}",
-                    row.value,
-                    traffic.unit(),
-                    row.offered_mpps
-                        .map(|o| format!(", offered {o:.3} Mpps"))
-                        .unwrap_or_default(),
-                    if row.note.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" [{}]", row.note)
-                    }
-                );
-                rows.push(row);
-            }
+        let label = row_scenario(peer, scenario);
+        eprintln!(
+            "[{} elapsed / {} expected]  starting {peer} ({label})",
+            fmt_dur(t0.elapsed().as_secs_f64()),
+            fmt_dur(expected_end),
+        );
+        let mut running = match start_peer(&env, peer, m + 1) {
+            Ok(r) => r,
             Err(e) => {
                 let msg = format!("{e:#}");
                 if peer == Peer::Xvsd && scenario.uses_ct() && refuses_flows(&msg) {
@@ -562,24 +485,121 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                         scenario,
                         why,
                     });
-                    continue;
+                } else {
+                    eprintln!("      -> FAILED: {msg}");
+                    for &traffic in &plan.traffic {
+                        rows.push(failed_row(label, traffic, peer, rep, &msg));
+                    }
                 }
-                eprintln!("      -> FAILED: {msg}");
-                rows.push(Row {
-                    scenario: row_scenario(peer, scenario),
-                    traffic,
-                    peer,
-                    rep,
-                    value: 0.0,
-                    offered_mpps: None,
-                    dp_busy: None,
-                    gen_busy: None,
-                    dp_split: None,
-                    note: msg.replace('\n', " "),
-                    failed: true,
-                });
+                m += plan.traffic.len();
+                // Relaxed: the flag carries no data, it is only polled.
+                if stop.load(Ordering::Relaxed) {
+                    print!("{}", table(&plan, &rows, &unsupported));
+                    bail!("interrupted; partial results above; cleaning up");
+                }
+                continue;
+            }
+        };
+        if let Running::Ovs(g) = &running {
+            if ovs_ports.is_none() {
+                let t = g.port_type;
+                let why = if t == "afxdp" {
+                    "this build lists the afxdp interface type"
+                } else {
+                    "this build has no afxdp interface type"
+                };
+                eprintln!("xvs-bench: ovs runs on {t} ports ({why})");
+                notes.push(format!("ovs ran on `{t}` ports ({why})"));
+                ovs_ports = Some(t);
             }
         }
+        let mut slot_rows = Vec::new();
+        for &traffic in &plan.traffic {
+            m += 1;
+            eprintln!(
+                "[{:>3}/{total}  {} elapsed / {} expected]  {peer} {label} {traffic} rep {rep}/{}",
+                m,
+                fmt_dur(t0.elapsed().as_secs_f64()),
+                fmt_dur(expected_end),
+                plan.reps
+            );
+            let run = Run {
+                rep,
+                run_no: m,
+                peer,
+                flows: match traffic {
+                    Traffic::Udp(n) => n,
+                    Traffic::Tcp => 1,
+                },
+            };
+            let res = match traffic {
+                Traffic::Udp(_) => {
+                    let [a, b, n] = &mut devs;
+                    measure_on(&plan.window, &env, [a, b, n], &run, &mut running)
+                        .map(|s| udp_row(&s, scenario, traffic))
+                }
+                Traffic::Tcp => measure_tcp(&plan.window, &env, &run, scenario, &mut running),
+            };
+            // Relaxed: the flag carries no data, it is only polled.
+            if stop.load(Ordering::Relaxed) {
+                drop(running);
+                print!("{}", table(&plan, &rows, &unsupported));
+                bail!("interrupted; partial results above; cleaning up");
+            }
+            match res {
+                Ok(row) => {
+                    eprintln!(
+                        "      -> {:.3} {}{}{}",
+                        row.value,
+                        traffic.unit(),
+                        row.offered_mpps
+                            .map(|o| format!(", offered {o:.3} Mpps"))
+                            .unwrap_or_default(),
+                        if row.note.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [{}]", row.note)
+                        }
+                    );
+                    slot_rows.push(row);
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    eprintln!("      -> FAILED: {msg}");
+                    slot_rows.push(failed_row(label, traffic, peer, rep, &msg));
+                }
+            }
+        }
+        let stop_note = running.stop().unwrap_or_else(|e| format!("stop: {e:#}"));
+        // A switch that loaded flows it cannot execute counts them as translation drops, or
+        // forwards nothing: report the scenario as unsupported rather than as a zero.
+        let drops = stop_note
+            .split("; ")
+            .find(|n| n.starts_with("translation drops unsupported_"));
+        let nothing = slot_rows.iter().all(|r| r.failed || r.value < 1e-3);
+        if peer == Peer::Xvsd && (drops.is_some() || scenario.uses_ct() && nothing) {
+            let why = match drops {
+                Some(d) => d.to_string(),
+                None => "forwarded nothing with conntrack flows".to_string(),
+            };
+            eprintln!("xvs-bench: xvsd {scenario}: unsupported by this build: {why}");
+            unsupported.push(Unsupported {
+                peer,
+                scenario,
+                why,
+            });
+            continue;
+        }
+        if !stop_note.is_empty() {
+            eprintln!("xvs-bench: {peer}: {stop_note}");
+            for r in &mut slot_rows {
+                if !r.note.is_empty() {
+                    r.note.push_str("; ");
+                }
+                r.note.push_str(&stop_note);
+            }
+        }
+        rows.extend(slot_rows);
     }
     let mut info = info;
     info.push((
@@ -615,7 +635,23 @@ fn refuses_flows(msg: &str) -> bool {
         || m.contains("conntrack") && m.contains("not")
 }
 
-fn udp_row(s: &Sample, scenario: Scenario, traffic: Traffic, stop_note: String) -> Row {
+fn failed_row(scenario: &'static str, traffic: Traffic, peer: Peer, rep: usize, msg: &str) -> Row {
+    Row {
+        scenario,
+        traffic,
+        peer,
+        rep,
+        value: 0.0,
+        offered_mpps: None,
+        dp_busy: None,
+        gen_busy: None,
+        dp_split: None,
+        note: msg.replace('\n', " "),
+        failed: true,
+    }
+}
+
+fn udp_row(s: &Sample, scenario: Scenario, traffic: Traffic) -> Row {
     let mut note = Vec::new();
     if !s.gen_ok {
         note.push("generator ended early".to_string());
@@ -625,9 +661,6 @@ fn udp_row(s: &Sample, scenario: Scenario, traffic: Traffic, stop_note: String) 
     }
     if s.offered_mpps < 0.001 {
         note.push("no offered load".to_string());
-    }
-    if !stop_note.is_empty() {
-        note.push(stop_note);
     }
     Row {
         scenario: row_scenario(s.peer, scenario),
@@ -668,16 +701,9 @@ fn measure_tcp(
     env: &PeerEnv<'_>,
     run: &Run,
     scenario: Scenario,
-    started: impl FnOnce(&Running) -> Result<()>,
+    running: &mut Running,
 ) -> Result<Row> {
     let peer = run.peer;
-    if peer != Peer::Offered {
-        env.topo.clear_node_xdp();
-    }
-    let running = peer
-        .start(env, run.run_no)
-        .with_context(|| format!("start {peer}"))?;
-    started(&running)?;
     let (src, dst): (&Endpoint, &Endpoint) = peer.endpoints();
     let server_log = env.work.join(format!("iperf3-server-{}.log", run.run_no));
     let client_log = env.work.join(format!("iperf3-client-{}.json", run.run_no));
@@ -727,9 +753,7 @@ fn measure_tcp(
         sleep_checked(env.stop, Duration::from_millis(50))?;
     };
     let cpu1 = CpuTimes::read()?;
-    let mut running = running;
     let peer_ok = running.is_alive();
-    let stop_note = running.stop()?;
     let text = fs::read_to_string(&client_log).unwrap_or_default();
     if !status.success() {
         bail!(
@@ -741,9 +765,6 @@ fn measure_tcp(
     let mut note = Vec::new();
     if !peer_ok {
         note.push("peer died".to_string());
-    }
-    if !stop_note.is_empty() {
-        note.push(stop_note);
     }
     Ok(Row {
         scenario: row_scenario(peer, scenario),

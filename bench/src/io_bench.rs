@@ -226,9 +226,7 @@ pub fn run(args: &IoArgs) -> Result<()> {
                     &env,
                     [&mut dev_a, &mut dev_b, &mut dev_n],
                     &run,
-                    |_| Ok(()),
-                )
-                .map(|(s, _)| s);
+                );
                 // Relaxed: the flag carries no data, it is only polled.
                 if stop.load(Ordering::Relaxed) {
                     print!("{}", table(args, &peers, &samples, &failures));
@@ -286,29 +284,46 @@ pub struct Run {
     pub flows: u32,
 }
 
-/// One run: start the peer, start the generator, warm up, measure the window, stop both.
-/// `started` sees the running peer before the generator starts (and returns an error to refuse
-/// the run); the peer's stop note comes back with the sample.
-pub fn measure_one(
+/// Starts a peer on the node ports, after clearing any XDP program a previous peer left there.
+pub fn start_peer(env: &PeerEnv<'_>, peer: Peer, run_no: usize) -> Result<Running> {
+    if peer != Peer::Offered {
+        env.topo.clear_node_xdp();
+    }
+    peer.start(env, run_no)
+        .with_context(|| format!("start {peer}"))
+}
+
+/// One run: start the peer, measure (see [`measure_on`]), stop it.
+fn measure_one(
+    args: &Window,
+    env: &PeerEnv<'_>,
+    devs: [&mut NetDev; 3],
+    run: &Run,
+) -> Result<Sample> {
+    let mut running = start_peer(env, run.peer, run.run_no)?;
+    let sample = measure_on(args, env, devs, run, &mut running)?;
+    let note = running.stop()?;
+    if !note.is_empty() {
+        eprintln!("xvs-bench: {}: {note}", run.peer);
+    }
+    Ok(sample)
+}
+
+/// One measurement on a running peer: start the generator, warm up, measure the window, stop
+/// the generator.
+pub fn measure_on(
     args: &Window,
     env: &PeerEnv<'_>,
     [dev_a, dev_b, dev_n]: [&mut NetDev; 3],
     run: &Run,
-    started: impl FnOnce(&Running) -> Result<()>,
-) -> Result<(Sample, String)> {
+    running: &mut Running,
+) -> Result<Sample> {
     let Run {
         rep,
         run_no,
         peer,
         flows,
     } = *run;
-    if peer != Peer::Offered {
-        env.topo.clear_node_xdp();
-    }
-    let mut running = peer
-        .start(env, run_no)
-        .with_context(|| format!("start {peer}"))?;
-    started(&running)?;
     let (src, dst) = peer.endpoints();
     let gen_log = env.work.join(format!("gen-{run_no}.log"));
     // The generator's own bound: warm-up + window + 3 s; it is stopped right after the window.
@@ -348,10 +363,6 @@ pub fn measure_one(
             bail!("generator failed ({st}):\n{}", log_tail(&gen_log, 10));
         }
     }
-    let note = running.stop()?;
-    if !note.is_empty() {
-        eprintln!("xvs-bench: {peer}: {note}");
-    }
     let offered = |c: &IfCounters| c.tx_packets + c.tx_dropped;
     let mpps =
         |d: u64, t0: Instant, t1: Instant| d as f64 / t1.duration_since(t0).as_secs_f64() / 1e6;
@@ -369,7 +380,7 @@ pub fn measure_one(
         gen_ok,
         peer_ok,
     };
-    Ok((sample, note))
+    Ok(sample)
 }
 
 fn median_of(v: impl Iterator<Item = f64>) -> Option<f64> {
