@@ -36,11 +36,6 @@ impl Scenario {
         }
     }
 
-    /// Whether the flows use conntrack (`ct()` actions, `ct_state` matches).
-    pub fn uses_ct(self) -> bool {
-        !matches!(self, Scenario::L2)
-    }
-
     /// The flow file.
     pub fn flows(self) -> String {
         match self {
