@@ -376,10 +376,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
 
     eprintln!("xvs-bench: building namespaces {tag}-a, {tag}-n, {tag}-b");
     let topo = Topology::build(&tag)?;
-    let _sink = topo
-        .pod_b
-        .enter(|| bpf::attach_sink(&["eth0", "d0"]))
-        .context("attach the sink to pod-b")?;
+    // The UDP sink on pod-b (dropping the generator's frames spares pod-b's stack); detached
+    // for TCP, where it would only make veth copy every segment into an XDP buffer.
+    let attach_sink = || {
+        topo.pod_b
+            .enter(|| bpf::attach_sink(&["eth0", "d0"]))
+            .context("attach the sink to pod-b")
+    };
+    let mut sink = Some(attach_sink()?);
     let mut devs = [
         NetDev::open(&topo.pod_a)?,
         NetDev::open(&topo.pod_b)?,
@@ -532,6 +536,11 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                     Traffic::Tcp => 1,
                 },
             };
+            match traffic {
+                Traffic::Udp(_) if sink.is_none() => sink = Some(attach_sink()?),
+                Traffic::Tcp => sink = None,
+                Traffic::Udp(_) => {}
+            }
             let res = match traffic {
                 Traffic::Udp(_) => {
                     let [a, b, n] = &mut devs;
