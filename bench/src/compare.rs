@@ -260,16 +260,18 @@ fn machine_info(plan: &Plan, xvsd: &Path) -> Vec<(String, String)> {
             })
             .unwrap_or_else(|| "-".to_string())
     };
-    let cpu = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
-    let ncpu = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Not available_parallelism(): the harness is pinned to one core by now.
+    let ncpu = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let dpkg = |pkg: &str| cmd_out("dpkg-query", &["-W", "-f", "${Version}", pkg]);
     let xvs_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut info = vec![
