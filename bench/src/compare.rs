@@ -1105,17 +1105,23 @@ fn markdown(
     out
 }
 
-/// The plot's data: one group per (scenario label, UDP traffic), one bar per peer.
+/// The plot's data: one group per (scenario, UDP traffic), one bar per peer. The offered load
+/// (several times any AF_XDP peer's rate) is not drawn as a bar, which would flatten the rest;
+/// the group labels carry it.
 fn plot_series(plan: &Plan, rows: &[Row]) -> plot::Chart {
     let mut groups = Vec::new();
-    let peers: Vec<Peer> = std::iter::once(Peer::Offered)
-        .chain(plan.peers.iter().copied().filter(|p| *p != Peer::Offered))
+    let peers: Vec<Peer> = plan
+        .peers
+        .iter()
+        .copied()
+        .filter(|p| *p != Peer::Offered)
         .collect();
     for &t in &plan.traffic {
         if !matches!(t, Traffic::Udp(_)) {
             continue;
         }
-        for label in std::iter::once("-").chain(plan.scenarios.iter().map(|s| s.name())) {
+        let offered = summary_of(&cell(rows, "-", t, Peer::Offered)).map(|s| s.median);
+        for label in plan.scenarios.iter().map(|s| s.name()) {
             let mut bars = Vec::new();
             for &p in &peers {
                 if let Some(s) = summary_of(&cell(rows, label, t, p)) {
@@ -1128,10 +1134,9 @@ fn plot_series(plan: &Plan, rows: &[Row]) -> plot::Chart {
                 }
             }
             if !bars.is_empty() {
-                let name = if label == "-" {
-                    format!("{t} (offered)")
-                } else {
-                    format!("{label} {t}")
+                let name = match offered {
+                    Some(o) => format!("{label} {t} (offered {o:.2})"),
+                    None => format!("{label} {t}"),
                 };
                 groups.push(plot::Group { name, bars });
             }
@@ -1139,7 +1144,7 @@ fn plot_series(plan: &Plan, rows: &[Row]) -> plot::Chart {
     }
     plot::Chart {
         title: format!(
-            "64-byte UDP forwarded, Mpps (median, min-max of {} x {} s)",
+            "64-byte UDP forwarded, Mpps (bar: median, whiskers: min-max of {} x {} s)",
             plan.reps, plan.window.secs
         ),
         y_label: "Mpps".to_string(),
