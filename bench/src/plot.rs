@@ -38,7 +38,6 @@ const SIZE: (u32, u32) = (1200, 600);
 
 fn colour(i: usize) -> RGBColor {
     const P: [RGBColor; 8] = [
-        RGBColor(120, 120, 120),
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -46,6 +45,7 @@ fn colour(i: usize) -> RGBColor {
         RGBColor(148, 103, 189),
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
+        RGBColor(120, 120, 120),
     ];
     P[i % P.len()]
 }
