@@ -4,7 +4,7 @@
 use crate::bpf;
 use crate::generator::{self, GenSpec};
 use crate::measure::{summarize, CpuTimes, IfCounters, NetDev};
-use crate::peers::{log_tail, Peer, PeerEnv};
+use crate::peers::{log_tail, Peer, PeerEnv, Running};
 use crate::process::Reniced;
 use crate::sys;
 use crate::topology::{self, Topology, NODE_PORTS};
@@ -57,6 +57,26 @@ pub struct IoArgs {
     pub keep_logs: bool,
 }
 
+/// What one UDP measurement needs from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub warmup: u32,
+    pub secs: u32,
+    pub dp_cpu: usize,
+    pub gen_cpu: usize,
+}
+
+impl IoArgs {
+    fn window(&self) -> Window {
+        Window {
+            warmup: self.warmup,
+            secs: self.secs,
+            dp_cpu: self.dp_cpu,
+            gen_cpu: self.gen_cpu,
+        }
+    }
+}
+
 /// One measured run.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -72,6 +92,8 @@ pub struct Sample {
     pub pa0_rx_dropped_mpps: f64,
     pub dp_busy: Option<f64>,
     pub gen_busy: Option<f64>,
+    /// The dataplane core's user / system / softirq percentages.
+    pub dp_split: Option<[f64; 3]>,
     /// The generator was still sending at the end of the window.
     pub gen_ok: bool,
     /// The peer was still up at the end of the window.
@@ -89,9 +111,9 @@ struct Failure {
 
 /// Deletes the working directory on drop unless asked to keep it.
 #[derive(Debug)]
-struct WorkDir {
-    path: PathBuf,
-    keep: bool,
+pub struct WorkDir {
+    pub path: PathBuf,
+    pub keep: bool,
 }
 
 impl Drop for WorkDir {
@@ -105,7 +127,7 @@ impl Drop for WorkDir {
 }
 
 /// Sleeps in small steps so that SIGINT/SIGTERM interrupt the run promptly.
-fn sleep_checked(stop: &AtomicBool, d: Duration) -> Result<()> {
+pub fn sleep_checked(stop: &AtomicBool, d: Duration) -> Result<()> {
     let end = Instant::now() + d;
     while let Some(left) = end.checked_duration_since(Instant::now()) {
         // Relaxed: the flag carries no data, it is only polled.
@@ -175,6 +197,7 @@ pub fn run(args: &IoArgs) -> Result<()> {
         xvsd: &args.xvsd,
         tag: &tag,
         stop: &stop,
+        flows: None,
     };
     let mut peers = Vec::new();
     for &p in &args.peers {
@@ -198,7 +221,12 @@ pub fn run(args: &IoArgs) -> Result<()> {
                     peer,
                     flows,
                 };
-                let res = measure_one(args, &env, [&mut dev_a, &mut dev_b, &mut dev_n], &run);
+                let res = measure_one(
+                    &args.window(),
+                    &env,
+                    [&mut dev_a, &mut dev_b, &mut dev_n],
+                    &run,
+                );
                 // Relaxed: the flag carries no data, it is only polled.
                 if stop.load(Ordering::Relaxed) {
                     print!("{}", table(args, &peers, &samples, &failures));
@@ -247,21 +275,48 @@ pub fn run(args: &IoArgs) -> Result<()> {
 
 /// Which run this is.
 #[derive(Debug, Clone, Copy)]
-struct Run {
+pub struct Run {
     /// Repetition, from 1.
-    rep: usize,
+    pub rep: usize,
     /// Run number over the whole session, from 1 (names logs and configs).
-    run_no: usize,
-    peer: Peer,
-    flows: u32,
+    pub run_no: usize,
+    pub peer: Peer,
+    pub flows: u32,
 }
 
-/// One run: start the peer, start the generator, warm up, measure the window, stop both.
+/// Starts a peer on the node ports, after clearing any XDP program a previous peer left there.
+pub fn start_peer(env: &PeerEnv<'_>, peer: Peer, run_no: usize) -> Result<Running> {
+    if peer != Peer::Offered {
+        env.topo.clear_node_xdp();
+    }
+    peer.start(env, run_no)
+        .with_context(|| format!("start {peer}"))
+}
+
+/// One run: start the peer, measure (see [`measure_on`]), stop it.
 fn measure_one(
-    args: &IoArgs,
+    args: &Window,
+    env: &PeerEnv<'_>,
+    devs: [&mut NetDev; 3],
+    run: &Run,
+) -> Result<Sample> {
+    let mut running = start_peer(env, run.peer, run.run_no)?;
+    let sample = measure_on(args, env, devs, run, &mut running)?;
+    let note = running.stop()?;
+    if !note.is_empty() {
+        eprintln!("xvs-bench: {}: {note}", run.peer);
+    }
+    Ok(sample)
+}
+
+/// One measurement on a running peer: start the generator, warm up, measure the window, stop
+/// the generator.
+pub fn measure_on(
+    args: &Window,
     env: &PeerEnv<'_>,
     [dev_a, dev_b, dev_n]: [&mut NetDev; 3],
     run: &Run,
+    running: &mut Running,
 ) -> Result<Sample> {
     let Run {
         rep,
@@ -269,12 +324,6 @@ fn measure_one(
         peer,
         flows,
     } = *run;
-    if peer != Peer::Offered {
-        env.topo.clear_node_xdp();
-    }
-    let mut running = peer
-        .start(env, run_no)
-        .with_context(|| format!("start {peer}"))?;
     let (src, dst) = peer.endpoints();
     let gen_log = env.work.join(format!("gen-{run_no}.log"));
     // The generator's own bound: warm-up + window + 3 s; it is stopped right after the window.
@@ -314,15 +363,10 @@ fn measure_one(
             bail!("generator failed ({st}):\n{}", log_tail(&gen_log, 10));
         }
     }
-    let note = running.stop()?;
-    if !note.is_empty() {
-        eprintln!("xvs-bench: {peer}: {note}");
-    }
-
     let offered = |c: &IfCounters| c.tx_packets + c.tx_dropped;
     let mpps =
         |d: u64, t0: Instant, t1: Instant| d as f64 / t1.duration_since(t0).as_secs_f64() / 1e6;
-    Ok(Sample {
+    let sample = Sample {
         rep,
         peer,
         flows,
@@ -332,9 +376,11 @@ fn measure_one(
         pa0_rx_dropped_mpps: mpps(n1.rx_dropped.saturating_sub(n0.rx_dropped), tn0, tn1),
         dp_busy: cpu0.busy_pct(&cpu1, args.dp_cpu),
         gen_busy: cpu0.busy_pct(&cpu1, args.gen_cpu),
+        dp_split: cpu0.split_pct(&cpu1, args.dp_cpu),
         gen_ok,
         peer_ok,
-    })
+    };
+    Ok(sample)
 }
 
 fn median_of(v: impl Iterator<Item = f64>) -> Option<f64> {

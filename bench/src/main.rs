@@ -1,5 +1,9 @@
 //! xvs-bench: end-to-end benchmarks of xvs against its peers.
 //!
+//! `xvs-bench compare` runs xvsd, OVS (userspace datapath), the Linux bridge, an XDP redirect
+//! and testpmd on one topology with the same flows ([`scenarios`]) and traffic, and writes a
+//! table, a CSV, a markdown report and a plot ([`compare`], [`ovs`], [`plot`]).
+//!
 //! `xvs-bench io` measures the I/O ceiling of each dataplane on the veth namespace topology of
 //! `peer-baselines.md`: a live-frames XDP generator in pod-a, the dataplane in the node namespace
 //! on cpu0, an XDP sink in pod-b, forwarded Mpps counted at pod-b. Layers:
@@ -14,11 +18,15 @@
 #![deny(unsafe_code)]
 
 mod bpf;
+mod compare;
 mod generator;
 mod io_bench;
 mod measure;
+mod ovs;
 mod peers;
+mod plot;
 mod process;
+mod scenarios;
 #[allow(unsafe_code)]
 mod sys;
 mod topology;
@@ -41,6 +49,9 @@ struct Cli {
 enum Cmd {
     /// I/O ceiling: forwarded Mpps of xvsd, testpmd and XDP redirect on the veth topology.
     Io(io_bench::IoArgs),
+    /// xvsd and its peers (OVS, Linux bridge, XDP, testpmd) side by side: scenarios, traffic
+    /// kinds, a table, a CSV and a plot.
+    Compare(compare::CompareArgs),
     /// Removes namespaces and directories left by runs that were killed with SIGKILL.
     Cleanup,
     /// Internal: the traffic generator process started by `io`.
@@ -52,6 +63,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res: Result<()> = match &cli.cmd {
         Cmd::Io(args) => io_bench::run(args),
+        Cmd::Compare(args) => compare::run(args),
         Cmd::Gen(args) => generator::run_gen(args),
         Cmd::Cleanup => topology::cleanup_stale(),
     };

@@ -74,14 +74,24 @@ pub fn parse_net_dev(text: &str, ifname: &str) -> Result<IfCounters> {
     bail!("interface {ifname} not in net/dev")
 }
 
-/// Busy and total jiffies of each CPU from `/proc/stat`.
+/// Busy and total jiffies of each CPU from `/proc/stat`, and the user / system / softirq parts.
 #[derive(Debug, Clone, Default)]
-pub struct CpuTimes(Vec<(u64, u64)>);
+pub struct CpuTimes(Vec<(u64, u64)>, Vec<[u64; 3]>);
 
 impl CpuTimes {
     pub fn read() -> Result<Self> {
         let text = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
-        Ok(Self(parse_proc_stat(&text)))
+        Ok(Self(parse_proc_stat(&text), parse_split(&text)))
+    }
+
+    /// Percentages of `cpu` spent in user (incl. nice), system and softirq between `self`
+    /// (earlier) and `later`.
+    pub fn split_pct(&self, later: &CpuTimes, cpu: usize) -> Option<[f64; 3]> {
+        let (_, t0) = *self.0.get(cpu)?;
+        let (_, t1) = *later.0.get(cpu)?;
+        let dt = t1.checked_sub(t0).filter(|d| *d > 0)? as f64;
+        let (a, b) = (self.1.get(cpu)?, later.1.get(cpu)?);
+        Some([0, 1, 2].map(|i| 100.0 * b[i].saturating_sub(a[i]) as f64 / dt))
     }
 
     /// Busy percentage of `cpu` between `self` (earlier) and `later`.
@@ -91,6 +101,30 @@ impl CpuTimes {
         let dt = t1.checked_sub(t0)?;
         (dt > 0).then(|| 100.0 * b1.saturating_sub(b0) as f64 / dt as f64)
     }
+}
+
+/// Per-CPU `[user + nice, system, softirq]` jiffies.
+fn parse_split(text: &str) -> Vec<[u64; 3]> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let Some(idx) = it
+            .next()
+            .and_then(|n| n.strip_prefix("cpu"))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let v: Vec<u64> = it.take(7).filter_map(|x| x.parse().ok()).collect();
+        if v.len() < 7 {
+            continue;
+        }
+        if out.len() <= idx {
+            out.resize(idx + 1, [0; 3]);
+        }
+        out[idx] = [v[0] + v[1], v[2], v[6]];
+    }
+    out
 }
 
 /// Per-CPU `(busy, total)`; busy is everything but idle and iowait.
@@ -170,13 +204,14 @@ mod tests {
 
     #[test]
     fn proc_stat_busy() {
-        let a = CpuTimes(parse_proc_stat(
-            "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 10 0 10 80 0 0 0 0 0 0\ncpu1 0 0 0 100 0 0 0 0 0 0\n",
-        ));
-        let b = CpuTimes(parse_proc_stat(
-            "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 60 0 10 130 0 0 0 0 0 0\ncpu1 0 0 0 200 0 0 0 0 0 0\n",
-        ));
-        assert_eq!(a.busy_pct(&b, 0), Some(50.0));
+        let ta =
+            "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 10 0 10 80 0 0 0 0 0 0\ncpu1 0 0 0 100 0 0 0 0 0 0\n";
+        let tb = "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 60 0 20 130 0 0 40 0 0 0\ncpu1 0 0 0 200 0 0 0 0 0 0\n";
+        let a = CpuTimes(parse_proc_stat(ta), parse_split(ta));
+        let b = CpuTimes(parse_proc_stat(tb), parse_split(tb));
+        assert_eq!(a.busy_pct(&b, 0), Some(100.0 * 100.0 / 150.0));
+        let s = a.split_pct(&b, 0).unwrap();
+        assert_eq!(s.map(|x| (x * 150.0 / 100.0).round()), [50.0, 10.0, 40.0]);
         assert_eq!(a.busy_pct(&b, 1), Some(0.0));
         assert_eq!(a.busy_pct(&b, 2), None);
     }

@@ -30,15 +30,22 @@ pub enum Peer {
     Testpmd,
     /// An XDP program redirecting pa0 <-> pb0 in the kernel (the kernel's limit).
     Xdp,
+    /// Open vSwitch's userspace datapath (`datapath_type=netdev`), `afxdp` ports where the
+    /// build has them, else `system` (AF_PACKET) ports; see [`crate::ovs`].
+    Ovs,
+    /// The Linux bridge in the node namespace (RPS of the node ports on the dataplane core).
+    Bridge,
 }
 
 impl Peer {
-    pub const ALL: [Peer; 5] = [
+    pub const ALL: [Peer; 7] = [
         Peer::Offered,
         Peer::Xvsd,
         Peer::XvsdDpdk,
         Peer::Testpmd,
         Peer::Xdp,
+        Peer::Ovs,
+        Peer::Bridge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +55,8 @@ impl Peer {
             Peer::XvsdDpdk => "xvsd-dpdk",
             Peer::Testpmd => "testpmd",
             Peer::Xdp => "xdp",
+            Peer::Ovs => "ovs",
+            Peer::Bridge => "bridge",
         }
     }
 
@@ -59,10 +68,19 @@ impl Peer {
         }
     }
 
+    /// Whether the peer runs OpenFlow tables (and so the scenario's flow file).
+    pub fn is_openflow(self) -> bool {
+        matches!(self, Peer::Xvsd | Peer::Ovs)
+    }
+
     /// Why this peer cannot run on this machine, if it cannot.
     pub fn unavailable(self, env: &PeerEnv<'_>) -> Option<String> {
         match self {
-            Peer::Offered | Peer::Xdp => None,
+            Peer::Offered | Peer::Xdp | Peer::Bridge => None,
+            Peer::Ovs => ["ovs-vswitchd", "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-ofctl"]
+                .into_iter()
+                .find(|p| which(p).is_none())
+                .map(|p| format!("{p} not found (apt-get install openvswitch-switch)")),
             Peer::Xvsd => (!is_executable(env.xvsd)).then(|| {
                 format!(
                     "xvsd binary {} not found (build it with `cargo build --release -p xvsd` or pass --xvsd PATH)",
@@ -88,6 +106,8 @@ impl Peer {
             Peer::Xvsd => start_xvsd(env, run, false),
             Peer::XvsdDpdk => start_xvsd(env, run, true),
             Peer::Testpmd => start_testpmd(env, run),
+            Peer::Ovs => crate::ovs::start(env, run),
+            Peer::Bridge => start_bridge(env),
         }
     }
 }
@@ -105,7 +125,9 @@ impl FromStr for Peer {
         Peer::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .with_context(|| format!("unknown peer {s:?} (offered, xvsd, xvsd-dpdk, testpmd, xdp)"))
+            .with_context(|| {
+                format!("unknown peer {s:?} (offered, xvsd, xvsd-dpdk, testpmd, xdp, ovs, bridge)")
+            })
     }
 }
 
@@ -122,12 +144,19 @@ pub struct PeerEnv<'a> {
     pub tag: &'a str,
     /// Set by SIGINT/SIGTERM: stop waiting.
     pub stop: &'a AtomicBool,
+    /// The OpenFlow flow file for xvsd and OVS; `None`: xvsd forwards in io-fwd mode and OVS
+    /// gets the two output flows of the `l2` scenario.
+    pub flows: Option<&'a Path>,
 }
 
 /// A started peer; dropping it stops it.
 #[derive(Debug)]
 pub enum Running {
     Nothing,
+    /// The Linux bridge; removed (and the node ports' GRO switched off again) on drop.
+    Bridge(#[allow(dead_code)] BridgeGuard),
+    /// OVS: ovsdb-server and ovs-vswitchd, stopped by PID on drop (vswitchd first).
+    Ovs(crate::ovs::OvsGuard),
     /// Held for its `Drop`, which detaches the programs.
     Programs(#[allow(dead_code)] Attached),
     Process {
@@ -136,6 +165,8 @@ pub enum Running {
         grace: Duration,
         /// Removed after the process ended (fields drop in order: `proc` first).
         leftovers: Vec<RemoveDirOnDrop>,
+        /// xvsd's unixctl socket: its counters are saved (and checked) before it stops.
+        ctl: Option<PathBuf>,
     },
 }
 
@@ -144,6 +175,7 @@ impl Running {
     pub fn is_alive(&mut self) -> bool {
         match self {
             Running::Process { proc, .. } => proc.is_running(),
+            Running::Ovs(g) => g.is_alive(),
             _ => true,
         }
     }
@@ -151,23 +183,75 @@ impl Running {
     /// Stops the peer; reports a process peer's exit status.
     pub fn stop(self) -> Result<String> {
         match self {
-            Running::Nothing | Running::Programs(_) => Ok(String::new()),
+            Running::Nothing | Running::Programs(_) | Running::Bridge(_) => Ok(String::new()),
+            Running::Ovs(g) => g.stop(),
             Running::Process {
                 mut proc,
                 log,
                 grace,
                 leftovers,
+                ctl,
             } => {
+                // xvsd: its counters before it stops, next to its log; translation drops for
+                // actions this build cannot execute are reported.
+                let mut unsupported = String::new();
+                if let Some(ctl) = ctl {
+                    let mut stats = String::new();
+                    for cmd in ["xvs/show", "dpif-netdev/pmd-stats-show"] {
+                        stats.push_str(&appctl(&ctl, cmd));
+                    }
+                    unsupported = unsupported_drops(&stats);
+                    let _ = fs::write(log.with_extension("stats"), stats);
+                }
                 let st = proc.stop(grace)?;
                 drop(leftovers);
-                Ok(match st {
+                let exit = match st {
                     Some(st) if !st.success() => {
                         format!("{} exited with {st}; log: {}", proc.name(), log.display())
                     }
                     _ => String::new(),
-                })
+                };
+                Ok([exit, unsupported]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; "))
             }
         }
+    }
+}
+
+/// `ovs-appctl -t <socket> <cmd>`'s output (empty if it fails).
+fn appctl(ctl: &Path, cmd: &str) -> String {
+    Command::new("ovs-appctl")
+        .arg("-t")
+        .arg(ctl)
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// The non-zero `unsupported_*` translation drop counters in xvsd's `xvs/show` text, as
+/// "unsupported_ct: 123" (empty if none).
+pub fn unsupported_drops(stats: &str) -> String {
+    let mut seen = Vec::new();
+    for line in stats.lines() {
+        let Some((name, n)) = line.trim().split_once(": ") else {
+            continue;
+        };
+        if name.starts_with("unsupported_")
+            && n.trim().parse::<u64>().is_ok_and(|n| n > 0)
+            && !seen.iter().any(|s: &String| s.starts_with(name))
+        {
+            seen.push(format!("{name}: {}", n.trim()));
+        }
+    }
+    if seen.is_empty() {
+        String::new()
+    } else {
+        format!("translation drops {}", seen.join(", "))
     }
 }
 
@@ -177,7 +261,7 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn which(prog: &str) -> Option<PathBuf> {
+pub fn which(prog: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(prog))
@@ -194,7 +278,7 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 /// `ip netns exec <node> taskset -c <dp_cpu> <argv...>`: both exec in place, so the returned PID
 /// is the dataplane's own. `ip netns exec` also remounts /sys for the namespace, which AF_XDP
 /// and DPDK need to see the node's devices.
-fn spawn_in_node(
+pub fn spawn_in_node(
     env: &PeerEnv<'_>,
     name: &str,
     argv: &[String],
@@ -217,7 +301,7 @@ fn spawn_in_node(
 
 /// Polls `ready` every 50 ms until it holds, the process ends, `timeout` passes or the harness
 /// is interrupted.
-fn wait_ready(
+pub fn wait_ready(
     env: &PeerEnv<'_>,
     proc: &mut Guarded,
     log: &Path,
@@ -251,12 +335,20 @@ fn wait_ready(
     }
 }
 
-/// The io-fwd configuration of xvsd for the two node ports.
-pub fn xvsd_config(run_dir: &Path, dp_cpu: usize) -> String {
+/// The configuration of xvsd for the two node ports: io-fwd without a flow file, else the
+/// OpenFlow pipeline loaded from it.
+pub fn xvsd_config(run_dir: &Path, dp_cpu: usize, flows: Option<&Path>) -> String {
     let mut s = format!(
-        "bridge = \"br-bench\"\nrun_dir = \"{}\"\nworkers = [{dp_cpu}]\nforwarding = \"io-fwd\"\n",
+        "bridge = \"br-bench\"\nrun_dir = \"{}\"\nworkers = [{dp_cpu}]\n",
         run_dir.display()
     );
+    match flows {
+        None => s.push_str("forwarding = \"io-fwd\"\n"),
+        Some(f) => s.push_str(&format!(
+            "forwarding = \"openflow\"\nflows = \"{}\"\n",
+            f.display()
+        )),
+    }
     for (i, (name, _)) in NODE_PORTS.iter().enumerate() {
         s.push_str(&format!(
             "\n[[port]]\nname = \"{name}\"\ntype = \"afxdp\"\nofport = {}\nxdp_mode = \"native\"\n",
@@ -324,7 +416,7 @@ fn start_xvsd(env: &PeerEnv<'_>, run: usize, dpdk: bool) -> Result<Running> {
     let config_text = if dpdk {
         xvsd_dpdk_config(&run_dir, env.dp_cpu)
     } else {
-        xvsd_config(&run_dir, env.dp_cpu)
+        xvsd_config(&run_dir, env.dp_cpu, env.flows)
     };
     let run_dir = RemoveDirOnDrop(run_dir);
     fs::write(&config, config_text).with_context(|| format!("write {}", config.display()))?;
@@ -342,6 +434,7 @@ fn start_xvsd(env: &PeerEnv<'_>, run: usize, dpdk: bool) -> Result<Running> {
         proc,
         log,
         grace: Duration::from_secs(10),
+        ctl: Some(run_dir.0.join("xvsd.ctl")),
         leftovers: vec![run_dir],
     })
 }
@@ -403,7 +496,109 @@ fn start_testpmd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
         log,
         grace: Duration::from_secs(10),
         leftovers: vec![runtime_dir],
+        ctl: None,
     })
+}
+
+/// The node ports' receive path for peers without an XDP program on them: GRO on, so that the
+/// generator's `ndo_xdp_xmit` into pod-a's veth is accepted (veth takes redirected frames only
+/// when its peer has XDP or GRO; the bit is recomputed when GRO changes on a running device).
+pub fn node_ports_gro(topo: &Topology, on: bool) -> Result<()> {
+    for (dev, _) in NODE_PORTS {
+        topo.node.exec(
+            "ethtool",
+            &["-K", dev, "gro", if on { "on" } else { "off" }],
+        )?;
+    }
+    Ok(())
+}
+
+/// Name of the Linux bridge in the node namespace.
+const LINUX_BRIDGE: &str = "lbr0";
+
+/// The Linux bridge `lbr0` in the node namespace; dropping it deletes the bridge and switches the
+/// node ports' GRO off again.
+#[derive(Debug)]
+pub struct BridgeGuard {
+    node: String,
+}
+
+impl Drop for BridgeGuard {
+    fn drop(&mut self) {
+        if let Err(e) = crate::topology::run(Command::new("ip").args([
+            "-n",
+            &self.node,
+            "link",
+            "del",
+            LINUX_BRIDGE,
+        ])) {
+            eprintln!("xvs-bench: cleanup of the bridge: {e:#}");
+        }
+        for (dev, _) in NODE_PORTS {
+            if let Err(e) = crate::topology::run(Command::new("ip").args([
+                "netns", "exec", &self.node, "ethtool", "-K", dev, "gro", "off",
+            ])) {
+                eprintln!("xvs-bench: cleanup of the bridge: {e:#}");
+            }
+        }
+    }
+}
+
+/// The bridge of peer-baselines.md: no STP, no forwarding delay, no netfilter calls, static FDB
+/// entries for the two Pods (instead of learning from priming pings), the node ports' receive
+/// processing steered (RPS) to the dataplane core.
+fn start_bridge(env: &PeerEnv<'_>) -> Result<Running> {
+    let node = &env.topo.node;
+    let guard = BridgeGuard {
+        node: node.name().to_string(),
+    };
+    // Per namespace since br_netfilter became netns-aware; a missing key means no br_netfilter.
+    for key in ["iptables", "ip6tables", "arptables"] {
+        let _ = node.sysctl(&format!("net.bridge.bridge-nf-call-{key}"), "0");
+    }
+    node.ip(&[
+        "link",
+        "add",
+        LINUX_BRIDGE,
+        "type",
+        "bridge",
+        "stp_state",
+        "0",
+        "forward_delay",
+        "0",
+        "ageing_time",
+        "360000",
+    ])?;
+    for (dev, _) in NODE_PORTS {
+        node.ip(&["link", "set", dev, "master", LINUX_BRIDGE])?;
+    }
+    node.ip(&["link", "set", LINUX_BRIDGE, "up"])?;
+    for (dev, ep) in [(NODE_PORTS[0].0, &POD_A), (NODE_PORTS[1].0, &POD_B)] {
+        let mac = crate::generator::format_mac(&ep.mac);
+        run_bridge_cmd(
+            node.name(),
+            &["fdb", "replace", &mac, "dev", dev, "master", "static"],
+        )?;
+    }
+    let mask = format!("{:x}", 1u64 << env.dp_cpu);
+    for (dev, _) in NODE_PORTS {
+        let path = format!("/sys/class/net/{dev}/queues/rx-0/rps_cpus");
+        // /sys shows the namespace of the process that mounted it: write from `ip netns exec`.
+        crate::topology::run(Command::new("ip").args([
+            "netns",
+            "exec",
+            node.name(),
+            "sh",
+            "-c",
+            &format!("echo {mask} > {path}"),
+        ]))?;
+    }
+    node_ports_gro(env.topo, true)?;
+    Ok(Running::Bridge(guard))
+}
+
+fn run_bridge_cmd(netns: &str, args: &[&str]) -> Result<()> {
+    crate::topology::run(Command::new("bridge").args(["-n", netns]).args(args))
 }
 
 #[cfg(test)]
@@ -416,12 +611,25 @@ mod tests {
         for p in Peer::ALL {
             assert_eq!(p.name().parse::<Peer>().unwrap(), p);
         }
-        assert!("ovs".parse::<Peer>().is_err());
+        assert!("vpp".parse::<Peer>().is_err());
+    }
+
+    #[test]
+    fn unsupported_drops_are_found() {
+        let show = "bridge br-bench:\n  translation drops:\n    unsupported_ct: 1234\n    unsupported_normal: 0\n";
+        assert_eq!(
+            unsupported_drops(show),
+            "translation drops unsupported_ct: 1234"
+        );
+        assert_eq!(
+            unsupported_drops("  translation drops:\n    no_match: 5\n"),
+            ""
+        );
     }
 
     #[test]
     fn xvsd_config_pairs_ports_in_order() {
-        let c = xvsd_config(Path::new("/tmp/x"), 0);
+        let c = xvsd_config(Path::new("/tmp/x"), 0, None);
         assert!(c.contains("forwarding = \"io-fwd\""));
         assert!(c.contains("workers = [0]"));
         let a = c.find("name = \"pa0\"").unwrap();

@@ -1,0 +1,1189 @@
+//! `xvs-bench compare`: xvsd and its peers side by side on one topology, with the same flows
+//! (the scenario's flow file, loaded into both OpenFlow switches) and the same traffic, in one
+//! run. The offered load is measured alone first; then, per scenario and repetition, every
+//! peer runs every traffic kind. Output: a table on stdout, and in `--out` a markdown report, a
+//! CSV and a plot (SVG and PNG).
+
+use crate::bpf;
+use crate::io_bench::{measure_on, sleep_checked, start_peer, Run, Sample, Window, WorkDir};
+use crate::measure::{summarize, CpuTimes, NetDev, Summary};
+use crate::peers::{log_tail, Peer, PeerEnv, Running};
+use crate::plot;
+use crate::process::{Guarded, Reniced};
+use crate::scenarios::{Scenario, IPERF_PORT};
+use crate::sys;
+use crate::topology::{self, Endpoint, Topology};
+use anyhow::{bail, Context, Result};
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::fmt::{self, Write as _};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Arguments of `xvs-bench compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Repetitions per peer, scenario and traffic (interleaved across peers).
+    #[arg(long)]
+    pub reps: Option<usize>,
+    /// Measurement window, seconds (UDP window after the warm-up; iperf3 duration).
+    #[arg(long)]
+    pub secs: Option<u32>,
+    /// Warm-up before the window, seconds (iperf3: omitted seconds).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u32,
+    /// Scenarios (flow files for xvsd and OVS): l2, antrea, antrea-10k.
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Option<Vec<Scenario>>,
+    /// Peers, in this order within a repetition: xvsd, ovs, bridge, xdp, testpmd.
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Option<Vec<Peer>>,
+    /// Traffic kinds: udp<N> (64-byte UDP over N flows), tcp (iperf3, one connection).
+    #[arg(long, value_delimiter = ',')]
+    pub traffic: Option<Vec<Traffic>>,
+    /// The peer every other one is compared with (its `l2` figure for the same traffic).
+    #[arg(long, default_value = "testpmd")]
+    pub reference: Peer,
+    /// A short run that CI can afford (< 60 s): 1 repetition of 1 s, scenario l2, traffic
+    /// udp1 and tcp, peers xvsd and bridge; explicit options still override.
+    #[arg(long)]
+    pub quick: bool,
+    /// Directory for compare.md, compare.csv, compare.svg, compare.png and the flow files.
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
+    /// The xvsd binary [default: `xvsd` next to this program, else
+    /// `<workspace>/target/release/xvsd`].
+    #[arg(long)]
+    pub xvsd: Option<PathBuf>,
+    /// Core for the dataplane under test (every peer, one worker).
+    #[arg(long, default_value_t = 0)]
+    pub dp_cpu: usize,
+    /// Core for the generator, iperf3 and the harness.
+    #[arg(long, default_value_t = 1)]
+    pub gen_cpu: usize,
+    /// Keep the working directory (configs, logs, OVS run directories).
+    #[arg(long)]
+    pub keep_logs: bool,
+}
+
+/// The resolved plan of a compare run (defaults, `--quick`, explicit options).
+#[derive(Debug, Clone)]
+struct Plan {
+    reps: usize,
+    window: Window,
+    scenarios: Vec<Scenario>,
+    peers: Vec<Peer>,
+    traffic: Vec<Traffic>,
+    reference: Peer,
+}
+
+impl CompareArgs {
+    fn plan(&self) -> Plan {
+        let q = self.quick;
+        Plan {
+            reps: self.reps.unwrap_or(if q { 1 } else { 3 }),
+            window: Window {
+                warmup: self.warmup,
+                secs: self.secs.unwrap_or(if q { 1 } else { 5 }),
+                dp_cpu: self.dp_cpu,
+                gen_cpu: self.gen_cpu,
+            },
+            scenarios: self.scenarios.clone().unwrap_or_else(|| {
+                if q {
+                    vec![Scenario::L2]
+                } else {
+                    Scenario::ALL.to_vec()
+                }
+            }),
+            peers: self.peers.clone().unwrap_or_else(|| {
+                if q {
+                    vec![Peer::Xvsd, Peer::Bridge]
+                } else {
+                    vec![
+                        Peer::Xvsd,
+                        Peer::Ovs,
+                        Peer::Bridge,
+                        Peer::Xdp,
+                        Peer::Testpmd,
+                    ]
+                }
+            }),
+            traffic: self.traffic.clone().unwrap_or_else(|| {
+                if q {
+                    vec![Traffic::Udp(1), Traffic::Tcp]
+                } else {
+                    vec![Traffic::Udp(1), Traffic::Udp(1000), Traffic::Tcp]
+                }
+            }),
+            reference: self.reference,
+        }
+    }
+}
+
+/// One kind of traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// 64-byte UDP frames at the highest rate the generator reaches, over N flows (source ports).
+    Udp(u32),
+    /// One iperf3 TCP connection pod-a -> pod-b.
+    Tcp,
+}
+
+impl Traffic {
+    fn unit(self) -> &'static str {
+        match self {
+            Traffic::Udp(_) => "Mpps",
+            Traffic::Tcp => "Gbit/s",
+        }
+    }
+}
+
+impl fmt::Display for Traffic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Traffic::Udp(n) => f.pad(&format!("udp{n}")),
+            Traffic::Tcp => f.pad("tcp"),
+        }
+    }
+}
+
+impl FromStr for Traffic {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "tcp" {
+            return Ok(Traffic::Tcp);
+        }
+        if s == "cps" {
+            bail!("traffic cps (new connections per second) needs conntrack in xvsd, which this build lacks");
+        }
+        match s.strip_prefix("udp").map(str::parse::<u32>) {
+            Some(Ok(n)) if n > 0 => Ok(Traffic::Udp(n)),
+            _ => bail!("unknown traffic {s:?} (udp<N> with N >= 1, tcp)"),
+        }
+    }
+}
+
+/// The label of the scenario a row belongs to: the offered load has none, and the peers without
+/// OpenFlow tables forward as the `l2` scenario does whatever the scenario.
+fn row_scenario(peer: Peer, scenario: Scenario) -> &'static str {
+    match peer {
+        Peer::Offered => "-",
+        p if p.is_openflow() => scenario.name(),
+        _ => Scenario::L2.name(),
+    }
+}
+
+/// One measured run of `compare`.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub scenario: &'static str,
+    pub traffic: Traffic,
+    pub peer: Peer,
+    pub rep: usize,
+    /// Mpps (UDP, forwarded at pod-b) or Gbit/s (TCP, received by iperf3).
+    pub value: f64,
+    /// UDP: offered Mpps at pod-a.
+    pub offered_mpps: Option<f64>,
+    pub dp_busy: Option<f64>,
+    pub gen_busy: Option<f64>,
+    /// Where the dataplane core's time went: user / system / softirq, %.
+    pub dp_split: Option<[f64; 3]>,
+    /// Empty, or why the run's figure is doubtful or missing.
+    pub note: String,
+    /// The run failed: `value` is 0 and `note` holds the error.
+    pub failed: bool,
+}
+
+/// A peer/scenario that this build cannot run.
+#[derive(Debug, Clone)]
+struct Unsupported {
+    peer: Peer,
+    scenario: Scenario,
+    why: String,
+}
+
+/// Rough seconds one start of a peer with all its traffic kinds takes, for the progress display.
+fn expected_secs(plan: &Plan, peer: Peer, scenario: Scenario) -> f64 {
+    let start = match peer {
+        Peer::Offered => 0.0,
+        Peer::Xdp | Peer::Bridge => 0.5,
+        Peer::Xvsd => 1.0,
+        Peer::Testpmd | Peer::XvsdDpdk => 6.0,
+        Peer::Ovs => 3.0,
+    } + match (peer, scenario) {
+        (Peer::Ovs, Scenario::Antrea10k) => 30.0,
+        (Peer::Xvsd, Scenario::Antrea10k) => 3.0,
+        _ => 0.0,
+    };
+    let runs: f64 = plan
+        .traffic
+        .iter()
+        .map(|t| {
+            f64::from(plan.window.warmup + plan.window.secs)
+                + match t {
+                    Traffic::Udp(_) => 0.5,
+                    Traffic::Tcp => 1.0,
+                }
+        })
+        .sum();
+    start + runs + 0.5
+}
+
+fn fmt_dur(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// What the machine and the peers are, for the report.
+fn machine_info(plan: &Plan, xvsd: &Path) -> Vec<(String, String)> {
+    let cmd_out = |prog: &str, args: &[&str]| -> String {
+        Command::new(prog)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_else(|| "-".to_string())
+    };
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    // Not available_parallelism(): the harness is pinned to one core by now.
+    let ncpu = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let dpkg = |pkg: &str| cmd_out("dpkg-query", &["-W", "-f", "${Version}", pkg]);
+    let xvs_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut info = vec![
+        ("cpu".to_string(), format!("{cpu} ({ncpu} cpus)")),
+        ("kernel".to_string(), cmd_out("uname", &["-r"])),
+        (
+            "xvsd".to_string(),
+            format!(
+                "{} (git {})",
+                xvsd.display(),
+                cmd_out(
+                    "git",
+                    &[
+                        "-C",
+                        &xvs_dir.display().to_string(),
+                        "describe",
+                        "--always",
+                        "--dirty"
+                    ]
+                )
+            ),
+        ),
+        ("openvswitch-switch".to_string(), dpkg("openvswitch-switch")),
+        ("dpdk-dev (testpmd)".to_string(), dpkg("dpdk-dev")),
+        (
+            "librte-net-af-xdp23".to_string(),
+            dpkg("librte-net-af-xdp23"),
+        ),
+        ("iperf3".to_string(), dpkg("iperf3")),
+        ("iproute2 (bridge)".to_string(), dpkg("iproute2")),
+        (
+            "pinning".to_string(),
+            format!(
+                "dataplane cpu{} (one worker / PMD / lcore / RPS), generator + iperf3 cpu{}",
+                plan.window.dp_cpu, plan.window.gen_cpu
+            ),
+        ),
+    ];
+    info.push((
+        "load average at start".to_string(),
+        fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default(),
+    ));
+    info
+}
+
+/// `--xvsd`, else `xvsd` beside this program (the same cargo target directory), else the
+/// workspace's `target/release/xvsd`.
+fn xvsd_path(arg: Option<&Path>) -> PathBuf {
+    if let Some(p) = arg {
+        return p.to_path_buf();
+    }
+    std::env::current_exe()
+        .ok()
+        .map(|e| e.with_file_name("xvsd"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/xvsd"))
+}
+
+pub fn run(args: &CompareArgs) -> Result<()> {
+    let plan = args.plan();
+    let xvsd = xvsd_path(args.xvsd.as_deref());
+    if !nix::unistd::geteuid().is_root() {
+        bail!("run as root (namespaces, XDP and BPF_PROG_TEST_RUN need it)");
+    }
+    if plan.reps == 0 || plan.window.secs == 0 || plan.scenarios.is_empty() {
+        bail!("--reps, --secs and --scenarios must be positive / non-empty");
+    }
+    if plan.window.dp_cpu == plan.window.gen_cpu {
+        bail!("--dp-cpu and --gen-cpu must differ");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("signal handler")?;
+    }
+    if let Err(e) = sys::set_nice(0, -20) {
+        eprintln!("xvs-bench: warning: nice -20 failed: {e}");
+    }
+    let _softirq_nice = Reniced::threads("ksoftirqd/", -20);
+    let mut cpus = CpuSet::new();
+    cpus.set(plan.window.gen_cpu).context("--gen-cpu")?;
+    sched_setaffinity(Pid::from_raw(0), &cpus)
+        .with_context(|| format!("pin harness to cpu{}", plan.window.gen_cpu))?;
+
+    fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let out = args.out.canonicalize()?;
+    let tag = format!("{}{}", topology::PREFIX, std::process::id());
+    let work = WorkDir {
+        path: std::env::temp_dir().join(&tag),
+        keep: args.keep_logs,
+    };
+    fs::create_dir_all(&work.path).with_context(|| format!("create {}", work.path.display()))?;
+    // The flow files, kept with the results so that the report names exactly what was loaded.
+    let flows_dir = out.join("flows");
+    fs::create_dir_all(&flows_dir)?;
+    let mut flow_files = Vec::new();
+    for &s in &plan.scenarios {
+        let path = flows_dir.join(format!("{}.flows", s.name()));
+        fs::write(&path, s.flows()).with_context(|| format!("write {}", path.display()))?;
+        flow_files.push((s, path));
+    }
+    let info = machine_info(&plan, &xvsd);
+
+    eprintln!("xvs-bench: building namespaces {tag}-a, {tag}-n, {tag}-b");
+    let topo = Topology::build(&tag)?;
+    // The UDP sink on pod-b (dropping the generator's frames spares pod-b's stack); detached
+    // for TCP, where it would only make veth copy every segment into an XDP buffer.
+    let attach_sink = || {
+        topo.pod_b
+            .enter(|| bpf::attach_sink(&["eth0", "d0"]))
+            .context("attach the sink to pod-b")
+    };
+    let mut sink = Some(attach_sink()?);
+    let mut devs = [
+        NetDev::open(&topo.pod_a)?,
+        NetDev::open(&topo.pod_b)?,
+        NetDev::open(&topo.node)?,
+    ];
+    fn env_for<'a>(
+        topo: &'a Topology,
+        plan: &Plan,
+        work: &'a Path,
+        xvsd: &'a Path,
+        tag: &'a str,
+        stop: &'a AtomicBool,
+        flows: Option<&'a Path>,
+    ) -> PeerEnv<'a> {
+        PeerEnv {
+            topo,
+            dp_cpu: plan.window.dp_cpu,
+            work,
+            xvsd,
+            tag,
+            stop,
+            flows,
+        }
+    }
+    let env_for = |flows| env_for(&topo, &plan, &work.path, &xvsd, &tag, &stop, flows);
+
+    let mut notes: Vec<String> = Vec::new();
+    let mut peers = Vec::new();
+    for &p in &plan.peers {
+        if p == Peer::Offered || peers.contains(&p) {
+            continue;
+        }
+        match p.unavailable(&env_for(None)) {
+            Some(why) => {
+                eprintln!("xvs-bench: skipping peer {p}: {why}");
+                notes.push(format!("{p} skipped: {why}"));
+            }
+            None => peers.push(p),
+        }
+    }
+
+    // The schedule: offered alone first, then scenario by scenario, repetitions interleaved
+    // across peers. A peer is started once per slot and measured with every traffic kind.
+    let mut schedule: Vec<(Scenario, usize, Peer)> = Vec::new();
+    for rep in 1..=plan.reps {
+        schedule.push((plan.scenarios[0], rep, Peer::Offered));
+    }
+    for (i, &s) in plan.scenarios.iter().enumerate() {
+        for rep in 1..=plan.reps {
+            for &p in &peers {
+                // Peers without tables run once, with the first scenario.
+                if p.is_openflow() || i == 0 {
+                    schedule.push((s, rep, p));
+                }
+            }
+        }
+    }
+    let total = schedule.len() * plan.traffic.len();
+    let t0 = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut unsupported: Vec<Unsupported> = Vec::new();
+    let mut ovs_ports: Option<&'static str> = None;
+    let mut m = 0;
+    for (k, &(scenario, rep, peer)) in schedule.iter().enumerate() {
+        let remaining: f64 = schedule[k..]
+            .iter()
+            .map(|&(s, _, p)| expected_secs(&plan, p, s))
+            .sum();
+        let expected_end = t0.elapsed().as_secs_f64() + remaining;
+        if unsupported
+            .iter()
+            .any(|u| u.peer == peer && u.scenario == scenario)
+        {
+            m += plan.traffic.len();
+            continue;
+        }
+        let flows = flow_files
+            .iter()
+            .find(|(s, _)| *s == scenario)
+            .map(|(_, p)| p.as_path());
+        let env = env_for(flows);
+        let label = row_scenario(peer, scenario);
+        eprintln!(
+            "[{} elapsed / {} expected]  starting {peer} ({label})",
+            fmt_dur(t0.elapsed().as_secs_f64()),
+            fmt_dur(expected_end),
+        );
+        let mut running = match start_peer(&env, peer, m + 1) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if peer == Peer::Xvsd && refuses_flows(&msg) {
+                    let why = msg
+                        .lines()
+                        .rev()
+                        .find(|l| refuses_flows(l))
+                        .unwrap_or("refused the flow file")
+                        .trim()
+                        .to_string();
+                    eprintln!("xvs-bench: xvsd {scenario}: unsupported by this build: {why}");
+                    unsupported.push(Unsupported {
+                        peer,
+                        scenario,
+                        why,
+                    });
+                } else {
+                    eprintln!("      -> FAILED: {msg}");
+                    for &traffic in &plan.traffic {
+                        rows.push(failed_row(label, traffic, peer, rep, &msg));
+                    }
+                }
+                m += plan.traffic.len();
+                // Relaxed: the flag carries no data, it is only polled.
+                if stop.load(Ordering::Relaxed) {
+                    print!("{}", table(&plan, &rows, &unsupported));
+                    bail!("interrupted; partial results above; cleaning up");
+                }
+                continue;
+            }
+        };
+        if let Running::Ovs(g) = &running {
+            if ovs_ports.is_none() {
+                let t = g.port_type;
+                let why = if t == "afxdp" {
+                    "this build lists the afxdp interface type"
+                } else {
+                    "this build has no afxdp interface type"
+                };
+                eprintln!("xvs-bench: ovs runs on {t} ports ({why})");
+                notes.push(format!("ovs ran on `{t}` ports ({why})"));
+                ovs_ports = Some(t);
+            }
+        }
+        let mut slot_rows = Vec::new();
+        for &traffic in &plan.traffic {
+            m += 1;
+            eprintln!(
+                "[{:>3}/{total}  {} elapsed / {} expected]  {peer} {label} {traffic} rep {rep}/{}",
+                m,
+                fmt_dur(t0.elapsed().as_secs_f64()),
+                fmt_dur(expected_end),
+                plan.reps
+            );
+            let run = Run {
+                rep,
+                run_no: m,
+                peer,
+                flows: match traffic {
+                    Traffic::Udp(n) => n,
+                    Traffic::Tcp => 1,
+                },
+            };
+            match traffic {
+                Traffic::Udp(_) if sink.is_none() => sink = Some(attach_sink()?),
+                Traffic::Tcp => sink = None,
+                Traffic::Udp(_) => {}
+            }
+            let res = match traffic {
+                Traffic::Udp(_) => {
+                    let [a, b, n] = &mut devs;
+                    measure_on(&plan.window, &env, [a, b, n], &run, &mut running)
+                        .map(|s| udp_row(&s, scenario, traffic))
+                }
+                Traffic::Tcp => measure_tcp(&plan.window, &env, &run, scenario, &mut running),
+            };
+            // Relaxed: the flag carries no data, it is only polled.
+            if stop.load(Ordering::Relaxed) {
+                drop(running);
+                print!("{}", table(&plan, &rows, &unsupported));
+                bail!("interrupted; partial results above; cleaning up");
+            }
+            match res {
+                Ok(row) => {
+                    eprintln!(
+                        "      -> {:.3} {}{}{}",
+                        row.value,
+                        traffic.unit(),
+                        row.offered_mpps
+                            .map(|o| format!(", offered {o:.3} Mpps"))
+                            .unwrap_or_default(),
+                        if row.note.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [{}]", row.note)
+                        }
+                    );
+                    slot_rows.push(row);
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    eprintln!("      -> FAILED: {msg}");
+                    slot_rows.push(failed_row(label, traffic, peer, rep, &msg));
+                }
+            }
+        }
+        let stop_note = running.stop().unwrap_or_else(|e| format!("stop: {e:#}"));
+        // xvsd counts flows it loaded but cannot execute as `unsupported_*` translation drops:
+        // report the scenario as unsupported by this build rather than as a zero.
+        if let Some(why) = stop_note
+            .split("; ")
+            .find(|n| n.starts_with("translation drops unsupported_"))
+            .filter(|_| peer == Peer::Xvsd)
+        {
+            eprintln!("xvs-bench: xvsd {scenario}: unsupported by this build: {why}");
+            unsupported.push(Unsupported {
+                peer,
+                scenario,
+                why: why.to_string(),
+            });
+            continue;
+        }
+        if !stop_note.is_empty() {
+            eprintln!("xvs-bench: {peer}: {stop_note}");
+            for r in &mut slot_rows {
+                if !r.note.is_empty() {
+                    r.note.push_str("; ");
+                }
+                r.note.push_str(&stop_note);
+            }
+        }
+        rows.extend(slot_rows);
+    }
+    let mut info = info;
+    info.push((
+        "load average at end".to_string(),
+        fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default(),
+    ));
+    info.push(("wall time".to_string(), fmt_dur(t0.elapsed().as_secs_f64())));
+
+    let text = table(&plan, &rows, &unsupported);
+    print!("{text}");
+    let csv = out.join("compare.csv");
+    fs::write(&csv, csv_text(&rows, &unsupported))?;
+    let md = out.join("compare.md");
+    fs::write(&md, markdown(&plan, &rows, &unsupported, &info, &notes))?;
+    let series = plot_series(&plan, &rows);
+    plot::write_svg(&out.join("compare.svg"), &series)?;
+    plot::write_png(&out.join("compare.png"), &series)?;
+    eprintln!(
+        "xvs-bench: wrote {}, {}, compare.svg, compare.png in {}",
+        md.display(),
+        csv.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Whether an error message is xvsd refusing a flow it cannot execute.
+fn refuses_flows(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    (m.contains("unsupported") || m.contains("not supported")) && m.contains(".flows")
+        || m.contains("conntrack") && m.contains("not")
+}
+
+fn failed_row(scenario: &'static str, traffic: Traffic, peer: Peer, rep: usize, msg: &str) -> Row {
+    Row {
+        scenario,
+        traffic,
+        peer,
+        rep,
+        value: 0.0,
+        offered_mpps: None,
+        dp_busy: None,
+        gen_busy: None,
+        dp_split: None,
+        note: msg.replace('\n', " "),
+        failed: true,
+    }
+}
+
+fn udp_row(s: &Sample, scenario: Scenario, traffic: Traffic) -> Row {
+    let mut note = Vec::new();
+    if !s.gen_ok {
+        note.push("generator ended early".to_string());
+    }
+    if !s.peer_ok {
+        note.push("peer died".to_string());
+    }
+    if s.offered_mpps < 0.001 {
+        note.push("no offered load".to_string());
+    }
+    Row {
+        scenario: row_scenario(s.peer, scenario),
+        traffic,
+        peer: s.peer,
+        rep: s.rep,
+        value: s.fwd_mpps,
+        offered_mpps: Some(s.offered_mpps),
+        dp_busy: s.dp_busy,
+        gen_busy: s.gen_busy,
+        dp_split: s.dp_split,
+        note: note.join("; "),
+        failed: false,
+    }
+}
+
+/// `ip netns exec <ns> taskset -c <cpu> iperf3 ...`, owned by a guard.
+fn spawn_iperf(ns: &str, cpu: usize, args: &[String], log: &Path) -> Result<Guarded> {
+    let out = fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+    let err = out.try_clone()?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, "taskset", "-c"])
+        .arg(cpu.to_string())
+        .arg("iperf3")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .context("spawn iperf3")?;
+    Ok(Guarded::new("iperf3", child, Signal::SIGINT))
+}
+
+/// One iperf3 TCP transfer pod-a -> pod-b through the peer (through the direct veth for
+/// `offered`), `warmup` s omitted and `secs` s measured; the figure is iperf3's received rate.
+fn measure_tcp(
+    w: &Window,
+    env: &PeerEnv<'_>,
+    run: &Run,
+    scenario: Scenario,
+    running: &mut Running,
+) -> Result<Row> {
+    let peer = run.peer;
+    let (src, dst): (&Endpoint, &Endpoint) = peer.endpoints();
+    let server_log = env.work.join(format!("iperf3-server-{}.log", run.run_no));
+    let client_log = env.work.join(format!("iperf3-client-{}.json", run.run_no));
+    let _server = spawn_iperf(
+        env.topo.pod_b.name(),
+        w.gen_cpu,
+        &[
+            "-s".into(),
+            "-1".into(),
+            "-B".into(),
+            dst.ip.to_string(),
+            "-p".into(),
+            IPERF_PORT.to_string(),
+        ],
+        &server_log,
+    )?;
+    sleep_checked(env.stop, Duration::from_millis(300))?;
+    let cpu0 = CpuTimes::read()?;
+    let mut client = spawn_iperf(
+        env.topo.pod_a.name(),
+        w.gen_cpu,
+        &[
+            "-c".into(),
+            dst.ip.to_string(),
+            "-B".into(),
+            src.ip.to_string(),
+            "-p".into(),
+            IPERF_PORT.to_string(),
+            "-t".into(),
+            w.secs.to_string(),
+            "-O".into(),
+            w.warmup.to_string(),
+            "--connect-timeout".into(),
+            "3000".into(),
+            "-J".into(),
+        ],
+        &client_log,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(u64::from(w.warmup + w.secs) + 10);
+    let status = loop {
+        if let Some(st) = client.try_status()? {
+            break st;
+        }
+        if Instant::now() > deadline {
+            bail!("iperf3 client did not finish in time");
+        }
+        sleep_checked(env.stop, Duration::from_millis(50))?;
+    };
+    let cpu1 = CpuTimes::read()?;
+    let peer_ok = running.is_alive();
+    let text = fs::read_to_string(&client_log).unwrap_or_default();
+    if !status.success() {
+        bail!(
+            "iperf3 client failed ({status}): {}",
+            iperf_error(&text).unwrap_or_else(|| log_tail(&server_log, 5))
+        );
+    }
+    let bps = iperf_received_bps(&text).context("no sum_received in iperf3's JSON")?;
+    let mut note = Vec::new();
+    if !peer_ok {
+        note.push("peer died".to_string());
+    }
+    Ok(Row {
+        scenario: row_scenario(peer, scenario),
+        traffic: Traffic::Tcp,
+        peer,
+        rep: run.rep,
+        value: bps / 1e9,
+        offered_mpps: None,
+        dp_busy: cpu0.busy_pct(&cpu1, w.dp_cpu),
+        gen_busy: cpu0.busy_pct(&cpu1, w.gen_cpu),
+        dp_split: cpu0.split_pct(&cpu1, w.dp_cpu),
+        note: note.join("; "),
+        failed: false,
+    })
+}
+
+/// `end.sum_received.bits_per_second` of `iperf3 -J`.
+pub fn iperf_received_bps(json: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get("end")?
+        .get("sum_received")?
+        .get("bits_per_second")?
+        .as_f64()
+}
+
+fn iperf_error(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get("error")?.as_str().map(str::to_string)
+}
+
+/// Rows of one cell (scenario label, traffic, peer) that produced a figure.
+fn cell<'a>(rows: &'a [Row], scenario: &str, traffic: Traffic, peer: Peer) -> Vec<&'a Row> {
+    rows.iter()
+        .filter(|r| !r.failed && r.scenario == scenario && r.traffic == traffic && r.peer == peer)
+        .collect()
+}
+
+fn summary_of(rows: &[&Row]) -> Option<Summary> {
+    summarize(&rows.iter().map(|r| r.value).collect::<Vec<_>>())
+}
+
+fn median_of(v: impl Iterator<Item = f64>) -> Option<f64> {
+    summarize(&v.collect::<Vec<_>>()).map(|s| s.median)
+}
+
+/// The table's cells in display order: (scenario label, peer), offered first.
+fn cells(plan: &Plan) -> Vec<(&'static str, Peer)> {
+    let mut out = vec![("-", Peer::Offered)];
+    let others: Vec<Peer> = plan
+        .peers
+        .iter()
+        .copied()
+        .filter(|p| *p != Peer::Offered)
+        .collect();
+    for (i, &s) in plan.scenarios.iter().enumerate() {
+        for &p in &others {
+            if p.is_openflow() || i == 0 {
+                let c = (row_scenario(p, s), p);
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The reference's median for a traffic kind (its `l2` figure).
+fn reference_median(plan: &Plan, rows: &[Row], traffic: Traffic) -> Option<f64> {
+    let label = row_scenario(plan.reference, Scenario::L2);
+    summary_of(&cell(rows, label, traffic, plan.reference)).map(|s| s.median)
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn fmt_opt(v: Option<f64>, prec: usize) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.prec$}"))
+}
+
+/// One line per cell and traffic kind.
+struct Line {
+    scenario: &'static str,
+    peer: Peer,
+    traffic: Traffic,
+    runs: usize,
+    failed: usize,
+    sum: Option<Summary>,
+    offered: Option<f64>,
+    dp_busy: Option<f64>,
+    /// Medians of the dataplane core's user / system / softirq %.
+    dp_split: [Option<f64>; 3],
+    gen_busy: Option<f64>,
+    vs_ref: Option<f64>,
+    unsupported: Option<String>,
+}
+
+fn lines(plan: &Plan, rows: &[Row], unsupported: &[Unsupported]) -> Vec<Line> {
+    let mut out = Vec::new();
+    for &t in &plan.traffic {
+        let reference = reference_median(plan, rows, t);
+        for (scenario, peer) in cells(plan) {
+            let c = cell(rows, scenario, t, peer);
+            let sum = summary_of(&c);
+            out.push(Line {
+                scenario,
+                peer,
+                traffic: t,
+                runs: c.len(),
+                failed: rows
+                    .iter()
+                    .filter(|r| {
+                        r.failed && r.scenario == scenario && r.traffic == t && r.peer == peer
+                    })
+                    .count(),
+                sum,
+                offered: median_of(c.iter().filter_map(|r| r.offered_mpps)),
+                dp_busy: median_of(c.iter().filter_map(|r| r.dp_busy)),
+                dp_split: [0, 1, 2]
+                    .map(|i| median_of(c.iter().filter_map(|r| r.dp_split.map(|s| s[i])))),
+                gen_busy: median_of(c.iter().filter_map(|r| r.gen_busy)),
+                vs_ref: if peer == Peer::Offered {
+                    None
+                } else {
+                    ratio(sum.map(|s| s.median), reference)
+                },
+                unsupported: unsupported
+                    .iter()
+                    .find(|u| u.peer == peer && u.scenario.name() == scenario)
+                    .map(|u| u.why.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// xvsd's median over OVS's for the same scenario and traffic.
+fn xvsd_over_ovs(plan: &Plan, rows: &[Row]) -> Vec<(Scenario, Traffic, Option<f64>)> {
+    let mut out = Vec::new();
+    for &s in &plan.scenarios {
+        for &t in &plan.traffic {
+            let x = summary_of(&cell(rows, s.name(), t, Peer::Xvsd)).map(|s| s.median);
+            let o = summary_of(&cell(rows, s.name(), t, Peer::Ovs)).map(|s| s.median);
+            if x.is_some() || o.is_some() {
+                out.push((s, t, ratio(x, o)));
+            }
+        }
+    }
+    out
+}
+
+fn table(plan: &Plan, rows: &[Row], unsupported: &[Unsupported]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nxvs-bench compare: {} x {} s per cell; UDP: Mpps forwarded at pod-b, TCP: Gbit/s received; ratio to {} (l2)",
+        plan.reps, plan.window.secs, plan.reference
+    );
+    let _ = writeln!(
+        out,
+        "{:<11} {:<8} {:<8} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5} {:>5}  notes",
+        "scenario",
+        "traffic",
+        "peer",
+        "runs",
+        "min",
+        "median",
+        "max",
+        "offered",
+        "vs ref",
+        "dp%",
+        "gen%"
+    );
+    for l in lines(plan, rows, unsupported) {
+        let notes = match (&l.unsupported, l.failed) {
+            (Some(why), _) => format!("unsupported by this build: {why}"),
+            (None, 0) => String::new(),
+            (None, n) => format!("{n} failed"),
+        };
+        let _ = writeln!(
+            out,
+            "{:<11} {:<8} {:<8} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5} {:>5}  {notes}",
+            l.scenario,
+            l.traffic.to_string(),
+            l.peer.name(),
+            l.runs,
+            fmt_opt(l.sum.map(|s| s.min), 3),
+            fmt_opt(l.sum.map(|s| s.median), 3),
+            fmt_opt(l.sum.map(|s| s.max), 3),
+            fmt_opt(l.offered, 3),
+            fmt_opt(l.vs_ref, 3),
+            fmt_opt(l.dp_busy, 0),
+            fmt_opt(l.gen_busy, 0),
+        );
+    }
+    let r = xvsd_over_ovs(plan, rows);
+    if !r.is_empty() {
+        let _ = writeln!(out, "\nxvsd / ovs (medians, same scenario and traffic):");
+        for (s, t, v) in r {
+            let _ = writeln!(
+                out,
+                "  {:<11} {:<8} {}",
+                s.name(),
+                t.to_string(),
+                fmt_opt(v, 3)
+            );
+        }
+    }
+    out
+}
+
+pub const CSV_HEADER: &str =
+    "scenario,traffic,peer,rep,value,unit,offered_mpps,dp_cpu_busy_pct,dp_cpu_user_pct,dp_cpu_sys_pct,dp_cpu_softirq_pct,gen_cpu_busy_pct,status,note";
+
+fn csv_text(rows: &[Row], unsupported: &[Unsupported]) -> String {
+    let mut out = format!("{CSV_HEADER}\n");
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "'"));
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{:.4},{},{},{},{},{},{},{},{},{}",
+            r.scenario,
+            r.traffic,
+            r.peer,
+            r.rep,
+            r.value,
+            r.traffic.unit(),
+            fmt_opt(r.offered_mpps, 4),
+            fmt_opt(r.dp_busy, 1),
+            fmt_opt(r.dp_split.map(|s| s[0]), 1),
+            fmt_opt(r.dp_split.map(|s| s[1]), 1),
+            fmt_opt(r.dp_split.map(|s| s[2]), 1),
+            fmt_opt(r.gen_busy, 1),
+            if r.failed { "failed" } else { "ok" },
+            quote(&r.note)
+        );
+    }
+    for u in unsupported {
+        let _ = writeln!(
+            out,
+            "{},-,{},-,-,-,-,-,-,-,-,-,unsupported,{}",
+            u.scenario,
+            u.peer,
+            quote(&u.why)
+        );
+    }
+    out
+}
+
+fn markdown(
+    plan: &Plan,
+    rows: &[Row],
+    unsupported: &[Unsupported],
+    info: &[(String, String)],
+    notes: &[String],
+) -> String {
+    let mut out = String::from("# xvs-bench compare\n\n");
+    let argv: Vec<String> = std::env::args().collect();
+    let _ = writeln!(out, "Command: `{}`\n", argv.join(" "));
+    let _ = writeln!(
+        out,
+        "{} repetition(s) of {} s per cell (warm-up {} s), interleaved across peers. UDP: 64-byte \
+         frames, Mpps forwarded at pod-b; TCP: one iperf3 connection, Gbit/s received. \"vs {}\" \
+         is the peer's median over the {} median (`l2`) for the same traffic.\n",
+        plan.reps, plan.window.secs, plan.window.warmup, plan.reference, plan.reference
+    );
+    out.push_str("| | |\n|---|---|\n");
+    for (k, v) in info {
+        let _ = writeln!(out, "| {k} | {v} |");
+    }
+    let _ = writeln!(
+        out,
+        "\n| scenario | traffic | peer | runs | min | **median** | max | unit | offered Mpps | vs {} | dp cpu % (usr/sys/sirq) | gen cpu % | notes |",
+        plan.reference
+    );
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for l in lines(plan, rows, unsupported) {
+        let notes = match (&l.unsupported, l.failed) {
+            (Some(why), _) => format!("unsupported by this build: {}", why.replace('|', "/")),
+            (None, 0) => String::new(),
+            (None, n) => format!("{n} failed"),
+        };
+        let dp = format!(
+            "{} ({}/{}/{})",
+            fmt_opt(l.dp_busy, 0),
+            fmt_opt(l.dp_split[0], 0),
+            fmt_opt(l.dp_split[1], 0),
+            fmt_opt(l.dp_split[2], 0)
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {} | {}{} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} |",
+            l.scenario,
+            l.traffic,
+            l.peer.name(),
+            if l.peer == Peer::Offered {
+                " (generator alone)"
+            } else {
+                ""
+            },
+            l.runs,
+            fmt_opt(l.sum.map(|s| s.min), 3),
+            fmt_opt(l.sum.map(|s| s.median), 3),
+            fmt_opt(l.sum.map(|s| s.max), 3),
+            l.traffic.unit(),
+            fmt_opt(l.offered, 3),
+            fmt_opt(l.vs_ref, 3),
+            dp,
+            fmt_opt(l.gen_busy, 0),
+            notes
+        );
+    }
+    let r = xvsd_over_ovs(plan, rows);
+    if !r.is_empty() {
+        out.push_str("\n| scenario | traffic | xvsd / ovs |\n|---|---|---|\n");
+        for (s, t, v) in r {
+            let _ = writeln!(out, "| {} | {} | {} |", s.name(), t, fmt_opt(v, 3));
+        }
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    out.push_str("\n![Mpps per system and scenario](compare.svg)\n");
+    out
+}
+
+/// The plot's data: one group per (scenario, UDP traffic), one bar per peer. The offered load
+/// (several times any AF_XDP peer's rate) is not drawn as a bar, which would flatten the rest;
+/// the group labels carry it.
+fn plot_series(plan: &Plan, rows: &[Row]) -> plot::Chart {
+    let mut groups = Vec::new();
+    let peers: Vec<Peer> = plan
+        .peers
+        .iter()
+        .copied()
+        .filter(|p| *p != Peer::Offered)
+        .collect();
+    for &t in &plan.traffic {
+        if !matches!(t, Traffic::Udp(_)) {
+            continue;
+        }
+        let offered = summary_of(&cell(rows, "-", t, Peer::Offered)).map(|s| s.median);
+        for label in plan.scenarios.iter().map(|s| s.name()) {
+            let mut bars = Vec::new();
+            for &p in &peers {
+                if let Some(s) = summary_of(&cell(rows, label, t, p)) {
+                    bars.push(plot::Bar {
+                        series: p.name().to_string(),
+                        min: s.min,
+                        median: s.median,
+                        max: s.max,
+                    });
+                }
+            }
+            if !bars.is_empty() {
+                let name = match offered {
+                    Some(o) => format!("{label} {t} (offered {o:.2})"),
+                    None => format!("{label} {t}"),
+                };
+                groups.push(plot::Group { name, bars });
+            }
+        }
+    }
+    plot::Chart {
+        title: format!(
+            "64-byte UDP forwarded, Mpps (bar: median, whiskers: min-max of {} x {} s)",
+            plan.reps, plan.window.secs
+        ),
+        y_label: "Mpps".to_string(),
+        series: peers.iter().map(|p| p.name().to_string()).collect(),
+        groups,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traffic_parses() {
+        assert_eq!("udp1".parse::<Traffic>().unwrap(), Traffic::Udp(1));
+        assert_eq!("udp1000".parse::<Traffic>().unwrap(), Traffic::Udp(1000));
+        assert_eq!("tcp".parse::<Traffic>().unwrap(), Traffic::Tcp);
+        assert!("udp0".parse::<Traffic>().is_err());
+        assert!("cps".parse::<Traffic>().is_err());
+        assert_eq!(Traffic::Udp(1000).to_string(), "udp1000");
+    }
+
+    #[test]
+    fn iperf_json() {
+        let j = r#"{"start":{},"end":{"sum_sent":{"bits_per_second":2e9},"sum_received":{"bits_per_second":1.5e9}}}"#;
+        assert_eq!(iperf_received_bps(j), Some(1.5e9));
+        assert_eq!(iperf_received_bps(r#"{"error":"x"}"#), None);
+        assert_eq!(
+            iperf_error(r#"{"error":"unable to connect"}"#).unwrap(),
+            "unable to connect"
+        );
+    }
+
+    #[test]
+    fn refusal_is_recognised() {
+        assert!(refuses_flows(
+            "xvsd exited during start-up: /tmp/x/antrea.flows:12: ct: unsupported action"
+        ));
+        assert!(!refuses_flows("xvsd not ready after 20s"));
+    }
+}
