@@ -87,6 +87,22 @@ impl Netns {
         sh(&v)
     }
 
+    /// A permanent neighbour entry `ip` -> `mac` on `eth0`.
+    pub fn static_neigh(&self, ip: &str, mac: &str) -> Result<()> {
+        self.ip(&[
+            "neigh",
+            "replace",
+            ip,
+            "lladdr",
+            mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])
+        .map(drop)
+    }
+
     /// `ip netns exec <ns> <args>`.
     pub fn exec(&self, args: &[&str]) -> Result<String> {
         let mut v = vec!["ip", "netns", "exec", &self.name];
@@ -141,6 +157,46 @@ impl Drop for Netns {
             .args(["netns", "del", &self.name])
             .status();
     }
+}
+
+/// The three pods the Antrea-style example pipelines (`deploy/examples/antrea-*.flows`) are
+/// written for: (name, address, MAC, node-side port), ofports 1, 2, 3 in this order.
+pub const EXAMPLE_PODS: [(&str, &str, &str, &str); 3] = [
+    ("a", "10.10.0.2", "02:0a:0a:00:00:02", "pa0"),
+    ("b", "10.10.0.3", "02:0a:0a:00:00:03", "pb0"),
+    ("c", "10.10.0.4", "02:0a:0a:00:00:04", "pc0"),
+];
+
+/// A pod of [`example_pods`]: its namespace (interface `eth0`), address and MAC.
+#[derive(Debug)]
+pub struct Pod {
+    /// The pod's namespace.
+    pub ns: Netns,
+    /// Its IPv4 address (/24 on `eth0`).
+    pub ip: &'static str,
+    /// Its MAC.
+    pub mac: &'static str,
+}
+
+/// Builds a node namespace and the [`EXAMPLE_PODS`] behind veths into it (node-side ports
+/// `pa0`, `pb0`, `pc0`), checksum offloads off (AF_XDP carries no offload metadata), and every
+/// pod knowing the others' MACs as permanent neighbours (the example pipelines do not answer
+/// pod-to-pod ARP). Names start with `prefix` and are unique per process.
+pub fn example_pods(prefix: &str) -> Result<(Netns, Vec<Pod>)> {
+    let tag = unique_tag(prefix);
+    let node = Netns::new(&format!("{tag}n"))?;
+    let mut pods = Vec::new();
+    for (name, ip, mac, port) in EXAMPLE_PODS {
+        let ns = Netns::new(&format!("{tag}{name}"))?;
+        veth(&ns, "eth0", mac, &node, port)?;
+        ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+        ns.offloads_off("eth0")?;
+        for (_, qip, qmac, _) in EXAMPLE_PODS.iter().filter(|q| q.1 != ip) {
+            ns.static_neigh(qip, qmac)?;
+        }
+        pods.push(Pod { ns, ip, mac });
+    }
+    Ok((node, pods))
 }
 
 /// Creates a veth pair `a_if`@`a` <-> `b_if`@`b`, with the given MAC on the `a` side, both up.

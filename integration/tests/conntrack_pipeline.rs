@@ -11,15 +11,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
+use xvs_integration::{example_pods, is_root, Netns, Pod, Xvsd};
 
 const FLOWS: &str = include_str!("../../deploy/examples/antrea-ct.flows");
 const GW_MAC: &str = "aa:bb:cc:dd:ee:ff";
-
-struct Pod {
-    ns: Netns,
-    ip: &'static str,
-}
 
 struct Topo {
     node: Netns,
@@ -27,46 +22,11 @@ struct Topo {
 }
 
 fn topology() -> Result<Topo> {
-    let tag = unique_tag("ct");
-    let node = Netns::new(&format!("{tag}n"))?;
-    let specs = [
-        ("a", "10.10.0.2", "02:0a:0a:00:00:02", "pa0"),
-        ("b", "10.10.0.3", "02:0a:0a:00:00:03", "pb0"),
-        ("c", "10.10.0.4", "02:0a:0a:00:00:04", "pc0"),
-    ];
-    let mut pods = Vec::new();
-    for (name, ip, mac, port) in specs {
-        let ns = Netns::new(&format!("{tag}{name}"))?;
-        veth(&ns, "eth0", mac, &node, port)?;
-        ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
-        ns.offloads_off("eth0")?;
-        // Pods know each other's MACs and the gateway's; Services go through the gateway.
-        for (_, qip, qmac, _) in specs.iter().filter(|s| s.1 != ip) {
-            ns.ip(&[
-                "neigh",
-                "replace",
-                qip,
-                "lladdr",
-                qmac,
-                "dev",
-                "eth0",
-                "nud",
-                "permanent",
-            ])?;
-        }
-        ns.ip(&[
-            "neigh",
-            "replace",
-            "10.10.0.1",
-            "lladdr",
-            GW_MAC,
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ])?;
-        ns.ip(&["route", "add", "10.96.0.0/16", "via", "10.10.0.1"])?;
-        pods.push(Pod { ns, ip });
+    let (node, pods) = example_pods("ct")?;
+    // Services go through the gateway (answered by the ARP responder flows; static here).
+    for p in &pods {
+        p.ns.static_neigh("10.10.0.1", GW_MAC)?;
+        p.ns.ip(&["route", "add", "10.96.0.0/16", "via", "10.10.0.1"])?;
     }
     Ok(Topo { node, pods })
 }

@@ -7,16 +7,10 @@ use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
-use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
+use xvs_integration::{example_pods, is_root, Netns, Pod, Xvsd};
 
 const FLOWS: &str = include_str!("../../deploy/examples/antrea-lite.flows");
 const GW_MAC: &str = "aa:bb:cc:dd:ee:ff";
-
-struct Pod {
-    ns: Netns,
-    ip: &'static str,
-    mac: &'static str,
-}
 
 struct Topo {
     node: Netns,
@@ -24,39 +18,7 @@ struct Topo {
 }
 
 fn topology() -> Result<Topo> {
-    let tag = unique_tag("of");
-    let node = Netns::new(&format!("{tag}n"))?;
-    let specs = [
-        ("a", "10.10.0.2", "02:0a:0a:00:00:02", "pa0"),
-        ("b", "10.10.0.3", "02:0a:0a:00:00:03", "pb0"),
-        ("c", "10.10.0.4", "02:0a:0a:00:00:04", "pc0"),
-    ];
-    let mut pods = Vec::new();
-    for (name, ip, mac, port) in specs {
-        let ns = Netns::new(&format!("{tag}{name}"))?;
-        veth(&ns, "eth0", mac, &node, port)?;
-        ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
-        ns.offloads_off("eth0")?;
-        pods.push(Pod { ns, ip, mac });
-    }
-    // Pods know each other's MACs (Antrea answers pod-to-pod ARP with NORMAL, not modelled here).
-    for p in &pods {
-        for q in &pods {
-            if p.ip != q.ip {
-                p.ns.ip(&[
-                    "neigh",
-                    "replace",
-                    q.ip,
-                    "lladdr",
-                    q.mac,
-                    "dev",
-                    "eth0",
-                    "nud",
-                    "permanent",
-                ])?;
-            }
-        }
-    }
+    let (node, pods) = example_pods("of")?;
     // pod-c also owns 10.20.0.4; pod-a reaches 10.20.0.0/24 through the gateway.
     pods[2]
         .ns
