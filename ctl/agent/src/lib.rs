@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod diff;
+pub mod interfaces;
 pub mod model;
 pub mod ofconn;
 pub mod pipeline;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use xvs_agent::interfaces::{attach, load_records};
 use xvs_agent::model::{dir_fingerprint, load_dir, load_dir_keeping, ManifestError, Model};
 use xvs_agent::ofconn::{next_round, ConnError, OfConn};
 use xvs_agent::pipeline::{desired, Desired, Ids};
@@ -29,12 +30,18 @@ enum Cmd {
         /// Round number for the cookies.
         #[arg(long, default_value_t = 1)]
         round: u16,
+        /// Directory of interface records written by xvs-cni.
+        #[arg(long)]
+        interfaces: Option<PathBuf>,
     },
     /// Connects to the switch, installs the flows and keeps them in sync with the directory.
     Run {
         /// Directory of YAML manifests (the agent config included).
         #[arg(long)]
         manifests: PathBuf,
+        /// Directory of interface records written by xvs-cni (watched like the manifests).
+        #[arg(long)]
+        interfaces: Option<PathBuf>,
         /// The switch's management socket (`<run_dir>/<bridge>.mgmt`).
         #[arg(long)]
         socket: PathBuf,
@@ -69,10 +76,17 @@ fn report_new(errors: &[ManifestError], last: &mut Vec<ManifestError>) {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Flows { manifests, round } => {
-            let (model, errors) =
+        Cmd::Flows {
+            manifests,
+            round,
+            interfaces,
+        } => {
+            let (mut model, errors) =
                 load_dir(&manifests).with_context(|| format!("reading {}", manifests.display()))?;
             report(&errors);
+            if let Some(dir) = &interfaces {
+                attach_interfaces(&mut model, dir);
+            }
             let d = desired(&model, &mut Ids::default());
             for (id, g) in &d.groups {
                 println!("group_id={id},{g}");
@@ -84,18 +98,61 @@ fn main() -> Result<()> {
         }
         Cmd::Run {
             manifests,
+            interfaces,
             socket,
             poll_ms,
             debounce_ms,
             once,
         } => run(
             &manifests,
+            interfaces.as_deref(),
             &socket,
             Duration::from_millis(poll_ms.max(10)),
             Duration::from_millis(debounce_ms),
             once,
         ),
     }
+}
+
+/// Completes the model's Pods from xvs-cni's interface records and says what is still missing.
+fn attach_interfaces(model: &mut Model, dir: &Path) {
+    let (records, errors) = load_records(dir);
+    for e in errors {
+        eprintln!("xvs-agent: bad interface record: {e}");
+    }
+    let r = attach(model, &records);
+    for (ns, name) in r.waiting {
+        eprintln!("xvs-agent: pod {ns}/{name} is waiting for its interface");
+    }
+    for id in r.unclaimed {
+        eprintln!("xvs-agent: interface record {id} has no Pod object yet; kept");
+    }
+}
+
+/// The manifests' model completed from the interface records (when a directory is given).
+fn load_model(
+    dir: &Path,
+    interfaces: Option<&Path>,
+    last_good: &mut BTreeMap<PathBuf, Vec<xvs_agent::model::Object>>,
+) -> std::io::Result<(Model, Vec<ManifestError>)> {
+    let (mut model, errors) = load_dir_keeping(dir, last_good)?;
+    if let Some(i) = interfaces {
+        attach_interfaces(&mut model, i);
+    }
+    Ok((model, errors))
+}
+
+type Fingerprint = (
+    Option<Vec<(PathBuf, u64, std::time::SystemTime)>>,
+    Option<Vec<(PathBuf, u64, std::time::SystemTime)>>,
+);
+
+/// Both watched directories' fingerprints: a change of either triggers a sync.
+fn fingerprint(dir: &Path, interfaces: Option<&Path>) -> Fingerprint {
+    (
+        dir_fingerprint(dir).ok(),
+        interfaces.and_then(|i| dir_fingerprint(i).ok()),
+    )
 }
 
 fn sync(conn: &mut OfConn, state: &mut SyncState, model: &Model) -> Result<()> {
@@ -113,10 +170,25 @@ fn sync(conn: &mut OfConn, state: &mut SyncState, model: &Model) -> Result<()> {
 
 /// Runs sessions until one ends for good: a broken connection is retried (replaying with the
 /// next round, as on a restart) after a second.
-fn run(dir: &Path, socket: &Path, poll: Duration, debounce: Duration, once: bool) -> Result<()> {
+fn run(
+    dir: &Path,
+    interfaces: Option<&Path>,
+    socket: &Path,
+    poll: Duration,
+    debounce: Duration,
+    once: bool,
+) -> Result<()> {
     let mut last_good = BTreeMap::new();
     loop {
-        match session(dir, socket, poll, debounce, once, &mut last_good) {
+        match session(
+            dir,
+            interfaces,
+            socket,
+            poll,
+            debounce,
+            once,
+            &mut last_good,
+        ) {
             Ok(()) => return Ok(()),
             Err(e) if once => return Err(e),
             Err(e) => {
@@ -127,16 +199,18 @@ fn run(dir: &Path, socket: &Path, poll: Duration, debounce: Duration, once: bool
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn session(
     dir: &Path,
+    interfaces: Option<&Path>,
     socket: &Path,
     poll: Duration,
     debounce: Duration,
     once: bool,
     last_good: &mut BTreeMap<PathBuf, Vec<xvs_agent::model::Object>>,
 ) -> Result<()> {
-    let (model, errors) =
-        load_dir_keeping(dir, last_good).with_context(|| format!("reading {}", dir.display()))?;
+    let (model, errors) = load_model(dir, interfaces, last_good)
+        .with_context(|| format!("reading {}", dir.display()))?;
     report(&errors);
     let mut reported = errors;
     let mut conn =
@@ -159,10 +233,10 @@ fn session(
     if once {
         return Ok(());
     }
-    let mut seen = dir_fingerprint(dir).ok();
+    let mut seen = fingerprint(dir, interfaces);
     loop {
         conn.idle(poll).context("switch connection")?;
-        let now = dir_fingerprint(dir).ok();
+        let now = fingerprint(dir, interfaces);
         if now == seen {
             continue;
         }
@@ -170,14 +244,14 @@ fn session(
         let mut cur = now;
         loop {
             conn.idle(debounce).context("switch connection")?;
-            let again = dir_fingerprint(dir).ok();
+            let again = fingerprint(dir, interfaces);
             if again == cur {
                 break;
             }
             cur = again;
         }
         seen = cur;
-        match load_dir_keeping(dir, last_good) {
+        match load_model(dir, interfaces, last_good) {
             Err(e) => eprintln!("xvs-agent: reading {}: {e}", dir.display()),
             Ok((model, errors)) => {
                 report_new(&errors, &mut reported);

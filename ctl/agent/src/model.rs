@@ -169,7 +169,7 @@ pub struct Namespace {
 }
 
 /// A Pod; MAC, interface and ofport come from annotations `xvs.io/mac`, `xvs.io/interface`,
-/// `xvs.io/ofport` (the CNI would provide them).
+/// `xvs.io/ofport`, or from the interface record `xvs-cni` wrote ([`crate::interfaces`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pod {
     /// Namespace.
@@ -188,6 +188,22 @@ pub struct Pod {
     pub interface: String,
     /// OpenFlow port of the interface.
     pub ofport: u32,
+}
+
+/// A Pod whose manifest has none of the interface annotations: the CNI's interface record
+/// (see [`crate::interfaces`]) completes it into a [`Pod`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnattachedPod {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// spec.nodeName.
+    pub node: String,
+    /// status.podIP, if the manifest has it.
+    pub ip: Option<Ipv4Addr>,
 }
 
 /// L4 protocol.
@@ -366,6 +382,8 @@ pub struct Model {
     pub namespaces: BTreeMap<String, Namespace>,
     /// Pods by (namespace, name).
     pub pods: BTreeMap<(String, String), Pod>,
+    /// Pods still without MAC/interface/ofport, by (namespace, name).
+    pub unattached_pods: BTreeMap<(String, String), UnattachedPod>,
     /// Services by (namespace, name).
     pub services: BTreeMap<(String, String), Service>,
     /// EndpointSlices by (namespace, name).
@@ -530,6 +548,8 @@ pub enum Object {
     Namespace(Namespace),
     /// Pod.
     Pod(Pod),
+    /// Pod without interface annotations.
+    UnattachedPod(UnattachedPod),
     /// Service.
     Service(Service),
     /// EndpointSlice.
@@ -673,9 +693,25 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
         "Pod" => {
             let m = meta?;
             let spec = req(&c, doc, &d, "spec")?;
+            let ap = format!("{mp}.annotations");
+            let interface_keys = ["xvs.io/mac", "xvs.io/interface", "xvs.io/ofport"];
+            let ann = get(m, "annotations");
+            if !ann.is_some_and(|a| interface_keys.iter().any(|k| get(a, k).is_some())) {
+                let sp = format!("{d}.status");
+                let ip = match get(doc, "status") {
+                    Some(st) if get(st, "podIP").is_some() => Some(ip(&c, st, &sp, "podIP")?),
+                    _ => None,
+                };
+                return Ok(Some(Object::UnattachedPod(UnattachedPod {
+                    namespace: ns(m)?,
+                    name: name(m)?,
+                    labels: labels(&c, m, &mp, "labels")?,
+                    node: s(&c, spec, &spec_p, "nodeName")?.to_string(),
+                    ip,
+                })));
+            }
             let st = req(&c, doc, &d, "status")?;
             let ann = req(&c, m, &mp, "annotations")?;
-            let ap = format!("{mp}.annotations");
             Object::Pod(Pod {
                 namespace: ns(m)?,
                 name: name(m)?,
@@ -841,7 +877,14 @@ impl Model {
                 self.namespaces.insert(n.name.clone(), n);
             }
             Object::Pod(p) => {
-                self.pods.insert((p.namespace.clone(), p.name.clone()), p);
+                let key = (p.namespace.clone(), p.name.clone());
+                self.unattached_pods.remove(&key);
+                self.pods.insert(key, p);
+            }
+            Object::UnattachedPod(p) => {
+                let key = (p.namespace.clone(), p.name.clone());
+                self.pods.remove(&key);
+                self.unattached_pods.insert(key, p);
             }
             Object::Service(s) => {
                 self.services
