@@ -6,7 +6,9 @@
 //! test fails. Traffic only flows between namespaces made here.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod ofclient;
+pub mod tcp;
 
 use anyhow::{bail, Context, Result};
 use std::fs::File;

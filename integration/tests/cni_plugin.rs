@@ -137,6 +137,12 @@ fn cni_add_check_del_against_xvsd() -> Result<()> {
         link.contains("0a:58:0a:42:00:02") && link.contains("UP"),
         "{link}"
     );
+    // AF_XDP carries no checksum offload metadata: the Pod must send full checksums.
+    let features = pod.exec(&["ethtool", "-k", "eth0"])?;
+    assert!(
+        features.contains("tx-checksum-ip-generic: off"),
+        "{features}"
+    );
     // The host end is an xvsd port (ovs-appctl and OpenFlow see it) with its XDP program.
     let ports = node.exec(&[
         "ovs-ofctl",

@@ -4,7 +4,9 @@
 use crate::conf::{Env, NetConf};
 use crate::error::{CniError, CniResult, Code};
 use crate::ipam::Ipam;
-use crate::netlink::{in_netns, mac_string, open_netns, LinkInfo, Netlink};
+use crate::netlink::{
+    in_netns, mac_string, open_netns, Ethtool, LinkInfo, Netlink, AF_XDP_UNSAFE_TX_OFFLOADS,
+};
 use crate::result::{expected, PodNetwork};
 use crate::xvsd::Xvsd;
 use nix::errno::Errno;
@@ -116,6 +118,9 @@ fn add_steps(
             // The runtime usually does this; a Pod without loopback breaks too many programs.
             let _ = pnl.set_up(lo.index);
         }
+        Ethtool::open()
+            .and_then(|mut e| e.features_off(link.index, &AF_XDP_UNSAFE_TX_OFFLOADS))
+            .map_err(|e| kernel(format!("turning transmit offloads off on {ifname}"), e))?;
         pnl.add_address(link.index, ip, prefix_len)
             .map_err(|e| kernel(format!("adding {ip}/{prefix_len} to {ifname}"), e))?;
         pnl.add_default_route(link.index, gateway)

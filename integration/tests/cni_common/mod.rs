@@ -8,14 +8,14 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use xvs_integration::{xvsd_binary, Netns};
+use xvs_integration::Netns;
 
-/// Finds the `xvs-cni` binary: `$XVS_CNI_BIN`, else next to xvsd.
+/// Finds the `xvs-cni` binary: `$XVS_CNI_BIN`, else in the test executable's target directory.
 pub fn cni_binary() -> Result<PathBuf> {
     if let Ok(p) = std::env::var("XVS_CNI_BIN") {
         return Ok(PathBuf::from(p));
     }
-    let bin = xvsd_binary()?.with_file_name("xvs-cni");
+    let bin = target_dir()?.join("xvs-cni");
     if !bin.exists() {
         bail!(
             "{} not found: build it first (`cargo build -p xvs-cni`)",
@@ -23,6 +23,15 @@ pub fn cni_binary() -> Result<PathBuf> {
         );
     }
     Ok(bin)
+}
+
+/// `target/<profile>` of the running test (`target/<profile>/deps/<test>`).
+fn target_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .context("locating the target directory")
 }
 
 /// What one invocation printed.
