@@ -24,7 +24,7 @@ run_dir = "$T/run"
 workers = [0]
 forwarding = "openflow"
 pmd_sleep_max_us = 100
-frames_per_worker = 65536
+runtime_ports = 64
 [[port]]
 name = "antrea-gw0"
 type = "tap"

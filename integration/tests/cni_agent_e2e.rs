@@ -26,6 +26,8 @@ run_dir = "@RUN@"
 workers = [0]
 forwarding = "openflow"
 pmd_sleep_max_us = 100
+# Frames for the Pods that come at run time.
+runtime_ports = 8
 
 [conntrack]
 max_connections = 100000
