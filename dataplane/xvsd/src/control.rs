@@ -352,9 +352,9 @@ impl Control {
                     let _ = writeln!(s, "    decap drop {}: {d}", e.name());
                 }
             }
-            for (name, ofport, pc) in &w.ports {
-                let p: PortStats = pc.load();
-                let _ = writeln!(s, "    port {ofport}: {name}");
+            for port in w.ports.load().iter() {
+                let p: PortStats = port.counters.load();
+                let _ = writeln!(s, "    port {}: {}", port.ofport, port.name);
                 let _ = writeln!(
                     s,
                     "      RX packets:{} bytes:{} dropped:{} errors:{}",

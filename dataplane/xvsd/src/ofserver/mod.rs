@@ -338,17 +338,22 @@ fn flush(c: &mut Conn) -> io::Result<()> {
 pub fn ports_of(workers: &[Arc<xvs_engine::WorkerShared>]) -> Vec<switch::PortInfo> {
     let mut v = Vec::new();
     for (w, s) in workers.iter().enumerate() {
-        for (i, (name, ofport, _)) in s.ports.iter().enumerate() {
-            v.push(switch::PortInfo {
-                name: name.clone(),
-                ofport: *ofport,
-                mac: read_mac(name),
-                worker: w,
-                index: i,
-            });
+        for p in s.ports.load().iter() {
+            v.push(port_info(p, w));
         }
     }
     v
+}
+
+/// What the OpenFlow side knows of worker `worker`'s port `p`.
+pub fn port_info(p: &xvs_engine::PortEntry, worker: usize) -> switch::PortInfo {
+    switch::PortInfo {
+        name: p.name.clone(),
+        ofport: p.ofport,
+        mac: read_mac(&p.name),
+        worker,
+        counters: Arc::clone(&p.counters),
+    }
 }
 
 /// The interface's MAC address from sysfs (zeros when it cannot be read).

@@ -47,10 +47,10 @@ pub struct PortInfo {
     pub ofport: u32,
     /// MAC address (zeros when unknown).
     pub mac: [u8; 6],
-    /// Index of the owning worker and of the port within it (for counters).
+    /// Index of the owning worker.
     pub worker: usize,
-    /// The port's index in its worker's port list.
-    pub index: usize,
+    /// The counters its worker publishes.
+    pub counters: Arc<xvs_engine::PortCounters>,
 }
 
 /// The switch as the OpenFlow connections see it.
@@ -506,12 +506,7 @@ impl Switch {
             .iter()
             .filter(|p| Self::port_selected(p, port))
             .map(|p| {
-                let s = self
-                    .workers
-                    .get(p.worker)
-                    .and_then(|w| w.ports.get(p.index))
-                    .map(|(_, _, c)| c.load())
-                    .unwrap_or_default();
+                let s = p.counters.load();
                 PortStats {
                     port_no: p.ofport,
                     duration_sec: age.as_secs() as u32,
