@@ -311,16 +311,16 @@ impl Worker {
     /// between iterations. The caches are flushed: entries translated before may have
     /// resolved outputs to this OpenFlow number as a port of another worker, or as missing.
     /// A refused port is handed back, still open.
-    pub fn add_port(&mut self, port: EnginePort) -> Result<usize, (WorkerError, EnginePort)> {
+    pub fn add_port(&mut self, port: EnginePort) -> Result<usize, (WorkerError, Box<EnginePort>)> {
         if let Some(p) = self.ports.iter().find(|p| p.ofport == port.ofport) {
             let e = WorkerError::DuplicatePort {
                 ofport: port.ofport,
                 name: p.io.name().to_string(),
             };
-            return Err((e, port));
+            return Err((e, Box::new(port)));
         }
         if self.ports.len() >= usize::from(u16::MAX) {
-            return Err((WorkerError::TooManyPorts(self.ports.len()), port));
+            return Err((WorkerError::TooManyPorts(self.ports.len()), Box::new(port)));
         }
         self.ports.push(port);
         match &mut self.forwarding {

@@ -26,6 +26,8 @@ const COMMANDS: &[(&str, &str)] = &[
     ("list-commands", ""),
     ("ofproto/trace", "[bridge] flow [--ct-next flags]"),
     ("version", ""),
+    ("xvs/add-port", "IFNAME [ofport=N]"),
+    ("xvs/del-port", "IFNAME"),
     ("xvs/dump-flows", "[table]"),
     ("xvs/dump-group-stats", ""),
     ("xvs/fdb-show", ""),
