@@ -1,5 +1,6 @@
 #!/bin/sh
-# Seeds corpus/decode with every message ovs-ofctl sent in ../tests/fixtures/*.hex.
+# Seeds corpus/decode with every message in ../tests/fixtures/*.hex (what ovs-ofctl sent, and
+# our PORT_STATUS messages as ovs-ofctl ofp-print reads them).
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$here/corpus/decode"

@@ -35,6 +35,8 @@ ofp_errors! {
     /// `NXR_STALE`: a continuation the switch no longer accepts (the flow table changed,
     /// or it is not one of ours).
     NX_STALE = (0xffff, 35, "NXR_STALE");
+    /// `NXBRC_BAD_REASON`: a PORT_STATUS with a reason other than add, delete, modify.
+    NX_BAD_REASON = (0xffff, 5, "NXBRC_BAD_REASON");
     /// `OFPHFC_INCOMPATIBLE`: no common version.
     HELLO_INCOMPATIBLE = (0, 0, "OFPHFC_INCOMPATIBLE");
     /// `OFPBRC_BAD_VERSION`.

@@ -24,6 +24,7 @@ pub mod mods;
 pub mod multipart;
 pub mod oxm;
 pub mod packet_in;
+pub mod port_status;
 pub mod stats;
 mod wire;
 
@@ -32,6 +33,7 @@ pub use multipart::{Desc, FlowStatsRequest};
 
 pub use error::{DecodeError, OfpError};
 pub use packet_in::PacketIn;
+pub use port_status::{PortReason, PortStatus};
 
 use wire::{pad8, patch_u16, put_u16, put_u32, put_u64, Reader};
 use xvs_flowtable::flow::{FlowFlags, FlowModCommand};
@@ -80,6 +82,8 @@ pub mod msg_type {
     pub const PACKET_IN: u8 = 10;
     /// `OFPT_PACKET_OUT`.
     pub const PACKET_OUT: u8 = 13;
+    /// `OFPT_PORT_STATUS`.
+    pub const PORT_STATUS: u8 = 12;
     /// `OFPT_GROUP_MOD`.
     pub const GROUP_MOD: u8 = 15;
     /// `OFPT_METER_MOD`.
@@ -279,6 +283,8 @@ pub enum Body {
     PacketIn2(Box<PacketIn>),
     /// `NXT_RESUME`: a paused packet-in handed back (with its continuation).
     Resume(Box<PacketIn>),
+    /// `PORT_STATUS`: a port was added, deleted or changed (switch to controller).
+    PortStatus(Box<PortStatus>),
     /// `NXT_SET_CONTROLLER_ID`: the connection's controller id.
     SetControllerId(u16),
     /// `NXT_SET_PACKET_IN_FORMAT`: 0 OpenFlow, 1 `NXT_PACKET_IN`, 2 `NXT_PACKET_IN2`.
@@ -469,6 +475,7 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
             }
         }
         t::FLOW_MOD => Body::FlowMod(Box::new(pull_flow_mod(&mut r)?)),
+        t::PORT_STATUS => Body::PortStatus(Box::new(port_status::pull_port_status(r.rest())?)),
         t::GROUP_MOD => Body::GroupMod(Box::new(mods::pull_group_mod(&mut r)?)),
         t::METER_MOD => {
             let (command, meter) = mods::pull_meter_mod(&mut r)?;
@@ -775,6 +782,7 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Body::GroupMod(_) => t::GROUP_MOD,
         Body::PacketOut(_) => t::PACKET_OUT,
         Body::PacketIn(_) => t::PACKET_IN,
+        Body::PortStatus(_) => t::PORT_STATUS,
         Body::SetControllerId(_)
         | Body::PacketIn2(_)
         | Body::Resume(_)
@@ -843,6 +851,7 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             out.extend_from_slice(&po.data);
         }
         Body::PacketIn(p) => packet_in::put_packet_in(out, p),
+        Body::PortStatus(ps) => port_status::put_port_status(out, ps),
         Body::PacketIn2(p) => {
             put_u32(out, actions::NX_VENDOR_ID);
             put_u32(out, packet_in::NXT_PACKET_IN2);

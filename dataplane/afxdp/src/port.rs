@@ -711,6 +711,10 @@ impl PortIo for AfXdpPort {
     fn frames_held(&self) -> usize {
         self.fill_held + self.tx_held
     }
+
+    fn close(self: Box<Self>, pool: &mut FramePool) -> usize {
+        AfXdpPort::close(*self, pool)
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! Readers (the control thread) load with `Relaxed`: every value is individually monotonic and a
 //! snapshot may mix values published at slightly different times, which is fine for counters.
 
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use xvs_conntrack::CtStats;
 use xvs_io::PortStats;
 
@@ -62,11 +64,14 @@ pub enum DropReason {
     TunnelNeighUnreachable = 19,
     /// The encapsulated packet would exceed the uplink MTU (an ICMP error went back).
     TunnelMtu = 20,
+    /// An output to an OpenFlow port number the bridge does not have (never had, or deleted
+    /// with `xvs/del-port`).
+    NoSuchPort = 21,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::TxRingFull,
         DropReason::NoOutput,
         DropReason::BadDescriptor,
@@ -88,6 +93,7 @@ impl DropReason {
         DropReason::TunnelNeighQueueFull,
         DropReason::TunnelNeighUnreachable,
         DropReason::TunnelMtu,
+        DropReason::NoSuchPort,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -116,6 +122,7 @@ impl DropReason {
             DropReason::TunnelNeighQueueFull => "tunnel_neigh_queue_full",
             DropReason::TunnelNeighUnreachable => "tunnel_neigh_unreachable",
             DropReason::TunnelMtu => "tunnel_mtu_exceeded",
+            DropReason::NoSuchPort => "no_such_port",
         }
     }
 }
@@ -344,8 +351,22 @@ pub struct WorkerShared {
     pub stopped: AtomicBool,
     /// The worker's counters.
     pub counters: WorkerCounters,
-    /// Per-port counters, in the worker's port order, with each port's name and OpenFlow number.
-    pub ports: Vec<(String, u32, PortCounters)>,
+    /// The ports the worker polls, in its port order, with their counters. Replaced as a whole
+    /// by the worker when a port is added or removed at run time (`ArcSwap`: readers never
+    /// lock, and the worker swaps only while applying a port command, never on the packet
+    /// path); a removed port's entry leaves the list, so later dumps do not show it.
+    pub ports: ArcSwap<Vec<PortEntry>>,
+}
+
+/// One port of a worker as the control side sees it.
+#[derive(Debug, Clone)]
+pub struct PortEntry {
+    /// Interface name.
+    pub name: String,
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// Counters the worker publishes for the port.
+    pub counters: Arc<PortCounters>,
 }
 
 impl WorkerShared {

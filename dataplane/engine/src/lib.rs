@@ -20,12 +20,14 @@ mod ct;
 pub mod inject;
 pub mod packet_in;
 pub mod pipeline;
+pub mod portctl;
 mod rewrite;
 pub mod tunnel;
 mod worker;
 
 pub use counters::{
-    DropReason, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot, DECAP_REASONS,
+    DropReason, PortCounters, PortEntry, WorkerCounters, WorkerShared, WorkerSnapshot,
+    DECAP_REASONS,
 };
 pub use pipeline::{CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
 pub use worker::{

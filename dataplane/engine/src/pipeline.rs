@@ -68,6 +68,14 @@ pub trait Translator: Send {
         None
     }
 
+    /// Whether OpenFlow port `ofport` exists in the adopted tables' bridge (on any worker). An
+    /// output to a port this worker does not poll is then a cross-worker output
+    /// ([`DropReason::RemotePort`]), else a port that is gone ([`DropReason::NoSuchPort`]).
+    fn port_exists(&mut self, ofport: u32) -> bool {
+        let _ = ofport;
+        true
+    }
+
     /// After a [`Verdict::Uncached`] translation: a non-zero token when it asked for
     /// packet-ins, which [`packet_in`](Self::packet_in) then delivers with the packet.
     fn controller_token(&mut self) -> u32 {
@@ -280,6 +288,19 @@ impl OpenFlowStage {
         self.misses_this_batch = 0;
     }
 
+    /// The worker's port list changed (a port added or removed at run time): cached actions
+    /// hold port indices, and misses translated before may have resolved an output to a port
+    /// that now exists or no longer does, so both cache tiers go now (hits credited first).
+    pub fn ports_changed(&mut self, stats: &mut WorkerSnapshot) {
+        self.credit_stats();
+        self.cache.flush();
+        stats.cache_flushes += 1;
+        self.meters.clear();
+        if let Some(t) = self.tunnel.as_mut() {
+            t.caches_flushed();
+        }
+    }
+
     /// Looks up `keys`, translating and installing misses (within the budget).
     pub fn classify(
         &mut self,
@@ -365,8 +386,13 @@ impl OpenFlowStage {
         let meters = &self.meters;
         let mut pending = None;
         let tunnel = &mut self.tunnel;
+        let translator = &mut self.translator;
         let mut resolve = |a: &DpAction| match *a {
-            DpAction::Output(p) => port_of(p).map_or(ExecAction::RemoteOutput, ExecAction::Output),
+            DpAction::Output(p) => match port_of(p) {
+                Some(idx) => ExecAction::Output(idx),
+                None if translator.port_exists(p) => ExecAction::RemoteOutput,
+                None => ExecAction::Discard(DropReason::NoSuchPort),
+            },
             DpAction::Meter(id) => meters
                 .iter()
                 .position(|m| m.config().meter_id == id)

@@ -1,8 +1,9 @@
 //! The worker: a poll loop over its ports.
 
-use crate::counters::{DropReason, WorkerShared, WorkerSnapshot};
+use crate::counters::{DropReason, PortCounters, PortEntry, WorkerShared, WorkerSnapshot};
 use crate::inject::{InjectConsumer, Injection, INJECT_BURST, INJECT_MAX_ACTIONS};
 use crate::pipeline::{self, ExecAction, OpenFlowStage};
+use crate::portctl::{PortCommand, PortCommands, PortReply};
 use crate::tunnel::{self, Parked, Received, TunnelStage};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -71,6 +72,23 @@ pub enum WorkerError {
         /// Ports of the worker.
         ports: usize,
     },
+    /// A port added at run time has the OpenFlow number of a port the worker already polls.
+    #[error("ofport {ofport} is already used by port {name}")]
+    DuplicatePort {
+        /// The number asked for.
+        ofport: u32,
+        /// The port that has it.
+        name: String,
+    },
+    /// No port of the worker has this OpenFlow number.
+    #[error("no such port: ofport {ofport} is not polled by this worker")]
+    NoSuchPort {
+        /// The number asked for.
+        ofport: u32,
+    },
+    /// A worker polls at most 65535 ports (cached actions name ports by a 16-bit index).
+    #[error("worker already polls {0} ports")]
+    TooManyPorts(usize),
 }
 
 /// How a worker chooses output ports.
@@ -97,7 +115,8 @@ pub struct WorkerConfig {
     pub sleep_max: Duration,
 }
 
-/// One port as the worker sees it: the backend and its pending-transmit batch.
+/// One port as the worker sees it: the backend, its pending-transmit batch and the counters
+/// the worker publishes for it.
 pub struct EnginePort {
     /// The OpenFlow port number.
     pub ofport: u32,
@@ -105,6 +124,7 @@ pub struct EnginePort {
     pub io: Box<dyn PortIo>,
     pending: [Desc; BATCH],
     pending_len: usize,
+    counters: Arc<PortCounters>,
 }
 
 impl std::fmt::Debug for EnginePort {
@@ -125,6 +145,20 @@ impl EnginePort {
             io,
             pending: [Desc::default(); BATCH],
             pending_len: 0,
+            counters: Arc::new(PortCounters::default()),
+        }
+    }
+
+    /// The counters the worker publishes for this port.
+    pub fn counters(&self) -> &Arc<PortCounters> {
+        &self.counters
+    }
+
+    fn entry(&self) -> PortEntry {
+        PortEntry {
+            name: self.io.name().to_string(),
+            ofport: self.ofport,
+            counters: Arc::clone(&self.counters),
         }
     }
 }
@@ -159,6 +193,8 @@ pub struct Worker {
     in_idxs: [u16; BATCH],
     /// IPv4 identification of the outer headers this worker writes.
     ip_id: u16,
+    /// Port additions and removals from the control side, if the daemon gave a queue.
+    port_commands: Option<PortCommands>,
 }
 
 impl Worker {
@@ -198,10 +234,7 @@ impl Worker {
             stop: Default::default(),
             stopped: Default::default(),
             counters: Default::default(),
-            ports: ports
-                .iter()
-                .map(|p| (p.io.name().to_string(), p.ofport, Default::default()))
-                .collect(),
+            ports: arc_swap::ArcSwap::from_pointee(ports.iter().map(EnginePort::entry).collect()),
         });
         Ok(Self {
             pool,
@@ -227,7 +260,114 @@ impl Worker {
             descs: [Desc::default(); BATCH],
             in_idxs: [0; BATCH],
             ip_id: 0,
+            port_commands: None,
         })
+    }
+
+    /// Gives the worker its port command queue (the control side keeps the other end).
+    pub fn set_port_commands(&mut self, q: PortCommands) {
+        self.port_commands = Some(q);
+    }
+
+    /// Ports the worker polls.
+    pub fn port_count(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// Applies the port commands waiting in the queue (between iterations: no burst is in
+    /// flight, every pending transmit batch was flushed by the iteration).
+    fn apply_port_commands(&mut self) {
+        while let Some((seq, command)) = self.port_commands.as_mut().and_then(PortCommands::next) {
+            let reply = match command {
+                PortCommand::Add(open) => match open(&mut self.pool) {
+                    Ok(port) => {
+                        let ofport = port.ofport;
+                        match self.add_port(port) {
+                            Ok(index) => PortReply::Added { ofport, index },
+                            Err((e, port)) => {
+                                // Refused after opening: close it so its frames come back.
+                                let _ = port.io.close(&mut self.pool);
+                                PortReply::Failed(e.to_string())
+                            }
+                        }
+                    }
+                    Err(e) => PortReply::Failed(e),
+                },
+                PortCommand::Remove(ofport) => match self.remove_port(ofport) {
+                    Ok(frames_lost) => PortReply::Removed {
+                        ofport,
+                        frames_lost,
+                    },
+                    Err(e) => PortReply::Failed(e.to_string()),
+                },
+            };
+            if let Some(q) = self.port_commands.as_mut() {
+                q.answer(seq, reply);
+            }
+        }
+    }
+
+    /// Starts polling `port` (at the end of the port list) and returns its index. Call it
+    /// between iterations. The caches are flushed: entries translated before may have
+    /// resolved outputs to this OpenFlow number as a port of another worker, or as missing.
+    /// A refused port is handed back, still open.
+    pub fn add_port(&mut self, port: EnginePort) -> Result<usize, (WorkerError, Box<EnginePort>)> {
+        if let Some(p) = self.ports.iter().find(|p| p.ofport == port.ofport) {
+            let e = WorkerError::DuplicatePort {
+                ofport: port.ofport,
+                name: p.io.name().to_string(),
+            };
+            return Err((e, Box::new(port)));
+        }
+        if self.ports.len() >= usize::from(u16::MAX) {
+            return Err((WorkerError::TooManyPorts(self.ports.len()), Box::new(port)));
+        }
+        self.ports.push(port);
+        match &mut self.forwarding {
+            Forwarding::IoFwd { peers } => peers.push(None),
+            Forwarding::OpenFlow(stage) => stage.ports_changed(&mut self.stats),
+        }
+        self.publish_port_list();
+        Ok(self.ports.len() - 1)
+    }
+
+    /// Stops polling the port numbered `ofport` and closes it: what is pending for it is
+    /// transmitted first, then its frames (fill ring, TX completions, unsent TX, unread RX)
+    /// go back to the pool. Returns the frames that could not be recovered (normally 0). The
+    /// caches are flushed (cached outputs name ports by index, and the indices after it move).
+    /// Call it between iterations.
+    pub fn remove_port(&mut self, ofport: u32) -> Result<usize, WorkerError> {
+        let idx = self
+            .ports
+            .iter()
+            .position(|p| p.ofport == ofport)
+            .ok_or(WorkerError::NoSuchPort { ofport })?;
+        self.flush_all();
+        let mut port = self.ports.remove(idx);
+        // Its last counters, for whoever still holds the handle.
+        port.io.refresh_stats();
+        port.counters.publish(&port.io.stats());
+        let lost = port.io.close(&mut self.pool);
+        match &mut self.forwarding {
+            Forwarding::IoFwd { peers } => {
+                peers.remove(idx);
+                for p in peers.iter_mut() {
+                    *p = match *p {
+                        Some(j) if j == idx => None,
+                        Some(j) if j > idx => Some(j - 1),
+                        other => other,
+                    };
+                }
+            }
+            Forwarding::OpenFlow(stage) => stage.ports_changed(&mut self.stats),
+        }
+        self.publish_port_list();
+        Ok(lost)
+    }
+
+    fn publish_port_list(&self) {
+        let list: Vec<PortEntry> = self.ports.iter().map(EnginePort::entry).collect();
+        self.shared.ports.store(Arc::new(list));
     }
 
     /// Gives the worker its injection ring (the control side keeps the producer).
@@ -347,6 +487,13 @@ impl Worker {
         let mut last_publish = last;
         let mut last_credit = last;
         while !self.shared.stop.load(Ordering::Relaxed) {
+            if self
+                .port_commands
+                .as_ref()
+                .is_some_and(PortCommands::pending)
+            {
+                self.apply_port_commands();
+            }
             let received = self.poll_once();
             let now = Instant::now();
             let spent = now.duration_since(last).as_nanos() as u64;
@@ -1053,9 +1200,9 @@ impl Worker {
 
     fn publish(&mut self) {
         self.shared.counters.publish(&self.stats);
-        for (port, (_, _, c)) in self.ports.iter_mut().zip(&self.shared.ports) {
+        for port in self.ports.iter_mut() {
             port.io.refresh_stats();
-            c.publish(&port.io.stats());
+            port.counters.publish(&port.io.stats());
         }
     }
 }

@@ -93,8 +93,9 @@ fn packets_without_output_are_counted_by_reason() {
     assert_eq!(w.pool().free_count(), FRAMES as usize);
     let ports: Vec<_> = shared
         .ports
+        .load()
         .iter()
-        .map(|(n, o, c)| (n.clone(), *o, c.load()))
+        .map(|p| (p.name.clone(), p.ofport, p.counters.load()))
         .collect();
     assert_eq!(ports[0].0, "a");
     assert_eq!(ports[0].2.rx_packets, 100);

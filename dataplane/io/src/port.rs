@@ -68,4 +68,13 @@ pub trait PortIo: Send {
     fn frames_held(&self) -> usize {
         0
     }
+
+    /// Takes the port out of service for good (a port deleted at run time) and gives the
+    /// frames it holds back to `pool`. Returns how many it could not give back (they stay lost
+    /// to the pool). The default flushes and reports what is still held, which is right for
+    /// backends that hold no frames between calls (memory, tap, pcap).
+    fn close(mut self: Box<Self>, pool: &mut FramePool) -> usize {
+        self.flush(pool);
+        self.frames_held()
+    }
 }

@@ -41,9 +41,15 @@ pub struct Config {
     /// (0 = poll at 100 % CPU, the default, as OVS PMD threads do).
     #[serde(default)]
     pub pmd_sleep_max_us: u64,
-    /// Frames in each worker's pool (4 KiB each); default: what the worker's ports can hold.
+    /// Frames in each worker's pool (4 KiB each); default: what the worker's ports can hold,
+    /// plus room for `runtime_ports`.
     #[serde(default)]
     pub frames_per_worker: Option<u32>,
+    /// AF_XDP ports (Pods' veths) each worker's pool has room for besides its configured
+    /// ports, for `xvs/add-port` at run time (default 2; more can be added, with fewer frames
+    /// to spare). Ignored when `frames_per_worker` is set.
+    #[serde(default = "default_runtime_ports")]
+    pub runtime_ports: u32,
     /// The ports.
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,
@@ -378,7 +384,12 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 /// Checks a Linux interface name: 1..=15 bytes, no '/', ':' or whitespace.
-fn valid_ifname(name: &str) -> bool {
+fn default_runtime_ports() -> u32 {
+    2
+}
+
+/// True for a name Linux accepts for an interface.
+pub fn valid_ifname(name: &str) -> bool {
     !name.is_empty()
         && name.len() < 16
         && name != "."
@@ -421,8 +432,12 @@ pub fn plan(
     {
         return Err(invalid("frames_per_worker must be between 256 and 4194304"));
     }
-    if config.ports.is_empty() {
+    // In openflow mode every port may come at run time (`xvs/add-port`, a CNI plugin).
+    if config.ports.is_empty() && config.forwarding == ForwardingMode::IoFwd {
         return Err(invalid("no [[port]] configured"));
+    }
+    if config.runtime_ports > 256 {
+        return Err(invalid("runtime_ports must be at most 256"));
     }
     if config.conntrack.max_connections == 0 {
         return Err(invalid("conntrack.max_connections must be at least 1"));

@@ -26,6 +26,8 @@ const COMMANDS: &[(&str, &str)] = &[
     ("list-commands", ""),
     ("ofproto/trace", "[bridge] flow [--ct-next flags]"),
     ("version", ""),
+    ("xvs/add-port", "IFNAME [ofport=N]"),
+    ("xvs/del-port", "IFNAME"),
     ("xvs/dump-flows", "[table]"),
     ("xvs/dump-group-stats", ""),
     ("xvs/fdb-show", ""),
@@ -352,9 +354,9 @@ impl Control {
                     let _ = writeln!(s, "    decap drop {}: {d}", e.name());
                 }
             }
-            for (name, ofport, pc) in &w.ports {
-                let p: PortStats = pc.load();
-                let _ = writeln!(s, "    port {ofport}: {name}");
+            for port in w.ports.load().iter() {
+                let p: PortStats = port.counters.load();
+                let _ = writeln!(s, "    port {}: {}", port.ofport, port.name);
                 let _ = writeln!(
                     s,
                     "      RX packets:{} bytes:{} dropped:{} errors:{}",

@@ -8,6 +8,7 @@
 
 mod config;
 mod control;
+mod dynports;
 mod netlink;
 mod ofserver;
 mod openflow;
@@ -100,6 +101,23 @@ fn check_pid_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// After `xvs/add-port` / `xvs/del-port`: the bridge's port list is part of the table version
+/// (FLOOD, NORMAL, outputs to missing ports), so publish it; rename for flow text; and have
+/// the OpenFlow server send PORT_STATUS.
+fn ports_changed(
+    pipeline: &Mutex<xvs_flowtable::pipeline::Pipeline>,
+    dynamic: &dynports::DynamicPorts,
+    names: &mut xvs_flowtable::names::NameMap,
+    of_server: Option<&ofserver::OfServer>,
+    epoch: std::time::Instant,
+) {
+    ofserver::switch::lock(pipeline).set_ports(&dynamic.ofports(), openflow::now_ms(epoch));
+    *names = dynamic.name_map();
+    if let Some(s) = of_server {
+        s.ports_changed();
+    }
+}
+
 fn run(args: &Args) -> Result<()> {
     let config = config::Config::load(&args.config)?;
     let plan = config::plan(config, &allowed_cores(), interface_exists)?;
@@ -155,11 +173,13 @@ fn run(args: &Args) -> Result<()> {
     let mut attachments = ports::Attachments::default();
     let mut workers = Vec::new();
     let mut injectors = Vec::new();
+    let mut port_controls = Vec::new();
     for (w, &core) in cfg.workers.iter().enumerate() {
         let mine: Vec<usize> = (0..plan.ports.len())
             .filter(|&i| plan.ports[i].worker == w && !plan.ports[i].config.kind.is_tunnel())
             .collect();
-        let needed = ports::frames_needed(mine.iter().map(|&i| &plan.ports[i]));
+        let needed = ports::frames_needed(mine.iter().map(|&i| &plan.ports[i]))
+            + cfg.runtime_ports as usize * ports::runtime_port_frames();
         let frames = match cfg.frames_per_worker {
             Some(n) if (n as usize) < needed => bail!(
                 "frames_per_worker = {n} is too small for worker {w} (core {core}): its ports can \
@@ -238,9 +258,15 @@ fn run(args: &Args) -> Result<()> {
         let (injector, injections) = xvs_engine::inject::inject_queue();
         worker.set_injections(injections);
         injectors.push(injector);
+        // xvs/add-port and xvs/del-port from the control thread to this worker.
+        let (control, commands) = xvs_engine::portctl::port_queue();
+        worker.set_port_commands(commands);
+        port_controls.push(control);
         workers.push((core, worker));
     }
     ports::dpdk::start_all(&attachments)?;
+    // From here on, runtime ports share the attachments with the workers opening them.
+    let attachments = Arc::new(Mutex::new(attachments));
 
     // From here on the pipeline is shared by the control threads (main, OpenFlow server).
     let pipeline = pipeline.map(|p| Arc::new(Mutex::new(p)));
@@ -282,7 +308,13 @@ fn run(args: &Args) -> Result<()> {
         cfg.run_dir.join("xvsd.ctl").display()
     );
 
-    let names = openflow::name_map(&plan);
+    let mut names = openflow::name_map(&plan);
+    let mut dynamic = dynports::DynamicPorts::new(
+        &plan,
+        port_controls,
+        shared.clone(),
+        Arc::clone(&attachments),
+    );
     let mut control = control::Control::new(
         &plan,
         shared.clone(),
@@ -325,7 +357,20 @@ fn run(args: &Args) -> Result<()> {
                 }
                 s
             }),
-            ("dpdk/show", _) => Ok(ports::dpdk::show(&attachments)),
+            ("dpdk/show", _) => Ok(ports::dpdk::show(
+                &attachments.lock().unwrap_or_else(|e| e.into_inner()),
+            )),
+            ("xvs/add-port" | "xvs/del-port", None) => {
+                Err(format!("{m} needs forwarding = \"openflow\""))
+            }
+            ("xvs/add-port", Some(pl)) => dynamic.add(p, interface_exists).map(|ofport| {
+                ports_changed(pl, &dynamic, &mut names, of_server.as_ref(), epoch);
+                format!("ofport={ofport}\n")
+            }),
+            ("xvs/del-port", Some(pl)) => dynamic.delete(p).map(|()| {
+                ports_changed(pl, &dynamic, &mut names, of_server.as_ref(), epoch);
+                String::new()
+            }),
             _ => control.handle(m, p),
         });
         if let Some(u) = underlay.as_mut() {
@@ -377,6 +422,7 @@ fn run(args: &Args) -> Result<()> {
     // Close sockets, taps and DPDK devices (every worker has stopped), then detach XDP
     // programs, then clean EAL up.
     drop(finished);
+    drop(dynamic);
     drop(attachments);
     drop(eal);
     drop(pipeline);

@@ -343,6 +343,12 @@ impl xvs_engine::Translator for WorkerTranslator {
         self.inner.snapshot().meter_state(id).cloned()
     }
 
+    fn port_exists(&mut self, ofport: u32) -> bool {
+        // The bridge's ports are part of the version (set by the control thread at start and
+        // on every `xvs/add-port` / `xvs/del-port`).
+        self.inner.snapshot().l2().ports().contains(&ofport)
+    }
+
     fn translate(
         &mut self,
         key: &FlowKey,

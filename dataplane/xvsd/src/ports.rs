@@ -22,6 +22,50 @@ fn afxdp_config(p: &PlannedPort) -> AfXdpConfig {
     AfXdpConfig::new(&p.config.name, p.config.queue.unwrap_or(0))
 }
 
+impl Attachments {
+    /// Attaches the XDP program to `ifname` (auto mode: native, else generic), as for an
+    /// `afxdp` port of the configuration. Fails if one is attached already.
+    pub fn attach_program(&mut self, ifname: &str) -> Result<()> {
+        if self.programs.contains_key(ifname) {
+            anyhow::bail!("{ifname}: an XDP program of xvsd is attached already");
+        }
+        let prog = XdpProgram::attach(ifname, XdpMode::Auto)?;
+        self.programs.insert(ifname.to_string(), prog);
+        Ok(())
+    }
+
+    /// Opens an AF_XDP socket on `ifname` queue 0, on worker `worker`'s UMEM (its pool is
+    /// `pool`), with the configuration's defaults; the program must be attached.
+    pub fn open_afxdp(
+        &mut self,
+        ifname: &str,
+        worker: usize,
+        pool: &mut FramePool,
+    ) -> Result<AfXdpPort> {
+        let prog = self
+            .programs
+            .get_mut(ifname)
+            .with_context(|| format!("{ifname}: no XDP program attached"))?;
+        let umem = self.umems.entry(worker).or_default();
+        Ok(AfXdpPort::open(
+            prog,
+            &AfXdpConfig::new(ifname, 0),
+            pool,
+            umem,
+        )?)
+    }
+
+    /// Detaches `ifname`'s XDP program (after its sockets are closed), if xvsd attached one.
+    pub fn detach_program(&mut self, ifname: &str) {
+        self.programs.remove(ifname);
+    }
+}
+
+/// Frames a worker's pool needs for an AF_XDP port added at run time.
+pub fn runtime_port_frames() -> usize {
+    AfXdpConfig::new("runtime", 0).frames_needed() + BATCH
+}
+
 /// Frames a worker's pool needs for `ports`: what every AF_XDP socket can hold, plus a burst per
 /// port in flight through the engine.
 pub fn frames_needed<'a>(ports: impl Iterator<Item = &'a PlannedPort>) -> usize {

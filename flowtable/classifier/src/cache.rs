@@ -87,6 +87,14 @@ impl<A> DatapathCache<A> {
         flushed
     }
 
+    /// Drops every entry now, in O(1), keeping the version: for changes the table version
+    /// does not capture (the worker's own port list, which cached output indices point into).
+    pub fn flush(&mut self) {
+        let version = self.megaflow.version();
+        self.megaflow.flush(version);
+        self.stats.flushes += 1;
+    }
+
     /// The version the entries are built from.
     pub fn version(&self) -> u64 {
         self.megaflow.version()

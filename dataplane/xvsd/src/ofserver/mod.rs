@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -53,10 +53,23 @@ struct Conn {
     writable_interest: bool,
 }
 
+/// Why the waker woke the server thread (one `Waker` per `Poll`, so flags tell).
+#[derive(Debug, Default)]
+struct Signals {
+    stop: AtomicBool,
+    /// Port changes announced by the control thread, and those the server has applied.
+    ports_requested: AtomicU64,
+    ports_applied: AtomicU64,
+}
+
+/// How long [`OfServer::ports_changed`] waits for the server to take a port change in.
+const PORTS_CHANGED_WAIT: Duration = Duration::from_secs(2);
+
 /// The running server: stop it with [`OfServer::stop`] (or drop).
 pub struct OfServer {
     /// The server's counters.
     pub stats: Arc<switch::OfStats>,
+    signals: Arc<Signals>,
     waker: Arc<Waker>,
     handle: Option<JoinHandle<()>>,
     path: PathBuf,
@@ -88,12 +101,15 @@ impl OfServer {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).context("creating a waker")?);
         let stop_waker = Arc::clone(&waker);
         let stats = Arc::clone(&switch.stats);
+        let signals = Arc::new(Signals::default());
+        let thread_signals = Arc::clone(&signals);
         let handle = std::thread::Builder::new()
             .name("ofserver".to_string())
-            .spawn(move || serve(poll, listener, switch))
+            .spawn(move || serve(poll, listener, switch, &thread_signals))
             .context("spawning the OpenFlow server thread")?;
         Ok(OfServer {
             stats,
+            signals,
             waker: stop_waker,
             handle: Some(handle),
             path: path.to_path_buf(),
@@ -105,8 +121,25 @@ impl OfServer {
         self.shutdown();
     }
 
+    /// Tells the server that ports were added or removed (the workers' port lists changed):
+    /// it re-reads them and sends PORT_STATUS to every connected controller. Returns once it
+    /// has (so a `dump-ports-desc` after `xvs/add-port` returned sees the port), or after
+    /// two seconds.
+    pub fn ports_changed(&self) {
+        // AcqRel/Acquire: the server's load of `ports_requested` happens after the worker's
+        // port list was published; our load of `ports_applied` sees its refresh.
+        let want = self.signals.ports_requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let _ = self.waker.wake();
+        let deadline = Instant::now() + PORTS_CHANGED_WAIT;
+        while self.signals.ports_applied.load(Ordering::Acquire) < want && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
     fn shutdown(&mut self) {
         if let Some(h) = self.handle.take() {
+            self.signals.stop.store(true, Ordering::Release);
             let _ = self.waker.wake();
             let _ = h.join();
         }
@@ -120,7 +153,7 @@ impl Drop for OfServer {
     }
 }
 
-fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch) {
+fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch, signals: &Signals) {
     if poll
         .registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
@@ -151,7 +184,16 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch) {
         }
         for ev in events.iter() {
             match ev.token() {
-                WAKER => return,
+                WAKER => {
+                    if signals.stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let requested = signals.ports_requested.load(Ordering::Acquire);
+                    if requested != signals.ports_applied.load(Ordering::Relaxed) {
+                        announce_ports(&mut switch, &mut conns, &poll);
+                        signals.ports_applied.store(requested, Ordering::Release);
+                    }
+                }
                 LISTENER => loop {
                     match listener.accept() {
                         Ok((mut stream, _)) => {
@@ -215,6 +257,29 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch) {
             if let Some(mut c) = conns.remove(&t) {
                 let _ = poll.registry().deregister(&mut c.stream);
             }
+        }
+    }
+}
+
+/// Re-reads the ports and sends a PORT_STATUS for each change to every negotiated
+/// connection.
+fn announce_ports(switch: &mut Switch, conns: &mut HashMap<usize, Conn>, poll: &Poll) {
+    let changes = switch.refresh_ports();
+    if changes.is_empty() {
+        return;
+    }
+    let mut dead = Vec::new();
+    for (&t, c) in conns.iter_mut() {
+        for ps in &changes {
+            c.session.port_status(ps);
+        }
+        if pump(c, switch, poll, t).is_err() {
+            dead.push(t);
+        }
+    }
+    for t in dead {
+        if let Some(mut c) = conns.remove(&t) {
+            let _ = poll.registry().deregister(&mut c.stream);
         }
     }
 }
@@ -338,17 +403,22 @@ fn flush(c: &mut Conn) -> io::Result<()> {
 pub fn ports_of(workers: &[Arc<xvs_engine::WorkerShared>]) -> Vec<switch::PortInfo> {
     let mut v = Vec::new();
     for (w, s) in workers.iter().enumerate() {
-        for (i, (name, ofport, _)) in s.ports.iter().enumerate() {
-            v.push(switch::PortInfo {
-                name: name.clone(),
-                ofport: *ofport,
-                mac: read_mac(name),
-                worker: w,
-                index: i,
-            });
+        for p in s.ports.load().iter() {
+            v.push(port_info(p, w));
         }
     }
     v
+}
+
+/// What the OpenFlow side knows of worker `worker`'s port `p`.
+pub fn port_info(p: &xvs_engine::PortEntry, worker: usize) -> switch::PortInfo {
+    switch::PortInfo {
+        name: p.name.clone(),
+        ofport: p.ofport,
+        mac: read_mac(&p.name),
+        worker,
+        counters: Arc::clone(&p.counters),
+    }
 }
 
 /// The interface's MAC address from sysfs (zeros when it cannot be read).

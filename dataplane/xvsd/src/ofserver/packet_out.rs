@@ -50,6 +50,11 @@ impl PacketOutSender {
         }
     }
 
+    /// Follows the ports after one was added or removed.
+    pub fn set_ports(&mut self, ports: &[PortInfo]) {
+        self.worker_of_port = ports.iter().map(|p| (p.ofport, p.worker)).collect();
+    }
+
     /// Executes `po` on the tables of `snap`.
     pub fn send(
         &mut self,

@@ -21,7 +21,7 @@ use xvs_flowtable::pipeline::PipelineMod;
 use xvs_openflow::stats::{self, ReplyWriter};
 use xvs_openflow::{
     bundle, decode, encode, error_reply, negotiate, Body, BundleControl, DecodeError, Features,
-    Message, OfpError, PacketIn, Role, SwitchConfig, OFP15_VERSION,
+    Message, OfpError, PacketIn, PortStatus, Role, SwitchConfig, OFP15_VERSION,
 };
 
 /// Versions we speak (bitmap bit n = wire version n).
@@ -141,6 +141,17 @@ impl Session {
             Body::PacketIn(Box::new(p))
         };
         self.send(0, body);
+        true
+    }
+
+    /// Queues a PORT_STATUS if the connection is negotiated. Every controller gets it,
+    /// slaves included (OpenFlow 1.5 sends port status to all roles by default). Returns
+    /// whether it was queued.
+    pub fn port_status(&mut self, ps: &PortStatus) -> bool {
+        if !self.negotiated {
+            return false;
+        }
+        self.send(0, Body::PortStatus(Box::new(ps.clone())));
         true
     }
 
@@ -332,6 +343,7 @@ impl Session {
             // Messages only a switch sends.
             Body::PacketIn(_)
             | Body::PacketIn2(_)
+            | Body::PortStatus(_)
             | Body::FeaturesReply(_)
             | Body::GetConfigReply(_)
             | Body::BarrierReply

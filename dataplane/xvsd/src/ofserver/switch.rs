@@ -29,7 +29,7 @@ use xvs_openflow::stats::{
     Aggregate, GroupFeatures, GroupStats, MeterFeatures, MeterStats, PortDesc, PortStats,
     TableFeatures, TableStats,
 };
-use xvs_openflow::{Desc, OfpError, PacketIn, PacketOut};
+use xvs_openflow::{Desc, OfpError, PacketIn, PacketOut, PortReason, PortStatus};
 
 /// Tables visible over OpenFlow (0..=253; OVS hides table 254).
 pub const N_VISIBLE_TABLES: usize = 254;
@@ -47,10 +47,25 @@ pub struct PortInfo {
     pub ofport: u32,
     /// MAC address (zeros when unknown).
     pub mac: [u8; 6],
-    /// Index of the owning worker and of the port within it (for counters).
+    /// Index of the owning worker.
     pub worker: usize,
-    /// The port's index in its worker's port list.
-    pub index: usize,
+    /// The counters its worker publishes.
+    pub counters: Arc<xvs_engine::PortCounters>,
+}
+
+/// A port as PORT_DESC and PORT_STATUS describe it.
+fn port_desc(p: &PortInfo) -> PortDesc {
+    PortDesc {
+        port_no: p.ofport,
+        hw_addr: p.mac,
+        name: p.name.clone(),
+        config: 0,
+        // OFPPS_LIVE: the port is open and polled.
+        state: 4,
+        curr: 0,
+        curr_speed: 0,
+        max_speed: 0,
+    }
 }
 
 /// The switch as the OpenFlow connections see it.
@@ -506,12 +521,7 @@ impl Switch {
             .iter()
             .filter(|p| Self::port_selected(p, port))
             .map(|p| {
-                let s = self
-                    .workers
-                    .get(p.worker)
-                    .and_then(|w| w.ports.get(p.index))
-                    .map(|(_, _, c)| c.load())
-                    .unwrap_or_default();
+                let s = p.counters.load();
                 PortStats {
                     port_no: p.ofport,
                     duration_sec: age.as_secs() as u32,
@@ -529,22 +539,42 @@ impl Switch {
             .collect())
     }
 
+    /// Re-reads the workers' port lists after ports were added or removed at run time, and
+    /// returns the PORT_STATUS messages that tell controllers (deletions first). A port
+    /// whose number now names another interface is reported deleted, then added.
+    pub fn refresh_ports(&mut self) -> Vec<PortStatus> {
+        let now = super::ports_of(&self.workers);
+        let same = |a: &PortInfo, b: &PortInfo| a.ofport == b.ofport && a.name == b.name;
+        let mut changes = Vec::new();
+        for old in &self.ports {
+            if !now.iter().any(|p| same(p, old)) {
+                changes.push(PortStatus {
+                    reason: PortReason::Delete,
+                    desc: port_desc(old),
+                });
+            }
+        }
+        for new in &now {
+            if !self.ports.iter().any(|p| same(p, new)) {
+                changes.push(PortStatus {
+                    reason: PortReason::Add,
+                    desc: port_desc(new),
+                });
+            }
+        }
+        if let Some(po) = self.packet_out.as_mut() {
+            po.set_ports(&now);
+        }
+        self.ports = now;
+        changes
+    }
+
     /// PORT_DESC reply entries.
     pub fn port_descs(&self, port: u32) -> Vec<PortDesc> {
         self.ports
             .iter()
             .filter(|p| Self::port_selected(p, port))
-            .map(|p| PortDesc {
-                port_no: p.ofport,
-                hw_addr: p.mac,
-                name: p.name.clone(),
-                config: 0,
-                // OFPPS_LIVE: the port is open and polled.
-                state: 4,
-                curr: 0,
-                curr_speed: 0,
-                max_speed: 0,
-            })
+            .map(port_desc)
             .collect()
     }
 

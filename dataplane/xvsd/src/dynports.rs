@@ -1,0 +1,227 @@
+//! Ports attached and detached while the daemon runs: `xvs/add-port IFNAME [ofport=N]` and
+//! `xvs/del-port IFNAME`, what a CNI plugin calls for each Pod's host-side veth.
+//!
+//! The control thread checks the request, attaches the XDP program, and hands the chosen
+//! worker (the one polling the fewest ports) an opener through its port command queue
+//! (`xvs_engine::portctl`); the worker opens the AF_XDP socket on its own pool between two
+//! iterations and answers, so the command returns once the port is polled. Deletion is the
+//! reverse: the worker drains and closes the socket, then the control thread detaches the
+//! program. On any failure, what was done is undone before the error is returned.
+//!
+//! The error texts are a contract with the CNI plugin, which treats "already a port" on add
+//! and "no such port" on delete as success (idempotent retries): keep those words.
+
+use crate::config::{valid_ifname, Plan, PortType, OFPP_MAX};
+use crate::ports::Attachments;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use xvs_engine::portctl::{PortCommand, PortControl, PortReply};
+use xvs_engine::{EnginePort, WorkerShared};
+use xvs_flowtable::names::{NameMap, Port};
+
+/// How long a worker may take to apply a port command (a socket setup is milliseconds).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The control thread's side of runtime ports.
+pub struct DynamicPorts {
+    controls: Vec<PortControl>,
+    workers: Vec<Arc<WorkerShared>>,
+    attachments: Arc<Mutex<Attachments>>,
+    /// Ports no worker polls (tunnels): their names and numbers stay taken.
+    queueless: Vec<(String, u32)>,
+    /// Configured ports that cannot be deleted, and why.
+    protected: HashMap<String, &'static str>,
+}
+
+impl std::fmt::Debug for DynamicPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicPorts")
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(a: &Mutex<Attachments>) -> MutexGuard<'_, Attachments> {
+    a.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl DynamicPorts {
+    /// Runtime ports over the workers (`controls[i]` drives `workers[i]`).
+    pub fn new(
+        plan: &Plan,
+        controls: Vec<PortControl>,
+        workers: Vec<Arc<WorkerShared>>,
+        attachments: Arc<Mutex<Attachments>>,
+    ) -> Self {
+        let queueless = plan
+            .ports
+            .iter()
+            .filter(|p| p.config.kind.is_tunnel())
+            .map(|p| (p.config.name.clone(), p.config.ofport))
+            .collect();
+        let mut protected = HashMap::new();
+        for p in &plan.ports {
+            if p.config.uplink {
+                protected.insert(p.config.name.clone(), "the tunnels' uplink");
+            } else if p.config.kind == PortType::Dpdk {
+                protected.insert(p.config.name.clone(), "a DPDK port");
+            } else if p.config.kind.is_tunnel() {
+                protected.insert(p.config.name.clone(), "a tunnel port");
+            }
+        }
+        Self {
+            controls,
+            workers,
+            attachments,
+            queueless,
+            protected,
+        }
+    }
+
+    /// Every port of the bridge: (name, ofport, worker), queueless ports without a worker.
+    fn ports(&self) -> Vec<(String, u32, Option<usize>)> {
+        let mut v: Vec<(String, u32, Option<usize>)> = self
+            .queueless
+            .iter()
+            .map(|(n, o)| (n.clone(), *o, None))
+            .collect();
+        for (w, shared) in self.workers.iter().enumerate() {
+            for p in shared.ports.load().iter() {
+                v.push((p.name.clone(), p.ofport, Some(w)));
+            }
+        }
+        v
+    }
+
+    /// The bridge's OpenFlow port numbers (for FLOOD/ALL/NORMAL and output checks).
+    pub fn ofports(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.ports().into_iter().map(|(_, o, _)| o).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Port names for `--names`-style flow text (`in_port=pa0`).
+    pub fn name_map(&self) -> NameMap {
+        let mut names = NameMap::new();
+        for (name, ofport, _) in self.ports() {
+            if let Ok(n) = u16::try_from(ofport) {
+                names.add_port(&name, Port(n));
+            }
+        }
+        names
+    }
+
+    /// `xvs/add-port IFNAME [ofport=N]`: returns the port's OpenFlow number.
+    pub fn add(&mut self, params: &[String], exists: impl Fn(&str) -> bool) -> Result<u32, String> {
+        let (name, wanted) = match params {
+            [name] => (name.as_str(), None),
+            [name, opt] => {
+                let n = opt
+                    .strip_prefix("ofport=")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|n| (1..=OFPP_MAX).contains(n))
+                    .ok_or_else(|| {
+                        format!("{opt}: expected ofport=N with N from 1 to {OFPP_MAX}")
+                    })?;
+                (name.as_str(), Some(n))
+            }
+            _ => return Err("usage: xvs/add-port IFNAME [ofport=N]".to_string()),
+        };
+        if !valid_ifname(name) {
+            return Err(format!("{name:?}: not a valid interface name"));
+        }
+        let ports = self.ports();
+        if let Some((_, ofport, _)) = ports.iter().find(|(n, _, _)| n == name) {
+            return Err(format!("{name}: already a port (ofport {ofport})"));
+        }
+        let ofport = match wanted {
+            Some(n) => {
+                if let Some((other, _, _)) = ports.iter().find(|(_, o, _)| *o == n) {
+                    return Err(format!("ofport {n}: already used by port {other}"));
+                }
+                n
+            }
+            None => (1..=OFPP_MAX)
+                .find(|n| !ports.iter().any(|(_, o, _)| o == n))
+                .ok_or("no free ofport")?,
+        };
+        if !exists(name) {
+            return Err(format!("{name}: no such interface"));
+        }
+        let worker = (0..self.workers.len())
+            .min_by_key(|&w| self.workers[w].ports.load().len())
+            .ok_or("no worker")?;
+        lock(&self.attachments)
+            .attach_program(name)
+            .map_err(|e| format!("{name}: {e:#}"))?;
+        let attachments = Arc::clone(&self.attachments);
+        let ifname = name.to_string();
+        let open = Box::new(
+            move |pool: &mut xvs_io::FramePool| -> Result<EnginePort, String> {
+                let port = lock(&attachments)
+                    .open_afxdp(&ifname, worker, pool)
+                    .map_err(|e| format!("{ifname}: {e:#}"))?;
+                Ok(EnginePort::new(ofport, Box::new(port)))
+            },
+        );
+        let reply = self
+            .controls
+            .get_mut(worker)
+            .ok_or("no worker")?
+            .call(PortCommand::Add(open), COMMAND_TIMEOUT);
+        match reply {
+            Ok(PortReply::Added { .. }) => Ok(ofport),
+            Ok(PortReply::Failed(e)) => {
+                lock(&self.attachments).detach_program(name);
+                Err(e)
+            }
+            Ok(other) => {
+                lock(&self.attachments).detach_program(name);
+                Err(format!("{name}: unexpected worker reply {other:?}"))
+            }
+            // The worker may still open it later: leave the program for it (a retry then
+            // says "already a port" once it is polled).
+            Err(e) => Err(format!("{name}: worker {worker}: {e}")),
+        }
+    }
+
+    /// `xvs/del-port IFNAME`.
+    pub fn delete(&mut self, params: &[String]) -> Result<(), String> {
+        let [name] = params else {
+            return Err("usage: xvs/del-port IFNAME".to_string());
+        };
+        if let Some(why) = self.protected.get(name) {
+            return Err(format!("{name}: is {why}, which cannot be deleted"));
+        }
+        let found = self
+            .ports()
+            .into_iter()
+            .find_map(|(n, o, w)| (n == *name).then_some((o, w)));
+        let Some((ofport, Some(worker))) = found else {
+            return Err(format!("{name}: no such port"));
+        };
+        let reply = self
+            .controls
+            .get_mut(worker)
+            .ok_or("no worker")?
+            .call(PortCommand::Remove(ofport), COMMAND_TIMEOUT)
+            .map_err(|e| format!("{name}: worker {worker}: {e}"))?;
+        match reply {
+            PortReply::Removed { frames_lost, .. } => {
+                if frames_lost > 0 {
+                    eprintln!(
+                        "xvsd: port {name}: {frames_lost} frames stayed with the kernel and are \
+                         lost to worker {worker}'s pool"
+                    );
+                }
+                // The socket is closed: the program can go (XDP detached from the veth).
+                lock(&self.attachments).detach_program(name);
+                Ok(())
+            }
+            PortReply::Failed(e) => Err(e),
+            other => Err(format!("{name}: unexpected worker reply {other:?}")),
+        }
+    }
+}
