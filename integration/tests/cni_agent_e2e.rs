@@ -104,7 +104,6 @@ spec:
 "#;
 
 #[test]
-#[ignore = "needs xvs/add-port (dynports)"]
 fn cni_pods_services_and_policy_end_to_end() -> Result<()> {
     if !is_root() {
         eprintln!("skipped: needs root");

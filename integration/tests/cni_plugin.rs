@@ -95,7 +95,6 @@ fn cni_errors_carry_spec_codes_and_a_failed_add_leaves_nothing() -> Result<()> {
 }
 
 #[test]
-#[ignore = "needs xvs/add-port (dynports)"]
 fn cni_add_check_del_against_xvsd() -> Result<()> {
     if !is_root() {
         eprintln!("skipped: needs root");
