@@ -176,6 +176,14 @@ fn cni_add_check_del_against_xvsd() -> Result<()> {
     assert_eq!(o.code(), Some(103), "{o:?}");
     pod.ip(&["route", "add", "default", "via", "10.66.0.1"])?;
     assert!(invoke(&node, "CHECK", &sb, &check)?.ok);
+    // CHECK asks xvsd itself: a port detached behind the plugin's back is noticed.
+    x.appctl(&["xvs/del-port", &host])?;
+    let o = invoke(&node, "CHECK", &sb, &check)?;
+    assert_eq!(o.code(), Some(103), "{o:?}");
+    let ofport = rec["ofport"].as_u64().context("ofport")?.to_string();
+    x.appctl(&["xvs/add-port", &host, &format!("ofport={ofport}")])?;
+    let o = invoke(&node, "CHECK", &sb, &check)?;
+    assert!(o.ok, "re-attached at the same ofport: {o:?}");
 
     // A second sandbox gets the next address.
     let pod2 = Netns::new(&format!("{tag}q"))?;
@@ -204,6 +212,37 @@ fn cni_add_check_del_against_xvsd() -> Result<()> {
     ])?;
     assert!(!ports.contains(&host), "detached: {ports}");
     assert_eq!(invoke(&node, "CHECK", &sb, &check)?.code(), Some(103));
+
+    // A port left over under a new sandbox's host-end name (its interface deleted while xvsd
+    // kept the port, as after a DEL that could not reach xvsd) is replaced, not an error.
+    let pod3 = Netns::new(&format!("{tag}r"))?;
+    let sb3 = Sandbox::new(&pod3, &format!("{tag}ctr3"), "default", "web-3");
+    let stale = xvs_cni_host_name(&sb3);
+    let peer = format!("{tag}s");
+    node.ip(&["link", "add", &stale, "type", "veth", "peer", "name", &peer])?;
+    node.ip(&["link", "set", &stale, "up"])?;
+    node.ip(&["link", "set", &peer, "up"])?;
+    x.appctl(&["xvs/add-port", &stale])?;
+    node.ip(&["link", "del", &peer])?;
+    assert!(!node.has_link(&stale));
+    let ports = node.exec(&[
+        "ovs-ofctl",
+        "-O",
+        "OpenFlow15",
+        "dump-ports-desc",
+        &format!("unix:{}", x.run_dir().join("br-int.mgmt").display()),
+    ])?;
+    assert!(ports.contains(&stale), "xvsd kept the stale port: {ports}");
+    let add3 = invoke(&node, "ADD", &sb3, &conf)?;
+    assert!(
+        add3.ok,
+        "ADD over a stale port: {add3:?}\nxvsd: {}",
+        x.stderr()
+    );
+    let check3 = with_prev(&conf, &add3.out);
+    let o = invoke(&node, "CHECK", &sb3, &check3)?;
+    assert!(o.ok, "{o:?}");
+    assert!(invoke(&node, "DEL", &sb3, &check3)?.ok);
 
     // A failure after the port was attached (the record cannot be written: the interfaces
     // directory is a file) rolls back the port, the veth and the address.

@@ -234,6 +234,18 @@ impl OfConn {
         }
     }
 
+    /// The switch's ports (PORT_DESC), as `ovs-ofctl dump-ports-desc` lists them.
+    pub fn port_descs(&mut self) -> Result<Vec<stats::PortDesc>, ConnError> {
+        // OpenFlow 1.5's request names a port: OFPP_ANY, then 4 bytes of padding.
+        let mut req = 0xffff_ffffu32.to_be_bytes().to_vec();
+        req.extend_from_slice(&[0; 4]);
+        let body = self.multipart(stats::MP_PORT_DESC, req)?;
+        stats::pull_port_descs(&body).map_err(|error| ConnError::Refused {
+            what: "PORT_DESC reply".into(),
+            error,
+        })
+    }
+
     /// The cookies of every installed flow.
     pub fn installed_cookies(&mut self) -> Result<Vec<u64>, ConnError> {
         let xid = self.send(Body::FlowStatsRequest(Box::new(FlowStatsRequest {

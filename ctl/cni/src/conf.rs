@@ -163,6 +163,8 @@ pub struct NetConf {
     pub name: String,
     /// Directory of xvsd's control socket `xvsd.ctl`.
     pub xvsd_run_dir: PathBuf,
+    /// xvsd's bridge (its OpenFlow socket is `<xvsdRunDir>/<bridge>.mgmt`); default `br-int`.
+    pub bridge: String,
     /// Where interface records go.
     pub interfaces_dir: PathBuf,
     /// IPAM.
@@ -224,6 +226,16 @@ pub fn netconf(stdin: &[u8]) -> CniResult<NetConf> {
     str_field(&v, "", "type")?;
     let xvsd_run_dir = PathBuf::from(str_field(&v, "", "xvsdRunDir")?);
     let interfaces_dir = PathBuf::from(str_field(&v, "", "interfacesDir")?);
+    let bridge = match v.get("bridge") {
+        None | Some(Value::Null) => "br-int".to_string(),
+        Some(_) => str_field(&v, "", "bridge")?.to_string(),
+    };
+    if bridge.contains('/') {
+        return Err(conf_err(
+            "bridge",
+            format!("{bridge:?} is not a bridge name"),
+        ));
+    }
     let ipam = v
         .get("ipam")
         .filter(|i| !i.is_null())
@@ -270,6 +282,7 @@ pub fn netconf(stdin: &[u8]) -> CniResult<NetConf> {
         cni_version,
         name,
         xvsd_run_dir,
+        bridge,
         interfaces_dir,
         ipam: IpamConf {
             subnet,
@@ -302,6 +315,7 @@ mod tests {
     fn a_good_netconf_parses_with_defaults() {
         let c = netconf(CONF.as_bytes()).expect("parses");
         assert_eq!(c.name, "xvs");
+        assert_eq!(c.bridge, "br-int");
         assert_eq!(c.ipam.subnet, Cidr::parse("10.10.0.0/24").expect("cidr"));
         assert_eq!(c.ipam.gateway, Ipv4Addr::new(10, 10, 0, 1));
         assert_eq!(c.mtu, None);

@@ -133,7 +133,7 @@ fn add_steps(
     nl.set_up(host_link.index)
         .map_err(|e| kernel(format!("setting {host} up"), e))?;
 
-    let ofport = xvsd.add_port(host, None)?;
+    let ofport = xvsd.attach(host)?;
     done.port = true;
 
     let rec = InterfaceRecord {
@@ -236,8 +236,8 @@ fn check_failed(msg: impl Into<String>) -> CniError {
 }
 
 /// CHECK: the Pod interface, its address and default route, the host end attached to xvsd
-/// (its XDP program present), the address still allocated and the record in place, all as the
-/// `prevResult` says.
+/// (its XDP program present, and xvsd's bridge listing it at the record's ofport), the address
+/// still allocated and the record in place, all as the `prevResult` says.
 pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
     let prev = conf
         .prev_result
@@ -319,9 +319,24 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
     }
     if !host.xdp_attached {
         return Err(check_failed(format!(
-            "host end {} is not attached to xvsd (no XDP program)",
+            "host end {} has no XDP program (xvsd's AF_XDP port is gone)",
             host.name
         )));
+    }
+    match Xvsd::new(&conf.xvsd_run_dir).ofport_of(&conf.bridge, &host.name)? {
+        Some(p) if p == record.ofport => {}
+        Some(p) => {
+            return Err(check_failed(format!(
+                "host end {} is xvsd port {p}, the record says {}",
+                host.name, record.ofport
+            )))
+        }
+        None => {
+            return Err(check_failed(format!(
+                "host end {} is not a port of xvsd's bridge {}",
+                host.name, conf.bridge
+            )))
+        }
     }
     let owned = Ipam::new(&conf.ipam, &conf.name).lookup(&env.container_id, &env.ifname)?;
     if owned != Some(want.ip) {

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use xvs_agent::ofconn::OfConn;
 
 /// Attaching an AF_XDP port can take a while (XDP program load, UMEM setup).
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -83,6 +84,39 @@ impl Xvsd {
             )
             .details(e.trim())),
         }
+    }
+
+    /// Attaches the veth end `ifname` that was just created. A port of that name left over
+    /// from an earlier interface (a DEL that could not reach xvsd) points at a deleted
+    /// interface: it is detached and the new one attached in its place.
+    pub fn attach(&self, ifname: &str) -> CniResult<u32> {
+        match self.add_port(ifname, None) {
+            Err(e) if e.code == Code::XvsdRefused && e.details.contains("already a port") => {
+                self.del_port(ifname)?;
+                self.add_port(ifname, None)
+            }
+            r => r,
+        }
+    }
+
+    /// The OpenFlow port number xvsd's bridge gives `ifname` (PORT_DESC over
+    /// `<run_dir>/<bridge>.mgmt`), `None` when it is no port.
+    pub fn ofport_of(&self, bridge: &str, ifname: &str) -> CniResult<Option<u32>> {
+        let socket = self.socket.with_file_name(format!("{bridge}.mgmt"));
+        let mut conn = OfConn::connect(&socket).map_err(|e| {
+            CniError::new(
+                Code::TryAgainLater,
+                format!(
+                    "xvsd's OpenFlow socket {} is not reachable",
+                    socket.display()
+                ),
+            )
+            .details(e)
+        })?;
+        let ports = conn
+            .port_descs()
+            .map_err(|e| CniError::new(Code::Io, "listing xvsd's ports").details(e))?;
+        Ok(ports.iter().find(|p| p.name == ifname).map(|p| p.port_no))
     }
 
     /// Detaches `ifname`; true when it was a port, false when xvsd had no such port.
