@@ -327,6 +327,41 @@ status: {podIP: 10.0.0.9}
     }
 
     #[test]
+    fn pods_without_interfaces_are_still_policy_peers() {
+        use crate::pipeline::{desired, Ids};
+        let mut m = model();
+        let policy = r#"kind: NetworkPolicy
+metadata: {name: from-a, namespace: default}
+spec:
+  podSelector: {}
+  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}]}]
+"#;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("p.yaml"), policy).expect("write");
+        let (p, errors) = load_dir(dir.path()).expect("load");
+        assert!(errors.is_empty(), "{errors:?}");
+        m.policies = p.policies;
+        m.unattached_pods
+            .get_mut(&("default".to_string(), "remote".to_string()))
+            .expect("remote")
+            .labels
+            .insert("app".to_string(), "a".to_string());
+        attach(&mut m, &[]);
+        let flows: Vec<String> = desired(&m, &mut Ids::default())
+            .flows
+            .keys()
+            .map(|k| k.matches.clone())
+            .collect();
+        // p1 (no interface yet, podIP known) and the remote Pod are peers by their addresses.
+        for ip in ["10.0.0.5", "10.0.1.5"] {
+            assert!(
+                flows.iter().any(|f| f.contains(&format!("nw_src={ip}"))),
+                "{ip} is a peer: {flows:#?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_latest_record_of_a_pod_wins() {
         let mut m = model();
         let records = [

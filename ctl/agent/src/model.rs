@@ -866,6 +866,21 @@ pub fn parse_file(file: &str, text: &str) -> R<Vec<Object>> {
 }
 
 impl Model {
+    /// Every Pod that has an address, with or without its interface: (namespace, labels, IP).
+    /// Policy peers select from these; a remote Pod's interface is no business of this node.
+    pub fn pod_addresses(
+        &self,
+    ) -> impl Iterator<Item = (&str, &BTreeMap<String, String>, Ipv4Addr)> {
+        self.pods
+            .values()
+            .map(|p| (p.namespace.as_str(), &p.labels, p.ip))
+            .chain(
+                self.unattached_pods
+                    .values()
+                    .filter_map(|u| Some((u.namespace.as_str(), &u.labels, u.ip?))),
+            )
+    }
+
     /// Adds an object (a later one with the same key replaces the earlier).
     pub fn insert(&mut self, o: Object) {
         match o {

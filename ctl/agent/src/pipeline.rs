@@ -668,23 +668,23 @@ fn peer_cidrs(model: &Model, ns: &str, rule: &NpRule) -> Option<BTreeSet<Cidr>> 
         match p {
             Peer::IpBlock { cidr, except } => out.extend(cidr.minus(except)),
             Peer::Pods { pod, ns: nsel } => {
-                for q in model.pods.values() {
+                for (q_ns, q_labels, q_ip) in model.pod_addresses() {
                     let ns_ok = match nsel {
-                        None => q.namespace == ns,
+                        None => q_ns == ns,
                         Some(sel) => {
                             let empty = BTreeMap::new();
                             let labels = model
                                 .namespaces
-                                .get(&q.namespace)
+                                .get(q_ns)
                                 .map(|n| &n.labels)
                                 .unwrap_or(&empty);
                             sel.matches(labels)
                         }
                     };
-                    let pod_ok = pod.as_ref().is_none_or(|s| s.matches(&q.labels));
+                    let pod_ok = pod.as_ref().is_none_or(|s| s.matches(q_labels));
                     if ns_ok && pod_ok {
                         out.insert(Cidr {
-                            addr: q.ip,
+                            addr: q_ip,
                             len: 32,
                         });
                     }
