@@ -279,3 +279,65 @@ fn cni_add_check_del_against_xvsd() -> Result<()> {
 fn xvs_cni_host_name(sb: &Sandbox) -> String {
     xvs_cni::plugin::host_ifname(&sb.container_id, &sb.ifname)
 }
+
+#[test]
+fn cni_parallel_adds_get_distinct_addresses_and_ports() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    // Kubelet starts several sandboxes at once: separate plugin processes race on the IPAM
+    // files (flock) and on xvsd's control socket.
+    let tag = unique_tag("cp");
+    let node = Netns::new(&format!("{tag}n"))?;
+    let x = Xvsd::start(&node, CONFIG)?;
+    let dir = tempfile::tempdir()?;
+    let conf = netconf(&x.run_dir(), dir.path(), "10.67.0.0/24");
+    let mut pods = Vec::new();
+    for i in 0..4 {
+        let ns = Netns::new(&format!("{tag}{i}"))?;
+        let sb = Sandbox::new(&ns, &format!("{tag}c{i}"), "default", &format!("p{i}"));
+        pods.push((ns, sb));
+    }
+    let outcomes: Vec<Result<cni_common::Outcome>> = std::thread::scope(|s| {
+        let handles: Vec<_> = pods
+            .iter()
+            .map(|(_, sb)| s.spawn(|| invoke(&node, "ADD", sb, &conf)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("thread panicked")))
+            })
+            .collect()
+    });
+    let mut addresses = std::collections::BTreeSet::new();
+    let mut ofports = std::collections::BTreeSet::new();
+    for (o, (_, sb)) in outcomes.into_iter().zip(&pods) {
+        let o = o?;
+        assert!(o.ok, "ADD {}: {o:?}\nxvsd: {}", sb.container_id, x.stderr());
+        addresses.insert(
+            o.out["ips"][0]["address"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+        let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(
+            dir.path()
+                .join("interfaces")
+                .join(format!("{}.json", sb.container_id)),
+        )?)?;
+        ofports.insert(rec["ofport"].as_u64().context("ofport")?);
+    }
+    assert_eq!(addresses.len(), 4, "{addresses:?}");
+    assert_eq!(ofports.len(), 4, "{ofports:?}");
+    assert_eq!(allocated(dir.path()).len(), 4);
+    for (_, sb) in &pods {
+        assert!(invoke(&node, "DEL", sb, &conf)?.ok);
+    }
+    assert_eq!(host_links(&node)?, Vec::<String>::new());
+    assert_eq!(allocated(dir.path()), Vec::<String>::new());
+    drop(x);
+    Ok(())
+}

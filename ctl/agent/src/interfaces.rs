@@ -268,6 +268,11 @@ metadata: {name: p3, namespace: default}
 spec: {nodeName: n1}
 ---
 kind: Pod
+metadata: {name: kube-proxy, namespace: default}
+spec: {nodeName: n1, hostNetwork: true}
+status: {podIP: 192.168.0.1}
+---
+kind: Pod
 metadata: {name: remote, namespace: default}
 spec: {nodeName: n2}
 status: {podIP: 10.0.1.5}

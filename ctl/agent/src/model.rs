@@ -693,6 +693,10 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
         "Pod" => {
             let m = meta?;
             let spec = req(&c, doc, &d, "spec")?;
+            // A hostNetwork Pod uses the node's interfaces: no CNI, no flows, no peer.
+            if get(spec, "hostNetwork").and_then(Value::as_bool) == Some(true) {
+                return Ok(None);
+            }
             let ap = format!("{mp}.annotations");
             let interface_keys = ["xvs.io/mac", "xvs.io/interface", "xvs.io/ofport"];
             let ann = get(m, "annotations");
