@@ -56,11 +56,12 @@ impl Ipam {
     }
 
     /// The addresses Pods may get: the subnet without its network and broadcast addresses and
-    /// without the gateway, in order.
-    fn range(&self) -> (u32, u32) {
+    /// without the gateway, in order; `None` for a /31 or /32, which has no room.
+    fn range(&self) -> Option<(u32, u32)> {
         let net = u32::from(self.subnet.addr);
         let broadcast = net | !self.subnet.mask();
-        (net + 1, broadcast - 1)
+        let (first, last) = (net.checked_add(1)?, broadcast.checked_sub(1)?);
+        (first <= last).then_some((first, last))
     }
 
     fn lock(&self) -> CniResult<Flock<File>> {
@@ -121,7 +122,13 @@ impl Ipam {
         if let Some((ip, _)) = taken.iter().find(|(_, o)| *o == owner) {
             return Ok(*ip);
         }
-        let (first, last) = self.range();
+        let exhausted = || {
+            CniError::new(
+                Code::AddressesExhausted,
+                format!("ipam: no free address in {}", self.subnet.to_ofctl()),
+            )
+        };
+        let (first, last) = self.range().ok_or_else(exhausted)?;
         let last_path = self.dir.join(LAST_RESERVED);
         let start = std::fs::read_to_string(&last_path)
             .ok()
@@ -134,12 +141,7 @@ impl Ipam {
         let free = (0..span)
             .map(|i| Ipv4Addr::from(first + (start - first + i) % span))
             .find(|ip| !is_taken(*ip))
-            .ok_or_else(|| {
-                CniError::new(
-                    Code::AddressesExhausted,
-                    format!("ipam: no free address in {}", self.subnet.to_ofctl()),
-                )
-            })?;
+            .ok_or_else(exhausted)?;
         let path = self.dir.join(free.to_string());
         let mut f = File::options()
             .write(true)
@@ -180,9 +182,10 @@ mod tests {
         let subnet = Cidr::parse(subnet).expect("cidr");
         let conf = IpamConf {
             subnet,
-            gateway: gateway.map_or(Ipv4Addr::from(u32::from(subnet.addr) + 1), |g| {
-                g.parse().expect("ip")
-            }),
+            gateway: gateway.map_or_else(
+                || Ipv4Addr::from(u32::from(subnet.addr).wrapping_add(1)),
+                |g| g.parse().expect("ip"),
+            ),
             data_dir: dir.to_path_buf(),
         };
         Ipam::new(&conf, "xvs")
@@ -253,6 +256,21 @@ mod tests {
         b.release("c4", "eth0").expect("release");
         assert_eq!(b.allocate("c7", "eth0").expect("alloc"), ip("10.0.0.6"));
         assert_eq!(b.allocate("c8", "eth0").expect("alloc"), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn subnets_without_room_are_exhausted_not_a_panic() {
+        let d = tempfile::tempdir().expect("tempdir");
+        for subnet in [
+            "10.0.0.0/31",
+            "10.0.0.4/32",
+            "255.255.255.255/32",
+            "0.0.0.0/32",
+        ] {
+            let a = ipam(d.path(), subnet, Some("10.0.0.1"));
+            let e = a.allocate("c", "eth0").expect_err("no room");
+            assert_eq!(e.code, Code::AddressesExhausted, "{subnet}");
+        }
     }
 
     #[test]
