@@ -3,7 +3,8 @@
 //! Pods known to the agent only from manifests without interface annotations plus the CNI's
 //! interface records. Pod-to-Pod and Pod-to-Service TCP balanced over two endpoints, the
 //! gateway reaching the Pods, a NetworkPolicy isolating one Pod (an established connection
-//! stays up) and its deletion, then DEL of every Pod leaving nothing behind.
+//! stays up) and its deletion, an agent restart rebuilding the Pods from the records, then DEL
+//! of every Pod leaving nothing behind.
 
 mod cni_common;
 
@@ -203,8 +204,28 @@ fn cni_pods_services_and_policy_end_to_end() -> Result<()> {
     agent.wait_log("committed", commits + 2)?;
     assert_eq!(hello(a, &b_at).context("b reachable again")?, "pod-b");
     echo(&mut est, b"after")?;
-    stop.store(true, Ordering::Relaxed);
     drop(est);
+
+    // The interface store outlives the agent: a restarted agent rebuilds the same Pods from
+    // the records (round 2) and traffic keeps flowing.
+    drop(agent);
+    let agent = Agent::start(
+        &manifests,
+        &socket,
+        &x.run_dir().join("agent2.log"),
+        &["--interfaces", &interfaces.display().to_string()],
+    )?;
+    agent.wait_log("in sync, round 2", 1)?;
+    assert!(!agent.log().contains("waiting for its interface"));
+    assert_eq!(
+        hello(a, &b_at).context("a -> b after the restart")?,
+        "pod-b"
+    );
+    assert_eq!(
+        hello(&node, &c_at).context("gateway -> c after the restart")?,
+        "pod-c"
+    );
+    stop.store(true, Ordering::Relaxed);
 
     // The runtime deletes the sandboxes: nothing is left, and the agent sees the Pods waiting
     // again.
@@ -215,7 +236,7 @@ fn cni_pods_services_and_policy_end_to_end() -> Result<()> {
     assert_eq!(host_links(&node)?, Vec::<String>::new());
     assert_eq!(allocated(state.path()), Vec::<String>::new());
     assert_eq!(records(state.path()), Vec::<String>::new());
-    agent.wait_log("pod default/pod-a is waiting for its interface", 2)?;
+    agent.wait_log("pod default/pod-a is waiting for its interface", 1)?;
     eprintln!("agent log:\n{}", agent.log());
     drop(agent);
     drop(x);
