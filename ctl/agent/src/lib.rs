@@ -7,4 +7,5 @@ pub mod diff;
 pub mod model;
 pub mod ofconn;
 pub mod pipeline;
+pub mod query;
 pub mod sync;
