@@ -155,6 +155,29 @@ fn pod_connectivity_flows() {
         remote.contains("set_field:192.168.0.2->tun_dst"),
         "{remote}"
     );
+    // Exactly the reference's forms: remote Pod CIDR -> GW MAC / global virtual MAC / tun_dst,
+    // ToTunnel, L3DecTTL; decapsulated packets: PktSource tunnel + RewriteMAC -> UnSNAT;
+    // intra-node (no RewriteMAC) -> L2ForwardingCalc; the global virtual MAC -> tunnel port.
+    assert_eq!(
+        remote,
+        "set_field:aa:bb:cc:dd:ee:01->eth_src,set_field:aa:bb:cc:dd:ee:ff->eth_dst,set_field:192.168.0.2->tun_dst,set_field:0x10/0xf0->reg0,goto_table:18"
+    );
+    assert_eq!(
+        has(&d, t::CLASSIFIER, 200, "in_port=32768"),
+        "set_field:0x1/0xf->reg0,set_field:0x200/0x200->reg0,goto_table:5"
+    );
+    assert_eq!(
+        has(&d, t::L3_FWD, 200, "ip,reg0=0/0x200,nw_dst=10.10.0.0/24"),
+        "goto_table:21"
+    );
+    assert_eq!(
+        has(&d, t::L3_FWD, 200, "ip,reg0=0x200/0x200,nw_dst=10.10.0.3"),
+        "set_field:aa:bb:cc:dd:ee:01->eth_src,set_field:02:0a:0a:00:00:02->eth_dst,set_field:0x30/0xf0->reg0,goto_table:18"
+    );
+    assert_eq!(
+        has(&d, t::L2_FWD, 200, "dl_dst=aa:bb:cc:dd:ee:ff"),
+        "set_field:0x8000->reg1,set_field:0x200000/0x600000->reg0,goto_table:22"
+    );
     // ARP responder for the peer gateway
     has(&d, t::ARP_RESP, 200, "arp,arp_tpa=10.10.1.1,arp_op=1");
     assert!(has(&d, t::L2_FWD, 200, "dl_dst=02:0a:0a:00:00:03").starts_with("set_field:0x3->reg1"));
