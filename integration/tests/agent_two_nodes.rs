@@ -8,7 +8,8 @@
 //! Pod denied; a ClusterIP Service on node A reached from a Pod on A and balanced over an
 //! endpoint on A and one on B; then the agents' query sockets (`xvs-agent get`) report the
 //! realized flows with packet counts, and the policy's metric counters (allowed sessions and
-//! packets by rule, denied packets by isolated Pod).
+//! packets by rule, denied packets by isolated Pod); finally b1's container port changes and
+//! the named port follows it.
 //!
 //! ```text
 //!  a1 10.244.1.2 -- pa1 ┐                         ┌ pb1 -- b1 10.244.2.2 (echo: 7778)
@@ -228,6 +229,17 @@ impl Agent {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+    /// Waits until the log holds `needle` `count` times.
+    fn wait_log(&self, needle: &str, count: usize) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.log().matches(needle).count() < count {
+            if Instant::now() > deadline {
+                bail!("agent log lacks {count}x {needle:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Agent {
@@ -366,7 +378,7 @@ fn two_agents_cross_node_pods_service_and_policy_metrics() -> Result<()> {
     let agent_b = Agent::start(&xb, 1)?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let result = traffic_and_queries(&xa, &xb, &pods, &stop);
+    let result = traffic_and_queries(&xa, &xb, &agent_b, &pods, &stop);
     stop.store(true, Ordering::Relaxed);
     for (x, a) in [(&xa, &agent_a), (&xb, &agent_b)] {
         if result.is_err() {
@@ -387,7 +399,13 @@ fn two_agents_cross_node_pods_service_and_policy_metrics() -> Result<()> {
     Ok(())
 }
 
-fn traffic_and_queries(xa: &Xvsd, xb: &Xvsd, pods: &[Pod], stop: &Arc<AtomicBool>) -> Result<()> {
+fn traffic_and_queries(
+    xa: &Xvsd,
+    xb: &Xvsd,
+    agent_b: &Agent,
+    pods: &[Pod],
+    stop: &Arc<AtomicBool>,
+) -> Result<()> {
     let (a1, a2, b1, b2) = (&pods[0], &pods[1], &pods[2], &pods[3]);
     server(&b1.ns, b1.ip, 7778, "pod-b1", stop.clone())?;
     server(&a2.ns, a2.ip, 8080, "pod-a2", stop.clone())?;
@@ -510,6 +528,32 @@ fn traffic_and_queries(xa: &Xvsd, xb: &Xvsd, pods: &[Pod], stop: &Arc<AtomicBool
             bail!("switch lacks {want:?}:\n{dump}");
         }
     }
+
+    // A Pod change re-resolves the named port: b1 now declares `echo` on 7779, and only
+    // that port is allowed from a1 (the server on 7778 still listens).
+    let commits = agent_b.log().matches("committed").count();
+    std::fs::write(
+        xb.run_dir().join("manifests").join("00-cluster.yaml"),
+        manifests(1).replace("containerPort: 7778", "containerPort: 7779"),
+    )?;
+    agent_b.wait_log("committed", commits + 1)?;
+    server(&b1.ns, b1.ip, 7779, "pod-b1", stop.clone())?;
+    assert_eq!(
+        exchange(&a1.ns, &format!("{}:7779", b1.ip), 1000).context("a1 -> b1:7779")?,
+        "pod-b1"
+    );
+    assert!(
+        connect(&a1.ns, &b1_echo, Duration::from_millis(1500)).is_err(),
+        "7778 is no longer b1's echo port"
+    );
+    let np = query(xb, Kind::Netpol, Some("echo-from-a1"))?;
+    let clauses: Vec<&str> = np.objects[0]
+        .flows
+        .iter()
+        .filter(|f| f.matches.starts_with("tcp,"))
+        .map(|f| f.matches.as_str())
+        .collect();
+    assert_eq!(clauses, vec!["tcp,tp_dst=7779"]);
 
     // The CLI prints the same through the socket, policies in antctl's order.
     let out = Command::new(agent_binary()?)

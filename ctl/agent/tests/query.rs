@@ -274,3 +274,39 @@ fn socket_round_trip_without_a_switch() {
     assert!(bind(&path).is_err());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn effective_priority_puts_k8s_policies_between_application_and_baseline_tiers() {
+    use xvs_agent::query::effective_priority_order;
+    let r = realized();
+    let k8s = answer(&q(Kind::Netpol), &r, &Counters::default()).objects;
+    let mut antrea_app = k8s[1].clone();
+    antrea_app.name = "zzz-app".into();
+    antrea_app.tier_priority = Some(250);
+    antrea_app.priority = Some(5.0);
+    let mut antrea_app_first = antrea_app.clone();
+    antrea_app_first.name = "zzzz-app".into();
+    antrea_app_first.priority = Some(1.5);
+    let mut baseline = k8s[0].clone();
+    baseline.name = "aaa-baseline".into();
+    baseline.tier_priority = Some(253);
+    let mut all = [
+        baseline,
+        k8s[1].clone(),
+        antrea_app,
+        k8s[0].clone(),
+        antrea_app_first,
+    ];
+    all.sort_by(effective_priority_order);
+    let names: Vec<&str> = all.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "zzzz-app",
+            "zzz-app",
+            "aa-isolate",
+            "zz-allow-web",
+            "aaa-baseline"
+        ]
+    );
+}
