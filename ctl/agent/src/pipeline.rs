@@ -219,6 +219,15 @@ pub struct RealizedPolicy {
     pub isolation: Vec<(Direction, u32, (String, String))>,
 }
 
+/// A conjunction clause flow being accumulated: its actions kept sorted (so that the result
+/// does not depend on order) and its owners in arrival order, deduplicated at the end.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct SharedFlow {
+    category: Category,
+    actions: BTreeSet<String>,
+    owners: Vec<Owner>,
+}
+
 /// Desired flows and groups.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Desired {
@@ -232,7 +241,7 @@ pub struct Desired {
     pub group_owners: BTreeMap<u32, Owner>,
     /// The policies that apply to a local Pod, and how.
     pub policies: BTreeMap<(String, String), RealizedPolicy>,
-    shared: BTreeMap<FlowKey, (Category, BTreeSet<String>)>,
+    shared: BTreeMap<FlowKey, SharedFlow>,
     current: Option<Owner>,
 }
 
@@ -242,7 +251,14 @@ impl Desired {
         self.current = owner;
     }
     fn claim(&mut self, key: &FlowKey, owner: Owner) {
-        self.owners.entry(key.clone()).or_default().insert(owner);
+        match self.owners.get_mut(key) {
+            Some(set) => {
+                set.insert(owner);
+            }
+            None => {
+                self.owners.insert(key.clone(), BTreeSet::from([owner]));
+            }
+        }
     }
     fn add(
         &mut self,
@@ -292,20 +308,26 @@ impl Desired {
             priority,
             matches,
         };
-        if let Some(o) = self.current.clone() {
-            self.claim(&key, o);
+        let entry = self.shared.entry(key).or_default();
+        entry.category = cat;
+        entry.actions.insert(action);
+        // Consecutive clauses mostly come from the same owner: compare before cloning.
+        if let Some(o) = &self.current {
+            if entry.owners.last() != Some(o) {
+                entry.owners.push(o.clone());
+            }
         }
-        let set = self.shared.entry(key).or_default();
-        set.0 = cat;
-        set.1.insert(action);
     }
     fn finish(mut self) -> Desired {
-        for (k, (cat, acts)) in std::mem::take(&mut self.shared) {
-            let actions = acts.into_iter().collect::<Vec<_>>().join(",");
+        for (k, sf) in std::mem::take(&mut self.shared) {
+            let actions = sf.actions.into_iter().collect::<Vec<_>>().join(",");
+            if !sf.owners.is_empty() {
+                self.owners.entry(k.clone()).or_default().extend(sf.owners);
+            }
             self.flows.insert(
                 k,
                 FlowBody {
-                    category: cat,
+                    category: sf.category,
                     actions,
                 },
             );
