@@ -1,5 +1,7 @@
 //! Model → desired flows and groups (pure): Antrea's table layout, priorities, registers,
-//! ct zones and cookies (see the reference `antrea-pipeline.md`).
+//! ct zones and cookies (see the reference `antrea-pipeline.md`), the NetworkPolicy metric
+//! flows, named ports resolved through Pods' container ports, and which object each flow was
+//! generated for (what queries show).
 
 use crate::model::{Cidr, Model, NpRule, Peer, Pod, Proto};
 use std::collections::{BTreeMap, BTreeSet};

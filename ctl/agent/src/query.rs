@@ -11,7 +11,7 @@
 //! <- {"objects":[{"kind":"netpol","namespace":"default","name":"allow-web",...}],"error":null}
 //! ```
 //!
-//! [`request`] is the client, [`format`] prints a response as `xvs-agent get` does, [`serve`]
+//! [`request`] is the client, [`format()`] prints a response as `xvs-agent get` does, [`serve`]
 //! is the agent's side. [`answer`] (the content) is pure: realized state and counters in.
 
 use crate::model::{Model, Pod};
