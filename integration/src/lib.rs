@@ -6,6 +6,7 @@
 //! test fails. Traffic only flows between namespaces made here.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod ofclient;
 
 use anyhow::{bail, Context, Result};

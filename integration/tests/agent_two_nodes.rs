@@ -23,15 +23,14 @@ mod tunnel_common;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tunnel_common::{counter, no_ipv6, wait_running};
 use xvs_agent::query::{request, Kind, Query, Response};
-use xvs_integration::{is_root, unique_tag, veth, xvsd_binary, Netns, Xvsd};
+use xvs_integration::agent::{agent_binary, connect, echo_server, Agent};
+use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
 
 const GW_MAC: [&str; 2] = ["02:00:00:00:01:01", "02:00:00:00:02:01"];
 const UNDERLAY: [&str; 2] = ["192.168.88.1", "192.168.88.2"];
@@ -175,78 +174,20 @@ spec:
     s
 }
 
-fn agent_binary() -> Result<PathBuf> {
-    if let Ok(p) = std::env::var("XVS_AGENT_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let bin = xvsd_binary()?.with_file_name("xvs-agent");
-    if !bin.exists() {
-        bail!(
-            "{} not found: build it first (`cargo build -p xvs-agent`)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-/// An xvs-agent process, killed on drop.
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(x: &Xvsd, me: usize) -> Result<Agent> {
-        let dir = x.run_dir().join("manifests");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("00-cluster.yaml"), manifests(me))?;
-        let log = x.run_dir().join("agent.log");
-        let child = Command::new(agent_binary()?)
-            .args([
-                "run",
-                "--poll-ms",
-                "50",
-                "--debounce-ms",
-                "100",
-                "--manifests",
-            ])
-            .arg(&dir)
-            .arg("--socket")
-            .arg(x.run_dir().join("br-int.mgmt"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?;
-        let a = Agent { child, log };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !a.log().contains("in sync") {
-            if Instant::now() > deadline {
-                bail!("agent {me} not in sync:\n{}", a.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(a)
-    }
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    /// Waits until the log holds `needle` `count` times.
-    fn wait_log(&self, needle: &str, count: usize) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.log().matches(needle).count() < count {
-            if Instant::now() > deadline {
-                bail!("agent log lacks {count}x {needle:?}:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Node `me`'s agent on its manifests, once it reports being in sync.
+fn start_agent(x: &Xvsd, me: usize) -> Result<Agent> {
+    let dir = x.run_dir().join("manifests");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("00-cluster.yaml"), manifests(me))?;
+    let a = Agent::start(
+        &dir,
+        &x.run_dir().join("br-int.mgmt"),
+        &x.run_dir().join("agent.log"),
+        &[],
+    )?;
+    a.wait_log("in sync", 1)
+        .with_context(|| format!("agent {me}"))?;
+    Ok(a)
 }
 
 struct Pod {
@@ -276,50 +217,6 @@ fn pods(tag: &str, nodes: &[Netns; 2]) -> Result<Vec<Pod>> {
         out.push(Pod { ns, ip });
     }
     Ok(out)
-}
-
-/// A TCP server on `ip:port` answering `name` to each connection, then echoing until EOF.
-fn server(
-    ns: &Netns,
-    ip: &str,
-    port: u16,
-    name: &'static str,
-    stop: Arc<AtomicBool>,
-) -> Result<()> {
-    let addr = format!("{ip}:{port}");
-    let l = ns.run(move || -> Result<TcpListener> { Ok(TcpListener::bind(&addr)?) })??;
-    l.set_nonblocking(true)?;
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            match l.accept() {
-                Ok((mut s, _)) => {
-                    std::thread::spawn(move || {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
-                        let _ = s.write_all(name.as_bytes());
-                        let mut buf = [0u8; 4096];
-                        while let Ok(n) = s.read(&mut buf) {
-                            if n == 0 || s.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        }
-    });
-    Ok(())
-}
-
-fn connect(ns: &Netns, to: &str, timeout: Duration) -> Result<TcpStream> {
-    let to: SocketAddr = to.parse()?;
-    ns.run(move || -> Result<TcpStream> {
-        let s = TcpStream::connect_timeout(&to, timeout)?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.set_write_timeout(Some(Duration::from_secs(5)))?;
-        Ok(s)
-    })?
 }
 
 /// Connects, reads the server's name, and has `bytes` echoed back intact.
@@ -374,8 +271,8 @@ fn two_agents_cross_node_pods_service_and_policy_metrics() -> Result<()> {
     let xb = Xvsd::start(&nodes[1], &config(1))?;
     wait_running(&xa)?;
     wait_running(&xb)?;
-    let agent_a = Agent::start(&xa, 0)?;
-    let agent_b = Agent::start(&xb, 1)?;
+    let agent_a = start_agent(&xa, 0)?;
+    let agent_b = start_agent(&xb, 1)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let result = traffic_and_queries(&xa, &xb, &agent_b, &pods, &stop);
@@ -407,9 +304,9 @@ fn traffic_and_queries(
     stop: &Arc<AtomicBool>,
 ) -> Result<()> {
     let (a1, a2, b1, b2) = (&pods[0], &pods[1], &pods[2], &pods[3]);
-    server(&b1.ns, b1.ip, 7778, "pod-b1", stop.clone())?;
-    server(&a2.ns, a2.ip, 8080, "pod-a2", stop.clone())?;
-    server(&b2.ns, b2.ip, 8080, "pod-b2", stop.clone())?;
+    echo_server(&b1.ns, b1.ip, 7778, "pod-b1", stop.clone())?;
+    echo_server(&a2.ns, a2.ip, 8080, "pod-a2", stop.clone())?;
+    echo_server(&b2.ns, b2.ip, 8080, "pod-b2", stop.clone())?;
 
     // Cross-node Pod TCP, allowed by the policy on b1's named port `echo`.
     let b1_echo = format!("{}:7778", b1.ip);
@@ -537,7 +434,7 @@ fn traffic_and_queries(
         manifests(1).replace("containerPort: 7778", "containerPort: 7779"),
     )?;
     agent_b.wait_log("committed", commits + 1)?;
-    server(&b1.ns, b1.ip, 7779, "pod-b1", stop.clone())?;
+    echo_server(&b1.ns, b1.ip, 7779, "pod-b1", stop.clone())?;
     assert_eq!(
         exchange(&a1.ns, &format!("{}:7779", b1.ip), 1000).context("a1 -> b1:7779")?,
         "pod-b1"
