@@ -1,22 +1,22 @@
-//! An `xvs-agent` process under test: started with `run`, its stderr in a log file that tests
-//! wait on; killed on drop.
+//! An `xvs-agent` process under test, and TCP helpers for the traffic the agent tests check
+//! (a named echo server and connections opened from inside a Pod namespace).
 
-use anyhow::{bail, Context, Result};
+use crate::{xvsd_binary, Netns};
+use anyhow::{bail, Result};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Finds `xvs-agent`: `$XVS_AGENT_BIN`, else in the test executable's target directory.
+/// The `xvs-agent` binary: `$XVS_AGENT_BIN`, or next to xvsd in the target directory.
 pub fn agent_binary() -> Result<PathBuf> {
     if let Ok(p) = std::env::var("XVS_AGENT_BIN") {
         return Ok(PathBuf::from(p));
     }
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("locating the target directory")?
-        .join("xvs-agent");
+    let bin = xvsd_binary()?.with_file_name("xvs-agent");
     if !bin.exists() {
         bail!(
             "{} not found: build it first (`cargo build -p xvs-agent`)",
@@ -26,7 +26,8 @@ pub fn agent_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// A running agent.
+/// An `xvs-agent run` process polling fast (50 ms, 100 ms debounce), its stderr in a log
+/// file; killed on drop.
 #[derive(Debug)]
 pub struct Agent {
     child: Child,
@@ -34,47 +35,39 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts `xvs-agent run --manifests <manifests> --socket <socket> <extra...>` with short
-    /// poll and debounce times, logging to `log`.
-    pub fn start(manifests: &Path, socket: &Path, log: &Path, extra: &[&str]) -> Result<Self> {
-        let f = std::fs::File::create(log)?;
+    /// Starts `xvs-agent run --manifests DIR --socket SOCKET [extra...]`, logging to `log`.
+    pub fn start(manifests: &Path, socket: &Path, log: &Path, extra: &[&str]) -> Result<Agent> {
         let child = Command::new(agent_binary()?)
-            .args([
-                "run",
-                "--poll-ms",
-                "50",
-                "--debounce-ms",
-                "100",
-                "--manifests",
-            ])
+            .args(["run", "--poll-ms", "50", "--debounce-ms", "100"])
+            .arg("--manifests")
             .arg(manifests)
             .arg("--socket")
             .arg(socket)
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(f)
+            .stderr(std::fs::File::create(log)?)
             .spawn()?;
-        Ok(Self {
+        Ok(Agent {
             child,
             log: log.to_path_buf(),
         })
     }
 
-    /// What the agent logged so far.
+    /// What the agent has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits (15 s at most) until the log contains `needle` `count` times.
+    /// Waits (15 s at most) until the log holds `needle` `count` times.
     pub fn wait_log(&self, needle: &str, count: usize) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if self.log().matches(needle).count() >= count {
-                return Ok(());
+        while self.log().matches(needle).count() < count {
+            if Instant::now() > deadline {
+                bail!("agent log lacks {count}x {needle:?}:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("agent log lacks {count}x {needle:?}:\n{}", self.log())
+        Ok(())
     }
 }
 
@@ -83,4 +76,50 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A TCP server on `ip:port` inside `ns` answering `name` to each connection, then echoing
+/// until EOF; it stops accepting when `stop` is set.
+pub fn echo_server(
+    ns: &Netns,
+    ip: &str,
+    port: u16,
+    name: &'static str,
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
+    let addr = format!("{ip}:{port}");
+    let l = ns.run(move || -> Result<TcpListener> { Ok(TcpListener::bind(&addr)?) })??;
+    l.set_nonblocking(true)?;
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((mut s, _)) => {
+                    std::thread::spawn(move || {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+                        let _ = s.write_all(name.as_bytes());
+                        let mut buf = [0u8; 4096];
+                        while let Ok(n) = s.read(&mut buf) {
+                            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// A TCP connection to `to` opened from inside `ns` (5 s read and write timeouts).
+pub fn connect(ns: &Netns, to: &str, timeout: Duration) -> Result<TcpStream> {
+    let to: SocketAddr = to.parse()?;
+    ns.run(move || -> Result<TcpStream> {
+        let s = TcpStream::connect_timeout(&to, timeout)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.set_write_timeout(Some(Duration::from_secs(5)))?;
+        Ok(s)
+    })?
 }

@@ -8,7 +8,6 @@
 
 pub mod agent;
 pub mod ofclient;
-pub mod tcp;
 
 use anyhow::{bail, Context, Result};
 use std::fs::File;

@@ -7,16 +7,16 @@
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use xvs_flowtable::flow::Match;
 use xvs_flowtable::names::Port;
+use xvs_integration::agent::{connect, echo_server, Agent};
 use xvs_integration::ofclient::OfClient;
-use xvs_integration::{is_root, unique_tag, veth, xvsd_binary, Netns, Xvsd};
+use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
 use xvs_openflow::Body;
 
 const GW_MAC: &str = "aa:bb:cc:dd:ee:01";
@@ -138,72 +138,6 @@ spec:
     ports: [{protocol: TCP, port: 8000, endPort: 8100}]
 "#;
 
-fn agent_binary() -> Result<PathBuf> {
-    if let Ok(p) = std::env::var("XVS_AGENT_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let bin = xvsd_binary()?.with_file_name("xvs-agent");
-    if !bin.exists() {
-        bail!(
-            "{} not found: build it first (`cargo build -p xvs-agent`)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    /// Waits until the log contains `needle` `count` times.
-    fn wait_log(&self, needle: &str, count: usize) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if self.log().matches(needle).count() >= count {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("agent log lacks {count}x {needle:?}:\n{}", self.log())
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(dir: &Path, socket: &Path, log: &Path) -> Result<Agent> {
-    let f = std::fs::File::create(log)?;
-    let child = Command::new(agent_binary()?)
-        .args([
-            "run",
-            "--poll-ms",
-            "50",
-            "--debounce-ms",
-            "100",
-            "--manifests",
-        ])
-        .arg(dir)
-        .arg("--socket")
-        .arg(socket)
-        .stdout(Stdio::null())
-        .stderr(f)
-        .spawn()?;
-    Ok(Agent {
-        child,
-        log: log.to_path_buf(),
-    })
-}
-
 /// The cookies of every flow installed in the switch (a separate OpenFlow connection).
 fn dump_cookies(socket: &Path) -> Result<Vec<u64>> {
     use xvs_openflow::multipart::FlowStatsRequest;
@@ -224,49 +158,6 @@ fn dump_cookies(socket: &Path) -> Result<Vec<u64>> {
         }
     }
     Ok(out)
-}
-
-fn connect(ns: &Netns, to: &str, timeout: Duration) -> Result<TcpStream> {
-    let to: SocketAddr = to.parse()?;
-    ns.run(move || -> Result<TcpStream> {
-        let s = TcpStream::connect_timeout(&to, timeout)?;
-        s.set_read_timeout(Some(Duration::from_secs(3)))?;
-        Ok(s)
-    })?
-}
-
-/// A TCP server on `ip:port` answering `name` to each connection, then echoing until EOF.
-fn server(
-    ns: &Netns,
-    ip: &str,
-    port: u16,
-    name: &'static str,
-    stop: Arc<AtomicBool>,
-) -> Result<()> {
-    let addr = format!("{ip}:{port}");
-    let l = ns.run(move || -> Result<TcpListener> { Ok(TcpListener::bind(&addr)?) })??;
-    l.set_nonblocking(true)?;
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            match l.accept() {
-                Ok((mut s, _)) => {
-                    std::thread::spawn(move || {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
-                        let _ = s.write_all(name.as_bytes());
-                        let mut buf = [0u8; 64];
-                        while let Ok(n) = s.read(&mut buf) {
-                            if n == 0 || s.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        }
-    });
-    Ok(())
 }
 
 fn hello(ns: &Netns, to: &str) -> Result<String> {
@@ -321,7 +212,7 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("00-cluster.yaml"), manifests())?;
     let socket = x.run_dir().join("br-int.mgmt");
-    let agent = start_agent(&dir, &socket, &x.run_dir().join("agent.log"))?;
+    let agent = Agent::start(&dir, &socket, &x.run_dir().join("agent.log"), &[])?;
     agent.wait_log("in sync", 1)?;
     let (a, b, c) = (&pods[0], &pods[1], &pods[2]);
     // The agent named the tables through TABLE_FEATURES.
@@ -334,8 +225,8 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
     drop(q);
 
     let stop = Arc::new(AtomicBool::new(false));
-    server(b, "10.10.0.3", 8080, "pod-b", stop.clone())?;
-    server(c, "10.10.0.4", 8080, "pod-c", stop.clone())?;
+    echo_server(b, "10.10.0.3", 8080, "pod-b", stop.clone())?;
+    echo_server(c, "10.10.0.4", 8080, "pod-c", stop.clone())?;
 
     // Pod-to-Pod (ARP answered by the agent's responder for the gateway is not needed: static
     // neighbours) and Pod-to-Service, balanced over both endpoints.
@@ -434,7 +325,7 @@ fn agent_pod_service_and_network_policy() -> Result<()> {
     // flows are the same, traffic keeps working, and only round-2 cookies remain.
     let before = dump_cookies(&socket)?;
     assert!(before.iter().all(|c| c >> 48 == 1), "round 1 installed");
-    let agent2 = start_agent(&dir, &socket, &x.run_dir().join("agent2.log"))?;
+    let agent2 = Agent::start(&dir, &socket, &x.run_dir().join("agent2.log"), &[])?;
     agent2.wait_log("in sync, round 2", 1)?;
     let after = dump_cookies(&socket)?;
     assert_eq!(after.len(), before.len(), "same flows after the replay");

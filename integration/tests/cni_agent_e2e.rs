@@ -9,14 +9,15 @@
 mod cni_common;
 
 use anyhow::{Context, Result};
-use cni_common::{allocated, host_links, invoke, netconf, records, Sandbox};
+use cni_common::{
+    allocated, echo, hello, hello_within, host_links, invoke, netconf, records, Sandbox,
+};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use xvs_integration::agent::Agent;
-use xvs_integration::tcp::{connect, echo, hello, hello_within, named_server};
+use xvs_integration::agent::{connect, echo_server, Agent};
 use xvs_integration::{is_root, unique_tag, Netns, Xvsd};
 
 const GW_MAC: &str = "aa:bb:cc:dd:ee:01";
@@ -156,8 +157,8 @@ fn cni_pods_services_and_policy_end_to_end() -> Result<()> {
     let (a, b, c) = (&pods[0].0, &pods[1].0, &pods[2].0);
 
     let stop = Arc::new(AtomicBool::new(false));
-    named_server(b, &ips[1], 8080, "pod-b", stop.clone())?;
-    named_server(c, &ips[2], 8080, "pod-c", stop.clone())?;
+    echo_server(b, &ips[1], 8080, "pod-b", stop.clone())?;
+    echo_server(c, &ips[2], 8080, "pod-c", stop.clone())?;
     let within = Duration::from_secs(10);
     let b_at = format!("{}:8080", ips[1]);
     let c_at = format!("{}:8080", ips[2]);

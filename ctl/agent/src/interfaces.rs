@@ -199,19 +199,16 @@ pub fn attach(model: &mut Model, records: &[InterfaceRecord]) -> AttachReport {
                     continue;
                 };
                 let pod = Pod {
-                    namespace: u.namespace.clone(),
-                    name: u.name.clone(),
-                    labels: u.labels.clone(),
-                    node: u.node.clone(),
-                    ip: u.ip.unwrap_or(r.ip),
+                    ip: if u.has_ip() { u.pod.ip } else { r.ip },
                     mac,
                     interface: r.host_interface.clone(),
                     ofport: r.ofport,
+                    ..u.pod.clone()
                 };
                 model.unattached_pods.remove(&key);
                 model.pods.insert(key, pod);
             }
-            None if local.as_deref() == Some(u.node.as_str()) => report.waiting.push(key),
+            None if local.as_deref() == Some(u.pod.node.as_str()) => report.waiting.push(key),
             None => {}
         }
     }
@@ -349,6 +346,7 @@ spec:
         m.unattached_pods
             .get_mut(&("default".to_string(), "remote".to_string()))
             .expect("remote")
+            .pod
             .labels
             .insert("app".to_string(), "a".to_string());
         attach(&mut m, &[]);

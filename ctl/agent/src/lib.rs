@@ -1,6 +1,6 @@
 //! xvs-agent library: Kubernetes manifests → Antrea-pipeline flows and groups, diffed against
-//! what is installed, synced to xvsd as OpenFlow 1.5 bundles. Everything but [`ofconn`] is
-//! sans-IO.
+//! what is installed, synced to xvsd as OpenFlow 1.5 bundles, and queried per object
+//! ([`query`]). Everything but [`ofconn`] and the socket ends of [`query`] is sans-IO.
 #![forbid(unsafe_code)]
 
 pub mod diff;
@@ -8,4 +8,5 @@ pub mod interfaces;
 pub mod model;
 pub mod ofconn;
 pub mod pipeline;
+pub mod query;
 pub mod sync;

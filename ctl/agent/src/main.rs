@@ -11,6 +11,7 @@ use xvs_agent::interfaces::{attach, load_records};
 use xvs_agent::model::{dir_fingerprint, load_dir, load_dir_keeping, ManifestError, Model};
 use xvs_agent::ofconn::{next_round, ConnError, OfConn};
 use xvs_agent::pipeline::{desired, Desired, Ids};
+use xvs_agent::query;
 use xvs_agent::sync::SyncState;
 
 #[derive(Parser, Debug)]
@@ -54,6 +55,30 @@ enum Cmd {
         /// Exit after the initial sync.
         #[arg(long)]
         once: bool,
+        /// Where to answer queries (`xvs-agent get`); default: `xvs-agent.sock` next to the
+        /// switch's socket (the run directory).
+        #[arg(long)]
+        query_socket: Option<PathBuf>,
+    },
+    /// Lists Pods, Services or NetworkPolicies a running agent realized, each with its flows
+    /// and the switch's current packet counts.
+    Get {
+        /// `pods`, `services` or `netpol`.
+        kind: String,
+        /// Only this object.
+        name: Option<String>,
+        /// Only this namespace (default: all namespaces).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// `name` (default) or `effectivePriority` (the order policies are evaluated in).
+        #[arg(long)]
+        sort_by: Option<String>,
+        /// `text` or `json`.
+        #[arg(short = 'o', long, default_value = "text")]
+        output: String,
+        /// The agent's query socket.
+        #[arg(long, default_value = "/run/xvs/xvs-agent.sock")]
+        query_socket: PathBuf,
     },
 }
 
@@ -103,14 +128,55 @@ fn main() -> Result<()> {
             poll_ms,
             debounce_ms,
             once,
-        } => run(
-            &manifests,
-            interfaces.as_deref(),
-            &socket,
-            Duration::from_millis(poll_ms.max(10)),
-            Duration::from_millis(debounce_ms),
-            once,
-        ),
+            query_socket,
+        } => {
+            let shared = query::Shared::default();
+            let qpath = query_socket.unwrap_or_else(|| {
+                socket
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(query::SOCKET_NAME)
+            });
+            if !once {
+                let listener =
+                    query::bind(&qpath).with_context(|| format!("binding {}", qpath.display()))?;
+                let (shared, switch) = (shared.clone(), socket.clone());
+                std::thread::spawn(move || query::serve(listener, shared, switch));
+            }
+            run(
+                &manifests,
+                interfaces.as_deref(),
+                &socket,
+                Duration::from_millis(poll_ms.max(10)),
+                Duration::from_millis(debounce_ms),
+                once,
+                &shared,
+            )
+        }
+        Cmd::Get {
+            kind,
+            name,
+            namespace,
+            sort_by,
+            output,
+            query_socket,
+        } => {
+            let kind = query::Kind::parse(&kind)
+                .with_context(|| format!("unknown kind {kind:?} (pods, services, netpol)"))?;
+            let q = query::Query {
+                kind,
+                name,
+                namespace,
+                sort_by,
+            };
+            let r = query::request(&query_socket, &q)?;
+            match output.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&r)?),
+                "text" => print!("{}", query::format(&r)),
+                o => anyhow::bail!("unknown output format {o:?} (text, json)"),
+            }
+            Ok(())
+        }
     }
 }
 
@@ -155,17 +221,36 @@ fn fingerprint(dir: &Path, interfaces: Option<&Path>) -> Fingerprint {
     )
 }
 
-fn sync(conn: &mut OfConn, state: &mut SyncState, model: &Model) -> Result<()> {
+fn sync(
+    conn: &mut OfConn,
+    state: &mut SyncState,
+    model: &Model,
+    shared: &query::Shared,
+) -> Result<()> {
     let plan = state.plan(model)?;
     if plan.mods.is_empty() {
+        publish(shared, state, model);
         return Ok(());
     }
     let n = plan.changes.len();
     conn.apply(&plan.mods)
         .context("bundle refused; nothing of it was applied")?;
     state.committed(plan);
+    publish(shared, state, model);
     eprintln!("xvs-agent: committed {n} changes (round {})", state.round);
     Ok(())
+}
+
+/// Makes what is installed now visible to queries.
+fn publish(shared: &query::Shared, state: &SyncState, model: &Model) {
+    let r = query::Realized {
+        model: model.clone(),
+        installed: state.installed.clone(),
+        round: state.round,
+    };
+    *shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
 }
 
 /// Runs sessions until one ends for good: a broken connection is retried (replaying with the
@@ -177,6 +262,7 @@ fn run(
     poll: Duration,
     debounce: Duration,
     once: bool,
+    shared: &query::Shared,
 ) -> Result<()> {
     let mut last_good = BTreeMap::new();
     loop {
@@ -188,6 +274,7 @@ fn run(
             debounce,
             once,
             &mut last_good,
+            shared,
         ) {
             Ok(()) => return Ok(()),
             Err(e) if once => return Err(e),
@@ -208,6 +295,7 @@ fn session(
     debounce: Duration,
     once: bool,
     last_good: &mut BTreeMap<PathBuf, Vec<xvs_agent::model::Object>>,
+    shared: &query::Shared,
 ) -> Result<()> {
     let (model, errors) = load_model(dir, interfaces, last_good)
         .with_context(|| format!("reading {}", dir.display()))?;
@@ -224,7 +312,7 @@ fn session(
     let previous = round.wrapping_sub(1);
     conn.delete_all_groups().context("deleting groups")?;
     let mut state = SyncState::new(round);
-    sync(&mut conn, &mut state, &model)?;
+    sync(&mut conn, &mut state, &model, shared)?;
     if previous != 0 && previous != round {
         conn.delete_round(previous)
             .with_context(|| format!("deleting round {previous}"))?;
@@ -255,7 +343,7 @@ fn session(
             Err(e) => eprintln!("xvs-agent: reading {}: {e}", dir.display()),
             Ok((model, errors)) => {
                 report_new(&errors, &mut reported);
-                if let Err(e) = sync(&mut conn, &mut state, &model) {
+                if let Err(e) = sync(&mut conn, &mut state, &model, shared) {
                     // A refused bundle left nothing applied; a broken socket ends the session.
                     if e.downcast_ref::<ConnError>().is_some_and(|c| {
                         matches!(

@@ -188,22 +188,46 @@ pub struct Pod {
     pub interface: String,
     /// OpenFlow port of the interface.
     pub ofport: u32,
+    /// `spec.containers[].ports[]` (what named ports in NetworkPolicies resolve through).
+    pub ports: Vec<ContainerPort>,
+}
+
+/// A port a Pod's container declares (`spec.containers[].ports[]`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerPort {
+    /// `name` (empty when unnamed: such a port is never the target of a named port).
+    pub name: String,
+    /// `protocol` (default TCP).
+    pub proto: Proto,
+    /// `containerPort`.
+    pub port: u16,
+}
+
+impl Pod {
+    /// The number of the port named `name` with protocol `proto`, if a container declares it.
+    pub fn named_port(&self, name: &str, proto: Proto) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|p| p.name == name && p.proto == proto)
+            .map(|p| p.port)
+    }
 }
 
 /// A Pod whose manifest has none of the interface annotations: the CNI's interface record
-/// (see [`crate::interfaces`]) completes it into a [`Pod`].
+/// (see [`crate::interfaces`]) completes it into a [`Pod`] of [`Model::pods`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnattachedPod {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// spec.nodeName.
-    pub node: String,
-    /// status.podIP, if the manifest has it.
-    pub ip: Option<Ipv4Addr>,
+    /// The Pod as far as its manifest tells: `mac`, `interface` and `ofport` are zero and
+    /// empty (no interface on this node), `ip` is unspecified (`0.0.0.0`) without
+    /// `status.podIP`.
+    pub pod: Pod,
+}
+
+impl UnattachedPod {
+    /// Whether the manifest gave the Pod's address.
+    pub fn has_ip(&self) -> bool {
+        !self.pod.ip.is_unspecified()
+    }
 }
 
 /// L4 protocol.
@@ -333,14 +357,17 @@ pub enum Peer {
 }
 
 /// A NetworkPolicy port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NpPort {
     /// Protocol (default TCP).
     pub proto: Proto,
-    /// Port, `None` = all ports of the protocol.
+    /// Port, `None` = all ports of the protocol (or a named port, see `name`).
     pub port: Option<u16>,
     /// endPort.
     pub end_port: Option<u16>,
+    /// A named port (`port: "http"`), resolved through each selected Pod's container ports;
+    /// `port` is then `None`.
+    pub name: Option<String>,
 }
 
 /// One ingress/egress rule.
@@ -558,6 +585,24 @@ pub enum Object {
     Policy(NetworkPolicy),
 }
 
+fn container_ports(c: &Ctx<'_>, spec: &Value, path: &str) -> R<Vec<ContainerPort>> {
+    let mut out = Vec::new();
+    for (i, ctr) in seq(c, spec, path, "containers")?.iter().enumerate() {
+        let cp = format!("{path}.containers[{i}]");
+        for (j, p) in seq(c, ctr, &cp, "ports")?.iter().enumerate() {
+            let pp = format!("{cp}.ports[{j}]");
+            out.push(ContainerPort {
+                name: opt_s(c, p, &pp, "name")?.unwrap_or("").to_string(),
+                proto: proto(c, p, &pp)?,
+                port: uint::<u16>(c, p, &pp, "containerPort")?
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| c.err(&format!("{pp}.containerPort"), "missing or invalid"))?,
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn rule(c: &Ctx<'_>, v: &Value, path: &str, peers_key: &str) -> R<NpRule> {
     let mut r = NpRule::default();
     for (i, p) in seq(c, v, path, peers_key)?.iter().enumerate() {
@@ -598,13 +643,30 @@ fn rule(c: &Ctx<'_>, v: &Value, path: &str, peers_key: &str) -> R<NpRule> {
     }
     for (i, p) in seq(c, v, path, "ports")?.iter().enumerate() {
         let pp = format!("{path}.ports[{i}]");
-        let port = match get(p, "port") {
-            Some(Value::String(_)) => {
-                return Err(c.err(&format!("{pp}.port"), "named ports are not supported"))
+        // A string that is not a number is a named port (an IANA_SVC_NAME).
+        let name = match get(p, "port") {
+            Some(Value::String(t)) if t.parse::<u64>().is_err() => {
+                if t.is_empty()
+                    || t.len() > 15
+                    || !t
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                {
+                    return Err(c.err(&format!("{pp}.port"), format!("{t:?} is not a port name")));
+                }
+                Some(t.clone())
             }
-            _ => uint::<u16>(c, p, &pp, "port")?,
+            _ => None,
+        };
+        let port = if name.is_some() {
+            None
+        } else {
+            uint::<u16>(c, p, &pp, "port")?
         };
         let end_port = uint::<u16>(c, p, &pp, "endPort")?;
+        if name.is_some() && end_port.is_some() {
+            return Err(c.err(&format!("{pp}.endPort"), "endPort needs a numeric port"));
+        }
         if let (Some(a), Some(b)) = (port, end_port) {
             if b < a {
                 return Err(c.err(&format!("{pp}.endPort"), "smaller than port"));
@@ -617,6 +679,7 @@ fn rule(c: &Ctx<'_>, v: &Value, path: &str, peers_key: &str) -> R<NpRule> {
             proto: proto(c, p, &pp)?,
             port,
             end_port,
+            name,
         });
     }
     Ok(r)
@@ -707,11 +770,17 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
                     _ => None,
                 };
                 return Ok(Some(Object::UnattachedPod(UnattachedPod {
-                    namespace: ns(m)?,
-                    name: name(m)?,
-                    labels: labels(&c, m, &mp, "labels")?,
-                    node: s(&c, spec, &spec_p, "nodeName")?.to_string(),
-                    ip,
+                    pod: Pod {
+                        namespace: ns(m)?,
+                        name: name(m)?,
+                        labels: labels(&c, m, &mp, "labels")?,
+                        node: s(&c, spec, &spec_p, "nodeName")?.to_string(),
+                        ip: ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        mac: Mac([0; 6]),
+                        interface: String::new(),
+                        ofport: 0,
+                        ports: container_ports(&c, spec, &spec_p)?,
+                    },
                 })));
             }
             let st = req(&c, doc, &d, "status")?;
@@ -727,6 +796,7 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
                 ofport: uint::<u32>(&c, ann, &ap, "xvs.io/ofport")?
                     .filter(|p| *p > 0 && *p < 0xffff_ff00)
                     .ok_or_else(|| c.err(&format!("{ap}.xvs.io/ofport"), "missing or invalid"))?,
+                ports: container_ports(&c, spec, &spec_p)?,
             })
         }
         "Service" => {
@@ -870,19 +940,15 @@ pub fn parse_file(file: &str, text: &str) -> R<Vec<Object>> {
 }
 
 impl Model {
-    /// Every Pod that has an address, with or without its interface: (namespace, labels, IP).
-    /// Policy peers select from these; a remote Pod's interface is no business of this node.
-    pub fn pod_addresses(
-        &self,
-    ) -> impl Iterator<Item = (&str, &BTreeMap<String, String>, Ipv4Addr)> {
-        self.pods
-            .values()
-            .map(|p| (p.namespace.as_str(), &p.labels, p.ip))
-            .chain(
-                self.unattached_pods
-                    .values()
-                    .filter_map(|u| Some((u.namespace.as_str(), &u.labels, u.ip?))),
-            )
+    /// Every Pod that has an address, with or without an interface here: the Pods policy
+    /// peers select from. A remote Pod never has a record on this node and needs none.
+    pub fn peer_pods(&self) -> impl Iterator<Item = &Pod> {
+        self.pods.values().chain(
+            self.unattached_pods
+                .values()
+                .filter(|u| u.has_ip())
+                .map(|u| &u.pod),
+        )
     }
 
     /// Adds an object (a later one with the same key replaces the earlier).
@@ -901,7 +967,7 @@ impl Model {
                 self.pods.insert(key, p);
             }
             Object::UnattachedPod(p) => {
-                let key = (p.namespace.clone(), p.name.clone());
+                let key = (p.pod.namespace.clone(), p.pod.name.clone());
                 self.pods.remove(&key);
                 self.unattached_pods.insert(key, p);
             }

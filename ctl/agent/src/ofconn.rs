@@ -7,7 +7,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use xvs_flowtable::flow::{FlowModCommand, Match};
+use xvs_flowtable::flow::{Flow, FlowModCommand, Match};
 use xvs_flowtable::group::{Group, GroupCommand, GroupMod, GroupType};
 use xvs_flowtable::names::Port;
 use xvs_openflow::multipart::FlowStatsRequest;
@@ -248,6 +248,11 @@ impl OfConn {
 
     /// The cookies of every installed flow.
     pub fn installed_cookies(&mut self) -> Result<Vec<u64>, ConnError> {
+        Ok(self.flow_stats()?.iter().map(|f| f.cookie).collect())
+    }
+
+    /// Every installed flow with its statistics (a FLOW_DESC multipart over all tables).
+    pub fn flow_stats(&mut self) -> Result<Vec<Flow>, ConnError> {
         let xid = self.send(Body::FlowStatsRequest(Box::new(FlowStatsRequest {
             table: 0xff,
             out_port: Port::NONE,
@@ -261,7 +266,7 @@ impl OfConn {
             let (m, _) = self.wait_xid(xid)?;
             match m.body {
                 Body::FlowStatsReply { flags, flows } => {
-                    out.extend(flows.iter().map(|f| f.cookie));
+                    out.extend(flows);
                     if flags & xvs_openflow::multipart::MORE == 0 {
                         return Ok(out);
                     }

@@ -1,5 +1,7 @@
 //! Model → desired flows and groups (pure): Antrea's table layout, priorities, registers,
-//! ct zones and cookies (see the reference `antrea-pipeline.md`).
+//! ct zones and cookies (see the reference `antrea-pipeline.md`), the NetworkPolicy metric
+//! flows, named ports resolved through Pods' container ports, and which object each flow was
+//! generated for (what queries show).
 
 use crate::model::{Cidr, Model, NpRule, Peer, Pod, Proto};
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,6 +124,112 @@ pub struct FlowBody {
     pub actions: String,
 }
 
+/// The Kubernetes object a flow or group was generated for (what `xvs-agent get` shows).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Owner {
+    /// A Node (the local one: gateway and tunnel flows; a peer: its Pod CIDR route).
+    Node(String),
+    /// A local Pod (namespace, name).
+    Pod(String, String),
+    /// A Service (namespace, name).
+    Service(String, String),
+    /// A NetworkPolicy (namespace, name).
+    Policy(String, String),
+}
+
+/// Direction of a NetworkPolicy rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// `ingress` rules (IngressRule / IngressMetric, ct_label bits 0..31).
+    Ingress,
+    /// `egress` rules (EgressRule / EgressMetric, ct_label bits 32..63).
+    Egress,
+}
+
+impl Direction {
+    /// `Ingress` / `Egress`, as Kubernetes spells the policy type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Ingress => "Ingress",
+            Direction::Egress => "Egress",
+        }
+    }
+    /// The metric table of the direction.
+    pub fn metric_table(self) -> u8 {
+        match self {
+            Direction::Ingress => t::INGRESS_METRIC,
+            Direction::Egress => t::EGRESS_METRIC,
+        }
+    }
+    /// The `ct_label` value/mask carrying rule id `id` in this direction.
+    pub fn ct_label(self, id: u32) -> String {
+        match self {
+            Direction::Ingress => format!("{id:#x}/0xffffffff"),
+            Direction::Egress => format!("{:#x}/0xffffffff00000000", u64::from(id) << 32),
+        }
+    }
+}
+
+/// The metric flows counting allow rule `id` (new connections' first packets, then the
+/// rest of the connection), in this order.
+pub fn allow_metric_keys(dir: Direction, id: u32) -> [FlowKey; 2] {
+    let label = dir.ct_label(id);
+    [
+        FlowKey {
+            table: dir.metric_table(),
+            priority: 200,
+            matches: format!("ct_state=+new,ct_label={label},ip"),
+        },
+        FlowKey {
+            table: dir.metric_table(),
+            priority: 200,
+            matches: format!("ct_state=-new,ct_label={label},ip"),
+        },
+    ]
+}
+
+/// The metric flow counting (and dropping) what deny id `id` denied.
+pub fn deny_metric_key(dir: Direction, id: u32) -> FlowKey {
+    FlowKey {
+        table: dir.metric_table(),
+        priority: 200,
+        matches: format!("reg0=0x400/0x400,reg3={id:#x}"),
+    }
+}
+
+/// How one NetworkPolicy rule was realized: the conjunctions it became (several when named
+/// ports resolve to different numbers on different Pods), in the order of the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealizedRule {
+    /// Ingress or egress.
+    pub direction: Direction,
+    /// Index of the rule in its direction's list.
+    pub index: usize,
+    /// Conjunction ids (also the ct_label rule ids); empty when the rule selects nothing.
+    pub conj_ids: Vec<u32>,
+}
+
+/// How one NetworkPolicy was realized on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RealizedPolicy {
+    /// The local Pods it applies to (namespace, name).
+    pub applied_to: Vec<(String, String)>,
+    /// Its rules, ingress first, each direction in policy order.
+    pub rules: Vec<RealizedRule>,
+    /// Isolation drops it causes: (direction, deny id, Pod); an isolated Pod's drop is shared
+    /// by every policy isolating it.
+    pub isolation: Vec<(Direction, u32, (String, String))>,
+}
+
+/// A conjunction clause flow being accumulated: its actions kept sorted (so that the result
+/// does not depend on order) and its owners in arrival order, deduplicated at the end.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct SharedFlow {
+    category: Category,
+    actions: BTreeSet<String>,
+    owners: Vec<Owner>,
+}
+
 /// Desired flows and groups.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Desired {
@@ -129,10 +237,31 @@ pub struct Desired {
     pub flows: BTreeMap<FlowKey, FlowBody>,
     /// Groups by id: the `ovs-ofctl add-group` text (without `group_id`).
     pub groups: BTreeMap<u32, String>,
-    shared: BTreeMap<FlowKey, (Category, BTreeSet<String>)>,
+    /// The objects each flow was generated for (a shared flow has several).
+    pub owners: BTreeMap<FlowKey, BTreeSet<Owner>>,
+    /// The Service each group belongs to.
+    pub group_owners: BTreeMap<u32, Owner>,
+    /// The policies that apply to a local Pod, and how.
+    pub policies: BTreeMap<(String, String), RealizedPolicy>,
+    shared: BTreeMap<FlowKey, SharedFlow>,
+    current: Option<Owner>,
 }
 
 impl Desired {
+    /// The flows and groups generated next belong to `owner` (`None`: the pipeline itself).
+    fn owned_by(&mut self, owner: Option<Owner>) {
+        self.current = owner;
+    }
+    fn claim(&mut self, key: &FlowKey, owner: Owner) {
+        match self.owners.get_mut(key) {
+            Some(set) => {
+                set.insert(owner);
+            }
+            None => {
+                self.owners.insert(key.clone(), BTreeSet::from([owner]));
+            }
+        }
+    }
     fn add(
         &mut self,
         table: u8,
@@ -141,17 +270,30 @@ impl Desired {
         cat: Category,
         actions: impl Into<String>,
     ) {
+        let key = FlowKey {
+            table,
+            priority,
+            matches: matches.into(),
+        };
+        if let Some(o) = self.current.clone() {
+            self.claim(&key, o);
+        }
         self.flows.insert(
-            FlowKey {
-                table,
-                priority,
-                matches: matches.into(),
-            },
+            key,
             FlowBody {
                 category: cat,
                 actions: actions.into(),
             },
         );
+    }
+    /// The flows generated for `owner`, in key order.
+    pub fn flows_of<'a>(
+        &'a self,
+        owner: &'a Owner,
+    ) -> impl Iterator<Item = (&'a FlowKey, &'a FlowBody)> {
+        self.flows
+            .iter()
+            .filter(move |(k, _)| self.owners.get(*k).is_some_and(|o| o.contains(owner)))
     }
     /// Appends `action` to a shared (conjunction clause) flow, creating it if needed; the
     /// actions of a shared flow are kept sorted so that the result does not depend on order.
@@ -168,17 +310,26 @@ impl Desired {
             priority,
             matches,
         };
-        let set = self.shared.entry(key).or_default();
-        set.0 = cat;
-        set.1.insert(action);
+        let entry = self.shared.entry(key).or_default();
+        entry.category = cat;
+        entry.actions.insert(action);
+        // Consecutive clauses mostly come from the same owner: compare before cloning.
+        if let Some(o) = &self.current {
+            if entry.owners.last() != Some(o) {
+                entry.owners.push(o.clone());
+            }
+        }
     }
     fn finish(mut self) -> Desired {
-        for (k, (cat, acts)) in std::mem::take(&mut self.shared) {
-            let actions = acts.into_iter().collect::<Vec<_>>().join(",");
+        for (k, sf) in std::mem::take(&mut self.shared) {
+            let actions = sf.actions.into_iter().collect::<Vec<_>>().join(",");
+            if !sf.owners.is_empty() {
+                self.owners.entry(k.clone()).or_default().extend(sf.owners);
+            }
             self.flows.insert(
                 k,
                 FlowBody {
-                    category: cat,
+                    category: sf.category,
                     actions,
                 },
             );
@@ -371,6 +522,7 @@ pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
     );
 
     // Gateway.
+    d.owned_by(Some(Owner::Node(cfg.node_name.clone())));
     let gw_ip = cfg.gateway_ip;
     let gw_mac = cfg.gateway_mac;
     match cfg.gateway_ofport {
@@ -473,6 +625,7 @@ pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
         );
     }
     for peer in model.nodes.values().filter(|n| n.name != cfg.node_name) {
+        d.owned_by(Some(Owner::Node(peer.name.clone())));
         let peer_gw = Ipv4Addr::from(u32::from(peer.pod_cidr.addr).wrapping_add(1));
         d.add(
             t::ARP_RESP,
@@ -502,9 +655,10 @@ pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
         );
     }
     if let Some(n) = local_node {
+        d.owned_by(Some(Owner::Node(n.name.clone())));
         d.add(
             t::L3_FWD,
-            190,
+            200,
             format!("ip,reg0=0/0x200,nw_dst={}", n.pod_cidr.to_ofctl()),
             PodConnectivity,
             goto(t::L2_FWD),
@@ -513,6 +667,7 @@ pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
 
     // Local pods.
     for p in &local_pods {
+        d.owned_by(Some(Owner::Pod(p.namespace.clone(), p.name.clone())));
         let (port, ip, mac) = (p.ofport, p.ip, p.mac);
         d.add(
             t::ARP_SPOOF,
@@ -560,8 +715,11 @@ pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
         );
     }
 
+    d.owned_by(None);
     services(model, ids, &mut d);
+    d.owned_by(None);
     policies(model, &local_pods, ids, &mut d);
+    d.owned_by(None);
     d.finish()
 }
 
@@ -573,8 +731,10 @@ fn arp_reply(mac: &str, ip: Ipv4Addr) -> String {
 
 fn services(model: &Model, ids: &mut Ids, d: &mut Desired) {
     let mut live = BTreeSet::new();
-    let mut dnat: BTreeSet<(Proto, Ipv4Addr, u16)> = BTreeSet::new();
+    let mut dnat: BTreeMap<(Proto, Ipv4Addr, u16), BTreeSet<Owner>> = BTreeMap::new();
     for ((ns, name), svc) in &model.services {
+        let owner = Owner::Service(ns.clone(), name.clone());
+        d.owned_by(Some(owner.clone()));
         for sp in &svc.ports {
             let key = format!("{ns}/{name}:{}/{}", sp.proto.ofctl(), sp.port);
             // Endpoints: every slice of the Service with a port of the same name and protocol.
@@ -612,6 +772,7 @@ fn services(model: &Model, ids: &mut Ids, d: &mut Desired) {
             };
             d.groups
                 .insert(gid, format!("type=select,{}", buckets.join(",")));
+            d.group_owners.insert(gid, owner.clone());
             d.add(
                 t::SERVICE_LB,
                 200,
@@ -627,11 +788,27 @@ fn services(model: &Model, ids: &mut Ids, d: &mut Desired) {
                 ),
             );
             for (a, p) in eps {
-                dnat.insert((sp.proto, a, p));
+                dnat.entry((sp.proto, a, p))
+                    .or_default()
+                    .insert(owner.clone());
             }
         }
     }
-    for (proto, a, p) in dnat {
+    d.owned_by(None);
+    for ((proto, a, p), owners) in dnat {
+        let key = FlowKey {
+            table: t::EP_DNAT,
+            priority: 200,
+            matches: format!(
+                "{},reg3={:#x},reg4={:#x}/0x7ffff",
+                proto.ofctl(),
+                u32::from(a),
+                0x20000 | u32::from(p)
+            ),
+        };
+        for o in owners {
+            d.claim(&key, o);
+        }
         d.add(
             t::EP_DNAT,
             200,
@@ -658,41 +835,172 @@ fn services(model: &Model, ids: &mut Ids, d: &mut Desired) {
     ids.groups.retain(&live);
 }
 
-/// The address sets of a rule's peers (`None` = any address).
-fn peer_cidrs(model: &Model, ns: &str, rule: &NpRule) -> Option<BTreeSet<Cidr>> {
+/// A rule's peers: ipBlock prefixes (excepts removed) and the selected Pods.
+struct Peers<'m> {
+    blocks: BTreeSet<Cidr>,
+    pods: Vec<&'m Pod>,
+}
+
+/// The peers of `rule` of a policy in `ns` (`None` = any address).
+fn rule_peers<'m>(model: &'m Model, ns: &str, rule: &NpRule) -> Option<Peers<'m>> {
     if rule.peers.is_empty() {
         return None;
     }
-    let mut out = BTreeSet::new();
+    let mut out = Peers {
+        blocks: BTreeSet::new(),
+        pods: Vec::new(),
+    };
+    let no_labels = BTreeMap::new();
     for p in &rule.peers {
         match p {
-            Peer::IpBlock { cidr, except } => out.extend(cidr.minus(except)),
+            Peer::IpBlock { cidr, except } => out.blocks.extend(cidr.minus(except)),
             Peer::Pods { pod, ns: nsel } => {
-                for (q_ns, q_labels, q_ip) in model.pod_addresses() {
+                for q in model.peer_pods() {
                     let ns_ok = match nsel {
-                        None => q_ns == ns,
-                        Some(sel) => {
-                            let empty = BTreeMap::new();
-                            let labels = model
+                        None => q.namespace == ns,
+                        Some(sel) => sel.matches(
+                            model
                                 .namespaces
-                                .get(q_ns)
+                                .get(&q.namespace)
                                 .map(|n| &n.labels)
-                                .unwrap_or(&empty);
-                            sel.matches(labels)
-                        }
+                                .unwrap_or(&no_labels),
+                        ),
                     };
-                    let pod_ok = pod.as_ref().is_none_or(|s| s.matches(q_labels));
-                    if ns_ok && pod_ok {
-                        out.insert(Cidr {
-                            addr: q_ip,
-                            len: 32,
-                        });
+                    let pod_ok = pod.as_ref().is_none_or(|s| s.matches(&q.labels));
+                    if ns_ok && pod_ok && !out.pods.iter().any(|x| std::ptr::eq(*x, q)) {
+                        out.pods.push(q);
                     }
                 }
             }
         }
     }
     Some(out)
+}
+
+fn host(ip: Ipv4Addr) -> Cidr {
+    Cidr { addr: ip, len: 32 }
+}
+
+/// A port clause value: protocol and an inclusive port range (`None` = every port).
+type PortRange = (Proto, Option<(u16, u16)>);
+
+/// One conjunction a rule becomes.
+struct Conj<'m> {
+    /// Its name in the id allocator.
+    key: String,
+    applied: Vec<&'m Pod>,
+    /// `None` = any address.
+    peers: Option<BTreeSet<Cidr>>,
+    /// Empty = any port (no port clause).
+    ports: Vec<PortRange>,
+}
+
+fn describe_ports(ports: &BTreeSet<PortRange>) -> String {
+    ports
+        .iter()
+        .map(|(proto, r)| match r {
+            None => proto.ofctl().to_string(),
+            Some((lo, hi)) if lo == hi => format!("{}/{lo}", proto.ofctl()),
+            Some((lo, hi)) => format!("{}/{lo}-{hi}", proto.ofctl()),
+        })
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// Splits a rule into conjunctions. Without named ports: one. With named ports: one for its
+/// numeric ports (if any), plus one per distinct set of numbers the names resolve to, through
+/// the applied-to Pods' container ports (ingress) or the peer Pods' (egress; every Pod when
+/// the rule has no peers). A name no Pod defines resolves to nothing and matches nothing.
+/// A group is named by its port set, so a Pod joining or leaving it keeps the group's id.
+fn rule_conjs<'m>(
+    model: &'m Model,
+    ns: &str,
+    applied: &[&'m Pod],
+    rule: &NpRule,
+    dir: Direction,
+    base: &str,
+) -> Vec<Conj<'m>> {
+    let peers = rule_peers(model, ns, rule);
+    let all_peers: Option<BTreeSet<Cidr>> = peers.as_ref().map(|p| {
+        let mut set = p.blocks.clone();
+        set.extend(p.pods.iter().map(|q| host(q.ip)));
+        set
+    });
+    let numeric: Vec<PortRange> = rule
+        .ports
+        .iter()
+        .filter(|p| p.name.is_none())
+        .map(|p| (p.proto, p.port.map(|lo| (lo, p.end_port.unwrap_or(lo)))))
+        .collect();
+    let named: Vec<(&str, Proto)> = rule
+        .ports
+        .iter()
+        .filter_map(|p| p.name.as_deref().map(|n| (n, p.proto)))
+        .collect();
+    if named.is_empty() {
+        return vec![Conj {
+            key: base.to_string(),
+            applied: applied.to_vec(),
+            peers: all_peers,
+            ports: numeric,
+        }];
+    }
+    let mut out = Vec::new();
+    if !numeric.is_empty() {
+        out.push(Conj {
+            key: format!("{base}/ports"),
+            applied: applied.to_vec(),
+            peers: all_peers.clone(),
+            ports: numeric,
+        });
+    }
+    let resolve = |p: &Pod| -> BTreeSet<PortRange> {
+        named
+            .iter()
+            .filter_map(|(n, proto)| p.named_port(n, *proto).map(|x| (*proto, Some((x, x)))))
+            .collect()
+    };
+    match dir {
+        Direction::Ingress => {
+            let mut groups: BTreeMap<BTreeSet<PortRange>, Vec<&'m Pod>> = BTreeMap::new();
+            for p in applied {
+                let r = resolve(p);
+                if !r.is_empty() {
+                    groups.entry(r).or_default().push(p);
+                }
+            }
+            for (ports, pods) in groups {
+                out.push(Conj {
+                    key: format!("{base}/named:{}", describe_ports(&ports)),
+                    applied: pods,
+                    peers: all_peers.clone(),
+                    ports: ports.into_iter().collect(),
+                });
+            }
+        }
+        Direction::Egress => {
+            let candidates: Vec<&'m Pod> = match &peers {
+                Some(p) => p.pods.clone(),
+                None => model.peer_pods().collect(),
+            };
+            let mut groups: BTreeMap<BTreeSet<PortRange>, BTreeSet<Cidr>> = BTreeMap::new();
+            for q in candidates {
+                let r = resolve(q);
+                if !r.is_empty() {
+                    groups.entry(r).or_default().insert(host(q.ip));
+                }
+            }
+            for (ports, cidrs) in groups {
+                out.push(Conj {
+                    key: format!("{base}/named:{}", describe_ports(&ports)),
+                    applied: applied.to_vec(),
+                    peers: Some(cidrs),
+                    ports: ports.into_iter().collect(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// `[lo, hi]` as (value, mask) bit ranges.
@@ -710,135 +1018,194 @@ pub fn port_masks(lo: u16, hi: u16) -> Vec<(u16, u16)> {
     out
 }
 
+/// Installs conjunction `id`: clause flows (applied-to, peers, ports) at p200, the action flow
+/// at p190 committing the rule id into ct_label, and the rule's two metric flows.
+fn install_conj(d: &mut Desired, dir: Direction, id: u32, c: &Conj<'_>) {
+    let cat = Category::NetworkPolicy;
+    let (table, next_of_metric) = match dir {
+        Direction::Ingress => (t::INGRESS_RULE, t::CT_COMMIT),
+        Direction::Egress => (t::EGRESS_RULE, t::L3_FWD),
+    };
+    let n = if c.ports.is_empty() { 2 } else { 3 };
+    // Clause 1: applied-to.
+    for p in &c.applied {
+        let m = match dir {
+            Direction::Ingress => format!("ip,reg1={:#x}", p.ofport),
+            Direction::Egress => format!("ip,nw_src={}", p.ip),
+        };
+        d.add_shared(table, 200, m, cat, format!("conjunction({id},1/{n})"));
+    }
+    // Clause 2: peers.
+    let field = match dir {
+        Direction::Ingress => "nw_src",
+        Direction::Egress => "nw_dst",
+    };
+    let any = [Cidr {
+        addr: Ipv4Addr::UNSPECIFIED,
+        len: 0,
+    }];
+    let peers: Vec<&Cidr> = match &c.peers {
+        None => any.iter().collect(),
+        Some(set) => set.iter().collect(),
+    };
+    for cidr in peers {
+        let v = if cidr.len == 0 {
+            "0.0.0.0/0".to_string()
+        } else {
+            cidr.to_ofctl()
+        };
+        d.add_shared(
+            table,
+            200,
+            format!("ip,{field}={v}"),
+            cat,
+            format!("conjunction({id},2/{n})"),
+        );
+    }
+    // Clause 3: ports.
+    for (proto, range) in &c.ports {
+        let proto = proto.ofctl();
+        let ms: Vec<String> = match *range {
+            None => vec![proto.to_string()],
+            Some((lo, hi)) if lo == hi => vec![format!("{proto},tp_dst={lo}")],
+            Some((lo, hi)) => port_masks(lo, hi)
+                .into_iter()
+                .map(|(v, m)| {
+                    if m == 0xffff {
+                        format!("{proto},tp_dst={v}")
+                    } else {
+                        format!("{proto},tp_dst={v:#x}/{m:#x}")
+                    }
+                })
+                .collect(),
+        };
+        for m in ms {
+            d.add_shared(table, 200, m, cat, format!("conjunction({id},3/3)"));
+        }
+    }
+    let reg = match dir {
+        Direction::Ingress => "reg6",
+        Direction::Egress => "reg5",
+    };
+    d.add(
+        table,
+        190,
+        format!("conj_id={id},ip"),
+        cat,
+        format!(
+            "set_field:{id:#x}->{reg},ct(commit,table={},zone={CT_ZONE},exec(set_field:{}->ct_label))",
+            dir.metric_table(),
+            dir.ct_label(id)
+        ),
+    );
+    for k in allow_metric_keys(dir, id) {
+        d.add(k.table, k.priority, k.matches, cat, goto(next_of_metric));
+    }
+}
+
 fn policies(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
     let mut live = BTreeSet::new();
-    let mut ingress_isolated = BTreeSet::new();
-    let mut egress_isolated = BTreeSet::new();
+    // An isolated Pod (direction, namespace, name) and the policies isolating it.
+    type Isolated<'m> =
+        BTreeMap<(Direction, String, String), (&'m Pod, BTreeSet<(String, String)>)>;
+    let mut isolated: Isolated<'_> = BTreeMap::new();
     for ((ns, name), np) in &model.policies {
-        let applied: Vec<&&Pod> = local
+        let applied: Vec<&Pod> = local
             .iter()
+            .copied()
             .filter(|p| &p.namespace == ns && np.pod_selector.matches(&p.labels))
             .collect();
         if applied.is_empty() {
             continue;
         }
-        if np.ingress_isolation {
-            ingress_isolated.extend(applied.iter().map(|p| p.ofport));
-        }
-        if np.egress_isolation {
-            egress_isolated.extend(applied.iter().map(|p| p.ip));
-        }
-        let dirs: [(bool, &[NpRule], &str); 2] =
-            [(true, &np.ingress, "in"), (false, &np.egress, "out")];
-        for (ingress, rules, tag) in dirs {
-            if (ingress && !np.ingress_isolation) || (!ingress && !np.egress_isolation) {
+        d.owned_by(Some(Owner::Policy(ns.clone(), name.clone())));
+        let mut realized = RealizedPolicy {
+            applied_to: applied
+                .iter()
+                .map(|p| (p.namespace.clone(), p.name.clone()))
+                .collect(),
+            ..RealizedPolicy::default()
+        };
+        let dirs: [(Direction, &[NpRule], bool, &str); 2] = [
+            (Direction::Ingress, &np.ingress, np.ingress_isolation, "in"),
+            (Direction::Egress, &np.egress, np.egress_isolation, "out"),
+        ];
+        for (dir, rules, isolates, tag) in dirs {
+            if !isolates {
                 continue;
             }
-            let table = if ingress {
-                t::INGRESS_RULE
-            } else {
-                t::EGRESS_RULE
-            };
+            for p in &applied {
+                isolated
+                    .entry((dir, p.namespace.clone(), p.name.clone()))
+                    .or_insert((p, BTreeSet::new()))
+                    .1
+                    .insert((ns.clone(), name.clone()));
+            }
             for (ri, rule) in rules.iter().enumerate() {
-                let key = format!("{ns}/{name}/{tag}/{ri}");
-                live.insert(key.clone());
-                let id = ids.conj.id(&key);
-                let peers = peer_cidrs(model, ns, rule);
-                if peers.as_ref().is_some_and(|p| p.is_empty()) {
-                    continue; // selects nothing: the rule allows nothing
-                }
-                let n = if rule.ports.is_empty() { 2 } else { 3 };
-                let cat = Category::NetworkPolicy;
-                // Clause 1: applied-to.
-                for p in &applied {
-                    let m = if ingress {
-                        format!("ip,reg1={:#x}", p.ofport)
-                    } else {
-                        format!("ip,nw_src={}", p.ip)
-                    };
-                    d.add_shared(table, 200, m, cat, format!("conjunction({id},1/{n})"));
-                }
-                // Clause 2: peers.
-                let field = if ingress { "nw_src" } else { "nw_dst" };
-                match &peers {
-                    None => d.add_shared(
-                        table,
-                        200,
-                        format!("ip,{field}=0.0.0.0/0"),
-                        cat,
-                        format!("conjunction({id},2/{n})"),
-                    ),
-                    Some(set) => {
-                        for c in set {
-                            d.add_shared(
-                                table,
-                                200,
-                                format!("ip,{field}={}", c.to_ofctl()),
-                                cat,
-                                format!("conjunction({id},2/{n})"),
-                            );
-                        }
+                let base = format!("{ns}/{name}/{tag}/{ri}");
+                let mut conj_ids = Vec::new();
+                for c in rule_conjs(model, ns, &applied, rule, dir, &base) {
+                    if c.peers.as_ref().is_some_and(|p| p.is_empty()) || c.applied.is_empty() {
+                        continue; // selects nothing: allows nothing
                     }
+                    live.insert(c.key.clone());
+                    let id = ids.conj.id(&c.key);
+                    conj_ids.push(id);
+                    install_conj(d, dir, id, &c);
                 }
-                // Clause 3: ports.
-                for port in &rule.ports {
-                    let proto = port.proto.ofctl();
-                    let ms: Vec<String> = match (port.port, port.end_port) {
-                        (None, _) => vec![proto.to_string()],
-                        (Some(p), None) => vec![format!("{proto},tp_dst={p}")],
-                        (Some(lo), Some(hi)) => port_masks(lo, hi)
-                            .into_iter()
-                            .map(|(v, m)| {
-                                if m == 0xffff {
-                                    format!("{proto},tp_dst={v}")
-                                } else {
-                                    format!("{proto},tp_dst={v:#x}/{m:#x}")
-                                }
-                            })
-                            .collect(),
-                    };
-                    for m in ms {
-                        d.add_shared(table, 200, m, cat, format!("conjunction({id},3/3)"));
-                    }
-                }
-                let (reg, metric, lab) = if ingress {
-                    ("reg6", t::INGRESS_METRIC, format!("{id:#x}/0xffffffff"))
-                } else {
-                    (
-                        "reg5",
-                        t::EGRESS_METRIC,
-                        format!("{:#x}/0xffffffff00000000", u64::from(id) << 32),
-                    )
-                };
-                d.add(
-                    table,
-                    190,
-                    format!("conj_id={id},ip"),
-                    cat,
-                    format!(
-                        "set_field:{id:#x}->{reg},ct(commit,table={metric},zone={CT_ZONE},exec(set_field:{lab}->ct_label))"
-                    ),
-                );
+                realized.rules.push(RealizedRule {
+                    direction: dir,
+                    index: ri,
+                    conj_ids,
+                });
             }
         }
+        d.policies.insert((ns.clone(), name.clone()), realized);
     }
-    for port in ingress_isolated {
+    // Isolation: what no rule allowed is dropped in the Default tables, through the metric
+    // table with a deny id (reg3 + APDenyRegMark, as Antrea's deny rules), so that denied
+    // packets are counted per isolated Pod and direction.
+    d.owned_by(None);
+    let cat = Category::NetworkPolicy;
+    for ((dir, pns, pname), (pod, by)) in isolated {
+        let tag = match dir {
+            Direction::Ingress => "in",
+            Direction::Egress => "out",
+        };
+        let deny_key = format!("isolate/{tag}/{pns}/{pname}");
+        live.insert(deny_key.clone());
+        let id = ids.conj.id(&deny_key);
+        let key = match dir {
+            Direction::Ingress => FlowKey {
+                table: t::INGRESS_DEFAULT,
+                priority: 200,
+                matches: format!("ip,reg1={:#x}", pod.ofport),
+            },
+            Direction::Egress => FlowKey {
+                table: t::EGRESS_DEFAULT,
+                priority: 200,
+                matches: format!("ip,nw_src={}", pod.ip),
+            },
+        };
+        let metric = deny_metric_key(dir, id);
+        for (ns, name) in &by {
+            d.claim(&key, Owner::Policy(ns.clone(), name.clone()));
+            d.claim(&metric, Owner::Policy(ns.clone(), name.clone()));
+            if let Some(r) = d.policies.get_mut(&(ns.clone(), name.clone())) {
+                r.isolation.push((dir, id, (pns.clone(), pname.clone())));
+            }
+        }
         d.add(
-            t::INGRESS_DEFAULT,
-            200,
-            format!("ip,reg1={port:#x}"),
-            Category::NetworkPolicy,
-            "drop",
+            key.table,
+            key.priority,
+            key.matches,
+            cat,
+            format!(
+                "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{}",
+                goto(dir.metric_table())
+            ),
         );
-    }
-    for ip in egress_isolated {
-        d.add(
-            t::EGRESS_DEFAULT,
-            200,
-            format!("ip,nw_src={ip}"),
-            Category::NetworkPolicy,
-            "drop",
-        );
+        d.add(metric.table, metric.priority, metric.matches, cat, "drop");
     }
     ids.conj.retain(&live);
 }

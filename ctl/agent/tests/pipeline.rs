@@ -155,6 +155,29 @@ fn pod_connectivity_flows() {
         remote.contains("set_field:192.168.0.2->tun_dst"),
         "{remote}"
     );
+    // Exactly the reference's forms: remote Pod CIDR -> GW MAC / global virtual MAC / tun_dst,
+    // ToTunnel, L3DecTTL; decapsulated packets: PktSource tunnel + RewriteMAC -> UnSNAT;
+    // intra-node (no RewriteMAC) -> L2ForwardingCalc; the global virtual MAC -> tunnel port.
+    assert_eq!(
+        remote,
+        "set_field:aa:bb:cc:dd:ee:01->eth_src,set_field:aa:bb:cc:dd:ee:ff->eth_dst,set_field:192.168.0.2->tun_dst,set_field:0x10/0xf0->reg0,goto_table:18"
+    );
+    assert_eq!(
+        has(&d, t::CLASSIFIER, 200, "in_port=32768"),
+        "set_field:0x1/0xf->reg0,set_field:0x200/0x200->reg0,goto_table:5"
+    );
+    assert_eq!(
+        has(&d, t::L3_FWD, 200, "ip,reg0=0/0x200,nw_dst=10.10.0.0/24"),
+        "goto_table:21"
+    );
+    assert_eq!(
+        has(&d, t::L3_FWD, 200, "ip,reg0=0x200/0x200,nw_dst=10.10.0.3"),
+        "set_field:aa:bb:cc:dd:ee:01->eth_src,set_field:02:0a:0a:00:00:02->eth_dst,set_field:0x30/0xf0->reg0,goto_table:18"
+    );
+    assert_eq!(
+        has(&d, t::L2_FWD, 200, "dl_dst=aa:bb:cc:dd:ee:ff"),
+        "set_field:0x8000->reg1,set_field:0x200000/0x600000->reg0,goto_table:22"
+    );
     // ARP responder for the peer gateway
     has(&d, t::ARP_RESP, 200, "arp,arp_tpa=10.10.1.1,arp_op=1");
     assert!(has(&d, t::L2_FWD, 200, "dl_dst=02:0a:0a:00:00:03").starts_with("set_field:0x3->reg1"));
@@ -224,8 +247,25 @@ fn network_policy_conjunction_and_isolation() {
         "conjunction(1,3/3)"
     );
     assert!(has(&d, t::INGRESS_RULE, 190, "conj_id=1,ip").contains("ct(commit,table=26,zone=65520"));
-    assert_eq!(has(&d, t::INGRESS_DEFAULT, 200, "ip,reg1=0x2"), "drop");
-    assert_eq!(has(&d, t::INGRESS_DEFAULT, 200, "ip,reg1=0x3"), "drop");
+    // Isolation drops go through the metric table with a deny id per isolated Pod.
+    let deny_b = has(&d, t::INGRESS_DEFAULT, 200, "ip,reg1=0x2");
+    let deny_c = has(&d, t::INGRESS_DEFAULT, 200, "ip,reg1=0x3");
+    assert_eq!(
+        deny_b,
+        "set_field:0x2->reg3,set_field:0x400/0x400->reg0,goto_table:26"
+    );
+    assert_eq!(
+        deny_c,
+        "set_field:0x3->reg3,set_field:0x400/0x400->reg0,goto_table:26"
+    );
+    assert_eq!(
+        has(&d, t::INGRESS_METRIC, 200, "reg0=0x400/0x400,reg3=0x2"),
+        "drop"
+    );
+    assert_eq!(
+        has(&d, t::INGRESS_METRIC, 200, "reg0=0x400/0x400,reg3=0x3"),
+        "drop"
+    );
     assert!(!d
         .flows
         .keys()
@@ -374,11 +414,12 @@ fn sync_state_plans_nothing_after_commit() {
     let m2 = model(&format!("{}{SVC}", three_pods()));
     let p2 = s.plan(&m2).expect("plan");
     assert!(p2.changes.flow_add.is_empty() && p2.changes.flow_mod.is_empty());
-    assert!(p2
-        .changes
-        .flow_del
-        .iter()
-        .all(|k| k.table == t::INGRESS_RULE || k.table == t::INGRESS_DEFAULT));
+    assert!(p2.changes.flow_del.iter().all(|k| [
+        t::INGRESS_RULE,
+        t::INGRESS_DEFAULT,
+        t::INGRESS_METRIC
+    ]
+    .contains(&k.table)));
 }
 
 #[test]
@@ -393,7 +434,7 @@ fn a_file_that_turns_bad_keeps_its_last_good_objects() {
     let (m1, e1) = load_dir_keeping(&dir, &mut cache).expect("load");
     assert!(e1.is_empty());
     assert_eq!(m1.policies.len(), 1);
-    std::fs::write(dir.join("10-np.yaml"), NP.replace("8080", "eighty")).expect("write");
+    std::fs::write(dir.join("10-np.yaml"), NP.replace("8080", "Not_A_Port")).expect("write");
     let (m2, e2) = load_dir_keeping(&dir, &mut cache).expect("load");
     assert_eq!(e2.len(), 1);
     assert_eq!(m2, m1, "a broken edit changes nothing");
@@ -446,4 +487,326 @@ fn an_empty_ingress_rule_allows_everyone_with_an_any_clause() {
         "conjunction(1,1/2)"
     );
     messages(&diff(&Desired::default(), &d), 1).expect("encodes");
+}
+
+/// A pod whose container declares `ports` (YAML flow list of container ports).
+fn pod_with_ports(name: &str, ip: &str, port: u32, app: &str, ports: &str) -> String {
+    pod(name, ip, port, app).replace(
+        "spec: {nodeName: node-1}",
+        &format!("spec: {{nodeName: node-1, containers: [{{name: main, ports: {ports}}}]}}"),
+    )
+}
+
+/// b serves `http` on 8080, c on `c_http`; a defines no ports.
+fn named_pods(c_http: u16) -> String {
+    format!(
+        "{BASE}{}{}{}",
+        pod("a", "10.10.0.2", 1, "client"),
+        pod_with_ports(
+            "b",
+            "10.10.0.3",
+            2,
+            "server",
+            "[{name: http, containerPort: 8080}, {name: dns, containerPort: 53, protocol: UDP}]"
+        ),
+        pod_with_ports(
+            "c",
+            "10.10.0.4",
+            3,
+            "server",
+            &format!("[{{name: http, containerPort: {c_http}}}]")
+        )
+    )
+}
+
+const NP_NAMED_IN: &str = r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-in, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: server}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: client}}}]
+    ports: [{port: http}]
+"#;
+
+const NP_NAMED_OUT: &str = r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-out, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {app: server}}}]
+    ports: [{port: http}, {port: 443}]
+"#;
+
+/// The conjunction id in `actions` for clause `k`.
+fn conj_of(actions: &str, clause: &str) -> u32 {
+    actions
+        .split("conjunction(")
+        .skip(1)
+        .find_map(|a| {
+            let (id, rest) = a.split_once(',')?;
+            rest.starts_with(clause).then(|| id.parse().ok()).flatten()
+        })
+        .unwrap_or_else(|| panic!("no conjunction clause {clause} in {actions}"))
+}
+
+#[test]
+fn metric_flows_count_allow_rules_by_ct_label() {
+    use xvs_agent::pipeline::{allow_metric_keys, Direction, Owner};
+    let egress = NP
+        .replace("only-client", "egress-a")
+        .replace("app: server", "app: client")
+        .replace("policyTypes: [Ingress]", "policyTypes: [Egress]")
+        .replace("ingress:", "egress:")
+        .replace("- from:", "- to:");
+    let d = desired(
+        &model(&format!("{}{NP}{egress}", three_pods())),
+        &mut Ids::default(),
+    );
+    let owner = Owner::Policy("default".into(), "only-client".into());
+    let rp = &d.policies[&("default".to_string(), "only-client".to_string())];
+    assert_eq!(rp.rules.len(), 1);
+    let id = rp.rules[0].conj_ids[0];
+    // The action flow commits the rule id into ct_label bits 0..31 and recirculates into
+    // IngressMetric, where new and established packets of the rule are counted.
+    assert_eq!(
+        has(&d, t::INGRESS_RULE, 190, &format!("conj_id={id},ip")),
+        format!("set_field:{id:#x}->reg6,ct(commit,table=26,zone=65520,exec(set_field:{id:#x}/0xffffffff->ct_label))")
+    );
+    let [new, est] = allow_metric_keys(Direction::Ingress, id);
+    assert_eq!(
+        new.matches,
+        format!("ct_state=+new,ct_label={id:#x}/0xffffffff,ip")
+    );
+    assert_eq!(
+        est.matches,
+        format!("ct_state=-new,ct_label={id:#x}/0xffffffff,ip")
+    );
+    for k in [&new, &est] {
+        assert_eq!(d.flows[k].actions, "goto_table:27");
+        assert!(d.owners[k].contains(&owner));
+    }
+    // Egress: ct_label bits 32..63, EgressMetric, then L3Forwarding.
+    let re = &d.policies[&("default".to_string(), "egress-a".to_string())];
+    let eid = re.rules[0].conj_ids[0];
+    assert_ne!(eid, id);
+    let [enew, eest] = allow_metric_keys(Direction::Egress, eid);
+    assert_eq!(enew.table, t::EGRESS_METRIC);
+    assert_eq!(
+        enew.matches,
+        format!(
+            "ct_state=+new,ct_label={:#x}/0xffffffff00000000,ip",
+            u64::from(eid) << 32
+        )
+    );
+    assert_eq!(d.flows[&enew].actions, "goto_table:16");
+    assert_eq!(d.flows[&eest].actions, "goto_table:16");
+    assert!(has(&d, t::EGRESS_RULE, 190, &format!("conj_id={eid},ip")).contains(&format!(
+        "set_field:{eid:#x}->reg5,ct(commit,table=15,zone=65520,exec(set_field:{:#x}/0xffffffff00000000->ct_label))",
+        u64::from(eid) << 32
+    )));
+    // Egress isolation of a is counted in EgressMetric with its own deny id.
+    let (dir, deny, pod) = &re.isolation[0];
+    assert_eq!(*dir, Direction::Egress);
+    assert_eq!(pod, &("default".to_string(), "a".to_string()));
+    assert_eq!(
+        has(&d, t::EGRESS_DEFAULT, 200, "ip,nw_src=10.10.0.2"),
+        format!("set_field:{deny:#x}->reg3,set_field:0x400/0x400->reg0,goto_table:15")
+    );
+    assert_eq!(
+        has(
+            &d,
+            t::EGRESS_METRIC,
+            200,
+            &format!("reg0=0x400/0x400,reg3={deny:#x}")
+        ),
+        "drop"
+    );
+    messages(&diff(&Desired::default(), &d), 1).expect("encodes");
+}
+
+#[test]
+fn flows_are_attributed_to_their_objects() {
+    use xvs_agent::pipeline::Owner;
+    let d = desired(
+        &model(&format!("{}{SVC}{NP}", three_pods())),
+        &mut Ids::default(),
+    );
+    let a = Owner::Pod("default".into(), "a".into());
+    let tables: Vec<u8> = d.flows_of(&a).map(|(k, _)| k.table).collect();
+    assert_eq!(
+        tables,
+        vec![t::ARP_SPOOF, t::CLASSIFIER, t::SPOOF, t::L3_FWD, t::L2_FWD]
+    );
+    let web = Owner::Service("default".into(), "web".into());
+    let svc: Vec<u8> = d.flows_of(&web).map(|(k, _)| k.table).collect();
+    assert_eq!(svc, vec![t::SERVICE_LB, t::EP_DNAT, t::EP_DNAT]);
+    assert_eq!(d.group_owners.values().collect::<Vec<_>>(), vec![&web]);
+    let np = Owner::Policy("default".into(), "only-client".into());
+    assert!(d.flows_of(&np).any(|(k, _)| k.table == t::INGRESS_METRIC));
+    assert!(d.flows_of(&np).any(|(k, _)| k.table == t::INGRESS_DEFAULT));
+    // Pipeline skeleton flows belong to nobody.
+    assert!(!d.owners.contains_key(&xvs_agent::pipeline::FlowKey {
+        table: t::ROOT,
+        priority: 0,
+        matches: String::new()
+    }));
+}
+
+#[test]
+fn ingress_named_ports_resolve_per_applied_pod() {
+    let d = desired(
+        &model(&format!("{}{NP_NAMED_IN}", named_pods(9090))),
+        &mut Ids::default(),
+    );
+    let b = conj_of(&has(&d, t::INGRESS_RULE, 200, "ip,reg1=0x2"), "1/3");
+    let c = conj_of(&has(&d, t::INGRESS_RULE, 200, "ip,reg1=0x3"), "1/3");
+    assert_ne!(b, c, "different numbers, different conjunctions");
+    assert_eq!(
+        conj_of(&has(&d, t::INGRESS_RULE, 200, "tcp,tp_dst=8080"), "3/3"),
+        b
+    );
+    assert_eq!(
+        conj_of(&has(&d, t::INGRESS_RULE, 200, "tcp,tp_dst=9090"), "3/3"),
+        c
+    );
+    // The peer clause is shared by both.
+    let peers = has(&d, t::INGRESS_RULE, 200, "ip,nw_src=10.10.0.2");
+    assert!(
+        peers.contains(&format!("conjunction({b},2/3)"))
+            && peers.contains(&format!("conjunction({c},2/3)"))
+    );
+    // `dns` is UDP: a TCP `http` rule never resolves to it.
+    assert!(!d.flows.keys().any(|k| k.matches.contains("tp_dst=53")));
+    let rp = &d.policies[&("default".to_string(), "web-in".to_string())];
+    assert_eq!(rp.rules[0].conj_ids.len(), 2);
+    messages(&diff(&Desired::default(), &d), 1).expect("encodes");
+}
+
+#[test]
+fn a_named_port_no_pod_defines_matches_nothing() {
+    let np = NP_NAMED_IN.replace("port: http", "port: nope");
+    let d = desired(
+        &model(&format!("{}{np}", named_pods(9090))),
+        &mut Ids::default(),
+    );
+    assert!(!d
+        .flows
+        .keys()
+        .any(|k| k.table == t::INGRESS_RULE && k.priority > 0));
+    // The Pods are still isolated.
+    has(&d, t::INGRESS_DEFAULT, 200, "ip,reg1=0x2");
+    has(&d, t::INGRESS_DEFAULT, 200, "ip,reg1=0x3");
+    let rp = &d.policies[&("default".to_string(), "web-in".to_string())];
+    assert!(rp.rules[0].conj_ids.is_empty());
+    // A named port with endPort, or a bad name, is a manifest error naming the field.
+    let bad = NP_NAMED_IN.replace("port: http", "port: http, endPort: 90");
+    let e = parse_file("np.yaml", &bad).expect_err("endPort with a name");
+    assert!(
+        e.to_string().contains("spec.ingress[0].ports[0].endPort"),
+        "{e}"
+    );
+    let bad = NP_NAMED_IN.replace("port: http", "port: Bad_Name");
+    let e = parse_file("np.yaml", &bad).expect_err("bad name");
+    assert!(
+        e.to_string().contains("spec.ingress[0].ports[0].port"),
+        "{e}"
+    );
+}
+
+#[test]
+fn egress_named_ports_resolve_through_peer_pods() {
+    let d = desired(
+        &model(&format!("{}{NP_NAMED_OUT}", named_pods(9090))),
+        &mut Ids::default(),
+    );
+    // Numeric port 443: one conjunction over both peers.
+    let num = conj_of(&has(&d, t::EGRESS_RULE, 200, "tcp,tp_dst=443"), "3/3");
+    let to_b = has(&d, t::EGRESS_RULE, 200, "ip,nw_dst=10.10.0.3");
+    let to_c = has(&d, t::EGRESS_RULE, 200, "ip,nw_dst=10.10.0.4");
+    assert!(to_b.contains(&format!("conjunction({num},2/3)")));
+    assert!(to_c.contains(&format!("conjunction({num},2/3)")));
+    // Named: b's 8080 and c's 9090, each with its own peer.
+    let n8080 = conj_of(&has(&d, t::EGRESS_RULE, 200, "tcp,tp_dst=8080"), "3/3");
+    let n9090 = conj_of(&has(&d, t::EGRESS_RULE, 200, "tcp,tp_dst=9090"), "3/3");
+    assert!(
+        to_b.contains(&format!("conjunction({n8080},2/3)"))
+            && !to_b.contains(&format!("conjunction({n9090},"))
+    );
+    assert!(
+        to_c.contains(&format!("conjunction({n9090},2/3)"))
+            && !to_c.contains(&format!("conjunction({n8080},"))
+    );
+    let from_a = has(&d, t::EGRESS_RULE, 200, "ip,nw_src=10.10.0.2");
+    for id in [num, n8080, n9090] {
+        assert!(
+            from_a.contains(&format!("conjunction({id},1/3)")),
+            "{from_a}"
+        );
+    }
+    messages(&diff(&Desired::default(), &d), 1).expect("encodes");
+}
+
+#[test]
+fn changing_one_pods_named_port_touches_only_its_flows() {
+    let mut ids = Ids::default();
+    let before = desired(
+        &model(&format!("{}{NP_NAMED_IN}", named_pods(9090))),
+        &mut ids,
+    );
+    let b = conj_of(&has(&before, t::INGRESS_RULE, 200, "ip,reg1=0x2"), "1/3");
+    let c = conj_of(&has(&before, t::INGRESS_RULE, 200, "ip,reg1=0x3"), "1/3");
+    // c now serves http on 8080 too: it joins b's conjunction; c's old one goes.
+    let after = desired(
+        &model(&format!("{}{NP_NAMED_IN}", named_pods(8080))),
+        &mut ids,
+    );
+    assert_eq!(
+        conj_of(&has(&after, t::INGRESS_RULE, 200, "ip,reg1=0x3"), "1/3"),
+        b
+    );
+    let ch = diff(&before, &after);
+    assert!(ch.flow_add.is_empty(), "{:?}", ch.flow_add);
+    let modified: Vec<&str> = ch
+        .flow_mod
+        .iter()
+        .map(|(k, _)| k.matches.as_str())
+        .collect();
+    assert_eq!(modified, vec!["ip,nw_src=10.10.0.2", "ip,reg1=0x3"]);
+    for k in &ch.flow_del {
+        let gone = &before.flows[k].actions;
+        assert!(
+            k.matches.contains("9090")
+                || k.matches.contains(&format!("conj_id={c},"))
+                || k.matches.contains(&format!("ct_label={c:#x}/")),
+            "unrelated flow deleted: {k:?} {gone}"
+        );
+    }
+    assert_eq!(
+        ch.flow_del.len(),
+        4,
+        "clause, action and two metric flows of c's conjunction"
+    );
+    // Changing c's address touches only c's own flows (the rule's clauses key on ofport).
+    let moved = named_pods(8080).replace("10.10.0.4", "10.10.0.9");
+    let again = desired(&model(&format!("{moved}{NP_NAMED_IN}")), &mut ids);
+    let ch = diff(&after, &again);
+    for k in ch
+        .flow_add
+        .iter()
+        .map(|(k, _)| k)
+        .chain(&ch.flow_del)
+        .chain(ch.flow_mod.iter().map(|(k, _)| k))
+    {
+        assert!(
+            k.matches.contains("10.10.0.4") || k.matches.contains("10.10.0.9"),
+            "unrelated flow touched: {k:?}"
+        );
+    }
 }
