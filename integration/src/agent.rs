@@ -123,3 +123,34 @@ pub fn connect(ns: &Netns, to: &str, timeout: Duration) -> Result<TcpStream> {
         Ok(s)
     })?
 }
+
+/// Connects to an [`echo_server`] and returns the first 5 bytes of its name.
+pub fn hello(ns: &Netns, to: &str) -> Result<String> {
+    let mut s = connect(ns, to, Duration::from_millis(1500))?;
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).to_string())
+}
+
+/// [`hello`], retried until it succeeds or `within` has passed.
+pub fn hello_within(ns: &Netns, to: &str, within: Duration) -> Result<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        match hello(ns, to) {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Sends `msg` on an [`echo_server`] connection and checks it comes back intact.
+pub fn echo(s: &mut TcpStream, msg: &[u8]) -> Result<()> {
+    s.write_all(msg)?;
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back)?;
+    if back != msg {
+        bail!("echo mismatch");
+    }
+    Ok(())
+}

@@ -6,15 +6,14 @@
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use xvs_flowtable::flow::Match;
 use xvs_flowtable::names::Port;
-use xvs_integration::agent::{connect, echo_server, Agent};
+use xvs_integration::agent::{connect, echo, echo_server, hello, Agent};
 use xvs_integration::ofclient::OfClient;
 use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
 use xvs_openflow::Body;
@@ -158,23 +157,6 @@ fn dump_cookies(socket: &Path) -> Result<Vec<u64>> {
         }
     }
     Ok(out)
-}
-
-fn hello(ns: &Netns, to: &str) -> Result<String> {
-    let mut s = connect(ns, to, Duration::from_millis(1500))?;
-    let mut buf = [0u8; 5];
-    s.read_exact(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).to_string())
-}
-
-fn echo(s: &mut TcpStream, msg: &[u8]) -> Result<()> {
-    s.write_all(msg)?;
-    let mut back = vec![0u8; msg.len()];
-    s.read_exact(&mut back)?;
-    if back != msg {
-        bail!("echo mismatch");
-    }
-    Ok(())
 }
 
 #[test]

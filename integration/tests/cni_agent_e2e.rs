@@ -9,15 +9,13 @@
 mod cni_common;
 
 use anyhow::{Context, Result};
-use cni_common::{
-    allocated, echo, hello, hello_within, host_links, invoke, netconf, records, Sandbox,
-};
+use cni_common::{allocated, host_links, invoke, netconf, records, Sandbox};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use xvs_integration::agent::{connect, echo_server, Agent};
+use xvs_integration::agent::{connect, echo, echo_server, hello, hello_within, Agent};
 use xvs_integration::{is_root, unique_tag, Netns, Xvsd};
 
 const GW_MAC: &str = "aa:bb:cc:dd:ee:01";

@@ -169,37 +169,3 @@ pub fn records(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
-
-/// Opens a connection from `ns` to `to` and returns the 5-byte greeting of
-/// [`xvs_integration::agent::echo_server`].
-pub fn hello(ns: &Netns, to: &str) -> Result<String> {
-    use std::io::Read;
-    let mut s = xvs_integration::agent::connect(ns, to, std::time::Duration::from_millis(1500))?;
-    let mut buf = [0u8; 5];
-    s.read_exact(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).to_string())
-}
-
-/// Retries [`hello`] until it answers or `within` passes (a flow change is on its way).
-pub fn hello_within(ns: &Netns, to: &str, within: std::time::Duration) -> Result<String> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        match hello(ns, to) {
-            Ok(s) => return Ok(s),
-            Err(e) if std::time::Instant::now() > deadline => return Err(e),
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
-        }
-    }
-}
-
-/// Sends `msg` on `s` and expects it back.
-pub fn echo(s: &mut std::net::TcpStream, msg: &[u8]) -> Result<()> {
-    use std::io::{Read, Write};
-    s.write_all(msg)?;
-    let mut back = vec![0u8; msg.len()];
-    s.read_exact(&mut back)?;
-    if back != msg {
-        bail!("echo mismatch");
-    }
-    Ok(())
-}
