@@ -24,6 +24,7 @@ pub mod mods;
 pub mod multipart;
 pub mod oxm;
 pub mod packet_in;
+pub mod port_mod;
 pub mod stats;
 mod wire;
 
@@ -100,6 +101,8 @@ pub mod msg_type {
     pub const ROLE_REQUEST: u8 = 24;
     /// `OFPT_ROLE_REPLY`.
     pub const ROLE_REPLY: u8 = 25;
+    /// `OFPT_PORT_MOD` (OpenFlow 1.0 numbers it 15: see [`crate::port_mod`]).
+    pub const PORT_MOD: u8 = 16;
 }
 
 /// One OpenFlow message: header fields plus a typed body.
@@ -251,6 +254,8 @@ pub enum Body {
     RoleReply(Role),
     /// `FLOW_MOD`.
     FlowMod(Box<FlowModMsg>),
+    /// `PORT_MOD` (OpenFlow 1.5, or 1.0 when the message's version is 1.0).
+    PortMod(port_mod::PortMod),
     /// `GROUP_MOD` (OpenFlow 1.5 layout).
     GroupMod(Box<GroupMod>),
     /// `METER_MOD`.
@@ -372,6 +377,14 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
     let mut r = Reader::new(&msg[8..], OfpError::BAD_LEN);
     use msg_type as t;
     let common = matches!(ty, t::HELLO | t::ERROR | t::ECHO_REQUEST | t::ECHO_REPLY);
+    if version == OFP10_VERSION && ty == port_mod::OFPT10_PORT_MOD {
+        let pm = port_mod::pull_port_mod10(&mut r)?;
+        return Ok(Message {
+            version,
+            xid,
+            body: Body::PortMod(pm),
+        });
+    }
     if version != OFP15_VERSION && !(version == OFP10_VERSION && common) {
         if ty == t::HELLO {
             // A HELLO of any version is fine: versions are negotiated from it.
@@ -574,6 +587,7 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
                 _ => return Err(OfpError::BAD_EXP_TYPE),
             }
         }
+        t::PORT_MOD => Body::PortMod(port_mod::pull_port_mod15(&mut r)?),
         t::MULTIPART_REQUEST => {
             let mp_type = r.u16()?;
             let flags = r.u16()?;
@@ -766,6 +780,8 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Body::RoleRequest(_) => t::ROLE_REQUEST,
         Body::RoleReply(_) => t::ROLE_REPLY,
         Body::FlowMod(_) => t::FLOW_MOD,
+        Body::PortMod(_) if msg.version == OFP10_VERSION => port_mod::OFPT10_PORT_MOD,
+        Body::PortMod(_) => t::PORT_MOD,
         Body::MultipartRequest { .. } | Body::DescRequest | Body::FlowStatsRequest(_) => {
             t::MULTIPART_REQUEST
         }
@@ -819,6 +835,7 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             put_u32(out, f.capabilities);
             put_u32(out, 0);
         }
+        Body::PortMod(pm) => port_mod::put_port_mod(out, msg.version, pm),
         Body::GetConfigReply(c) | Body::SetConfig(c) => {
             put_u16(out, c.flags);
             put_u16(out, c.miss_send_len);

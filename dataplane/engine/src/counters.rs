@@ -7,8 +7,11 @@
 //! snapshot may mix values published at slightly different times, which is fine for counters.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use xvs_conntrack::CtStats;
+use xvs_flowtable::datapath::DpAction;
 use xvs_io::PortStats;
+use xvs_packet::FlowKey;
 
 /// Why the engine dropped a packet. Each reason has its own counter per worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,11 +65,13 @@ pub enum DropReason {
     TunnelNeighUnreachable = 19,
     /// The encapsulated packet would exceed the uplink MTU (an ICMP error went back).
     TunnelMtu = 20,
+    /// The input or output port is administratively down (OpenFlow PORT_MOD `down`).
+    PortDown = 21,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::TxRingFull,
         DropReason::NoOutput,
         DropReason::BadDescriptor,
@@ -88,6 +93,7 @@ impl DropReason {
         DropReason::TunnelNeighQueueFull,
         DropReason::TunnelNeighUnreachable,
         DropReason::TunnelMtu,
+        DropReason::PortDown,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -116,6 +122,7 @@ impl DropReason {
             DropReason::TunnelNeighQueueFull => "tunnel_neigh_queue_full",
             DropReason::TunnelNeighUnreachable => "tunnel_neigh_unreachable",
             DropReason::TunnelMtu => "tunnel_mtu_exceeded",
+            DropReason::PortDown => "port_down",
         }
     }
 }
@@ -201,6 +208,10 @@ pub struct WorkerSnapshot {
     pub icmp_too_big: u64,
     /// Decapsulation failures by `xvs_tunnel::DecapError::index`.
     pub decap_errors: [u64; DECAP_REASONS],
+    /// Frames copied to the capture ring (`xvsctl capture`).
+    pub captured: u64,
+    /// Frames not captured because the capture ring was full.
+    pub capture_dropped: u64,
 }
 
 /// Number of decapsulation failure reasons.
@@ -221,6 +232,7 @@ pub struct WorkerCounters {
     ct: [AtomicU64; 11],
     tunnel: [AtomicU64; 4],
     decap_errors: [AtomicU64; DECAP_REASONS],
+    capture: [AtomicU64; 2],
 }
 
 fn ct_fields(c: &CtStats) -> [u64; 11] {
@@ -276,6 +288,8 @@ impl WorkerCounters {
         }
         self.recirculations
             .store(s.recirculations, Ordering::Relaxed);
+        self.capture[0].store(s.captured, Ordering::Relaxed);
+        self.capture[1].store(s.capture_dropped, Ordering::Relaxed);
         for (a, v) in self.ct.iter().zip(ct_fields(&s.ct)) {
             a.store(v, Ordering::Relaxed);
         }
@@ -326,6 +340,8 @@ impl WorkerCounters {
             neigh_parked: self.tunnel[2].load(Ordering::Relaxed),
             icmp_too_big: self.tunnel[3].load(Ordering::Relaxed),
             decap_errors,
+            captured: self.capture[0].load(Ordering::Relaxed),
+            capture_dropped: self.capture[1].load(Ordering::Relaxed),
         }
     }
 }
@@ -346,6 +362,47 @@ pub struct WorkerShared {
     pub counters: WorkerCounters,
     /// Per-port counters, in the worker's port order, with each port's name and OpenFlow number.
     pub ports: Vec<(String, u32, PortCounters)>,
+    /// Bit `i`: mirror port `i`'s frames to the capture ring. Written by the control side,
+    /// loaded by the worker once per iteration (`Relaxed`: see [`crate::capture`]).
+    pub capture_mask: AtomicU64,
+    /// Bit `i`: port `i` is administratively down (OpenFlow `OFPPC_PORT_DOWN`): the worker
+    /// neither receives from it nor transmits to it (counted `port_down`). Loaded once per
+    /// iteration (`Relaxed`: the flag publishes nothing else).
+    pub port_down: AtomicU64,
+    /// The megaflow dump the control side asked for last (a generation number); the worker
+    /// answers at its next publication point (every 10 ms), never waiting.
+    pub flow_dump_request: AtomicU64,
+    /// The worker's answer: the generation it answers and its megaflows. The worker only
+    /// `try_lock`s it, once per request, so it never waits on the control side.
+    pub flow_dump: Mutex<FlowDump>,
+}
+
+/// One cached megaflow as `dpctl/dump-flows` shows it.
+#[derive(Clone, Debug)]
+pub struct MegaflowDump {
+    /// The masked key.
+    pub key: FlowKey,
+    /// The mask.
+    pub mask: FlowKey,
+    /// The datapath actions translation produced.
+    pub actions: Box<[DpAction]>,
+    /// Packets executed from the megaflow.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// When it was last hit (the engine's clock, ns since its epoch), `None`: never.
+    pub used_ns: Option<u64>,
+}
+
+/// A worker's answer to a megaflow dump request.
+#[derive(Clone, Debug, Default)]
+pub struct FlowDump {
+    /// The request generation answered.
+    pub generation: u64,
+    /// The engine's clock when the dump was made (ns since its epoch).
+    pub now_ns: u64,
+    /// The megaflows.
+    pub flows: Vec<MegaflowDump>,
 }
 
 impl WorkerShared {

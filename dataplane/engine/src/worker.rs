@@ -1,6 +1,7 @@
 //! The worker: a poll loop over its ports.
 
-use crate::counters::{DropReason, WorkerShared, WorkerSnapshot};
+use crate::capture::{CaptureConsumer, CaptureTap, Direction};
+use crate::counters::{DropReason, FlowDump, WorkerShared, WorkerSnapshot};
 use crate::inject::{InjectConsumer, Injection, INJECT_BURST, INJECT_MAX_ACTIONS};
 use crate::pipeline::{self, ExecAction, OpenFlowStage};
 use crate::tunnel::{self, Parked, Received, TunnelStage};
@@ -105,6 +106,10 @@ pub struct EnginePort {
     pub io: Box<dyn PortIo>,
     pending: [Desc; BATCH],
     pending_len: usize,
+    /// Administratively down this iteration (from [`WorkerShared::port_down`]).
+    down: bool,
+    /// Transmitted frames are mirrored to the capture ring this iteration.
+    capture_tx: bool,
 }
 
 impl std::fmt::Debug for EnginePort {
@@ -125,6 +130,8 @@ impl EnginePort {
             io,
             pending: [Desc::default(); BATCH],
             pending_len: 0,
+            down: false,
+            capture_tx: false,
         }
     }
 }
@@ -159,6 +166,14 @@ pub struct Worker {
     in_idxs: [u16; BATCH],
     /// IPv4 identification of the outer headers this worker writes.
     ip_id: u16,
+    /// Port capture (`xvsctl capture`).
+    tap: CaptureTap,
+    /// The control side's end of the capture ring, until taken.
+    capture_consumer: Option<CaptureConsumer>,
+    /// The port masks loaded last (capture, down), to touch the ports only on a change.
+    masks: (u64, u64),
+    /// The last megaflow dump generation answered.
+    dump_answered: u64,
 }
 
 impl Worker {
@@ -202,7 +217,12 @@ impl Worker {
                 .iter()
                 .map(|p| (p.io.name().to_string(), p.ofport, Default::default()))
                 .collect(),
+            capture_mask: Default::default(),
+            port_down: Default::default(),
+            flow_dump_request: Default::default(),
+            flow_dump: Default::default(),
         });
+        let (tap, capture_consumer) = CaptureTap::new();
         Ok(Self {
             pool,
             ports,
@@ -227,7 +247,16 @@ impl Worker {
             descs: [Desc::default(); BATCH],
             in_idxs: [0; BATCH],
             ip_id: 0,
+            tap,
+            capture_consumer: Some(capture_consumer),
+            masks: (0, 0),
+            dump_answered: 0,
         })
+    }
+
+    /// The control side's end of the capture ring (once; `None` afterwards).
+    pub fn take_capture_consumer(&mut self) -> Option<CaptureConsumer> {
+        self.capture_consumer.take()
     }
 
     /// Gives the worker its injection ring (the control side keeps the producer).
@@ -301,6 +330,7 @@ impl Worker {
             pool: &mut self.pool,
             ports: &mut self.ports,
             stats: &mut self.stats,
+            tap: &mut self.tap,
             tracker: &tracker,
             now,
             recirc: &mut self.recirc_next,
@@ -388,6 +418,7 @@ impl Worker {
     /// packets were received.
     pub fn poll_once(&mut self) -> usize {
         self.stats.iterations += 1;
+        self.load_port_masks();
         if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
             stage.begin_batch(&mut self.stats);
             if stage.tunnel().is_some() {
@@ -403,6 +434,14 @@ impl Worker {
             }
             received += n;
             self.stats.rx_packets += n as u64;
+            if self.tap.wants(in_idx) {
+                self.tap.copy(&self.pool, in_idx, Direction::Rx, &rx[..n]);
+            }
+            if self.ports[in_idx].down {
+                self.pool.free_all(&rx[..n]);
+                self.stats.drops[DropReason::PortDown as usize] += n as u64;
+                continue;
+            }
             match &self.forwarding {
                 Forwarding::IoFwd { peers } => match peers[in_idx] {
                     Some(out) => {
@@ -563,6 +602,7 @@ impl Worker {
             descs,
             in_idxs,
             ip_id,
+            tap,
             ..
         } = self;
         let Forwarding::OpenFlow(stage) = forwarding else {
@@ -643,6 +683,7 @@ impl Worker {
                 pool,
                 ports,
                 stats,
+                tap,
                 tracker: &tracker,
                 now,
                 recirc: recirc_next,
@@ -656,7 +697,39 @@ impl Worker {
 
     #[inline]
     fn enqueue(&mut self, out: usize, d: Desc) {
-        enqueue(&mut self.ports, &mut self.pool, &mut self.stats, out, d);
+        enqueue(
+            &mut self.ports,
+            &mut self.pool,
+            &mut self.stats,
+            &mut self.tap,
+            out,
+            d,
+        );
+    }
+
+    /// Loads the control side's port masks (one relaxed load each per iteration) and, when
+    /// they changed, the ports' flags and the capture clock.
+    #[inline]
+    fn load_port_masks(&mut self) {
+        let capture = self.shared.capture_mask.load(Ordering::Relaxed);
+        let down = self.shared.port_down.load(Ordering::Relaxed);
+        if capture != 0 {
+            // Wall-clock time for the pcap records: once per iteration, and only while
+            // capturing (vDSO, no syscall).
+            self.tap.time_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+        }
+        if (capture, down) == self.masks {
+            return;
+        }
+        self.masks = (capture, down);
+        self.tap.mask = capture;
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+            p.down = down & bit != 0;
+            p.capture_tx = capture & bit != 0;
+        }
     }
 }
 
@@ -666,6 +739,7 @@ fn enqueue(
     ports: &mut [EnginePort],
     pool: &mut FramePool,
     stats: &mut WorkerSnapshot,
+    tap: &mut CaptureTap,
     out: usize,
     d: Desc,
 ) {
@@ -677,14 +751,29 @@ fn enqueue(
     port.pending[port.pending_len] = d;
     port.pending_len += 1;
     if port.pending_len == BATCH {
-        transmit(port, pool, stats);
+        transmit(port, out, pool, stats, tap);
     }
 }
 
-fn transmit(port: &mut EnginePort, pool: &mut FramePool, stats: &mut WorkerSnapshot) {
+fn transmit(
+    port: &mut EnginePort,
+    idx: usize,
+    pool: &mut FramePool,
+    stats: &mut WorkerSnapshot,
+    tap: &mut CaptureTap,
+) {
     let n = port.pending_len;
     if n == 0 {
         return;
+    }
+    if port.down {
+        pool.free_all(&port.pending[..n]);
+        stats.drops[DropReason::PortDown as usize] += n as u64;
+        port.pending_len = 0;
+        return;
+    }
+    if port.capture_tx {
+        tap.copy(pool, idx, Direction::Tx, &port.pending[..n]);
     }
     let accepted = port.io.tx_burst(pool, &port.pending[..n]).min(n);
     pool.free_all(&port.pending[accepted..n]);
@@ -699,6 +788,7 @@ struct Exec<'a> {
     pool: &'a mut FramePool,
     ports: &'a mut [EnginePort],
     stats: &'a mut WorkerSnapshot,
+    tap: &'a mut CaptureTap,
     tracker: &'a Conntrack,
     now: u64,
     recirc: &'a mut Vec<Recirculated>,
@@ -790,11 +880,11 @@ fn execute(
                 let idx = usize::from(*idx);
                 consumers_left -= 1;
                 if consumers_left == 0 {
-                    enqueue(x.ports, x.pool, x.stats, idx, d);
+                    enqueue(x.ports, x.pool, x.stats, x.tap, idx, d);
                     return;
                 }
                 if let Some(c) = copy(x, d) {
-                    enqueue(x.ports, x.pool, x.stats, idx, c);
+                    enqueue(x.ports, x.pool, x.stats, x.tap, idx, c);
                 }
             }
             ExecAction::Meter(slot) => {
@@ -852,7 +942,7 @@ fn execute(
                     *x.ip_id = x.ip_id.wrapping_add(1);
                     encap_and_send(
                         c, *template, *out, x.pool, x.ports, x.stats, x.tunnel, p.key, p.in_idx,
-                        *x.ip_id,
+                        *x.ip_id, x.tap,
                     );
                 }
                 if last {
@@ -918,6 +1008,7 @@ fn encap_and_send(
     key: &FlowKey,
     in_idx: u16,
     ip_id: u16,
+    tap: &mut CaptureTap,
 ) {
     let Some((t, stage)) = tunnel.and_then(|s| s.template(template).map(|t| (t, s))) else {
         return drop_packet(pool, stats, d, DropReason::TunnelEncap);
@@ -925,7 +1016,17 @@ fn encap_and_send(
     let mtu = stage.uplink_mtu();
     if xvs_tunnel::mtu::exceeds_mtu(d.len as usize, t.ip_overhead(), mtu) {
         if in_idx != out {
-            send_too_big(pool, ports, stats, stage, d, key, in_idx, t.ip_overhead());
+            send_too_big(
+                pool,
+                ports,
+                stats,
+                tap,
+                stage,
+                d,
+                key,
+                in_idx,
+                t.ip_overhead(),
+            );
         }
         return drop_packet(pool, stats, d, DropReason::TunnelMtu);
     }
@@ -946,7 +1047,7 @@ fn encap_and_send(
                 len: new_len as u32,
                 options: 0,
             };
-            enqueue(ports, pool, stats, usize::from(out), e);
+            enqueue(ports, pool, stats, tap, usize::from(out), e);
         }
         Err(_) => drop_packet(pool, stats, d, DropReason::TunnelEncap),
     }
@@ -959,6 +1060,7 @@ fn send_too_big(
     pool: &mut FramePool,
     ports: &mut [EnginePort],
     stats: &mut WorkerSnapshot,
+    tap: &mut CaptureTap,
     stage: &TunnelStage,
     d: Desc,
     key: &FlowKey,
@@ -991,7 +1093,7 @@ fn send_too_big(
     match pool.alloc_copy(&buf[..len]) {
         Some(r) => {
             stats.icmp_too_big += 1;
-            enqueue(ports, pool, stats, usize::from(in_idx), r);
+            enqueue(ports, pool, stats, tap, usize::from(in_idx), r);
         }
         None => stats.drops[DropReason::PoolEmpty as usize] += 1,
     }
@@ -1029,9 +1131,34 @@ fn shift_offsets(h: &mut crate::rewrite::Headers, by: i64) {
 }
 
 impl Worker {
+    /// Publishes a copy of the megaflow cache when the control side asked for one since the
+    /// last answer (`dpctl/dump-flows`). Never waits: if the control side holds the slot, the
+    /// answer is tried again at the next publication.
+    fn answer_flow_dump(&mut self) {
+        // Acquire: pairs with nothing the control side writes before it, but keeps the
+        // answer after the request is seen; the Mutex orders the data itself.
+        let wanted = self.shared.flow_dump_request.load(Ordering::Acquire);
+        if wanted == self.dump_answered {
+            return;
+        }
+        let Ok(mut slot) = self.shared.flow_dump.try_lock() else {
+            return;
+        };
+        let mut dump = FlowDump {
+            generation: wanted,
+            ..FlowDump::default()
+        };
+        if let Forwarding::OpenFlow(stage) = &self.forwarding {
+            dump.now_ns = stage.now();
+            stage.dump_megaflows(&mut dump.flows);
+        }
+        *slot = dump;
+        self.dump_answered = wanted;
+    }
+
     fn flush_all(&mut self) {
-        for port in self.ports.iter_mut() {
-            transmit(port, &mut self.pool, &mut self.stats);
+        for (idx, port) in self.ports.iter_mut().enumerate() {
+            transmit(port, idx, &mut self.pool, &mut self.stats, &mut self.tap);
             port.io.flush(&mut self.pool);
         }
     }
@@ -1052,6 +1179,9 @@ impl Worker {
     }
 
     fn publish(&mut self) {
+        self.stats.captured = self.tap.captured;
+        self.stats.capture_dropped = self.tap.dropped;
+        self.answer_flow_dump();
         self.shared.counters.publish(&self.stats);
         for (port, (_, _, c)) in self.ports.iter_mut().zip(&self.shared.ports) {
             port.io.refresh_stats();

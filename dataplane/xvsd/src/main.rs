@@ -6,14 +6,18 @@
 //! Workers never block on it: they publish counters through atomics and stop when asked.
 #![forbid(unsafe_code)]
 
+mod capture;
 mod config;
 mod control;
+mod coverage;
+mod dpflows;
 mod netlink;
 mod ofserver;
 mod openflow;
 mod ports;
 mod underlay;
 mod unixctl;
+mod vlog;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -247,8 +251,10 @@ fn run(args: &Args) -> Result<()> {
 
     let mut handles = Vec::new();
     let mut shared = Vec::new();
+    let mut capture_rings = Vec::new();
     for (core, mut worker) in workers {
         shared.push(worker.shared());
+        capture_rings.extend(worker.take_capture_consumer());
         let handle = std::thread::Builder::new()
             .name(format!("pmd-c{core:02}"))
             .spawn(move || -> Result<Worker> {
@@ -290,6 +296,10 @@ fn run(args: &Args) -> Result<()> {
         Arc::clone(&conntrack),
         epoch,
     );
+    control.set_capture_rings(capture_rings);
+    if let Some(s) = &of_server {
+        control.set_of_stats(Arc::clone(&s.stats));
+    }
     let mut failure = None;
     let mut next_expiry = 0;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
@@ -328,6 +338,7 @@ fn run(args: &Args) -> Result<()> {
             ("dpdk/show", _) => Ok(ports::dpdk::show(&attachments)),
             _ => control.handle(m, p),
         });
+        control.tick();
         if let Some(u) = underlay.as_mut() {
             u.poll();
         }

@@ -227,6 +227,13 @@ impl Session {
 
     fn handle(&mut self, msg: Message, raw: &[u8], sw: &mut Switch) -> Result<(), Close> {
         let xid = msg.xid;
+        crate::vlog::vlog!(
+            crate::vlog::Module::Ofserver,
+            crate::vlog::Level::Dbg,
+            "received message type {} ({} bytes, xid={xid:#x})",
+            raw.get(1).copied().unwrap_or(0),
+            raw.len()
+        );
         // Mods queue up; anything else first commits them, so replies keep request order.
         let is_mod = matches!(
             msg.body,
@@ -271,6 +278,11 @@ impl Session {
             Body::GetConfigRequest => self.send(xid, Body::GetConfigReply(self.config)),
             Body::SetConfig(c) => self.config = c,
             Body::BarrierRequest => self.send(xid, Body::BarrierReply),
+            Body::PortMod(pm) => {
+                if let Err(e) = sw.port_mod(&pm) {
+                    self.send_error(raw, e);
+                }
+            }
             Body::RoleRequest(r) => {
                 // Role 0 (no change) only reports; generation ids are not enforced.
                 if r.role != 0 {

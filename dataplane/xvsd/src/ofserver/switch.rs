@@ -74,6 +74,8 @@ pub struct Switch {
     garbage: Vec<Vec<PipelineMod>>,
     /// The OpenFlow server's ends of the workers' packet-in rings.
     packet_ins: Vec<PacketInConsumer>,
+    /// `OFPPC_*` config bits set by PORT_MOD, by OpenFlow port (absent: 0).
+    port_config: std::collections::HashMap<u32, u32>,
 }
 
 /// Counters of the OpenFlow server (relaxed atomics: one writer, the server thread).
@@ -243,6 +245,7 @@ impl Switch {
             stats: Arc::default(),
             garbage: Vec::new(),
             packet_ins: Vec::new(),
+            port_config: std::collections::HashMap::new(),
         }
     }
 
@@ -529,6 +532,46 @@ impl Switch {
             .collect())
     }
 
+    fn port_down(&self, ofport: u32) -> bool {
+        self.port_config
+            .get(&ofport)
+            .is_some_and(|c| c & xvs_openflow::port_mod::PC_PORT_DOWN != 0)
+    }
+
+    /// PORT_MOD: records the config bits and applies `OFPPC_PORT_DOWN` to the worker that
+    /// polls the port (it stops receiving from and sending to it at its next iteration).
+    /// Errors as OVS: an unknown port, or a hardware address that is not the port's.
+    pub fn port_mod(&mut self, pm: &xvs_openflow::port_mod::PortMod) -> Result<(), OfpError> {
+        let Some(p) = self.ports.iter().find(|p| p.ofport == pm.port_no) else {
+            return Err(OfpError::PORT_MOD_BAD_PORT);
+        };
+        if p.mac != pm.hw_addr {
+            return Err(OfpError::PORT_MOD_BAD_HW_ADDR);
+        }
+        let (worker, index) = (p.worker, p.index);
+        let old = self.port_config.get(&pm.port_no).copied().unwrap_or(0);
+        let new = (old & !pm.mask) | (pm.config & pm.mask);
+        self.port_config.insert(pm.port_no, new);
+        let down = new & xvs_openflow::port_mod::PC_PORT_DOWN != 0;
+        if let (Some(w), Some(bit)) = (self.workers.get(worker), 1u64.checked_shl(index as u32)) {
+            // Relaxed: the worker loads the mask once per iteration; nothing else is published
+            // with it.
+            if down {
+                w.port_down.fetch_or(bit, Ordering::Relaxed);
+            } else {
+                w.port_down.fetch_and(!bit, Ordering::Relaxed);
+            }
+        }
+        crate::vlog::vlog!(
+            crate::vlog::Module::Ofserver,
+            crate::vlog::Level::Info,
+            "port {} ({}): config {old:#x} -> {new:#x}",
+            pm.port_no,
+            p.name
+        );
+        Ok(())
+    }
+
     /// PORT_DESC reply entries.
     pub fn port_descs(&self, port: u32) -> Vec<PortDesc> {
         self.ports
@@ -538,9 +581,10 @@ impl Switch {
                 port_no: p.ofport,
                 hw_addr: p.mac,
                 name: p.name.clone(),
-                config: 0,
-                // OFPPS_LIVE: the port is open and polled.
-                state: 4,
+                config: self.port_config.get(&p.ofport).copied().unwrap_or(0),
+                // OFPPS_LIVE: the port is open and polled; OFPPS_LINK_DOWN while it is
+                // administratively down (xvsd then neither receives nor sends on it).
+                state: if self.port_down(p.ofport) { 1 } else { 4 },
                 curr: 0,
                 curr_speed: 0,
                 max_speed: 0,

@@ -1,0 +1,170 @@
+//! Port captures for `xvsctl capture` (`xvs/capture-start|read|stop`): the control side of
+//! `xvs_engine::capture`.
+//!
+//! A capture sets the port's bit in its worker's `capture_mask`; the control loop drains the
+//! workers' capture rings every period into the sessions' bounded buffers, and the client reads
+//! them as text lines `<time_ns> <orig_len> <rx|tx> <hex bytes>`. Frames beyond a session's
+//! buffer are dropped and counted; a session not read for [`IDLE`] (its client went away) is
+//! stopped.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use xvs_engine::capture::{CaptureConsumer, Direction};
+use xvs_engine::WorkerShared;
+
+/// Lines a session buffers between two reads.
+const BUFFER: usize = 8192;
+/// A session not read for this long is stopped.
+const IDLE: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct Session {
+    id: u64,
+    worker: usize,
+    port_idx: usize,
+    lines: VecDeque<String>,
+    captured: u64,
+    dropped: u64,
+    /// The worker's ring drops when the session started.
+    ring_dropped_at_start: u64,
+    last_read: Instant,
+}
+
+/// The captures in progress and the workers' rings.
+#[derive(Debug, Default)]
+pub struct Captures {
+    /// The workers' capture rings, in worker order.
+    pub rings: Vec<CaptureConsumer>,
+    sessions: Vec<Session>,
+    next_id: u64,
+}
+
+impl Captures {
+    /// Starts capturing `port` (a name or an OpenFlow number); returns the session id.
+    pub fn start(&mut self, workers: &[Arc<WorkerShared>], port: &str) -> Result<String, String> {
+        let found = workers.iter().enumerate().find_map(|(w, s)| {
+            s.ports
+                .iter()
+                .position(|(name, ofport, _)| name == port || ofport.to_string() == port)
+                .map(|i| (w, i))
+        });
+        let Some((worker, port_idx)) = found else {
+            return Err(format!("{port}: no such port"));
+        };
+        if port_idx >= 64 {
+            return Err(format!(
+                "{port}: only a worker's first 64 ports can be captured"
+            ));
+        }
+        if self.rings.len() <= worker {
+            return Err("capture is not available".to_string());
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        self.sessions.push(Session {
+            id,
+            worker,
+            port_idx,
+            lines: VecDeque::new(),
+            captured: 0,
+            dropped: 0,
+            ring_dropped_at_start: workers[worker].counters.load().capture_dropped,
+            last_read: Instant::now(),
+        });
+        self.update_masks(workers);
+        Ok(format!("{id}\n"))
+    }
+
+    /// The lines captured since the last read.
+    pub fn read(&mut self, id: &str) -> Result<String, String> {
+        let s = self.session(id)?;
+        s.last_read = Instant::now();
+        let mut out = String::new();
+        for l in s.lines.drain(..) {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// Stops a session: its remaining lines, then a summary line `# captured N dropped M`.
+    pub fn stop(&mut self, workers: &[Arc<WorkerShared>], id: &str) -> Result<String, String> {
+        let mut out = self.read(id)?;
+        let pos = self
+            .sessions
+            .iter()
+            .position(|s| s.id.to_string() == id)
+            .ok_or_else(|| format!("{id}: no such capture"))?;
+        let s = self.sessions.remove(pos);
+        let ring = workers
+            .get(s.worker)
+            .map_or(0, |w| w.counters.load().capture_dropped)
+            .saturating_sub(s.ring_dropped_at_start);
+        let _ = writeln!(
+            out,
+            "# captured {} dropped {}",
+            s.captured,
+            s.dropped + ring
+        );
+        self.update_masks(workers);
+        Ok(out)
+    }
+
+    /// Moves what the workers captured into the sessions; stops idle sessions.
+    pub fn drain(&mut self, workers: &[Arc<WorkerShared>]) {
+        let before = self.sessions.len();
+        self.sessions.retain(|s| s.last_read.elapsed() < IDLE);
+        if self.sessions.len() != before {
+            self.update_masks(workers);
+        }
+        for (w, ring) in self.rings.iter_mut().enumerate() {
+            while let Ok(r) = ring.pop() {
+                for s in self
+                    .sessions
+                    .iter_mut()
+                    .filter(|s| s.worker == w && s.port_idx == usize::from(r.port_idx))
+                {
+                    if s.lines.len() >= BUFFER {
+                        s.dropped += 1;
+                        continue;
+                    }
+                    let dir = match r.direction {
+                        Direction::Rx => "rx",
+                        Direction::Tx => "tx",
+                    };
+                    let mut line = format!("{} {} {dir} ", r.time_ns, r.orig_len);
+                    for b in r.bytes() {
+                        let _ = write!(line, "{b:02x}");
+                    }
+                    s.lines.push_back(line);
+                    s.captured += 1;
+                }
+            }
+        }
+    }
+
+    fn session(&mut self, id: &str) -> Result<&mut Session, String> {
+        self.sessions
+            .iter_mut()
+            .find(|s| s.id.to_string() == id)
+            .ok_or_else(|| format!("{id}: no such capture"))
+    }
+
+    fn update_masks(&self, workers: &[Arc<WorkerShared>]) {
+        for (w, shared) in workers.iter().enumerate() {
+            let mask = self
+                .sessions
+                .iter()
+                .filter(|s| s.worker == w)
+                .fold(0u64, |m, s| {
+                    m | 1u64.checked_shl(s.port_idx as u32).unwrap_or(0)
+                });
+            // Relaxed: the worker only needs to see the bits eventually (see
+            // `xvs_engine::capture`).
+            shared.capture_mask.store(mask, Ordering::Relaxed);
+        }
+    }
+}
