@@ -347,3 +347,161 @@ fn mod_port_down_stops_traffic_and_up_restores_it() -> Result<()> {
     );
     Ok(())
 }
+
+/// The `xvsctl` binary next to the test binary's target directory (`cargo build -p xvsctl`).
+fn xvsctl() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("target directory")?;
+    let bin = dir.join("xvsctl");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first (`cargo build -p xvsctl`)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// `tshark -r file -Y filter` frame count.
+fn tshark_count(file: &std::path::Path, filter: &str) -> Result<usize> {
+    let out = sh(&["tshark", "-r", &file.display().to_string(), "-Y", filter])?;
+    Ok(out.lines().filter(|l| !l.trim().is_empty()).count())
+}
+
+#[test]
+fn xvsctl_captures_a_ping_to_pcap_and_shows_stats() -> Result<()> {
+    if skip() || Command::new("tshark").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root, ovs-appctl and tshark");
+        return Ok(());
+    }
+    let bin = xvsctl()?;
+    let s = Setup::new()?;
+    let run = s.xvsd.run_dir();
+    let dir = tempfile::tempdir()?;
+    let pcap = dir.path().join("pa0.pcap");
+
+    // The verbs that map to unixctl print what ovs-appctl prints.
+    let out = Command::new(&bin)
+        .arg("--run-dir")
+        .arg(&run)
+        .arg("show")
+        .output()?;
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        s.xvsd.appctl(&["dpif/show"])?
+    );
+    let out = Command::new(&bin)
+        .arg("--run-dir")
+        .arg(&run)
+        .args(["vlog", "nosuch:dbg"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "no destination, level, or module \"nosuch\"\n"
+    );
+
+    // capture: started, then a 4-packet ping; the pcap holds the 4 requests pod a sent into
+    // pa0 and the 4 replies xvsd sent out of it.
+    let mut child = Command::new(&bin)
+        .arg("--run-dir")
+        .arg(&run)
+        .args(["capture", "pa0", "-w"])
+        .arg(&pcap)
+        .args(["--timeout", "8"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("capturing on pa0") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .context("xvsctl did not start capturing")?;
+    assert!(s.ping(4), "{}", s.xvsd.stderr());
+    let status = child.wait()?;
+    let summary = reader.join().map_err(|_| anyhow::anyhow!("reader"))?;
+    assert!(status.success(), "{summary}");
+    assert!(summary.contains(" dropped"), "{summary}");
+    assert!(summary.contains(", 0 dropped"), "{summary}");
+    assert_eq!(
+        tshark_count(&pcap, "icmp.type == 8 && ip.src == 10.10.0.2")?,
+        4
+    );
+    assert_eq!(
+        tshark_count(&pcap, "icmp.type == 0 && ip.dst == 10.10.0.2")?,
+        4
+    );
+
+    // -c stops after N frames.
+    let pcap2 = dir.path().join("two.pcap");
+    let child = Command::new(&bin)
+        .arg("--run-dir")
+        .arg(&run)
+        .args(["capture", "pb0", "-c", "2", "--timeout", "8", "-w"])
+        .arg(&pcap2)
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(s.ping(3));
+    let out = child.wait_with_output()?;
+    assert!(out.status.success());
+    assert_eq!(tshark_count(&pcap2, "icmp")?, 2);
+    // Capturing is off again: the workers' masks are clear, nothing more is mirrored.
+    let captured = || -> Result<u64> {
+        let cov = s.xvsd.appctl(&["coverage/show"])?;
+        cov.lines()
+            .find(|l| l.starts_with("capture_frame "))
+            .and_then(|l| l.rsplit("total: ").next())
+            .and_then(|n| n.parse().ok())
+            .context("capture_frame")
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let before = captured()?;
+    assert!(before >= 10, "{before}");
+    assert!(s.ping(2));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(captured()?, before);
+
+    // stats: plain text when not on a terminal; two samples, the second with rates.
+    let out = Command::new(&bin)
+        .arg("--run-dir")
+        .arg(&run)
+        .args(["stats", "--interval", "0.3", "--count", "2"])
+        .output()?;
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let blocks: Vec<&str> = text
+        .split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .collect();
+    assert_eq!(blocks.len(), 2, "{text}");
+    assert!(blocks[0].starts_with("worker 0 (core 0): rx "), "{text}");
+    assert!(blocks[1].contains("/s)"), "{text}");
+    let row = blocks[1]
+        .lines()
+        .find(|l| l.trim_start().starts_with("pa0 "))
+        .context("pa0 row")?;
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1], "1", "{row}");
+    let rx: u64 = cols[2].parse()?;
+    assert!(rx >= 7, "{row}");
+    assert!(cols[3].parse::<f64>().is_ok(), "{row}");
+    Ok(())
+}
