@@ -323,7 +323,9 @@ fn mod_port_down_stops_traffic_and_up_restores_it() -> Result<()> {
         "{desc}"
     );
 
-    s.ofctl(&["mod-port", "pa0", "up"])?;
+    // Without -O, ovs-ofctl 3.1 speaks OpenFlow 1.0: FEATURES (the port list), PORT_MOD,
+    // BARRIER in 1.0 layouts.
+    sh(&["ovs-ofctl", "mod-port", &s.target(), "pa0", "up"])?;
     let desc = s.ofctl(&["dump-ports-desc"])?;
     assert!(desc.contains("config:     NO_PACKET_IN"), "{desc}");
     assert!(desc.contains("state:      LIVE"), "{desc}");

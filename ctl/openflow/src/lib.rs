@@ -22,6 +22,7 @@ pub mod actions;
 pub mod error;
 pub mod mods;
 pub mod multipart;
+pub mod ofp10;
 pub mod oxm;
 pub mod packet_in;
 pub mod port_mod;
@@ -256,6 +257,8 @@ pub enum Body {
     FlowMod(Box<FlowModMsg>),
     /// `PORT_MOD` (OpenFlow 1.5, or 1.0 when the message's version is 1.0).
     PortMod(port_mod::PortMod),
+    /// An OpenFlow 1.0 `FEATURES_REPLY`, which lists the ports.
+    FeaturesReply10(Box<ofp10::FeaturesReply10>),
     /// `GROUP_MOD` (OpenFlow 1.5 layout).
     GroupMod(Box<GroupMod>),
     /// `METER_MOD`.
@@ -376,14 +379,20 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
     let xid = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
     let mut r = Reader::new(&msg[8..], OfpError::BAD_LEN);
     use msg_type as t;
-    let common = matches!(ty, t::HELLO | t::ERROR | t::ECHO_REQUEST | t::ECHO_REPLY);
-    if version == OFP10_VERSION && ty == port_mod::OFPT10_PORT_MOD {
-        let pm = port_mod::pull_port_mod10(&mut r)?;
-        return Ok(Message {
-            version,
-            xid,
-            body: Body::PortMod(pm),
-        });
+    let mut common = matches!(ty, t::HELLO | t::ERROR | t::ECHO_REQUEST | t::ECHO_REPLY);
+    if version == OFP10_VERSION {
+        if let Some(body) = ofp10::decode(ty, &mut r) {
+            return Ok(Message {
+                version,
+                xid,
+                body: body?,
+            });
+        }
+        // Same numbers and layouts in 1.0 (what `ovs-ofctl mod-port` may send over 1.0).
+        common |= matches!(
+            ty,
+            t::FEATURES_REQUEST | t::GET_CONFIG_REQUEST | t::GET_CONFIG_REPLY | t::SET_CONFIG
+        );
     }
     if version != OFP15_VERSION && !(version == OFP10_VERSION && common) {
         if ty == t::HELLO {
@@ -780,8 +789,8 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Body::RoleRequest(_) => t::ROLE_REQUEST,
         Body::RoleReply(_) => t::ROLE_REPLY,
         Body::FlowMod(_) => t::FLOW_MOD,
-        Body::PortMod(_) if msg.version == OFP10_VERSION => port_mod::OFPT10_PORT_MOD,
         Body::PortMod(_) => t::PORT_MOD,
+        Body::FeaturesReply10(_) => ofp10::FEATURES_REPLY,
         Body::MultipartRequest { .. } | Body::DescRequest | Body::FlowStatsRequest(_) => {
             t::MULTIPART_REQUEST
         }
@@ -800,6 +809,11 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Body::MeterMod { .. } => t::METER_MOD,
         Body::BundleControl(_) => t::BUNDLE_CONTROL,
         Body::BundleAdd { .. } => t::BUNDLE_ADD_MESSAGE,
+    };
+    // OpenFlow 1.0 numbers some types differently.
+    let ty = match msg.version {
+        OFP10_VERSION => ofp10::wire_type(&msg.body).unwrap_or(ty),
+        _ => ty,
     };
     out.push(msg.version);
     out.push(ty);
@@ -836,6 +850,7 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             put_u32(out, 0);
         }
         Body::PortMod(pm) => port_mod::put_port_mod(out, msg.version, pm),
+        Body::FeaturesReply10(f) => ofp10::put_features(out, f),
         Body::GetConfigReply(c) | Body::SetConfig(c) => {
             put_u16(out, c.flags);
             put_u16(out, c.miss_send_len);

@@ -3,6 +3,7 @@
 //! OpenFlow 1.0 layout (`ofp10_port_mod`, 16-bit port numbers).
 
 use crate::error::OfpError;
+use crate::ofp10::{port_from_ofp10, port_to_ofp10};
 use crate::wire::{put_u16, put_u32, Reader};
 
 /// `OFPPC_PORT_DOWN`: the port is administratively down.
@@ -29,11 +30,6 @@ const PROP_ETHERNET: u16 = 0;
 /// `OFPPMPT_EXPERIMENTER`.
 const PROP_EXPERIMENTER: u16 = 0xffff;
 
-/// `OFPT_PORT_MOD` in OpenFlow 1.5 numbering.
-pub const OFPT15_PORT_MOD: u8 = 16;
-/// `OFPT_PORT_MOD` in OpenFlow 1.0 numbering.
-pub const OFPT10_PORT_MOD: u8 = 15;
-
 /// A port modification: set the `config` bits selected by `mask`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortMod {
@@ -47,24 +43,6 @@ pub struct PortMod {
     pub mask: u32,
     /// Features to advertise (`OFPPF_*`), when given.
     pub advertise: Option<u32>,
-}
-
-/// Widens an OpenFlow 1.0 port number (reserved ports 0xff00.. move to 0xffffff00..).
-fn port_from_ofp10(p: u16) -> u32 {
-    if p >= 0xff00 {
-        u32::from(p) | 0xffff_0000
-    } else {
-        u32::from(p)
-    }
-}
-
-/// Narrows a port number for OpenFlow 1.0 (reserved ports back to 0xff00..).
-fn port_to_ofp10(p: u32) -> u16 {
-    if p >= 0xffff_ff00 {
-        (p & 0xffff) as u16
-    } else {
-        u16::try_from(p).unwrap_or(0)
-    }
 }
 
 fn mac(r: &mut Reader<'_>) -> Result<[u8; 6], OfpError> {
@@ -228,6 +206,45 @@ mod tests {
         encode(&m10, &mut out);
         assert_eq!(&out[8..10], &[0xff, 0xfe]);
         assert_eq!(decode(&out).expect("decodes").0, m10);
+    }
+
+    /// What `ovs-ofctl -O OpenFlow15 mod-port <br> pa0 <cmd>` sent (tests/capture/regen.sh),
+    /// for down, up, no-packet-in, packet-in, no-receive, receive, no-forward, forward.
+    #[test]
+    fn decodes_what_ovs_ofctl_sends() {
+        let want = [
+            (PC_PORT_DOWN, PC_PORT_DOWN),
+            (0, PC_PORT_DOWN),
+            (PC_NO_PACKET_IN, PC_NO_PACKET_IN),
+            (0, PC_NO_PACKET_IN),
+            (PC_NO_RECV, PC_NO_RECV),
+            (0, PC_NO_RECV),
+            (PC_NO_FWD, PC_NO_FWD),
+            (0, PC_NO_FWD),
+        ];
+        let lines: Vec<&str> = include_str!("../tests/fixtures/port-mod.hex")
+            .lines()
+            .collect();
+        assert_eq!(lines.len(), want.len());
+        for (line, (config, mask)) in lines.iter().zip(want) {
+            let bytes: Vec<u8> = (0..line.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&line[i..i + 2], 16).expect("hex"))
+                .collect();
+            let (m, _) = decode(&bytes).expect("decodes");
+            let Body::PortMod(pm) = &m.body else {
+                panic!("{line}: {m:?}");
+            };
+            assert_eq!(
+                (pm.port_no, pm.config, pm.mask),
+                (1, config, mask),
+                "{line}"
+            );
+            assert_eq!(pm.hw_addr, [0xee, 0x06, 0x40, 0x97, 0xfa, 0x1e]);
+            let mut out = Vec::new();
+            encode(&m, &mut out);
+            assert_eq!(out, bytes, "{line}");
+        }
     }
 
     #[test]
