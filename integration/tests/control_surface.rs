@@ -271,7 +271,7 @@ fn appctl_shows_ports_megaflows_coverage_and_log_levels() -> Result<()> {
         "  coverage/show           \n",
         "  dpif/show               \n",
         "  dpctl/dump-flows        [-m] [--names | --no-names] [dp]\n",
-        "  vlog/set                {spec | PATTERN:destination:pattern}\n",
+        "  vlog/set                {spec}\n",
     ] {
         assert!(cmds.contains(c), "{c:?} missing:\n{cmds}");
     }

@@ -397,8 +397,10 @@ pub struct MegaflowDump {
 /// A worker's answer to a megaflow dump request.
 #[derive(Clone, Debug, Default)]
 pub struct FlowDump {
-    /// The request generation answered.
+    /// The request generation answered (complete).
     pub generation: u64,
+    /// The request generation being filled, chunk by chunk.
+    pub filling: u64,
     /// The engine's clock when the dump was made (ns since its epoch).
     pub now_ns: u64,
     /// The megaflows.

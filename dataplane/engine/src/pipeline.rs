@@ -566,10 +566,25 @@ impl OpenFlowStage {
             .unwrap_or(DropReason::TranslationFailed)
     }
 
-    /// Appends every cached megaflow to `out` (control-requested slow path: it allocates).
-    /// Hits not yet credited count as used at the current batch.
-    pub fn dump_megaflows(&self, out: &mut Vec<crate::MegaflowDump>) {
+    /// Appends up to `max` cached megaflows, from entry index `from` on, to `out`
+    /// (control-requested slow path: it allocates); returns the index to resume from, or
+    /// `None` when the cache is done. Hits not yet credited count as used at the current
+    /// batch.
+    pub fn dump_megaflows(
+        &self,
+        from: u32,
+        max: usize,
+        out: &mut Vec<crate::MegaflowDump>,
+    ) -> Option<u32> {
+        let mut n = 0;
         for m in self.cache.megaflow().iter() {
+            if m.id.index() < from {
+                continue;
+            }
+            if n == max {
+                return Some(m.id.index());
+            }
+            n += 1;
             let f = m.actions;
             out.push(crate::MegaflowDump {
                 key: *m.key,
@@ -584,6 +599,7 @@ impl OpenFlowStage {
                 },
             });
         }
+        None
     }
 
     /// The stage's clock at the current batch (ns since its epoch).

@@ -1,7 +1,7 @@
 //! The worker: a poll loop over its ports.
 
 use crate::capture::{CaptureConsumer, CaptureTap, Direction};
-use crate::counters::{DropReason, FlowDump, WorkerShared, WorkerSnapshot};
+use crate::counters::{DropReason, WorkerShared, WorkerSnapshot};
 use crate::inject::{InjectConsumer, Injection, INJECT_BURST, INJECT_MAX_ACTIONS};
 use crate::pipeline::{self, ExecAction, OpenFlowStage};
 use crate::tunnel::{self, Parked, Received, TunnelStage};
@@ -43,6 +43,9 @@ struct Recirculated {
     depth: u8,
     meta: CtMeta,
 }
+
+/// Megaflows copied per publication while answering a dump request.
+const DUMP_CHUNK: usize = 2048;
 
 /// Interval between two publications of the counters (and refreshes of kernel-side port
 /// statistics, which cost a syscall per port).
@@ -174,6 +177,8 @@ pub struct Worker {
     masks: (u64, u64),
     /// The last megaflow dump generation answered.
     dump_answered: u64,
+    /// Where the megaflow dump in progress resumes (an entry index).
+    dump_cursor: u32,
 }
 
 impl Worker {
@@ -251,6 +256,7 @@ impl Worker {
             capture_consumer: Some(capture_consumer),
             masks: (0, 0),
             dump_answered: 0,
+            dump_cursor: 0,
         })
     }
 
@@ -1132,11 +1138,12 @@ fn shift_offsets(h: &mut crate::rewrite::Headers, by: i64) {
 
 impl Worker {
     /// Publishes a copy of the megaflow cache when the control side asked for one since the
-    /// last answer (`dpctl/dump-flows`). Never waits: if the control side holds the slot, the
-    /// answer is tried again at the next publication.
+    /// last answer (`dpctl/dump-flows`), [`DUMP_CHUNK`] megaflows per publication so that a
+    /// full cache costs the worker a bounded slice of each period. Never waits: if the
+    /// control side holds the slot, the work is tried again at the next publication.
     fn answer_flow_dump(&mut self) {
-        // Acquire: pairs with nothing the control side writes before it, but keeps the
-        // answer after the request is seen; the Mutex orders the data itself.
+        // Acquire: pairs with the control side's Release of the request (the Mutex orders
+        // the data itself).
         let wanted = self.shared.flow_dump_request.load(Ordering::Acquire);
         if wanted == self.dump_answered {
             return;
@@ -1144,16 +1151,25 @@ impl Worker {
         let Ok(mut slot) = self.shared.flow_dump.try_lock() else {
             return;
         };
-        let mut dump = FlowDump {
-            generation: wanted,
-            ..FlowDump::default()
-        };
-        if let Forwarding::OpenFlow(stage) = &self.forwarding {
-            dump.now_ns = stage.now();
-            stage.dump_megaflows(&mut dump.flows);
+        if slot.filling != wanted {
+            slot.filling = wanted;
+            slot.flows.clear();
+            self.dump_cursor = 0;
         }
-        *slot = dump;
-        self.dump_answered = wanted;
+        let next = match &self.forwarding {
+            Forwarding::OpenFlow(stage) => {
+                slot.now_ns = stage.now();
+                stage.dump_megaflows(self.dump_cursor, DUMP_CHUNK, &mut slot.flows)
+            }
+            Forwarding::IoFwd { .. } => None,
+        };
+        match next {
+            Some(cursor) => self.dump_cursor = cursor,
+            None => {
+                slot.generation = wanted;
+                self.dump_answered = wanted;
+            }
+        }
     }
 
     fn flush_all(&mut self) {

@@ -54,7 +54,10 @@ pub fn format_worker(
     opts: DumpOptions,
     port_name: &dyn Fn(u32) -> Option<String>,
 ) {
-    let _ = writeln!(out, "flow-dump from pmd on cpu core: {core}");
+    // As OVS: the title line comes with the thread's first flow.
+    if !flows.is_empty() {
+        let _ = writeln!(out, "flow-dump from pmd on cpu core: {core}");
+    }
     for f in flows {
         format_flow(out, f, now_ns, opts, port_name);
         out.push('\n');
@@ -226,6 +229,9 @@ pub fn format_key(
             attrs.push(format!("{name}({}/{})", f(v & m), f(m)));
         }
     };
+    if verbose {
+        attrs.push("skb_priority(0/0)".to_string());
+    }
     single(&mut attrs, "skb_mark", g(layout::PKT_MARK), &hex);
     let (cs, csm, _) = g(layout::CT_STATE);
     if csm != 0 {
@@ -259,6 +265,9 @@ pub fn format_key(
     }
     let (r, _, _) = g(layout::RECIRC_ID);
     attrs.push(format!("recirc_id({})", hex(r)));
+    if verbose {
+        attrs.push("dp_hash(0/0)".to_string());
+    }
     // Tunnel metadata (decapsulated packets).
     let mut t = Attr {
         verbose: false,
@@ -491,7 +500,7 @@ mod tests {
         let mut s = String::new();
         format_flow(&mut s, &icmp_flow(), 1_331_000_000, opts, &names);
         assert!(s.starts_with("ufid:"), "{s}");
-        assert!(s.contains("skb_mark(0/0),ct_state(0/0),ct_zone(0/0),ct_mark(0/0),ct_label(0/0),recirc_id(0),in_port(p2)"), "{s}");
+        assert!(s.contains("skb_priority(0/0),skb_mark(0/0),ct_state(0/0),ct_zone(0/0),ct_mark(0/0),ct_label(0/0),recirc_id(0),dp_hash(0/0),in_port(p2)"), "{s}");
         assert!(
             s.contains("eth(src=00:00:00:00:00:00/00:00:00:00:00:00,dst=7a:fe:3f:13:ae:10)"),
             "{s}"

@@ -139,10 +139,20 @@ pub(crate) use vlog;
 /// `ANY:dbg`, `ofserver:file:info`, `console:off`. Errors are OVS's words.
 pub fn set(params: &[String]) -> Result<String, String> {
     for spec in params {
+        let first = spec.split([':', ' ', ',', '\t']).find(|w| !w.is_empty());
+        if first.is_some_and(|w| {
+            w.eq_ignore_ascii_case("pattern") || w.eq_ignore_ascii_case("facility")
+        }) {
+            // xvsd's line layout and destinations are fixed.
+            return Err(format!(
+                "\"{}\" specs are not supported by xvsd",
+                first.unwrap_or_default()
+            ));
+        }
         let mut module: Option<Module> = None;
         let mut dest: Option<usize> = None;
         let mut lvl: Option<Level> = None;
-        for word in spec.split([':', ' ', ',']).filter(|w| !w.is_empty()) {
+        for word in spec.split([':', ' ', ',', '\t']).filter(|w| !w.is_empty()) {
             if word.eq_ignore_ascii_case("any") {
                 continue;
             }
@@ -268,7 +278,11 @@ mod tests {
             set(&["ofserver:file:bogus".to_string()]),
             Err("no destination, level, or module \"bogus\"".to_string())
         );
-        assert!(set(&["info:dbg".to_string()]).is_err());
+        assert_eq!(
+            set(&["info:dbg".to_string()]),
+            Err("cannot specify multiple levels".to_string())
+        );
+        assert!(set(&["PATTERN:console:%m".to_string()]).is_err());
         assert_eq!(set(&[]), Ok(String::new()));
     }
 }
