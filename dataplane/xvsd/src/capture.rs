@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use xvs_engine::capture::{CaptureConsumer, Direction};
 use xvs_engine::WorkerShared;
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// Lines a session buffers between two reads.
 const BUFFER: usize = 8192;
 /// A session not read for this long is stopped.
@@ -121,7 +123,7 @@ impl Captures {
             self.update_masks(workers);
         }
         for (w, ring) in self.rings.iter_mut().enumerate() {
-            while let Ok(r) = ring.pop() {
+            while let Some(r) = ring.pop() {
                 for s in self
                     .sessions
                     .iter_mut()
@@ -136,14 +138,21 @@ impl Captures {
                         Direction::Tx => "tx",
                     };
                     let mut line = format!("{} {} {dir} ", r.time_ns, r.orig_len);
+                    line.reserve(2 * r.bytes().len());
                     for b in r.bytes() {
-                        let _ = write!(line, "{b:02x}");
+                        line.push(HEX[usize::from(b >> 4)] as char);
+                        line.push(HEX[usize::from(b & 15)] as char);
                     }
                     s.lines.push_back(line);
                     s.captured += 1;
                 }
             }
         }
+    }
+
+    /// True while a capture runs (the control loop then drains the rings more often).
+    pub fn active(&self) -> bool {
+        !self.sessions.is_empty()
     }
 
     fn session(&mut self, id: &str) -> Result<&mut Session, String> {

@@ -126,6 +126,11 @@ impl Control {
         self.captures.rings = rings;
     }
 
+    /// True while a port capture runs.
+    pub fn capturing(&self) -> bool {
+        self.captures.active()
+    }
+
     /// Periodic work of the control loop: coverage samples and capture draining.
     pub fn tick(&mut self) {
         let now = Instant::now();

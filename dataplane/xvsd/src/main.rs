@@ -368,7 +368,13 @@ fn run(args: &Args) -> Result<()> {
             failure = Some(format!("worker {dead} stopped unexpectedly"));
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // A capture ring (256 frames per worker) fills in a few ms at line rate: drain it
+        // every 2 ms while a capture runs.
+        std::thread::sleep(Duration::from_millis(if control.capturing() {
+            2
+        } else {
+            20
+        }));
     }
 
     if let Some(s) = of_server {
