@@ -305,6 +305,27 @@ fn mod_port_down_stops_traffic_and_up_restores_it() -> Result<()> {
         Some("state:      LINK_DOWN"),
         "{desc}"
     );
+    // `ovs-ofctl show` (OpenFlow 1.0 by default) lists the ports from FEATURES_REPLY.
+    let show = sh(&["ovs-ofctl", "show", &s.target()])?;
+    assert!(
+        show.starts_with("OFPT_FEATURES_REPLY (xid=0x2): dpid:"),
+        "{show}"
+    );
+    let pa0: Vec<&str> = show
+        .lines()
+        .skip_while(|l| !l.starts_with(" 1(pa0)"))
+        .take(3)
+        .collect();
+    assert_eq!(
+        pa0.get(1).map(|l| l.trim()),
+        Some("config:     PORT_DOWN"),
+        "{show}"
+    );
+    assert_eq!(
+        pa0.get(2).map(|l| l.trim()),
+        Some("state:      LINK_DOWN"),
+        "{show}"
+    );
     assert!(!s.ping(3), "a down port must not forward");
     let dropped = wait_for(Duration::from_secs(2), || {
         let show = x.appctl(&["xvs/show"])?;

@@ -819,6 +819,41 @@ fn dp_features() -> String {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn dpif_show_port_types_as_ovs() {
+        let text = r#"
+bridge = "br-int"
+run_dir = "/tmp/x"
+workers = [0]
+[[port]]
+name = "pa0"
+type = "afxdp"
+ofport = 1
+[[port]]
+name = "tun0"
+type = "geneve"
+ofport = 100
+remote_ip = "flow"
+key = "flow"
+[[port]]
+name = "vx0"
+type = "vxlan"
+ofport = 101
+remote_ip = "192.168.1.2"
+dst_port = 4790
+"#;
+        let c = crate::config::Config::parse(text, std::path::Path::new("t.toml")).expect("parses");
+        let types: Vec<String> = c.ports.iter().map(super::dpif_port_type).collect();
+        assert_eq!(
+            types,
+            [
+                "afxdp",
+                "geneve: key=flow, remote_ip=flow",
+                "vxlan: dst_port=4790, remote_ip=192.168.1.2"
+            ]
+        );
+    }
+
+    #[test]
     fn dp_features_say_what_antrea_checks() {
         let f = super::dp_features();
         for line in [
