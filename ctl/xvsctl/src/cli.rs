@@ -42,12 +42,11 @@ pub enum Verb {
     },
     /// Per-worker packet and cache counters (`dpif-netdev/pmd-stats-show`).
     PmdStats,
-    /// Traces a flow through the tables (`ofproto/trace BRIDGE FLOW [--ct-next FLAGS]`).
+    /// Traces a flow through the tables (`ofproto/trace [BRIDGE] FLOW [--ct-next FLAGS]`).
     Trace {
-        /// The bridge.
-        bridge: String,
-        /// The flow, in ovs-ofctl syntax, or a packet as hex bytes.
-        flow: String,
+        /// `[BRIDGE] FLOW`: the flow in ovs-ofctl syntax, optionally after the bridge name.
+        #[arg(num_args = 1..=2, required = true, value_names = ["BRIDGE", "FLOW"])]
+        args: Vec<String>,
         /// `ct_state` flags for the packet after each ct() (e.g. `trk,new`).
         #[arg(long = "ct-next")]
         ct_next: Vec<String>,
@@ -123,12 +122,8 @@ impl Verb {
             ),
             Verb::FlushConntrack { args } => c("dpctl/flush-conntrack", args.clone()),
             Verb::PmdStats => c("dpif-netdev/pmd-stats-show", vec![]),
-            Verb::Trace {
-                bridge,
-                flow,
-                ct_next,
-            } => {
-                let mut a = vec![bridge.clone(), flow.clone()];
+            Verb::Trace { args, ct_next } => {
+                let mut a = args.clone();
                 for f in ct_next {
                     a.push("--ct-next".to_string());
                     a.push(f.clone());
@@ -198,6 +193,12 @@ mod tests {
                 ]
             )
         );
+        assert_eq!(
+            unixctl(&["xvsctl", "trace", "in_port=1,udp"]),
+            ("ofproto/trace".into(), vec!["in_port=1,udp".into()])
+        );
+        assert!(Cli::try_parse_from(["xvsctl", "trace"]).is_err());
+        assert!(Cli::try_parse_from(["xvsctl", "trace", "a", "b", "c"]).is_err());
         assert_eq!(unixctl(&["xvsctl", "vlog"]).0, "vlog/list");
         assert_eq!(
             unixctl(&["xvsctl", "vlog", "ANY:dbg"]),
