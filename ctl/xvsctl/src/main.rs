@@ -55,7 +55,7 @@ fn run(cli: &Cli) -> Result<()> {
             let limits = Limits {
                 count: *count,
                 timeout: timeout.map(Duration::from_secs_f64),
-                poll: Duration::from_millis(50),
+                poll: Duration::from_millis(20),
             };
             let stop = interrupt_flag()?;
             let out: Box<dyn Write> = if file.as_os_str() == "-" {

@@ -17,8 +17,9 @@ use xvs_engine::WorkerShared;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Lines a session buffers between two reads.
-const BUFFER: usize = 8192;
+/// Lines a session buffers between two reads (a client starved for a second at ~60 kpps;
+/// at most ~16 MiB of text for small frames).
+const BUFFER: usize = 65_536;
 /// A session not read for this long is stopped.
 const IDLE: Duration = Duration::from_secs(10);
 
