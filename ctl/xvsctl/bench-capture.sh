@@ -7,10 +7,11 @@
 # namespace by veth pairs, xvsd on AF_XDP in the node); xvsd is stopped by PID and the
 # namespaces are removed on exit. Run as root after
 #   cargo build --release -p xvsd -p xvsctl
-# Usage: ctl/xvsctl/bench-capture.sh [target dir] [pings]
+# Usage: ctl/xvsctl/bench-capture.sh [target dir] [pings] [interval s, default: flood]
 set -euo pipefail
 TARGET=${1:-${CARGO_TARGET_DIR:-target}}/release
 PINGS=${2:-20000}
+INTERVAL=${3:-}
 TAG=xcb$$
 NODE=${TAG}n A=${TAG}a B=${TAG}b
 RUN=$(mktemp -d /tmp/${TAG}.XXXX)
@@ -59,7 +60,9 @@ for _ in $(seq 100); do [ -f $RUN/run/xvsd.pid ] && break; sleep 0.1; done
 ip netns exec $A ping -c 3 -i 0.2 10.10.0.3 >/dev/null
 
 flood() {
-    ip netns exec $A ping -f -q -c "$PINGS" 10.10.0.3 | sed -n 's/.*transmitted, \([0-9]*\) received.*time \([0-9]*\)ms/\1 \2/p'
+    local rate=(-f)
+    [ -n "$INTERVAL" ] && rate=(-i "$INTERVAL")
+    ip netns exec $A ping "${rate[@]}" -q -c "$PINGS" 10.10.0.3 | sed -n 's/.*transmitted, \([0-9]*\) received.*time \([0-9]*\)ms/\1 \2/p'
 }
 read -r got ms < <(flood)
 echo "no capture: $got/$PINGS replies in $ms ms ($((got * 1000 / (ms > 0 ? ms : 1))) pings/s)"
@@ -72,3 +75,4 @@ wait $CAP || true
 echo "capture on: $got/$PINGS replies in $ms ms ($((got * 1000 / (ms > 0 ? ms : 1))) pings/s)"
 echo "xvsctl: $(grep 'packets captured' $RUN/cap.log) (expected $((2 * PINGS)) frames: requests in, replies out)"
 echo "pcap: $(tshark -r $RUN/pa0.pcap -Y icmp 2>/dev/null | wc -l) ICMP frames"
+echo "ring: $("$TARGET/xvsctl" --run-dir $RUN/run coverage | grep -E '^capture_(frame|drop) ' | awk '{print $1, $NF}' | tr '\n' ' ')"

@@ -1,7 +1,8 @@
 //! `xvsctl capture PORT -w FILE [-c N] [--timeout S]`: starts a capture of the port in xvsd
 //! (`xvs/capture-start`), polls the mirrored frames (`xvs/capture-read`, text lines
 //! `<time_ns> <orig_len> <rx|tx> <hex>`), writes them as pcap, and stops it
-//! (`xvs/capture-stop`, whose last line is `# captured N dropped M`).
+//! (`xvs/capture-stop` answers `# captured N dropped M`; the frames not read yet are read
+//! after it until a read is empty).
 
 use crate::pcap::PcapWriter;
 use crate::rpc::{Client, RpcError};
@@ -114,8 +115,15 @@ pub fn run<W: Write>(
     let last = client.call("xvs/capture-stop", std::slice::from_ref(&id));
     result?;
     let last = last?;
-    write_lines(&mut pcap, &last, limits.count)?;
     let (captured, dropped) = parse_summary(&last).unwrap_or((0, 0));
+    // What was captured before the stop and not read yet: read until a read is empty.
+    loop {
+        let text = client.call("xvs/capture-read", std::slice::from_ref(&id))?;
+        if text.is_empty() || full(&pcap) {
+            break;
+        }
+        write_lines(&mut pcap, &text, limits.count)?;
+    }
     let written = pcap.frames();
     pcap.finish()?;
     Ok(Outcome {

@@ -8,7 +8,6 @@
 //! stopped.
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +19,8 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Lines a session buffers between two reads (a client starved for a second at ~60 kpps;
 /// at most ~16 MiB of text for small frames).
 const BUFFER: usize = 65_536;
+/// Lines one read returns at most.
+const READ_MAX: usize = 4096;
 /// A session not read for this long is stopped.
 const IDLE: Duration = Duration::from_secs(10);
 
@@ -29,6 +30,8 @@ struct Session {
     worker: usize,
     port_idx: usize,
     lines: VecDeque<String>,
+    /// Stopped: no more frames; removed once its lines are read.
+    stopped: bool,
     captured: u64,
     dropped: u64,
     /// The worker's ring drops when the session started.
@@ -72,6 +75,7 @@ impl Captures {
             worker,
             port_idx,
             lines: VecDeque::new(),
+            stopped: false,
             captured: 0,
             dropped: 0,
             ring_dropped_at_start: workers[worker].counters.load().capture_dropped,
@@ -81,39 +85,42 @@ impl Captures {
         Ok(format!("{id}\n"))
     }
 
-    /// The lines captured since the last read.
+    /// The oldest lines captured and not read yet, at most [`READ_MAX`] (a reply stays small
+    /// enough for a slow client). A stopped session is removed once read empty.
     pub fn read(&mut self, id: &str) -> Result<String, String> {
         let s = self.session(id)?;
         s.last_read = Instant::now();
         let mut out = String::new();
-        for l in s.lines.drain(..) {
+        let n = s.lines.len().min(READ_MAX);
+        for l in s.lines.drain(..n) {
             out.push_str(&l);
             out.push('\n');
+        }
+        if out.is_empty() && s.stopped {
+            self.sessions.retain(|s| s.id.to_string() != id);
         }
         Ok(out)
     }
 
-    /// Stops a session: its remaining lines, then a summary line `# captured N dropped M`.
+    /// Stops mirroring for a session and returns `# captured N dropped M` (frames captured
+    /// for it, and frames lost: its buffer's and its worker's ring's during the session). The
+    /// lines not read yet stay readable until a read returns nothing.
     pub fn stop(&mut self, workers: &[Arc<WorkerShared>], id: &str) -> Result<String, String> {
-        let mut out = self.read(id)?;
-        let pos = self
-            .sessions
-            .iter()
-            .position(|s| s.id.to_string() == id)
-            .ok_or_else(|| format!("{id}: no such capture"))?;
-        let s = self.sessions.remove(pos);
+        self.session(id)?.stopped = true;
+        self.update_masks(workers);
+        // What the worker captured up to now (it may still add frames of the iteration that
+        // saw the bit; those are discarded with the session).
+        self.drain(workers);
+        let s = self.session(id)?;
         let ring = workers
             .get(s.worker)
             .map_or(0, |w| w.counters.load().capture_dropped)
             .saturating_sub(s.ring_dropped_at_start);
-        let _ = writeln!(
-            out,
-            "# captured {} dropped {}",
+        Ok(format!(
+            "# captured {} dropped {}\n",
             s.captured,
             s.dropped + ring
-        );
-        self.update_masks(workers);
-        Ok(out)
+        ))
     }
 
     /// Moves what the workers captured into the sessions; stops idle sessions.
@@ -125,11 +132,9 @@ impl Captures {
         }
         for (w, ring) in self.rings.iter_mut().enumerate() {
             while let Some(r) = ring.pop() {
-                for s in self
-                    .sessions
-                    .iter_mut()
-                    .filter(|s| s.worker == w && s.port_idx == usize::from(r.port_idx))
-                {
+                for s in self.sessions.iter_mut().filter(|s| {
+                    !s.stopped && s.worker == w && s.port_idx == usize::from(r.port_idx)
+                }) {
                     if s.lines.len() >= BUFFER {
                         s.dropped += 1;
                         continue;
@@ -168,7 +173,7 @@ impl Captures {
             let mask = self
                 .sessions
                 .iter()
-                .filter(|s| s.worker == w)
+                .filter(|s| s.worker == w && !s.stopped)
                 .fold(0u64, |m, s| {
                     m | 1u64.checked_shl(s.port_idx as u32).unwrap_or(0)
                 });
