@@ -275,6 +275,14 @@ fn appctl_shows_ports_megaflows_coverage_and_log_levels() -> Result<()> {
     ] {
         assert!(cmds.contains(c), "{c:?} missing:\n{cmds}");
     }
+    let names: Vec<&str> = cmds
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "sorted by name, as OVS lists them");
     assert!(x.appctl(&["version"])?.starts_with("xvsd (xvs) "));
     Ok(())
 }
@@ -351,6 +359,20 @@ fn mod_port_down_stops_traffic_and_up_restores_it() -> Result<()> {
     assert!(desc.contains("config:     NO_PACKET_IN"), "{desc}");
     assert!(desc.contains("state:      LIVE"), "{desc}");
     assert!(s.ping(2), "the port is up again: {}", x.stderr());
+
+    // no-forward on pb0: the requests are dropped on output (counted port_no_fwd).
+    s.ofctl(&["mod-port", "pb0", "no-forward"])?;
+    assert!(!s.ping(2), "no-forward must drop the output");
+    let no_fwd = wait_for(Duration::from_secs(2), || {
+        let show = x.appctl(&["xvs/show"])?;
+        Ok(show
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("drop port_no_fwd: "))
+            .and_then(|n| n.parse::<u64>().ok()))
+    })?;
+    assert!(no_fwd >= 2, "{no_fwd}");
+    s.ofctl(&["mod-port", "pb0", "forward"])?;
+    assert!(s.ping(2), "forwarding again: {}", x.stderr());
 
     let err = Command::new("ovs-ofctl")
         .args([

@@ -6,7 +6,7 @@
 //! Readers (the control thread) load with `Relaxed`: every value is individually monotonic and a
 //! snapshot may mix values published at slightly different times, which is fine for counters.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use xvs_conntrack::CtStats;
 use xvs_flowtable::datapath::DpAction;
@@ -67,11 +67,15 @@ pub enum DropReason {
     TunnelMtu = 20,
     /// The input or output port is administratively down (OpenFlow PORT_MOD `down`).
     PortDown = 21,
+    /// The input port drops what it receives (OpenFlow `OFPPC_NO_RECV`).
+    PortNoRecv = 22,
+    /// The output port takes nothing (OpenFlow `OFPPC_NO_FWD`).
+    PortNoFwd = 23,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::TxRingFull,
         DropReason::NoOutput,
         DropReason::BadDescriptor,
@@ -94,6 +98,8 @@ impl DropReason {
         DropReason::TunnelNeighUnreachable,
         DropReason::TunnelMtu,
         DropReason::PortDown,
+        DropReason::PortNoRecv,
+        DropReason::PortNoFwd,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -123,6 +129,8 @@ impl DropReason {
             DropReason::TunnelNeighUnreachable => "tunnel_neigh_unreachable",
             DropReason::TunnelMtu => "tunnel_mtu_exceeded",
             DropReason::PortDown => "port_down",
+            DropReason::PortNoRecv => "port_no_recv",
+            DropReason::PortNoFwd => "port_no_fwd",
         }
     }
 }
@@ -365,16 +373,41 @@ pub struct WorkerShared {
     /// Bit `i`: mirror port `i`'s frames to the capture ring. Written by the control side,
     /// loaded by the worker once per iteration (`Relaxed`: see [`crate::capture`]).
     pub capture_mask: AtomicU64,
-    /// Bit `i`: port `i` is administratively down (OpenFlow `OFPPC_PORT_DOWN`): the worker
-    /// neither receives from it nor transmits to it (counted `port_down`). Loaded once per
-    /// iteration (`Relaxed`: the flag publishes nothing else).
-    pub port_down: AtomicU64,
+    /// Per port (worker order), its administrative flags ([`PORT_DOWN`], [`PORT_NO_RECV`],
+    /// [`PORT_NO_FWD`]), written by the control side before it bumps
+    /// [`port_flags_version`](Self::port_flags_version).
+    pub port_flags: Vec<AtomicU8>,
+    /// Bumped (Release) after `port_flags` change; the worker loads it (Acquire) once per
+    /// iteration and reads the flags only when it moved.
+    pub port_flags_version: AtomicU64,
     /// The megaflow dump the control side asked for last (a generation number); the worker
     /// answers at its next publication point (every 10 ms), never waiting.
     pub flow_dump_request: AtomicU64,
     /// The worker's answer: the generation it answers and its megaflows. The worker only
     /// `try_lock`s it, once per request, so it never waits on the control side.
     pub flow_dump: Mutex<FlowDump>,
+}
+
+/// [`WorkerShared::port_flags`]: down (OpenFlow `OFPPC_PORT_DOWN`): nothing received from
+/// or sent to the port (counted `port_down`).
+pub const PORT_DOWN: u8 = 1;
+/// [`WorkerShared::port_flags`]: drop what the port receives (`OFPPC_NO_RECV`, counted
+/// `port_no_recv`).
+pub const PORT_NO_RECV: u8 = 2;
+/// [`WorkerShared::port_flags`]: drop what is output to the port (`OFPPC_NO_FWD`, counted
+/// `port_no_fwd`).
+pub const PORT_NO_FWD: u8 = 4;
+
+impl WorkerShared {
+    /// Sets port `idx`'s administrative flags (control side); the worker applies them at its
+    /// next iteration.
+    pub fn set_port_flags(&self, idx: usize, flags: u8) {
+        if let Some(f) = self.port_flags.get(idx) {
+            // Relaxed: published by the Release bump below.
+            f.store(flags, Ordering::Relaxed);
+            self.port_flags_version.fetch_add(1, Ordering::Release);
+        }
+    }
 }
 
 /// One cached megaflow as `dpctl/dump-flows` shows it.

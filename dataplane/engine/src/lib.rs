@@ -27,7 +27,7 @@ mod worker;
 
 pub use counters::{
     DropReason, FlowDump, MegaflowDump, PortCounters, WorkerCounters, WorkerShared, WorkerSnapshot,
-    DECAP_REASONS,
+    DECAP_REASONS, PORT_DOWN, PORT_NO_FWD, PORT_NO_RECV,
 };
 pub use pipeline::{CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
 pub use worker::{

@@ -1,7 +1,9 @@
 //! The worker: a poll loop over its ports.
 
 use crate::capture::{CaptureConsumer, CaptureTap, Direction};
-use crate::counters::{DropReason, WorkerShared, WorkerSnapshot};
+use crate::counters::{
+    DropReason, WorkerShared, WorkerSnapshot, PORT_DOWN, PORT_NO_FWD, PORT_NO_RECV,
+};
 use crate::inject::{InjectConsumer, Injection, INJECT_BURST, INJECT_MAX_ACTIONS};
 use crate::pipeline::{self, ExecAction, OpenFlowStage};
 use crate::tunnel::{self, Parked, Received, TunnelStage};
@@ -109,8 +111,9 @@ pub struct EnginePort {
     pub io: Box<dyn PortIo>,
     pending: [Desc; BATCH],
     pending_len: usize,
-    /// Administratively down this iteration (from [`WorkerShared::port_down`]).
-    down: bool,
+    /// Administrative flags this iteration (`PORT_DOWN`, ... from
+    /// [`WorkerShared::port_flags`]).
+    flags: u8,
     /// Transmitted frames are mirrored to the capture ring this iteration.
     capture_tx: bool,
 }
@@ -133,7 +136,7 @@ impl EnginePort {
             io,
             pending: [Desc::default(); BATCH],
             pending_len: 0,
-            down: false,
+            flags: 0,
             capture_tx: false,
         }
     }
@@ -173,7 +176,8 @@ pub struct Worker {
     tap: CaptureTap,
     /// The control side's end of the capture ring, until taken.
     capture_consumer: Option<CaptureConsumer>,
-    /// The port masks loaded last (capture, down), to touch the ports only on a change.
+    /// The capture mask and port-flags version loaded last, to touch the ports only on a
+    /// change.
     masks: (u64, u64),
     /// The last megaflow dump generation answered.
     dump_answered: u64,
@@ -223,7 +227,8 @@ impl Worker {
                 .map(|p| (p.io.name().to_string(), p.ofport, Default::default()))
                 .collect(),
             capture_mask: Default::default(),
-            port_down: Default::default(),
+            port_flags: ports.iter().map(|_| Default::default()).collect(),
+            port_flags_version: Default::default(),
             flow_dump_request: Default::default(),
             flow_dump: Default::default(),
         });
@@ -443,9 +448,15 @@ impl Worker {
             if self.tap.wants(in_idx) {
                 self.tap.copy(&self.pool, in_idx, Direction::Rx, &rx[..n]);
             }
-            if self.ports[in_idx].down {
+            let flags = self.ports[in_idx].flags;
+            if flags & (PORT_DOWN | PORT_NO_RECV) != 0 {
                 self.pool.free_all(&rx[..n]);
-                self.stats.drops[DropReason::PortDown as usize] += n as u64;
+                let reason = if flags & PORT_DOWN != 0 {
+                    DropReason::PortDown
+                } else {
+                    DropReason::PortNoRecv
+                };
+                self.stats.drops[reason as usize] += n as u64;
                 continue;
             }
             match &self.forwarding {
@@ -718,7 +729,9 @@ impl Worker {
     #[inline]
     fn load_port_masks(&mut self) {
         let capture = self.shared.capture_mask.load(Ordering::Relaxed);
-        let down = self.shared.port_down.load(Ordering::Relaxed);
+        // Acquire: pairs with `set_port_flags`' Release bump, so the flags read below are at
+        // least that new.
+        let version = self.shared.port_flags_version.load(Ordering::Acquire);
         if capture != 0 {
             // Wall-clock time for the pcap records: once per iteration, and only while
             // capturing (vDSO, no syscall).
@@ -726,14 +739,18 @@ impl Worker {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
         }
-        if (capture, down) == self.masks {
+        if (capture, version) == self.masks {
             return;
         }
-        self.masks = (capture, down);
+        self.masks = (capture, version);
         self.tap.mask = capture;
         for (i, p) in self.ports.iter_mut().enumerate() {
             let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
-            p.down = down & bit != 0;
+            p.flags = self
+                .shared
+                .port_flags
+                .get(i)
+                .map_or(0, |f| f.load(Ordering::Relaxed));
             p.capture_tx = capture & bit != 0;
         }
     }
@@ -772,9 +789,14 @@ fn transmit(
     if n == 0 {
         return;
     }
-    if port.down {
+    if port.flags & (PORT_DOWN | PORT_NO_FWD) != 0 {
         pool.free_all(&port.pending[..n]);
-        stats.drops[DropReason::PortDown as usize] += n as u64;
+        let reason = if port.flags & PORT_DOWN != 0 {
+            DropReason::PortDown
+        } else {
+            DropReason::PortNoFwd
+        };
+        stats.drops[reason as usize] += n as u64;
         port.pending_len = 0;
         return;
     }

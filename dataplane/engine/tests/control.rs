@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use xvs_engine::capture::{Direction, RECORD_HEADER, RING_BYTES};
 use xvs_engine::{
     CacheConfig, DropReason, EnginePort, Forwarding, OpenFlowStage, Translator, Verdict, Worker,
-    WorkerConfig,
+    WorkerConfig, PORT_DOWN, PORT_NO_FWD, PORT_NO_RECV,
 };
 use xvs_flowtable::datapath::DpAction;
 use xvs_io::{FramePool, MemoryPeer, MemoryPort};
@@ -154,7 +154,7 @@ fn capture_mirrors_rx_and_tx_and_counts_a_full_ring() {
 fn a_down_port_neither_receives_nor_sends() {
     let (mut w, mut a, mut b) = setup();
     let shared = w.shared();
-    shared.port_down.store(1 << 1, Ordering::Relaxed);
+    shared.set_port_flags(1, PORT_DOWN);
     assert!(a.send(&udp(80)));
     assert!(b.send(&udp(80)));
     w.poll_once();
@@ -165,10 +165,26 @@ fn a_down_port_neither_receives_nor_sends() {
         shared.counters.load().drops[DropReason::PortDown as usize],
         2
     );
-    shared.port_down.store(0, Ordering::Relaxed);
+    shared.set_port_flags(1, 0);
     assert!(a.send(&udp(80)));
     w.poll_once();
     assert_eq!(b.recv_all().len(), 1);
+    // no-receive on a: a's frames go nowhere, b's still reach a; no-forward on a: the reverse.
+    shared.set_port_flags(0, PORT_NO_RECV);
+    assert!(a.send(&udp(80)));
+    assert!(b.send(&udp(80)));
+    w.poll_once();
+    assert_eq!((a.recv_all().len(), b.recv_all().len()), (1, 0));
+    shared.set_port_flags(0, PORT_NO_FWD);
+    assert!(a.send(&udp(80)));
+    assert!(b.send(&udp(80)));
+    w.poll_once();
+    assert_eq!((a.recv_all().len(), b.recv_all().len()), (0, 1));
+    w.publish_counters();
+    let d = shared.counters.load().drops;
+    assert_eq!(d[DropReason::PortNoRecv as usize], 1);
+    assert_eq!(d[DropReason::PortNoFwd as usize], 1);
+    assert_eq!(d[DropReason::PortDown as usize], 2);
 }
 
 #[test]

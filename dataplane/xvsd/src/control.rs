@@ -376,7 +376,10 @@ impl Control {
             "list-commands" => {
                 no_args(method)?;
                 let mut s = String::from("The available commands are:\n");
-                for (c, a) in COMMANDS {
+                // Sorted by name, as OVS lists them.
+                let mut commands = COMMANDS.to_vec();
+                commands.sort_unstable();
+                for (c, a) in commands {
                     let _ = writeln!(s, "  {c:<23} {a}");
                 }
                 Ok(s)
@@ -711,6 +714,8 @@ fn drop_event_name(r: DropReason) -> &'static str {
         DropReason::TunnelNeighUnreachable => "datapath_drop_neigh_unreach",
         DropReason::TunnelMtu => "datapath_drop_tunnel_mtu",
         DropReason::PortDown => "datapath_drop_port_down",
+        DropReason::PortNoRecv => "datapath_drop_port_no_recv",
+        DropReason::PortNoFwd => "datapath_drop_port_no_fwd",
     }
 }
 

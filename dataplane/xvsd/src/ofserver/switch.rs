@@ -552,15 +552,19 @@ impl Switch {
         let old = self.port_config.get(&pm.port_no).copied().unwrap_or(0);
         let new = (old & !pm.mask) | (pm.config & pm.mask);
         self.port_config.insert(pm.port_no, new);
-        let down = new & xvs_openflow::port_mod::PC_PORT_DOWN != 0;
-        if let (Some(w), Some(bit)) = (self.workers.get(worker), 1u64.checked_shl(index as u32)) {
-            // Relaxed: the worker loads the mask once per iteration; nothing else is published
-            // with it.
-            if down {
-                w.port_down.fetch_or(bit, Ordering::Relaxed);
-            } else {
-                w.port_down.fetch_and(!bit, Ordering::Relaxed);
+        use xvs_openflow::port_mod::{PC_NO_FWD, PC_NO_RECV, PC_PORT_DOWN};
+        let mut flags = 0;
+        for (pc, f) in [
+            (PC_PORT_DOWN, xvs_engine::PORT_DOWN),
+            (PC_NO_RECV, xvs_engine::PORT_NO_RECV),
+            (PC_NO_FWD, xvs_engine::PORT_NO_FWD),
+        ] {
+            if new & pc != 0 {
+                flags |= f;
             }
+        }
+        if let Some(w) = self.workers.get(worker) {
+            w.set_port_flags(index, flags);
         }
         crate::vlog::vlog!(
             crate::vlog::Module::Ofserver,
