@@ -368,8 +368,8 @@ fn run(args: &Args) -> Result<()> {
             failure = Some(format!("worker {dead} stopped unexpectedly"));
             break;
         }
-        // A capture ring (256 frames per worker) fills in a few ms at line rate: drain it
-        // every 2 ms while a capture runs.
+        // A capture ring (1 MiB per worker, ~10,000 small frames) fills in tens of ms at
+        // line rate: drain it every 2 ms while a capture runs.
         std::thread::sleep(Duration::from_millis(if control.capturing() {
             2
         } else {

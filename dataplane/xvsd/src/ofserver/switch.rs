@@ -538,9 +538,10 @@ impl Switch {
             .is_some_and(|c| c & xvs_openflow::port_mod::PC_PORT_DOWN != 0)
     }
 
-    /// PORT_MOD: records the config bits and applies `OFPPC_PORT_DOWN` to the worker that
-    /// polls the port (it stops receiving from and sending to it at its next iteration).
-    /// Errors as OVS: an unknown port, or a hardware address that is not the port's.
+    /// PORT_MOD: records the config bits and hands `OFPPC_PORT_DOWN`, `OFPPC_NO_RECV` and
+    /// `OFPPC_NO_FWD` to the workers that poll the port (every queue of a multi-queue port),
+    /// which apply them at their next iteration. Errors as OVS: an unknown port, or a
+    /// hardware address that is not the port's.
     pub fn port_mod(&mut self, pm: &xvs_openflow::port_mod::PortMod) -> Result<(), OfpError> {
         let Some(p) = self.ports.iter().find(|p| p.ofport == pm.port_no) else {
             return Err(OfpError::PORT_MOD_BAD_PORT);
@@ -548,7 +549,7 @@ impl Switch {
         if p.mac != pm.hw_addr {
             return Err(OfpError::PORT_MOD_BAD_HW_ADDR);
         }
-        let (worker, index) = (p.worker, p.index);
+        let name = p.name.clone();
         let old = self.port_config.get(&pm.port_no).copied().unwrap_or(0);
         let new = (old & !pm.mask) | (pm.config & pm.mask);
         self.port_config.insert(pm.port_no, new);
@@ -563,15 +564,16 @@ impl Switch {
                 flags |= f;
             }
         }
-        if let Some(w) = self.workers.get(worker) {
-            w.set_port_flags(index, flags);
+        for q in self.ports.iter().filter(|q| q.ofport == pm.port_no) {
+            if let Some(w) = self.workers.get(q.worker) {
+                w.set_port_flags(q.index, flags);
+            }
         }
         crate::vlog::vlog!(
             crate::vlog::Module::Ofserver,
             crate::vlog::Level::Info,
-            "port {} ({}): config {old:#x} -> {new:#x}",
-            pm.port_no,
-            p.name
+            "port {} ({name}): config {old:#x} -> {new:#x}",
+            pm.port_no
         );
         Ok(())
     }
