@@ -106,11 +106,12 @@ impl Captures {
     /// for it, and frames lost: its buffer's and its worker's ring's during the session). The
     /// lines not read yet stay readable until a read returns nothing.
     pub fn stop(&mut self, workers: &[Arc<WorkerShared>], id: &str) -> Result<String, String> {
+        self.session(id)?;
+        // What the worker captured up to now goes to the session first (frames of the
+        // iteration that still sees the bit are discarded with the session).
+        self.drain(workers);
         self.session(id)?.stopped = true;
         self.update_masks(workers);
-        // What the worker captured up to now (it may still add frames of the iteration that
-        // saw the bit; those are discarded with the session).
-        self.drain(workers);
         let s = self.session(id)?;
         let ring = workers
             .get(s.worker)
@@ -181,5 +182,55 @@ impl Captures {
             // `xvs_engine::capture`).
             shared.capture_mask.store(mask, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xvs_engine::{EnginePort, Forwarding, Worker, WorkerConfig};
+    use xvs_io::{FramePool, MemoryPort};
+
+    #[test]
+    fn sessions_start_read_stop_and_expire() {
+        let pool = FramePool::new(256, 2048, 128).expect("pool");
+        let (pa, mut a) = MemoryPort::pair("pa0", 64);
+        let (pb, _b) = MemoryPort::pair("pb0", 64);
+        let ports = vec![
+            EnginePort::new(1, Box::new(pa)),
+            EnginePort::new(2, Box::new(pb)),
+        ];
+        let fwd = Forwarding::IoFwd {
+            peers: vec![Some(1), Some(0)],
+        };
+        let mut w = Worker::new(0, None, pool, ports, fwd, WorkerConfig::default()).expect("w");
+        let workers = vec![w.shared()];
+        let mut c = Captures {
+            rings: w.take_capture_consumer().into_iter().collect(),
+            ..Captures::default()
+        };
+        assert!(c.start(&workers, "nosuch").is_err());
+        let id = c.start(&workers, "1").expect("by number");
+        let id = id.trim().to_string();
+        assert!(c.active());
+        assert_eq!(workers[0].capture_mask.load(Ordering::Relaxed), 1);
+        assert!(a.send(&[0xab; 60]));
+        w.poll_once();
+        c.drain(&workers);
+        let text = c.read(&id).expect("read");
+        let line = text.lines().next().expect("a frame");
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts[1..3], ["60", "rx"]);
+        assert_eq!(parts[3], "ab".repeat(60));
+        // Stopped: the mask is clear, the summary counts the frame, the rest is read after.
+        assert!(a.send(&[0xcd; 60]));
+        w.poll_once();
+        let summary = c.stop(&workers, &id).expect("stop");
+        assert_eq!(summary, "# captured 2 dropped 0\n");
+        assert_eq!(workers[0].capture_mask.load(Ordering::Relaxed), 0);
+        assert_eq!(c.read(&id).expect("rest").lines().count(), 1);
+        assert_eq!(c.read(&id).expect("empty"), "");
+        assert!(c.read(&id).is_err(), "removed once read empty");
+        assert!(!c.active());
     }
 }
