@@ -446,12 +446,13 @@ fn antrea_connect_sequence() -> Result<()> {
     assert_eq!(&e[..12], &[4, 1, 0, 20, 0, 0, 0, 44, 0, 1, 0, 0], "{e:?}");
     assert!(c.barrier()?.is_empty());
 
-    // A client without OpenFlow 1.5 gets OFPHFC_INCOMPATIBLE and is disconnected.
+    // A client with neither OpenFlow 1.5 nor 1.0 (a version bitmap of 1.3 only) gets
+    // OFPHFC_INCOMPATIBLE and is disconnected.
     {
         use std::io::{Read, Write};
         let mut raw = std::os::unix::net::UnixStream::connect(&mgmt)?;
         raw.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-        raw.write_all(&[1, 0, 0, 8, 0, 0, 0, 1])?;
+        raw.write_all(&[4, 0, 0, 16, 0, 0, 0, 1, 0, 1, 0, 8, 0, 0, 0, 0x10])?;
         let mut all = Vec::new();
         raw.read_to_end(&mut all)?;
         let hello_len = usize::from(u16::from_be_bytes([all[2], all[3]]));

@@ -32,6 +32,10 @@ ofp_errors! {
     BAD_PROP_TYPE = (14, 0, "OFPBPC_BAD_TYPE");
     /// `OFPBPC_BAD_LEN`: a property's length is wrong.
     BAD_PROP_LEN = (14, 1, "OFPBPC_BAD_LEN");
+    /// `OFPPMFC_BAD_PORT`: PORT_MOD of a port that does not exist.
+    PORT_MOD_BAD_PORT = (7, 0, "OFPPMFC_BAD_PORT");
+    /// `OFPPMFC_BAD_HW_ADDR`: PORT_MOD whose hardware address is not the port's.
+    PORT_MOD_BAD_HW_ADDR = (7, 1, "OFPPMFC_BAD_HW_ADDR");
     /// `NXR_STALE`: a continuation the switch no longer accepts (the flow table changed,
     /// or it is not one of ours).
     NX_STALE = (0xffff, 35, "NXR_STALE");

@@ -22,8 +22,10 @@ pub mod actions;
 pub mod error;
 pub mod mods;
 pub mod multipart;
+pub mod ofp10;
 pub mod oxm;
 pub mod packet_in;
+pub mod port_mod;
 pub mod port_status;
 pub mod stats;
 mod wire;
@@ -104,6 +106,8 @@ pub mod msg_type {
     pub const ROLE_REQUEST: u8 = 24;
     /// `OFPT_ROLE_REPLY`.
     pub const ROLE_REPLY: u8 = 25;
+    /// `OFPT_PORT_MOD` (OpenFlow 1.0 numbers it 15: see [`crate::port_mod`]).
+    pub const PORT_MOD: u8 = 16;
 }
 
 /// One OpenFlow message: header fields plus a typed body.
@@ -255,6 +259,10 @@ pub enum Body {
     RoleReply(Role),
     /// `FLOW_MOD`.
     FlowMod(Box<FlowModMsg>),
+    /// `PORT_MOD` (OpenFlow 1.5, or 1.0 when the message's version is 1.0).
+    PortMod(port_mod::PortMod),
+    /// An OpenFlow 1.0 `FEATURES_REPLY`, which lists the ports.
+    FeaturesReply10(Box<ofp10::FeaturesReply10>),
     /// `GROUP_MOD` (OpenFlow 1.5 layout).
     GroupMod(Box<GroupMod>),
     /// `METER_MOD`.
@@ -377,7 +385,21 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
     let xid = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
     let mut r = Reader::new(&msg[8..], OfpError::BAD_LEN);
     use msg_type as t;
-    let common = matches!(ty, t::HELLO | t::ERROR | t::ECHO_REQUEST | t::ECHO_REPLY);
+    let mut common = matches!(ty, t::HELLO | t::ERROR | t::ECHO_REQUEST | t::ECHO_REPLY);
+    if version == OFP10_VERSION {
+        if let Some(body) = ofp10::decode(ty, &mut r) {
+            return Ok(Message {
+                version,
+                xid,
+                body: body?,
+            });
+        }
+        // Same numbers and layouts in 1.0 (what `ovs-ofctl mod-port` may send over 1.0).
+        common |= matches!(
+            ty,
+            t::FEATURES_REQUEST | t::GET_CONFIG_REQUEST | t::GET_CONFIG_REPLY | t::SET_CONFIG
+        );
+    }
     if version != OFP15_VERSION && !(version == OFP10_VERSION && common) {
         if ty == t::HELLO {
             // A HELLO of any version is fine: versions are negotiated from it.
@@ -581,6 +603,7 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
                 _ => return Err(OfpError::BAD_EXP_TYPE),
             }
         }
+        t::PORT_MOD => Body::PortMod(port_mod::pull_port_mod15(&mut r)?),
         t::MULTIPART_REQUEST => {
             let mp_type = r.u16()?;
             let flags = r.u16()?;
@@ -773,6 +796,8 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Body::RoleRequest(_) => t::ROLE_REQUEST,
         Body::RoleReply(_) => t::ROLE_REPLY,
         Body::FlowMod(_) => t::FLOW_MOD,
+        Body::PortMod(_) => t::PORT_MOD,
+        Body::FeaturesReply10(_) => ofp10::FEATURES_REPLY,
         Body::MultipartRequest { .. } | Body::DescRequest | Body::FlowStatsRequest(_) => {
             t::MULTIPART_REQUEST
         }
@@ -792,6 +817,11 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Body::MeterMod { .. } => t::METER_MOD,
         Body::BundleControl(_) => t::BUNDLE_CONTROL,
         Body::BundleAdd { .. } => t::BUNDLE_ADD_MESSAGE,
+    };
+    // OpenFlow 1.0 numbers some types differently.
+    let ty = match msg.version {
+        OFP10_VERSION => ofp10::wire_type(&msg.body).unwrap_or(ty),
+        _ => ty,
     };
     out.push(msg.version);
     out.push(ty);
@@ -827,6 +857,8 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             put_u32(out, f.capabilities);
             put_u32(out, 0);
         }
+        Body::PortMod(pm) => port_mod::put_port_mod(out, msg.version, pm),
+        Body::FeaturesReply10(f) => ofp10::put_features(out, f),
         Body::GetConfigReply(c) | Body::SetConfig(c) => {
             put_u16(out, c.flags);
             put_u16(out, c.miss_send_len);

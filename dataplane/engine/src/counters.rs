@@ -7,10 +7,12 @@
 //! snapshot may mix values published at slightly different times, which is fine for counters.
 
 use arc_swap::ArcSwap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use xvs_conntrack::CtStats;
+use xvs_flowtable::datapath::DpAction;
 use xvs_io::PortStats;
+use xvs_packet::FlowKey;
 
 /// Why the engine dropped a packet. Each reason has its own counter per worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,11 +69,17 @@ pub enum DropReason {
     /// An output to an OpenFlow port number the bridge does not have (never had, or deleted
     /// with `xvs/del-port`).
     NoSuchPort = 21,
+    /// The input or output port is administratively down (OpenFlow PORT_MOD `down`).
+    PortDown = 22,
+    /// The input port drops what it receives (OpenFlow `OFPPC_NO_RECV`).
+    PortNoRecv = 23,
+    /// The output port takes nothing (OpenFlow `OFPPC_NO_FWD`).
+    PortNoFwd = 24,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::TxRingFull,
         DropReason::NoOutput,
         DropReason::BadDescriptor,
@@ -94,6 +102,9 @@ impl DropReason {
         DropReason::TunnelNeighUnreachable,
         DropReason::TunnelMtu,
         DropReason::NoSuchPort,
+        DropReason::PortDown,
+        DropReason::PortNoRecv,
+        DropReason::PortNoFwd,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -123,6 +134,9 @@ impl DropReason {
             DropReason::TunnelNeighUnreachable => "tunnel_neigh_unreachable",
             DropReason::TunnelMtu => "tunnel_mtu_exceeded",
             DropReason::NoSuchPort => "no_such_port",
+            DropReason::PortDown => "port_down",
+            DropReason::PortNoRecv => "port_no_recv",
+            DropReason::PortNoFwd => "port_no_fwd",
         }
     }
 }
@@ -208,6 +222,10 @@ pub struct WorkerSnapshot {
     pub icmp_too_big: u64,
     /// Decapsulation failures by `xvs_tunnel::DecapError::index`.
     pub decap_errors: [u64; DECAP_REASONS],
+    /// Frames copied to the capture ring (`xvsctl capture`).
+    pub captured: u64,
+    /// Frames not captured because the capture ring was full.
+    pub capture_dropped: u64,
 }
 
 /// Number of decapsulation failure reasons.
@@ -228,6 +246,7 @@ pub struct WorkerCounters {
     ct: [AtomicU64; 11],
     tunnel: [AtomicU64; 4],
     decap_errors: [AtomicU64; DECAP_REASONS],
+    capture: [AtomicU64; 2],
 }
 
 fn ct_fields(c: &CtStats) -> [u64; 11] {
@@ -283,6 +302,8 @@ impl WorkerCounters {
         }
         self.recirculations
             .store(s.recirculations, Ordering::Relaxed);
+        self.capture[0].store(s.captured, Ordering::Relaxed);
+        self.capture[1].store(s.capture_dropped, Ordering::Relaxed);
         for (a, v) in self.ct.iter().zip(ct_fields(&s.ct)) {
             a.store(v, Ordering::Relaxed);
         }
@@ -333,6 +354,8 @@ impl WorkerCounters {
             neigh_parked: self.tunnel[2].load(Ordering::Relaxed),
             icmp_too_big: self.tunnel[3].load(Ordering::Relaxed),
             decap_errors,
+            captured: self.capture[0].load(Ordering::Relaxed),
+            capture_dropped: self.capture[1].load(Ordering::Relaxed),
         }
     }
 }
@@ -351,11 +374,24 @@ pub struct WorkerShared {
     pub stopped: AtomicBool,
     /// The worker's counters.
     pub counters: WorkerCounters,
-    /// The ports the worker polls, in its port order, with their counters. Replaced as a whole
-    /// by the worker when a port is added or removed at run time (`ArcSwap`: readers never
-    /// lock, and the worker swaps only while applying a port command, never on the packet
-    /// path); a removed port's entry leaves the list, so later dumps do not show it.
+    /// The ports the worker polls, in its port order, with their counters and administrative
+    /// state. Replaced as a whole by the worker when a port is added or removed at run time
+    /// (`ArcSwap`: readers never lock, and the worker swaps only while applying a port
+    /// command, never on the packet path); a removed port's entry leaves the list, so later
+    /// dumps do not show it.
     pub ports: ArcSwap<Vec<PortEntry>>,
+    /// Bit `i`: mirror port `i` (worker order) to the capture ring. Written by the control
+    /// side, loaded by the worker once per iteration (`Relaxed`: see [`crate::capture`]).
+    pub capture_mask: AtomicU64,
+    /// Bumped (Release) after a port's [`PortEntry::flags`] change; the worker loads it
+    /// (Acquire) once per iteration and reads the flags only when it moved.
+    pub port_flags_version: AtomicU64,
+    /// The megaflow dump the control side asked for last (a generation number); the worker
+    /// answers at its next publication point (every 10 ms), never waiting.
+    pub flow_dump_request: AtomicU64,
+    /// The worker's answer: the generation it answers and its megaflows. The worker only
+    /// `try_lock`s it, once per request, so it never waits on the control side.
+    pub flow_dump: Mutex<FlowDump>,
 }
 
 /// One port of a worker as the control side sees it.
@@ -367,6 +403,65 @@ pub struct PortEntry {
     pub ofport: u32,
     /// Counters the worker publishes for the port.
     pub counters: Arc<PortCounters>,
+    /// Administrative flags ([`PORT_DOWN`], [`PORT_NO_RECV`], [`PORT_NO_FWD`]) written by the
+    /// control side (through [`WorkerShared::set_port_flags`]); they follow the port when
+    /// other ports come and go.
+    pub flags: Arc<AtomicU8>,
+}
+
+/// [`PortEntry::flags`]: down (OpenFlow `OFPPC_PORT_DOWN`): nothing received from or sent to
+/// the port (counted `port_down`).
+pub const PORT_DOWN: u8 = 1;
+/// [`PortEntry::flags`]: drop what the port receives (`OFPPC_NO_RECV`, counted
+/// `port_no_recv`).
+pub const PORT_NO_RECV: u8 = 2;
+/// [`PortEntry::flags`]: drop what is output to the port (`OFPPC_NO_FWD`, counted
+/// `port_no_fwd`).
+pub const PORT_NO_FWD: u8 = 4;
+
+impl WorkerShared {
+    /// Sets the administrative flags of the worker's port numbered `ofport` (control side);
+    /// the worker applies them at its next iteration. False: the worker has no such port.
+    pub fn set_port_flags(&self, ofport: u32, flags: u8) -> bool {
+        let ports = self.ports.load();
+        let Some(p) = ports.iter().find(|p| p.ofport == ofport) else {
+            return false;
+        };
+        // Relaxed: published by the Release bump below.
+        p.flags.store(flags, Ordering::Relaxed);
+        self.port_flags_version.fetch_add(1, Ordering::Release);
+        true
+    }
+}
+
+/// One cached megaflow as `dpctl/dump-flows` shows it.
+#[derive(Clone, Debug)]
+pub struct MegaflowDump {
+    /// The masked key.
+    pub key: FlowKey,
+    /// The mask.
+    pub mask: FlowKey,
+    /// The datapath actions translation produced.
+    pub actions: Box<[DpAction]>,
+    /// Packets executed from the megaflow.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// When it was last hit (the engine's clock, ns since its epoch), `None`: never.
+    pub used_ns: Option<u64>,
+}
+
+/// A worker's answer to a megaflow dump request.
+#[derive(Clone, Debug, Default)]
+pub struct FlowDump {
+    /// The request generation answered (complete).
+    pub generation: u64,
+    /// The request generation being filled, chunk by chunk.
+    pub filling: u64,
+    /// The engine's clock when the dump was made (ns since its epoch).
+    pub now_ns: u64,
+    /// The megaflows.
+    pub flows: Vec<MegaflowDump>,
 }
 
 impl WorkerShared {

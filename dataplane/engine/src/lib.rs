@@ -15,6 +15,7 @@
 //! [`WorkerShared`]: a stop flag and counters the worker publishes with relaxed atomic stores.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 mod counters;
 mod ct;
 pub mod inject;
@@ -26,8 +27,8 @@ pub mod tunnel;
 mod worker;
 
 pub use counters::{
-    DropReason, PortCounters, PortEntry, WorkerCounters, WorkerShared, WorkerSnapshot,
-    DECAP_REASONS,
+    DropReason, FlowDump, MegaflowDump, PortCounters, PortEntry, WorkerCounters, WorkerShared,
+    WorkerSnapshot, DECAP_REASONS, PORT_DOWN, PORT_NO_FWD, PORT_NO_RECV,
 };
 pub use pipeline::{CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
 pub use worker::{

@@ -146,6 +146,13 @@ pub struct CachedFlow {
     tcp_flags: u16,
     /// Listed in the stage's dirty list since the last credit.
     dirty: bool,
+    /// The datapath actions as translated (for `dpctl/dump-flows`; built on the miss path).
+    dp_actions: Box<[DpAction]>,
+    /// Packets and bytes credited so far (`packets`/`bytes` hold the uncredited rest).
+    credited_packets: u64,
+    credited_bytes: u64,
+    /// The stage clock (ns) at the last credit that carried hits; `None`: never hit.
+    used_ns: Option<u64>,
 }
 
 /// Misses translated per batch at most; the rest are dropped and counted, so a flood of new
@@ -452,6 +459,10 @@ impl OpenFlowStage {
             bytes: 0,
             tcp_flags: 0,
             dirty: false,
+            dp_actions: self.scratch.as_slice().into(),
+            credited_packets: 0,
+            credited_bytes: 0,
+            used_ns: None,
         };
         self.cache.insert(key, &mask, flow, self.version).ok()
     }
@@ -520,12 +531,18 @@ impl OpenFlowStage {
             return;
         }
         let now = self.translator.now_ns() / 1_000_000;
+        let stage_now = self.now;
         for id in self.dirty.drain(..) {
             if let Some(f) = self.cache.actions_mut(id) {
                 if let Some(a) = &f.attribution {
                     a.credit(f.packets, f.bytes, now);
                     a.credit_tcp_flags(f.tcp_flags, now);
                 }
+                if f.packets > 0 {
+                    f.used_ns = Some(stage_now);
+                }
+                f.credited_packets += f.packets;
+                f.credited_bytes += f.bytes;
                 f.packets = 0;
                 f.bytes = 0;
                 f.tcp_flags = 0;
@@ -573,6 +590,47 @@ impl OpenFlowStage {
             .get(i)
             .copied()
             .unwrap_or(DropReason::TranslationFailed)
+    }
+
+    /// Appends up to `max` cached megaflows, from entry index `from` on, to `out`
+    /// (control-requested slow path: it allocates); returns the index to resume from, or
+    /// `None` when the cache is done. Hits not yet credited count as used at the current
+    /// batch.
+    pub fn dump_megaflows(
+        &self,
+        from: u32,
+        max: usize,
+        out: &mut Vec<crate::MegaflowDump>,
+    ) -> Option<u32> {
+        let mut n = 0;
+        for m in self.cache.megaflow().iter() {
+            if m.id.index() < from {
+                continue;
+            }
+            if n == max {
+                return Some(m.id.index());
+            }
+            n += 1;
+            let f = m.actions;
+            out.push(crate::MegaflowDump {
+                key: *m.key,
+                mask: *m.mask,
+                actions: f.dp_actions.clone(),
+                packets: f.credited_packets + f.packets,
+                bytes: f.credited_bytes + f.bytes,
+                used_ns: if f.packets > 0 {
+                    Some(self.now)
+                } else {
+                    f.used_ns
+                },
+            });
+        }
+        None
+    }
+
+    /// The stage's clock at the current batch (ns since its epoch).
+    pub fn now(&self) -> u64 {
+        self.now
     }
 
     /// The actions of a megaflow found by [`classify`](Self::classify).

@@ -1,11 +1,15 @@
 //! The worker: a poll loop over its ports.
 
-use crate::counters::{DropReason, PortCounters, PortEntry, WorkerShared, WorkerSnapshot};
+use crate::capture::{CaptureConsumer, CaptureTap, Direction};
+use crate::counters::{
+    DropReason, PortCounters, PortEntry, WorkerShared, WorkerSnapshot, PORT_DOWN, PORT_NO_FWD,
+    PORT_NO_RECV,
+};
 use crate::inject::{InjectConsumer, Injection, INJECT_BURST, INJECT_MAX_ACTIONS};
 use crate::pipeline::{self, ExecAction, OpenFlowStage};
 use crate::portctl::{PortCommand, PortCommands, PortReply};
 use crate::tunnel::{self, Parked, Received, TunnelStage};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xvs_classifier::MegaflowId;
@@ -43,6 +47,9 @@ struct Recirculated {
     depth: u8,
     meta: CtMeta,
 }
+
+/// Megaflows copied per publication while answering a dump request.
+const DUMP_CHUNK: usize = 2048;
 
 /// Interval between two publications of the counters (and refreshes of kernel-side port
 /// statistics, which cost a syscall per port).
@@ -125,6 +132,12 @@ pub struct EnginePort {
     pending: [Desc; BATCH],
     pending_len: usize,
     counters: Arc<PortCounters>,
+    /// The control side's administrative flags for the port ([`PortEntry::flags`]).
+    shared_flags: Arc<AtomicU8>,
+    /// Administrative flags this iteration (`PORT_DOWN`, ... loaded from `shared_flags`).
+    flags: u8,
+    /// Transmitted frames are mirrored to the capture ring this iteration.
+    capture_tx: bool,
 }
 
 impl std::fmt::Debug for EnginePort {
@@ -146,6 +159,9 @@ impl EnginePort {
             pending: [Desc::default(); BATCH],
             pending_len: 0,
             counters: Arc::new(PortCounters::default()),
+            shared_flags: Arc::new(AtomicU8::new(0)),
+            flags: 0,
+            capture_tx: false,
         }
     }
 
@@ -159,6 +175,7 @@ impl EnginePort {
             name: self.io.name().to_string(),
             ofport: self.ofport,
             counters: Arc::clone(&self.counters),
+            flags: Arc::clone(&self.shared_flags),
         }
     }
 }
@@ -195,6 +212,17 @@ pub struct Worker {
     ip_id: u16,
     /// Port additions and removals from the control side, if the daemon gave a queue.
     port_commands: Option<PortCommands>,
+    /// Port capture (`xvsctl capture`).
+    tap: CaptureTap,
+    /// The control side's end of the capture ring, until taken.
+    capture_consumer: Option<CaptureConsumer>,
+    /// The capture mask and port-flags version loaded last, to touch the ports only on a
+    /// change.
+    masks: (u64, u64),
+    /// The last megaflow dump generation answered.
+    dump_answered: u64,
+    /// Where the megaflow dump in progress resumes (an entry index).
+    dump_cursor: u32,
 }
 
 impl Worker {
@@ -235,7 +263,12 @@ impl Worker {
             stopped: Default::default(),
             counters: Default::default(),
             ports: arc_swap::ArcSwap::from_pointee(ports.iter().map(EnginePort::entry).collect()),
+            capture_mask: Default::default(),
+            port_flags_version: Default::default(),
+            flow_dump_request: Default::default(),
+            flow_dump: Default::default(),
         });
+        let (tap, capture_consumer) = CaptureTap::new();
         Ok(Self {
             pool,
             ports,
@@ -260,6 +293,11 @@ impl Worker {
             descs: [Desc::default(); BATCH],
             in_idxs: [0; BATCH],
             ip_id: 0,
+            tap,
+            capture_consumer: Some(capture_consumer),
+            masks: (0, 0),
+            dump_answered: 0,
+            dump_cursor: 0,
             port_commands: None,
         })
     }
@@ -365,9 +403,16 @@ impl Worker {
         Ok(lost)
     }
 
-    fn publish_port_list(&self) {
+    fn publish_port_list(&mut self) {
         let list: Vec<PortEntry> = self.ports.iter().map(EnginePort::entry).collect();
         self.shared.ports.store(Arc::new(list));
+        // The ports' indices moved: reload flags and capture bits at the next iteration.
+        self.masks = (u64::MAX, u64::MAX);
+    }
+
+    /// The control side's end of the capture ring (once; `None` afterwards).
+    pub fn take_capture_consumer(&mut self) -> Option<CaptureConsumer> {
+        self.capture_consumer.take()
     }
 
     /// Gives the worker its injection ring (the control side keeps the producer).
@@ -441,6 +486,7 @@ impl Worker {
             pool: &mut self.pool,
             ports: &mut self.ports,
             stats: &mut self.stats,
+            tap: &mut self.tap,
             tracker: &tracker,
             now,
             recirc: &mut self.recirc_next,
@@ -535,6 +581,7 @@ impl Worker {
     /// packets were received.
     pub fn poll_once(&mut self) -> usize {
         self.stats.iterations += 1;
+        self.load_port_masks();
         if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
             stage.begin_batch(&mut self.stats);
             if stage.tunnel().is_some() {
@@ -550,6 +597,20 @@ impl Worker {
             }
             received += n;
             self.stats.rx_packets += n as u64;
+            if self.tap.wants(in_idx) {
+                self.tap.copy(&self.pool, in_idx, Direction::Rx, &rx[..n]);
+            }
+            let flags = self.ports[in_idx].flags;
+            if flags & (PORT_DOWN | PORT_NO_RECV) != 0 {
+                self.pool.free_all(&rx[..n]);
+                let reason = if flags & PORT_DOWN != 0 {
+                    DropReason::PortDown
+                } else {
+                    DropReason::PortNoRecv
+                };
+                self.stats.drops[reason as usize] += n as u64;
+                continue;
+            }
             match &self.forwarding {
                 Forwarding::IoFwd { peers } => match peers[in_idx] {
                     Some(out) => {
@@ -710,6 +771,7 @@ impl Worker {
             descs,
             in_idxs,
             ip_id,
+            tap,
             ..
         } = self;
         let Forwarding::OpenFlow(stage) = forwarding else {
@@ -790,6 +852,7 @@ impl Worker {
                 pool,
                 ports,
                 stats,
+                tap,
                 tracker: &tracker,
                 now,
                 recirc: recirc_next,
@@ -803,7 +866,41 @@ impl Worker {
 
     #[inline]
     fn enqueue(&mut self, out: usize, d: Desc) {
-        enqueue(&mut self.ports, &mut self.pool, &mut self.stats, out, d);
+        enqueue(
+            &mut self.ports,
+            &mut self.pool,
+            &mut self.stats,
+            &mut self.tap,
+            out,
+            d,
+        );
+    }
+
+    /// Loads the control side's port masks (one relaxed load each per iteration) and, when
+    /// they changed, the ports' flags and the capture clock.
+    #[inline]
+    fn load_port_masks(&mut self) {
+        let capture = self.shared.capture_mask.load(Ordering::Relaxed);
+        // Acquire: pairs with `set_port_flags`' Release bump, so the flags read below are at
+        // least that new.
+        let version = self.shared.port_flags_version.load(Ordering::Acquire);
+        if capture != 0 {
+            // Wall-clock time for the pcap records: once per iteration, and only while
+            // capturing (vDSO, no syscall).
+            self.tap.time_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+        }
+        if (capture, version) == self.masks {
+            return;
+        }
+        self.masks = (capture, version);
+        self.tap.mask = capture;
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+            p.flags = p.shared_flags.load(Ordering::Relaxed);
+            p.capture_tx = capture & bit != 0;
+        }
     }
 }
 
@@ -813,6 +910,7 @@ fn enqueue(
     ports: &mut [EnginePort],
     pool: &mut FramePool,
     stats: &mut WorkerSnapshot,
+    tap: &mut CaptureTap,
     out: usize,
     d: Desc,
 ) {
@@ -824,14 +922,34 @@ fn enqueue(
     port.pending[port.pending_len] = d;
     port.pending_len += 1;
     if port.pending_len == BATCH {
-        transmit(port, pool, stats);
+        transmit(port, out, pool, stats, tap);
     }
 }
 
-fn transmit(port: &mut EnginePort, pool: &mut FramePool, stats: &mut WorkerSnapshot) {
+fn transmit(
+    port: &mut EnginePort,
+    idx: usize,
+    pool: &mut FramePool,
+    stats: &mut WorkerSnapshot,
+    tap: &mut CaptureTap,
+) {
     let n = port.pending_len;
     if n == 0 {
         return;
+    }
+    if port.flags & (PORT_DOWN | PORT_NO_FWD) != 0 {
+        pool.free_all(&port.pending[..n]);
+        let reason = if port.flags & PORT_DOWN != 0 {
+            DropReason::PortDown
+        } else {
+            DropReason::PortNoFwd
+        };
+        stats.drops[reason as usize] += n as u64;
+        port.pending_len = 0;
+        return;
+    }
+    if port.capture_tx {
+        tap.copy(pool, idx, Direction::Tx, &port.pending[..n]);
     }
     let accepted = port.io.tx_burst(pool, &port.pending[..n]).min(n);
     pool.free_all(&port.pending[accepted..n]);
@@ -846,6 +964,7 @@ struct Exec<'a> {
     pool: &'a mut FramePool,
     ports: &'a mut [EnginePort],
     stats: &'a mut WorkerSnapshot,
+    tap: &'a mut CaptureTap,
     tracker: &'a Conntrack,
     now: u64,
     recirc: &'a mut Vec<Recirculated>,
@@ -937,11 +1056,11 @@ fn execute(
                 let idx = usize::from(*idx);
                 consumers_left -= 1;
                 if consumers_left == 0 {
-                    enqueue(x.ports, x.pool, x.stats, idx, d);
+                    enqueue(x.ports, x.pool, x.stats, x.tap, idx, d);
                     return;
                 }
                 if let Some(c) = copy(x, d) {
-                    enqueue(x.ports, x.pool, x.stats, idx, c);
+                    enqueue(x.ports, x.pool, x.stats, x.tap, idx, c);
                 }
             }
             ExecAction::Meter(slot) => {
@@ -999,7 +1118,7 @@ fn execute(
                     *x.ip_id = x.ip_id.wrapping_add(1);
                     encap_and_send(
                         c, *template, *out, x.pool, x.ports, x.stats, x.tunnel, p.key, p.in_idx,
-                        *x.ip_id,
+                        *x.ip_id, x.tap,
                     );
                 }
                 if last {
@@ -1065,6 +1184,7 @@ fn encap_and_send(
     key: &FlowKey,
     in_idx: u16,
     ip_id: u16,
+    tap: &mut CaptureTap,
 ) {
     let Some((t, stage)) = tunnel.and_then(|s| s.template(template).map(|t| (t, s))) else {
         return drop_packet(pool, stats, d, DropReason::TunnelEncap);
@@ -1072,7 +1192,17 @@ fn encap_and_send(
     let mtu = stage.uplink_mtu();
     if xvs_tunnel::mtu::exceeds_mtu(d.len as usize, t.ip_overhead(), mtu) {
         if in_idx != out {
-            send_too_big(pool, ports, stats, stage, d, key, in_idx, t.ip_overhead());
+            send_too_big(
+                pool,
+                ports,
+                stats,
+                tap,
+                stage,
+                d,
+                key,
+                in_idx,
+                t.ip_overhead(),
+            );
         }
         return drop_packet(pool, stats, d, DropReason::TunnelMtu);
     }
@@ -1093,7 +1223,7 @@ fn encap_and_send(
                 len: new_len as u32,
                 options: 0,
             };
-            enqueue(ports, pool, stats, usize::from(out), e);
+            enqueue(ports, pool, stats, tap, usize::from(out), e);
         }
         Err(_) => drop_packet(pool, stats, d, DropReason::TunnelEncap),
     }
@@ -1106,6 +1236,7 @@ fn send_too_big(
     pool: &mut FramePool,
     ports: &mut [EnginePort],
     stats: &mut WorkerSnapshot,
+    tap: &mut CaptureTap,
     stage: &TunnelStage,
     d: Desc,
     key: &FlowKey,
@@ -1138,7 +1269,7 @@ fn send_too_big(
     match pool.alloc_copy(&buf[..len]) {
         Some(r) => {
             stats.icmp_too_big += 1;
-            enqueue(ports, pool, stats, usize::from(in_idx), r);
+            enqueue(ports, pool, stats, tap, usize::from(in_idx), r);
         }
         None => stats.drops[DropReason::PoolEmpty as usize] += 1,
     }
@@ -1176,9 +1307,44 @@ fn shift_offsets(h: &mut crate::rewrite::Headers, by: i64) {
 }
 
 impl Worker {
+    /// Publishes a copy of the megaflow cache when the control side asked for one since the
+    /// last answer (`dpctl/dump-flows`), [`DUMP_CHUNK`] megaflows per publication so that a
+    /// full cache costs the worker a bounded slice of each period. Never waits: if the
+    /// control side holds the slot, the work is tried again at the next publication.
+    fn answer_flow_dump(&mut self) {
+        // Acquire: pairs with the control side's Release of the request (the Mutex orders
+        // the data itself).
+        let wanted = self.shared.flow_dump_request.load(Ordering::Acquire);
+        if wanted == self.dump_answered {
+            return;
+        }
+        let Ok(mut slot) = self.shared.flow_dump.try_lock() else {
+            return;
+        };
+        if slot.filling != wanted {
+            slot.filling = wanted;
+            slot.flows.clear();
+            self.dump_cursor = 0;
+        }
+        let next = match &self.forwarding {
+            Forwarding::OpenFlow(stage) => {
+                slot.now_ns = stage.now();
+                stage.dump_megaflows(self.dump_cursor, DUMP_CHUNK, &mut slot.flows)
+            }
+            Forwarding::IoFwd { .. } => None,
+        };
+        match next {
+            Some(cursor) => self.dump_cursor = cursor,
+            None => {
+                slot.generation = wanted;
+                self.dump_answered = wanted;
+            }
+        }
+    }
+
     fn flush_all(&mut self) {
-        for port in self.ports.iter_mut() {
-            transmit(port, &mut self.pool, &mut self.stats);
+        for (idx, port) in self.ports.iter_mut().enumerate() {
+            transmit(port, idx, &mut self.pool, &mut self.stats, &mut self.tap);
             port.io.flush(&mut self.pool);
         }
     }
@@ -1199,6 +1365,9 @@ impl Worker {
     }
 
     fn publish(&mut self) {
+        self.stats.captured = self.tap.captured;
+        self.stats.capture_dropped = self.tap.dropped;
+        self.answer_flow_dump();
         self.shared.counters.publish(&self.stats);
         for port in self.ports.iter_mut() {
             port.io.refresh_stats();

@@ -1,15 +1,22 @@
 //! unixctl commands of the daemon.
 
-use crate::config::Plan;
+use crate::capture::Captures;
+use crate::config::{FlowOr, Plan, PortConfig, PortType};
+use crate::coverage::Coverage;
+use crate::ofserver::switch::OfStats;
 use crate::openflow::TranslationCounters;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use xvs_conntrack::Conntrack;
+use xvs_engine::capture::CaptureConsumer;
 use xvs_engine::{DropReason, WorkerShared, WorkerSnapshot};
 use xvs_io::PortStats;
 
 const COMMANDS: &[(&str, &str)] = &[
+    ("coverage/show", ""),
+    ("dpctl/dump-flows", "[-m] [--names | --no-names] [dp]"),
+    ("dpif/show", ""),
     ("dpctl/ct-get-maxconns", "[dp]"),
     ("dpctl/ct-set-maxconns", "[dp] maxconns"),
     ("dpctl/ct-stats-show", "[dp] [zone=N] [verbose]"),
@@ -26,7 +33,12 @@ const COMMANDS: &[(&str, &str)] = &[
     ("list-commands", ""),
     ("ofproto/trace", "[bridge] flow [--ct-next flags]"),
     ("version", ""),
+    ("vlog/list", ""),
+    ("vlog/set", "{spec}"),
     ("xvs/add-port", "IFNAME [ofport=N]"),
+    ("xvs/capture-read", "id"),
+    ("xvs/capture-start", "port"),
+    ("xvs/capture-stop", "id"),
     ("xvs/del-port", "IFNAME"),
     ("xvs/dump-flows", "[table]"),
     ("xvs/dump-group-stats", ""),
@@ -34,6 +46,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("xvs/meter-stats", ""),
     ("xvs/ofserver-show", ""),
     ("xvs/show", ""),
+    ("xvs/stats", ""),
 ];
 
 /// State of the control side: the workers' shared handles and the baselines that
@@ -51,7 +64,21 @@ pub struct Control {
     conntrack: Arc<Conntrack>,
     /// Origin of the tracker's clock.
     epoch: Instant,
+    /// The bridge's ports as `dpif/show` lists them: (name, ofport, type and options).
+    dpif_ports: Vec<(String, u32, String)>,
+    /// `coverage/show` history.
+    coverage: Option<Coverage>,
+    /// The OpenFlow server's counters, for `coverage/show`.
+    of_stats: Option<Arc<OfStats>>,
+    /// The last megaflow dump generation requested.
+    flow_dump_generation: u64,
+    /// Port captures in progress.
+    captures: Captures,
 }
+
+/// Megaflow dumps wait this long for a worker's answer (2,048 megaflows per 10 ms: a full
+/// 65,536-entry cache takes ~0.3 s).
+const FLOW_DUMP_WAIT: Duration = Duration::from_secs(5);
 
 impl Control {
     pub fn new(
@@ -73,7 +100,254 @@ impl Control {
             exit: false,
             conntrack,
             epoch,
+            dpif_ports: plan
+                .ports
+                .iter()
+                .map(|p| {
+                    (
+                        p.config.name.clone(),
+                        p.config.ofport,
+                        dpif_port_type(&p.config),
+                    )
+                })
+                .collect(),
+            coverage: None,
+            of_stats: None,
+            flow_dump_generation: 0,
+            captures: Captures::default(),
         }
+    }
+
+    /// Gives `coverage/show` the OpenFlow server's counters.
+    pub fn set_of_stats(&mut self, stats: Arc<OfStats>) {
+        self.of_stats = Some(stats);
+    }
+
+    /// Gives the control side the workers' capture rings (in worker order).
+    pub fn set_capture_rings(&mut self, rings: Vec<CaptureConsumer>) {
+        self.captures.rings = rings;
+    }
+
+    /// True while a port capture runs.
+    pub fn capturing(&self) -> bool {
+        self.captures.active()
+    }
+
+    /// Periodic work of the control loop: coverage samples and capture draining.
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        let totals = self.coverage_totals();
+        match self.coverage.as_mut() {
+            Some(c) => c.tick(now, &totals),
+            None => self.coverage = Some(Coverage::new(now, &totals)),
+        }
+        self.captures.drain(&self.workers);
+    }
+
+    /// The events of `coverage/show` and their totals, from the counters xvsd keeps.
+    fn coverage_totals(&self) -> Vec<(&'static str, u64)> {
+        let mut w = WorkerSnapshot::default();
+        let mut rx_ports = (0, 0);
+        for s in &self.workers {
+            let c = s.counters.load();
+            w.rx_packets += c.rx_packets;
+            w.tx_packets += c.tx_packets;
+            w.exact_hits += c.exact_hits;
+            w.megaflow_hits += c.megaflow_hits;
+            w.upcalls_ok += c.upcalls_ok;
+            w.upcalls_failed += c.upcalls_failed;
+            w.recirculations += c.recirculations;
+            w.cache_flushes += c.cache_flushes;
+            w.decapsulated += c.decapsulated;
+            w.encapsulated += c.encapsulated;
+            w.captured += c.captured;
+            w.capture_dropped += c.capture_dropped;
+            w.ct.add(&c.ct);
+            for (d, n) in w.drops.iter_mut().zip(c.drops) {
+                *d += n;
+            }
+            for e in s.ports.load().iter() {
+                let p = e.counters.load();
+                rx_ports.0 += p.rx_dropped;
+                rx_ports.1 += p.tx_dropped;
+            }
+        }
+        let ct = self.conntrack.counters();
+        let t = &self.translation;
+        let r = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let of = self.of_stats.as_deref();
+        let o = |f: fn(&OfStats) -> u64| of.map_or(0, f);
+        let mut v = vec![
+            ("netdev_received", w.rx_packets),
+            ("netdev_sent", w.tx_packets),
+            ("netdev_rx_dropped", rx_ports.0),
+            ("netdev_tx_dropped", rx_ports.1),
+            ("dpif_exact_hit", w.exact_hits),
+            ("dpif_megaflow_hit", w.megaflow_hits),
+            ("dpif_upcall", w.upcalls_ok),
+            ("dpif_upcall_failed", w.upcalls_failed),
+            ("dpif_recirc", w.recirculations),
+            ("dpif_cache_flush", w.cache_flushes),
+            ("tunnel_decap", w.decapsulated),
+            ("tunnel_encap", w.encapsulated),
+            ("conntrack_packets", w.ct.packets),
+            ("conntrack_commit", ct.created),
+            ("conntrack_expired", ct.expired),
+            ("conntrack_full", ct.full),
+            ("conntrack_zone_full", ct.zone_full),
+            ("conntrack_nat_exhausted", ct.nat_exhausted),
+            ("conntrack_invalid", w.ct.invalid),
+            ("xlate_learn_lost", r(&t.learn_dropped)),
+            ("xlate_packet_in", r(&t.controller)),
+            ("xlate_packet_in_lost", r(&t.packet_in_dropped)),
+            ("learned_flow_installed", self.learned_installed),
+            ("flow_expired", self.expired),
+            (
+                "ofproto_commit",
+                o(|s| s.commits.load(std::sync::atomic::Ordering::Relaxed)),
+            ),
+            (
+                "ofproto_flow_mod",
+                o(|s| s.mods.load(std::sync::atomic::Ordering::Relaxed)),
+            ),
+            (
+                "ofproto_packet_in",
+                o(|s| s.packet_in_sent.load(std::sync::atomic::Ordering::Relaxed)),
+            ),
+            (
+                "ofproto_packet_in_drop",
+                o(|s| {
+                    s.packet_in_metered
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        + s.packet_in_backlog
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                }),
+            ),
+            (
+                "ofproto_resume",
+                o(|s| s.resumed.load(std::sync::atomic::Ordering::Relaxed)),
+            ),
+            ("capture_frame", w.captured),
+            ("capture_drop", w.capture_dropped),
+        ];
+        for reason in DropReason::ALL {
+            v.push((drop_event_name(reason), w.drops[reason as usize]));
+        }
+        v
+    }
+
+    /// `dpif/show`: the datapath's lookups, then the bridge's ports with their OpenFlow and
+    /// datapath numbers (xvs's datapath numbers are the OpenFlow ones, as `Datapath actions:`
+    /// prints them) and types, sorted by name as OVS sorts them.
+    fn dpif_show(&self) -> String {
+        let (mut hit, mut missed) = (0, 0);
+        for w in &self.workers {
+            let c = w.counters.load();
+            hit += c.exact_hits + c.megaflow_hits;
+            missed += c.upcalls_ok + c.upcalls_failed;
+        }
+        let mut s = format!("xvs@xvs-netdev: hit:{hit} missed:{missed}\n");
+        let _ = writeln!(s, "  {}:", self.bridge);
+        let mut ports: Vec<&(String, u32, String)> = self.dpif_ports.iter().collect();
+        ports.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, ofport, kind) in ports {
+            let _ = writeln!(s, "    {name} {ofport}/{ofport}: ({kind})");
+        }
+        s
+    }
+
+    /// `dpctl/dump-flows`: asks every worker for a copy of its megaflows (it answers at its
+    /// next publication point, without waiting on us) and prints them per worker.
+    fn dump_flows(&mut self, params: &[String]) -> Result<String, String> {
+        let opts = crate::dpflows::parse_args(params)?;
+        self.flow_dump_generation += 1;
+        let generation = self.flow_dump_generation;
+        for w in &self.workers {
+            // Release: the generation is the whole message; the worker's Acquire load pairs.
+            w.flow_dump_request
+                .store(generation, std::sync::atomic::Ordering::Release);
+        }
+        let names: std::collections::HashMap<u32, String> = self
+            .dpif_ports
+            .iter()
+            .map(|(n, p, _)| (*p, n.clone()))
+            .collect();
+        let port_name = |p: u32| names.get(&p).cloned();
+        let deadline = Instant::now() + FLOW_DUMP_WAIT;
+        let mut out = String::new();
+        for w in &self.workers {
+            loop {
+                let answered = {
+                    let slot = w.flow_dump.lock().unwrap_or_else(|e| e.into_inner());
+                    if slot.generation >= generation {
+                        crate::dpflows::format_worker(
+                            &mut out,
+                            w.core.unwrap_or(w.id),
+                            &slot.flows,
+                            slot.now_ns,
+                            opts,
+                            &port_name,
+                        );
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if answered {
+                    break;
+                }
+                if Instant::now() > deadline || w.stopped.load(std::sync::atomic::Ordering::Acquire)
+                {
+                    return Err(format!("worker {} did not answer the flow dump", w.id));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `xvs/stats`: counters per worker and port as JSON, for `xvsctl stats`.
+    fn stats_json(&self) -> String {
+        let workers: Vec<serde_json::Value> = self
+            .workers
+            .iter()
+            .map(|w| {
+                let c = w.counters.load();
+                let drops: serde_json::Map<String, serde_json::Value> = DropReason::ALL
+                    .iter()
+                    .map(|r| (r.name().to_string(), c.drops[*r as usize].into()))
+                    .collect();
+                let ports: Vec<serde_json::Value> = w
+                    .ports
+                    .load()
+                    .iter()
+                    .map(|e| {
+                        let p = e.counters.load();
+                        serde_json::json!({
+                            "name": e.name, "ofport": e.ofport,
+                            "rx_packets": p.rx_packets, "rx_bytes": p.rx_bytes,
+                            "rx_dropped": p.rx_dropped, "tx_packets": p.tx_packets,
+                            "tx_bytes": p.tx_bytes, "tx_dropped": p.tx_dropped,
+                            "errors": p.errors,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "id": w.id, "core": w.core,
+                    "rx_packets": c.rx_packets, "tx_packets": c.tx_packets,
+                    "exact_hits": c.exact_hits, "megaflow_hits": c.megaflow_hits,
+                    "upcalls": c.upcalls_ok, "upcalls_failed": c.upcalls_failed,
+                    "recirculations": c.recirculations,
+                    "busy_ns": c.busy_ns, "idle_ns": c.idle_ns,
+                    "drops": drops, "ports": ports,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "time_ns": self.epoch.elapsed().as_nanos() as u64,
+            "workers": workers,
+        });
+        format!("{v}\n")
     }
 
     /// Counts learned flows the control thread installed or the pipeline refused.
@@ -105,8 +379,11 @@ impl Control {
             "list-commands" => {
                 no_args(method)?;
                 let mut s = String::from("The available commands are:\n");
-                for (c, a) in COMMANDS {
-                    let _ = writeln!(s, "  {c:<32}{a}");
+                // Sorted by name, as OVS lists them.
+                let mut commands = COMMANDS.to_vec();
+                commands.sort_unstable();
+                for (c, a) in commands {
+                    let _ = writeln!(s, "  {c:<23} {a}");
                 }
                 Ok(s)
             }
@@ -114,6 +391,48 @@ impl Control {
                 no_args(method)?;
                 Ok(format!("xvsd (xvs) {}\n", env!("CARGO_PKG_VERSION")))
             }
+            "dpif/show" => {
+                no_args(method)?;
+                Ok(self.dpif_show())
+            }
+            "dpctl/dump-flows" => self.dump_flows(params),
+            "coverage/show" => {
+                no_args(method)?;
+                let totals = self.coverage_totals();
+                let now = Instant::now();
+                let c = self
+                    .coverage
+                    .get_or_insert_with(|| Coverage::new(now, &totals));
+                c.tick(now, &totals);
+                Ok(c.show(&totals))
+            }
+            "vlog/set" => crate::vlog::set(params),
+            "vlog/list" => {
+                no_args(method)?;
+                Ok(crate::vlog::list())
+            }
+            "xvs/stats" => {
+                no_args(method)?;
+                Ok(self.stats_json())
+            }
+            "xvs/capture-start" => match params {
+                [port] => self.captures.start(&self.workers, port),
+                _ => Err("usage: xvs/capture-start port".to_string()),
+            },
+            "xvs/capture-read" => match params {
+                [id] => {
+                    self.captures.drain(&self.workers);
+                    self.captures.read(id)
+                }
+                _ => Err("usage: xvs/capture-read id".to_string()),
+            },
+            "xvs/capture-stop" => match params {
+                [id] => {
+                    self.captures.drain(&self.workers);
+                    self.captures.stop(&self.workers, id)
+                }
+                _ => Err("usage: xvs/capture-stop id".to_string()),
+            },
             "exit" => {
                 self.exit = true;
                 Ok(String::new())
@@ -373,6 +692,91 @@ impl Control {
     }
 }
 
+/// The coverage event of a drop reason (OVS names its drop counters `datapath_drop_*`).
+fn drop_event_name(r: DropReason) -> &'static str {
+    match r {
+        DropReason::TxRingFull => "datapath_drop_tx_ring_full",
+        DropReason::NoOutput => "datapath_drop_no_output",
+        DropReason::BadDescriptor => "datapath_drop_bad_descriptor",
+        DropReason::ActionDrop => "datapath_drop_action",
+        DropReason::TranslationFailed => "datapath_drop_xlate_failed",
+        DropReason::MissBudget => "datapath_drop_miss_budget",
+        DropReason::RewriteFailed => "datapath_drop_rewrite_failed",
+        DropReason::RemotePort => "datapath_drop_remote_port",
+        DropReason::PoolEmpty => "datapath_drop_pool_empty",
+        DropReason::MeterDrop => "datapath_drop_meter",
+        DropReason::RecircDepth => "datapath_drop_recirc_depth",
+        DropReason::RecircQueueFull => "datapath_drop_recirc_queue",
+        DropReason::NatFailed => "datapath_drop_nat_failed",
+        DropReason::TunnelDecap => "datapath_drop_tunnel_decap",
+        DropReason::TunnelUnknown => "datapath_drop_tunnel_unknown",
+        DropReason::TunnelWrongVni => "datapath_drop_tunnel_vni",
+        DropReason::TunnelNoRoute => "datapath_drop_tunnel_no_route",
+        DropReason::TunnelEncap => "datapath_drop_tunnel_encap",
+        DropReason::TunnelNeighQueueFull => "datapath_drop_neigh_queue",
+        DropReason::TunnelNeighUnreachable => "datapath_drop_neigh_unreach",
+        DropReason::TunnelMtu => "datapath_drop_tunnel_mtu",
+        DropReason::NoSuchPort => "datapath_drop_no_such_port",
+        DropReason::PortDown => "datapath_drop_port_down",
+        DropReason::PortNoRecv => "datapath_drop_port_no_recv",
+        DropReason::PortNoFwd => "datapath_drop_port_no_fwd",
+    }
+}
+
+/// A port's type and options as `dpif/show` prints them (`geneve: key=flow, remote_ip=flow`,
+/// options sorted by name as OVS keeps them).
+fn dpif_port_type(p: &PortConfig) -> String {
+    let kind = match p.kind {
+        PortType::Afxdp => "afxdp",
+        PortType::Tap => "tap",
+        PortType::Dpdk => "dpdk",
+        PortType::Geneve => "geneve",
+        PortType::Vxlan => "vxlan",
+    };
+    let mut opts: Vec<(String, String)> = Vec::new();
+    let word = |f: &FlowOr<String>| match f {
+        FlowOr::Fixed(v) => v.clone(),
+        FlowOr::Word(w) => w.clone(),
+    };
+    if p.kind.is_tunnel() {
+        if let Some(k) = &p.key {
+            let k = match k {
+                FlowOr::Fixed(v) => FlowOr::Fixed(v.to_string()),
+                FlowOr::Word(w) => FlowOr::Word(w.clone()),
+            };
+            opts.push(("key".into(), word(&k)));
+        }
+        if let Some(r) = &p.remote_ip {
+            let r = match r {
+                FlowOr::Fixed(v) => FlowOr::Fixed(v.to_string()),
+                FlowOr::Word(w) => FlowOr::Word(w.clone()),
+            };
+            opts.push(("remote_ip".into(), word(&r)));
+        }
+        if let Some(v) = p.local_ip {
+            opts.push(("local_ip".into(), v.to_string()));
+        }
+        if let Some(v) = p.dst_port {
+            opts.push(("dst_port".into(), v.to_string()));
+        }
+        if let Some(v) = p.csum {
+            opts.push(("csum".into(), v.to_string()));
+        }
+        if let Some(v) = p.df {
+            opts.push(("df_default".into(), v.to_string()));
+        }
+        if let Some(v) = p.ttl {
+            opts.push(("ttl".into(), v.to_string()));
+        }
+    }
+    if opts.is_empty() {
+        return kind.to_string();
+    }
+    opts.sort();
+    let list: Vec<String> = opts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{kind}: {}", list.join(", "))
+}
+
 /// The optional `zone=N` of the `dpctl/*-conntrack` commands; a datapath name (`ovs-system`,
 /// `netdev@ovs-netdev`) and the listed flags are accepted and ignored.
 /// A datapath name as OVS's dpctl commands accept it first (`netdev@ovs-netdev`, `system@...`).
@@ -423,6 +827,41 @@ fn dp_features() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dpif_show_port_types_as_ovs() {
+        let text = r#"
+bridge = "br-int"
+run_dir = "/tmp/x"
+workers = [0]
+[[port]]
+name = "pa0"
+type = "afxdp"
+ofport = 1
+[[port]]
+name = "tun0"
+type = "geneve"
+ofport = 100
+remote_ip = "flow"
+key = "flow"
+[[port]]
+name = "vx0"
+type = "vxlan"
+ofport = 101
+remote_ip = "192.168.1.2"
+dst_port = 4790
+"#;
+        let c = crate::config::Config::parse(text, std::path::Path::new("t.toml")).expect("parses");
+        let types: Vec<String> = c.ports.iter().map(super::dpif_port_type).collect();
+        assert_eq!(
+            types,
+            [
+                "afxdp",
+                "geneve: key=flow, remote_ip=flow",
+                "vxlan: dst_port=4790, remote_ip=192.168.1.2"
+            ]
+        );
+    }
+
     #[test]
     fn dp_features_say_what_antrea_checks() {
         let f = super::dp_features();

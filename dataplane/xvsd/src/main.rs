@@ -6,8 +6,11 @@
 //! Workers never block on it: they publish counters through atomics and stop when asked.
 #![forbid(unsafe_code)]
 
+mod capture;
 mod config;
 mod control;
+mod coverage;
+mod dpflows;
 mod dynports;
 mod netlink;
 mod ofserver;
@@ -15,6 +18,7 @@ mod openflow;
 mod ports;
 mod underlay;
 mod unixctl;
+mod vlog;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -273,8 +277,10 @@ fn run(args: &Args) -> Result<()> {
 
     let mut handles = Vec::new();
     let mut shared = Vec::new();
+    let mut capture_rings = Vec::new();
     for (core, mut worker) in workers {
         shared.push(worker.shared());
+        capture_rings.extend(worker.take_capture_consumer());
         let handle = std::thread::Builder::new()
             .name(format!("pmd-c{core:02}"))
             .spawn(move || -> Result<Worker> {
@@ -322,6 +328,10 @@ fn run(args: &Args) -> Result<()> {
         Arc::clone(&conntrack),
         epoch,
     );
+    control.set_capture_rings(capture_rings);
+    if let Some(s) = &of_server {
+        control.set_of_stats(Arc::clone(&s.stats));
+    }
     let mut failure = None;
     let mut next_expiry = 0;
     while !stop.load(Ordering::Relaxed) && !control.exit_requested() {
@@ -373,6 +383,7 @@ fn run(args: &Args) -> Result<()> {
             }),
             _ => control.handle(m, p),
         });
+        control.tick();
         if let Some(u) = underlay.as_mut() {
             u.poll();
         }
@@ -402,7 +413,13 @@ fn run(args: &Args) -> Result<()> {
             failure = Some(format!("worker {dead} stopped unexpectedly"));
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // A capture ring (1 MiB per worker, ~10,000 small frames) fills in tens of ms at
+        // line rate: drain it every 2 ms while a capture runs.
+        std::thread::sleep(Duration::from_millis(if control.capturing() {
+            2
+        } else {
+            20
+        }));
     }
 
     if let Some(s) = of_server {

@@ -84,15 +84,34 @@ fn serve(stream: UnixStream, handle: &mut Handler<'_>) -> io::Result<()> {
         };
         let id = req.get("id").cloned().unwrap_or(Value::Null);
         let reply = match parse_request(&req) {
-            Ok((method, params)) => match handle(&method, &params) {
-                Ok(text) => json!({"id": id, "result": text, "error": null}),
-                Err(text) => json!({"id": id, "result": null, "error": text}),
-            },
+            Ok((method, params)) => {
+                log_request(&method, &params, &id);
+                match handle(&method, &params) {
+                    Ok(text) => json!({"id": id, "result": with_newline(text), "error": null}),
+                    Err(text) => json!({"id": id, "result": null, "error": with_newline(text)}),
+                }
+            }
             Err(text) => json!({"id": id, "result": null, "error": text}),
         };
         writer.write_all(reply.to_string().as_bytes())?;
     }
     Ok(())
+}
+
+fn log_request(method: &str, params: &[String], id: &Value) {
+    crate::vlog::vlog!(
+        crate::vlog::Module::Unixctl,
+        crate::vlog::Level::Dbg,
+        "received request {method}{params:?}, id={id}"
+    );
+}
+
+/// OVS's unixctl ends every non-empty reply, result or error, with a newline.
+fn with_newline(mut text: String) -> String {
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 fn parse_request(req: &Value) -> Result<(String, Vec<String>), String> {
@@ -144,10 +163,13 @@ mod tests {
             .into_iter::<Value>()
             .collect::<Result<_, _>>()
             .expect("json");
-        assert_eq!(replies[0], json!({"id": 0, "result": "a b", "error": null}));
+        assert_eq!(
+            replies[0],
+            json!({"id": 0, "result": "a b\n", "error": null})
+        );
         assert_eq!(
             replies[1]["error"],
-            json!("\"nope\" is not a valid command")
+            json!("\"nope\" is not a valid command\n")
         );
         drop(server);
         assert!(!path.exists());

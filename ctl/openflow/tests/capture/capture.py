@@ -62,6 +62,10 @@ def serve(conn, out):
             body = b""
             if mp_type == 12:  # TABLE_FEATURES: one unnamed table without properties
                 body = struct.pack("!HBBI32sQQII", 64, 0, 0, 0, b"", 0, 0, 0, 1000000)
+            if mp_type == 13:  # PORT_DESC: port 1 "pa0" (for mod-port), with an Ethernet property
+                body = struct.pack("!IH2x6s2x16sII", 1, 72, bytes.fromhex("ee064097fa1e"),
+                                   b"pa0", 0, 4)
+                body += struct.pack("!HH4xIIIIII", 0, 32, 0, 0, 0, 0, 0, 0)
             conn.sendall(struct.pack("!BBHIHH4x", ver, 19, 16 + len(body), xid, mp_type, 0) + body)
     conn.close()
 

@@ -23,3 +23,9 @@ done < "$fx/meters.txt"
 rm -f "$fx/meter1.hex"
 $cap "$fx/packet-out.hex" -- ovs-ofctl -O OpenFlow15 packet-out 'unix:{sock}' "$(cat "$fx/packet-out.txt")"
 $cap "$fx/dump-flows.hex" -- ovs-ofctl -O OpenFlow15 dump-flows 'unix:{sock}' "$(cat "$fx/dump-flows.txt")"
+: > "$fx/port-mod.hex"
+for c in down up no-packet-in packet-in no-receive receive no-forward forward; do
+    $cap "$fx/pm1.hex" -- ovs-ofctl -O OpenFlow15 mod-port 'unix:{sock}' pa0 "$c"
+    grep '^0610' "$fx/pm1.hex" >> "$fx/port-mod.hex"
+done
+rm -f "$fx/pm1.hex"

@@ -12,6 +12,8 @@ pub mod packet_out;
 pub mod session;
 pub mod switch;
 
+use crate::vlog::{vlog, Level, Module};
+
 use anyhow::{Context, Result};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -159,7 +161,7 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch, signals
         .register(&mut listener, LISTENER, Interest::READABLE)
         .is_err()
     {
-        eprintln!("xvsd: OpenFlow server: cannot poll the listener");
+        vlog!(Module::Ofserver, Level::Err, "cannot poll the listener");
         return;
     }
     let mut events = Events::with_capacity(256);
@@ -179,7 +181,7 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch, signals
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            eprintln!("xvsd: OpenFlow server: poll: {e}");
+            vlog!(Module::Ofserver, Level::Err, "poll: {e}");
             return;
         }
         for ev in events.iter() {
@@ -213,6 +215,11 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch, signals
                                     probed: false,
                                     writable_interest: false,
                                 };
+                                vlog!(
+                                    Module::Ofserver,
+                                    Level::Info,
+                                    "connection {token}: accepted"
+                                );
                                 if pump(&mut c, &mut switch, &poll, token).is_ok() {
                                     conns.insert(token, c);
                                 }
@@ -226,6 +233,7 @@ fn serve(mut poll: Poll, mut listener: UnixListener, mut switch: Switch, signals
                 Token(t) => {
                     let Some(c) = conns.get_mut(&t) else { continue };
                     if pump(c, &mut switch, &poll, t).is_err() {
+                        vlog!(Module::Ofserver, Level::Info, "connection {t}: closed");
                         if let Some(mut c) = conns.remove(&t) {
                             let _ = poll.registry().deregister(&mut c.stream);
                         }

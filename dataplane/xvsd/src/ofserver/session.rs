@@ -21,11 +21,13 @@ use xvs_flowtable::pipeline::PipelineMod;
 use xvs_openflow::stats::{self, ReplyWriter};
 use xvs_openflow::{
     bundle, decode, encode, error_reply, negotiate, Body, BundleControl, DecodeError, Features,
-    Message, OfpError, PacketIn, PortStatus, Role, SwitchConfig, OFP15_VERSION,
+    Message, OfpError, PacketIn, PortStatus, Role, SwitchConfig, OFP10_VERSION, OFP15_VERSION,
 };
 
-/// Versions we speak (bitmap bit n = wire version n).
-const OUR_VERSIONS: u32 = 1 << OFP15_VERSION;
+/// Versions we speak (bitmap bit n = wire version n): 1.5, and 1.0 for what `ovs-ofctl
+/// mod-port` does with its default protocol (FEATURES with the port list, PORT_MOD, BARRIER,
+/// ECHO; the codec refuses other 1.0 messages).
+const OUR_VERSIONS: u32 = (1 << OFP15_VERSION) | (1 << OFP10_VERSION);
 /// Open bundles one connection may hold (OVS has no fixed limit; this bounds memory).
 const MAX_BUNDLES: usize = 64;
 /// Messages one bundle may hold.
@@ -60,6 +62,8 @@ pub struct Session {
     /// Bytes to send.
     pub out: Vec<u8>,
     negotiated: bool,
+    /// The negotiated wire version (1.5 until a HELLO says otherwise).
+    version: u8,
     config: SwitchConfig,
     role: Role,
     controller_id: u16,
@@ -86,6 +90,7 @@ impl Session {
         let mut s = Session {
             out: Vec::new(),
             negotiated: false,
+            version: OFP15_VERSION,
             config: SwitchConfig {
                 flags: 0,
                 miss_send_len: 128,
@@ -111,7 +116,7 @@ impl Session {
     fn send(&mut self, xid: u32, body: Body) {
         encode(
             &Message {
-                version: OFP15_VERSION,
+                version: self.version,
                 xid,
                 body,
             },
@@ -129,7 +134,11 @@ impl Session {
     /// 1.5 PACKET_IN (which has no room for userdata). Returns whether it was queued.
     pub fn packet_in(&mut self, pin: &PacketIn, controller_id: u16) -> bool {
         const ROLE_SLAVE: u32 = 3;
-        if !self.negotiated || self.controller_id != controller_id || self.role.role == ROLE_SLAVE {
+        if !self.negotiated
+            || self.version != OFP15_VERSION
+            || self.controller_id != controller_id
+            || self.role.role == ROLE_SLAVE
+        {
             return false;
         }
         let body = if self.packet_in_format == 2 {
@@ -238,6 +247,13 @@ impl Session {
 
     fn handle(&mut self, msg: Message, raw: &[u8], sw: &mut Switch) -> Result<(), Close> {
         let xid = msg.xid;
+        crate::vlog::vlog!(
+            crate::vlog::Module::Ofserver,
+            crate::vlog::Level::Dbg,
+            "received message type {} ({} bytes, xid={xid:#x})",
+            raw.get(1).copied().unwrap_or(0),
+            raw.len()
+        );
         // Mods queue up; anything else first commits them, so replies keep request order.
         let is_mod = matches!(
             msg.body,
@@ -246,9 +262,15 @@ impl Session {
         if !is_mod {
             self.flush_pending(sw);
         }
+        if self.negotiated && msg.version != self.version && !matches!(msg.body, Body::Hello { .. })
+        {
+            // As OVS: a message in another version than the negotiated one.
+            self.send_error(raw, OfpError::BAD_VERSION);
+            return Ok(());
+        }
         match msg.body {
             Body::Hello { versions } => {
-                if negotiate(OUR_VERSIONS, versions).is_none() {
+                let Some(version) = negotiate(OUR_VERSIONS, versions) else {
                     let mut data = b"We support version 0x06, you support ".to_vec();
                     data.extend_from_slice(format!("bitmap 0x{versions:08x}").as_bytes());
                     encode(
@@ -263,8 +285,21 @@ impl Session {
                         &mut self.out,
                     );
                     return Err(Close::Incompatible);
-                }
+                };
+                self.version = version;
                 self.negotiated = true;
+            }
+            Body::FeaturesRequest if self.version == OFP10_VERSION => {
+                let reply = xvs_openflow::ofp10::FeaturesReply10 {
+                    datapath_id: sw.datapath_id,
+                    n_buffers: 0,
+                    n_tables: 254,
+                    // FLOW_STATS | TABLE_STATS | PORT_STATS | QUEUE_STATS | ARP_MATCH_IP.
+                    capabilities: 0xc7,
+                    actions: 0xfff,
+                    ports: sw.port_descs(u32::MAX),
+                };
+                self.send(xid, Body::FeaturesReply10(Box::new(reply)));
             }
             Body::EchoRequest(d) => self.send(xid, Body::EchoReply(d)),
             Body::EchoReply(_) | Body::Error { .. } => {}
@@ -282,6 +317,11 @@ impl Session {
             Body::GetConfigRequest => self.send(xid, Body::GetConfigReply(self.config)),
             Body::SetConfig(c) => self.config = c,
             Body::BarrierRequest => self.send(xid, Body::BarrierReply),
+            Body::PortMod(pm) => {
+                if let Err(e) = sw.port_mod(&pm) {
+                    self.send_error(raw, e);
+                }
+            }
             Body::RoleRequest(r) => {
                 // Role 0 (no change) only reports; generation ids are not enforced.
                 if r.role != 0 {
@@ -345,6 +385,7 @@ impl Session {
             | Body::PacketIn2(_)
             | Body::PortStatus(_)
             | Body::FeaturesReply(_)
+            | Body::FeaturesReply10(_)
             | Body::GetConfigReply(_)
             | Body::BarrierReply
             | Body::RoleReply(_)

@@ -89,6 +89,8 @@ pub struct Switch {
     garbage: Vec<Vec<PipelineMod>>,
     /// The OpenFlow server's ends of the workers' packet-in rings.
     packet_ins: Vec<PacketInConsumer>,
+    /// `OFPPC_*` config bits set by PORT_MOD, by OpenFlow port (absent: 0).
+    port_config: std::collections::HashMap<u32, u32>,
 }
 
 /// Counters of the OpenFlow server (relaxed atomics: one writer, the server thread).
@@ -258,6 +260,7 @@ impl Switch {
             stats: Arc::default(),
             garbage: Vec::new(),
             packet_ins: Vec::new(),
+            port_config: std::collections::HashMap::new(),
         }
     }
 
@@ -548,6 +551,8 @@ impl Switch {
         let mut changes = Vec::new();
         for old in &self.ports {
             if !now.iter().any(|p| same(p, old)) {
+                // A port that comes back under this number starts with a clean config.
+                self.port_config.remove(&old.ofport);
                 changes.push(PortStatus {
                     reason: PortReason::Delete,
                     desc: port_desc(old),
@@ -569,12 +574,69 @@ impl Switch {
         changes
     }
 
+    fn port_down(&self, ofport: u32) -> bool {
+        self.port_config
+            .get(&ofport)
+            .is_some_and(|c| c & xvs_openflow::port_mod::PC_PORT_DOWN != 0)
+    }
+
+    /// PORT_MOD: records the config bits and hands `OFPPC_PORT_DOWN`, `OFPPC_NO_RECV` and
+    /// `OFPPC_NO_FWD` to the workers that poll the port (every queue of a multi-queue port),
+    /// which apply them at their next iteration. Errors as OVS: an unknown port, or a
+    /// hardware address that is not the port's.
+    pub fn port_mod(&mut self, pm: &xvs_openflow::port_mod::PortMod) -> Result<(), OfpError> {
+        let Some(p) = self.ports.iter().find(|p| p.ofport == pm.port_no) else {
+            return Err(OfpError::PORT_MOD_BAD_PORT);
+        };
+        if p.mac != pm.hw_addr {
+            return Err(OfpError::PORT_MOD_BAD_HW_ADDR);
+        }
+        let name = p.name.clone();
+        let old = self.port_config.get(&pm.port_no).copied().unwrap_or(0);
+        let new = (old & !pm.mask) | (pm.config & pm.mask);
+        self.port_config.insert(pm.port_no, new);
+        use xvs_openflow::port_mod::{PC_NO_FWD, PC_NO_RECV, PC_PORT_DOWN};
+        let mut flags = 0;
+        for (pc, f) in [
+            (PC_PORT_DOWN, xvs_engine::PORT_DOWN),
+            (PC_NO_RECV, xvs_engine::PORT_NO_RECV),
+            (PC_NO_FWD, xvs_engine::PORT_NO_FWD),
+        ] {
+            if new & pc != 0 {
+                flags |= f;
+            }
+        }
+        for q in self.ports.iter().filter(|q| q.ofport == pm.port_no) {
+            if let Some(w) = self.workers.get(q.worker) {
+                w.set_port_flags(q.ofport, flags);
+            }
+        }
+        crate::vlog::vlog!(
+            crate::vlog::Module::Ofserver,
+            crate::vlog::Level::Info,
+            "port {} ({name}): config {old:#x} -> {new:#x}",
+            pm.port_no
+        );
+        Ok(())
+    }
+
     /// PORT_DESC reply entries.
     pub fn port_descs(&self, port: u32) -> Vec<PortDesc> {
         self.ports
             .iter()
             .filter(|p| Self::port_selected(p, port))
-            .map(port_desc)
+            .map(|p| PortDesc {
+                port_no: p.ofport,
+                hw_addr: p.mac,
+                name: p.name.clone(),
+                config: self.port_config.get(&p.ofport).copied().unwrap_or(0),
+                // OFPPS_LIVE: the port is open and polled; OFPPS_LINK_DOWN while it is
+                // administratively down (xvsd then neither receives nor sends on it).
+                state: if self.port_down(p.ofport) { 1 } else { 4 },
+                curr: 0,
+                curr_speed: 0,
+                max_speed: 0,
+            })
             .collect()
     }
 
