@@ -52,6 +52,28 @@ fn fmt_be64_masked(out: &mut String, name: &str, v: u64, m: u64) {
     }
 }
 
+/// `tun_metadata<n>` as OVS's `tun_metadata_match_format` prints it: the value in hex without
+/// leading zeros, the mask only when it is not all ones over the option (xvs maps options of
+/// 4 or 8 bytes, so 32 or 64 one bits), and the bare name for a presence-only match.
+fn fmt_tun_metadata(out: &mut String, m: &Match) {
+    let present_mask = m.mask().get(layout::TUN_METADATA_PRESENT);
+    for n in 0..layout::N_TUN_METADATA {
+        if present_mask & (1 << n) == 0 {
+            continue;
+        }
+        let v = m.value().get(layout::tun_metadata(n));
+        let k = m.mask().get(layout::tun_metadata(n));
+        let _ = write!(out, "tun_metadata{n}");
+        if k != 0 {
+            let _ = write!(out, "={v:#x}");
+            if k != u64::MAX && k != u64::from(u32::MAX) {
+                let _ = write!(out, "/{k:#x}");
+            }
+        }
+        out.push(',');
+    }
+}
+
 fn fmt_u16_masked(out: &mut String, name: &str, v: u64, m: u64) {
     if m != 0 {
         if m == 0xffff {
@@ -218,6 +240,7 @@ pub fn format_match(out: &mut String, m: &Match, priority: u16, names: &NameMap)
     fmt_ipv6(out, "tun_ipv6_src", a, b);
     let (a, b) = g128(layout::TUN_IPV6_DST);
     fmt_ipv6(out, "tun_ipv6_dst", a, b);
+    fmt_tun_metadata(out, m);
 
     let (pv, pm) = g(layout::IN_PORT);
     if pm != 0 {

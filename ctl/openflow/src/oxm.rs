@@ -177,6 +177,10 @@ const ORDER: &[FieldId] = &[
     FieldId::TUN_DST,
     FieldId::TUN_IPV6_SRC,
     FieldId::TUN_IPV6_DST,
+    FieldId::TUN_METADATA0,
+    FieldId::TUN_METADATA1,
+    FieldId::TUN_METADATA2,
+    FieldId::TUN_METADATA3,
     FieldId::XREG0,
     FieldId::XREG1,
     FieldId::XREG2,
@@ -206,6 +210,22 @@ fn is_exact(field: FieldId, mask: u128) -> bool {
         || mask == field.max_value()
         || mask == field.exact_mask()
         || (field == FieldId::IP_FRAG && mask & 3 == 3)
+}
+
+/// Bytes needed to hold `v` (at least 1).
+fn bytes_needed(v: u128) -> usize {
+    (16 - v.leading_zeros() as usize / 8).max(1)
+}
+
+/// Appends a `tun_metadata<n>` entry. The field has a variable length; as `ovs-ofctl` does
+/// (`mf_field_len`), it is sent with the fewest bytes that hold the value (and mask), and an
+/// exact match (all ones over a 4- or 8-byte option) without a mask.
+pub(crate) fn put_tun_metadata(out: &mut Vec<u8>, h: Header, value: u128, mask: u128) {
+    if mask == u128::from(u64::MAX) || mask == u128::from(u32::MAX) {
+        put_entry(out, h, bytes_needed(value), value, None);
+    } else {
+        put_entry(out, h, bytes_needed(value | mask), value, Some(mask));
+    }
 }
 
 /// Appends one entry (header, value, optional mask).
@@ -248,6 +268,10 @@ pub fn put_oxm_fields(out: &mut Vec<u8>, m: &Match) {
             continue;
         };
         let n = usize::from(f.info().n_bytes);
+        if FieldId::TUN_METADATA.contains(&f) {
+            put_tun_metadata(out, h, v, mask);
+            continue;
+        }
         let (value, mask) = if f == FieldId::IN_PORT_OXM {
             // The key holds the 32-bit OpenFlow 1.1 port already.
             (v, None)
@@ -293,7 +317,20 @@ pub fn pull_oxm_fields(buf: &[u8]) -> Result<Match, OfpError> {
         let payload = r.bytes(h.payload)?;
         let f = h.field.ok_or(OfpError::BAD_FIELD)?;
         let info = f.info();
-        let n = usize::from(info.n_bytes);
+        let mut n = usize::from(info.n_bytes);
+        let tun_metadata = FieldId::TUN_METADATA.contains(&f);
+        if tun_metadata {
+            // Variable length (OVS: up to 124 bytes); xvs holds at most 8 of them.
+            n = h.payload / (1 + usize::from(h.has_mask));
+            if n == 0 || n > 124 {
+                return Err(OfpError::BAD_MATCH_LEN);
+            }
+            let value_mask = (&payload[..n], &payload[n..]);
+            let wide = |b: &[u8]| b.len() > 8 && b[..b.len() - 8].iter().any(|&x| x != 0);
+            if wide(value_mask.0) || wide(value_mask.1) {
+                return Err(OfpError::INVALID_TLV_FIELD);
+            }
+        }
         if h.payload != n * (1 + usize::from(h.has_mask)) {
             return Err(OfpError::BAD_MATCH_LEN);
         }

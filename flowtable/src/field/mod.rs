@@ -123,6 +123,9 @@ pub enum Loc {
     VlanVid,
     /// `dl_vlan_pcp`/`vlan_pcp`: the 3 PCP bits of `VLAN_TCI` (matching implies a tag).
     VlanPcp,
+    /// `tun_metadata<n>`: the option word plus its present bit (writing the field, or matching
+    /// it, makes the option present, as in OVS).
+    TunMetadata(u8),
 }
 
 /// Static description of one field.
@@ -255,6 +258,7 @@ pub(crate) fn read_loc(loc: Loc, key: &FlowKey) -> u128 {
         Loc::DlVlan => u128::from(key.get(layout::VLAN_TCI) & VLAN_VID_MASK),
         Loc::VlanVid => u128::from(key.get(layout::VLAN_TCI) & (VLAN_VID_MASK | VLAN_CFI)),
         Loc::VlanPcp => u128::from((key.get(layout::VLAN_TCI) & VLAN_PCP_MASK) >> 13),
+        Loc::TunMetadata(n) => u128::from(key.get(layout::tun_metadata(usize::from(n)))),
     }
 }
 
@@ -276,6 +280,11 @@ pub(crate) fn write_loc(loc: Loc, key: &mut FlowKey, v: u128) {
         Loc::DlVlan => set_bits(key, layout::VLAN_TCI, VLAN_VID_MASK, v as u64),
         Loc::VlanVid => set_bits(key, layout::VLAN_TCI, VLAN_VID_MASK | VLAN_CFI, v as u64),
         Loc::VlanPcp => set_bits(key, layout::VLAN_TCI, VLAN_PCP_MASK, (v as u64) << 13),
+        Loc::TunMetadata(n) => {
+            let n = usize::from(n) % layout::N_TUN_METADATA;
+            key.set(layout::tun_metadata(n), v as u64);
+            set_bits(key, layout::TUN_METADATA_PRESENT, 1 << n, u64::MAX);
+        }
     }
 }
 
