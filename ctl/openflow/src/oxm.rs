@@ -249,8 +249,24 @@ pub(crate) fn put_entry(
     }
 }
 
-/// Appends the OXM entries of `m` (no `ofp_match` framing).
+/// Who sends a match: the lengths of the variable-length `tun_metadata<n>` fields differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// A controller (flow mods, requests): the fewest bytes holding value and mask, as
+    /// `ovs-ofctl` sends them (it has no option map).
+    Controller,
+    /// The switch (flow statistics, packet-ins): the option's mapped length, as OVS sends
+    /// them. xvs maps 4- or 8-byte options; value and mask that fit 4 bytes go as 4.
+    Switch,
+}
+
+/// Appends the OXM entries of `m` (no `ofp_match` framing), as a controller sends them.
 pub fn put_oxm_fields(out: &mut Vec<u8>, m: &Match) {
+    put_oxm_fields_from(out, m, Sender::Controller);
+}
+
+/// Appends the OXM entries of `m` (no `ofp_match` framing) as `sender` sends them.
+pub fn put_oxm_fields_from(out: &mut Vec<u8>, m: &Match, sender: Sender) {
     for &f in ORDER {
         let (v, mask) = m.get(f);
         if mask == 0 || !m.prereqs_ok(f.info().prereq) {
@@ -269,7 +285,19 @@ pub fn put_oxm_fields(out: &mut Vec<u8>, m: &Match) {
         };
         let n = usize::from(f.info().n_bytes);
         if FieldId::TUN_METADATA.contains(&f) {
-            put_tun_metadata(out, h, v, mask);
+            match sender {
+                Sender::Controller => put_tun_metadata(out, h, v, mask),
+                Sender::Switch => {
+                    let n = if (v | mask) >> 32 == 0 { 4 } else { 8 };
+                    let ones = if n == 4 {
+                        u128::from(u32::MAX)
+                    } else {
+                        u128::from(u64::MAX)
+                    };
+                    let exact = mask == ones || mask == u128::from(u64::MAX);
+                    put_entry(out, h, n, v, (!exact).then_some(mask));
+                }
+            }
             continue;
         }
         let (value, mask) = if f == FieldId::IN_PORT_OXM {
@@ -284,12 +312,18 @@ pub fn put_oxm_fields(out: &mut Vec<u8>, m: &Match) {
     }
 }
 
-/// Appends an OpenFlow 1.5 `ofp_match` (type OXM, length, entries, padding to 8).
+/// Appends an OpenFlow 1.5 `ofp_match` (type OXM, length, entries, padding to 8), as a
+/// controller sends it.
 pub fn put_match(out: &mut Vec<u8>, m: &Match) {
+    put_match_from(out, m, Sender::Controller);
+}
+
+/// Appends an OpenFlow 1.5 `ofp_match` as `sender` sends it.
+pub fn put_match_from(out: &mut Vec<u8>, m: &Match, sender: Sender) {
     let start = out.len();
     put_u16(out, 1);
     put_u16(out, 0);
-    put_oxm_fields(out, m);
+    put_oxm_fields_from(out, m, sender);
     let len = out.len() - start;
     patch_u16(out, start + 2, len);
     pad8(out, start);
