@@ -1,5 +1,6 @@
 //! Geneve option mappings and `tun_metadata` fields against bytes Open vSwitch 3.1's
-//! `ovs-ofctl` really sent (captured with `tests/capture/capture.py`):
+//! `ovs-ofctl` really sent (captured with `tests/capture/capture.py`; the same messages are in
+//! `fixtures/tlv.hex`, so `fuzz/seed.sh` puts them in the decode corpus):
 //!
 //! ```sh
 //! capture.py out.hex -- ovs-ofctl -O OpenFlow15 add-tlv-map 'unix:{sock}' \
