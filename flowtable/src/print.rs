@@ -4,6 +4,7 @@
 use crate::action::{Action, Ct, CtZone, Learn, LearnSpec, Nat, NatAddrs, NatKind};
 use crate::field::{
     format_field_value, format_flags, format_flags_masked, FieldId, CT_STATE_NAMES, TCP_FLAG_NAMES,
+    TUN_FLAG_NAMES,
 };
 use crate::flow::{ethertype, ipproto, Flow, FlowFlags, Match, DEFAULT_PRIORITY};
 use crate::names::{format_port, format_table, NameMap, Port};
@@ -240,6 +241,20 @@ pub fn format_match(out: &mut String, m: &Match, priority: u16, names: &NameMap)
     fmt_ipv6(out, "tun_ipv6_src", a, b);
     let (a, b) = g128(layout::TUN_IPV6_DST);
     fmt_ipv6(out, "tun_ipv6_dst", a, b);
+    // OVS prints the four flags it knows (oam, df, csum, key), not only the public one, so a
+    // megaflow shows the tunnel flags it was built for.
+    let (a, b) = g(layout::TUN_FLAGS);
+    if b & 0xf != 0 {
+        out.push_str("tun_flags=");
+        format_flags_masked(
+            out,
+            &TUN_FLAG_NAMES,
+            (a & 0xf) as u32,
+            (b & 0xf) as u32,
+            0xf,
+        );
+        out.push(',');
+    }
     fmt_tun_metadata(out, m);
 
     let (pv, pm) = g(layout::IN_PORT);

@@ -171,3 +171,31 @@ fn flow_strings_parse_and_print_as_ovs() {
     n.normalize().unwrap();
     assert_eq!(n, m);
 }
+
+#[test]
+fn tun_flags_matches_the_oam_bit_and_prints_as_ovs() {
+    let p = pipeline(
+        &[],
+        &[],
+        "table=0,priority=20,in_port=9,tun_flags=+oam,actions=output:1\n\
+         table=0,priority=10,in_port=9,tun_flags=-oam,actions=output:2\n",
+    );
+    let mut k = tcp_key(9, 1, 2, 3, 4);
+    // Decap sets internal bits too (df, key); only oam is matched.
+    k.set(layout::TUN_FLAGS, 0b1011);
+    assert_eq!(run(&p, &k).actions, vec![DpAction::Output(1)]);
+    k.set(layout::TUN_FLAGS, 0b1010);
+    let t = run(&p, &k);
+    assert_eq!(t.actions, vec![DpAction::Output(2)]);
+    assert_eq!(t.mask.get(layout::TUN_FLAGS) & 1, 1);
+    let names = NameMap::new();
+    let f = parse_flow("tun_flags=-oam,actions=drop", &names).unwrap();
+    let mut out = String::new();
+    format_match(&mut out, &f.match_, 0x8000, &names);
+    assert_eq!(out.trim_end_matches(','), "tun_flags=-oam");
+    // A megaflow that examined every flag prints them as OVS does.
+    let m = Match::from_keys(k, xvs_packet::FlowKey::ALL_ONES);
+    let mut out = String::new();
+    format_match(&mut out, &m, 0x8000, &names);
+    assert!(out.contains("tun_flags=df|key,"), "{out}");
+}

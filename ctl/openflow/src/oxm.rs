@@ -177,6 +177,7 @@ const ORDER: &[FieldId] = &[
     FieldId::TUN_DST,
     FieldId::TUN_IPV6_SRC,
     FieldId::TUN_IPV6_DST,
+    FieldId::TUN_FLAGS,
     FieldId::TUN_METADATA0,
     FieldId::TUN_METADATA1,
     FieldId::TUN_METADATA2,
@@ -206,6 +207,10 @@ const ORDER: &[FieldId] = &[
 /// True when `mask` is an exact match for `field` (sent without a mask).
 fn is_exact(field: FieldId, mask: u128) -> bool {
     let info = field.info();
+    if field == FieldId::TUN_FLAGS {
+        // One public bit in a 16-bit field: `+oam` goes with the mask 0x0001, as OVS sends it.
+        return mask == 0xffff;
+    }
     !info.maskable
         || mask == field.max_value()
         || mask == field.exact_mask()

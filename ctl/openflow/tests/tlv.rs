@@ -29,6 +29,9 @@ const FLOW: &str = "060e00900000000600000000000000000000000000000000000000000000
 // As a switch with 4- or 8-byte mappings prints it: tunnel fields before in_port, as OVS's
 // match_format. (`ovs-ofctl ofp-print`, without a map, takes the 2-byte wire length as the
 // option length and drops the all-ones `/0xffff`.)
+const TUN_FLAGS_FLOW: &str = "060e004800000006000000000000000000000000000000000000000000008000ffffffffffffffffffffffff00000000000100110001d10400010001000150010100000000000000";
+// As a switch with 4- or 8-byte mappings prints it (see FLOW_TEXT below).
+const TUN_FLAGS_TEXT: &str = "tun_flags=+oam,tun_metadata0=0x1 actions=drop";
 const FLOW_TEXT: &str = "tun_metadata0=0x1234/0xffff,tun_metadata1=0x5,in_port=1 actions=set_field:0x5->tun_metadata0,move:NXM_NX_REG0[0..15]->NXM_NX_TUN_METADATA2[0..15],output:2";
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -142,6 +145,40 @@ fn bad_tlv_messages_are_refused() {
         OfpError::from_tlv(xvs_flowtable::tlv::TlvError::AlreadyMapped(0)).name(),
         Some("NXTTMFC_ALREADY_MAPPED")
     );
+}
+
+/// `tun_flags=+oam,tun_metadata0=0x1,actions=drop` as ovs-ofctl sent it.
+#[test]
+fn tun_flags_flow_mod_from_ovs_ofctl() {
+    let names = NameMap::new();
+    let m = round_trip(TUN_FLAGS_FLOW);
+    let Body::FlowMod(fm) = &m.body else {
+        panic!("{m:?}");
+    };
+    let opts = FormatOptions {
+        names: &names,
+        show_stats: false,
+    };
+    assert_eq!(dump_flow_line(&fm.fm.flow, &opts).trim(), TUN_FLAGS_TEXT);
+    let parsed = parse_flow_mod(
+        &TUN_FLAGS_TEXT.replace(" actions", ",actions"),
+        FlowModCommand::Add,
+        &names,
+    )
+    .unwrap();
+    let mut b = Vec::new();
+    encode(
+        &Message {
+            version: 6,
+            xid: m.xid,
+            body: Body::FlowMod(Box::new(FlowModMsg {
+                fm: parsed,
+                buffer_id: NO_BUFFER,
+            })),
+        },
+        &mut b,
+    );
+    assert_eq!(b, unhex(TUN_FLAGS_FLOW));
 }
 
 #[test]

@@ -187,6 +187,8 @@ impl FieldId {
     pub const TUN_METADATA2: FieldId = FieldId(89);
     /// `tun_metadata3`.
     pub const TUN_METADATA3: FieldId = FieldId(90);
+    /// `tun_flags` (the public bit, OAM).
+    pub const TUN_FLAGS: FieldId = FieldId(91);
     /// `tun_metadata0..3`, by index.
     pub const TUN_METADATA: [FieldId; 4] = [
         Self::TUN_METADATA0,
@@ -197,7 +199,7 @@ impl FieldId {
 }
 
 /// Every field xvs knows, indexed by [`FieldId`].
-pub(crate) static FIELDS: [FieldInfo; 91] = [
+pub(crate) static FIELDS: [FieldInfo; 92] = [
     FieldInfo {
         id: FieldId(0),
         name: "recirc_id",
@@ -2056,5 +2058,24 @@ pub(crate) static FIELDS: [FieldInfo; 91] = [
         }),
         oxm: None,
         loc: Loc::TunMetadata(3),
+    },
+    FieldInfo {
+        id: FieldId(91),
+        name: "tun_flags",
+        extra_name: None,
+        n_bytes: 2,
+        n_bits: 1,
+        maskable: true,
+        format: Format::TunFlags,
+        prereq: Prereq::None,
+        writable: true,
+        nxm: Some(Header {
+            name: "NXM_NX_TUN_FLAGS",
+            class: 0x0001,
+            field: 104,
+            experimenter: None,
+        }),
+        oxm: None,
+        loc: Loc::Word(xvs_packet::key::KeyField::new(25, 0, 1)),
     },
 ];
