@@ -227,3 +227,16 @@ fn format_ct(out: &mut String, ct: &DpCt) {
         let _ = write!(out, "ct({})", parts.join(","));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cached action lists copy `DpAction`s; the inline Geneve options of `TunnelPush` must not
+    /// make it larger than the `ct` arguments already do (ARCHITECTURE: 128 bytes).
+    #[test]
+    fn tunnel_options_do_not_grow_the_action() {
+        assert!(std::mem::size_of::<TunnelPush>() <= 128);
+        assert!(std::mem::size_of::<DpAction>() <= 128);
+    }
+}
