@@ -15,6 +15,9 @@
 //! - [`io_bench`]: the run loop, the table and the CSV;
 //! - [`process`]: guards that stop every started process by its PID;
 //! - `sys`: the only unsafe code (raw syscalls).
+//!
+//! `xvs-bench tunnel` ([`tunnel_bench`]): two nodes over Geneve and VXLAN, xvsd against the
+//! kernel's own vxlan devices on the same four-namespace topology.
 #![deny(unsafe_code)]
 
 mod bpf;
@@ -30,6 +33,7 @@ mod scenarios;
 #[allow(unsafe_code)]
 mod sys;
 mod topology;
+mod tunnel_bench;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -52,6 +56,8 @@ enum Cmd {
     /// xvsd and its peers (OVS, Linux bridge, XDP, testpmd) side by side: scenarios, traffic
     /// kinds, a table, a CSV and a plot.
     Compare(compare::CompareArgs),
+    /// Two nodes over Geneve and VXLAN: xvsd against the kernel's vxlan devices (Mpps, TCP).
+    Tunnel(tunnel_bench::TunnelArgs),
     /// Removes namespaces and directories left by runs that were killed with SIGKILL.
     Cleanup,
     /// Internal: the traffic generator process started by `io`.
@@ -64,6 +70,7 @@ fn main() -> ExitCode {
     let res: Result<()> = match &cli.cmd {
         Cmd::Io(args) => io_bench::run(args),
         Cmd::Compare(args) => compare::run(args),
+        Cmd::Tunnel(args) => tunnel_bench::run_tunnel(args),
         Cmd::Gen(args) => generator::run_gen(args),
         Cmd::Cleanup => topology::cleanup_stale(),
     };

@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 /// `xvsb<pid>-{a,n,b}`, `/tmp/xvsb<pid>`, DPDK's `/var/run/dpdk/xvsb<pid>`.
 pub const PREFIX: &str = "xvsb";
 
-/// Namespaces `xvsb<pid>-{a,n,b}` whose harness process no longer exists (it was SIGKILLed).
+/// Namespaces `xvsb<pid>-{a,n,b,x,y}` whose harness process no longer exists (it was SIGKILLed).
 pub fn stale_namespaces() -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/run/netns") else {
         return Vec::new();
@@ -35,7 +35,8 @@ pub fn stale_namespaces() -> Vec<String> {
             else {
                 return false;
             };
-            matches!(suffix, "a" | "n" | "b")
+            // x and y: the two nodes of `tunnel`.
+            matches!(suffix, "a" | "n" | "b" | "x" | "y")
                 && pid.parse::<u32>().is_ok()
                 && !Path::new("/proc").join(pid).exists()
         })
@@ -84,7 +85,7 @@ pub struct Netns {
 
 impl Netns {
     /// `ip netns add <name>`.
-    fn create(name: &str) -> Result<Self> {
+    pub(crate) fn create(name: &str) -> Result<Self> {
         run(Command::new("ip").args(["netns", "add", name]))?;
         let fd = File::open(Path::new("/run/netns").join(name))
             .with_context(|| format!("open /run/netns/{name}"))?;

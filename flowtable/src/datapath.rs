@@ -94,6 +94,8 @@ pub struct TunnelPush {
     pub src: Option<IpAddr>,
     /// `tun_flags` (OVS bits: 1 OAM, 2 DF, 4 CSUM, 8 KEY).
     pub flags: u16,
+    /// Geneve options from the present, mapped `tun_metadata<n>` fields (empty for none).
+    pub options: crate::tlv::GeneveOptions,
 }
 
 /// The arguments of a datapath `ct` action: what the engine hands the connection tracker.
@@ -179,7 +181,18 @@ pub fn format_dp_actions(actions: &[DpAction]) -> String {
                 if let Some(dst) = t.dst {
                     let _ = write!(out, ",dst={dst}");
                 }
-                write!(out, ",flags={:#x})", t.flags)
+                let _ = write!(out, ",flags={:#x}", t.flags);
+                if !t.options.is_empty() {
+                    out.push_str(",geneve(");
+                    for (i, b) in t.options.as_bytes().iter().enumerate() {
+                        if i > 0 && i % 4 == 0 {
+                            out.push(' ');
+                        }
+                        let _ = write!(out, "{b:02x}");
+                    }
+                    out.push(')');
+                }
+                write!(out, ")")
             }
         };
     }
@@ -212,5 +225,18 @@ fn format_ct(out: &mut String, ct: &DpCt) {
         out.push_str("ct");
     } else {
         let _ = write!(out, "ct({})", parts.join(","));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cached action lists copy `DpAction`s; the inline Geneve options of `TunnelPush` must not
+    /// make it larger than the `ct` arguments already do (ARCHITECTURE: 128 bytes).
+    #[test]
+    fn tunnel_options_do_not_grow_the_action() {
+        assert!(std::mem::size_of::<TunnelPush>() <= 128);
+        assert!(std::mem::size_of::<DpAction>() <= 128);
     }
 }

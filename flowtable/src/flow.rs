@@ -400,6 +400,16 @@ impl Match {
         put(&mut out, FieldId::TUN_IPV6_SRC, a, b)?;
         let (a, b) = w128(layout::TUN_IPV6_DST);
         put(&mut out, FieldId::TUN_IPV6_DST, a, b)?;
+        let (a, b) = (v.get(layout::TUN_FLAGS) & 1, k.get(layout::TUN_FLAGS) & 1);
+        put(&mut out, FieldId::TUN_FLAGS, u128::from(a), u128::from(b))?;
+        let present = k.get(layout::TUN_METADATA_PRESENT);
+        for (n, f) in FieldId::TUN_METADATA.into_iter().enumerate() {
+            if present & (1 << n) != 0 {
+                let (a, b) = w(layout::tun_metadata(n));
+                // A presence-only match has a zero mask; keep it (set() marks presence).
+                out.set(f, a, b);
+            }
+        }
         for i in 0..8 {
             let (a, b) = w(layout::xreg(i));
             put(&mut out, xreg_field(i), a, b)?;

@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod print;
 pub mod recirc;
 pub mod stats;
+pub mod tlv;
 pub mod translate;
 mod value;
 

@@ -73,6 +73,7 @@ use crate::meter::Meter;
 use crate::metering::MeterState;
 use crate::names::{NameMap, Port};
 use crate::stats::GroupStats;
+use crate::tlv::{TlvCommand, TlvError, TlvMap, TlvMapping};
 
 /// Number of OpenFlow tables (0..=254; 255 means "all tables" in mods).
 pub const N_TABLES: usize = 255;
@@ -314,6 +315,8 @@ pub struct PipelineSnapshot {
     l2: Arc<L2State>,
     /// Group and bucket counters, shared with other snapshots while the group is unchanged.
     group_stats: Arc<HashMap<u32, Arc<GroupStats>>>,
+    /// Geneve option <-> `tun_metadata<n>` mappings (`NXT_TLV_TABLE_MOD`).
+    tlv: TlvMap,
 }
 
 impl std::fmt::Debug for PipelineSnapshot {
@@ -367,6 +370,12 @@ impl PipelineSnapshot {
     #[inline]
     pub fn l2(&self) -> &L2State {
         &self.l2
+    }
+
+    /// The tunnel-option map of this version.
+    #[inline]
+    pub fn tlv(&self) -> &TlvMap {
+        &self.tlv
     }
 
     /// Every group.
@@ -433,6 +442,7 @@ pub struct Pipeline {
     meter_states: Arc<HashMap<u32, Arc<MeterState>>>,
     l2: Arc<L2State>,
     group_stats: Arc<HashMap<u32, Arc<GroupStats>>>,
+    tlv: TlvMap,
     /// `fin_idle_timeout`/`fin_hard_timeout` of learned flows, by (table, priority, match):
     /// applied by [`expire`](Self::expire) once a TCP FIN or RST went through the flow.
     fin_timeouts: HashMap<(u8, u32, ClsMatch), (u16, u16)>,
@@ -469,6 +479,7 @@ impl Pipeline {
             meter_states: Arc::default(),
             l2: Arc::default(),
             group_stats: Arc::default(),
+            tlv: TlvMap::default(),
         });
         Pipeline {
             tables,
@@ -477,6 +488,7 @@ impl Pipeline {
             meter_states: Arc::default(),
             l2: Arc::default(),
             group_stats: Arc::default(),
+            tlv: TlvMap::default(),
             fin_timeouts: HashMap::new(),
             publisher: Publisher::new(snap),
         }
@@ -660,6 +672,24 @@ impl Pipeline {
         gone
     }
 
+    /// The tunnel-option map.
+    pub fn tlv(&self) -> &TlvMap {
+        &self.tlv
+    }
+
+    /// Applies an `NXT_TLV_TABLE_MOD` (all or nothing) and publishes it as a new version, so
+    /// no megaflow decoded or encapsulated with the old map survives. As in OVS, flows that
+    /// use a changed mapping are not checked (OVS: "undefined").
+    pub fn tlv_table_mod(
+        &mut self,
+        command: TlvCommand,
+        maps: &[TlvMapping],
+        now: u64,
+    ) -> Result<u64, TlvError> {
+        self.tlv = self.tlv.apply(command, maps)?;
+        Ok(self.publish_unchanged_tables(now))
+    }
+
     /// Publishes the next version with the tables as they are (after an L2 change).
     fn publish_unchanged_tables(&mut self, now: u64) -> u64 {
         // An empty bundle cannot fail.
@@ -738,6 +768,7 @@ impl Pipeline {
             meter_states: Arc::clone(&self.meter_states),
             l2: Arc::clone(&self.l2),
             group_stats: Arc::clone(&self.group_stats),
+            tlv: self.tlv,
         });
         self.publisher.publish(snap);
         report.version = version;

@@ -4,6 +4,7 @@
 use crate::action::{Action, Ct, CtZone, Learn, LearnSpec, Nat, NatAddrs, NatKind};
 use crate::field::{
     format_field_value, format_flags, format_flags_masked, FieldId, CT_STATE_NAMES, TCP_FLAG_NAMES,
+    TUN_FLAG_NAMES,
 };
 use crate::flow::{ethertype, ipproto, Flow, FlowFlags, Match, DEFAULT_PRIORITY};
 use crate::names::{format_port, format_table, NameMap, Port};
@@ -47,6 +48,28 @@ fn fmt_be64_masked(out: &mut String, name: &str, v: u64, m: u64) {
         }
         if m != u64::MAX {
             let _ = write!(out, "/{m:#x}");
+        }
+        out.push(',');
+    }
+}
+
+/// `tun_metadata<n>` as OVS's `tun_metadata_match_format` prints it: the value in hex without
+/// leading zeros, the mask only when it is not all ones over the option (xvs maps options of
+/// 4 or 8 bytes, so 32 or 64 one bits), and the bare name for a presence-only match.
+fn fmt_tun_metadata(out: &mut String, m: &Match) {
+    let present_mask = m.mask().get(layout::TUN_METADATA_PRESENT);
+    for n in 0..layout::N_TUN_METADATA {
+        if present_mask & (1 << n) == 0 {
+            continue;
+        }
+        let v = m.value().get(layout::tun_metadata(n));
+        let k = m.mask().get(layout::tun_metadata(n));
+        let _ = write!(out, "tun_metadata{n}");
+        if k != 0 {
+            let _ = write!(out, "={v:#x}");
+            if k != u64::MAX && k != u64::from(u32::MAX) {
+                let _ = write!(out, "/{k:#x}");
+            }
         }
         out.push(',');
     }
@@ -218,6 +241,21 @@ pub fn format_match(out: &mut String, m: &Match, priority: u16, names: &NameMap)
     fmt_ipv6(out, "tun_ipv6_src", a, b);
     let (a, b) = g128(layout::TUN_IPV6_DST);
     fmt_ipv6(out, "tun_ipv6_dst", a, b);
+    // OVS prints the four flags it knows (oam, df, csum, key), not only the public one, so a
+    // megaflow shows the tunnel flags it was built for.
+    let (a, b) = g(layout::TUN_FLAGS);
+    if b & 0xf != 0 {
+        out.push_str("tun_flags=");
+        format_flags_masked(
+            out,
+            &TUN_FLAG_NAMES,
+            (a & 0xf) as u32,
+            (b & 0xf) as u32,
+            0xf,
+        );
+        out.push(',');
+    }
+    fmt_tun_metadata(out, m);
 
     let (pv, pm) = g(layout::IN_PORT);
     if pm != 0 {

@@ -773,8 +773,9 @@ fn write_masked(field: FieldId, key: &mut FlowKey, value: u128, mask: u128) {
     write_loc(loc, key, (old & !mask) | (value & mask));
 }
 
-/// First key word of packet fields (L2 and up); words before it are metadata.
-const PACKET_WORD_START: usize = 26;
+/// Key words of packet fields (L2 to L4); every other word is metadata.
+const PACKET_WORD_START: usize = xvs_packet::key::PACKET_WORDS_START;
+const PACKET_WORD_END: usize = xvs_packet::key::PACKET_WORDS_END;
 
 struct Ctx<'a> {
     snap: &'a PipelineSnapshot,
@@ -1098,7 +1099,12 @@ impl<'a> Ctx<'a> {
         match loc {
             // Metadata (registers, marks, conntrack, tunnel) never reaches the packet; a freeze
             // keeps what was written of it.
-            Loc::Word(kf) if usize::from(kf.word) < PACKET_WORD_START => {
+            Loc::Word(kf)
+                if !(PACKET_WORD_START..PACKET_WORD_END).contains(&usize::from(kf.word)) =>
+            {
+                return self.meta_written.union_with(&loc_bits(loc, bits));
+            }
+            Loc::TunMetadata(_) => {
                 return self.meta_written.union_with(&loc_bits(loc, bits));
             }
             Loc::Wide(kf) if usize::from(kf.hi) < PACKET_WORD_START => {
@@ -1108,7 +1114,7 @@ impl<'a> Ctx<'a> {
             _ => {}
         }
         let k = loc_bits(loc, bits);
-        for i in PACKET_WORD_START..xvs_packet::KEY_WORDS {
+        for i in PACKET_WORD_START..PACKET_WORD_END {
             self.written.words[i] |= k.words[i];
         }
     }
@@ -1204,10 +1210,24 @@ impl<'a> Ctx<'a> {
             self.out.mask.words[hi] = u64::MAX;
             self.out.mask.words[hi + 1] = u64::MAX;
         }
+        // The options: which fields are present decides which options go out, and each one
+        // emitted is copied whole into the template.
+        let tlv = self.snap.tlv();
+        if !tlv.is_empty() {
+            self.unwild_field(layout::TUN_METADATA_PRESENT);
+            let present = self.flow.get(layout::TUN_METADATA_PRESENT);
+            for i in 0..layout::N_TUN_METADATA {
+                if present & (1 << i) != 0 && tlv.get(i).is_some() {
+                    self.unwild_field(layout::tun_metadata(i));
+                }
+            }
+        }
+        let options = tlv.write_options(&self.flow);
         let v4 = |a: u64| (a != 0).then(|| std::net::IpAddr::from((a as u32).to_be_bytes()));
         let v6 = |a: u128| (a != 0).then(|| std::net::IpAddr::from(a.to_be_bytes()));
         let f = &self.flow;
         TunnelPush {
+            options,
             port,
             tun_id: f.get(layout::TUN_ID),
             dst: v4(f.get(layout::TUN_DST)).or_else(|| v6(f.get128(layout::TUN_IPV6_DST))),

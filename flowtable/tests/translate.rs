@@ -697,6 +697,7 @@ fn output_to_a_tunnel_port_becomes_tunnel_push_with_metadata_in_the_mask() {
                 dst: Some(IpAddr::V4(Ipv4Addr::new(192, 168, 77, 2))),
                 src: None,
                 flags: 0,
+                options: Default::default(),
             })
         ]
     );

@@ -92,11 +92,35 @@ fn random_match(rng: &mut Rng) -> Match {
     if rng.chance(20) {
         m.set(f("ct_state"), rng.pick(&[0x21u128, 0x22]), 0x23);
     }
+    // Geneve options (mapped: tun_metadata0 4 bytes, tun_metadata1 8 bytes), with masks.
+    if rng.chance(25) {
+        let mask = rng.pick(&[0x3u128, 0xff, 0xffff_ffff]);
+        m.set(f("tun_metadata0"), u128::from(rng.below(4)), mask);
+    }
+    if rng.chance(15) {
+        m.set_exact(f("tun_metadata1"), u128::from(rng.below(3)));
+    }
     m
 }
 
+/// Output to this port is a tunnel output (options from the tun_metadata fields).
+const TUNNEL_PORT: u32 = 6;
+
 fn random_action(rng: &mut Rng, table: u8) -> Action {
-    match rng.below(15) {
+    match rng.below(18) {
+        15 => Action::SetField {
+            field: f("tun_metadata0"),
+            value: u128::from(rng.below(4)),
+            mask: 0xffff_ffff,
+        },
+        16 => Action::Output {
+            port: Port(TUNNEL_PORT as u16),
+            max_len: 0,
+        },
+        17 => Action::Move {
+            src: sub("NXM_NX_REG0", 0, 4),
+            dst: sub("NXM_NX_TUN_METADATA1", 0, 4),
+        },
         0 => Action::SetField {
             field: f("reg0"),
             value: u128::from(rng.below(16)),
@@ -296,6 +320,25 @@ impl Model {
         let mut mods = groups();
         mods.extend(self.0.iter().cloned().map(|fl| PipelineMod::Flow(add(fl))));
         p.commit(&mods, 0).unwrap();
+        p.tlv_table_mod(
+            xvs_flowtable::tlv::TlvCommand::Add,
+            &[
+                xvs_flowtable::tlv::TlvMapping {
+                    class: 0xffff,
+                    kind: 1,
+                    len: 4,
+                    index: 0,
+                },
+                xvs_flowtable::tlv::TlvMapping {
+                    class: 0xffff,
+                    kind: 2,
+                    len: 8,
+                    index: 1,
+                },
+            ],
+            0,
+        )
+        .unwrap();
         p.set_ports(&PORTS, 0);
         p.learn_macs(&self.1, 0);
         p
@@ -313,6 +356,14 @@ fn random_key(rng: &mut Rng) -> FlowKey {
     k.set(layout::NW_TTL, rng.pick(&[1u64, 2, 64]));
     k.set(layout::ETH_SRC, MACS[rng.below(3) as usize]);
     k.set(layout::ETH_DST, rng.pick(&MACS));
+    // Options as decap leaves them: present or not, small values so matches hit.
+    let present = rng.below(4);
+    k.set(layout::TUN_METADATA_PRESENT, present);
+    for i in 0..2 {
+        if present & (1 << i) != 0 {
+            k.set(layout::tun_metadata(i), rng.below(5));
+        }
+    }
     k
 }
 
@@ -328,6 +379,7 @@ fn same_outcome(a: &Translation, b: &Translation) -> bool {
 /// frozen states.
 fn check_megaflow(s: &PipelineSnapshot, rng: &mut Rng, k: &FlowKey) -> Result<(), TestCaseError> {
     let mut scratch = TranslateScratch::new();
+    scratch.set_tunnel_ports(&[TUNNEL_PORT]);
     let mut t = check_megaflow_with(s, rng, k, &mut scratch)?;
     let mut k2 = *k;
     // Follow up to three recirculations (the datapath key keeps the packet fields; registers

@@ -82,11 +82,18 @@ pub enum DecapError {
     /// The inner frame is shorter than an Ethernet header.
     #[error("inner frame too short")]
     ShortInner,
+    /// Geneve: an option mapped to a `tun_metadata` field came with another length (OVS
+    /// refuses such a packet too).
+    #[error("Geneve option length differs from its TLV mapping")]
+    OptionLength,
+    /// Geneve: an option with the critical bit that no TLV mapping knows.
+    #[error("unknown critical Geneve option")]
+    UnknownCriticalOption,
 }
 
 impl DecapError {
     /// Every reason, in counter order ([`index`](Self::index)).
-    pub const ALL: [DecapError; 15] = [
+    pub const ALL: [DecapError; 17] = [
         Self::ShortFrame,
         Self::NotIp,
         Self::BadIp,
@@ -102,6 +109,8 @@ impl DecapError {
         Self::BadGeneveOptions,
         Self::NotEthernet,
         Self::ShortInner,
+        Self::OptionLength,
+        Self::UnknownCriticalOption,
     ];
 
     /// A dense index into per-reason counters (the position in [`ALL`](Self::ALL)).
@@ -127,6 +136,8 @@ impl DecapError {
             Self::BadGeneveOptions => "bad_geneve_options",
             Self::NotEthernet => "geneve_not_ethernet",
             Self::ShortInner => "short_inner",
+            Self::OptionLength => "geneve_option_len",
+            Self::UnknownCriticalOption => "geneve_unknown_critical",
         }
     }
 }

@@ -417,3 +417,45 @@ fn geneve_options_with_bad_lengths_are_refused() {
         assert_eq!(e.index(), i);
     }
 }
+
+/// The Geneve option seeds of the decap fuzz corpus decapsulate, and map onto
+/// `tun_metadata0` (class 0xffff, type 0x42, 4 bytes) as OVS would: mapped, a mapped option of
+/// the wrong length (refused), an unknown critical option (refused), and an unknown
+/// non-critical option next to a mapped one (ignored).
+#[test]
+fn geneve_option_corpus_entries_map_like_ovs() {
+    use xvs_flowtable::tlv::{OptionError, TlvCommand, TlvMap, TlvMapping};
+    let tlv = TlvMap::default()
+        .apply(
+            TlvCommand::Add,
+            &[TlvMapping {
+                class: 0xffff,
+                kind: 0x42,
+                len: 4,
+                index: 0,
+            }],
+        )
+        .unwrap();
+    let cfg = DecapConfig::from_config(&TunnelConfig::flow_based(TunnelKind::Geneve));
+    for (file, want) in [
+        ("geneve4_tlv_mapped.bin", Ok(0x00ab_1234)),
+        ("geneve4_tlv_two.bin", Ok(0x1234)),
+        (
+            "geneve4_tlv_wrong_len.bin",
+            Err(OptionError::LengthMismatch),
+        ),
+        (
+            "geneve4_tlv_unknown_critical.bin",
+            Err(OptionError::UnknownCritical),
+        ),
+    ] {
+        let path = format!("{}/fuzz/corpus/decap/{file}", env!("CARGO_MANIFEST_DIR"));
+        let frame = std::fs::read(&path).unwrap();
+        let mut key = FlowKey::ZERO;
+        let d = decap(&cfg, &frame, &mut key).unwrap();
+        let got = tlv
+            .read_options(d.options_bytes(), &mut key)
+            .map(|()| key.get(xvs_packet::key::layout::tun_metadata(0)));
+        assert_eq!(got, want, "{file}");
+    }
+}

@@ -65,9 +65,19 @@ fn subfield_from_ofs_nbits(field: FieldId, v: u16) -> Result<Subfield, OfpError>
     subfield_from(field, v >> 6, (v & 0x3f) + 1)
 }
 
+/// The length a field header carries: the field's width, or for the variable-length
+/// `tun_metadata<n>` OVS's maximum (124), as `ovs-ofctl` sends it in `move`.
+fn header_len(field: FieldId) -> usize {
+    if FieldId::TUN_METADATA.contains(&field) {
+        124
+    } else {
+        usize::from(field.info().n_bytes)
+    }
+}
+
 fn put_nxm_header(out: &mut Vec<u8>, field: FieldId) {
     if let Some(h) = header_of(field, HeaderStyle::Nxm) {
-        put_header(out, h, false, usize::from(field.info().n_bytes));
+        put_header(out, h, false, header_len(field));
     } else {
         put_u32(out, 0);
     }
@@ -158,9 +168,13 @@ pub fn put_action(out: &mut Vec<u8>, a: &Action) {
         Action::SetField { field, value, mask } => {
             let s = begin(out, OFPAT_SET_FIELD);
             if let Some(h) = header_of(*field, HeaderStyle::Oxm15) {
-                let n = usize::from(field.info().n_bytes);
-                let m = (*mask != field.exact_mask()).then_some(*mask);
-                put_entry(out, h, n, *value, m);
+                if FieldId::TUN_METADATA.contains(field) {
+                    crate::oxm::put_tun_metadata(out, h, *value, *mask);
+                } else {
+                    let n = usize::from(field.info().n_bytes);
+                    let m = (*mask != field.exact_mask()).then_some(*mask);
+                    put_entry(out, h, n, *value, m);
+                }
             }
             finish(out, s);
         }
@@ -172,7 +186,7 @@ pub fn put_action(out: &mut Vec<u8>, a: &Action) {
             put_u16(out, 0);
             for f in [src.field, dst.field] {
                 if let Some(h) = header_of(f, HeaderStyle::Oxm15) {
-                    put_header(out, h, false, usize::from(f.info().n_bytes));
+                    put_header(out, h, false, header_len(f));
                 }
             }
             finish(out, s);
@@ -561,15 +575,34 @@ fn pull_set_field(r: &mut Reader<'_>) -> Result<Action, OfpError> {
     if !info.writable {
         return Err(OfpError::BAD_SET_TYPE);
     }
-    let n = usize::from(info.n_bytes);
+    let mut n = usize::from(info.n_bytes);
+    let tun_metadata = FieldId::TUN_METADATA.contains(&field);
+    if tun_metadata {
+        // Variable length (OVS: up to 124 bytes); xvs holds the low 8.
+        n = h.payload / (1 + usize::from(h.has_mask));
+        if n == 0 || n > 124 {
+            return Err(OfpError::BAD_SET_LEN);
+        }
+    }
     if h.payload != n * (1 + usize::from(h.has_mask)) {
         return Err(OfpError::BAD_SET_LEN);
     }
-    let value = be_uint(r.bytes(n).map_err(|_| OfpError::BAD_SET_LEN)?);
-    let mask = if h.has_mask {
-        be_uint(r.bytes(n).map_err(|_| OfpError::BAD_SET_LEN)?)
+    let value_bytes = r.bytes(n).map_err(|_| OfpError::BAD_SET_LEN)?;
+    let mask_bytes = if h.has_mask {
+        Some(r.bytes(n).map_err(|_| OfpError::BAD_SET_LEN)?)
     } else {
-        field.exact_mask()
+        None
+    };
+    if tun_metadata {
+        let wide = |b: &[u8]| b.len() > 8 && b[..b.len() - 8].iter().any(|&x| x != 0);
+        if wide(value_bytes) || mask_bytes.is_some_and(wide) {
+            return Err(OfpError::BAD_SET_ARGUMENT);
+        }
+    }
+    let value = be_uint(value_bytes);
+    let mask = match mask_bytes {
+        Some(m) => be_uint(m),
+        None => field.exact_mask(),
     };
     if value & !mask != 0 {
         return Err(OfpError::BAD_SET_ARGUMENT);

@@ -41,6 +41,20 @@ ofp_errors! {
     NX_STALE = (0xffff, 35, "NXR_STALE");
     /// `NXBRC_BAD_REASON`: a PORT_STATUS with a reason other than add, delete, modify.
     NX_BAD_REASON = (0xffff, 5, "NXBRC_BAD_REASON");
+    /// `NXTTMFC_BAD_COMMAND`: unknown TLV table mod command.
+    TLV_BAD_COMMAND = (0xffff, 16, "NXTTMFC_BAD_COMMAND");
+    /// `NXTTMFC_BAD_OPT_LEN`: an option length that is not a TLV size.
+    TLV_BAD_OPT_LEN = (0xffff, 17, "NXTTMFC_BAD_OPT_LEN");
+    /// `NXTTMFC_BAD_FIELD_IDX`: a `tun_metadata` index the switch does not support.
+    TLV_BAD_FIELD_IDX = (0xffff, 18, "NXTTMFC_BAD_FIELD_IDX");
+    /// `NXTTMFC_TABLE_FULL`: more option space than the switch supports.
+    TLV_TABLE_FULL = (0xffff, 19, "NXTTMFC_TABLE_FULL");
+    /// `NXTTMFC_ALREADY_MAPPED`: the field is already mapped.
+    TLV_ALREADY_MAPPED = (0xffff, 20, "NXTTMFC_ALREADY_MAPPED");
+    /// `NXTTMFC_DUP_ENTRY`: the option is already mapped to another field.
+    TLV_DUP_ENTRY = (0xffff, 21, "NXTTMFC_DUP_ENTRY");
+    /// `NXFMFC_INVALID_TLV_FIELD`: a flow uses a `tun_metadata` field that is not mapped.
+    INVALID_TLV_FIELD = (0xffff, 37, "NXFMFC_INVALID_TLV_FIELD");
     /// `OFPHFC_INCOMPATIBLE`: no common version.
     HELLO_INCOMPATIBLE = (0, 0, "OFPHFC_INCOMPATIBLE");
     /// `OFPBRC_BAD_VERSION`.
@@ -181,6 +195,20 @@ ofp_errors! {
     BAD_CONFIG_FLAGS = (10, 0, "OFPSCFC_BAD_FLAGS");
     /// `OFPRRFC_BAD_ROLE`.
     BAD_ROLE = (11, 2, "OFPRRFC_BAD_ROLE");
+}
+
+impl OfpError {
+    /// The error OVS sends for a refused TLV table mod.
+    pub fn from_tlv(e: xvs_flowtable::tlv::TlvError) -> Self {
+        use xvs_flowtable::tlv::TlvError as E;
+        match e {
+            E::BadOptLen(_) => Self::TLV_BAD_OPT_LEN,
+            E::BadFieldIdx(_) => Self::TLV_BAD_FIELD_IDX,
+            E::TableFull(_) => Self::TLV_TABLE_FULL,
+            E::AlreadyMapped(_) => Self::TLV_ALREADY_MAPPED,
+            E::DupEntry(..) => Self::TLV_DUP_ENTRY,
+        }
+    }
 }
 
 /// `OFPET_EXPERIMENTER`: the error type of experimenter errors, whose code is the

@@ -41,6 +41,7 @@ use wire::{pad8, patch_u16, put_u16, put_u32, put_u64, Reader};
 use xvs_flowtable::flow::{FlowFlags, FlowModCommand};
 use xvs_flowtable::group::GroupMod;
 use xvs_flowtable::meter::Meter;
+use xvs_flowtable::tlv::{TlvCommand, TlvMapping};
 use xvs_flowtable::{Action, Flow, FlowMod, Match, Port};
 
 /// OpenFlow 1.0 wire version.
@@ -181,6 +182,9 @@ const NXT_SET_FLOW_FORMAT: u32 = 12;
 const NXT_FLOW_MOD_TABLE_ID: u32 = 15;
 const NXT_SET_PACKET_IN_FORMAT: u32 = 16;
 const NXT_SET_CONTROLLER_ID: u32 = 20;
+const NXT_TLV_TABLE_MOD: u32 = 24;
+const NXT_TLV_TABLE_REQUEST: u32 = 25;
+const NXT_TLV_TABLE_REPLY: u32 = 26;
 
 /// `BUNDLE_CONTROL` contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -301,6 +305,24 @@ pub enum Body {
     SetFlowFormat(u32),
     /// `NXT_FLOW_MOD_TABLE_ID`: whether OpenFlow 1.0 flow mods carry a table id.
     FlowModTableId(bool),
+    /// `NXT_TLV_TABLE_MOD`: add, delete or clear Geneve option <-> `tun_metadata` mappings.
+    TlvTableMod {
+        /// The command.
+        command: TlvCommand,
+        /// The mappings (for delete only the indices matter).
+        maps: Vec<TlvMapping>,
+    },
+    /// `NXT_TLV_TABLE_REQUEST`.
+    TlvTableRequest,
+    /// `NXT_TLV_TABLE_REPLY`.
+    TlvTableReply {
+        /// Bytes of option data the switch can map.
+        max_option_space: u32,
+        /// Number of `tun_metadata` fields.
+        max_fields: u16,
+        /// The mappings.
+        maps: Vec<TlvMapping>,
+    },
     /// `MULTIPART_REQUEST` of type DESC.
     DescRequest,
     /// `MULTIPART_REPLY` of type DESC.
@@ -358,6 +380,38 @@ pub fn error_reply(request: &[u8], error: OfpError) -> Message {
             error,
             data: request[..request.len().min(ERROR_DATA_MAX)].to_vec(),
         },
+    }
+}
+
+/// Reads `struct nx_tlv_map`s to the end of the message.
+fn pull_tlv_maps(r: &mut Reader<'_>) -> Result<Vec<TlvMapping>, OfpError> {
+    if r.remaining() % 8 != 0 {
+        return Err(OfpError::BAD_LEN);
+    }
+    let mut maps = Vec::with_capacity(r.remaining() / 8);
+    while !r.is_empty() {
+        let class = r.u16()?;
+        let kind = r.u8()?;
+        let len = r.u8()?;
+        let index = r.u16()?;
+        r.skip(2)?;
+        maps.push(TlvMapping {
+            class,
+            kind,
+            len,
+            index,
+        });
+    }
+    Ok(maps)
+}
+
+fn put_tlv_maps(out: &mut Vec<u8>, maps: &[TlvMapping]) {
+    for m in maps {
+        put_u16(out, m.class);
+        out.push(m.kind);
+        out.push(m.len);
+        put_u16(out, m.index);
+        put_u16(out, 0);
     }
 }
 
@@ -600,6 +654,33 @@ fn decode_body(msg: &[u8]) -> Result<Message, OfpError> {
                     r.skip(7)?;
                     Body::FlowModTableId(set != 0)
                 }
+                NXT_TLV_TABLE_MOD => {
+                    let command = match r.u16()? {
+                        0 => TlvCommand::Add,
+                        1 => TlvCommand::Delete,
+                        2 => TlvCommand::Clear,
+                        _ => return Err(OfpError::TLV_BAD_COMMAND),
+                    };
+                    r.skip(6)?;
+                    Body::TlvTableMod {
+                        command,
+                        maps: pull_tlv_maps(&mut r)?,
+                    }
+                }
+                NXT_TLV_TABLE_REQUEST => {
+                    exact(&r, 0)?;
+                    Body::TlvTableRequest
+                }
+                NXT_TLV_TABLE_REPLY => {
+                    let max_option_space = r.u32()?;
+                    let max_fields = r.u16()?;
+                    r.skip(10)?;
+                    Body::TlvTableReply {
+                        max_option_space,
+                        max_fields,
+                        maps: pull_tlv_maps(&mut r)?,
+                    }
+                }
                 _ => return Err(OfpError::BAD_EXP_TYPE),
             }
         }
@@ -813,7 +894,10 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         | Body::Resume(_)
         | Body::SetPacketInFormat(_)
         | Body::SetFlowFormat(_)
-        | Body::FlowModTableId(_) => t::EXPERIMENTER,
+        | Body::FlowModTableId(_)
+        | Body::TlvTableMod { .. }
+        | Body::TlvTableRequest
+        | Body::TlvTableReply { .. } => t::EXPERIMENTER,
         Body::MeterMod { .. } => t::METER_MOD,
         Body::BundleControl(_) => t::BUNDLE_CONTROL,
         Body::BundleAdd { .. } => t::BUNDLE_ADD_MESSAGE,
@@ -909,6 +993,36 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             put_u32(out, NXT_FLOW_MOD_TABLE_ID);
             out.push(u8::from(*set));
             out.extend_from_slice(&[0; 7]);
+        }
+        Body::TlvTableMod { command, maps } => {
+            put_u32(out, actions::NX_VENDOR_ID);
+            put_u32(out, NXT_TLV_TABLE_MOD);
+            put_u16(
+                out,
+                match command {
+                    TlvCommand::Add => 0,
+                    TlvCommand::Delete => 1,
+                    TlvCommand::Clear => 2,
+                },
+            );
+            out.extend_from_slice(&[0; 6]);
+            put_tlv_maps(out, maps);
+        }
+        Body::TlvTableRequest => {
+            put_u32(out, actions::NX_VENDOR_ID);
+            put_u32(out, NXT_TLV_TABLE_REQUEST);
+        }
+        Body::TlvTableReply {
+            max_option_space,
+            max_fields,
+            maps,
+        } => {
+            put_u32(out, actions::NX_VENDOR_ID);
+            put_u32(out, NXT_TLV_TABLE_REPLY);
+            put_u32(out, *max_option_space);
+            put_u16(out, *max_fields);
+            out.extend_from_slice(&[0; 10]);
+            put_tlv_maps(out, maps);
         }
         Body::SetControllerId(id) => {
             put_u32(out, actions::NX_VENDOR_ID);

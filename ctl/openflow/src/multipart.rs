@@ -144,7 +144,7 @@ pub(crate) fn put_flow_desc(out: &mut Vec<u8>, f: &Flow) {
     put_u16(out, f.flags.0);
     put_u16(out, f.importance);
     put_u64(out, f.cookie);
-    put_match(out, &f.match_);
+    crate::oxm::put_match_from(out, &f.match_, crate::oxm::Sender::Switch);
     let st = f.stats.unwrap_or_default();
     let os = out.len();
     put_u16(out, 0);

@@ -177,6 +177,11 @@ const ORDER: &[FieldId] = &[
     FieldId::TUN_DST,
     FieldId::TUN_IPV6_SRC,
     FieldId::TUN_IPV6_DST,
+    FieldId::TUN_FLAGS,
+    FieldId::TUN_METADATA0,
+    FieldId::TUN_METADATA1,
+    FieldId::TUN_METADATA2,
+    FieldId::TUN_METADATA3,
     FieldId::XREG0,
     FieldId::XREG1,
     FieldId::XREG2,
@@ -202,10 +207,30 @@ const ORDER: &[FieldId] = &[
 /// True when `mask` is an exact match for `field` (sent without a mask).
 fn is_exact(field: FieldId, mask: u128) -> bool {
     let info = field.info();
+    if field == FieldId::TUN_FLAGS {
+        // One public bit in a 16-bit field: `+oam` goes with the mask 0x0001, as OVS sends it.
+        return mask == 0xffff;
+    }
     !info.maskable
         || mask == field.max_value()
         || mask == field.exact_mask()
         || (field == FieldId::IP_FRAG && mask & 3 == 3)
+}
+
+/// Bytes needed to hold `v` (at least 1).
+fn bytes_needed(v: u128) -> usize {
+    (16 - v.leading_zeros() as usize / 8).max(1)
+}
+
+/// Appends a `tun_metadata<n>` entry. The field has a variable length; as `ovs-ofctl` does
+/// (`mf_field_len`), it is sent with the fewest bytes that hold the value (and mask), and an
+/// exact match (all ones over a 4- or 8-byte option) without a mask.
+pub(crate) fn put_tun_metadata(out: &mut Vec<u8>, h: Header, value: u128, mask: u128) {
+    if mask == u128::from(u64::MAX) || mask == u128::from(u32::MAX) {
+        put_entry(out, h, bytes_needed(value), value, None);
+    } else {
+        put_entry(out, h, bytes_needed(value | mask), value, Some(mask));
+    }
 }
 
 /// Appends one entry (header, value, optional mask).
@@ -229,8 +254,24 @@ pub(crate) fn put_entry(
     }
 }
 
-/// Appends the OXM entries of `m` (no `ofp_match` framing).
+/// Who sends a match: the lengths of the variable-length `tun_metadata<n>` fields differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// A controller (flow mods, requests): the fewest bytes holding value and mask, as
+    /// `ovs-ofctl` sends them (it has no option map).
+    Controller,
+    /// The switch (flow statistics, packet-ins): the option's mapped length, as OVS sends
+    /// them. xvs maps 4- or 8-byte options; value and mask that fit 4 bytes go as 4.
+    Switch,
+}
+
+/// Appends the OXM entries of `m` (no `ofp_match` framing), as a controller sends them.
 pub fn put_oxm_fields(out: &mut Vec<u8>, m: &Match) {
+    put_oxm_fields_from(out, m, Sender::Controller);
+}
+
+/// Appends the OXM entries of `m` (no `ofp_match` framing) as `sender` sends them.
+pub fn put_oxm_fields_from(out: &mut Vec<u8>, m: &Match, sender: Sender) {
     for &f in ORDER {
         let (v, mask) = m.get(f);
         if mask == 0 || !m.prereqs_ok(f.info().prereq) {
@@ -248,6 +289,22 @@ pub fn put_oxm_fields(out: &mut Vec<u8>, m: &Match) {
             continue;
         };
         let n = usize::from(f.info().n_bytes);
+        if FieldId::TUN_METADATA.contains(&f) {
+            match sender {
+                Sender::Controller => put_tun_metadata(out, h, v, mask),
+                Sender::Switch => {
+                    let n = if (v | mask) >> 32 == 0 { 4 } else { 8 };
+                    let ones = if n == 4 {
+                        u128::from(u32::MAX)
+                    } else {
+                        u128::from(u64::MAX)
+                    };
+                    let exact = mask == ones || mask == u128::from(u64::MAX);
+                    put_entry(out, h, n, v, (!exact).then_some(mask));
+                }
+            }
+            continue;
+        }
         let (value, mask) = if f == FieldId::IN_PORT_OXM {
             // The key holds the 32-bit OpenFlow 1.1 port already.
             (v, None)
@@ -260,12 +317,18 @@ pub fn put_oxm_fields(out: &mut Vec<u8>, m: &Match) {
     }
 }
 
-/// Appends an OpenFlow 1.5 `ofp_match` (type OXM, length, entries, padding to 8).
+/// Appends an OpenFlow 1.5 `ofp_match` (type OXM, length, entries, padding to 8), as a
+/// controller sends it.
 pub fn put_match(out: &mut Vec<u8>, m: &Match) {
+    put_match_from(out, m, Sender::Controller);
+}
+
+/// Appends an OpenFlow 1.5 `ofp_match` as `sender` sends it.
+pub fn put_match_from(out: &mut Vec<u8>, m: &Match, sender: Sender) {
     let start = out.len();
     put_u16(out, 1);
     put_u16(out, 0);
-    put_oxm_fields(out, m);
+    put_oxm_fields_from(out, m, sender);
     let len = out.len() - start;
     patch_u16(out, start + 2, len);
     pad8(out, start);
@@ -293,7 +356,20 @@ pub fn pull_oxm_fields(buf: &[u8]) -> Result<Match, OfpError> {
         let payload = r.bytes(h.payload)?;
         let f = h.field.ok_or(OfpError::BAD_FIELD)?;
         let info = f.info();
-        let n = usize::from(info.n_bytes);
+        let mut n = usize::from(info.n_bytes);
+        let tun_metadata = FieldId::TUN_METADATA.contains(&f);
+        if tun_metadata {
+            // Variable length (OVS: up to 124 bytes); xvs holds at most 8 of them.
+            n = h.payload / (1 + usize::from(h.has_mask));
+            if n == 0 || n > 124 {
+                return Err(OfpError::BAD_MATCH_LEN);
+            }
+            let value_mask = (&payload[..n], &payload[n..]);
+            let wide = |b: &[u8]| b.len() > 8 && b[..b.len() - 8].iter().any(|&x| x != 0);
+            if wide(value_mask.0) || wide(value_mask.1) {
+                return Err(OfpError::INVALID_TLV_FIELD);
+            }
+        }
         if h.payload != n * (1 + usize::from(h.has_mask)) {
             return Err(OfpError::BAD_MATCH_LEN);
         }

@@ -55,7 +55,7 @@ pub(crate) fn put_packet_in(out: &mut Vec<u8>, p: &PacketIn) {
     out.push(p.reason);
     out.push(p.table_id);
     put_u64(out, p.cookie);
-    oxm::put_match(out, &p.metadata);
+    oxm::put_match_from(out, &p.metadata, oxm::Sender::Switch);
     put_u16(out, 0);
     out.extend_from_slice(&p.data);
 }
@@ -120,7 +120,7 @@ pub(crate) fn put_packet_in2(out: &mut Vec<u8>, p: &PacketIn) {
     prop_end(out, s);
     prop(out, REASON, &[p.reason]);
     let s = prop_start(out, METADATA);
-    oxm::put_oxm_fields(out, &p.metadata);
+    oxm::put_oxm_fields_from(out, &p.metadata, oxm::Sender::Switch);
     prop_end(out, s);
     if !p.userdata.is_empty() {
         prop(out, USERDATA, &p.userdata);

@@ -76,6 +76,12 @@ pub trait Translator: Send {
         true
     }
 
+    /// The Geneve option map (`tun_metadata` mappings) of the adopted tables; decapsulation
+    /// reads it. Called after [`refresh`](Self::refresh) returned a new version.
+    fn tlv_map(&mut self) -> xvs_flowtable::tlv::TlvMap {
+        xvs_flowtable::tlv::TlvMap::default()
+    }
+
     /// After a [`Verdict::Uncached`] translation: a non-zero token when it asked for
     /// packet-ins, which [`packet_in`](Self::packet_in) then delivers with the packet.
     fn controller_token(&mut self) -> u32 {
@@ -289,6 +295,7 @@ impl OpenFlowStage {
             self.meters.clear();
             if let Some(t) = self.tunnel.as_mut() {
                 t.caches_flushed();
+                t.set_tlv(self.translator.tlv_map());
             }
         }
         self.now_ns = self.translator.now_ns();

@@ -20,11 +20,13 @@ use std::time::Instant;
 
 use xvs_classifier::publish::{Reader, Versioned};
 use xvs_flowtable::datapath::TunnelPush;
+use xvs_flowtable::tlv::{GeneveOptions, OptionError, TlvMap};
 use xvs_io::Desc;
 use xvs_packet::key::layout;
 use xvs_packet::wire::MacAddr;
 use xvs_packet::FlowKey;
 use xvs_tunnel::neigh::NeighDrop;
+use xvs_tunnel::TunnelKind;
 use xvs_tunnel::{
     decap, endpoints, DecapConfig, DecapError, EncapMeta, Endpoints, Key, NeighConfig, NeighEvent,
     NeighTable, OuterL2, Remote, Resolution, RouteTable, Template, TunnelConfig,
@@ -143,6 +145,7 @@ struct TemplateKey {
     ep: Endpoints,
     l2: OuterL2,
     oam: bool,
+    options: GeneveOptions,
 }
 
 /// A decapsulated frame: where the inner frame is and the tunnel port it belongs to.
@@ -193,6 +196,8 @@ pub struct TunnelStage {
     /// Bumped whenever the templates must go (underlay change, template table full): part of
     /// the cache version, so the caches flush with them.
     epoch_counter: u64,
+    /// The Geneve option map of the adopted pipeline version (decap fills `tun_metadata`).
+    tlv: TlvMap,
 }
 
 impl TunnelStage {
@@ -225,6 +230,7 @@ impl TunnelStage {
             solicits_lost: 0,
             underlay_version,
             epoch_counter: 0,
+            tlv: TlvMap::default(),
         }
     }
 
@@ -263,6 +269,11 @@ impl TunnelStage {
             }
         }
         self.epoch_counter
+    }
+
+    /// Adopts the option map of a new pipeline version (the caches flush with the version).
+    pub fn set_tlv(&mut self, tlv: TlvMap) {
+        self.tlv = tlv;
     }
 
     /// Called when the caches were flushed: no cached action refers to a template any more.
@@ -380,6 +391,17 @@ impl TunnelStage {
                             continue;
                         }
                     }
+                    if port.config.kind == TunnelKind::Geneve {
+                        if let Err(e) = self.tlv.read_options(d.options_bytes(), key) {
+                            let e = match e {
+                                OptionError::Malformed => DecapError::BadGeneveOptions,
+                                OptionError::LengthMismatch => DecapError::OptionLength,
+                                OptionError::UnknownCritical => DecapError::UnknownCriticalOption,
+                            };
+                            refused = Some((DropReason::TunnelDecap, Some(e)));
+                            continue;
+                        }
+                    }
                     return Received::Decapsulated(Inner {
                         offset: d.inner_offset,
                         len: d.inner_len,
@@ -410,7 +432,7 @@ impl TunnelStage {
             tun_id: push.tun_id,
             tun_dst: push.dst,
             tun_src: push.src,
-            geneve_options: &[],
+            geneve_options: push.options.as_bytes(),
             oam: push.flags & xvs_tunnel::TUN_FLAG_OAM != 0,
         };
         let dst = match cfg.remote {
@@ -444,6 +466,7 @@ impl TunnelStage {
             ep,
             l2,
             oam: meta.oam,
+            options: push.options,
         };
         if let Some(&i) = self.template_index.get(&tk) {
             return Ok(i);

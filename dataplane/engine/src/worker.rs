@@ -33,6 +33,10 @@ const RECIRC_QUEUE: usize = 4 * BATCH;
 /// Key words of the tunnel metadata (`tun_id` .. `tun_tp_dst`): datapath metadata that
 /// re-extraction cannot recover, carried across recirculation as OVS keeps `md.tunnel`.
 const TUNNEL_WORDS: std::ops::Range<usize> = 19..26;
+/// Key words of the Geneve options (`tun_metadata<n>` and their present bits), carried the
+/// same way.
+const TUN_METADATA_WORDS: std::ops::Range<usize> =
+    xvs_packet::key::PACKET_WORDS_END..xvs_packet::KEY_WORDS;
 
 /// A packet waiting for its next pass after `ct(table=T)`.
 #[derive(Clone, Debug)]
@@ -43,6 +47,7 @@ struct Recirculated {
     in_idx: u16,
     recirc_id: u32,
     tunnel: [u64; TUNNEL_WORDS.end - TUNNEL_WORDS.start],
+    tun_metadata: [u64; TUN_METADATA_WORDS.end - TUN_METADATA_WORDS.start],
     /// Passes made so far (1 for the first recirculation).
     depth: u8,
     meta: CtMeta,
@@ -744,6 +749,7 @@ impl Worker {
                         xvs_packet::extract(self.pool.region().data(r.desc), r.in_port, key);
                     key.set(layout::RECIRC_ID, u64::from(r.recirc_id));
                     key.words[TUNNEL_WORDS].copy_from_slice(&r.tunnel);
+                    key.words[TUN_METADATA_WORDS].copy_from_slice(&r.tun_metadata);
                     crate::ct::write_key(key, &r.meta);
                 }
                 self.openflow_pass(m, &depths);
@@ -1002,12 +1008,15 @@ fn recirculate(x: &mut Exec, d: Desc, recirc_id: u32, p: PacketCtx, meta: &CtMet
     x.stats.recirculations += 1;
     let mut tunnel = [0u64; TUNNEL_WORDS.end - TUNNEL_WORDS.start];
     tunnel.copy_from_slice(&p.key.words[TUNNEL_WORDS]);
+    let mut tun_metadata = [0u64; TUN_METADATA_WORDS.end - TUN_METADATA_WORDS.start];
+    tun_metadata.copy_from_slice(&p.key.words[TUN_METADATA_WORDS]);
     x.recirc.push(Recirculated {
         desc: d,
         in_port: p.in_port,
         in_idx: p.in_idx,
         recirc_id,
         tunnel,
+        tun_metadata,
         depth,
         meta: meta.clone(),
     });

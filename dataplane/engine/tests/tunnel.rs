@@ -55,6 +55,10 @@ impl Translator for Flowtable {
         self.0.refresh()
     }
 
+    fn tlv_map(&mut self) -> xvs_flowtable::tlv::TlvMap {
+        *self.0.snapshot().tlv()
+    }
+
     fn translate(
         &mut self,
         key: &FlowKey,
@@ -139,8 +143,22 @@ struct Node {
 
 impl Node {
     fn new(with_neighbours: bool, neigh: NeighConfig) -> Self {
+        Self::with_flows(with_neighbours, neigh, FLOWS, &[])
+    }
+
+    fn with_flows(
+        with_neighbours: bool,
+        neigh: NeighConfig,
+        flows: &str,
+        tlv: &[xvs_flowtable::tlv::TlvMapping],
+    ) -> Self {
         let mut pipeline = Pipeline::new();
-        load_flows(&mut pipeline, FLOWS, &NameMap::new(), 0).unwrap();
+        if !tlv.is_empty() {
+            pipeline
+                .tlv_table_mod(xvs_flowtable::tlv::TlvCommand::Add, tlv, 0)
+                .unwrap();
+        }
+        load_flows(&mut pipeline, flows, &NameMap::new(), 0).unwrap();
         let ports = tunnel_ports();
         let ofports: Vec<u32> = ports.iter().map(|p| p.ofport).collect();
         let mut t = xvs_flowtable::translate::WorkerTranslator::new(pipeline.reader());
@@ -708,4 +726,108 @@ fn mangled_outer_frames_never_panic_and_every_frame_is_accounted() {
     let by_reason: u64 = c.decap_errors.iter().sum();
     assert_eq!(by_reason, c.drops[DropReason::TunnelDecap as usize]);
     n.assert_frames_accounted();
+}
+
+const TLV0: xvs_flowtable::tlv::TlvMapping = xvs_flowtable::tlv::TlvMapping {
+    class: 0xffff,
+    kind: 0,
+    len: 4,
+    index: 0,
+};
+
+/// One Geneve option: class, type, data.
+fn option(class: u16, kind: u8, data: &[u8]) -> Vec<u8> {
+    let mut o = class.to_be_bytes().to_vec();
+    o.push(kind);
+    o.push((data.len() / 4) as u8);
+    o.extend_from_slice(data);
+    o
+}
+
+fn geneve4_with(options: &[u8], inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; inner.len() + 100 + options.len()];
+    let outer = xvs_packet::build::Outer4 {
+        macs: xvs_packet::build::Macs {
+            src: PEER_MAC,
+            dst: UPLINK_MAC,
+        },
+        src_ip: PEER4.octets(),
+        dst_ip: LOCAL4.octets(),
+        sport: 50000,
+    };
+    let n = xvs_packet::build::geneve4(&mut f, outer, 7, options, inner).unwrap();
+    f.truncate(n);
+    f
+}
+
+#[test]
+fn geneve_options_are_matched_with_masks_after_decap() {
+    let flows = "table=0,priority=10,in_port=101,tun_metadata0=0x1234/0xffff,actions=output:1\n";
+    let mut b = Node::with_flows(true, NeighConfig::default(), flows, &[TLV0]);
+    let inner = pod_frame([10, 1, 1, 9], 10, 7);
+    let cases: [(Vec<u8>, bool); 6] = [
+        (option(0xffff, 0, &[0, 0xab, 0x12, 0x34]), true),
+        // Unmapped, not critical options around it are ignored.
+        (
+            [
+                option(0x0102, 1, &[9; 8]),
+                option(0xffff, 0, &[0, 0, 0x12, 0x34]),
+            ]
+            .concat(),
+            true,
+        ),
+        (option(0xffff, 0, &[0, 0, 0x12, 0x35]), false),
+        (Vec::new(), false),
+        (option(0xffff, 0, &[0, 0, 0, 0, 0, 0, 0x12, 0x34]), false),
+        (option(0x0103, 0x80, &[0, 0, 0x12, 0x34]), false),
+    ];
+    for (i, (opts, delivered)) in cases.iter().enumerate() {
+        assert!(b.uplink.send(&geneve4_with(opts, &inner)));
+        b.run();
+        let got = b.pod.recv_all();
+        assert_eq!(got.len(), usize::from(*delivered), "case {i}");
+        if *delivered {
+            assert_eq!(got[0], inner);
+        }
+    }
+    let c = b.counters();
+    assert_eq!(c.decapsulated, 4);
+    assert_eq!(c.decap_errors[DecapError::OptionLength.index()], 1);
+    assert_eq!(c.decap_errors[DecapError::UnknownCriticalOption.index()], 1);
+    b.assert_frames_accounted();
+}
+
+#[test]
+fn set_field_tun_metadata_is_encapsulated_as_a_geneve_option() {
+    let a_flows = "table=0,priority=10,in_port=1,ip,actions=set_field:192.168.50.2->tun_dst,\
+                   set_field:0x1234->tun_metadata0,output:101\n";
+    let b_flows = "table=0,priority=10,in_port=101,tun_metadata0=0x1234,actions=output:1\n";
+    let mut a = Node::with_flows(true, NeighConfig::default(), a_flows, &[TLV0]);
+    let mut b = Node::with_flows(true, NeighConfig::default(), b_flows, &[TLV0]);
+    let inner = pod_frame([10, 1, 2, 9], 20, 5);
+    assert!(a.pod.send(&inner));
+    a.run();
+    let out = a.uplink.recv_all();
+    assert_eq!(out.len(), 1);
+    let (d, _) = decap_with(TunnelKind::Geneve, &out[0]);
+    assert_eq!(
+        d.options_bytes(),
+        &option(0xffff, 0, &[0, 0, 0x12, 0x34])[..]
+    );
+    assert!(b.uplink.send(&out[0]));
+    b.run();
+    assert_eq!(b.pod.recv_all(), vec![inner.clone()]);
+    // Without the mapping on A, no option goes out and B's flow does not match.
+    let mut unmapped = Node::with_flows(true, NeighConfig::default(), a_flows, &[]);
+    assert!(unmapped.pod.send(&inner));
+    unmapped.run();
+    let out = unmapped.uplink.recv_all();
+    assert_eq!(out.len(), 1);
+    let (d, _) = decap_with(TunnelKind::Geneve, &out[0]);
+    assert_eq!(d.options_bytes(), &[] as &[u8]);
+    assert!(b.uplink.send(&out[0]));
+    b.run();
+    assert!(b.pod.recv_all().is_empty());
+    a.assert_frames_accounted();
+    b.assert_frames_accounted();
 }

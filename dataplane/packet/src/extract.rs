@@ -100,10 +100,10 @@ impl ExtractInfo {
     }
 }
 
-/// First key word holding packet (L2 to L4) fields; every word from here to the end is written
+/// First key word holding packet (L2 to L4) fields; every word from here to `PACKET_WORDS_END` is written
 /// by [`extract`].
-const FIRST_PACKET_WORD: usize = 26;
-const PACKET_WORDS: usize = crate::key::KEY_WORDS - FIRST_PACKET_WORD;
+const FIRST_PACKET_WORD: usize = crate::key::PACKET_WORDS_START;
+const PACKET_WORDS: usize = crate::key::PACKET_WORDS_END - FIRST_PACKET_WORD;
 
 /// The packet words of the key, built in registers and stored once: setting fields in place
 /// would chain read-modify-writes through memory on the shared words.
@@ -155,7 +155,10 @@ pub fn extract(frame: &[u8], in_port: u32, key: &mut FlowKey) -> ExtractInfo {
     let mut w = Words([0; PACKET_WORDS]);
     key.set(layout::IN_PORT, u64::from(in_port));
     parse(frame, &mut w, &mut info);
-    if let Some(dst) = key.words.get_mut(FIRST_PACKET_WORD..) {
+    if let Some(dst) = key
+        .words
+        .get_mut(FIRST_PACKET_WORD..crate::key::PACKET_WORDS_END)
+    {
         dst.copy_from_slice(&w.0);
     }
     info

@@ -18,7 +18,13 @@
 //!   with `reg{4N}` most significant, exactly as OVS defines them.
 
 /// Number of 64-bit words in a [`FlowKey`].
-pub const KEY_WORDS: usize = 40;
+pub const KEY_WORDS: usize = 45;
+
+/// Words `PACKET_WORDS_START..PACKET_WORDS_END` hold packet (L2 to L4) fields, written whole by
+/// `extract`; every other word is metadata.
+pub const PACKET_WORDS_START: usize = 26;
+/// End (exclusive) of the packet words; the Geneve option words follow them.
+pub const PACKET_WORDS_END: usize = 40;
 
 /// Where a field of at most 64 bits lives in the key: `width` bits starting at bit `shift` of word
 /// `word` (bit 0 is the least significant).
@@ -132,6 +138,21 @@ pub mod layout {
     pub const TUN_TP_SRC: KeyField = KeyField::new(25, 32, 16);
     /// Outer UDP destination port.
     pub const TUN_TP_DST: KeyField = KeyField::new(25, 48, 16);
+
+    /// Number of `tun_metadata<n>` fields xvs keeps in the key (OVS has 64 over 256 bytes; we
+    /// keep 4 of up to 8 bytes each so the key grows by 5 words, not 33).
+    pub const N_TUN_METADATA: usize = 4;
+    /// Largest Geneve option payload, in bytes, a `tun_metadata<n>` field can be mapped to.
+    pub const TUN_METADATA_MAX_LEN: usize = 8;
+    /// Bit `n` set: `tun_metadata<n>` is present (its option was received or set). Matching a
+    /// `tun_metadata<n>` field always matches this bit too, so an absent option never matches.
+    pub const TUN_METADATA_PRESENT: KeyField = KeyField::new(44, 0, N_TUN_METADATA as u32);
+
+    /// `tun_metadata<n>` (n < [`N_TUN_METADATA`]): the option data as a big-endian number,
+    /// right-aligned in its word.
+    pub const fn tun_metadata(n: usize) -> KeyField {
+        KeyField::new(40 + n, 0, 64)
+    }
 
     // --- L2 ---
     /// Ethernet source address (48 bits).
@@ -362,6 +383,14 @@ mod tests {
             k.set(reg(n), u64::MAX);
             fields.push(("reg", k));
         }
+        for n in 0..N_TUN_METADATA {
+            let mut k = FlowKey::ZERO;
+            k.set(tun_metadata(n), u64::MAX);
+            fields.push(("tun_metadata", k));
+        }
+        let mut k = FlowKey::ZERO;
+        k.set(TUN_METADATA_PRESENT, u64::MAX);
+        fields.push(("tun_metadata_present", k));
         let wide = [
             ("ct_label", CT_LABEL),
             ("ct_ipv6_src", CT_IPV6_SRC),

@@ -339,6 +339,10 @@ impl xvs_engine::Translator for WorkerTranslator {
         self.epoch.elapsed().as_nanos() as u64
     }
 
+    fn tlv_map(&mut self) -> xvs_flowtable::tlv::TlvMap {
+        *self.inner.snapshot().tlv()
+    }
+
     fn meter(&mut self, id: u32) -> Option<Arc<xvs_flowtable::metering::MeterState>> {
         self.inner.snapshot().meter_state(id).cloned()
     }

@@ -61,6 +61,8 @@ pub enum Format {
     TcpFlags,
     /// Fragment handling (`no`, `first`, `later`, `yes`, `not_later`).
     Frag,
+    /// Tunnel flags (`oam`, and in printed megaflows `df`, `csum`, `key`).
+    TunFlags,
 }
 
 /// What a packet must be for a field to be meaningful.
@@ -123,6 +125,9 @@ pub enum Loc {
     VlanVid,
     /// `dl_vlan_pcp`/`vlan_pcp`: the 3 PCP bits of `VLAN_TCI` (matching implies a tag).
     VlanPcp,
+    /// `tun_metadata<n>`: the option word plus its present bit (writing the field, or matching
+    /// it, makes the option present, as in OVS).
+    TunMetadata(u8),
 }
 
 /// Static description of one field.
@@ -255,6 +260,7 @@ pub(crate) fn read_loc(loc: Loc, key: &FlowKey) -> u128 {
         Loc::DlVlan => u128::from(key.get(layout::VLAN_TCI) & VLAN_VID_MASK),
         Loc::VlanVid => u128::from(key.get(layout::VLAN_TCI) & (VLAN_VID_MASK | VLAN_CFI)),
         Loc::VlanPcp => u128::from((key.get(layout::VLAN_TCI) & VLAN_PCP_MASK) >> 13),
+        Loc::TunMetadata(n) => u128::from(key.get(layout::tun_metadata(usize::from(n)))),
     }
 }
 
@@ -276,6 +282,11 @@ pub(crate) fn write_loc(loc: Loc, key: &mut FlowKey, v: u128) {
         Loc::DlVlan => set_bits(key, layout::VLAN_TCI, VLAN_VID_MASK, v as u64),
         Loc::VlanVid => set_bits(key, layout::VLAN_TCI, VLAN_VID_MASK | VLAN_CFI, v as u64),
         Loc::VlanPcp => set_bits(key, layout::VLAN_TCI, VLAN_PCP_MASK, (v as u64) << 13),
+        Loc::TunMetadata(n) => {
+            let n = usize::from(n) % layout::N_TUN_METADATA;
+            key.set(layout::tun_metadata(n), v as u64);
+            set_bits(key, layout::TUN_METADATA_PRESENT, 1 << n, u64::MAX);
+        }
     }
 }
 
@@ -413,6 +424,9 @@ fn parse_bit(s: &str) -> Option<i64> {
 pub(crate) const CT_STATE_NAMES: [&str; 8] =
     ["new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat"];
 /// TCP flag names, bit 0 first (OVS prints bits 9..11 as `[200]` etc.).
+/// Tunnel flag names, bit 0 first (OVS `flow_tun_flag_to_string`); only `oam` is a public,
+/// matchable bit.
+pub(crate) const TUN_FLAG_NAMES: [&str; 4] = ["oam", "df", "csum", "key"];
 pub(crate) const TCP_FLAG_NAMES: [&str; 12] = [
     "fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]",
 ];
@@ -637,6 +651,10 @@ pub(crate) fn parse_field_value_unmasked(
             let (v, m) = parse_flags(s, &TCP_FLAG_NAMES, "TCP", 0x0fff)?;
             (u128::from(v), u128::from(m & 0xffff))
         }
+        Format::TunFlags => {
+            let (v, m) = parse_flags(s, &TUN_FLAG_NAMES, "tunnel", 0x1)?;
+            (u128::from(v), u128::from(m & 0x1))
+        }
         Format::Frag => {
             let (_, mask, value) = FRAGS
                 .iter()
@@ -756,6 +774,13 @@ pub fn format_field_value(
             v as u32,
             mask.map_or(0xfff, |m| m as u32 & 0xfff),
             0xfff,
+        ),
+        Format::TunFlags => format_flags_masked(
+            out,
+            &TUN_FLAG_NAMES,
+            v as u32,
+            mask.map_or(0x1, |m| m as u32 & 0x1),
+            0x1,
         ),
         Format::Frag => {
             let m = mask.map_or(3, |m| m as u8) & 3;

@@ -179,10 +179,27 @@ impl FieldId {
     pub const ND_SLL: FieldId = FieldId(85);
     /// `nd_tll`.
     pub const ND_TLL: FieldId = FieldId(86);
+    /// `tun_metadata0`.
+    pub const TUN_METADATA0: FieldId = FieldId(87);
+    /// `tun_metadata1`.
+    pub const TUN_METADATA1: FieldId = FieldId(88);
+    /// `tun_metadata2`.
+    pub const TUN_METADATA2: FieldId = FieldId(89);
+    /// `tun_metadata3`.
+    pub const TUN_METADATA3: FieldId = FieldId(90);
+    /// `tun_flags` (the public bit, OAM).
+    pub const TUN_FLAGS: FieldId = FieldId(91);
+    /// `tun_metadata0..3`, by index.
+    pub const TUN_METADATA: [FieldId; 4] = [
+        Self::TUN_METADATA0,
+        Self::TUN_METADATA1,
+        Self::TUN_METADATA2,
+        Self::TUN_METADATA3,
+    ];
 }
 
 /// Every field xvs knows, indexed by [`FieldId`].
-pub(crate) static FIELDS: [FieldInfo; 87] = [
+pub(crate) static FIELDS: [FieldInfo; 92] = [
     FieldInfo {
         id: FieldId(0),
         name: "recirc_id",
@@ -1965,5 +1982,100 @@ pub(crate) static FIELDS: [FieldInfo; 87] = [
             experimenter: None,
         }),
         loc: Loc::Word(layout::ARP_THA),
+    },
+    FieldInfo {
+        id: FieldId(87),
+        name: "tun_metadata0",
+        extra_name: None,
+        n_bytes: 8,
+        n_bits: 64,
+        maskable: true,
+        format: Format::Hex,
+        prereq: Prereq::None,
+        writable: true,
+        nxm: Some(Header {
+            name: "NXM_NX_TUN_METADATA0",
+            class: 0x0001,
+            field: 40,
+            experimenter: None,
+        }),
+        oxm: None,
+        loc: Loc::TunMetadata(0),
+    },
+    FieldInfo {
+        id: FieldId(88),
+        name: "tun_metadata1",
+        extra_name: None,
+        n_bytes: 8,
+        n_bits: 64,
+        maskable: true,
+        format: Format::Hex,
+        prereq: Prereq::None,
+        writable: true,
+        nxm: Some(Header {
+            name: "NXM_NX_TUN_METADATA1",
+            class: 0x0001,
+            field: 41,
+            experimenter: None,
+        }),
+        oxm: None,
+        loc: Loc::TunMetadata(1),
+    },
+    FieldInfo {
+        id: FieldId(89),
+        name: "tun_metadata2",
+        extra_name: None,
+        n_bytes: 8,
+        n_bits: 64,
+        maskable: true,
+        format: Format::Hex,
+        prereq: Prereq::None,
+        writable: true,
+        nxm: Some(Header {
+            name: "NXM_NX_TUN_METADATA2",
+            class: 0x0001,
+            field: 42,
+            experimenter: None,
+        }),
+        oxm: None,
+        loc: Loc::TunMetadata(2),
+    },
+    FieldInfo {
+        id: FieldId(90),
+        name: "tun_metadata3",
+        extra_name: None,
+        n_bytes: 8,
+        n_bits: 64,
+        maskable: true,
+        format: Format::Hex,
+        prereq: Prereq::None,
+        writable: true,
+        nxm: Some(Header {
+            name: "NXM_NX_TUN_METADATA3",
+            class: 0x0001,
+            field: 43,
+            experimenter: None,
+        }),
+        oxm: None,
+        loc: Loc::TunMetadata(3),
+    },
+    FieldInfo {
+        id: FieldId(91),
+        name: "tun_flags",
+        extra_name: None,
+        n_bytes: 2,
+        n_bits: 1,
+        maskable: true,
+        format: Format::TunFlags,
+        prereq: Prereq::None,
+        writable: true,
+        nxm: Some(Header {
+            name: "NXM_NX_TUN_FLAGS",
+            class: 0x0001,
+            field: 104,
+            experimenter: None,
+        }),
+        oxm: None,
+        loc: Loc::Word(xvs_packet::key::KeyField::new(25, 0, 1)),
     },
 ];

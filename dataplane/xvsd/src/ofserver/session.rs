@@ -342,8 +342,29 @@ impl Session {
             // OpenFlow 1.0 session options: accepted, nothing to change in OpenFlow 1.5.
             Body::SetFlowFormat(_) | Body::FlowModTableId(_) => {}
             Body::FlowMod(fm) => {
+                if let Err(e) = sw.check_tlv_fields(&fm.fm.flow) {
+                    self.flush_pending(sw);
+                    self.send_error(raw, e);
+                    return Ok(());
+                }
                 self.pending.push(PipelineMod::Flow(fm.fm));
                 self.pending_origins.push(head(raw));
+            }
+            Body::TlvTableMod { command, maps } => {
+                if let Err(e) = sw.tlv_table_mod(command, &maps) {
+                    self.send_error(raw, e);
+                }
+            }
+            Body::TlvTableRequest => {
+                let tlv = sw.tlv_table();
+                self.send(
+                    xid,
+                    Body::TlvTableReply {
+                        max_option_space: xvs_flowtable::tlv::TlvMap::MAX_OPTION_SPACE,
+                        max_fields: xvs_flowtable::tlv::TlvMap::MAX_FIELDS,
+                        maps: tlv.mappings(),
+                    },
+                );
             }
             Body::GroupMod(gm) => {
                 self.pending.push(PipelineMod::Group(*gm));
@@ -391,6 +412,7 @@ impl Session {
             | Body::RoleReply(_)
             | Body::DescReply(_)
             | Body::FlowStatsReply { .. }
+            | Body::TlvTableReply { .. }
             | Body::MultipartReply { .. } => self.send_error(raw, OfpError::BAD_TYPE),
         }
         Ok(())
@@ -666,6 +688,7 @@ fn precheck(m: &PipelineMod, b: &OpenBundle, sw: &Switch) -> Result<(), OfpError
     if matches!(fm.command, C::Delete | C::DeleteStrict) {
         return Ok(());
     }
+    sw.check_tlv_fields(&fm.flow)?;
     for a in &fm.flow.actions {
         match a {
             Action::Group(g) => {

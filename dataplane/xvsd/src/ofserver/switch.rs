@@ -383,6 +383,60 @@ impl Switch {
         Ok(())
     }
 
+    /// Applies an `NXT_TLV_TABLE_MOD` (a new pipeline version: caches built with the old
+    /// option map are flushed).
+    pub fn tlv_table_mod(
+        &mut self,
+        command: xvs_flowtable::tlv::TlvCommand,
+        maps: &[xvs_flowtable::tlv::TlvMapping],
+    ) -> Result<(), OfpError> {
+        let now = self.now();
+        let version = lock(&self.pipeline)
+            .tlv_table_mod(command, maps, now)
+            .map_err(OfpError::from_tlv)?;
+        if self.unconfirmed.len() < 1024 {
+            self.unconfirmed.push_back((version, Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// The current Geneve option map.
+    pub fn tlv_table(&self) -> xvs_flowtable::tlv::TlvMap {
+        *lock(&self.pipeline).tlv()
+    }
+
+    /// `NXFMFC_INVALID_TLV_FIELD` when a flow matches, sets or moves a `tun_metadata` field
+    /// the option map does not have (OVS refuses those flows the same way).
+    pub fn check_tlv_fields(&self, flow: &Flow) -> Result<(), OfpError> {
+        let present = flow
+            .match_
+            .mask()
+            .get(xvs_packet::key::layout::TUN_METADATA_PRESENT);
+        let mut used = present;
+        for a in &flow.actions {
+            let fields = match a {
+                Action::SetField { field, .. } => [Some(*field), None],
+                Action::Move { src, dst } => [Some(src.field), Some(dst.field)],
+                _ => [None, None],
+            };
+            for f in fields.into_iter().flatten() {
+                if let Some(i) = FieldId::TUN_METADATA.iter().position(|t| *t == f) {
+                    used |= 1 << i;
+                }
+            }
+        }
+        if used == 0 {
+            return Ok(());
+        }
+        let tlv = self.tlv_table();
+        for i in 0..FieldId::TUN_METADATA.len() {
+            if used & (1 << i) != 0 && tlv.get(i).is_none() {
+                return Err(OfpError::INVALID_TLV_FIELD);
+            }
+        }
+        Ok(())
+    }
+
     /// True when group `id` exists in the current pipeline.
     pub fn group_exists(&self, id: u32) -> bool {
         lock(&self.pipeline).snapshot().group(id).is_some()
