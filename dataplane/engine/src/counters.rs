@@ -356,6 +356,24 @@ pub struct WorkerShared {
     /// lock, and the worker swaps only while applying a port command, never on the packet
     /// path); a removed port's entry leaves the list, so later dumps do not show it.
     pub ports: ArcSwap<Vec<PortEntry>>,
+    /// Where the worker's frames are, published with the counters.
+    pub frames: FrameGauges,
+}
+
+/// Frame accounting of a worker's pool, stored together by the worker between two
+/// iterations, when `free + held_by_ports == pool_size` holds exactly; so a smaller sum read
+/// from one publication means frames were lost (e.g. not given back by a removed port).
+/// Relaxed: a reader may mix two publications while a store is under way; compare values
+/// read twice in a row to be sure.
+#[derive(Debug, Default)]
+pub struct FrameGauges {
+    /// Frames in the pool.
+    pub pool_size: AtomicU64,
+    /// Frames on the pool's free list.
+    pub free: AtomicU64,
+    /// Frames held by the worker's ports (fill rings, transmissions in flight), and by
+    /// packets parked for a tunnel next hop.
+    pub held_by_ports: AtomicU64,
 }
 
 /// One port of a worker as the control side sees it.

@@ -26,7 +26,7 @@ pub mod tunnel;
 mod worker;
 
 pub use counters::{
-    DropReason, PortCounters, PortEntry, WorkerCounters, WorkerShared, WorkerSnapshot,
+    DropReason, FrameGauges, PortCounters, PortEntry, WorkerCounters, WorkerShared, WorkerSnapshot,
     DECAP_REASONS,
 };
 pub use pipeline::{CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};

@@ -235,6 +235,7 @@ impl Worker {
             stopped: Default::default(),
             counters: Default::default(),
             ports: arc_swap::ArcSwap::from_pointee(ports.iter().map(EnginePort::entry).collect()),
+            frames: Default::default(),
         });
         Ok(Self {
             pool,
@@ -1200,6 +1201,17 @@ impl Worker {
 
     fn publish(&mut self) {
         self.shared.counters.publish(&self.stats);
+        let f = &self.shared.frames;
+        f.pool_size.store(
+            u64::from(self.pool.region().frame_count()),
+            Ordering::Relaxed,
+        );
+        f.free
+            .store(self.pool.free_count() as u64, Ordering::Relaxed);
+        f.held_by_ports.store(
+            (self.frames_held_by_ports() + self.frames_parked()) as u64,
+            Ordering::Relaxed,
+        );
         for port in self.ports.iter_mut() {
             port.io.refresh_stats();
             port.counters.publish(&port.io.stats());
