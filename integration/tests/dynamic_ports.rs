@@ -300,6 +300,7 @@ fn pod_port_added_deleted_and_readded_at_run_time() -> Result<()> {
     assert!(named.contains("actions=output:pc0"), "{named}");
     let show = x.appctl(&["xvs/show"])?;
     assert!(show.contains("port 3: pc0"), "{show}");
+    assert!(show.contains("runtime ports: added 1, deleted 0"), "{show}");
     // The new socket's fill ring holds frames of the worker's pool.
     assert_frames_accounted(&x)?;
     assert!(frames(&x)?.2 > held_before, "{show}");
@@ -407,7 +408,7 @@ fn udp(ns: &Netns, i: usize, port: u16) -> Result<std::net::UdpSocket> {
 
 /// Adds and deletes a Pod port (`cycles` times) while a stream flows between two other Pods;
 /// returns the add-port and del-port times as `ovs-appctl` sees them.
-fn churn_during_stream(cycles: usize) -> Result<(Vec<Duration>, Vec<Duration>)> {
+fn churn_during_stream(cycles: usize) -> Result<(Vec<Duration>, Vec<Duration>, String)> {
     let tag = unique_tag("dc");
     let node = Netns::new(&format!("{tag}n"))?;
     let a = pod(&tag, &node, 0)?;
@@ -476,7 +477,16 @@ fn churn_during_stream(cycles: usize) -> Result<(Vec<Duration>, Vec<Duration>)> 
     );
     assert!(!x.stderr().contains("lost to worker"), "{}", x.stderr());
     assert_frames_accounted(&x)?;
-    Ok((adds, dels))
+    let show = x.appctl(&["xvs/show"])?;
+    let pauses = show
+        .lines()
+        .find(|l| l.contains("runtime ports:"))
+        .context("no runtime ports line")?
+        .trim()
+        .to_string();
+    let want = format!("added {cycles}, deleted {cycles}, refused 0");
+    assert!(pauses.contains(&want), "{pauses}");
+    Ok((adds, dels, pauses))
 }
 
 #[test]
@@ -496,7 +506,7 @@ fn add_del_latency() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let (mut adds, mut dels) = churn_during_stream(20)?;
+    let (mut adds, mut dels, pauses) = churn_during_stream(20)?;
     adds.sort();
     dels.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -507,5 +517,6 @@ fn add_del_latency() -> Result<()> {
         ms(dels[dels.len() / 2]),
         ms(dels[dels.len() - 1])
     );
+    println!("{pauses}");
     Ok(())
 }

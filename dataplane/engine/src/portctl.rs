@@ -87,6 +87,8 @@ struct Request {
 struct Reply {
     seq: u64,
     reply: PortReply,
+    /// How long the worker spent applying the command (its ports were not polled meanwhile).
+    paused: Duration,
 }
 
 /// The control side's end.
@@ -94,6 +96,7 @@ pub struct PortControl {
     commands: Producer<Request>,
     replies: Consumer<Reply>,
     next_seq: u64,
+    last_pause: Duration,
 }
 
 impl std::fmt::Debug for PortControl {
@@ -125,6 +128,7 @@ pub fn port_queue() -> (PortControl, PortCommands) {
             commands,
             replies,
             next_seq: 1,
+            last_pause: Duration::ZERO,
         },
         PortCommands {
             commands: command_rx,
@@ -156,6 +160,7 @@ impl PortControl {
         loop {
             while let Ok(r) = self.replies.pop() {
                 if r.seq == seq {
+                    self.last_pause = r.paused;
                     return Ok(r.reply);
                 }
             }
@@ -167,6 +172,13 @@ impl PortControl {
             }
             std::thread::sleep(REPLY_POLL);
         }
+    }
+}
+
+impl PortControl {
+    /// How long the worker paused its ports to apply the last answered command.
+    pub fn last_pause(&self) -> Duration {
+        self.last_pause
     }
 }
 
@@ -183,9 +195,9 @@ impl PortCommands {
     }
 
     /// Answers command `seq` (a reply the control side stopped waiting for is dropped there).
-    pub(crate) fn answer(&mut self, seq: u64, reply: PortReply) {
+    pub(crate) fn answer(&mut self, seq: u64, reply: PortReply, paused: Duration) {
         // The control side waits for each reply before sending again, so the ring has room;
         // if it had none, the caller would time out, which it reports.
-        let _ = self.replies.push(Reply { seq, reply });
+        let _ = self.replies.push(Reply { seq, reply, paused });
     }
 }

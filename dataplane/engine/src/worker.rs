@@ -279,6 +279,7 @@ impl Worker {
     /// flight, every pending transmit batch was flushed by the iteration).
     fn apply_port_commands(&mut self) {
         while let Some((seq, command)) = self.port_commands.as_mut().and_then(PortCommands::next) {
+            let started = Instant::now();
             let reply = match command {
                 PortCommand::Add(open) => match open(&mut self.pool) {
                     Ok(port) => {
@@ -303,7 +304,7 @@ impl Worker {
                 },
             };
             if let Some(q) = self.port_commands.as_mut() {
-                q.answer(seq, reply);
+                q.answer(seq, reply, started.elapsed());
             }
         }
     }

@@ -32,6 +32,18 @@ pub struct DynamicPorts {
     queueless: Vec<(String, u32)>,
     /// Configured ports that cannot be deleted, and why.
     protected: HashMap<String, &'static str>,
+    stats: ChangeStats,
+}
+
+/// What `xvs/show` tells about runtime port changes.
+#[derive(Debug, Default)]
+struct ChangeStats {
+    added: u64,
+    deleted: u64,
+    refused: u64,
+    /// Longest time a worker stopped polling its ports to apply a change, and the last one.
+    max_pause: Duration,
+    last_pause: Duration,
 }
 
 impl std::fmt::Debug for DynamicPorts {
@@ -76,6 +88,27 @@ impl DynamicPorts {
             attachments,
             queueless,
             protected,
+            stats: ChangeStats::default(),
+        }
+    }
+
+    /// The `xvs/show` line about runtime port changes.
+    pub fn describe(&self) -> String {
+        let s = &self.stats;
+        format!(
+            "  runtime ports: added {}, deleted {}, refused {}; worker pause per change: last {} us, max {} us\n",
+            s.added,
+            s.deleted,
+            s.refused,
+            s.last_pause.as_micros(),
+            s.max_pause.as_micros()
+        )
+    }
+
+    fn count_pause(&mut self, worker: usize) {
+        if let Some(c) = self.controls.get(worker) {
+            self.stats.last_pause = c.last_pause();
+            self.stats.max_pause = self.stats.max_pause.max(c.last_pause());
         }
     }
 
@@ -115,6 +148,25 @@ impl DynamicPorts {
 
     /// `xvs/add-port IFNAME [ofport=N]`: returns the port's OpenFlow number.
     pub fn add(&mut self, params: &[String], exists: impl Fn(&str) -> bool) -> Result<u32, String> {
+        let r = self.try_add(params, exists);
+        match r {
+            Ok(_) => self.stats.added += 1,
+            Err(_) => self.stats.refused += 1,
+        }
+        r
+    }
+
+    /// `xvs/del-port IFNAME`.
+    pub fn delete(&mut self, params: &[String]) -> Result<(), String> {
+        let r = self.try_delete(params);
+        match r {
+            Ok(()) => self.stats.deleted += 1,
+            Err(_) => self.stats.refused += 1,
+        }
+        r
+    }
+
+    fn try_add(&mut self, params: &[String], exists: impl Fn(&str) -> bool) -> Result<u32, String> {
         let (name, wanted) = match params {
             [name] => (name.as_str(), None),
             [name, opt] => {
@@ -171,6 +223,9 @@ impl DynamicPorts {
             .get_mut(worker)
             .ok_or("no worker")?
             .call(PortCommand::Add(open), COMMAND_TIMEOUT);
+        if reply.is_ok() {
+            self.count_pause(worker);
+        }
         match reply {
             Ok(PortReply::Added { .. }) => Ok(ofport),
             Ok(PortReply::Failed(e)) => {
@@ -187,8 +242,7 @@ impl DynamicPorts {
         }
     }
 
-    /// `xvs/del-port IFNAME`.
-    pub fn delete(&mut self, params: &[String]) -> Result<(), String> {
+    fn try_delete(&mut self, params: &[String]) -> Result<(), String> {
         let [name] = params else {
             return Err("usage: xvs/del-port IFNAME".to_string());
         };
@@ -208,6 +262,7 @@ impl DynamicPorts {
             .ok_or("no worker")?
             .call(PortCommand::Remove(ofport), COMMAND_TIMEOUT)
             .map_err(|e| format!("{name}: worker {worker}: {e}"))?;
+        self.count_pause(worker);
         match reply {
             PortReply::Removed { frames_lost, .. } => {
                 if frames_lost > 0 {

@@ -355,6 +355,7 @@ fn run(args: &Args) -> Result<()> {
                 if let Some(u) = underlay.as_ref() {
                     s.push_str(&u.describe());
                 }
+                s.push_str(&dynamic.describe());
                 s
             }),
             ("dpdk/show", _) => Ok(ports::dpdk::show(
