@@ -41,9 +41,9 @@ struct ChangeStats {
     added: u64,
     deleted: u64,
     refused: u64,
-    /// Longest time a worker stopped polling its ports to apply a change, and the last one.
-    max_pause: Duration,
-    last_pause: Duration,
+    /// Time a worker stopped polling its ports to apply an add (last, longest), and a delete.
+    add_pause: (Duration, Duration),
+    del_pause: (Duration, Duration),
 }
 
 impl std::fmt::Debug for DynamicPorts {
@@ -96,19 +96,27 @@ impl DynamicPorts {
     pub fn describe(&self) -> String {
         let s = &self.stats;
         format!(
-            "  runtime ports: added {}, deleted {}, refused {}; worker pause per change: last {} us, max {} us\n",
+            "  runtime ports: added {}, deleted {}, refused {}; worker pause per add: last {} us, \
+             max {} us; per delete: last {} us, max {} us\n",
             s.added,
             s.deleted,
             s.refused,
-            s.last_pause.as_micros(),
-            s.max_pause.as_micros()
+            s.add_pause.0.as_micros(),
+            s.add_pause.1.as_micros(),
+            s.del_pause.0.as_micros(),
+            s.del_pause.1.as_micros()
         )
     }
 
-    fn count_pause(&mut self, worker: usize) {
+    fn count_pause(&mut self, worker: usize, add: bool) {
         if let Some(c) = self.controls.get(worker) {
-            self.stats.last_pause = c.last_pause();
-            self.stats.max_pause = self.stats.max_pause.max(c.last_pause());
+            let p = if add {
+                &mut self.stats.add_pause
+            } else {
+                &mut self.stats.del_pause
+            };
+            p.0 = c.last_pause();
+            p.1 = p.1.max(c.last_pause());
         }
     }
 
@@ -224,7 +232,7 @@ impl DynamicPorts {
             .ok_or("no worker")?
             .call(PortCommand::Add(open), COMMAND_TIMEOUT);
         if reply.is_ok() {
-            self.count_pause(worker);
+            self.count_pause(worker, true);
         }
         match reply {
             Ok(PortReply::Added { .. }) => Ok(ofport),
@@ -262,7 +270,7 @@ impl DynamicPorts {
             .ok_or("no worker")?
             .call(PortCommand::Remove(ofport), COMMAND_TIMEOUT)
             .map_err(|e| format!("{name}: worker {worker}: {e}"))?;
-        self.count_pause(worker);
+        self.count_pause(worker, false);
         match reply {
             PortReply::Removed { frames_lost, .. } => {
                 if frames_lost > 0 {
