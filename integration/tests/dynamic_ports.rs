@@ -392,7 +392,27 @@ fn every_pod_comes_at_run_time() -> Result<()> {
     assert!(!pings(&a, "10.10.0.3"), "b still reachable");
     assert_eq!(x.appctl(&["xvs/add-port", "pb0"])?, "ofport=2\n");
     assert!(reaches(&a, "10.10.0.3"), "a -> b after re-adding");
+    // The Pod goes first (its namespace and veth deleted), then the CNI's del-port: the
+    // port closes on a vanished interface and gives its frames back.
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while node.has_link("pb0") {
+        assert!(Instant::now() < deadline, "pb0 outlived its Pod");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let e = appctl_error(&x, &["xvs/add-port", "pb0"]);
+    assert!(e.contains("pb0: stale port (ofport 2)"), "{e}");
+    assert!(
+        !e.contains("already a port"),
+        "the CNI would take it for done: {e}"
+    );
+    assert_eq!(x.appctl(&["xvs/del-port", "pb0"])?, "");
+    let e = appctl_error(&x, &["xvs/add-port", "pb0"]);
+    assert!(e.contains("pb0: no such interface"), "{e}");
+    assert_frames_accounted(&x)?;
     assert!(!x.stderr().contains("lost to worker"), "{}", x.stderr());
+    let desc = ofctl(&x, &["dump-ports-desc"])?;
+    assert!(desc.contains(" 1(pa0)") && !desc.contains("pb0"), "{desc}");
     Ok(())
 }
 

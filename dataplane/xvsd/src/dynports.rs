@@ -32,6 +32,9 @@ pub struct DynamicPorts {
     queueless: Vec<(String, u32)>,
     /// Configured ports that cannot be deleted, and why.
     protected: HashMap<String, &'static str>,
+    /// The interface index each runtime port was added with: a Pod's veth deleted (or
+    /// replaced by a new one of the same name) without `del-port` leaves a stale port.
+    ifindexes: HashMap<String, u32>,
     stats: ChangeStats,
 }
 
@@ -88,6 +91,7 @@ impl DynamicPorts {
             attachments,
             queueless,
             protected,
+            ifindexes: HashMap::new(),
             stats: ChangeStats::default(),
         }
     }
@@ -155,8 +159,13 @@ impl DynamicPorts {
     }
 
     /// `xvs/add-port IFNAME [ofport=N]`: returns the port's OpenFlow number.
-    pub fn add(&mut self, params: &[String], exists: impl Fn(&str) -> bool) -> Result<u32, String> {
-        let r = self.try_add(params, exists);
+    /// `ifindex` resolves an interface name in xvsd's network namespace.
+    pub fn add(
+        &mut self,
+        params: &[String],
+        ifindex: impl Fn(&str) -> Option<u32>,
+    ) -> Result<u32, String> {
+        let r = self.try_add(params, ifindex);
         match r {
             Ok(_) => self.stats.added += 1,
             Err(_) => self.stats.refused += 1,
@@ -174,7 +183,11 @@ impl DynamicPorts {
         r
     }
 
-    fn try_add(&mut self, params: &[String], exists: impl Fn(&str) -> bool) -> Result<u32, String> {
+    fn try_add(
+        &mut self,
+        params: &[String],
+        ifindex: impl Fn(&str) -> Option<u32>,
+    ) -> Result<u32, String> {
         let (name, wanted) = match params {
             [name] => (name.as_str(), None),
             [name, opt] => {
@@ -194,6 +207,15 @@ impl DynamicPorts {
         }
         let ports = self.ports();
         if let Some((_, ofport, _)) = ports.iter().find(|(n, _, _)| n == name) {
+            // Not "already a port": the caller must not take a dead port for its new veth.
+            if let Some(&old) = self.ifindexes.get(name) {
+                if ifindex(name) != Some(old) {
+                    return Err(format!(
+                        "{name}: stale port (ofport {ofport}): its interface was deleted or \
+                         replaced since it was added; xvs/del-port it first"
+                    ));
+                }
+            }
             return Err(format!("{name}: already a port (ofport {ofport})"));
         }
         let ofport = match wanted {
@@ -207,9 +229,9 @@ impl DynamicPorts {
                 .find(|n| !ports.iter().any(|(_, o, _)| o == n))
                 .ok_or("no free ofport")?,
         };
-        if !exists(name) {
+        let Some(index) = ifindex(name) else {
             return Err(format!("{name}: no such interface"));
-        }
+        };
         let worker = (0..self.workers.len())
             .min_by_key(|&w| self.workers[w].ports.load().len())
             .ok_or("no worker")?;
@@ -235,7 +257,10 @@ impl DynamicPorts {
             self.count_pause(worker, true);
         }
         match reply {
-            Ok(PortReply::Added { .. }) => Ok(ofport),
+            Ok(PortReply::Added { .. }) => {
+                self.ifindexes.insert(name.to_string(), index);
+                Ok(ofport)
+            }
             Ok(PortReply::Failed(e)) => {
                 lock(&self.attachments).detach_program(name);
                 Err(e)
@@ -281,6 +306,7 @@ impl DynamicPorts {
                 }
                 // The socket is closed: the program can go (XDP detached from the veth).
                 lock(&self.attachments).detach_program(name);
+                self.ifindexes.remove(name);
                 Ok(())
             }
             PortReply::Failed(e) => Err(e),
