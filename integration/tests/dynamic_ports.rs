@@ -200,7 +200,7 @@ impl Drop for Monitor {
     }
 }
 
-/// `xvs/show`'s frame line of worker 0: (pool, free, held by ports).
+/// `xvs/show`'s frame line of worker 0: (pool, free, held by ports); no frame lost.
 fn frames(x: &Xvsd) -> Result<(u64, u64, u64)> {
     let show = x.appctl(&["xvs/show"])?;
     let line = show
@@ -214,8 +214,8 @@ fn frames(x: &Xvsd) -> Result<(u64, u64, u64)> {
         .map(str::parse)
         .collect::<Result<_, _>>()?;
     match n[..] {
-        [pool, free, held] => Ok((pool, free, held)),
-        _ => bail!("bad frames line: {line}"),
+        [pool, free, held, 0] => Ok((pool, free, held)),
+        _ => bail!("bad frames line, or frames lost: {line}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! AF_XDP sockets on the worker's shared UMEM, and their [`PortIo`] implementation.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -230,6 +231,24 @@ pub struct AfXdpPort {
     tx_held: usize,
     stats: PortStats,
     counters: AfXdpCounters,
+    /// Set by [`PortIo::begin_close`]: becomes true once the socket was released elsewhere.
+    released: Option<Arc<AtomicBool>>,
+}
+
+/// The socket of a port being closed: dropping it closes the socket (the kernel unbinds it,
+/// removes it from the XSKMAP and waits for receive paths in flight), then says so.
+struct SocketRelease {
+    fd: Option<Arc<OwnedFd>>,
+    done: Arc<AtomicBool>,
+}
+
+impl Drop for SocketRelease {
+    fn drop(&mut self) {
+        drop(self.fd.take());
+        // Release: the worker's Acquire load sees the socket closed before it touches the
+        // rings again.
+        self.done.store(true, Ordering::Release);
+    }
 }
 
 fn is_transient(errno: i32) -> bool {
@@ -377,6 +396,7 @@ impl AfXdpPort {
             tx_held: 0,
             stats: PortStats::default(),
             counters: AfXdpCounters::default(),
+            released: None,
         };
         port.refill(pool);
         if port.fill_held == 0 {
@@ -462,16 +482,8 @@ impl AfXdpPort {
     /// away at run time (a Pod deleted); simply dropping a port loses all its frames.
     pub fn close(self, pool: &mut FramePool) -> usize {
         let mut port = self;
-        let deadline = std::time::Instant::now() + CLOSE_TX_TIMEOUT;
-        while port.tx_held > 0 && std::time::Instant::now() < deadline {
-            if !port.kick_tx(pool) {
-                // The socket cannot send any more (interface gone or down).
-                break;
-            }
-            port.reclaim(pool);
-            if port.tx_held > 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+        if port.released.is_none() {
+            port.drain_tx(pool);
         }
         let AfXdpPort {
             fd,
@@ -519,6 +531,21 @@ impl AfXdpPort {
         let n = tx.drain_unconsumed(|d| pool.free(d.addr));
         tx_held = tx_held.saturating_sub(n as usize);
         fill_held + tx_held
+    }
+
+    /// Waits (up to [`CLOSE_TX_TIMEOUT`]) for queued transmissions to complete.
+    fn drain_tx(&mut self, pool: &mut FramePool) {
+        let deadline = std::time::Instant::now() + CLOSE_TX_TIMEOUT;
+        while self.tx_held > 0 && std::time::Instant::now() < deadline {
+            if !self.kick_tx(pool) {
+                // The socket cannot send any more (interface gone or down).
+                break;
+            }
+            self.reclaim(pool);
+            if self.tx_held > 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     /// Tops the fill ring up from the pool, in batches of at least [`REFILL_BATCH`] (or all the
@@ -714,6 +741,25 @@ impl PortIo for AfXdpPort {
 
     fn close(self: Box<Self>, pool: &mut FramePool) -> usize {
         AfXdpPort::close(*self, pool)
+    }
+
+    /// Drains TX, then hands the socket over: whoever drops the release pays for the
+    /// kernel's unbind (an RCU grace period, milliseconds), not the polling worker. The
+    /// port keeps a `/dev/null` descriptor in its place until `close`, which then only takes
+    /// the frames back from the rings. Without `/dev/null`, nothing is deferred.
+    fn begin_close(&mut self, pool: &mut FramePool) -> Option<xvs_io::DeferredRelease> {
+        self.drain_tx(pool);
+        let placeholder = OwnedFd::from(std::fs::File::open("/dev/null").ok()?);
+        let fd = std::mem::replace(&mut self.fd, Arc::new(placeholder));
+        let done = Arc::new(AtomicBool::new(false));
+        self.released = Some(Arc::clone(&done));
+        Some(Box::new(SocketRelease { fd: Some(fd), done }))
+    }
+
+    fn released(&self) -> bool {
+        self.released
+            .as_ref()
+            .is_none_or(|d| d.load(Ordering::Acquire))
     }
 }
 

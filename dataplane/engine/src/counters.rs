@@ -361,8 +361,8 @@ pub struct WorkerShared {
 }
 
 /// Frame accounting of a worker's pool, stored together by the worker between two
-/// iterations, when `free + held_by_ports == pool_size` holds exactly; so a smaller sum read
-/// from one publication means frames were lost (e.g. not given back by a removed port).
+/// iterations, when `free + held_by_ports + lost == pool_size` holds exactly; so a smaller
+/// sum read from one publication means frames went missing without being counted.
 /// Relaxed: a reader may mix two publications while a store is under way; compare values
 /// read twice in a row to be sure.
 #[derive(Debug, Default)]
@@ -374,6 +374,9 @@ pub struct FrameGauges {
     /// Frames held by the worker's ports (fill rings, transmissions in flight), and by
     /// packets parked for a tunnel next hop.
     pub held_by_ports: AtomicU64,
+    /// Frames removed ports could not give back (kept by the kernel): the pool has that many
+    /// fewer, so `free + held_by_ports + lost == pool_size`.
+    pub lost: AtomicU64,
 }
 
 /// One port of a worker as the control side sees it.

@@ -31,6 +31,6 @@ pub use counters::{
 };
 pub use pipeline::{CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
 pub use worker::{
-    EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH, MAX_RECIRC_DEPTH,
+    EnginePort, Forwarding, PortRemoval, Worker, WorkerConfig, WorkerError, BATCH, MAX_RECIRC_DEPTH,
 };
 pub use xvs_classifier::CacheConfig;

@@ -337,10 +337,11 @@ impl Control {
             let f = &w.frames;
             let _ = writeln!(
                 s,
-                "    frames: pool {}, free {}, held by ports {}",
+                "    frames: pool {}, free {}, held by ports {}, lost {}",
                 f.pool_size.load(std::sync::atomic::Ordering::Relaxed),
                 f.free.load(std::sync::atomic::Ordering::Relaxed),
-                f.held_by_ports.load(std::sync::atomic::Ordering::Relaxed)
+                f.held_by_ports.load(std::sync::atomic::Ordering::Relaxed),
+                f.lost.load(std::sync::atomic::Ordering::Relaxed)
             );
             for r in DropReason::ALL {
                 let d = c.drops[r as usize];
