@@ -71,6 +71,10 @@ pub struct AfXdpConfig {
     /// Use the kernel's need-wakeup protocol (skip syscalls the kernel does not need).
     /// Inherited from the first socket of the UMEM, like `bind`.
     pub need_wakeup: bool,
+    /// Times a bind refused with `EBUSY` (the queue's previous socket still being torn down
+    /// by the kernel) is retried, 20 ms apart, before `open` fails. A polling thread opening
+    /// a port sets 0 and lets a thread that may sleep retry the whole open.
+    pub bind_retries: u32,
 }
 
 impl AfXdpConfig {
@@ -86,6 +90,7 @@ impl AfXdpConfig {
             comp_size: 2048,
             bind: BindMode::Auto,
             need_wakeup: true,
+            bind_retries: BIND_RETRIES,
         }
     }
 
@@ -362,7 +367,15 @@ impl AfXdpPort {
             }
         };
         let shared = owner.as_ref().map(|o| o.as_fd());
-        bind_with_retry(fd.as_fd(), ifindex, cfg.queue, flags, shared).map_err(|e| {
+        bind_with_retry(
+            fd.as_fd(),
+            ifindex,
+            cfg.queue,
+            flags,
+            shared,
+            cfg.bind_retries,
+        )
+        .map_err(|e| {
             if cfg.bind == BindMode::ZeroCopy && e.raw_os_error() == Some(libc::EOPNOTSUPP) {
                 AfXdpError::ZeroCopyUnsupported {
                     ifname: cfg.ifname.clone(),
@@ -634,11 +647,12 @@ fn bind_with_retry(
     queue: u32,
     flags: u16,
     shared: Option<BorrowedFd<'_>>,
+    retries: u32,
 ) -> std::io::Result<()> {
     let mut tries = 0;
     loop {
         match sys::bind(fd, ifindex, queue, flags, shared) {
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < BIND_RETRIES => {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < retries => {
                 // The previous socket on this queue is still being torn down (deferred in the
                 // kernel); it goes away within milliseconds.
                 tries += 1;

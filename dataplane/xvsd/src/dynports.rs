@@ -14,14 +14,19 @@
 use crate::config::{valid_ifname, Plan, PortType, OFPP_MAX};
 use crate::ports::Attachments;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use xvs_engine::portctl::{PortCommand, PortControl, PortReply};
+use xvs_engine::portctl::{PortCommand, PortControl, PortOpener, PortReply};
 use xvs_engine::{EnginePort, WorkerShared};
 use xvs_flowtable::names::{NameMap, Port};
 
 /// How long a worker may take to apply a port command (a socket setup is milliseconds).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Retries of an add whose queue is still held by a socket the kernel is tearing down, and
+/// the pause between them (on the control thread; about a second in all).
+const BUSY_RETRIES: u32 = 50;
+const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// The control thread's side of runtime ports.
 pub struct DynamicPorts {
@@ -238,21 +243,23 @@ impl DynamicPorts {
         lock(&self.attachments)
             .attach_program(name)
             .map_err(|e| format!("{name}: {e:#}"))?;
-        let attachments = Arc::clone(&self.attachments);
-        let ifname = name.to_string();
-        let open = Box::new(
-            move |pool: &mut xvs_io::FramePool| -> Result<EnginePort, String> {
-                let port = lock(&attachments)
-                    .open_afxdp(&ifname, worker, pool)
-                    .map_err(|e| format!("{ifname}: {e:#}"))?;
-                Ok(EnginePort::new(ofport, Box::new(port)))
-            },
-        );
-        let reply = self
-            .controls
-            .get_mut(worker)
-            .ok_or("no worker")?
-            .call(PortCommand::Add(open), COMMAND_TIMEOUT);
+        // The queue's previous socket (the same veth deleted a moment ago) may still be going
+        // away in the kernel: the worker does not wait for it, this thread retries.
+        let mut tries = 0;
+        let reply = loop {
+            let busy = Arc::new(AtomicBool::new(false));
+            let open = self.opener(name, worker, ofport, &busy);
+            let reply = self
+                .controls
+                .get_mut(worker)
+                .ok_or("no worker")?
+                .call(PortCommand::Add(open), COMMAND_TIMEOUT);
+            if !busy.load(Ordering::Relaxed) || tries >= BUSY_RETRIES {
+                break reply;
+            }
+            tries += 1;
+            std::thread::sleep(BUSY_RETRY_PAUSE);
+        };
         if reply.is_ok() {
             self.count_pause(worker, true);
         }
@@ -273,6 +280,26 @@ impl DynamicPorts {
             // says "already a port" once it is polled).
             Err(e) => Err(format!("{name}: worker {worker}: {e}")),
         }
+    }
+
+    /// What the worker runs to open `name`'s socket on its pool; sets `busy` when the queue
+    /// was still taken by a socket being torn down.
+    fn opener(&self, name: &str, worker: usize, ofport: u32, busy: &Arc<AtomicBool>) -> PortOpener {
+        let attachments = Arc::clone(&self.attachments);
+        let ifname = name.to_string();
+        let busy = Arc::clone(busy);
+        Box::new(
+            move |pool: &mut xvs_io::FramePool| -> Result<EnginePort, String> {
+                let port = lock(&attachments)
+                    .open_afxdp(&ifname, worker, pool)
+                    .map_err(|e| {
+                        // Relaxed: the reply's ring hand-over orders it before the caller's load.
+                        busy.store(e.is_queue_busy(), Ordering::Relaxed);
+                        format!("{ifname}: {e}")
+                    })?;
+                Ok(EnginePort::new(ofport, Box::new(port)))
+            },
+        )
     }
 
     fn try_delete(&mut self, params: &[String]) -> Result<(), String> {
