@@ -108,3 +108,12 @@ pub enum AfXdpError {
         ifname: String,
     },
 }
+
+impl AfXdpError {
+    /// True when binding failed because the queue's previous socket is still being torn
+    /// down (`EBUSY`): trying again a few milliseconds later succeeds.
+    pub fn is_queue_busy(&self) -> bool {
+        matches!(self, AfXdpError::Socket { op: "bind", source, .. }
+            if source.raw_os_error() == Some(libc::EBUSY))
+    }
+}

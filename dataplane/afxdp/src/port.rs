@@ -1,6 +1,7 @@
 //! AF_XDP sockets on the worker's shared UMEM, and their [`PortIo`] implementation.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -70,6 +71,10 @@ pub struct AfXdpConfig {
     /// Use the kernel's need-wakeup protocol (skip syscalls the kernel does not need).
     /// Inherited from the first socket of the UMEM, like `bind`.
     pub need_wakeup: bool,
+    /// Times a bind refused with `EBUSY` (the queue's previous socket still being torn down
+    /// by the kernel) is retried, 20 ms apart, before `open` fails. A polling thread opening
+    /// a port sets 0 and lets a thread that may sleep retry the whole open.
+    pub bind_retries: u32,
 }
 
 impl AfXdpConfig {
@@ -85,6 +90,7 @@ impl AfXdpConfig {
             comp_size: 2048,
             bind: BindMode::Auto,
             need_wakeup: true,
+            bind_retries: BIND_RETRIES,
         }
     }
 
@@ -230,6 +236,24 @@ pub struct AfXdpPort {
     tx_held: usize,
     stats: PortStats,
     counters: AfXdpCounters,
+    /// Set by [`PortIo::begin_close`]: becomes true once the socket was released elsewhere.
+    released: Option<Arc<AtomicBool>>,
+}
+
+/// The socket of a port being closed: dropping it closes the socket (the kernel unbinds it,
+/// removes it from the XSKMAP and waits for receive paths in flight), then says so.
+struct SocketRelease {
+    fd: Option<Arc<OwnedFd>>,
+    done: Arc<AtomicBool>,
+}
+
+impl Drop for SocketRelease {
+    fn drop(&mut self) {
+        drop(self.fd.take());
+        // Release: the worker's Acquire load sees the socket closed before it touches the
+        // rings again.
+        self.done.store(true, Ordering::Release);
+    }
 }
 
 fn is_transient(errno: i32) -> bool {
@@ -343,7 +367,15 @@ impl AfXdpPort {
             }
         };
         let shared = owner.as_ref().map(|o| o.as_fd());
-        bind_with_retry(fd.as_fd(), ifindex, cfg.queue, flags, shared).map_err(|e| {
+        bind_with_retry(
+            fd.as_fd(),
+            ifindex,
+            cfg.queue,
+            flags,
+            shared,
+            cfg.bind_retries,
+        )
+        .map_err(|e| {
             if cfg.bind == BindMode::ZeroCopy && e.raw_os_error() == Some(libc::EOPNOTSUPP) {
                 AfXdpError::ZeroCopyUnsupported {
                     ifname: cfg.ifname.clone(),
@@ -377,6 +409,7 @@ impl AfXdpPort {
             tx_held: 0,
             stats: PortStats::default(),
             counters: AfXdpCounters::default(),
+            released: None,
         };
         port.refill(pool);
         if port.fill_held == 0 {
@@ -462,16 +495,8 @@ impl AfXdpPort {
     /// away at run time (a Pod deleted); simply dropping a port loses all its frames.
     pub fn close(self, pool: &mut FramePool) -> usize {
         let mut port = self;
-        let deadline = std::time::Instant::now() + CLOSE_TX_TIMEOUT;
-        while port.tx_held > 0 && std::time::Instant::now() < deadline {
-            if !port.kick_tx(pool) {
-                // The socket cannot send any more (interface gone or down).
-                break;
-            }
-            port.reclaim(pool);
-            if port.tx_held > 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+        if port.released.is_none() {
+            port.drain_tx(pool);
         }
         let AfXdpPort {
             fd,
@@ -519,6 +544,21 @@ impl AfXdpPort {
         let n = tx.drain_unconsumed(|d| pool.free(d.addr));
         tx_held = tx_held.saturating_sub(n as usize);
         fill_held + tx_held
+    }
+
+    /// Waits (up to [`CLOSE_TX_TIMEOUT`]) for queued transmissions to complete.
+    fn drain_tx(&mut self, pool: &mut FramePool) {
+        let deadline = std::time::Instant::now() + CLOSE_TX_TIMEOUT;
+        while self.tx_held > 0 && std::time::Instant::now() < deadline {
+            if !self.kick_tx(pool) {
+                // The socket cannot send any more (interface gone or down).
+                break;
+            }
+            self.reclaim(pool);
+            if self.tx_held > 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     /// Tops the fill ring up from the pool, in batches of at least [`REFILL_BATCH`] (or all the
@@ -607,11 +647,12 @@ fn bind_with_retry(
     queue: u32,
     flags: u16,
     shared: Option<BorrowedFd<'_>>,
+    retries: u32,
 ) -> std::io::Result<()> {
     let mut tries = 0;
     loop {
         match sys::bind(fd, ifindex, queue, flags, shared) {
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < BIND_RETRIES => {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < retries => {
                 // The previous socket on this queue is still being torn down (deferred in the
                 // kernel); it goes away within milliseconds.
                 tries += 1;
@@ -714,6 +755,25 @@ impl PortIo for AfXdpPort {
 
     fn close(self: Box<Self>, pool: &mut FramePool) -> usize {
         AfXdpPort::close(*self, pool)
+    }
+
+    /// Drains TX, then hands the socket over: whoever drops the release pays for the
+    /// kernel's unbind (an RCU grace period, milliseconds), not the polling worker. The
+    /// port keeps a `/dev/null` descriptor in its place until `close`, which then only takes
+    /// the frames back from the rings. Without `/dev/null`, nothing is deferred.
+    fn begin_close(&mut self, pool: &mut FramePool) -> Option<xvs_io::DeferredRelease> {
+        self.drain_tx(pool);
+        let placeholder = OwnedFd::from(std::fs::File::open("/dev/null").ok()?);
+        let fd = std::mem::replace(&mut self.fd, Arc::new(placeholder));
+        let done = Arc::new(AtomicBool::new(false));
+        self.released = Some(Arc::clone(&done));
+        Some(Box::new(SocketRelease { fd: Some(fd), done }))
+    }
+
+    fn released(&self) -> bool {
+        self.released
+            .as_ref()
+            .is_none_or(|d| d.load(Ordering::Acquire))
     }
 }
 

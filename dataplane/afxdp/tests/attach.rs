@@ -214,3 +214,52 @@ fn open_errors() {
         }
     });
 }
+
+/// A port closed in two steps, as a worker removing a Pod's port does: `begin_close` hands the
+/// socket's release to another thread, `released` says when it is done, and only then does
+/// `close` take the frames back (every one of them: fill ring and the transmission queued).
+#[test]
+fn deferred_close_releases_the_socket_elsewhere_and_gives_every_frame_back() {
+    use xvs_io::{Desc, PortIo};
+    let ns = Netns::new(2);
+    ns.veth(0, "xd0", "02:00:00:00:03:01", 1, "pd0", "02:00:00:00:03:02");
+    in_ns(&ns, || {
+        let mut prog = XdpProgram::attach("xd0", XdpMode::Auto).expect("attach");
+        let mut pool = FramePool::new(1024, 4096, 256).expect("pool");
+        let total = pool.free_count();
+        let mut umem = UmemShare::new();
+        let mut cfg = AfXdpConfig::new("xd0", 0);
+        cfg.fill_size = 256;
+        cfg.comp_size = 256;
+        cfg.rx_size = 256;
+        cfg.tx_size = 256;
+        let mut port: Box<dyn PortIo> =
+            Box::new(AfXdpPort::open(&mut prog, &cfg, &mut pool, &mut umem).expect("open"));
+        // Something in flight on TX when the close starts.
+        let frame = common::udp_frame(
+            [2, 0, 0, 0, 3, 1],
+            [2, 0, 0, 0, 3, 2],
+            ([10, 9, 0, 1], 9),
+            ([10, 9, 0, 2], 9),
+            b"bye",
+        );
+        let d: Desc = pool.alloc_copy(&frame).expect("frame");
+        assert_eq!(port.tx_burst(&mut pool, &[d]), 1);
+        assert!(port.released(), "nothing deferred yet");
+
+        let release = port.begin_close(&mut pool).expect("deferred");
+        assert!(!port.released(), "the socket is still open");
+        assert_eq!(pool.free_count() + port.frames_held(), total);
+        // Another thread pays for the kernel's unbind.
+        std::thread::spawn(move || drop(release))
+            .join()
+            .expect("release thread");
+        assert!(port.released());
+        assert_eq!(port.close(&mut pool), 0);
+        assert_eq!(pool.free_count(), total, "every frame back");
+        assert!(!umem.is_registered(), "the socket is gone");
+        // The queue is free again for a new socket.
+        let again = AfXdpPort::open(&mut prog, &cfg, &mut pool, &mut umem).expect("reopen");
+        assert_eq!(again.close(&mut pool), 0);
+    });
+}

@@ -392,6 +392,27 @@ pub struct WorkerShared {
     /// The worker's answer: the generation it answers and its megaflows. The worker only
     /// `try_lock`s it, once per request, so it never waits on the control side.
     pub flow_dump: Mutex<FlowDump>,
+    /// Where the worker's frames are, published with the counters.
+    pub frames: FrameGauges,
+}
+
+/// Frame accounting of a worker's pool, stored together by the worker between two
+/// iterations, when `free + held_by_ports + lost == pool_size` holds exactly; so a smaller
+/// sum read from one publication means frames went missing without being counted.
+/// Relaxed: a reader may mix two publications while a store is under way; compare values
+/// read twice in a row to be sure.
+#[derive(Debug, Default)]
+pub struct FrameGauges {
+    /// Frames in the pool.
+    pub pool_size: AtomicU64,
+    /// Frames on the pool's free list.
+    pub free: AtomicU64,
+    /// Frames held by the worker's ports (fill rings, transmissions in flight), and by
+    /// packets parked for a tunnel next hop.
+    pub held_by_ports: AtomicU64,
+    /// Frames removed ports could not give back (kept by the kernel): the pool has that many
+    /// fewer, so `free + held_by_ports + lost == pool_size`.
+    pub lost: AtomicU64,
 }
 
 /// One port of a worker as the control side sees it.

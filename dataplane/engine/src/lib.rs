@@ -27,11 +27,11 @@ pub mod tunnel;
 mod worker;
 
 pub use counters::{
-    DropReason, FlowDump, MegaflowDump, PortCounters, PortEntry, WorkerCounters, WorkerShared,
-    WorkerSnapshot, DECAP_REASONS, PORT_DOWN, PORT_NO_FWD, PORT_NO_RECV,
+    DropReason, FlowDump, FrameGauges, MegaflowDump, PortCounters, PortEntry, WorkerCounters,
+    WorkerShared, WorkerSnapshot, DECAP_REASONS, PORT_DOWN, PORT_NO_FWD, PORT_NO_RECV,
 };
 pub use pipeline::{CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
 pub use worker::{
-    EnginePort, Forwarding, Worker, WorkerConfig, WorkerError, BATCH, MAX_RECIRC_DEPTH,
+    EnginePort, Forwarding, PortRemoval, Worker, WorkerConfig, WorkerError, BATCH, MAX_RECIRC_DEPTH,
 };
 pub use xvs_classifier::CacheConfig;

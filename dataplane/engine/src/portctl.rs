@@ -18,7 +18,7 @@
 use crate::worker::EnginePort;
 use rtrb::{Consumer, Producer, RingBuffer};
 use std::time::{Duration, Instant};
-use xvs_io::FramePool;
+use xvs_io::{DeferredRelease, FramePool};
 
 /// Builds a port on the worker's thread, on the worker's pool (`Err`: why it could not).
 pub type PortOpener = Box<dyn FnOnce(&mut FramePool) -> Result<EnginePort, String> + Send>;
@@ -51,7 +51,8 @@ pub enum PortReply {
         /// Its index in the worker's port list.
         index: usize,
     },
-    /// The port is gone; `frames_lost` frames could not be taken back from it (normally 0).
+    /// The port is gone; `frames_lost` frames could not be taken back from it (normally 0;
+    /// when its close was deferred, the worker counts losses in its frame gauges instead).
     Removed {
         /// Its OpenFlow number.
         ofport: u32,
@@ -87,6 +88,10 @@ struct Request {
 struct Reply {
     seq: u64,
     reply: PortReply,
+    /// How long the worker spent applying the command (its ports were not polled meanwhile).
+    paused: Duration,
+    /// The slow part of a removal, done by the control side (dropping it).
+    release: Option<DeferredRelease>,
 }
 
 /// The control side's end.
@@ -94,6 +99,7 @@ pub struct PortControl {
     commands: Producer<Request>,
     replies: Consumer<Reply>,
     next_seq: u64,
+    last_pause: Duration,
 }
 
 impl std::fmt::Debug for PortControl {
@@ -125,6 +131,7 @@ pub fn port_queue() -> (PortControl, PortCommands) {
             commands,
             replies,
             next_seq: 1,
+            last_pause: Duration::ZERO,
         },
         PortCommands {
             commands: command_rx,
@@ -156,6 +163,10 @@ impl PortControl {
         loop {
             while let Ok(r) = self.replies.pop() {
                 if r.seq == seq {
+                    self.last_pause = r.paused;
+                    // A removed socket's release (the kernel waits for receive paths in
+                    // flight) happens here, on the control thread, not in the worker.
+                    drop(r.release);
                     return Ok(r.reply);
                 }
             }
@@ -167,6 +178,13 @@ impl PortControl {
             }
             std::thread::sleep(REPLY_POLL);
         }
+    }
+}
+
+impl PortControl {
+    /// How long the worker paused its ports to apply the last answered command.
+    pub fn last_pause(&self) -> Duration {
+        self.last_pause
     }
 }
 
@@ -183,9 +201,21 @@ impl PortCommands {
     }
 
     /// Answers command `seq` (a reply the control side stopped waiting for is dropped there).
-    pub(crate) fn answer(&mut self, seq: u64, reply: PortReply) {
+    pub(crate) fn answer(
+        &mut self,
+        seq: u64,
+        reply: PortReply,
+        paused: Duration,
+        release: Option<DeferredRelease>,
+    ) {
         // The control side waits for each reply before sending again, so the ring has room;
-        // if it had none, the caller would time out, which it reports.
-        let _ = self.replies.push(Reply { seq, reply });
+        // if it had none, the caller would time out, which it reports (and a release that
+        // could not be queued is done here, which is slow but correct).
+        let _ = self.replies.push(Reply {
+            seq,
+            reply,
+            paused,
+            release,
+        });
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use xvs_classifier::MegaflowId;
 use xvs_conntrack::{Conntrack, CtInput, CtMeta};
 use xvs_flowtable::datapath::DpAction;
-use xvs_io::{Desc, FramePool, PortIo};
+use xvs_io::{DeferredRelease, Desc, FramePool, PortIo};
 use xvs_packet::key::layout;
 use xvs_packet::{ExtractInfo, FlowKey};
 
@@ -228,6 +228,29 @@ pub struct Worker {
     dump_answered: u64,
     /// Where the megaflow dump in progress resumes (an entry index).
     dump_cursor: u32,
+    /// Removed ports whose socket is being released by another thread
+    /// ([`Worker::remove_port`]); not polled, their frames still theirs.
+    closing: Vec<EnginePort>,
+    /// Frames removed ports could not give back.
+    frames_lost: u64,
+}
+
+/// What [`Worker::remove_port`] did.
+pub struct PortRemoval {
+    /// Frames the port could not give back (known now only when nothing was deferred; else
+    /// counted in [`Worker::frames_lost`] when the worker takes the frames back).
+    pub frames_lost: usize,
+    /// The slow part of the close, to drop on another thread (`None`: closed already).
+    pub release: Option<DeferredRelease>,
+}
+
+impl std::fmt::Debug for PortRemoval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortRemoval")
+            .field("frames_lost", &self.frames_lost)
+            .field("deferred", &self.release.is_some())
+            .finish()
+    }
 }
 
 impl Worker {
@@ -272,6 +295,7 @@ impl Worker {
             port_flags_version: Default::default(),
             flow_dump_request: Default::default(),
             flow_dump: Default::default(),
+            frames: Default::default(),
         });
         let (tap, capture_consumer) = CaptureTap::new();
         Ok(Self {
@@ -304,6 +328,8 @@ impl Worker {
             dump_answered: 0,
             dump_cursor: 0,
             port_commands: None,
+            closing: Vec::new(),
+            frames_lost: 0,
         })
     }
 
@@ -321,6 +347,8 @@ impl Worker {
     /// flight, every pending transmit batch was flushed by the iteration).
     fn apply_port_commands(&mut self) {
         while let Some((seq, command)) = self.port_commands.as_mut().and_then(PortCommands::next) {
+            let started = Instant::now();
+            let mut release = None;
             let reply = match command {
                 PortCommand::Add(open) => match open(&mut self.pool) {
                     Ok(port) => {
@@ -337,15 +365,18 @@ impl Worker {
                     Err(e) => PortReply::Failed(e),
                 },
                 PortCommand::Remove(ofport) => match self.remove_port(ofport) {
-                    Ok(frames_lost) => PortReply::Removed {
-                        ofport,
-                        frames_lost,
-                    },
+                    Ok(removal) => {
+                        release = removal.release;
+                        PortReply::Removed {
+                            ofport,
+                            frames_lost: removal.frames_lost,
+                        }
+                    }
                     Err(e) => PortReply::Failed(e.to_string()),
                 },
             };
             if let Some(q) = self.port_commands.as_mut() {
-                q.answer(seq, reply);
+                q.answer(seq, reply, started.elapsed(), release);
             }
         }
     }
@@ -376,10 +407,14 @@ impl Worker {
 
     /// Stops polling the port numbered `ofport` and closes it: what is pending for it is
     /// transmitted first, then its frames (fill ring, TX completions, unsent TX, unread RX)
-    /// go back to the pool. Returns the frames that could not be recovered (normally 0). The
-    /// caches are flushed (cached outputs name ports by index, and the indices after it move).
-    /// Call it between iterations.
-    pub fn remove_port(&mut self, ofport: u32) -> Result<usize, WorkerError> {
+    /// go back to the pool. The caches are flushed (cached outputs name ports by index, and
+    /// the indices after it move). Call it between iterations.
+    ///
+    /// A backend whose close may block (an AF_XDP socket's release) hands that part back in
+    /// [`PortRemoval::release`] for another thread to drop; the port then waits in the
+    /// worker's closing list, its frames still counted as held by ports, and the worker takes
+    /// them back at its first iteration after the release was dropped.
+    pub fn remove_port(&mut self, ofport: u32) -> Result<PortRemoval, WorkerError> {
         let idx = self
             .ports
             .iter()
@@ -390,7 +425,16 @@ impl Worker {
         // Its last counters, for whoever still holds the handle.
         port.io.refresh_stats();
         port.counters.publish(&port.io.stats());
-        let lost = port.io.close(&mut self.pool);
+        let mut removal = PortRemoval {
+            frames_lost: 0,
+            release: port.io.begin_close(&mut self.pool),
+        };
+        if removal.release.is_some() {
+            self.closing.push(port);
+        } else {
+            removal.frames_lost = port.io.close(&mut self.pool);
+            self.frames_lost += removal.frames_lost as u64;
+        }
         match &mut self.forwarding {
             Forwarding::IoFwd { peers } => {
                 peers.remove(idx);
@@ -405,7 +449,25 @@ impl Worker {
             Forwarding::OpenFlow(stage) => stage.ports_changed(&mut self.stats),
         }
         self.publish_port_list();
-        Ok(lost)
+        Ok(removal)
+    }
+
+    /// Takes the frames back from removed ports whose release has been done.
+    fn reap_closed_ports(&mut self) {
+        let mut i = 0;
+        while i < self.closing.len() {
+            if self.closing[i].io.released() {
+                let port = self.closing.swap_remove(i);
+                self.frames_lost += port.io.close(&mut self.pool) as u64;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Removed ports still closing (their release not done yet).
+    pub fn ports_closing(&self) -> usize {
+        self.closing.len()
     }
 
     fn publish_port_list(&mut self) {
@@ -518,9 +580,19 @@ impl Worker {
         &self.pool
     }
 
-    /// Frames currently held by ports (posted for receive, or in flight).
+    /// Frames currently held by ports (posted for receive, or in flight), removed ports that
+    /// are still closing included.
     pub fn frames_held_by_ports(&self) -> usize {
-        self.ports.iter().map(|p| p.io.frames_held()).sum()
+        self.ports
+            .iter()
+            .chain(&self.closing)
+            .map(|p| p.io.frames_held())
+            .sum()
+    }
+
+    /// Frames removed ports could not give back (they stay lost to the pool).
+    pub fn frames_lost(&self) -> u64 {
+        self.frames_lost
     }
 
     /// Frames held by packets parked for a tunnel next hop.
@@ -576,6 +648,7 @@ impl Worker {
             }
         }
         // Push out what is pending so stopping loses nothing already forwarded.
+        self.reap_closed_ports();
         self.flush_all();
         self.credit_flow_stats();
         self.publish();
@@ -587,6 +660,9 @@ impl Worker {
     pub fn poll_once(&mut self) -> usize {
         self.stats.iterations += 1;
         self.load_port_masks();
+        if !self.closing.is_empty() {
+            self.reap_closed_ports();
+        }
         if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
             stage.begin_batch(&mut self.stats);
             if stage.tunnel().is_some() {
@@ -1378,6 +1454,18 @@ impl Worker {
         self.stats.capture_dropped = self.tap.dropped;
         self.answer_flow_dump();
         self.shared.counters.publish(&self.stats);
+        let f = &self.shared.frames;
+        f.pool_size.store(
+            u64::from(self.pool.region().frame_count()),
+            Ordering::Relaxed,
+        );
+        f.free
+            .store(self.pool.free_count() as u64, Ordering::Relaxed);
+        f.lost.store(self.frames_lost, Ordering::Relaxed);
+        f.held_by_ports.store(
+            (self.frames_held_by_ports() + self.frames_parked()) as u64,
+            Ordering::Relaxed,
+        );
         for port in self.ports.iter_mut() {
             port.io.refresh_stats();
             port.counters.publish(&port.io.stats());

@@ -46,5 +46,5 @@ mod testutil;
 pub use memory::{MemoryPeer, MemoryPort, ReplayError, ReplayPort};
 pub use pcap::{PcapError, PcapReaderPort, PcapWriterPort};
 pub use pool::{FramePool, FrameRegion, PoolError, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
-pub use port::{Desc, PortIo, PortStats};
+pub use port::{DeferredRelease, Desc, PortIo, PortStats};
 pub use tap::{TapError, TapPort};

@@ -77,4 +77,23 @@ pub trait PortIo: Send {
         self.flush(pool);
         self.frames_held()
     }
+
+    /// Starts closing the port when part of the work may block in the kernel (releasing a
+    /// socket waits for in-flight receive paths) and can run on another thread, so the
+    /// polling thread does not stall: stops the port and returns that part, which does its
+    /// work when dropped. Afterwards call only [`released`](Self::released), then, once it
+    /// is true, [`close`](Self::close). `None` (the default): nothing to defer.
+    fn begin_close(&mut self, pool: &mut FramePool) -> Option<DeferredRelease> {
+        let _ = pool;
+        None
+    }
+
+    /// After [`begin_close`](Self::begin_close): true once its release was dropped (done).
+    fn released(&self) -> bool {
+        true
+    }
 }
+
+/// The slow part of closing a port, done when dropped, on whatever thread drops it
+/// ([`PortIo::begin_close`]).
+pub type DeferredRelease = Box<dyn Send>;

@@ -952,6 +952,22 @@ mod tests {
     }
 
     #[test]
+    fn openflow_bridge_may_start_without_ports() {
+        // Every Pod comes at run time (xvs/add-port); room for two runtime ports by default.
+        let p = plan_str("bridge = \"br-int\"\nworkers = [0]\n").expect("plan");
+        assert!(p.ports.is_empty());
+        assert_eq!(p.config.runtime_ports, 2);
+        let p = plan_str("bridge = \"br-int\"\nworkers = [0]\nruntime_ports = 16\n").expect("plan");
+        assert_eq!(p.config.runtime_ports, 16);
+        let e = plan_str("bridge = \"b\"\nworkers = [0]\nforwarding = \"io-fwd\"\n")
+            .expect_err("io-fwd pairs configured ports");
+        assert!(e.to_string().contains("no [[port]] configured"), "{e}");
+        let e = plan_str("bridge = \"b\"\nworkers = [0]\nruntime_ports = 1000\n")
+            .expect_err("too many");
+        assert!(e.to_string().contains("runtime_ports"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = parse("bridge = \"b\"\nbogus = 1\n").expect_err("must fail");
         let msg = e.to_string();

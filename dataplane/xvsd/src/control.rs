@@ -653,6 +653,15 @@ impl Control {
                 c.rx_packets,
                 c.tx_packets
             );
+            let f = &w.frames;
+            let _ = writeln!(
+                s,
+                "    frames: pool {}, free {}, held by ports {}, lost {}",
+                f.pool_size.load(std::sync::atomic::Ordering::Relaxed),
+                f.free.load(std::sync::atomic::Ordering::Relaxed),
+                f.held_by_ports.load(std::sync::atomic::Ordering::Relaxed),
+                f.lost.load(std::sync::atomic::Ordering::Relaxed)
+            );
             for r in DropReason::ALL {
                 let d = c.drops[r as usize];
                 if d > 0 {

@@ -72,6 +72,10 @@ fn interface_exists(name: &str) -> bool {
     nix::net::if_::if_nametoindex(name).is_ok()
 }
 
+fn interface_index(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name).ok()
+}
+
 fn pin_to(core: usize) -> Result<()> {
     let mut set = nix::sched::CpuSet::new();
     set.set(core).with_context(|| format!("core {core}"))?;
@@ -365,6 +369,7 @@ fn run(args: &Args) -> Result<()> {
                 if let Some(u) = underlay.as_ref() {
                     s.push_str(&u.describe());
                 }
+                s.push_str(&dynamic.describe());
                 s
             }),
             ("dpdk/show", _) => Ok(ports::dpdk::show(
@@ -373,7 +378,7 @@ fn run(args: &Args) -> Result<()> {
             ("xvs/add-port" | "xvs/del-port", None) => {
                 Err(format!("{m} needs forwarding = \"openflow\""))
             }
-            ("xvs/add-port", Some(pl)) => dynamic.add(p, interface_exists).map(|ofport| {
+            ("xvs/add-port", Some(pl)) => dynamic.add(p, interface_index).map(|ofport| {
                 ports_changed(pl, &dynamic, &mut names, of_server.as_ref(), epoch);
                 format!("ofport={ofport}\n")
             }),

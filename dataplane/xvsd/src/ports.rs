@@ -3,7 +3,7 @@
 use crate::config::{parse_cidr4, Plan, PlannedPort, PortType, XdpModeConfig};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
-use xvs_afxdp::{AfXdpConfig, AfXdpPort, UmemShare, XdpFilter, XdpMode, XdpProgram};
+use xvs_afxdp::{AfXdpConfig, AfXdpError, AfXdpPort, UmemShare, XdpFilter, XdpMode, XdpProgram};
 use xvs_engine::{EnginePort, BATCH};
 use xvs_io::{FramePool, TapPort};
 
@@ -35,24 +35,25 @@ impl Attachments {
     }
 
     /// Opens an AF_XDP socket on `ifname` queue 0, on worker `worker`'s UMEM (its pool is
-    /// `pool`), with the configuration's defaults; the program must be attached.
+    /// `pool`), with the configuration's defaults; the program must be attached. Runs on the
+    /// worker's thread, so a bind refused because the queue's last socket is still going
+    /// away is not retried here (that would sleep in the worker): it fails with
+    /// [`AfXdpError::is_queue_busy`] and the caller retries.
     pub fn open_afxdp(
         &mut self,
         ifname: &str,
         worker: usize,
         pool: &mut FramePool,
-    ) -> Result<AfXdpPort> {
+    ) -> std::result::Result<AfXdpPort, Box<AfXdpError>> {
         let prog = self
             .programs
             .get_mut(ifname)
-            .with_context(|| format!("{ifname}: no XDP program attached"))?;
+            .ok_or_else(|| AfXdpError::Config(format!("{ifname}: no XDP program attached")))
+            .map_err(Box::new)?;
         let umem = self.umems.entry(worker).or_default();
-        Ok(AfXdpPort::open(
-            prog,
-            &AfXdpConfig::new(ifname, 0),
-            pool,
-            umem,
-        )?)
+        let mut cfg = AfXdpConfig::new(ifname, 0);
+        cfg.bind_retries = 0;
+        AfXdpPort::open(prog, &cfg, pool, umem).map_err(Box::new)
     }
 
     /// Detaches `ifname`'s XDP program (after its sockets are closed), if xvsd attached one.

@@ -424,3 +424,75 @@ fn controller_meter_limits_packet_ins() {
     assert_eq!(out.len() as u64 + metered, 20);
     assert!((8..=9).contains(&metered), "metered {metered}");
 }
+
+#[test]
+fn port_changes_become_port_status_for_negotiated_sessions() {
+    use xvs_engine::{EnginePort, Forwarding, Worker, WorkerConfig};
+    use xvs_io::{FramePool, MemoryPort};
+    use xvs_openflow::PortReason;
+    let pool = FramePool::new(256, 2048, 128).expect("pool");
+    let (pa, _peer_a) = MemoryPort::pair("a", 16);
+    let mut worker = Worker::new(
+        0,
+        None,
+        pool,
+        vec![EnginePort::new(1, Box::new(pa))],
+        Forwarding::IoFwd { peers: vec![None] },
+        WorkerConfig::default(),
+    )
+    .expect("worker");
+    let shared = vec![worker.shared()];
+    let p = Arc::new(Mutex::new(Pipeline::new()));
+    let mut sw = Switch::new(
+        "br-int",
+        p,
+        Instant::now(),
+        super::ports_of(&shared),
+        shared,
+        None,
+    );
+    let mut talking = Session::new();
+    let hello = bytes(
+        1,
+        Body::Hello {
+            versions: 1 << OFP15_VERSION,
+        },
+    );
+    talking.receive(&hello, &mut sw).expect("hello");
+    talking.out.clear();
+    let mut silent = Session::new();
+    silent.out.clear();
+
+    let (pb, _peer_b) = MemoryPort::pair("b", 16);
+    worker
+        .add_port(EnginePort::new(2, Box::new(pb)))
+        .map_err(|(e, _)| e)
+        .expect("add");
+    let changes = sw.refresh_ports();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].reason, PortReason::Add);
+    assert_eq!(
+        (changes[0].desc.port_no, changes[0].desc.name.as_str()),
+        (2, "b")
+    );
+    assert!(sw.port_descs(0xffff_ffff).iter().any(|d| d.port_no == 2));
+    assert!(talking.port_status(&changes[0]));
+    assert!(!silent.port_status(&changes[0]), "not negotiated yet");
+    assert!(silent.out.is_empty());
+    match &replies(&talking.out)[..] {
+        [Message {
+            body: Body::PortStatus(ps),
+            ..
+        }] => assert_eq!(**ps, changes[0]),
+        other => panic!("{other:?}"),
+    }
+
+    worker.remove_port(1).expect("remove");
+    let changes = sw.refresh_ports();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].reason, PortReason::Delete);
+    assert_eq!(changes[0].desc.port_no, 1);
+    assert_eq!(sw.port_descs(0xffff_ffff).len(), 1);
+    assert!(sw.port_stats(1).is_err(), "a deleted port has no counters");
+    assert!(sw.refresh_ports().is_empty(), "nothing changed since");
+}
