@@ -1,8 +1,10 @@
-//! xvs-agent library: Kubernetes manifests → Antrea-pipeline flows and groups, diffed against
-//! what is installed, synced to xvsd as OpenFlow 1.5 bundles. Everything but [`ofconn`] is
-//! sans-IO.
+//! xvs-agent library: Kubernetes manifests and a live API server's objects → Antrea-pipeline
+//! flows and groups, diffed against what is installed, synced to xvsd as OpenFlow 1.5 bundles.
+//! Everything but [`ofconn`] and [`apiwatch`] is sans-IO.
 #![forbid(unsafe_code)]
 
+pub mod apiserver;
+pub mod apiwatch;
 pub mod diff;
 pub mod model;
 pub mod ofconn;

@@ -1,13 +1,16 @@
-//! `xvs-agent`: turns a directory of Kubernetes manifests into Antrea-pipeline flows and keeps
-//! them in sync with xvsd over its OpenFlow 1.5 management socket.
+//! `xvs-agent`: turns a directory of Kubernetes manifests and/or a live API server's objects
+//! into Antrea-pipeline flows and keeps them in sync with xvsd over its OpenFlow 1.5
+//! management socket.
 #![forbid(unsafe_code)]
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use xvs_agent::model::{dir_fingerprint, load_dir, load_dir_keeping, ManifestError, Model};
+use xvs_agent::apiserver::ApiObjects;
+use xvs_agent::apiwatch::{ApiAccess, ApiFeed, ApiOptions};
+use xvs_agent::model::{dir_fingerprint, load_dir, load_dir_keeping, ManifestError, Model, Object};
 use xvs_agent::ofconn::{next_round, ConnError, OfConn};
 use xvs_agent::pipeline::{desired, Desired, Ids};
 use xvs_agent::sync::SyncState;
@@ -32,9 +35,12 @@ enum Cmd {
     },
     /// Connects to the switch, installs the flows and keeps them in sync with the directory.
     Run {
-        /// Directory of YAML manifests (the agent config included).
-        #[arg(long)]
-        manifests: PathBuf,
+        /// Directory of YAML manifests (the agent config included); with an API server, the
+        /// agent config and anything extra.
+        #[arg(long, required_unless_present_any = ["kubeconfig", "apiserver", "in_cluster"])]
+        manifests: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
         /// The switch's management socket (`<run_dir>/<bridge>.mgmt`).
         #[arg(long)]
         socket: PathBuf,
@@ -50,20 +56,62 @@ enum Cmd {
     },
 }
 
-fn report(errors: &[ManifestError]) {
+/// The live API server source (watched alongside, or instead of, the manifest directory).
+#[derive(Args, Debug)]
+struct ApiArgs {
+    /// Watch the API server of this kubeconfig's current context.
+    #[arg(long, conflicts_with_all = ["apiserver", "in_cluster"])]
+    kubeconfig: Option<PathBuf>,
+    /// Watch the API server at this URL.
+    #[arg(long, conflicts_with = "in_cluster")]
+    apiserver: Option<String>,
+    /// Bearer token file for --apiserver.
+    #[arg(long, requires = "apiserver")]
+    token_file: Option<PathBuf>,
+    /// CA bundle (PEM) for --apiserver.
+    #[arg(long, requires = "apiserver")]
+    ca_file: Option<PathBuf>,
+    /// Use the Pod's service account (when running as a DaemonSet).
+    #[arg(long)]
+    in_cluster: bool,
+    /// This node's name, for the Pod field selector (default: the AgentConfig's nodeName).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Re-list everything from the API server this often, in seconds (0: never).
+    #[arg(long, default_value_t = 600)]
+    resync_s: u64,
+}
+
+impl ApiArgs {
+    fn access(&self) -> Option<ApiAccess> {
+        if let Some(k) = &self.kubeconfig {
+            Some(ApiAccess::Kubeconfig(k.clone()))
+        } else if let Some(url) = &self.apiserver {
+            Some(ApiAccess::Url {
+                url: url.clone(),
+                token_file: self.token_file.clone(),
+                ca_file: self.ca_file.clone(),
+            })
+        } else {
+            self.in_cluster.then_some(ApiAccess::InCluster)
+        }
+    }
+}
+
+fn report(errors: &[ManifestError], what: &str) {
     for e in errors {
-        eprintln!("xvs-agent: bad manifest: {e}");
+        eprintln!("xvs-agent: bad {what}: {e}");
     }
 }
 
 /// Reports the errors not reported last time (a bad file is reported once per bad version).
-fn report_new(errors: &[ManifestError], last: &mut Vec<ManifestError>) {
+fn report_new(errors: &[ManifestError], last: &mut Vec<ManifestError>, what: &str) {
     let fresh: Vec<ManifestError> = errors
         .iter()
         .filter(|e| !last.contains(e))
         .cloned()
         .collect();
-    report(&fresh);
+    report(&fresh, what);
     *last = errors.to_vec();
 }
 
@@ -72,7 +120,7 @@ fn main() -> Result<()> {
         Cmd::Flows { manifests, round } => {
             let (model, errors) =
                 load_dir(&manifests).with_context(|| format!("reading {}", manifests.display()))?;
-            report(&errors);
+            report(&errors, "manifest");
             let d = desired(&model, &mut Ids::default());
             for (id, g) in &d.groups {
                 println!("group_id={id},{g}");
@@ -84,17 +132,139 @@ fn main() -> Result<()> {
         }
         Cmd::Run {
             manifests,
+            api,
             socket,
             poll_ms,
             debounce_ms,
             once,
-        } => run(
-            &manifests,
-            &socket,
-            Duration::from_millis(poll_ms.max(10)),
-            Duration::from_millis(debounce_ms),
-            once,
-        ),
+        } => {
+            let mut inputs = Inputs::new(manifests, &api)?;
+            run(
+                &mut inputs,
+                &socket,
+                Duration::from_millis(poll_ms.max(10)),
+                Duration::from_millis(debounce_ms),
+                once,
+            )
+        }
+    }
+}
+
+/// The agent's inputs, merged into one model: the manifest directory (polled) and the API
+/// server (watched on its own thread, drained here).
+struct Inputs {
+    dir: Option<PathBuf>,
+    /// What each manifest file held when it last parsed.
+    last_good: BTreeMap<PathBuf, Vec<Object>>,
+    dir_model: Model,
+    dir_seen: Option<Vec<(PathBuf, u64, std::time::SystemTime)>>,
+    dir_dirty: bool,
+    dir_reported: Vec<ManifestError>,
+    api: Option<(ApiFeed, ApiObjects)>,
+    api_reported: Vec<ManifestError>,
+}
+
+impl Inputs {
+    fn new(dir: Option<PathBuf>, args: &ApiArgs) -> Result<Self> {
+        let mut inputs = Inputs {
+            dir,
+            last_good: BTreeMap::new(),
+            dir_model: Model::default(),
+            dir_seen: None,
+            dir_dirty: true,
+            dir_reported: Vec::new(),
+            api: None,
+            api_reported: Vec::new(),
+        };
+        let Some(access) = args.access() else {
+            return Ok(inputs);
+        };
+        let node_name = match &args.node_name {
+            Some(n) => n.clone(),
+            None => match inputs.model()?.config {
+                Some(c) => c.node_name,
+                None => bail!("the node name: give --node-name or an AgentConfig in --manifests"),
+            },
+        };
+        let feed = xvs_agent::apiwatch::spawn(ApiOptions {
+            access,
+            node_name,
+            resync: (args.resync_s > 0).then(|| Duration::from_secs(args.resync_s)),
+        })
+        .context("starting the API server source")?;
+        inputs.api = Some((feed, ApiObjects::default()));
+        Ok(inputs)
+    }
+
+    /// Blocks until every watched kind has been listed once, so the first sync installs a
+    /// whole model (no Pods without their policies).
+    fn wait_listed(&mut self) -> Result<()> {
+        let Some((feed, objects)) = &mut self.api else {
+            return Ok(());
+        };
+        let mut waited = Duration::ZERO;
+        while !objects.all_listed() {
+            if !feed.is_running() {
+                bail!("the API server source stopped");
+            }
+            let step = Duration::from_millis(100);
+            feed.wait(objects, step);
+            waited += step;
+            log_failures(objects);
+            if waited.as_secs() >= 10 {
+                eprintln!("xvs-agent: waiting for the API server's lists");
+                waited = Duration::ZERO;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in what changed since the last call; true when something did.
+    fn changed(&mut self) -> bool {
+        let mut changed = false;
+        if let Some(dir) = &self.dir {
+            let now = dir_fingerprint(dir).ok();
+            if now != self.dir_seen {
+                self.dir_seen = now;
+                self.dir_dirty = true;
+                changed = true;
+            }
+        }
+        if let Some((feed, objects)) = &mut self.api {
+            changed |= feed.drain(objects);
+            log_failures(objects);
+            report_new(&objects.errors(), &mut self.api_reported, "object");
+        }
+        changed
+    }
+
+    /// The merged model: the directory (re-read when it changed), then the API's objects.
+    fn model(&mut self) -> Result<Model> {
+        if let (Some(dir), true) = (&self.dir, self.dir_dirty) {
+            match load_dir_keeping(dir, &mut self.last_good) {
+                Ok((model, errors)) => {
+                    report_new(&errors, &mut self.dir_reported, "manifest");
+                    self.dir_model = model;
+                    self.dir_dirty = false;
+                }
+                // Unreadable at the start is fatal; later, the last good model stays.
+                Err(e) if self.dir_seen.is_none() && self.dir_model == Model::default() => {
+                    return Err(e).with_context(|| format!("reading {}", dir.display()))
+                }
+                Err(e) => eprintln!("xvs-agent: reading {}: {e}", dir.display()),
+            }
+        }
+        let mut model = self.dir_model.clone();
+        if let Some((_, objects)) = &self.api {
+            objects.merge_into(&mut model);
+        }
+        Ok(model)
+    }
+}
+
+fn log_failures(objects: &mut ApiObjects) {
+    for (kind, msg) in objects.take_failures() {
+        eprintln!("xvs-agent: watching {}: {msg}", kind.plural());
     }
 }
 
@@ -113,10 +283,16 @@ fn sync(conn: &mut OfConn, state: &mut SyncState, model: &Model) -> Result<()> {
 
 /// Runs sessions until one ends for good: a broken connection is retried (replaying with the
 /// next round, as on a restart) after a second.
-fn run(dir: &Path, socket: &Path, poll: Duration, debounce: Duration, once: bool) -> Result<()> {
-    let mut last_good = BTreeMap::new();
+fn run(
+    inputs: &mut Inputs,
+    socket: &Path,
+    poll: Duration,
+    debounce: Duration,
+    once: bool,
+) -> Result<()> {
+    inputs.wait_listed()?;
     loop {
-        match session(dir, socket, poll, debounce, once, &mut last_good) {
+        match session(inputs, socket, poll, debounce, once) {
             Ok(()) => return Ok(()),
             Err(e) if once => return Err(e),
             Err(e) => {
@@ -128,17 +304,15 @@ fn run(dir: &Path, socket: &Path, poll: Duration, debounce: Duration, once: bool
 }
 
 fn session(
-    dir: &Path,
+    inputs: &mut Inputs,
     socket: &Path,
     poll: Duration,
     debounce: Duration,
     once: bool,
-    last_good: &mut BTreeMap<PathBuf, Vec<xvs_agent::model::Object>>,
 ) -> Result<()> {
-    let (model, errors) =
-        load_dir_keeping(dir, last_good).with_context(|| format!("reading {}", dir.display()))?;
-    report(&errors);
-    let mut reported = errors;
+    inputs.changed();
+    inputs.dir_dirty = true;
+    let model = inputs.model()?;
     let mut conn =
         OfConn::connect(socket).with_context(|| format!("connecting {}", socket.display()))?;
     conn.name_tables().context("naming tables")?;
@@ -159,41 +333,30 @@ fn session(
     if once {
         return Ok(());
     }
-    let mut seen = dir_fingerprint(dir).ok();
     loop {
         conn.idle(poll).context("switch connection")?;
-        let now = dir_fingerprint(dir).ok();
-        if now == seen {
+        if !inputs.changed() {
             continue;
         }
-        // Debounce: wait until the directory is quiet.
-        let mut cur = now;
+        // Debounce: wait until the inputs are quiet.
         loop {
             conn.idle(debounce).context("switch connection")?;
-            let again = dir_fingerprint(dir).ok();
-            if again == cur {
+            if !inputs.changed() {
                 break;
             }
-            cur = again;
         }
-        seen = cur;
-        match load_dir_keeping(dir, last_good) {
-            Err(e) => eprintln!("xvs-agent: reading {}: {e}", dir.display()),
-            Ok((model, errors)) => {
-                report_new(&errors, &mut reported);
-                if let Err(e) = sync(&mut conn, &mut state, &model) {
-                    // A refused bundle left nothing applied; a broken socket ends the session.
-                    if e.downcast_ref::<ConnError>().is_some_and(|c| {
-                        matches!(
-                            c,
-                            ConnError::Io(_) | ConnError::Closed | ConnError::Decode(_)
-                        )
-                    }) {
-                        return Err(e);
-                    }
-                    eprintln!("xvs-agent: {e:#}");
-                }
+        let model = inputs.model()?;
+        if let Err(e) = sync(&mut conn, &mut state, &model) {
+            // A refused bundle left nothing applied; a broken socket ends the session.
+            if e.downcast_ref::<ConnError>().is_some_and(|c| {
+                matches!(
+                    c,
+                    ConnError::Io(_) | ConnError::Closed | ConnError::Decode(_)
+                )
+            }) {
+                return Err(e);
             }
+            eprintln!("xvs-agent: {e:#}");
         }
     }
 }
