@@ -2,7 +2,8 @@
 //! streams (`ctl/agent/tests/data/apiserver/node`, served by the agent tests' replay server)
 //! inside the node namespace, the agent reading it through a kubeconfig with a bearer token
 //! and programming a real xvsd whose three pod namespaces sit on AF_XDP veths. Pods ping each
-//! other; a NetworkPolicy ADDED event on the watch isolates one pod; its DELETED event lifts it.
+//! other; a policy that does not parse is reported and changes nothing; a NetworkPolicy ADDED
+//! event on the watch isolates one pod; its DELETED event lifts it.
 
 #[path = "../../ctl/agent/tests/support/replay.rs"]
 mod replay;
@@ -140,8 +141,19 @@ fn agent_fed_by_an_api_server_replay_programs_xvsd() -> Result<()> {
     assert!(pings(a, b), "a -> b before any policy:\n{}", agent.log());
     assert!(pings(a, c), "a -> c before any policy");
 
-    // A NetworkPolicy ADDED on the watch: b is isolated for ingress, c is not.
+    // A policy that does not parse is reported by kind, name and field; nothing changes.
     let events = scenario().join("events");
+    server.publish_file(
+        "networkpolicies",
+        &events.join("networkpolicies-add-broken.jsonl"),
+    )?;
+    agent.wait_log(
+        "bad object: NetworkPolicy default/broken: spec.ingress[0].from[0].ipBlock.cidr",
+        1,
+    )?;
+    assert!(pings(a, b), "a -> b despite the broken policy");
+
+    // A NetworkPolicy ADDED on the watch: b is isolated for ingress, c is not.
     server.publish_file(
         "networkpolicies",
         &events.join("networkpolicies-add-isolate-b.jsonl"),
@@ -176,7 +188,12 @@ fn agent_fed_by_an_api_server_replay_programs_xvsd() -> Result<()> {
         .filter(|r| r.starts_with("GET /api/v1/pods?"))
         .all(|r| r.contains("fieldSelector=spec.nodeName=node-1")));
     let log = agent.log();
-    assert!(!log.contains("bad object"), "{log}");
+    assert_eq!(log.matches("bad object").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("committed").count(),
+        3,
+        "the broken policy committed nothing"
+    );
     assert!(!log.contains("watching"), "no watch failed: {log}");
     eprintln!("agent log:\n{log}");
     drop(agent);

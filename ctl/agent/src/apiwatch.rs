@@ -55,19 +55,19 @@ pub struct ApiOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The kubeconfig could not be read or used.
-    #[error("kubeconfig: {0}")]
+    #[error("reading the kubeconfig")]
     Kubeconfig(#[from] kube::config::KubeconfigError),
     /// The in-cluster service account could not be used.
-    #[error("in-cluster config: {0}")]
+    #[error("the in-cluster service account")]
     InCluster(#[from] kube::config::InClusterError),
     /// The API server URL does not parse.
     #[error("API server URL {0:?}: {1}")]
     Url(String, String),
     /// The HTTP client could not be built (TLS settings, CA bundle).
-    #[error("client: {0}")]
+    #[error("building the client")]
     Client(#[from] kube::Error),
     /// The runtime or its thread could not start.
-    #[error("starting the watcher thread: {0}")]
+    #[error("starting the watcher thread")]
     Thread(#[from] std::io::Error),
     /// The watcher thread ended before it reported.
     #[error("the watcher thread ended early")]

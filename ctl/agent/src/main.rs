@@ -33,7 +33,8 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         round: u16,
     },
-    /// Connects to the switch, installs the flows and keeps them in sync with the directory.
+    /// Connects to the switch, installs the flows and keeps them in sync with the directory
+    /// and/or the API server.
     Run {
         /// Directory of YAML manifests (the agent config included); with an API server, the
         /// agent config and anything extra.

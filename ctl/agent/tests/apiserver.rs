@@ -327,3 +327,41 @@ fn periodic_resync_lists_again_and_changes_nothing() {
         assert!(server.lists_served(r) >= 2, "{r} listed again");
     }
 }
+
+#[test]
+fn retries_with_backoff_until_the_server_comes_up() {
+    // A free port with nothing listening yet: every kind fails to list, and keeps retrying.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let token = tmp.path().join("token");
+    std::fs::write(&token, TOKEN).expect("token");
+    let feed = spawn(ApiOptions {
+        access: ApiAccess::Url {
+            url: format!("http://{addr}"),
+            token_file: Some(token),
+            ca_file: None,
+        },
+        node_name: "node-1".into(),
+        resync: None,
+    })
+    .expect("starting the source");
+    let mut objects = ApiObjects::default();
+    let failed = std::cell::Cell::new(0);
+    fold_until(
+        &feed,
+        &mut objects,
+        |_, u| {
+            if matches!(u, WatchUpdate::Failed(..)) {
+                failed.set(failed.get() + 1);
+            }
+        },
+        |_| failed.get() >= 12,
+    );
+    assert!(!objects.all_listed());
+    let listener = std::net::TcpListener::bind(addr).expect("the same port");
+    let _server = Replay::start_on(listener, &data().join("node"), Some(TOKEN)).expect("replay");
+    fold_until(&feed, &mut objects, |_, _| {}, ApiObjects::all_listed);
+    assert_eq!(objects.objects().count(), 7);
+}
