@@ -365,3 +365,67 @@ fn retries_with_backoff_until_the_server_comes_up() {
     fold_until(&feed, &mut objects, |_, _| {}, ApiObjects::all_listed);
     assert_eq!(objects.objects().count(), 7);
 }
+
+#[test]
+fn tls_with_the_cluster_ca_from_kubeconfig_or_ca_file() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server =
+        Replay::start_tls(listener, &data().join("node"), Some(TOKEN)).expect("replay server");
+    assert!(server.url().starts_with("https://127.0.0.1:"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Through a kubeconfig naming the CA.
+    let kc = tmp.path().join("kubeconfig");
+    server.write_kubeconfig(&kc).expect("kubeconfig");
+    let feed = spawn(ApiOptions {
+        access: ApiAccess::Kubeconfig(kc),
+        node_name: "node-1".into(),
+        resync: None,
+    })
+    .expect("starting the source");
+    let mut objects = ApiObjects::default();
+    fold_until(&feed, &mut objects, |_, _| {}, ApiObjects::all_listed);
+    assert_eq!(objects.objects().count(), 7);
+
+    // Through --apiserver with --ca-file and --token-file.
+    let ca = tmp.path().join("ca.pem");
+    std::fs::write(&ca, server.ca_pem().expect("a CA")).expect("ca");
+    let token = tmp.path().join("token");
+    std::fs::write(&token, TOKEN).expect("token");
+    let url_access = |ca_file: Option<PathBuf>| ApiAccess::Url {
+        url: server.url(),
+        token_file: Some(token.clone()),
+        ca_file,
+    };
+    let feed = spawn(ApiOptions {
+        access: url_access(Some(ca)),
+        node_name: "node-1".into(),
+        resync: None,
+    })
+    .expect("starting the source");
+    let mut objects = ApiObjects::default();
+    fold_until(&feed, &mut objects, |_, _| {}, ApiObjects::all_listed);
+    assert_eq!(objects.objects().count(), 7);
+
+    // Without the CA the server's certificate is refused: failures, nothing listed.
+    let lists_before = server.lists_served("nodes");
+    let feed = spawn(ApiOptions {
+        access: url_access(None),
+        node_name: "node-1".into(),
+        resync: None,
+    })
+    .expect("starting the source");
+    let mut refused = ApiObjects::default();
+    let failed = std::cell::Cell::new(0);
+    fold_until(
+        &feed,
+        &mut refused,
+        |_, u| {
+            if matches!(u, WatchUpdate::Failed(..)) {
+                failed.set(failed.get() + 1);
+            }
+        },
+        |_| failed.get() >= 6,
+    );
+    assert_eq!(refused.objects().count(), 0);
+    assert_eq!(server.lists_served("nodes"), lists_before);
+}

@@ -11,8 +11,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,6 +53,7 @@ pub struct Replay {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
+    ca_pem: Option<String>,
 }
 
 fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -72,6 +73,25 @@ impl Replay {
         scenario: &Path,
         token: Option<&str>,
     ) -> std::io::Result<Replay> {
+        Self::start_with(listener, scenario, token, None)
+    }
+
+    /// Like [`Replay::start_on`], serving HTTPS with a certificate for 127.0.0.1 signed by a
+    /// CA generated here ([`Replay::ca_pem`]).
+    pub fn start_tls(
+        listener: TcpListener,
+        scenario: &Path,
+        token: Option<&str>,
+    ) -> std::io::Result<Replay> {
+        Self::start_with(listener, scenario, token, Some(tls::generate()?))
+    }
+
+    fn start_with(
+        listener: TcpListener,
+        scenario: &Path,
+        token: Option<&str>,
+        tls: Option<(Arc<rustls::ServerConfig>, String)>,
+    ) -> std::io::Result<Replay> {
         let mut state = State {
             token: token.map(str::to_string),
             ..State::default()
@@ -82,35 +102,75 @@ impl Replay {
         let state = Arc::new(Mutex::new(state));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
+        let server_tls = tls.as_ref().map(|(c, _)| c.clone());
         std::thread::spawn(move || {
             while !sp.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((s, _)) => {
-                        let (st, sp) = (st.clone(), sp.clone());
-                        std::thread::spawn(move || serve(s, &st, &sp));
+                        let (st, sp, cfg) = (st.clone(), sp.clone(), server_tls.clone());
+                        std::thread::spawn(move || {
+                            if s.set_nonblocking(false).is_err()
+                                || s.set_read_timeout(Some(Duration::from_millis(100)))
+                                    .is_err()
+                            {
+                                return;
+                            }
+                            match cfg {
+                                None => serve(s, &st, &sp),
+                                Some(cfg) => {
+                                    if let Ok(conn) = rustls::ServerConnection::new(cfg) {
+                                        serve(rustls::StreamOwned::new(conn, s), &st, &sp)
+                                    }
+                                }
+                            }
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
         });
-        Ok(Replay { addr, state, stop })
+        Ok(Replay {
+            addr,
+            state,
+            stop,
+            ca_pem: tls.map(|(_, pem)| pem),
+        })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// Writes a kubeconfig whose current context points here (with the token, if any).
+    /// The CA that signed the server's certificate (PEM), when serving TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// Writes a kubeconfig whose current context points here (with the token, if any, and the
+    /// CA, written next to it as `<path>.ca.pem`, when serving TLS).
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
         let user = match &lock(&self.state).token {
             Some(t) => format!("{{token: {t}}}"),
             None => "{}".to_string(),
         };
+        let ca = match &self.ca_pem {
+            Some(pem) => {
+                let ca_path = path.with_extension("ca.pem");
+                std::fs::write(&ca_path, pem)?;
+                format!(", certificate-authority: \"{}\"", ca_path.display())
+            }
+            None => String::new(),
+        };
         std::fs::write(
             path,
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: replay\n  cluster: {{server: \"{}\"}}\n\
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: replay\n  cluster: {{server: \"{}\"{ca}}}\n\
                  users:\n- name: agent\n  user: {user}\ncontexts:\n- name: replay\n  context: {{cluster: replay, user: agent}}\n\
                  current-context: replay\n",
                 self.url()
@@ -210,13 +270,20 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
 fn status(code: u16, reason: &str, msg: &str) -> String {
     format!(
         r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{msg}","reason":"{reason}","code":{code}}}"#
     )
 }
 
-fn respond(s: &mut TcpStream, code: u16, body: &str) -> std::io::Result<()> {
+fn respond(s: &mut impl Write, code: u16, body: &str) -> std::io::Result<()> {
     let text = match code {
         200 => "OK",
         401 => "Unauthorized",
@@ -230,18 +297,15 @@ fn respond(s: &mut TcpStream, code: u16, body: &str) -> std::io::Result<()> {
     s.flush()
 }
 
-fn chunk(s: &mut TcpStream, line: &str) -> std::io::Result<()> {
+fn chunk(s: &mut impl Write, line: &str) -> std::io::Result<()> {
     write!(s, "{:x}\r\n{line}\n\r\n", line.len() + 1)?;
     s.flush()
 }
 
 /// Serves the requests of one connection (HTTP/1.1 keep-alive) until it closes or the server
 /// stops.
-fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-    let Ok(mut out) = stream.try_clone() else {
-        return;
-    };
+fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, stop: &AtomicBool) {
+    // Replies are written through the reader's stream (BufReader only buffers reads).
     let mut rd = BufReader::new(stream);
     'requests: while !stop.load(Ordering::Relaxed) {
         // Request line and headers (GET has no body).
@@ -261,12 +325,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                     }
                     head.push(l);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if timed_out(&e) => {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
@@ -304,7 +363,13 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
         };
         if let Some(t) = wanted_token {
             if auth.as_deref() != Some(&format!("Bearer {t}")) {
-                if respond(&mut out, 401, &status(401, "Unauthorized", "Unauthorized")).is_err() {
+                if respond(
+                    rd.get_mut(),
+                    401,
+                    &status(401, "Unauthorized", "Unauthorized"),
+                )
+                .is_err()
+                {
                     return;
                 }
                 continue;
@@ -316,7 +381,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                 "NotFound",
                 &format!("the server could not find {path}"),
             );
-            if respond(&mut out, 404, &body).is_err() {
+            if respond(rd.get_mut(), 404, &body).is_err() {
                 return;
             }
             continue;
@@ -333,7 +398,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                 Some(b) => (200, b),
                 None => (404, status(404, "NotFound", "no recorded list")),
             };
-            if respond(&mut out, code, &body).is_err() {
+            if respond(rd.get_mut(), code, &body).is_err() {
                 return;
             }
             continue;
@@ -346,7 +411,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             w
         };
         if write!(
-            out,
+            rd.get_mut(),
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         .is_err()
@@ -354,7 +419,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             return;
         }
         for line in &recorded {
-            if chunk(&mut out, line).is_err() {
+            if chunk(rd.get_mut(), line).is_err() {
                 return;
             }
         }
@@ -375,7 +440,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                         .pending,
                 );
                 for line in &events {
-                    if chunk(&mut out, line).is_err() {
+                    if chunk(rd.get_mut(), line).is_err() {
                         // Not delivered: back to the queue for the next watch.
                         let mut st = lock(state);
                         let r = st.resources.entry(resource.to_string()).or_default();
@@ -385,16 +450,18 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                         return;
                     }
                 }
-                // A client that went away shows up as EOF on the read side.
+                // Waits up to the read timeout; a client that went away shows up as EOF or
+                // an error other than the timeout.
                 let mut probe = [0u8; 1];
-                match std::io::Read::read(rd.get_mut(), &mut probe) {
+                match rd.get_mut().read(&mut probe) {
                     Ok(0) => return,
                     Ok(_) => {}
-                    Err(_) => {}
+                    Err(e) if timed_out(&e) => {}
+                    Err(_) => return,
                 }
-                continue;
             }
         }
+        let out = rd.get_mut();
         if write!(out, "0\r\n\r\n").and_then(|_| out.flush()).is_err() {
             return;
         }
@@ -402,5 +469,44 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             continue 'requests;
         }
         return;
+    }
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 it signs.
+mod tls {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use std::sync::Arc;
+
+    fn err(e: impl std::fmt::Display) -> std::io::Error {
+        std::io::Error::other(e.to_string())
+    }
+
+    /// The server's TLS config and the CA's PEM.
+    pub(super) fn generate() -> std::io::Result<(Arc<rustls::ServerConfig>, String)> {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "xvs replay CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(err)?)
+            .map_err(err)?;
+        let key = KeyPair::generate().map_err(err)?;
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).map_err(err)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
+        let cert = params.signed_by(&key, &ca).map_err(err)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(err)?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(cert.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .map_err(err)?;
+        Ok((Arc::new(config), ca.pem()))
     }
 }
