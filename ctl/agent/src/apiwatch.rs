@@ -78,7 +78,7 @@ pub enum ApiError {
 #[derive(Debug)]
 pub struct ApiFeed {
     rx: mpsc::Receiver<WatchUpdate>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl ApiFeed {
@@ -107,7 +107,7 @@ impl ApiFeed {
 
     /// Whether the watcher thread is still running.
     pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        !self.thread.is_finished()
     }
 }
 
@@ -177,10 +177,7 @@ pub fn spawn(opts: ApiOptions) -> Result<ApiFeed, ApiError> {
             });
         })?;
     ready_rx.recv().map_err(|_| ApiError::Ended)??;
-    Ok(ApiFeed {
-        rx,
-        thread: Some(thread),
-    })
+    Ok(ApiFeed { rx, thread })
 }
 
 /// The watcher configuration of `kind`.
@@ -212,8 +209,10 @@ async fn watch_kind(
     loop {
         let mut stream = Box::pin(watcher(api.clone(), cfg.clone()).default_backoff());
         let until = resync.map(|r| tokio::time::Instant::now() + r);
+        // A resync never cuts a list short (a list slower than the period would never end).
+        let mut listing = false;
         loop {
-            let next = match until {
+            let next = match until.filter(|_| !listing) {
                 Some(t) => match tokio::time::timeout_at(t, stream.next()).await {
                     Ok(n) => n,
                     // Resync: a fresh watcher lists again.
@@ -221,6 +220,11 @@ async fn watch_kind(
                 },
                 None => stream.next().await,
             };
+            match &next {
+                Some(Ok(watcher::Event::Init)) => listing = true,
+                Some(Ok(watcher::Event::InitDone)) => listing = false,
+                _ => {}
+            }
             let update = match next {
                 None => break,
                 Some(Err(e)) => WatchUpdate::Failed(kind, e.to_string()),

@@ -220,6 +220,12 @@ impl Inputs {
         Ok(())
     }
 
+    /// False when the API server source is configured but its thread has ended (it only ends
+    /// on a bug); the agent then exits rather than keep a model that no longer follows.
+    fn api_alive(&self) -> bool {
+        self.api.as_ref().is_none_or(|(feed, _)| feed.is_running())
+    }
+
     /// Takes in what changed since the last call; true when something did.
     fn changed(&mut self) -> bool {
         let mut changed = false;
@@ -295,7 +301,7 @@ fn run(
     loop {
         match session(inputs, socket, poll, debounce, once) {
             Ok(()) => return Ok(()),
-            Err(e) if once => return Err(e),
+            Err(e) if once || !inputs.api_alive() => return Err(e),
             Err(e) => {
                 eprintln!("xvs-agent: {e:#}; reconnecting");
                 std::thread::sleep(Duration::from_secs(1));
@@ -336,6 +342,9 @@ fn session(
     }
     loop {
         conn.idle(poll).context("switch connection")?;
+        if !inputs.api_alive() {
+            bail!("the API server source stopped");
+        }
         if !inputs.changed() {
             continue;
         }

@@ -429,3 +429,129 @@ fn tls_with_the_cluster_ca_from_kubeconfig_or_ca_file() {
     assert_eq!(refused.objects().count(), 0);
     assert_eq!(server.lists_served("nodes"), lists_before);
 }
+
+/// Writes a scenario of `services` Services (with a two-endpoint slice each), `pods` Pods of
+/// node-1, 100 Nodes, 20 Namespaces and `policies` NetworkPolicies, in the API's list format.
+fn write_large_scenario(dir: &Path, services: usize, pods: usize, policies: usize) {
+    use serde_json::json;
+    let write = |name: &str, kind: &str, api: &str, items: Vec<serde_json::Value>| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        let list = json!({"kind": kind, "apiVersion": api,
+            "metadata": {"resourceVersion": "1000"}, "items": items});
+        std::fs::write(d.join("list-1.json"), list.to_string()).expect("write");
+    };
+    let meta = |name: String, ns: Option<&str>| {
+        let mut m = json!({"name": name, "uid": format!("uid-{name}"), "resourceVersion": "10"});
+        if let Some(ns) = ns {
+            m["namespace"] = json!(ns);
+        }
+        m
+    };
+    let nodes = (0..100)
+        .map(|i| {
+            json!({"metadata": meta(format!("node-{}", i + 1), None),
+                "spec": {"podCIDR": format!("10.{}.{}.0/24", 10 + i / 250, i % 250)},
+                "status": {"addresses": [{"type": "InternalIP",
+                    "address": format!("192.168.{}.{}", i / 250, 1 + i % 250)}]}})
+        })
+        .collect();
+    write("nodes", "NodeList", "v1", nodes);
+    let namespaces = (0..20)
+        .map(|i| {
+            let mut m = meta(format!("ns-{i}"), None);
+            m["labels"] = json!({"team": format!("t{}", i % 4)});
+            json!({"metadata": m})
+        })
+        .collect();
+    write("namespaces", "NamespaceList", "v1", namespaces);
+    let pod_items = (0..pods)
+        .map(|i| {
+            let mut m = meta(format!("pod-{i}"), Some("ns-0"));
+            m["labels"] = json!({"app": format!("app-{}", i % 10)});
+            m["annotations"] = json!({"xvs.io/mac": format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256),
+                "xvs.io/interface": format!("p{i}"), "xvs.io/ofport": (i + 1).to_string()});
+            json!({"metadata": m, "spec": {"nodeName": "node-1"},
+                "status": {"podIP": format!("10.10.0.{}", 2 + i)}})
+        })
+        .collect();
+    write("pods", "PodList", "v1", pod_items);
+    let svc_items = (0..services)
+        .map(|i| {
+            json!({"metadata": meta(format!("svc-{i}"), Some("ns-1")),
+                "spec": {"clusterIP": format!("10.96.{}.{}", i / 250, 1 + i % 250),
+                    "ports": [{"name": "http", "protocol": "TCP", "port": 80}]}})
+        })
+        .collect();
+    write("services", "ServiceList", "v1", svc_items);
+    let slice_items = (0..services)
+        .map(|i| {
+            let mut m = meta(format!("svc-{i}-abcde"), Some("ns-1"));
+            m["labels"] = json!({"kubernetes.io/service-name": format!("svc-{i}")});
+            json!({"metadata": m, "addressType": "IPv4",
+                "ports": [{"name": "http", "protocol": "TCP", "port": 8080}],
+                "endpoints": [{"addresses": [format!("10.11.{}.{}", i / 250, 1 + i % 250)]},
+                              {"addresses": [format!("10.10.0.{}", 2 + i % pods.max(1))]}]})
+        })
+        .collect();
+    write(
+        "endpointslices",
+        "EndpointSliceList",
+        "discovery.k8s.io/v1",
+        slice_items,
+    );
+    let np_items = (0..policies)
+        .map(|i| {
+            json!({"metadata": meta(format!("np-{i}"), Some("ns-0")),
+                "spec": {"podSelector": {"matchLabels": {"app": format!("app-{}", i % 10)}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "t1"}}},
+                                          {"ipBlock": {"cidr": format!("172.16.{}.0/24", i % 250)}}],
+                                 "ports": [{"protocol": "TCP", "port": 8000 + i}]}]}})
+        })
+        .collect();
+    write(
+        "networkpolicies",
+        "NetworkPolicyList",
+        "networking.k8s.io/v1",
+        np_items,
+    );
+}
+
+/// Figures for BENCHMARKS.md: time from start to a whole model for a large cluster, and the
+/// flows it gives. `cargo test -p xvs-agent --test apiserver -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing; run by hand"]
+fn large_cluster_initial_list_timing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (services, pods, policies) = (5000, 110, 200);
+    write_large_scenario(tmp.path(), services, pods, policies);
+    let server = Replay::start(tmp.path(), Some(TOKEN)).expect("replay server");
+    let kc = tmp.path().join("kubeconfig");
+    server.write_kubeconfig(&kc).expect("kubeconfig");
+    let t0 = Instant::now();
+    let feed = spawn(ApiOptions {
+        access: ApiAccess::Kubeconfig(kc),
+        node_name: "node-1".into(),
+        resync: None,
+    })
+    .expect("starting the source");
+    let mut objects = ApiObjects::default();
+    fold_until(&feed, &mut objects, |_, _| {}, ApiObjects::all_listed);
+    let listed = t0.elapsed();
+    assert!(objects.errors().is_empty(), "{:?}", objects.errors());
+    let n = objects.objects().count();
+    assert_eq!(n, 100 + 20 + pods + 2 * services + policies);
+    let t1 = Instant::now();
+    let model = merged("cluster.agent", &objects);
+    let d = desired(&model, &mut Ids::default());
+    let flows = t1.elapsed();
+    eprintln!(
+        "objects {n}: listed and parsed in {:.0} ms ({:.1} us/object); model + desired() in {:.0} ms: {} flows, {} groups",
+        listed.as_secs_f64() * 1e3,
+        listed.as_secs_f64() * 1e6 / n as f64,
+        flows.as_secs_f64() * 1e3,
+        d.flows.len(),
+        d.groups.len()
+    );
+}
