@@ -45,7 +45,7 @@ enum Cmd {
         /// The switch's management socket (`<run_dir>/<bridge>.mgmt`).
         #[arg(long)]
         socket: PathBuf,
-        /// Directory polling interval in milliseconds.
+        /// Polling interval (directory, API updates) in milliseconds.
         #[arg(long, default_value_t = 200)]
         poll_ms: u64,
         /// Quiet time after a change before it is applied, in milliseconds.
