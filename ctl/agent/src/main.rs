@@ -1,14 +1,17 @@
-//! `xvs-agent`: turns a directory of Kubernetes manifests into Antrea-pipeline flows and keeps
-//! them in sync with xvsd over its OpenFlow 1.5 management socket.
+//! `xvs-agent`: turns a directory of Kubernetes manifests and/or a live API server's objects
+//! into Antrea-pipeline flows and keeps them in sync with xvsd over its OpenFlow 1.5
+//! management socket.
 #![forbid(unsafe_code)]
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use xvs_agent::apiserver::ApiObjects;
+use xvs_agent::apiwatch::{ApiAccess, ApiFeed, ApiOptions};
 use xvs_agent::interfaces::{attach, load_records};
-use xvs_agent::model::{dir_fingerprint, load_dir, load_dir_keeping, ManifestError, Model};
+use xvs_agent::model::{dir_fingerprint, load_dir, load_dir_keeping, ManifestError, Model, Object};
 use xvs_agent::ofconn::{next_round, ConnError, OfConn};
 use xvs_agent::pipeline::{desired, Desired, Ids};
 use xvs_agent::query;
@@ -35,18 +38,22 @@ enum Cmd {
         #[arg(long)]
         interfaces: Option<PathBuf>,
     },
-    /// Connects to the switch, installs the flows and keeps them in sync with the directory.
+    /// Connects to the switch, installs the flows and keeps them in sync with the directory
+    /// and/or the API server.
     Run {
-        /// Directory of YAML manifests (the agent config included).
-        #[arg(long)]
-        manifests: PathBuf,
+        /// Directory of YAML manifests (the agent config included); with an API server, the
+        /// agent config and anything extra.
+        #[arg(long, required_unless_present_any = ["kubeconfig", "apiserver", "in_cluster"])]
+        manifests: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
         /// Directory of interface records written by xvs-cni (watched like the manifests).
         #[arg(long)]
         interfaces: Option<PathBuf>,
         /// The switch's management socket (`<run_dir>/<bridge>.mgmt`).
         #[arg(long)]
         socket: PathBuf,
-        /// Directory polling interval in milliseconds.
+        /// Polling interval (directory, API updates) in milliseconds.
         #[arg(long, default_value_t = 200)]
         poll_ms: u64,
         /// Quiet time after a change before it is applied, in milliseconds.
@@ -82,20 +89,62 @@ enum Cmd {
     },
 }
 
-fn report(errors: &[ManifestError]) {
+/// The live API server source (watched alongside, or instead of, the manifest directory).
+#[derive(Args, Debug)]
+struct ApiArgs {
+    /// Watch the API server of this kubeconfig's current context.
+    #[arg(long, conflicts_with_all = ["apiserver", "in_cluster"])]
+    kubeconfig: Option<PathBuf>,
+    /// Watch the API server at this URL.
+    #[arg(long, conflicts_with = "in_cluster")]
+    apiserver: Option<String>,
+    /// Bearer token file for --apiserver.
+    #[arg(long, requires = "apiserver")]
+    token_file: Option<PathBuf>,
+    /// CA bundle (PEM) for --apiserver.
+    #[arg(long, requires = "apiserver")]
+    ca_file: Option<PathBuf>,
+    /// Use the Pod's service account (when running as a DaemonSet).
+    #[arg(long)]
+    in_cluster: bool,
+    /// This node's name, for the Pod field selector (default: the AgentConfig's nodeName).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Re-list everything from the API server this often, in seconds (0: never).
+    #[arg(long, default_value_t = 600)]
+    resync_s: u64,
+}
+
+impl ApiArgs {
+    fn access(&self) -> Option<ApiAccess> {
+        if let Some(k) = &self.kubeconfig {
+            Some(ApiAccess::Kubeconfig(k.clone()))
+        } else if let Some(url) = &self.apiserver {
+            Some(ApiAccess::Url {
+                url: url.clone(),
+                token_file: self.token_file.clone(),
+                ca_file: self.ca_file.clone(),
+            })
+        } else {
+            self.in_cluster.then_some(ApiAccess::InCluster)
+        }
+    }
+}
+
+fn report(errors: &[ManifestError], what: &str) {
     for e in errors {
-        eprintln!("xvs-agent: bad manifest: {e}");
+        eprintln!("xvs-agent: bad {what}: {e}");
     }
 }
 
 /// Reports the errors not reported last time (a bad file is reported once per bad version).
-fn report_new(errors: &[ManifestError], last: &mut Vec<ManifestError>) {
+fn report_new(errors: &[ManifestError], last: &mut Vec<ManifestError>, what: &str) {
     let fresh: Vec<ManifestError> = errors
         .iter()
         .filter(|e| !last.contains(e))
         .cloned()
         .collect();
-    report(&fresh);
+    report(&fresh, what);
     *last = errors.to_vec();
 }
 
@@ -108,7 +157,7 @@ fn main() -> Result<()> {
         } => {
             let (mut model, errors) =
                 load_dir(&manifests).with_context(|| format!("reading {}", manifests.display()))?;
-            report(&errors);
+            report(&errors, "manifest");
             if let Some(dir) = &interfaces {
                 attach_interfaces(&mut model, dir);
             }
@@ -123,6 +172,7 @@ fn main() -> Result<()> {
         }
         Cmd::Run {
             manifests,
+            api,
             interfaces,
             socket,
             poll_ms,
@@ -143,9 +193,9 @@ fn main() -> Result<()> {
                 let (shared, switch) = (shared.clone(), socket.clone());
                 std::thread::spawn(move || query::serve(listener, shared, switch));
             }
+            let mut inputs = Inputs::new(manifests, interfaces, &api)?;
             run(
-                &manifests,
-                interfaces.as_deref(),
+                &mut inputs,
                 &socket,
                 Duration::from_millis(poll_ms.max(10)),
                 Duration::from_millis(debounce_ms),
@@ -195,30 +245,143 @@ fn attach_interfaces(model: &mut Model, dir: &Path) {
     }
 }
 
-/// The manifests' model completed from the interface records (when a directory is given).
-fn load_model(
-    dir: &Path,
-    interfaces: Option<&Path>,
-    last_good: &mut BTreeMap<PathBuf, Vec<xvs_agent::model::Object>>,
-) -> std::io::Result<(Model, Vec<ManifestError>)> {
-    let (mut model, errors) = load_dir_keeping(dir, last_good)?;
-    if let Some(i) = interfaces {
-        attach_interfaces(&mut model, i);
-    }
-    Ok((model, errors))
+/// The agent's inputs, merged into one model: the manifest directory (polled) and the API
+/// server (watched on its own thread, drained here).
+struct Inputs {
+    dir: Option<PathBuf>,
+    /// What each manifest file held when it last parsed.
+    last_good: BTreeMap<PathBuf, Vec<Object>>,
+    dir_model: Model,
+    dir_seen: Option<Vec<(PathBuf, u64, std::time::SystemTime)>>,
+    dir_dirty: bool,
+    dir_reported: Vec<ManifestError>,
+    api: Option<(ApiFeed, ApiObjects)>,
+    api_reported: Vec<ManifestError>,
+    /// xvs-cni's interface records, which complete the Pods.
+    interfaces: Option<PathBuf>,
+    interfaces_seen: Option<Vec<(PathBuf, u64, std::time::SystemTime)>>,
 }
 
-type Fingerprint = (
-    Option<Vec<(PathBuf, u64, std::time::SystemTime)>>,
-    Option<Vec<(PathBuf, u64, std::time::SystemTime)>>,
-);
+impl Inputs {
+    fn new(dir: Option<PathBuf>, interfaces: Option<PathBuf>, args: &ApiArgs) -> Result<Self> {
+        let mut inputs = Inputs {
+            dir,
+            last_good: BTreeMap::new(),
+            dir_model: Model::default(),
+            dir_seen: None,
+            dir_dirty: true,
+            dir_reported: Vec::new(),
+            api: None,
+            api_reported: Vec::new(),
+            interfaces,
+            interfaces_seen: None,
+        };
+        let Some(access) = args.access() else {
+            return Ok(inputs);
+        };
+        let node_name = match &args.node_name {
+            Some(n) => n.clone(),
+            None => match inputs.model()?.config {
+                Some(c) => c.node_name,
+                None => bail!("the node name: give --node-name or an AgentConfig in --manifests"),
+            },
+        };
+        let feed = xvs_agent::apiwatch::spawn(ApiOptions {
+            access,
+            node_name,
+            resync: (args.resync_s > 0).then(|| Duration::from_secs(args.resync_s)),
+        })
+        .context("starting the API server source")?;
+        inputs.api = Some((feed, ApiObjects::default()));
+        Ok(inputs)
+    }
 
-/// Both watched directories' fingerprints: a change of either triggers a sync.
-fn fingerprint(dir: &Path, interfaces: Option<&Path>) -> Fingerprint {
-    (
-        dir_fingerprint(dir).ok(),
-        interfaces.and_then(|i| dir_fingerprint(i).ok()),
-    )
+    /// Blocks until every watched kind has been listed once, so the first sync installs a
+    /// whole model (no Pods without their policies).
+    fn wait_listed(&mut self) -> Result<()> {
+        let Some((feed, objects)) = &mut self.api else {
+            return Ok(());
+        };
+        let mut waited = Duration::ZERO;
+        while !objects.all_listed() {
+            if !feed.is_running() {
+                bail!("the API server source stopped");
+            }
+            let step = Duration::from_millis(100);
+            feed.wait(objects, step);
+            waited += step;
+            log_failures(objects);
+            if waited.as_secs() >= 10 {
+                eprintln!("xvs-agent: waiting for the API server's lists");
+                waited = Duration::ZERO;
+            }
+        }
+        Ok(())
+    }
+
+    /// False when the API server source is configured but its thread has ended (it only ends
+    /// on a bug); the agent then exits rather than keep a model that no longer follows.
+    fn api_alive(&self) -> bool {
+        self.api.as_ref().is_none_or(|(feed, _)| feed.is_running())
+    }
+
+    /// Takes in what changed since the last call; true when something did.
+    fn changed(&mut self) -> bool {
+        let mut changed = false;
+        if let Some(dir) = &self.dir {
+            let now = dir_fingerprint(dir).ok();
+            if now != self.dir_seen {
+                self.dir_seen = now;
+                self.dir_dirty = true;
+                changed = true;
+            }
+        }
+        if let Some(dir) = &self.interfaces {
+            let now = dir_fingerprint(dir).ok();
+            if now != self.interfaces_seen {
+                self.interfaces_seen = now;
+                changed = true;
+            }
+        }
+        if let Some((feed, objects)) = &mut self.api {
+            changed |= feed.drain(objects);
+            log_failures(objects);
+            report_new(&objects.errors(), &mut self.api_reported, "object");
+        }
+        changed
+    }
+
+    /// The merged model: the directory (re-read when it changed), then the API's objects.
+    fn model(&mut self) -> Result<Model> {
+        if let (Some(dir), true) = (&self.dir, self.dir_dirty) {
+            match load_dir_keeping(dir, &mut self.last_good) {
+                Ok((model, errors)) => {
+                    report_new(&errors, &mut self.dir_reported, "manifest");
+                    self.dir_model = model;
+                    self.dir_dirty = false;
+                }
+                // Unreadable at the start is fatal; later, the last good model stays.
+                Err(e) if self.dir_seen.is_none() && self.dir_model == Model::default() => {
+                    return Err(e).with_context(|| format!("reading {}", dir.display()))
+                }
+                Err(e) => eprintln!("xvs-agent: reading {}: {e}", dir.display()),
+            }
+        }
+        let mut model = self.dir_model.clone();
+        if let Some((_, objects)) = &self.api {
+            objects.merge_into(&mut model);
+        }
+        if let Some(dir) = &self.interfaces {
+            attach_interfaces(&mut model, dir);
+        }
+        Ok(model)
+    }
+}
+
+fn log_failures(objects: &mut ApiObjects) {
+    for (kind, msg) in objects.take_failures() {
+        eprintln!("xvs-agent: watching {}: {msg}", kind.plural());
+    }
 }
 
 fn sync(
@@ -256,28 +419,18 @@ fn publish(shared: &query::Shared, state: &SyncState, model: &Model) {
 /// Runs sessions until one ends for good: a broken connection is retried (replaying with the
 /// next round, as on a restart) after a second.
 fn run(
-    dir: &Path,
-    interfaces: Option<&Path>,
+    inputs: &mut Inputs,
     socket: &Path,
     poll: Duration,
     debounce: Duration,
     once: bool,
     shared: &query::Shared,
 ) -> Result<()> {
-    let mut last_good = BTreeMap::new();
+    inputs.wait_listed()?;
     loop {
-        match session(
-            dir,
-            interfaces,
-            socket,
-            poll,
-            debounce,
-            once,
-            &mut last_good,
-            shared,
-        ) {
+        match session(inputs, socket, poll, debounce, once, shared) {
             Ok(()) => return Ok(()),
-            Err(e) if once => return Err(e),
+            Err(e) if once || !inputs.api_alive() => return Err(e),
             Err(e) => {
                 eprintln!("xvs-agent: {e:#}; reconnecting");
                 std::thread::sleep(Duration::from_secs(1));
@@ -286,21 +439,17 @@ fn run(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn session(
-    dir: &Path,
-    interfaces: Option<&Path>,
+    inputs: &mut Inputs,
     socket: &Path,
     poll: Duration,
     debounce: Duration,
     once: bool,
-    last_good: &mut BTreeMap<PathBuf, Vec<xvs_agent::model::Object>>,
     shared: &query::Shared,
 ) -> Result<()> {
-    let (model, errors) = load_model(dir, interfaces, last_good)
-        .with_context(|| format!("reading {}", dir.display()))?;
-    report(&errors);
-    let mut reported = errors;
+    inputs.changed();
+    inputs.dir_dirty = true;
+    let model = inputs.model()?;
     let mut conn =
         OfConn::connect(socket).with_context(|| format!("connecting {}", socket.display()))?;
     conn.name_tables().context("naming tables")?;
@@ -321,41 +470,33 @@ fn session(
     if once {
         return Ok(());
     }
-    let mut seen = fingerprint(dir, interfaces);
     loop {
         conn.idle(poll).context("switch connection")?;
-        let now = fingerprint(dir, interfaces);
-        if now == seen {
+        if !inputs.api_alive() {
+            bail!("the API server source stopped");
+        }
+        if !inputs.changed() {
             continue;
         }
-        // Debounce: wait until the directory is quiet.
-        let mut cur = now;
+        // Debounce: wait until the inputs are quiet.
         loop {
             conn.idle(debounce).context("switch connection")?;
-            let again = fingerprint(dir, interfaces);
-            if again == cur {
+            if !inputs.changed() {
                 break;
             }
-            cur = again;
         }
-        seen = cur;
-        match load_model(dir, interfaces, last_good) {
-            Err(e) => eprintln!("xvs-agent: reading {}: {e}", dir.display()),
-            Ok((model, errors)) => {
-                report_new(&errors, &mut reported);
-                if let Err(e) = sync(&mut conn, &mut state, &model, shared) {
-                    // A refused bundle left nothing applied; a broken socket ends the session.
-                    if e.downcast_ref::<ConnError>().is_some_and(|c| {
-                        matches!(
-                            c,
-                            ConnError::Io(_) | ConnError::Closed | ConnError::Decode(_)
-                        )
-                    }) {
-                        return Err(e);
-                    }
-                    eprintln!("xvs-agent: {e:#}");
-                }
+        let model = inputs.model()?;
+        if let Err(e) = sync(&mut conn, &mut state, &model, shared) {
+            // A refused bundle left nothing applied; a broken socket ends the session.
+            if e.downcast_ref::<ConnError>().is_some_and(|c| {
+                matches!(
+                    c,
+                    ConnError::Io(_) | ConnError::Closed | ConnError::Decode(_)
+                )
+            }) {
+                return Err(e);
             }
+            eprintln!("xvs-agent: {e:#}");
         }
     }
 }
