@@ -3,6 +3,7 @@
 //! sans-IO.
 #![forbid(unsafe_code)]
 
+pub mod anp;
 pub mod diff;
 pub mod model;
 pub mod ofconn;

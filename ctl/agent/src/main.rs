@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use xvs_agent::model::{dir_fingerprint, load_dir, load_dir_keeping, ManifestError, Model};
+use xvs_agent::anp::load_dir_admitted;
+use xvs_agent::model::{dir_fingerprint, load_dir, ManifestError, Model};
 use xvs_agent::ofconn::{next_round, ConnError, OfConn};
 use xvs_agent::pipeline::{desired, Desired, Ids};
 use xvs_agent::sync::SyncState;
@@ -70,8 +71,12 @@ fn report_new(errors: &[ManifestError], last: &mut Vec<ManifestError>) {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Flows { manifests, round } => {
-            let (model, errors) =
+            let (mut model, mut errors) =
                 load_dir(&manifests).with_context(|| format!("reading {}", manifests.display()))?;
+            errors.extend(xvs_agent::anp::admission::admit(
+                &mut model,
+                &xvs_agent::anp::AnpObjects::default(),
+            ));
             report(&errors);
             let d = desired(&model, &mut Ids::default());
             for (id, g) in &d.groups {
@@ -115,8 +120,17 @@ fn sync(conn: &mut OfConn, state: &mut SyncState, model: &Model) -> Result<()> {
 /// next round, as on a restart) after a second.
 fn run(dir: &Path, socket: &Path, poll: Duration, debounce: Duration, once: bool) -> Result<()> {
     let mut last_good = BTreeMap::new();
+    let mut admitted = xvs_agent::anp::AnpObjects::default();
     loop {
-        match session(dir, socket, poll, debounce, once, &mut last_good) {
+        match session(
+            dir,
+            socket,
+            poll,
+            debounce,
+            once,
+            &mut last_good,
+            &mut admitted,
+        ) {
             Ok(()) => return Ok(()),
             Err(e) if once => return Err(e),
             Err(e) => {
@@ -134,9 +148,10 @@ fn session(
     debounce: Duration,
     once: bool,
     last_good: &mut BTreeMap<PathBuf, Vec<xvs_agent::model::Object>>,
+    admitted: &mut xvs_agent::anp::AnpObjects,
 ) -> Result<()> {
-    let (model, errors) =
-        load_dir_keeping(dir, last_good).with_context(|| format!("reading {}", dir.display()))?;
+    let (model, errors) = load_dir_admitted(dir, last_good, admitted)
+        .with_context(|| format!("reading {}", dir.display()))?;
     report(&errors);
     let mut reported = errors;
     let mut conn =
@@ -177,7 +192,7 @@ fn session(
             cur = again;
         }
         seen = cur;
-        match load_dir_keeping(dir, last_good) {
+        match load_dir_admitted(dir, last_good, admitted) {
             Err(e) => eprintln!("xvs-agent: reading {}: {e}", dir.display()),
             Ok((model, errors)) => {
                 report_new(&errors, &mut reported);
