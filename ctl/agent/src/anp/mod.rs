@@ -9,7 +9,11 @@
 //! - [`eval`]: a reference evaluator of the documented semantics, independent of the flows.
 
 pub mod admission;
+pub mod eval;
+pub mod flows;
 pub mod parse;
+pub mod priority;
+pub mod resolve;
 mod sha1;
 pub mod types;
 
