@@ -122,7 +122,7 @@ impl PriorityAssigner {
         if wanted > available {
             return Err(PriorityError { wanted, available });
         }
-        let mut moved = BTreeMap::new();
+        let before = self.by_key.clone();
         let mut i = 0;
         while i < new.len() {
             let mut j = i + 1;
@@ -133,13 +133,19 @@ impl PriorityAssigner {
             {
                 j += 1;
             }
-            self.place(&new[i..j], &mut moved);
+            self.place(&new[i..j]);
             i = j;
         }
-        Ok(moved)
+        Ok(before
+            .into_iter()
+            .filter_map(|(k, old)| {
+                let new = self.by_key.get(&k).copied()?;
+                (new != old).then_some((old, new))
+            })
+            .collect())
     }
 
-    fn place(&mut self, run: &[PriorityKey], moved: &mut BTreeMap<u16, u16>) {
+    fn place(&mut self, run: &[PriorityKey]) {
         let n = run.len() as i64;
         let (first, last) = (run[0], run[run.len() - 1]);
         let upper = self
@@ -175,13 +181,13 @@ impl PriorityAssigner {
                     self.by_key.insert(*k, (s - i as i64) as u16);
                 }
             }
-            None => self.repack(run, moved),
+            None => self.repack(run),
         }
     }
 
     /// Moves the fewest registered neighbours so that `run` fits between them, renumbering
     /// the window contiguously from its low end.
-    fn repack(&mut self, run: &[PriorityKey], moved: &mut BTreeMap<u16, u16>) {
+    fn repack(&mut self, run: &[PriorityKey]) {
         let regs: Vec<(PriorityKey, u16)> = self.by_key.iter().map(|(k, p)| (*k, *p)).collect();
         let m = regs.len();
         let n = run.len();
@@ -208,27 +214,15 @@ impl PriorityAssigner {
                     continue;
                 }
                 // Precedence order: moved-above, the run, moved-below; the last gets lower+1.
-                let seq: Vec<(PriorityKey, Option<u16>)> = regs[pos - above..pos]
+                let seq: Vec<PriorityKey> = regs[pos - above..pos]
                     .iter()
-                    .map(|(k, p)| (*k, Some(*p)))
-                    .chain(run.iter().map(|k| (*k, None)))
-                    .chain(regs[pos..pos + below].iter().map(|(k, p)| (*k, Some(*p))))
+                    .map(|(k, _)| *k)
+                    .chain(run.iter().copied())
+                    .chain(regs[pos..pos + below].iter().map(|(k, _)| *k))
                     .collect();
                 let len = seq.len() as i64;
-                for (i, (k, old)) in seq.into_iter().enumerate() {
-                    let new = (lower + len - i as i64) as u16;
-                    if let Some(old) = old {
-                        if old != new {
-                            // A key moved twice in one registration maps from its first priority.
-                            let origin = moved
-                                .iter()
-                                .find(|(_, v)| **v == old)
-                                .map(|(o, _)| *o)
-                                .unwrap_or(old);
-                            moved.insert(origin, new);
-                        }
-                    }
-                    self.by_key.insert(k, new);
+                for (i, k) in seq.into_iter().enumerate() {
+                    self.by_key.insert(k, (lower + len - i as i64) as u16);
                 }
                 return;
             }
