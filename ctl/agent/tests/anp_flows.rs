@@ -628,3 +628,62 @@ fn the_generator_exercises_every_verdict() {
     }
     assert_eq!(kinds.len(), 3, "{kinds:?}");
 }
+
+#[test]
+fn a_priority_collision_repacks_in_one_bundle_on_the_live_tables() {
+    let pol = |name: &str, prio: &str, rule: &str| {
+        format!("apiVersion: crd.antrea.io/v1beta1\nkind: ClusterNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n  priority: {prio}\n  tier: baseline\n  appliedTo: [{{podSelector: {{matchLabels: {{app: a}}}}}}]\n  ingress: [{rule}]\n")
+    };
+    let a = pol(
+        "a",
+        "1",
+        "{action: Allow, from: [{podSelector: {matchLabels: {app: b}}}]}",
+    );
+    let b = pol("b", "1.05", "{action: Drop}");
+    let c = pol("c", "1.1", "{action: Allow}");
+    let mut ids = Ids::default();
+    let m1 = xyz().with(&a).with(&c).model();
+    let d1 = desired(&m1, &mut ids);
+    // Baseline guesses: a 180 - 10 = 170, c 180 - 11 = 169, b 180 - 10 = 170 again.
+    conj_at(&d1, t::INGRESS_DEFAULT, 170);
+    conj_at(&d1, t::INGRESS_DEFAULT, 169);
+    let mut p = load(&d1);
+    let check = |p: &Pipeline, m: &Model| {
+        for (src, dst) in [("x/b", "x/a"), ("x/c", "x/a"), ("y/c", "y/a")] {
+            let c = conn(m, src, dst, tcp(80));
+            assert_eq!(run(p, m, &c), verdict(m, &c), "{src} -> {dst}");
+        }
+    };
+    check(&p, &m1);
+    let m2 = xyz().with(&a).with(&b).with(&c).model();
+    let d2 = desired(&m2, &mut ids);
+    let moves = &ids.anp.last_moves[&t::INGRESS_DEFAULT];
+    assert_eq!(moves.len(), 1, "one neighbour moved: {moves:?}");
+    let changes = diff(&d1, &d2);
+    assert!(
+        !changes.flow_del.is_empty(),
+        "the moved rule's flows leave their old priority"
+    );
+    // All of it as one bundle on the live pipeline: no packet sees a half-moved table.
+    let mods: Vec<PipelineMod> = messages(&changes, 1)
+        .expect("encodes")
+        .into_iter()
+        .map(|m| match m {
+            xvs_agent::diff::Mod::Group(g) => PipelineMod::Group(g),
+            xvs_agent::diff::Mod::Flow(f) => PipelineMod::Flow(*f),
+        })
+        .collect();
+    p.commit(&mods, 1).expect("one bundle");
+    check(&p, &m2);
+    assert_eq!(
+        verdict(&m2, &conn(&m2, "x/c", "x/a", tcp(80))),
+        Verdict::Drop
+    );
+    assert_eq!(
+        verdict(&m2, &conn(&m2, "x/b", "x/a", tcp(80))),
+        Verdict::Allow
+    );
+    // And it equals a pipeline loaded from scratch.
+    let fresh = load(&d2);
+    check(&fresh, &m2);
+}
