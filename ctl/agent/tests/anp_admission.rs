@@ -481,3 +481,34 @@ fn every_kind_parses_from_the_same_manifests() {
     assert!(matches!(k8s[0], Object::Policy(_)));
     assert!(!matches!(k8s[0], Object::Anp(AnpObject::Policy(_))));
 }
+
+#[test]
+fn the_agent_loader_remembers_what_it_admitted() {
+    use std::collections::BTreeMap;
+    use xvs_agent::anp::load_dir_admitted;
+    let dir = std::env::temp_dir().join(format!("xvs-anp-admitted-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let tier = "apiVersion: crd.antrea.io/v1beta1\nkind: Tier\nmetadata: {name: mytier}\nspec: {priority: 10}\n";
+    let pol = acnp("  priority: 1\n  tier: mytier\n  appliedTo: [{podSelector: {}}]\n  ingress: [{action: Drop}]\n");
+    std::fs::write(dir.join("00-tier.yaml"), tier).expect("write");
+    std::fs::write(dir.join("10-pol.yaml"), &pol).expect("write");
+    let mut last_good = BTreeMap::new();
+    let mut admitted = AnpObjects::default();
+    let (m1, e1) = load_dir_admitted(&dir, &mut last_good, &mut admitted).expect("load");
+    assert!(e1.is_empty(), "{e1:?}");
+    assert_eq!(m1.anp.policies.len(), 1);
+    // Deleting the tier's file is refused while the policy uses it, on every reload.
+    std::fs::remove_file(dir.join("00-tier.yaml")).expect("rm");
+    for _ in 0..2 {
+        let (m, e) = load_dir_admitted(&dir, &mut last_good, &mut admitted).expect("load");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].msg.ends_with("tier mytier is referenced by 1 Antrea ClusterNetworkPolicies"));
+        assert_eq!(m.anp, m1.anp);
+    }
+    // Once the policy goes, so can the tier.
+    std::fs::remove_file(dir.join("10-pol.yaml")).expect("rm");
+    let (m, e) = load_dir_admitted(&dir, &mut last_good, &mut admitted).expect("load");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(e.is_empty(), "{e:?}");
+    assert!(m.anp.is_empty());
+}
