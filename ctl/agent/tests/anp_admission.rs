@@ -502,7 +502,9 @@ fn the_agent_loader_remembers_what_it_admitted() {
     for _ in 0..2 {
         let (m, e) = load_dir_admitted(&dir, &mut last_good, &mut admitted).expect("load");
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].msg.ends_with("tier mytier is referenced by 1 Antrea ClusterNetworkPolicies"));
+        assert!(e[0]
+            .msg
+            .ends_with("tier mytier is referenced by 1 Antrea ClusterNetworkPolicies"));
         assert_eq!(m.anp, m1.anp);
     }
     // Once the policy goes, so can the tier.

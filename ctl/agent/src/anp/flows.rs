@@ -176,7 +176,9 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
                 None => true,
                 Some(s) => !s.is_empty() || !r.rule.to_services.is_empty(),
             };
-            (!applied.is_empty() && can_match).then_some((r, applied))
+            // A policy whose tier is missing was refused at admission; never guess its tier.
+            let tier_known = model.anp.tier_priority(&r.policy.tier).is_some();
+            (!applied.is_empty() && can_match && tier_known).then_some((r, applied))
         })
         .collect();
     // Priorities: register every rule index of each realised policy per table at once.
