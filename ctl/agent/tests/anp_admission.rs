@@ -514,3 +514,35 @@ fn the_agent_loader_remembers_what_it_admitted() {
     assert!(e.is_empty(), "{e:?}");
     assert!(m.anp.is_empty());
 }
+
+#[test]
+fn garbage_antrea_manifests_are_errors_not_panics() {
+    let head = "apiVersion: crd.antrea.io/v1beta1\n";
+    let docs = [
+        "kind: Tier\nmetadata: {name: t}\nspec: {priority: x}\n",
+        "kind: Tier\nmetadata: {name: t}\nspec: []\n",
+        "kind: Tier\nmetadata: 7\nspec: {priority: 1}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: .nan, appliedTo: [{podSelector: {}}]}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: 3}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: [{podSelector: []}]}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: [{podSelector: {matchLabels: {a: [1]}}}]}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: [{podSelector: {}}], ingress: [{action: 5}]}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: [{podSelector: {}}], ingress: [{action: Allow, ports: [{port: 70000}]}]}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: [{podSelector: {}}], ingress: [{action: Allow, ports: [{port: -1}]}]}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: [{podSelector: {}}], ingress: [{action: Allow, protocols: [{}]}]}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: [{podSelector: {}}], ingress: [{action: Allow, from: [{ipBlock: {cidr: 10.0.0.0/99}}]}]}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: [{podSelector: {}}], ingress: [{action: Allow, from: [{namespaces: {}}]}]}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: [{podSelector: {}}], ingress: [{action: Allow, enableLogging: yes please}]}\n",
+        "kind: ClusterNetworkPolicy\nmetadata: {name: p}\nspec: {priority: 1, appliedTo: [{}]}\n",
+        "kind: ClusterGroup\nmetadata: {name: g}\nspec: {ipBlocks: [{except: [1]}]}\n",
+        "kind: ClusterGroup\nmetadata: {name: g}\nspec: {childGroups: [[]]}\n",
+        "kind: Group\nmetadata: {name: g}\nspec: {serviceReference: {namespace: x}}\n",
+    ];
+    for (i, d) in docs.iter().enumerate() {
+        match parse_file("g.yaml", &format!("{head}{d}")) {
+            // An appliedTo entry with nothing in it is valid and selects nothing.
+            Ok(objs) => assert!(i == 14, "doc {i} accepted: {objs:?}"),
+            Err(e) => assert_eq!(e.file, "g.yaml", "doc {i}"),
+        }
+    }
+}

@@ -129,7 +129,7 @@ impl PriorityAssigner {
             while j < new.len()
                 && new[j].tier == new[i].tier
                 && new[j].policy.to_bits() == new[i].policy.to_bits()
-                && new[j].rule == new[j - 1].rule + 1
+                && new[j - 1].rule.checked_add(1) == Some(new[j].rule)
             {
                 j += 1;
             }
