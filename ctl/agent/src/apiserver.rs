@@ -148,8 +148,8 @@ pub fn object_key(kind: ApiKind, obj: &serde_json::Value) -> Option<ObjectKey> {
 /// What an object from the API server means for the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
-    /// A usable object.
-    Object(Object),
+    /// A usable object (boxed: objects are large, `Ignored` is nothing).
+    Object(Box<Object>),
     /// Not for the datapath (yet): a Pod without an IP (still pending) or on the host network.
     Ignored,
 }
@@ -181,7 +181,7 @@ pub fn parse_api_object(
         m.insert("kind".into(), kind.kind().into());
     }
     match parse_object(&label, 0, &doc) {
-        Ok(Some(o)) => Ok(Parsed::Object(o)),
+        Ok(Some(o)) => Ok(Parsed::Object(Box::new(o))),
         Ok(None) => Ok(Parsed::Ignored),
         Err(mut e) => {
             // Our own label replaces the document index manifests use.
@@ -229,7 +229,7 @@ impl ApiObjects {
                 let l = self.listing.entry(kind).or_default();
                 match parsed {
                     Ok(Parsed::Object(o)) => {
-                        l.objects.insert(key, o);
+                        l.objects.insert(key, *o);
                     }
                     Ok(Parsed::Ignored) => {}
                     Err(e) => {
@@ -272,7 +272,7 @@ impl ApiObjects {
                 match parse_api_object(kind, &key, &obj) {
                     Ok(Parsed::Object(o)) => {
                         self.errors.remove(&key);
-                        self.objects.insert(key, o.clone()) != Some(o)
+                        self.objects.insert(key, (*o).clone()) != Some(*o)
                     }
                     Ok(Parsed::Ignored) => {
                         self.errors.remove(&key);

@@ -4,6 +4,7 @@
 //! ends of [`query`] is sans-IO.
 #![forbid(unsafe_code)]
 
+pub mod anp;
 pub mod apiserver;
 pub mod apiwatch;
 pub mod diff;

@@ -8,10 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use xvs_agent::anp::{load_dir_admitted, AnpObjects};
 use xvs_agent::apiserver::ApiObjects;
 use xvs_agent::apiwatch::{ApiAccess, ApiFeed, ApiOptions};
 use xvs_agent::interfaces::{attach, load_records};
-use xvs_agent::model::{dir_fingerprint, load_dir, load_dir_keeping, ManifestError, Model, Object};
+use xvs_agent::model::{dir_fingerprint, load_dir, ManifestError, Model, Object};
 use xvs_agent::ofconn::{next_round, ConnError, OfConn};
 use xvs_agent::pipeline::{desired, Desired, Ids};
 use xvs_agent::query;
@@ -155,8 +156,12 @@ fn main() -> Result<()> {
             round,
             interfaces,
         } => {
-            let (mut model, errors) =
+            let (mut model, mut errors) =
                 load_dir(&manifests).with_context(|| format!("reading {}", manifests.display()))?;
+            errors.extend(xvs_agent::anp::admission::admit(
+                &mut model,
+                &AnpObjects::default(),
+            ));
             report(&errors, "manifest");
             if let Some(dir) = &interfaces {
                 attach_interfaces(&mut model, dir);
@@ -251,6 +256,8 @@ struct Inputs {
     dir: Option<PathBuf>,
     /// What each manifest file held when it last parsed.
     last_good: BTreeMap<PathBuf, Vec<Object>>,
+    /// The Antrea-native objects admitted last (a refused change keeps them).
+    admitted: AnpObjects,
     dir_model: Model,
     dir_seen: Option<Vec<(PathBuf, u64, std::time::SystemTime)>>,
     dir_dirty: bool,
@@ -267,6 +274,7 @@ impl Inputs {
         let mut inputs = Inputs {
             dir,
             last_good: BTreeMap::new(),
+            admitted: AnpObjects::default(),
             dir_model: Model::default(),
             dir_seen: None,
             dir_dirty: true,
@@ -354,7 +362,7 @@ impl Inputs {
     /// The merged model: the directory (re-read when it changed), then the API's objects.
     fn model(&mut self) -> Result<Model> {
         if let (Some(dir), true) = (&self.dir, self.dir_dirty) {
-            match load_dir_keeping(dir, &mut self.last_good) {
+            match load_dir_admitted(dir, &mut self.last_good, &mut self.admitted) {
                 Ok((model, errors)) => {
                     report_new(&errors, &mut self.dir_reported, "manifest");
                     self.dir_model = model;

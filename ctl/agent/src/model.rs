@@ -157,6 +157,8 @@ pub struct Node {
     pub ip: Ipv4Addr,
     /// spec.podCIDR.
     pub pod_cidr: Cidr,
+    /// Labels (Antrea-native nodeSelector).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A Namespace.
@@ -188,6 +190,8 @@ pub struct Pod {
     pub interface: String,
     /// OpenFlow port of the interface.
     pub ofport: u32,
+    /// spec.serviceAccountName (Antrea-native serviceAccount peers).
+    pub service_account: String,
     /// `spec.containers[].ports[]` (what named ports in NetworkPolicies resolve through).
     pub ports: Vec<ContainerPort>,
 }
@@ -417,6 +421,8 @@ pub struct Model {
     pub slices: BTreeMap<(String, String), EndpointSlice>,
     /// NetworkPolicies by (namespace, name).
     pub policies: BTreeMap<(String, String), NetworkPolicy>,
+    /// Antrea-native objects (tiers, ACNP/ANNP, ClusterGroups/Groups).
+    pub anp: crate::anp::AnpObjects,
 }
 
 struct Ctx<'a> {
@@ -583,6 +589,8 @@ pub enum Object {
     Slice(EndpointSlice),
     /// NetworkPolicy.
     Policy(NetworkPolicy),
+    /// An Antrea-native object (crd.antrea.io).
+    Anp(crate::anp::AnpObject),
 }
 
 fn container_ports(c: &Ctx<'_>, spec: &Value, path: &str) -> R<Vec<ContainerPort>> {
@@ -693,6 +701,9 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
         return Ok(None);
     }
     let kind = s(&c, doc, &d, "kind")?;
+    if let Some(o) = crate::anp::parse::object(file, idx, kind, doc) {
+        return o.map(|o| Some(Object::Anp(o)));
+    }
     let meta = req(&c, doc, &d, "metadata");
     let mp = format!("{d}.metadata");
     let name = |m: &Value| s(&c, m, &mp, "name").map(str::to_string);
@@ -744,6 +755,7 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
                 ip: node_ip
                     .ok_or_else(|| c.err(&format!("{d}.status.addresses"), "no InternalIP"))?,
                 pod_cidr: cidr(&c, spec, &spec_p, "podCIDR")?,
+                labels: labels(&c, m, &mp, "labels")?,
             })
         }
         "Namespace" => {
@@ -780,6 +792,9 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
                         interface: String::new(),
                         ofport: 0,
                         ports: container_ports(&c, spec, &spec_p)?,
+                        service_account: opt_s(&c, spec, &spec_p, "serviceAccountName")?
+                            .unwrap_or("default")
+                            .to_string(),
                     },
                 })));
             }
@@ -797,6 +812,9 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
                     .filter(|p| *p > 0 && *p < 0xffff_ff00)
                     .ok_or_else(|| c.err(&format!("{ap}.xvs.io/ofport"), "missing or invalid"))?,
                 ports: container_ports(&c, spec, &spec_p)?,
+                service_account: opt_s(&c, spec, &spec_p, "serviceAccountName")?
+                    .unwrap_or("default")
+                    .to_string(),
             })
         }
         "Service" => {
@@ -982,6 +1000,7 @@ impl Model {
                 self.policies
                     .insert((p.namespace.clone(), p.name.clone()), p);
             }
+            Object::Anp(o) => self.anp.insert(o),
         }
     }
 }

@@ -262,7 +262,7 @@ impl Desired {
             }
         }
     }
-    fn add(
+    pub(crate) fn add(
         &mut self,
         table: u8,
         priority: u16,
@@ -297,7 +297,7 @@ impl Desired {
     }
     /// Appends `action` to a shared (conjunction clause) flow, creating it if needed; the
     /// actions of a shared flow are kept sorted so that the result does not depend on order.
-    fn add_shared(
+    pub(crate) fn add_shared(
         &mut self,
         table: u8,
         priority: u16,
@@ -384,6 +384,14 @@ impl IdAllocator {
     pub fn retain(&mut self, live: &BTreeSet<String>) {
         self.ids.retain(|k, _| live.contains(k));
     }
+    /// The ids of the names starting with `prefix`.
+    pub fn ids_with_prefix(&self, prefix: &str) -> Vec<u32> {
+        self.ids
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| *v)
+            .collect()
+    }
 }
 
 /// Ids allocated by [`desired`].
@@ -393,6 +401,8 @@ pub struct Ids {
     pub groups: IdAllocator,
     /// Policy rule → conjunction id.
     pub conj: IdAllocator,
+    /// Antrea-native policies: conjunction ids and priority assigners.
+    pub anp: crate::anp::flows::AnpState,
 }
 
 impl Default for Ids {
@@ -400,6 +410,7 @@ impl Default for Ids {
         Ids {
             groups: IdAllocator::starting_at(1),
             conj: IdAllocator::starting_at(1),
+            anp: Default::default(),
         }
     }
 }
@@ -720,6 +731,7 @@ pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
     d.owned_by(None);
     policies(model, &local_pods, ids, &mut d);
     d.owned_by(None);
+    crate::anp::flows::append(model, &local_pods, ids, &mut d);
     d.finish()
 }
 

@@ -1,0 +1,360 @@
+//! Antrea-native rules → flows: conjunctions in AntreaPolicy{Egress,Ingress}Rule (baseline tier:
+//! {Egress,Ingress}DefaultRule), action flows per disposition, deny counters in the Metric
+//! tables, and the packet-in path (groups and Output flows) that Reject uses.
+//!
+//! Registers (Antrea's): reg0 bit 10 = denied by an Antrea-native rule, reg0[11..12] =
+//! disposition, reg0[21..22] = 2 output to controller, reg0[25..31] = packet-in operations
+//! (1 log, 2 reject); reg2[0..7] = rule table; reg3 = deny conj id; reg5 / reg6 = egress /
+//! ingress conj id of Allow and Pass; ct_label[0..31] ingress, [32..63] egress rule id.
+
+use super::priority::{PriorityAssigner, PriorityKey};
+use super::resolve::{internal_rules, InternalRule};
+use super::types::*;
+use crate::model::{Model, Pod};
+use crate::pipeline::{port_masks, t, Category, Desired, IdAllocator, Ids, CT_ZONE};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Conjunction ids of Antrea-native rules start here, clear of the K8s NetworkPolicy ones.
+pub const CONJ_BASE: u32 = 0x0010_0000;
+/// Group ids of the packet-in fork groups: this + the table the first bucket resubmits to.
+pub const PACKET_IN_GROUP_BASE: u32 = 0x7fff_ff00;
+/// Packet-in operation bit: reject.
+pub const OP_REJECT: u32 = 2;
+
+/// Antrea-native state that must survive recomputation: conjunction ids and one priority
+/// assigner per rule table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnpState {
+    /// Internal rule → conjunction id.
+    pub conj: IdAllocator,
+    /// Rule table → its assigner.
+    pub priorities: BTreeMap<u8, PriorityAssigner>,
+    /// The priorities that moved in the last recomputation (old → new) per table (the
+    /// re-pack goes out in the same bundle as the rest).
+    pub last_moves: BTreeMap<u8, BTreeMap<u16, u16>>,
+    /// Rules that could not get a priority (table full), by internal rule name.
+    pub unrealised: BTreeSet<String>,
+}
+
+impl Default for AnpState {
+    fn default() -> Self {
+        AnpState {
+            conj: IdAllocator::starting_at(CONJ_BASE),
+            priorities: BTreeMap::new(),
+            last_moves: BTreeMap::new(),
+            unrealised: BTreeSet::new(),
+        }
+    }
+}
+
+/// The rule table of an internal rule.
+pub fn rule_table(pol: &AntreaPolicy, dir: Direction) -> u8 {
+    match (pol.tier == BASELINE_TIER, dir) {
+        (false, Direction::Ingress) => t::AP_INGRESS,
+        (false, Direction::Egress) => t::AP_EGRESS,
+        (true, Direction::Ingress) => t::INGRESS_DEFAULT,
+        (true, Direction::Egress) => t::EGRESS_DEFAULT,
+    }
+}
+
+fn metric_table(dir: Direction) -> u8 {
+    match dir {
+        Direction::Ingress => t::INGRESS_METRIC,
+        Direction::Egress => t::EGRESS_METRIC,
+    }
+}
+
+fn assigner_for(table: u8) -> PriorityAssigner {
+    if table == t::AP_INGRESS || table == t::AP_EGRESS {
+        PriorityAssigner::policy_tables()
+    } else {
+        PriorityAssigner::baseline_tables()
+    }
+}
+
+fn key_of(model: &Model, pol: &AntreaPolicy, rule: u32) -> PriorityKey {
+    PriorityKey {
+        tier: model
+            .anp
+            .tier_priority(&pol.tier)
+            .unwrap_or(DEFAULT_TIER_PRIORITY),
+        policy: pol.priority.0,
+        rule,
+    }
+}
+
+const DEFAULT_TIER_PRIORITY: i32 = 250;
+
+/// The service clause matches of a rule on `dst` (named ports: not resolved yet, they match
+/// nothing). Empty = any service.
+fn service_matches(rule: &AnpRule) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &rule.ports {
+        let proto = p.protocol.ofctl();
+        let dst: Vec<String> = match (&p.port, p.end_port) {
+            (None, _) => vec![String::new()],
+            (Some(PortValue::Named(_)), _) => continue,
+            (Some(PortValue::Number(n)), end) => {
+                let lo = *n as u16;
+                let hi = end.map_or(lo, |e| e as u16);
+                ranges("tp_dst", lo, hi)
+            }
+        };
+        let src: Vec<String> = match p.source_port {
+            None => vec![String::new()],
+            Some(s) => ranges(
+                "tp_src",
+                s as u16,
+                p.source_end_port.map_or(s as u16, |e| e as u16),
+            ),
+        };
+        for d in &dst {
+            for s in &src {
+                out.push(format!("{proto}{d}{s}"));
+            }
+        }
+    }
+    for q in &rule.protocols {
+        if let L4Protocol::Icmp {
+            icmp_type,
+            icmp_code,
+        } = q
+        {
+            let mut m = "icmp".to_string();
+            if let Some(t) = icmp_type {
+                m.push_str(&format!(",icmp_type={t}"));
+            }
+            if let Some(c) = icmp_code {
+                m.push_str(&format!(",icmp_code={c}"));
+            }
+            out.push(m);
+        }
+        // IGMP rules need the multicast pipeline, which xvs does not have: they match nothing.
+    }
+    out
+}
+
+fn ranges(field: &str, lo: u16, hi: u16) -> Vec<String> {
+    port_masks(lo, hi)
+        .into_iter()
+        .map(|(v, m)| {
+            if m == 0xffff {
+                format!(",{field}={v}")
+            } else {
+                format!(",{field}={v:#x}/{m:#x}")
+            }
+        })
+        .collect()
+}
+
+/// Appends the Antrea-native flows of `model` for the Pods of this node to `d`.
+pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
+    let state = &mut ids.anp;
+    if model.anp.policies.is_empty() {
+        state.conj.retain(&BTreeSet::new());
+        state.priorities.clear();
+        state.last_moves.clear();
+        state.unrealised.clear();
+        return;
+    }
+    let local_ports: BTreeSet<(&str, &str)> = local
+        .iter()
+        .map(|p| (p.namespace.as_str(), p.name.as_str()))
+        .collect();
+    let rules = internal_rules(model);
+    // Rules realised on this node: some local appliedTo Pod and a peer set that can match.
+    let realised: Vec<(&InternalRule<'_>, Vec<&Pod>)> = rules
+        .iter()
+        .filter_map(|r| {
+            let applied: Vec<&Pod> = r
+                .applied
+                .iter()
+                .filter(|p| local_ports.contains(&(p.namespace.as_str(), p.name.as_str())))
+                .copied()
+                .collect();
+            let can_match = match &r.peers {
+                None => true,
+                Some(s) => !s.is_empty() || !r.rule.to_services.is_empty(),
+            };
+            // A policy whose tier is missing was refused at admission; never guess its tier.
+            let tier_known = model.anp.tier_priority(&r.policy.tier).is_some();
+            (!applied.is_empty() && can_match && tier_known).then_some((r, applied))
+        })
+        .collect();
+    // Priorities: register every rule index of each realised policy per table at once.
+    let mut wanted: BTreeMap<u8, BTreeSet<PriorityKey>> = BTreeMap::new();
+    for (r, _) in &realised {
+        let table = rule_table(r.policy, r.dir);
+        let max = r.policy.ingress.len().max(r.policy.egress.len()) as u32;
+        let set = wanted.entry(table).or_default();
+        for i in 0..max {
+            set.insert(key_of(model, r.policy, i));
+        }
+    }
+    state.priorities.retain(|t, _| wanted.contains_key(t));
+    state.last_moves.clear();
+    state.unrealised.clear();
+    for (table, keys) in &wanted {
+        let a = state
+            .priorities
+            .entry(*table)
+            .or_insert_with(|| assigner_for(*table));
+        a.retain(|k| keys.contains(k));
+        let keys: Vec<PriorityKey> = keys.iter().copied().collect();
+        match a.register(&keys) {
+            Ok(moves) => {
+                if !moves.is_empty() {
+                    state.last_moves.insert(*table, moves);
+                }
+            }
+            Err(_) => {
+                // Leave the table as it was; the rules that found no room stay unrealised.
+            }
+        }
+    }
+    let mut live = BTreeSet::new();
+    let mut reject_used = false;
+    let cat = Category::NetworkPolicy;
+    for (r, applied) in &realised {
+        let table = rule_table(r.policy, r.dir);
+        let Some(prio) = state
+            .priorities
+            .get(&table)
+            .and_then(|a| a.get(&key_of(model, r.policy, r.index as u32)))
+        else {
+            state.unrealised.insert(r.id_name());
+            continue;
+        };
+        let name = r.id_name();
+        let id = state.conj.id(&name);
+        live.insert(name);
+        let services = service_matches(r.rule);
+        let has_services = !r.rule.ports.is_empty() || !r.rule.protocols.is_empty();
+        if has_services && services.is_empty() {
+            continue; // only named ports / IGMP: nothing this pipeline can match yet
+        }
+        let n = if has_services { 3 } else { 2 };
+        // Clause of the appliedTo Pods and clause of the peers, numbered from (1) to (2).
+        let applied_matches: Vec<String> = applied
+            .iter()
+            .map(|p| match r.dir {
+                Direction::Ingress => format!("ip,reg1={:#x}", p.ofport),
+                Direction::Egress => format!("ip,nw_src={}", p.ip),
+            })
+            .collect();
+        let peer_field = match r.dir {
+            Direction::Ingress => "nw_src",
+            Direction::Egress => "nw_dst",
+        };
+        let peer_matches: Vec<String> = if !r.rule.to_services.is_empty() {
+            r.rule
+                .to_services
+                .iter()
+                .flat_map(|s| {
+                    ids.groups
+                        .ids_with_prefix(&format!("{}/{}:", s.namespace, s.name))
+                        .into_iter()
+                        .map(|g| format!("ip,reg7={g:#x}"))
+                })
+                .collect()
+        } else {
+            match &r.peers {
+                None => vec![format!("ip,{peer_field}=0.0.0.0/0")],
+                Some(s) => s
+                    .iter()
+                    .map(|c| format!("ip,{peer_field}={}", c.to_ofctl()))
+                    .collect(),
+            }
+        };
+        if peer_matches.is_empty() {
+            continue;
+        }
+        let (from, to) = match r.dir {
+            Direction::Ingress => (peer_matches, applied_matches),
+            Direction::Egress => (applied_matches, peer_matches),
+        };
+        for m in from {
+            d.add_shared(table, prio, m, cat, format!("conjunction({id},1/{n})"));
+        }
+        for m in to {
+            d.add_shared(table, prio, m, cat, format!("conjunction({id},2/{n})"));
+        }
+        for m in services {
+            d.add_shared(table, prio, m, cat, format!("conjunction({id},3/3)"));
+        }
+        let metric = metric_table(r.dir);
+        let (conj_reg, label) = match r.dir {
+            Direction::Ingress => ("reg6", format!("{id:#x}/0xffffffff")),
+            Direction::Egress => (
+                "reg5",
+                format!("{:#x}/0xffffffff00000000", u64::from(id) << 32),
+            ),
+        };
+        let actions = match r.rule.action {
+            Action::Allow => format!(
+                "set_field:{id:#x}->{conj_reg},ct(commit,table={metric},zone={CT_ZONE},exec(set_field:{label}->ct_label))"
+            ),
+            Action::Drop => format!(
+                "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,goto_table:{metric}"
+            ),
+            Action::Reject => {
+                reject_used = true;
+                format!(
+                    "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,set_field:0x1000/0x1800->reg0,set_field:{:#x}/0xfe000000->reg0,set_field:{table:#x}/0xff->reg2,group:{}",
+                    OP_REJECT << 25,
+                    PACKET_IN_GROUP_BASE + u32::from(metric)
+                )
+            }
+            Action::Pass => {
+                let k8s = match r.dir {
+                    Direction::Ingress => t::INGRESS_RULE,
+                    Direction::Egress => t::EGRESS_RULE,
+                };
+                format!("set_field:{id:#x}->{conj_reg},goto_table:{k8s}")
+            }
+        };
+        d.add(table, prio, format!("conj_id={id},ip"), cat, actions);
+        if matches!(r.rule.action, Action::Drop | Action::Reject) {
+            d.add(
+                metric,
+                200,
+                format!("reg0=0x400/0x400,reg3={id:#x}"),
+                cat,
+                "drop",
+            );
+        }
+    }
+    state.conj.retain(&live);
+    if reject_used {
+        packet_in_path(d);
+    }
+}
+
+/// The fork groups (bucket 0 continues in the next table, bucket 1 goes to Output marked for
+/// the controller) and the Output flows sending marked packets to the agent. The reject
+/// answer itself (packet-out) is the agent's packet-in handler, not yet written.
+fn packet_in_path(d: &mut Desired) {
+    for next in [
+        t::EGRESS_RULE,
+        t::EGRESS_METRIC,
+        t::INGRESS_RULE,
+        t::INGRESS_METRIC,
+    ] {
+        d.groups.insert(
+            PACKET_IN_GROUP_BASE + u32::from(next),
+            format!(
+                "type=all,bucket=bucket_id:0,actions=resubmit(,{next}),bucket=bucket_id:1,actions=set_field:0x400000/0x600000->reg0,resubmit(,{})",
+                t::OUTPUT
+            ),
+        );
+    }
+    for op in 1u32..=7 {
+        d.add(
+            t::OUTPUT,
+            200,
+            format!("reg0={:#x}/0xfe600000", (op << 25) | 0x40_0000),
+            Category::NetworkPolicy,
+            format!("controller(reason=no_match,userdata=01.{op:02x},max_len=65535)"),
+        );
+    }
+}
