@@ -66,11 +66,14 @@ pub struct Generator {
 
 impl Generator {
     /// Loads the generator; with `flows > 1` it rotates the UDP source port over
-    /// `sport_base .. sport_base + flows`.
-    pub fn load(flows: u32, sport_base: u32) -> Result<Self> {
+    /// `sport_base .. sport_base + flows`; with `new_conns` every frame gets a 5-tuple not
+    /// sent before (see `bpf/gen.c` and [`crate::generator::CONN_TUPLES`]).
+    pub fn load(flows: u32, sport_base: u32, new_conns: bool) -> Result<Self> {
+        let new_conns = u32::from(new_conns);
         let mut bpf = EbpfLoader::new()
             .override_global("NFLOWS", &flows, true)
             .override_global("SPORT_BASE", &sport_base, true)
+            .override_global("NEW_CONNS", &new_conns, true)
             .load(GEN_OBJ)
             .context("load generator object")?;
         xdp_program(&mut bpf, "xdp_gen")?

@@ -5,6 +5,7 @@
 //! CSV and a plot (SVG and PNG).
 
 use crate::bpf;
+use crate::generator::CONN_TUPLES;
 use crate::io_bench::{measure_on, sleep_checked, start_peer, Run, Sample, Window, WorkDir};
 use crate::measure::{summarize, CpuTimes, NetDev, Summary};
 use crate::peers::{log_tail, Peer, PeerEnv, Running};
@@ -44,9 +45,15 @@ pub struct CompareArgs {
     /// Peers, in this order within a repetition: xvsd, ovs, bridge, xdp, testpmd.
     #[arg(long, value_delimiter = ',')]
     pub peers: Option<Vec<Peer>>,
-    /// Traffic kinds: udp<N> (64-byte UDP over N flows), tcp (iperf3, one connection).
+    /// Traffic kinds: udp<N> (64-byte UDP over N flows), tcp (iperf3, one connection), cps
+    /// (64-byte UDP, every frame a new connection).
     #[arg(long, value_delimiter = ',')]
     pub traffic: Option<Vec<Traffic>>,
+    /// The connection tracker's limit in both OpenFlow switches (xvsd's `max_connections`,
+    /// OVS's `dpctl/ct-set-maxconns`); room for a cps run's warm-up and window at the AF_XDP
+    /// ceiling of this topology (about 0.7 M/s).
+    #[arg(long, default_value_t = 4_000_000)]
+    pub ct_max: u32,
     /// The peer every other one is compared with (its `l2` figure for the same traffic).
     #[arg(long, default_value = "testpmd")]
     pub reference: Peer,
@@ -81,6 +88,7 @@ struct Plan {
     peers: Vec<Peer>,
     traffic: Vec<Traffic>,
     reference: Peer,
+    ct_max: u32,
 }
 
 impl CompareArgs {
@@ -118,10 +126,16 @@ impl CompareArgs {
                 if q {
                     vec![Traffic::Udp(1), Traffic::Tcp]
                 } else {
-                    vec![Traffic::Udp(1), Traffic::Udp(1000), Traffic::Tcp]
+                    vec![
+                        Traffic::Udp(1),
+                        Traffic::Udp(1000),
+                        Traffic::Tcp,
+                        Traffic::Cps,
+                    ]
                 }
             }),
             reference: self.reference,
+            ct_max: self.ct_max,
         }
     }
 }
@@ -133,6 +147,10 @@ pub enum Traffic {
     Udp(u32),
     /// One iperf3 TCP connection pod-a -> pod-b.
     Tcp,
+    /// New connections per second: 64-byte UDP frames at the highest rate, each with a 5-tuple
+    /// not sent before. With a conntrack scenario in xvsd and OVS the figure is connections the
+    /// tracker created that also reached pod-b; elsewhere it is distinct 5-tuples forwarded.
+    Cps,
 }
 
 impl Traffic {
@@ -140,7 +158,13 @@ impl Traffic {
         match self {
             Traffic::Udp(_) => "Mpps",
             Traffic::Tcp => "Gbit/s",
+            Traffic::Cps => "Mconn/s",
         }
+    }
+
+    /// Measured by the XDP generator and sink (not iperf3).
+    fn is_frames(self) -> bool {
+        matches!(self, Traffic::Udp(_) | Traffic::Cps)
     }
 }
 
@@ -149,6 +173,7 @@ impl fmt::Display for Traffic {
         match self {
             Traffic::Udp(n) => f.pad(&format!("udp{n}")),
             Traffic::Tcp => f.pad("tcp"),
+            Traffic::Cps => f.pad("cps"),
         }
     }
 }
@@ -161,11 +186,11 @@ impl FromStr for Traffic {
             return Ok(Traffic::Tcp);
         }
         if s == "cps" {
-            bail!("traffic cps (new connections per second) needs conntrack in xvsd, which this build lacks");
+            return Ok(Traffic::Cps);
         }
         match s.strip_prefix("udp").map(str::parse::<u32>) {
             Some(Ok(n)) if n > 0 => Ok(Traffic::Udp(n)),
-            _ => bail!("unknown traffic {s:?} (udp<N> with N >= 1, tcp)"),
+            _ => bail!("unknown traffic {s:?} (udp<N> with N >= 1, tcp, cps)"),
         }
     }
 }
@@ -195,6 +220,10 @@ pub struct Row {
     pub gen_busy: Option<f64>,
     /// Where the dataplane core's time went: user / system / softirq, %.
     pub dp_split: Option<[f64; 3]>,
+    /// cps: Mpps that reached pod-b (each a distinct 5-tuple).
+    pub delivered_mpps: Option<f64>,
+    /// cps through a conntrack scenario: connections the tracker created, millions per second.
+    pub ct_new_mps: Option<f64>,
     /// Empty, or why the run's figure is doubtful or missing.
     pub note: String,
     /// The run failed: `value` is 0 and `note` holds the error.
@@ -230,6 +259,7 @@ fn expected_secs(plan: &Plan, peer: Peer, scenario: Scenario) -> f64 {
                 + match t {
                     Traffic::Udp(_) => 0.5,
                     Traffic::Tcp => 1.0,
+                    Traffic::Cps => 1.0,
                 }
         })
         .sum();
@@ -408,6 +438,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             tag,
             stop,
             flows,
+            ct_max: Some(plan.ct_max),
         }
     }
     let env_for = |flows| env_for(&topo, &plan, &work.path, &xvsd, &tag, &stop, flows);
@@ -535,19 +566,25 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                 peer,
                 flows: match traffic {
                     Traffic::Udp(n) => n,
-                    Traffic::Tcp => 1,
+                    Traffic::Tcp | Traffic::Cps => 1,
                 },
+                new_conns: traffic == Traffic::Cps,
             };
             match traffic {
-                Traffic::Udp(_) if sink.is_none() => sink = Some(attach_sink()?),
+                t if t.is_frames() && sink.is_none() => sink = Some(attach_sink()?),
                 Traffic::Tcp => sink = None,
-                Traffic::Udp(_) => {}
+                _ => {}
             }
             let res = match traffic {
                 Traffic::Udp(_) => {
                     let [a, b, n] = &mut devs;
                     measure_on(&plan.window, &env, [a, b, n], &run, &mut running)
                         .map(|s| udp_row(&s, scenario, traffic))
+                }
+                Traffic::Cps => {
+                    let [a, b, n] = &mut devs;
+                    measure_on(&plan.window, &env, [a, b, n], &run, &mut running)
+                        .and_then(|s| cps_row(&s, scenario, plan.ct_max))
                 }
                 Traffic::Tcp => measure_tcp(&plan.window, &env, &run, scenario, &mut running),
             };
@@ -653,6 +690,8 @@ fn failed_row(scenario: &'static str, traffic: Traffic, peer: Peer, rep: usize, 
         dp_busy: None,
         gen_busy: None,
         dp_split: None,
+        delivered_mpps: None,
+        ct_new_mps: None,
         note: msg.replace('\n', " "),
         failed: true,
     }
@@ -679,9 +718,63 @@ fn udp_row(s: &Sample, scenario: Scenario, traffic: Traffic) -> Row {
         dp_busy: s.dp_busy,
         gen_busy: s.gen_busy,
         dp_split: s.dp_split,
+        delivered_mpps: None,
+        ct_new_mps: None,
         note: note.join("; "),
         failed: false,
     }
+}
+
+/// A new-connections run. Through a conntrack scenario on xvsd or OVS, a connection counts
+/// if the tracker created it and its packet reached pod-b: the figure is the smaller of the
+/// tracker's creation rate and the delivered rate (each delivered frame is a distinct 5-tuple).
+/// Peers and scenarios without a tracker report the delivered rate, the I/O ceiling for the
+/// same frames.
+fn cps_row(s: &Sample, scenario: Scenario, ct_max: u32) -> Result<Row> {
+    let mut row = udp_row(s, scenario, Traffic::Cps);
+    let mut note = Vec::new();
+    row.delivered_mpps = Some(s.fwd_mpps);
+    if s.peer.is_openflow() && scenario.has_conntrack() {
+        let ct =
+            s.ct.context("the peer reported no connection tracker counters")?;
+        let created = ct.created_mps();
+        row.ct_new_mps = Some(created);
+        row.value = created.min(s.fwd_mpps);
+        if created < 0.95 * s.fwd_mpps {
+            note.push(format!(
+                "only {created:.3} M/s new connections for {:.3} Mpps delivered",
+                s.fwd_mpps
+            ));
+        }
+        let refused = ct.refused().unwrap_or(0);
+        if refused > 0 || ct.end.connections >= ct.end.max {
+            note.push(format!(
+                "conntrack table full ({} of max {}, {refused} commits refused): a lower bound",
+                ct.end.connections, ct.end.max
+            ));
+        }
+        if ct.end.max != u64::from(ct_max) {
+            note.push(format!(
+                "tracker limit {} instead of --ct-max {ct_max}",
+                ct.end.max
+            ));
+        }
+    } else {
+        note.push("no conntrack: distinct 5-tuples forwarded".to_string());
+    }
+    if s.offered_frames > CONN_TUPLES {
+        note.push(format!(
+            "5-tuples reused after {CONN_TUPLES} frames ({} offered)",
+            s.offered_frames
+        ));
+    }
+    if !note.is_empty() {
+        if !row.note.is_empty() {
+            row.note.push_str("; ");
+        }
+        row.note.push_str(&note.join("; "));
+    }
+    Ok(row)
 }
 
 /// `ip netns exec <ns> taskset -c <cpu> iperf3 ...`, owned by a guard.
@@ -783,6 +876,8 @@ fn measure_tcp(
         dp_busy: cpu0.busy_pct(&cpu1, w.dp_cpu),
         gen_busy: cpu0.busy_pct(&cpu1, w.gen_cpu),
         dp_split: cpu0.split_pct(&cpu1, w.dp_cpu),
+        delivered_mpps: None,
+        ct_new_mps: None,
         note: note.join("; "),
         failed: false,
     })
@@ -870,7 +965,32 @@ struct Line {
     dp_split: [Option<f64>; 3],
     gen_busy: Option<f64>,
     vs_ref: Option<f64>,
+    /// cps: medians of the delivered Mpps and of the tracker's new connections per second.
+    delivered: Option<f64>,
+    ct_new: Option<f64>,
     unsupported: Option<String>,
+}
+
+impl Line {
+    /// The notes column: unsupported, failed runs, and for cps what the figure is made of.
+    fn notes(&self) -> String {
+        let mut n = Vec::new();
+        match (&self.unsupported, self.failed) {
+            (Some(why), _) => n.push(format!("unsupported by this build: {why}")),
+            (None, 0) => {}
+            (None, f) => n.push(format!("{f} failed")),
+        }
+        if self.traffic == Traffic::Cps && self.unsupported.is_none() {
+            match (self.delivered, self.ct_new) {
+                (Some(d), Some(c)) => n.push(format!(
+                    "conntrack created {c:.3} M/s, delivered {d:.3} Mpps"
+                )),
+                (Some(d), None) => n.push(format!("no conntrack, delivered {d:.3} Mpps")),
+                _ => {}
+            }
+        }
+        n.join("; ")
+    }
 }
 
 fn lines(plan: &Plan, rows: &[Row], unsupported: &[Unsupported]) -> Vec<Line> {
@@ -897,6 +1017,8 @@ fn lines(plan: &Plan, rows: &[Row], unsupported: &[Unsupported]) -> Vec<Line> {
                 dp_split: [0, 1, 2]
                     .map(|i| median_of(c.iter().filter_map(|r| r.dp_split.map(|s| s[i])))),
                 gen_busy: median_of(c.iter().filter_map(|r| r.gen_busy)),
+                delivered: median_of(c.iter().filter_map(|r| r.delivered_mpps)),
+                ct_new: median_of(c.iter().filter_map(|r| r.ct_new_mps)),
                 vs_ref: if peer == Peer::Offered {
                     None
                 } else {
@@ -931,7 +1053,7 @@ fn table(plan: &Plan, rows: &[Row], unsupported: &[Unsupported]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nxvs-bench compare: {} x {} s per cell; UDP: Mpps forwarded at pod-b, TCP: Gbit/s received; ratio to {} (l2)",
+        "\nxvs-bench compare: {} x {} s per cell; UDP: Mpps forwarded at pod-b, TCP: Gbit/s received, cps: new connections/s (M) created and delivered; ratio to {} (l2)",
         plan.reps, plan.window.secs, plan.reference
     );
     let _ = writeln!(
@@ -950,11 +1072,7 @@ fn table(plan: &Plan, rows: &[Row], unsupported: &[Unsupported]) -> String {
         "gen%"
     );
     for l in lines(plan, rows, unsupported) {
-        let notes = match (&l.unsupported, l.failed) {
-            (Some(why), _) => format!("unsupported by this build: {why}"),
-            (None, 0) => String::new(),
-            (None, n) => format!("{n} failed"),
-        };
+        let notes = l.notes();
         let _ = writeln!(
             out,
             "{:<11} {:<8} {:<8} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5} {:>5}  {notes}",
@@ -988,7 +1106,7 @@ fn table(plan: &Plan, rows: &[Row], unsupported: &[Unsupported]) -> String {
 }
 
 pub const CSV_HEADER: &str =
-    "scenario,traffic,peer,rep,value,unit,offered_mpps,dp_cpu_busy_pct,dp_cpu_user_pct,dp_cpu_sys_pct,dp_cpu_softirq_pct,gen_cpu_busy_pct,status,note";
+    "scenario,traffic,peer,rep,value,unit,offered_mpps,dp_cpu_busy_pct,dp_cpu_user_pct,dp_cpu_sys_pct,dp_cpu_softirq_pct,gen_cpu_busy_pct,delivered_mpps,ct_new_mps,status,note";
 
 fn csv_text(rows: &[Row], unsupported: &[Unsupported]) -> String {
     let mut out = format!("{CSV_HEADER}\n");
@@ -996,7 +1114,7 @@ fn csv_text(rows: &[Row], unsupported: &[Unsupported]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{:.4},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{:.4},{},{},{},{},{},{},{},{},{},{},{}",
             r.scenario,
             r.traffic,
             r.peer,
@@ -1009,6 +1127,8 @@ fn csv_text(rows: &[Row], unsupported: &[Unsupported]) -> String {
             fmt_opt(r.dp_split.map(|s| s[1]), 1),
             fmt_opt(r.dp_split.map(|s| s[2]), 1),
             fmt_opt(r.gen_busy, 1),
+            fmt_opt(r.delivered_mpps, 4),
+            fmt_opt(r.ct_new_mps, 4),
             if r.failed { "failed" } else { "ok" },
             quote(&r.note)
         );
@@ -1016,7 +1136,7 @@ fn csv_text(rows: &[Row], unsupported: &[Unsupported]) -> String {
     for u in unsupported {
         let _ = writeln!(
             out,
-            "{},-,{},-,-,-,-,-,-,-,-,-,unsupported,{}",
+            "{},-,{},-,-,-,-,-,-,-,-,-,-,-,unsupported,{}",
             u.scenario,
             u.peer,
             quote(&u.why)
@@ -1038,9 +1158,17 @@ fn markdown(
     let _ = writeln!(
         out,
         "{} repetition(s) of {} s per cell (warm-up {} s), interleaved across peers. UDP: 64-byte \
-         frames, Mpps forwarded at pod-b; TCP: one iperf3 connection, Gbit/s received. \"vs {}\" \
-         is the peer's median over the {} median (`l2`) for the same traffic.\n",
-        plan.reps, plan.window.secs, plan.window.warmup, plan.reference, plan.reference
+         frames, Mpps forwarded at pod-b; TCP: one iperf3 connection, Gbit/s received; cps: \
+         64-byte UDP frames each with a new 5-tuple, millions of connections per second that the \
+         tracker created (flushed before each run, limit {} in both switches) and that reached \
+         pod-b, or without a tracker the distinct 5-tuples forwarded. \"vs {}\" is the peer's \
+         median over the {} median (`l2`) for the same traffic.\n",
+        plan.reps,
+        plan.window.secs,
+        plan.window.warmup,
+        plan.ct_max,
+        plan.reference,
+        plan.reference
     );
     out.push_str("| | |\n|---|---|\n");
     for (k, v) in info {
@@ -1053,11 +1181,7 @@ fn markdown(
     );
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for l in lines(plan, rows, unsupported) {
-        let notes = match (&l.unsupported, l.failed) {
-            (Some(why), _) => format!("unsupported by this build: {}", why.replace('|', "/")),
-            (None, 0) => String::new(),
-            (None, n) => format!("{n} failed"),
-        };
+        let notes = l.notes().replace('|', "/");
         let dp = format!(
             "{} ({}/{}/{})",
             fmt_opt(l.dp_busy, 0),
@@ -1157,6 +1281,7 @@ fn plot_series(plan: &Plan, rows: &[Row]) -> plot::Chart {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::peers::CtSnapshot;
 
     #[test]
     fn traffic_parses() {
@@ -1164,7 +1289,9 @@ mod tests {
         assert_eq!("udp1000".parse::<Traffic>().unwrap(), Traffic::Udp(1000));
         assert_eq!("tcp".parse::<Traffic>().unwrap(), Traffic::Tcp);
         assert!("udp0".parse::<Traffic>().is_err());
-        assert!("cps".parse::<Traffic>().is_err());
+        assert_eq!("cps".parse::<Traffic>().unwrap(), Traffic::Cps);
+        assert_eq!(Traffic::Cps.to_string(), "cps");
+        assert!("cps2".parse::<Traffic>().is_err());
         assert_eq!(Traffic::Udp(1000).to_string(), "udp1000");
     }
 
@@ -1177,6 +1304,81 @@ mod tests {
             iperf_error(r#"{"error":"unable to connect"}"#).unwrap(),
             "unable to connect"
         );
+    }
+
+    fn cps_sample(peer: Peer, fwd: f64, ct: Option<(u64, u64, u64)>) -> Sample {
+        // ct: (created at the window's end, table size at the end, commits refused).
+        let snap = |created: u64, connections: u64, full: u64| CtSnapshot {
+            connections,
+            max: 1_000_000,
+            created: Some(created),
+            full: Some(full),
+        };
+        Sample {
+            rep: 1,
+            peer,
+            flows: 1,
+            window_s: 2.0,
+            fwd_mpps: fwd,
+            offered_mpps: 2.0,
+            pa0_rx_dropped_mpps: 0.0,
+            dp_busy: None,
+            gen_busy: None,
+            dp_split: None,
+            gen_ok: true,
+            peer_ok: true,
+            offered_frames: 4_000_000,
+            ct: ct.map(|(created, conns, full)| crate::io_bench::CtWindow {
+                start: snap(100_000, 100_000, 0),
+                end: snap(created, conns, full),
+                secs: 2.0,
+            }),
+        }
+    }
+
+    #[test]
+    fn cps_counts_connections_created_and_delivered() {
+        // 0.3 M/s created over 2 s, 0.25 Mpps delivered: the smaller one.
+        let s = cps_sample(Peer::Xvsd, 0.25, Some((700_000, 700_000, 0)));
+        let r = cps_row(&s, Scenario::Antrea, 1_000_000).unwrap();
+        assert!((r.value - 0.25).abs() < 1e-9, "{r:?}");
+        assert!((r.ct_new_mps.unwrap() - 0.3).abs() < 1e-9);
+        assert_eq!(r.delivered_mpps, Some(0.25));
+        assert!(r.note.is_empty(), "{}", r.note);
+        // Frames that pass without a new connection do not count, and are pointed out.
+        let s = cps_sample(Peer::Ovs, 0.5, Some((300_000, 300_000, 0)));
+        let r = cps_row(&s, Scenario::Antrea, 1_000_000).unwrap();
+        assert!((r.value - 0.1).abs() < 1e-9, "{r:?}");
+        assert!(
+            r.note.contains("only 0.100 M/s new connections"),
+            "{}",
+            r.note
+        );
+        // A full table makes the figure a lower bound.
+        let s = cps_sample(Peer::Xvsd, 0.3, Some((700_000, 1_000_000, 42)));
+        let r = cps_row(&s, Scenario::Antrea, 1_000_000).unwrap();
+        assert!(r.note.contains("conntrack table full"), "{}", r.note);
+        assert!(r.note.contains("42 commits refused"), "{}", r.note);
+        // A limit other than the one asked for is reported.
+        let r = cps_row(&s, Scenario::Antrea, 2_000_000).unwrap();
+        assert!(r.note.contains("instead of --ct-max 2000000"), "{}", r.note);
+        // A tracked scenario without counters is an error, not a packet rate.
+        let s = cps_sample(Peer::Xvsd, 0.3, None);
+        assert!(cps_row(&s, Scenario::Antrea, 1_000_000).is_err());
+    }
+
+    #[test]
+    fn cps_without_a_tracker_is_the_delivered_rate() {
+        for (peer, scenario) in [(Peer::Testpmd, Scenario::L2), (Peer::Xvsd, Scenario::L2)] {
+            let r = cps_row(&cps_sample(peer, 0.6, None), scenario, 1_000_000).unwrap();
+            assert_eq!(r.value, 0.6);
+            assert_eq!(r.ct_new_mps, None);
+            assert!(r.note.contains("no conntrack"), "{}", r.note);
+        }
+        let mut s = cps_sample(Peer::Offered, 3.0, None);
+        s.offered_frames = CONN_TUPLES + 1;
+        let r = cps_row(&s, Scenario::L2, 1_000_000).unwrap();
+        assert!(r.note.contains("5-tuples reused"), "{}", r.note);
     }
 
     #[test]

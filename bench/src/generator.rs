@@ -26,6 +26,9 @@ pub const FRAME_LEN: usize = 60;
 pub const SPORT_BASE: u16 = 1024;
 /// UDP destination port (discard); the sink drops exactly this.
 pub const DPORT: u16 = 9;
+/// Distinct 5-tuples of the new-connections mode before its sequence wraps: every source port
+/// from `SPORT_BASE` up, times destination hosts .1 to .254 of the receiver's /24.
+pub const CONN_TUPLES: u64 = (65536 - SPORT_BASE as u64) * 254;
 
 /// Arguments of the `gen` subcommand.
 #[derive(Debug, clap::Args)]
@@ -42,6 +45,10 @@ pub struct GenArgs {
     /// Number of flows (UDP source ports rotated per frame).
     #[arg(long, default_value_t = 1)]
     pub flows: u32,
+    /// Every frame opens a new connection: a 5-tuple not sent before (source port and the
+    /// destination's last octet walk `CONN_TUPLES` combinations); overrides `--flows`.
+    #[arg(long)]
+    pub new_conns: bool,
     /// Upper bound on frames sent.
     #[arg(long, default_value_t = 200_000_000)]
     pub count: u32,
@@ -145,7 +152,7 @@ pub fn run_gen(args: &GenArgs) -> Result<()> {
         args.src_ip,
         args.dst_ip,
     );
-    let prog = bpf::Generator::load(args.flows.max(1), u32::from(SPORT_BASE))?;
+    let prog = bpf::Generator::load(args.flows.max(1), u32::from(SPORT_BASE), args.new_conns)?;
 
     // With a handler installed (instead of the default action, which kills the process) these
     // signals make the test run return EINTR, and the generator reports and exits 0.
@@ -176,6 +183,8 @@ pub struct GenSpec<'a> {
     pub dst: &'a Endpoint,
     pub cpu: usize,
     pub flows: u32,
+    /// Every frame a new 5-tuple (`--new-conns`).
+    pub new_conns: bool,
     pub secs: u32,
 }
 
@@ -195,6 +204,7 @@ pub fn spawn(spec: &GenSpec<'_>, log: &Path) -> Result<Guarded> {
             "--flows",
             &spec.flows.to_string(),
         ])
+        .args(spec.new_conns.then_some("--new-conns"))
         .args([
             "--count",
             &count.to_string(),

@@ -4,7 +4,7 @@
 use crate::bpf;
 use crate::generator::{self, GenSpec};
 use crate::measure::{summarize, CpuTimes, IfCounters, NetDev};
-use crate::peers::{log_tail, Peer, PeerEnv, Running};
+use crate::peers::{log_tail, CtSnapshot, Peer, PeerEnv, Running};
 use crate::process::Reniced;
 use crate::sys;
 use crate::topology::{self, Topology, NODE_PORTS};
@@ -98,6 +98,41 @@ pub struct Sample {
     pub gen_ok: bool,
     /// The peer was still up at the end of the window.
     pub peer_ok: bool,
+    /// Frames offered from the generator's start to the window's end.
+    pub offered_frames: u64,
+    /// New-connection runs on a peer with a connection tracker: the tracker over the window.
+    pub ct: Option<CtWindow>,
+}
+
+/// A connection tracker read at both ends of a measurement window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CtWindow {
+    pub start: CtSnapshot,
+    pub end: CtSnapshot,
+    /// Seconds between the midpoints of the two reads.
+    pub secs: f64,
+}
+
+impl CtWindow {
+    /// Connections created per second over the window, millions: xvsd's `created` counter
+    /// where both reads have it, else the growth of the table (no UDP connection expires
+    /// within a window: both trackers keep a first packet's connection for 30 s or more).
+    pub fn created_mps(&self) -> f64 {
+        let d = match (self.start.created, self.end.created) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => self.end.connections.saturating_sub(self.start.connections),
+        };
+        if self.secs > 0.0 {
+            d as f64 / self.secs / 1e6
+        } else {
+            0.0
+        }
+    }
+
+    /// Commits refused in the window because the table was full (xvsd only).
+    pub fn refused(&self) -> Option<u64> {
+        Some(self.end.full?.saturating_sub(self.start.full?))
+    }
 }
 
 /// A run that produced no sample.
@@ -198,6 +233,7 @@ pub fn run(args: &IoArgs) -> Result<()> {
         tag: &tag,
         stop: &stop,
         flows: None,
+        ct_max: None,
     };
     let mut peers = Vec::new();
     for &p in &args.peers {
@@ -220,6 +256,7 @@ pub fn run(args: &IoArgs) -> Result<()> {
                     run_no,
                     peer,
                     flows,
+                    new_conns: false,
                 };
                 let res = measure_one(
                     &args.window(),
@@ -282,6 +319,9 @@ pub struct Run {
     pub run_no: usize,
     pub peer: Peer,
     pub flows: u32,
+    /// Every frame opens a new connection (the generator's `--new-conns`); the peer's
+    /// connection tracker is flushed first and read at both ends of the window.
+    pub new_conns: bool,
 }
 
 /// Starts a peer on the node ports, after clearing any XDP program a previous peer left there.
@@ -323,9 +363,15 @@ pub fn measure_on(
         run_no,
         peer,
         flows,
+        new_conns,
     } = *run;
     let (src, dst) = peer.endpoints();
     let gen_log = env.work.join(format!("gen-{run_no}.log"));
+    if new_conns {
+        // Every connection of the window must be new to the tracker, and the table start empty.
+        running.ct_flush().context("flush the connection tracker")?;
+    }
+    let (_, a_start) = dev_a.read(src.ifname)?;
     // The generator's own bound: warm-up + window + 3 s; it is stopped right after the window.
     let spec = GenSpec {
         netns: env.topo.pod_a.name(),
@@ -333,6 +379,7 @@ pub fn measure_on(
         dst,
         cpu: args.gen_cpu,
         flows,
+        new_conns,
         secs: args.warmup + args.secs + 3,
     };
     let mut gen = generator::spawn(&spec, &gen_log)?;
@@ -351,9 +398,22 @@ pub fn measure_on(
         let n = dev_n.read(pa0)?;
         Ok((a, b, n, CpuTimes::read()?))
     };
+    // The tracker's counters come from a control socket (a few ms per read): each read is
+    // timed at its midpoint.
+    let read_ct = |running: &Running| -> Result<Option<(Instant, CtSnapshot)>> {
+        if !new_conns {
+            return Ok(None);
+        }
+        let t0 = Instant::now();
+        let snap = running.ct_snapshot()?;
+        let t1 = Instant::now();
+        Ok(snap.map(|s| (t0 + t1.duration_since(t0) / 2, s)))
+    };
     let ((ta0, a0), (tb0, b0), (tn0, n0), cpu0) = read()?;
+    let ct0 = read_ct(running)?;
     sleep_checked(env.stop, Duration::from_secs(u64::from(args.secs)))?;
     let ((ta1, a1), (tb1, b1), (tn1, n1), cpu1) = read()?;
+    let ct1 = read_ct(running)?;
     let gen_ok = gen.is_running();
     let peer_ok = running.is_alive();
 
@@ -379,6 +439,15 @@ pub fn measure_on(
         dp_split: cpu0.split_pct(&cpu1, args.dp_cpu),
         gen_ok,
         peer_ok,
+        offered_frames: offered(&a1).saturating_sub(offered(&a_start)),
+        ct: match (ct0, ct1) {
+            (Some((t0, start)), Some((t1, end))) => Some(CtWindow {
+                start,
+                end,
+                secs: t1.duration_since(t0).as_secs_f64(),
+            }),
+            _ => None,
+        },
     };
     Ok(sample)
 }

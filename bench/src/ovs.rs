@@ -6,7 +6,7 @@
 //! Debian 12's 3.1 does; otherwise `system` ports (AF_PACKET), and the harness says so. The
 //! scenario's flow file is loaded with the real `ovs-ofctl -O OpenFlow15 add-flows`.
 
-use crate::peers::{log_tail, node_ports_gro, wait_ready, PeerEnv, Running};
+use crate::peers::{log_tail, node_ports_gro, wait_ready, CtSnapshot, PeerEnv, Running};
 use crate::process::Guarded;
 use crate::scenarios::Scenario;
 use crate::topology::NODE_PORTS;
@@ -38,6 +38,28 @@ pub struct OvsGuard {
 impl OvsGuard {
     pub fn is_alive(&mut self) -> bool {
         self.vswitchd.is_running() && self.ovsdb.is_running()
+    }
+
+    /// The userspace tracker's size and limit (`dpctl/ct-get-nconns`, `dpctl/ct-get-maxconns`:
+    /// atomic counters in OVS, cheap while traffic runs, unlike `dpctl/dump-conntrack`).
+    pub fn ct_snapshot(&self) -> Result<CtSnapshot> {
+        let number = |cmd: &str| -> Result<u64> {
+            let out = appctl_checked(&self.run_dir, &[cmd])?;
+            out.trim()
+                .parse()
+                .with_context(|| format!("ovs-appctl {cmd}: not a number: {out:?}"))
+        };
+        Ok(CtSnapshot {
+            connections: number("dpctl/ct-get-nconns")?,
+            max: number("dpctl/ct-get-maxconns")?,
+            created: None,
+            full: None,
+        })
+    }
+
+    /// `dpctl/flush-conntrack`: every zone.
+    pub fn ct_flush(&self) -> Result<()> {
+        appctl_checked(&self.run_dir, &["dpctl/flush-conntrack"]).map(drop)
     }
 
     /// Saves the PMD statistics next to the logs, then stops vswitchd and ovsdb-server.
@@ -111,6 +133,25 @@ fn appctl(run_dir: &Path, args: &[&str]) -> Result<String> {
         .stdin(Stdio::null())
         .output()
         .context("spawn ovs-appctl")?;
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// `ovs-appctl` to vswitchd, failing on a non-zero exit.
+fn appctl_checked(run_dir: &Path, args: &[&str]) -> Result<String> {
+    let out = ovs_cmd(run_dir, "ovs-appctl")
+        .arg("-t")
+        .arg(run_dir.join("ovs-vswitchd.ctl"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("spawn ovs-appctl")?;
+    if !out.status.success() {
+        bail!(
+            "ovs-appctl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
@@ -281,6 +322,11 @@ pub fn start(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
     ofctl(&run_dir, &["del-flows"])?;
     ofctl(&run_dir, &["add-flows", &flows.display().to_string()])
         .with_context(|| format!("load {} into ovs-vswitchd", flows.display()))?;
+    if let Some(n) = env.ct_max {
+        // The same limit as xvsd's `[conntrack] max_connections`; per datapath, so it is set
+        // once the netdev datapath exists (after add-br).
+        appctl_checked(&run_dir, &["dpctl/ct-set-maxconns", &n.to_string()])?;
+    }
     let _ = appctl(&run_dir, &["dpif-netdev/pmd-stats-clear"]);
     Ok(Running::Ovs(guard))
 }

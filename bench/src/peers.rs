@@ -147,6 +147,9 @@ pub struct PeerEnv<'a> {
     /// The OpenFlow flow file for xvsd and OVS; `None`: xvsd forwards in io-fwd mode and OVS
     /// gets the two output flows of the `l2` scenario.
     pub flows: Option<&'a Path>,
+    /// The connection tracker's limit, the same in both OpenFlow switches (xvsd's
+    /// `[conntrack] max_connections`, OVS's `dpctl/ct-set-maxconns`); `None`: their defaults.
+    pub ct_max: Option<u32>,
 }
 
 /// A started peer; dropping it stops it.
@@ -177,6 +180,46 @@ impl Running {
             Running::Process { proc, .. } => proc.is_running(),
             Running::Ovs(g) => g.is_alive(),
             _ => true,
+        }
+    }
+
+    /// The peer's connection tracker now, if it has one (xvsd: `xvs/show`; OVS:
+    /// `dpctl/ct-get-nconns`, O(1) in both, unlike a dump).
+    pub fn ct_snapshot(&self) -> Result<Option<CtSnapshot>> {
+        match self {
+            Running::Process { ctl: Some(ctl), .. } => {
+                let text = appctl(ctl, "xvs/show");
+                parse_xvsd_conntrack(&text)
+                    .map(Some)
+                    .with_context(|| format!("no conntrack line in xvsd's xvs/show: {text:?}"))
+            }
+            Running::Ovs(g) => g.ct_snapshot().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Empties the peer's connection tracker (`dpctl/flush-conntrack`), so that a measurement
+    /// starts from an empty table; a no-op for peers without one.
+    pub fn ct_flush(&self) -> Result<()> {
+        match self {
+            Running::Process { ctl: Some(ctl), .. } => {
+                let out = Command::new("ovs-appctl")
+                    .arg("-t")
+                    .arg(ctl)
+                    .arg("dpctl/flush-conntrack")
+                    .stdin(Stdio::null())
+                    .output()
+                    .context("spawn ovs-appctl")?;
+                if !out.status.success() {
+                    bail!(
+                        "xvsd dpctl/flush-conntrack: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+                Ok(())
+            }
+            Running::Ovs(g) => g.ct_flush(),
+            _ => Ok(()),
         }
     }
 
@@ -219,6 +262,44 @@ impl Running {
             }
         }
     }
+}
+
+/// A connection tracker's state between two measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtSnapshot {
+    /// Connections in the table.
+    pub connections: u64,
+    /// The table's limit.
+    pub max: u64,
+    /// Connections created since the daemon started (xvsd counts them; OVS does not say).
+    pub created: Option<u64>,
+    /// Commits refused because the table was full (xvsd's `ct_full`).
+    pub full: Option<u64>,
+}
+
+/// The conntrack line of xvsd's `xvs/show`:
+/// `conntrack: connections N (max M), created C, expired E, flushed F, ct_full X, ...`.
+pub fn parse_xvsd_conntrack(show: &str) -> Option<CtSnapshot> {
+    let line = show
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("conntrack: connections "))?;
+    let number_after = |key: &str| -> Option<u64> {
+        let rest = &line[line.find(key)? + key.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    let connections = line
+        .split_whitespace()
+        .next()?
+        .trim_end_matches(',')
+        .parse()
+        .ok()?;
+    Some(CtSnapshot {
+        connections,
+        max: number_after("(max ")?,
+        created: Some(number_after("created ")?),
+        full: number_after("ct_full "),
+    })
 }
 
 /// `ovs-appctl -t <socket> <cmd>`'s output (empty if it fails).
@@ -337,7 +418,12 @@ pub fn wait_ready(
 
 /// The configuration of xvsd for the two node ports: io-fwd without a flow file, else the
 /// OpenFlow pipeline loaded from it.
-pub fn xvsd_config(run_dir: &Path, dp_cpu: usize, flows: Option<&Path>) -> String {
+pub fn xvsd_config(
+    run_dir: &Path,
+    dp_cpu: usize,
+    flows: Option<&Path>,
+    ct_max: Option<u32>,
+) -> String {
     let mut s = format!(
         "bridge = \"br-bench\"\nrun_dir = \"{}\"\nworkers = [{dp_cpu}]\n",
         run_dir.display()
@@ -348,6 +434,9 @@ pub fn xvsd_config(run_dir: &Path, dp_cpu: usize, flows: Option<&Path>) -> Strin
             "forwarding = \"openflow\"\nflows = \"{}\"\n",
             f.display()
         )),
+    }
+    if let (Some(n), Some(_)) = (ct_max, flows) {
+        s.push_str(&format!("\n[conntrack]\nmax_connections = {n}\n"));
     }
     for (i, (name, _)) in NODE_PORTS.iter().enumerate() {
         s.push_str(&format!(
@@ -416,7 +505,7 @@ fn start_xvsd(env: &PeerEnv<'_>, run: usize, dpdk: bool) -> Result<Running> {
     let config_text = if dpdk {
         xvsd_dpdk_config(&run_dir, env.dp_cpu)
     } else {
-        xvsd_config(&run_dir, env.dp_cpu, env.flows)
+        xvsd_config(&run_dir, env.dp_cpu, env.flows, env.ct_max)
     };
     let run_dir = RemoveDirOnDrop(run_dir);
     fs::write(&config, config_text).with_context(|| format!("write {}", config.display()))?;
@@ -629,7 +718,8 @@ mod tests {
 
     #[test]
     fn xvsd_config_pairs_ports_in_order() {
-        let c = xvsd_config(Path::new("/tmp/x"), 0, None);
+        let c = xvsd_config(Path::new("/tmp/x"), 0, None, Some(5));
+        assert!(!c.contains("[conntrack]"), "io-fwd has no tracker to size");
         assert!(c.contains("forwarding = \"io-fwd\""));
         assert!(c.contains("workers = [0]"));
         let a = c.find("name = \"pa0\"").unwrap();
@@ -640,5 +730,30 @@ mod tests {
         assert!(d.contains("devargs = \"net_af_xdp0,iface=pa0,start_queue=0,queue_count=1\""));
         assert!(d.contains("devargs = \"net_af_xdp1,iface=pb0,start_queue=0,queue_count=1\""));
         assert!(d.contains("no_huge = true"));
+        let f = xvsd_config(
+            Path::new("/tmp/x"),
+            0,
+            Some(Path::new("/tmp/a.flows")),
+            Some(5),
+        );
+        assert!(f.contains("flows = \"/tmp/a.flows\""));
+        assert!(f.contains("\n[conntrack]\nmax_connections = 5\n"));
+    }
+
+    #[test]
+    fn xvsd_conntrack_line_is_parsed() {
+        let show = "bridge br-bench:\n  conntrack: connections 1234 (max 4000000), created 5678, \
+                    expired 0, flushed 4444, ct_full 7, zone_full 0, nat_exhausted 0\n    packets 1, new 1\n";
+        assert_eq!(
+            parse_xvsd_conntrack(show),
+            Some(CtSnapshot {
+                connections: 1234,
+                max: 4_000_000,
+                created: Some(5678),
+                full: Some(7),
+            })
+        );
+        assert_eq!(parse_xvsd_conntrack("bridge br-bench:\n"), None);
+        assert_eq!(parse_xvsd_conntrack(""), None);
     }
 }

@@ -36,6 +36,12 @@ impl Scenario {
         }
     }
 
+    /// Whether the scenario's pipeline tracks and commits connections (every new 5-tuple that
+    /// the policy admits goes through `ct(commit)`).
+    pub fn has_conntrack(self) -> bool {
+        matches!(self, Scenario::Antrea | Scenario::Antrea10k)
+    }
+
     /// The flow file.
     pub fn flows(self) -> String {
         match self {

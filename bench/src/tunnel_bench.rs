@@ -469,6 +469,7 @@ fn measure_udp(
         dst: &POD_B,
         cpu: a.gen_cpu,
         flows: 1,
+        new_conns: false,
         secs: a.warmup + a.secs + 3,
     };
     let mut gen = generator::spawn(&spec, &log)?;

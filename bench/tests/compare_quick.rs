@@ -1,13 +1,19 @@
 //! `xvs-bench compare --quick` end to end, as CI runs it (root, real namespaces): xvsd and the
 //! Linux bridge on scenario `l2`, UDP and TCP. Checks that every run produced a figure, and that
-//! the CSV, the markdown report, the SVG and the PNG exist and parse.
+//! the CSV, the markdown report, the SVG and the PNG exist and parse. A second run measures new
+//! connections per second (`cps`) through the `antrea` scenario's conntrack in xvsd and, where
+//! installed, in OVS. The two runs take turns (they share the cores and the CPU budget).
 //!
 //! xvsd is taken from `$XVSD`, else from next to the xvs-bench binary under test (CI builds every
 //! binary of the workspace first), else from `target/release/xvsd`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Serialises the tests of this file: each runs a whole benchmark on the same two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn xvsd() -> PathBuf {
     if let Some(p) = std::env::var_os("XVSD") {
@@ -27,6 +33,7 @@ fn compare_quick_xvsd_and_bridge() {
         eprintln!("skipped: not root");
         return;
     }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let xvsd = xvsd();
     assert!(
         xvsd.exists(),
@@ -118,7 +125,12 @@ fn compare_quick_xvsd_and_bridge() {
     let flows = std::fs::read_to_string(out_dir.join("flows/l2.flows")).expect("l2.flows");
     assert!(flows.contains("in_port=1 actions=output:2"));
 
-    // Everything the run created in the system is gone.
+    assert_nothing_left(&stderr);
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// Everything a run created in the system is gone: its namespaces and its working directory.
+fn assert_nothing_left(stderr: &str) {
     let tag = stderr
         .split_whitespace()
         .find_map(|w| w.strip_suffix("-a,").map(str::to_string))
@@ -132,5 +144,121 @@ fn compare_quick_xvsd_and_bridge() {
         );
     }
     assert!(!std::env::temp_dir().join(&tag).exists());
+}
+
+/// `cps` through the `antrea` pipeline (ct(commit) of every new 5-tuple): xvsd and OVS must
+/// each report connections that their tracker created, at about the rate that frames reached
+/// pod-b, with the same table limit; the generator alone reports distinct 5-tuples forwarded.
+#[test]
+fn compare_quick_new_connections_through_conntrack() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: not root");
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let xvsd = xvsd();
+    assert!(xvsd.exists(), "xvsd not found at {}", xvsd.display());
+    let ovs = [
+        "ovs-vswitchd",
+        "ovsdb-server",
+        "ovs-vsctl",
+        "ovs-ofctl",
+        "ovs-appctl",
+    ]
+    .iter()
+    .all(|p| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let peers = if ovs { "xvsd,ovs" } else { "xvsd" };
+    let out_dir =
+        std::env::temp_dir().join(format!("xvs-bench-compare-cps-{}", std::process::id()));
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_xvs-bench"))
+        .args([
+            "compare",
+            "--quick",
+            "--peers",
+            peers,
+            "--scenarios",
+            "antrea",
+            "--traffic",
+            "cps",
+            "--ct-max",
+            "500000",
+        ])
+        .arg("--xvsd")
+        .arg(&xvsd)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("run xvs-bench");
+    let took = t0.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "compare failed:\n{stderr}");
+    assert!(
+        took < Duration::from_secs(60),
+        "cps --quick took {took:?}, more than CI's budget of 60 s"
+    );
+
+    let csv = std::fs::read_to_string(out_dir.join("compare.csv")).expect("compare.csv");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    };
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let row = |peer: &str| {
+        rows.iter()
+            .find(|r| r[col("peer")] == peer && r[col("traffic")] == "cps")
+            .unwrap_or_else(|| panic!("no cps row for {peer}:\n{csv}\n{stderr}"))
+    };
+    let number = |r: &Vec<&str>, c: &str| -> f64 {
+        r[col(c)]
+            .parse()
+            .unwrap_or_else(|_| panic!("{c} is not a number: {r:?}\n{stderr}"))
+    };
+
+    // The generator alone: no tracker, every delivered frame a distinct 5-tuple.
+    let offered = row("offered");
+    assert_eq!(offered[col("status")], "ok", "{offered:?}\n{stderr}");
+    assert_eq!(offered[col("unit")], "Mconn/s");
+    assert_eq!(offered[col("ct_new_mps")], "-");
+    assert!(number(offered, "value") > 0.001, "{offered:?}");
+
+    let mut tracked = vec!["xvsd"];
+    if ovs {
+        tracked.push("ovs");
+    }
+    for peer in tracked {
+        let r = row(peer);
+        assert_eq!(r[col("scenario")], "antrea", "{r:?}");
+        assert_eq!(r[col("status")], "ok", "{r:?}\n{stderr}");
+        let value = number(r, "value");
+        let created = number(r, "ct_new_mps");
+        let delivered = number(r, "delivered_mpps");
+        assert!(value > 0.0, "{peer} created no connection: {r:?}\n{stderr}");
+        // The figure is connections created and delivered, not frames forwarded.
+        assert!(value <= created && value <= delivered, "{r:?}");
+        assert!(
+            created >= 0.9 * delivered,
+            "{peer}: {created} M/s new connections for {delivered} Mpps delivered: frames passed without a commit\n{r:?}"
+        );
+        let note = r[col("note")];
+        assert!(!note.contains("table full"), "{r:?}");
+        assert!(
+            !note.contains("tracker limit"),
+            "--ct-max not applied: {r:?}"
+        );
+    }
+    let md = std::fs::read_to_string(out_dir.join("compare.md")).expect("compare.md");
+    assert!(md.contains("| antrea | cps | xvsd |"), "{md}");
+    assert!(md.contains("conntrack created"), "{md}");
+    assert_nothing_left(&stderr);
     let _ = std::fs::remove_dir_all(&out_dir);
 }
