@@ -746,10 +746,14 @@ fn cps_row(s: &Sample, scenario: Scenario, ct_max: u32) -> Result<Row> {
                 s.fwd_mpps
             ));
         }
-        let refused = ct.refused().unwrap_or(0);
-        if refused > 0 || ct.end.connections >= ct.end.max {
+        // OVS does not count refused commits over unixctl: a table at its limit says it.
+        let refused = ct.refused();
+        if refused.is_some_and(|n| n > 0) || ct.end.connections >= ct.end.max {
+            let counted = refused
+                .map(|n| format!(", {n} commits refused"))
+                .unwrap_or_default();
             note.push(format!(
-                "conntrack table full ({} of max {}, {refused} commits refused): a lower bound",
+                "conntrack table full ({} of max {}{counted}): a lower bound",
                 ct.end.connections, ct.end.max
             ));
         }
@@ -1359,6 +1363,18 @@ mod tests {
         let r = cps_row(&s, Scenario::Antrea, 1_000_000).unwrap();
         assert!(r.note.contains("conntrack table full"), "{}", r.note);
         assert!(r.note.contains("42 commits refused"), "{}", r.note);
+        // OVS's tracker has no refusal counter: the table at its limit is enough.
+        let mut ovs = cps_sample(Peer::Ovs, 0.3, Some((700_000, 1_000_000, 0)));
+        if let Some(ct) = &mut ovs.ct {
+            ct.start.full = None;
+            ct.end.full = None;
+        }
+        let r = cps_row(&ovs, Scenario::Antrea, 1_000_000).unwrap();
+        assert!(
+            r.note.contains("table full (1000000 of max 1000000)"),
+            "{}",
+            r.note
+        );
         // A limit other than the one asked for is reported.
         let r = cps_row(&s, Scenario::Antrea, 2_000_000).unwrap();
         assert!(r.note.contains("instead of --ct-max 2000000"), "{}", r.note);
