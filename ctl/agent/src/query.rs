@@ -174,6 +174,61 @@ fn policy_details(rp: &RealizedPolicy, c: &Counters) -> (Vec<RuleView>, Vec<Isol
     (rules, isolation)
 }
 
+/// The Antrea-native policies (ACNP, ANNP) as antctl lists them: source, tier priority and
+/// priority (what `--sort-by effectivePriority` orders by), and the local Pods they apply to.
+/// Their flows are not attributed to them yet (`Desired` records no owner for them), so
+/// `flows` and `rules` stay empty.
+fn antrea_policies(q: &Query, r: &Realized, objects: &mut Vec<ObjectView>) {
+    let local = r.model.config.as_ref().map(|c| c.node_name.as_str());
+    for p in r.model.anp.policies.values() {
+        let ns = p.namespace.clone().unwrap_or_default();
+        if !wanted(q, &ns, &p.name) {
+            continue;
+        }
+        let mut sets = vec![p.applied_to.as_slice()];
+        if p.applied_to.is_empty() {
+            sets.extend(
+                p.ingress
+                    .iter()
+                    .chain(&p.egress)
+                    .map(|x| x.applied_to.as_slice()),
+            );
+        }
+        let mut applied: Vec<String> = sets
+            .into_iter()
+            .flat_map(|set| crate::anp::resolve::applied_pods(&r.model, p, set))
+            .filter(|pod| local == Some(pod.node.as_str()))
+            .map(|pod| format!("{}/{}", pod.namespace, pod.name))
+            .collect();
+        applied.sort();
+        applied.dedup();
+        let source = match &p.namespace {
+            Some(ns) => format!("AntreaNetworkPolicy:{ns}/{}", p.name),
+            None => format!("AntreaClusterNetworkPolicy:{}", p.name),
+        };
+        let mut info = BTreeMap::new();
+        info.insert("source".into(), source);
+        info.insert("appliedTo".into(), applied.join(","));
+        info.insert(
+            "rules".into(),
+            (p.ingress.len() + p.egress.len()).to_string(),
+        );
+        info.insert("tier".into(), p.tier.clone());
+        objects.push(ObjectView {
+            kind: Kind::Netpol,
+            namespace: ns,
+            name: p.name.clone(),
+            info,
+            flows: Vec::new(),
+            groups: Vec::new(),
+            rules: Vec::new(),
+            isolation: Vec::new(),
+            tier_priority: r.model.anp.tier_priority(&p.tier),
+            priority: Some(p.priority.0),
+        });
+    }
+}
+
 /// Answers `q` from the realized state `r` and the switch's counters `c`.
 pub fn answer(q: &Query, r: &Realized, c: &Counters) -> Response {
     let mut objects = Vec::new();
@@ -267,6 +322,9 @@ pub fn answer(q: &Query, r: &Realized, c: &Counters) -> Response {
                 });
             }
         }
+    }
+    if q.kind == Kind::Netpol {
+        antrea_policies(q, r, &mut objects);
     }
     match q.sort_by.as_deref() {
         None | Some("name") => {}
