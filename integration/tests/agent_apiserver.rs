@@ -187,7 +187,7 @@ fn agent_fed_by_an_api_server_replay_programs_xvsd() -> Result<()> {
     assert!(req
         .iter()
         .filter(|r| r.starts_with("GET /api/v1/pods?"))
-        .all(|r| r.contains("fieldSelector=spec.nodeName=node-1")));
+        .all(|r| !r.contains("fieldSelector")));
     let log = agent.log();
     assert_eq!(log.matches("bad object").count(), 1, "{log}");
     assert_eq!(

@@ -8,8 +8,8 @@
 //! Pod denied; a ClusterIP Service on node A reached from a Pod on A and balanced over an
 //! endpoint on A and one on B; then the agents' query sockets (`xvs-agent get`) report the
 //! realized flows with packet counts, and the policy's metric counters (allowed sessions and
-//! packets by rule, denied packets by isolated Pod); finally b1's container port changes and
-//! the named port follows it.
+//! packets by rule, denied packets by isolated Pod); b1's container port changes and the
+//! named port follows it; finally `xvsctl get netpol|pods` gives the agents' own answers.
 //!
 //! ```text
 //!  a1 10.244.1.2 -- pa1 ┐                         ┌ pb1 -- b1 10.244.2.2 (echo: 7778)
@@ -474,5 +474,88 @@ fn traffic_and_queries(
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    // xvsctl asks the same socket (found through its --run-dir) and gets the agent's answer:
+    // policies in antctl's order, Pods with their flows (counts aside: the switch's counters
+    // are read at each query).
+    let netpol = Query {
+        kind: Kind::Netpol,
+        name: None,
+        namespace: None,
+        sort_by: Some("effectivePriority".into()),
+    };
+    let by_xvsctl = xvsctl_get(xb, &["netpol", "--sort-by", "effectivePriority"])?;
+    let by_agent = request(&xb.run_dir().join("xvs-agent.sock"), &netpol)?;
+    assert!(!by_agent.objects.is_empty());
+    assert_eq!(without_counts(by_xvsctl), without_counts(by_agent));
+    let pods = Query {
+        kind: Kind::Pods,
+        name: None,
+        namespace: None,
+        sort_by: None,
+    };
+    let by_xvsctl = xvsctl_get(xa, &["pods"])?;
+    let by_agent = request(&xa.run_dir().join("xvs-agent.sock"), &pods)?;
+    assert!(by_agent
+        .objects
+        .iter()
+        .any(|o| o.name == "a1" && !o.flows.is_empty()));
+    assert_eq!(without_counts(by_xvsctl), without_counts(by_agent));
+    // Without an agent behind the socket, xvsctl says so.
+    let none = tempfile::tempdir()?;
+    let out = Command::new(xvsctl_binary()?)
+        .arg("--run-dir")
+        .arg(none.path())
+        .args(["get", "pods"])
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("the agent is not running"),
+        "{err}"
+    );
     Ok(())
+}
+
+/// The `xvsctl` binary next to xvsd (`cargo build -p xvsctl`).
+fn xvsctl_binary() -> Result<std::path::PathBuf> {
+    let bin = xvs_integration::xvsd_binary()?.with_file_name("xvsctl");
+    if !bin.exists() {
+        bail!("{} not found: `cargo build -p xvsctl`", bin.display());
+    }
+    Ok(bin)
+}
+
+/// `xvsctl --run-dir <x's run dir> get ARGS -o json`, parsed.
+fn xvsctl_get(x: &Xvsd, args: &[&str]) -> Result<Response> {
+    let out = Command::new(xvsctl_binary()?)
+        .arg("--run-dir")
+        .arg(x.run_dir())
+        .arg("get")
+        .args(args)
+        .args(["-o", "json"])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "xvsctl get {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// A response with its packet and byte counts cleared.
+fn without_counts(mut r: Response) -> Response {
+    r.warning = None;
+    for o in &mut r.objects {
+        for f in &mut o.flows {
+            (f.packets, f.bytes) = (None, None);
+        }
+        for rule in &mut o.rules {
+            (rule.sessions, rule.packets, rule.bytes) = (0, 0, 0);
+        }
+        for i in &mut o.isolation {
+            (i.packets, i.bytes) = (0, 0);
+        }
+    }
+    r
 }

@@ -22,7 +22,7 @@ pub enum ApiKind {
     Node,
     /// v1 Namespace.
     Namespace,
-    /// v1 Pod (only this node's).
+    /// v1 Pod (every node's: remote Pods are policy peers).
     Pod,
     /// v1 Service.
     Service,

@@ -5,8 +5,11 @@
 //! from the list's version with bookmarks; a 410 Gone / "too old resource version" makes it
 //! list again; failures are retried with kube's default exponential backoff. Every `resync`
 //! the watcher is dropped and started afresh, which lists again (a periodic resync; the
-//! watcher alone never re-lists while the watch stays healthy). Pods are watched with the field
-//! selector `spec.nodeName=<node>`: the agent only programs its own node's Pods.
+//! watcher alone never re-lists while the watch stays healthy). Pods of every node are watched
+//! (no field selector): the model attaches and programs only this node's Pods, and the others
+//! (`UnattachedPod`s, no interface here) are NetworkPolicy peers, whose addresses Antrea's
+//! agent would get from its controller's AddressGroups. The cost is memory and watch traffic
+//! in proportion to the cluster's Pods instead of the node's.
 //!
 //! Objects are [`DynamicObject`]s with resources named without discovery, and reach the model
 //! as JSON through [`crate::apiserver::parse_api_object`].
@@ -45,8 +48,6 @@ pub enum ApiAccess {
 pub struct ApiOptions {
     /// How to reach the API server.
     pub access: ApiAccess,
-    /// This node's name (Pods are watched with `spec.nodeName=<it>`).
-    pub node_name: String,
     /// Periodic re-list; `None` never re-lists while watches stay healthy.
     pub resync: Option<Duration>,
 }
@@ -164,15 +165,8 @@ pub fn spawn(opts: ApiOptions) -> Result<ApiFeed, ApiError> {
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
-                let tasks = ApiKind::ALL.map(|kind| {
-                    watch_kind(
-                        client.clone(),
-                        kind,
-                        opts.node_name.clone(),
-                        opts.resync,
-                        tx.clone(),
-                    )
-                });
+                let tasks = ApiKind::ALL
+                    .map(|kind| watch_kind(client.clone(), kind, opts.resync, tx.clone()));
                 futures_util::future::join_all(tasks).await;
             });
         })?;
@@ -180,14 +174,10 @@ pub fn spawn(opts: ApiOptions) -> Result<ApiFeed, ApiError> {
     Ok(ApiFeed { rx, thread })
 }
 
-/// The watcher configuration of `kind`.
-pub fn watcher_config(kind: ApiKind, node_name: &str) -> watcher::Config {
-    let c = watcher::Config::default();
-    if kind == ApiKind::Pod {
-        c.fields(&format!("spec.nodeName={node_name}"))
-    } else {
-        c
-    }
+/// The watcher configuration of every kind: everything, with bookmarks. Pods are not limited
+/// to this node's (`spec.nodeName`): other nodes' Pods are policy peers.
+pub fn watcher_config() -> watcher::Config {
+    watcher::Config::default()
 }
 
 fn to_json(kind: ApiKind, o: DynamicObject) -> Result<serde_json::Value, WatchUpdate> {
@@ -198,14 +188,13 @@ fn to_json(kind: ApiKind, o: DynamicObject) -> Result<serde_json::Value, WatchUp
 async fn watch_kind(
     client: Client,
     kind: ApiKind,
-    node_name: String,
     resync: Option<Duration>,
     tx: mpsc::Sender<WatchUpdate>,
 ) {
     let gvk = GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind());
     let ar = ApiResource::from_gvk_with_plural(&gvk, kind.plural());
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
-    let cfg = watcher_config(kind, &node_name);
+    let cfg = watcher_config();
     loop {
         let mut stream = Box::pin(watcher(api.clone(), cfg.clone()).default_backoff());
         let until = resync.map(|r| tokio::time::Instant::now() + r);

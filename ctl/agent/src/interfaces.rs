@@ -192,6 +192,11 @@ pub fn attach(model: &mut Model, records: &[InterfaceRecord]) -> AttachReport {
         let Some(u) = model.unattached_pods.get(&key) else {
             continue;
         };
+        // A Pod of another node (the API source lists every node's) is a peer only: a record
+        // here under its name is a stale one, left unclaimed.
+        if local.as_deref().is_some_and(|l| l != u.pod.node) {
+            continue;
+        }
         match found {
             Some((i, r)) => {
                 claimed[i] = true;
@@ -362,6 +367,19 @@ spec:
                 "{ip} is a peer: {flows:#?}"
             );
         }
+    }
+
+    #[test]
+    fn a_pod_of_another_node_never_takes_a_record_here() {
+        let mut m = model();
+        let r = attach(
+            &mut m,
+            &[rec("stale", "default", "remote", [10, 0, 0, 12], 8)],
+        );
+        let key = ("default".to_string(), "remote".to_string());
+        assert!(m.unattached_pods.contains_key(&key));
+        assert!(!m.pods.contains_key(&key));
+        assert_eq!(r.unclaimed, vec!["stale".to_string()]);
     }
 
     #[test]

@@ -108,9 +108,6 @@ struct ApiArgs {
     /// Use the Pod's service account (when running as a DaemonSet).
     #[arg(long)]
     in_cluster: bool,
-    /// This node's name, for the Pod field selector (default: the AgentConfig's nodeName).
-    #[arg(long)]
-    node_name: Option<String>,
     /// Re-list everything from the API server this often, in seconds (0: never).
     #[arg(long, default_value_t = 600)]
     resync_s: u64,
@@ -287,16 +284,8 @@ impl Inputs {
         let Some(access) = args.access() else {
             return Ok(inputs);
         };
-        let node_name = match &args.node_name {
-            Some(n) => n.clone(),
-            None => match inputs.model()?.config {
-                Some(c) => c.node_name,
-                None => bail!("the node name: give --node-name or an AgentConfig in --manifests"),
-            },
-        };
         let feed = xvs_agent::apiwatch::spawn(ApiOptions {
             access,
-            node_name,
             resync: (args.resync_s > 0).then(|| Duration::from_secs(args.resync_s)),
         })
         .context("starting the API server source")?;

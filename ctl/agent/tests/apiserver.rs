@@ -1,7 +1,8 @@
 //! The API server source against recorded watch streams (`tests/data/apiserver`, replayed by
 //! `support/replay.rs`): kube-rs lists and watches them and the model it builds equals the one
 //! of the equivalent manifest directory; a 410 Gone re-lists without losing objects; deletes
-//! remove objects and their flows; tokens, field selectors, bookmarks and resync are used.
+//! remove objects and their flows; a Pod of another node becomes a policy peer; tokens,
+//! bookmarks and resync are used, and Pods are watched on every node (no field selector).
 
 #[path = "support/replay.rs"]
 mod replay;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use xvs_agent::apiserver::{ApiKind, ApiObjects, WatchUpdate};
 use xvs_agent::apiwatch::{spawn, ApiAccess, ApiFeed, ApiOptions};
 use xvs_agent::model::{load_dir, Model};
-use xvs_agent::pipeline::{desired, Ids};
+use xvs_agent::pipeline::{desired, Ids, Owner};
 use xvs_agent::sync::SyncState;
 
 const TOKEN: &str = "replay-token-7f3a";
@@ -35,7 +36,6 @@ fn start(scenario: &str, resync: Option<Duration>) -> (Replay, ApiFeed, tempfile
     server.write_kubeconfig(&kc).expect("kubeconfig");
     let feed = spawn(ApiOptions {
         access: ApiAccess::Kubeconfig(kc),
-        node_name: "node-1".into(),
         resync,
     })
     .expect("starting the source");
@@ -123,15 +123,46 @@ fn replayed_streams_build_the_manifest_model_through_a_410() {
     assert_eq!(errors[0].file, "NetworkPolicy default/broken");
     assert_eq!(errors[0].field, "spec.ingress[0].from[0].ipBlock.cidr");
 
-    // What the client asked for: this node's Pods only, bookmarks, the list's version.
+    // node-2's pod-r came through the same watch: no interface here, so no flows of its
+    // own, but a peer of allow-client (from app=client), its address in the ingress rule.
+    let remote = ("default".to_string(), "pod-r".to_string());
+    assert!(model.unattached_pods.contains_key(&remote), "{model:#?}");
+    assert!(!model.pods.contains_key(&remote));
+    let flows = desired(&model, &mut Ids::default());
+    assert_eq!(
+        flows
+            .flows_of(&Owner::Pod(remote.0.clone(), remote.1.clone()))
+            .count(),
+        0
+    );
+    let allow = flows
+        .flows_of(&Owner::Policy("default".into(), "allow-client".into()))
+        .map(|(k, _)| k.matches.clone())
+        .collect::<Vec<_>>();
+    for peer in ["nw_src=10.10.0.2", "nw_src=10.10.1.2"] {
+        assert!(
+            allow.iter().any(|m| m.contains(peer)),
+            "{peer} among {allow:?}"
+        );
+    }
+    // Without pod-r the policy has one peer address fewer: it is pod-r's.
+    let mut local_only = model.clone();
+    local_only.unattached_pods.remove(&remote);
+    assert!(!desired(&local_only, &mut Ids::default())
+        .flows
+        .keys()
+        .any(|k| k.matches.contains("10.10.1.2")));
+
+    // What the client asked for: the Pods of every node (remote ones are policy peers),
+    // bookmarks, the list's version.
     let req = server.requests();
     let pods: Vec<&String> = req
         .iter()
         .filter(|r| r.starts_with("GET /api/v1/pods?"))
         .collect();
+    assert!(!pods.is_empty());
     assert!(
-        pods.iter()
-            .all(|r| r.contains("fieldSelector=spec.nodeName=node-1")),
+        pods.iter().all(|r| !r.contains("fieldSelector")),
         "{pods:?}"
     );
     let watches: Vec<&&String> = pods.iter().filter(|r| r.contains("watch=true")).collect();
@@ -248,7 +279,6 @@ fn explicit_url_with_token_file_and_a_refused_token() {
             token_file: Some(good),
             ca_file: None,
         },
-        node_name: "node-1".into(),
         resync: None,
     })
     .expect("starting the source");
@@ -265,7 +295,6 @@ fn explicit_url_with_token_file_and_a_refused_token() {
             token_file: Some(bad),
             ca_file: None,
         },
-        node_name: "node-1".into(),
         resync: None,
     })
     .expect("starting the source");
@@ -293,7 +322,6 @@ fn a_bad_kubeconfig_is_an_error_at_start() {
     std::fs::write(&kc, "apiVersion: v1\nkind: Config\nclusters: 7\n").expect("write");
     let r = spawn(ApiOptions {
         access: ApiAccess::Kubeconfig(kc),
-        node_name: "node-1".into(),
         resync: None,
     });
     assert!(r.is_err());
@@ -303,7 +331,6 @@ fn a_bad_kubeconfig_is_an_error_at_start() {
             token_file: None,
             ca_file: None,
         },
-        node_name: "node-1".into(),
         resync: None,
     });
     assert!(r.is_err());
@@ -343,7 +370,6 @@ fn retries_with_backoff_until_the_server_comes_up() {
             token_file: Some(token),
             ca_file: None,
         },
-        node_name: "node-1".into(),
         resync: None,
     })
     .expect("starting the source");
@@ -378,7 +404,6 @@ fn tls_with_the_cluster_ca_from_kubeconfig_or_ca_file() {
     server.write_kubeconfig(&kc).expect("kubeconfig");
     let feed = spawn(ApiOptions {
         access: ApiAccess::Kubeconfig(kc),
-        node_name: "node-1".into(),
         resync: None,
     })
     .expect("starting the source");
@@ -398,7 +423,6 @@ fn tls_with_the_cluster_ca_from_kubeconfig_or_ca_file() {
     };
     let feed = spawn(ApiOptions {
         access: url_access(Some(ca)),
-        node_name: "node-1".into(),
         resync: None,
     })
     .expect("starting the source");
@@ -410,7 +434,6 @@ fn tls_with_the_cluster_ca_from_kubeconfig_or_ca_file() {
     let lists_before = server.lists_served("nodes");
     let feed = spawn(ApiOptions {
         access: url_access(None),
-        node_name: "node-1".into(),
         resync: None,
     })
     .expect("starting the source");
@@ -532,7 +555,6 @@ fn large_cluster_initial_list_timing() {
     let t0 = Instant::now();
     let feed = spawn(ApiOptions {
         access: ApiAccess::Kubeconfig(kc),
-        node_name: "node-1".into(),
         resync: None,
     })
     .expect("starting the source");

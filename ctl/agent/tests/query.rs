@@ -310,3 +310,88 @@ fn effective_priority_puts_k8s_policies_between_application_and_baseline_tiers()
         ]
     );
 }
+
+#[test]
+fn antrea_native_policies_are_listed_in_tier_order() {
+    let extra = r#"
+apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: emergency-drop}
+spec:
+  tier: Emergency
+  priority: 3
+  appliedTo: [{podSelector: {matchLabels: {app: server}}}]
+  ingress: [{action: Drop, from: [{ipBlock: {cidr: 172.16.0.0/16}}]}]
+---
+apiVersion: crd.antrea.io/v1beta1
+kind: NetworkPolicy
+metadata: {name: app-allow, namespace: default}
+spec:
+  priority: 1.5
+  appliedTo: [{podSelector: {matchLabels: {app: client}}}]
+  egress: [{action: Allow, to: [{ipBlock: {cidr: 10.0.0.0/8}}]}]
+---
+apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: baseline-drop}
+spec:
+  tier: Baseline
+  priority: 1
+  appliedTo: [{namespaceSelector: {}}]
+  ingress: [{action: Drop}]
+"#;
+    let mut r = realized();
+    for o in parse_file("anp.yaml", extra).expect("valid") {
+        r.model.insert(o);
+    }
+    let query = Query {
+        sort_by: Some("effectivePriority".into()),
+        ..q(Kind::Netpol)
+    };
+    let resp = answer(&query, &r, &Counters::default());
+    let order: Vec<(&str, Option<i32>)> = resp
+        .objects
+        .iter()
+        .map(|o| (o.name.as_str(), o.tier_priority))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("emergency-drop", Some(50)),
+            ("app-allow", Some(250)),
+            ("aa-isolate", None),
+            ("zz-allow-web", None),
+            ("baseline-drop", Some(253)),
+        ]
+    );
+    let e = &resp.objects[0];
+    assert_eq!(e.namespace, "");
+    assert_eq!(
+        e.info["source"],
+        "AntreaClusterNetworkPolicy:emergency-drop"
+    );
+    assert_eq!(e.info["appliedTo"], "default/server");
+    assert_eq!(e.priority, Some(3.0));
+    let a = &resp.objects[1];
+    assert_eq!(a.info["source"], "AntreaNetworkPolicy:default/app-allow");
+    assert_eq!(a.info["appliedTo"], "default/client");
+    assert_eq!(
+        resp.objects[4].info["appliedTo"],
+        "default/client,default/server"
+    );
+    let text = format(&resp);
+    assert!(
+        text.contains("AntreaClusterNetworkPolicy:emergency-drop"),
+        "{text}"
+    );
+    // A namespace filter leaves the cluster-scoped ones out.
+    let in_default = answer(
+        &Query {
+            namespace: Some("default".into()),
+            ..query
+        },
+        &r,
+        &Counters::default(),
+    );
+    assert_eq!(in_default.objects.len(), 3);
+}

@@ -1,7 +1,8 @@
 //! Command-line syntax and the unixctl command each verb runs.
 
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use xvs_agent_query::{Kind, Query, SOCKET_NAME, SORT_BY_EFFECTIVE_PRIORITY};
 
 /// xvsd's control commands, for hosts without the OVS tools.
 #[derive(Debug, Parser)]
@@ -98,10 +99,73 @@ pub enum Verb {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// What xvs-agent realized for Pods, Services or NetworkPolicies, each with its flows and
+    /// the switch's packet counts (asks the agent's query socket, not xvsd).
+    Get {
+        /// `pods` (`po`), `services` (`svc`) or `netpol`.
+        #[arg(value_parser = parse_kind)]
+        kind: Kind,
+        /// Only this object.
+        name: Option<String>,
+        /// Only this namespace (default: all namespaces).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Order: by namespace and name (default), or `effectivePriority`, the order the
+        /// policies are evaluated in, as antctl prints it.
+        #[arg(long, value_parser = [SORT_BY_EFFECTIVE_PRIORITY, "name"])]
+        sort_by: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// The agent's query socket (default: `xvs-agent.sock` in the run directory).
+        #[arg(long)]
+        agent_socket: Option<PathBuf>,
+    },
+}
+
+/// How `get` prints the agent's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Tables and flows in `ovs-ofctl dump-flows` form, as `xvs-agent get` prints them.
+    Text,
+    /// The agent's answer as JSON.
+    Json,
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).ok_or_else(|| format!("unknown kind {s:?} (pods, services, netpol)"))
 }
 
 impl Verb {
-    /// The unixctl command and arguments of a verb that maps to one (`None`: capture, stats).
+    /// The agent query and its socket of a `get` (`None`: other verbs).
+    pub fn agent_query(&self, run_dir: &Path) -> Option<(PathBuf, Query, Output)> {
+        let Verb::Get {
+            kind,
+            name,
+            namespace,
+            sort_by,
+            output,
+            agent_socket,
+        } = self
+        else {
+            return None;
+        };
+        let socket = agent_socket
+            .clone()
+            .unwrap_or_else(|| run_dir.join(SOCKET_NAME));
+        let q = Query {
+            kind: *kind,
+            name: name.clone(),
+            namespace: namespace.clone(),
+            sort_by: sort_by.clone(),
+        };
+        Some((socket, q, *output))
+    }
+}
+
+impl Verb {
+    /// The unixctl command and arguments of a verb that maps to one (`None`: capture, stats,
+    /// get).
     pub fn unixctl(&self) -> Option<(String, Vec<String>)> {
         let c = |m: &str, a: Vec<String>| Some((m.to_string(), a));
         match self {
@@ -137,7 +201,7 @@ impl Verb {
             Verb::Counters => c("xvs/show", vec![]),
             Verb::Version => c("version", vec![]),
             Verb::Call { method, args } => c(method, args.clone()),
-            Verb::Capture { .. } | Verb::Stats { .. } => None,
+            Verb::Capture { .. } | Verb::Stats { .. } | Verb::Get { .. } => None,
         }
     }
 }
@@ -245,5 +309,72 @@ mod tests {
             }
         );
         assert!(Cli::try_parse_from(["xvsctl", "nosuch"]).is_err());
+    }
+
+    #[test]
+    fn get_asks_the_agent_socket() {
+        let cli = parse(&[
+            "xvsctl",
+            "--run-dir",
+            "/r",
+            "get",
+            "netpol",
+            "--sort-by",
+            "effectivePriority",
+        ]);
+        assert_eq!(cli.verb.unixctl(), None);
+        let (socket, q, out) = cli.verb.agent_query(&cli.run_dir).expect("a query");
+        assert_eq!(socket, PathBuf::from("/r/xvs-agent.sock"));
+        assert_eq!(
+            q,
+            Query {
+                kind: Kind::Netpol,
+                name: None,
+                namespace: None,
+                sort_by: Some("effectivePriority".into()),
+            }
+        );
+        assert_eq!(out, Output::Text);
+
+        let cli = parse(&[
+            "xvsctl",
+            "get",
+            "po",
+            "web-1",
+            "-n",
+            "prod",
+            "-o",
+            "json",
+            "--agent-socket",
+            "/tmp/a.sock",
+        ]);
+        let (socket, q, out) = cli.verb.agent_query(&cli.run_dir).expect("a query");
+        assert_eq!(socket, PathBuf::from("/tmp/a.sock"));
+        assert_eq!(q.kind, Kind::Pods);
+        assert_eq!(q.name.as_deref(), Some("web-1"));
+        assert_eq!(q.namespace.as_deref(), Some("prod"));
+        assert_eq!(q.sort_by, None);
+        assert_eq!(out, Output::Json);
+        // The default run directory holds the default socket.
+        let cli = parse(&["xvsctl", "get", "svc"]);
+        let (socket, q, _) = cli.verb.agent_query(&cli.run_dir).expect("a query");
+        assert_eq!(socket, PathBuf::from("/run/xvs/xvs-agent.sock"));
+        assert_eq!(q.kind, Kind::Services);
+        assert_eq!(
+            parse(&["xvsctl", "show"]).verb.agent_query(Path::new("/r")),
+            None
+        );
+
+        for bad in [
+            &["xvsctl", "get"][..],
+            &["xvsctl", "get", "nodes"],
+            &["xvsctl", "get", "pods", "--sort-by", "age"],
+            &["xvsctl", "get", "pods", "-o", "yaml"],
+            &["xvsctl", "get", "pods", "a", "b"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let e = Cli::try_parse_from(["xvsctl", "get", "nodes"]).expect_err("unknown kind");
+        assert!(e.to_string().contains("pods, services, netpol"), "{e}");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use xvsctl::capture::{self, Limits};
-use xvsctl::cli::{Cli, Verb};
+use xvsctl::cli::{Cli, Output, Verb};
 use xvsctl::rpc::{Client, RpcError};
 use xvsctl::stats;
 
@@ -39,6 +39,14 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
 }
 
 fn run(cli: &Cli) -> Result<()> {
+    if let Some((socket, q, output)) = cli.verb.agent_query(&cli.run_dir) {
+        let r = xvs_agent_query::request(&socket, &q)?;
+        match output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+            Output::Text => print!("{}", xvs_agent_query::format(&r)),
+        }
+        return Ok(());
+    }
     let client = Client::new(&cli.run_dir);
     if let Some((method, params)) = cli.verb.unixctl() {
         let text = client.call(&method, &params)?;

@@ -7,7 +7,8 @@
 //! again to later LISTs; a watch past the recorded ones stays open and carries only the events
 //! the test [`Replay::publish`]es. A recorded watch that ends with an ERROR event is closed
 //! after it, as the API server does; one that does not stays open for published events.
-//! Every request is recorded for assertions; a bearer token is required when one is set.
+//! Every request is recorded for assertions; a bearer token is required when one is set. A
+//! `fieldSelector=spec.nodeName=<node>` filters lists and watches as the API server would.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -270,6 +271,32 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether `obj` passes a `spec.nodeName=<node>` field selector, as the API server applies it
+/// (objects without a `spec.nodeName`, such as bookmarks, pass).
+fn on_node(obj: &serde_json::Value, node: Option<&str>) -> bool {
+    match (node, obj.pointer("/spec/nodeName").and_then(|n| n.as_str())) {
+        (Some(want), Some(is)) => want == is,
+        _ => true,
+    }
+}
+
+/// A list body with only the items a `spec.nodeName` selector keeps.
+fn select_list(body: &str, node: Option<&str>) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return body.to_string();
+    };
+    if let Some(items) = v.get_mut("items").and_then(|i| i.as_array_mut()) {
+        items.retain(|o| on_node(o, node));
+    }
+    v.to_string()
+}
+
+/// Whether a watch event line passes a `spec.nodeName` selector.
+fn selected(line: &str, node: Option<&str>) -> bool {
+    serde_json::from_str::<serde_json::Value>(line)
+        .map_or(true, |v| v.get("object").is_none_or(|o| on_node(o, node)))
+}
+
 fn timed_out(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
@@ -355,6 +382,10 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, stop: &AtomicBool) {
             .find(|(_, p)| *p == path)
             .map(|(name, _)| *name);
         let watch = params.get("watch").is_some_and(|w| w == "true" || w == "1");
+        let node_selector = params
+            .get("fieldSelector")
+            .and_then(|f| f.strip_prefix("spec.nodeName="))
+            .map(str::to_string);
         let wanted_token = {
             let mut st = lock(state);
             st.requests
@@ -395,7 +426,7 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, stop: &AtomicBool) {
                 r.lists.get(n).cloned()
             };
             let (code, body) = match body {
-                Some(b) => (200, b),
+                Some(b) => (200, select_list(&b, node_selector.as_deref())),
                 None => (404, status(404, "NotFound", "no recorded list")),
             };
             if respond(rd.get_mut(), code, &body).is_err() {
@@ -418,7 +449,10 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, stop: &AtomicBool) {
         {
             return;
         }
-        for line in &recorded {
+        for line in recorded
+            .iter()
+            .filter(|l| selected(l, node_selector.as_deref()))
+        {
             if chunk(rd.get_mut(), line).is_err() {
                 return;
             }
@@ -439,7 +473,10 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, stop: &AtomicBool) {
                         .or_default()
                         .pending,
                 );
-                for line in &events {
+                for line in events
+                    .iter()
+                    .filter(|l| selected(l, node_selector.as_deref()))
+                {
                     if chunk(rd.get_mut(), line).is_err() {
                         // Not delivered: back to the queue for the next watch.
                         let mut st = lock(state);
