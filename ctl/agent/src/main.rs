@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use xvs_agent::anp::reject::RejectCounters;
 use xvs_agent::anp::{load_dir_admitted, AnpObjects};
 use xvs_agent::apiserver::ApiObjects;
 use xvs_agent::apiwatch::{ApiAccess, ApiFeed, ApiOptions};
@@ -447,6 +448,36 @@ fn run(
     }
 }
 
+/// Keeps the switch connection served for `d`, answering Reject rules' packet-ins as they
+/// come (on this connection, so that nothing else needs a thread or a lock; a bundle in
+/// flight only delays them until it is answered).
+fn serve(
+    conn: &mut OfConn,
+    d: Duration,
+    model: &Model,
+    rejects: &mut RejectCounters,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + d;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        conn.idle(left).context("switch connection")?;
+        for pi in conn.take_packet_ins() {
+            let before = rejects.unanswered.clone();
+            if let Some(po) = rejects.handle(&pi, model) {
+                conn.packet_out(po).context("switch connection")?;
+            } else if rejects.unanswered != before {
+                eprintln!(
+                    "xvs-agent: reject packet-ins left unanswered: {:?}",
+                    rejects.unanswered
+                );
+            }
+        }
+    }
+}
+
 fn session(
     inputs: &mut Inputs,
     socket: &Path,
@@ -478,8 +509,10 @@ fn session(
     if once {
         return Ok(());
     }
+    let mut current = model;
+    let mut rejects = RejectCounters::default();
     loop {
-        conn.idle(poll).context("switch connection")?;
+        serve(&mut conn, poll, &current, &mut rejects)?;
         if !inputs.api_alive() {
             bail!("the API server source stopped");
         }
@@ -488,13 +521,13 @@ fn session(
         }
         // Debounce: wait until the inputs are quiet.
         loop {
-            conn.idle(debounce).context("switch connection")?;
+            serve(&mut conn, debounce, &current, &mut rejects)?;
             if !inputs.changed() {
                 break;
             }
         }
-        let model = inputs.model()?;
-        if let Err(e) = sync(&mut conn, &mut state, &model, shared) {
+        current = inputs.model()?;
+        if let Err(e) = sync(&mut conn, &mut state, &current, shared) {
             // A refused bundle left nothing applied; a broken socket ends the session.
             if e.downcast_ref::<ConnError>().is_some_and(|c| {
                 matches!(

@@ -332,7 +332,7 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
 
 /// The fork groups (bucket 0 continues in the next table, bucket 1 goes to Output marked for
 /// the controller) and the Output flows sending marked packets to the agent. The reject
-/// answer itself (packet-out) is the agent's packet-in handler, not yet written.
+/// answer itself (packet-out) is built by [`super::reject`] in the agent's packet-in handler.
 fn packet_in_path(d: &mut Desired) {
     for next in [
         t::EGRESS_RULE,

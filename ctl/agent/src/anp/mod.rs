@@ -13,6 +13,7 @@ pub mod eval;
 pub mod flows;
 pub mod parse;
 pub mod priority;
+pub mod reject;
 pub mod resolve;
 mod sha1;
 pub mod types;
