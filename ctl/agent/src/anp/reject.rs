@@ -15,7 +15,7 @@ use xvs_flowtable::field::FieldId;
 use xvs_flowtable::names::Port;
 use xvs_flowtable::{Action, Match};
 use xvs_openflow::{PacketIn, PacketOut, NO_BUFFER};
-use xvs_packet::checksum::checksum;
+use xvs_packet::checksum::{checksum, update_udp16, update_udp32};
 use xvs_packet::wire::{ethernet, ethertype, icmpv4, ip_proto, ipv4, tcp};
 
 /// Packet-in category of NetworkPolicy packet-ins (userdata byte 0), as Antrea's.
@@ -26,6 +26,9 @@ pub const ANSWER_TTL: u8 = 128;
 const ICMP_UNREACHABLE: u8 = 3;
 /// Code 10: communication with the destination host administratively prohibited.
 const ICMP_HOST_PROHIBITED: u8 = 10;
+/// ct_state bits (OVS's): tracked, destination-NATed.
+const CT_TRACKED: u128 = 0x20;
+const CT_DNAT: u128 = 0x80;
 /// `OFPP_CONTROLLER` in OpenFlow 1.1+ port numbering.
 const OFPP11_CONTROLLER: u32 = 0xffff_fffd;
 
@@ -60,6 +63,17 @@ pub fn wants_reject(pi: &PacketIn) -> bool {
 
 /// The Ethernet frame answering `original` (an Ethernet + IPv4 frame).
 pub fn answer_frame(original: &[u8]) -> Result<Vec<u8>, RejectError> {
+    answer_frame_as(original, None)
+}
+
+/// [`answer_frame`] for a packet whose destination was rewritten (Service DNAT) from
+/// `addressed` (the IP and port the client sent to, conntrack's original tuple): the answer
+/// comes from there and quotes the packet as the client sent it, so the client's socket
+/// recognises it.
+pub fn answer_frame_as(
+    original: &[u8],
+    addressed: Option<([u8; 4], u16)>,
+) -> Result<Vec<u8>, RejectError> {
     let eth = ethernet::Packet::new_checked(original).map_err(|_| RejectError::Malformed)?;
     if eth.ethertype() != ethertype::IPV4 {
         return Err(RejectError::NotIpv4);
@@ -75,7 +89,7 @@ pub fn answer_frame(original: &[u8]) -> Result<Vec<u8>, RejectError> {
         .get(ip.header_len()..)
         .ok_or(RejectError::Malformed)?;
     let (src_mac, dst_mac) = (eth.dst(), eth.src());
-    let (src_ip, dst_ip) = (ip.dst(), ip.src());
+    let (src_ip, dst_ip) = (addressed.map_or(ip.dst(), |a| a.0), ip.src());
     let mut frame = Vec::with_capacity(14 + 20 + 28 + 20);
     frame.extend_from_slice(&[0; 14]);
     ethernet::Repr {
@@ -86,12 +100,18 @@ pub fn answer_frame(original: &[u8]) -> Result<Vec<u8>, RejectError> {
     .emit(&mut frame)
     .map_err(|_| RejectError::Malformed)?;
     let (proto, l4_answer) = if ip.protocol() == ip_proto::TCP {
-        (ip_proto::TCP, tcp_reset(l4, src_ip, dst_ip)?)
+        (
+            ip_proto::TCP,
+            tcp_reset(l4, src_ip, dst_ip, addressed.map(|a| a.1))?,
+        )
     } else {
         if ip.protocol() == ip_proto::ICMP && is_icmp_error(l4) {
             return Err(RejectError::IcmpError);
         }
-        (ip_proto::ICMP, icmp_prohibited(datagram, ip.header_len()))
+        (
+            ip_proto::ICMP,
+            icmp_prohibited(datagram, ip.header_len(), addressed),
+        )
     };
     let mut ip_header = [0u8; ipv4::HEADER_LEN];
     ipv4::Repr {
@@ -121,7 +141,12 @@ fn is_icmp_error(l4: &[u8]) -> bool {
 /// gets `seq = its ack` (the only number the peer is sure to accept); otherwise (a SYN) `seq
 /// 0` and `ack = its seq + its length`, SYN and FIN counting one each. Always RST+ACK, as
 /// Antrea sends, window 0, no payload.
-fn tcp_reset(seg: &[u8], src: [u8; 4], dst: [u8; 4]) -> Result<Vec<u8>, RejectError> {
+fn tcp_reset(
+    seg: &[u8],
+    src: [u8; 4],
+    dst: [u8; 4],
+    src_port: Option<u16>,
+) -> Result<Vec<u8>, RejectError> {
     let t = tcp::Packet::new_checked(seg).map_err(|_| RejectError::Malformed)?;
     let flags = t.flags();
     if flags & tcp::flags::RST != 0 {
@@ -134,7 +159,7 @@ fn tcp_reset(seg: &[u8], src: [u8; 4], dst: [u8; 4]) -> Result<Vec<u8>, RejectEr
     let seq = if t.ack() { t.ack_number() } else { 0 };
     let mut out = vec![0u8; tcp::HEADER_LEN];
     tcp::Repr {
-        src_port: t.dst_port(),
+        src_port: src_port.unwrap_or(t.dst_port()),
         dst_port: t.src_port(),
         seq,
         ack,
@@ -148,12 +173,19 @@ fn tcp_reset(seg: &[u8], src: [u8; 4], dst: [u8; 4]) -> Result<Vec<u8>, RejectEr
 }
 
 /// ICMP type 3 code 10: 4 unused bytes, then the original IP header and the first 8 bytes of
-/// its payload (as far as the datagram goes).
-fn icmp_prohibited(datagram: &[u8], header_len: usize) -> Vec<u8> {
+/// its payload (as far as the datagram goes), with the destination put back to `addressed`.
+fn icmp_prohibited(
+    datagram: &[u8],
+    header_len: usize,
+    addressed: Option<([u8; 4], u16)>,
+) -> Vec<u8> {
     let quoted = &datagram[..datagram.len().min(header_len + 8)];
     let mut out = Vec::with_capacity(8 + quoted.len());
     out.extend_from_slice(&[ICMP_UNREACHABLE, ICMP_HOST_PROHIBITED, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(quoted);
+    if let Some((addr, port)) = addressed {
+        undo_dnat(&mut out[8..], header_len, addr, port);
+    }
     let sum = checksum(&out);
     if let Ok(mut p) = icmpv4::Packet::new_checked(&mut out[..]) {
         p.set_checksum(sum);
@@ -161,20 +193,62 @@ fn icmp_prohibited(datagram: &[u8], header_len: usize) -> Vec<u8> {
     out
 }
 
+/// Rewrites the quoted datagram's destination to `addr`:`port` (ports of TCP and UDP), with
+/// the IP checksum and, when quoted whole, the UDP checksum kept right.
+fn undo_dnat(quote: &mut [u8], header_len: usize, addr: [u8; 4], port: u16) {
+    // At byte offsets: the quote is cut short, so no checked view of it would accept it.
+    if quote.len() < header_len || header_len < ipv4::HEADER_LEN {
+        return;
+    }
+    let mut old_addr = [0u8; 4];
+    old_addr.copy_from_slice(&quote[16..20]);
+    let proto = quote[9];
+    quote[16..20].copy_from_slice(&addr);
+    quote[10..12].copy_from_slice(&[0, 0]);
+    let sum = checksum(&quote[..header_len]);
+    quote[10..12].copy_from_slice(&sum.to_be_bytes());
+    let l4 = &mut quote[header_len..];
+    if !matches!(proto, ip_proto::TCP | ip_proto::UDP) || l4.len() < 4 {
+        return;
+    }
+    let old_port = u16::from_be_bytes([l4[2], l4[3]]);
+    l4[2..4].copy_from_slice(&port.to_be_bytes());
+    if proto == ip_proto::UDP && l4.len() >= 8 {
+        let sum = u16::from_be_bytes([l4[6], l4[7]]);
+        let sum = update_udp32(sum, u32::from_be_bytes(old_addr), u32::from_be_bytes(addr));
+        let sum = update_udp16(sum, old_port, port);
+        l4[6..8].copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
+/// Conntrack's original destination when the packet was destination-NATed (a Service
+/// address): the packet-in carries the frame after the NAT, and the ct_* fields of the
+/// tracked connection.
+fn addressed(metadata: &Match) -> Option<([u8; 4], u16)> {
+    let (state, _) = metadata.get(FieldId::CT_STATE);
+    if state & (CT_TRACKED | CT_DNAT) != CT_TRACKED | CT_DNAT {
+        return None;
+    }
+    let (ip, ip_mask) = metadata.get(FieldId::CT_NW_DST);
+    let (port, _) = metadata.get(FieldId::CT_TP_DST);
+    (ip_mask != 0 && ip != 0).then(|| ((ip as u32).to_be_bytes(), port as u16))
+}
+
 /// The PACKET_OUT answering a Reject packet-in: the answer frame, with in_port = the port of
-/// the local Pod that owns the original destination (so the switch sees it come from there),
-/// else CONTROLLER, output to the original in_port.
+/// the local Pod that sent it (the original destination, so the switch sees it come from
+/// there), else CONTROLLER, output to the original in_port.
 pub fn packet_out(pi: &PacketIn, model: &Model) -> Result<PacketOut, RejectError> {
     let (orig_in_port, _) = pi.metadata.get(FieldId::IN_PORT_OXM);
     let orig_in_port = u32::try_from(orig_in_port).map_err(|_| RejectError::NoInPort)?;
     if orig_in_port == 0 || orig_in_port >= u32::from(Port::MAX.0) {
         return Err(RejectError::NoInPort);
     }
-    let frame = answer_frame(&pi.data)?;
+    let frame = answer_frame_as(&pi.data, addressed(&pi.metadata))?;
+    // The Pod answering is the one the packet was delivered to (after any DNAT).
     let from_ip = std::net::Ipv4Addr::from(
-        ipv4::Packet::new_checked(&frame[14..])
-            .map_err(|_| RejectError::Malformed)?
-            .src(),
+        ethernet::Packet::new_checked(&pi.data[..])
+            .and_then(|e| ipv4::Packet::new_checked(e.payload()).map(|ip| ip.dst()))
+            .map_err(|_| RejectError::Malformed)?,
     );
     let node = model.config.as_ref().map(|c| c.node_name.as_str());
     let in_port = model
@@ -403,6 +477,53 @@ mod tests {
         let mut frag = seg;
         frag[14 + 6..14 + 8].copy_from_slice(&[0x00, 0x10]);
         assert_eq!(answer_frame(&frag), Err(RejectError::LaterFragment));
+    }
+
+    const CLUSTER_IP: [u8; 4] = [10, 96, 0, 10];
+
+    #[test]
+    fn dnat_answers_come_from_the_service_address() {
+        // The client sent to 10.96.0.10:80; the switch DNATed it to 10.10.0.3:8080.
+        let mut seg = segment(tcp::flags::SYN, 41, 0, &[]);
+        let mut t = tcp::Packet::new_checked(&mut seg[34..]).unwrap();
+        t.as_bytes_mut()[2..4].copy_from_slice(&8080u16.to_be_bytes());
+        t.fill_checksum_v4(CLIENT, SERVER);
+        let f = answer_frame_as(&seg, Some((CLUSTER_IP, 80))).unwrap();
+        let ip = ipv4::Packet::new_checked(&f[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!((ip.src(), ip.dst()), (CLUSTER_IP, CLIENT));
+        let t = tcp::Packet::new_checked(&f[34..]).unwrap();
+        assert!(t.verify_checksum_v4(CLUSTER_IP, CLIENT));
+        assert_eq!((t.src_port(), t.dst_port()), (80, 40000));
+        assert_eq!(t.ack_number(), 42);
+
+        // UDP: the ICMP error quotes the datagram as the client sent it, checksums included.
+        let mut sent = [0u8; 128];
+        let n = build::udp4(&mut sent, macs(), CLIENT, CLUSTER_IP, 5000, 53, b"query").unwrap();
+        let mut natted = [0u8; 128];
+        let m = build::udp4(&mut natted, macs(), CLIENT, SERVER, 5000, 5353, b"query").unwrap();
+        assert_eq!(n, m);
+        let f = answer_frame_as(&natted[..m], Some((CLUSTER_IP, 53))).unwrap();
+        let icmp = icmpv4::Packet::new_checked(&f[34..]).unwrap();
+        assert!(icmp.verify_checksum());
+        assert_eq!(&f[34 + 8..], &sent[14..14 + 28]);
+        let ip = ipv4::Packet::new_checked(&f[14..]).unwrap();
+        assert_eq!(ip.src(), CLUSTER_IP);
+    }
+
+    #[test]
+    fn packet_in_ct_fields_give_the_addressed_service() {
+        let mut md = Match::catch_all();
+        md.set_exact(FieldId::CT_STATE, 0x21);
+        md.set_exact(
+            FieldId::CT_NW_DST,
+            u128::from(u32::from_be_bytes(CLUSTER_IP)),
+        );
+        md.set_exact(FieldId::CT_TP_DST, 80);
+        assert_eq!(addressed(&md), None, "not DNATed");
+        md.set_exact(FieldId::CT_STATE, 0xa1);
+        assert_eq!(addressed(&md), Some((CLUSTER_IP, 80)));
+        assert_eq!(addressed(&Match::catch_all()), None);
     }
 
     #[test]
