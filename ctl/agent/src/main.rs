@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use xvs_agent::anp::flows::AGENT_CONTROLLER_ID;
 use xvs_agent::anp::reject::RejectCounters;
 use xvs_agent::anp::{load_dir_admitted, AnpObjects};
 use xvs_agent::apiserver::ApiObjects;
@@ -492,6 +493,8 @@ fn session(
     let mut conn =
         OfConn::connect(socket).with_context(|| format!("connecting {}", socket.display()))?;
     conn.name_tables().context("naming tables")?;
+    conn.set_controller_id(AGENT_CONTROLLER_ID)
+        .context("claiming packet-ins")?;
     // Replay: next round, groups wiped (flows are overwritten by ADD), then the previous
     // round's leftovers deleted by cookie.
     let cookies = conn.installed_cookies().context("dumping flows")?;

@@ -176,6 +176,13 @@ impl OfConn {
         Ok(())
     }
 
+    /// Claims the packet-ins of `controller(id=<id>)` actions for this connection
+    /// (NXT_SET_CONTROLLER_ID; the switch sends them only to connections with that id).
+    pub fn set_controller_id(&mut self, id: u16) -> Result<(), ConnError> {
+        self.send(Body::SetControllerId(id))?;
+        self.barrier("NXT_SET_CONTROLLER_ID")
+    }
+
     /// The packet-ins received since the last call (NXT_PACKET_IN2, as `connect` asked).
     pub fn take_packet_ins(&mut self) -> Vec<PacketIn> {
         std::mem::take(&mut self.packet_ins)

@@ -8,7 +8,7 @@ mod anp_common;
 use anp_common::*;
 use proptest::prelude::*;
 use xvs_agent::anp::eval::{verdict, Conn, Verdict, L4};
-use xvs_agent::anp::flows::{CONJ_BASE, PACKET_IN_GROUP_BASE};
+use xvs_agent::anp::flows::{AGENT_CONTROLLER_ID, CONJ_BASE, PACKET_IN_GROUP_BASE};
 use xvs_agent::diff::{diff, messages};
 use xvs_agent::model::{Model, Proto};
 use xvs_agent::pipeline::{desired, t, Desired, Ids};
@@ -173,7 +173,9 @@ spec:
     );
     assert_eq!(
         flow(&d, t::OUTPUT, 200, "reg0=0x4400000/0xfe600000"),
-        "controller(reason=no_match,userdata=01.02,max_len=65535)"
+        format!(
+            "controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.02,max_len=65535)"
+        )
     );
     // Baseline p1 rule 0: 180 - 10 = 170 in EgressDefaultRule, port range as masks.
     let (base, _) = conj_at(&d, t::EGRESS_DEFAULT, 170);

@@ -20,6 +20,10 @@ pub const CONJ_BASE: u32 = 0x0010_0000;
 pub const PACKET_IN_GROUP_BASE: u32 = 0x7fff_ff00;
 /// Packet-in operation bit: reject.
 pub const OP_REJECT: u32 = 2;
+/// The controller id the agent's sync connection claims (NXT_SET_CONTROLLER_ID) and its
+/// `controller(id=...)` actions name, as Antrea does, so that packet-ins reach that one
+/// connection and not the query thread's or a monitoring tool's (id 0).
+pub const AGENT_CONTROLLER_ID: u16 = 0x7873;
 
 /// Antrea-native state that must survive recomputation: conjunction ids and one priority
 /// assigner per rule table.
@@ -354,7 +358,9 @@ fn packet_in_path(d: &mut Desired) {
             200,
             format!("reg0={:#x}/0xfe600000", (op << 25) | 0x40_0000),
             Category::NetworkPolicy,
-            format!("controller(reason=no_match,userdata=01.{op:02x},max_len=65535)"),
+            format!(
+                "controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.{op:02x},max_len=65535)"
+            ),
         );
     }
 }
