@@ -9,6 +9,7 @@
 //! - [`eval`]: a reference evaluator of the documented semantics, independent of the flows.
 
 pub mod admission;
+pub mod audit;
 pub mod eval;
 pub mod flows;
 pub mod parse;
