@@ -109,8 +109,8 @@ spec:
   tier: securityops
   appliedTo: [{podSelector: {matchLabels: {app: b}}}]
   ingress:
-  - {action: Allow, from: [{podSelector: {matchLabels: {app: c}}}], name: AllowFromC}
-  - {action: Reject, name: RejectOthers}
+  - {action: Allow, from: [{podSelector: {matchLabels: {app: c}}}], name: AllowFromC, enableLogging: true}
+  - {action: Reject, name: RejectOthers, enableLogging: true, logLabel: reject-label}
 "#;
 
 /// A connect from `ns` to `to` must be refused (ECONNREFUSED) well before a timeout.
@@ -183,7 +183,14 @@ fn reject_rule_answers_with_rst_and_icmp_prohibited() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("00-cluster.yaml"), manifests())?;
     let socket = x.run_dir().join("br-int.mgmt");
-    let agent = Agent::start(&dir, &socket, &x.run_dir().join("agent.log"), &[])?;
+    let np_log = x.run_dir().join("networkpolicy").join("np.log");
+    let np_log_arg = np_log.display().to_string();
+    let agent = Agent::start(
+        &dir,
+        &socket,
+        &x.run_dir().join("agent.log"),
+        &["--np-log", &np_log_arg],
+    )?;
     agent.wait_log("in sync", 1)?;
     let (a, b, c) = (&pods[0], &pods[1], &pods[2]);
     let stop = Arc::new(AtomicBool::new(false));
@@ -226,6 +233,71 @@ fn reject_rule_answers_with_rst_and_icmp_prohibited() -> Result<()> {
     })();
     if let Err(e) = result {
         anyhow::bail!("{e:#}\nagent log:\n{}\nxvsd:\n{}", agent.log(), x.stderr());
+    }
+    // np.log: the Reject lines (TCP per connection, pings merged within 1 s) and the Allow
+    // line of c's connection, in Antrea's format. securityops (100), priority 5: rule 0 at
+    // 65000 - (200*100 + 20*5) = 44900, rule 1 at 44899.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = std::fs::read_to_string(&np_log).context("reading np.log")?;
+    let fields = |l: &str| -> Vec<String> { l.split(' ').skip(2).map(String::from).collect() };
+    let lines: Vec<Vec<String>> = log.lines().map(fields).collect();
+    let has = |want: &[&str]| {
+        lines.iter().any(|f| {
+            f.len() >= 14
+                && want
+                    .iter()
+                    .enumerate()
+                    .all(|(i, w)| w.is_empty() || f[i] == *w)
+        })
+    };
+    eprintln!("np.log:\n{log}");
+    let ctx = format!("np.log:\n{log}");
+    let reject_tcp = [
+        "AntreaPolicyIngressRule",
+        "AntreaClusterNetworkPolicy:reject-to-b",
+        "RejectOthers",
+        "Ingress",
+        "Reject",
+        "44899",
+        "default/pod-b",
+        "10.10.0.2",
+        "",
+        "10.10.0.3",
+        "8080",
+        "TCP",
+        "60",
+        "reject-label",
+    ];
+    assert!(has(&reject_tcp), "TCP reject line; {ctx}");
+    let mut reject_icmp = reject_tcp;
+    reject_icmp[8] = "<nil>";
+    reject_icmp[10] = "<nil>";
+    reject_icmp[11] = "ICMP";
+    reject_icmp[12] = "84";
+    assert!(has(&reject_icmp), "ICMP reject line; {ctx}");
+    let allow = [
+        "AntreaPolicyIngressRule",
+        "AntreaClusterNetworkPolicy:reject-to-b",
+        "AllowFromC",
+        "Ingress",
+        "Allow",
+        "44900",
+        "default/pod-b",
+        "10.10.0.4",
+        "",
+        "10.10.0.3",
+        "8080",
+        "TCP",
+        "60",
+        "<nil>",
+    ];
+    assert!(has(&allow), "Allow line; {ctx}");
+    for l in log.lines() {
+        let b = l.as_bytes();
+        assert!(
+            b.len() > 27 && b[4] == b'/' && b[7] == b'/' && b[13] == b':' && b[19] == b'.',
+            "Go log prefix: {l}"
+        );
     }
     assert!(
         !agent.log().contains("unanswered"),

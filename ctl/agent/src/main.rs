@@ -6,8 +6,10 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use xvs_agent::anp::audit::{record, timestamp, Deduper};
 use xvs_agent::anp::flows::AGENT_CONTROLLER_ID;
 use xvs_agent::anp::reject::RejectCounters;
 use xvs_agent::anp::{load_dir_admitted, AnpObjects};
@@ -69,6 +71,10 @@ enum Cmd {
         /// switch's socket (the run directory).
         #[arg(long)]
         query_socket: Option<PathBuf>,
+        /// Where rules with `enableLogging` write their lines (Antrea's np.log format);
+        /// default: not written.
+        #[arg(long)]
+        np_log: Option<PathBuf>,
     },
     /// Lists Pods, Services or NetworkPolicies a running agent realized, each with its flows
     /// and the switch's current packet counts.
@@ -186,6 +192,7 @@ fn main() -> Result<()> {
             debounce_ms,
             once,
             query_socket,
+            np_log,
         } => {
             let shared = query::Shared::default();
             let qpath = query_socket.unwrap_or_else(|| {
@@ -208,6 +215,7 @@ fn main() -> Result<()> {
                 Duration::from_millis(debounce_ms),
                 once,
                 &shared,
+                np_log.as_deref(),
             )
         }
         Cmd::Get {
@@ -435,10 +443,40 @@ fn run(
     debounce: Duration,
     once: bool,
     shared: &query::Shared,
+    np_log: Option<&Path>,
 ) -> Result<()> {
     inputs.wait_listed()?;
+    let np_log = match np_log {
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            Some(f)
+        }
+        None => None,
+    };
+    let mut packet_ins = PacketIns {
+        rejects: RejectCounters::default(),
+        dedup: Deduper::default(),
+        np_log,
+        start: std::time::Instant::now(),
+    };
     loop {
-        match session(inputs, socket, poll, debounce, once, shared) {
+        match session(
+            inputs,
+            socket,
+            poll,
+            debounce,
+            once,
+            shared,
+            &mut packet_ins,
+        ) {
             Ok(()) => return Ok(()),
             Err(e) if once || !inputs.api_alive() => return Err(e),
             Err(e) => {
@@ -449,30 +487,65 @@ fn run(
     }
 }
 
-/// Keeps the switch connection served for `d`, answering Reject rules' packet-ins as they
-/// come (on this connection, so that nothing else needs a thread or a lock; a bundle in
-/// flight only delays them until it is answered).
+/// What the agent does with packet-ins: Reject answers and np.log lines.
+struct PacketIns {
+    rejects: RejectCounters,
+    dedup: Deduper,
+    /// np.log, opened for appending (`--np-log`).
+    np_log: Option<std::fs::File>,
+    /// The dedup clock's origin.
+    start: std::time::Instant,
+}
+
+impl PacketIns {
+    fn write(&mut self, msgs: &[String]) {
+        let Some(f) = &mut self.np_log else { return };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        for m in msgs {
+            if let Err(e) = writeln!(f, "{}{m}", timestamp(now)) {
+                eprintln!("xvs-agent: writing np.log: {e}");
+            }
+        }
+    }
+}
+
+/// Keeps the switch connection served for `d`, answering Reject rules' packet-ins and
+/// logging as they come (on this connection, so that nothing else needs a thread or a lock;
+/// a bundle in flight only delays them until it is answered).
 fn serve(
     conn: &mut OfConn,
     d: Duration,
     model: &Model,
-    rejects: &mut RejectCounters,
+    state: &SyncState,
+    p: &mut PacketIns,
 ) -> Result<()> {
     let deadline = std::time::Instant::now() + d;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let now = p.start.elapsed();
+        let due = p.dedup.poll(now);
+        p.write(&due);
         if left.is_zero() {
             return Ok(());
         }
-        conn.idle(left).context("switch connection")?;
+        // Wake up for the dedup windows too.
+        conn.idle(left.min(Duration::from_millis(100)))
+            .context("switch connection")?;
         for pi in conn.take_packet_ins() {
-            let before = rejects.unanswered.clone();
-            if let Some(po) = rejects.handle(&pi, model) {
+            if let Some(rec) = record(&pi, &state.ids.anp.logged, model) {
+                if let Some(m) = p.dedup.push(&rec, now) {
+                    p.write(&[m]);
+                }
+            }
+            let before = p.rejects.unanswered.clone();
+            if let Some(po) = p.rejects.handle(&pi, model) {
                 conn.packet_out(po).context("switch connection")?;
-            } else if rejects.unanswered != before {
+            } else if p.rejects.unanswered != before {
                 eprintln!(
                     "xvs-agent: reject packet-ins left unanswered: {:?}",
-                    rejects.unanswered
+                    p.rejects.unanswered
                 );
             }
         }
@@ -486,6 +559,7 @@ fn session(
     debounce: Duration,
     once: bool,
     shared: &query::Shared,
+    packet_ins: &mut PacketIns,
 ) -> Result<()> {
     inputs.changed();
     inputs.dir_dirty = true;
@@ -513,9 +587,8 @@ fn session(
         return Ok(());
     }
     let mut current = model;
-    let mut rejects = RejectCounters::default();
     loop {
-        serve(&mut conn, poll, &current, &mut rejects)?;
+        serve(&mut conn, poll, &current, &state, packet_ins)?;
         if !inputs.api_alive() {
             bail!("the API server source stopped");
         }
@@ -524,7 +597,7 @@ fn session(
         }
         // Debounce: wait until the inputs are quiet.
         loop {
-            serve(&mut conn, debounce, &current, &mut rejects)?;
+            serve(&mut conn, debounce, &current, &state, packet_ins)?;
             if !inputs.changed() {
                 break;
             }

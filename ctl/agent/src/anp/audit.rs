@@ -2,9 +2,17 @@
 //! the Go-style timestamp prefix, and the 1 s deduplication of Drop/Reject/Pass messages
 //! (`[N packets in D]`). Time is an argument everywhere.
 
+use super::flows::{LoggedRule, OP_LOG};
+use super::reject::CATEGORY_NETWORK_POLICY;
+use super::types::{Action, Direction};
+use crate::model::Model;
+use crate::pipeline::{t, TABLES};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
+use xvs_flowtable::field::FieldId;
+use xvs_openflow::PacketIn;
+use xvs_packet::wire::{ethernet, ethertype, ip_proto, ipv4};
 
 /// What a logged packet hit and what it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +95,91 @@ impl LogRecord {
     }
 }
 
+/// The np.log record of a logging packet-in (`userdata=01.<op>` with op bit 1): the rule from
+/// the conjunction id the flows left in reg3 (Drop/Reject) or reg5/reg6 (Allow, egress /
+/// ingress), the packet's addresses from its frame. `None` when it is not one, or names a
+/// rule no longer logged.
+pub fn record(
+    pi: &PacketIn,
+    rules: &BTreeMap<u32, LoggedRule>,
+    model: &Model,
+) -> Option<LogRecord> {
+    match pi.userdata.as_slice() {
+        [CATEGORY_NETWORK_POLICY, op, ..] if u32::from(*op) & OP_LOG != 0 => {}
+        _ => return None,
+    }
+    let reg = |f: FieldId| pi.metadata.get(f).0 as u32;
+    let reg0 = reg(FieldId::REG0);
+    let table = reg(FieldId::REG2) as u8;
+    let denied = reg0 & 0x400 != 0;
+    let id = if denied {
+        reg(FieldId::REG3)
+    } else if table == t::AP_EGRESS || table == t::EGRESS_DEFAULT {
+        reg(FieldId::REG5)
+    } else {
+        reg(FieldId::REG6)
+    };
+    let rule = rules.get(&id)?;
+    let eth = ethernet::Packet::new_checked(&pi.data[..]).ok()?;
+    if eth.ethertype() != ethertype::IPV4 {
+        return None;
+    }
+    let ip = ipv4::Packet::new_checked(eth.payload()).ok()?;
+    let (src_port, dst_port) = match ip.protocol() {
+        ip_proto::TCP | ip_proto::UDP if !ip.is_later_fragment() => {
+            let l4 = ip.payload();
+            match l4.get(..4) {
+                Some(p) => (
+                    Some(u16::from_be_bytes([p[0], p[1]])),
+                    Some(u16::from_be_bytes([p[2], p[3]])),
+                ),
+                None => (None, None),
+            }
+        }
+        _ => (None, None),
+    };
+    let (src_ip, dst_ip) = (Ipv4Addr::from(ip.src()), Ipv4Addr::from(ip.dst()));
+    // The Pod the rule applies to: ingress the destination, egress the source.
+    let pod_ip = match rule.direction {
+        Direction::Ingress => dst_ip,
+        Direction::Egress => src_ip,
+    };
+    let node = model.config.as_ref().map(|c| c.node_name.as_str());
+    let applied_to = model
+        .pods
+        .values()
+        .find(|p| p.ip == pod_ip && node.is_none_or(|n| p.node == n))
+        .map(|p| format!("{}/{}", p.namespace, p.name));
+    Some(LogRecord {
+        table: TABLES
+            .get(usize::from(rule.table))
+            .copied()
+            .unwrap_or("Unknown")
+            .to_string(),
+        policy_ref: rule.policy_ref.clone(),
+        rule_name: rule.rule_name.clone(),
+        direction: match rule.direction {
+            Direction::Ingress => "Ingress",
+            Direction::Egress => "Egress",
+        },
+        action: rule.action.as_str(),
+        of_priority: Some(rule.priority),
+        applied_to,
+        src_ip,
+        src_port,
+        dst_ip,
+        dst_port,
+        protocol: ip.protocol(),
+        ip_length: ip.total_len(),
+        log_label: rule.log_label.clone(),
+    })
+}
+
+/// Whether an action's lines are deduplicated.
+fn deduplicated(action: &str) -> bool {
+    action != Action::Allow.as_str()
+}
+
 /// Go's `log` prefix for `since_epoch` (UTC): `YYYY/MM/DD HH:MM:SS.uuuuuu `.
 pub fn timestamp(since_epoch: Duration) -> String {
     let secs = since_epoch.as_secs();
@@ -164,7 +257,7 @@ impl Deduper {
     /// now, if any.
     pub fn push(&mut self, rec: &LogRecord, now: Duration) -> Option<String> {
         let msg = rec.message();
-        if rec.action == "Allow" {
+        if !deduplicated(rec.action) {
             return Some(msg);
         }
         if let Some((_, count)) = self.pending.get_mut(&msg) {

@@ -38,7 +38,31 @@ pub struct AnpState {
     pub last_moves: BTreeMap<u8, BTreeMap<u16, u16>>,
     /// Rules that could not get a priority (table full), by internal rule name.
     pub unrealised: BTreeSet<String>,
+    /// Realised rules with `enableLogging`, by conjunction id (what np.log lines name).
+    pub logged: BTreeMap<u32, LoggedRule>,
 }
+
+/// What an np.log line says about the rule a logged packet hit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRule {
+    /// `AntreaClusterNetworkPolicy:<name>` or `AntreaNetworkPolicy:<ns>/<name>`.
+    pub policy_ref: String,
+    /// The rule's name (generated when the manifest had none).
+    pub rule_name: String,
+    /// The rule's `logLabel`.
+    pub log_label: String,
+    /// The rule table.
+    pub table: u8,
+    /// The action flow's OpenFlow priority.
+    pub priority: u16,
+    /// Direction.
+    pub direction: Direction,
+    /// Action.
+    pub action: Action,
+}
+
+/// Packet-in operation bit: log.
+pub const OP_LOG: u32 = 1;
 
 impl Default for AnpState {
     fn default() -> Self {
@@ -47,6 +71,7 @@ impl Default for AnpState {
             priorities: BTreeMap::new(),
             last_moves: BTreeMap::new(),
             unrealised: BTreeSet::new(),
+            logged: BTreeMap::new(),
         }
     }
 }
@@ -154,6 +179,7 @@ fn ranges(field: &str, lo: u16, hi: u16) -> Vec<String> {
 /// Appends the Antrea-native flows of `model` for the Pods of this node to `d`.
 pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
     let state = &mut ids.anp;
+    state.logged.clear();
     if model.anp.policies.is_empty() {
         state.conj.retain(&BTreeSet::new());
         state.priorities.clear();
@@ -217,7 +243,7 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
         }
     }
     let mut live = BTreeSet::new();
-    let mut reject_used = false;
+    let mut packet_in_used = false;
     let cat = Category::NetworkPolicy;
     for (r, applied) in &realised {
         let table = rule_table(r.policy, r.dir);
@@ -294,18 +320,64 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
                 format!("{:#x}/0xffffffff00000000", u64::from(id) << 32),
             ),
         };
+        let log = r.rule.enable_logging;
+        if log {
+            state.logged.insert(
+                id,
+                LoggedRule {
+                    policy_ref: match &r.policy.namespace {
+                        Some(ns) => format!("AntreaNetworkPolicy:{ns}/{}", r.policy.name),
+                        None => format!("AntreaClusterNetworkPolicy:{}", r.policy.name),
+                    },
+                    rule_name: r.rule.name.clone(),
+                    log_label: r.rule.log_label.clone(),
+                    table,
+                    priority: prio,
+                    direction: r.dir,
+                    action: r.rule.action,
+                },
+            );
+        }
+        // The packet-in marks: disposition (reg0[11..12]), operations (reg0[25..31]) and the
+        // rule table (reg2[0..7]).
+        let marks = |disposition: u32, op: u32| {
+            format!(
+                "set_field:{:#x}/0x1800->reg0,set_field:{:#x}/0xfe000000->reg0,set_field:{table:#x}/0xff->reg2",
+                disposition << 11,
+                op << 25
+            )
+        };
         let actions = match r.rule.action {
+            Action::Allow if log => {
+                packet_in_used = true;
+                // ct(table=) forks: the tracked copy goes on to the Metric table, this one
+                // goes to Output marked for the controller.
+                format!(
+                    "set_field:{id:#x}->{conj_reg},ct(commit,table={metric},zone={CT_ZONE},exec(set_field:{label}->ct_label)),{},set_field:0x400000/0x600000->reg0,goto_table:{}",
+                    marks(0, OP_LOG),
+                    t::OUTPUT
+                )
+            }
             Action::Allow => format!(
                 "set_field:{id:#x}->{conj_reg},ct(commit,table={metric},zone={CT_ZONE},exec(set_field:{label}->ct_label))"
             ),
+            Action::Drop if log => {
+                packet_in_used = true;
+                format!(
+                    "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{},group:{}",
+                    marks(1, OP_LOG),
+                    PACKET_IN_GROUP_BASE + u32::from(metric)
+                )
+            }
             Action::Drop => format!(
                 "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,goto_table:{metric}"
             ),
             Action::Reject => {
-                reject_used = true;
+                packet_in_used = true;
+                let op = if log { OP_REJECT | OP_LOG } else { OP_REJECT };
                 format!(
-                    "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,set_field:0x1000/0x1800->reg0,set_field:{:#x}/0xfe000000->reg0,set_field:{table:#x}/0xff->reg2,group:{}",
-                    OP_REJECT << 25,
+                    "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{},group:{}",
+                    marks(2, op),
                     PACKET_IN_GROUP_BASE + u32::from(metric)
                 )
             }
@@ -329,7 +401,7 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
         }
     }
     state.conj.retain(&live);
-    if reject_used {
+    if packet_in_used {
         packet_in_path(d);
     }
 }
