@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use xvs_agent::anp::audit::{record, timestamp, Deduper};
-use xvs_agent::anp::flows::AGENT_CONTROLLER_ID;
+use xvs_agent::anp::flows::{packet_in_meter, AGENT_CONTROLLER_ID, DEFAULT_PACKET_IN_RATE};
 use xvs_agent::anp::reject::RejectCounters;
 use xvs_agent::anp::{load_dir_admitted, AnpObjects};
 use xvs_agent::apiserver::ApiObjects;
@@ -75,6 +75,10 @@ enum Cmd {
         /// default: not written.
         #[arg(long)]
         np_log: Option<PathBuf>,
+        /// Packet-ins per second the switch sends for logging and Reject (meter 256, burst
+        /// twice the rate); beyond it, lines and reject answers are dropped.
+        #[arg(long, default_value_t = DEFAULT_PACKET_IN_RATE)]
+        packet_in_rate: u32,
     },
     /// Lists Pods, Services or NetworkPolicies a running agent realized, each with its flows
     /// and the switch's current packet counts.
@@ -193,6 +197,7 @@ fn main() -> Result<()> {
             once,
             query_socket,
             np_log,
+            packet_in_rate,
         } => {
             let shared = query::Shared::default();
             let qpath = query_socket.unwrap_or_else(|| {
@@ -215,7 +220,7 @@ fn main() -> Result<()> {
                 Duration::from_millis(debounce_ms),
                 once,
                 &shared,
-                np_log.as_deref(),
+                &mut PacketIns::new(np_log.as_deref(), packet_in_rate)?,
             )
         }
         Cmd::Get {
@@ -443,40 +448,11 @@ fn run(
     debounce: Duration,
     once: bool,
     shared: &query::Shared,
-    np_log: Option<&Path>,
+    packet_ins: &mut PacketIns,
 ) -> Result<()> {
     inputs.wait_listed()?;
-    let np_log = match np_log {
-        Some(path) => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            Some(f)
-        }
-        None => None,
-    };
-    let mut packet_ins = PacketIns {
-        rejects: RejectCounters::default(),
-        dedup: Deduper::default(),
-        np_log,
-        start: std::time::Instant::now(),
-    };
     loop {
-        match session(
-            inputs,
-            socket,
-            poll,
-            debounce,
-            once,
-            shared,
-            &mut packet_ins,
-        ) {
+        match session(inputs, socket, poll, debounce, once, shared, packet_ins) {
             Ok(()) => return Ok(()),
             Err(e) if once || !inputs.api_alive() => return Err(e),
             Err(e) => {
@@ -495,9 +471,37 @@ struct PacketIns {
     np_log: Option<std::fs::File>,
     /// The dedup clock's origin.
     start: std::time::Instant,
+    /// The packet-in meter's rate.
+    rate: u32,
 }
 
 impl PacketIns {
+    /// Opens (appends to) the np.log file, creating its directory.
+    fn new(np_log: Option<&Path>, rate: u32) -> Result<Self> {
+        let np_log = match np_log {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                Some(f)
+            }
+            None => None,
+        };
+        Ok(PacketIns {
+            rejects: RejectCounters::default(),
+            dedup: Deduper::default(),
+            np_log,
+            start: std::time::Instant::now(),
+            rate,
+        })
+    }
+
     fn write(&mut self, msgs: &[String]) {
         let Some(f) = &mut self.np_log else { return };
         let now = std::time::SystemTime::now()
@@ -569,6 +573,8 @@ fn session(
     conn.name_tables().context("naming tables")?;
     conn.set_controller_id(AGENT_CONTROLLER_ID)
         .context("claiming packet-ins")?;
+    conn.set_meter(&packet_in_meter(packet_ins.rate))
+        .context("installing the packet-in meter")?;
     // Replay: next round, groups wiped (flows are overwritten by ADD), then the previous
     // round's leftovers deleted by cookie.
     let cookies = conn.installed_cookies().context("dumping flows")?;

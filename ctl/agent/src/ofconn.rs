@@ -12,8 +12,8 @@ use xvs_flowtable::group::{Group, GroupCommand, GroupMod, GroupType};
 use xvs_flowtable::names::Port;
 use xvs_openflow::multipart::FlowStatsRequest;
 use xvs_openflow::{
-    bundle, decode, encode, stats, Body, BundleControl, DecodeError, FlowModMsg, Message, OfpError,
-    PacketIn, PacketOut, NO_BUFFER, OFP15_VERSION,
+    bundle, decode, encode, stats, Body, BundleControl, DecodeError, FlowModMsg, Message,
+    MeterCommand, OfpError, PacketIn, PacketOut, NO_BUFFER, OFP15_VERSION,
 };
 
 /// Connection errors.
@@ -181,6 +181,25 @@ impl OfConn {
     pub fn set_controller_id(&mut self, id: u16) -> Result<(), ConnError> {
         self.send(Body::SetControllerId(id))?;
         self.barrier("NXT_SET_CONTROLLER_ID")
+    }
+
+    /// Installs `meter` (ovs-ofctl syntax), replacing one with the same id (ADD, then MODIFY
+    /// when the switch already has it: a delete would remove the flows using it).
+    pub fn set_meter(&mut self, meter: &str) -> Result<(), ConnError> {
+        let meter = xvs_flowtable::meter::parse_meter(meter)
+            .map_err(|e| ConnError::Unexpected(format!("{meter}: {e}")))?;
+        self.send(Body::MeterMod {
+            command: MeterCommand::Add,
+            meter: meter.clone(),
+        })?;
+        if self.barrier("METER_MOD add").is_ok() {
+            return Ok(());
+        }
+        self.send(Body::MeterMod {
+            command: MeterCommand::Modify,
+            meter,
+        })?;
+        self.barrier("METER_MOD modify")
     }
 
     /// The packet-ins received since the last call (NXT_PACKET_IN2, as `connect` asked).

@@ -61,6 +61,21 @@ pub struct LoggedRule {
     pub action: Action,
 }
 
+/// The meter every NetworkPolicy packet-in goes through (Antrea's id); the agent installs it
+/// at connect with `packet_in_rate` (see [`packet_in_meter`]).
+pub const PACKET_IN_METER: u32 = 256;
+
+/// Antrea's default packet-in rate (packets/s) since v2.4; the burst is twice the rate.
+pub const DEFAULT_PACKET_IN_RATE: u32 = 5000;
+
+/// The packet-in meter in ovs-ofctl syntax: one drop band at `rate` packets/s, burst 2×.
+pub fn packet_in_meter(rate: u32) -> String {
+    format!(
+        "meter={PACKET_IN_METER},pktps,burst,band=type=drop,rate={rate},burst_size={}",
+        rate.saturating_mul(2)
+    )
+}
+
 /// Packet-in operation bit: log.
 pub const OP_LOG: u32 = 1;
 
@@ -431,7 +446,7 @@ fn packet_in_path(d: &mut Desired) {
             format!("reg0={:#x}/0xfe600000", (op << 25) | 0x40_0000),
             Category::NetworkPolicy,
             format!(
-                "controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.{op:02x},max_len=65535)"
+                "meter:{PACKET_IN_METER},controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.{op:02x},max_len=65535)"
             ),
         );
     }
