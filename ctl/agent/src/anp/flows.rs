@@ -446,7 +446,7 @@ fn packet_in_path(d: &mut Desired) {
             format!("reg0={:#x}/0xfe600000", (op << 25) | 0x40_0000),
             Category::NetworkPolicy,
             format!(
-                "meter:{PACKET_IN_METER},controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.{op:02x},max_len=65535)"
+                "controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.{op:02x},max_len=65535,meter_id={PACKET_IN_METER})"
             ),
         );
     }
