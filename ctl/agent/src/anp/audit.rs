@@ -465,6 +465,101 @@ mod tests {
         assert!(well_formed(&line));
     }
 
+    fn packet_in(regs: &[(FieldId, u128)], op: u8) -> PacketIn {
+        use xvs_packet::build::{self, Macs, TcpParams};
+        let mut buf = [0u8; 128];
+        let n = build::tcp4(
+            &mut buf,
+            Macs {
+                src: [2, 0, 0, 0, 0, 1],
+                dst: [2, 0, 0, 0, 0, 2],
+            },
+            [10, 10, 1, 7],
+            [10, 10, 1, 14],
+            TcpParams {
+                sport: 53646,
+                dport: 80,
+                seq: 1,
+                ack: 0,
+                flags: 2,
+                window: 100,
+            },
+            &[0; 20],
+        )
+        .unwrap();
+        let mut metadata = xvs_flowtable::Match::catch_all();
+        for (f, v) in regs {
+            metadata.set_exact(*f, *v);
+        }
+        PacketIn {
+            buffer_id: xvs_openflow::NO_BUFFER,
+            total_len: n as u32,
+            reason: 0,
+            table_id: 28,
+            cookie: 0,
+            metadata,
+            data: buf[..n].to_vec(),
+            userdata: vec![1, op],
+            continuation: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn packet_ins_name_their_rule_by_the_conj_id_register() {
+        let rule = |action, table, priority| LoggedRule {
+            policy_ref: "AntreaNetworkPolicy:default/reject-tcp-policy".into(),
+            rule_name: "RejectTCPRequest".into(),
+            log_label: "tcp-log-label".into(),
+            table,
+            priority,
+            direction: Direction::Ingress,
+            action,
+        };
+        let rules: BTreeMap<u32, LoggedRule> = [
+            (0x100001, rule(Action::Reject, t::INGRESS_DEFAULT, 16)),
+            (0x100002, rule(Action::Allow, t::AP_INGRESS, 14500)),
+        ]
+        .into();
+        let model = Model::default();
+        // Reject: denied bit, conj id in reg3; the doc's line but for appliedTo (no Pod here).
+        let pi = packet_in(
+            &[
+                (FieldId::REG0, 0x4401400),
+                (FieldId::REG2, u128::from(t::INGRESS_DEFAULT)),
+                (FieldId::REG3, 0x100001),
+            ],
+            3,
+        );
+        let want = reject_tcp().message().replace("default/nettoolv3", "<nil>");
+        assert_eq!(record(&pi, &rules, &model).unwrap().message(), want);
+        // Allow in an ingress table: conj id in reg6.
+        let pi = packet_in(
+            &[
+                (FieldId::REG0, 0x2400000),
+                (FieldId::REG2, u128::from(t::AP_INGRESS)),
+                (FieldId::REG6, 0x100002),
+            ],
+            1,
+        );
+        let r = record(&pi, &rules, &model).unwrap();
+        assert_eq!(
+            (r.action, r.of_priority, r.table.as_str()),
+            ("Allow", Some(14500), "AntreaPolicyIngressRule")
+        );
+        // Reject-only packet-ins (op 2) and unknown ids log nothing.
+        let mut pi2 = pi.clone();
+        pi2.userdata = vec![1, 2];
+        assert_eq!(record(&pi2, &rules, &model), None);
+        let pi3 = packet_in(
+            &[
+                (FieldId::REG2, u128::from(t::AP_INGRESS)),
+                (FieldId::REG6, 7),
+            ],
+            1,
+        );
+        assert_eq!(record(&pi3, &rules, &model), None);
+    }
+
     #[test]
     fn go_durations() {
         assert_eq!(
