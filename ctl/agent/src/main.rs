@@ -6,8 +6,12 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use xvs_agent::anp::audit::{record, timestamp, Deduper};
+use xvs_agent::anp::flows::{packet_in_meter, AGENT_CONTROLLER_ID, DEFAULT_PACKET_IN_RATE};
+use xvs_agent::anp::reject::RejectCounters;
 use xvs_agent::anp::{load_dir_admitted, AnpObjects};
 use xvs_agent::apiserver::ApiObjects;
 use xvs_agent::apiwatch::{ApiAccess, ApiFeed, ApiOptions};
@@ -67,6 +71,14 @@ enum Cmd {
         /// switch's socket (the run directory).
         #[arg(long)]
         query_socket: Option<PathBuf>,
+        /// Where rules with `enableLogging` write their lines (Antrea's np.log format);
+        /// default: not written.
+        #[arg(long)]
+        np_log: Option<PathBuf>,
+        /// Packet-ins per second the switch sends for logging and Reject (meter 256, burst
+        /// twice the rate); beyond it, lines and reject answers are dropped.
+        #[arg(long, default_value_t = DEFAULT_PACKET_IN_RATE)]
+        packet_in_rate: u32,
     },
     /// Lists Pods, Services or NetworkPolicies a running agent realized, each with its flows
     /// and the switch's current packet counts.
@@ -181,6 +193,8 @@ fn main() -> Result<()> {
             debounce_ms,
             once,
             query_socket,
+            np_log,
+            packet_in_rate,
         } => {
             let shared = query::Shared::default();
             let qpath = query_socket.unwrap_or_else(|| {
@@ -203,6 +217,7 @@ fn main() -> Result<()> {
                 Duration::from_millis(debounce_ms),
                 once,
                 &shared,
+                &mut PacketIns::new(np_log.as_deref(), packet_in_rate)?,
             )
         }
         Cmd::Get {
@@ -422,15 +437,109 @@ fn run(
     debounce: Duration,
     once: bool,
     shared: &query::Shared,
+    packet_ins: &mut PacketIns,
 ) -> Result<()> {
     inputs.wait_listed()?;
     loop {
-        match session(inputs, socket, poll, debounce, once, shared) {
+        match session(inputs, socket, poll, debounce, once, shared, packet_ins) {
             Ok(()) => return Ok(()),
             Err(e) if once || !inputs.api_alive() => return Err(e),
             Err(e) => {
                 eprintln!("xvs-agent: {e:#}; reconnecting");
                 std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// What the agent does with packet-ins: Reject answers and np.log lines.
+struct PacketIns {
+    rejects: RejectCounters,
+    dedup: Deduper,
+    /// np.log, opened for appending (`--np-log`).
+    np_log: Option<std::fs::File>,
+    /// The dedup clock's origin.
+    start: std::time::Instant,
+    /// The packet-in meter's rate.
+    rate: u32,
+}
+
+impl PacketIns {
+    /// Opens (appends to) the np.log file, creating its directory.
+    fn new(np_log: Option<&Path>, rate: u32) -> Result<Self> {
+        let np_log = match np_log {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                Some(f)
+            }
+            None => None,
+        };
+        Ok(PacketIns {
+            rejects: RejectCounters::default(),
+            dedup: Deduper::default(),
+            np_log,
+            start: std::time::Instant::now(),
+            rate,
+        })
+    }
+
+    fn write(&mut self, msgs: &[String]) {
+        let Some(f) = &mut self.np_log else { return };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        for m in msgs {
+            if let Err(e) = writeln!(f, "{}{m}", timestamp(now)) {
+                eprintln!("xvs-agent: writing np.log: {e}");
+            }
+        }
+    }
+}
+
+/// Keeps the switch connection served for `d`, answering Reject rules' packet-ins and
+/// logging as they come (on this connection, so that nothing else needs a thread or a lock;
+/// a bundle in flight only delays them until it is answered).
+fn serve(
+    conn: &mut OfConn,
+    d: Duration,
+    model: &Model,
+    state: &SyncState,
+    p: &mut PacketIns,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + d;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let now = p.start.elapsed();
+        let due = p.dedup.poll(now);
+        p.write(&due);
+        if left.is_zero() {
+            return Ok(());
+        }
+        // Wake up for the dedup windows too.
+        conn.idle(left.min(Duration::from_millis(100)))
+            .context("switch connection")?;
+        for pi in conn.take_packet_ins() {
+            if let Some(rec) = record(&pi, &state.ids.anp.logged, model) {
+                if let Some(m) = p.dedup.push(&rec, now) {
+                    p.write(&[m]);
+                }
+            }
+            let before = p.rejects.unanswered.clone();
+            if let Some(po) = p.rejects.handle(&pi, model) {
+                conn.packet_out(po).context("switch connection")?;
+            } else if p.rejects.unanswered != before {
+                eprintln!(
+                    "xvs-agent: reject packet-ins left unanswered: {:?}",
+                    p.rejects.unanswered
+                );
             }
         }
     }
@@ -443,6 +552,7 @@ fn session(
     debounce: Duration,
     once: bool,
     shared: &query::Shared,
+    packet_ins: &mut PacketIns,
 ) -> Result<()> {
     inputs.changed();
     inputs.dir_dirty = true;
@@ -450,6 +560,10 @@ fn session(
     let mut conn =
         OfConn::connect(socket).with_context(|| format!("connecting {}", socket.display()))?;
     conn.name_tables().context("naming tables")?;
+    conn.set_controller_id(AGENT_CONTROLLER_ID)
+        .context("claiming packet-ins")?;
+    conn.set_meter(&packet_in_meter(packet_ins.rate))
+        .context("installing the packet-in meter")?;
     // Replay: next round, groups wiped (flows are overwritten by ADD), then the previous
     // round's leftovers deleted by cookie.
     let cookies = conn.installed_cookies().context("dumping flows")?;
@@ -467,8 +581,9 @@ fn session(
     if once {
         return Ok(());
     }
+    let mut current = model;
     loop {
-        conn.idle(poll).context("switch connection")?;
+        serve(&mut conn, poll, &current, &state, packet_ins)?;
         if !inputs.api_alive() {
             bail!("the API server source stopped");
         }
@@ -477,13 +592,13 @@ fn session(
         }
         // Debounce: wait until the inputs are quiet.
         loop {
-            conn.idle(debounce).context("switch connection")?;
+            serve(&mut conn, debounce, &current, &state, packet_ins)?;
             if !inputs.changed() {
                 break;
             }
         }
-        let model = inputs.model()?;
-        if let Err(e) = sync(&mut conn, &mut state, &model, shared) {
+        current = inputs.model()?;
+        if let Err(e) = sync(&mut conn, &mut state, &current, shared) {
             // A refused bundle left nothing applied; a broken socket ends the session.
             if e.downcast_ref::<ConnError>().is_some_and(|c| {
                 matches!(

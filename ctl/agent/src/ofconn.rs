@@ -12,8 +12,8 @@ use xvs_flowtable::group::{Group, GroupCommand, GroupMod, GroupType};
 use xvs_flowtable::names::Port;
 use xvs_openflow::multipart::FlowStatsRequest;
 use xvs_openflow::{
-    bundle, decode, encode, stats, Body, BundleControl, DecodeError, FlowModMsg, Message, OfpError,
-    NO_BUFFER, OFP15_VERSION,
+    bundle, decode, encode, stats, Body, BundleControl, DecodeError, FlowModMsg, Message,
+    MeterCommand, OfpError, PacketIn, PacketOut, NO_BUFFER, OFP15_VERSION,
 };
 
 /// Connection errors.
@@ -54,7 +54,15 @@ pub struct OfConn {
     rx: Vec<u8>,
     next_xid: u32,
     next_bundle: u32,
+    /// Packet-ins received and not yet taken (read whenever the connection is read).
+    packet_ins: Vec<PacketIn>,
+    /// Packet-ins dropped because `packet_ins` was full.
+    packet_ins_dropped: u64,
 }
+
+/// Packet-ins kept between two [`OfConn::take_packet_ins`]; more are dropped (best effort,
+/// as the switch's meter already is).
+const MAX_PENDING_PACKET_INS: usize = 1024;
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -67,6 +75,8 @@ impl OfConn {
             rx: Vec::new(),
             next_xid: 1,
             next_bundle: 1,
+            packet_ins: Vec::new(),
+            packet_ins_dropped: 0,
         };
         c.send(Body::Hello {
             versions: 1 << OFP15_VERSION,
@@ -102,7 +112,8 @@ impl OfConn {
         Ok(xid)
     }
 
-    /// The next message (echo requests answered), waiting at most `timeout`.
+    /// The next message (echo requests answered, packet-ins set aside), waiting at most
+    /// `timeout`.
     fn recv(&mut self, timeout: Duration) -> Result<Message, ConnError> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -120,6 +131,14 @@ impl OfConn {
                             &mut out,
                         );
                         self.stream.write_all(&out)?;
+                        continue;
+                    }
+                    if let Body::PacketIn2(pi) | Body::PacketIn(pi) = msg.body {
+                        if self.packet_ins.len() < MAX_PENDING_PACKET_INS {
+                            self.packet_ins.push(*pi);
+                        } else {
+                            self.packet_ins_dropped += 1;
+                        }
                         continue;
                     }
                     return Ok(msg);
@@ -144,15 +163,58 @@ impl OfConn {
         }
     }
 
-    /// Serves the connection (echo requests) for `d`; errors only if it breaks.
+    /// Serves the connection (echo requests) for `d`, or until a packet-in is pending; errors
+    /// only if it breaks.
     pub fn idle(&mut self, d: Duration) -> Result<(), ConnError> {
         let deadline = Instant::now() + d;
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && self.packet_ins.is_empty() {
             match self.recv(deadline.saturating_duration_since(Instant::now())) {
                 Ok(_) | Err(ConnError::Timeout(_)) => {}
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
+    }
+
+    /// Claims the packet-ins of `controller(id=<id>)` actions for this connection
+    /// (NXT_SET_CONTROLLER_ID; the switch sends them only to connections with that id).
+    pub fn set_controller_id(&mut self, id: u16) -> Result<(), ConnError> {
+        self.send(Body::SetControllerId(id))?;
+        self.barrier("NXT_SET_CONTROLLER_ID")
+    }
+
+    /// Installs `meter` (ovs-ofctl syntax), replacing one with the same id (ADD, then MODIFY
+    /// when the switch already has it: a delete would remove the flows using it).
+    pub fn set_meter(&mut self, meter: &str) -> Result<(), ConnError> {
+        let meter = xvs_flowtable::meter::parse_meter(meter)
+            .map_err(|e| ConnError::Unexpected(format!("{meter}: {e}")))?;
+        self.send(Body::MeterMod {
+            command: MeterCommand::Add,
+            meter: meter.clone(),
+        })?;
+        if self.barrier("METER_MOD add").is_ok() {
+            return Ok(());
+        }
+        self.send(Body::MeterMod {
+            command: MeterCommand::Modify,
+            meter,
+        })?;
+        self.barrier("METER_MOD modify")
+    }
+
+    /// The packet-ins received since the last call (NXT_PACKET_IN2, as `connect` asked).
+    pub fn take_packet_ins(&mut self) -> Vec<PacketIn> {
+        std::mem::take(&mut self.packet_ins)
+    }
+
+    /// Packet-ins dropped so far because too many were pending.
+    pub fn packet_ins_dropped(&self) -> u64 {
+        self.packet_ins_dropped
+    }
+
+    /// Sends a PACKET_OUT (no reply: a refusal arrives later as an error and is ignored).
+    pub fn packet_out(&mut self, po: PacketOut) -> Result<(), ConnError> {
+        self.send(Body::PacketOut(Box::new(po)))?;
         Ok(())
     }
 

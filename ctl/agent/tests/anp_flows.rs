@@ -8,13 +8,16 @@ mod anp_common;
 use anp_common::*;
 use proptest::prelude::*;
 use xvs_agent::anp::eval::{verdict, Conn, Verdict, L4};
-use xvs_agent::anp::flows::{CONJ_BASE, PACKET_IN_GROUP_BASE};
+use xvs_agent::anp::flows::{
+    packet_in_meter, AGENT_CONTROLLER_ID, CONJ_BASE, DEFAULT_PACKET_IN_RATE, PACKET_IN_GROUP_BASE,
+    PACKET_IN_METER,
+};
 use xvs_agent::diff::{diff, messages};
 use xvs_agent::model::{Model, Proto};
 use xvs_agent::pipeline::{desired, t, Desired, Ids};
 use xvs_flowtable::datapath::DpAction;
 use xvs_flowtable::group::{parse_group_mod, GroupCommand};
-use xvs_flowtable::pipeline::{load_flows, Pipeline, PipelineMod};
+use xvs_flowtable::pipeline::{load_flows, MeterCommand, MeterMod, Pipeline, PipelineMod};
 use xvs_flowtable::translate::{translate, TranslateScratch, Translation};
 use xvs_flowtable::NameMap;
 use xvs_packet::key::layout;
@@ -173,8 +176,15 @@ spec:
     );
     assert_eq!(
         flow(&d, t::OUTPUT, 200, "reg0=0x4400000/0xfe600000"),
-        "controller(reason=no_match,userdata=01.02,max_len=65535)"
+        format!(
+            "controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.02,max_len=65535,meter_id={PACKET_IN_METER})"
+        )
     );
+    // The meter the agent installs for it parses as Antrea's: pktps, burst 2x, one drop band.
+    let m = xvs_flowtable::meter::parse_meter(&packet_in_meter(500)).expect("meter parses");
+    assert_eq!(m.meter_id, PACKET_IN_METER);
+    assert_eq!(m.bands.len(), 1);
+    assert_eq!((m.bands[0].rate, m.bands[0].burst_size), (500, 1000));
     // Baseline p1 rule 0: 180 - 10 = 170 in EgressDefaultRule, port range as masks.
     let (base, _) = conj_at(&d, t::EGRESS_DEFAULT, 170);
     flow(&d, t::EGRESS_DEFAULT, 170, &format!("ip,nw_dst={web}"));
@@ -335,6 +345,17 @@ fn run(p: &Pipeline, m: &Model, c: &Conn) -> Verdict {
 fn load(d: &Desired) -> Pipeline {
     let names = NameMap::new();
     let mut p = Pipeline::new();
+    // The agent installs the packet-in meter at connect, before any flow.
+    let meter = xvs_flowtable::meter::parse_meter(&packet_in_meter(DEFAULT_PACKET_IN_RATE))
+        .expect("meter parses");
+    p.commit(
+        &[PipelineMod::Meter(MeterMod {
+            command: MeterCommand::Add,
+            meter,
+        })],
+        0,
+    )
+    .expect("meter");
     let groups: Vec<PipelineMod> = d
         .groups
         .iter()

@@ -88,10 +88,15 @@ impl Xvsd {
 
     /// Attaches the veth end `ifname` that was just created. A port of that name left over
     /// from an earlier interface (a DEL that could not reach xvsd) points at a deleted
-    /// interface: it is detached and the new one attached in its place.
+    /// interface: it is detached and the new one attached in its place. xvsd calls it a
+    /// "stale port" when it noticed the interface changed, "already a port" otherwise.
     pub fn attach(&self, ifname: &str) -> CniResult<u32> {
         match self.add_port(ifname, None) {
-            Err(e) if e.code == Code::XvsdRefused && e.details.contains("already a port") => {
+            Err(e)
+                if e.code == Code::XvsdRefused
+                    && (e.details.contains("already a port")
+                        || e.details.contains("stale port")) =>
+            {
                 self.del_port(ifname)?;
                 self.add_port(ifname, None)
             }

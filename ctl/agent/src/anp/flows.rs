@@ -20,6 +20,10 @@ pub const CONJ_BASE: u32 = 0x0010_0000;
 pub const PACKET_IN_GROUP_BASE: u32 = 0x7fff_ff00;
 /// Packet-in operation bit: reject.
 pub const OP_REJECT: u32 = 2;
+/// The controller id the agent's sync connection claims (NXT_SET_CONTROLLER_ID) and its
+/// `controller(id=...)` actions name, as Antrea does, so that packet-ins reach that one
+/// connection and not the query thread's or a monitoring tool's (id 0).
+pub const AGENT_CONTROLLER_ID: u16 = 0x7873;
 
 /// Antrea-native state that must survive recomputation: conjunction ids and one priority
 /// assigner per rule table.
@@ -34,7 +38,46 @@ pub struct AnpState {
     pub last_moves: BTreeMap<u8, BTreeMap<u16, u16>>,
     /// Rules that could not get a priority (table full), by internal rule name.
     pub unrealised: BTreeSet<String>,
+    /// Realised rules with `enableLogging`, by conjunction id (what np.log lines name).
+    pub logged: BTreeMap<u32, LoggedRule>,
 }
+
+/// What an np.log line says about the rule a logged packet hit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRule {
+    /// `AntreaClusterNetworkPolicy:<name>` or `AntreaNetworkPolicy:<ns>/<name>`.
+    pub policy_ref: String,
+    /// The rule's name (generated when the manifest had none).
+    pub rule_name: String,
+    /// The rule's `logLabel`.
+    pub log_label: String,
+    /// The rule table.
+    pub table: u8,
+    /// The action flow's OpenFlow priority.
+    pub priority: u16,
+    /// Direction.
+    pub direction: Direction,
+    /// Action.
+    pub action: Action,
+}
+
+/// The meter every NetworkPolicy packet-in goes through (Antrea's id); the agent installs it
+/// at connect with `packet_in_rate` (see [`packet_in_meter`]).
+pub const PACKET_IN_METER: u32 = 256;
+
+/// Antrea's default packet-in rate (packets/s) since v2.4; the burst is twice the rate.
+pub const DEFAULT_PACKET_IN_RATE: u32 = 5000;
+
+/// The packet-in meter in ovs-ofctl syntax: one drop band at `rate` packets/s, burst 2×.
+pub fn packet_in_meter(rate: u32) -> String {
+    format!(
+        "meter={PACKET_IN_METER},pktps,burst,band=type=drop,rate={rate},burst_size={}",
+        rate.saturating_mul(2)
+    )
+}
+
+/// Packet-in operation bit: log.
+pub const OP_LOG: u32 = 1;
 
 impl Default for AnpState {
     fn default() -> Self {
@@ -43,6 +86,7 @@ impl Default for AnpState {
             priorities: BTreeMap::new(),
             last_moves: BTreeMap::new(),
             unrealised: BTreeSet::new(),
+            logged: BTreeMap::new(),
         }
     }
 }
@@ -150,6 +194,7 @@ fn ranges(field: &str, lo: u16, hi: u16) -> Vec<String> {
 /// Appends the Antrea-native flows of `model` for the Pods of this node to `d`.
 pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
     let state = &mut ids.anp;
+    state.logged.clear();
     if model.anp.policies.is_empty() {
         state.conj.retain(&BTreeSet::new());
         state.priorities.clear();
@@ -213,7 +258,7 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
         }
     }
     let mut live = BTreeSet::new();
-    let mut reject_used = false;
+    let mut packet_in_used = false;
     let cat = Category::NetworkPolicy;
     for (r, applied) in &realised {
         let table = rule_table(r.policy, r.dir);
@@ -290,18 +335,64 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
                 format!("{:#x}/0xffffffff00000000", u64::from(id) << 32),
             ),
         };
+        let log = r.rule.enable_logging;
+        if log {
+            state.logged.insert(
+                id,
+                LoggedRule {
+                    policy_ref: match &r.policy.namespace {
+                        Some(ns) => format!("AntreaNetworkPolicy:{ns}/{}", r.policy.name),
+                        None => format!("AntreaClusterNetworkPolicy:{}", r.policy.name),
+                    },
+                    rule_name: r.rule.name.clone(),
+                    log_label: r.rule.log_label.clone(),
+                    table,
+                    priority: prio,
+                    direction: r.dir,
+                    action: r.rule.action,
+                },
+            );
+        }
+        // The packet-in marks: disposition (reg0[11..12]), operations (reg0[25..31]) and the
+        // rule table (reg2[0..7]).
+        let marks = |disposition: u32, op: u32| {
+            format!(
+                "set_field:{:#x}/0x1800->reg0,set_field:{:#x}/0xfe000000->reg0,set_field:{table:#x}/0xff->reg2",
+                disposition << 11,
+                op << 25
+            )
+        };
         let actions = match r.rule.action {
+            Action::Allow if log => {
+                packet_in_used = true;
+                // ct(table=) forks: the tracked copy goes on to the Metric table, this one
+                // goes to Output marked for the controller.
+                format!(
+                    "set_field:{id:#x}->{conj_reg},ct(commit,table={metric},zone={CT_ZONE},exec(set_field:{label}->ct_label)),{},set_field:0x400000/0x600000->reg0,goto_table:{}",
+                    marks(0, OP_LOG),
+                    t::OUTPUT
+                )
+            }
             Action::Allow => format!(
                 "set_field:{id:#x}->{conj_reg},ct(commit,table={metric},zone={CT_ZONE},exec(set_field:{label}->ct_label))"
             ),
+            Action::Drop if log => {
+                packet_in_used = true;
+                format!(
+                    "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{},group:{}",
+                    marks(1, OP_LOG),
+                    PACKET_IN_GROUP_BASE + u32::from(metric)
+                )
+            }
             Action::Drop => format!(
                 "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,goto_table:{metric}"
             ),
             Action::Reject => {
-                reject_used = true;
+                packet_in_used = true;
+                let op = if log { OP_REJECT | OP_LOG } else { OP_REJECT };
                 format!(
-                    "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,set_field:0x1000/0x1800->reg0,set_field:{:#x}/0xfe000000->reg0,set_field:{table:#x}/0xff->reg2,group:{}",
-                    OP_REJECT << 25,
+                    "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{},group:{}",
+                    marks(2, op),
                     PACKET_IN_GROUP_BASE + u32::from(metric)
                 )
             }
@@ -325,14 +416,14 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
         }
     }
     state.conj.retain(&live);
-    if reject_used {
+    if packet_in_used {
         packet_in_path(d);
     }
 }
 
 /// The fork groups (bucket 0 continues in the next table, bucket 1 goes to Output marked for
 /// the controller) and the Output flows sending marked packets to the agent. The reject
-/// answer itself (packet-out) is the agent's packet-in handler, not yet written.
+/// answer itself (packet-out) is built by [`super::reject`] in the agent's packet-in handler.
 fn packet_in_path(d: &mut Desired) {
     for next in [
         t::EGRESS_RULE,
@@ -354,7 +445,9 @@ fn packet_in_path(d: &mut Desired) {
             200,
             format!("reg0={:#x}/0xfe600000", (op << 25) | 0x40_0000),
             Category::NetworkPolicy,
-            format!("controller(reason=no_match,userdata=01.{op:02x},max_len=65535)"),
+            format!(
+                "controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.{op:02x},max_len=65535,meter_id={PACKET_IN_METER})"
+            ),
         );
     }
 }

@@ -9,10 +9,12 @@
 //! - [`eval`]: a reference evaluator of the documented semantics, independent of the flows.
 
 pub mod admission;
+pub mod audit;
 pub mod eval;
 pub mod flows;
 pub mod parse;
 pub mod priority;
+pub mod reject;
 pub mod resolve;
 mod sha1;
 pub mod types;
