@@ -154,3 +154,80 @@ pub fn echo(s: &mut TcpStream, msg: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The one-node agent tests' gateway MAC.
+pub const NODE_GW_MAC: &str = "aa:bb:cc:dd:ee:01";
+
+/// The one-node agent tests' Pods: (name, address, MAC, node-side port, ofport).
+pub const NODE_PODS: [(&str, &str, &str, &str, u32); 3] = [
+    ("a", "10.10.0.2", "02:0a:0a:00:00:02", "pa0", 1),
+    ("b", "10.10.0.3", "02:0a:0a:00:00:03", "pb0", 2),
+    ("c", "10.10.0.4", "02:0a:0a:00:00:04", "pc0", 3),
+];
+
+/// xvsd's config for them: AF_XDP ports pa0, pb0, pc0 on ofports 1-3, OpenFlow forwarding
+/// (the agent programs it), conntrack on (`@RUN@`: the run directory).
+pub const NODE_CONFIG: &str = r#"
+bridge = "br-int"
+run_dir = "@RUN@"
+workers = [0]
+forwarding = "openflow"
+pmd_sleep_max_us = 100
+
+[conntrack]
+max_connections = 100000
+
+[[port]]
+name = "pa0"
+type = "afxdp"
+ofport = 1
+
+[[port]]
+name = "pb0"
+type = "afxdp"
+ofport = 2
+
+[[port]]
+name = "pc0"
+type = "afxdp"
+ofport = 3
+"#;
+
+/// The manifests they share: the AgentConfig (node-1, noEncap, the gateway), the Node, the
+/// default Namespace and the three Pods (labelled `app: <name>`, interface annotations).
+pub fn node_manifests() -> String {
+    let mut s = format!(
+        r#"kind: AgentConfig
+spec:
+  nodeName: node-1
+  tunnelType: noEncap
+  gateway: {{name: antrea-gw0, ip: 10.10.0.1, mac: "{NODE_GW_MAC}"}}
+---
+apiVersion: v1
+kind: Node
+metadata: {{name: node-1}}
+spec: {{podCIDR: 10.10.0.0/24}}
+status: {{addresses: [{{type: InternalIP, address: 192.168.0.1}}]}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: default}}
+"#
+    );
+    for (name, ip, mac, port, ofport) in NODE_PODS {
+        s.push_str(&format!(
+            r#"---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: pod-{name}
+  namespace: default
+  labels: {{app: {name}}}
+  annotations: {{xvs.io/mac: "{mac}", xvs.io/interface: {port}, xvs.io/ofport: "{ofport}"}}
+spec: {{nodeName: node-1}}
+status: {{podIP: {ip}}}
+"#
+        ));
+    }
+    s
+}

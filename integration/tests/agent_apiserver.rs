@@ -15,35 +15,10 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+use xvs_integration::agent::NODE_CONFIG;
 use xvs_integration::{example_pods, is_root, xvsd_binary, Netns, Xvsd};
 
 const TOKEN: &str = "replay-token-node-1";
-
-const CONFIG: &str = r#"
-bridge = "br-int"
-run_dir = "@RUN@"
-workers = [0]
-forwarding = "openflow"
-pmd_sleep_max_us = 100
-
-[conntrack]
-max_connections = 100000
-
-[[port]]
-name = "pa0"
-type = "afxdp"
-ofport = 1
-
-[[port]]
-name = "pb0"
-type = "afxdp"
-ofport = 2
-
-[[port]]
-name = "pc0"
-type = "afxdp"
-ofport = 3
-"#;
 
 /// The only manifest: the agent's own config; the cluster comes from the API server.
 const AGENT_CONFIG: &str = r#"kind: AgentConfig
@@ -105,7 +80,7 @@ fn agent_fed_by_an_api_server_replay_programs_xvsd() -> Result<()> {
         );
     }
     let (node, pods) = example_pods("ka")?;
-    let x = Xvsd::start(&node, CONFIG)?;
+    let x = Xvsd::start(&node, NODE_CONFIG)?;
     let dir = x.run_dir().join("manifests");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("00-agent.yaml"), AGENT_CONFIG)?;

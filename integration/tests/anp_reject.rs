@@ -10,76 +10,13 @@ use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xvs_integration::agent::{connect, echo_server, hello, Agent};
+use xvs_integration::agent::{
+    connect, echo_server, hello, node_manifests, Agent, NODE_CONFIG, NODE_GW_MAC, NODE_PODS,
+};
 use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
 
-const GW_MAC: &str = "aa:bb:cc:dd:ee:01";
-const PODS: [(&str, &str, &str, &str, u32); 3] = [
-    ("a", "10.10.0.2", "02:0a:0a:00:00:02", "pa0", 1),
-    ("b", "10.10.0.3", "02:0a:0a:00:00:03", "pb0", 2),
-    ("c", "10.10.0.4", "02:0a:0a:00:00:04", "pc0", 3),
-];
-
-const CONFIG: &str = r#"
-bridge = "br-int"
-run_dir = "@RUN@"
-workers = [0]
-forwarding = "openflow"
-pmd_sleep_max_us = 100
-
-[conntrack]
-max_connections = 100000
-
-[[port]]
-name = "pa0"
-type = "afxdp"
-ofport = 1
-
-[[port]]
-name = "pb0"
-type = "afxdp"
-ofport = 2
-
-[[port]]
-name = "pc0"
-type = "afxdp"
-ofport = 3
-"#;
-
 fn manifests() -> String {
-    let mut s = format!(
-        r#"kind: AgentConfig
-spec:
-  nodeName: node-1
-  tunnelType: noEncap
-  gateway: {{name: antrea-gw0, ip: 10.10.0.1, mac: "{GW_MAC}"}}
----
-apiVersion: v1
-kind: Node
-metadata: {{name: node-1}}
-spec: {{podCIDR: 10.10.0.0/24}}
-status: {{addresses: [{{type: InternalIP, address: 192.168.0.1}}]}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {{name: default}}
-"#
-    );
-    for (name, ip, mac, port, ofport) in PODS {
-        s.push_str(&format!(
-            r#"---
-apiVersion: v1
-kind: Pod
-metadata:
-  name: pod-{name}
-  namespace: default
-  labels: {{app: {name}}}
-  annotations: {{xvs.io/mac: "{mac}", xvs.io/interface: {port}, xvs.io/ofport: "{ofport}"}}
-spec: {{nodeName: node-1}}
-status: {{podIP: {ip}}}
-"#
-        ));
-    }
+    let mut s = node_manifests();
     s.push_str(
         r#"---
 apiVersion: v1
@@ -162,19 +99,19 @@ fn node_with_pods(prefix: &str) -> Result<(Netns, Vec<Netns>, Xvsd)> {
     let tag = unique_tag(prefix);
     let node = Netns::new(&format!("{tag}n"))?;
     let mut pods = Vec::new();
-    for (name, ip, mac, port, _) in PODS {
+    for (name, ip, mac, port, _) in NODE_PODS {
         let ns = Netns::new(&format!("{tag}{name}"))?;
         veth(&ns, "eth0", mac, &node, port)?;
         ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
         ns.offloads_off("eth0")?;
-        for (_, qip, qmac, _, _) in PODS.iter().filter(|p| p.1 != ip) {
+        for (_, qip, qmac, _, _) in NODE_PODS.iter().filter(|p| p.1 != ip) {
             ns.static_neigh(qip, qmac)?;
         }
         ns.ip(&["route", "add", "10.96.0.0/16", "via", "10.10.0.1"])?;
-        ns.static_neigh("10.10.0.1", GW_MAC)?;
+        ns.static_neigh("10.10.0.1", NODE_GW_MAC)?;
         pods.push(ns);
     }
-    let x = Xvsd::start(&node, CONFIG)?;
+    let x = Xvsd::start(&node, NODE_CONFIG)?;
     Ok((node, pods, x))
 }
 
