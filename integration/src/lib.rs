@@ -184,15 +184,21 @@ pub struct Pod {
 /// pod knowing the others' MACs as permanent neighbours (the example pipelines do not answer
 /// pod-to-pod ARP). Names start with `prefix` and are unique per process.
 pub fn example_pods(prefix: &str) -> Result<(Netns, Vec<Pod>)> {
+    first_example_pods(prefix, EXAMPLE_PODS.len())
+}
+
+/// [`example_pods`] with only the first `n` of them (each knowing the others).
+pub fn first_example_pods(prefix: &str, n: usize) -> Result<(Netns, Vec<Pod>)> {
     let tag = unique_tag(prefix);
     let node = Netns::new(&format!("{tag}n"))?;
     let mut pods = Vec::new();
-    for (name, ip, mac, port) in EXAMPLE_PODS {
+    let chosen = &EXAMPLE_PODS[..n.min(EXAMPLE_PODS.len())];
+    for &(name, ip, mac, port) in chosen {
         let ns = Netns::new(&format!("{tag}{name}"))?;
         veth(&ns, "eth0", mac, &node, port)?;
         ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
         ns.offloads_off("eth0")?;
-        for (_, qip, qmac, _) in EXAMPLE_PODS.iter().filter(|q| q.1 != ip) {
+        for (_, qip, qmac, _) in chosen.iter().filter(|q| q.1 != ip) {
             ns.static_neigh(qip, qmac)?;
         }
         pods.push(Pod { ns, ip, mac });

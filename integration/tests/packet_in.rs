@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use xvs_integration::ofclient::OfClient;
-use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
+use xvs_integration::{first_example_pods, is_root, Netns, Xvsd};
 use xvs_openflow::{Body, OfpError};
 
 const CONFIG: &str = r#"
@@ -37,41 +37,8 @@ struct Setup {
 
 impl Setup {
     fn new() -> Result<Self> {
-        let tag = unique_tag("pi");
-        let node = Netns::new(&format!("{tag}n"))?;
-        let mut pods = Vec::new();
-        for (name, ip, mac, port) in [
-            ("a", "10.10.0.2", "02:0a:0a:00:00:02", "pa0"),
-            ("b", "10.10.0.3", "02:0a:0a:00:00:03", "pb0"),
-        ] {
-            let ns = Netns::new(&format!("{tag}{name}"))?;
-            veth(&ns, "eth0", mac, &node, port)?;
-            ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
-            ns.offloads_off("eth0")?;
-            pods.push(ns);
-        }
-        pods[0].ip(&[
-            "neigh",
-            "replace",
-            "10.10.0.3",
-            "lladdr",
-            "02:0a:0a:00:00:03",
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ])?;
-        pods[1].ip(&[
-            "neigh",
-            "replace",
-            "10.10.0.2",
-            "lladdr",
-            "02:0a:0a:00:00:02",
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ])?;
+        let (node, pods) = first_example_pods("pi", 2)?;
+        let pods: Vec<Netns> = pods.into_iter().map(|p| p.ns).collect();
         let xvsd = Xvsd::start(&node, CONFIG)?;
         Ok(Setup {
             _pods: pods,
