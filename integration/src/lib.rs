@@ -332,6 +332,43 @@ impl Xvsd {
         s
     }
 
+    /// `ovs-ofctl -O OpenFlow15 [opts] CMD unix:<run_dir>/br-int.mgmt [args]`: (success,
+    /// stdout, stderr).
+    pub fn ofctl_raw(
+        &self,
+        opts: &[&str],
+        cmd: &str,
+        args: &[&str],
+    ) -> Result<(bool, String, String)> {
+        let target = format!("unix:{}", self.run_dir().join("br-int.mgmt").display());
+        let out = Command::new("ovs-ofctl")
+            .args(["-O", "OpenFlow15"])
+            .args(opts)
+            .arg(cmd)
+            .arg(target)
+            .args(args)
+            .output()
+            .context("running ovs-ofctl")?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// [`ofctl_raw`](Self::ofctl_raw) that must succeed: its stdout, or an error with ovs-ofctl's
+    /// stderr and xvsd's.
+    pub fn ofctl(&self, opts: &[&str], cmd: &str, args: &[&str]) -> Result<String> {
+        let (ok, out, err) = self.ofctl_raw(opts, cmd, args)?;
+        if !ok {
+            bail!(
+                "ovs-ofctl {opts:?} {cmd} {args:?} failed: {err}\n{}",
+                self.stderr()
+            );
+        }
+        Ok(out)
+    }
+
     /// `ovs-appctl -t <run_dir>/xvsd.ctl <args>`: the real OVS client.
     pub fn appctl(&self, args: &[&str]) -> Result<String> {
         let ctl = self.run_dir().join("xvsd.ctl");

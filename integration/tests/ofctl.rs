@@ -50,37 +50,13 @@ impl Setup {
         })
     }
 
-    fn target(&self) -> String {
-        format!("unix:{}", self.xvsd.run_dir().join("br-int.mgmt").display())
-    }
-
     /// `ovs-ofctl -O OpenFlow15 <cmd> <target> <args>`; (success, stdout, stderr).
     fn ofctl_raw(&self, opts: &[&str], cmd: &str, args: &[&str]) -> Result<(bool, String, String)> {
-        let out = Command::new("ovs-ofctl")
-            .arg("-O")
-            .arg("OpenFlow15")
-            .args(opts)
-            .arg(cmd)
-            .arg(self.target())
-            .args(args)
-            .output()
-            .context("running ovs-ofctl")?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ))
+        self.xvsd.ofctl_raw(opts, cmd, args)
     }
 
     fn ofctl(&self, opts: &[&str], cmd: &str, args: &[&str]) -> Result<String> {
-        let (ok, out, err) = self.ofctl_raw(opts, cmd, args)?;
-        if !ok {
-            bail!(
-                "ovs-ofctl {opts:?} {cmd} {args:?} failed: {err}\n{}",
-                self.xvsd.stderr()
-            );
-        }
-        Ok(out)
+        self.xvsd.ofctl(opts, cmd, args)
     }
 
     /// `dump-flows` lines (without the reply header), sorted.
