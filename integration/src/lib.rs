@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod ofclient;
+pub mod udp;
 
 use anyhow::{bail, Context, Result};
 use std::fs::File;
@@ -203,6 +204,26 @@ pub fn first_example_pods(prefix: &str, n: usize) -> Result<(Netns, Vec<Pod>)> {
         }
         pods.push(Pod { ns, ip, mac });
     }
+    Ok((node, pods))
+}
+
+/// [`example_pods`] plus a routed destination: pod-c also owns 10.20.0.4 and pod-a reaches
+/// 10.20.0.0/24 through the gateway 10.10.0.1 (the example pipelines route it to pod-c,
+/// rewriting MACs and TTL).
+pub fn routed_example_pods(prefix: &str) -> Result<(Netns, Vec<Pod>)> {
+    let (node, pods) = example_pods(prefix)?;
+    pods[2]
+        .ns
+        .ip(&["addr", "add", "10.20.0.4/32", "dev", "eth0"])?;
+    pods[0].ns.ip(&[
+        "route",
+        "add",
+        "10.20.0.0/24",
+        "via",
+        "10.10.0.1",
+        "dev",
+        "eth0",
+    ])?;
     Ok((node, pods))
 }
 

@@ -11,19 +11,12 @@
 #![cfg(feature = "dpdk")]
 
 use anyhow::{Context, Result};
-use std::collections::BTreeSet;
-use std::net::UdpSocket;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
+use std::time::Duration;
+use xvs_integration::udp::{bound_socket, expect_all, expect_none};
+use xvs_integration::{is_root, routed_example_pods, Netns, Pod, Xvsd};
 
 const FLOWS: &str = include_str!("../../deploy/examples/antrea-lite.flows");
-
-struct Pod {
-    ns: Netns,
-    ip: &'static str,
-    mac: &'static str,
-}
 
 struct Topo {
     node: Netns,
@@ -31,111 +24,8 @@ struct Topo {
 }
 
 fn topology() -> Result<Topo> {
-    let tag = unique_tag("dp");
-    let node = Netns::new(&format!("{tag}n"))?;
-    let specs = [
-        ("a", "10.10.0.2", "02:0a:0a:00:00:02", "pa0"),
-        ("b", "10.10.0.3", "02:0a:0a:00:00:03", "pb0"),
-        ("c", "10.10.0.4", "02:0a:0a:00:00:04", "pc0"),
-    ];
-    let mut pods = Vec::new();
-    for (name, ip, mac, port) in specs {
-        let ns = Netns::new(&format!("{tag}{name}"))?;
-        veth(&ns, "eth0", mac, &node, port)?;
-        ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
-        ns.offloads_off("eth0")?;
-        pods.push(Pod { ns, ip, mac });
-    }
-    // Pods know each other's MACs (Antrea answers pod-to-pod ARP with NORMAL, not modelled here).
-    for p in &pods {
-        for q in &pods {
-            if p.ip != q.ip {
-                p.ns.ip(&[
-                    "neigh",
-                    "replace",
-                    q.ip,
-                    "lladdr",
-                    q.mac,
-                    "dev",
-                    "eth0",
-                    "nud",
-                    "permanent",
-                ])?;
-            }
-        }
-    }
-    // pod-c also owns 10.20.0.4; pod-a reaches 10.20.0.0/24 through the gateway.
-    pods[2]
-        .ns
-        .ip(&["addr", "add", "10.20.0.4/32", "dev", "eth0"])?;
-    pods[0].ns.ip(&[
-        "route",
-        "add",
-        "10.20.0.0/24",
-        "via",
-        "10.10.0.1",
-        "dev",
-        "eth0",
-    ])?;
+    let (node, pods) = routed_example_pods("dp")?;
     Ok(Topo { node, pods })
-}
-
-fn socket(ns: &Netns, addr: String) -> Result<UdpSocket> {
-    ns.run(move || -> Result<UdpSocket> {
-        let s = UdpSocket::bind(&addr)?;
-        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &(8 << 20))?;
-        s.set_read_timeout(Some(Duration::from_millis(100)))?;
-        Ok(s)
-    })?
-}
-
-/// Sends `count` numbered datagrams and returns the numbers that arrived intact.
-fn exchange(from: &UdpSocket, to: &UdpSocket, dst: &str, count: u32) -> Result<BTreeSet<u32>> {
-    for seq in 0..count {
-        let mut payload = seq.to_be_bytes().to_vec();
-        payload.extend(std::iter::repeat_n(
-            (seq % 251) as u8,
-            100 + (seq as usize % 300),
-        ));
-        from.send_to(&payload, dst)?;
-        if seq % 100 == 99 {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-    let mut got = BTreeSet::new();
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline && (got.len() as u32) < count {
-        if let Ok(n) = to.recv(&mut buf) {
-            let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-            let intact = n == 4 + 100 + (seq as usize % 300)
-                && buf[4..n].iter().all(|&b| b == (seq % 251) as u8);
-            assert!(intact, "datagram {seq} arrived damaged");
-            got.insert(seq);
-        }
-    }
-    Ok(got)
-}
-
-fn expect_all(from: &UdpSocket, to: &UdpSocket, dst: &str, count: u32, what: &str) -> Result<()> {
-    let got = exchange(from, to, dst, count)?;
-    assert_eq!(
-        got.len() as u32,
-        count,
-        "{what}: {} of {count} arrived",
-        got.len()
-    );
-    Ok(())
-}
-
-fn expect_none(from: &UdpSocket, to: &UdpSocket, dst: &str, count: u32, what: &str) -> Result<()> {
-    let got = exchange(from, to, dst, count)?;
-    assert!(
-        got.is_empty(),
-        "{what}: {} of {count} arrived but must be dropped",
-        got.len()
-    );
-    Ok(())
 }
 
 const CONFIG: &str = r#"
@@ -200,7 +90,7 @@ fn antrea_pipeline_over_dpdk_and_afxdp_ports() -> Result<()> {
     let mut x = Xvsd::start_with(&t.node, CONFIG, &[("pipeline.flows", FLOWS)])?;
     let pid = x.pid().context("xvsd pid")?;
     let (a, b, c) = (&t.pods[0], &t.pods[1], &t.pods[2]);
-    let sock = |p: &Pod, port: u16| socket(&p.ns, format!("{}:{port}", p.ip));
+    let sock = |p: &Pod, port: u16| bound_socket(&p.ns, format!("{}:{port}", p.ip));
 
     // DPDK af_packet <-> DPDK af_xdp, both ways.
     let (a1, b1) = (sock(a, 7001)?, sock(b, 7001)?);
@@ -248,11 +138,11 @@ fn antrea_pipeline_over_dpdk_and_afxdp_ports() -> Result<()> {
 
     // Spoofed source on the DPDK port.
     a.ns.ip(&["addr", "add", "10.10.0.99/32", "dev", "eth0"])?;
-    let spoof = socket(&a.ns, "10.10.0.99:7001".to_string())?;
+    let spoof = bound_socket(&a.ns, "10.10.0.99:7001".to_string())?;
     expect_none(&spoof, &b1, "10.10.0.3:7001", 200, "spoofed source")?;
 
     // Routed through the gateway from the DPDK port: MACs rewritten, TTL decremented.
-    let c20 = socket(&c.ns, "10.20.0.4:7004".to_string())?;
+    let c20 = bound_socket(&c.ns, "10.20.0.4:7004".to_string())?;
     expect_all(&a4, &c20, "10.20.0.4:7004", 200, "a -> 10.20.0.4 (routed)")?;
     a4.set_ttl(1)?;
     expect_none(&a4, &c20, "10.20.0.4:7004", 50, "routed with TTL 1")?;
@@ -414,8 +304,8 @@ fn net_ring_port_between_afxdp_ports_with_queues_on_two_workers() -> Result<()> 
     let pid = x.pid().context("xvsd pid")?;
     let (a, b) = (&t.pods[0], &t.pods[1]);
     let (a1, b1) = (
-        socket(&a.ns, format!("{}:7001", a.ip))?,
-        socket(&b.ns, format!("{}:7001", b.ip))?,
+        bound_socket(&a.ns, format!("{}:7001", a.ip))?,
+        bound_socket(&b.ns, format!("{}:7001", b.ip))?,
     );
     expect_all(&a1, &b1, "10.10.0.3:7001", 500, "a -> ring -> b")?;
     expect_none(&b1, &a1, "10.10.0.2:7001", 100, "b -> a has no flow")?;

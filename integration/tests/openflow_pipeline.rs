@@ -4,10 +4,9 @@
 //! ARP responder answers for the gateway, and routed traffic gets its MACs and TTL rewritten.
 
 use anyhow::{Context, Result};
-use std::collections::BTreeSet;
-use std::net::UdpSocket;
-use std::time::{Duration, Instant};
-use xvs_integration::{example_pods, is_root, Netns, Pod, Xvsd};
+use std::time::Duration;
+use xvs_integration::udp::{bound_socket, expect_all, expect_none};
+use xvs_integration::{is_root, routed_example_pods, Netns, Pod, Xvsd};
 
 const FLOWS: &str = include_str!("../../deploy/examples/antrea-lite.flows");
 const GW_MAC: &str = "aa:bb:cc:dd:ee:ff";
@@ -18,20 +17,7 @@ struct Topo {
 }
 
 fn topology() -> Result<Topo> {
-    let (node, pods) = example_pods("of")?;
-    // pod-c also owns 10.20.0.4; pod-a reaches 10.20.0.0/24 through the gateway.
-    pods[2]
-        .ns
-        .ip(&["addr", "add", "10.20.0.4/32", "dev", "eth0"])?;
-    pods[0].ns.ip(&[
-        "route",
-        "add",
-        "10.20.0.0/24",
-        "via",
-        "10.10.0.1",
-        "dev",
-        "eth0",
-    ])?;
+    let (node, pods) = routed_example_pods("of")?;
     Ok(Topo { node, pods })
 }
 
@@ -59,64 +45,6 @@ type = "afxdp"
 ofport = 3
 "#;
 
-fn socket(ns: &Netns, addr: String) -> Result<UdpSocket> {
-    ns.run(move || -> Result<UdpSocket> {
-        let s = UdpSocket::bind(&addr)?;
-        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &(8 << 20))?;
-        s.set_read_timeout(Some(Duration::from_millis(100)))?;
-        Ok(s)
-    })?
-}
-
-/// Sends `count` numbered datagrams and returns the numbers that arrived intact.
-fn exchange(from: &UdpSocket, to: &UdpSocket, dst: &str, count: u32) -> Result<BTreeSet<u32>> {
-    for seq in 0..count {
-        let mut payload = seq.to_be_bytes().to_vec();
-        payload.extend(std::iter::repeat_n(
-            (seq % 251) as u8,
-            100 + (seq as usize % 300),
-        ));
-        from.send_to(&payload, dst)?;
-        if seq % 100 == 99 {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-    let mut got = BTreeSet::new();
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline && (got.len() as u32) < count {
-        if let Ok(n) = to.recv(&mut buf) {
-            let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-            let intact = n == 4 + 100 + (seq as usize % 300)
-                && buf[4..n].iter().all(|&b| b == (seq % 251) as u8);
-            assert!(intact, "datagram {seq} arrived damaged");
-            got.insert(seq);
-        }
-    }
-    Ok(got)
-}
-
-fn expect_all(from: &UdpSocket, to: &UdpSocket, dst: &str, count: u32, what: &str) -> Result<()> {
-    let got = exchange(from, to, dst, count)?;
-    assert_eq!(
-        got.len() as u32,
-        count,
-        "{what}: {} of {count} arrived",
-        got.len()
-    );
-    Ok(())
-}
-
-fn expect_none(from: &UdpSocket, to: &UdpSocket, dst: &str, count: u32, what: &str) -> Result<()> {
-    let got = exchange(from, to, dst, count)?;
-    assert!(
-        got.is_empty(),
-        "{what}: {} of {count} arrived but must be dropped",
-        got.len()
-    );
-    Ok(())
-}
-
 #[test]
 fn antrea_style_pipeline_allows_denies_and_rewrites() -> Result<()> {
     if !is_root() {
@@ -126,7 +54,7 @@ fn antrea_style_pipeline_allows_denies_and_rewrites() -> Result<()> {
     let t = topology()?;
     let mut x = Xvsd::start_with(&t.node, CONFIG, &[("pipeline.flows", FLOWS)])?;
     let (a, b, c) = (&t.pods[0], &t.pods[1], &t.pods[2]);
-    let sock = |p: &Pod, port: u16| socket(&p.ns, format!("{}:{port}", p.ip));
+    let sock = |p: &Pod, port: u16| bound_socket(&p.ns, format!("{}:{port}", p.ip));
 
     // Allowed: pod-a -> pod-b, both ways.
     let (a1, b1) = (sock(a, 7001)?, sock(b, 7001)?);
@@ -174,7 +102,7 @@ fn antrea_style_pipeline_allows_denies_and_rewrites() -> Result<()> {
 
     // SpoofGuard: pod-a sending from an address that is not its own is dropped.
     a.ns.ip(&["addr", "add", "10.10.0.99/32", "dev", "eth0"])?;
-    let spoof = socket(&a.ns, "10.10.0.99:7001".to_string())?;
+    let spoof = bound_socket(&a.ns, "10.10.0.99:7001".to_string())?;
     expect_none(&spoof, &b1, "10.10.0.3:7001", 200, "spoofed source")?;
 
     // ARP responder: pod-a resolves the gateway to the virtual MAC.
@@ -187,7 +115,7 @@ fn antrea_style_pipeline_allows_denies_and_rewrites() -> Result<()> {
     );
 
     // Routed through the gateway: MACs rewritten (pod-c's kernel accepts only its own MAC).
-    let c20 = socket(&c.ns, "10.20.0.4:7004".to_string())?;
+    let c20 = bound_socket(&c.ns, "10.20.0.4:7004".to_string())?;
     expect_all(&a4, &c20, "10.20.0.4:7004", 200, "a -> 10.20.0.4 (routed)")?;
     // dec_ttl: a packet that arrives with TTL 1 cannot be routed.
     a4.set_ttl(1)?;
@@ -282,9 +210,9 @@ fn learned_flows_open_the_reply_path() -> Result<()> {
     let t = topology()?;
     let mut x = Xvsd::start_with(&t.node, CONFIG, &[("pipeline.flows", LEARN_FLOWS)])?;
     let (a, b) = (&t.pods[0], &t.pods[1]);
-    let a7100 = socket(&a.ns, format!("{}:7100", a.ip))?;
-    let a7101 = socket(&a.ns, format!("{}:7101", a.ip))?;
-    let b7777 = socket(&b.ns, format!("{}:7777", b.ip))?;
+    let a7100 = bound_socket(&a.ns, format!("{}:7100", a.ip))?;
+    let a7101 = bound_socket(&a.ns, format!("{}:7101", a.ip))?;
+    let b7777 = bound_socket(&b.ns, format!("{}:7777", b.ip))?;
 
     expect_none(
         &b7777,
