@@ -33,7 +33,9 @@ pub enum DropReason {
     MissBudget = 5,
     /// A header rewrite did not apply to the packet (e.g. truncated headers).
     RewriteFailed = 6,
-    /// The output port is polled by another worker (cross-worker transmit is not supported).
+    /// The output port is polled by another worker that could not be handed the packet (its
+    /// ring from this worker was full, or the port was not polled by any worker when the flow
+    /// was translated).
     RemotePort = 7,
     /// No free frame for a copy of a packet sent to several ports (or forked by
     /// `ct(table=T)`).

@@ -18,6 +18,7 @@
 pub mod capture;
 mod counters;
 mod ct;
+pub mod handoff;
 pub mod inject;
 pub mod packet_in;
 pub mod pipeline;

@@ -2,6 +2,7 @@
 //! misses through the injected [`Translator`], and execution of datapath actions.
 
 use crate::counters::{DropReason, WorkerSnapshot};
+use crate::handoff::PortDirectory;
 use crate::rewrite::{self, Headers};
 use crate::tunnel::{Prepare, TunnelStage};
 use crate::worker::BATCH;
@@ -102,8 +103,14 @@ pub enum ExecAction {
     Header(DpAction),
     /// Transmit on the worker's port at this index.
     Output(u16),
-    /// An output to a port this worker does not poll.
-    RemoteOutput,
+    /// An output to a port another worker polls: handed to that worker
+    /// ([`crate::handoff`]).
+    RemoteOutput {
+        /// The polling worker's index.
+        worker: u16,
+        /// The port's OpenFlow number.
+        ofport: u32,
+    },
     /// Run the packet through the connection tracker.
     Ct(CtAction),
     /// Forget the packet's connection-tracking metadata.
@@ -202,6 +209,8 @@ pub struct OpenFlowStage {
     /// For packet `i` of the current burst: the tunnel next hop it must wait for.
     parked: [Option<(IpAddr, u32)>; BATCH],
     any_parked: bool,
+    /// Which worker polls which port, when the worker can hand packets to others.
+    directory: Option<Arc<PortDirectory>>,
 }
 
 impl std::fmt::Debug for OpenFlowStage {
@@ -236,6 +245,7 @@ impl OpenFlowStage {
             tunnel: None,
             parked: [None; BATCH],
             any_parked: false,
+            directory: None,
         }
     }
 
@@ -302,9 +312,15 @@ impl OpenFlowStage {
         self.misses_this_batch = 0;
     }
 
-    /// The worker's port list changed (a port added or removed at run time): cached actions
-    /// hold port indices, and misses translated before may have resolved an output to a port
-    /// that now exists or no longer does, so both cache tiers go now (hits credited first).
+    /// Lets outputs to other workers' ports resolve to them (see [`crate::handoff`]).
+    pub fn set_port_directory(&mut self, directory: Arc<PortDirectory>) {
+        self.directory = Some(directory);
+    }
+
+    /// The worker's port list changed (a port added or removed at run time, here or on
+    /// another worker): cached actions hold port indices and owners, and misses translated
+    /// before may have resolved an output to a port that now exists or no longer does, so
+    /// both cache tiers go now (hits credited first).
     pub fn ports_changed(&mut self, stats: &mut WorkerSnapshot) {
         self.credit_stats();
         self.cache.flush();
@@ -401,11 +417,20 @@ impl OpenFlowStage {
         let mut pending = None;
         let tunnel = &mut self.tunnel;
         let translator = &mut self.translator;
+        let directory = self.directory.as_deref();
         let mut resolve = |a: &DpAction| match *a {
             DpAction::Output(p) => match port_of(p) {
                 Some(idx) => ExecAction::Output(idx),
-                None if translator.port_exists(p) => ExecAction::RemoteOutput,
-                None => ExecAction::Discard(DropReason::NoSuchPort),
+                None => match directory.and_then(|d| d.owner(p)) {
+                    Some(w) => ExecAction::RemoteOutput {
+                        worker: u16::try_from(w).unwrap_or(u16::MAX),
+                        ofport: p,
+                    },
+                    None if translator.port_exists(p) => {
+                        ExecAction::Discard(DropReason::RemotePort)
+                    }
+                    None => ExecAction::Discard(DropReason::NoSuchPort),
+                },
             },
             DpAction::Meter(id) => meters
                 .iter()

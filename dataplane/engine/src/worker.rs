@@ -5,6 +5,7 @@ use crate::counters::{
     DropReason, PortCounters, PortEntry, WorkerShared, WorkerSnapshot, PORT_DOWN, PORT_NO_FWD,
     PORT_NO_RECV,
 };
+use crate::handoff::Handoff;
 use crate::inject::{InjectConsumer, Injection, INJECT_BURST, INJECT_MAX_ACTIONS};
 use crate::pipeline::{self, ExecAction, OpenFlowStage};
 use crate::portctl::{PortCommand, PortCommands, PortReply};
@@ -233,6 +234,8 @@ pub struct Worker {
     closing: Vec<EnginePort>,
     /// Frames removed ports could not give back.
     frames_lost: u64,
+    /// Rings to and from the other workers, for outputs to their ports.
+    handoff: Option<Handoff>,
 }
 
 /// What [`Worker::remove_port`] did.
@@ -330,12 +333,23 @@ impl Worker {
             port_commands: None,
             closing: Vec::new(),
             frames_lost: 0,
+            handoff: None,
         })
     }
 
     /// Gives the worker its port command queue (the control side keeps the other end).
     pub fn set_port_commands(&mut self, q: PortCommands) {
         self.port_commands = Some(q);
+    }
+
+    /// Connects the worker to the others (its element of [`crate::handoff::mesh`]): outputs
+    /// to their ports are handed to them, and theirs to its ports are transmitted here.
+    pub fn set_handoff(&mut self, mut handoff: Handoff) {
+        handoff.seen = handoff.directory().generation();
+        if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
+            stage.set_port_directory(Arc::clone(handoff.directory()));
+        }
+        self.handoff = Some(handoff);
     }
 
     /// Ports the worker polls.
@@ -475,6 +489,11 @@ impl Worker {
         self.shared.ports.store(Arc::new(list));
         // The ports' indices moved: reload flags and capture bits at the next iteration.
         self.masks = (u64::MAX, u64::MAX);
+        // Other workers' cached outputs may name this worker for a port it no longer polls
+        // (or another worker for one it polls now).
+        if let Some(h) = &self.handoff {
+            h.directory().bump();
+        }
     }
 
     /// The control side's end of the capture ring (once; `None` afterwards).
@@ -485,6 +504,45 @@ impl Worker {
     /// Gives the worker its injection ring (the control side keeps the producer).
     pub fn set_injections(&mut self, q: InjectConsumer) {
         self.inject = Some(q);
+    }
+
+    /// Transmits what other workers handed over for this worker's ports, after flushing the
+    /// caches if some worker's port list changed since they were built.
+    fn run_handoffs(&mut self) -> usize {
+        let Worker {
+            pool,
+            ports,
+            forwarding,
+            stats,
+            tap,
+            handoff,
+            ..
+        } = self;
+        let Some(h) = handoff.as_mut() else {
+            return 0;
+        };
+        let generation = h.directory().generation();
+        if generation != h.seen {
+            h.seen = generation;
+            if let Forwarding::OpenFlow(stage) = forwarding {
+                stage.ports_changed(stats);
+            }
+        }
+        h.receive(|ofport, data| {
+            let Some(idx) = ports.iter().position(|p| p.ofport == ofport) else {
+                // Removed since the sender resolved it.
+                stats.drops[DropReason::NoSuchPort as usize] += 1;
+                return;
+            };
+            let Some(d) = pool.alloc_desc(data.len() as u32) else {
+                stats.drops[DropReason::PoolEmpty as usize] += 1;
+                return;
+            };
+            let buf = pool.region_mut().data_mut(d);
+            let n = buf.len().min(data.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            enqueue(ports, pool, stats, tap, idx, d);
+        })
     }
 
     /// Transmits up to [`INJECT_BURST`] injected packets after executing their actions.
@@ -512,7 +570,7 @@ impl Worker {
         let mut key = FlowKey::ZERO;
         let info = xvs_packet::extract(self.pool.region().data(d), inj.in_port, &mut key);
         let h = pipeline::headers(&key, info);
-        let mut acts = [ExecAction::RemoteOutput; INJECT_MAX_ACTIONS];
+        let mut acts = [ExecAction::CtClear; INJECT_MAX_ACTIONS];
         let mut k = 0;
         for a in inj.actions() {
             let e = match *a {
@@ -565,6 +623,8 @@ impl Worker {
             // Nor encapsulated (a tunnel output in a packet-out is a rewrite failure).
             tunnel: None,
             ip_id: &mut self.ip_id,
+            // Each worker transmits a packet-out on its own ports.
+            handoff: None,
         };
         execute(&mut x, &acts[..k], d, h, packet, &mut meta);
         self.run_recirculations();
@@ -671,6 +731,9 @@ impl Worker {
         }
         let mut rx = [Desc::default(); BATCH];
         let mut received = self.run_injections();
+        if self.handoff.is_some() {
+            received += self.run_handoffs();
+        }
         for in_idx in 0..self.ports.len() {
             let n = self.ports[in_idx].io.rx_burst(&mut self.pool, &mut rx);
             if n == 0 {
@@ -854,6 +917,7 @@ impl Worker {
             in_idxs,
             ip_id,
             tap,
+            handoff,
             ..
         } = self;
         let Forwarding::OpenFlow(stage) = forwarding else {
@@ -941,6 +1005,7 @@ impl Worker {
                 meters,
                 tunnel,
                 ip_id,
+                handoff: handoff.as_mut(),
             };
             execute(&mut x, actions, d, h, packet, &mut metas[i]);
         }
@@ -1054,6 +1119,8 @@ struct Exec<'a> {
     tunnel: Option<&'a TunnelStage>,
     /// IPv4 identification counter for outer headers.
     ip_id: &'a mut u16,
+    /// Rings to the other workers, for outputs to their ports.
+    handoff: Option<&'a mut Handoff>,
 }
 
 /// The packet's datapath metadata for this pass.
@@ -1103,7 +1170,7 @@ fn no_output_reason(actions: &[ExecAction]) -> DropReason {
     actions
         .iter()
         .find_map(|a| match a {
-            ExecAction::RemoteOutput => Some(DropReason::RemotePort),
+            ExecAction::RemoteOutput { .. } => Some(DropReason::RemotePort),
             ExecAction::Discard(r) => Some(*r),
             _ => None,
         })
@@ -1124,9 +1191,10 @@ fn execute(
     let mut has_ct = false;
     for a in actions {
         match a {
-            ExecAction::Output(_) | ExecAction::Encap { .. } | ExecAction::Recirc(_) => {
-                consumers_left += 1
-            }
+            ExecAction::Output(_)
+            | ExecAction::RemoteOutput { .. }
+            | ExecAction::Encap { .. }
+            | ExecAction::Recirc(_) => consumers_left += 1,
             ExecAction::Ct(_) => has_ct = true,
             _ => {}
         }
@@ -1210,7 +1278,20 @@ fn execute(
                     return;
                 }
             }
-            ExecAction::RemoteOutput => x.stats.drops[DropReason::RemotePort as usize] += 1,
+            ExecAction::RemoteOutput { worker, ofport } => {
+                consumers_left -= 1;
+                let sent = x.handoff.as_deref_mut().is_some_and(|h| {
+                    h.send(usize::from(*worker), *ofport, x.pool.region().data(d))
+                });
+                if !sent {
+                    x.stats.drops[DropReason::RemotePort as usize] += 1;
+                }
+                if consumers_left == 0 {
+                    // The bytes travelled; the frame stays here.
+                    x.pool.free(d.addr);
+                    return;
+                }
+            }
             ExecAction::Discard(reason) => x.stats.drops[*reason as usize] += 1,
             ExecAction::Header(DpAction::PushVlan { tpid, tci }) => {
                 let base = x.pool.region().frame_base(d.addr);

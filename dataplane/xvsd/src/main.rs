@@ -272,6 +272,13 @@ fn run(args: &Args) -> Result<()> {
         port_controls.push(control);
         workers.push((core, worker));
     }
+    if workers.len() > 1 {
+        // Outputs to a port another worker polls are handed to that worker.
+        let rings = xvs_engine::handoff::mesh(workers.iter().map(|(_, w)| w.shared()).collect());
+        for ((_, worker), handoff) in workers.iter_mut().zip(rings) {
+            worker.set_handoff(handoff);
+        }
+    }
     ports::dpdk::start_all(&attachments)?;
     // From here on, runtime ports share the attachments with the workers opening them.
     let attachments = Arc::new(Mutex::new(attachments));
