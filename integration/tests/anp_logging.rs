@@ -364,7 +364,7 @@ spec:
 /// The `packet_count` of meter 256's band and its `packet_in_count`, from `ovs-ofctl
 /// meter-stats`.
 fn meter_256(x: &Xvsd) -> Result<(u64, u64)> {
-    let text = x.ofctl(&["-O", "OpenFlow15"], "meter-stats", &[])?;
+    let text = x.ofctl(&[], "meter-stats", &[])?;
     let block = text
         .split("meter:")
         .find(|b| b.starts_with("256 "))
@@ -402,7 +402,7 @@ fn packet_ins_above_the_rate_are_dropped_by_the_meter_and_traffic_still_flows() 
         &["--np-log", &np_log_arg, "--packet-in-rate", "20"],
     )?;
     agent.wait_log("in sync", 1)?;
-    let flows = x.ofctl(&["-O", "OpenFlow15"], "dump-flows", &[])?;
+    let flows = x.ofctl(&[], "dump-flows", &[])?;
     assert!(
         flows.contains("actions=meter:256,controller(") && !flows.contains("meter_id="),
         "Antrea's meter:256,controller(...) form:\n{flows}"
