@@ -168,6 +168,21 @@ pub struct Namespace {
     pub name: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Annotation `networkpolicy.antrea.io/enable-logging` (Go `strconv.ParseBool`; anything
+    /// else is off, as in Antrea): the K8s NetworkPolicies of this namespace log to np.log.
+    pub enable_logging: bool,
+}
+
+/// The Namespace annotation that turns on np.log lines for its K8s NetworkPolicies.
+pub const ENABLE_LOGGING_ANNOTATION: &str = "networkpolicy.antrea.io/enable-logging";
+
+/// Go's `strconv.ParseBool`.
+fn go_parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 /// A Pod; MAC, interface and ofport come from annotations `xvs.io/mac`, `xvs.io/interface`,
@@ -760,9 +775,22 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
         }
         "Namespace" => {
             let m = meta?;
+            let enable_logging = match get(m, "annotations")
+                .and_then(|a| get(a, ENABLE_LOGGING_ANNOTATION))
+                .and_then(Value::as_str)
+            {
+                None => false,
+                Some(v) => go_parse_bool(v).unwrap_or_else(|| {
+                    eprintln!(
+                        "xvs-agent: {d}: annotation {ENABLE_LOGGING_ANNOTATION}={v:?} is not a bool; logging stays off"
+                    );
+                    false
+                }),
+            };
             Object::Namespace(Namespace {
                 name: name(m)?,
                 labels: labels(&c, m, &mp, "labels")?,
+                enable_logging,
             })
         }
         "Pod" => {

@@ -3,6 +3,7 @@
 //! flows, named ports resolved through Pods' container ports, and which object each flow was
 //! generated for (what queries show).
 
+use crate::anp::flows::LoggedRule;
 use crate::model::{Cidr, Model, NpRule, Peer, Pod, Proto};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -729,9 +730,11 @@ pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
     d.owned_by(None);
     services(model, ids, &mut d);
     d.owned_by(None);
-    policies(model, &local_pods, ids, &mut d);
+    let k8s_logged = policies(model, &local_pods, ids, &mut d);
     d.owned_by(None);
     crate::anp::flows::append(model, &local_pods, ids, &mut d);
+    // K8s conjunction ids are clear of the Antrea-native ones (`anp::flows::CONJ_BASE`).
+    ids.anp.logged.extend(k8s_logged);
     d.finish()
 }
 
@@ -1030,9 +1033,23 @@ pub fn port_masks(lo: u16, hi: u16) -> Vec<(u16, u16)> {
     out
 }
 
+/// The np.log direction of a K8s NetworkPolicy direction.
+fn logged_direction(dir: Direction) -> crate::anp::types::Direction {
+    match dir {
+        Direction::Ingress => crate::anp::types::Direction::Ingress,
+        Direction::Egress => crate::anp::types::Direction::Egress,
+    }
+}
+
+/// The OpenFlow priority of a K8s NetworkPolicy rule's action flow (Antrea's, as np.log shows).
+const K8S_ACTION_PRIORITY: u16 = 190;
+
 /// Installs conjunction `id`: clause flows (applied-to, peers, ports) at p200, the action flow
-/// at p190 committing the rule id into ct_label, and the rule's two metric flows.
-fn install_conj(d: &mut Desired, dir: Direction, id: u32, c: &Conj<'_>) {
+/// at p190 committing the rule id into ct_label, and the rule's two metric flows. With `log`
+/// (the namespace's logging annotation) the action flow also sends the packet to the agent,
+/// as an Antrea-native Allow rule with logging does: `ct(table=)` forks, the committed copy
+/// goes on, this one goes to Output marked for the controller.
+fn install_conj(d: &mut Desired, dir: Direction, id: u32, c: &Conj<'_>, log: bool) {
     let cat = Category::NetworkPolicy;
     let (table, next_of_metric) = match dir {
         Direction::Ingress => (t::INGRESS_RULE, t::CT_COMMIT),
@@ -1099,23 +1116,41 @@ fn install_conj(d: &mut Desired, dir: Direction, id: u32, c: &Conj<'_>) {
         Direction::Ingress => "reg6",
         Direction::Egress => "reg5",
     };
+    let mut actions = format!(
+        "set_field:{id:#x}->{reg},ct(commit,table={},zone={CT_ZONE},exec(set_field:{}->ct_label))",
+        dir.metric_table(),
+        dir.ct_label(id)
+    );
+    if log {
+        use crate::anp::flows::{packet_in_marks, OP_LOG};
+        actions.push_str(&format!(
+            ",{},set_field:0x400000/0x600000->reg0,{}",
+            packet_in_marks(table, 0, OP_LOG),
+            goto(t::OUTPUT)
+        ));
+    }
     d.add(
         table,
-        190,
+        K8S_ACTION_PRIORITY,
         format!("conj_id={id},ip"),
         cat,
-        format!(
-            "set_field:{id:#x}->{reg},ct(commit,table={},zone={CT_ZONE},exec(set_field:{}->ct_label))",
-            dir.metric_table(),
-            dir.ct_label(id)
-        ),
+        actions,
     );
     for k in allow_metric_keys(dir, id) {
         d.add(k.table, k.priority, k.matches, cat, goto(next_of_metric));
     }
 }
 
-fn policies(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
+/// Realises the K8s NetworkPolicies for the local Pods; returns the logged rules (namespaces
+/// with the logging annotation) by conjunction id, for np.log.
+fn policies(
+    model: &Model,
+    local: &[&Pod],
+    ids: &mut Ids,
+    d: &mut Desired,
+) -> BTreeMap<u32, LoggedRule> {
+    let logging = |ns: &str| model.namespaces.get(ns).is_some_and(|n| n.enable_logging);
+    let mut logged = BTreeMap::new();
     let mut live = BTreeSet::new();
     // An isolated Pod (direction, namespace, name) and the policies isolating it.
     type Isolated<'m> =
@@ -1163,7 +1198,25 @@ fn policies(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
                     live.insert(c.key.clone());
                     let id = ids.conj.id(&c.key);
                     conj_ids.push(id);
-                    install_conj(d, dir, id, &c);
+                    let log = logging(ns);
+                    install_conj(d, dir, id, &c, log);
+                    if log {
+                        logged.insert(
+                            id,
+                            LoggedRule {
+                                policy_ref: format!("K8sNetworkPolicy:{ns}/{name}"),
+                                rule_name: String::new(),
+                                log_label: String::new(),
+                                table: match dir {
+                                    Direction::Ingress => t::INGRESS_RULE,
+                                    Direction::Egress => t::EGRESS_RULE,
+                                },
+                                priority: Some(K8S_ACTION_PRIORITY),
+                                direction: logged_direction(dir),
+                                action: crate::anp::types::Action::Allow,
+                            },
+                        );
+                    }
                 }
                 realized.rules.push(RealizedRule {
                     direction: dir,
@@ -1207,17 +1260,41 @@ fn policies(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
                 r.isolation.push((dir, id, (pns.clone(), pname.clone())));
             }
         }
+        // Logged (the Pod's namespace has the annotation): the fork group sends a copy to
+        // the agent, logged as the bare `K8sNetworkPolicy` default drop.
+        let deny = if logging(&pns) {
+            logged.insert(
+                id,
+                LoggedRule {
+                    policy_ref: "K8sNetworkPolicy".into(),
+                    rule_name: String::new(),
+                    log_label: String::new(),
+                    table: key.table,
+                    priority: None,
+                    direction: logged_direction(dir),
+                    action: crate::anp::types::Action::Drop,
+                },
+            );
+            format!(
+                "{},group:{}",
+                crate::anp::flows::packet_in_marks(key.table, 1, crate::anp::flows::OP_LOG),
+                crate::anp::flows::PACKET_IN_GROUP_BASE + u32::from(dir.metric_table())
+            )
+        } else {
+            goto(dir.metric_table())
+        };
         d.add(
             key.table,
             key.priority,
             key.matches,
             cat,
-            format!(
-                "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{}",
-                goto(dir.metric_table())
-            ),
+            format!("set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{deny}"),
         );
         d.add(metric.table, metric.priority, metric.matches, cat, "drop");
     }
     ids.conj.retain(&live);
+    if !logged.is_empty() {
+        crate::anp::flows::packet_in_path(d);
+    }
+    logged
 }

@@ -177,7 +177,7 @@ spec:
     assert_eq!(
         flow(&d, t::OUTPUT, 200, "reg0=0x4400000/0xfe600000"),
         format!(
-            "controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.02,max_len=65535,meter_id={PACKET_IN_METER})"
+            "meter:{PACKET_IN_METER},controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.02,max_len=65535)"
         )
     );
     // The meter the agent installs for it parses as Antrea's: pktps, burst 2x, one drop band.

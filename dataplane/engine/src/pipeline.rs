@@ -90,9 +90,13 @@ pub trait Translator: Send {
     }
 
     /// Delivers the packet-ins of the translation `token` for `frame` (slow path; the
-    /// translator copies what it needs, never blocking).
-    fn packet_in(&mut self, token: u32, frame: &[u8]) {
-        let _ = (token, frame);
+    /// translator copies what it needs, never blocking). `survived`: how many of the
+    /// translation's leading datapath actions the packet got through before a meter among
+    /// them dropped it (`usize::MAX`: no meter did). A packet-in requested after more actions
+    /// than that is not sent: in OVS the datapath meter ahead of the `userspace()` action
+    /// stops the packet (Antrea's `meter:256,controller(...)`).
+    fn packet_in(&mut self, token: u32, frame: &[u8], survived: usize) {
+        let _ = (token, frame, survived);
     }
 }
 
@@ -120,6 +124,9 @@ pub enum ExecAction {
     Recirc(u32),
     /// Run the meter in this slot of the stage's meter table ([`MeterCx`]).
     Meter(u16),
+    /// A meter that already dropped this packet: it ran ahead of the actions, to decide
+    /// the packet-ins that follow it ([`OpenFlowStage::packet_in`]). Ends the packet.
+    MeterDropped,
     // ---- Tunnels ----
     /// Encapsulate with the worker's outer-header template `template` and transmit on the
     /// worker's port at index `out` (the uplink).
@@ -604,15 +611,42 @@ impl OpenFlowStage {
 
     /// Hands packet `i` of the last classified burst (`frame`, before its actions run) to the
     /// translator when its translation asked for packet-ins.
+    ///
+    /// The packet's meters run here, ahead of its other actions, so that a packet-in
+    /// requested after a meter is sent only if that meter let the packet through. Each meter
+    /// action is then rewritten in the packet's own (uncached) action list to its outcome, a
+    /// no-op or [`ExecAction::MeterDropped`], so that it is not run twice.
     #[inline]
     pub fn packet_in(&mut self, i: usize, frame: &[u8]) {
         let Some(t) = self.packet_in_token.get_mut(i) else {
             return;
         };
-        if *t != 0 {
-            let token = std::mem::take(t);
-            self.translator.packet_in(token, frame);
+        if *t == 0 {
+            return;
         }
+        let token = std::mem::take(t);
+        let (s, e) = self.uncached_range.get(i).copied().unwrap_or((0, 0));
+        let bytes = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        let mut survived = usize::MAX;
+        if let Some(actions) = self.uncached.get_mut(s as usize..e as usize) {
+            for (pos, a) in actions.iter_mut().enumerate() {
+                let ExecAction::Meter(slot) = *a else {
+                    continue;
+                };
+                let Some(m) = self.meters.get(usize::from(slot)) else {
+                    continue;
+                };
+                if m.pass(self.now_ns, bytes) {
+                    // Passed: execution skips it (an unresolved meter is a no-op).
+                    *a = ExecAction::Header(DpAction::Meter(m.config().meter_id));
+                } else {
+                    *a = ExecAction::MeterDropped;
+                    survived = pos;
+                    break;
+                }
+            }
+        }
+        self.translator.packet_in(token, frame, survived);
     }
 
     /// Why packet `i` of the last classified burst has no megaflow.

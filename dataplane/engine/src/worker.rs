@@ -1172,6 +1172,7 @@ fn no_output_reason(actions: &[ExecAction]) -> DropReason {
         .find_map(|a| match a {
             ExecAction::RemoteOutput { .. } => Some(DropReason::RemotePort),
             ExecAction::Discard(r) => Some(*r),
+            ExecAction::MeterDropped => Some(DropReason::MeterDrop),
             _ => None,
         })
         .unwrap_or(DropReason::ActionDrop)
@@ -1225,6 +1226,9 @@ fn execute(
                 if !pass {
                     return drop_packet(x.pool, x.stats, d, DropReason::MeterDrop);
                 }
+            }
+            ExecAction::MeterDropped => {
+                return drop_packet(x.pool, x.stats, d, DropReason::MeterDrop);
             }
             ExecAction::Recirc(id) => {
                 if std::mem::take(&mut meta_stale) {

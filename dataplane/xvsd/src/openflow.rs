@@ -3,6 +3,7 @@
 
 use crate::config::Plan;
 use anyhow::{anyhow, Context, Result};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -184,8 +185,12 @@ pub struct WorkerTranslator {
     learn: rtrb::Producer<LearnRequest>,
     macs: rtrb::Producer<MacLearning>,
     packet_ins: PacketInProducer,
-    /// The controller requests of the last uncached translation, and its token.
-    pending: Vec<ControllerRequest>,
+    /// The controller requests of the uncached translations of the current batch, each
+    /// under its translation's token (the stage translates a whole burst before it hands
+    /// any packet to [`packet_in`](xvs_engine::Translator::packet_in)); emptied when the
+    /// next batch starts.
+    pending: VecDeque<(u32, ControllerRequest)>,
+    /// The token of the last translation (0: it asked for no packet-in).
     pending_token: u32,
     next_token: u32,
     /// Encoding buffer for paused packet-ins' continuations.
@@ -225,7 +230,7 @@ impl WorkerTranslator {
             learn,
             macs,
             packet_ins,
-            pending: Vec::new(),
+            pending: VecDeque::with_capacity(256),
             pending_token: 0,
             next_token: 0,
             resume_buf: Vec::new(),
@@ -328,6 +333,9 @@ pub fn fdb_show(pipeline: &Pipeline, now: u64) -> String {
 
 impl xvs_engine::Translator for WorkerTranslator {
     fn refresh(&mut self) -> u64 {
+        // A new batch: requests of packets that never reached `packet_in` (parked, dropped)
+        // are dropped with it.
+        self.pending.clear();
         self.inner.refresh()
     }
 
@@ -389,15 +397,16 @@ impl xvs_engine::Translator for WorkerTranslator {
                 self.counters.learn_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.pending.clear();
         self.pending_token = 0;
         if !t.controller.is_empty() {
             self.counters
                 .controller
                 .fetch_add(t.controller.len() as u64, Ordering::Relaxed);
-            self.pending.extend(t.controller.iter().cloned());
             self.next_token = self.next_token.wrapping_add(1).max(1);
             self.pending_token = self.next_token;
+            let token = self.next_token;
+            self.pending
+                .extend(t.controller.iter().map(|r| (token, r.clone())));
         }
         Verdict::Uncached
     }
@@ -406,11 +415,24 @@ impl xvs_engine::Translator for WorkerTranslator {
         self.pending_token
     }
 
-    fn packet_in(&mut self, token: u32, frame: &[u8]) {
-        if token == 0 || token != self.pending_token {
+    fn packet_in(&mut self, token: u32, frame: &[u8], survived: usize) {
+        if token == 0 {
             return;
         }
-        for req in &self.pending {
+        // Packets reach here in translation order; earlier requests left over belong to
+        // packets that were not delivered.
+        while self.pending.front().is_some_and(|(t, _)| *t != token) {
+            self.pending.pop_front();
+        }
+        while self.pending.front().is_some_and(|(t, _)| *t == token) {
+            let Some((_, req)) = self.pending.pop_front() else {
+                break;
+            };
+            if req.after_actions > survived {
+                // A datapath meter ahead of the controller action dropped the packet (the
+                // meter's band counts it).
+                continue;
+            }
             let c = &req.controller;
             if c.userdata.len() > MAX_USERDATA || self.packet_ins.is_full() {
                 self.counters

@@ -114,7 +114,7 @@ pub fn record(
     let denied = reg0 & 0x400 != 0;
     let id = if denied {
         reg(FieldId::REG3)
-    } else if table == t::AP_EGRESS || table == t::EGRESS_DEFAULT {
+    } else if table == t::AP_EGRESS || table == t::EGRESS_DEFAULT || table == t::EGRESS_RULE {
         reg(FieldId::REG5)
     } else {
         reg(FieldId::REG6)
@@ -163,7 +163,7 @@ pub fn record(
             Direction::Egress => "Egress",
         },
         action: rule.action.as_str(),
-        of_priority: Some(rule.priority),
+        of_priority: rule.priority,
         applied_to,
         src_ip,
         src_port,
@@ -511,7 +511,7 @@ mod tests {
             rule_name: "RejectTCPRequest".into(),
             log_label: "tcp-log-label".into(),
             table,
-            priority,
+            priority: Some(priority),
             direction: Direction::Ingress,
             action,
         };

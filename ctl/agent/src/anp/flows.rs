@@ -45,7 +45,8 @@ pub struct AnpState {
 /// What an np.log line says about the rule a logged packet hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedRule {
-    /// `AntreaClusterNetworkPolicy:<name>` or `AntreaNetworkPolicy:<ns>/<name>`.
+    /// `AntreaClusterNetworkPolicy:<name>`, `AntreaNetworkPolicy:<ns>/<name>`,
+    /// `K8sNetworkPolicy:<ns>/<name>`, or bare `K8sNetworkPolicy` (K8s default isolation).
     pub policy_ref: String,
     /// The rule's name (generated when the manifest had none).
     pub rule_name: String,
@@ -53,8 +54,8 @@ pub struct LoggedRule {
     pub log_label: String,
     /// The rule table.
     pub table: u8,
-    /// The action flow's OpenFlow priority.
-    pub priority: u16,
+    /// The action flow's OpenFlow priority (`None`: K8s default isolation, `<nil>` in np.log).
+    pub priority: Option<u16>,
     /// Direction.
     pub direction: Direction,
     /// Action.
@@ -347,21 +348,13 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
                     rule_name: r.rule.name.clone(),
                     log_label: r.rule.log_label.clone(),
                     table,
-                    priority: prio,
+                    priority: Some(prio),
                     direction: r.dir,
                     action: r.rule.action,
                 },
             );
         }
-        // The packet-in marks: disposition (reg0[11..12]), operations (reg0[25..31]) and the
-        // rule table (reg2[0..7]).
-        let marks = |disposition: u32, op: u32| {
-            format!(
-                "set_field:{:#x}/0x1800->reg0,set_field:{:#x}/0xfe000000->reg0,set_field:{table:#x}/0xff->reg2",
-                disposition << 11,
-                op << 25
-            )
-        };
+        let marks = |disposition: u32, op: u32| packet_in_marks(table, disposition, op);
         let actions = match r.rule.action {
             Action::Allow if log => {
                 packet_in_used = true;
@@ -421,10 +414,22 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
     }
 }
 
+/// The packet-in marks of a rule in `table`: disposition (reg0[11..12], 0 Allow, 1 Drop,
+/// 2 Reject), operations (reg0[25..31]) and the rule table (reg2[0..7]).
+pub(crate) fn packet_in_marks(table: u8, disposition: u32, op: u32) -> String {
+    format!(
+        "set_field:{:#x}/0x1800->reg0,set_field:{:#x}/0xfe000000->reg0,set_field:{table:#x}/0xff->reg2",
+        disposition << 11,
+        op << 25
+    )
+}
+
 /// The fork groups (bucket 0 continues in the next table, bucket 1 goes to Output marked for
-/// the controller) and the Output flows sending marked packets to the agent. The reject
-/// answer itself (packet-out) is built by [`super::reject`] in the agent's packet-in handler.
-fn packet_in_path(d: &mut Desired) {
+/// the controller) and the Output flows sending marked packets to the agent through the
+/// packet-in meter (Antrea's `meter:256,controller(...)`: the datapath meter drops what
+/// exceeds the rate, so those packets never become packet-ins). The reject answer itself
+/// (packet-out) is built by [`super::reject`] in the agent's packet-in handler.
+pub(crate) fn packet_in_path(d: &mut Desired) {
     for next in [
         t::EGRESS_RULE,
         t::EGRESS_METRIC,
@@ -446,7 +451,7 @@ fn packet_in_path(d: &mut Desired) {
             format!("reg0={:#x}/0xfe600000", (op << 25) | 0x40_0000),
             Category::NetworkPolicy,
             format!(
-                "controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.{op:02x},max_len=65535,meter_id={PACKET_IN_METER})"
+                "meter:{PACKET_IN_METER},controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.{op:02x},max_len=65535)"
             ),
         );
     }
