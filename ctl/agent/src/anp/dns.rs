@@ -294,6 +294,30 @@ mod tests {
         assert_eq!(r.addrs, vec![(Ipv4Addr::new(1, 2, 3, 4), 0)]);
     }
 
+    /// The fuzz corpus (`ctl/agent/fuzz/make_corpus.py`): RFC 1035's compression example and
+    /// a CNAME chain, over UDP and TCP.
+    #[test]
+    fn corpus_responses() {
+        let rfc = include_bytes!("../../fuzz/corpus/dns/rfc1035_compression.bin");
+        let r = parse_response(rfc).unwrap();
+        assert_eq!(r.name, "f.isi.arpa");
+        assert_eq!(
+            r.addrs,
+            vec![
+                (Ipv4Addr::new(10, 0, 0, 52), 86400),
+                (Ipv4Addr::new(26, 3, 0, 103), 86400)
+            ]
+        );
+        let tcp = include_bytes!("../../fuzz/corpus/dns/tcp_cname_then_a.bin");
+        let r = parse_tcp_response(tcp).unwrap();
+        assert_eq!(r.name, "www.foobar.com");
+        assert_eq!(r.addrs, vec![(Ipv4Addr::new(10, 0, 12, 7), 60)]);
+        let nx = include_bytes!("../../fuzz/corpus/dns/nxdomain.bin");
+        assert!(parse_response(nx).unwrap().addrs.is_empty());
+        let lp = include_bytes!("../../fuzz/corpus/dns/pointer_loop.bin");
+        assert_eq!(parse_response(lp), Err(DnsError::PointerLoop));
+    }
+
     #[test]
     fn never_panics_on_any_prefix_or_byte_flip() {
         let msg = two_answers();
