@@ -9,7 +9,8 @@
 
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,6 +109,58 @@ fn dns_server(ns: &Netns, ip: &str, zone: Zone, stop: Arc<AtomicBool>) -> Result
     Ok(())
 }
 
+/// A DNS-over-TCP server on `ip:53` in `ns` (2-byte length framing, one query per
+/// connection) answering from `zone` until `stop`.
+fn dns_tcp_server(ns: &Netns, ip: &str, zone: Zone, stop: Arc<AtomicBool>) -> Result<()> {
+    let addr = format!("{ip}:53");
+    let l = ns.run(move || TcpListener::bind(addr))??;
+    l.set_nonblocking(true)?;
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((mut s, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            let mut len = [0u8; 2];
+            if s.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if s.read_exact(&mut q).is_err() {
+                continue;
+            }
+            if let Some(r) = answer(&q, &zone) {
+                let mut framed = (r.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&r);
+                let _ = s.write_all(&framed);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Resolves `name` from `ns` over TCP; the raw answer (without its length prefix).
+fn query_tcp(ns: &Netns, server: &str, name: &str) -> Result<Vec<u8>> {
+    let mut q = vec![0x43, 0x21, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in name.split('.') {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut s = connect(ns, &format!("{server}:53"), Duration::from_secs(2))?;
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    s.write_all(&framed)?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)
+        .with_context(|| format!("no DNS-over-TCP answer for {name}"))?;
+    let mut r = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut r)?;
+    Ok(r)
+}
+
 /// Resolves `name` from `ns` with one UDP query to `server`; the raw answer and the time it
 /// took.
 fn query(ns: &Netns, server: &str, name: &str) -> Result<(Vec<u8>, Duration)> {
@@ -198,6 +251,7 @@ fn fqdn_rule_learns_from_paused_dns_answers_and_expires() -> Result<()> {
         z.insert("evil.com".into(), (C_IP.parse()?, 60));
     }
     dns_server(c, C_IP, zone.clone(), stop.clone())?;
+    dns_tcp_server(c, C_IP, zone.clone(), stop.clone())?;
     echo_server(b, B_IP, 8080, "pod-b", stop.clone())?;
     echo_server(b, B_IP, 80, "pod-b", stop.clone())?;
     echo_server(c, C_IP, 8080, "pod-c", stop.clone())?;
@@ -231,6 +285,14 @@ fn fqdn_rule_learns_from_paused_dns_answers_and_expires() -> Result<()> {
         assert_eq!(address(&r), Some(C_IP.parse()?));
         first_syn_connects(a, &format!("{C_IP}:8080")).context("new address")?;
         dropped(a, &format!("{B_IP}:8080")).context("old address after its TTL")?;
+
+        // Over TCP: the handshake segments are resumed at once, the answer after the flows.
+        zone.lock()
+            .map_err(|_| anyhow::anyhow!("zone lock"))?
+            .insert("tcp.foobar.com".into(), (B_IP.parse()?, 60));
+        let r = query_tcp(a, C_IP, "tcp.foobar.com")?;
+        assert_eq!(address(&r), Some(B_IP.parse()?), "answer over TCP");
+        first_syn_connects(a, &format!("{B_IP}:8080")).context("after a TCP lookup")?;
         Ok(())
     })();
     if let Err(e) = result {
