@@ -161,9 +161,14 @@ fn query_tcp(ns: &Netns, server: &str, name: &str) -> Result<Vec<u8>> {
     Ok(r)
 }
 
-/// Resolves `name` from `ns` with one UDP query to `server`; the raw answer and the time it
-/// took.
+/// Resolves `name` from Pod a (`ns`) with one UDP query to `server`; the raw answer and the
+/// time it took.
 fn query(ns: &Netns, server: &str, name: &str) -> Result<(Vec<u8>, Duration)> {
+    query_from(ns, A_IP, server, name)
+}
+
+/// [`query`] from the Pod with address `src`.
+fn query_from(ns: &Netns, src: &str, server: &str, name: &str) -> Result<(Vec<u8>, Duration)> {
     let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
     for l in name.split('.') {
         q.push(l.len() as u8);
@@ -171,7 +176,8 @@ fn query(ns: &Netns, server: &str, name: &str) -> Result<(Vec<u8>, Duration)> {
     }
     q.extend_from_slice(&[0, 0, 1, 0, 1]);
     let server = format!("{server}:53");
-    let s = ns.run(|| UdpSocket::bind(format!("{A_IP}:0")))??;
+    let src = format!("{src}:0");
+    let s = ns.run(move || UdpSocket::bind(src))??;
     s.set_read_timeout(Some(Duration::from_secs(3)))?;
     let t0 = Instant::now();
     s.send_to(&q, &server)?;
@@ -300,10 +306,12 @@ fn fqdn_rule_learns_from_paused_dns_answers_and_expires() -> Result<()> {
         bail!("{e:#}\nagent log:\n{}\nxvsd:\n{}", agent.log(), x.stderr());
     }
 
-    // Latency: 20 lookups that each teach a new address (one bundle each), and 20 that
-    // teach nothing (resumed at once).
+    // Latency: 20 lookups that each teach a new address (one bundle each), 20 that teach
+    // nothing (paused, resumed at once), and 20 from b, which no FQDN rule applies to (not
+    // intercepted).
     let mut learning = Vec::new();
     let mut plain = Vec::new();
+    let mut unpaused = Vec::new();
     for i in 0..20u8 {
         let name = format!("n{i}.foobar.com");
         zone.lock()
@@ -311,6 +319,7 @@ fn fqdn_rule_learns_from_paused_dns_answers_and_expires() -> Result<()> {
             .insert(name.clone(), (Ipv4Addr::new(10, 20, 0, i + 1), 60));
         learning.push(query(a, C_IP, &name)?.1);
         plain.push(query(a, C_IP, "evil.com")?.1);
+        unpaused.push(query_from(b, B_IP, C_IP, "evil.com")?.1);
     }
     let log = agent.log();
     let mut agent_side: Vec<Duration> = log
@@ -320,10 +329,11 @@ fn fqdn_rule_learns_from_paused_dns_answers_and_expires() -> Result<()> {
         .map(Duration::from_micros)
         .collect();
     eprintln!(
-        "DNS answer latency, median of 20: learning {:?} (agent: packet-in to resume {:?}), teaching nothing {:?}",
+        "DNS answer latency, median of 20: learning {:?} (agent: packet-in to resume {:?}), teaching nothing {:?}, not intercepted {:?}",
         median(&mut learning),
         median(&mut agent_side),
-        median(&mut plain)
+        median(&mut plain),
+        median(&mut unpaused)
     );
     stop.store(true, Ordering::Relaxed);
     Ok(())
