@@ -6,6 +6,7 @@ mod anp_common;
 use anp_common::*;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use xvs_agent::anp::eval::Verdict;
 use xvs_agent::anp::fqdn::{DNS_CONJ_ID, DNS_INTERCEPT_PRIORITY, DNS_METER};
 use xvs_agent::model::Model;
 use xvs_agent::pipeline::{desired, t, Desired, Ids};
@@ -117,4 +118,27 @@ fn no_fqdn_rule_no_interception() {
         .model();
     let d = desired(&m, &mut Ids::default());
     assert!(clause_flows(&d, t::AP_INGRESS, DNS_INTERCEPT_PRIORITY).is_empty());
+}
+
+#[test]
+fn reference_verdicts_follow_the_learned_addresses() {
+    let mut m = fixture();
+    let cases = |x1: Verdict| {
+        [
+            ("default/client", X1, tcp(8080), x1),
+            ("default/client", X1, tcp(80), Verdict::Drop),
+            ("default/client", X2, tcp(8080), Verdict::Drop),
+            ("default/other", X1, tcp(80), Verdict::Allow),
+        ]
+    };
+    expect(&m, &cases(Verdict::Drop));
+    m.fqdn_learned.insert(
+        "a.b.foobar.com".into(),
+        BTreeSet::from([X1.parse::<Ipv4Addr>().expect("address")]),
+    );
+    m.fqdn_learned.insert(
+        "evil.com".into(),
+        BTreeSet::from([X2.parse::<Ipv4Addr>().expect("address")]),
+    );
+    expect(&m, &cases(Verdict::Allow));
 }
