@@ -531,8 +531,16 @@ fn serve(
         // Wake up for the dedup windows too.
         conn.idle(left.min(Duration::from_millis(100)))
             .context("switch connection")?;
-        let selectors = xvs_agent::anp::fqdn::selectors(model);
-        for pi in conn.take_packet_ins() {
+        let pending = conn.take_packet_ins();
+        let selectors = if pending
+            .iter()
+            .any(|pi| pi.userdata.first() == Some(&CATEGORY_DNS))
+        {
+            xvs_agent::anp::fqdn::selectors(model)
+        } else {
+            Default::default()
+        };
+        for pi in pending {
             if pi.userdata.first() == Some(&CATEGORY_DNS) {
                 dns_packet_in(conn, p, pi, &selectors)?;
                 continue;
@@ -626,12 +634,13 @@ fn fqdn_sync(
     let c = &mut p.fqdn.counters;
     c.resumes += n as u64;
     eprintln!(
-        "xvs-agent: fqdn: flows in, resumed {n} after {}us (packet-ins {}, resumes {}, parse failures {}, expiries {})",
+        "xvs-agent: fqdn: flows in, resumed {n} after {}us (packet-ins {}, resumes {}, parse failures {}, expiries {}, names refused {})",
         slowest.as_micros(),
         c.packet_ins,
         c.resumes,
         c.parse_failures,
-        c.expiries
+        c.expiries,
+        p.fqdn.cache.refused
     );
     Ok(())
 }

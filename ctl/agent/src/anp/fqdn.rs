@@ -193,10 +193,17 @@ pub enum FqdnError {
     Parse(#[from] DnsError),
 }
 
+/// Names the cache holds at most (Antrea's total for wildcard-matched names); answers for
+/// further names are not learned until some expire (Antrea evicts the least recently
+/// resolved instead).
+pub const MAX_LEARNED_NAMES: usize = 10_000;
+
 /// Learned addresses by name, each with its own expiry (time since an arbitrary origin).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FqdnCache {
     names: BTreeMap<String, BTreeMap<Ipv4Addr, Duration>>,
+    /// Answers not learned because the cache was full.
+    pub refused: u64,
 }
 
 impl FqdnCache {
@@ -205,6 +212,10 @@ impl FqdnCache {
     /// `name` changed (the flows must follow).
     pub fn learn(&mut self, name: &str, addrs: &[(Ipv4Addr, u32)], now: Duration) -> bool {
         if addrs.is_empty() {
+            return false;
+        }
+        if !self.names.contains_key(name) && self.names.len() >= MAX_LEARNED_NAMES {
+            self.refused += 1;
             return false;
         }
         let known = self.names.entry(name.to_string()).or_default();
@@ -378,6 +389,24 @@ mod tests {
         assert_eq!(c.next_expiry(), None);
         // An answer without A records teaches nothing.
         assert!(!c.learn("x.com", &[], s(200)));
+    }
+
+    #[test]
+    fn a_full_cache_refuses_new_names_but_refreshes_known_ones() {
+        let mut c = FqdnCache::default();
+        for i in 0..MAX_LEARNED_NAMES {
+            assert!(c.learn(
+                &format!("n{i}.x.com"),
+                &[(Ipv4Addr::from(i as u32), 5)],
+                s(0)
+            ));
+        }
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        assert!(!c.learn("one.too.many", &[(a, 5)], s(0)));
+        assert_eq!(c.refused, 1);
+        assert!(c.learn("n0.x.com", &[(a, 5)], s(0)));
+        c.expire(s(5));
+        assert!(c.learn("one.too.many", &[(a, 5)], s(5)));
     }
 
     #[test]
