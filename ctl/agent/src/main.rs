@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use xvs_agent::anp::audit::{record, timestamp, Deduper};
 use xvs_agent::anp::flows::{packet_in_meter, AGENT_CONTROLLER_ID, DEFAULT_PACKET_IN_RATE};
+use xvs_agent::anp::fqdn::{dns_meter, Fqdn, Verdict, CATEGORY_DNS};
 use xvs_agent::anp::reject::RejectCounters;
 use xvs_agent::anp::{load_dir_admitted, AnpObjects};
 use xvs_agent::apiserver::ApiObjects;
@@ -462,6 +463,8 @@ struct PacketIns {
     start: std::time::Instant,
     /// The packet-in meter's rate.
     rate: u32,
+    /// FQDN rules: learned addresses and the DNS responses paused until their flows are in.
+    fqdn: Fqdn,
 }
 
 impl PacketIns {
@@ -488,6 +491,7 @@ impl PacketIns {
             np_log,
             start: std::time::Instant::now(),
             rate,
+            fqdn: Fqdn::default(),
         })
     }
 
@@ -520,13 +524,27 @@ fn serve(
         let now = p.start.elapsed();
         let due = p.dedup.poll(now);
         p.write(&due);
-        if left.is_zero() {
+        p.fqdn.tick(now);
+        if left.is_zero() || p.fqdn.needs_sync() {
             return Ok(());
         }
         // Wake up for the dedup windows too.
         conn.idle(left.min(Duration::from_millis(100)))
             .context("switch connection")?;
-        for pi in conn.take_packet_ins() {
+        let pending = conn.take_packet_ins();
+        let selectors = if pending
+            .iter()
+            .any(|pi| pi.userdata.first() == Some(&CATEGORY_DNS))
+        {
+            xvs_agent::anp::fqdn::selectors(model)
+        } else {
+            Default::default()
+        };
+        for pi in pending {
+            if pi.userdata.first() == Some(&CATEGORY_DNS) {
+                dns_packet_in(conn, p, pi, &selectors)?;
+                continue;
+            }
             if let Some(rec) = record(&pi, &state.ids.anp.logged, model) {
                 if let Some(m) = p.dedup.push(&rec, now) {
                     p.write(&[m]);
@@ -545,6 +563,99 @@ fn serve(
     }
 }
 
+/// One intercepted DNS response: resumed at once when it teaches nothing new, else kept
+/// until [`fqdn_sync`] has committed the flows for what it taught.
+fn dns_packet_in(
+    conn: &mut OfConn,
+    p: &mut PacketIns,
+    pi: xvs_openflow::PacketIn,
+    selectors: &std::collections::BTreeSet<String>,
+) -> Result<()> {
+    let now = p.start.elapsed();
+    let verdict = match p.fqdn.handle(&pi, selectors, now) {
+        Ok((v, Some(r))) => {
+            if v == Verdict::ResumeAfterSync {
+                eprintln!("xvs-agent: fqdn: learned {} -> {:?}", r.name, r.addrs);
+            }
+            v
+        }
+        Ok((v, None)) => v,
+        Err(e) => {
+            eprintln!(
+                "xvs-agent: fqdn: {e}; resumed as is (parse failures {})",
+                p.fqdn.counters.parse_failures
+            );
+            Verdict::ResumeNow
+        }
+    };
+    // While a sync is pending, even a response that teaches nothing new waits: it may
+    // repeat an answer whose flows are not installed yet.
+    if verdict == Verdict::ResumeAfterSync || p.fqdn.needs_sync() {
+        p.fqdn.waiting.push((pi, now));
+    } else {
+        conn.resume(pi).context("switch connection")?;
+        p.fqdn.counters.resumes += 1;
+    }
+    Ok(())
+}
+
+/// Installs the flows for the learned (or expired) FQDN addresses, then resumes the DNS
+/// responses that waited for them; if the bundle is refused they are dropped (as Antrea
+/// drops a response whose rules could not be realised), a broken socket ends the session.
+fn fqdn_sync(
+    conn: &mut OfConn,
+    state: &mut SyncState,
+    current: &mut Model,
+    shared: &query::Shared,
+    p: &mut PacketIns,
+) -> Result<()> {
+    if !p.fqdn.needs_sync() {
+        return Ok(());
+    }
+    p.fqdn.dirty = false;
+    current.fqdn_learned = p.fqdn.cache.learned();
+    let waiting = std::mem::take(&mut p.fqdn.waiting);
+    if let Err(e) = sync(conn, state, current, shared) {
+        if broken(&e) {
+            return Err(e);
+        }
+        eprintln!(
+            "xvs-agent: fqdn: {e:#}; {} DNS responses dropped",
+            waiting.len()
+        );
+        return Ok(());
+    }
+    let n = waiting.len();
+    let mut slowest = Duration::ZERO;
+    for (pi, at) in waiting {
+        conn.resume(pi).context("switch connection")?;
+        slowest = slowest.max(p.start.elapsed().saturating_sub(at));
+    }
+    let c = &mut p.fqdn.counters;
+    c.resumes += n as u64;
+    eprintln!(
+        "xvs-agent: fqdn: flows in, resumed {n} after {}us (packet-ins {}, resumes {}, parse failures {}, expiries {}, names refused {})",
+        slowest.as_micros(),
+        c.packet_ins,
+        c.resumes,
+        c.parse_failures,
+        c.expiries,
+        p.fqdn.cache.refused
+    );
+    Ok(())
+}
+
+/// True for the errors that end the session (a broken socket); a refused bundle left nothing
+/// applied and the session goes on.
+fn broken(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ConnError>().is_some_and(|c| {
+        matches!(
+            c,
+            ConnError::Io(_) | ConnError::Closed | ConnError::Decode(_)
+        )
+    })
+}
+
 fn session(
     inputs: &mut Inputs,
     socket: &Path,
@@ -556,7 +667,8 @@ fn session(
 ) -> Result<()> {
     inputs.changed();
     inputs.dir_dirty = true;
-    let model = inputs.model()?;
+    let mut model = inputs.model()?;
+    model.fqdn_learned = packet_ins.fqdn.cache.learned();
     let mut conn =
         OfConn::connect(socket).with_context(|| format!("connecting {}", socket.display()))?;
     conn.name_tables().context("naming tables")?;
@@ -564,6 +676,8 @@ fn session(
         .context("claiming packet-ins")?;
     conn.set_meter(&packet_in_meter(packet_ins.rate))
         .context("installing the packet-in meter")?;
+    conn.set_meter(&dns_meter(packet_ins.rate))
+        .context("installing the DNS packet-in meter")?;
     // Replay: next round, groups wiped (flows are overwritten by ADD), then the previous
     // round's leftovers deleted by cookie.
     let cookies = conn.installed_cookies().context("dumping flows")?;
@@ -584,6 +698,7 @@ fn session(
     let mut current = model;
     loop {
         serve(&mut conn, poll, &current, &state, packet_ins)?;
+        fqdn_sync(&mut conn, &mut state, &mut current, shared, packet_ins)?;
         if !inputs.api_alive() {
             bail!("the API server source stopped");
         }
@@ -593,11 +708,13 @@ fn session(
         // Debounce: wait until the inputs are quiet.
         loop {
             serve(&mut conn, debounce, &current, &state, packet_ins)?;
+            fqdn_sync(&mut conn, &mut state, &mut current, shared, packet_ins)?;
             if !inputs.changed() {
                 break;
             }
         }
         current = inputs.model()?;
+        current.fqdn_learned = packet_ins.fqdn.cache.learned();
         if let Err(e) = sync(&mut conn, &mut state, &current, shared) {
             // A refused bundle left nothing applied; a broken socket ends the session.
             if e.downcast_ref::<ConnError>().is_some_and(|c| {

@@ -438,6 +438,9 @@ pub struct Model {
     pub policies: BTreeMap<(String, String), NetworkPolicy>,
     /// Antrea-native objects (tiers, ACNP/ANNP, ClusterGroups/Groups).
     pub anp: crate::anp::AnpObjects,
+    /// Addresses learned from intercepted DNS responses, by name (lowercase), for `fqdn`
+    /// peers (kept by the agent's [`crate::anp::fqdn::FqdnCache`], not by manifests).
+    pub fqdn_learned: BTreeMap<String, std::collections::BTreeSet<Ipv4Addr>>,
 }
 
 struct Ctx<'a> {

@@ -58,6 +58,9 @@ pub struct OfConn {
     packet_ins: Vec<PacketIn>,
     /// Packet-ins dropped because `packet_ins` was full.
     packet_ins_dropped: u64,
+    /// Set while [`OfConn::idle`] waits: a packet-in ends the wait at once (paused DNS
+    /// answers and reject answers must not sit out the rest of the poll interval).
+    wake_on_packet_in: bool,
 }
 
 /// Packet-ins kept between two [`OfConn::take_packet_ins`]; more are dropped (best effort,
@@ -77,6 +80,7 @@ impl OfConn {
             next_bundle: 1,
             packet_ins: Vec::new(),
             packet_ins_dropped: 0,
+            wake_on_packet_in: false,
         };
         c.send(Body::Hello {
             versions: 1 << OFP15_VERSION,
@@ -139,6 +143,9 @@ impl OfConn {
                         } else {
                             self.packet_ins_dropped += 1;
                         }
+                        if self.wake_on_packet_in {
+                            return Err(ConnError::Timeout(Duration::ZERO));
+                        }
                         continue;
                     }
                     return Ok(msg);
@@ -167,13 +174,19 @@ impl OfConn {
     /// only if it breaks.
     pub fn idle(&mut self, d: Duration) -> Result<(), ConnError> {
         let deadline = Instant::now() + d;
+        self.wake_on_packet_in = true;
+        let mut r = Ok(());
         while Instant::now() < deadline && self.packet_ins.is_empty() {
             match self.recv(deadline.saturating_duration_since(Instant::now())) {
                 Ok(_) | Err(ConnError::Timeout(_)) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
             }
         }
-        Ok(())
+        self.wake_on_packet_in = false;
+        r
     }
 
     /// Claims the packet-ins of `controller(id=<id>)` actions for this connection
@@ -215,6 +228,14 @@ impl OfConn {
     /// Sends a PACKET_OUT (no reply: a refusal arrives later as an error and is ignored).
     pub fn packet_out(&mut self, po: PacketOut) -> Result<(), ConnError> {
         self.send(Body::PacketOut(Box::new(po)))?;
+        Ok(())
+    }
+
+    /// Sends NXT_RESUME for a paused packet-in (its continuation continues the packet's
+    /// translation in the switch); no reply: a stale continuation comes back as an error,
+    /// ignored like a refused PACKET_OUT.
+    pub fn resume(&mut self, pi: PacketIn) -> Result<(), ConnError> {
+        self.send(Body::Resume(Box::new(pi)))?;
         Ok(())
     }
 

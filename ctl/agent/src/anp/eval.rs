@@ -3,8 +3,9 @@
 //! address, independent of [`resolve`](super::resolve) and the flows, so that tests can compare
 //! the two.
 //!
-//! Not covered (as in the flows): named ports (no container ports in the model), FQDN (no
-//! learned addresses yet), NodePort appliedTo, Node policies, IGMP, ExternalEntities.
+//! Not covered (as in the flows): named ports (no container ports in the model), NodePort
+//! appliedTo, Node policies, IGMP, ExternalEntities. FQDN peers match the addresses in
+//! `Model::fqdn_learned` of the names the selector matches.
 
 use super::types::*;
 use crate::model::{Cidr, Model, NetworkPolicy, Peer, Pod, Proto, Selector};
@@ -223,7 +224,13 @@ fn peer_matches(model: &Model, pol: &AntreaPolicy, p: &AnpPeer, pod: &Pod, addr:
             .iter()
             .any(|(n, a)| sel.matches(&n.labels) && a.contains(&addr));
     }
-    if p.fqdn.is_some() || p.external_entity_selector.is_some() {
+    if let Some(f) = &p.fqdn {
+        return model
+            .fqdn_learned
+            .iter()
+            .any(|(name, ips)| ips.contains(&addr) && super::fqdn::selector_matches(f, name));
+    }
+    if p.external_entity_selector.is_some() {
         return false;
     }
     let Some(q) = pod_by_ip(model, addr) else {

@@ -208,6 +208,7 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
         .map(|p| (p.namespace.as_str(), p.name.as_str()))
         .collect();
     let rules = internal_rules(model);
+    super::fqdn::append_interception(model, &rules, &local_ports, d);
     // Rules realised on this node: some local appliedTo Pod and a peer set that can match.
     let realised: Vec<(&InternalRule<'_>, Vec<&Pod>)> = rules
         .iter()

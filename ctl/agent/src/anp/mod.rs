@@ -6,12 +6,16 @@
 //! - [`priority`]: Antrea's OpenFlow priority assignment with re-packing, persistent per table.
 //! - [`flows`]: the AntreaPolicy*Rule / *DefaultRule / *Metric flows (conjunctions), appended
 //!   to [`pipeline::desired`](crate::pipeline::desired).
+//! - [`dns`], [`fqdn`]: DNS response parsing and the FQDN rules' learned addresses and
+//!   interception flows.
 //! - [`eval`]: a reference evaluator of the documented semantics, independent of the flows.
 
 pub mod admission;
 pub mod audit;
+pub mod dns;
 pub mod eval;
 pub mod flows;
+pub mod fqdn;
 pub mod parse;
 pub mod priority;
 pub mod reject;

@@ -218,8 +218,14 @@ pub fn peer_cidrs(
             .map(host)
             .collect();
     }
-    if peer.fqdn.is_some() || peer.external_entity_selector.is_some() {
-        // FQDN addresses are learned from DNS answers (next step); no ExternalEntities.
+    if let Some(f) = &peer.fqdn {
+        // Learned from intercepted DNS answers (super::fqdn).
+        return super::fqdn::peer_addresses(model, f)
+            .into_iter()
+            .map(host)
+            .collect();
+    }
+    if peer.external_entity_selector.is_some() {
         return BTreeSet::new();
     }
     match &peer.namespaces {

@@ -1,0 +1,336 @@
+//! DNS response parsing for FQDN rules (sans-IO, RFC 1035 §4): the question name and the
+//! A records of the answer section with their TTLs. Bounded and panic-free on any input:
+//! compression pointers must point strictly backwards and are followed at most
+//! [`MAX_POINTER_HOPS`] times, names are capped at 255 bytes.
+//!
+//! Self-contained (std only) so that the fuzz target (`ctl/agent/fuzz`) can compile this file
+//! alone instead of the whole agent.
+
+use std::net::Ipv4Addr;
+
+/// DNS header length.
+pub const HEADER_LEN: usize = 12;
+/// Longest name on the wire (RFC 1035 §2.3.4).
+pub const MAX_NAME_LEN: usize = 255;
+/// Compression pointers followed per name (a name has at most 127 labels).
+pub const MAX_POINTER_HOPS: usize = 128;
+
+const TYPE_A: u16 = 1;
+const CLASS_IN: u16 = 1;
+const FLAG_RESPONSE: u16 = 0x8000;
+
+/// Why a message is not a usable DNS response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DnsError {
+    /// Shorter than its header, its question, or its TCP length prefix.
+    #[error("truncated DNS message")]
+    Truncated,
+    /// The QR bit is clear.
+    #[error("DNS query, not a response")]
+    NotResponse,
+    /// QDCOUNT is zero.
+    #[error("DNS response without a question")]
+    NoQuestion,
+    /// A label type other than plain or pointer (0x40, 0x80 prefixes).
+    #[error("unsupported DNS label type")]
+    BadLabel,
+    /// A pointer that does not point strictly backwards, or too many of them.
+    #[error("DNS compression pointer loop or forward pointer")]
+    PointerLoop,
+    /// A name longer than 255 bytes.
+    #[error("DNS name too long")]
+    NameTooLong,
+}
+
+/// What an FQDN rule learns from one response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsResponse {
+    /// The first question's name, lowercase, without the trailing dot.
+    pub name: String,
+    /// The answer section's A records (any owner: CNAME chains end in them), with TTLs in
+    /// seconds (a TTL with the top bit set counts as 0, RFC 2181 §8).
+    pub addrs: Vec<(Ipv4Addr, u32)>,
+    /// True when the message ended before all announced answers (a TCP segment carrying
+    /// part of a longer message): `addrs` holds the complete records before the cut.
+    pub partial: bool,
+}
+
+fn be16(m: &[u8], at: usize) -> Option<u16> {
+    let b = m.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+fn be32(m: &[u8], at: usize) -> Option<u32> {
+    let b = m.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Reads the name at `at`; returns it (lowercase, dotted, no trailing dot; "" for the root)
+/// and the offset just after it in the original position.
+fn read_name(m: &[u8], at: usize) -> Result<(String, usize), DnsError> {
+    let mut name = String::new();
+    let mut wire_len = 0usize;
+    let mut pos = at;
+    // Where reading resumes after the name, fixed at the first pointer.
+    let mut end = None;
+    let mut hops = 0usize;
+    loop {
+        let len = *m.get(pos).ok_or(DnsError::Truncated)?;
+        match len & 0xc0 {
+            0x00 => {
+                if len == 0 {
+                    return Ok((name, end.unwrap_or(pos + 1)));
+                }
+                let label = m
+                    .get(pos + 1..pos + 1 + usize::from(len))
+                    .ok_or(DnsError::Truncated)?;
+                wire_len += 1 + label.len();
+                if wire_len + 1 > MAX_NAME_LEN {
+                    return Err(DnsError::NameTooLong);
+                }
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                name.extend(label.iter().map(|b| char::from(b.to_ascii_lowercase())));
+                pos += 1 + label.len();
+            }
+            0xc0 => {
+                let target = usize::from(be16(m, pos).ok_or(DnsError::Truncated)? & 0x3fff);
+                // Strictly backwards: every hop lowers `pos`, so no loop can last.
+                hops += 1;
+                if target >= pos || hops > MAX_POINTER_HOPS {
+                    return Err(DnsError::PointerLoop);
+                }
+                end.get_or_insert(pos + 2);
+                pos = target;
+            }
+            _ => return Err(DnsError::BadLabel),
+        }
+    }
+}
+
+/// Parses a DNS response carried in UDP (the whole message).
+pub fn parse_response(m: &[u8]) -> Result<DnsResponse, DnsError> {
+    parse(m, false)
+}
+
+/// Parses a DNS response carried in TCP: a 2-byte length then the message. A segment
+/// holding only the start of the message gives what its complete records say
+/// ([`DnsResponse::partial`]).
+pub fn parse_tcp_response(payload: &[u8]) -> Result<DnsResponse, DnsError> {
+    let len = usize::from(be16(payload, 0).ok_or(DnsError::Truncated)?);
+    let rest = payload.get(2..).unwrap_or_default();
+    let msg = rest.get(..len).unwrap_or(rest);
+    parse(msg, msg.len() < len)
+}
+
+fn parse(m: &[u8], cut: bool) -> Result<DnsResponse, DnsError> {
+    if m.len() < HEADER_LEN {
+        return Err(DnsError::Truncated);
+    }
+    let flags = be16(m, 2).ok_or(DnsError::Truncated)?;
+    if flags & FLAG_RESPONSE == 0 {
+        return Err(DnsError::NotResponse);
+    }
+    let qdcount = be16(m, 4).ok_or(DnsError::Truncated)?;
+    let ancount = be16(m, 6).ok_or(DnsError::Truncated)?;
+    if qdcount == 0 {
+        return Err(DnsError::NoQuestion);
+    }
+    let mut pos = HEADER_LEN;
+    let mut first = None;
+    for _ in 0..qdcount {
+        let (n, after) = read_name(m, pos)?;
+        // QTYPE, QCLASS.
+        if after + 4 > m.len() {
+            return Err(DnsError::Truncated);
+        }
+        pos = after + 4;
+        first.get_or_insert(n);
+    }
+    let name = first.unwrap_or_default();
+    let mut addrs = Vec::new();
+    let mut partial = cut;
+    for _ in 0..ancount {
+        let rr = (|| {
+            let (_, after) = read_name(m, pos).ok()?;
+            let rtype = be16(m, after)?;
+            let class = be16(m, after + 2)?;
+            let ttl = be32(m, after + 4)?;
+            let rdlen = usize::from(be16(m, after + 8)?);
+            let rdata = m.get(after + 10..after + 10 + rdlen)?;
+            Some((rtype, class, ttl, rdata, after + 10 + rdlen))
+        })();
+        let Some((rtype, class, ttl, rdata, next)) = rr else {
+            // A record cut short (or malformed) ends the answers; the earlier ones stand.
+            partial = true;
+            break;
+        };
+        if rtype == TYPE_A && class == CLASS_IN {
+            if let Ok(b) = <[u8; 4]>::try_from(rdata) {
+                let ttl = if ttl & 0x8000_0000 != 0 { 0 } else { ttl };
+                addrs.push((Ipv4Addr::from(b), ttl));
+            }
+        }
+        pos = next;
+    }
+    Ok(DnsResponse {
+        name,
+        addrs,
+        partial,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A response to `www.foobar.com A` with two answers, the first by pointer to the
+    /// question name, the second a CNAME-like owner spelled out.
+    fn two_answers() -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x03WWW\x06FooBar\x03com\x00");
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        // Answer 1: pointer to offset 12, A IN, TTL 30, 10.10.0.3.
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 10, 0, 3]);
+        // Answer 2: "x" + pointer to "foobar.com" (offset 16), A IN, TTL 5, 10.10.0.4.
+        m.extend_from_slice(&[
+            1, b'x', 0xc0, 16, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 10, 0, 4,
+        ]);
+        m
+    }
+
+    #[test]
+    fn question_lowercased_and_a_records_with_ttl() {
+        let r = parse_response(&two_answers()).unwrap();
+        assert_eq!(r.name, "www.foobar.com");
+        assert_eq!(
+            r.addrs,
+            vec![
+                (Ipv4Addr::new(10, 10, 0, 3), 30),
+                (Ipv4Addr::new(10, 10, 0, 4), 5)
+            ]
+        );
+        assert!(!r.partial);
+    }
+
+    #[test]
+    fn queries_and_empty_questions_are_refused() {
+        let mut m = two_answers();
+        m[2] &= 0x7f;
+        assert_eq!(parse_response(&m), Err(DnsError::NotResponse));
+        let mut m = two_answers();
+        m[5] = 0;
+        assert_eq!(parse_response(&m), Err(DnsError::NoQuestion));
+        assert_eq!(parse_response(&m[..11]), Err(DnsError::Truncated));
+    }
+
+    #[test]
+    fn pointer_loops_and_forward_pointers_are_refused() {
+        let mut m = vec![0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+        // The question name is a pointer to itself.
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert_eq!(parse_response(&m), Err(DnsError::PointerLoop));
+        m[13] = 14;
+        assert_eq!(parse_response(&m), Err(DnsError::PointerLoop));
+        // Two names pointing at each other: the first hop already goes forward.
+        let mut m = vec![0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&[1, b'a', 0xc0, 16, 1, b'b', 0xc0, 12]);
+        assert_eq!(parse_response(&m), Err(DnsError::PointerLoop));
+    }
+
+    #[test]
+    fn long_names_and_odd_labels_are_refused() {
+        let mut m = vec![0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+        for _ in 0..5 {
+            m.push(63);
+            m.extend_from_slice(&[b'a'; 63]);
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        assert_eq!(parse_response(&m), Err(DnsError::NameTooLong));
+        let mut m = vec![
+            0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0x41, 0, 0, 1, 0, 1,
+        ];
+        assert_eq!(parse_response(&m), Err(DnsError::BadLabel));
+        m[12] = 0x81;
+        assert_eq!(parse_response(&m), Err(DnsError::BadLabel));
+    }
+
+    #[test]
+    fn root_name_and_trailing_dot() {
+        let m = [0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1];
+        assert_eq!(parse_response(&m).unwrap().name, "");
+    }
+
+    #[test]
+    fn tcp_framing_and_partial_segments() {
+        let msg = two_answers();
+        let mut seg = (msg.len() as u16).to_be_bytes().to_vec();
+        seg.extend_from_slice(&msg);
+        let r = parse_tcp_response(&seg).unwrap();
+        assert_eq!(r.addrs.len(), 2);
+        assert!(!r.partial);
+        // Cut inside the second answer: the first stands.
+        let r = parse_tcp_response(&seg[..seg.len() - 3]).unwrap();
+        assert_eq!(r.addrs, vec![(Ipv4Addr::new(10, 10, 0, 3), 30)]);
+        assert!(r.partial);
+        assert_eq!(parse_tcp_response(&seg[..1]), Err(DnsError::Truncated));
+        // Bytes after the declared length are ignored.
+        seg.extend_from_slice(&[0xff; 7]);
+        assert_eq!(parse_tcp_response(&seg).unwrap().addrs.len(), 2);
+    }
+
+    #[test]
+    fn ttl_with_top_bit_counts_as_zero_and_non_a_records_are_skipped() {
+        let mut m = vec![0, 0, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x01a\x00\x00\x01\x00\x01");
+        // CNAME (5) to "b", AAAA (28), then A with TTL 0x80000001.
+        m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 9, 0, 3, 1, b'b', 0]);
+        m.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 9, 0, 16]);
+        m.extend_from_slice(&[0; 16]);
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0x80, 0, 0, 1, 0, 4, 1, 2, 3, 4]);
+        let r = parse_response(&m).unwrap();
+        assert_eq!(r.addrs, vec![(Ipv4Addr::new(1, 2, 3, 4), 0)]);
+    }
+
+    /// The fuzz corpus (`ctl/agent/fuzz/make_corpus.py`): RFC 1035's compression example and
+    /// a CNAME chain, over UDP and TCP.
+    #[test]
+    fn corpus_responses() {
+        let rfc = include_bytes!("../../fuzz/corpus/dns/rfc1035_compression.bin");
+        let r = parse_response(rfc).unwrap();
+        assert_eq!(r.name, "f.isi.arpa");
+        assert_eq!(
+            r.addrs,
+            vec![
+                (Ipv4Addr::new(10, 0, 0, 52), 86400),
+                (Ipv4Addr::new(26, 3, 0, 103), 86400)
+            ]
+        );
+        let tcp = include_bytes!("../../fuzz/corpus/dns/tcp_cname_then_a.bin");
+        let r = parse_tcp_response(tcp).unwrap();
+        assert_eq!(r.name, "www.foobar.com");
+        assert_eq!(r.addrs, vec![(Ipv4Addr::new(10, 0, 12, 7), 60)]);
+        let nx = include_bytes!("../../fuzz/corpus/dns/nxdomain.bin");
+        assert!(parse_response(nx).unwrap().addrs.is_empty());
+        let lp = include_bytes!("../../fuzz/corpus/dns/pointer_loop.bin");
+        assert_eq!(parse_response(lp), Err(DnsError::PointerLoop));
+    }
+
+    #[test]
+    fn never_panics_on_any_prefix_or_byte_flip() {
+        let msg = two_answers();
+        for n in 0..=msg.len() {
+            let _ = parse_response(&msg[..n]);
+            let _ = parse_tcp_response(&msg[..n]);
+        }
+        for i in 0..msg.len() {
+            for v in [0x00, 0x3f, 0x40, 0xc0, 0xff] {
+                let mut m = msg.clone();
+                m[i] = v;
+                let _ = parse_response(&m);
+            }
+        }
+    }
+}
