@@ -176,6 +176,9 @@ impl TranslationCounters {
 /// Learn requests in flight from one worker to the control thread.
 const LEARN_QUEUE: usize = 4096;
 
+/// Packet-in requests kept for packets not yet run (more than one batch's misses).
+const MAX_PENDING_PACKET_INS: usize = 64;
+
 /// A worker's translator: the flowtable translator over the worker's pipeline reader.
 pub struct WorkerTranslator {
     inner: xvs_flowtable::translate::WorkerTranslator,
@@ -184,9 +187,12 @@ pub struct WorkerTranslator {
     learn: rtrb::Producer<LearnRequest>,
     macs: rtrb::Producer<MacLearning>,
     packet_ins: PacketInProducer,
-    /// The controller requests of the last uncached translation, and its token.
-    pending: Vec<ControllerRequest>,
-    pending_token: u32,
+    /// Packet-in requests of the translations whose packets have not run yet, by token: one
+    /// batch may translate several new flows that each ask for a packet-in (concurrent
+    /// connections hitting a Reject rule), so one slot would lose all but the last.
+    pending: std::collections::VecDeque<(u32, Vec<ControllerRequest>)>,
+    /// The token of the last translation (0: it asked for no packet-in).
+    last_token: u32,
     next_token: u32,
     /// Encoding buffer for paused packet-ins' continuations.
     resume_buf: Vec<u8>,
@@ -225,8 +231,8 @@ impl WorkerTranslator {
             learn,
             macs,
             packet_ins,
-            pending: Vec::new(),
-            pending_token: 0,
+            pending: std::collections::VecDeque::new(),
+            last_token: 0,
             next_token: 0,
             resume_buf: Vec::new(),
         };
@@ -389,28 +395,39 @@ impl xvs_engine::Translator for WorkerTranslator {
                 self.counters.learn_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.pending.clear();
-        self.pending_token = 0;
+        self.last_token = 0;
         if !t.controller.is_empty() {
             self.counters
                 .controller
                 .fetch_add(t.controller.len() as u64, Ordering::Relaxed);
-            self.pending.extend(t.controller.iter().cloned());
             self.next_token = self.next_token.wrapping_add(1).max(1);
-            self.pending_token = self.next_token;
+            // Requests whose packet never ran (dropped before its actions) are evicted
+            // oldest first; a batch never holds more than this many misses.
+            while self.pending.len() >= MAX_PENDING_PACKET_INS {
+                self.pending.pop_front();
+            }
+            self.pending
+                .push_back((self.next_token, t.controller.to_vec()));
+            self.last_token = self.next_token;
         }
         Verdict::Uncached
     }
 
     fn controller_token(&mut self) -> u32 {
-        self.pending_token
+        self.last_token
     }
 
     fn packet_in(&mut self, token: u32, frame: &[u8]) {
-        if token == 0 || token != self.pending_token {
+        if token == 0 {
             return;
         }
-        for req in &self.pending {
+        let Some(at) = self.pending.iter().position(|(t, _)| *t == token) else {
+            return;
+        };
+        let Some((_, requests)) = self.pending.remove(at) else {
+            return;
+        };
+        for req in &requests {
             let c = &req.controller;
             if c.userdata.len() > MAX_USERDATA || self.packet_ins.is_full() {
                 self.counters
