@@ -280,6 +280,17 @@ impl Cluster {
         pods: &[PodDef],
         extra: &str,
     ) -> Result<Cluster> {
+        Self::start_with_agent_args(prefix, namespaces, pods, extra, &[])
+    }
+
+    /// [`Cluster::start`] with extra `xvs-agent run` arguments.
+    pub fn start_with_agent_args(
+        prefix: &str,
+        namespaces: &[(&str, &str)],
+        pods: &[PodDef],
+        extra: &str,
+        agent_args: &[&str],
+    ) -> Result<Cluster> {
         let tag = unique_tag(prefix);
         let node = Netns::new(&format!("{tag}n"))?;
         let mut running = Vec::new();
@@ -340,7 +351,7 @@ impl Cluster {
             std::fs::write(dir.join("05-extra.yaml"), extra)?;
         }
         let socket = xvsd.run_dir().join("br-int.mgmt");
-        let agent = Agent::start(&dir, &socket, &xvsd.run_dir().join("agent.log"), &[])?;
+        let agent = Agent::start(&dir, &socket, &xvsd.run_dir().join("agent.log"), agent_args)?;
         agent.wait_log("in sync", 1)?;
         Ok(Cluster {
             agent,
@@ -383,6 +394,39 @@ impl Cluster {
                 p.labels = labels.to_string();
             }
         })
+    }
+
+    /// Rewrites every Namespace's and Pod's labels (`k=v,...`, in declaration order) in the
+    /// base manifest without waiting; see [`Cluster::settle`].
+    pub fn stage_labels(&self, namespace_labels: &[String], pod_labels: &[String]) -> Result<()> {
+        let text = {
+            let mut d = self.declared.borrow_mut();
+            for (n, l) in d.0.iter_mut().zip(namespace_labels) {
+                n.1 = l.clone();
+            }
+            for (p, l) in d.1.iter_mut().zip(pod_labels) {
+                p.labels = l.clone();
+            }
+            base_manifests(&d.0, &d.1)
+        };
+        self.write("00-cluster", &text)
+    }
+
+    /// Waits until the agent has committed nothing for 1.5 s in a row: after staged changes
+    /// that may or may not move flows (the agent polls every 50 ms and debounces 100 ms).
+    pub fn settle(&self) {
+        loop {
+            let before = self.commits();
+            std::thread::sleep(Duration::from_millis(1500));
+            if self.commits() == before {
+                return;
+            }
+        }
+    }
+
+    /// The manifest directory the agent reads.
+    pub fn manifest_dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// Changes the labels (`k=v,...`) of Namespace `ns`.
