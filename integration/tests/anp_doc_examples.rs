@@ -597,8 +597,169 @@ fn doc_examples_org() -> Result<()> {
         c.remove("11-org")?;
         r
     });
+    cases.run(
+        "#1 Tier mytier (admission and OpenFlow priority)",
+        &[],
+        |c| {
+            c.stage("10-tier", MYTIER)?;
+            c.apply("11-acnp", IN_MYTIER)?;
+            let r = (|| -> Result<()> {
+                // Custom tier 10, policy priority 1, rule 0: 65000 - (200*10 + 20*1) = 62980.
+                let table = xvs_agent::pipeline::t::AP_INGRESS.to_string();
+                let flows = c
+                    .xvsd
+                    .ofctl(&[], "dump-flows", &[&format!("table={table}")])?;
+                if !flows
+                    .lines()
+                    .any(|l| l.contains("priority=62980") && l.contains("conj_id="))
+                {
+                    bail!("no action flow at 62980:\n{flows}");
+                }
+                let enforced = [
+                    ("accounting1/p", "sales1/p", T, 80, D),
+                    ("sales1/p", "sales2/p", T, 80, A),
+                ];
+                check(c, "#1 mytier", &enforced)?;
+                let msg = c.apply_refused("12-tier", &MYTIER.replace("mytier", "other"))?;
+                c.remove_quietly("12-tier")?;
+                expect_msg(&msg, "tier other priority 10 overlaps with existing Tier")?;
+                let msg = c.apply_refused(
+                    "13-tier",
+                    &MYTIER.replace("mytier", "high").replace("10", "251"),
+                )?;
+                c.remove_quietly("13-tier")?;
+                expect_msg(&msg, "tier high priority 251 is reserved")?;
+                let msg = c.apply_refused("10-tier", &MYTIER.replace("10", "11"))?;
+                expect_msg(&msg, "update to Tier priority is not allowed")?;
+                c.stage("10-tier", MYTIER)?;
+                // Deleting the tier while the ACNP uses it is refused; the policy stays.
+                c.remove_quietly("10-tier")?;
+                c.agent.wait_log(
+                    "tier mytier is referenced by 1 Antrea ClusterNetworkPolicies",
+                    1,
+                )?;
+                check(c, "#1 after the refused deletion", &enforced)
+            })();
+            c.remove("11-acnp")?;
+            let _ = c.remove_quietly("10-tier");
+            r
+        },
+    );
+    cases.run("#27 ClusterGroups: nesting, missing child, refusals", &[], |c| {
+        c.stage("10-cgs", CG_NESTED)?;
+        c.apply("11-acnp", USES_NESTED)?;
+        let r = (|| -> Result<()> {
+            check(
+                c,
+                "#27 child cg-missing absent",
+                &[
+                    ("accounting1/p", "accounting1/q", T, 80, D),
+                    ("kube-system/p", "kube-system/q", T, 80, D),
+                    ("accounting1/q", "accounting1/p", T, 80, A),
+                    ("accounting1/p", "sales1/p", T, 80, A),
+                ],
+            )?;
+            c.apply("12-child", CG_MISSING_CHILD)?;
+            check(
+                c,
+                "#27 child cg-missing created",
+                &[
+                    ("accounting1/p", "sales1/p", T, 80, D),
+                    ("accounting1/p", "accounting1/q", T, 80, D),
+                    ("accounting1/q", "accounting1/p", T, 80, A),
+                ],
+            )?;
+            let msg = c.apply_refused("13-bad", CG_TWO_SELECTORS)?;
+            c.remove_quietly("13-bad")?;
+            expect_msg(
+                &msg,
+                "At most one of podSelector, nodeSelector, externalEntitySelector, serviceReference, ipBlock, ipBlocks or childGroups can be set for a ClusterGroup",
+            )?;
+            let msg = c.apply_refused("14-deep", CG_TOO_DEEP)?;
+            c.remove_quietly("14-deep")?;
+            expect_msg(
+                &msg,
+                "cannot set ClusterGroup cg-nested as childGroup, who has 2 childGroups itself",
+            )
+        })();
+        c.remove("11-acnp")?;
+        let _ = c.remove_quietly("12-child");
+        let _ = c.remove_quietly("10-cgs");
+        r
+    });
     cases.finish()
 }
+
+fn expect_msg(got: &str, want: &str) -> Result<()> {
+    if !got.contains(want) {
+        bail!("refusal {got:?} lacks {want:?}");
+    }
+    Ok(())
+}
+
+const MYTIER: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: Tier
+metadata:
+  name: mytier
+spec:
+  priority: 10
+  description: "my custom tier"
+"#;
+
+const IN_MYTIER: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: in-mytier}
+spec:
+  priority: 1
+  tier: mytier
+  appliedTo: [{namespaceSelector: {matchLabels: {org: sales}}}]
+  ingress: [{action: Drop, from: [{namespaceSelector: {matchLabels: {org: accounting}}}], name: DropAccounting}]
+"#;
+
+const CG_NESTED: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterGroup
+metadata: {name: cg-sel}
+spec:
+  podSelector: {matchLabels: {app: q}}
+---
+apiVersion: crd.antrea.io/v1beta1
+kind: ClusterGroup
+metadata: {name: cg-nested}
+spec:
+  childGroups: [cg-sel, cg-missing]
+"#;
+
+const CG_MISSING_CHILD: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterGroup
+metadata: {name: cg-missing}
+spec:
+  namespaceSelector: {matchLabels: {org: sales}}
+"#;
+
+const USES_NESTED: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: uses-nested}
+spec:
+  priority: 1
+  tier: securityops
+  appliedTo: [{group: cg-nested}]
+  ingress: [{action: Drop, from: [{namespaceSelector: {}}], name: DropAll}]
+"#;
+
+const CG_TWO_SELECTORS: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterGroup
+metadata: {name: cg-two}
+spec:
+  podSelector: {matchLabels: {app: p}}
+  ipBlocks: [{cidr: 10.0.10.0/24}]
+"#;
+
+const CG_TOO_DEEP: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterGroup
+metadata: {name: cg-deep}
+spec:
+  childGroups: [cg-nested]
+"#;
 
 // ---------------------------------------------------------------- R fixture
 
@@ -980,6 +1141,16 @@ spec:
   egress: [{action: Drop, name: DropRest}]
 "#;
 
+const ANNP_REJECT_TCP: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: NetworkPolicy
+metadata: {name: reject-tcp-policy, namespace: default}
+spec:
+  priority: 5
+  tier: application
+  appliedTo: [{podSelector: {matchLabels: {role: db}}}]
+  ingress: [{action: Reject, ports: [{protocol: TCP, port: 80}], name: RejectTCPRequest}]
+"#;
+
 const SERVICE_ACCOUNT: &str = r#"apiVersion: crd.antrea.io/v1beta1
 kind: ClusterNetworkPolicy
 metadata:
@@ -1250,6 +1421,29 @@ fn doc_examples_r() -> Result<()> {
             ],
         )
     });
+    cases.run(
+        "Reject TCP (ANNP ingress)",
+        &[("10-reject", ANNP_REJECT_TCP)],
+        |c| {
+            let t0 = std::time::Instant::now();
+            check(
+                c,
+                "reject tcp",
+                &[
+                    ("default/fe", "default/db2", T, 80, R),
+                    ("prod/web", "default/db2", T, 80, R),
+                    ("default/fe", "default/db2", U, 53, A),
+                    ("default/fe", "default/db2", T, 8080, A),
+                ],
+            )?;
+            // A refusal is an answer, not a timeout: the whole table takes less than one.
+            let took = t0.elapsed();
+            if took >= std::time::Duration::from_millis(1500) {
+                bail!("the Reject table took {took:?}: a refusal waited for a timeout");
+            }
+            Ok(())
+        },
+    );
     cases.run(
         "#25 acnp-service-account",
         &[("10-sa", SERVICE_ACCOUNT)],
