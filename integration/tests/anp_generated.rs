@@ -8,17 +8,24 @@
 //!
 //! Seeds: `SEEDS` below, or `XVS_ANP_SEED=<n>` to replay one (printed on failure).
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::io::Read;
+use std::net::{Ipv4Addr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use xvs_agent::anp::eval::{verdict, Conn, Verdict as Expected, L4};
 use xvs_agent::anp::AnpObjects;
 use xvs_agent::model::Proto as ModelProto;
+use xvs_integration::agent::{connect, echo, echo_server};
 use xvs_integration::anp_fixture::{yaml_labels, Cluster, PodDef, Proto, Verdict, EXTERNAL};
 use xvs_integration::is_root;
 
 const SEEDS: [u64; 4] = [1, 7, 42, 1234];
+/// The port of the long connections (echo servers), not one the generator names.
+const LONG_PORT: u16 = 7000;
 const NAMESPACES: [&str; 3] = ["g1", "g2", "g3"];
 /// Probed services: (protocol, port).
 const SERVICES: [(Proto, u16); 4] = [
@@ -287,7 +294,48 @@ fn expected(
     }
 }
 
-fn run_seed(c: &Cluster, seed: u64) -> Result<()> {
+/// Established connections (opened under the previous seed's policies) must survive the
+/// change to the next ones: only new connections are evaluated.
+fn check_established(long: &mut [(String, TcpStream)], when: &str) -> Result<()> {
+    for (what, s) in long.iter_mut() {
+        echo(s, b"still established")
+            .with_context(|| format!("{what}: established connection broken {when}"))?;
+    }
+    Ok(())
+}
+
+/// Opens long connections (to the echo servers on `LONG_PORT`) for up to 8 pairs the
+/// evaluator allows.
+fn open_long(c: &Cluster, model: &xvs_agent::model::Model) -> Result<Vec<(String, TcpStream)>> {
+    let mut out = Vec::new();
+    for (i, src) in c.pods.iter().enumerate() {
+        for (j, dst) in c.pods.iter().enumerate() {
+            if i == j || out.len() >= 8 || (i + j) % 3 != 0 {
+                continue;
+            }
+            if expected(model, &src.ip, &dst.ip, Proto::Tcp, LONG_PORT) != Verdict::Allow {
+                continue;
+            }
+            let what = format!(
+                "{}/{} -> {}/{}:{LONG_PORT}",
+                src.def.namespace, src.def.name, dst.def.namespace, dst.def.name
+            );
+            let mut s = connect(
+                &src.netns,
+                &format!("{}:{LONG_PORT}", dst.ip),
+                Duration::from_secs(2),
+            )
+            .with_context(|| format!("{what}: allowed by the evaluator"))?;
+            let mut hello = [0u8; 4];
+            s.read_exact(&mut hello)?;
+            echo(&mut s, b"hello")?;
+            out.push((what, s));
+        }
+    }
+    Ok(out)
+}
+
+fn run_seed(c: &Cluster, seed: u64, long: &mut Vec<(String, TcpStream)>) -> Result<()> {
     let mut rng = Rng(seed);
     let ns_l: Vec<String> = NAMESPACES.iter().map(|_| ns_labels(&mut rng)).collect();
     let pod_l: Vec<String> = c.pods.iter().map(|_| pod_labels(&mut rng)).collect();
@@ -295,6 +343,8 @@ fn run_seed(c: &Cluster, seed: u64) -> Result<()> {
     c.stage_labels(&ns_l, &pod_l)?;
     c.stage("10-generated", &yaml)?;
     c.settle();
+    check_established(long, &format!("by seed {seed}'s policies"))?;
+    long.clear();
     let (model, errors) = xvs_agent::anp::load_dir_admitted(
         c.manifest_dir(),
         &mut BTreeMap::new(),
@@ -340,6 +390,8 @@ fn run_seed(c: &Cluster, seed: u64) -> Result<()> {
             names.iter().zip(&pod_l).collect::<Vec<_>>(),
         );
     }
+    *long = open_long(c, &model)?;
+    eprintln!("seed {seed}: {} long connections kept open", long.len());
     Ok(())
 }
 
@@ -361,14 +413,26 @@ fn generated_policies_match_the_reference_evaluator() -> Result<()> {
     }
     let namespaces: Vec<(&str, &str)> = NAMESPACES.iter().map(|n| (*n, "")).collect();
     let c = Cluster::start("gen", &namespaces, &pods, "")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for p in &c.pods {
+        echo_server(&p.netns, &p.ip, LONG_PORT, "long", stop.clone())?;
+    }
     let mut failures = Vec::new();
+    let mut long = Vec::new();
     for seed in seeds {
         eprintln!("== seed {seed}");
-        if let Err(e) = run_seed(&c, seed) {
+        if let Err(e) = run_seed(&c, seed, &mut long) {
             eprintln!("{e:#}");
             failures.push(format!("{e:#}"));
         }
     }
+    // The last seed's connections survive the policies' removal too.
+    c.stage("10-generated", "")?;
+    c.settle();
+    if let Err(e) = check_established(&mut long, "by removing the policies") {
+        failures.push(format!("{e:#}"));
+    }
+    stop.store(true, Ordering::Relaxed);
     if !failures.is_empty() {
         bail!(
             "{} seed(s) failed:\n{}",
