@@ -1,29 +1,31 @@
 //! Generated Antrea-native policies against real traffic: for each seed, random Namespace and
-//! Pod labels, custom tiers, ACNPs/ANNPs (Allow/Drop/Reject/Pass; pod, namespace, Self,
-//! sameLabels, ipBlock-with-except and selects-nothing peers; per-rule appliedTo; ports,
+//! Pod labels, custom tiers, ClusterGroups (selectors, ipBlocks with except, childGroups),
+//! ACNPs/ANNPs (Allow/Drop/Reject/Pass; pod, namespace, Self, sameLabels, group,
+//! ipBlock-with-except and selects-nothing peers; group and per-rule appliedTo; ports,
 //! ranges, ICMP) and K8s NetworkPolicies over 6 Pods in 3 namespaces. The verdict of every
 //! (src, dst, protocol/port) is computed by the agent's reference evaluator of the documented
 //! semantics (`xvs_agent::anp::eval`) on the model read from the same manifest directory, and
 //! compared with fresh connections through xvs.
 //!
-//! Seeds: `SEEDS` below, or `XVS_ANP_SEED=<n>` to replay one (printed on failure).
+//! Seeds: `SEEDS` below, or `XVS_ANP_SEED=<n>[,<n>...]` to replay (printed on failure).
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use xvs_agent::anp::eval::{verdict, Conn, Verdict as Expected, L4};
 use xvs_agent::anp::AnpObjects;
-use xvs_agent::model::Proto as ModelProto;
+use xvs_agent::model::{Object, Proto as ModelProto};
 use xvs_integration::agent::{connect, echo, echo_server};
 use xvs_integration::anp_fixture::{yaml_labels, Cluster, PodDef, Proto, Verdict, EXTERNAL};
 use xvs_integration::is_root;
 
-const SEEDS: [u64; 4] = [1, 7, 42, 1234];
+const SEEDS: [u64; 5] = [42, 89, 144, 377, 1234];
 /// The port of the long connections (echo servers), not one the generator names.
 const LONG_PORT: u16 = 7000;
 const NAMESPACES: [&str; 3] = ["g1", "g2", "g3"];
@@ -92,7 +94,45 @@ fn selector(rng: &mut Rng, keys: &[(&str, &[&str])]) -> String {
 const POD_KEYS: &[(&str, &[&str])] = &[("app", &["a", "b", "c"]), ("tier", &["fe", "be"])];
 const NS_KEYS: &[(&str, &[&str])] = &[("team", &["red", "blue"]), ("env", &["dev", "prod"])];
 
+/// The ClusterGroups every seed redefines (ACNP peers and appliedTo).
+const CLUSTER_GROUPS: [&str; 4] = ["gcg-sel", "gcg-ns", "gcg-ip", "gcg-parent"];
+
+fn cluster_groups(rng: &mut Rng) -> String {
+    let cg = |name: &str, spec: String| {
+        format!("---\napiVersion: crd.antrea.io/v1beta1\nkind: ClusterGroup\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+    };
+    let mut out = cg(
+        "gcg-sel",
+        format!("{{podSelector: {}}}", selector(rng, POD_KEYS)),
+    );
+    let ns = if rng.chance(50) {
+        format!("{{namespaceSelector: {}}}", selector(rng, NS_KEYS))
+    } else {
+        format!(
+            "{{namespaceSelector: {}, podSelector: {}}}",
+            selector(rng, NS_KEYS),
+            selector(rng, POD_KEYS)
+        )
+    };
+    out.push_str(&cg("gcg-ns", ns));
+    out.push_str(&cg(
+        "gcg-ip",
+        "{ipBlocks: [{cidr: 10.10.0.0/29, except: [10.10.0.6/31]}]}".into(),
+    ));
+    out.push_str(&cg(
+        "gcg-parent",
+        format!(
+            "{{childGroups: [gcg-ip, {}]}}",
+            rng.pick(&["gcg-sel", "gcg-ns"])
+        ),
+    ));
+    out
+}
+
 fn peer(rng: &mut Rng, cluster_scoped: bool) -> String {
+    if cluster_scoped && rng.chance(15) {
+        return format!("{{group: {}}}", rng.pick(&CLUSTER_GROUPS));
+    }
     let n = if cluster_scoped { 8 } else { 5 };
     match rng.below(n) {
         0 => format!("{{podSelector: {}}}", selector(rng, POD_KEYS)),
@@ -124,6 +164,9 @@ fn l4(rng: &mut Rng) -> String {
 }
 
 fn applied_to(rng: &mut Rng, cluster_scoped: bool) -> String {
+    if cluster_scoped && rng.chance(15) {
+        return format!("[{{group: {}}}]", rng.pick(&CLUSTER_GROUPS));
+    }
     let n = if cluster_scoped { 4 } else { 2 };
     match rng.below(n) {
         0 => format!("[{{podSelector: {}}}]", selector(rng, POD_KEYS)),
@@ -139,7 +182,7 @@ fn applied_to(rng: &mut Rng, cluster_scoped: bool) -> String {
 
 /// Tiers, Antrea-native policies and K8s NetworkPolicies for `seed`.
 fn policies(seed: u64, rng: &mut Rng) -> String {
-    let mut out = String::new();
+    let mut out = cluster_groups(rng);
     let mut tiers: Vec<String> = ["emergency", "securityops", "application", "baseline"]
         .iter()
         .map(|s| s.to_string())
@@ -182,16 +225,20 @@ fn policies(seed: u64, rng: &mut Rng) -> String {
         if !per_rule {
             let _ = writeln!(out, "  appliedTo: {}", applied_to(rng, cluster_scoped));
         }
-        for dir in ["ingress", "egress"] {
-            if rng.chance(35) {
+        // At least one direction: a policy without rules (per-rule appliedTo) is refused,
+        // and a refusal takes the whole file.
+        let dirs = *rng.pick(&[(true, false), (false, true), (true, true), (true, true)]);
+        for (dir, on) in [("ingress", dirs.0), ("egress", dirs.1)] {
+            if !on {
                 continue;
             }
             let _ = writeln!(out, "  {dir}:");
-            for _ in 0..1 + rng.below(3) {
+            for k in 0..1 + rng.below(3) {
+                // Allow and Pass weigh more: denials dominate otherwise.
                 let actions: &[&str] = if tier == "baseline" {
-                    &["Allow", "Drop", "Reject"]
+                    &["Allow", "Allow", "Drop", "Reject"]
                 } else {
-                    &["Allow", "Drop", "Reject", "Pass"]
+                    &["Allow", "Allow", "Drop", "Reject", "Pass", "Pass"]
                 };
                 let action = rng.pick(actions);
                 let key = if dir == "ingress" { "from" } else { "to" };
@@ -208,7 +255,12 @@ fn policies(seed: u64, rng: &mut Rng) -> String {
                 } else {
                     String::new()
                 };
-                let _ = writeln!(out, "  - {{action: {action}{peers}{}{at}}}", l4(rng));
+                // Named: identical unnamed rules would get the same generated name (refused).
+                let _ = writeln!(
+                    out,
+                    "  - {{action: {action}{peers}{}{at}, name: {dir}-{k}}}",
+                    l4(rng)
+                );
             }
         }
     }
@@ -335,7 +387,16 @@ fn open_long(c: &Cluster, model: &xvs_agent::model::Model) -> Result<Vec<(String
     Ok(out)
 }
 
-fn run_seed(c: &Cluster, seed: u64, long: &mut Vec<(String, TcpStream)>) -> Result<()> {
+/// What the agent remembers between reads of its directory: the last good version of each
+/// file and the admitted Antrea-native objects.
+type Memory = (BTreeMap<PathBuf, Vec<Object>>, AnpObjects);
+
+fn run_seed(
+    c: &Cluster,
+    seed: u64,
+    long: &mut Vec<(String, TcpStream)>,
+    memory: &mut Memory,
+) -> Result<()> {
     let mut rng = Rng(seed);
     let ns_l: Vec<String> = NAMESPACES.iter().map(|_| ns_labels(&mut rng)).collect();
     let pod_l: Vec<String> = c.pods.iter().map(|_| pod_labels(&mut rng)).collect();
@@ -345,12 +406,13 @@ fn run_seed(c: &Cluster, seed: u64, long: &mut Vec<(String, TcpStream)>) -> Resu
     c.settle();
     check_established(long, &format!("by seed {seed}'s policies"))?;
     long.clear();
-    let (model, errors) = xvs_agent::anp::load_dir_admitted(
-        c.manifest_dir(),
-        &mut BTreeMap::new(),
-        &mut AnpObjects::default(),
-    )?;
+    // Read as the agent does, with its memory: a refused object keeps its previous version.
+    let (model, errors) =
+        xvs_agent::anp::load_dir_admitted(c.manifest_dir(), &mut memory.0, &mut memory.1)?;
     let refused: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    if !refused.is_empty() {
+        bail!("seed {seed}: the generator wrote refused objects (the agent keeps the previous file): {refused:#?}\n{yaml}");
+    }
     let mut rows = Vec::new();
     let names: Vec<String> = c
         .pods
@@ -402,7 +464,10 @@ fn generated_policies_match_the_reference_evaluator() -> Result<()> {
         return Ok(());
     }
     let seeds: Vec<u64> = match std::env::var("XVS_ANP_SEED") {
-        Ok(s) => vec![s.parse()?],
+        Ok(s) => s
+            .split(',')
+            .map(|v| v.trim().parse())
+            .collect::<Result<_, _>>()?,
         Err(_) => SEEDS.to_vec(),
     };
     let mut pods = Vec::new();
@@ -419,9 +484,10 @@ fn generated_policies_match_the_reference_evaluator() -> Result<()> {
     }
     let mut failures = Vec::new();
     let mut long = Vec::new();
+    let mut memory = Memory::default();
     for seed in seeds {
         eprintln!("== seed {seed}");
-        if let Err(e) = run_seed(&c, seed, &mut long) {
+        if let Err(e) = run_seed(&c, seed, &mut long, &mut memory) {
             eprintln!("{e:#}");
             failures.push(format!("{e:#}"));
         }
