@@ -597,6 +597,44 @@ fn doc_examples_org() -> Result<()> {
         c.remove("11-org")?;
         r
     });
+    cases.run("#21 isolation-based-on-org-and-env", &[], |c| {
+        let refused = c.apply_refused("10-literal", ORG_AND_ENV)?;
+        c.remove_quietly("10-literal")?;
+        expect_msg(
+            &refused,
+            "spec.ingress[1].action: Unsupported value: \"Deny\"",
+        )?;
+        c.apply("11-org-env", &deny_to_drop(ORG_AND_ENV))?;
+        // Spec DECISION (Antrea's code and e2e, not the doc's "no effect"): the catch-all
+        // Drop applies to every appliedTo Namespace; only sameLabels yields nothing where the
+        // keys are missing.
+        let r = check(
+            c,
+            "#21 alone",
+            &[
+                ("accounting1/p", "accounting1/q", T, 80, D),
+                ("accounting1/p", "accounting2/p", T, 80, D),
+                ("kube-system/p", "kube-system/q", T, 80, D),
+                ("accounting1/p", "X2", T, 80, A),
+            ],
+        )
+        .and_then(|_| {
+            c.set_namespace_labels("accounting1", "org=dev,env=test")?;
+            check(
+                c,
+                "#21 with accounting1 as org=dev,env=test",
+                &[
+                    ("accounting1/p", "accounting1/q", T, 80, A),
+                    ("accounting1/q", "accounting1/p", I, 0, A),
+                    ("sales1/p", "accounting1/p", T, 80, D),
+                    ("accounting1/p", "sales1/p", T, 80, D),
+                ],
+            )
+        });
+        c.set_namespace_labels("accounting1", "org=accounting,region=us-west")?;
+        c.remove("11-org-env")?;
+        r
+    });
     cases.run(
         "#1 Tier mytier (admission and OpenFlow priority)",
         &[],
@@ -696,6 +734,25 @@ fn expect_msg(got: &str, want: &str) -> Result<()> {
     }
     Ok(())
 }
+
+const ORG_AND_ENV: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata:
+  name: isolation-based-on-org-and-env
+spec:
+  priority: 1
+  tier: securityops
+  appliedTo:
+    - namespaceSelector: {}
+  ingress:
+    - action: Allow
+      from:
+        - namespaces:
+            sameLabels: [org, env]
+    - action: Deny
+      from:
+        - namespaceSelector: {}
+"#;
 
 const MYTIER: &str = r#"apiVersion: crd.antrea.io/v1beta1
 kind: Tier
