@@ -1420,7 +1420,19 @@ fn doc_examples_r() -> Result<()> {
                     ("prod/server", "default/fe", T, 80, A),
                     ("prod/web", "X2", I, 0, A),
                 ],
-            )
+            )?;
+            // The answer comes from the pinged address (the egress Reject answers in the
+            // name of the destination): ICMP 3/10, "Destination Host Prohibited".
+            let server = c.pod("prod/server").context("prod/server")?;
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", server.netns.name()])
+                .args(["ping", "-n", "-c", "1", "-W", "2", "10.0.11.7"])
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            if !text.contains("From 10.0.11.7") || !text.contains("Destination Host Prohibited") {
+                bail!("ping of X2 under the Reject:\n{text}");
+            }
+            Ok(())
         },
     );
     cases.run("#15 test-annp", &[("10-annp", TEST_ANNP)], |c| {
