@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod anp_fixture;
 pub mod ofclient;
 pub mod udp;
 
