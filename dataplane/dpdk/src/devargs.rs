@@ -116,6 +116,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn pcap_replay_keeps_every_frame() {
         let dir = std::env::temp_dir().join(format!("xvs-devargs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
