@@ -961,9 +961,14 @@ fn run_ovs(
 }
 
 fn appctl(run: &Path, args: &[&str]) -> Result<String> {
+    appctl_at(&run.join("ovs-vswitchd.ctl"), args)
+}
+
+/// `ovs-appctl -t <ctl socket> ARGS` (OVS's and xvsd's unixctl servers alike).
+fn appctl_at(ctl: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("ovs-appctl")
         .arg("-t")
-        .arg(run.join("ovs-vswitchd.ctl"))
+        .arg(ctl)
         .args(args)
         .stdin(Stdio::null())
         .output()?;
@@ -1092,24 +1097,25 @@ fn run_xvsd(env: &Env, pcap: &Path, flows: Option<&Path>, n: usize) -> Result<Wi
     ofctl(&run, "del-flows", &[])?;
     ofctl(&run, "add-flows", &[&flows.display().to_string()])
         .with_context(|| format!("load {} into xvsd", flows.display()))?;
+    let ctl = run.join("xvsd.ctl");
+    let _ = appctl_at(&ctl, &["dpif-netdev/pmd-stats-clear"]);
     let mut w = measure(env, || port_counters(&run))?;
     if !x.is_running() {
         bail!("xvsd exited: {}", log_tail(&log, 10));
     }
-    if let Ok(show) = Command::new("ovs-appctl")
-        .arg("-t")
-        .arg(run.join("xvsd.ctl"))
-        .arg("xvs/show")
-        .output()
-    {
-        let text = String::from_utf8_lossy(&show.stdout).into_owned();
+    // xvsd answers OVS's pmd-stats-show in OVS's format (exact-match tier as "emc").
+    if let Ok(stats) = appctl_at(&ctl, &["dpif-netdev/pmd-stats-show"]) {
+        fs::write(run.join("pmd-stats.txt"), &stats)?;
+        w.note = pmd_summary(&stats);
+    }
+    if let Ok(text) = appctl_at(&ctl, &["xvs/show"]) {
         fs::write(run.join("xvs-show.txt"), &text)?;
         let unsupported: Vec<&str> = text
             .lines()
             .filter(|l| l.contains("unsupported") && !l.trim_end().ends_with(" 0"))
             .collect();
         if !unsupported.is_empty() {
-            w.note = format!("unsupported: {}", unsupported.join("; "));
+            w.note = format!("{} unsupported: {}", w.note, unsupported.join("; "));
         }
     }
     x.stop(Duration::from_secs(15))?;
