@@ -351,7 +351,7 @@ fn machine_info(plan: &Plan, xvsd: &Path) -> Vec<(String, String)> {
 
 /// `--xvsd`, else `xvsd` beside this program (the same cargo target directory), else the
 /// workspace's `target/release/xvsd`.
-fn xvsd_path(arg: Option<&Path>) -> PathBuf {
+pub(crate) fn xvsd_path(arg: Option<&Path>) -> PathBuf {
     if let Some(p) = arg {
         return p.to_path_buf();
     }

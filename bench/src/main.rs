@@ -26,7 +26,10 @@ mod generator;
 mod io_bench;
 mod measure;
 mod ovs;
+mod pcaps;
 mod peers;
+mod pipeline;
+mod pipeline_flows;
 mod plot;
 mod process;
 mod scenarios;
@@ -56,6 +59,9 @@ enum Cmd {
     /// xvsd and its peers (OVS, Linux bridge, XDP, testpmd) side by side: scenarios, traffic
     /// kinds, a table, a CSV and a plot.
     Compare(compare::CompareArgs),
+    /// The userspace pipeline alone: net_pcap -> switch -> net_null on one core; xvsd (DPDK
+    /// ports) against OVS-DPDK and testpmd, same pcaps and flow files.
+    Pipeline(pipeline::PipelineArgs),
     /// Two nodes over Geneve and VXLAN: xvsd against the kernel's vxlan devices (Mpps, TCP).
     Tunnel(tunnel_bench::TunnelArgs),
     /// Removes namespaces and directories left by runs that were killed with SIGKILL.
@@ -71,6 +77,7 @@ fn main() -> ExitCode {
         Cmd::Io(args) => io_bench::run(args),
         Cmd::Compare(args) => compare::run(args),
         Cmd::Tunnel(args) => tunnel_bench::run_tunnel(args),
+        Cmd::Pipeline(args) => pipeline::run(args),
         Cmd::Gen(args) => generator::run_gen(args),
         Cmd::Cleanup => topology::cleanup_stale(),
     };

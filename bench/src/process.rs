@@ -44,6 +44,12 @@ impl Guarded {
         matches!(self.try_status(), Ok(None)) && self.child.is_some()
     }
 
+    /// Like [`Guarded::stop`] with another signal than the guard's own.
+    pub fn stop_with(&mut self, signal: Signal, grace: Duration) -> Result<Option<ExitStatus>> {
+        self.stop_signal = signal;
+        self.stop(grace)
+    }
+
     /// Sends the stop signal, waits up to `grace`, then SIGKILL. Returns the exit status.
     pub fn stop(&mut self, grace: Duration) -> Result<Option<ExitStatus>> {
         let Some(mut child) = self.child.take() else {

@@ -82,6 +82,26 @@ struct rte_mempool *xvs_pool_create(const char *name, void *addr, size_t len,
 	return mp;
 }
 
+/* Makes the frame's header a free mbuf of `mp`. A frame that has been an mbuf of any queue of
+ * this worker keeps a valid buffer description (every queue's mempool has the same layout over
+ * the same region), so only the fields a free mbuf must have are set; that is much cheaper than
+ * clearing and rebuilding the header, which is done for a frame that never was an mbuf (one
+ * that came from AF_XDP or a tap). */
+static inline void xvs_mbuf_adopt(struct rte_mempool *mp, struct rte_mbuf *m)
+{
+	uint16_t priv = rte_pktmbuf_priv_size(mp);
+	if (m->buf_addr == (void *)((uintptr_t)m + sizeof(struct rte_mbuf) + priv) &&
+	    m->buf_len == rte_pktmbuf_data_room_size(mp) && m->priv_size == priv) {
+		m->pool = mp;
+		m->next = NULL;
+		m->nb_segs = 1;
+		m->ol_flags = 0;
+		rte_mbuf_refcnt_set(m, 1);
+	} else {
+		rte_pktmbuf_init(mp, NULL, m, 0);
+	}
+}
+
 void xvs_pool_put(struct rte_mempool *mp, uintptr_t base, uint32_t hdr,
 		  const uint64_t *frames, uint32_t n)
 {
@@ -89,8 +109,8 @@ void xvs_pool_put(struct rte_mempool *mp, uintptr_t base, uint32_t hdr,
 	if (n > XVS_MAX_BURST)
 		n = XVS_MAX_BURST;
 	for (uint32_t i = 0; i < n; i++) {
-		void *m = (void *)(base + frames[i] + hdr);
-		rte_pktmbuf_init(mp, NULL, m, 0);
+		struct rte_mbuf *m = (struct rte_mbuf *)(base + frames[i] + hdr);
+		xvs_mbuf_adopt(mp, m);
 		objs[i] = m;
 	}
 	rte_mempool_put_bulk(mp, objs, n);
@@ -151,9 +171,13 @@ uint16_t xvs_tx(uint16_t port, uint16_t queue, struct rte_mempool *mp, uintptr_t
 	for (uint16_t i = 0; i < n; i++) {
 		uint64_t frame = addrs[i] & ~(uint64_t)(frame_size - 1);
 		struct rte_mbuf *m = (struct rte_mbuf *)(base + frame + hdr);
-		/* Re-initialise the header: the frame may come from another port (AF_XDP, tap) and
-		 * never have been an mbuf, or have been one of another queue's pool. */
-		rte_pktmbuf_init(mp, NULL, m, 0);
+		/* The frame may come from another port (AF_XDP, tap) and never have been an mbuf,
+		 * or have been one of another queue's pool. */
+		xvs_mbuf_adopt(mp, m);
+		m->tx_offload = 0;
+		m->vlan_tci = 0;
+		m->vlan_tci_outer = 0;
+		m->packet_type = 0;
 		m->data_off = (uint16_t)((base + addrs[i]) - (uintptr_t)m->buf_addr);
 		m->data_len = (uint16_t)lens[i];
 		m->pkt_len = lens[i];

@@ -33,6 +33,10 @@ pub struct DpdkPortConfig {
     pub tx_descriptors: u16,
     /// NUMA socket for queue memory; default: the device's.
     pub socket_id: Option<i32>,
+    /// Frames the driver holds per receive queue for the queue's lifetime besides its
+    /// descriptors (a replaying `net_pcap` keeps a copy of every frame of its file); by default
+    /// what [`crate::devargs::frames_kept_by_driver`] finds.
+    pub driver_held_frames: u32,
 }
 
 impl DpdkPortConfig {
@@ -46,6 +50,7 @@ impl DpdkPortConfig {
             rx_descriptors: 1024,
             tx_descriptors: 1024,
             socket_id: None,
+            driver_held_frames: crate::devargs::frames_kept_by_driver(devargs),
         }
     }
 
@@ -59,5 +64,6 @@ impl DpdkPortConfig {
             + usize::from(self.tx_descriptors).max(reserve)
             + POOL_HIGH as usize
             + MAX_BURST
+            + self.driver_held_frames as usize
     }
 }

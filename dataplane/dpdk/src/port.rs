@@ -291,8 +291,11 @@ impl DpdkDevice {
                 Vec::new()
             },
         };
-        // The driver may post a whole ring of receive buffers at setup or start.
-        let initial = u32::from(d.config.rx_descriptors).max(DRIVER_RX_RESERVE) + POOL_TARGET;
+        // The driver may post a whole ring of receive buffers at setup or start, and keep some
+        // frames for itself (a replaying net_pcap).
+        let initial = u32::from(d.config.rx_descriptors).max(DRIVER_RX_RESERVE)
+            + POOL_TARGET
+            + d.config.driver_held_frames;
         if q.refill(pool, initial) < initial {
             return Err(DpdkError::Mempool {
                 name: d.name.clone(),
