@@ -22,5 +22,7 @@ cargo clippy -p xvs-dpdk -p xvsd -p xvs-integration --all-targets -q \
 cargo build -p xvsd --features dpdk -q   # tests/dpdk_pipeline.rs runs this xvsd
 cargo test -q -p xvs-dpdk -p xvsd --features xvs-dpdk/dpdk,xvsd/dpdk 2>&1 | tee -a "$log"
 cargo test -q -p xvs-integration --features dpdk --test dpdk_pipeline 2>&1 | tee -a "$log"
+# xvs-bench pipeline --quick: testpmd and this xvsd on net_pcap -> net_null (hugepages, restored).
+cargo test -q -p xvs-bench --test pipeline_quick 2>&1 | tee -a "$log"
 # One closing line for the whole workspace (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "total: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
