@@ -421,6 +421,16 @@ fn goto(t: u8) -> String {
 
 /// Computes the desired flows and groups for `model` (nothing without an agent config).
 pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
+    desired_parts(model, ids, true)
+}
+
+/// [`desired`] without the Antrea-native flows, which
+/// [`AnpCache`](crate::anp::incr::AnpCache) keeps up to date incrementally.
+pub fn desired_without_anp(model: &Model, ids: &mut Ids) -> Desired {
+    desired_parts(model, ids, false)
+}
+
+fn desired_parts(model: &Model, ids: &mut Ids, with_anp: bool) -> Desired {
     use Category::*;
     let mut d = Desired::default();
     let Some(cfg) = &model.config else {
@@ -731,7 +741,9 @@ pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
     d.owned_by(None);
     policies(model, &local_pods, ids, &mut d);
     d.owned_by(None);
-    crate::anp::flows::append(model, &local_pods, ids, &mut d);
+    if with_anp {
+        crate::anp::flows::append(model, &local_pods, ids, &mut d);
+    }
     d.finish()
 }
 

@@ -12,6 +12,7 @@ pub mod admission;
 pub mod audit;
 pub mod eval;
 pub mod flows;
+pub mod incr;
 pub mod parse;
 pub mod priority;
 pub mod reject;
