@@ -416,11 +416,15 @@ fn sync(
     state.committed(plan);
     publish(shared, state, model);
     // The timings are what the change-to-enforcement benchmark reads.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     eprintln!(
-        "xvs-agent: committed {n} changes (round {}): plan {} us ({path:?}), bundle {} us",
+        "xvs-agent: committed {n} changes (round {}): plan {} us ({path:?}), bundle {} us, at {} us",
         state.round,
         planned.as_micros(),
-        applied.as_micros()
+        applied.as_micros(),
+        at.as_micros()
     );
     Ok(())
 }
