@@ -413,12 +413,13 @@ fn sync(
     conn.apply(&plan.mods)
         .context("bundle refused; nothing of it was applied")?;
     let applied = started.elapsed() - planned;
-    state.committed(plan);
-    publish(shared, state, model);
-    // The timings are what the change-to-enforcement benchmark reads.
+    // The timings are what the change-to-enforcement benchmark reads: `at` is when the
+    // COMMIT reply was read (before the bookkeeping below).
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
+    state.committed(plan);
+    publish(shared, state, model);
     eprintln!(
         "xvs-agent: committed {n} changes (round {}): plan {} us ({path:?}), bundle {} us, at {} us",
         state.round,
