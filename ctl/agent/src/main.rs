@@ -403,17 +403,31 @@ fn sync(
     model: &Model,
     shared: &query::Shared,
 ) -> Result<()> {
+    let started = std::time::Instant::now();
     let plan = state.plan(model)?;
+    let planned = started.elapsed();
     if plan.mods.is_empty() {
         publish(shared, state, model);
         return Ok(());
     }
-    let n = plan.changes.len();
+    let (n, path) = (plan.changes.len(), plan.path);
     conn.apply(&plan.mods)
         .context("bundle refused; nothing of it was applied")?;
+    let applied = started.elapsed() - planned;
+    // The timings are what the change-to-enforcement benchmark reads: `at` is when the
+    // COMMIT reply was read (before the bookkeeping below).
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     state.committed(plan);
     publish(shared, state, model);
-    eprintln!("xvs-agent: committed {n} changes (round {})", state.round);
+    eprintln!(
+        "xvs-agent: committed {n} changes (round {}): plan {} us ({path:?}), bundle {} us, at {} us",
+        state.round,
+        planned.as_micros(),
+        applied.as_micros(),
+        at.as_micros()
+    );
     Ok(())
 }
 

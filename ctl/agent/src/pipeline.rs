@@ -422,6 +422,16 @@ fn goto(t: u8) -> String {
 
 /// Computes the desired flows and groups for `model` (nothing without an agent config).
 pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
+    desired_parts(model, ids, true)
+}
+
+/// [`desired`] without the Antrea-native flows, which
+/// [`AnpCache`](crate::anp::incr::AnpCache) keeps up to date incrementally.
+pub fn desired_without_anp(model: &Model, ids: &mut Ids) -> Desired {
+    desired_parts(model, ids, false)
+}
+
+fn desired_parts(model: &Model, ids: &mut Ids, with_anp: bool) -> Desired {
     use Category::*;
     let mut d = Desired::default();
     let Some(cfg) = &model.config else {
@@ -732,9 +742,25 @@ pub fn desired(model: &Model, ids: &mut Ids) -> Desired {
     d.owned_by(None);
     let k8s_logged = policies(model, &local_pods, ids, &mut d);
     d.owned_by(None);
-    crate::anp::flows::append(model, &local_pods, ids, &mut d);
-    // K8s conjunction ids are clear of the Antrea-native ones (`anp::flows::CONJ_BASE`).
-    ids.anp.logged.extend(k8s_logged);
+    // DNS interception for FQDN rules: a function of every policy and the local Pods, so
+    // both recomputation paths rebuild it with the base.
+    if model.anp.policies.values().any(|p| {
+        p.rules(crate::anp::types::Direction::Egress)
+            .iter()
+            .any(|r| r.peers.iter().any(|peer| peer.fqdn.is_some()))
+    }) {
+        let rules = crate::anp::resolve::internal_rules(model);
+        let local = crate::anp::flows::local_ports(&local_pods);
+        crate::anp::fqdn::append_interception(model, &rules, &local, &mut d);
+    }
+    if with_anp {
+        crate::anp::flows::append(model, &local_pods, ids, &mut d);
+    }
+    ids.anp.k8s_logged = k8s_logged;
+    if with_anp {
+        let k8s = ids.anp.k8s_logged.clone();
+        ids.anp.logged.extend(k8s);
+    }
     d.finish()
 }
 
@@ -1294,7 +1320,11 @@ fn policies(
     }
     ids.conj.retain(&live);
     if !logged.is_empty() {
-        crate::anp::flows::packet_in_path(d);
+        let (groups, flows) = crate::anp::flows::packet_in_path();
+        d.groups.extend(groups);
+        for (k, a) in flows {
+            d.add(k.table, k.priority, k.matches, Category::NetworkPolicy, a);
+        }
     }
     logged
 }

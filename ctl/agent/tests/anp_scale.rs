@@ -6,8 +6,10 @@ mod anp_common;
 
 use anp_common::*;
 use std::time::Instant;
+use xvs_agent::anp::incr::UpdatePath;
 use xvs_agent::diff::{diff, messages};
 use xvs_agent::pipeline::{desired, Ids};
+use xvs_agent::sync::SyncState;
 
 fn policy(i: usize, prio: &str) -> String {
     let mut rules = String::new();
@@ -57,4 +59,23 @@ fn ten_thousand_rules() {
         ids.anp.last_moves.values().map(|m| m.len()).sum::<usize>()
     );
     assert!(msgs.len() >= 10);
+
+    // The same change through the agent's sync state (incremental Antrea-native flows).
+    let mut state = SyncState::new(1);
+    let t3 = Instant::now();
+    let p = state.plan(&m).expect("encodes");
+    let first_sync = t3.elapsed();
+    assert_eq!(p.path, UpdatePath::Full);
+    state.committed(p);
+    let t4 = Instant::now();
+    let p = state.plan(&changed).expect("encodes");
+    let incremental = t4.elapsed();
+    assert_eq!(p.path, UpdatePath::Policies);
+    println!(
+        "sync state: first plan {first_sync:?}; one more policy: plan (incremental) {incremental:?}, {} messages",
+        p.mods.len()
+    );
+    assert_eq!(p.mods.len(), msgs.len());
+    state.committed(p);
+    assert_eq!(state.installed.flows, d2.flows);
 }

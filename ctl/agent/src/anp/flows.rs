@@ -8,11 +8,12 @@
 //! ingress conj id of Allow and Pass; ct_label[0..31] ingress, [32..63] egress rule id.
 
 use super::priority::{PriorityAssigner, PriorityKey};
-use super::resolve::{internal_rules, InternalRule};
+use super::resolve::policy_internal_rules;
 use super::types::*;
-use crate::model::{Model, Pod};
-use crate::pipeline::{port_masks, t, Category, Desired, IdAllocator, Ids, CT_ZONE};
+use crate::model::{Cidr, Model, Pod};
+use crate::pipeline::{port_masks, t, Category, Desired, FlowKey, IdAllocator, Ids, CT_ZONE};
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 /// Conjunction ids of Antrea-native rules start here, clear of the K8s NetworkPolicy ones.
 pub const CONJ_BASE: u32 = 0x0010_0000;
@@ -38,15 +39,18 @@ pub struct AnpState {
     pub last_moves: BTreeMap<u8, BTreeMap<u16, u16>>,
     /// Rules that could not get a priority (table full), by internal rule name.
     pub unrealised: BTreeSet<String>,
-    /// Realised rules with `enableLogging`, by conjunction id (what np.log lines name).
+    /// Realised rules with `enableLogging`, by conjunction id (what np.log lines name):
+    /// the Antrea-native ones, then [`Self::k8s_logged`] merged in after every recomputation.
     pub logged: BTreeMap<u32, LoggedRule>,
+    /// The logged K8s NetworkPolicy rules of the last recomputation (their conjunction ids are
+    /// clear of the Antrea-native ones, [`CONJ_BASE`]).
+    pub k8s_logged: BTreeMap<u32, LoggedRule>,
 }
 
 /// What an np.log line says about the rule a logged packet hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedRule {
-    /// `AntreaClusterNetworkPolicy:<name>`, `AntreaNetworkPolicy:<ns>/<name>`,
-    /// `K8sNetworkPolicy:<ns>/<name>`, or bare `K8sNetworkPolicy` (K8s default isolation).
+    /// `AntreaClusterNetworkPolicy:<name>` or `AntreaNetworkPolicy:<ns>/<name>`.
     pub policy_ref: String,
     /// The rule's name (generated when the manifest had none).
     pub rule_name: String,
@@ -54,7 +58,7 @@ pub struct LoggedRule {
     pub log_label: String,
     /// The rule table.
     pub table: u8,
-    /// The action flow's OpenFlow priority (`None`: K8s default isolation, `<nil>` in np.log).
+    /// The action flow's OpenFlow priority.
     pub priority: Option<u16>,
     /// Direction.
     pub direction: Direction,
@@ -66,8 +70,10 @@ pub struct LoggedRule {
 /// at connect with `packet_in_rate` (see [`packet_in_meter`]).
 pub const PACKET_IN_METER: u32 = 256;
 
-/// Antrea's default packet-in rate (packets/s) since v2.4; the burst is twice the rate.
-pub const DEFAULT_PACKET_IN_RATE: u32 = 5000;
+/// Default packet-in rate (packets/s) for logging and Reject, as the issue asks (500/s,
+/// burst 1000; Antrea's own default went from 500 to 5000 in v2.4): `--packet-in-rate`
+/// changes it. The burst is twice the rate.
+pub const DEFAULT_PACKET_IN_RATE: u32 = 500;
 
 /// The packet-in meter in ovs-ofctl syntax: one drop band at `rate` packets/s, burst 2×.
 pub fn packet_in_meter(rate: u32) -> String {
@@ -88,6 +94,7 @@ impl Default for AnpState {
             last_moves: BTreeMap::new(),
             unrealised: BTreeSet::new(),
             logged: BTreeMap::new(),
+            k8s_logged: BTreeMap::new(),
         }
     }
 }
@@ -193,55 +200,100 @@ fn ranges(field: &str, lo: u16, hi: u16) -> Vec<String> {
 }
 
 /// Appends the Antrea-native flows of `model` for the Pods of this node to `d`.
-pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
-    let state = &mut ids.anp;
-    state.logged.clear();
-    if model.anp.policies.is_empty() {
-        state.conj.retain(&BTreeSet::new());
-        state.priorities.clear();
-        state.last_moves.clear();
-        state.unrealised.clear();
-        return;
+/// A realised rule's inputs besides the policy rule itself, owned: its flows are a function
+/// of these, its priority and its conjunction id, so an unchanged one can be reused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRule {
+    /// The internal rule name (conjunction ids are allocated by it).
+    pub name: String,
+    /// Direction.
+    pub dir: Direction,
+    /// Index in the policy's rules of that direction.
+    pub index: usize,
+    /// The rule table.
+    pub table: u8,
+    /// Its precedence key.
+    pub key: PriorityKey,
+    /// The local appliedTo Pods: (ofport, IP).
+    pub applied: Vec<(u32, Ipv4Addr)>,
+    /// Peer addresses; `None` = any address.
+    pub peers: Option<BTreeSet<Cidr>>,
+    /// The group ids of the toServices Services' ports.
+    pub service_groups: Vec<u32>,
+}
+
+/// The rules of `pol` realised on this node (some local appliedTo Pod, a peer set that can
+/// match, a known tier), in the order [`policy_internal_rules`] gives them.
+pub fn resolve_policy(
+    model: &Model,
+    pol: &AntreaPolicy,
+    local_ports: &BTreeSet<(&str, &str)>,
+    groups: &IdAllocator,
+) -> Vec<ResolvedRule> {
+    // A policy whose tier is missing was refused at admission; never guess its tier.
+    if model.anp.tier_priority(&pol.tier).is_none() {
+        return Vec::new();
     }
-    let local_ports: BTreeSet<(&str, &str)> = local
-        .iter()
-        .map(|p| (p.namespace.as_str(), p.name.as_str()))
-        .collect();
-    let rules = internal_rules(model);
-    super::fqdn::append_interception(model, &rules, &local_ports, d);
-    // Rules realised on this node: some local appliedTo Pod and a peer set that can match.
-    let realised: Vec<(&InternalRule<'_>, Vec<&Pod>)> = rules
-        .iter()
+    let mut rules = Vec::new();
+    policy_internal_rules(model, pol, &mut rules);
+    rules
+        .into_iter()
         .filter_map(|r| {
-            let applied: Vec<&Pod> = r
+            let applied: Vec<(u32, Ipv4Addr)> = r
                 .applied
                 .iter()
                 .filter(|p| local_ports.contains(&(p.namespace.as_str(), p.name.as_str())))
-                .copied()
+                .map(|p| (p.ofport, p.ip))
                 .collect();
             let can_match = match &r.peers {
                 None => true,
                 Some(s) => !s.is_empty() || !r.rule.to_services.is_empty(),
             };
-            // A policy whose tier is missing was refused at admission; never guess its tier.
-            let tier_known = model.anp.tier_priority(&r.policy.tier).is_some();
-            (!applied.is_empty() && can_match && tier_known).then_some((r, applied))
+            if applied.is_empty() || !can_match {
+                return None;
+            }
+            let service_groups = r
+                .rule
+                .to_services
+                .iter()
+                .flat_map(|s| groups.ids_with_prefix(&format!("{}/{}:", s.namespace, s.name)))
+                .collect();
+            Some(ResolvedRule {
+                name: r.id_name(),
+                dir: r.dir,
+                index: r.index,
+                table: rule_table(r.policy, r.dir),
+                key: key_of(model, r.policy, r.index as u32),
+                applied,
+                peers: r.peers,
+                service_groups,
+            })
         })
-        .collect();
-    // Priorities: register every rule index of each realised policy per table at once.
-    let mut wanted: BTreeMap<u8, BTreeSet<PriorityKey>> = BTreeMap::new();
-    for (r, _) in &realised {
-        let table = rule_table(r.policy, r.dir);
-        let max = r.policy.ingress.len().max(r.policy.egress.len()) as u32;
-        let set = wanted.entry(table).or_default();
-        for i in 0..max {
-            set.insert(key_of(model, r.policy, i));
-        }
-    }
+        .collect()
+}
+
+/// The priority keys a policy with realised `rules` registers: every rule index of the
+/// policy in each table it has a realised rule in.
+pub fn wanted_keys(
+    model: &Model,
+    pol: &AntreaPolicy,
+    rules: &[ResolvedRule],
+) -> Vec<(u8, PriorityKey)> {
+    let tables: BTreeSet<u8> = rules.iter().map(|r| r.table).collect();
+    let max = pol.ingress.len().max(pol.egress.len()) as u32;
+    tables
+        .into_iter()
+        .flat_map(|t| (0..max).map(move |i| (t, key_of(model, pol, i))))
+        .collect()
+}
+
+/// Registers the wanted keys of every table at once (dropping the keys no longer wanted),
+/// recording the re-packed priorities in `last_moves`.
+pub fn register_priorities(state: &mut AnpState, wanted: &BTreeMap<u8, BTreeSet<PriorityKey>>) {
     state.priorities.retain(|t, _| wanted.contains_key(t));
     state.last_moves.clear();
     state.unrealised.clear();
-    for (table, keys) in &wanted {
+    for (table, keys) in wanted {
         let a = state
             .priorities
             .entry(*table)
@@ -259,159 +311,241 @@ pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
             }
         }
     }
+}
+
+/// Flows as (key, actions).
+pub type FlowActions = Vec<(FlowKey, String)>;
+
+/// What one realised rule contributes to the flows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RuleFlows {
+    /// Conjunction clause flows, shared with the other rules at the same priority: the key
+    /// and this rule's `conjunction(...)` action.
+    pub shared: FlowActions,
+    /// Flows of this rule alone (action flow, deny counter).
+    pub own: FlowActions,
+    /// The np.log description when the rule logs.
+    pub logged: Option<LoggedRule>,
+    /// Whether it sends packets to the agent (logging, Reject).
+    pub packet_in: bool,
+}
+
+fn key(table: u8, priority: u16, matches: String) -> FlowKey {
+    FlowKey {
+        table,
+        priority,
+        matches,
+    }
+}
+
+/// The flows of rule `rule` of `pol`, realised as `r` at `prio` with conjunction `id`.
+pub fn rule_flows(
+    pol: &AntreaPolicy,
+    rule: &AnpRule,
+    r: &ResolvedRule,
+    prio: u16,
+    id: u32,
+) -> RuleFlows {
+    let mut out = RuleFlows::default();
+    let table = r.table;
+    let services = service_matches(rule);
+    let has_services = !rule.ports.is_empty() || !rule.protocols.is_empty();
+    if has_services && services.is_empty() {
+        return out; // only named ports / IGMP: nothing this pipeline can match yet
+    }
+    let n = if has_services { 3 } else { 2 };
+    // Clause of the appliedTo Pods and clause of the peers, numbered from (1) to (2).
+    let applied_matches: Vec<String> = r
+        .applied
+        .iter()
+        .map(|(ofport, ip)| match r.dir {
+            Direction::Ingress => format!("ip,reg1={ofport:#x}"),
+            Direction::Egress => format!("ip,nw_src={ip}"),
+        })
+        .collect();
+    let peer_field = match r.dir {
+        Direction::Ingress => "nw_src",
+        Direction::Egress => "nw_dst",
+    };
+    let peer_matches: Vec<String> = if !rule.to_services.is_empty() {
+        r.service_groups
+            .iter()
+            .map(|g| format!("ip,reg7={g:#x}"))
+            .collect()
+    } else {
+        match &r.peers {
+            None => vec![format!("ip,{peer_field}=0.0.0.0/0")],
+            Some(s) => s
+                .iter()
+                .map(|c| format!("ip,{peer_field}={}", c.to_ofctl()))
+                .collect(),
+        }
+    };
+    if peer_matches.is_empty() {
+        return out;
+    }
+    let (from, to) = match r.dir {
+        Direction::Ingress => (peer_matches, applied_matches),
+        Direction::Egress => (applied_matches, peer_matches),
+    };
+    for m in from {
+        out.shared
+            .push((key(table, prio, m), format!("conjunction({id},1/{n})")));
+    }
+    for m in to {
+        out.shared
+            .push((key(table, prio, m), format!("conjunction({id},2/{n})")));
+    }
+    for m in services {
+        out.shared
+            .push((key(table, prio, m), format!("conjunction({id},3/3)")));
+    }
+    let metric = metric_table(r.dir);
+    let (conj_reg, label) = match r.dir {
+        Direction::Ingress => ("reg6", format!("{id:#x}/0xffffffff")),
+        Direction::Egress => (
+            "reg5",
+            format!("{:#x}/0xffffffff00000000", u64::from(id) << 32),
+        ),
+    };
+    let log = rule.enable_logging;
+    if log {
+        out.logged = Some(LoggedRule {
+            policy_ref: match &pol.namespace {
+                Some(ns) => format!("AntreaNetworkPolicy:{ns}/{}", pol.name),
+                None => format!("AntreaClusterNetworkPolicy:{}", pol.name),
+            },
+            rule_name: rule.name.clone(),
+            log_label: rule.log_label.clone(),
+            table,
+            priority: Some(prio),
+            direction: r.dir,
+            action: rule.action,
+        });
+    }
+    let marks = |disposition: u32, op: u32| packet_in_marks(table, disposition, op);
+    let actions = match rule.action {
+        Action::Allow if log => {
+            out.packet_in = true;
+            // ct(table=) forks: the tracked copy goes on to the Metric table, this one
+            // goes to Output marked for the controller.
+            format!(
+                "set_field:{id:#x}->{conj_reg},ct(commit,table={metric},zone={CT_ZONE},exec(set_field:{label}->ct_label)),{},set_field:0x400000/0x600000->reg0,goto_table:{}",
+                marks(0, OP_LOG),
+                t::OUTPUT
+            )
+        }
+        Action::Allow => format!(
+            "set_field:{id:#x}->{conj_reg},ct(commit,table={metric},zone={CT_ZONE},exec(set_field:{label}->ct_label))"
+        ),
+        Action::Drop if log => {
+            out.packet_in = true;
+            format!(
+                "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{},group:{}",
+                marks(1, OP_LOG),
+                PACKET_IN_GROUP_BASE + u32::from(metric)
+            )
+        }
+        Action::Drop => format!(
+            "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,goto_table:{metric}"
+        ),
+        Action::Reject => {
+            out.packet_in = true;
+            let op = if log { OP_REJECT | OP_LOG } else { OP_REJECT };
+            format!(
+                "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{},group:{}",
+                marks(2, op),
+                PACKET_IN_GROUP_BASE + u32::from(metric)
+            )
+        }
+        Action::Pass => {
+            let k8s = match r.dir {
+                Direction::Ingress => t::INGRESS_RULE,
+                Direction::Egress => t::EGRESS_RULE,
+            };
+            format!("set_field:{id:#x}->{conj_reg},goto_table:{k8s}")
+        }
+    };
+    out.own
+        .push((key(table, prio, format!("conj_id={id},ip")), actions));
+    if matches!(rule.action, Action::Drop | Action::Reject) {
+        out.own.push((
+            key(metric, 200, format!("reg0=0x400/0x400,reg3={id:#x}")),
+            "drop".to_string(),
+        ));
+    }
+    out
+}
+
+/// The local Pods as (namespace, name).
+pub fn local_ports<'p>(local: &[&'p Pod]) -> BTreeSet<(&'p str, &'p str)> {
+    local
+        .iter()
+        .map(|p| (p.namespace.as_str(), p.name.as_str()))
+        .collect()
+}
+
+/// Appends the Antrea-native flows of `model` for the Pods of this node to `d` (the full
+/// recomputation; [`super::incr`] keeps the same flows up to date change by change).
+pub fn append(model: &Model, local: &[&Pod], ids: &mut Ids, d: &mut Desired) {
+    let groups = &ids.groups;
+    let state = &mut ids.anp;
+    state.logged.clear();
+    if model.anp.policies.is_empty() {
+        state.conj.retain(&BTreeSet::new());
+        state.priorities.clear();
+        state.last_moves.clear();
+        state.unrealised.clear();
+        return;
+    }
+    let local_ports = local_ports(local);
+    let resolved: Vec<(&AntreaPolicy, Vec<ResolvedRule>)> = model
+        .anp
+        .policies
+        .values()
+        .map(|p| (p, resolve_policy(model, p, &local_ports, groups)))
+        .collect();
+    let mut wanted: BTreeMap<u8, BTreeSet<PriorityKey>> = BTreeMap::new();
+    for (pol, rules) in &resolved {
+        for (table, k) in wanted_keys(model, pol, rules) {
+            wanted.entry(table).or_default().insert(k);
+        }
+    }
+    register_priorities(state, &wanted);
     let mut live = BTreeSet::new();
     let mut packet_in_used = false;
     let cat = Category::NetworkPolicy;
-    for (r, applied) in &realised {
-        let table = rule_table(r.policy, r.dir);
-        let Some(prio) = state
-            .priorities
-            .get(&table)
-            .and_then(|a| a.get(&key_of(model, r.policy, r.index as u32)))
-        else {
-            state.unrealised.insert(r.id_name());
-            continue;
-        };
-        let name = r.id_name();
-        let id = state.conj.id(&name);
-        live.insert(name);
-        let services = service_matches(r.rule);
-        let has_services = !r.rule.ports.is_empty() || !r.rule.protocols.is_empty();
-        if has_services && services.is_empty() {
-            continue; // only named ports / IGMP: nothing this pipeline can match yet
-        }
-        let n = if has_services { 3 } else { 2 };
-        // Clause of the appliedTo Pods and clause of the peers, numbered from (1) to (2).
-        let applied_matches: Vec<String> = applied
-            .iter()
-            .map(|p| match r.dir {
-                Direction::Ingress => format!("ip,reg1={:#x}", p.ofport),
-                Direction::Egress => format!("ip,nw_src={}", p.ip),
-            })
-            .collect();
-        let peer_field = match r.dir {
-            Direction::Ingress => "nw_src",
-            Direction::Egress => "nw_dst",
-        };
-        let peer_matches: Vec<String> = if !r.rule.to_services.is_empty() {
-            r.rule
-                .to_services
-                .iter()
-                .flat_map(|s| {
-                    ids.groups
-                        .ids_with_prefix(&format!("{}/{}:", s.namespace, s.name))
-                        .into_iter()
-                        .map(|g| format!("ip,reg7={g:#x}"))
-                })
-                .collect()
-        } else {
-            match &r.peers {
-                None => vec![format!("ip,{peer_field}=0.0.0.0/0")],
-                Some(s) => s
-                    .iter()
-                    .map(|c| format!("ip,{peer_field}={}", c.to_ofctl()))
-                    .collect(),
+    for (pol, rules) in &resolved {
+        for r in rules {
+            let Some(prio) = state.priorities.get(&r.table).and_then(|a| a.get(&r.key)) else {
+                state.unrealised.insert(r.name.clone());
+                continue;
+            };
+            let id = state.conj.id(&r.name);
+            live.insert(r.name.clone());
+            let Some(rule) = pol.rules(r.dir).get(r.index) else {
+                continue;
+            };
+            let out = rule_flows(pol, rule, r, prio, id);
+            for (k, a) in out.shared {
+                d.add_shared(k.table, k.priority, k.matches, cat, a);
             }
-        };
-        if peer_matches.is_empty() {
-            continue;
-        }
-        let (from, to) = match r.dir {
-            Direction::Ingress => (peer_matches, applied_matches),
-            Direction::Egress => (applied_matches, peer_matches),
-        };
-        for m in from {
-            d.add_shared(table, prio, m, cat, format!("conjunction({id},1/{n})"));
-        }
-        for m in to {
-            d.add_shared(table, prio, m, cat, format!("conjunction({id},2/{n})"));
-        }
-        for m in services {
-            d.add_shared(table, prio, m, cat, format!("conjunction({id},3/3)"));
-        }
-        let metric = metric_table(r.dir);
-        let (conj_reg, label) = match r.dir {
-            Direction::Ingress => ("reg6", format!("{id:#x}/0xffffffff")),
-            Direction::Egress => (
-                "reg5",
-                format!("{:#x}/0xffffffff00000000", u64::from(id) << 32),
-            ),
-        };
-        let log = r.rule.enable_logging;
-        if log {
-            state.logged.insert(
-                id,
-                LoggedRule {
-                    policy_ref: match &r.policy.namespace {
-                        Some(ns) => format!("AntreaNetworkPolicy:{ns}/{}", r.policy.name),
-                        None => format!("AntreaClusterNetworkPolicy:{}", r.policy.name),
-                    },
-                    rule_name: r.rule.name.clone(),
-                    log_label: r.rule.log_label.clone(),
-                    table,
-                    priority: Some(prio),
-                    direction: r.dir,
-                    action: r.rule.action,
-                },
-            );
-        }
-        let marks = |disposition: u32, op: u32| packet_in_marks(table, disposition, op);
-        let actions = match r.rule.action {
-            Action::Allow if log => {
-                packet_in_used = true;
-                // ct(table=) forks: the tracked copy goes on to the Metric table, this one
-                // goes to Output marked for the controller.
-                format!(
-                    "set_field:{id:#x}->{conj_reg},ct(commit,table={metric},zone={CT_ZONE},exec(set_field:{label}->ct_label)),{},set_field:0x400000/0x600000->reg0,goto_table:{}",
-                    marks(0, OP_LOG),
-                    t::OUTPUT
-                )
+            for (k, a) in out.own {
+                d.add(k.table, k.priority, k.matches, cat, a);
             }
-            Action::Allow => format!(
-                "set_field:{id:#x}->{conj_reg},ct(commit,table={metric},zone={CT_ZONE},exec(set_field:{label}->ct_label))"
-            ),
-            Action::Drop if log => {
-                packet_in_used = true;
-                format!(
-                    "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{},group:{}",
-                    marks(1, OP_LOG),
-                    PACKET_IN_GROUP_BASE + u32::from(metric)
-                )
+            if let Some(l) = out.logged {
+                state.logged.insert(id, l);
             }
-            Action::Drop => format!(
-                "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,goto_table:{metric}"
-            ),
-            Action::Reject => {
-                packet_in_used = true;
-                let op = if log { OP_REJECT | OP_LOG } else { OP_REJECT };
-                format!(
-                    "set_field:{id:#x}->reg3,set_field:0x400/0x400->reg0,{},group:{}",
-                    marks(2, op),
-                    PACKET_IN_GROUP_BASE + u32::from(metric)
-                )
-            }
-            Action::Pass => {
-                let k8s = match r.dir {
-                    Direction::Ingress => t::INGRESS_RULE,
-                    Direction::Egress => t::EGRESS_RULE,
-                };
-                format!("set_field:{id:#x}->{conj_reg},goto_table:{k8s}")
-            }
-        };
-        d.add(table, prio, format!("conj_id={id},ip"), cat, actions);
-        if matches!(r.rule.action, Action::Drop | Action::Reject) {
-            d.add(
-                metric,
-                200,
-                format!("reg0=0x400/0x400,reg3={id:#x}"),
-                cat,
-                "drop",
-            );
+            packet_in_used |= out.packet_in;
         }
     }
     state.conj.retain(&live);
     if packet_in_used {
-        packet_in_path(d);
+        let (groups, flows) = packet_in_path();
+        d.groups.extend(groups);
+        for (k, a) in flows {
+            d.add(k.table, k.priority, k.matches, cat, a);
+        }
     }
 }
 
@@ -430,30 +564,37 @@ pub(crate) fn packet_in_marks(table: u8, disposition: u32, op: u32) -> String {
 /// packet-in meter (Antrea's `meter:256,controller(...)`: the datapath meter drops what
 /// exceeds the rate, so those packets never become packet-ins). The reject answer itself
 /// (packet-out) is built by [`super::reject`] in the agent's packet-in handler.
-pub(crate) fn packet_in_path(d: &mut Desired) {
-    for next in [
+pub fn packet_in_path() -> (Vec<(u32, String)>, FlowActions) {
+    let groups = [
         t::EGRESS_RULE,
         t::EGRESS_METRIC,
         t::INGRESS_RULE,
         t::INGRESS_METRIC,
-    ] {
-        d.groups.insert(
+    ]
+    .into_iter()
+    .map(|next| {
+        (
             PACKET_IN_GROUP_BASE + u32::from(next),
             format!(
                 "type=all,bucket=bucket_id:0,actions=resubmit(,{next}),bucket=bucket_id:1,actions=set_field:0x400000/0x600000->reg0,resubmit(,{})",
                 t::OUTPUT
             ),
-        );
-    }
-    for op in 1u32..=7 {
-        d.add(
-            t::OUTPUT,
-            200,
-            format!("reg0={:#x}/0xfe600000", (op << 25) | 0x40_0000),
-            Category::NetworkPolicy,
-            format!(
-                "meter:{PACKET_IN_METER},controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.{op:02x},max_len=65535)"
-            ),
-        );
-    }
+        )
+    })
+    .collect();
+    let flows = (1u32..=7)
+        .map(|op| {
+            (
+                key(
+                    t::OUTPUT,
+                    200,
+                    format!("reg0={:#x}/0xfe600000", (op << 25) | 0x40_0000),
+                ),
+                format!(
+                    "meter:{PACKET_IN_METER},controller(reason=no_match,id={AGENT_CONTROLLER_ID},userdata=01.{op:02x},max_len=65535)"
+                ),
+            )
+        })
+        .collect();
+    (groups, flows)
 }

@@ -16,6 +16,7 @@ pub mod dns;
 pub mod eval;
 pub mod flows;
 pub mod fqdn;
+pub mod incr;
 pub mod parse;
 pub mod priority;
 pub mod reject;

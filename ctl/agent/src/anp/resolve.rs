@@ -310,62 +310,71 @@ impl InternalRule<'_> {
 pub fn internal_rules(model: &Model) -> Vec<InternalRule<'_>> {
     let mut out = Vec::new();
     for pol in model.anp.policies.values() {
-        for dir in [Direction::Ingress, Direction::Egress] {
-            for (index, rule) in pol.rules(dir).iter().enumerate() {
-                let at = if rule.applied_to.is_empty() {
-                    &pol.applied_to
+        policy_internal_rules(model, pol, &mut out);
+    }
+    out
+}
+
+/// The internal rules of one policy, appended to `out` (ingress then egress, in rule order).
+pub fn policy_internal_rules<'m>(
+    model: &'m Model,
+    pol: &'m AntreaPolicy,
+    out: &mut Vec<InternalRule<'m>>,
+) {
+    for dir in [Direction::Ingress, Direction::Egress] {
+        for (index, rule) in pol.rules(dir).iter().enumerate() {
+            let at = if rule.applied_to.is_empty() {
+                &pol.applied_to
+            } else {
+                &rule.applied_to
+            };
+            let applied = applied_pods(model, pol, at);
+            let per_ns = rule.peers.iter().any(|p| p.namespaces.is_some());
+            let base = InternalRule {
+                policy: pol,
+                dir,
+                index,
+                rule,
+                split: None,
+                applied: Vec::new(),
+                peers: None,
+            };
+            if !per_ns {
+                let peers = if rule.peers.is_empty() {
+                    // toServices rules match by Service, not by address.
+                    (!rule.to_services.is_empty()).then(BTreeSet::new)
                 } else {
-                    &rule.applied_to
+                    Some(
+                        rule.peers
+                            .iter()
+                            .flat_map(|p| peer_cidrs(model, pol, p, ""))
+                            .collect(),
+                    )
                 };
-                let applied = applied_pods(model, pol, at);
-                let per_ns = rule.peers.iter().any(|p| p.namespaces.is_some());
-                let base = InternalRule {
-                    policy: pol,
-                    dir,
-                    index,
-                    rule,
-                    split: None,
-                    applied: Vec::new(),
-                    peers: None,
-                };
-                if !per_ns {
-                    let peers = if rule.peers.is_empty() {
-                        // toServices rules match by Service, not by address.
-                        (!rule.to_services.is_empty()).then(BTreeSet::new)
-                    } else {
-                        Some(
-                            rule.peers
-                                .iter()
-                                .flat_map(|p| peer_cidrs(model, pol, p, ""))
-                                .collect(),
-                        )
-                    };
-                    out.push(InternalRule {
-                        applied,
-                        peers,
-                        ..base
-                    });
-                    continue;
-                }
-                let mut by_ns: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
-                for p in applied {
-                    by_ns.entry(&p.namespace).or_default().push(p);
-                }
-                for (ns, pods) in by_ns {
-                    let peers = rule
-                        .peers
-                        .iter()
-                        .flat_map(|p| peer_cidrs(model, pol, p, ns))
-                        .collect();
-                    out.push(InternalRule {
-                        split: Some(ns.to_string()),
-                        applied: pods,
-                        peers: Some(peers),
-                        ..base.clone()
-                    });
-                }
+                out.push(InternalRule {
+                    applied,
+                    peers,
+                    ..base
+                });
+                continue;
+            }
+            let mut by_ns: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
+            for p in applied {
+                by_ns.entry(&p.namespace).or_default().push(p);
+            }
+            for (ns, pods) in by_ns {
+                let peers = rule
+                    .peers
+                    .iter()
+                    .flat_map(|p| peer_cidrs(model, pol, p, ns))
+                    .collect();
+                out.push(InternalRule {
+                    split: Some(ns.to_string()),
+                    applied: pods,
+                    peers: Some(peers),
+                    ..base.clone()
+                });
             }
         }
     }
-    out
 }
