@@ -231,3 +231,26 @@ status: {{podIP: {ip}}}
     }
     s
 }
+
+/// The node namespace running xvsd with [`NODE_CONFIG`] and the [`NODE_PODS`] namespaces on
+/// its veths: each Pod knows the others' MACs and the gateway's (static neighbours: the tests
+/// need no ARP), and routes the Service range 10.96.0.0/16 through the gateway.
+pub fn node_with_pods(prefix: &str) -> Result<(Netns, Vec<Netns>, crate::Xvsd)> {
+    let tag = crate::unique_tag(prefix);
+    let node = Netns::new(&format!("{tag}n"))?;
+    let mut pods = Vec::new();
+    for (name, ip, mac, port, _) in NODE_PODS {
+        let ns = Netns::new(&format!("{tag}{name}"))?;
+        crate::veth(&ns, "eth0", mac, &node, port)?;
+        ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+        ns.offloads_off("eth0")?;
+        for (_, qip, qmac, _, _) in NODE_PODS.iter().filter(|p| p.1 != ip) {
+            ns.static_neigh(qip, qmac)?;
+        }
+        ns.ip(&["route", "add", "10.96.0.0/16", "via", "10.10.0.1"])?;
+        ns.static_neigh("10.10.0.1", NODE_GW_MAC)?;
+        pods.push(ns);
+    }
+    let x = crate::Xvsd::start(&node, NODE_CONFIG)?;
+    Ok((node, pods, x))
+}

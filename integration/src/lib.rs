@@ -228,6 +228,37 @@ pub fn routed_example_pods(prefix: &str) -> Result<(Netns, Vec<Pod>)> {
     Ok((node, pods))
 }
 
+/// One iperf3 TCP transfer of `secs` seconds from `client` to a one-shot server on
+/// `server_ip`:5201 in `server`; the bytes the server received. The error carries iperf3's
+/// JSON when the transfer failed.
+pub fn iperf3_tcp_bytes(server: &Netns, server_ip: &str, client: &Netns, secs: u32) -> Result<u64> {
+    let iperf = Path::new("/usr/bin/iperf3");
+    let mut srv = server
+        .command(iperf)
+        .args(["-s", "-1", "-B", server_ip, "-p", "5201"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let out = client
+        .command(iperf)
+        .args(["-c", server_ip, "-p", "5201", "-t", &secs.to_string(), "-J"])
+        .args(["--connect-timeout", "3000"])
+        .output();
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let out = out?;
+    let json = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("iperf3 failed: {json}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&json).with_context(|| format!("iperf3 JSON: {json}"))?;
+    v["end"]["sum_received"]["bytes"]
+        .as_u64()
+        .with_context(|| format!("iperf3 JSON has no end.sum_received.bytes: {json}"))
+}
+
 /// Creates a veth pair `a_if`@`a` <-> `b_if`@`b`, with the given MAC on the `a` side, both up.
 pub fn veth(a: &Netns, a_if: &str, a_mac: &str, b: &Netns, b_if: &str) -> Result<()> {
     a.ip(&[

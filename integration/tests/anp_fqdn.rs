@@ -14,10 +14,8 @@ use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use xvs_integration::agent::{
-    connect, echo_server, node_manifests, Agent, NODE_CONFIG, NODE_GW_MAC, NODE_PODS,
-};
-use xvs_integration::{is_root, unique_tag, veth, Netns, Xvsd};
+use xvs_integration::agent::{connect, echo_server, node_manifests, node_with_pods, Agent};
+use xvs_integration::{is_root, Netns};
 
 const POLICIES: &str = r#"apiVersion: crd.antrea.io/v1beta1
 kind: ClusterNetworkPolicy
@@ -206,26 +204,6 @@ fn dropped(ns: &Netns, to: &str) -> Result<()> {
         Ok(_) => bail!("connect to {to} succeeded; expected a drop"),
         Err(_) => Ok(()),
     }
-}
-
-/// The node namespace running xvsd and the three Pod namespaces on its veths.
-fn node_with_pods(prefix: &str) -> Result<(Netns, Vec<Netns>, Xvsd)> {
-    let tag = unique_tag(prefix);
-    let node = Netns::new(&format!("{tag}n"))?;
-    let mut pods = Vec::new();
-    for (name, ip, mac, port, _) in NODE_PODS {
-        let ns = Netns::new(&format!("{tag}{name}"))?;
-        veth(&ns, "eth0", mac, &node, port)?;
-        ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
-        ns.offloads_off("eth0")?;
-        for (_, qip, qmac, _, _) in NODE_PODS.iter().filter(|p| p.1 != ip) {
-            ns.static_neigh(qip, qmac)?;
-        }
-        ns.static_neigh("10.10.0.1", NODE_GW_MAC)?;
-        pods.push(ns);
-    }
-    let x = Xvsd::start(&node, NODE_CONFIG)?;
-    Ok((node, pods, x))
 }
 
 fn median(v: &mut [Duration]) -> Duration {

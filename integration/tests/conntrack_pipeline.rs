@@ -4,7 +4,7 @@
 //! ClusterIP Service balanced over two endpoint namespaces with un-DNATed replies, iperf3
 //! through the ct pipeline, and the tracker seen through the real ovs-appctl.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -210,42 +210,9 @@ fn conntrack_pipeline_stateful_policy_service_dnat_and_iperf3() -> Result<()> {
     assert_eq!(served.values().sum::<u32>(), 48, "{served:?}");
 
     // --- iperf3 TCP through the ct pipeline.
-    let iperf = std::path::Path::new("/usr/bin/iperf3");
-    let mut srv =
-        b.ns.command(iperf)
-            .args(["-s", "-1", "-B", b.ip, "-p", "5201"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-    std::thread::sleep(Duration::from_millis(500));
-    let out =
-        a.ns.command(iperf)
-            .args([
-                "-c",
-                b.ip,
-                "-p",
-                "5201",
-                "-t",
-                "3",
-                "-J",
-                "--connect-timeout",
-                "3000",
-            ])
-            .output()?;
-    let _ = srv.kill();
-    let _ = srv.wait();
-    let json = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!("iperf3 failed: {json}\n{}", x.stderr());
-    }
-    let bytes: u64 = json
-        .split("\"sum_received\"")
-        .nth(1)
-        .and_then(|s| s.split("\"bytes\":").nth(1))
-        .and_then(|s| s.split([',', '}']).next())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(bytes > 1_000_000, "iperf3 moved only {bytes} bytes: {json}");
+    let bytes =
+        xvs_integration::iperf3_tcp_bytes(&b.ns, b.ip, &a.ns, 3).with_context(|| x.stderr())?;
+    assert!(bytes > 1_000_000, "iperf3 moved only {bytes} bytes");
     eprintln!("iperf3 through the ct pipeline: {bytes} bytes in 3 s (machine shared, debug build)");
 
     // --- The tracker and the datapath through the real ovs-appctl.

@@ -6,7 +6,7 @@
 //! the stateful policy still holds (b cannot open to a), and nothing is counted
 //! `remote_port`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::io::{Read, Write};
 use std::time::Duration;
 use xvs_integration::agent::connect;
@@ -119,33 +119,9 @@ fn two_workers_forward_between_each_others_ports() -> Result<()> {
     assert_eq!(server.join().expect("server")?, b"hello");
 
     // A bulk transfer across the workers.
-    let iperf = std::path::Path::new("/usr/bin/iperf3");
-    let mut srv =
-        b.ns.command(iperf)
-            .args(["-s", "-1", "-B", b.ip, "-p", "5201"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-    std::thread::sleep(Duration::from_millis(500));
-    let out =
-        a.ns.command(iperf)
-            .args(["-c", b.ip, "-p", "5201", "-t", "2", "-J"])
-            .args(["--connect-timeout", "3000"])
-            .output()?;
-    let _ = srv.kill();
-    let _ = srv.wait();
-    let json = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!("iperf3 failed: {json}\n{}", x.stderr());
-    }
-    let bytes: u64 = json
-        .split("\"sum_received\"")
-        .nth(1)
-        .and_then(|s| s.split("\"bytes\":").nth(1))
-        .and_then(|s| s.split([',', '}']).next())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(bytes > 1_000_000, "iperf3 moved only {bytes} bytes: {json}");
+    let bytes =
+        xvs_integration::iperf3_tcp_bytes(&b.ns, b.ip, &a.ns, 2).with_context(|| x.stderr())?;
+    assert!(bytes > 1_000_000, "iperf3 moved only {bytes} bytes");
     eprintln!("iperf3 across two workers: {bytes} bytes in 2 s (debug build, shared machine)");
 
     let stats = worker_stats(&x)?;

@@ -60,6 +60,8 @@ struct MembershipInputs {
     slices: BTreeMap<(String, String), EndpointSlice>,
     tiers: BTreeMap<String, Tier>,
     groups: BTreeMap<PolicyKey, AnpGroup>,
+    /// Addresses learned for FQDN peers (they are rule peers like any member).
+    fqdn_learned: BTreeMap<String, BTreeSet<std::net::Ipv4Addr>>,
 }
 
 impl MembershipInputs {
@@ -72,6 +74,7 @@ impl MembershipInputs {
             && self.slices == m.slices
             && self.tiers == m.anp.tiers
             && self.groups == m.anp.groups
+            && self.fqdn_learned == m.fqdn_learned
     }
     fn of(m: &Model) -> Self {
         MembershipInputs {
@@ -83,6 +86,7 @@ impl MembershipInputs {
             slices: m.slices.clone(),
             tiers: m.anp.tiers.clone(),
             groups: m.anp.groups.clone(),
+            fqdn_learned: m.fqdn_learned.clone(),
         }
     }
 }
