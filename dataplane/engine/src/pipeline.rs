@@ -386,7 +386,11 @@ impl OpenFlowStage {
             }
             self.misses_this_batch += 1;
             *id = self.upcall(i, key, port_of);
-            if id.is_some() || self.uncached_actions(i).is_some() || self.parked(i).is_some() {
+            let translated = id.is_some()
+                || self.uncached_actions(i).is_some()
+                || self.parked(i).is_some()
+                || self.miss_reason(i) == DropReason::ActionDrop;
+            if translated {
                 stats.upcalls_ok += 1;
             } else {
                 stats.upcalls_failed += 1;
@@ -483,6 +487,13 @@ impl OpenFlowStage {
             if let Some(a) = self.uncached_attribution.get_mut(i) {
                 *a = attribution;
                 self.uncached_credit |= 1u64.checked_shl(i as u32).unwrap_or(0);
+            }
+            if resolved.is_empty() {
+                // Translated: the packet's only effect is its packet-in (or learn), then it
+                // ends as any flow without output does.
+                if let Some(r) = self.miss_reasons.get_mut(i) {
+                    *r = DropReason::ActionDrop;
+                }
             }
             let start = self.uncached.len() as u32;
             self.uncached.extend(resolved.iter().copied());

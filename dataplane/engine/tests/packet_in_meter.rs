@@ -253,3 +253,19 @@ fn a_packet_the_meter_passes_goes_on_to_its_outputs_once_metered() {
     assert_eq!(m.packets(), 2000);
     assert_eq!(s.meter_drops() as usize, 2000 - out);
 }
+
+#[test]
+fn a_flow_whose_only_action_is_controller_is_a_translation_not_a_failure() {
+    let mut s = Bench::new("table=0,priority=10,in_port=1,actions=controller(userdata=02)\n");
+    assert_eq!(s.flood(), 0);
+    assert_eq!(s.sent_with(&[2]), 2000, "one packet-in per packet");
+    s.worker.publish_counters();
+    let c = s.worker.shared().counters.load();
+    assert_eq!(c.upcalls_failed, 0, "{c:?}");
+    assert_eq!(c.upcalls_ok, 2000);
+    assert_eq!(
+        c.drops[xvs_engine::DropReason::TranslationFailed as usize],
+        0
+    );
+    assert_eq!(c.drops[xvs_engine::DropReason::ActionDrop as usize], 2000);
+}
