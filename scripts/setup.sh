@@ -2,7 +2,7 @@
 # Installs what building, testing and the demo need on a fresh Debian 12 machine (as root).
 set -euo pipefail
 need=(clang llvm iproute2 iputils-ping ethtool iperf3 python3-scapy tshark curl python3 openvswitch-common
-      fonts-dejavu-core openvswitch-switch dpdk dpdk-dev libdpdk-dev librte-net-af-xdp23 libbpf-dev pkg-config)
+      fonts-dejavu-core openvswitch-switch dpdk dpdk-dev libdpdk-dev librte-net-af-xdp23 librte-net-pcap23 librte-net-null23 libbpf-dev pkg-config)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -443,6 +443,25 @@ pub const PORT_NO_RECV: u8 = 2;
 pub const PORT_NO_FWD: u8 = 4;
 
 impl WorkerShared {
+    /// The shared state of worker `id` (pinned to `core`) polling `ports`, counters zero.
+    pub(crate) fn new(id: usize, core: Option<usize>, ports: Vec<PortEntry>) -> Self {
+        WorkerShared {
+            id,
+            core,
+            stop: Default::default(),
+            stopped: Default::default(),
+            counters: Default::default(),
+            ports: ArcSwap::from_pointee(ports),
+            capture_mask: Default::default(),
+            port_flags_version: Default::default(),
+            flow_dump_request: Default::default(),
+            flow_dump: Default::default(),
+            frames: Default::default(),
+        }
+    }
+}
+
+impl WorkerShared {
     /// Sets the administrative flags of the worker's port numbered `ofport` (control side);
     /// the worker applies them at its next iteration. False: the worker has no such port.
     pub fn set_port_flags(&self, ofport: u32, flags: u8) -> bool {

@@ -93,10 +93,8 @@ impl Handoff {
         header[..4].copy_from_slice(&ofport.to_be_bytes());
         header[4..].copy_from_slice(&(data.len() as u16).to_be_bytes());
         let (a, b) = chunk.as_mut_slices();
-        let mut src = header.iter().chain(data);
-        for (dst, byte) in a.iter_mut().chain(b.iter_mut()).zip(&mut src) {
-            *dst = *byte;
-        }
+        write_split(a, b, 0, &header);
+        write_split(a, b, RECORD_HEADER, data);
         chunk.commit_all();
         true
     }
@@ -130,9 +128,10 @@ impl Handoff {
                     deliver(ofport, a);
                 } else {
                     let len = len.min(HANDOFF_MAX_LEN);
-                    for (dst, src) in wrapped[..len].iter_mut().zip(a.iter().chain(b)) {
-                        *dst = *src;
-                    }
+                    let (head, tail) = wrapped[..len].split_at_mut(a.len().min(len));
+                    head.copy_from_slice(&a[..head.len()]);
+                    let rest = tail.len().min(b.len());
+                    tail[..rest].copy_from_slice(&b[..rest]);
                     deliver(ofport, &wrapped[..len]);
                 }
                 body.commit_all();
@@ -141,6 +140,21 @@ impl Handoff {
             n += taken;
         }
         n
+    }
+}
+
+/// Copies `src` into the ring chunk `a` ++ `b` (a record may wrap around the ring's end)
+/// starting at byte `at` of the chunk; bytes beyond the chunk are not written.
+fn write_split(a: &mut [u8], b: &mut [u8], at: usize, src: &[u8]) {
+    let in_a = a.len().saturating_sub(at).min(src.len());
+    if let Some(dst) = a.get_mut(at..at + in_a) {
+        dst.copy_from_slice(&src[..in_a]);
+    }
+    let b_at = at.saturating_sub(a.len());
+    let rest = &src[in_a..];
+    let n = b.len().saturating_sub(b_at).min(rest.len());
+    if let Some(dst) = b.get_mut(b_at..b_at + n) {
+        dst.copy_from_slice(&rest[..n]);
     }
 }
 
@@ -178,4 +192,46 @@ pub fn mesh(workers: Vec<Arc<WorkerShared>>) -> Vec<Handoff> {
             seen: 0,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records of every length around the ring's end, many times its size: each arrives
+    /// whole and in order, also when it wraps (header or packet split across the end).
+    #[test]
+    fn records_that_wrap_around_the_ring_arrive_intact() {
+        let mut rings = mesh(vec![
+            Arc::new(WorkerShared::new(0, None, Vec::new())),
+            Arc::new(WorkerShared::new(1, None, Vec::new())),
+        ]);
+        let mut rx = rings.pop().expect("worker 1");
+        let mut tx = rings.pop().expect("worker 0");
+        let mut sent = 0u64;
+        let mut got = 0u64;
+        let mut bytes = 0usize;
+        let mut seq = 0u32;
+        while bytes < 4 * HANDOFF_BYTES {
+            // Odd lengths walk the write position over every offset of the ring's end.
+            let len = 60 + (seq as usize * 37) % 1400;
+            let packet: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq) as u8).collect();
+            if tx.send(1, seq, &packet) {
+                sent += 1;
+                bytes += len + RECORD_HEADER;
+                seq += 1;
+            }
+            rx.receive(|ofport, data| {
+                let want: Vec<u8> = (0..data.len()).map(|i| (i as u32 ^ ofport) as u8).collect();
+                assert_eq!(ofport as u64, got, "in order");
+                assert_eq!(data.len(), 60 + (ofport as usize * 37) % 1400);
+                assert_eq!(data, &want[..], "record {ofport} damaged");
+                got += 1;
+            });
+        }
+        while rx.receive(|_, _| got += 1) > 0 {}
+        assert_eq!(got, sent);
+        assert!(!tx.send(1, 0, &[0; HANDOFF_MAX_LEN + 1]), "too long");
+        assert!(!tx.send(0, 0, b"self"), "no ring to itself");
+    }
 }

@@ -287,19 +287,11 @@ impl Worker {
             }
             Forwarding::OpenFlow(_) => {}
         }
-        let shared = Arc::new(WorkerShared {
+        let shared = Arc::new(WorkerShared::new(
             id,
             core,
-            stop: Default::default(),
-            stopped: Default::default(),
-            counters: Default::default(),
-            ports: arc_swap::ArcSwap::from_pointee(ports.iter().map(EnginePort::entry).collect()),
-            capture_mask: Default::default(),
-            port_flags_version: Default::default(),
-            flow_dump_request: Default::default(),
-            flow_dump: Default::default(),
-            frames: Default::default(),
-        });
+            ports.iter().map(EnginePort::entry).collect(),
+        ));
         let (tap, capture_consumer) = CaptureTap::new();
         Ok(Self {
             pool,
