@@ -146,6 +146,9 @@ pub struct AgentConfig {
     pub tunnel_ofport: Option<u32>,
     /// Uplink interface name, informational.
     pub uplink: Option<String>,
+    /// AntreaProxy `proxyAll`: the pipeline also serves NodePort Services (NodePortMark,
+    /// ServiceLB NodePort flows), as kube-proxy would on the host otherwise.
+    pub proxy_all: bool,
 }
 
 /// A Node.
@@ -155,6 +158,9 @@ pub struct Node {
     pub name: String,
     /// InternalIP.
     pub ip: Ipv4Addr,
+    /// Every InternalIP and ExternalIP of status.addresses, in order (the addresses a
+    /// NodePort Service answers on).
+    pub addresses: Vec<Ipv4Addr>,
     /// spec.podCIDR.
     pub pod_cidr: Cidr,
     /// Labels (Antrea-native nodeSelector).
@@ -288,9 +294,30 @@ pub struct ServicePort {
     pub proto: Proto,
     /// Port on the ClusterIP.
     pub port: u16,
+    /// spec.ports[].nodePort, kept only for `NodePort` and `LoadBalancer` Services.
+    pub node_port: Option<u16>,
 }
 
-/// A ClusterIP Service.
+/// spec.type of a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServiceType {
+    /// `ClusterIP` (the default).
+    #[default]
+    ClusterIP,
+    /// `NodePort`: also reachable on every Node address at each port's nodePort.
+    NodePort,
+    /// `LoadBalancer`: a NodePort Service with a load balancer in front.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// Whether the Service has node ports.
+    pub fn has_node_ports(self) -> bool {
+        matches!(self, ServiceType::NodePort | ServiceType::LoadBalancer)
+    }
+}
+
+/// A Service (ClusterIP, and node ports for `NodePort` / `LoadBalancer`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     /// Namespace.
@@ -299,6 +326,8 @@ pub struct Service {
     pub name: String,
     /// spec.clusterIP.
     pub cluster_ip: Ipv4Addr,
+    /// spec.type.
+    pub service_type: ServiceType,
     /// spec.ports.
     pub ports: Vec<ServicePort>,
 }
@@ -752,6 +781,12 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
                 gateway_ofport: uint::<u32>(&c, gw, &gp, "ofport")?,
                 tunnel_ofport,
                 uplink: opt_s(&c, spec, &sp, "uplink")?.map(str::to_string),
+                proxy_all: match get(spec, "proxyAll") {
+                    None => false,
+                    Some(v) => v
+                        .as_bool()
+                        .ok_or_else(|| c.err(&format!("{sp}.proxyAll"), "not a bool"))?,
+                },
             })
         }
         "Node" => {
@@ -759,19 +794,31 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
             let spec = req(&c, doc, &d, "spec")?;
             let st = req(&c, doc, &d, "status")?;
             let mut node_ip = None;
+            let mut addresses = Vec::new();
             for (i, a) in seq(&c, st, &format!("{d}.status"), "addresses")?
                 .iter()
                 .enumerate()
             {
                 let ap = format!("{d}.status.addresses[{i}]");
-                if s(&c, a, &ap, "type")? == "InternalIP" {
-                    node_ip = Some(ip(&c, a, &ap, "address")?);
+                let kind = s(&c, a, &ap, "type")?;
+                if kind == "InternalIP" || kind == "ExternalIP" {
+                    // IPv6 addresses (dual-stack Nodes) are not served by this IPv4 pipeline.
+                    let Ok(addr) = s(&c, a, &ap, "address")?.parse::<Ipv4Addr>() else {
+                        continue;
+                    };
+                    if kind == "InternalIP" && node_ip.is_none() {
+                        node_ip = Some(addr);
+                    }
+                    if !addresses.contains(&addr) {
+                        addresses.push(addr);
+                    }
                 }
             }
             Object::Node(Node {
                 name: name(m)?,
                 ip: node_ip
                     .ok_or_else(|| c.err(&format!("{d}.status.addresses"), "no InternalIP"))?,
+                addresses,
                 pod_cidr: cidr(&c, spec, &spec_p, "podCIDR")?,
                 labels: labels(&c, m, &mp, "labels")?,
             })
@@ -851,20 +898,35 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
         "Service" => {
             let m = meta?;
             let spec = req(&c, doc, &d, "spec")?;
+            let service_type = match opt_s(&c, spec, &spec_p, "type")? {
+                None | Some("ClusterIP") => ServiceType::ClusterIP,
+                Some("NodePort") => ServiceType::NodePort,
+                Some("LoadBalancer") => ServiceType::LoadBalancer,
+                Some(t) => {
+                    return Err(c.err(&format!("{spec_p}.type"), format!("unsupported type {t:?}")))
+                }
+            };
             let mut ports = Vec::new();
             for (i, p) in seq(&c, spec, &spec_p, "ports")?.iter().enumerate() {
                 let pp = format!("{spec_p}.ports[{i}]");
+                let node_port = uint::<u16>(&c, p, &pp, "nodePort")?.filter(|n| *n > 0);
+                if service_type.has_node_ports() && node_port.is_none() {
+                    // The API server allocates one; a manifest must say which.
+                    return Err(c.err(&format!("{pp}.nodePort"), "missing"));
+                }
                 ports.push(ServicePort {
                     name: opt_s(&c, p, &pp, "name")?.unwrap_or("").to_string(),
                     proto: proto(&c, p, &pp)?,
                     port: uint::<u16>(&c, p, &pp, "port")?
                         .ok_or_else(|| c.err(&format!("{pp}.port"), "missing"))?,
+                    node_port: node_port.filter(|_| service_type.has_node_ports()),
                 });
             }
             Object::Service(Service {
                 namespace: ns(m)?,
                 name: name(m)?,
                 cluster_ip: ip(&c, spec, &spec_p, "clusterIP")?,
+                service_type,
                 ports,
             })
         }

@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 /// Antrea's table names in declaration order for the default IPv4 Linux layout; the index is
-/// the table id.
-pub const TABLES: [&str; 29] = [
+/// the table id. NodePortMark (proxyAll) comes last instead of after PreRoutingClassifier, so
+/// that turning proxyAll on renumbers no table: it is only ever reached by `resubmit`.
+pub const TABLES: [&str; 30] = [
     "PipelineRootClassifier",
     "ARPSpoofGuard",
     "ARPResponder",
@@ -40,6 +41,7 @@ pub const TABLES: [&str; 29] = [
     "IngressMetric",
     "ConntrackCommit",
     "Output",
+    "NodePortMark",
 ];
 
 /// Table ids.
@@ -74,7 +76,14 @@ pub mod t {
     pub const INGRESS_METRIC: u8 = 26;
     pub const CT_COMMIT: u8 = 27;
     pub const OUTPUT: u8 = 28;
+    pub const NODEPORT_MARK: u8 = 29;
 }
+
+/// Antrea's virtual NodePort DNAT IP: where the host sends NodePort traffic it DNATs into the
+/// pipeline (marked like a Node address by NodePortMark).
+pub const VIRTUAL_NODEPORT_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 252);
+/// reg4 bit 19 (ToNodePortAddress): the destination is a Node address or the virtual NodePort IP.
+pub const NODEPORT_REG_MARK: u32 = 0x8_0000;
 
 /// Main conntrack zone.
 pub const CT_ZONE: u16 = 65520;
@@ -448,9 +457,14 @@ fn desired_parts(model: &Model, ids: &mut Ids, with_anp: bool) -> Desired {
     for (i, _) in TABLES.iter().enumerate() {
         let i = i as u8;
         let miss = match i {
-            t::ROOT | t::ARP_SPOOF | t::ARP_RESP | t::CLASSIFIER | t::SPOOF | t::OUTPUT => {
-                "drop".to_string()
-            }
+            // NodePortMark is a resubmit target: its miss ends only that resubmit.
+            t::ROOT
+            | t::ARP_SPOOF
+            | t::ARP_RESP
+            | t::CLASSIFIER
+            | t::SPOOF
+            | t::OUTPUT
+            | t::NODEPORT_MARK => "drop".to_string(),
             t::SESSION_AFF => "set_field:0x10000/0x70000->reg4".to_string(),
             t::L3_FWD => format!("set_field:0x20/0xf0->reg0,{}", goto(t::L2_FWD)),
             _ => goto(i + 1),
@@ -483,12 +497,21 @@ fn desired_parts(model: &Model, ids: &mut Ids, with_anp: bool) -> Desired {
         Default,
         format!("set_field:0x200/0x200->reg0,{}", goto(t::AP_EGRESS)),
     );
+    let node_port_mark = if cfg.proxy_all {
+        format!("resubmit(,{}),", t::NODEPORT_MARK)
+    } else {
+        String::new()
+    };
     d.add(
         t::PRE_ROUTING,
         200,
         "ip",
         Default,
-        format!("resubmit(,{}),resubmit(,{})", t::SESSION_AFF, t::SERVICE_LB),
+        format!(
+            "{node_port_mark}resubmit(,{}),resubmit(,{})",
+            t::SESSION_AFF,
+            t::SERVICE_LB
+        ),
     );
     for (tab, next) in [
         (t::AP_EGRESS, t::EGRESS_METRIC),
@@ -511,6 +534,17 @@ fn desired_parts(model: &Model, ids: &mut Ids, with_anp: bool) -> Desired {
         Default,
         format!("dec_ttl,{}", goto(t::SNAT_MARK)),
     );
+    if cfg.proxy_all {
+        // NodePort connections meet the Antrea-native rules applied to their Service even
+        // when the Endpoint is not a local Pod (the to-gateway/tunnel bypasses below).
+        d.add(
+            t::INGRESS_CLASS,
+            201,
+            format!("reg4={NODEPORT_REG_MARK:#x}/{NODEPORT_REG_MARK:#x}"),
+            Default,
+            goto(t::AP_INGRESS),
+        );
+    }
     d.add(
         t::INGRESS_CLASS,
         200,
@@ -678,6 +712,17 @@ fn desired_parts(model: &Model, ids: &mut Ids, with_anp: bool) -> Desired {
     }
     if let Some(n) = local_node {
         d.owned_by(Some(Owner::Node(n.name.clone())));
+        if cfg.proxy_all {
+            for a in n.addresses.iter().chain([&VIRTUAL_NODEPORT_IP]) {
+                d.add(
+                    t::NODEPORT_MARK,
+                    200,
+                    format!("ip,nw_dst={a}"),
+                    Service,
+                    format!("set_field:{NODEPORT_REG_MARK:#x}/{NODEPORT_REG_MARK:#x}->reg4"),
+                );
+            }
+        }
         d.add(
             t::L3_FWD,
             200,
@@ -738,7 +783,7 @@ fn desired_parts(model: &Model, ids: &mut Ids, with_anp: bool) -> Desired {
     }
 
     d.owned_by(None);
-    services(model, ids, &mut d);
+    services(model, cfg.proxy_all, ids, &mut d);
     d.owned_by(None);
     let k8s_logged = policies(model, &local_pods, ids, &mut d);
     d.owned_by(None);
@@ -770,7 +815,10 @@ fn arp_reply(mac: &str, ip: Ipv4Addr) -> String {
     )
 }
 
-fn services(model: &Model, ids: &mut Ids, d: &mut Desired) {
+/// ClusterIP Services, and with `proxy_all` the node ports of NodePort / LoadBalancer ones: one
+/// select group per Service port (shared by its ClusterIP and node port flows, so `reg7`
+/// names the Service port either way).
+fn services(model: &Model, proxy_all: bool, ids: &mut Ids, d: &mut Desired) {
     let mut live = BTreeSet::new();
     let mut dnat: BTreeMap<(Proto, Ipv4Addr, u16), BTreeSet<Owner>> = BTreeMap::new();
     for ((ns, name), svc) in &model.services {
@@ -828,6 +876,23 @@ fn services(model: &Model, ids: &mut Ids, d: &mut Desired) {
                     "set_field:0x200/0x200->reg0,set_field:0x20000/0x70000->reg4,set_field:{gid:#x}->reg7,group:{gid}"
                 ),
             );
+            if let (true, Some(np)) = (proxy_all, sp.node_port) {
+                // Any destination NodePortMark marked (a Node address or the virtual
+                // NodePort IP); ToExternalAddress as Antrea sets it for node ports.
+                d.add(
+                    t::SERVICE_LB,
+                    200,
+                    format!(
+                        "{},reg4={:#x}/0xf0000,tp_dst={np}",
+                        sp.proto.ofctl(),
+                        0x10000 | NODEPORT_REG_MARK
+                    ),
+                    Category::Service,
+                    format!(
+                        "set_field:0x200/0x200->reg0,set_field:0x20000/0x70000->reg4,set_field:0x200000/0x200000->reg4,set_field:{gid:#x}->reg7,group:{gid}"
+                    ),
+                );
+            }
             for (a, p) in eps {
                 dnat.entry((sp.proto, a, p))
                     .or_default()
