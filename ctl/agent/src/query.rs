@@ -194,11 +194,18 @@ fn antrea_policies(q: &Query, r: &Realized, objects: &mut Vec<ObjectView>) {
                     .map(|x| x.applied_to.as_slice()),
             );
         }
+        let services: Vec<String> = sets
+            .iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|a| a.service.as_ref())
+            .map(|s| format!("Service:{}/{}", s.namespace, s.name))
+            .collect();
         let mut applied: Vec<String> = sets
             .into_iter()
             .flat_map(|set| crate::anp::resolve::applied_pods(&r.model, p, set))
             .filter(|pod| local == Some(pod.node.as_str()))
             .map(|pod| format!("{}/{}", pod.namespace, pod.name))
+            .chain(services)
             .collect();
         applied.sort();
         applied.dedup();
@@ -214,6 +221,17 @@ fn antrea_policies(q: &Query, r: &Realized, objects: &mut Vec<ObjectView>) {
             (p.ingress.len() + p.egress.len()).to_string(),
         );
         info.insert("tier".into(), p.tier.clone());
+        if crate::anp::admission::is_node_policy(p) {
+            info.insert("realized".into(), "false".into());
+            info.insert(
+                "reason".into(),
+                "Node NetworkPolicy: enforced on the host's own traffic (iptables in Antrea), which xvs does not filter".into(),
+            );
+        }
+        let warnings = crate::anp::admission::policy_warnings(p);
+        if !warnings.is_empty() {
+            info.insert("warnings".into(), warnings.join("; "));
+        }
         objects.push(ObjectView {
             kind: Kind::Netpol,
             namespace: ns,
@@ -252,7 +270,13 @@ pub fn answer(q: &Query, r: &Realized, c: &Counters) -> Response {
                     "ports".into(),
                     svc.ports
                         .iter()
-                        .map(|p| format!("{}/{}", p.port, p.proto.ofctl().to_uppercase()))
+                        .map(|p| match p.node_port {
+                            // kubectl's form for node ports.
+                            Some(np) => {
+                                format!("{}:{np}/{}", p.port, p.proto.ofctl().to_uppercase())
+                            }
+                            None => format!("{}/{}", p.port, p.proto.ofctl().to_uppercase()),
+                        })
                         .collect::<Vec<_>>()
                         .join(","),
                 );

@@ -845,6 +845,42 @@ fn validate_group(g: &AnpGroup) -> Result<(), (String, String)> {
     Ok(())
 }
 
+/// The warnings (not refusals) Antrea's webhook returns for a policy, after [`mutate`]: a Node
+/// NetworkPolicy (spec appliedTo by nodeSelector) whose logged rules carry a logLabel longer
+/// than the 12 characters an iptables log prefix keeps.
+pub fn policy_warnings(p: &AntreaPolicy) -> Vec<String> {
+    if !p.applied_to.iter().any(|a| a.node_selector.is_some()) {
+        return Vec::new();
+    }
+    p.ingress
+        .iter()
+        .chain(&p.egress)
+        .filter(|r| r.enable_logging && r.log_label.len() > 12)
+        .map(|r| {
+            format!(
+                "LogLabels for Node NetworkPolicies are limited to 12 characters, but the label {} for policy rule {} exceeds the limit and will be truncated in kernel logs",
+                json_string(&r.log_label),
+                json_string(&r.name)
+            )
+        })
+        .collect()
+}
+
+/// Whether a policy is a Node NetworkPolicy (appliedTo by nodeSelector, in the spec or a
+/// rule): Antrea enforces those with host iptables, outside OVS; xvs accepts them and reports
+/// them unrealised.
+pub fn is_node_policy(p: &AntreaPolicy) -> bool {
+    p.applied_to
+        .iter()
+        .chain(
+            p.ingress
+                .iter()
+                .chain(&p.egress)
+                .flat_map(|r| &r.applied_to),
+        )
+        .any(|a| a.node_selector.is_some())
+}
+
 /// Mutates and validates one object on its own (the checks that need no other object).
 pub fn admit_object(o: AnpObject) -> Result<AnpObject, Refusal> {
     match o {

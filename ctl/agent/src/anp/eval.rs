@@ -3,8 +3,10 @@
 //! address, independent of [`resolve`](super::resolve) and the flows, so that tests can compare
 //! the two.
 //!
-//! Not covered (as in the flows): named ports (no container ports in the model), NodePort
-//! appliedTo, Node policies, IGMP, ExternalEntities. FQDN peers match the addresses in
+//! Not covered (as in the flows): named ports (no container ports in the model), Node
+//! policies, IGMP, ExternalEntities. A rule applied to a NodePort Service (proxyAll) matches
+//! the connections addressed to that Service, through its ClusterIP or a node port, by their
+//! original client address. FQDN peers match the addresses in
 //! `Model::fqdn_learned` of the names the selector matches.
 
 use super::types::*;
@@ -52,7 +54,7 @@ pub struct Conn {
     pub dst: Ipv4Addr,
     /// L4.
     pub l4: L4,
-    /// The Service the client addressed, if it went through a ClusterIP.
+    /// The Service the client addressed, if it went through its ClusterIP or a node port.
     pub service: Option<NamespacedName>,
 }
 
@@ -179,8 +181,32 @@ fn addr_in_group(
     pod_by_ip(model, addr).is_some_and(|p| pod_in_group(model, ns, name, p, nested))
 }
 
-fn pod_applied(model: &Model, pol: &AntreaPolicy, set: &[AppliedTo], pod: &Pod) -> bool {
+/// Whether `svc` is a NodePort (or LoadBalancer) Service that proxyAll serves.
+fn served_node_port(model: &Model, svc: &NamespacedName) -> bool {
+    model.config.as_ref().is_some_and(|c| c.proxy_all)
+        && model
+            .services
+            .get(&(svc.namespace.clone(), svc.name.clone()))
+            .is_some_and(|s| s.service_type.has_node_ports())
+}
+
+fn pod_applied(
+    model: &Model,
+    pol: &AntreaPolicy,
+    set: &[AppliedTo],
+    pod: &Pod,
+    conn: &Conn,
+    dir: Direction,
+) -> bool {
     let ns = pol.namespace.as_deref();
+    if set.iter().any(|a| a.service.is_some()) {
+        // Applied to Services (admission: nothing else in the set): the connection must be
+        // addressed to one of them, and only ingress rules apply.
+        return dir == Direction::Ingress
+            && conn.service.as_ref().is_some_and(|c| {
+                served_node_port(model, c) && set.iter().any(|a| a.service.as_ref() == Some(c))
+            });
+    }
     if ns.is_some_and(|n| n != pod.namespace) {
         return false;
     }
@@ -314,7 +340,7 @@ fn rule_matches(
     } else {
         &rule.applied_to
     };
-    if !pod_applied(model, pol, at, pod) || !services_match(rule, conn) {
+    if !pod_applied(model, pol, at, pod, conn, dir) || !services_match(rule, conn) {
         return false;
     }
     if dir == Direction::Egress && !rule.to_services.is_empty() {

@@ -216,6 +216,10 @@ pub struct ResolvedRule {
     pub key: PriorityKey,
     /// The local appliedTo Pods: (ofport, IP).
     pub applied: Vec<(u32, Ipv4Addr)>,
+    /// The group ids of the ports of the NodePort Services the rule is applied to (ingress,
+    /// proxyAll): the rule matches `reg7` and the connection's original source
+    /// (`ct_nw_src`), as the client's address may be translated on the way.
+    pub applied_services: Vec<u32>,
     /// Peer addresses; `None` = any address.
     pub peers: Option<BTreeSet<Cidr>>,
     /// The group ids of the toServices Services' ports.
@@ -249,7 +253,8 @@ pub fn resolve_policy(
                 None => true,
                 Some(s) => !s.is_empty() || !r.rule.to_services.is_empty(),
             };
-            if applied.is_empty() || !can_match {
+            let applied_services = applied_node_port_groups(model, pol, &r, groups);
+            if (applied.is_empty() && applied_services.is_empty()) || !can_match {
                 return None;
             }
             let service_groups = r
@@ -265,11 +270,47 @@ pub fn resolve_policy(
                 table: rule_table(r.policy, r.dir),
                 key: key_of(model, r.policy, r.index as u32),
                 applied,
+                applied_services,
                 peers: r.peers,
                 service_groups,
             })
         })
         .collect()
+}
+
+/// The Service group ids an ingress rule applied to NodePort Services matches: every port of
+/// each such Service that has node ports, when proxyAll serves them (a ClusterIP Service or
+/// no proxyAll: nothing, so the rule is not realised; Antrea documents the field for NodePort
+/// Services only).
+fn applied_node_port_groups(
+    model: &Model,
+    pol: &AntreaPolicy,
+    r: &super::resolve::InternalRule<'_>,
+    groups: &IdAllocator,
+) -> Vec<u32> {
+    let proxy_all = model.config.as_ref().is_some_and(|c| c.proxy_all);
+    if !proxy_all || r.dir != Direction::Ingress {
+        return Vec::new();
+    }
+    let at = if r.rule.applied_to.is_empty() {
+        &pol.applied_to
+    } else {
+        &r.rule.applied_to
+    };
+    let mut out: Vec<u32> = at
+        .iter()
+        .filter_map(|a| a.service.as_ref())
+        .filter(|s| {
+            model
+                .services
+                .get(&(s.namespace.clone(), s.name.clone()))
+                .is_some_and(|svc| svc.service_type.has_node_ports())
+        })
+        .flat_map(|s| groups.ids_with_prefix(&format!("{}/{}:", s.namespace, s.name)))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The priority keys a policy with realised `rules` registers: every rule index of the
@@ -355,7 +396,7 @@ pub fn rule_flows(
     }
     let n = if has_services { 3 } else { 2 };
     // Clause of the appliedTo Pods and clause of the peers, numbered from (1) to (2).
-    let applied_matches: Vec<String> = r
+    let mut applied_matches: Vec<String> = r
         .applied
         .iter()
         .map(|(ofport, ip)| match r.dir {
@@ -363,7 +404,12 @@ pub fn rule_flows(
             Direction::Egress => format!("ip,nw_src={ip}"),
         })
         .collect();
+    applied_matches.extend(r.applied_services.iter().map(|g| format!("ip,reg7={g:#x}")));
+    // Rules applied to NodePort Services see the client before any translation (admission
+    // allows only ipBlock peers there, as Antrea's ct_nw_src matches).
+    let on_services = !r.applied_services.is_empty();
     let peer_field = match r.dir {
+        Direction::Ingress if on_services => "ct_nw_src",
         Direction::Ingress => "nw_src",
         Direction::Egress => "nw_dst",
     };
@@ -373,12 +419,18 @@ pub fn rule_flows(
             .map(|g| format!("ip,reg7={g:#x}"))
             .collect()
     } else {
+        // ct_nw_src needs a tracked state: the first packet's (+new), as Antrea matches it.
+        let state = if on_services { "ct_state=+new," } else { "" };
+        let ip = |c: &str| {
+            if on_services {
+                format!("{state}{peer_field}={c},ip")
+            } else {
+                format!("ip,{peer_field}={c}")
+            }
+        };
         match &r.peers {
-            None => vec![format!("ip,{peer_field}=0.0.0.0/0")],
-            Some(s) => s
-                .iter()
-                .map(|c| format!("ip,{peer_field}={}", c.to_ofctl()))
-                .collect(),
+            None => vec![ip("0.0.0.0/0")],
+            Some(s) => s.iter().map(|c| ip(&c.to_ofctl())).collect(),
         }
     };
     if peer_matches.is_empty() {

@@ -161,7 +161,8 @@ pub fn applied_pods<'m>(model: &'m Model, pol: &AntreaPolicy, set: &[AppliedTo])
                 .filter(|p| p.namespace == sa.namespace && p.service_account == sa.name)
                 .collect()
         } else if a.service.is_some() || a.node_selector.is_some() {
-            // NodePort Services and Node policies are realised elsewhere (not yet in xvs).
+            // No Pods: a NodePort Service is matched by its group id (flows.rs, proxyAll);
+            // a Node policy (host iptables in Antrea) is reported unrealised.
             Vec::new()
         } else if a.pod_selector.is_some() || a.namespace_selector.is_some() {
             select_pods(
