@@ -5,6 +5,14 @@
 //! gateway (addresses of the node namespace). [`Cluster::probe_all`] opens real connections
 //! concurrently and classifies each as allowed, dropped (timeout) or rejected (RST / ICMP
 //! administratively prohibited).
+//!
+//! The Node (proxyAll on) has two addresses: its InternalIP [`NODE_IP`], local to the node
+//! namespace (the host: it answers on [`TCP_PORTS`] and [`NODE_TCP_PORTS`], as does the
+//! gateway IP), and an ExternalIP
+//! [`NODE_EXTERNAL_IP`] that the node namespace routes through the gateway, so that the
+//! external hosts reach NodePort Services through xvs as clients outside the Node would
+//! ([`Cluster::probe_from_node`]); a real Node gets there by host DNAT to Antrea's virtual
+//! NodePort IP instead.
 
 use crate::agent::Agent;
 use crate::{unique_tag, veth, Netns, Xvsd};
@@ -26,6 +34,12 @@ pub const TCP_PORTS: [u16; 7] = [53, 80, 5978, 6379, 8080, 9000, 9001];
 pub const UDP_PORT: u16 = 53;
 /// External hosts behind the gateway (addresses in the node namespace): X1, X2.
 pub const EXTERNAL: [&str; 2] = ["10.0.10.7", "10.0.11.7"];
+/// The Node's InternalIP: an address of the node namespace.
+pub const NODE_IP: &str = "192.168.0.1";
+/// The Node's ExternalIP: routed from the node namespace into the gateway (NodePort clients).
+pub const NODE_EXTERNAL_IP: &str = "192.168.1.1";
+/// TCP ports only the node namespace listens on, on all its addresses (API server, ssh).
+pub const NODE_TCP_PORTS: [u16; 2] = [22, 6443];
 /// The gateway: address, MAC, ofport.
 pub const GW_IP: &str = "10.10.0.1";
 const GW_MAC: &str = "aa:bb:cc:dd:ee:01";
@@ -171,13 +185,14 @@ fn base_manifests(namespaces: &[(String, String)], pods: &[PodDef]) -> String {
 spec:
   nodeName: node-1
   tunnelType: noEncap
+  proxyAll: true
   gateway: {{name: antrea-gw0, ip: {GW_IP}, mac: "{GW_MAC}", ofport: {GW_OFPORT}}}
 ---
 apiVersion: v1
 kind: Node
-metadata: {{name: node-1}}
+metadata: {{name: node-1, labels: {{kubernetes.io/hostname: node-1, node-role.kubernetes.io/control-plane: ""}}}}
 spec: {{podCIDR: 10.10.0.0/24}}
-status: {{addresses: [{{type: InternalIP, address: 192.168.0.1}}]}}
+status: {{addresses: [{{type: InternalIP, address: {NODE_IP}}}, {{type: ExternalIP, address: {NODE_EXTERNAL_IP}}}]}}
 "#
     );
     let mut names: Vec<&str> = namespaces.iter().map(|n| n.0.as_str()).collect();
@@ -227,12 +242,19 @@ pub fn namespace_manifest(name: &str, labels: &str) -> String {
 
 /// Serves one Pod's (or the node's) ports until `stop`: accepts and closes TCP connections,
 /// echoes UDP datagrams. One thread, non-blocking sockets.
-fn serve_ports(ns: &Netns, udp_addrs: &[&str], stop: Arc<AtomicBool>) -> Result<()> {
+fn serve_ports(
+    ns: &Netns,
+    udp_addrs: &[&str],
+    extra_tcp: &[(&'static str, u16)],
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
     let udp_addrs: Vec<String> = udp_addrs.iter().map(|a| a.to_string()).collect();
+    let extra_tcp = extra_tcp.to_vec();
     let (tcp, udp) = ns.run(move || -> Result<(Vec<TcpListener>, Vec<UdpSocket>)> {
         let mut v = Vec::new();
-        for p in TCP_PORTS {
-            let l = TcpListener::bind(("0.0.0.0", p)).with_context(|| format!("tcp {p}"))?;
+        let every = TCP_PORTS.iter().map(|p| ("0.0.0.0", *p));
+        for (a, p) in every.chain(extra_tcp) {
+            let l = TcpListener::bind((a, p)).with_context(|| format!("tcp {a}:{p}"))?;
             l.set_nonblocking(true)?;
             v.push(l);
         }
@@ -316,9 +338,29 @@ impl Cluster {
         node.ip(&["addr", "add", &format!("{GW_IP}/24"), "dev", "antrea-gw0"])?;
         node.ip(&["link", "set", "antrea-gw0", "up"])?;
         node.offloads_off("antrea-gw0")?;
-        for x in EXTERNAL {
+        for x in EXTERNAL.iter().chain([&NODE_IP]) {
             node.ip(&["addr", "add", &format!("{x}/32"), "dev", "lo"])?;
         }
+        // NodePort clients in the node namespace: the ExternalIP lies behind the gateway
+        // (any MAC: the pipeline rewrites it for the Endpoint).
+        node.ip(&[
+            "route",
+            "add",
+            &format!("{NODE_EXTERNAL_IP}/32"),
+            "dev",
+            "antrea-gw0",
+        ])?;
+        node.ip(&[
+            "neigh",
+            "replace",
+            NODE_EXTERNAL_IP,
+            "lladdr",
+            "aa:bb:cc:dd:ee:ff",
+            "dev",
+            "antrea-gw0",
+            "nud",
+            "permanent",
+        ])?;
         for (j, p) in running.iter().enumerate() {
             node.ip(&[
                 "neigh",
@@ -333,9 +375,10 @@ impl Cluster {
             ])?;
         }
         let stop = Arc::new(AtomicBool::new(false));
-        serve_ports(&node, &EXTERNAL, stop.clone())?;
+        let node_tcp: Vec<(&str, u16)> = NODE_TCP_PORTS.iter().map(|p| ("0.0.0.0", *p)).collect();
+        serve_ports(&node, &EXTERNAL, &node_tcp, stop.clone())?;
         for p in &running {
-            serve_ports(&p.netns, &[p.ip.as_str()], stop.clone())?;
+            serve_ports(&p.netns, &[p.ip.as_str()], &[], stop.clone())?;
         }
         let dir = xvsd.run_dir().join("manifests");
         std::fs::create_dir_all(&dir)?;
@@ -598,6 +641,65 @@ impl Cluster {
     pub fn node(&self) -> &Netns {
         &self.node
     }
+
+    /// Probes from the node namespace concurrently: a fresh TCP connect or UDP exchange from
+    /// source address `src` (`X1`/`X2`, an address, or `None`: the route's choice, the
+    /// gateway IP towards Pods) to `dst` (Pod, `X1`/`X2` or address); ICMP is not offered.
+    pub fn probe_from_node(
+        &self,
+        probes: &[(Option<&str>, &str, Proto, u16)],
+    ) -> Result<Vec<Verdict>> {
+        let ns = self.node.name().to_string();
+        let handles: Vec<_> = probes
+            .iter()
+            .map(|(src, dst, proto, port)| {
+                let (ns, src, dst) = (ns.clone(), src.map(|s| self.ip(s)), self.ip(dst));
+                let (proto, port) = (*proto, *port);
+                std::thread::spawn(move || probe_bound(&ns, src.as_deref(), &dst, proto, port))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("probe thread panicked"))?
+            })
+            .collect()
+    }
+
+    /// [`Cluster::probe_from_node`] for each row of `table` (src, dst, proto, port, expected);
+    /// fails listing every row whose verdict differs.
+    pub fn check_from_node(
+        &self,
+        what: &str,
+        table: &[(Option<&str>, &str, Proto, u16, Verdict)],
+    ) -> Result<()> {
+        let probes: Vec<_> = table.iter().map(|r| (r.0, r.1, r.2, r.3)).collect();
+        let got = self.probe_from_node(&probes)?;
+        let mut bad = String::new();
+        for (row, g) in table.iter().zip(&got) {
+            if *g != row.4 {
+                let _ = writeln!(
+                    bad,
+                    "  node({}) -> {} {:?}/{}: expected {:?}, got {:?}",
+                    row.0.unwrap_or("-"),
+                    row.1,
+                    row.2,
+                    row.3,
+                    row.4,
+                    g
+                );
+            }
+        }
+        if !bad.is_empty() {
+            bail!("{what}: connections from the node differ:\n{bad}");
+        }
+        eprintln!(
+            "{what}: {} connections from the node as expected",
+            table.len()
+        );
+        Ok(())
+    }
 }
 
 impl Drop for Cluster {
@@ -650,6 +752,50 @@ fn probe_one(ns: &str, dst: &str, proto: Proto, port: u16) -> Result<Verdict> {
             Ok(Verdict::Drop)
         }
         Proto::Icmp => ping(ns, dst),
+    }
+}
+
+/// One probe from network namespace `ns`, bound to source address `src` when given.
+fn probe_bound(ns: &str, src: Option<&str>, dst: &str, proto: Proto, port: u16) -> Result<Verdict> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let path = format!("/run/netns/{ns}");
+    let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
+    let to: SocketAddr = format!("{dst}:{port}").parse()?;
+    let from: Option<SocketAddr> = src.map(|s| format!("{s}:0").parse()).transpose()?;
+    let what = format!("{proto:?} {dst}:{port} from {ns} ({src:?})");
+    match proto {
+        Proto::Tcp => {
+            let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+            if let Some(f) = from {
+                s.bind(&SockAddr::from(f))?;
+            }
+            match s.connect_timeout(&SockAddr::from(to), DROP_TIMEOUT) {
+                Ok(()) => Ok(Verdict::Allow),
+                Err(e) => classify(&e).with_context(|| format!("{what}: {e}")),
+            }
+        }
+        Proto::Udp => {
+            let s = UdpSocket::bind(from.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))))?;
+            s.connect(to)?;
+            s.set_read_timeout(Some(DROP_TIMEOUT / 3))?;
+            let mut buf = [0u8; 64];
+            for _ in 0..3 {
+                if let Err(e) = s.send(b"xvs-probe") {
+                    return classify(&e).with_context(|| format!("{what}: {e}"));
+                }
+                match s.recv(&mut buf) {
+                    Ok(_) => return Ok(Verdict::Allow),
+                    Err(e) => match classify(&e) {
+                        Some(Verdict::Drop) => continue,
+                        Some(v) => return Ok(v),
+                        None => bail!("{what}: {e}"),
+                    },
+                }
+            }
+            Ok(Verdict::Drop)
+        }
+        Proto::Icmp => bail!("{what}: ICMP probes from the node are not offered"),
     }
 }
 

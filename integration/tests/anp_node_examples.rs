@@ -1,0 +1,299 @@
+//! NodePort Services (proxyAll) and the Node-related examples of Antrea's
+//! antrea-network-policy.md with real traffic: external hosts reaching a Pod through the
+//! Node's address and a node port, #26 (an ACNP applied to a NodePort Service drops one
+//! external client by its original address) and #24 (egress to the control-plane Node's
+//! API server port by nodeSelector). Same fixture as `anp_doc_examples`.
+
+use anyhow::{bail, Context, Result};
+use xvs_integration::anp_fixture::{
+    Cluster, PodDef, Proto, Verdict, EXTERNAL, GW_IP, NODE_EXTERNAL_IP, NODE_IP,
+};
+use xvs_integration::is_root;
+
+const T: Proto = Proto::Tcp;
+const U: Proto = Proto::Udp;
+const A: Verdict = Verdict::Allow;
+const D: Verdict = Verdict::Drop;
+
+/// svc-1 in ns-1: NodePort 30080 → ns-1/web:8080, UDP 30053 → web:53; ClusterIP 10.96.0.60.
+const SVC: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: svc-1, namespace: ns-1}
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.60
+  ports:
+  - {name: http, protocol: TCP, port: 80, nodePort: 30080}
+  - {name: dns, protocol: UDP, port: 53, nodePort: 30053}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: svc-1-a, namespace: ns-1, labels: {kubernetes.io/service-name: svc-1}}
+addressType: IPv4
+ports: [{name: http, protocol: TCP, port: 8080}, {name: dns, protocol: UDP, port: 53}]
+endpoints:
+- addresses: [10.10.0.2]
+"#;
+
+fn cluster() -> Result<Cluster> {
+    Cluster::start(
+        "dn",
+        &[("ns-1", "")],
+        &[
+            PodDef::new("ns-1", "web", "app=web"),
+            PodDef::new("default", "client", "app=client"),
+            PodDef::new("default", "app", "app=antrea-test-app"),
+        ],
+        SVC,
+    )
+}
+
+/// Runs `body` between applying `files` and removing them; collects failures.
+fn case(
+    c: &Cluster,
+    failures: &mut Vec<String>,
+    name: &str,
+    files: &[(&str, &str)],
+    body: impl FnOnce(&Cluster) -> Result<()>,
+) {
+    eprintln!("== {name}");
+    let mut r = (|| -> Result<()> {
+        for (f, y) in files {
+            c.apply(f, y).with_context(|| format!("applying {f}"))?;
+        }
+        body(c)
+    })();
+    for (f, _) in files.iter().rev() {
+        if let Err(e) = c.remove(f) {
+            if r.is_ok() {
+                r = Err(e).with_context(|| format!("removing {f}"));
+            }
+        }
+    }
+    if let Err(e) = r {
+        eprintln!("{name} FAILED: {e:#}");
+        failures.push(format!("{name}: {e:#}"));
+    }
+}
+
+fn finish(failures: Vec<String>) -> Result<()> {
+    if !failures.is_empty() {
+        bail!(
+            "{} case(s) failed:\n{}",
+            failures.len(),
+            failures.join("\n\n")
+        );
+    }
+    Ok(())
+}
+
+fn dump(c: &Cluster, table: u8) -> Result<String> {
+    c.xvsd
+        .ofctl(&[], "dump-flows", &[&format!("table={table}")])
+}
+
+fn expect_flow(dump: &str, want: &str) -> Result<()> {
+    if !dump.lines().any(|l| l.contains(want)) {
+        bail!("no flow with {want:?} in:\n{dump}");
+    }
+    Ok(())
+}
+
+#[test]
+fn node_port_services_and_node_examples() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let c = cluster()?;
+    let (x1, x2) = (Some(EXTERNAL[0]), Some(EXTERNAL[1]));
+    let mut failures = Vec::new();
+
+    case(
+        &c,
+        &mut failures,
+        "NodePort: outside and inside clients",
+        &[],
+        |c| {
+            c.check_from_node(
+                "external clients → Node ExternalIP:nodePort",
+                &[
+                    (x1, NODE_EXTERNAL_IP, T, 30080, A),
+                    (x2, NODE_EXTERNAL_IP, T, 30080, A),
+                    (x1, NODE_EXTERNAL_IP, U, 30053, A),
+                    // No such node port: nothing answers on the ExternalIP.
+                    (x1, NODE_EXTERNAL_IP, T, 30081, D),
+                ],
+            )?;
+            c.check(
+                "Pods → node ports, virtual NodePort IP and ClusterIP",
+                &[
+                    ("default/client", NODE_IP, T, 30080, A),
+                    ("default/client", NODE_EXTERNAL_IP, T, 30080, A),
+                    ("default/client", "169.254.0.252", T, 30080, A),
+                    ("default/client", "10.96.0.60", T, 80, A),
+                    ("default/client", NODE_IP, U, 30053, A),
+                    // Not a node port: the Node itself answers (the host's own listener).
+                    ("default/client", NODE_IP, T, 22, A),
+                ],
+            )?;
+            // Flow shapes as Antrea's with proxyAll (NodePortMark is table 29 in xvs).
+            expect_flow(
+                &dump(c, 8)?,
+                "priority=200,ip actions=resubmit(,29),resubmit(,9),resubmit(,10)",
+            )?;
+            let marks = dump(c, 29)?;
+            for a in [NODE_IP, NODE_EXTERNAL_IP, "169.254.0.252"] {
+                expect_flow(
+                    &marks,
+                    &format!("priority=200,ip,nw_dst={a} actions=set_field:0x80000/0x80000->reg4"),
+                )?;
+            }
+            let lb = dump(c, 10)?;
+            expect_flow(
+            &lb,
+            "priority=200,tcp,reg4=0x90000/0xf0000,tp_dst=30080 actions=set_field:0x200/0x200->reg0,set_field:0x20000/0x70000->reg4,set_field:0x200000/0x200000->reg4,set_field:",
+        )?;
+            expect_flow(
+                &dump(c, 22)?,
+                "priority=201,reg4=0x80000/0x80000 actions=goto_table:23",
+            )?;
+            // The external connections went through the node port flow.
+            let used = lb
+                .lines()
+                .find(|l| l.contains("tp_dst=30080"))
+                .context("node port flow")?;
+            if used.contains("n_packets=0,") {
+                bail!("the node port flow saw no packet: {used}");
+            }
+            Ok(())
+        },
+    );
+
+    // #26, with the fixture's external hosts: X1's /24 instead of the doc's 1.1.1.0/24.
+    let acnp26 = format!(
+        r#"
+apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata:
+  name: acnp-deny-external-client-nodeport-svc-access
+spec:
+  priority: 5
+  tier: securityops
+  appliedTo:
+    - service:
+        name: svc-1
+        namespace: ns-1
+  ingress:
+    - action: Drop
+      from:
+        - ipBlock:
+            cidr: {}/24
+"#,
+        EXTERNAL[0]
+            .rsplit_once('.')
+            .map_or("", |(net, _)| net)
+            .to_string()
+            + ".0"
+    );
+    case(
+        &c,
+        &mut failures,
+        "#26 acnp-deny-external-client-nodeport-svc-access",
+        &[("26-acnp", &acnp26)],
+        |c| {
+            c.check_from_node(
+                "external clients → svc-1's node port",
+                &[
+                    (x1, NODE_EXTERNAL_IP, T, 30080, D),
+                    (x1, NODE_EXTERNAL_IP, U, 30053, D),
+                    (x2, NODE_EXTERNAL_IP, T, 30080, A),
+                    (x2, NODE_EXTERNAL_IP, U, 30053, A),
+                ],
+            )?;
+            c.check(
+                "Pods → svc-1",
+                &[
+                    ("default/client", "10.96.0.60", T, 80, A),
+                    ("default/client", NODE_IP, T, 30080, A),
+                ],
+            )?;
+            let rules = dump(c, 23)?;
+            expect_flow(
+                &rules,
+                "ct_state=+new,ct_nw_src=10.0.10.0/24,ip actions=conjunction(",
+            )?;
+            expect_flow(&rules, ",ip,reg7=0x")?;
+            Ok(())
+        },
+    );
+    case(
+        &c,
+        &mut failures,
+        "#26 removed: X1 reaches the node port again",
+        &[],
+        |c| c.check_from_node("X1", &[(x1, NODE_EXTERNAL_IP, T, 30080, A)]),
+    );
+
+    // #24: the fixture's Node carries node-role.kubernetes.io/control-plane.
+    let acnp24 = r#"
+apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata:
+  name: egress-control-plane
+spec:
+  priority: 1
+  appliedTo:
+    - podSelector:
+        matchLabels:
+          app: antrea-test-app
+  egress:
+    - action: Drop
+      to:
+        - nodeSelector:
+            matchLabels:
+              node-role.kubernetes.io/control-plane: ""
+      ports:
+        - protocol: TCP
+          port: 6443
+"#;
+    let before24: &[(&str, &str, Proto, u16, Verdict)] = &[
+        ("default/app", NODE_IP, T, 6443, A),
+        ("default/app", GW_IP, T, 6443, A),
+        ("default/app", NODE_IP, T, 22, A),
+    ];
+    case(
+        &c,
+        &mut failures,
+        "#24 before: the API server port answers",
+        &[],
+        |c| c.check("before #24", before24),
+    );
+    case(
+        &c,
+        &mut failures,
+        "#24 egress-control-plane",
+        &[("24-acnp", acnp24)],
+        |c| {
+            c.check(
+                "#24",
+                &[
+                    ("default/app", NODE_IP, T, 6443, D),
+                    ("default/app", GW_IP, T, 6443, D),
+                    ("default/app", NODE_IP, T, 22, A),
+                    ("default/client", NODE_IP, T, 6443, A),
+                    ("default/app", "X1", T, 80, A),
+                ],
+            )?;
+            c.check_from_node(
+                "Node → Pod (kubelet probes)",
+                &[
+                    (None, "default/app", T, 80, A),
+                    (None, "default/app", T, 6379, A),
+                ],
+            )
+        },
+    );
+    finish(failures)
+}
