@@ -122,6 +122,8 @@ fn node_port_services_and_node_examples() -> Result<()> {
                     (x1, NODE_EXTERNAL_IP, T, 30080, A),
                     (x2, NODE_EXTERNAL_IP, T, 30080, A),
                     (x1, NODE_EXTERNAL_IP, U, 30053, A),
+                    // The host itself (source: the gateway IP).
+                    (None, NODE_EXTERNAL_IP, T, 30080, A),
                     // No such node port: nothing answers on the ExternalIP.
                     (x1, NODE_EXTERNAL_IP, T, 30081, D),
                 ],
@@ -210,6 +212,7 @@ spec:
                     (x1, NODE_EXTERNAL_IP, U, 30053, D),
                     (x2, NODE_EXTERNAL_IP, T, 30080, A),
                     (x2, NODE_EXTERNAL_IP, U, 30053, A),
+                    (None, NODE_EXTERNAL_IP, T, 30080, A),
                 ],
             )?;
             c.check(
