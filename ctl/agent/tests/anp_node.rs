@@ -311,3 +311,61 @@ fn a_pod_policy_is_not_flagged_and_a_service_policy_lists_its_service() {
     assert_eq!(o.info["appliedTo"], "Service:ns-1/svc-1");
     assert!(!o.info.contains_key("realized"));
 }
+
+#[test]
+fn policies_on_services_are_refused_as_antrea_refuses_them() {
+    let refused = |yaml: &str| -> String {
+        let mut m = Model::default();
+        let text = format!("{}\n---\n{yaml}", anp_common::NODE);
+        match xvs_agent::model::parse_file("p.yaml", &text) {
+            Err(e) => return e.to_string(),
+            Ok(objs) => {
+                for o in objs {
+                    m.insert(o);
+                }
+            }
+        }
+        let errs = xvs_agent::anp::admission::admit(&mut m, &Default::default());
+        assert!(m.anp.policies.is_empty(), "{yaml} was admitted");
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let base = ACNP26.trim_start();
+    // No ipBlock in appliedTo (not in the schema).
+    let e = refused(&base.replace(
+        "    - service:\n        name: svc-1\n        namespace: ns-1",
+        "    - ipBlock: {cidr: 10.0.0.0/8}",
+    ));
+    assert!(
+        e.contains("unknown field \"spec.appliedTo[0].ipBlock\""),
+        "{e}"
+    );
+    // Only ipBlock peers.
+    let e = refused(&base.replace(
+        "        - ipBlock:\n            cidr: 1.1.1.0/24",
+        "        - podSelector: {}",
+    ));
+    assert!(
+        e.contains(
+            "a rule/policy that is applied to Services can only use ipBlock to select workloads"
+        ),
+        "{e}"
+    );
+    // Ingress only.
+    let e = refused(&format!("{base}  egress:\n    - action: Drop\n"));
+    assert!(
+        e.contains("egress rule cannot be applied to Services"),
+        "{e}"
+    );
+    // Nothing else in the appliedTo.
+    let e = refused(&base.replace(
+        "        namespace: ns-1\n",
+        "        namespace: ns-1\n    - podSelector: {}\n",
+    ));
+    assert!(
+        e.contains("a rule/policy cannot be applied to Services and other peers at the same time"),
+        "{e}"
+    );
+}

@@ -228,6 +228,9 @@ fn applied_to(c: &Ctx<'_>, v: &Value, path: &str, namespaced: Option<&str>) -> R
     let mut out = Vec::new();
     for (i, a) in list(c, v, path, "appliedTo")?.iter().enumerate() {
         let p = format!("{path}.appliedTo[{i}]");
+        // Not in the AppliedTo schema (the apiserver would prune it, leaving an entry that
+        // selects nothing): refused, as the spec decides for pruned ANNP fields.
+        refuse_unknown(c, a, &p, &["ipBlock"])?;
         if namespaced.is_some() {
             refuse_unknown(
                 c,
