@@ -298,5 +298,42 @@ spec:
             )
         },
     );
+
+    // The probe exemption on its own: an ingress Drop of everything on the Pod leaves the
+    // Node's own connections (source: the gateway IP) through, not an external host's.
+    let drop_all = r#"
+apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata:
+  name: isolate-app
+spec:
+  priority: 1
+  tier: securityops
+  appliedTo:
+    - podSelector:
+        matchLabels:
+          app: antrea-test-app
+  ingress:
+    - action: Drop
+"#;
+    case(
+        &c,
+        &mut failures,
+        "kubelet probe exemption",
+        &[("probe-acnp", drop_all)],
+        |c| {
+            c.check(
+                "Pod → isolated Pod",
+                &[("default/client", "default/app", T, 80, D)],
+            )?;
+            c.check_from_node(
+                "Node → isolated Pod",
+                &[
+                    (None, "default/app", T, 80, A),
+                    (x1, "default/app", T, 80, D),
+                ],
+            )
+        },
+    );
     finish(failures)
 }

@@ -712,6 +712,19 @@ fn desired_parts(model: &Model, ids: &mut Ids, with_anp: bool) -> Desired {
     }
     if let Some(n) = local_node {
         d.owned_by(Some(Owner::Node(n.name.clone())));
+        // Kubelet probes: the Node's own connections to its Pods bypass ingress rules.
+        // Antrea matches a pkt_mark host iptables sets, which a userspace switch never sees;
+        // xvs matches what enters from the gateway with the Node's own source addresses (as
+        // Antrea does on Windows with the gateway IP).
+        for a in [&gw_ip].into_iter().chain(&n.addresses) {
+            d.add(
+                t::INGRESS_CLASS,
+                210,
+                format!("ct_state=-rpl+trk,ip,reg0=0x2/0xf,nw_src={a}"),
+                PodConnectivity,
+                goto(t::CT_COMMIT),
+            );
+        }
         if cfg.proxy_all {
             for a in n.addresses.iter().chain([&VIRTUAL_NODEPORT_IP]) {
                 d.add(

@@ -196,3 +196,33 @@ fn without_proxy_all_node_ports_are_left_to_the_host() {
     )
     .is_some());
 }
+
+#[test]
+fn the_nodes_own_connections_to_its_pods_bypass_ingress_rules() {
+    for proxy_all in [true, false] {
+        let m = model(&base(proxy_all));
+        let d = desired(&m, &mut Ids::default());
+        // From the gateway with the gateway IP or a local Node address: to ConntrackCommit.
+        for a in ["10.10.0.1", "192.168.0.1", "192.168.1.1"] {
+            assert_eq!(
+                flow(
+                    &d,
+                    t::INGRESS_CLASS,
+                    210,
+                    &format!("ct_state=-rpl+trk,ip,reg0=0x2/0xf,nw_src={a}")
+                )
+                .as_deref(),
+                Some("goto_table:27"),
+                "{a}"
+            );
+        }
+        // Not the peer Node's address.
+        assert!(flow(
+            &d,
+            t::INGRESS_CLASS,
+            210,
+            "ct_state=-rpl+trk,ip,reg0=0x2/0xf,nw_src=192.168.0.2"
+        )
+        .is_none());
+    }
+}

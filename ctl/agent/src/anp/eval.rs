@@ -465,9 +465,17 @@ pub fn eval_direction(
     Verdict::Allow
 }
 
-/// Whether a source is exempt from ingress rules: the Nodes' own addresses (kubelet probes).
+/// Whether a source is exempt from ingress rules: the local Node's own addresses, its gateway
+/// IP and its InternalIPs / ExternalIPs (kubelet probes; other Nodes' traffic is not).
 fn exempt(model: &Model, src: Ipv4Addr) -> bool {
-    node_addrs(model).iter().any(|(_, a)| a.contains(&src))
+    let Some(cfg) = &model.config else {
+        return false;
+    };
+    cfg.gateway_ip == src
+        || model
+            .nodes
+            .get(&cfg.node_name)
+            .is_some_and(|n| n.ip == src || n.addresses.contains(&src))
 }
 
 /// The verdict for a new connection: egress of the source Pod, then ingress of the
