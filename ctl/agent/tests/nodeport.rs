@@ -226,3 +226,35 @@ fn the_nodes_own_connections_to_its_pods_bypass_ingress_rules() {
         .is_none());
     }
 }
+
+#[test]
+fn the_api_watch_path_learns_node_ports_too() {
+    use xvs_agent::apiserver::{parse_api_object, ApiKind, ObjectKey, Parsed};
+    use xvs_agent::model::Object;
+    // A NodePort Service as the API server serves it (allocated nodePort, targetPort, ...).
+    let json = serde_json::json!({
+        "apiVersion": "v1",
+        "metadata": {"name": "svc-1", "namespace": "ns-1", "resourceVersion": "7"},
+        "spec": {
+            "type": "NodePort",
+            "clusterIP": "10.96.0.60",
+            "clusterIPs": ["10.96.0.60"],
+            "externalTrafficPolicy": "Cluster",
+            "ports": [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080, "nodePort": 31234}]
+        },
+        "status": {"loadBalancer": {}}
+    });
+    let key = ObjectKey {
+        kind: ApiKind::Service,
+        namespace: "ns-1".into(),
+        name: "svc-1".into(),
+    };
+    let Parsed::Object(o) = parse_api_object(ApiKind::Service, &key, &json).expect("parses") else {
+        panic!("ignored");
+    };
+    let Object::Service(s) = *o else {
+        panic!("not a Service: {o:?}");
+    };
+    assert_eq!(s.service_type, ServiceType::NodePort);
+    assert_eq!(s.ports[0].node_port, Some(31234));
+}
