@@ -16,6 +16,9 @@ pub struct CacheConfig {
     pub exact_entries: usize,
     /// Admission policy of the exact-match tier.
     pub exact_insertion: Insertion,
+    /// Switch the exact-match tier off while its hit rate is below this percentage (0: never).
+    /// See [`DatapathCache`], "Exact-match bypass".
+    pub exact_min_hit_percent: u8,
 }
 
 impl Default for CacheConfig {
@@ -24,6 +27,7 @@ impl Default for CacheConfig {
             megaflow: MegaflowConfig::default(),
             exact_entries: 8192,
             exact_insertion: Insertion::Always,
+            exact_min_hit_percent: 50,
         }
     }
 }
@@ -41,7 +45,17 @@ pub struct CacheStats {
     pub exact_inserts: u64,
     /// Batches that found a new table version and flushed.
     pub flushes: u64,
+    /// Keys that skipped the exact-match tier because it was bypassed (went straight to the
+    /// megaflow tier).
+    pub exact_skipped: u64,
+    /// Times the exact-match tier was bypassed for low hit rate.
+    pub exact_bypasses: u64,
 }
+
+/// Keys looked up through the exact-match tier per measurement window.
+pub const EXACT_WINDOW: u32 = 8192;
+/// Longest bypass, in windows' worth of keys (the back-off doubles up to it).
+pub const EXACT_MAX_BACKOFF: u32 = 64;
 
 /// The two cache tiers of one worker. Owned by that worker's thread; no locks, no allocation
 /// on lookups.
@@ -56,11 +70,30 @@ pub struct CacheStats {
 /// refused. Since the writer publishes a version with `Release` and the reader loads it with
 /// `Acquire` at every batch start, any batch that starts after a commit returned uses only
 /// entries derived from the committed tables or newer.
+///
+/// # Exact-match bypass
+/// With more live flows than exact-match slots, the tier thrashes: nearly every key pays its
+/// hash, a probe and an insertion, and then the megaflow lookup anyway. The tier therefore
+/// measures its hit rate over windows of [`EXACT_WINDOW`] keys; when a window's rate is below
+/// [`CacheConfig::exact_min_hit_percent`], the next keys skip it entirely (no hash, no probe,
+/// no insertion) for a back-off of 1, 2, 4 .. [`EXACT_MAX_BACKOFF`] windows' worth of keys,
+/// doubling each time a probation window after a bypass fails again and reset to 1 when one
+/// succeeds. OVS leaves this to the operator (`emc-insert-inv-prob`, `smc-enable`); here it
+/// follows the traffic. Bypassing changes cost only, never answers: the megaflow tier alone
+/// is authoritative.
 #[derive(Debug)]
 pub struct DatapathCache<A> {
     exact: ExactCache,
     megaflow: MegaflowCache<A>,
     stats: CacheStats,
+    min_hit_percent: u32,
+    /// Keys and exact hits of the current measurement window.
+    window_keys: u32,
+    window_hits: u32,
+    /// Keys still to skip the exact tier (0: the tier is in use).
+    bypass_left: u64,
+    /// Windows' worth of keys the next bypass lasts.
+    backoff: u32,
 }
 
 /// Keys handled per inner round (the pending-set bitmap width).
@@ -73,7 +106,42 @@ impl<A> DatapathCache<A> {
             exact: ExactCache::new(config.exact_entries, config.exact_insertion),
             megaflow: MegaflowCache::new(config.megaflow),
             stats: CacheStats::default(),
+            min_hit_percent: u32::from(config.exact_min_hit_percent.min(100)),
+            window_keys: 0,
+            window_hits: 0,
+            bypass_left: 0,
+            backoff: 1,
         }
+    }
+
+    /// True while the exact-match tier is bypassed for low hit rate.
+    pub fn exact_bypassed(&self) -> bool {
+        self.bypass_left > 0
+    }
+
+    /// Accounts one chunk of keys looked up through the exact tier and, at the end of a
+    /// window, decides whether the tier pays.
+    #[inline]
+    fn end_exact_chunk(&mut self, keys: u32, hits: u32) {
+        if self.min_hit_percent == 0 {
+            return;
+        }
+        self.window_keys += keys;
+        self.window_hits += hits;
+        if self.window_keys < EXACT_WINDOW {
+            return;
+        }
+        if u64::from(self.window_hits) * 100
+            < u64::from(self.window_keys) * u64::from(self.min_hit_percent)
+        {
+            self.bypass_left = u64::from(self.backoff) * u64::from(EXACT_WINDOW);
+            self.backoff = (self.backoff * 2).min(EXACT_MAX_BACKOFF);
+            self.stats.exact_bypasses += 1;
+        } else {
+            self.backoff = 1;
+        }
+        self.window_keys = 0;
+        self.window_hits = 0;
     }
 
     /// Binds the caches to table `version`, flushing both tiers if it changed. Returns true on a
@@ -113,7 +181,9 @@ impl<A> DatapathCache<A> {
             let ks = &keys[start..end];
             let os = &mut out[start..end];
             let mut pending = 0u64;
-            if self.exact.enabled() {
+            let chunk_len = (end - start) as u32;
+            let exact_used = self.exact.enabled() && self.bypass_left == 0;
+            if exact_used {
                 // Three passes rather than one per key: hashing is pure compute, and the
                 // bucket and entry loads of different keys are independent, so the CPU can
                 // have many of them in flight at once.
@@ -123,11 +193,12 @@ impl<A> DatapathCache<A> {
                 for (o, h) in os.iter_mut().zip(hashes.iter()) {
                     *o = self.exact.find(*h);
                 }
+                let mut hits = 0;
                 for (i, (o, key)) in os.iter_mut().zip(ks.iter()).enumerate() {
                     match *o {
                         Some(id) if self.megaflow.matches(id, key) => {
                             self.megaflow.count_hit(id);
-                            self.stats.exact_hits += 1;
+                            hits += 1;
                         }
                         _ => {
                             *o = None;
@@ -135,7 +206,13 @@ impl<A> DatapathCache<A> {
                         }
                     }
                 }
+                self.stats.exact_hits += u64::from(hits);
+                self.end_exact_chunk(chunk_len, hits);
             } else {
+                if self.bypass_left > 0 {
+                    self.bypass_left = self.bypass_left.saturating_sub(u64::from(chunk_len));
+                    self.stats.exact_skipped += u64::from(chunk_len);
+                }
                 os.fill(None);
                 pending = if ks.len() >= 64 {
                     u64::MAX
@@ -148,6 +225,10 @@ impl<A> DatapathCache<A> {
                 let mut hit = pending & !missed;
                 self.stats.megaflow_hits += u64::from(hit.count_ones());
                 self.stats.misses += u64::from(missed.count_ones());
+                if !exact_used {
+                    // Bypassed (or off): no insertion either (and no hashes to insert by).
+                    hit = 0;
+                }
                 while hit != 0 {
                     let i = hit.trailing_zeros() as usize;
                     hit &= hit - 1;

@@ -7,6 +7,7 @@ mod common;
 use common::key;
 use xvs_classifier::{
     CacheConfig, DatapathCache, ExactCache, InsertError, Insertion, MegaflowCache, MegaflowConfig,
+    EXACT_MAX_BACKOFF, EXACT_WINDOW,
 };
 use xvs_packet::key::layout::*;
 use xvs_packet::FlowKey;
@@ -375,4 +376,101 @@ fn absurd_sizes_are_clamped_not_fatal() {
         mf.lookup(&key(&[(TP_DST, 1)])).and_then(|id| mf.get(id)),
         Some(&1)
     );
+}
+
+/// Looks `keys` up in batches of 32, as a worker does, checking every answer is `expect`.
+fn lookup_all(c: &mut DatapathCache<u32>, keys: &[FlowKey], expect: Option<u32>) {
+    let mut out = [None; 32];
+    for chunk in keys.chunks(32) {
+        c.lookup_batch(chunk, &mut out);
+        for o in &out[..chunk.len()] {
+            assert_eq!(o.and_then(|id| c.actions(id)).copied(), expect);
+        }
+    }
+}
+
+#[test]
+fn thrashing_exact_tier_is_bypassed_then_probed_again() {
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+        exact_entries: 64,
+        ..CacheConfig::default()
+    });
+    c.begin_batch(1);
+    // One megaflow (mask on in_port only) that every key below matches.
+    c.insert(&FlowKey::ZERO, &FlowKey::ZERO, 7, 1).unwrap();
+    let many: Vec<FlowKey> = (0..100_000u64).map(|i| key(&[(TP_SRC, i)])).collect();
+    lookup_all(&mut c, &many, Some(7));
+    let s = *c.stats();
+    assert!(s.exact_bypasses >= 1, "{s:?}");
+    assert!(s.exact_skipped > 50_000, "{s:?}");
+    assert!(c.exact_bypassed());
+    // While bypassed, nothing is hashed into or written to the exact tier.
+    assert!(s.exact_inserts < 40_000, "{s:?}");
+    assert_eq!(s.exact_hits + s.megaflow_hits, 100_000);
+
+    // Then the traffic narrows to one flow: once the back-off runs out, the probation window
+    // finds the tier useful again and it stays on.
+    let one = vec![key(&[(TP_SRC, 1)]); 32];
+    for _ in 0..(u64::from(EXACT_MAX_BACKOFF) * u64::from(EXACT_WINDOW) / 32 + 1000) {
+        lookup_all(&mut c, &one, Some(7));
+    }
+    assert!(!c.exact_bypassed());
+    let before = *c.stats();
+    for _ in 0..1000 {
+        lookup_all(&mut c, &one, Some(7));
+    }
+    let after = *c.stats();
+    assert_eq!(after.exact_hits - before.exact_hits, 32_000);
+    assert_eq!(after.exact_skipped, before.exact_skipped);
+}
+
+#[test]
+fn bypass_can_be_disabled() {
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+        exact_entries: 64,
+        exact_min_hit_percent: 0,
+        ..CacheConfig::default()
+    });
+    c.begin_batch(1);
+    c.insert(&FlowKey::ZERO, &FlowKey::ZERO, 7, 1).unwrap();
+    let many: Vec<FlowKey> = (0..50_000u64).map(|i| key(&[(TP_SRC, i)])).collect();
+    lookup_all(&mut c, &many, Some(7));
+    assert_eq!((c.stats().exact_bypasses, c.stats().exact_skipped), (0, 0));
+    assert!(!c.exact_bypassed());
+}
+
+#[test]
+fn table_changes_invalidate_while_bypassed_and_after() {
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+        exact_entries: 64,
+        ..CacheConfig::default()
+    });
+    c.begin_batch(1);
+    let m = mask(&[(TP_DST, 0xffff)]);
+    c.insert(&key(&[(TP_DST, 80)]), &m, 1, 1).unwrap();
+    let many: Vec<FlowKey> = (0..30_000u64)
+        .map(|i| key(&[(TP_DST, 80), (TP_SRC, i)]))
+        .collect();
+    lookup_all(&mut c, &many, Some(1));
+    assert!(c.exact_bypassed());
+    // A new version while bypassed: the old answer is gone from every tier.
+    assert!(c.begin_batch(2));
+    lookup_all(&mut c, &many[..64], None);
+    c.insert(&key(&[(TP_DST, 80)]), &m, 2, 2).unwrap();
+    lookup_all(&mut c, &many, Some(2));
+    // Let the tier come back on with a single flow (its entries now point at version 2's
+    // megaflow), then change the version again: the exact entries must not answer.
+    let one = vec![many[0]; 32];
+    for _ in 0..(u64::from(EXACT_MAX_BACKOFF) * u64::from(EXACT_WINDOW) / 32 + 1000) {
+        lookup_all(&mut c, &one, Some(2));
+    }
+    assert!(!c.exact_bypassed());
+    assert!(c.stats().exact_hits > 0);
+    assert!(c.begin_batch(3));
+    lookup_all(&mut c, &one, None);
+    c.insert(&key(&[(TP_DST, 80)]), &m, 3, 3).unwrap();
+    lookup_all(&mut c, &one, Some(3));
+    // A flush that keeps the version (a port change) clears every tier too.
+    c.flush();
+    lookup_all(&mut c, &one, None);
 }
