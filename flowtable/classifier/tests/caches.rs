@@ -474,3 +474,56 @@ fn table_changes_invalidate_while_bypassed_and_after() {
     c.flush();
     lookup_all(&mut c, &one, None);
 }
+
+fn answers(mf: &mut MegaflowCache<&'static str>, keys: &[FlowKey]) -> Vec<Option<&'static str>> {
+    let mut out = vec![None; keys.len()];
+    let all = if keys.len() >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << keys.len()) - 1
+    };
+    mf.lookup_masked(keys, all, &mut out);
+    out.iter()
+        .map(|o| o.and_then(|id| mf.get(id)).copied())
+        .collect()
+}
+
+#[test]
+fn megaflow_last_hit_shortcut_stays_exact_through_removal_reuse_and_flush() {
+    let mut mf: MegaflowCache<&'static str> = MegaflowCache::new(MegaflowConfig::default());
+    let m = mask(&[(TP_DST, 0xffff)]);
+    let a = mf.insert(&key(&[(TP_DST, 80)]), &m, "a", 0).unwrap();
+    mf.insert(&key(&[(TP_DST, 443)]), &m, "b", 0).unwrap();
+    // Runs of one megaflow, interleaved with the other and with misses.
+    let keys: Vec<FlowKey> = (0..48u64)
+        .map(|i| {
+            key(&[
+                (TP_DST, [80, 80, 80, 443, 22][(i % 5) as usize]),
+                (TP_SRC, i),
+            ])
+        })
+        .collect();
+    let expect: Vec<Option<&str>> = (0..48)
+        .map(|i| [Some("a"), Some("a"), Some("a"), Some("b"), None][i % 5])
+        .collect();
+    for _ in 0..3 {
+        assert_eq!(answers(&mut mf, &keys), expect);
+    }
+    let hits = expect.iter().filter(|e| e.is_some()).count() as u64;
+    assert_eq!(mf.stats().hits, 3 * hits);
+    assert_eq!(mf.stats().misses, 3 * (48 - hits));
+    assert_eq!(mf.stats().subtable_lookups_on_hit, 3 * hits);
+    assert_eq!(mf.hits(a), Some(3 * 30));
+    // The last hit was "a" (or "b"); remove "a" and reuse its slot for another megaflow.
+    mf.remove(a).unwrap();
+    let port80 = vec![key(&[(TP_DST, 80), (TP_SRC, 7)]); 8];
+    assert_eq!(answers(&mut mf, &port80), vec![None; 8]);
+    let c = mf.insert(&key(&[(TP_DST, 22)]), &m, "c", 0).unwrap();
+    assert_eq!(c, a, "the freed slot is reused");
+    let port22 = vec![key(&[(TP_DST, 22), (TP_SRC, 7)]); 8];
+    assert_eq!(answers(&mut mf, &port22), vec![Some("c"); 8]);
+    assert_eq!(answers(&mut mf, &port80), vec![None; 8]);
+    // A flush (new version) kills the remembered entry too.
+    mf.flush(1);
+    assert_eq!(answers(&mut mf, &port22), vec![None; 8]);
+}
