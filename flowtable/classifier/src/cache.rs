@@ -19,6 +19,9 @@ pub struct CacheConfig {
     /// Switch the exact-match tier off while its hit rate is below this percentage (0: never).
     /// See [`DatapathCache`], "Exact-match bypass".
     pub exact_min_hit_percent: u8,
+    /// Try each key against the previous key's answer before the exact-match tier (see
+    /// [`DatapathCache::lookup_batch`]).
+    pub repeat_first: bool,
 }
 
 impl Default for CacheConfig {
@@ -28,6 +31,7 @@ impl Default for CacheConfig {
             exact_entries: 8192,
             exact_insertion: Insertion::Always,
             exact_min_hit_percent: 50,
+            repeat_first: true,
         }
     }
 }
@@ -37,8 +41,11 @@ impl Default for CacheConfig {
 pub struct CacheStats {
     /// Keys answered by the exact-match tier.
     pub exact_hits: u64,
-    /// Keys answered by the megaflow tier.
+    /// Keys answered by the megaflow tier (including `repeat_hits`).
     pub megaflow_hits: u64,
+    /// Megaflow hits found by comparing the key with the previous answer, before any hash:
+    /// consecutive packets of one megaflow (see [`DatapathCache::lookup_batch`]).
+    pub repeat_hits: u64,
     /// Keys neither tier answered (to be translated).
     pub misses: u64,
     /// Entries written into the exact-match tier.
@@ -94,6 +101,9 @@ pub struct DatapathCache<A> {
     bypass_left: u64,
     /// Windows' worth of keys the next bypass lasts.
     backoff: u32,
+    /// The answer to the last key answered, tried first for the next keys.
+    last: Option<MegaflowId>,
+    repeat_first: bool,
 }
 
 /// Keys handled per inner round (the pending-set bitmap width).
@@ -111,6 +121,8 @@ impl<A> DatapathCache<A> {
             window_hits: 0,
             bypass_left: 0,
             backoff: 1,
+            last: None,
+            repeat_first: config.repeat_first,
         }
     }
 
@@ -168,10 +180,16 @@ impl<A> DatapathCache<A> {
         self.megaflow.version()
     }
 
-    /// Looks every key up: exact-match tier first, then the megaflow tier (subtable by subtable
-    /// over the remaining keys); megaflow hits are admitted to the exact-match tier. `out[i]` is
-    /// the entry for `keys[i]`, or `None` for a miss. Only `min(keys.len(), out.len())` keys are
-    /// processed.
+    /// Looks every key up: first against the last answer of the previous batch (chunk of 64),
+    /// so that traffic dominated by one megaflow costs one masked compare per packet and no
+    /// hash; then the exact-match tier, then the
+    /// megaflow tier (subtable by subtable over the remaining keys); megaflow hits are admitted
+    /// to the exact-match tier. `out[i]` is the entry for `keys[i]`, or `None` for a miss. Only
+    /// `min(keys.len(), out.len())` keys are processed.
+    ///
+    /// The previous answer is used only while live, and only for keys that match it, so it is
+    /// as exact as a megaflow lookup (live megaflows never overlap); a flush kills it with the
+    /// rest. Its hits count as megaflow hits and as `repeat_hits`.
     pub fn lookup_batch(&mut self, keys: &[FlowKey], out: &mut [Option<MegaflowId>]) {
         let n = keys.len().min(out.len());
         let mut hashes = [0u64; CHUNK];
@@ -180,45 +198,64 @@ impl<A> DatapathCache<A> {
             let end = (start + CHUNK).min(n);
             let ks = &keys[start..end];
             let os = &mut out[start..end];
-            let mut pending = 0u64;
-            let chunk_len = (end - start) as u32;
+            os.fill(None);
+            let mut pending = if ks.len() >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << ks.len()) - 1
+            };
+            if let Some(id) = self.last {
+                let repeats = self.megaflow.repeat_hits(id, ks, pending);
+                if repeats != 0 {
+                    pending &= !repeats;
+                    let mut bits = repeats;
+                    while bits != 0 {
+                        let i = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        os[i] = Some(id);
+                    }
+                    let r = u64::from(repeats.count_ones());
+                    self.stats.repeat_hits += r;
+                    self.stats.megaflow_hits += r;
+                }
+            }
+            let to_exact = pending.count_ones();
             let exact_used = self.exact.enabled() && self.bypass_left == 0;
-            if exact_used {
+            if exact_used && pending != 0 {
                 // Three passes rather than one per key: hashing is pure compute, and the
                 // bucket and entry loads of different keys are independent, so the CPU can
                 // have many of them in flight at once.
-                for (h, key) in hashes.iter_mut().zip(ks.iter()) {
-                    *h = self.exact.hash(key);
+                let mut bits = pending;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    hashes[i] = self.exact.hash(&ks[i]);
                 }
-                for (o, h) in os.iter_mut().zip(hashes.iter()) {
-                    *o = self.exact.find(*h);
+                let mut bits = pending;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    os[i] = self.exact.find(hashes[i]);
                 }
                 let mut hits = 0;
-                for (i, (o, key)) in os.iter_mut().zip(ks.iter()).enumerate() {
-                    match *o {
-                        Some(id) if self.megaflow.matches(id, key) => {
+                let mut bits = pending;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    match os[i] {
+                        Some(id) if self.megaflow.matches(id, &ks[i]) => {
                             self.megaflow.count_hit(id);
                             hits += 1;
+                            pending &= !(1u64 << i);
                         }
-                        _ => {
-                            *o = None;
-                            pending |= 1u64 << i;
-                        }
+                        _ => os[i] = None,
                     }
                 }
                 self.stats.exact_hits += u64::from(hits);
-                self.end_exact_chunk(chunk_len, hits);
-            } else {
-                if self.bypass_left > 0 {
-                    self.bypass_left = self.bypass_left.saturating_sub(u64::from(chunk_len));
-                    self.stats.exact_skipped += u64::from(chunk_len);
-                }
-                os.fill(None);
-                pending = if ks.len() >= 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << ks.len()) - 1
-                };
+                self.end_exact_chunk(to_exact, hits);
+            } else if self.bypass_left > 0 {
+                self.bypass_left = self.bypass_left.saturating_sub(u64::from(to_exact));
+                self.stats.exact_skipped += u64::from(to_exact);
             }
             if pending != 0 {
                 let missed = self.megaflow.lookup_masked(ks, pending, os);
@@ -237,6 +274,11 @@ impl<A> DatapathCache<A> {
                             self.stats.exact_inserts += 1;
                         }
                     }
+                }
+            }
+            if self.repeat_first {
+                if let Some(found) = os.iter().rev().find_map(|o| *o) {
+                    self.last = Some(found);
                 }
             }
             start = end;

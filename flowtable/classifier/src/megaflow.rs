@@ -323,6 +323,35 @@ impl<A> MegaflowCache<A> {
                 .is_some_and(|st| st.entry_eq(key, e))
     }
 
+    /// The keys among `pending` (bit i = `keys[i]`, at most 64) that match live entry `id`,
+    /// as a bit set; counts them as hits of `id`, one subtable examined each. The entry and its
+    /// subtable are looked up once for the whole set.
+    pub(crate) fn repeat_hits(&mut self, id: MegaflowId, keys: &[FlowKey], pending: u64) -> u64 {
+        let Some(e) = self.entries.get(id.0 as usize) else {
+            return 0;
+        };
+        if e.gen != self.gen {
+            return 0;
+        }
+        let Some(st) = self.subtables.get(usize::from(e.subtable)) else {
+            return 0;
+        };
+        let mut matched = 0u64;
+        let mut bits = pending;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if keys.get(i).is_some_and(|k| st.entry_eq(k, e)) {
+                matched |= 1u64 << i;
+            }
+        }
+        let n = matched.count_ones();
+        if n > 0 {
+            self.record_hits(id.0, u64::from(n), 1);
+        }
+        matched
+    }
+
     /// Counts a hit found by an upper tier (the exact-match cache).
     #[inline]
     pub(crate) fn count_hit(&mut self, id: MegaflowId) {

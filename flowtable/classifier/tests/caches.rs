@@ -160,7 +160,11 @@ fn subtables_are_ranked_by_hits() {
 
 #[test]
 fn batch_lookup_goes_exact_then_megaflow_and_flushes_on_version_change() {
-    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig::default());
+    // The exact tier's own behaviour: without the previous-answer check in front of it.
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+        repeat_first: false,
+        ..CacheConfig::default()
+    });
     assert!(c.begin_batch(1));
     let keys: Vec<FlowKey> = (0..100u64)
         .map(|i| key(&[(NW_DST, 0x0a00_0000 + (i % 10)), (TP_SRC, 1000 + i)]))
@@ -215,6 +219,7 @@ fn exact_tier_admission_policies() {
         (Insertion::Always, true),
     ] {
         let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+            repeat_first: false,
             exact_insertion: policy,
             ..CacheConfig::default()
         });
@@ -392,6 +397,7 @@ fn lookup_all(c: &mut DatapathCache<u32>, keys: &[FlowKey], expect: Option<u32>)
 #[test]
 fn thrashing_exact_tier_is_bypassed_then_probed_again() {
     let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+        repeat_first: false,
         exact_entries: 64,
         ..CacheConfig::default()
     });
@@ -442,6 +448,7 @@ fn bypass_can_be_disabled() {
 #[test]
 fn table_changes_invalidate_while_bypassed_and_after() {
     let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+        repeat_first: false,
         exact_entries: 64,
         ..CacheConfig::default()
     });
@@ -526,4 +533,47 @@ fn megaflow_last_hit_shortcut_stays_exact_through_removal_reuse_and_flush() {
     // A flush (new version) kills the remembered entry too.
     mf.flush(1);
     assert_eq!(answers(&mut mf, &port22), vec![None; 8]);
+}
+
+#[test]
+fn previous_answer_is_tried_first_and_stays_exact() {
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig::default());
+    c.begin_batch(1);
+    let m = mask(&[(TP_DST, 0xffff)]);
+    c.insert(&key(&[(TP_DST, 80)]), &m, 80, 1).unwrap();
+    c.insert(&key(&[(TP_DST, 443)]), &m, 443, 1).unwrap();
+    // Runs of one megaflow, a switch, and keys no megaflow covers.
+    let ports = [80u64, 80, 80, 443, 443, 22, 80];
+    let keys: Vec<FlowKey> = (0..70u64)
+        .map(|i| key(&[(TP_DST, ports[(i % 7) as usize]), (TP_SRC, i)]))
+        .collect();
+    let mut out = vec![None; keys.len()];
+    for _ in 0..3 {
+        c.lookup_batch(&keys, &mut out);
+        for (k, o) in keys.iter().zip(&out) {
+            let want = k.get(TP_DST);
+            let got = o.and_then(|id| c.actions(id)).copied();
+            assert_eq!(got, (want != 22).then_some(want as u32));
+        }
+    }
+    let s = *c.stats();
+    assert!(s.repeat_hits > 50, "{s:?}");
+    assert_eq!(s.exact_hits + s.megaflow_hits, 3 * 60);
+    assert_eq!(s.misses, 3 * 10);
+    // A new version: the previous answer dies with the rest.
+    assert!(c.begin_batch(2));
+    let same = vec![key(&[(TP_DST, 80)]); 8];
+    let mut out = vec![None; 8];
+    c.lookup_batch(&same, &mut out);
+    assert!(out.iter().all(Option::is_none));
+    c.insert(&key(&[(TP_DST, 80)]), &m, 8080, 2).unwrap();
+    c.lookup_batch(&same, &mut out);
+    assert!(out
+        .iter()
+        .all(|o| o.and_then(|id| c.actions(id)) == Some(&8080)));
+    // Removing the entry the check remembers: no answer from it afterwards.
+    let id = out[0].unwrap();
+    c.megaflow_mut().remove(id);
+    c.lookup_batch(&same, &mut out);
+    assert!(out.iter().all(Option::is_none));
 }
