@@ -6,9 +6,10 @@
 //! per packet, three datapath passes), for the ct-on / ct-off ratio.
 //!
 //! Run: `cargo bench -p xvs-engine --bench pipeline` (release profile, one core); `-- ct` or
-//! `-- lite` runs one pipeline, `-- flows=N` one flow count. `-- exact=adaptive,fixed,off` runs
-//! each exact-match tier policy in turn (default `adaptive`, the daemon's): `fixed` keeps the
-//! tier on whatever its hit rate (the behaviour before the bypass), `off` disables it.
+//! `-- lite` runs one pipeline, `-- flows=N` one flow count. `-- exact=adaptive,fixed,off,before`
+//! runs each cache policy in turn (default `adaptive`, the daemon's): `fixed` keeps the exact
+//! tier on whatever its hit rate, `off` disables it, `before` is the caches as they were before
+//! the bypass and the previous-answer check (exact tier always on, no check).
 
 use std::time::Instant;
 use xvs_engine::{
@@ -87,6 +88,10 @@ fn cache_config(policy: &str) -> CacheConfig {
     let mut c = CacheConfig::default();
     match policy {
         "fixed" => c.exact_min_hit_percent = 0,
+        "before" => {
+            c.exact_min_hit_percent = 0;
+            c.repeat_first = false;
+        }
         "off" => c.exact_insertion = xvs_classifier::Insertion::Never,
         _ => {}
     }

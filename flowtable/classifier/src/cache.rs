@@ -19,8 +19,8 @@ pub struct CacheConfig {
     /// Switch the exact-match tier off while its hit rate is below this percentage (0: never).
     /// See [`DatapathCache`], "Exact-match bypass".
     pub exact_min_hit_percent: u8,
-    /// Try each key against the previous key's answer before the exact-match tier (see
-    /// [`DatapathCache::lookup_batch`]).
+    /// Try each key against the last answer of the previous batch before the exact-match tier
+    /// (see [`DatapathCache::lookup_batch`]).
     pub repeat_first: bool,
 }
 
@@ -182,9 +182,8 @@ impl<A> DatapathCache<A> {
 
     /// Looks every key up: first against the last answer of the previous batch (chunk of 64),
     /// so that traffic dominated by one megaflow costs one masked compare per packet and no
-    /// hash; then the exact-match tier, then the
-    /// megaflow tier (subtable by subtable over the remaining keys); megaflow hits are admitted
-    /// to the exact-match tier. `out[i]` is the entry for `keys[i]`, or `None` for a miss. Only
+    /// hash; then the exact-match tier, then the megaflow tier (subtable by subtable over the
+    /// remaining keys); megaflow hits are admitted to the exact-match tier. `out[i]` is the entry for `keys[i]`, or `None` for a miss. Only
     /// `min(keys.len(), out.len())` keys are processed.
     ///
     /// The previous answer is used only while live, and only for keys that match it, so it is
