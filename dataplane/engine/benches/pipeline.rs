@@ -6,7 +6,10 @@
 //! per packet, three datapath passes), for the ct-on / ct-off ratio.
 //!
 //! Run: `cargo bench -p xvs-engine --bench pipeline` (release profile, one core); `-- ct` or
-//! `-- lite` runs one pipeline, `-- flows=N` one flow count.
+//! `-- lite` runs one pipeline, `-- flows=N` one flow count. `-- exact=adaptive,fixed,off,before`
+//! runs each cache policy in turn (default `adaptive`, the daemon's): `fixed` keeps the exact
+//! tier on whatever its hit rate, `off` disables it, `before` is the caches as they were before
+//! the bypass and the previous-answer check (exact tier always on, no check).
 
 use std::time::Instant;
 use xvs_engine::{
@@ -80,14 +83,29 @@ struct Run {
     recirculations: u64,
 }
 
-fn run(text: &str, flows: usize, packets: u64) -> Run {
+/// The exact-match tier policy of a run (`-- exact=...`).
+fn cache_config(policy: &str) -> CacheConfig {
+    let mut c = CacheConfig::default();
+    match policy {
+        "fixed" => c.exact_min_hit_percent = 0,
+        "before" => {
+            c.exact_min_hit_percent = 0;
+            c.repeat_first = false;
+        }
+        "off" => c.exact_insertion = xvs_classifier::Insertion::Never,
+        _ => {}
+    }
+    c
+}
+
+fn run(text: &str, flows: usize, packets: u64, cache: CacheConfig) -> Run {
     let mut pipeline = Pipeline::new();
     load_flows(&mut pipeline, text, &NameMap::new(), 0).expect("flows");
     let stage = OpenFlowStage::new(
         Box::new(Adapter(xvs_flowtable::translate::WorkerTranslator::new(
             pipeline.reader(),
         ))),
-        CacheConfig::default(),
+        cache,
     );
     let set = frames(flows);
     let warm = flows as u64;
@@ -163,9 +181,15 @@ fn main() {
 fn table(name: &str, text: &str, packets: u64) {
     println!("pipeline-only, 64-byte UDP, {name} pipeline, one worker, median of 3");
     println!(
-        "{:>8} {:>10} {:>10} {:>12} {:>12} {:>9} {:>8}",
-        "flows", "Mpps", "ns/pkt", "emc hits %", "megaflow %", "upcalls", "passes"
+        "{:>8} {:>9} {:>10} {:>10} {:>12} {:>12} {:>9} {:>8}",
+        "flows", "exact", "Mpps", "ns/pkt", "emc hits %", "megaflow %", "upcalls", "passes"
     );
+    let policies: Vec<String> = std::env::args()
+        .find_map(|a| a.strip_prefix("exact=").map(str::to_owned))
+        .unwrap_or_else(|| "adaptive".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
     // `-- flows=N`: only that flow count.
     let only_flows = std::env::args().find_map(|a| {
         a.strip_prefix("flows=")
@@ -175,20 +199,29 @@ fn table(name: &str, text: &str, packets: u64) {
         if only_flows.is_some_and(|f| f != flows) {
             continue;
         }
-        let mut runs: Vec<Run> = (0..3).map(|_| run(text, flows, packets)).collect();
-        runs.sort_by(|a, b| a.mpps.total_cmp(&b.mpps));
-        let m = &runs[1];
-        let total = (m.exact + m.megaflow).max(1) as f64;
-        assert_eq!(m.tx, m.rx, "every packet must be forwarded");
-        println!(
-            "{:>8} {:>10.2} {:>10.1} {:>12.1} {:>12.1} {:>9} {:>8.2}",
-            flows,
-            m.mpps,
-            1e3 / m.mpps,
-            m.exact as f64 * 100.0 / total,
-            m.megaflow as f64 * 100.0 / total,
-            m.upcalls,
-            (m.rx + m.recirculations) as f64 / m.rx.max(1) as f64
-        );
+        // Policies interleaved run by run, so that drift on a shared machine hits them alike.
+        let mut runs: Vec<Vec<Run>> = policies.iter().map(|_| Vec::new()).collect();
+        for _ in 0..3 {
+            for (p, policy) in policies.iter().enumerate() {
+                runs[p].push(run(text, flows, packets, cache_config(policy)));
+            }
+        }
+        for (policy, mut runs) in policies.iter().zip(runs) {
+            runs.sort_by(|a, b| a.mpps.total_cmp(&b.mpps));
+            let m = &runs[1];
+            let total = (m.exact + m.megaflow).max(1) as f64;
+            assert_eq!(m.tx, m.rx, "every packet must be forwarded");
+            println!(
+                "{:>8} {:>9} {:>10.2} {:>10.1} {:>12.1} {:>12.1} {:>9} {:>8.2}",
+                flows,
+                policy,
+                m.mpps,
+                1e3 / m.mpps,
+                m.exact as f64 * 100.0 / total,
+                m.megaflow as f64 * 100.0 / total,
+                m.upcalls,
+                (m.rx + m.recirculations) as f64 / m.rx.max(1) as f64
+            );
+        }
     }
 }

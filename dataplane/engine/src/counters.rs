@@ -198,6 +198,12 @@ pub struct WorkerSnapshot {
     pub megaflow_hits: u64,
     /// Subtables probed by megaflow hits.
     pub subtable_lookups: u64,
+    /// Packets that skipped the exact-match cache while it was bypassed for a low hit rate
+    /// (they went straight to the megaflow cache).
+    pub exact_skipped: u64,
+    /// Megaflow hits found by comparing the packet with the previous batch's last answer,
+    /// before any hash (part of `megaflow_hits`).
+    pub repeat_hits: u64,
     /// Misses translated and installed (OVS: "miss with success upcall").
     pub upcalls_ok: u64,
     /// Misses whose translation failed or was not attempted (OVS: "miss with failed upcall").
@@ -240,7 +246,7 @@ pub struct WorkerCounters {
     tx_packets: AtomicU64,
     tx_batches: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
-    cache: [AtomicU64; 6],
+    cache: [AtomicU64; 8],
     iterations: AtomicU64,
     busy_ns: AtomicU64,
     idle_ns: AtomicU64,
@@ -283,6 +289,8 @@ impl WorkerCounters {
             s.upcalls_ok,
             s.upcalls_failed,
             s.cache_flushes,
+            s.exact_skipped,
+            s.repeat_hits,
         ];
         for (a, v) in self.cache.iter().zip(cache) {
             a.store(v, Ordering::Relaxed);
@@ -346,6 +354,8 @@ impl WorkerCounters {
             upcalls_ok: self.cache[3].load(Ordering::Relaxed),
             upcalls_failed: self.cache[4].load(Ordering::Relaxed),
             cache_flushes: self.cache[5].load(Ordering::Relaxed),
+            exact_skipped: self.cache[6].load(Ordering::Relaxed),
+            repeat_hits: self.cache[7].load(Ordering::Relaxed),
             iterations: self.iterations.load(Ordering::Relaxed),
             busy_ns: self.busy_ns.load(Ordering::Relaxed),
             idle_ns: self.idle_ns.load(Ordering::Relaxed),

@@ -360,6 +360,8 @@ impl OpenFlowStage {
         let after = *self.cache.stats();
         stats.exact_hits += after.exact_hits - before.exact_hits;
         stats.megaflow_hits += after.megaflow_hits - before.megaflow_hits;
+        stats.exact_skipped += after.exact_skipped - before.exact_skipped;
+        stats.repeat_hits += after.repeat_hits - before.repeat_hits;
         stats.subtable_lookups += self.cache.megaflow_stats().subtable_lookups_on_hit - mf_before;
         for (i, (key, id)) in keys.iter().zip(ids.iter_mut()).enumerate() {
             if id.is_some() {

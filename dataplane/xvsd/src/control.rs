@@ -154,6 +154,8 @@ impl Control {
             w.tx_packets += c.tx_packets;
             w.exact_hits += c.exact_hits;
             w.megaflow_hits += c.megaflow_hits;
+            w.exact_skipped += c.exact_skipped;
+            w.repeat_hits += c.repeat_hits;
             w.upcalls_ok += c.upcalls_ok;
             w.upcalls_failed += c.upcalls_failed;
             w.recirculations += c.recirculations;
@@ -184,6 +186,8 @@ impl Control {
             ("netdev_tx_dropped", rx_ports.1),
             ("dpif_exact_hit", w.exact_hits),
             ("dpif_megaflow_hit", w.megaflow_hits),
+            ("dpif_exact_skipped", w.exact_skipped),
+            ("dpif_megaflow_repeat_hit", w.repeat_hits),
             ("dpif_upcall", w.upcalls_ok),
             ("dpif_upcall_failed", w.upcalls_failed),
             ("dpif_recirc", w.recirculations),
@@ -336,6 +340,7 @@ impl Control {
                     "id": w.id, "core": w.core,
                     "rx_packets": c.rx_packets, "tx_packets": c.tx_packets,
                     "exact_hits": c.exact_hits, "megaflow_hits": c.megaflow_hits,
+                    "exact_skipped": c.exact_skipped, "megaflow_repeat_hits": c.repeat_hits,
                     "upcalls": c.upcalls_ok, "upcalls_failed": c.upcalls_failed,
                     "recirculations": c.recirculations,
                     "busy_ns": c.busy_ns, "idle_ns": c.idle_ns,

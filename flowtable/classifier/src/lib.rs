@@ -148,7 +148,7 @@ pub mod publish;
 mod rule;
 mod subtable;
 
-pub use cache::{CacheConfig, CacheStats, DatapathCache};
+pub use cache::{CacheConfig, CacheStats, DatapathCache, EXACT_MAX_BACKOFF, EXACT_WINDOW};
 pub use classifier::{Bundle, Classifier, ClassifierReader, LookupScratch, Snapshot};
 pub use error::{ClassifierError, InsertError};
 pub use exact::{ExactCache, Insertion, HASHED_WORDS};

@@ -82,6 +82,9 @@ struct MfSubtable {
     live: u32,
     /// Hits since the last ranking.
     interval_hits: u64,
+    /// The entry of the subtable's latest batch hit, tried before hashing in
+    /// [`MegaflowCache::lookup_masked`] (valid only while that entry is live in this subtable).
+    last_hit: u32,
 }
 
 impl MfSubtable {
@@ -105,6 +108,7 @@ impl MfSubtable {
             gen,
             live: 0,
             interval_hits: 0,
+            last_hit: u32::MAX,
         }
     }
 
@@ -319,6 +323,35 @@ impl<A> MegaflowCache<A> {
                 .is_some_and(|st| st.entry_eq(key, e))
     }
 
+    /// The keys among `pending` (bit i = `keys[i]`, at most 64) that match live entry `id`,
+    /// as a bit set; counts them as hits of `id`, one subtable examined each. The entry and its
+    /// subtable are looked up once for the whole set.
+    pub(crate) fn repeat_hits(&mut self, id: MegaflowId, keys: &[FlowKey], pending: u64) -> u64 {
+        let Some(e) = self.entries.get(id.0 as usize) else {
+            return 0;
+        };
+        if e.gen != self.gen {
+            return 0;
+        }
+        let Some(st) = self.subtables.get(usize::from(e.subtable)) else {
+            return 0;
+        };
+        let mut matched = 0u64;
+        let mut bits = pending;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if keys.get(i).is_some_and(|k| st.entry_eq(k, e)) {
+                matched |= 1u64 << i;
+            }
+        }
+        let n = matched.count_ones();
+        if n > 0 {
+            self.record_hits(id.0, u64::from(n), 1);
+        }
+        matched
+    }
+
     /// Counts a hit found by an upper tier (the exact-match cache).
     #[inline]
     pub(crate) fn count_hit(&mut self, id: MegaflowId) {
@@ -411,12 +444,18 @@ impl<A> MegaflowCache<A> {
 
     #[inline]
     fn record_hit(&mut self, idx: u32, probes: u32) {
+        self.record_hits(idx, 1, probes);
+    }
+
+    /// Counts `n` hits on entry `idx`, each found at subtable probe `probes`.
+    #[inline]
+    fn record_hits(&mut self, idx: u32, n: u64, probes: u32) {
         let e = &mut self.entries[idx as usize];
-        e.hits += 1;
+        e.hits += n;
         let si = usize::from(e.subtable);
-        self.subtables[si].interval_hits += 1;
-        self.stats.hits += 1;
-        self.stats.subtable_lookups_on_hit += u64::from(probes);
+        self.subtables[si].interval_hits += n;
+        self.stats.hits += n;
+        self.stats.subtable_lookups_on_hit += n * u64::from(probes);
     }
 
     /// Looks up the keys whose bit is set in `pending` (bit i = `keys[i]`, at most 64 keys),
@@ -444,13 +483,33 @@ impl<A> MegaflowCache<A> {
                 continue;
             }
             probes += 1;
-            // Hash every pending key first (compute only), then probe (independent loads).
+            // Packets of a batch mostly share a few megaflows (many flows under one mask,
+            // e.g. a MAC or a route): first compare every pending key with the entry this
+            // subtable answered last, a few loads from one hot line and no hash; then hash the
+            // rest (compute only) and probe them (independent loads). A hit on the last entry
+            // is exact, not a guess: the entry is live in this subtable and the key matches it,
+            // and live megaflows never overlap.
+            let last = st.last_hit;
+            let last_live = self
+                .entries
+                .get(last as usize)
+                .filter(|e| e.gen == self.gen && usize::from(e.subtable) == si);
             let mut hashes = [0u64; 64];
             let mut bits = pending;
+            let mut last_hits = 0u32;
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                hashes[i] = st.hash(&keys[i], self.seed);
+                if last_live.is_some_and(|e| st.entry_eq(&keys[i], e)) {
+                    out[i] = Some(MegaflowId(last));
+                    pending &= !(1u64 << i);
+                    last_hits += 1;
+                } else {
+                    hashes[i] = st.hash(&keys[i], self.seed);
+                }
+            }
+            if last_hits > 0 {
+                self.record_hits(last, u64::from(last_hits), probes);
             }
             let mut bits = pending;
             while bits != 0 {
@@ -467,6 +526,7 @@ impl<A> MegaflowCache<A> {
                     out[i] = Some(MegaflowId(idx));
                     pending &= !(1u64 << i);
                     self.record_hit(idx, probes);
+                    self.subtables[si].last_hit = idx;
                 }
             }
         }

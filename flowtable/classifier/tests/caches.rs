@@ -7,6 +7,7 @@ mod common;
 use common::key;
 use xvs_classifier::{
     CacheConfig, DatapathCache, ExactCache, InsertError, Insertion, MegaflowCache, MegaflowConfig,
+    EXACT_MAX_BACKOFF, EXACT_WINDOW,
 };
 use xvs_packet::key::layout::*;
 use xvs_packet::FlowKey;
@@ -159,7 +160,11 @@ fn subtables_are_ranked_by_hits() {
 
 #[test]
 fn batch_lookup_goes_exact_then_megaflow_and_flushes_on_version_change() {
-    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig::default());
+    // The exact tier's own behaviour: without the previous-answer check in front of it.
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+        repeat_first: false,
+        ..CacheConfig::default()
+    });
     assert!(c.begin_batch(1));
     let keys: Vec<FlowKey> = (0..100u64)
         .map(|i| key(&[(NW_DST, 0x0a00_0000 + (i % 10)), (TP_SRC, 1000 + i)]))
@@ -214,6 +219,7 @@ fn exact_tier_admission_policies() {
         (Insertion::Always, true),
     ] {
         let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+            repeat_first: false,
             exact_insertion: policy,
             ..CacheConfig::default()
         });
@@ -375,4 +381,199 @@ fn absurd_sizes_are_clamped_not_fatal() {
         mf.lookup(&key(&[(TP_DST, 1)])).and_then(|id| mf.get(id)),
         Some(&1)
     );
+}
+
+/// Looks `keys` up in batches of 32, as a worker does, checking every answer is `expect`.
+fn lookup_all(c: &mut DatapathCache<u32>, keys: &[FlowKey], expect: Option<u32>) {
+    let mut out = [None; 32];
+    for chunk in keys.chunks(32) {
+        c.lookup_batch(chunk, &mut out);
+        for o in &out[..chunk.len()] {
+            assert_eq!(o.and_then(|id| c.actions(id)).copied(), expect);
+        }
+    }
+}
+
+#[test]
+fn thrashing_exact_tier_is_bypassed_then_probed_again() {
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+        repeat_first: false,
+        exact_entries: 64,
+        ..CacheConfig::default()
+    });
+    c.begin_batch(1);
+    // One megaflow (mask on in_port only) that every key below matches.
+    c.insert(&FlowKey::ZERO, &FlowKey::ZERO, 7, 1).unwrap();
+    let many: Vec<FlowKey> = (0..100_000u64).map(|i| key(&[(TP_SRC, i)])).collect();
+    lookup_all(&mut c, &many, Some(7));
+    let s = *c.stats();
+    assert!(s.exact_bypasses >= 1, "{s:?}");
+    assert!(s.exact_skipped > 50_000, "{s:?}");
+    assert!(c.exact_bypassed());
+    // While bypassed, nothing is hashed into or written to the exact tier.
+    assert!(s.exact_inserts < 40_000, "{s:?}");
+    assert_eq!(s.exact_hits + s.megaflow_hits, 100_000);
+
+    // Then the traffic narrows to one flow: once the back-off runs out, the probation window
+    // finds the tier useful again and it stays on.
+    let one = vec![key(&[(TP_SRC, 1)]); 32];
+    for _ in 0..(u64::from(EXACT_MAX_BACKOFF) * u64::from(EXACT_WINDOW) / 32 + 1000) {
+        lookup_all(&mut c, &one, Some(7));
+    }
+    assert!(!c.exact_bypassed());
+    let before = *c.stats();
+    for _ in 0..1000 {
+        lookup_all(&mut c, &one, Some(7));
+    }
+    let after = *c.stats();
+    assert_eq!(after.exact_hits - before.exact_hits, 32_000);
+    assert_eq!(after.exact_skipped, before.exact_skipped);
+}
+
+#[test]
+fn bypass_can_be_disabled() {
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+        exact_entries: 64,
+        exact_min_hit_percent: 0,
+        ..CacheConfig::default()
+    });
+    c.begin_batch(1);
+    c.insert(&FlowKey::ZERO, &FlowKey::ZERO, 7, 1).unwrap();
+    let many: Vec<FlowKey> = (0..50_000u64).map(|i| key(&[(TP_SRC, i)])).collect();
+    lookup_all(&mut c, &many, Some(7));
+    assert_eq!((c.stats().exact_bypasses, c.stats().exact_skipped), (0, 0));
+    assert!(!c.exact_bypassed());
+}
+
+#[test]
+fn table_changes_invalidate_while_bypassed_and_after() {
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig {
+        repeat_first: false,
+        exact_entries: 64,
+        ..CacheConfig::default()
+    });
+    c.begin_batch(1);
+    let m = mask(&[(TP_DST, 0xffff)]);
+    c.insert(&key(&[(TP_DST, 80)]), &m, 1, 1).unwrap();
+    let many: Vec<FlowKey> = (0..30_000u64)
+        .map(|i| key(&[(TP_DST, 80), (TP_SRC, i)]))
+        .collect();
+    lookup_all(&mut c, &many, Some(1));
+    assert!(c.exact_bypassed());
+    // A new version while bypassed: the old answer is gone from every tier.
+    assert!(c.begin_batch(2));
+    lookup_all(&mut c, &many[..64], None);
+    c.insert(&key(&[(TP_DST, 80)]), &m, 2, 2).unwrap();
+    lookup_all(&mut c, &many, Some(2));
+    // Let the tier come back on with a single flow (its entries now point at version 2's
+    // megaflow), then change the version again: the exact entries must not answer.
+    let one = vec![many[0]; 32];
+    for _ in 0..(u64::from(EXACT_MAX_BACKOFF) * u64::from(EXACT_WINDOW) / 32 + 1000) {
+        lookup_all(&mut c, &one, Some(2));
+    }
+    assert!(!c.exact_bypassed());
+    assert!(c.stats().exact_hits > 0);
+    assert!(c.begin_batch(3));
+    lookup_all(&mut c, &one, None);
+    c.insert(&key(&[(TP_DST, 80)]), &m, 3, 3).unwrap();
+    lookup_all(&mut c, &one, Some(3));
+    // A flush that keeps the version (a port change) clears every tier too.
+    c.flush();
+    lookup_all(&mut c, &one, None);
+}
+
+fn answers(mf: &mut MegaflowCache<&'static str>, keys: &[FlowKey]) -> Vec<Option<&'static str>> {
+    let mut out = vec![None; keys.len()];
+    let all = if keys.len() >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << keys.len()) - 1
+    };
+    mf.lookup_masked(keys, all, &mut out);
+    out.iter()
+        .map(|o| o.and_then(|id| mf.get(id)).copied())
+        .collect()
+}
+
+#[test]
+fn megaflow_last_hit_shortcut_stays_exact_through_removal_reuse_and_flush() {
+    let mut mf: MegaflowCache<&'static str> = MegaflowCache::new(MegaflowConfig::default());
+    let m = mask(&[(TP_DST, 0xffff)]);
+    let a = mf.insert(&key(&[(TP_DST, 80)]), &m, "a", 0).unwrap();
+    mf.insert(&key(&[(TP_DST, 443)]), &m, "b", 0).unwrap();
+    // Runs of one megaflow, interleaved with the other and with misses.
+    let keys: Vec<FlowKey> = (0..48u64)
+        .map(|i| {
+            key(&[
+                (TP_DST, [80, 80, 80, 443, 22][(i % 5) as usize]),
+                (TP_SRC, i),
+            ])
+        })
+        .collect();
+    let expect: Vec<Option<&str>> = (0..48)
+        .map(|i| [Some("a"), Some("a"), Some("a"), Some("b"), None][i % 5])
+        .collect();
+    for _ in 0..3 {
+        assert_eq!(answers(&mut mf, &keys), expect);
+    }
+    let hits = expect.iter().filter(|e| e.is_some()).count() as u64;
+    assert_eq!(mf.stats().hits, 3 * hits);
+    assert_eq!(mf.stats().misses, 3 * (48 - hits));
+    assert_eq!(mf.stats().subtable_lookups_on_hit, 3 * hits);
+    assert_eq!(mf.hits(a), Some(3 * 30));
+    // The last hit was "a" (or "b"); remove "a" and reuse its slot for another megaflow.
+    mf.remove(a).unwrap();
+    let port80 = vec![key(&[(TP_DST, 80), (TP_SRC, 7)]); 8];
+    assert_eq!(answers(&mut mf, &port80), vec![None; 8]);
+    let c = mf.insert(&key(&[(TP_DST, 22)]), &m, "c", 0).unwrap();
+    assert_eq!(c, a, "the freed slot is reused");
+    let port22 = vec![key(&[(TP_DST, 22), (TP_SRC, 7)]); 8];
+    assert_eq!(answers(&mut mf, &port22), vec![Some("c"); 8]);
+    assert_eq!(answers(&mut mf, &port80), vec![None; 8]);
+    // A flush (new version) kills the remembered entry too.
+    mf.flush(1);
+    assert_eq!(answers(&mut mf, &port22), vec![None; 8]);
+}
+
+#[test]
+fn previous_answer_is_tried_first_and_stays_exact() {
+    let mut c: DatapathCache<u32> = DatapathCache::new(CacheConfig::default());
+    c.begin_batch(1);
+    let m = mask(&[(TP_DST, 0xffff)]);
+    c.insert(&key(&[(TP_DST, 80)]), &m, 80, 1).unwrap();
+    c.insert(&key(&[(TP_DST, 443)]), &m, 443, 1).unwrap();
+    // Runs of one megaflow, a switch, and keys no megaflow covers.
+    let ports = [80u64, 80, 80, 443, 443, 22, 80];
+    let keys: Vec<FlowKey> = (0..70u64)
+        .map(|i| key(&[(TP_DST, ports[(i % 7) as usize]), (TP_SRC, i)]))
+        .collect();
+    let mut out = vec![None; keys.len()];
+    for _ in 0..3 {
+        c.lookup_batch(&keys, &mut out);
+        for (k, o) in keys.iter().zip(&out) {
+            let want = k.get(TP_DST);
+            let got = o.and_then(|id| c.actions(id)).copied();
+            assert_eq!(got, (want != 22).then_some(want as u32));
+        }
+    }
+    let s = *c.stats();
+    assert!(s.repeat_hits > 50, "{s:?}");
+    assert_eq!(s.exact_hits + s.megaflow_hits, 3 * 60);
+    assert_eq!(s.misses, 3 * 10);
+    // A new version: the previous answer dies with the rest.
+    assert!(c.begin_batch(2));
+    let same = vec![key(&[(TP_DST, 80)]); 8];
+    let mut out = vec![None; 8];
+    c.lookup_batch(&same, &mut out);
+    assert!(out.iter().all(Option::is_none));
+    c.insert(&key(&[(TP_DST, 80)]), &m, 8080, 2).unwrap();
+    c.lookup_batch(&same, &mut out);
+    assert!(out
+        .iter()
+        .all(|o| o.and_then(|id| c.actions(id)) == Some(&8080)));
+    // Removing the entry the check remembers: no answer from it afterwards.
+    let id = out[0].unwrap();
+    c.megaflow_mut().remove(id);
+    c.lookup_batch(&same, &mut out);
+    assert!(out.iter().all(Option::is_none));
 }
