@@ -333,12 +333,12 @@ fn run(d: &Desired, per_client: usize) -> (Run, Run, Run) {
         let mut ports = Vec::new();
         for c in 0..10 {
             let (ofport, _, _) = pod_addr(c, 1);
-            let rx = ReplayPort::new(&format!("c{c}"), &clients(c), Some(c_count)).expect("replay");
+            let rx = ReplayPort::new(&format!("c{c}"), clients(c), Some(c_count)).expect("replay");
             ports.push(EnginePort::new(ofport, Box::new(rx)));
         }
         for s in 0..10 {
             let (ofport, _, _) = pod_addr(s, 0);
-            let rx = ReplayPort::new(&format!("s{s}"), &servers(s), Some(s_count)).expect("replay");
+            let rx = ReplayPort::new(&format!("s{s}"), servers(s), Some(s_count)).expect("replay");
             ports.push(EnginePort::new(ofport, Box::new(rx)));
         }
         let pool = FramePool::new(8192, 2048, 128).expect("pool");
