@@ -556,12 +556,17 @@ impl Conn<'_> {
 
 /// A handle on the connection a packet matched, carried in its metadata across recirculation
 /// so that the next `ct()` in the same zone reuses the match without updating the connection
-/// again (OVS `pkt->md.conn`, `process_one_fast`). It is a plain copy of the matched key (no
-/// reference count to bump per packet); the tracker checks that the connection still exists.
+/// again (OVS `pkt->md.conn`, `process_one_fast`). It is a plain copy of the matched key and
+/// of where the connection's record is (slab index and generation; no reference count to bump
+/// per packet): the tracker re-reads that record directly, without hashing the key or reading
+/// the index, and checks that it still holds this key, live, in the same generation; failing
+/// that it falls back to a full lookup.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ConnHandle {
     pub(crate) key: ConnKey,
     pub(crate) reply: bool,
+    pub(crate) idx: u32,
+    pub(crate) gen: u32,
 }
 
 impl ConnHandle {

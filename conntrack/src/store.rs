@@ -241,6 +241,35 @@ impl Store {
         None
     }
 
+    /// The record `idx` when it still holds `key` in direction `reply` in generation `gen`
+    /// (a [`crate::ConnHandle`] kept across recirculation): no hash, no index read. Liveness
+    /// as [`Store::find`] reports it.
+    #[inline]
+    pub fn at(
+        &self,
+        idx: u32,
+        gen: u32,
+        key: &ConnKey,
+        reply: bool,
+        now: u64,
+    ) -> Option<Found<'_>> {
+        let (rec, tcp) = self.rec(idx)?;
+        let p = rec.probe(usize::from(reply), &pack(key), crate::conn::key_info(key));
+        (p.matches && p.gen == gen).then_some(Found {
+            conn: Conn {
+                rec,
+                tcp,
+                idx,
+                gen: p.gen,
+                info: p.info,
+                zone: key.zone,
+            },
+            reply,
+            live: p.info & I_LIVE != 0 && p.exp > now,
+            slot: 0,
+        })
+    }
+
     #[inline]
     fn check(&self, v: u64, kw: &[u64; KW], kinfo: u32, zone: u16, now: u64) -> Option<Found<'_>> {
         let r = (v as u32).wrapping_sub(1);

@@ -551,7 +551,7 @@ impl Conntrack {
         // reuse the match without updating the connection again (OVS process_one_fast).
         if let Some(h) = meta.conn.take() {
             if h.key.zone == zone && !act.force {
-                if let Some((c, _)) = self.lookup(&h.key, now) {
+                if let Some(c) = self.by_handle(&h, now) {
                     stats.fast_path += 1;
                     let mut rw = None;
                     if act.nat.is_some() {
@@ -725,12 +725,17 @@ impl Conntrack {
         }
         meta.conn = match (act.nat, conn) {
             (None, Some(c)) => {
-                if key_is_conn_key {
-                    Some(ConnHandle { key, reply })
+                let key = if key_is_conn_key {
+                    Some(key)
                 } else {
                     c.key(usize::from(reply))
-                        .map(|key| ConnHandle { key, reply })
-                }
+                };
+                key.map(|key| ConnHandle {
+                    key,
+                    reply,
+                    idx: c.idx,
+                    gen: c.gen,
+                })
             }
             _ => None,
         };
@@ -788,7 +793,15 @@ impl Conntrack {
             // overlap only a few): hash, then load the buckets, then the records.
             let mut hs: [Option<Hashed>; GROUP] = [None; GROUP];
             let mut n = 0;
+            let mut sink = 0u64;
             for (act, pkt, meta) in items.by_ref() {
+                if let Some(h) = Self::handle_of(act, pkt, meta) {
+                    // Read through the handle: only the record is needed.
+                    if let Some((rec, _)) = self.store.rec(h.idx) {
+                        sink ^= rec.touch();
+                    }
+                    continue;
+                }
                 if let Some(k) = Self::first_key(act, pkt, meta) {
                     hs[n] = Some(self.store.hashed(&k));
                     n += 1;
@@ -798,9 +811,9 @@ impl Conntrack {
                 }
             }
             if n == 0 {
+                std::hint::black_box(sink);
                 return;
             }
-            let mut sink = 0u64;
             for h in hs.iter().flatten() {
                 sink ^= self.store.touch(h);
             }
@@ -812,6 +825,19 @@ impl Conntrack {
                 return;
             }
         }
+    }
+
+    /// The handle `process` reads through first, if any.
+    fn handle_of<'a>(
+        act: &CtAction,
+        pkt: &CtInput,
+        meta: Option<&'a CtMeta>,
+    ) -> Option<&'a ConnHandle> {
+        if pkt.fragment || pkt.malformed || act.force {
+            return None;
+        }
+        let meta = meta.filter(|m| !m.state.is_empty() && m.zone == act.zone)?;
+        meta.conn.as_ref().filter(|h| h.key.zone == act.zone)
     }
 
     /// The key `process` looks up first (the remembered connection of a recirculated packet,
@@ -851,6 +877,16 @@ impl Conntrack {
         meta.conn = None;
         meta.related = false;
         None
+    }
+
+    /// The live connection a handle points to: its record read directly; a full lookup of its
+    /// key when the record moved on (removed, reused), which finds a re-created connection.
+    #[inline]
+    fn by_handle(&self, h: &ConnHandle, now: u64) -> Option<Conn<'_>> {
+        match self.store.at(h.idx, h.gen, &h.key, h.reply, now) {
+            Some(f) => f.live.then_some(f.conn),
+            None => self.lookup(&h.key, now).map(|(c, _)| c),
+        }
     }
 
     #[inline]

@@ -623,6 +623,38 @@ fn recirculation_reuses_the_cached_connection() {
     assert_eq!(q.state(), CtState::EMPTY);
 }
 
+/// The handle a recirculated packet carries points at the connection's record; when that
+/// record was freed and the same 5-tuple re-created elsewhere meanwhile, the next ct() finds
+/// the new connection (not the old record, not nothing); an expired connection is not reused.
+#[test]
+fn a_handle_follows_a_recreated_connection_and_ignores_an_expired_one() {
+    let ct = ct();
+    let mut stats = CtStats::default();
+    let mut p = Packet::udp("10.0.0.1", 1000, "10.0.0.2", 53);
+    p.ct_stats(&ct, 0, commit(), &mut stats);
+    assert!(p.meta.conn.is_some());
+    assert_eq!(ct.flush(None), 1);
+    // Other connections take records (the freed one among them), then the tuple comes back.
+    for port in 2000..2010 {
+        Packet::udp("10.0.0.1", port, "10.0.0.2", 53).ct(&ct, 0, commit());
+    }
+    Packet::udp("10.0.0.1", 1000, "10.0.0.2", 53).ct(&ct, 0, commit().with_mark(7, 0xff));
+    let before = stats;
+    p.ct_stats(&ct, 0, lookup(), &mut stats);
+    // Found through the fallback lookup: the new connection, with its mark.
+    assert_eq!(stats.fast_path, before.fast_path + 1);
+    assert_eq!(p.meta.mark, 7);
+    assert!(p.state().contains(TRK));
+    // Expired: the handle is not used; the packet is +new again.
+    let late = Duration::from_secs(3600).as_nanos() as u64;
+    let mut q = Packet::udp("10.0.0.1", 3000, "10.0.0.2", 53);
+    q.ct_stats(&ct, 0, commit(), &mut stats);
+    let before = stats;
+    q.ct_stats(&ct, late, lookup(), &mut stats);
+    assert_eq!(stats.fast_path, before.fast_path);
+    assert_eq!(q.state(), st(&[NEW, TRK]));
+}
+
 #[test]
 fn force_restarts_a_connection_seen_in_reply_direction() {
     let ct = ct();

@@ -31,7 +31,9 @@ pub use counters::{
     DropReason, FlowDump, FrameGauges, MegaflowDump, PortCounters, PortEntry, WorkerCounters,
     WorkerShared, WorkerSnapshot, DECAP_REASONS, PORT_DOWN, PORT_NO_FWD, PORT_NO_RECV,
 };
-pub use pipeline::{CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET};
+pub use pipeline::{
+    CachedFlow, ExecAction, OpenFlowStage, Translator, Verdict, MISS_BUDGET, MISS_BUDGET_NS,
+};
 pub use worker::{
     EnginePort, Forwarding, PortRemoval, Worker, WorkerConfig, WorkerError, BATCH, MAX_RECIRC_DEPTH,
 };

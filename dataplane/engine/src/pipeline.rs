@@ -56,8 +56,10 @@ pub trait Translator: Send {
     }
 
     /// The pipeline's clock in nanoseconds: it stamps credited statistics (last-used times
-    /// for idle timeouts, in milliseconds) and drives meters. Read at most once per batch.
-    /// Tests give a virtual clock.
+    /// for idle timeouts, in milliseconds), drives meters, and times the translations of a
+    /// batch against [`MISS_BUDGET_NS`]. Read once per batch and around each translation (the
+    /// miss path only). Tests give a virtual clock. A translator without a clock (always 0)
+    /// never exhausts the time budget: every miss of a batch is translated.
     fn now_ns(&mut self) -> u64 {
         0
     }
@@ -175,9 +177,16 @@ pub struct CachedFlow {
     used_ns: Option<u64>,
 }
 
-/// Misses translated per batch at most; the rest are dropped and counted, so a flood of new
-/// flows cannot stall the worker's ports.
+/// Misses translated per batch whatever they cost. Beyond it, misses are still translated
+/// while the batch's translations have taken less than [`MISS_BUDGET_NS`]; the rest are
+/// dropped and counted (`miss_budget`), so a flood of new flows cannot stall the worker's
+/// ports, while a burst of new connections through cheap translations is not dropped.
 pub const MISS_BUDGET: usize = 64;
+
+/// Translation time per batch (the translator's clock, [`Translator::now_ns`]) after which
+/// misses beyond [`MISS_BUDGET`] are dropped. 500 µs: about 100-300 translations of the
+/// agent's 10k-rule pipeline, a few batches' worth of forwarding time.
+pub const MISS_BUDGET_NS: u64 = 500_000;
 
 /// State of the OpenFlow stage in one worker.
 pub struct OpenFlowStage {
@@ -203,6 +212,8 @@ pub struct OpenFlowStage {
     now_ns: u64,
     version: u64,
     misses_this_batch: usize,
+    /// Time the translations of this batch took (translator clock, ns).
+    translate_ns_this_batch: u64,
     /// Why packet `i` of the current burst has no megaflow.
     miss_reasons: [DropReason; BATCH],
     /// Actions of packets of the current burst translated with [`Verdict::Uncached`].
@@ -245,6 +256,7 @@ impl OpenFlowStage {
             now_ns: 0,
             version: 0,
             misses_this_batch: 0,
+            translate_ns_this_batch: 0,
             miss_reasons: [DropReason::TranslationFailed; BATCH],
             uncached: Vec::with_capacity(256),
             uncached_range: [(0, 0); BATCH],
@@ -317,6 +329,7 @@ impl OpenFlowStage {
         }
         self.now_ns = self.translator.now_ns();
         self.misses_this_batch = 0;
+        self.translate_ns_this_batch = 0;
     }
 
     /// Lets outputs to other workers' ports resolve to them (see [`crate::handoff`]).
@@ -376,7 +389,9 @@ impl OpenFlowStage {
                     continue;
                 }
             }
-            if self.misses_this_batch >= MISS_BUDGET {
+            if self.misses_this_batch >= MISS_BUDGET
+                && self.translate_ns_this_batch >= MISS_BUDGET_NS
+            {
                 stats.upcalls_failed += 1;
                 if let Some(r) = self.miss_reasons.get_mut(i) {
                     *r = DropReason::MissBudget;
@@ -387,7 +402,9 @@ impl OpenFlowStage {
                 *r = DropReason::TranslationFailed;
             }
             self.misses_this_batch += 1;
+            let started = self.translator.now_ns();
             *id = self.upcall(i, key, port_of);
+            self.translate_ns_this_batch += self.translator.now_ns().saturating_sub(started);
             let translated = id.is_some()
                 || self.uncached_actions(i).is_some()
                 || self.parked(i).is_some()
@@ -601,6 +618,12 @@ impl OpenFlowStage {
                 f.dirty = false;
             }
         }
+    }
+
+    /// Live megaflows and the subtables (distinct masks) holding them.
+    pub fn megaflow_census(&self) -> (usize, usize) {
+        let m = self.cache.megaflow();
+        (m.len(), m.n_subtables())
     }
 
     /// The next hop packet `i` of the last classified burst waits for, if it must be parked.

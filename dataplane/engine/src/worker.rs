@@ -1518,6 +1518,14 @@ impl Worker {
         self.publish();
     }
 
+    /// Live megaflows and their distinct masks (0, 0 without an OpenFlow stage).
+    pub fn megaflow_census(&self) -> (usize, usize) {
+        match &self.forwarding {
+            Forwarding::OpenFlow(stage) => stage.megaflow_census(),
+            _ => (0, 0),
+        }
+    }
+
     /// Credits the hits of the cached megaflows to their OpenFlow rules now (the loop does it
     /// every 100 ms).
     pub fn credit_flow_stats(&mut self) {

@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 
 use hashbrown::{HashMap, HashTable};
+use xvs_packet::key::layout::RECIRC_ID;
 use xvs_packet::{FlowKey, KEY_WORDS};
 
 use crate::error::InsertError;
@@ -85,6 +86,22 @@ struct MfSubtable {
     /// The entry of the subtable's latest batch hit, tried before hashing in
     /// [`MegaflowCache::lookup_masked`] (valid only while that entry is live in this subtable).
     last_hit: u32,
+    /// A 256-bit filter of the `recirc_id`s of the entries inserted since the subtable was
+    /// (re)started: a key whose bit is clear cannot match any entry, so the lookup skips this
+    /// subtable for it without hashing. Each datapath pass (recirculation) of a packet gets its
+    /// own recirc_id and usually its own masks, so a pass probes only its own subtables
+    /// instead of every pass's. All ones when the mask does not match `recirc_id` exactly.
+    /// Bits are never cleared by removals (a stale bit costs a probe, never a wrong answer).
+    recirc_filter: [u64; 4],
+    filter_recirc: bool,
+}
+
+/// The bit of `recirc_id` in a subtable's filter: a multiplicative hash, so that the small
+/// sequential ids spread over the 256 bits.
+#[inline(always)]
+fn recirc_bit(recirc_id: u64) -> (usize, u64) {
+    let h = (recirc_id as u32).wrapping_mul(0x9e37_79b1) >> 24;
+    ((h >> 6) as usize & 3, 1u64 << (h & 63))
 }
 
 impl MfSubtable {
@@ -99,6 +116,7 @@ impl MfSubtable {
                 n += 1;
             }
         }
+        let filter_recirc = mask.get(RECIRC_ID) == RECIRC_ID.max_value();
         Self {
             mask: *mask,
             n,
@@ -109,7 +127,28 @@ impl MfSubtable {
             live: 0,
             interval_hits: 0,
             last_hit: u32::MAX,
+            recirc_filter: if filter_recirc { [0; 4] } else { [u64::MAX; 4] },
+            filter_recirc,
         }
+    }
+
+    /// False when no entry of this subtable can match `key` because of its `recirc_id`.
+    #[inline(always)]
+    fn may_hold(&self, key: &FlowKey) -> bool {
+        let (w, b) = recirc_bit(key.get(RECIRC_ID));
+        self.recirc_filter[w] & b != 0
+    }
+
+    /// Empties the filter (the subtable restarts in a new generation).
+    fn reset_filter(&mut self) {
+        if self.filter_recirc {
+            self.recirc_filter = [0; 4];
+        }
+    }
+
+    fn note_recirc(&mut self, key: &FlowKey) {
+        let (w, b) = recirc_bit(key.get(RECIRC_ID));
+        self.recirc_filter[w] |= b;
     }
 
     #[inline(always)]
@@ -412,7 +451,7 @@ impl<A> MegaflowCache<A> {
         let mut probes = 0;
         for &si in &self.order {
             let st = &self.subtables[usize::from(si)];
-            if st.gen != self.gen || st.live == 0 {
+            if st.gen != self.gen || st.live == 0 || !st.may_hold(key) {
                 continue;
             }
             probes += 1;
@@ -473,7 +512,8 @@ impl<A> MegaflowCache<A> {
             pending &= (1u64 << n) - 1;
         }
         let lookups = pending.count_ones();
-        let mut probes = 0;
+        // Subtables probed for each key so far (those the filter skipped do not count).
+        let mut probes = [0u32; 64];
         let mut oi = 0;
         while pending != 0 && oi < self.order.len() {
             let si = usize::from(self.order[oi]);
@@ -482,9 +522,21 @@ impl<A> MegaflowCache<A> {
             if st.gen != self.gen || st.live == 0 {
                 continue;
             }
-            probes += 1;
+            // The pending keys this subtable may hold (by recirc_id).
+            let mut here = 0u64;
+            let mut bits = pending;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if st.may_hold(&keys[i]) {
+                    here |= 1u64 << i;
+                }
+            }
+            if here == 0 {
+                continue;
+            }
             // Packets of a batch mostly share a few megaflows (many flows under one mask,
-            // e.g. a MAC or a route): first compare every pending key with the entry this
+            // e.g. a MAC or a route): first compare every candidate key with the entry this
             // subtable answered last, a few loads from one hot line and no hash; then hash the
             // rest (compute only) and probe them (independent loads). A hit on the last entry
             // is exact, not a guess: the entry is live in this subtable and the key matches it,
@@ -495,23 +547,27 @@ impl<A> MegaflowCache<A> {
                 .get(last as usize)
                 .filter(|e| e.gen == self.gen && usize::from(e.subtable) == si);
             let mut hashes = [0u64; 64];
-            let mut bits = pending;
-            let mut last_hits = 0u32;
+            let mut last_hits = 0u64;
+            let mut bits = here;
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
+                probes[i] += 1;
                 if last_live.is_some_and(|e| st.entry_eq(&keys[i], e)) {
                     out[i] = Some(MegaflowId(last));
-                    pending &= !(1u64 << i);
-                    last_hits += 1;
+                    last_hits |= 1u64 << i;
                 } else {
                     hashes[i] = st.hash(&keys[i], self.seed);
                 }
             }
-            if last_hits > 0 {
-                self.record_hits(last, u64::from(last_hits), probes);
+            pending &= !last_hits;
+            here &= !last_hits;
+            while last_hits != 0 {
+                let i = last_hits.trailing_zeros() as usize;
+                last_hits &= last_hits - 1;
+                self.record_hit(last, probes[i]);
             }
-            let mut bits = pending;
+            let mut bits = here;
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
@@ -525,7 +581,7 @@ impl<A> MegaflowCache<A> {
                 }) {
                     out[i] = Some(MegaflowId(idx));
                     pending &= !(1u64 << i);
-                    self.record_hit(idx, probes);
+                    self.record_hit(idx, probes[i]);
                     self.subtables[si].last_hit = idx;
                 }
             }
@@ -614,7 +670,9 @@ impl<A> MegaflowCache<A> {
             st.gen = gen;
             st.live = 0;
             st.interval_hits = 0;
+            st.reset_filter();
         }
+        st.note_recirc(key);
         let masked = key.masked(mask);
         let h = st.hash(&masked, self.seed);
         let inline = st.inline_words(&masked);

@@ -577,3 +577,114 @@ fn previous_answer_is_tried_first_and_stays_exact() {
     c.lookup_batch(&same, &mut out);
     assert!(out.iter().all(Option::is_none));
 }
+
+/// The per-subtable `recirc_id` filter: with many recirc ids per subtable (so that filter bits
+/// collide), masks with and without an exact `recirc_id`, every key is answered as a
+/// brute-force scan of the entries answers, by single and by batch lookups, before and after
+/// removals and a flush.
+#[test]
+fn megaflow_recirc_filter_never_hides_an_entry() {
+    let mut mf: MegaflowCache<u32> = MegaflowCache::new(MegaflowConfig::default());
+    let exact_recirc = RECIRC_ID.max_value();
+    // Three masks that match recirc_id exactly and one that ignores it (a generic user of the
+    // cache): the filter must not skip the latter.
+    let masks = [
+        mask(&[(RECIRC_ID, exact_recirc), (IN_PORT, 0xffff)]),
+        mask(&[
+            (RECIRC_ID, exact_recirc),
+            (IN_PORT, 0xffff),
+            (TP_DST, 0xffff),
+        ]),
+        mask(&[(RECIRC_ID, exact_recirc), (NW_DST, 0xffff_ffff)]),
+        mask(&[
+            (IN_PORT, 0xffff),
+            (NW_SRC, 0xffff_ffff),
+            (NW_DST, 0xff00_0000),
+        ]),
+    ];
+    let mut entries: Vec<(FlowKey, FlowKey, u32)> = Vec::new();
+    let mut next = 0u32;
+    // Disjoint by construction: each mask owns its own range of in_port / nw values.
+    for r in 0..600u64 {
+        let m = (r % 3) as usize;
+        let k = key(&[
+            (RECIRC_ID, r),
+            (IN_PORT, 1000 + (m as u64)),
+            (TP_DST, r),
+            (NW_DST, 0x0a00_0000 + r),
+        ]);
+        mf.insert(&k, &masks[m], next, 0).unwrap();
+        entries.push((k.masked(&masks[m]), masks[m], next));
+        next += 1;
+    }
+    for p in 0..50u64 {
+        let k = key(&[
+            (IN_PORT, 2000 + p),
+            (NW_SRC, 0x0b00_0000 + p),
+            (NW_DST, 0x0c00_0000),
+            (RECIRC_ID, 77),
+        ]);
+        mf.insert(&k, &masks[3], next, 0).unwrap();
+        entries.push((k.masked(&masks[3]), masks[3], next));
+        next += 1;
+    }
+    let probe_keys: Vec<FlowKey> = (0..1200u64)
+        .map(|i| {
+            key(&[
+                (RECIRC_ID, i % 700),
+                (
+                    IN_PORT,
+                    if i % 5 == 0 {
+                        2000 + i % 60
+                    } else {
+                        1000 + i % 3
+                    },
+                ),
+                (TP_DST, i % 650),
+                (
+                    NW_DST,
+                    if i % 5 == 0 {
+                        0x0c00_0000
+                    } else {
+                        0x0a00_0000 + i % 620
+                    },
+                ),
+                (NW_SRC, 0x0b00_0000 + i % 60),
+            ])
+        })
+        .collect();
+    let check = |mf: &mut MegaflowCache<u32>, entries: &[(FlowKey, FlowKey, u32)]| {
+        for chunk in probe_keys.chunks(64) {
+            let mut out = vec![None; chunk.len()];
+            let pending = mf.lookup_masked(chunk, u64::MAX, &mut out);
+            for (j, k) in chunk.iter().enumerate() {
+                let want = entries
+                    .iter()
+                    .find(|(mk, m, _)| k.masked(m) == *mk)
+                    .map(|e| e.2);
+                let single = mf.lookup(k).and_then(|id| mf.get(id).copied());
+                let batch = out[j].and_then(|id| mf.get(id).copied());
+                assert_eq!(single, want, "single lookup of {k:?}");
+                assert_eq!(batch, want, "batch lookup of {k:?}");
+                assert_eq!(pending & (1 << j) != 0, want.is_none());
+            }
+        }
+    };
+    check(&mut mf, &entries);
+    // Remove every third entry (filter bits stay: they may only cost probes).
+    let ids: Vec<_> = mf.iter().map(|e| (e.id, *e.actions)).collect();
+    for (id, a) in ids {
+        if a % 3 == 0 {
+            mf.remove(id);
+        }
+    }
+    entries.retain(|e| e.2 % 3 != 0);
+    check(&mut mf, &entries);
+    // A flush restarts the subtables (and their filters) in a new generation.
+    mf.flush(1);
+    entries.clear();
+    let k = key(&[(RECIRC_ID, 5), (IN_PORT, 1000)]);
+    mf.insert(&k, &masks[0], 9999, 1).unwrap();
+    entries.push((k.masked(&masks[0]), masks[0], 9999));
+    check(&mut mf, &entries);
+}
