@@ -9,6 +9,7 @@ pub mod apiserver;
 pub mod apiwatch;
 pub mod diff;
 pub mod interfaces;
+pub mod manifest_dir;
 pub mod model;
 pub mod ofconn;
 pub mod pipeline;
