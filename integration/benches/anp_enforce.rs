@@ -7,8 +7,10 @@
 //!
 //! ```sh
 //! cargo build --release -p xvsd -p xvs-agent
-//! sudo XVSD_BIN=target/release/xvsd cargo bench -p xvs-integration --bench anp_enforce -- [--reps N]
+//! sudo XVSD_BIN=target/release/xvsd cargo bench -p xvs-integration --bench anp_enforce -- [--reps N] [--full-reload]
 //! ```
+//! `--full-reload` makes the agent re-read and parse every manifest file on each change (its
+//! behaviour before the incremental reader), for the before/after comparison.
 //! Reported per change: the total (file written → first dropped SYN), and its split read from
 //! the agent's log line of that commit: detection and model reload (file written → plan
 //! start; of it, the agent's own manifest reload and how many files it parsed, when the agent
@@ -170,6 +172,11 @@ fn main() -> Result<()> {
     let log_path = x.run_dir().join("agent.log");
     let mut agent = Command::new(agent_binary()?)
         .args(["run", "--poll-ms", "20", "--debounce-ms", "20"])
+        .args(
+            std::env::args()
+                .any(|a| a == "--full-reload")
+                .then_some("--full-reload"),
+        )
         .arg("--manifests")
         .arg(&dir)
         .arg("--socket")

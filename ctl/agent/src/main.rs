@@ -80,6 +80,10 @@ enum Cmd {
         /// twice the rate); beyond it, lines and reject answers are dropped.
         #[arg(long, default_value_t = DEFAULT_PACKET_IN_RATE)]
         packet_in_rate: u32,
+        /// Re-read and parse every manifest file on each change instead of only the changed
+        /// ones (the behaviour before the incremental reader; kept for benchmarks).
+        #[arg(long)]
+        full_reload: bool,
     },
     /// Lists Pods, Services or NetworkPolicies a running agent realized, each with its flows
     /// and the switch's current packet counts.
@@ -196,6 +200,7 @@ fn main() -> Result<()> {
             query_socket,
             np_log,
             packet_in_rate,
+            full_reload,
         } => {
             let shared = query::Shared::default();
             let qpath = query_socket.unwrap_or_else(|| {
@@ -211,6 +216,7 @@ fn main() -> Result<()> {
                 std::thread::spawn(move || query::serve(listener, shared, switch));
             }
             let mut inputs = Inputs::new(manifests, interfaces, &api)?;
+            inputs.manifests.set_full_reload(full_reload);
             run(
                 &mut inputs,
                 &socket,

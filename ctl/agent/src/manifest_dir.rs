@@ -174,6 +174,8 @@ pub struct ManifestDir {
     scanned_at: Option<SystemTime>,
     /// Whether a file's stamp was too fresh to trust at the last scan.
     racy: bool,
+    /// Forget everything before each reload (read and parse every file).
+    full: bool,
     /// The admitted model and the current errors, as of the last change.
     model: Model,
     errors: Vec<ManifestError>,
@@ -208,6 +210,12 @@ impl ManifestDir {
         &self.errors
     }
 
+    /// With `true`, every reload reads and parses every file again and rebuilds the model
+    /// from them (what the agent did before; for comparisons). The admission history stays.
+    pub fn set_full_reload(&mut self, full: bool) {
+        self.full = full;
+    }
+
     /// Whether a reload has succeeded once.
     pub fn loaded(&self) -> bool {
         self.loaded
@@ -217,6 +225,13 @@ impl ManifestDir {
     /// are recomputed when a file was parsed or removed.
     pub fn reload(&mut self, dir: &Path) -> std::io::Result<ReloadStats> {
         let started = SystemTime::now();
+        if self.full {
+            // Every file read and parsed again (a bad one still keeps its last good objects).
+            for e in self.files.values_mut() {
+                e.content = None;
+                e.stamp.len = u64::MAX;
+            }
+        }
         let trust_before = self
             .scanned_at
             .and_then(|t| t.checked_sub(RACY_WINDOW))
@@ -323,6 +338,21 @@ impl ManifestDir {
         self.racy = racy;
         if self.loaded && stats.parsed == 0 && stats.removed == 0 {
             return Ok(stats);
+        }
+        if self.full {
+            self.owners.clear();
+            self.merged = Model::default();
+            changed = self
+                .files
+                .iter()
+                .map(|(p, e)| {
+                    (
+                        p.clone(),
+                        Vec::new(),
+                        e.last_good.clone().unwrap_or_default(),
+                    )
+                })
+                .collect();
         }
         self.apply(changed);
         let mut model = self.merged.clone();

@@ -121,12 +121,15 @@ fn random_edits_give_the_same_model_errors_and_flows_as_a_full_reload() {
         let dir = tmp.path();
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut incremental = ManifestDir::new();
+        let mut everything = ManifestDir::new();
+        everything.set_full_reload(true);
         let mut last_good = BTreeMap::new();
         let mut admitted = AnpObjects::default();
         let mut refusals = 0;
         for i in 0..60 {
             let may_parse = step(&mut rng, dir);
             let stats = incremental.reload(dir).expect("reload");
+            everything.reload(dir).expect("reload");
             let (full, full_errors) =
                 load_dir_admitted(dir, &mut last_good, &mut admitted).expect("full reload");
             let ctx = format!("seed {seed} step {i}");
@@ -134,6 +137,8 @@ fn random_edits_give_the_same_model_errors_and_flows_as_a_full_reload() {
             assert_eq!(incremental.model(), &full, "{ctx}");
             assert_eq!(incremental.errors(), &full_errors[..], "{ctx}");
             assert_eq!(incremental.admitted(), &admitted, "{ctx}");
+            assert_eq!(everything.model(), &full, "{ctx}");
+            assert_eq!(everything.errors(), &full_errors[..], "{ctx}");
             assert_eq!(
                 desired(incremental.model(), &mut Ids::default()),
                 desired(&full, &mut Ids::default()),
