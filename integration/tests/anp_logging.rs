@@ -450,7 +450,7 @@ spec:
 "#;
 
 #[test]
-fn a_logged_pass_writes_a_pass_line_and_delegates_to_k8s_policies() -> Result<()> {
+fn a_logged_pass_writes_a_pass_line_and_a_full_np_log_is_rotated() -> Result<()> {
     if !is_root() {
         eprintln!("skipped: needs root");
         return Ok(());
@@ -463,11 +463,23 @@ fn a_logged_pass_writes_a_pass_line_and_delegates_to_k8s_policies() -> Result<()
     let socket = x.run_dir().join("br-int.mgmt");
     let np_log = x.run_dir().join("networkpolicy").join("np.log");
     let np_log_arg = np_log.display().to_string();
+    // np.log 100 bytes short of the 1 MB limit: the first line rotates it.
+    std::fs::create_dir_all(x.run_dir().join("networkpolicy"))?;
+    let old_line = format!("{}\n", "o".repeat(99));
+    let filler = old_line.repeat((1024 * 1024 - 100) / 100);
+    std::fs::write(&np_log, &filler)?;
     let agent = Agent::start(
         &dir,
         &socket,
         &x.run_dir().join("agent.log"),
-        &["--np-log", &np_log_arg, "--packet-in-rate", "1000"],
+        &[
+            "--np-log",
+            &np_log_arg,
+            "--packet-in-rate",
+            "1000",
+            "--np-log-max-size",
+            "1",
+        ],
     )?;
     agent.wait_log("in sync", 1)?;
     let (a, b, c) = (&pods[0], &pods[1], &pods[2]);
@@ -516,5 +528,41 @@ fn a_logged_pass_writes_a_pass_line_and_delegates_to_k8s_policies() -> Result<()
         "one SYN per connection, not merged; {ctx}"
     );
     assert_eq!(log.len(), 2, "nothing else is logged; {ctx}");
+    // The full file went to a gzipped backup named as lumberjack does (np-<UTC time>.log.gz).
+    // (compressed on the agent's clean-up thread: give it a moment on a loaded machine)
+    let list = || -> Result<Vec<std::path::PathBuf>> {
+        Ok(std::fs::read_dir(x.run_dir().join("networkpolicy"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p != &np_log)
+            .collect())
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut backups = list()?;
+    while !backups
+        .iter()
+        .all(|p| p.extension().is_some_and(|e| e == "gz"))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        backups = list()?;
+    }
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let name = backups[0]
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert!(
+        name.starts_with("np-20") && name.ends_with(".log.gz") && name.len() == 33,
+        "{name}"
+    );
+    let gz = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(&backups[0])
+        .output()?;
+    assert!(gz.status.success(), "gzip -dc {name}");
+    assert!(
+        gz.stdout == filler.as_bytes(),
+        "the backup holds the old lines"
+    );
     Ok(())
 }

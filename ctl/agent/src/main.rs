@@ -5,7 +5,6 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use xvs_agent::anp::audit::{record, timestamp, Deduper};
@@ -18,6 +17,7 @@ use xvs_agent::apiwatch::{ApiAccess, ApiFeed, ApiOptions};
 use xvs_agent::interfaces::{attach, load_records};
 use xvs_agent::manifest_dir::ManifestDir;
 use xvs_agent::model::{dir_fingerprint, load_dir, ManifestError, Model};
+use xvs_agent::np_log::{NpLog, Rotation};
 use xvs_agent::ofconn::{next_round, ConnError, OfConn};
 use xvs_agent::pipeline::{desired, Desired, Ids};
 use xvs_agent::query;
@@ -80,6 +80,20 @@ enum Cmd {
         /// twice the rate); beyond it, lines and reject answers are dropped.
         #[arg(long, default_value_t = DEFAULT_PACKET_IN_RATE)]
         packet_in_rate: u32,
+        /// np.log is rotated before it would grow past this many megabytes (Antrea's
+        /// `auditLogging.maxSize`).
+        #[arg(long, default_value_t = 500)]
+        np_log_max_size: u64,
+        /// Rotated np.log files kept, newest first; 0 keeps all (`auditLogging.maxBackups`).
+        #[arg(long, default_value_t = 3)]
+        np_log_max_backups: usize,
+        /// Rotated np.log files older than this many days are removed; 0 keeps them
+        /// (`auditLogging.maxAge`).
+        #[arg(long, default_value_t = 28)]
+        np_log_max_age: u64,
+        /// Whether rotated np.log files are gzipped (`auditLogging.compress`).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        np_log_compress: bool,
         /// Re-read and parse every manifest file on each change instead of only the changed
         /// ones (the behaviour before the incremental reader; kept for benchmarks).
         #[arg(long)]
@@ -200,6 +214,10 @@ fn main() -> Result<()> {
             query_socket,
             np_log,
             packet_in_rate,
+            np_log_max_size,
+            np_log_max_backups,
+            np_log_max_age,
+            np_log_compress,
             full_reload,
         } => {
             let shared = query::Shared::default();
@@ -224,7 +242,17 @@ fn main() -> Result<()> {
                 Duration::from_millis(debounce_ms),
                 once,
                 &shared,
-                &mut PacketIns::new(np_log.as_deref(), packet_in_rate)?,
+                &mut PacketIns::new(
+                    np_log.as_deref(),
+                    Rotation {
+                        max_bytes: np_log_max_size.saturating_mul(1024 * 1024),
+                        max_backups: np_log_max_backups,
+                        max_age: (np_log_max_age > 0)
+                            .then(|| Duration::from_secs(np_log_max_age.saturating_mul(86_400))),
+                        compress: np_log_compress,
+                    },
+                    packet_in_rate,
+                )?,
             )
         }
         Cmd::Get {
@@ -493,8 +521,8 @@ fn run(
 struct PacketIns {
     rejects: RejectCounters,
     dedup: Deduper,
-    /// np.log, opened for appending (`--np-log`).
-    np_log: Option<std::fs::File>,
+    /// np.log, appended to and rotated (`--np-log`).
+    np_log: Option<NpLog>,
     /// The dedup clock's origin.
     start: std::time::Instant,
     /// The packet-in meter's rate.
@@ -505,20 +533,12 @@ struct PacketIns {
 
 impl PacketIns {
     /// Opens (appends to) the np.log file, creating its directory.
-    fn new(np_log: Option<&Path>, rate: u32) -> Result<Self> {
+    fn new(np_log: Option<&Path>, rotation: Rotation, rate: u32) -> Result<Self> {
         let np_log = match np_log {
-            Some(path) => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("creating {}", dir.display()))?;
-                }
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .with_context(|| format!("opening {}", path.display()))?;
-                Some(f)
-            }
+            Some(path) => Some(
+                NpLog::open(path, rotation)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ),
             None => None,
         };
         Ok(PacketIns {
@@ -537,7 +557,8 @@ impl PacketIns {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         for m in msgs {
-            if let Err(e) = writeln!(f, "{}{m}", timestamp(now)) {
+            let line = format!("{}{m}\n", timestamp(now));
+            if let Err(e) = f.write(line.as_bytes(), std::time::SystemTime::now()) {
                 eprintln!("xvs-agent: writing np.log: {e}");
             }
         }
