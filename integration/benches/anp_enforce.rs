@@ -309,6 +309,7 @@ fn main() -> Result<()> {
         let text = log();
         let paths: Vec<&str> = text
             .lines()
+            .filter(|l| l.contains(" committed "))
             .filter_map(|l| l.split(" us (").nth(1)?.split(')').next())
             .collect();
         println!("recomputation paths of the commits: {paths:?}");
