@@ -168,8 +168,6 @@ pub struct ManifestDir {
     owners: BTreeMap<ObjectKey, BTreeSet<PathBuf>>,
     /// Every good file's objects merged, before the cross-object admission.
     merged: Model,
-    /// What the cross-object admission accepted last (a refused change keeps it).
-    admitted: AnpObjects,
     /// When the last scan started.
     scanned_at: Option<SystemTime>,
     /// Whether a file's stamp was too fresh to trust at the last scan.
@@ -194,9 +192,9 @@ impl ManifestDir {
         self.racy
     }
 
-    /// The Antrea-native objects admitted last.
+    /// The Antrea-native objects admitted last (a refused change keeps them).
     pub fn admitted(&self) -> &AnpObjects {
-        &self.admitted
+        &self.model.anp
     }
 
     /// The admitted model as of the last reload.
@@ -361,8 +359,8 @@ impl ManifestDir {
             .values()
             .filter_map(|e| e.error.clone())
             .collect();
-        errors.extend(admission::admit(&mut model, &self.admitted));
-        self.admitted = model.anp.clone();
+        // Against what was admitted last: the previous model's objects.
+        errors.extend(admission::admit(&mut model, &self.model.anp));
         self.model = model;
         self.errors = errors;
         self.loaded = true;
