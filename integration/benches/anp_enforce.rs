@@ -1,17 +1,20 @@
 //! Change → enforcement with 10k Antrea-native rules loaded (run as root): xvsd on AF_XDP
 //! veths with three Pods, the agent watching a manifest directory holding 1000
-//! ClusterNetworkPolicies × 10 rules (all realised on the node). Each repetition writes one
+//! ClusterNetworkPolicies × 10 rules, one file each (all realised on the node). Each repetition writes one
 //! more policy to the directory — a Drop of a's connections to b's port 9000, which work
 //! until then — and probes with new TCP connections until the first one is dropped; then
 //! removes it and waits (untimed) until a gets through again.
 //!
 //! ```sh
 //! cargo build --release -p xvsd -p xvs-agent
-//! sudo XVSD_BIN=target/release/xvsd cargo bench -p xvs-integration --bench anp_enforce -- [--reps N]
+//! sudo XVSD_BIN=target/release/xvsd cargo bench -p xvs-integration --bench anp_enforce -- [--reps N] [--full-reload]
 //! ```
+//! `--full-reload` makes the agent re-read and parse every manifest file on each change (its
+//! behaviour before the incremental reader), for the before/after comparison.
 //! Reported per change: the total (file written → first dropped SYN), and its split read from
 //! the agent's log line of that commit: detection and model reload (file written → plan
-//! start), plan (the incremental recomputation and the diff), bundle (written → COMMIT
+//! start; of it, the agent's own manifest reload and how many files it parsed, when the agent
+//! prints them), plan (the incremental recomputation and the diff), bundle (written → COMMIT
 //! reply), and the agent reading that reply → the first probe that was dropped (negative when
 //! the probe was sent before the agent read the reply: the datapath already enforced it). The agent polls the directory every 20 ms with a 20 ms
 //! debounce (`--poll-ms 20 --debounce-ms 20`).
@@ -95,6 +98,24 @@ fn connects(a: &Netns) -> bool {
     connect(a, "10.10.0.3:9000", Duration::from_millis(30)).is_ok()
 }
 
+/// The agent's manifest reload lines: (reload us, files parsed). Older agents print none.
+fn reloads(log: &str) -> Vec<(u128, u64)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.split("manifests reloaded in ").nth(1)?;
+            let us = rest.split(' ').next()?.parse().ok()?;
+            let parsed = rest
+                .split("parsed ")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((us, parsed))
+        })
+        .collect()
+}
+
 /// The agent's commit lines: (plan us, bundle us, committed at us).
 fn commits(log: &str) -> Vec<(u128, u128, u128)> {
     log.lines()
@@ -143,14 +164,19 @@ fn main() -> Result<()> {
     let x = Xvsd::start(&node, NODE_CONFIG)?;
     let dir = x.run_dir().join("manifests");
     std::fs::create_dir_all(&dir)?;
-    let mut text = node_manifests();
+    std::fs::write(dir.join("00-cluster.yaml"), node_manifests())?;
+    // One file per policy, as `kubectl apply -f dir/` sources usually are.
     for i in 0..1000 {
-        text.push_str(&policy(i));
+        std::fs::write(dir.join(format!("10-pol{i:04}.yaml")), policy(i))?;
     }
-    std::fs::write(dir.join("00-cluster.yaml"), text)?;
     let log_path = x.run_dir().join("agent.log");
     let mut agent = Command::new(agent_binary()?)
         .args(["run", "--poll-ms", "20", "--debounce-ms", "20"])
+        .args(
+            std::env::args()
+                .any(|a| a == "--full-reload")
+                .then_some("--full-reload"),
+        )
         .arg("--manifests")
         .arg(&dir)
         .arg("--socket")
@@ -181,13 +207,23 @@ fn main() -> Result<()> {
             bail!("a cannot reach b:9000 before any change");
         }
         println!(
-            "{:>4} {:>9} {:>10} {:>8} {:>9} {:>12} {:>7}",
-            "rep", "total ms", "detect ms", "plan ms", "bundle ms", "reply→drop ms", "probes"
+            "{:>4} {:>9} {:>10} {:>9} {:>8} {:>8} {:>9} {:>12} {:>7}",
+            "rep",
+            "total ms",
+            "detect ms",
+            "reload ms",
+            "parsed",
+            "plan ms",
+            "bundle ms",
+            "reply→drop ms",
+            "probes"
         );
         let (mut total, mut detect, mut plan, mut bundle, mut packet) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut reload = Vec::new();
         for rep in 0..reps {
             let before = commits(&log()).len();
+            let reloads_before = reloads(&log()).len();
             let file = dir.join(format!("50-change{rep}.yaml"));
             let written = now_us();
             std::fs::write(&file, drop_a_to_b(rep))?;
@@ -217,16 +253,25 @@ fn main() -> Result<()> {
             };
             let (p, b, at) = c;
             let ms = |us: u128| us as f64 / 1000.0;
+            // The reload of this change (the first after the write), when the agent says.
+            let r = reloads(&log()).get(reloads_before).copied();
             let t = ms(dropped_at.saturating_sub(written));
             let d = ms(at.saturating_sub(p + b).saturating_sub(written));
             // Signed: the first dropped probe may have been sent before the agent read the
             // COMMIT reply (the datapath already enforced the change).
             let k = (dropped_at as i128 - at as i128) as f64 / 1000.0;
+            let (r_ms, parsed) = match r {
+                Some((us, n)) => (format!("{:.1}", ms(us)), n.to_string()),
+                None => ("-".into(), "-".into()),
+            };
             println!(
-                "{rep:>4} {t:>9.1} {d:>10.1} {:>8.1} {:>9.1} {k:>12.1} {probes:>7}",
+                "{rep:>4} {t:>9.1} {d:>10.1} {r_ms:>9} {parsed:>8} {:>8.1} {:>9.1} {k:>12.1} {probes:>7}",
                 ms(p),
                 ms(b)
             );
+            if let Some((us, _)) = r {
+                reload.push(ms(us));
+            }
             total.push(t);
             detect.push(d);
             plan.push(ms(p));
@@ -257,9 +302,14 @@ fn main() -> Result<()> {
             let (m, x) = median_max(v);
             println!("{name:>14}: median {m:.1} ms, max {x:.1} ms");
         }
+        if !reload.is_empty() {
+            let (m, x) = median_max(&mut reload);
+            println!("{:>14}: median {m:.1} ms, max {x:.1} ms", "of it reload");
+        }
         let text = log();
         let paths: Vec<&str> = text
             .lines()
+            .filter(|l| l.contains(" committed "))
             .filter_map(|l| l.split(" us (").nth(1)?.split(')').next())
             .collect();
         println!("recomputation paths of the commits: {paths:?}");

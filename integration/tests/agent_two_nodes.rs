@@ -559,3 +559,143 @@ fn without_counts(mut r: Response) -> Response {
     }
     r
 }
+
+/// An ingress Reject on a1 for b1's TCP 9000 and UDP 9001 (both agents read it; it applies
+/// where a1 lives, node A).
+const REJECT_FROM_B1: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: NetworkPolicy
+metadata: {name: reject-from-b1, namespace: default}
+spec:
+  priority: 5
+  appliedTo: [{podSelector: {matchLabels: {app: a1}}}]
+  ingress:
+  - action: Reject
+    name: RejectB1
+    from: [{podSelector: {matchLabels: {app: b1}}}]
+    ports: [{protocol: TCP, port: 9000}, {protocol: UDP, port: 9001}]
+"#;
+
+/// One datagram from `ns` to `to` on a connected socket; the error the socket then reports
+/// (an ICMP error for it), or `None` if nothing came back within 2 s.
+fn udp_error(ns: &Netns, to: &'static str) -> Result<Option<std::io::Error>> {
+    ns.run(move || -> Result<Option<std::io::Error>> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        s.connect(to)?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.send(b"hello")?;
+        let mut buf = [0u8; 64];
+        Ok(match s.recv(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => None,
+            Err(e) => Some(e),
+            Ok(_) => None,
+        })
+    })?
+}
+
+#[test]
+fn reject_of_a_remote_pod_answers_through_the_tunnel() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let tag = unique_tag("rjt");
+    let nodes = [
+        Netns::new(&format!("{tag}a"))?,
+        Netns::new(&format!("{tag}b"))?,
+    ];
+    for n in &nodes {
+        no_ipv6(n)?;
+    }
+    veth(&nodes[0], "ul0", "02:00:00:00:88:01", &nodes[1], "ul0")?;
+    nodes[1].ip(&["link", "set", "ul0", "address", "02:00:00:00:88:02"])?;
+    for (n, ip) in nodes.iter().zip(UNDERLAY) {
+        n.ip(&["addr", "add", &format!("{ip}/24"), "dev", "ul0"])?;
+        n.offloads_off("ul0")?;
+    }
+    let pods = pods(&tag, &nodes)?;
+    let xa = Xvsd::start(&nodes[0], &config(0))?;
+    let xb = Xvsd::start(&nodes[1], &config(1))?;
+    wait_running(&xa)?;
+    wait_running(&xb)?;
+    for x in [&xa, &xb] {
+        let dir = x.run_dir().join("manifests");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("10-reject.yaml"), REJECT_FROM_B1)?;
+    }
+    let agent_a = start_agent(&xa, 0)?;
+    let agent_b = start_agent(&xb, 1)?;
+    let (a1, b1, b2) = (&pods[0], &pods[2], &pods[3]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let result = (|| -> Result<()> {
+        // a1 listens on both ports, so any refusal can only be the Reject's answer.
+        echo_server(&a1.ns, a1.ip, 9000, "a1-tcp", stop.clone())?;
+        let udp = a1
+            .ns
+            .run(|| std::net::UdpSocket::bind("10.244.1.2:9001"))??;
+        udp.set_read_timeout(Some(Duration::from_secs(3)))?;
+        // b2 (not selected) reaches a1 across the tunnel on both.
+        let mut s = connect(&b2.ns, "10.244.1.2:9000", Duration::from_secs(3))
+            .context("b2 -> a1:9000 (allowed)")?;
+        let mut name = [0u8; 6];
+        s.read_exact(&mut name)?;
+        anyhow::ensure!(&name == b"a1-tcp", "a1's echo server answers");
+        drop(s);
+        anyhow::ensure!(
+            udp_error(&b2.ns, "10.244.1.2:9001")?.is_none(),
+            "b2 -> a1:9001 gets no error"
+        );
+        let mut buf = [0u8; 16];
+        let (n, from) = udp
+            .recv_from(&mut buf)
+            .context("a1 receives b2's datagram")?;
+        anyhow::ensure!(
+            &buf[..n] == b"hello" && from.ip().to_string() == "10.244.2.3",
+            "a1 got {:?} from {from}",
+            &buf[..n]
+        );
+        // b1: TCP refused at once (the RST came back through the tunnel, not a retry
+        // timeout), UDP answered by ICMP host administratively prohibited (EHOSTUNREACH).
+        let t0 = std::time::Instant::now();
+        let r = connect(&b1.ns, "10.244.1.2:9000", Duration::from_secs(3));
+        let took = t0.elapsed();
+        let kind = r
+            .err()
+            .and_then(|e| e.downcast_ref::<std::io::Error>().map(|e| e.kind()));
+        anyhow::ensure!(
+            kind == Some(std::io::ErrorKind::ConnectionRefused),
+            "b1 -> a1:9000: {kind:?} after {took:?}; expected ConnectionRefused"
+        );
+        anyhow::ensure!(took < Duration::from_millis(900), "refused after {took:?}");
+        let e = udp_error(&b1.ns, "10.244.1.2:9001")?;
+        anyhow::ensure!(
+            e.as_ref().and_then(std::io::Error::raw_os_error) == Some(113),
+            "b1 -> a1:9001: EHOSTUNREACH from ICMP 3/10, got {e:?}"
+        );
+        // Nothing of b1's reached a1's UDP socket.
+        udp.set_read_timeout(Some(Duration::from_millis(300)))?;
+        anyhow::ensure!(
+            udp.recv_from(&mut buf).is_err(),
+            "b1's datagram was dropped"
+        );
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    if result.is_err() {
+        for (x, a) in [(&xa, &agent_a), (&xb, &agent_b)] {
+            eprintln!("agent log:\n{}", a.log());
+            eprintln!("{}", x.appctl(&["xvs/show"]).unwrap_or_default());
+        }
+    }
+    result?;
+    drop(agent_a);
+    drop(agent_b);
+    drop(xa);
+    drop(xb);
+    for n in &nodes {
+        if n.any_xdp()? {
+            bail!("XDP program left behind in {}", n.name());
+        }
+    }
+    Ok(())
+}

@@ -434,3 +434,135 @@ fn packet_ins_above_the_rate_are_dropped_by_the_meter_and_traffic_still_flows() 
     );
     Ok(())
 }
+
+/// A logged Pass (Antrea's conjunctionActionPassFlow with logging): the packet goes on to the
+/// K8s NetworkPolicy tables and a copy to the agent, which writes a `Pass` line.
+const PASS_LOGGED: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: pass-logged}
+spec:
+  priority: 5
+  tier: securityops
+  appliedTo: [{podSelector: {matchLabels: {app: b}}}]
+  ingress:
+  - {action: Pass, name: PassToK8s, enableLogging: true, logLabel: pass-label, from: [{podSelector: {matchLabels: {app: a}}}], ports: [{protocol: TCP, port: 80}]}
+  - {action: Drop, name: DropOthers, ports: [{protocol: TCP, port: 80}]}
+"#;
+
+#[test]
+fn a_logged_pass_writes_a_pass_line_and_a_full_np_log_is_rotated() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let (_node, pods, x) = node_with_pods("lp")?;
+    let dir = x.run_dir().join("manifests");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("00-cluster.yaml"), manifests())?;
+    std::fs::write(dir.join("10-policies.yaml"), PASS_LOGGED)?;
+    let socket = x.run_dir().join("br-int.mgmt");
+    let np_log = x.run_dir().join("networkpolicy").join("np.log");
+    let np_log_arg = np_log.display().to_string();
+    // np.log 100 bytes short of the 1 MB limit: the first line rotates it.
+    std::fs::create_dir_all(x.run_dir().join("networkpolicy"))?;
+    let old_line = format!("{}\n", "o".repeat(99));
+    let filler = old_line.repeat((1024 * 1024 - 100) / 100);
+    std::fs::write(&np_log, &filler)?;
+    let agent = Agent::start(
+        &dir,
+        &socket,
+        &x.run_dir().join("agent.log"),
+        &[
+            "--np-log",
+            &np_log_arg,
+            "--packet-in-rate",
+            "1000",
+            "--np-log-max-size",
+            "1",
+        ],
+    )?;
+    agent.wait_log("in sync", 1)?;
+    let (a, b, c) = (&pods[0], &pods[1], &pods[2]);
+    let stop = Arc::new(AtomicBool::new(false));
+    echo_server(b, B, 80, "pod-b", stop.clone())?;
+    let traffic = (|| -> Result<()> {
+        // Passed (nothing in the K8s tables isolates nettoolv3): two connections get through.
+        for _ in 0..2 {
+            assert_eq!(
+                hello(a, &format!("{B}:80")).context("nettool -> nettoolv3:80")?,
+                "pod-b"
+            );
+        }
+        // Not passed: other -> nettoolv3:80 meets the Drop after the Pass (not logged).
+        assert!(
+            hello(c, &format!("{B}:80")).is_err(),
+            "other -> nettoolv3:80 dropped"
+        );
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    if let Err(e) = traffic {
+        anyhow::bail!("{e:#}\nagent log:\n{}\nxvsd:\n{}", agent.log(), x.stderr());
+    }
+    // Pass lines are deduplicated like Drop/Reject: written when the 1 s window closes.
+    std::thread::sleep(Duration::from_millis(1600));
+    let text = std::fs::read_to_string(&np_log).context("reading np.log")?;
+    let ctx = format!("np.log:\n{text}\nagent log:\n{}", agent.log());
+    let mut log = Vec::new();
+    for l in text.lines() {
+        log.push(parse_line(l).with_context(|| format!("malformed np.log line {l:?}; {ctx}"))?);
+    }
+    // securityops p5 rule 0: OF priority 44900.
+    let pass_doc = "2023/07/04 12:00:00.000000 AntreaPolicyIngressRule AntreaClusterNetworkPolicy:pass-logged PassToK8s Ingress Pass 44900 default/nettoolv3 10.10.1.7 1 10.10.1.8 80 TCP 60 pass-label";
+    let pass = matching(&log, pass_doc, A, B);
+    let mut ports: Vec<&str> = pass.iter().map(|(f, _)| f[SRC_PORT]).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(
+        (pass.len(), ports.len()),
+        (2, 2),
+        "one Pass line per connection; {ctx}"
+    );
+    assert!(
+        pass.iter().all(|(_, n)| n.is_none()),
+        "one SYN per connection, not merged; {ctx}"
+    );
+    assert_eq!(log.len(), 2, "nothing else is logged; {ctx}");
+    // The full file went to a gzipped backup named as lumberjack does (np-<UTC time>.log.gz).
+    // (compressed on the agent's clean-up thread: give it a moment on a loaded machine)
+    let list = || -> Result<Vec<std::path::PathBuf>> {
+        Ok(std::fs::read_dir(x.run_dir().join("networkpolicy"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p != &np_log)
+            .collect())
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut backups = list()?;
+    while !backups
+        .iter()
+        .all(|p| p.extension().is_some_and(|e| e == "gz"))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        backups = list()?;
+    }
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let name = backups[0]
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert!(
+        name.starts_with("np-20") && name.ends_with(".log.gz") && name.len() == 33,
+        "{name}"
+    );
+    let gz = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(&backups[0])
+        .output()?;
+    assert!(gz.status.success(), "gzip -dc {name}");
+    assert!(
+        gz.stdout == filler.as_bytes(),
+        "the backup holds the old lines"
+    );
+    Ok(())
+}

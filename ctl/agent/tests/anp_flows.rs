@@ -193,6 +193,31 @@ spec:
         format!("conjunction({base},3/3)")
     );
     messages(&diff(&Desired::default(), &d), 1).expect("every flow and group encodes");
+    // The same Pass with enableLogging: Antrea's conjunctionActionPassFlow, disposition Pass
+    // (3 << 11), op log, the rule table in reg2, and the fork group continuing in EgressRule.
+    let logged = pols.replace("name: p}", "name: p, enableLogging: true}");
+    let m = web_db().with(&logged).model();
+    let mut ids = Ids::default();
+    let d = desired(&m, &mut ids);
+    let (pass_id, pass) = conj_at(&d, t::AP_EGRESS, 44980);
+    assert_eq!(
+        pass,
+        format!(
+            "set_field:{pass_id:#x}->reg5,set_field:0x1800/0x1800->reg0,set_field:0x2000000/0xfe000000->reg0,set_field:{:#x}/0xff->reg2,group:{}",
+            t::AP_EGRESS,
+            PACKET_IN_GROUP_BASE + u32::from(t::EGRESS_RULE)
+        )
+    );
+    let g = &d.groups[&(PACKET_IN_GROUP_BASE + u32::from(t::EGRESS_RULE))];
+    assert!(
+        g.starts_with("type=all,bucket=bucket_id:0,actions=resubmit(,13)"),
+        "{g}"
+    );
+    assert_eq!(
+        ids.anp.logged.get(&pass_id).map(|r| r.action),
+        Some(xvs_agent::anp::types::Action::Pass)
+    );
+    messages(&diff(&Desired::default(), &d), 1).expect("every flow and group encodes");
 }
 
 #[test]

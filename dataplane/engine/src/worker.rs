@@ -564,13 +564,43 @@ impl Worker {
         let h = pipeline::headers(&key, info);
         let mut acts = [ExecAction::CtClear; INJECT_MAX_ACTIONS];
         let mut k = 0;
+        let mut outputs = 0;
         for a in inj.actions() {
             let e = match *a {
                 // Outputs to other workers' ports are done by those workers.
                 DpAction::Output(p) => match self.ports.iter().position(|x| x.ofport == p) {
-                    Some(i) => ExecAction::Output(i as u16),
+                    Some(i) => {
+                        outputs += 1;
+                        ExecAction::Output(i as u16)
+                    }
                     None => continue,
                 },
+                // A tunnel output (a packet-out routed to a remote Node, e.g. a Reject answer
+                // to a remote Pod) is encapsulated by the worker holding the uplink; the
+                // control side hands it to every worker.
+                DpAction::TunnelPush(ref push) => {
+                    let Forwarding::OpenFlow(stage) = &mut self.forwarding else {
+                        continue;
+                    };
+                    let Some(t) = stage.tunnel_mut() else {
+                        continue;
+                    };
+                    let uplink = t.uplink_ofport();
+                    let Some(out) = self.ports.iter().position(|x| x.ofport == uplink) else {
+                        continue;
+                    };
+                    match t.prepare(push) {
+                        Ok(template) => {
+                            outputs += 1;
+                            ExecAction::Encap {
+                                template,
+                                out: out as u16,
+                            }
+                        }
+                        // No route or next hop yet: lost, as a packet-out to a down port.
+                        Err(_) => continue,
+                    }
+                }
                 DpAction::Ct(ref c) => ExecAction::Ct(crate::ct::ct_action(c)),
                 DpAction::CtClear => ExecAction::CtClear,
                 DpAction::Recirc(id) => ExecAction::Recirc(id),
@@ -580,6 +610,11 @@ impl Worker {
                 *slot = e;
                 k += 1;
             }
+        }
+        if outputs == 0 {
+            // Nothing of it is this worker's to send (another worker's ports or uplink).
+            self.pool.free(d.addr);
+            return;
         }
         let Forwarding::OpenFlow(stage) = &self.forwarding else {
             return drop_packet(&mut self.pool, &mut self.stats, d, DropReason::NoOutput);
@@ -612,8 +647,7 @@ impl Worker {
                 meters: &[],
                 now_ns: 0,
             },
-            // Nor encapsulated (a tunnel output in a packet-out is a rewrite failure).
-            tunnel: None,
+            tunnel: stage.tunnel(),
             ip_id: &mut self.ip_id,
             // Each worker transmits a packet-out on its own ports.
             handoff: None,

@@ -311,6 +311,7 @@ fn run(args: &Args) -> Result<()> {
             &shared,
             injectors,
             packet_in_queues,
+            &tunnel_ofports,
         )?),
         None => None,
     };

@@ -515,7 +515,18 @@ pub fn rule_flows(
                 Direction::Ingress => t::INGRESS_RULE,
                 Direction::Egress => t::EGRESS_RULE,
             };
-            format!("set_field:{id:#x}->{conj_reg},goto_table:{k8s}")
+            if log {
+                // As Antrea's conjunctionActionPassFlow: the fork group continues in the
+                // K8s NP table and sends a copy marked Pass to the controller.
+                out.packet_in = true;
+                format!(
+                    "set_field:{id:#x}->{conj_reg},{},group:{}",
+                    marks(3, OP_LOG),
+                    PACKET_IN_GROUP_BASE + u32::from(k8s)
+                )
+            } else {
+                format!("set_field:{id:#x}->{conj_reg},goto_table:{k8s}")
+            }
         }
     };
     out.own

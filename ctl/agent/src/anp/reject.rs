@@ -256,20 +256,37 @@ pub fn packet_out(pi: &PacketIn, model: &Model) -> Result<PacketOut, RejectError
         .values()
         .find(|p| p.ip == from_ip && node.is_none_or(|n| p.node == n))
         .map_or(OFPP11_CONTROLLER, |p| p.ofport);
-    let out = if in_port == orig_in_port {
-        Port::IN_PORT
+    let from_tunnel = model
+        .config
+        .as_ref()
+        .and_then(|c| c.tunnel_ofport)
+        .is_some_and(|tp| tp == orig_in_port);
+    let actions = if from_tunnel && in_port != OFPP11_CONTROLLER {
+        // A remote Pod's packet (Antrea's rejectPodLocalToRemote): the tunnel port needs the
+        // remote Node as tun_dst, so the answer enters the pipeline at L3Forwarding, which
+        // routes it to the peer's Pod CIDR like any packet from the answering Pod.
+        vec![Action::Resubmit {
+            in_port: Port::IN_PORT,
+            table: Some(crate::pipeline::t::L3_FWD),
+            with_ct_orig: false,
+        }]
     } else {
-        Port(u16::try_from(orig_in_port).map_err(|_| RejectError::NoInPort)?)
+        let out = if in_port == orig_in_port {
+            Port::IN_PORT
+        } else {
+            Port(u16::try_from(orig_in_port).map_err(|_| RejectError::NoInPort)?)
+        };
+        vec![Action::Output {
+            port: out,
+            max_len: 0,
+        }]
     };
     let mut match_ = Match::catch_all();
     match_.set_exact(FieldId::IN_PORT_OXM, u128::from(in_port));
     Ok(PacketOut {
         buffer_id: NO_BUFFER,
         match_,
-        actions: vec![Action::Output {
-            port: out,
-            max_len: 0,
-        }],
+        actions,
         data: frame,
     })
 }
@@ -561,5 +578,52 @@ mod tests {
             }]
         );
         assert_eq!(po.data, answer_frame(&pi(vec![1, 2]).data).unwrap());
+    }
+
+    #[test]
+    fn a_remote_clients_answer_is_routed_from_l3_forwarding() {
+        // The server is a local Pod; the client's SYN came in through the tunnel port.
+        let yaml = format!(
+            "kind: AgentConfig\nspec:\n  nodeName: n1\n  tunnelType: geneve\n  tunnelOfport: 32768\n  gateway: {{name: gw0, ip: 10.10.0.1, mac: \"aa:bb:cc:dd:ee:01\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: server, namespace: default, annotations: {{xvs.io/mac: \"02:00:00:00:00:02\", xvs.io/interface: p5, xvs.io/ofport: \"5\"}}}}\nspec: {{nodeName: n1}}\nstatus: {{podIP: {}}}\n",
+            std::net::Ipv4Addr::from(SERVER)
+        );
+        let mut model = Model::default();
+        for o in crate::model::parse_file("t.yaml", &yaml).unwrap() {
+            model.insert(o);
+        }
+        let mut metadata = Match::catch_all();
+        metadata.set_exact(FieldId::IN_PORT_OXM, 32768);
+        let pi = PacketIn {
+            buffer_id: NO_BUFFER,
+            total_len: 54,
+            reason: 0,
+            table_id: 26,
+            cookie: 0,
+            metadata,
+            data: segment(tcp::flags::SYN, 1, 0, &[]),
+            userdata: vec![1, 2],
+            continuation: Vec::new(),
+        };
+        let po = packet_out(&pi, &model).unwrap();
+        assert_eq!(po.match_.get(FieldId::IN_PORT_OXM).0, 5);
+        assert_eq!(
+            po.actions,
+            vec![Action::Resubmit {
+                in_port: Port::IN_PORT,
+                table: Some(crate::pipeline::t::L3_FWD),
+                with_ct_orig: false
+            }]
+        );
+        // From a local Pod's port (not the tunnel) the answer still goes straight back.
+        let mut local = pi.clone();
+        local.metadata.set_exact(FieldId::IN_PORT_OXM, 7);
+        let po = packet_out(&local, &model).unwrap();
+        assert_eq!(
+            po.actions,
+            vec![Action::Output {
+                port: Port(7),
+                max_len: 0
+            }]
+        );
     }
 }

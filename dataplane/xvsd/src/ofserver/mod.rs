@@ -448,10 +448,12 @@ pub fn start(
     workers: &[Arc<xvs_engine::WorkerShared>],
     injectors: Vec<xvs_engine::inject::InjectProducer>,
     packet_ins: Vec<xvs_engine::packet_in::PacketInConsumer>,
+    tunnel_ofports: &[u32],
 ) -> Result<OfServer> {
     let path = cfg.run_dir.join(format!("{}.mgmt", cfg.bridge));
     let ports = ports_of(workers);
-    let packet_out = packet_out::PacketOutSender::new(injectors, &ports);
+    let mut packet_out = packet_out::PacketOutSender::new(injectors, &ports);
+    packet_out.set_tunnel_ports(tunnel_ofports);
     let mut sw = Switch::new(
         &cfg.bridge,
         pipeline,

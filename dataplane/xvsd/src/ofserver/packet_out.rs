@@ -50,6 +50,12 @@ impl PacketOutSender {
         }
     }
 
+    /// Declares the tunnel ports: an output to one (e.g. a packet-out routed to a remote
+    /// Node) translates to an encapsulation, as in the workers.
+    pub fn set_tunnel_ports(&mut self, ports: &[u32]) {
+        self.scratch.set_tunnel_ports(ports);
+    }
+
     /// Follows the ports after one was added or removed.
     pub fn set_ports(&mut self, ports: &[PortInfo]) {
         self.worker_of_port = ports.iter().map(|p| (p.ofport, p.worker)).collect();
@@ -82,9 +88,11 @@ impl PacketOutSender {
             .out
             .actions
             .iter()
-            .filter_map(|a| match a {
-                DpAction::Output(p) => self.worker_of_port.get(p).copied(),
-                _ => None,
+            .flat_map(|a| match a {
+                DpAction::Output(p) => self.worker_of_port.get(p).copied().into_iter().collect(),
+                // Encapsulated by whichever worker holds the uplink (the others skip it).
+                DpAction::TunnelPush(_) => (0..self.injectors.len()).collect(),
+                _ => Vec::new(),
             })
             .collect();
         targets.sort_unstable();
