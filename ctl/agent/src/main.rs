@@ -80,6 +80,10 @@ enum Cmd {
         /// twice the rate); beyond it, lines and reject answers are dropped.
         #[arg(long, default_value_t = DEFAULT_PACKET_IN_RATE)]
         packet_in_rate: u32,
+        /// Seconds every DNS TTL learned for FQDN rules is raised to (Antrea's
+        /// `fqdnCacheMinTTL`), for applications that cache answers longer than their TTL.
+        #[arg(long, default_value_t = 0)]
+        fqdn_min_ttl: u32,
     },
     /// Lists Pods, Services or NetworkPolicies a running agent realized, each with its flows
     /// and the switch's current packet counts.
@@ -196,6 +200,7 @@ fn main() -> Result<()> {
             query_socket,
             np_log,
             packet_in_rate,
+            fqdn_min_ttl,
         } => {
             let shared = query::Shared::default();
             let qpath = query_socket.unwrap_or_else(|| {
@@ -218,7 +223,7 @@ fn main() -> Result<()> {
                 Duration::from_millis(debounce_ms),
                 once,
                 &shared,
-                &mut PacketIns::new(np_log.as_deref(), packet_in_rate)?,
+                &mut PacketIns::new(np_log.as_deref(), packet_in_rate, fqdn_min_ttl)?,
             )
         }
         Cmd::Get {
@@ -479,11 +484,13 @@ struct PacketIns {
     rate: u32,
     /// FQDN rules: learned addresses and the DNS responses paused until their flows are in.
     fqdn: Fqdn,
+    /// The agent's own DNS queries (re-queries of tracked names), bound on first use.
+    requery: Option<std::net::UdpSocket>,
 }
 
 impl PacketIns {
     /// Opens (appends to) the np.log file, creating its directory.
-    fn new(np_log: Option<&Path>, rate: u32) -> Result<Self> {
+    fn new(np_log: Option<&Path>, rate: u32, fqdn_min_ttl: u32) -> Result<Self> {
         let np_log = match np_log {
             Some(path) => {
                 if let Some(dir) = path.parent() {
@@ -505,7 +512,8 @@ impl PacketIns {
             np_log,
             start: std::time::Instant::now(),
             rate,
-            fqdn: Fqdn::default(),
+            fqdn: Fqdn::new(fqdn_min_ttl),
+            requery: None,
         })
     }
 
@@ -538,7 +546,7 @@ fn serve(
         let now = p.start.elapsed();
         let due = p.dedup.poll(now);
         p.write(&due);
-        p.fqdn.tick(now);
+        fqdn_requeries(p, model, now);
         if left.is_zero() || p.fqdn.needs_sync() {
             return Ok(());
         }
@@ -573,6 +581,55 @@ fn serve(
                     p.rejects.unanswered
                 );
             }
+        }
+    }
+}
+
+/// FQDN upkeep between packet-ins: follows the policies' selectors, sends the re-queries
+/// that are due (non-blocking UDP to the server that answered the Pod, as Antrea's agent
+/// queries the cluster DNS) and applies the answers that arrived. A send error is logged;
+/// the query then times out and is retried with backoff.
+fn fqdn_requeries(p: &mut PacketIns, model: &Model, now: Duration) {
+    p.fqdn
+        .set_selectors(&xvs_agent::anp::fqdn::selectors(model));
+    let due = p.fqdn.requeries(now);
+    if p.requery.is_none() && (!due.is_empty() || !p.fqdn.cache.is_empty()) {
+        match std::net::UdpSocket::bind(("0.0.0.0", 0)).and_then(|s| {
+            s.set_nonblocking(true)?;
+            Ok(s)
+        }) {
+            Ok(s) => p.requery = Some(s),
+            Err(e) => eprintln!("xvs-agent: fqdn: re-query socket: {e}"),
+        }
+    }
+    let Some(sock) = &p.requery else { return };
+    let mut msg = Vec::with_capacity(64);
+    for q in due {
+        let sent = xvs_agent::anp::dns::build_query(q.id, &q.name, &mut msg)
+            .map_err(|e| e.to_string())
+            .and_then(|()| sock.send_to(&msg, q.server).map_err(|e| e.to_string()));
+        if let Err(e) = sent {
+            eprintln!(
+                "xvs-agent: fqdn: re-query of {} at {}: {e}",
+                q.name, q.server
+            );
+        }
+    }
+    let mut buf = [0u8; 4096];
+    while let Ok((n, from)) = sock.recv_from(&mut buf) {
+        let before = p.fqdn.cache.learned();
+        match p.fqdn.requery_answer(&buf[..n], now) {
+            Ok(()) if p.fqdn.needs_sync() => {
+                let after = p.fqdn.cache.learned();
+                let name = after
+                    .iter()
+                    .find(|(k, v)| before.get(*k) != Some(v))
+                    .map(|(k, v)| format!("{k} -> {v:?}"))
+                    .unwrap_or_else(|| "a name's addresses expired".into());
+                eprintln!("xvs-agent: fqdn: re-query answer from {from}: {name}");
+            }
+            Ok(()) => {}
+            Err(e) => eprintln!("xvs-agent: fqdn: re-query answer from {from}: {e}"),
         }
     }
 }
@@ -647,14 +704,19 @@ fn fqdn_sync(
     }
     let c = &mut p.fqdn.counters;
     c.resumes += n as u64;
+    let cc = p.fqdn.cache.counters;
     eprintln!(
-        "xvs-agent: fqdn: flows in, resumed {n} after {}us (packet-ins {}, resumes {}, parse failures {}, expiries {}, names refused {})",
+        "xvs-agent: fqdn: flows in, resumed {n} after {}us (packet-ins {}, resumes {}, parse failures {}, re-queries {}, re-query answers {}, re-query timeouts {}, evicted per selector {}, evicted total {}, IPv6 addresses not installed {})",
         slowest.as_micros(),
         c.packet_ins,
         c.resumes,
         c.parse_failures,
-        c.expiries,
-        p.fqdn.cache.refused
+        cc.requeries,
+        cc.requery_answers,
+        cc.requery_timeouts,
+        cc.evicted_per_selector,
+        cc.evicted_total,
+        cc.ipv6_ignored
     );
     Ok(())
 }
