@@ -608,11 +608,9 @@ fn fqdn_requeries(p: &mut PacketIns, model: &Model, now: Duration) {
         let sent = xvs_agent::anp::dns::build_query(q.id, &q.name, &mut msg)
             .map_err(|e| e.to_string())
             .and_then(|()| sock.send_to(&msg, q.server).map_err(|e| e.to_string()));
-        if let Err(e) = sent {
-            eprintln!(
-                "xvs-agent: fqdn: re-query of {} at {}: {e}",
-                q.name, q.server
-            );
+        match sent {
+            Ok(_) => eprintln!("xvs-agent: fqdn: re-query {} at {}", q.name, q.server),
+            Err(e) => eprintln!("xvs-agent: fqdn: re-query {} at {}: {e}", q.name, q.server),
         }
     }
     let mut buf = [0u8; 4096];

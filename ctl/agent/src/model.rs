@@ -851,6 +851,11 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
         "Service" => {
             let m = meta?;
             let spec = req(&c, doc, &d, "spec")?;
+            // A headless Service has no ClusterIP to balance (AntreaProxy skips it too); its
+            // name resolves to its Pods' addresses, which FQDN rules learn from DNS.
+            if spec.get("clusterIP").and_then(Value::as_str) == Some("None") {
+                return Ok(None);
+            }
             let mut ports = Vec::new();
             for (i, p) in seq(&c, spec, &spec_p, "ports")?.iter().enumerate() {
                 let pp = format!("{spec_p}.ports[{i}]");
