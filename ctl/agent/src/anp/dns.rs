@@ -418,6 +418,64 @@ mod tests {
         assert_eq!(parse_response(lp), Err(DnsError::PointerLoop));
     }
 
+    /// Answers of a real server (dnsmasq, `ctl/agent/fuzz/capture_real.py`): a two-step
+    /// CNAME chain to two A records and an AAAA record, several A records for one name (a
+    /// headless Service), over UDP and TCP, and NXDOMAIN.
+    #[test]
+    fn real_server_answers() {
+        use std::collections::BTreeSet;
+        fn v4(r: &DnsResponse) -> BTreeSet<(Ipv4Addr, u32)> {
+            r.addrs.iter().copied().collect()
+        }
+        let edge = BTreeSet::from([
+            (Ipv4Addr::new(10, 0, 12, 7), 30),
+            (Ipv4Addr::new(10, 0, 12, 8), 60),
+        ]);
+        let r = parse_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_cname_chain_a.bin"
+        ))
+        .unwrap();
+        assert_eq!((r.id, r.name.as_str()), (0x5100, "www.foobar.com"));
+        assert_eq!(v4(&r), edge);
+        assert!(r.addrs6.is_empty() && !r.partial);
+        let r = parse_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_cname_chain_aaaa.bin"
+        ))
+        .unwrap();
+        assert!(r.addrs.is_empty());
+        assert_eq!(r.addrs6, vec![("fd00::12:7".parse().unwrap(), 30)]);
+        let r = parse_tcp_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_tcp_cname_chain_a.bin"
+        ))
+        .unwrap();
+        assert_eq!(r.name, "www.foobar.com");
+        assert_eq!(v4(&r), edge);
+        let r = parse_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_a_two_records.bin"
+        ))
+        .unwrap();
+        assert_eq!(v4(&r), edge);
+        let pods = BTreeSet::from([
+            (Ipv4Addr::new(10, 10, 0, 3), 5),
+            (Ipv4Addr::new(10, 10, 0, 4), 5),
+            (Ipv4Addr::new(10, 10, 0, 5), 5),
+        ]);
+        let r = parse_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_headless_service.bin"
+        ))
+        .unwrap();
+        assert_eq!(r.name, "svca.default.svc.cluster.local");
+        assert_eq!(v4(&r), pods);
+        let r = parse_tcp_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_tcp_headless_service.bin"
+        ))
+        .unwrap();
+        assert_eq!(v4(&r), pods);
+        let r = parse_response(include_bytes!("../../fuzz/corpus/dns/real_nxdomain.bin")).unwrap();
+        assert_eq!(r.name, "nope.foobar.com");
+        assert!(r.addrs.is_empty() && r.addrs6.is_empty());
+    }
+
     #[test]
     fn never_panics_on_any_prefix_or_byte_flip() {
         let msg = two_answers();
