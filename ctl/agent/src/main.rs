@@ -541,12 +541,16 @@ fn serve(
     p: &mut PacketIns,
 ) -> Result<()> {
     let deadline = std::time::Instant::now() + d;
+    // The model is fixed for this call: its FQDN selectors are computed once, not per
+    // packet-in.
+    let selectors = xvs_agent::anp::fqdn::selectors(model);
+    p.fqdn.set_selectors(&selectors);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let now = p.start.elapsed();
         let due = p.dedup.poll(now);
         p.write(&due);
-        fqdn_requeries(p, model, now);
+        fqdn_requeries(p, now);
         if left.is_zero() || p.fqdn.needs_sync() {
             return Ok(());
         }
@@ -554,14 +558,6 @@ fn serve(
         conn.idle(left.min(Duration::from_millis(100)))
             .context("switch connection")?;
         let pending = conn.take_packet_ins();
-        let selectors = if pending
-            .iter()
-            .any(|pi| pi.userdata.first() == Some(&CATEGORY_DNS))
-        {
-            xvs_agent::anp::fqdn::selectors(model)
-        } else {
-            Default::default()
-        };
         for pi in pending {
             if pi.userdata.first() == Some(&CATEGORY_DNS) {
                 dns_packet_in(conn, p, pi, &selectors)?;
@@ -585,13 +581,11 @@ fn serve(
     }
 }
 
-/// FQDN upkeep between packet-ins: follows the policies' selectors, sends the re-queries
-/// that are due (non-blocking UDP to the server that answered the Pod, as Antrea's agent
-/// queries the cluster DNS) and applies the answers that arrived. A send error is logged;
-/// the query then times out and is retried with backoff.
-fn fqdn_requeries(p: &mut PacketIns, model: &Model, now: Duration) {
-    p.fqdn
-        .set_selectors(&xvs_agent::anp::fqdn::selectors(model));
+/// FQDN upkeep between packet-ins: sends the re-queries that are due (non-blocking UDP to
+/// the server that answered the Pod, as Antrea's agent queries the cluster DNS) and applies
+/// the answers that arrived. A send error is logged; the query then times out and is
+/// retried with backoff.
+fn fqdn_requeries(p: &mut PacketIns, now: Duration) {
     let due = p.fqdn.requeries(now);
     if p.requery.is_none() && (!due.is_empty() || !p.fqdn.cache.is_empty()) {
         match std::net::UdpSocket::bind(("0.0.0.0", 0)).and_then(|s| {
