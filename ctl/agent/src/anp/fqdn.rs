@@ -328,6 +328,9 @@ pub struct FqdnCache {
     max_wildcard: usize,
     stamp: u64,
     next_id: u16,
+    /// No re-query is due and no re-query times out before this: [`FqdnCache::due`] skips
+    /// its scan until then (the agent calls it between packet-ins).
+    next_check: Duration,
     /// Counters.
     pub counters: CacheCounters,
 }
@@ -356,6 +359,7 @@ impl FqdnCache {
             max_wildcard: total,
             stamp: 0,
             next_id: 0,
+            next_check: Duration::ZERO,
             counters: CacheCounters::default(),
         }
     }
@@ -514,6 +518,7 @@ impl FqdnCache {
         e.used = stamp;
         e.server = server;
         let mut changed = e.merge(addrs, min_ttl, now);
+        self.next_check = self.next_check.min(e.requery_at);
         self.index(name);
         changed |= self.enforce_limits(selectors);
         changed
@@ -523,9 +528,14 @@ impl FqdnCache {
     /// unanswered for [`REQUERY_TIMEOUT`] count as failed and are retried after a backoff.
     pub fn due(&mut self, now: Duration) -> Vec<Requery> {
         let mut out = Vec::new();
+        if now < self.next_check {
+            return out;
+        }
+        let mut next_check = Duration::MAX;
         for (name, e) in &mut self.names {
             if let Some((_, sent)) = e.in_flight {
                 if now < sent + REQUERY_TIMEOUT {
+                    next_check = next_check.min(sent + REQUERY_TIMEOUT);
                     continue;
                 }
                 e.in_flight = None;
@@ -533,19 +543,24 @@ impl FqdnCache {
                 let backoff = Duration::from_secs(1u64 << e.failures.min(7).saturating_sub(1));
                 e.requery_at = now + backoff.min(REQUERY_BACKOFF_MAX);
                 self.counters.requery_timeouts += 1;
+                next_check = next_check.min(e.requery_at);
                 continue;
             }
             if e.requery_at <= now {
                 self.next_id = self.next_id.wrapping_add(1);
                 e.in_flight = Some((self.next_id, now));
                 self.counters.requeries += 1;
+                next_check = next_check.min(now + REQUERY_TIMEOUT);
                 out.push(Requery {
                     name: name.clone(),
                     server: e.server,
                     id: self.next_id,
                 });
+            } else {
+                next_check = next_check.min(e.requery_at);
             }
         }
+        self.next_check = next_check;
         out
     }
 
@@ -567,6 +582,7 @@ impl FqdnCache {
         e.failures = 0;
         self.counters.requery_answers += 1;
         let changed = e.merge(&r.addrs, min_ttl, now);
+        self.next_check = self.next_check.min(e.requery_at);
         if e.addrs.is_empty() {
             let name = r.name.clone();
             self.remove(&name);
@@ -880,6 +896,29 @@ mod tests {
         let q = c.due(t);
         c.answer(&reply(q[0].id, "x.com", &[(ip(1), 5)]), t);
         assert_eq!(c.next_requery(), Some(t + s(5)));
+    }
+
+    #[test]
+    fn the_due_scan_is_skipped_until_something_can_be_due() {
+        let sel = sels(&["*.com"]);
+        let mut c = FqdnCache::new(0);
+        c.learn("late.com", &sel, &[(ip(1), 100)], SERVER, s(0));
+        assert!(c.due(s(1)).is_empty());
+        // Learned after the scan, due before what the scan saw: still asked in time.
+        c.learn("soon.com", &sel, &[(ip(2), 10)], SERVER, s(2));
+        assert!(c.due(s(11)).is_empty());
+        let q = c.due(s(12));
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].name, "soon.com");
+        // Its answer (TTL 3) schedules the next one at 15, before late.com's 100.
+        c.answer(&reply(q[0].id, "soon.com", &[(ip(2), 3)]), s(12));
+        assert!(c.due(s(14)).is_empty());
+        assert_eq!(c.due(s(15)).len(), 1);
+        // An unanswered query is timed out on time too.
+        assert!(c.due(s(16)).is_empty());
+        c.due(s(17));
+        assert_eq!(c.counters.requery_timeouts, 1);
+        assert_eq!(c.due(s(100)).len(), 2);
     }
 
     #[test]
