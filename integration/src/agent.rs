@@ -53,6 +53,32 @@ impl Agent {
         })
     }
 
+    /// [`Agent::start`] inside the network namespace `ns` (as Antrea's agent runs in the
+    /// node's host network: its own DNS queries leave from there).
+    pub fn start_in(
+        ns: &crate::Netns,
+        manifests: &Path,
+        socket: &Path,
+        log: &Path,
+        extra: &[&str],
+    ) -> Result<Agent> {
+        let child = ns
+            .command(&agent_binary()?)
+            .args(["run", "--poll-ms", "50", "--debounce-ms", "100"])
+            .arg("--manifests")
+            .arg(manifests)
+            .arg("--socket")
+            .arg(socket)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()?;
+        Ok(Agent {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
     /// What the agent has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -1567,5 +1567,221 @@ fn doc_examples_r() -> Result<()> {
             )
         },
     );
+    cases.run(
+        "#9 acnp-with-igmp-drop, #10 acnp-with-multicast-traffic-drop: admitted",
+        &[("10-igmp", IGMP_DROP), ("11-mcast", MULTICAST_DROP)],
+        |c| {
+            // The agent read both files (the commit of the second one); neither was refused.
+            let log = c.agent.log();
+            if let Some(l) = log.lines().find(|l| {
+                l.contains("bad manifest")
+                    && (l.contains("/10-igmp.yaml:") || l.contains("/11-mcast.yaml:"))
+            }) {
+                bail!("refused: {l}");
+            }
+            let out = std::process::Command::new(xvs_integration::agent::agent_binary()?)
+                .args(["get", "netpol", "--query-socket"])
+                .arg(c.xvsd.run_dir().join("xvs-agent.sock"))
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            for name in ["acnp-with-igmp-drop", "acnp-with-multicast-traffic-drop"] {
+                if !text.contains(name) {
+                    bail!("get netpol lacks {name}:\n{text}");
+                }
+            }
+            // xvs has no multicast pipeline (Antrea's Multicast* tables exist only with its
+            // Multicast feature): the IGMP rules realise no flow, and the multicast ipBlock
+            // is an ordinary egress nw_dst clause of the securityops p5 rule (OF 44900).
+            // Multicast traffic itself is not forwarded by xvs, so not testable here.
+            let flows = c.xvsd.ofctl(&[], "dump-flows", &[])?;
+            if let Some(l) = flows.lines().find(|l| l.contains("igmp")) {
+                bail!("an IGMP flow without a multicast pipeline: {l}");
+            }
+            let egress = xvs_agent::pipeline::t::AP_EGRESS.to_string();
+            let flows = c
+                .xvsd
+                .ofctl(&[], "dump-flows", &[&format!("table={egress}")])?;
+            let clause = flows
+                .lines()
+                .find(|l| l.contains("priority=44900") && l.contains("nw_dst=225.1.2.3"))
+                .with_context(|| format!("no nw_dst=225.1.2.3 clause at 44900:\n{flows}"))?;
+            if !clause.contains("conjunction(") {
+                bail!("not a conjunction clause: {clause}");
+            }
+            // Unicast traffic of the applied Pod is unaffected.
+            check(c, "#10 unicast", &[("prod/client", "X1", T, 80, A)])
+        },
+    );
+    cases.run("#9, #10, #11 refusals (admission webhook messages)", &[], |c| {
+        let refusals = [
+            (
+                IGMP_DROP.replace("- action: Drop\n      protocols:\n        - igmp:\n            igmpType: 0x11", "- action: Reject\n      protocols:\n        - igmp:\n            igmpType: 0x11"),
+                "protocol IGMP does not support Pass or Reject",
+            ),
+            (
+                IGMP_DROP.replace("igmpType: 0x11", "igmpType: 0x12"),
+                "Unsupported value: 18: supported values: 17",
+            ),
+            (
+                IGMP_DROP.replace(
+                    "  ingress:\n    - action: Drop\n",
+                    "  ingress:\n    - action: Drop\n      from: [{podSelector: {}}]\n",
+                ),
+                "protocol IGMP can not be used with other protocols or other properties like from, to",
+            ),
+            (
+                MULTICAST_DROP.replace("action: Drop", "action: Reject"),
+                "multicast does not support action Pass or Reject",
+            ),
+            (
+                MULTICAST_DROP.replace("action: Drop", "action: Pass"),
+                "multicast does not support action Pass or Reject",
+            ),
+            (
+                MULTICAST_DROP.replace(
+                    "            cidr: 225.1.2.3/32\n",
+                    "            cidr: 225.1.2.3/32\n        - ipBlock:\n            cidr: 10.0.10.0/24\n",
+                ),
+                "can not set multicast groupAddress and unicast ip address at the same time",
+            ),
+            (
+                L7_HTTP_ANNP.to_string(),
+                "layer 7 protocols can only be used when L7NetworkPolicy is enabled",
+            ),
+            (
+                L7_INTERNAL_DOMAIN.to_string(),
+                "layer 7 protocols can only be used when L7NetworkPolicy is enabled",
+            ),
+        ];
+        for (i, (yaml, want)) in refusals.iter().enumerate() {
+            if !yaml.contains("l7Protocols") && (*yaml == IGMP_DROP || *yaml == MULTICAST_DROP) {
+                bail!("refusal {i}: the variant did not change the doc YAML");
+            }
+            let file = format!("20-refused-{i}");
+            let msg = c.apply_refused(&file, yaml)?;
+            c.remove_quietly(&file)?;
+            expect_msg(&msg, want).with_context(|| format!("refusal {i}"))?;
+        }
+        // Nothing of the refused objects was applied: the policies were never listed.
+        let out = std::process::Command::new(xvs_integration::agent::agent_binary()?)
+            .args(["get", "netpol", "--query-socket"])
+            .arg(c.xvsd.run_dir().join("xvs-agent.sock"))
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        for name in [
+            "acnp-with-igmp-drop",
+            "ingress-allow-http-request-to-api-v2",
+            "allow-web-access-to-internal-domain",
+        ] {
+            if text.contains(name) {
+                bail!("refused {name} is listed:\n{text}");
+            }
+        }
+        Ok(())
+    });
     cases.finish()
 }
+
+/// #9, the doc's acnp-with-igmp-drop, applied to prod/client instead of the doc's
+/// `app: mcjoin6` (no such Pod in the fixture).
+const IGMP_DROP: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata:
+  name: acnp-with-igmp-drop
+spec:
+  priority: 5
+  tier: securityops
+  appliedTo:
+    - podSelector:
+        matchLabels:
+          role: client
+  ingress:
+    - action: Drop
+      protocols:
+        - igmp:
+            igmpType: 0x11
+            groupAddress: 224.0.0.1
+  egress:
+    - action: Drop
+      protocols:
+        - igmp:
+            igmpType: 0x12
+            groupAddress: 225.1.2.3
+"#;
+
+/// #10, the doc's acnp-with-multicast-traffic-drop (applied to prod/client likewise).
+const MULTICAST_DROP: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata:
+  name: acnp-with-multicast-traffic-drop
+spec:
+  priority: 5
+  tier: securityops
+  appliedTo:
+    - podSelector:
+        matchLabels:
+          role: client
+  egress:
+    - action: Drop
+      to:
+        - ipBlock:
+            cidr: 225.1.2.3/32
+"#;
+
+/// #11, the L7 examples: an ANNP allowing HTTP GET to /api/v2 ...
+const L7_HTTP_ANNP: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: NetworkPolicy
+metadata:
+  name: ingress-allow-http-request-to-api-v2
+  namespace: default
+spec:
+  priority: 5
+  tier: application
+  appliedTo:
+    - podSelector:
+        matchLabels:
+          app: web
+  ingress:
+    - name: allow-http
+      action: Allow
+      from:
+        - podSelector:
+            matchLabels:
+              app: client
+      l7Protocols:
+        - http:
+            path: "/api/v2/*"
+            host: "foo.bar.com"
+            method: "GET"
+    - name: drop-other
+      action: Drop
+"#;
+
+/// ... and an ACNP allowing only HTTP to `*.bar.com`.
+const L7_INTERNAL_DOMAIN: &str = r#"apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata:
+  name: allow-web-access-to-internal-domain
+spec:
+  priority: 5
+  tier: securityops
+  appliedTo:
+    - podSelector:
+        matchLabels:
+          egress-restriction: internal-domain-only
+  egress:
+    - name: allow-dns
+      action: Allow
+      ports:
+        - protocol: TCP
+          port: 53
+        - protocol: UDP
+          port: 53
+    - name: allow-http-only
+      action: Allow
+      l7Protocols:
+        - http:
+            host: "*.bar.com"
+    - name: drop-other
+      action: Drop
+"#;

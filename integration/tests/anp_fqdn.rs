@@ -4,8 +4,13 @@
 //! (Allow `*foobar.com` TCP 8080, then Drop all egress), with an emergency-tier Allow for DNS
 //! so the queries pass. a resolves www.foobar.com with a real UDP query: the answer reaches
 //! it only after the agent installed the rule, so its first SYN to the learned address is
-//! accepted; port 80 and a name no selector matches stay dropped; when the TTL has run out
-//! and the answer changed, the old address is dropped and the new one allowed.
+//! accepted; port 80 and a name no selector matches stay dropped. The agent runs in the
+//! node namespace, which reaches Pod c's DNS server over a side veth (standing in for the
+//! host network's path to the cluster DNS): at each expiry it re-queries the name itself,
+//! so a client that caches its answer keeps connecting, and when the answer changes the
+//! rule follows without any lookup by the Pod. A second test is the doc's
+//! acnp-fqdn-headless-service (#23): the name of a headless Service resolves to its Pods'
+//! addresses, connections to them are dropped, and the rule follows the endpoints.
 
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -15,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use xvs_integration::agent::{connect, echo_server, node_manifests, node_with_pods, Agent};
-use xvs_integration::{is_root, Netns};
+use xvs_integration::{is_root, veth, Netns, Xvsd};
 
 const POLICIES: &str = r#"apiVersion: crd.antrea.io/v1beta1
 kind: ClusterNetworkPolicy
@@ -44,9 +49,21 @@ const A_IP: &str = "10.10.0.2";
 const B_IP: &str = "10.10.0.3";
 const C_IP: &str = "10.10.0.4";
 
-/// The fake DNS server's answers: name → (address, TTL); names absent get NXDOMAIN, the name
-/// `garbage.foobar.com` gets bytes that are not DNS.
-type Zone = Arc<Mutex<HashMap<String, (Ipv4Addr, u32)>>>;
+/// The fake DNS server's answers: name → (addresses, TTL); names absent get NXDOMAIN, the
+/// name `garbage.foobar.com` gets bytes that are not DNS.
+type Zone = Arc<Mutex<HashMap<String, (Vec<Ipv4Addr>, u32)>>>;
+
+/// Sets `name`'s answer.
+fn set(zone: &Zone, name: &str, addrs: &[&str], ttl: u32) -> Result<()> {
+    let addrs = addrs
+        .iter()
+        .map(|a| a.parse())
+        .collect::<Result<Vec<Ipv4Addr>, _>>()?;
+    zone.lock()
+        .map_err(|_| anyhow::anyhow!("zone lock"))?
+        .insert(name.into(), (addrs, ttl));
+    Ok(())
+}
 
 /// The question name of a query (labels joined by dots) and where the question ends.
 fn query_name(q: &[u8]) -> Option<(String, usize)> {
@@ -72,14 +89,16 @@ fn answer(q: &[u8], zone: &Zone) -> Option<Vec<u8>> {
     r[2] = 0x81;
     r[3] = 0x80;
     r[8..12].fill(0);
-    let found = zone.lock().ok()?.get(&name).copied();
+    let found = zone.lock().ok()?.get(&name.to_ascii_lowercase()).cloned();
     match found {
-        Some((ip, ttl)) => {
-            r[6..8].copy_from_slice(&1u16.to_be_bytes());
-            r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
-            r.extend_from_slice(&ttl.to_be_bytes());
-            r.extend_from_slice(&[0, 4]);
-            r.extend_from_slice(&ip.octets());
+        Some((ips, ttl)) => {
+            r[6..8].copy_from_slice(&(ips.len() as u16).to_be_bytes());
+            for ip in ips {
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+                r.extend_from_slice(&ttl.to_be_bytes());
+                r.extend_from_slice(&[0, 4]);
+                r.extend_from_slice(&ip.octets());
+            }
         }
         None => {
             r[6..8].fill(0);
@@ -211,34 +230,71 @@ fn median(v: &mut [Duration]) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
+/// The node, its Pods a, b, c with echo servers on b and c (8080, 80) and Pod c's DNS
+/// servers (UDP and TCP), and the agent in the node namespace, which reaches c's address over
+/// a side veth (node 169.254.53.1/30, c 169.254.53.2/30, a /32 route to c through it).
+struct Setup {
+    agent: Agent,
+    x: Xvsd,
+    pods: Vec<Netns>,
+    _node: Netns,
+    zone: Zone,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn setup(prefix: &str, manifests: &str) -> Result<Setup> {
+    let (node, pods, x) = node_with_pods(prefix)?;
+    let c = &pods[2];
+    veth(&node, "dns0", "02:00:00:00:53:01", c, "side0")?;
+    node.ip(&["addr", "add", "169.254.53.1/30", "dev", "dns0"])?;
+    c.ip(&["addr", "add", "169.254.53.2/30", "dev", "side0"])?;
+    node.ip(&["route", "add", &format!("{C_IP}/32"), "via", "169.254.53.2"])?;
+    let dir = x.run_dir().join("manifests");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("00-cluster.yaml"), node_manifests())?;
+    std::fs::write(dir.join("10-fqdn.yaml"), manifests)?;
+    let socket = x.run_dir().join("br-int.mgmt");
+    let agent = Agent::start_in(&node, &dir, &socket, &x.run_dir().join("agent.log"), &[])?;
+    agent.wait_log("in sync", 1)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let zone: Zone = Arc::default();
+    dns_server(c, C_IP, zone.clone(), stop.clone())?;
+    dns_tcp_server(c, C_IP, zone.clone(), stop.clone())?;
+    for port in [8080, 80] {
+        echo_server(&pods[1], B_IP, port, "pod-b", stop.clone())?;
+        echo_server(c, C_IP, port, "pod-c", stop.clone())?;
+    }
+    Ok(Setup {
+        agent,
+        x,
+        pods,
+        _node: node,
+        zone,
+        stop,
+    })
+}
+
+fn sleep_until(t: Instant) {
+    std::thread::sleep(t.saturating_duration_since(Instant::now()));
+}
+
 #[test]
-fn fqdn_rule_learns_from_paused_dns_answers_and_expires() -> Result<()> {
+fn fqdn_rule_learns_from_paused_dns_answers_and_requeries() -> Result<()> {
     if !is_root() {
         eprintln!("skipped: needs root");
         return Ok(());
     }
-    let (_node, pods, x) = node_with_pods("fq")?;
-    let dir = x.run_dir().join("manifests");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("00-cluster.yaml"), node_manifests())?;
-    std::fs::write(dir.join("10-fqdn.yaml"), POLICIES)?;
-    let socket = x.run_dir().join("br-int.mgmt");
-    let agent = Agent::start(&dir, &socket, &x.run_dir().join("agent.log"), &[])?;
-    agent.wait_log("in sync", 1)?;
-    let (a, b, c) = (&pods[0], &pods[1], &pods[2]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let zone: Zone = Arc::default();
+    let st = setup("fq", POLICIES)?;
+    let (a, b, agent, zone) = (&st.pods[0], &st.pods[1], &st.agent, &st.zone);
     let ttl = 3;
-    {
-        let mut z = zone.lock().map_err(|_| anyhow::anyhow!("zone lock"))?;
-        z.insert("www.foobar.com".into(), (B_IP.parse()?, ttl));
-        z.insert("evil.com".into(), (C_IP.parse()?, 60));
-    }
-    dns_server(c, C_IP, zone.clone(), stop.clone())?;
-    dns_tcp_server(c, C_IP, zone.clone(), stop.clone())?;
-    echo_server(b, B_IP, 8080, "pod-b", stop.clone())?;
-    echo_server(b, B_IP, 80, "pod-b", stop.clone())?;
-    echo_server(c, C_IP, 8080, "pod-c", stop.clone())?;
+    set(zone, "www.foobar.com", &[B_IP], ttl)?;
+    set(zone, "evil.com", &[C_IP], 60)?;
 
     let result = (|| -> Result<()> {
         dropped(a, &format!("{B_IP}:8080")).context("before any lookup")?;
@@ -259,29 +315,36 @@ fn fqdn_rule_learns_from_paused_dns_answers_and_expires() -> Result<()> {
         assert_eq!(r, vec![0xff; 7]);
         agent.wait_log("parse failures 1", 1)?;
 
-        // The answer changes; once the old TTL has run out, the old address is dropped.
-        zone.lock()
-            .map_err(|_| anyhow::anyhow!("zone lock"))?
-            .insert("www.foobar.com".into(), (C_IP.parse()?, 30));
-        let expiry = learned_at + Duration::from_secs(ttl.into()) + Duration::from_millis(500);
-        std::thread::sleep(expiry.saturating_duration_since(Instant::now()));
+        // A client that keeps its answer past the TTL: at the expiry the agent asks the
+        // Pod's DNS server itself, the answer still lists B, and B stays allowed.
+        agent.wait_log("re-query www.foobar.com at 10.10.0.4:53", 1)?;
+        sleep_until(learned_at + Duration::from_millis(4000));
+        first_syn_connects(a, &format!("{B_IP}:8080"))
+            .context("cached answer after its TTL (the re-query kept it)")?;
+
+        // The answer changes: the next re-query (at about 6 s) learns C and drops the
+        // expired B, with no lookup by the Pod.
+        set(zone, "www.foobar.com", &[C_IP], 30)?;
+        agent.wait_log("re-query answer from 10.10.0.4:53: www.foobar.com", 1)?;
+        sleep_until(learned_at + Duration::from_millis(7500));
+        first_syn_connects(a, &format!("{C_IP}:8080")).context("new address, re-queried")?;
+        dropped(a, &format!("{B_IP}:8080")).context("old address after its TTL")?;
         let (r, _) = query(a, C_IP, "www.foobar.com")?;
         assert_eq!(address(&r), Some(C_IP.parse()?));
-        first_syn_connects(a, &format!("{C_IP}:8080")).context("new address")?;
-        dropped(a, &format!("{B_IP}:8080")).context("old address after its TTL")?;
 
         // Over TCP: the handshake segments are resumed at once, the answer after the flows.
-        zone.lock()
-            .map_err(|_| anyhow::anyhow!("zone lock"))?
-            .insert("tcp.foobar.com".into(), (B_IP.parse()?, 60));
+        set(zone, "tcp.foobar.com", &[B_IP], 60)?;
         let r = query_tcp(a, C_IP, "tcp.foobar.com")?;
         assert_eq!(address(&r), Some(B_IP.parse()?), "answer over TCP");
         first_syn_connects(a, &format!("{B_IP}:8080")).context("after a TCP lookup")?;
         Ok(())
     })();
     if let Err(e) = result {
-        stop.store(true, Ordering::Relaxed);
-        bail!("{e:#}\nagent log:\n{}\nxvsd:\n{}", agent.log(), x.stderr());
+        bail!(
+            "{e:#}\nagent log:\n{}\nxvsd:\n{}",
+            agent.log(),
+            st.x.stderr()
+        );
     }
 
     // Latency: 20 lookups that each teach a new address (one bundle each), 20 that teach
@@ -292,9 +355,7 @@ fn fqdn_rule_learns_from_paused_dns_answers_and_expires() -> Result<()> {
     let mut unpaused = Vec::new();
     for i in 0..20u8 {
         let name = format!("n{i}.foobar.com");
-        zone.lock()
-            .map_err(|_| anyhow::anyhow!("zone lock"))?
-            .insert(name.clone(), (Ipv4Addr::new(10, 20, 0, i + 1), 60));
+        set(zone, &name, &[&format!("10.20.0.{}", i + 1)], 60)?;
         learning.push(query(a, C_IP, &name)?.1);
         plain.push(query(a, C_IP, "evil.com")?.1);
         unpaused.push(query_from(b, B_IP, C_IP, "evil.com")?.1);
@@ -313,6 +374,72 @@ fn fqdn_rule_learns_from_paused_dns_answers_and_expires() -> Result<()> {
         median(&mut plain),
         median(&mut unpaused)
     );
-    stop.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The doc's acnp-fqdn-headless-service (#23), with the headless Service it names: Pod a
+/// may not reach the Pods behind `svcA.default.svc.cluster.local`. The DNS server (standing
+/// in for the cluster DNS) answers the Service's name with its endpoints' Pod addresses.
+const HEADLESS: &str = r#"apiVersion: v1
+kind: Service
+metadata: {name: svcA, namespace: default}
+spec:
+  clusterIP: None
+  selector: {app: b}
+  ports: [{protocol: TCP, port: 8080}]
+---
+apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: acnp-fqdn-headless-service}
+spec:
+  priority: 1
+  appliedTo: [{podSelector: {matchLabels: {app: a}}}]
+  egress:
+  - action: Drop
+    to: [{fqdn: "svcA.default.svc.cluster.local"}]
+"#;
+
+#[test]
+fn fqdn_rule_follows_a_headless_services_pods() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let st = setup("fh", HEADLESS)?;
+    let (a, b, agent, zone) = (&st.pods[0], &st.pods[1], &st.agent, &st.zone);
+    let name = "svca.default.svc.cluster.local";
+    set(zone, name, &[B_IP, C_IP], 4)?;
+    let result = (|| -> Result<()> {
+        first_syn_connects(a, &format!("{B_IP}:8080")).context("before any lookup")?;
+        let (r, _) = query(a, C_IP, "svcA.default.svc.cluster.local")?;
+        let learned_at = Instant::now();
+        assert_eq!(r[7], 2, "two A records (the Service's two Pods)");
+        dropped(a, &format!("{B_IP}:8080")).context("Pod b behind svcA")?;
+        dropped(a, &format!("{C_IP}:8080")).context("Pod c behind svcA")?;
+        // Pods the rule does not apply to are unaffected.
+        first_syn_connects(b, &format!("{C_IP}:8080")).context("b is not applied")?;
+
+        // Pod c leaves the Service (the DNS server stops listing it): after the re-query
+        // at the TTL, c is reachable again and b stays dropped, without a lookup by a.
+        set(zone, name, &[B_IP], 4)?;
+        agent.wait_log(&format!("re-query answer from {C_IP}:53: {name}"), 1)?;
+        sleep_until(learned_at + Duration::from_millis(5000));
+        first_syn_connects(a, &format!("{C_IP}:8080")).context("c left svcA")?;
+        dropped(a, &format!("{B_IP}:8080")).context("b still behind svcA")?;
+
+        // c joins again: the next re-query (about 8 s) drops it again.
+        set(zone, name, &[B_IP, C_IP], 4)?;
+        agent.wait_log(&format!("re-query answer from {C_IP}:53: {name}"), 2)?;
+        sleep_until(learned_at + Duration::from_millis(9000));
+        dropped(a, &format!("{C_IP}:8080")).context("c back in svcA")?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        bail!(
+            "{e:#}\nagent log:\n{}\nxvs:\n{}",
+            agent.log(),
+            st.x.stderr()
+        );
+    }
     Ok(())
 }

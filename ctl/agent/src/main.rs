@@ -98,6 +98,10 @@ enum Cmd {
         /// ones (the behaviour before the incremental reader; kept for benchmarks).
         #[arg(long)]
         full_reload: bool,
+        /// Seconds every DNS TTL learned for FQDN rules is raised to (Antrea's
+        /// `fqdnCacheMinTTL`), for applications that cache answers longer than their TTL.
+        #[arg(long, default_value_t = 0)]
+        fqdn_min_ttl: u32,
     },
     /// Lists Pods, Services or NetworkPolicies a running agent realized, each with its flows
     /// and the switch's current packet counts.
@@ -219,6 +223,7 @@ fn main() -> Result<()> {
             np_log_max_age,
             np_log_compress,
             full_reload,
+            fqdn_min_ttl,
         } => {
             let shared = query::Shared::default();
             let qpath = query_socket.unwrap_or_else(|| {
@@ -252,6 +257,7 @@ fn main() -> Result<()> {
                         compress: np_log_compress,
                     },
                     packet_in_rate,
+                    fqdn_min_ttl,
                 )?,
             )
         }
@@ -529,11 +535,18 @@ struct PacketIns {
     rate: u32,
     /// FQDN rules: learned addresses and the DNS responses paused until their flows are in.
     fqdn: Fqdn,
+    /// The agent's own DNS queries (re-queries of tracked names), bound on first use.
+    requery: Option<std::net::UdpSocket>,
 }
 
 impl PacketIns {
     /// Opens (appends to) the np.log file, creating its directory.
-    fn new(np_log: Option<&Path>, rotation: Rotation, rate: u32) -> Result<Self> {
+    fn new(
+        np_log: Option<&Path>,
+        rotation: Rotation,
+        rate: u32,
+        fqdn_min_ttl: u32,
+    ) -> Result<Self> {
         let np_log = match np_log {
             Some(path) => Some(
                 NpLog::open(path, rotation)
@@ -547,7 +560,8 @@ impl PacketIns {
             np_log,
             start: std::time::Instant::now(),
             rate,
-            fqdn: Fqdn::default(),
+            fqdn: Fqdn::new(fqdn_min_ttl),
+            requery: None,
         })
     }
 
@@ -576,12 +590,16 @@ fn serve(
     p: &mut PacketIns,
 ) -> Result<()> {
     let deadline = std::time::Instant::now() + d;
+    // The model is fixed for this call: its FQDN selectors are computed once, not per
+    // packet-in.
+    let selectors = xvs_agent::anp::fqdn::selectors(model);
+    p.fqdn.set_selectors(&selectors);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let now = p.start.elapsed();
         let due = p.dedup.poll(now);
         p.write(&due);
-        p.fqdn.tick(now);
+        fqdn_requeries(p, now);
         if left.is_zero() || p.fqdn.needs_sync() {
             return Ok(());
         }
@@ -589,14 +607,6 @@ fn serve(
         conn.idle(left.min(Duration::from_millis(100)))
             .context("switch connection")?;
         let pending = conn.take_packet_ins();
-        let selectors = if pending
-            .iter()
-            .any(|pi| pi.userdata.first() == Some(&CATEGORY_DNS))
-        {
-            xvs_agent::anp::fqdn::selectors(model)
-        } else {
-            Default::default()
-        };
         for pi in pending {
             if pi.userdata.first() == Some(&CATEGORY_DNS) {
                 dns_packet_in(conn, p, pi, &selectors)?;
@@ -616,6 +626,51 @@ fn serve(
                     p.rejects.unanswered
                 );
             }
+        }
+    }
+}
+
+/// FQDN upkeep between packet-ins: sends the re-queries that are due (non-blocking UDP to
+/// the server that answered the Pod, as Antrea's agent queries the cluster DNS) and applies
+/// the answers that arrived. A send error is logged; the query then times out and is
+/// retried with backoff.
+fn fqdn_requeries(p: &mut PacketIns, now: Duration) {
+    let due = p.fqdn.requeries(now);
+    if p.requery.is_none() && (!due.is_empty() || !p.fqdn.cache.is_empty()) {
+        match std::net::UdpSocket::bind(("0.0.0.0", 0)).and_then(|s| {
+            s.set_nonblocking(true)?;
+            Ok(s)
+        }) {
+            Ok(s) => p.requery = Some(s),
+            Err(e) => eprintln!("xvs-agent: fqdn: re-query socket: {e}"),
+        }
+    }
+    let Some(sock) = &p.requery else { return };
+    let mut msg = Vec::with_capacity(64);
+    for q in due {
+        let sent = xvs_agent::anp::dns::build_query(q.id, &q.name, &mut msg)
+            .map_err(|e| e.to_string())
+            .and_then(|()| sock.send_to(&msg, q.server).map_err(|e| e.to_string()));
+        match sent {
+            Ok(_) => eprintln!("xvs-agent: fqdn: re-query {} at {}", q.name, q.server),
+            Err(e) => eprintln!("xvs-agent: fqdn: re-query {} at {}: {e}", q.name, q.server),
+        }
+    }
+    let mut buf = [0u8; 4096];
+    while let Ok((n, from)) = sock.recv_from(&mut buf) {
+        let before = p.fqdn.cache.learned();
+        match p.fqdn.requery_answer(&buf[..n], now) {
+            Ok(()) if p.fqdn.needs_sync() => {
+                let after = p.fqdn.cache.learned();
+                let name = after
+                    .iter()
+                    .find(|(k, v)| before.get(*k) != Some(v))
+                    .map(|(k, v)| format!("{k} -> {v:?}"))
+                    .unwrap_or_else(|| "a name's addresses expired".into());
+                eprintln!("xvs-agent: fqdn: re-query answer from {from}: {name}");
+            }
+            Ok(()) => {}
+            Err(e) => eprintln!("xvs-agent: fqdn: re-query answer from {from}: {e}"),
         }
     }
 }
@@ -690,14 +745,19 @@ fn fqdn_sync(
     }
     let c = &mut p.fqdn.counters;
     c.resumes += n as u64;
+    let cc = p.fqdn.cache.counters;
     eprintln!(
-        "xvs-agent: fqdn: flows in, resumed {n} after {}us (packet-ins {}, resumes {}, parse failures {}, expiries {}, names refused {})",
+        "xvs-agent: fqdn: flows in, resumed {n} after {}us (packet-ins {}, resumes {}, parse failures {}, re-queries {}, re-query answers {}, re-query timeouts {}, evicted per selector {}, evicted total {}, IPv6 addresses not installed {})",
         slowest.as_micros(),
         c.packet_ins,
         c.resumes,
         c.parse_failures,
-        c.expiries,
-        p.fqdn.cache.refused
+        cc.requeries,
+        cc.requery_answers,
+        cc.requery_timeouts,
+        cc.evicted_per_selector,
+        cc.evicted_total,
+        cc.ipv6_ignored
     );
     Ok(())
 }

@@ -898,6 +898,11 @@ pub fn parse_object(file: &str, idx: usize, doc: &Value) -> R<Option<Object>> {
         "Service" => {
             let m = meta?;
             let spec = req(&c, doc, &d, "spec")?;
+            // A headless Service has no ClusterIP to balance (AntreaProxy skips it too); its
+            // name resolves to its Pods' addresses, which FQDN rules learn from DNS.
+            if spec.get("clusterIP").and_then(Value::as_str) == Some("None") {
+                return Ok(None);
+            }
             let service_type = match opt_s(&c, spec, &spec_p, "type")? {
                 None | Some("ClusterIP") => ServiceType::ClusterIP,
                 Some("NodePort") => ServiceType::NodePort,

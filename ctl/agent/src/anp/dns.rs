@@ -1,12 +1,13 @@
 //! DNS response parsing for FQDN rules (sans-IO, RFC 1035 §4): the question name and the
-//! A records of the answer section with their TTLs. Bounded and panic-free on any input:
+//! A and AAAA records of the answer section with their TTLs, and the agent's own A query
+//! (re-queries of tracked names). Bounded and panic-free on any input:
 //! compression pointers must point strictly backwards and are followed at most
 //! [`MAX_POINTER_HOPS`] times, names are capped at 255 bytes.
 //!
 //! Self-contained (std only) so that the fuzz target (`ctl/agent/fuzz`) can compile this file
 //! alone instead of the whole agent.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// DNS header length.
 pub const HEADER_LEN: usize = 12;
@@ -16,8 +17,12 @@ pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_POINTER_HOPS: usize = 128;
 
 const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 const FLAG_RESPONSE: u16 = 0x8000;
+const FLAG_RECURSION_DESIRED: u16 = 0x0100;
+/// Longest label (RFC 1035 §2.3.4).
+pub const MAX_LABEL_LEN: usize = 63;
 
 /// Why a message is not a usable DNS response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -40,16 +45,24 @@ pub enum DnsError {
     /// A name longer than 255 bytes.
     #[error("DNS name too long")]
     NameTooLong,
+    /// A name to query with an empty label or one longer than 63 bytes.
+    #[error("DNS name with an empty or overlong label")]
+    BadName,
 }
 
 /// What an FQDN rule learns from one response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsResponse {
+    /// The message id (matches a re-query with its answer).
+    pub id: u16,
     /// The first question's name, lowercase, without the trailing dot.
     pub name: String,
     /// The answer section's A records (any owner: CNAME chains end in them), with TTLs in
     /// seconds (a TTL with the top bit set counts as 0, RFC 2181 §8).
     pub addrs: Vec<(Ipv4Addr, u32)>,
+    /// The answer section's AAAA records, with TTLs (parsed, not installed: xvs's pipeline
+    /// is IPv4-only).
+    pub addrs6: Vec<(Ipv6Addr, u32)>,
     /// True when the message ended before all announced answers (a TCP segment carrying
     /// part of a longer message): `addrs` holds the complete records before the cut.
     pub partial: bool,
@@ -149,7 +162,9 @@ fn parse(m: &[u8], cut: bool) -> Result<DnsResponse, DnsError> {
         first.get_or_insert(n);
     }
     let name = first.unwrap_or_default();
+    let id = be16(m, 0).ok_or(DnsError::Truncated)?;
     let mut addrs = Vec::new();
+    let mut addrs6 = Vec::new();
     let mut partial = cut;
     for _ in 0..ancount {
         let rr = (|| {
@@ -166,19 +181,53 @@ fn parse(m: &[u8], cut: bool) -> Result<DnsResponse, DnsError> {
             partial = true;
             break;
         };
-        if rtype == TYPE_A && class == CLASS_IN {
+        let ttl = if ttl & 0x8000_0000 != 0 { 0 } else { ttl };
+        if class == CLASS_IN && rtype == TYPE_A {
             if let Ok(b) = <[u8; 4]>::try_from(rdata) {
-                let ttl = if ttl & 0x8000_0000 != 0 { 0 } else { ttl };
                 addrs.push((Ipv4Addr::from(b), ttl));
+            }
+        } else if class == CLASS_IN && rtype == TYPE_AAAA {
+            if let Ok(b) = <[u8; 16]>::try_from(rdata) {
+                addrs6.push((Ipv6Addr::from(b), ttl));
             }
         }
         pos = next;
     }
     Ok(DnsResponse {
+        id,
         name,
         addrs,
+        addrs6,
         partial,
     })
+}
+
+/// Writes a standard query (recursion desired) for the A records of `name` (dotted, a
+/// trailing dot allowed) with message id `id` into `out` (cleared first).
+pub fn build_query(id: u16, name: &str, out: &mut Vec<u8>) -> Result<(), DnsError> {
+    out.clear();
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&FLAG_RECURSION_DESIRED.to_be_bytes());
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let mut wire_len = 1;
+    if !name.is_empty() {
+        for label in name.split('.') {
+            if label.is_empty() || label.len() > MAX_LABEL_LEN {
+                return Err(DnsError::BadName);
+            }
+            wire_len += 1 + label.len();
+            if wire_len > MAX_NAME_LEN {
+                return Err(DnsError::NameTooLong);
+            }
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+    }
+    out.push(0);
+    out.extend_from_slice(&TYPE_A.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -292,6 +341,57 @@ mod tests {
         m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0x80, 0, 0, 1, 0, 4, 1, 2, 3, 4]);
         let r = parse_response(&m).unwrap();
         assert_eq!(r.addrs, vec![(Ipv4Addr::new(1, 2, 3, 4), 0)]);
+        assert_eq!(r.addrs6, vec![(Ipv6Addr::UNSPECIFIED, 9)]);
+    }
+
+    /// A two-step CNAME chain (a → b → c) ending in two A records and one AAAA record for c:
+    /// every address of the chain counts for the question's name, as in Antrea.
+    #[test]
+    fn cname_chain_and_aaaa() {
+        let mut m = vec![0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 5, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x01a\x03com\x00\x00\x01\x00\x01");
+        // a.com CNAME b.com (b + pointer to "com" at 14), TTL 300.
+        m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 1, 44, 0, 4, 1, b'b', 0xc0, 14]);
+        // b.com (at 31) CNAME c.com, TTL 30.
+        m.extend_from_slice(&[0xc0, 31, 0, 5, 0, 1, 0, 0, 0, 30, 0, 4, 1, b'c', 0xc0, 14]);
+        // c.com (at 47): A 10.0.0.1 TTL 7, A 10.0.0.2 TTL 8, AAAA fd00::1 TTL 9.
+        m.extend_from_slice(&[0xc0, 47, 0, 1, 0, 1, 0, 0, 0, 7, 0, 4, 10, 0, 0, 1]);
+        m.extend_from_slice(&[0xc0, 47, 0, 1, 0, 1, 0, 0, 0, 8, 0, 4, 10, 0, 0, 2]);
+        m.extend_from_slice(&[0xc0, 47, 0, 28, 0, 1, 0, 0, 0, 9, 0, 16, 0xfd]);
+        m.extend_from_slice(&[0; 14]);
+        m.push(1);
+        let r = parse_response(&m).unwrap();
+        assert_eq!(r.id, 0xabcd);
+        assert_eq!(r.name, "a.com");
+        assert_eq!(
+            r.addrs,
+            vec![
+                (Ipv4Addr::new(10, 0, 0, 1), 7),
+                (Ipv4Addr::new(10, 0, 0, 2), 8)
+            ]
+        );
+        assert_eq!(r.addrs6, vec![("fd00::1".parse().unwrap(), 9)]);
+        assert!(!r.partial);
+    }
+
+    #[test]
+    fn query_round_trip_and_bad_names() {
+        let mut q = Vec::new();
+        build_query(0x4242, "WWW.foobar.com.", &mut q).unwrap();
+        assert_eq!(&q[..4], &[0x42, 0x42, 0x01, 0x00]);
+        assert_eq!(&q[12..], b"\x03WWW\x06foobar\x03com\x00\x00\x01\x00\x01");
+        // The query with the QR bit set parses as a response without answers.
+        q[2] |= 0x80;
+        let r = parse_response(&q).unwrap();
+        assert_eq!((r.id, r.name.as_str()), (0x4242, "www.foobar.com"));
+        assert!(r.addrs.is_empty());
+        assert_eq!(build_query(1, "a..b", &mut q), Err(DnsError::BadName));
+        let long = "a".repeat(64);
+        assert_eq!(build_query(1, &long, &mut q), Err(DnsError::BadName));
+        let many = vec!["a".repeat(63); 4].join(".");
+        assert_eq!(build_query(1, &many, &mut q), Err(DnsError::NameTooLong));
+        build_query(1, "", &mut q).unwrap();
+        assert_eq!(&q[12..], &[0, 0, 1, 0, 1]);
     }
 
     /// The fuzz corpus (`ctl/agent/fuzz/make_corpus.py`): RFC 1035's compression example and
@@ -316,6 +416,64 @@ mod tests {
         assert!(parse_response(nx).unwrap().addrs.is_empty());
         let lp = include_bytes!("../../fuzz/corpus/dns/pointer_loop.bin");
         assert_eq!(parse_response(lp), Err(DnsError::PointerLoop));
+    }
+
+    /// Answers of a real server (dnsmasq, `ctl/agent/fuzz/capture_real.py`): a two-step
+    /// CNAME chain to two A records and an AAAA record, several A records for one name (a
+    /// headless Service), over UDP and TCP, and NXDOMAIN.
+    #[test]
+    fn real_server_answers() {
+        use std::collections::BTreeSet;
+        fn v4(r: &DnsResponse) -> BTreeSet<(Ipv4Addr, u32)> {
+            r.addrs.iter().copied().collect()
+        }
+        let edge = BTreeSet::from([
+            (Ipv4Addr::new(10, 0, 12, 7), 30),
+            (Ipv4Addr::new(10, 0, 12, 8), 60),
+        ]);
+        let r = parse_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_cname_chain_a.bin"
+        ))
+        .unwrap();
+        assert_eq!((r.id, r.name.as_str()), (0x5100, "www.foobar.com"));
+        assert_eq!(v4(&r), edge);
+        assert!(r.addrs6.is_empty() && !r.partial);
+        let r = parse_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_cname_chain_aaaa.bin"
+        ))
+        .unwrap();
+        assert!(r.addrs.is_empty());
+        assert_eq!(r.addrs6, vec![("fd00::12:7".parse().unwrap(), 30)]);
+        let r = parse_tcp_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_tcp_cname_chain_a.bin"
+        ))
+        .unwrap();
+        assert_eq!(r.name, "www.foobar.com");
+        assert_eq!(v4(&r), edge);
+        let r = parse_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_a_two_records.bin"
+        ))
+        .unwrap();
+        assert_eq!(v4(&r), edge);
+        let pods = BTreeSet::from([
+            (Ipv4Addr::new(10, 10, 0, 3), 5),
+            (Ipv4Addr::new(10, 10, 0, 4), 5),
+            (Ipv4Addr::new(10, 10, 0, 5), 5),
+        ]);
+        let r = parse_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_headless_service.bin"
+        ))
+        .unwrap();
+        assert_eq!(r.name, "svca.default.svc.cluster.local");
+        assert_eq!(v4(&r), pods);
+        let r = parse_tcp_response(include_bytes!(
+            "../../fuzz/corpus/dns/real_tcp_headless_service.bin"
+        ))
+        .unwrap();
+        assert_eq!(v4(&r), pods);
+        let r = parse_response(include_bytes!("../../fuzz/corpus/dns/real_nxdomain.bin")).unwrap();
+        assert_eq!(r.name, "nope.foobar.com");
+        assert!(r.addrs.is_empty() && r.addrs6.is_empty());
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! in the switch (`controller(pause)`); the agent learns the answer's addresses, installs the
 //! rules' `nw_dst=<ip>` flows, and only then resumes the response, so the Pod's first
 //! connection after its lookup already meets the rule. Addresses stay until their own TTL
-//! runs out (a newer answer without them does not remove them early); xvs does not re-query
-//! names on expiry as Antrea does, it drops the expired addresses.
+//! runs out (a newer answer without them does not remove them early); then the agent
+//! re-queries the name itself and drops only the expired addresses the answer no longer
+//! lists ([`FqdnCache`] has the rules).
 
 use super::dns::{parse_response, parse_tcp_response, DnsError, DnsResponse};
 use super::flows::{AGENT_CONTROLLER_ID, CONJ_BASE};
@@ -16,7 +17,7 @@ use super::types::Direction;
 use crate::model::{Model, Pod};
 use crate::pipeline::{t, Category, Desired};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use xvs_openflow::PacketIn;
 use xvs_packet::wire::{ethernet, ethertype, ip_proto, ipv4, tcp, udp};
@@ -151,8 +152,9 @@ pub fn append_interception(
     );
 }
 
-/// The DNS response in an intercepted frame (Ethernet + IPv4 + UDP or TCP from port 53).
-pub fn response_in_frame(frame: &[u8]) -> Result<DnsResponse, FqdnError> {
+/// The DNS response in an intercepted frame (Ethernet + IPv4 + UDP or TCP from port 53),
+/// and the server that sent it.
+pub fn response_in_frame(frame: &[u8]) -> Result<(DnsResponse, SocketAddrV4), FqdnError> {
     let eth = ethernet::Packet::new_checked(frame).map_err(|_| FqdnError::NotDns)?;
     if eth.ethertype() != ethertype::IPV4 {
         return Err(FqdnError::NotDns);
@@ -162,13 +164,15 @@ pub fn response_in_frame(frame: &[u8]) -> Result<DnsResponse, FqdnError> {
         return Err(FqdnError::NotDns);
     }
     let l4 = ip.payload();
+    let src = Ipv4Addr::from(ip.src());
+    let server = |port| SocketAddrV4::new(src, port);
     match ip.protocol() {
         ip_proto::UDP => {
             let u = udp::Packet::new_checked(l4).map_err(|_| FqdnError::NotDns)?;
             if u.src_port() != DNS_PORT {
                 return Err(FqdnError::NotDns);
             }
-            Ok(parse_response(u.payload())?)
+            Ok((parse_response(u.payload())?, server(u.src_port())))
         }
         ip_proto::TCP => {
             let s = tcp::Packet::new_checked(l4).map_err(|_| FqdnError::NotDns)?;
@@ -176,7 +180,8 @@ pub fn response_in_frame(frame: &[u8]) -> Result<DnsResponse, FqdnError> {
                 // Handshake and bare ACKs of a DNS-over-TCP exchange.
                 return Err(FqdnError::NotDns);
             }
-            Ok(parse_tcp_response(s.payload())?)
+            // Re-queries go over UDP to the same address and port.
+            Ok((parse_tcp_response(s.payload())?, server(s.src_port())))
         }
         _ => Err(FqdnError::NotDns),
     }
@@ -193,72 +198,426 @@ pub enum FqdnError {
     Parse(#[from] DnsError),
 }
 
-/// Names the cache holds at most (Antrea's total for wildcard-matched names); answers for
-/// further names are not learned until some expire (Antrea evicts the least recently
-/// resolved instead).
-pub const MAX_LEARNED_NAMES: usize = 10_000;
+/// Names one wildcard selector tracks at most (Antrea's per-selector limit): past it the
+/// selector forgets its least recently resolved name.
+pub const MAX_NAMES_PER_SELECTOR: usize = 1024;
+/// Names tracked at most among those no exact selector names (Antrea's total limit): past
+/// it the least recently resolved one is forgotten. Names an exact selector lists are
+/// never evicted (their number is bounded by the policies).
+pub const MAX_WILDCARD_NAMES: usize = 10_000;
+/// How long a re-query waits for its answer before it counts as failed.
+pub const REQUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest wait between failed re-queries (1 s, doubling, up to this).
+pub const REQUERY_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// The shortest time between two re-queries of a name (an answer with TTL 0 would
+/// otherwise be asked again at once, forever).
+pub const MIN_REQUERY_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Learned addresses by name, each with its own expiry (time since an arbitrary origin).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FqdnCache {
-    names: BTreeMap<String, BTreeMap<Ipv4Addr, Duration>>,
-    /// Answers not learned because the cache was full.
-    pub refused: u64,
+/// One tracked name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    /// Learned addresses with their expiry.
+    addrs: BTreeMap<Ipv4Addr, Duration>,
+    /// The selectors tracking the name (lowercase).
+    selectors: BTreeSet<String>,
+    /// Recency stamp: the last resolution a Pod made (re-queries do not refresh it, so a
+    /// name no Pod uses any more ages out).
+    used: u64,
+    /// The DNS server that last answered a Pod for it: where re-queries go.
+    server: SocketAddrV4,
+    /// When the next re-query is due (the earliest expiry, or a retry).
+    requery_at: Duration,
+    /// The re-query in flight: message id and when it was sent.
+    in_flight: Option<(u16, Duration)>,
+    /// Consecutive failed re-queries (drives the backoff).
+    failures: u32,
 }
 
-impl FqdnCache {
-    /// Merges an answer for `name` at `now`: new addresses are added, known ones keep the
-    /// later expiry, absent ones stay until their own. True when the set of addresses of
-    /// `name` changed (the flows must follow).
-    pub fn learn(&mut self, name: &str, addrs: &[(Ipv4Addr, u32)], now: Duration) -> bool {
-        if addrs.is_empty() {
-            return false;
-        }
-        if !self.names.contains_key(name) && self.names.len() >= MAX_LEARNED_NAMES {
-            self.refused += 1;
-            return false;
-        }
-        let known = self.names.entry(name.to_string()).or_default();
+impl Entry {
+    fn exact(&self) -> bool {
+        self.selectors.iter().any(|s| !s.contains('*'))
+    }
+
+    /// Merges an answer at `now`: new addresses are added, known ones keep the later
+    /// expiry, absent ones stay until their own expiry and go once it has passed (as
+    /// Antrea). True when the set of addresses changed.
+    fn merge(&mut self, addrs: &[(Ipv4Addr, u32)], min_ttl: u32, now: Duration) -> bool {
         let mut changed = false;
         for &(ip, ttl) in addrs {
-            let until = now + Duration::from_secs(u64::from(ttl));
-            match known.get_mut(&ip) {
+            let until = now + Duration::from_secs(u64::from(ttl.max(min_ttl)));
+            match self.addrs.get_mut(&ip) {
                 Some(e) => *e = (*e).max(until),
                 None => {
-                    known.insert(ip, until);
+                    self.addrs.insert(ip, until);
                     changed = true;
                 }
             }
         }
+        let before = self.addrs.len();
+        self.addrs
+            .retain(|ip, until| *until > now || addrs.iter().any(|(a, _)| a == ip));
+        changed |= self.addrs.len() != before;
+        self.schedule(now);
         changed
     }
 
-    /// Drops the addresses whose expiry is at or before `now`; true when any was dropped.
-    pub fn expire(&mut self, now: Duration) -> bool {
-        let mut changed = false;
-        for ips in self.names.values_mut() {
-            let before = ips.len();
-            ips.retain(|_, until| *until > now);
-            changed |= ips.len() != before;
+    /// The next re-query: at the earliest expiry, not sooner than the minimum interval.
+    fn schedule(&mut self, now: Duration) {
+        let earliest = self.addrs.values().min().copied().unwrap_or(now);
+        self.requery_at = earliest.max(now + MIN_REQUERY_INTERVAL);
+    }
+}
+
+/// A re-query the agent must send: an A query for `name` with message id `id` to `server`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requery {
+    /// The name.
+    pub name: String,
+    /// The DNS server that answered the Pod.
+    pub server: SocketAddrV4,
+    /// The message id its answer must carry.
+    pub id: u16,
+}
+
+/// Counters of the cache (logged by the agent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounters {
+    /// Names a wildcard selector forgot because it tracked more than
+    /// [`MAX_NAMES_PER_SELECTOR`].
+    pub evicted_per_selector: u64,
+    /// Names forgotten because more than [`MAX_WILDCARD_NAMES`] were tracked.
+    pub evicted_total: u64,
+    /// Re-queries handed out.
+    pub requeries: u64,
+    /// Re-queries without an answer within [`REQUERY_TIMEOUT`].
+    pub requery_timeouts: u64,
+    /// Re-query answers applied.
+    pub requery_answers: u64,
+    /// Answers that matched no re-query in flight (late, or not ours).
+    pub stray_answers: u64,
+    /// AAAA records seen in learned answers and not installed (the pipeline is IPv4-only).
+    pub ipv6_ignored: u64,
+}
+
+/// The names FQDN selectors track, with their learned addresses (time is an argument:
+/// since an arbitrary origin).
+///
+/// Rules, after Antrea's FQDN controller:
+/// * an address expires at answer time + max(TTL, the minimum TTL); a newer answer without
+///   it leaves it until then, an answer with it keeps the later expiry;
+/// * addresses are not dropped by the clock alone: at the earliest expiry the agent
+///   re-queries the name ([`FqdnCache::due`]) at the server that answered the Pod, and the
+///   answer ([`FqdnCache::answer`]) drops the expired addresses it no longer lists, so a
+///   long connection keeps its allow while the name still resolves to its address; a
+///   re-query without answer is retried (1 s doubling to 60 s) and keeps the addresses;
+/// * eviction, by least recent Pod-initiated resolution: a wildcard selector tracks at most
+///   [`MAX_NAMES_PER_SELECTOR`] names, and at most [`MAX_WILDCARD_NAMES`] names are tracked
+///   that no exact selector names; a name no selector tracks any more is forgotten.
+#[derive(Debug, Clone)]
+pub struct FqdnCache {
+    names: BTreeMap<String, Entry>,
+    /// Per wildcard selector, its names by recency stamp (oldest first).
+    by_selector: BTreeMap<String, BTreeMap<u64, String>>,
+    /// Names without an exact selector, by recency stamp (oldest first).
+    wildcard_order: BTreeMap<u64, String>,
+    /// The selectors of the policies, as last given to [`FqdnCache::set_selectors`].
+    known: BTreeSet<String>,
+    /// Seconds every TTL is raised to (Antrea's `fqdnCacheMinTTL`, default 0).
+    pub min_ttl: u32,
+    max_per_selector: usize,
+    max_wildcard: usize,
+    stamp: u64,
+    next_id: u16,
+    /// No re-query is due and no re-query times out before this: [`FqdnCache::due`] skips
+    /// its scan until then (the agent calls it between packet-ins).
+    next_check: Duration,
+    /// Counters.
+    pub counters: CacheCounters,
+}
+
+impl Default for FqdnCache {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+impl FqdnCache {
+    /// An empty cache with Antrea's limits and minimum TTL `min_ttl` seconds.
+    pub fn new(min_ttl: u32) -> Self {
+        Self::with_limits(min_ttl, MAX_NAMES_PER_SELECTOR, MAX_WILDCARD_NAMES)
+    }
+
+    /// An empty cache with other limits (tests).
+    pub fn with_limits(min_ttl: u32, per_selector: usize, total: usize) -> Self {
+        FqdnCache {
+            names: BTreeMap::new(),
+            by_selector: BTreeMap::new(),
+            wildcard_order: BTreeMap::new(),
+            known: BTreeSet::new(),
+            min_ttl,
+            max_per_selector: per_selector,
+            max_wildcard: total,
+            stamp: 0,
+            next_id: 0,
+            next_check: Duration::ZERO,
+            counters: CacheCounters::default(),
         }
-        self.names.retain(|_, ips| !ips.is_empty());
+    }
+
+    fn unindex(&mut self, name: &str) {
+        let Some(e) = self.names.get(name) else {
+            return;
+        };
+        for s in &e.selectors {
+            if let Some(order) = self.by_selector.get_mut(s) {
+                order.remove(&e.used);
+                if order.is_empty() {
+                    self.by_selector.remove(s);
+                }
+            }
+        }
+        self.wildcard_order.remove(&e.used);
+    }
+
+    fn index(&mut self, name: &str) {
+        let Some(e) = self.names.get(name) else {
+            return;
+        };
+        for s in e.selectors.iter().filter(|s| s.contains('*')) {
+            self.by_selector
+                .entry(s.clone())
+                .or_default()
+                .insert(e.used, name.to_string());
+        }
+        if !e.exact() {
+            self.wildcard_order.insert(e.used, name.to_string());
+        }
+    }
+
+    /// `selector` stops tracking `name`; the name goes when nothing tracks it.
+    fn untrack(&mut self, name: &str, selector: &str) {
+        self.unindex(name);
+        let Some(e) = self.names.get_mut(name) else {
+            return;
+        };
+        e.selectors.remove(selector);
+        if e.selectors.is_empty() {
+            self.names.remove(name);
+        } else {
+            self.index(name);
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.unindex(name);
+        self.names.remove(name);
+    }
+
+    /// Evicts past the limits; true when a name went.
+    fn enforce_limits(&mut self, touched: &BTreeSet<String>) -> bool {
+        let mut changed = false;
+        for s in touched.iter().filter(|s| s.contains('*')) {
+            while let Some(victim) = self
+                .by_selector
+                .get(s)
+                .filter(|o| o.len() > self.max_per_selector)
+                .and_then(|o| o.values().next().cloned())
+            {
+                self.untrack(&victim, s);
+                self.counters.evicted_per_selector += 1;
+                changed = true;
+            }
+        }
+        while self.wildcard_order.len() > self.max_wildcard {
+            let Some(victim) = self.wildcard_order.values().next().cloned() else {
+                break;
+            };
+            self.remove(&victim);
+            self.counters.evicted_total += 1;
+            changed = true;
+        }
         changed
     }
 
-    /// The earliest expiry, if anything is cached.
-    pub fn next_expiry(&self) -> Option<Duration> {
+    /// Follows the policies' selectors (lowercase): a selector gone stops tracking its
+    /// names, a new wildcard selector tracks the names it matches already known (up to its
+    /// limit, without refreshing their recency: adding a policy is not a use). True when
+    /// the learned addresses changed.
+    pub fn set_selectors(&mut self, selectors: &BTreeSet<String>) -> bool {
+        if *selectors == self.known {
+            return false;
+        }
+        let before = self.learned();
+        let gone: Vec<String> = self.known.difference(selectors).cloned().collect();
+        let added: Vec<String> = selectors.difference(&self.known).cloned().collect();
+        self.known = selectors.clone();
+        for s in &gone {
+            let names: Vec<String> = self
+                .names
+                .iter()
+                .filter(|(_, e)| e.selectors.contains(s))
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in names {
+                self.untrack(&n, s);
+            }
+        }
+        for s in &added {
+            let names: Vec<String> = self
+                .names
+                .keys()
+                .filter(|n| selector_matches(s, n))
+                .cloned()
+                .collect();
+            for n in names {
+                if s.contains('*')
+                    && self.by_selector.get(s).map_or(0, |o| o.len()) >= self.max_per_selector
+                {
+                    break;
+                }
+                self.unindex(&n);
+                if let Some(e) = self.names.get_mut(&n) {
+                    e.selectors.insert(s.clone());
+                }
+                self.index(&n);
+            }
+        }
+        self.learned() != before
+    }
+
+    /// A Pod's lookup of `name`, answered by `server` with `addrs` at `now`, for the
+    /// selectors (lowercase) that match the name. The name becomes the most recently used
+    /// one and is re-queried at its earliest expiry; past the limits the least recently
+    /// used names are evicted. True when the learned addresses changed (the flows must
+    /// follow). An answer without addresses teaches nothing (as Antrea).
+    pub fn learn(
+        &mut self,
+        name: &str,
+        selectors: &BTreeSet<String>,
+        addrs: &[(Ipv4Addr, u32)],
+        server: SocketAddrV4,
+        now: Duration,
+    ) -> bool {
+        if addrs.is_empty() || selectors.is_empty() {
+            return false;
+        }
+        self.stamp += 1;
+        let stamp = self.stamp;
+        self.unindex(name);
+        let min_ttl = self.min_ttl;
+        let e = self.names.entry(name.to_string()).or_insert_with(|| Entry {
+            addrs: BTreeMap::new(),
+            selectors: BTreeSet::new(),
+            used: stamp,
+            server,
+            requery_at: now,
+            in_flight: None,
+            failures: 0,
+        });
+        e.selectors.extend(selectors.iter().cloned());
+        e.used = stamp;
+        e.server = server;
+        let mut changed = e.merge(addrs, min_ttl, now);
+        self.next_check = self.next_check.min(e.requery_at);
+        self.index(name);
+        changed |= self.enforce_limits(selectors);
+        changed
+    }
+
+    /// The re-queries due at `now` (each name at most one in flight); re-queries
+    /// unanswered for [`REQUERY_TIMEOUT`] count as failed and are retried after a backoff.
+    pub fn due(&mut self, now: Duration) -> Vec<Requery> {
+        let mut out = Vec::new();
+        if now < self.next_check {
+            return out;
+        }
+        let mut next_check = Duration::MAX;
+        for (name, e) in &mut self.names {
+            if let Some((_, sent)) = e.in_flight {
+                if now < sent + REQUERY_TIMEOUT {
+                    next_check = next_check.min(sent + REQUERY_TIMEOUT);
+                    continue;
+                }
+                e.in_flight = None;
+                e.failures = e.failures.saturating_add(1);
+                let backoff = Duration::from_secs(1u64 << e.failures.min(7).saturating_sub(1));
+                e.requery_at = now + backoff.min(REQUERY_BACKOFF_MAX);
+                self.counters.requery_timeouts += 1;
+                next_check = next_check.min(e.requery_at);
+                continue;
+            }
+            if e.requery_at <= now {
+                self.next_id = self.next_id.wrapping_add(1);
+                e.in_flight = Some((self.next_id, now));
+                self.counters.requeries += 1;
+                next_check = next_check.min(now + REQUERY_TIMEOUT);
+                out.push(Requery {
+                    name: name.clone(),
+                    server: e.server,
+                    id: self.next_id,
+                });
+            } else {
+                next_check = next_check.min(e.requery_at);
+            }
+        }
+        self.next_check = next_check;
+        out
+    }
+
+    /// The answer to a re-query at `now`: merged like a Pod's answer but without refreshing
+    /// the name's recency; an answer without addresses (the name stopped resolving) drops
+    /// the expired ones, and a name left without addresses is forgotten. True when the
+    /// learned addresses changed.
+    pub fn answer(&mut self, r: &DnsResponse, now: Duration) -> bool {
+        let min_ttl = self.min_ttl;
+        let Some(e) = self
+            .names
+            .get_mut(&r.name)
+            .filter(|e| e.in_flight.is_some_and(|(id, _)| id == r.id))
+        else {
+            self.counters.stray_answers += 1;
+            return false;
+        };
+        e.in_flight = None;
+        e.failures = 0;
+        self.counters.requery_answers += 1;
+        let changed = e.merge(&r.addrs, min_ttl, now);
+        self.next_check = self.next_check.min(e.requery_at);
+        if e.addrs.is_empty() {
+            let name = r.name.clone();
+            self.remove(&name);
+        }
+        changed
+    }
+
+    /// The earliest re-query due, if anything is tracked.
+    pub fn next_requery(&self) -> Option<Duration> {
+        self.names.values().map(|e| e.requery_at).min()
+    }
+
+    /// True when `selector` tracks `name`.
+    pub fn tracks(&self, selector: &str, name: &str) -> bool {
         self.names
-            .values()
-            .flat_map(|ips| ips.values())
-            .min()
-            .copied()
+            .get(name)
+            .is_some_and(|e| e.selectors.contains(selector))
+    }
+
+    /// Number of tracked names.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when no name is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
     }
 
     /// The current addresses by name (what [`Model::fqdn_learned`] holds).
     pub fn learned(&self) -> BTreeMap<String, BTreeSet<Ipv4Addr>> {
         self.names
             .iter()
-            .map(|(n, ips)| (n.clone(), ips.keys().copied().collect()))
+            .filter(|(_, e)| !e.addrs.is_empty())
+            .map(|(n, e)| (n.clone(), e.addrs.keys().copied().collect()))
             .collect()
     }
 }
@@ -274,8 +633,10 @@ pub struct FqdnCounters {
     pub parse_failures: u64,
     /// Responses whose name matched a selector and changed the learned addresses.
     pub learned: u64,
-    /// Addresses dropped on expiry (counted per expiry pass that changed something).
-    pub expiries: u64,
+    /// Re-query answers (or selector changes) that changed the learned addresses.
+    pub refreshed: u64,
+    /// Re-query answers that did not parse.
+    pub requery_parse_failures: u64,
 }
 
 /// What to do with an intercepted packet.
@@ -301,6 +662,22 @@ pub struct Fqdn {
 }
 
 impl Fqdn {
+    /// Empty state with Antrea's limits and minimum TTL `min_ttl` seconds.
+    pub fn new(min_ttl: u32) -> Self {
+        Fqdn {
+            cache: FqdnCache::new(min_ttl),
+            ..Default::default()
+        }
+    }
+
+    /// Follows the policies' selectors (see [`FqdnCache::set_selectors`]).
+    pub fn set_selectors(&mut self, selectors: &BTreeSet<String>) {
+        if self.cache.set_selectors(selectors) {
+            self.counters.refreshed += 1;
+            self.dirty = true;
+        }
+    }
+
     /// Handles one DNS packet-in at `now`. `Err` carries the parse error (resume at once).
     pub fn handle(
         &mut self,
@@ -309,7 +686,8 @@ impl Fqdn {
         now: Duration,
     ) -> Result<(Verdict, Option<DnsResponse>), FqdnError> {
         self.counters.packet_ins += 1;
-        let r = match response_in_frame(&pi.data) {
+        self.set_selectors(selectors);
+        let (r, server) = match response_in_frame(&pi.data) {
             Ok(r) => r,
             Err(FqdnError::NotDns) => return Ok((Verdict::ResumeNow, None)),
             Err(e) => {
@@ -317,24 +695,43 @@ impl Fqdn {
                 return Err(e);
             }
         };
-        let matched = selectors.iter().any(|s| selector_matches(s, &r.name));
-        if matched && self.cache.learn(&r.name, &r.addrs, now) {
+        let matched: BTreeSet<String> = selectors
+            .iter()
+            .filter(|s| selector_matches(s, &r.name))
+            .cloned()
+            .collect();
+        if !matched.is_empty() {
+            self.cache.counters.ipv6_ignored += r.addrs6.len() as u64;
+        }
+        if self.cache.learn(&r.name, &matched, &r.addrs, server, now) {
             self.counters.learned += 1;
             self.dirty = true;
             return Ok((Verdict::ResumeAfterSync, Some(r)));
         }
+        // Nothing new, but a sync may be pending (an eviction, an earlier answer): the
+        // caller keeps the packet until it is in.
         Ok((Verdict::ResumeNow, Some(r)))
     }
 
-    /// Expires addresses at `now`; marks the state dirty when some went.
-    pub fn tick(&mut self, now: Duration) {
-        if self.cache.expire(now) {
-            self.counters.expiries += 1;
-            self.dirty = true;
-        }
+    /// The re-queries to send at `now` (see [`FqdnCache::due`]).
+    pub fn requeries(&mut self, now: Duration) -> Vec<Requery> {
+        self.cache.due(now)
     }
 
-    /// True when the flows must be recomputed (new or expired addresses).
+    /// A datagram received on the re-query socket at `now`; marks the state dirty when the
+    /// learned addresses changed.
+    pub fn requery_answer(&mut self, payload: &[u8], now: Duration) -> Result<(), FqdnError> {
+        let r = parse_response(payload).inspect_err(|_| {
+            self.counters.requery_parse_failures += 1;
+        })?;
+        if self.cache.answer(&r, now) {
+            self.counters.refreshed += 1;
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// True when the flows must be recomputed (new or dropped addresses).
     pub fn needs_sync(&self) -> bool {
         self.dirty
     }
@@ -370,53 +767,272 @@ mod tests {
         assert!(!selector_matches("a*b*c", "axxbyy"));
     }
 
-    #[test]
-    fn addresses_expire_on_their_own_ttl() {
-        let a = Ipv4Addr::new(10, 0, 0, 1);
-        let b = Ipv4Addr::new(10, 0, 0, 2);
-        let mut c = FqdnCache::default();
-        assert!(c.learn("x.com", &[(a, 5)], s(100)));
-        // Same address again, shorter TTL: no change, the later expiry stays.
-        assert!(!c.learn("x.com", &[(a, 1)], s(101)));
-        // The answer changed to b: a is kept until its own expiry.
-        assert!(c.learn("x.com", &[(b, 30)], s(102)));
-        assert_eq!(c.next_expiry(), Some(s(105)));
-        assert!(!c.expire(s(104)));
-        assert!(c.expire(s(105)));
-        assert_eq!(c.learned()["x.com"], BTreeSet::from([b]));
-        assert!(c.expire(s(132)));
-        assert!(c.learned().is_empty());
-        assert_eq!(c.next_expiry(), None);
-        // An answer without A records teaches nothing.
-        assert!(!c.learn("x.com", &[], s(200)));
+    const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 10, 0, 4), 53);
+
+    fn sels(v: &[&str]) -> BTreeSet<String> {
+        v.iter().map(|s| s.to_string()).collect()
     }
 
-    #[test]
-    fn a_full_cache_refuses_new_names_but_refreshes_known_ones() {
-        let mut c = FqdnCache::default();
-        for i in 0..MAX_LEARNED_NAMES {
-            assert!(c.learn(
-                &format!("n{i}.x.com"),
-                &[(Ipv4Addr::from(i as u32), 5)],
-                s(0)
-            ));
+    fn ip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 0, 0, last)
+    }
+
+    fn reply(id: u16, name: &str, addrs: &[(Ipv4Addr, u32)]) -> DnsResponse {
+        DnsResponse {
+            id,
+            name: name.into(),
+            addrs: addrs.to_vec(),
+            addrs6: vec![],
+            partial: false,
         }
-        let a = Ipv4Addr::new(10, 0, 0, 1);
-        assert!(!c.learn("one.too.many", &[(a, 5)], s(0)));
-        assert_eq!(c.refused, 1);
-        assert!(c.learn("n0.x.com", &[(a, 5)], s(0)));
-        c.expire(s(5));
-        assert!(c.learn("one.too.many", &[(a, 5)], s(5)));
+    }
+
+    fn addrs_of(c: &FqdnCache, name: &str) -> Vec<Ipv4Addr> {
+        c.learned()
+            .get(name)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     #[test]
-    fn refreshing_extends_expiry() {
-        let a = Ipv4Addr::new(10, 0, 0, 1);
-        let mut c = FqdnCache::default();
-        c.learn("x.com", &[(a, 5)], s(0));
-        c.learn("x.com", &[(a, 5)], s(4));
-        assert!(!c.expire(s(5)));
-        assert!(c.expire(s(9)));
+    fn pod_answers_merge_per_address_expiry() {
+        let sel = sels(&["x.com"]);
+        let mut c = FqdnCache::new(0);
+        assert!(c.learn("x.com", &sel, &[(ip(1), 5)], SERVER, s(100)));
+        // Same address again, shorter TTL: no change, the later expiry stays.
+        assert!(!c.learn("x.com", &sel, &[(ip(1), 1)], SERVER, s(101)));
+        // The answer changed to .2: .1 stays until its own expiry (105).
+        assert!(c.learn("x.com", &sel, &[(ip(2), 30)], SERVER, s(102)));
+        assert_eq!(addrs_of(&c, "x.com"), [ip(1), ip(2)]);
+        assert_eq!(c.next_requery(), Some(s(105)));
+        // A Pod answer after .1 expired, without it, drops it.
+        assert!(c.learn("x.com", &sel, &[(ip(2), 30)], SERVER, s(106)));
+        assert_eq!(addrs_of(&c, "x.com"), [ip(2)]);
+        // Without addresses, or for no selector, an answer teaches nothing.
+        assert!(!c.learn("x.com", &sel, &[], SERVER, s(107)));
+        assert!(!c.learn("y.com", &sels(&[]), &[(ip(3), 5)], SERVER, s(107)));
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn the_clock_alone_drops_nothing_the_requery_answer_does() {
+        let sel = sels(&["*foobar.com"]);
+        let mut c = FqdnCache::new(0);
+        c.learn(
+            "www.foobar.com",
+            &sel,
+            &[(ip(1), 5), (ip(2), 50)],
+            SERVER,
+            s(0),
+        );
+        assert!(c.due(s(4)).is_empty());
+        // At the earliest expiry the name is re-queried at the server the Pod used.
+        let q = c.due(s(5));
+        assert_eq!(q.len(), 1);
+        assert_eq!(
+            (q[0].name.as_str(), q[0].server),
+            ("www.foobar.com", SERVER)
+        );
+        // While it is in flight the addresses stay, and it is not asked twice.
+        assert!(c.due(s(6)).is_empty());
+        assert_eq!(addrs_of(&c, "www.foobar.com"), [ip(1), ip(2)]);
+        // An answer with a wrong id is not ours.
+        assert!(!c.answer(&reply(q[0].id.wrapping_add(1), "www.foobar.com", &[]), s(6)));
+        assert_eq!(c.counters.stray_answers, 1);
+        // The answer lists .1 again (kept, new expiry) and .3 (added); .2 is unexpired.
+        assert!(c.answer(
+            &reply(q[0].id, "www.foobar.com", &[(ip(1), 5), (ip(3), 5)]),
+            s(6)
+        ));
+        assert_eq!(addrs_of(&c, "www.foobar.com"), [ip(1), ip(2), ip(3)]);
+        assert_eq!(c.next_requery(), Some(s(11)));
+        // Next answer lists only .3: .1 (expired at 11) goes, .2 (until 50) stays.
+        let q = c.due(s(11));
+        assert!(c.answer(&reply(q[0].id, "www.foobar.com", &[(ip(3), 60)]), s(11)));
+        assert_eq!(addrs_of(&c, "www.foobar.com"), [ip(2), ip(3)]);
+        // A re-query does not refresh recency (only Pods' lookups do).
+        assert_eq!(c.counters.requery_answers, 2);
+    }
+
+    #[test]
+    fn an_empty_requery_answer_drops_expired_addresses_and_then_the_name() {
+        let sel = sels(&["x.com"]);
+        let mut c = FqdnCache::new(0);
+        c.learn("x.com", &sel, &[(ip(1), 5), (ip(2), 9)], SERVER, s(0));
+        let q = c.due(s(5));
+        assert!(c.answer(&reply(q[0].id, "x.com", &[]), s(5)));
+        assert_eq!(addrs_of(&c, "x.com"), [ip(2)]);
+        let q = c.due(s(9));
+        assert!(c.answer(&reply(q[0].id, "x.com", &[]), s(9)));
+        assert!(c.is_empty());
+        assert_eq!(c.next_requery(), None);
+    }
+
+    #[test]
+    fn unanswered_requeries_back_off_and_keep_the_addresses() {
+        let sel = sels(&["x.com"]);
+        let mut c = FqdnCache::new(0);
+        c.learn("x.com", &sel, &[(ip(1), 5)], SERVER, s(0));
+        assert_eq!(c.due(s(5)).len(), 1);
+        // Timed out at 7: retried 1 s later, then 2 s, 4 s... up to 60 s.
+        assert!(c.due(s(7)).is_empty());
+        assert_eq!(c.counters.requery_timeouts, 1);
+        assert_eq!(c.next_requery(), Some(s(8)));
+        let mut t = s(8);
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            assert_eq!(c.due(t).len(), 1, "at {t:?}");
+            c.due(t + REQUERY_TIMEOUT);
+            let next = c.next_requery().unwrap();
+            waits.push((next - (t + REQUERY_TIMEOUT)).as_secs());
+            t = next;
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        assert!(waits
+            .iter()
+            .all(|&w| Duration::from_secs(w) <= REQUERY_BACKOFF_MAX));
+        assert_eq!(addrs_of(&c, "x.com"), [ip(1)]);
+        // An answer resets the backoff.
+        let q = c.due(t);
+        c.answer(&reply(q[0].id, "x.com", &[(ip(1), 5)]), t);
+        assert_eq!(c.next_requery(), Some(t + s(5)));
+    }
+
+    #[test]
+    fn the_due_scan_is_skipped_until_something_can_be_due() {
+        let sel = sels(&["*.com"]);
+        let mut c = FqdnCache::new(0);
+        c.learn("late.com", &sel, &[(ip(1), 100)], SERVER, s(0));
+        assert!(c.due(s(1)).is_empty());
+        // Learned after the scan, due before what the scan saw: still asked in time.
+        c.learn("soon.com", &sel, &[(ip(2), 10)], SERVER, s(2));
+        assert!(c.due(s(11)).is_empty());
+        let q = c.due(s(12));
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].name, "soon.com");
+        // Its answer (TTL 3) schedules the next one at 15, before late.com's 100.
+        c.answer(&reply(q[0].id, "soon.com", &[(ip(2), 3)]), s(12));
+        assert!(c.due(s(14)).is_empty());
+        assert_eq!(c.due(s(15)).len(), 1);
+        // An unanswered query is timed out on time too.
+        assert!(c.due(s(16)).is_empty());
+        c.due(s(17));
+        assert_eq!(c.counters.requery_timeouts, 1);
+        assert_eq!(c.due(s(100)).len(), 2);
+    }
+
+    #[test]
+    fn min_ttl_raises_short_ttls_and_ttl_zero_is_not_asked_in_a_loop() {
+        let sel = sels(&["x.com"]);
+        let mut c = FqdnCache::new(30);
+        c.learn("x.com", &sel, &[(ip(1), 5), (ip(2), 60)], SERVER, s(0));
+        assert_eq!(c.next_requery(), Some(s(30)));
+        let mut c = FqdnCache::new(0);
+        c.learn("x.com", &sel, &[(ip(1), 0)], SERVER, s(0));
+        assert_eq!(c.next_requery(), Some(MIN_REQUERY_INTERVAL));
+        assert!(c.due(s(0)).is_empty());
+    }
+
+    #[test]
+    fn a_wildcard_selector_evicts_its_least_recently_resolved_name() {
+        let w = sels(&["*.x.com"]);
+        let mut c = FqdnCache::with_limits(0, 3, 100);
+        for (i, n) in ["a.x.com", "b.x.com", "c.x.com"].iter().enumerate() {
+            c.learn(n, &w, &[(ip(i as u8 + 1), 60)], SERVER, s(i as u64));
+        }
+        // a is resolved again by a Pod: b is now the least recently used.
+        assert!(!c.learn("a.x.com", &w, &[(ip(1), 60)], SERVER, s(3)));
+        // A re-query answer does not count as a use.
+        let q = c.due(s(61));
+        for r in &q {
+            c.answer(&reply(r.id, &r.name, &[(ip(9), 60)]), s(61));
+        }
+        assert!(c.learn("d.x.com", &w, &[(ip(4), 60)], SERVER, s(62)));
+        assert!(!c.tracks("*.x.com", "b.x.com"));
+        assert!(c.tracks("*.x.com", "a.x.com"));
+        assert_eq!(c.counters.evicted_per_selector, 1);
+        assert!(!c.learned().contains_key("b.x.com"));
+        // A name another selector also tracks stays, for that selector.
+        let both = sels(&["*.x.com", "*x.com"]);
+        c.learn("e.x.com", &both, &[(ip(5), 60)], SERVER, s(63));
+        assert!(!c.tracks("*.x.com", "c.x.com"));
+        c.learn("f.x.com", &w, &[(ip(6), 60)], SERVER, s(64));
+        c.learn("g.x.com", &w, &[(ip(7), 60)], SERVER, s(65));
+        c.learn("h.x.com", &w, &[(ip(8), 60)], SERVER, s(66));
+        assert!(!c.tracks("*.x.com", "e.x.com"));
+        assert!(c.tracks("*x.com", "e.x.com"));
+        assert!(c.learned().contains_key("e.x.com"));
+    }
+
+    #[test]
+    fn the_total_limit_evicts_the_least_recently_resolved_and_spares_exact_names() {
+        let w = sels(&["*"]);
+        let mut c = FqdnCache::with_limits(0, 1000, 2);
+        let exact = sels(&["keep.com", "*"]);
+        c.learn("keep.com", &exact, &[(ip(1), 60)], SERVER, s(0));
+        c.learn("a.com", &w, &[(ip(2), 60)], SERVER, s(1));
+        c.learn("b.com", &w, &[(ip(3), 60)], SERVER, s(2));
+        c.learn("a.com", &w, &[(ip(2), 60)], SERVER, s(3));
+        assert!(c.learn("c.com", &w, &[(ip(4), 60)], SERVER, s(4)));
+        let names: Vec<String> = c.learned().into_keys().collect();
+        assert_eq!(names, ["a.com", "c.com", "keep.com"]);
+        assert_eq!(c.counters.evicted_total, 1);
+    }
+
+    #[test]
+    fn antreas_limits_hold_at_full_size() {
+        let w = sels(&["*.big.com"]);
+        let mut c = FqdnCache::new(0);
+        for i in 0..MAX_NAMES_PER_SELECTOR + 10 {
+            c.learn(
+                &format!("n{i}.big.com"),
+                &w,
+                &[(Ipv4Addr::from(i as u32), 60)],
+                SERVER,
+                s(0),
+            );
+        }
+        assert_eq!(c.len(), MAX_NAMES_PER_SELECTOR);
+        assert!(!c.tracks("*.big.com", "n9.big.com"));
+        assert!(c.tracks("*.big.com", "n10.big.com"));
+        let mut c = FqdnCache::new(0);
+        for i in 0..MAX_WILDCARD_NAMES + 5 {
+            let sel = sels(&[&format!("*.s{}.com", i / 1000)]);
+            c.learn(
+                &format!("n{i}.s{}.com", i / 1000),
+                &sel,
+                &[(Ipv4Addr::from(i as u32), 60)],
+                SERVER,
+                s(0),
+            );
+        }
+        assert_eq!(c.len(), MAX_WILDCARD_NAMES);
+        assert_eq!(c.counters.evicted_total, 5);
+        assert!(!c.learned().contains_key("n4.s0.com"));
+        assert!(c.learned().contains_key("n5.s0.com"));
+    }
+
+    #[test]
+    fn selectors_follow_the_policies() {
+        let mut c = FqdnCache::new(0);
+        assert!(!c.set_selectors(&sels(&["*.x.com", "a.x.com"])));
+        c.learn(
+            "a.x.com",
+            &sels(&["*.x.com", "a.x.com"]),
+            &[(ip(1), 60)],
+            SERVER,
+            s(0),
+        );
+        c.learn("b.x.com", &sels(&["*.x.com"]), &[(ip(2), 60)], SERVER, s(0));
+        // The wildcard goes: b is forgotten, a stays for its exact selector.
+        assert!(c.set_selectors(&sels(&["a.x.com"])));
+        assert_eq!(c.learned().into_keys().collect::<Vec<_>>(), ["a.x.com"]);
+        // A new wildcard picks up the known names it matches.
+        assert!(!c.set_selectors(&sels(&["a.x.com", "*x.com"])));
+        assert!(c.tracks("*x.com", "a.x.com"));
+        // Nothing left: everything goes.
+        assert!(c.set_selectors(&sels(&[])));
+        assert!(c.is_empty());
     }
 
     fn frame(proto: u8, sport: u16, payload: &[u8]) -> Vec<u8> {
@@ -526,10 +1142,38 @@ mod tests {
         assert_eq!(f.counters.learned, 2);
         let learned = f.cache.learned();
         assert_eq!(learned.len(), 2);
-        // Expiry at 2 + 5 for www (refreshed at 2), 3 + 5 for foobar.com.
+        // Expiry at 2 + 5 for www (refreshed at 2), 3 + 5 for foobar.com: www is re-queried
+        // at the server that answered the Pod (the frame's source, 10.10.0.4:53).
         f.dirty = false;
-        f.tick(s(7));
+        let q = f.requeries(s(7));
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].server, SERVER);
+        assert!(!f.needs_sync());
+        // The name no longer resolves: its expired address goes.
+        let mut nx = Vec::new();
+        crate::anp::dns::build_query(q[0].id, &q[0].name, &mut nx).unwrap();
+        nx[2] |= 0x80;
+        f.requery_answer(&nx, s(7)).unwrap();
         assert!(f.needs_sync());
         assert_eq!(f.cache.learned().keys().collect::<Vec<_>>(), ["foobar.com"]);
+        assert!(f.requery_answer(&[1, 2, 3], s(7)).is_err());
+        assert_eq!(f.counters.requery_parse_failures, 1);
+        // AAAA records of a matching answer are counted, not installed.
+        let mut v6 = answer(b"\x02v6\x06foobar\x03com\x00", [10, 10, 0, 9], 5);
+        v6[7] = 2;
+        v6.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 5, 0, 16]);
+        v6.extend_from_slice(&[0xfd; 16]);
+        f.handle(&pin(frame(ip_proto::UDP, 53, &v6)), &sel, s(8))
+            .unwrap();
+        assert_eq!(f.cache.counters.ipv6_ignored, 1);
+        assert_eq!(
+            f.cache.learned()["v6.foobar.com"],
+            BTreeSet::from([Ipv4Addr::new(10, 10, 0, 9)])
+        );
+        // The policy goes: its names are forgotten.
+        f.dirty = false;
+        f.set_selectors(&BTreeSet::new());
+        assert!(f.needs_sync());
+        assert!(f.cache.learned().is_empty());
     }
 }
