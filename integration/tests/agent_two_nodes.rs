@@ -246,13 +246,8 @@ fn query(x: &Xvsd, kind: Kind, name: Option<&str>) -> Result<Response> {
     Ok(request(&x.run_dir().join("xvs-agent.sock"), &q)?)
 }
 
-#[test]
-fn two_agents_cross_node_pods_service_and_policy_metrics() -> Result<()> {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return Ok(());
-    }
-    let tag = unique_tag("a2n");
+/// Two node namespaces joined by an underlay veth, their Pods, and a running xvsd on each.
+fn two_nodes(tag: &str) -> Result<([Netns; 2], Vec<Pod>, Xvsd, Xvsd)> {
     let nodes = [
         Netns::new(&format!("{tag}a"))?,
         Netns::new(&format!("{tag}b"))?,
@@ -266,11 +261,32 @@ fn two_agents_cross_node_pods_service_and_policy_metrics() -> Result<()> {
         n.ip(&["addr", "add", &format!("{ip}/24"), "dev", "ul0"])?;
         n.offloads_off("ul0")?;
     }
-    let pods = pods(&tag, &nodes)?;
+    let pods = pods(tag, &nodes)?;
     let xa = Xvsd::start(&nodes[0], &config(0))?;
     let xb = Xvsd::start(&nodes[1], &config(1))?;
     wait_running(&xa)?;
     wait_running(&xb)?;
+    Ok((nodes, pods, xa, xb))
+}
+
+/// After the xvsds have stopped: neither node keeps an XDP program.
+fn no_xdp_left(nodes: &[Netns; 2]) -> Result<()> {
+    for n in nodes {
+        if n.any_xdp()? {
+            bail!("XDP program left behind in {}", n.name());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn two_agents_cross_node_pods_service_and_policy_metrics() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let tag = unique_tag("a2n");
+    let (nodes, pods, xa, xb) = two_nodes(&tag)?;
     let agent_a = start_agent(&xa, 0)?;
     let agent_b = start_agent(&xb, 1)?;
 
@@ -288,12 +304,7 @@ fn two_agents_cross_node_pods_service_and_policy_metrics() -> Result<()> {
     drop(agent_b);
     drop(xa);
     drop(xb);
-    for n in &nodes {
-        if n.any_xdp()? {
-            bail!("XDP program left behind in {}", n.name());
-        }
-    }
-    Ok(())
+    no_xdp_left(&nodes)
 }
 
 fn traffic_and_queries(
@@ -600,24 +611,7 @@ fn reject_of_a_remote_pod_answers_through_the_tunnel() -> Result<()> {
         return Ok(());
     }
     let tag = unique_tag("rjt");
-    let nodes = [
-        Netns::new(&format!("{tag}a"))?,
-        Netns::new(&format!("{tag}b"))?,
-    ];
-    for n in &nodes {
-        no_ipv6(n)?;
-    }
-    veth(&nodes[0], "ul0", "02:00:00:00:88:01", &nodes[1], "ul0")?;
-    nodes[1].ip(&["link", "set", "ul0", "address", "02:00:00:00:88:02"])?;
-    for (n, ip) in nodes.iter().zip(UNDERLAY) {
-        n.ip(&["addr", "add", &format!("{ip}/24"), "dev", "ul0"])?;
-        n.offloads_off("ul0")?;
-    }
-    let pods = pods(&tag, &nodes)?;
-    let xa = Xvsd::start(&nodes[0], &config(0))?;
-    let xb = Xvsd::start(&nodes[1], &config(1))?;
-    wait_running(&xa)?;
-    wait_running(&xb)?;
+    let (nodes, pods, xa, xb) = two_nodes(&tag)?;
     for x in [&xa, &xb] {
         let dir = x.run_dir().join("manifests");
         std::fs::create_dir_all(&dir)?;
@@ -692,10 +686,5 @@ fn reject_of_a_remote_pod_answers_through_the_tunnel() -> Result<()> {
     drop(agent_b);
     drop(xa);
     drop(xb);
-    for n in &nodes {
-        if n.any_xdp()? {
-            bail!("XDP program left behind in {}", n.name());
-        }
-    }
-    Ok(())
+    no_xdp_left(&nodes)
 }
