@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -721,37 +721,9 @@ fn classify(e: &std::io::Error) -> Option<Verdict> {
 }
 
 fn probe_one(ns: &str, dst: &str, proto: Proto, port: u16) -> Result<Verdict> {
-    let path = format!("/run/netns/{ns}");
-    let file = File::open(&path).with_context(|| format!("opening {path}"))?;
-    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
-    let to: SocketAddr = format!("{dst}:{port}").parse()?;
-    let what = format!("{proto:?} {dst}:{port} from {ns}");
     match proto {
-        Proto::Tcp => match TcpStream::connect_timeout(&to, DROP_TIMEOUT) {
-            Ok(_) => Ok(Verdict::Allow),
-            Err(e) => classify(&e).with_context(|| format!("{what}: {e}")),
-        },
-        Proto::Udp => {
-            let s = UdpSocket::bind("0.0.0.0:0")?;
-            s.connect(to)?;
-            s.set_read_timeout(Some(DROP_TIMEOUT / 3))?;
-            let mut buf = [0u8; 64];
-            for _ in 0..3 {
-                if let Err(e) = s.send(b"xvs-probe") {
-                    return classify(&e).with_context(|| format!("{what}: {e}"));
-                }
-                match s.recv(&mut buf) {
-                    Ok(_) => return Ok(Verdict::Allow),
-                    Err(e) => match classify(&e) {
-                        Some(Verdict::Drop) => continue,
-                        Some(v) => return Ok(v),
-                        None => bail!("{what}: {e}"),
-                    },
-                }
-            }
-            Ok(Verdict::Drop)
-        }
         Proto::Icmp => ping(ns, dst),
+        Proto::Tcp | Proto::Udp => probe_bound(ns, None, dst, proto, port),
     }
 }
 
@@ -763,7 +735,8 @@ fn probe_bound(ns: &str, src: Option<&str>, dst: &str, proto: Proto, port: u16) 
     nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
     let to: SocketAddr = format!("{dst}:{port}").parse()?;
     let from: Option<SocketAddr> = src.map(|s| format!("{s}:0").parse()).transpose()?;
-    let what = format!("{proto:?} {dst}:{port} from {ns} ({src:?})");
+    let bound = src.map(|s| format!(" ({s})")).unwrap_or_default();
+    let what = format!("{proto:?} {dst}:{port} from {ns}{bound}");
     match proto {
         Proto::Tcp => {
             let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
