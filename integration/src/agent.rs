@@ -37,20 +37,7 @@ pub struct Agent {
 impl Agent {
     /// Starts `xvs-agent run --manifests DIR --socket SOCKET [extra...]`, logging to `log`.
     pub fn start(manifests: &Path, socket: &Path, log: &Path, extra: &[&str]) -> Result<Agent> {
-        let child = Command::new(agent_binary()?)
-            .args(["run", "--poll-ms", "50", "--debounce-ms", "100"])
-            .arg("--manifests")
-            .arg(manifests)
-            .arg("--socket")
-            .arg(socket)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log)?)
-            .spawn()?;
-        Ok(Agent {
-            child,
-            log: log.to_path_buf(),
-        })
+        Self::spawn(Command::new(agent_binary()?), manifests, socket, log, extra)
     }
 
     /// [`Agent::start`] inside the network namespace `ns` (as Antrea's agent runs in the
@@ -62,8 +49,18 @@ impl Agent {
         log: &Path,
         extra: &[&str],
     ) -> Result<Agent> {
-        let child = ns
-            .command(&agent_binary()?)
+        Self::spawn(ns.command(&agent_binary()?), manifests, socket, log, extra)
+    }
+
+    /// Runs `agent` (the agent binary, possibly wrapped) with the test defaults.
+    fn spawn(
+        mut agent: Command,
+        manifests: &Path,
+        socket: &Path,
+        log: &Path,
+        extra: &[&str],
+    ) -> Result<Agent> {
+        let child = agent
             .args(["run", "--poll-ms", "50", "--debounce-ms", "100"])
             .arg("--manifests")
             .arg(manifests)
