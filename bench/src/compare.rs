@@ -14,6 +14,7 @@ use crate::process::{Guarded, Reniced};
 use crate::scenarios::{Scenario, IPERF_PORT};
 use crate::sys;
 use crate::topology::{self, Endpoint, Topology};
+use crate::tunnel_bench::{TunnelPeer, TunnelPlan};
 use anyhow::{bail, Context, Result};
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::sys::signal::Signal;
@@ -39,9 +40,11 @@ pub struct CompareArgs {
     /// Warm-up before the window, seconds (iperf3: omitted seconds).
     #[arg(long, default_value_t = 1)]
     pub warmup: u32,
-    /// Scenarios (flow files for xvsd and OVS): l2, antrea, antrea-10k.
+    /// Scenarios: l2, antrea, antrea-10k (flow files for xvsd and OVS on one node), tunnel
+    /// (two nodes over Geneve and VXLAN: xvsd-geneve, xvsd-vxlan, ovs-geneve and kernel-vxlan
+    /// for the peers xvsd, ovs and bridge; written to tunnel.{md,csv,svg,png}) [default: all].
     #[arg(long, value_delimiter = ',')]
-    pub scenarios: Option<Vec<Scenario>>,
+    pub scenarios: Option<Vec<CompareScenario>>,
     /// Peers, in this order within a repetition: xvsd, ovs, bridge, xdp, testpmd.
     #[arg(long, value_delimiter = ',')]
     pub peers: Option<Vec<Peer>>,
@@ -79,12 +82,35 @@ pub struct CompareArgs {
     pub keep_logs: bool,
 }
 
+/// A scenario of `compare`: a flow file on the one-node topology, or the two-node tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareScenario {
+    Flows(Scenario),
+    Tunnel,
+}
+
+impl FromStr for CompareScenario {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "tunnel" {
+            return Ok(CompareScenario::Tunnel);
+        }
+        s.parse::<Scenario>()
+            .map(CompareScenario::Flows)
+            .map_err(|_| anyhow::anyhow!("unknown scenario {s:?} (l2, antrea, antrea-10k, tunnel)"))
+    }
+}
+
 /// The resolved plan of a compare run (defaults, `--quick`, explicit options).
 #[derive(Debug, Clone)]
 struct Plan {
     reps: usize,
     window: Window,
+    /// The flow-file scenarios, on the one-node topology.
     scenarios: Vec<Scenario>,
+    /// The two-node tunnel scenario ([`crate::tunnel_bench`]).
+    tunnel: bool,
     peers: Vec<Peer>,
     traffic: Vec<Traffic>,
     reference: Peer,
@@ -94,6 +120,16 @@ struct Plan {
 impl CompareArgs {
     fn plan(&self) -> Plan {
         let q = self.quick;
+        let chosen = self.scenarios.clone().unwrap_or_else(|| {
+            if q {
+                vec![CompareScenario::Flows(Scenario::L2)]
+            } else {
+                let mut all: Vec<CompareScenario> =
+                    Scenario::ALL.map(CompareScenario::Flows).to_vec();
+                all.push(CompareScenario::Tunnel);
+                all
+            }
+        });
         Plan {
             reps: self.reps.unwrap_or(if q { 1 } else { 3 }),
             window: Window {
@@ -102,13 +138,14 @@ impl CompareArgs {
                 dp_cpu: self.dp_cpu,
                 gen_cpu: self.gen_cpu,
             },
-            scenarios: self.scenarios.clone().unwrap_or_else(|| {
-                if q {
-                    vec![Scenario::L2]
-                } else {
-                    Scenario::ALL.to_vec()
-                }
-            }),
+            scenarios: chosen
+                .iter()
+                .filter_map(|c| match c {
+                    CompareScenario::Flows(s) => Some(*s),
+                    CompareScenario::Tunnel => None,
+                })
+                .collect(),
+            tunnel: chosen.contains(&CompareScenario::Tunnel),
             peers: self.peers.clone().unwrap_or_else(|| {
                 if q {
                     vec![Peer::Xvsd, Peer::Bridge]
@@ -154,7 +191,7 @@ pub enum Traffic {
 }
 
 impl Traffic {
-    fn unit(self) -> &'static str {
+    pub(crate) fn unit(self) -> &'static str {
         match self {
             Traffic::Udp(_) => "Mpps",
             Traffic::Tcp => "Gbit/s",
@@ -272,7 +309,7 @@ fn fmt_dur(s: f64) -> String {
 }
 
 /// What the machine and the peers are, for the report.
-fn machine_info(plan: &Plan, xvsd: &Path) -> Vec<(String, String)> {
+pub(crate) fn machine_info(dp_cpu: usize, gen_cpu: usize, xvsd: &Path) -> Vec<(String, String)> {
     let cmd_out = |prog: &str, args: &[&str]| -> String {
         Command::new(prog)
             .args(args)
@@ -335,8 +372,7 @@ fn machine_info(plan: &Plan, xvsd: &Path) -> Vec<(String, String)> {
         (
             "pinning".to_string(),
             format!(
-                "dataplane cpu{} (one worker / PMD / lcore / RPS), generator + iperf3 cpu{}",
-                plan.window.dp_cpu, plan.window.gen_cpu
+                "dataplane cpu{dp_cpu} (one worker / PMD / lcore / RPS), generator + iperf3 cpu{gen_cpu}"
             ),
         ),
     ];
@@ -368,7 +404,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("run as root (namespaces, XDP and BPF_PROG_TEST_RUN need it)");
     }
-    if plan.reps == 0 || plan.window.secs == 0 || plan.scenarios.is_empty() {
+    if plan.reps == 0 || plan.window.secs == 0 || (plan.scenarios.is_empty() && !plan.tunnel) {
         bail!("--reps, --secs and --scenarios must be positive / non-empty");
     }
     if plan.window.dp_cpu == plan.window.gen_cpu {
@@ -386,7 +422,67 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     cpus.set(plan.window.gen_cpu).context("--gen-cpu")?;
     sched_setaffinity(Pid::from_raw(0), &cpus)
         .with_context(|| format!("pin harness to cpu{}", plan.window.gen_cpu))?;
+    if !plan.scenarios.is_empty() {
+        run_flow_scenarios(args, &plan, &xvsd, &stop)?;
+    }
+    if plan.tunnel {
+        run_tunnel_scenario(args, &plan, &xvsd, &stop)?;
+    }
+    Ok(())
+}
 
+/// The `tunnel` scenario: the compare peers' tunnel forms on the two-node topology, with the
+/// plan's repetitions, window and traffic (`cps` has no tunnel form).
+fn run_tunnel_scenario(
+    args: &CompareArgs,
+    plan: &Plan,
+    xvsd: &Path,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let mut notes = Vec::new();
+    let mut peers = Vec::new();
+    for &p in &plan.peers {
+        let forms = TunnelPeer::of_compare_peer(p);
+        if forms.is_empty() && p != Peer::Offered {
+            notes.push(format!(
+                "{p} has no tunnel form: not run in the tunnel scenario"
+            ));
+        }
+        for &f in forms {
+            if !peers.contains(&f) {
+                peers.push(f);
+            }
+        }
+    }
+    if peers.is_empty() {
+        bail!("--peers has none of xvsd, ovs, bridge: nothing to run in the tunnel scenario");
+    }
+    let tunnel = TunnelPlan {
+        reps: plan.reps,
+        secs: plan.window.secs,
+        warmup: plan.window.warmup,
+        peers,
+        traffic: plan.traffic.clone(),
+        dp_cpu: plan.window.dp_cpu,
+        gen_cpu: plan.window.gen_cpu,
+        xvsd: xvsd.to_path_buf(),
+        out: args.out.clone(),
+        keep_logs: args.keep_logs,
+        notes,
+    };
+    crate::tunnel_bench::run_plan(&tunnel, stop)
+}
+
+/// The flow-file scenarios on the one-node topology; writes compare.{md,csv,svg,png}.
+fn run_flow_scenarios(
+    args: &CompareArgs,
+    plan: &Plan,
+    xvsd: &Path,
+    stop: &Arc<AtomicBool>,
+) -> Result<()> {
+    let plan = plan.clone();
+    let xvsd = xvsd.to_path_buf();
+    let stop = Arc::clone(stop);
     fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
     let out = args.out.canonicalize()?;
     let tag = format!("{}{}", topology::PREFIX, std::process::id());
@@ -404,7 +500,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         fs::write(&path, s.flows()).with_context(|| format!("write {}", path.display()))?;
         flow_files.push((s, path));
     }
-    let info = machine_info(&plan, &xvsd);
+    let info = machine_info(plan.window.dp_cpu, plan.window.gen_cpu, &xvsd);
 
     eprintln!("xvs-bench: building namespaces {tag}-a, {tag}-n, {tag}-b");
     let topo = Topology::build(&tag)?;

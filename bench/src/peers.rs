@@ -383,7 +383,7 @@ pub fn spawn_in_node(
 /// Polls `ready` every 50 ms until it holds, the process ends, `timeout` passes or the harness
 /// is interrupted.
 pub fn wait_ready(
-    env: &PeerEnv<'_>,
+    stop: &AtomicBool,
     proc: &mut Guarded,
     log: &Path,
     timeout: Duration,
@@ -402,7 +402,7 @@ pub fn wait_ready(
             );
         }
         // Relaxed: the flag carries no data, it is only polled.
-        if env.stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
         if Instant::now() > deadline {
@@ -516,7 +516,7 @@ fn start_xvsd(env: &PeerEnv<'_>, run: usize, dpdk: bool) -> Result<Running> {
         config.display().to_string(),
     ];
     let mut proc = spawn_in_node(env, "xvsd", &argv, &log, Signal::SIGTERM)?;
-    wait_ready(env, &mut proc, &log, Duration::from_secs(20), || {
+    wait_ready(env.stop, &mut proc, &log, Duration::from_secs(20), || {
         pid_file.exists()
     })?;
     Ok(Running::Process {
@@ -572,7 +572,7 @@ fn start_testpmd(env: &PeerEnv<'_>, run: usize) -> Result<Running> {
         &log,
         Signal::SIGINT,
     )?;
-    wait_ready(env, &mut proc, &log, Duration::from_secs(30), || {
+    wait_ready(env.stop, &mut proc, &log, Duration::from_secs(30), || {
         fs::read_to_string(&log)
             // Printed by start_packet_forwarding() with the forwarding configuration.
             .map(|t| t.contains("packet forwarding - ports="))
