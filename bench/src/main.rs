@@ -16,8 +16,9 @@
 //! - [`process`]: guards that stop every started process by its PID;
 //! - `sys`: the only unsafe code (raw syscalls).
 //!
-//! `xvs-bench tunnel` ([`tunnel_bench`]): two nodes over Geneve and VXLAN, xvsd against the
-//! kernel's own vxlan devices on the same four-namespace topology.
+//! `xvs-bench tunnel` ([`tunnel_bench`], also `compare --scenarios tunnel`): two nodes over
+//! Geneve and VXLAN, xvsd against OVS's userspace datapath and the kernel's own vxlan devices
+//! on the same four-namespace topology.
 #![deny(unsafe_code)]
 
 mod bpf;
@@ -62,7 +63,8 @@ enum Cmd {
     /// The userspace pipeline alone: net_pcap -> switch -> net_null on one core; xvsd (DPDK
     /// ports) against OVS-DPDK and testpmd, same pcaps and flow files.
     Pipeline(pipeline::PipelineArgs),
-    /// Two nodes over Geneve and VXLAN: xvsd against the kernel's vxlan devices (Mpps, TCP).
+    /// Two nodes over Geneve and VXLAN: xvsd against OVS (userspace datapath) and the kernel's
+    /// vxlan devices (Mpps, TCP).
     Tunnel(tunnel_bench::TunnelArgs),
     /// Removes namespaces and directories left by runs that were killed with SIGKILL.
     Cleanup,

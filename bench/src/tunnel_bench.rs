@@ -391,7 +391,9 @@ fn start_xvsd(
     dp_cpu: usize,
     run_no: usize,
 ) -> Result<Running> {
+    // Both nodes start at once, then both are waited for (start-up is mostly program loads).
     let mut procs = Vec::new();
+    let mut waits = Vec::new();
     for i in 0..2 {
         let dir = work.join(format!("xvsd-{run_no}-{i}"));
         fs::create_dir_all(&dir)?;
@@ -414,22 +416,24 @@ fn start_xvsd(
             .stderr(err)
             .spawn()
             .context("spawn xvsd")?;
-        let mut g = Guarded::new(format!("xvsd-{i}"), child, Signal::SIGTERM);
-        let pid_file = run_dir.join("xvsd.pid");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        procs.push(Guarded::new(format!("xvsd-{i}"), child, Signal::SIGTERM));
+        waits.push((run_dir.join("xvsd.pid"), log));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (g, (pid_file, log)) in procs.iter_mut().zip(&waits) {
         while !pid_file.exists() {
             if let Some(st) = g.try_status()? {
                 bail!(
-                    "xvsd exited during start-up ({st}):\n{}",
-                    log_tail(&log, 15)
+                    "{} exited during start-up ({st}):\n{}",
+                    g.name(),
+                    log_tail(log, 15)
                 );
             }
             if Instant::now() > deadline {
-                bail!("xvsd not ready after 30 s:\n{}", log_tail(&log, 15));
+                bail!("{} not ready after 30 s:\n{}", g.name(), log_tail(log, 15));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        procs.push(g);
     }
     Ok(Running::Xvsd(procs))
 }
@@ -600,7 +604,8 @@ const OVS_UNDERLAY_BRIDGE: &str = "br-phy";
 const OVS_UNDERLAY_FLOWS: &str = "table=0,priority=10,in_port=1,actions=LOCAL\n\
                                   table=0,priority=10,in_port=LOCAL,actions=output:1\n";
 
-/// Starts OVS on both nodes; returns it and the Pod/underlay port type (`afxdp` or `system`).
+/// Starts OVS on both nodes (at once, on two threads: start-up is mostly waiting for the
+/// daemons); returns it and the Pod/underlay port type (`afxdp` or `system`).
 fn start_ovs(
     nodes: &Nodes,
     work: &Path,
@@ -608,79 +613,109 @@ fn start_ovs(
     run_no: usize,
     stop: &AtomicBool,
 ) -> Result<(Running, &'static str)> {
+    let results: Vec<Result<(OvsNode, bool)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                scope.spawn(move || start_ovs_node(nodes.node(i), i, work, dp_cpu, run_no, stop))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("ovs start-up thread panicked")))
+            })
+            .collect()
+    });
     let mut started = Vec::new();
     let mut port_type = "afxdp";
-    for i in 0..2 {
-        let ns = nodes.node(i);
-        let dir = work.join(format!("ovs-{run_no}-{i}"));
-        let mut d = OvsDaemons::start(ns.name(), dp_cpu, &dir.join("run"), stop)?;
-        let afxdp = d.has_afxdp()?;
+    for r in results {
+        let (node, afxdp) = r?;
         if !afxdp {
             port_type = "system";
         }
-        let settings: &[&str] = if afxdp { &AFXDP_PORT } else { &[] };
-        d.add_bridge(OVS_INTEGRATION_BRIDGE, &[])?;
-        // The internal port's MAC is the node's underlay MAC: the other node's tunnel header
-        // carries it (tnl/neigh/set below), and OVS pops only packets sent to it.
-        let hwaddr = format!("other_config:hwaddr={}", UNDERLAY_MAC[i]);
-        d.add_bridge(OVS_UNDERLAY_BRIDGE, &[&hwaddr])?;
-        d.add_port(OVS_UNDERLAY_BRIDGE, "ul0", 1, settings)?;
-        d.add_port(OVS_INTEGRATION_BRIDGE, pod_port(i), 1, settings)?;
-        d.add_port(
-            OVS_INTEGRATION_BRIDGE,
-            "tun0",
-            100,
-            &["type=geneve", "options:remote_ip=flow", "options:key=flow"],
-        )?;
-        if !afxdp {
-            // AF_PACKET ports attach no XDP program: the generator's redirect into pod-a's
-            // veth needs GRO on its peer (off again when the underlay address returns).
-            ns.exec("ethtool", &["-K", pod_port(i), "gro", "on"])?;
-        }
-        let underlay = UnderlayOnBridge::move_to_bridge(ns, i)?;
-        let phy_flows = dir.join("br-phy.flows");
-        fs::write(&phy_flows, OVS_UNDERLAY_FLOWS)?;
-        d.load_flows(OVS_UNDERLAY_BRIDGE, &phy_flows)?;
-        let int_flows = dir.join("br-int.flows");
-        fs::write(&int_flows, integration_flows(i))?;
-        d.load_flows(OVS_INTEGRATION_BRIDGE, &int_flows)?;
-        let peer = UNDERLAY[1 - i];
-        d.appctl(&["ovs/route/add", &format!("{peer}/32"), OVS_UNDERLAY_BRIDGE])?;
-        d.appctl(&[
-            "tnl/neigh/set",
-            OVS_UNDERLAY_BRIDGE,
-            peer,
-            UNDERLAY_MAC[1 - i],
-        ])?;
-        // The Pod's traffic must translate to one tnl_push out of the underlay port; a missing
-        // route or neighbour would show here as a drop, not later as a zero.
-        let (me, other) = if i == 0 {
-            (&POD_A, &POD_B)
-        } else {
-            (&POD_B, &POD_A)
-        };
-        let probe = format!(
-            "in_port=1,udp,dl_src={},dl_dst={},nw_src={},nw_dst={},nw_ttl=64,udp_src=1024,udp_dst=9",
-            format_mac(&me.mac),
-            format_mac(&other.mac),
-            me.ip,
-            other.ip
-        );
-        let trace = d.appctl(&["ofproto/trace", OVS_INTEGRATION_BRIDGE, &probe])?;
-        let actions = trace
-            .lines()
-            .find(|l| l.starts_with("Datapath actions:"))
-            .unwrap_or("");
-        if !actions.contains("tnl_push") {
-            bail!("ovs on node {i} does not encapsulate the Pod's traffic:\n{trace}");
-        }
-        let _ = d.appctl(&["dpif-netdev/pmd-stats-clear"]);
-        started.push(OvsNode {
-            daemons: d,
-            _underlay: underlay,
-        });
+        started.push(node);
     }
     Ok((Running::Ovs(started), port_type))
+}
+
+/// OVS on node `i`: daemons, bridges, ports, flows, route and neighbour, checked with
+/// `ofproto/trace`. Returns it and whether its ports are `afxdp`.
+fn start_ovs_node(
+    ns: &Netns,
+    i: usize,
+    work: &Path,
+    dp_cpu: usize,
+    run_no: usize,
+    stop: &AtomicBool,
+) -> Result<(OvsNode, bool)> {
+    let dir = work.join(format!("ovs-{run_no}-{i}"));
+    let mut d = OvsDaemons::start(ns.name(), dp_cpu, &dir.join("run"), stop)?;
+    let afxdp = d.has_afxdp()?;
+    let settings: &[&str] = if afxdp { &AFXDP_PORT } else { &[] };
+    d.add_bridge(OVS_INTEGRATION_BRIDGE, &[])?;
+    // The internal port's MAC is the node's underlay MAC: the other node's tunnel header
+    // carries it (tnl/neigh/set below), and OVS pops only packets sent to it.
+    let hwaddr = format!("other_config:hwaddr={}", UNDERLAY_MAC[i]);
+    d.add_bridge(OVS_UNDERLAY_BRIDGE, &[&hwaddr])?;
+    d.add_port(OVS_UNDERLAY_BRIDGE, "ul0", 1, settings)?;
+    d.add_port(OVS_INTEGRATION_BRIDGE, pod_port(i), 1, settings)?;
+    d.add_port(
+        OVS_INTEGRATION_BRIDGE,
+        "tun0",
+        100,
+        &["type=geneve", "options:remote_ip=flow", "options:key=flow"],
+    )?;
+    if !afxdp {
+        // AF_PACKET ports attach no XDP program: the generator's redirect into pod-a's
+        // veth needs GRO on its peer (off again when the underlay address returns).
+        ns.exec("ethtool", &["-K", pod_port(i), "gro", "on"])?;
+    }
+    let underlay = UnderlayOnBridge::move_to_bridge(ns, i)?;
+    let phy_flows = dir.join("br-phy.flows");
+    fs::write(&phy_flows, OVS_UNDERLAY_FLOWS)?;
+    d.load_flows(OVS_UNDERLAY_BRIDGE, &phy_flows)?;
+    let int_flows = dir.join("br-int.flows");
+    fs::write(&int_flows, integration_flows(i))?;
+    d.load_flows(OVS_INTEGRATION_BRIDGE, &int_flows)?;
+    let peer = UNDERLAY[1 - i];
+    d.appctl(&["ovs/route/add", &format!("{peer}/32"), OVS_UNDERLAY_BRIDGE])?;
+    d.appctl(&[
+        "tnl/neigh/set",
+        OVS_UNDERLAY_BRIDGE,
+        peer,
+        UNDERLAY_MAC[1 - i],
+    ])?;
+    // The Pod's traffic must translate to one tnl_push out of the underlay port; a missing
+    // route or neighbour would show here as a drop, not later as a zero.
+    let (me, other) = if i == 0 {
+        (&POD_A, &POD_B)
+    } else {
+        (&POD_B, &POD_A)
+    };
+    let probe = format!(
+        "in_port=1,udp,dl_src={},dl_dst={},nw_src={},nw_dst={},nw_ttl=64,udp_src=1024,udp_dst=9",
+        format_mac(&me.mac),
+        format_mac(&other.mac),
+        me.ip,
+        other.ip
+    );
+    let trace = d.appctl(&["ofproto/trace", OVS_INTEGRATION_BRIDGE, &probe])?;
+    let actions = trace
+        .lines()
+        .find(|l| l.starts_with("Datapath actions:"))
+        .unwrap_or("");
+    if !actions.contains("tnl_push") {
+        bail!("ovs on node {i} does not encapsulate the Pod's traffic:\n{trace}");
+    }
+    let _ = d.appctl(&["dpif-netdev/pmd-stats-clear"]);
+    Ok((
+        OvsNode {
+            daemons: d,
+            _underlay: underlay,
+        },
+        afxdp,
+    ))
 }
 
 /// The integration flows of node `i`, the same text in xvsd and OVS: the Pod's traffic to the
@@ -746,12 +781,26 @@ fn measure_udp(
         new_conns: false,
         secs: p.warmup + p.secs + 3,
     };
+    let [dev_a, dev_b] = devs;
+    let offered = |c: &crate::measure::IfCounters| c.tx_packets + c.tx_dropped;
+    let (_, before) = dev_a.read("eth0")?;
     let mut gen = generator::spawn(&spec, &log)?;
+    // The warm-up starts once frames leave pod-a: on a loaded machine the generator can take
+    // seconds to load its program, which would otherwise eat the window.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while offered(&dev_a.read("eth0")?.1) == offered(&before) {
+        if !gen.is_running() {
+            bail!("generator ended before sending:\n{}", log_tail(&log, 10));
+        }
+        if Instant::now() > deadline {
+            bail!("generator sent nothing in 10 s:\n{}", log_tail(&log, 10));
+        }
+        sleep_checked(stop_flag, Duration::from_millis(20))?;
+    }
     sleep_checked(stop_flag, Duration::from_secs(u64::from(p.warmup)))?;
     if !gen.is_running() {
         bail!("generator ended during warm-up:\n{}", log_tail(&log, 10));
     }
-    let [dev_a, dev_b] = devs;
     let (ta0, a0) = dev_a.read("eth0")?;
     let (tb0, b0) = dev_b.read("eth0")?;
     let cpu0 = CpuTimes::read()?;
@@ -766,7 +815,6 @@ fn measure_udp(
     }
     let rate =
         |d: u64, t0: Instant, t1: Instant| d as f64 / t1.duration_since(t0).as_secs_f64() / 1e6;
-    let offered = |c: &crate::measure::IfCounters| c.tx_packets + c.tx_dropped;
     Ok(Measured {
         value: rate(b1.rx_packets.saturating_sub(b0.rx_packets), tb0, tb1),
         offered_mpps: Some(rate(offered(&a1).saturating_sub(offered(&a0)), ta0, ta1)),
@@ -938,7 +986,7 @@ pub fn run_plan(p: &TunnelPlan, stop_flag: &AtomicBool) -> Result<()> {
     let out = p.out.canonicalize()?;
     let tag = format!("{}{}", topology::PREFIX, std::process::id());
     let work = WorkDir {
-        path: std::env::temp_dir().join(format!("{tag}-tunnel")),
+        path: std::env::temp_dir().join(&tag),
         keep: p.keep_logs,
     };
     fs::create_dir_all(&work.path)?;

@@ -2,7 +2,8 @@
 //! Linux bridge on scenario `l2`, UDP and TCP. Checks that every run produced a figure, and that
 //! the CSV, the markdown report, the SVG and the PNG exist and parse. A second run measures new
 //! connections per second (`cps`) through the `antrea` scenario's conntrack in xvsd and, where
-//! installed, in OVS. The two runs take turns (they share the cores and the CPU budget).
+//! installed, in OVS. A third runs the two-node `tunnel` scenario with every tunnel peer. The
+//! runs take turns (they share the cores and the CPU budget).
 //!
 //! xvsd is taken from `$XVSD`, else from next to the xvs-bench binary under test (CI builds every
 //! binary of the workspace first), else from `target/release/xvsd`.
@@ -125,17 +126,18 @@ fn compare_quick_xvsd_and_bridge() {
     let flows = std::fs::read_to_string(out_dir.join("flows/l2.flows")).expect("l2.flows");
     assert!(flows.contains("in_port=1 actions=output:2"));
 
-    assert_nothing_left(&stderr);
+    assert_nothing_left(&stderr, &["a", "n", "b"]);
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
-/// Everything a run created in the system is gone: its namespaces and its working directory.
-fn assert_nothing_left(stderr: &str) {
+/// Everything a run created in the system is gone: its namespaces (`<tag>-<suffix>`) and its
+/// working directory (`<tag>` in the temporary directory).
+fn assert_nothing_left(stderr: &str, suffixes: &[&str]) {
     let tag = stderr
         .split_whitespace()
         .find_map(|w| w.strip_suffix("-a,").map(str::to_string))
         .expect("namespace names in the log");
-    for suffix in ["a", "n", "b"] {
+    for suffix in suffixes {
         assert!(
             !Path::new("/run/netns")
                 .join(format!("{tag}-{suffix}"))
@@ -144,6 +146,24 @@ fn assert_nothing_left(stderr: &str) {
         );
     }
     assert!(!std::env::temp_dir().join(&tag).exists());
+}
+
+/// Whether Debian's Open vSwitch programs are installed.
+fn ovs_installed() -> bool {
+    [
+        "ovs-vswitchd",
+        "ovsdb-server",
+        "ovs-vsctl",
+        "ovs-ofctl",
+        "ovs-appctl",
+    ]
+    .iter()
+    .all(|p| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
 }
 
 /// `cps` through the `antrea` pipeline (ct(commit) of every new 5-tuple): xvsd and OVS must
@@ -160,20 +180,7 @@ fn compare_quick_new_connections_through_conntrack() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let xvsd = xvsd();
     assert!(xvsd.exists(), "xvsd not found at {}", xvsd.display());
-    let ovs = [
-        "ovs-vswitchd",
-        "ovsdb-server",
-        "ovs-vsctl",
-        "ovs-ofctl",
-        "ovs-appctl",
-    ]
-    .iter()
-    .all(|p| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    let ovs = ovs_installed();
     let peers = if ovs { "xvsd,ovs" } else { "xvsd" };
     let out_dir =
         std::env::temp_dir().join(format!("xvs-bench-compare-cps-{}", std::process::id()));
@@ -261,6 +268,105 @@ fn compare_quick_new_connections_through_conntrack() {
     let md = std::fs::read_to_string(out_dir.join("compare.md")).expect("compare.md");
     assert!(md.contains("| antrea | cps | xvsd |"), "{md}");
     assert!(md.contains("conntrack created"), "{md}");
-    assert_nothing_left(&stderr);
+    assert_nothing_left(&stderr, &["a", "n", "b"]);
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// `compare --quick --scenarios tunnel`, as CI runs it: every tunnel peer (xvsd over Geneve and
+/// over VXLAN, OVS's userspace datapath over Geneve where installed, the kernel's vxlan devices)
+/// carried UDP and TCP from pod-a on one node to pod-b on the other, within CI's 60 s; the
+/// report names the xvsd-geneve / ovs-geneve ratio, and the four namespaces and the working
+/// directory are gone afterwards. Checks delivery, not speed.
+#[test]
+fn compare_quick_tunnel_every_peer_delivers() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: not root");
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let xvsd = xvsd();
+    assert!(xvsd.exists(), "xvsd not found at {}", xvsd.display());
+    let ovs = ovs_installed();
+    let out_dir =
+        std::env::temp_dir().join(format!("xvs-bench-compare-tunnel-{}", std::process::id()));
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_xvs-bench"))
+        .args([
+            "compare",
+            "--quick",
+            "--scenarios",
+            "tunnel",
+            // Delivery, not speed: no warm-up, so that four peers on two nodes fit CI's budget.
+            "--warmup",
+            "0",
+            "--peers",
+            if ovs {
+                "xvsd,ovs,bridge"
+            } else {
+                "xvsd,bridge"
+            },
+        ])
+        .arg("--xvsd")
+        .arg(&xvsd)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("run xvs-bench");
+    let took = t0.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "compare failed:\n{stderr}");
+    assert!(
+        took < Duration::from_secs(60),
+        "tunnel --quick took {took:?}, more than CI's budget of 60 s"
+    );
+
+    let csv = std::fs::read_to_string(out_dir.join("tunnel.csv")).expect("tunnel.csv");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    };
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let mut peers = vec!["xvsd-geneve", "xvsd-vxlan", "kernel-vxlan"];
+    if ovs {
+        peers.push("ovs-geneve");
+    }
+    for peer in &peers {
+        for traffic in ["udp1", "tcp"] {
+            let row = rows
+                .iter()
+                .find(|r| r[col("peer")] == *peer && r[col("traffic")] == traffic)
+                .unwrap_or_else(|| panic!("no CSV row for {peer} {traffic}:\n{csv}\n{stderr}"));
+            assert_eq!(row[col("scenario")], "tunnel", "{row:?}");
+            assert_eq!(row[col("status")], "ok", "{row:?}\n{stderr}");
+            let v: f64 = row[col("value")].parse().expect("value is a number");
+            // UDP: at least 1,000 frames/s reached pod-b; TCP: iperf3 received something.
+            let floor = if traffic == "tcp" { 0.0 } else { 0.001 };
+            assert!(
+                v > floor,
+                "{peer} {traffic} carried nothing across the tunnel: {row:?}\n{stderr}"
+            );
+        }
+    }
+    let md = std::fs::read_to_string(out_dir.join("tunnel.md")).expect("tunnel.md");
+    assert!(md.contains("| tunnel | udp1 | xvsd-geneve |"), "{md}");
+    assert!(md.contains("| tunnel | tcp | kernel-vxlan |"), "{md}");
+    if ovs {
+        assert!(
+            md.contains("| traffic | xvsd-geneve / ovs-geneve |"),
+            "{md}"
+        );
+        assert!(md.contains("ovs-geneve ran on `"), "{md}");
+    }
+    let svg = std::fs::read_to_string(out_dir.join("tunnel.svg")).expect("tunnel.svg");
+    assert!(svg.contains("xvsd-geneve") && svg.contains("kernel-vxlan"));
+    image::open(out_dir.join("tunnel.png")).expect("tunnel.png decodes");
+    let flows = std::fs::read_to_string(out_dir.join("flows/tunnel-node-a.flows")).expect("flows");
+    assert!(flows.contains("set_field:192.168.77.2->tun_dst"), "{flows}");
+
+    assert_nothing_left(&stderr, &["a", "x", "y", "b"]);
     let _ = std::fs::remove_dir_all(&out_dir);
 }
