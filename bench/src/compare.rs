@@ -1395,6 +1395,34 @@ mod tests {
         assert_eq!(Traffic::Udp(1000).to_string(), "udp1000");
     }
 
+    fn plan_of(args: &[&str]) -> Plan {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            compare: CompareArgs,
+        }
+        let argv = std::iter::once("compare").chain(args.iter().copied());
+        <Cli as clap::Parser>::try_parse_from(argv)
+            .unwrap()
+            .compare
+            .plan()
+    }
+
+    #[test]
+    fn tunnel_is_a_scenario_of_the_one_command() {
+        let all = plan_of(&[]);
+        assert!(all.tunnel, "the full run includes the tunnel scenario");
+        assert_eq!(all.scenarios, Scenario::ALL.to_vec());
+        let quick = plan_of(&["--quick"]);
+        assert!(!quick.tunnel);
+        let t = plan_of(&["--quick", "--scenarios", "tunnel"]);
+        assert!(t.tunnel && t.scenarios.is_empty());
+        let both = plan_of(&["--scenarios", "l2,tunnel"]);
+        assert!(both.tunnel);
+        assert_eq!(both.scenarios, vec![Scenario::L2]);
+        assert!("tunel".parse::<CompareScenario>().is_err());
+    }
+
     #[test]
     fn iperf_json() {
         let j = r#"{"start":{},"end":{"sum_sent":{"bits_per_second":2e9},"sum_received":{"bits_per_second":1.5e9}}}"#;
