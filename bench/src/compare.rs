@@ -465,6 +465,7 @@ fn run_tunnel_scenario(
         traffic: plan.traffic.clone(),
         dp_cpu: plan.window.dp_cpu,
         gen_cpu: plan.window.gen_cpu,
+        pmd_sleep_us: 0,
         xvsd: xvsd.to_path_buf(),
         out: args.out.clone(),
         keep_logs: args.keep_logs,

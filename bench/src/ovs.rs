@@ -21,7 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 const BRIDGE: &str = "ovsbr0";
@@ -176,13 +176,22 @@ impl OvsDaemons {
             .with_context(|| format!("load {} into ovs-vswitchd", flows.display()))
     }
 
-    /// Whether this build lists the `afxdp` interface type.
+    /// Whether this build lists the `afxdp` interface type. vswitchd fills `iface_types` on its
+    /// first pass after connecting to the database, which can come after its pid file: an
+    /// empty list is waited out (a loaded machine showed it), not taken for "no afxdp".
     pub fn has_afxdp(&self) -> Result<bool> {
-        let types = self.vsctl(&["get", "Open_vSwitch", ".", "iface_types"])?;
-        Ok(types
-            .trim_matches(|c| c == '[' || c == ']')
-            .split(", ")
-            .any(|t| t == "afxdp"))
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let types = self.vsctl(&["get", "Open_vSwitch", ".", "iface_types"])?;
+            let list = types.trim_matches(|c| c == '[' || c == ']').trim();
+            if !list.is_empty() {
+                return Ok(list.split(", ").any(|t| t == "afxdp"));
+            }
+            if Instant::now() > deadline {
+                bail!("ovs-vswitchd listed no interface types in 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// `add-br <name>` on the netdev datapath, `fail_mode=secure` (only the loaded flows

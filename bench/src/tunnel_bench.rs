@@ -73,6 +73,10 @@ pub struct TunnelArgs {
     /// The dataplane core (both xvsd workers, both OVS PMDs, the kernel nodes' RPS).
     #[arg(long, default_value_t = 0)]
     pub dp_cpu: usize,
+    /// Upper bound of the sleep an idle xvsd worker (`pmd_sleep_max_us`) and an idle OVS PMD
+    /// (`other_config:pmd-maxsleep`) take, µs; 0: both poll without sleeping, their default.
+    #[arg(long, default_value_t = 0)]
+    pub pmd_sleep_us: u64,
     /// Generator, iperf3 and harness core.
     #[arg(long, default_value_t = 1)]
     pub gen_cpu: usize,
@@ -97,6 +101,8 @@ pub struct TunnelPlan {
     pub traffic: Vec<Traffic>,
     pub dp_cpu: usize,
     pub gen_cpu: usize,
+    /// Idle sleep bound of xvsd's workers and OVS's PMDs, µs (0: poll).
+    pub pmd_sleep_us: u64,
     pub xvsd: PathBuf,
     pub out: PathBuf,
     pub keep_logs: bool,
@@ -371,9 +377,17 @@ impl Drop for KernelGuard {
     }
 }
 
-fn xvsd_config(run_dir: &Path, flows: &Path, i: usize, kind: &str, dp_cpu: usize) -> String {
+fn xvsd_config(
+    run_dir: &Path,
+    flows: &Path,
+    i: usize,
+    kind: &str,
+    dp_cpu: usize,
+    sleep_us: u64,
+) -> String {
     format!(
         "bridge = \"br-bench\"\nrun_dir = \"{}\"\nworkers = [{dp_cpu}]\nforwarding = \"openflow\"\n\
+         pmd_sleep_max_us = {sleep_us}\n\
          flows = \"{}\"\n\n[[port]]\nname = \"{}\"\ntype = \"afxdp\"\nofport = 1\nxdp_mode = \"native\"\n\n\
          [[port]]\nname = \"ul0\"\ntype = \"afxdp\"\nofport = 2\nuplink = true\nxdp_mode = \"native\"\n\n\
          [[port]]\nname = \"tun0\"\ntype = \"{kind}\"\nofport = 100\n",
@@ -389,6 +403,7 @@ fn start_xvsd(
     work: &Path,
     kind: &str,
     dp_cpu: usize,
+    sleep_us: u64,
     run_no: usize,
 ) -> Result<Running> {
     // Both nodes start at once, then both are waited for (start-up is mostly program loads).
@@ -401,7 +416,10 @@ fn start_xvsd(
         fs::write(&flows, integration_flows(i))?;
         let run_dir = dir.join("run");
         let cfg = dir.join("xvsd.toml");
-        fs::write(&cfg, xvsd_config(&run_dir, &flows, i, kind, dp_cpu))?;
+        fs::write(
+            &cfg,
+            xvsd_config(&run_dir, &flows, i, kind, dp_cpu, sleep_us),
+        )?;
         let log = dir.join("xvsd.log");
         let out = fs::File::create(&log)?;
         let err = out.try_clone()?;
@@ -610,13 +628,16 @@ fn start_ovs(
     nodes: &Nodes,
     work: &Path,
     dp_cpu: usize,
+    sleep_us: u64,
     run_no: usize,
     stop: &AtomicBool,
 ) -> Result<(Running, &'static str)> {
     let results: Vec<Result<(OvsNode, bool)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..2)
             .map(|i| {
-                scope.spawn(move || start_ovs_node(nodes.node(i), i, work, dp_cpu, run_no, stop))
+                scope.spawn(move || {
+                    start_ovs_node(nodes.node(i), i, work, dp_cpu, sleep_us, run_no, stop)
+                })
             })
             .collect();
         handles
@@ -646,11 +667,16 @@ fn start_ovs_node(
     i: usize,
     work: &Path,
     dp_cpu: usize,
+    sleep_us: u64,
     run_no: usize,
     stop: &AtomicBool,
 ) -> Result<(OvsNode, bool)> {
     let dir = work.join(format!("ovs-{run_no}-{i}"));
     let mut d = OvsDaemons::start(ns.name(), dp_cpu, &dir.join("run"), stop)?;
+    if sleep_us > 0 {
+        let max = format!("other_config:pmd-maxsleep={sleep_us}");
+        d.vsctl(&["set", "Open_vSwitch", ".", &max])?;
+    }
     let afxdp = d.has_afxdp()?;
     let settings: &[&str] = if afxdp { &AFXDP_PORT } else { &[] };
     d.add_bridge(OVS_INTEGRATION_BRIDGE, &[])?;
@@ -922,6 +948,7 @@ pub fn run_tunnel(a: &TunnelArgs) -> Result<()> {
         traffic: a.traffic.clone(),
         dp_cpu: a.dp_cpu,
         gen_cpu: a.gen_cpu,
+        pmd_sleep_us: a.pmd_sleep_us,
         xvsd: crate::compare::xvsd_path(a.xvsd.as_deref()),
         out: a.out.clone(),
         keep_logs: a.keep_logs,
@@ -1004,13 +1031,25 @@ pub fn run_plan(p: &TunnelPlan, stop_flag: &AtomicBool) -> Result<()> {
         OVS_UNDERLAY_FLOWS,
     )?;
     let mut info = machine_info(p.dp_cpu, p.gen_cpu, &p.xvsd);
+    info.push((
+        "idle sleep".to_string(),
+        if p.pmd_sleep_us == 0 {
+            "none: xvsd workers and OVS PMDs poll (both defaults), two per core".to_string()
+        } else {
+            format!(
+                "up to {} µs (xvsd pmd_sleep_max_us, OVS pmd-maxsleep)",
+                p.pmd_sleep_us
+            )
+        },
+    ));
     eprintln!("xvs-bench: building namespaces {tag}-a, {tag}-x, {tag}-y, {tag}-b");
     let nodes = Nodes::build(&tag)?;
     let mut devs = [NetDev::open(&nodes.pod_a)?, NetDev::open(&nodes.pod_b)?];
     let t0 = Instant::now();
     let total = p.reps * p.peers.len() * p.traffic.len();
     let mut rows: Vec<Row> = Vec::new();
-    let mut ovs_ports: Option<&'static str> = None;
+    // Every port type OVS ran on (one unless a start found no afxdp).
+    let mut ovs_ports: Vec<&'static str> = Vec::new();
     let mut run_no = 0;
     let mut m = 0;
     let slots: Vec<(usize, TunnelPeer)> = (1..=p.reps)
@@ -1025,21 +1064,44 @@ pub fn run_plan(p: &TunnelPlan, stop_flag: &AtomicBool) -> Result<()> {
             fmt_dur(t0.elapsed().as_secs_f64()),
             fmt_dur(expected_end),
         );
+        let mut port_note: Option<String> = None;
         let started = match peer {
-            TunnelPeer::XvsdGeneve => {
-                start_xvsd(&nodes, &p.xvsd, &work.path, "geneve", p.dp_cpu, run_no)
-            }
-            TunnelPeer::XvsdVxlan => {
-                start_xvsd(&nodes, &p.xvsd, &work.path, "vxlan", p.dp_cpu, run_no)
-            }
-            TunnelPeer::OvsGeneve => start_ovs(&nodes, &work.path, p.dp_cpu, run_no, stop_flag)
-                .map(|(r, ports)| {
-                    if ovs_ports.is_none() {
-                        eprintln!("xvs-bench: ovs runs on {ports} ports");
-                        ovs_ports = Some(ports);
-                    }
-                    r
-                }),
+            TunnelPeer::XvsdGeneve => start_xvsd(
+                &nodes,
+                &p.xvsd,
+                &work.path,
+                "geneve",
+                p.dp_cpu,
+                p.pmd_sleep_us,
+                run_no,
+            ),
+            TunnelPeer::XvsdVxlan => start_xvsd(
+                &nodes,
+                &p.xvsd,
+                &work.path,
+                "vxlan",
+                p.dp_cpu,
+                p.pmd_sleep_us,
+                run_no,
+            ),
+            TunnelPeer::OvsGeneve => start_ovs(
+                &nodes,
+                &work.path,
+                p.dp_cpu,
+                p.pmd_sleep_us,
+                run_no,
+                stop_flag,
+            )
+            .map(|(r, ports)| {
+                if !ovs_ports.contains(&ports) {
+                    eprintln!("xvs-bench: ovs runs on {ports} ports");
+                    ovs_ports.push(ports);
+                }
+                if ports != "afxdp" {
+                    port_note = Some(format!("ovs on {ports} ports"));
+                }
+                r
+            }),
             TunnelPeer::KernelVxlan => start_kernel(&nodes, p.dp_cpu),
         };
         let mut running = match started {
@@ -1096,6 +1158,7 @@ pub fn run_plan(p: &TunnelPlan, stop_flag: &AtomicBool) -> Result<()> {
                     if ms.offered_mpps.is_some_and(|o| o < 0.001) {
                         note.push("no offered load".to_string());
                     }
+                    note.extend(port_note.clone());
                     eprintln!(
                         "      -> {:.3} {}{}",
                         ms.value,
@@ -1137,8 +1200,9 @@ pub fn run_plan(p: &TunnelPlan, stop_flag: &AtomicBool) -> Result<()> {
         rows.extend(slot_rows);
     }
     drop(nodes);
-    if let Some(t) = ovs_ports {
-        let why = if t == "afxdp" {
+    if !ovs_ports.is_empty() {
+        let t = ovs_ports.join("` and `");
+        let why = if ovs_ports == ["afxdp"] {
             "this build lists the afxdp interface type"
         } else {
             "this build has no afxdp interface type"
@@ -1492,6 +1556,7 @@ mod tests {
             traffic: vec![Traffic::Udp(1), Traffic::Tcp],
             dp_cpu: 0,
             gen_cpu: 1,
+            pmd_sleep_us: 0,
             xvsd: PathBuf::from("xvsd"),
             out: PathBuf::from("out"),
             keep_logs: false,
