@@ -167,7 +167,8 @@ pub enum XdpModeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
-    /// Interface name in xvsd's network namespace.
+    /// Interface name in xvsd's network namespace (replay and null ports: only the port's
+    /// name, no interface behind it).
     pub name: String,
     /// Backend.
     #[serde(rename = "type")]
