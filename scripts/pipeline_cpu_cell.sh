@@ -11,10 +11,39 @@
 # hardware counters). Packets per on-CPU second stays comparable when other jobs take the
 # core away from the worker; wall-clock Mpps does not. With PROFILE=1 it also records a
 # cpu-clock profile of the worker to /tmp/emc-x/<tag>-<scenario>-<pcap>.data.
+# With BACKEND=mem, xvsd runs on its in-memory ports instead (a paused `replay` port holding
+# the pcap, started after the flows are loaded, and a `null` sink; no DPDK, any xvsd build),
+# as the `xvsd-mem` peer of `xvs-bench pipeline`; scenario `io` loads the single flow
+# in_port=1,actions=output:2, and scenario `iofwd` runs forwarding = "io-fwd" (no tables:
+# the ports' own cost, replay copy and null free, plus the worker loop; counted by xvs/show).
 set -u
 bin=$1; sc=$2; pcap=$3; tag=$4; secs=${5:-4}
 flows=${FLOWS_DIR:-/tmp/emc-x/flows}
 run=$(mktemp -d /tmp/xvs-cell-XXXXXX)
+mkdir -p /tmp/emc-x
+fwd=openflow; sock=br-int.mgmt
+[ "$sc" = iofwd ] && { fwd=io-fwd; sock=xvsd.ctl; }
+if [ "${BACKEND:-dpdk}" = mem ]; then
+cat > "$run/xvsd.toml" <<EOT
+bridge = "br-int"
+run_dir = "$run"
+workers = [1]
+forwarding = "$fwd"
+runtime_ports = 0
+
+[[port]]
+name = "pcap0"
+type = "replay"
+ofport = 1
+pcap = "/tmp/xvs-pipeline-pcaps/$pcap.pcap"
+paused = true
+
+[[port]]
+name = "null0"
+type = "null"
+ofport = 2
+EOT
+else
 cat > "$run/xvsd.toml" <<EOT
 bridge = "br-int"
 run_dir = "$run"
@@ -39,15 +68,27 @@ type = "dpdk"
 ofport = 2
 devargs = "net_null0,no-rx=1"
 EOT
+fi
 taskset -c 0,1 "$bin" --config "$run/xvsd.toml" > "$run/xvsd.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 600); do [ -S "$run/br-int.mgmt" ] && break; sleep 0.1; done
+for _ in $(seq 1 600); do [ -S "$run/$sock" ] && break; sleep 0.1; done
 of="ovs-ofctl -O OpenFlow15"
-$of del-flows "unix:$run/br-int.mgmt"
-$of add-flows "unix:$run/br-int.mgmt" "$flows/$sc.flows"
+[ "$sc" = iofwd ] || $of del-flows "unix:$run/br-int.mgmt"
+if [ "$sc" = iofwd ]; then
+	:
+elif [ "$sc" = io ]; then
+	$of add-flow "unix:$run/br-int.mgmt" in_port=1,actions=output:2
+else
+	$of add-flows "unix:$run/br-int.mgmt" "$flows/$sc.flows"
+fi
+[ "${BACKEND:-dpdk}" = mem ] && ovs-appctl -t "$run/xvsd.ctl" xvs/replay-start > /dev/null
 sleep 2
 tid=$(ps -T -p $pid -o spid=,comm= | awk '/pmd/ {print $1; exit}')
+if [ "$sc" = iofwd ]; then
+tx() { ovs-appctl -t "$run/xvsd.ctl" xvs/show | awk '/port 2:/ {getline; getline; split($2,a,":"); print a[2]; exit}'; }
+else
 tx() { $of dump-ports "unix:$run/br-int.mgmt" 2 | awk -F'pkts=' '/tx/ {split($2,a,","); print a[1]; exit}'; }
+fi
 t0=$(tx)
 if [ "${PROFILE:-0}" = 1 ]; then
 	perf stat -x, -t "$tid" -e task-clock -o "$run/perf.txt" -- \

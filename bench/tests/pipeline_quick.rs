@@ -1,10 +1,13 @@
 //! `xvs-bench pipeline --quick` end to end (root, real DPDK): testpmd and xvsd (built with
-//! `--features dpdk`) each replay the same pcap from `net_pcap` into `net_null`; the test checks
-//! that both forwarded packets (not how fast), that the CSV, markdown, SVG and PNG are written,
-//! and that nothing is left behind (network namespace, hugetlbfs mount, vm.nr_hugepages).
+//! `--features dpdk`) each replay the same pcap from `net_pcap` into `net_null`, and xvsd-mem
+//! replays it from xvsd's own `replay` port into its `null` port (with its io-flow ceiling);
+//! the test checks that every peer forwarded packets (not how fast), that the CSV, markdown,
+//! SVG and PNG are written, and that nothing is left behind (network namespace, hugetlbfs
+//! mount, vm.nr_hugepages).
 //!
 //! Skipped, saying why, when not root, when DPDK's testpmd is not installed, when the xvsd
-//! binary was built without DPDK, or when hugepages cannot be reserved.
+//! binary was built without DPDK, or when hugepages cannot be reserved. The xvsd-mem-only
+//! test needs neither DPDK nor hugepages, only root and an xvsd of any build.
 //! xvsd is taken from `$XVSD`, else from next to the xvs-bench binary under test.
 
 use std::path::{Path, PathBuf};
@@ -109,7 +112,7 @@ fn pipeline_quick_testpmd_and_xvsd_forward() {
         Some("scenario,pcap,peer,rep,fwd_mpps,rx_mpps,status,note")
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    for peer in ["testpmd", "xvsd"] {
+    for peer in ["testpmd", "xvsd", "xvsd-mem", "xvsd-mem-ioflow"] {
         let row = rows
             .iter()
             .find(|r| r[2] == peer)
@@ -122,6 +125,11 @@ fn pipeline_quick_testpmd_and_xvsd_forward() {
     let md = std::fs::read_to_string(out_dir.join("pipeline.md")).expect("pipeline.md");
     assert!(md.contains("| l2 | udp-1flow | xvsd |"), "{md}");
     assert!(md.contains("| io-fwd | udp-1flow | testpmd |"), "{md}");
+    assert!(md.contains("| l2 | udp-1flow | xvsd-mem |"), "{md}");
+    assert!(
+        md.contains("| io-fwd | udp-1flow | xvsd-mem-ioflow |"),
+        "{md}"
+    );
     let svg = std::fs::read_to_string(out_dir.join("pipeline.svg")).expect("pipeline.svg");
     assert!(svg.contains("<svg"));
     let png = std::fs::read(out_dir.join("pipeline.png")).expect("pipeline.png");
@@ -138,6 +146,67 @@ fn pipeline_quick_testpmd_and_xvsd_forward() {
         std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap_or_default(),
         hugepages_before,
         "vm.nr_hugepages was not restored"
+    );
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+#[test]
+fn pipeline_quick_xvsd_mem_forwards_without_dpdk() {
+    let xvsd = xvsd();
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: not root");
+        return;
+    }
+    if !xvsd.exists() {
+        eprintln!(
+            "skipped: {} not found (cargo build -p xvsd, or set XVSD)",
+            xvsd.display()
+        );
+        return;
+    }
+    let hugepages_before = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap_or_default();
+    let before = leftovers();
+    let out_dir =
+        std::env::temp_dir().join(format!("xvs-bench-pipeline-mem-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_xvs-bench"))
+        .args(["pipeline", "--quick", "--peers", "xvsd-mem"])
+        .arg("--xvsd")
+        .arg(&xvsd)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("run xvs-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "pipeline --quick --peers xvsd-mem failed:\n{stderr}"
+    );
+    let csv = std::fs::read_to_string(out_dir.join("pipeline.csv")).expect("pipeline.csv");
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    for (scenario, peer) in [("l2", "xvsd-mem"), ("io-fwd", "xvsd-mem-ioflow")] {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == scenario && r[2] == peer)
+            .unwrap_or_else(|| panic!("no {scenario}/{peer} row in\n{csv}\n{stderr}"));
+        let fwd: f64 = row[4].parse().expect("fwd_mpps");
+        assert_eq!(row[6], "ok", "{peer}: {row:?}\n{stderr}");
+        assert!(fwd > 0.0, "{peer} forwarded nothing: {row:?}\n{stderr}");
+    }
+    assert!(!stderr.contains("hugepages unavailable"), "{stderr}");
+    assert_eq!(
+        leftovers(),
+        before,
+        "the harness left a namespace or a mount behind"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap_or_default(),
+        hugepages_before,
+        "vm.nr_hugepages changed"
     );
     let _ = std::fs::remove_dir_all(&out_dir);
 }

@@ -12,8 +12,9 @@
 //!
 //! Backends, each a [`PortIo`]:
 //! - [`MemoryPort`] (module [`memory`]): two SPSC byte rings shared with a [`MemoryPeer`] that a
-//!   test drives from any thread; [`ReplayPort`] replays a fixed frame set in a loop for
-//!   benchmarks (one frame allocation and one copy per packet) and sinks whatever it transmits.
+//!   test drives from any thread; [`ReplayPort`] replays a fixed frame set or a pcap loaded at
+//!   start, in a loop, for benchmarks (one frame allocation and one copy per packet, as
+//!   `net_pcap`) and sinks whatever it transmits; [`NullPort`] only sinks (as `net_null`).
 //! - [`PcapReaderPort`] and [`PcapWriterPort`] (module [`pcap`]): replay a classic pcap file as
 //!   received traffic, or record transmitted frames into one.
 //! - [`TapPort`] (module [`tap`]): a Linux tap interface, the host-facing side of a bridge.
@@ -43,7 +44,7 @@ pub mod tap;
 #[cfg(test)]
 mod testutil;
 
-pub use memory::{MemoryPeer, MemoryPort, ReplayError, ReplayPort};
+pub use memory::{MemoryPeer, MemoryPort, NullPort, ReplayError, ReplayGate, ReplayPort};
 pub use pcap::{PcapError, PcapReaderPort, PcapWriterPort};
 pub use pool::{FramePool, FrameRegion, PoolError, DEFAULT_FRAME_SIZE, DEFAULT_HEADROOM};
 pub use port::{DeferredRelease, Desc, PortIo, PortStats};

@@ -1,5 +1,7 @@
-//! In-memory ports: [`MemoryPort`], driven by a test through its [`MemoryPeer`], and
-//! [`ReplayPort`], which replays a fixed set of frames for benchmarks.
+//! In-memory ports: [`MemoryPort`], driven by a test through its [`MemoryPeer`];
+//! [`ReplayPort`], which replays a fixed set of frames (or a pcap loaded at start) as received
+//! traffic, pktgen-style, for benchmarks and load without NICs; and [`NullPort`], a sink that
+//! counts and frees whatever it is given (DPDK's `net_null`).
 //!
 //! A [`MemoryPort`] and its peer share two single-producer single-consumer byte rings (one per
 //! direction). Each frame travels as one record: a 4-byte little-endian length followed by the
@@ -38,6 +40,9 @@
 use crate::pool::FramePool;
 use crate::port::{Desc, PortIo, PortStats};
 use rtrb::{Consumer, Producer, RingBuffer};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Bytes of the length header in front of every frame in a ring.
 const RECORD_HEADER: usize = 4;
@@ -245,6 +250,9 @@ pub enum ReplayError {
     /// The frame set is empty.
     #[error("a replay port needs at least one frame")]
     Empty,
+    /// The capture file holds no packet.
+    #[error("{0}: the capture holds no packets; a replay port needs at least one")]
+    EmptyCapture(PathBuf),
     /// A frame is empty or longer than [`MAX_MEMORY_FRAME`].
     #[error("frame {index} has {len} bytes; replayed frames need 1..={MAX_MEMORY_FRAME}")]
     FrameLength {
@@ -253,16 +261,68 @@ pub enum ReplayError {
         /// Its length.
         len: usize,
     },
+    /// A frame does not fit in the frames of the pool the port receives into.
+    #[error(
+        "frame {index} has {len} bytes, but the worker's frames hold {room} bytes after \
+         their headroom"
+    )]
+    FrameTooLong {
+        /// Position of the frame in the set (0-based; packet `index + 1` in a capture).
+        index: usize,
+        /// Its length.
+        len: usize,
+        /// Bytes a pool frame holds after its headroom.
+        room: u32,
+    },
+    /// `loops` times the number of frames does not fit in 64 bits.
+    #[error("{loops} loops of {frames} frames is too many packets")]
+    TooManyPackets {
+        /// Requested loop count.
+        loops: u64,
+        /// Frames per loop.
+        frames: usize,
+    },
     /// Reading the frames from a capture failed.
     #[error("reading replay frames: {0}")]
     Pcap(#[from] crate::pcap::PcapError),
 }
 
-/// A receive-only source that replays a fixed set of frames in order, in a loop, for
-/// benchmarks; its transmit side is a sink that counts and frees.
+/// Starts and stops a [`ReplayPort`] from another thread (the daemon's control thread), so a
+/// finite replay can wait until the flows it is meant to meet are installed.
 ///
-/// Receiving costs one frame allocation and one copy per packet, nothing else. Frames too long
-/// for the pool's frames are skipped and counted in `rx_dropped`.
+/// # Thread safety
+/// One flag shared with the port. The control side stores with `Release`; the port loads with
+/// `Acquire` once per burst and begins emitting only at the burst after the one that saw the
+/// flag set, so the worker has started a new iteration (and picked up any table version
+/// published before the start) before the first packet leaves.
+#[derive(Debug, Clone)]
+pub struct ReplayGate(Arc<AtomicBool>);
+
+impl ReplayGate {
+    /// Lets the port emit.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Holds the port: it emits nothing until started again (and resumes where it stopped).
+    pub fn stop(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+
+    /// True when started.
+    pub fn is_started(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A receive-only source that replays a fixed set of frames in order, in a loop, for
+/// benchmarks and pktgen-style load; its transmit side is a sink that counts and frees.
+///
+/// Receiving costs one frame allocation from the pool and one copy per packet, nothing else:
+/// the same work DPDK's `net_pcap` with `infinite_rx=1` does into an mbuf. The loaded frames
+/// stay private to the port; a received packet is always a copy in a pool frame. Frames too
+/// long for the pool's frames are skipped and counted in `rx_dropped` (the daemon refuses such
+/// a set up front with [`ReplayPort::check_fits`]).
 #[derive(Debug)]
 pub struct ReplayPort {
     name: String,
@@ -273,6 +333,10 @@ pub struct ReplayPort {
     next: usize,
     /// Packets still to emit; `None` replays forever.
     remaining: Option<u64>,
+    /// Present when started and stopped from outside ([`ReplayPort::gate`]).
+    gate: Option<Arc<AtomicBool>>,
+    /// The gate was seen open at a previous burst: emit.
+    emitting: bool,
     stats: PortStats,
 }
 
@@ -306,18 +370,64 @@ impl ReplayPort {
             spans,
             next: 0,
             remaining: count,
+            gate: None,
+            emitting: true,
             stats: PortStats::default(),
         })
     }
 
-    /// A port that replays every packet of a pcap file (see [`crate::pcap::read_all`]).
-    pub fn from_pcap(
-        name: &str,
-        path: &std::path::Path,
-        count: Option<u64>,
-    ) -> Result<Self, ReplayError> {
+    /// A port that replays every packet of a pcap file (see [`crate::pcap::read_all`]) until
+    /// it has emitted `count` packets (`None`: forever).
+    pub fn from_pcap(name: &str, path: &Path, count: Option<u64>) -> Result<Self, ReplayError> {
         let frames = crate::pcap::read_all(path)?;
+        if frames.is_empty() {
+            return Err(ReplayError::EmptyCapture(path.to_owned()));
+        }
         Self::new(name, frames, count)
+    }
+
+    /// A port that replays a whole pcap file `loops` times (`None`: forever), as `net_pcap`
+    /// does with `infinite_rx=1`. The file is read into memory here, once.
+    pub fn from_pcap_loops(
+        name: &str,
+        path: &Path,
+        loops: Option<u64>,
+    ) -> Result<Self, ReplayError> {
+        let mut port = Self::from_pcap(name, path, None)?;
+        if let Some(loops) = loops {
+            let frames = port.frame_count();
+            port.remaining = Some(
+                loops
+                    .checked_mul(frames as u64)
+                    .ok_or(ReplayError::TooManyPackets { loops, frames })?,
+            );
+        }
+        Ok(port)
+    }
+
+    /// Makes the port wait for [`ReplayGate::start`] before it emits anything; returns the
+    /// gate. Calling it again returns the same gate.
+    pub fn gate(&mut self) -> ReplayGate {
+        let flag = self
+            .gate
+            .get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
+        let gate = ReplayGate(Arc::clone(flag));
+        self.emitting = gate.is_started();
+        gate
+    }
+
+    /// Refuses a set with a frame longer than what `pool`'s frames hold after their headroom
+    /// (such a frame would only ever be dropped).
+    pub fn check_fits(&self, pool: &FramePool) -> Result<(), ReplayError> {
+        let room = pool.region().frame_size() - pool.headroom();
+        match self.spans.iter().position(|&(_, len)| len > room) {
+            Some(index) => Err(ReplayError::FrameTooLong {
+                index,
+                len: self.spans.get(index).map_or(0, |s| s.1 as usize),
+                room,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Number of distinct frames in the set.
@@ -334,6 +444,18 @@ impl ReplayPort {
     pub fn finished(&self) -> bool {
         self.remaining == Some(0)
     }
+
+    /// False while a gate holds the port. A gate seen open starts emission at the next burst.
+    #[inline]
+    fn gate_open(&mut self) -> bool {
+        let Some(flag) = &self.gate else {
+            return true;
+        };
+        let open = flag.load(Ordering::Acquire);
+        let was = self.emitting;
+        self.emitting = open;
+        open && was
+    }
 }
 
 impl PortIo for ReplayPort {
@@ -342,6 +464,9 @@ impl PortIo for ReplayPort {
     }
 
     fn rx_burst(&mut self, pool: &mut FramePool, out: &mut [Desc]) -> usize {
+        if !self.gate_open() {
+            return 0;
+        }
         let budget = match self.remaining {
             Some(r) => out.len().min(usize::try_from(r).unwrap_or(usize::MAX)),
             None => out.len(),
@@ -388,12 +513,57 @@ impl PortIo for ReplayPort {
     }
 
     fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Desc]) -> usize {
-        for d in pkts {
-            self.stats.tx_bytes += u64::from(d.len);
-            pool.free(d.addr);
+        sink(&mut self.stats, pool, pkts)
+    }
+
+    fn flush(&mut self, _pool: &mut FramePool) {}
+
+    fn stats(&self) -> PortStats {
+        self.stats
+    }
+}
+
+/// Counts `pkts` as transmitted and frees them.
+#[inline]
+fn sink(stats: &mut PortStats, pool: &mut FramePool, pkts: &[Desc]) -> usize {
+    for d in pkts {
+        stats.tx_bytes += u64::from(d.len);
+        pool.free(d.addr);
+    }
+    stats.tx_packets += pkts.len() as u64;
+    pkts.len()
+}
+
+/// A sink: transmitting counts the packets and bytes and frees the frames at once; it never
+/// receives. The counterpart of DPDK's `net_null` (`no-rx=1`) for benchmarks that measure the
+/// switch alone.
+#[derive(Debug)]
+pub struct NullPort {
+    name: String,
+    stats: PortStats,
+}
+
+impl NullPort {
+    /// A sink named `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            stats: PortStats::default(),
         }
-        self.stats.tx_packets += pkts.len() as u64;
-        pkts.len()
+    }
+}
+
+impl PortIo for NullPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rx_burst(&mut self, _pool: &mut FramePool, _out: &mut [Desc]) -> usize {
+        0
+    }
+
+    fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Desc]) -> usize {
+        sink(&mut self.stats, pool, pkts)
     }
 
     fn flush(&mut self, _pool: &mut FramePool) {}
@@ -643,5 +813,52 @@ mod tests {
             ReplayPort::new("r", [&[1u8][..], &[]], None),
             Err(ReplayError::FrameLength { index: 1, len: 0 })
         ));
+    }
+
+    #[test]
+    fn gated_replay_waits_for_its_start_and_resumes_after_a_stop() {
+        let mut port = ReplayPort::new("r0", [[1u8; 60], [2u8; 60]], Some(10)).expect("replay");
+        let gate = port.gate();
+        let mut pool = FramePool::new(8, 2048, 128).expect("pool");
+        let mut descs = [Desc::default(); 4];
+        for _ in 0..3 {
+            assert_eq!(port.rx_burst(&mut pool, &mut descs), 0);
+        }
+        gate.start();
+        assert!(gate.is_started());
+        // The burst that first sees the gate open emits nothing; the next one does.
+        assert_eq!(port.rx_burst(&mut pool, &mut descs), 0);
+        assert_eq!(port.rx_burst(&mut pool, &mut descs), 4);
+        pool.free_all(&descs);
+        gate.stop();
+        assert_eq!(port.rx_burst(&mut pool, &mut descs), 0);
+        gate.start();
+        let mut total = 4;
+        for _ in 0..10 {
+            let n = port.rx_burst(&mut pool, &mut descs);
+            total += n;
+            pool.free_all(&descs[..n]);
+        }
+        assert_eq!(total, 10);
+        assert!(port.finished());
+        assert_eq!(port.stats().rx_packets, 10);
+        assert_eq!(pool.free_count(), 8);
+    }
+
+    #[test]
+    fn null_port_counts_frees_and_never_receives() {
+        let mut pool = FramePool::new(8, 2048, 128).expect("pool");
+        let mut port = NullPort::new("null0");
+        let mut descs = [Desc::default(); 4];
+        assert_eq!(port.rx_burst(&mut pool, &mut descs), 0);
+        let a = pool.alloc_copy(&[1u8; 60]).expect("frame");
+        let b = pool.alloc_copy(&[2u8; 100]).expect("frame");
+        assert_eq!(pool.free_count(), 6);
+        assert_eq!(port.tx_burst(&mut pool, &[a, b]), 2);
+        assert_eq!(pool.free_count(), 8);
+        let s = port.stats();
+        assert_eq!((s.tx_packets, s.tx_bytes), (2, 160));
+        assert_eq!((s.rx_packets, s.rx_bytes, s.tx_dropped), (0, 0, 0));
+        assert_eq!(port.name(), "null0");
     }
 }

@@ -1063,4 +1063,98 @@ mod tests {
         assert_eq!(i, 20);
         assert_eq!(pool.free_count(), 8);
     }
+
+    #[test]
+    fn replay_loops_a_whole_capture_n_times() {
+        let path = TempPath::new("loops");
+        let frames: Vec<Vec<u8>> = (0..7u8).map(|i| udp_frame(i, &[i; 20])).collect();
+        let mut w = PcapWriter::create(&path.0).expect("create");
+        for f in &frames {
+            w.write_packet(Duration::ZERO, f).expect("write");
+        }
+        w.flush().expect("flush");
+        drop(w);
+        let mut port = crate::ReplayPort::from_pcap_loops("r", &path.0, Some(3)).expect("replay");
+        assert_eq!(port.remaining(), Some(21));
+        let mut pool = FramePool::new(16, 2048, 256).expect("pool");
+        port.check_fits(&pool).expect("64-byte frames fit");
+        let mut descs = [Desc::default(); 4];
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let n = port.rx_burst(&mut pool, &mut descs);
+            for d in &descs[..n] {
+                seen.push(pool.region().data(*d).to_vec());
+            }
+            assert_eq!(port.tx_burst(&mut pool, &descs[..n]), n);
+        }
+        assert_eq!(seen.len(), 21);
+        for (i, f) in seen.iter().enumerate() {
+            assert_eq!(f, &frames[i % 7]);
+        }
+        let s = port.stats();
+        assert_eq!((s.rx_packets, s.tx_packets, s.rx_dropped), (21, 21, 0));
+        assert_eq!(
+            s.rx_bytes,
+            3 * frames.iter().map(|f| f.len() as u64).sum::<u64>()
+        );
+        assert_eq!(pool.free_count(), 16);
+        // Forever: still going after many loops.
+        let mut forever = crate::ReplayPort::from_pcap_loops("r", &path.0, None).expect("replay");
+        for _ in 0..50 {
+            let n = forever.rx_burst(&mut pool, &mut descs);
+            assert_eq!(n, 4);
+            pool.free_all(&descs[..n]);
+        }
+        assert_eq!(forever.remaining(), None);
+    }
+
+    #[test]
+    fn replay_refuses_bad_captures_by_name() {
+        let missing =
+            crate::ReplayPort::from_pcap_loops("r", Path::new("/nonexistent/x.pcap"), None)
+                .expect_err("missing");
+        assert!(
+            missing.to_string().contains("/nonexistent/x.pcap"),
+            "{missing}"
+        );
+        let ng = crate::ReplayPort::from_pcap_loops("r", &testdata("lo.pcapng"), None)
+            .expect_err("pcapng");
+        assert!(ng.to_string().contains("pcapng is not supported"), "{ng}");
+
+        let empty = TempPath::new("empty");
+        let w = PcapWriter::create(&empty.0).expect("create");
+        drop(w);
+        let e = crate::ReplayPort::from_pcap_loops("r", &empty.0, Some(1)).expect_err("empty");
+        assert!(matches!(e, crate::ReplayError::EmptyCapture(_)), "{e}");
+        assert!(e.to_string().contains("holds no packets"), "{e}");
+
+        let garbage = TempPath::new("garbage");
+        std::fs::write(&garbage.0, b"not a capture at all, really").expect("write");
+        let e = crate::ReplayPort::from_pcap_loops("r", &garbage.0, None).expect_err("garbage");
+        assert!(e.to_string().contains("not a classic pcap file"), "{e}");
+
+        // A 3000-byte frame fits a 4 KiB frame, not a 2 KiB one with 256 bytes of headroom.
+        let big = TempPath::new("big");
+        let mut w = PcapWriter::create(&big.0).expect("create");
+        w.write_packet(Duration::ZERO, &[1u8; 60]).expect("write");
+        w.write_packet(Duration::ZERO, &[2u8; 3000]).expect("write");
+        w.flush().expect("flush");
+        drop(w);
+        let port = crate::ReplayPort::from_pcap_loops("r", &big.0, Some(1)).expect("replay");
+        let small = FramePool::new(4, 2048, 256).expect("pool");
+        let e = port.check_fits(&small).expect_err("too long");
+        assert!(
+            matches!(
+                e,
+                crate::ReplayError::FrameTooLong {
+                    index: 1,
+                    len: 3000,
+                    room: 1792
+                }
+            ),
+            "{e}"
+        );
+        let large = FramePool::new(4, 4096, 256).expect("pool");
+        port.check_fits(&large).expect("fits");
+    }
 }

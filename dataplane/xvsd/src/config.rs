@@ -113,12 +113,30 @@ pub enum PortType {
     Vxlan,
     /// A DPDK poll-mode driver port (xvsd built with the `dpdk` feature): a PCI NIC or a vdev.
     Dpdk,
+    /// A pcap file loaded into memory at start and received in a loop (`loops` times or
+    /// forever), pktgen-style load without a NIC; what it is given to send it counts and frees.
+    Replay,
+    /// A sink: counts and frees what it is given to send, never receives (DPDK's `net_null`).
+    Null,
 }
 
 impl PortType {
     /// True for Geneve and VXLAN ports.
     pub fn is_tunnel(self) -> bool {
         matches!(self, PortType::Geneve | PortType::Vxlan)
+    }
+
+    /// The name `dpif/show` and the configuration use.
+    pub fn name(self) -> &'static str {
+        match self {
+            PortType::Afxdp => "afxdp",
+            PortType::Tap => "tap",
+            PortType::Geneve => "geneve",
+            PortType::Vxlan => "vxlan",
+            PortType::Dpdk => "dpdk",
+            PortType::Replay => "replay",
+            PortType::Null => "null",
+        }
     }
 }
 
@@ -149,7 +167,8 @@ pub enum XdpModeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
-    /// Interface name in xvsd's network namespace.
+    /// Interface name in xvsd's network namespace (replay and null ports: only the port's
+    /// name, no interface behind it).
     pub name: String,
     /// Backend.
     #[serde(rename = "type")]
@@ -223,6 +242,18 @@ pub struct PortConfig {
     /// DPDK: NUMA socket for the queues' memory (default: the device's).
     #[serde(default)]
     pub socket_id: Option<i32>,
+    // --- replay ports (type = "replay") ---
+    /// Replay: the classic pcap file (not pcapng) to receive, relative to the configuration
+    /// file; read into memory at start.
+    #[serde(default)]
+    pub pcap: Option<PathBuf>,
+    /// Replay: how many times the whole capture is received (default: forever).
+    #[serde(default)]
+    pub loops: Option<u64>,
+    /// Replay: wait for `ovs-appctl xvs/replay-start` before receiving anything (so a finite
+    /// replay meets the flows loaded after start-up). Default false: start at once.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl PortConfig {
@@ -231,7 +262,11 @@ impl PortConfig {
         let kind = match self.kind {
             PortType::Geneve => TunnelKind::Geneve,
             PortType::Vxlan => TunnelKind::Vxlan,
-            PortType::Afxdp | PortType::Tap | PortType::Dpdk => return None,
+            PortType::Afxdp
+            | PortType::Tap
+            | PortType::Dpdk
+            | PortType::Replay
+            | PortType::Null => return None,
         };
         let mut c = TunnelConfig::flow_based(kind);
         c.remote = match &self.remote_ip {
@@ -360,12 +395,22 @@ impl Config {
         Self::parse(&text, path)
     }
 
-    /// Parses TOML text; `path` is only used in messages.
+    /// Parses TOML text; `path` names the file in messages, and relative `pcap` paths of
+    /// replay ports are taken relative to its directory.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
-        })
+        })?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for p in &mut config.ports {
+            if let Some(pcap) = p.pcap.as_mut() {
+                if pcap.is_relative() {
+                    *pcap = dir.join(&*pcap);
+                }
+            }
+        }
+        Ok(config)
     }
 }
 
@@ -544,6 +589,12 @@ pub fn plan(
                 )));
             }
         }
+        if p.kind != PortType::Replay && (p.pcap.is_some() || p.loops.is_some() || p.paused) {
+            return Err(invalid(format!(
+                "port {}: pcap, loops and paused apply to replay ports only",
+                p.name
+            )));
+        }
         if p.kind != PortType::Dpdk && has_dpdk_keys(p) {
             return Err(invalid(format!(
                 "port {}: devargs, rx_queues, tx_queues, queue_workers, rx_descriptors, \
@@ -612,6 +663,7 @@ pub fn plan(
                 }
             }
             PortType::Dpdk => check_dpdk_port(&config, p)?,
+            PortType::Replay | PortType::Null => check_in_memory_port(p)?,
             PortType::Tap => {
                 if p.xdp_mode.is_some() || p.queue.is_some() {
                     return Err(invalid(format!(
@@ -783,6 +835,41 @@ pub fn plan(
         config,
         ports: planned,
     })
+}
+
+// --- replay and null ports ---
+
+/// Replay and null ports: no interface options; a replay port names a readable file and a
+/// positive loop count. The capture itself is read (and its frames checked against the pool)
+/// when the port opens.
+fn check_in_memory_port(p: &PortConfig) -> Result<(), ConfigError> {
+    let name = &p.name;
+    if p.xdp_mode.is_some() || p.queue.is_some() || p.mac.is_some() || p.mtu.is_some() {
+        return Err(invalid(format!(
+            "port {name}: xdp_mode, queue, mac and mtu do not apply to {} ports",
+            p.kind.name()
+        )));
+    }
+    if p.kind == PortType::Null {
+        return Ok(());
+    }
+    let Some(pcap) = &p.pcap else {
+        return Err(invalid(format!(
+            "port {name}: a replay port needs pcap = \"<file>\" (a classic pcap capture)"
+        )));
+    };
+    if let Err(e) = std::fs::File::open(pcap) {
+        return Err(invalid(format!(
+            "port {name}: pcap {}: {e}",
+            pcap.display()
+        )));
+    }
+    if p.loops == Some(0) {
+        return Err(invalid(format!(
+            "port {name}: loops = 0 would receive nothing; leave it out to loop forever"
+        )));
+    }
+    Ok(())
 }
 
 // --- DPDK ---
@@ -1189,6 +1276,102 @@ mod tests {
         assert_eq!(parse_mac("aa:bb:cc:dd:ee"), None);
         assert_eq!(parse_mac("aa:bb:cc:dd:ee:ff:00"), None);
         assert_eq!(parse_mac("aaa:bb:cc:dd:ee:ff"), None);
+    }
+
+    const REPLAY: &str = r#"
+        bridge = "br-int"
+        workers = [0]
+        [[port]]
+        name = "gen0"
+        type = "replay"
+        ofport = 1
+        pcap = "traffic.pcap"
+        loops = 5
+        paused = true
+        [[port]]
+        name = "sink0"
+        type = "null"
+        ofport = 2
+    "#;
+
+    #[test]
+    fn replay_and_null_ports_plan_with_their_options() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("traffic.pcap"), b"x").expect("write");
+        let cfg = dir.path().join("xvsd.toml");
+        let c = Config::parse(REPLAY, &cfg).expect("parse");
+        // Relative to the configuration file.
+        assert_eq!(c.ports[0].pcap, Some(dir.path().join("traffic.pcap")));
+        let p = plan(c, &[0], |_| false).expect("plan");
+        assert_eq!(p.ports.len(), 2);
+        assert_eq!(p.ports[0].config.kind, PortType::Replay);
+        assert_eq!(
+            (p.ports[0].config.loops, p.ports[0].config.paused),
+            (Some(5), true)
+        );
+        assert_eq!(p.ports[1].config.kind, PortType::Null);
+        assert!(p.ports[0].config.tunnel_config().is_none());
+        // Absolute paths stay; defaults: forever, not paused.
+        let abs = dir.path().join("traffic.pcap").display().to_string();
+        let s = REPLAY
+            .replace("\"traffic.pcap\"", &format!("{abs:?}"))
+            .replace("loops = 5\n", "")
+            .replace("paused = true\n", "");
+        let c = Config::parse(&s, Path::new("/elsewhere/xvsd.toml")).expect("parse");
+        assert_eq!(c.ports[0].pcap.as_deref(), Some(Path::new(&abs)));
+        let p = plan(c, &[0], |_| false).expect("plan");
+        assert_eq!(
+            (p.ports[0].config.loops, p.ports[0].config.paused),
+            (None, false)
+        );
+    }
+
+    #[test]
+    fn bad_replay_and_null_settings_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("traffic.pcap"), b"x").expect("write");
+        let cfg = dir.path().join("xvsd.toml");
+        let try_plan = |s: &str| Config::parse(s, &cfg).and_then(|c| plan(c, &[0], |_| false));
+        for (from, to, needle) in [
+            ("pcap = \"traffic.pcap\"\n", "", "needs pcap = \"<file>\""),
+            (
+                "\"traffic.pcap\"",
+                "\"missing.pcap\"",
+                "missing.pcap: No such file",
+            ),
+            ("loops = 5", "loops = 0", "loops = 0 would receive nothing"),
+            ("loops = 5", "loops = -1", "invalid value"),
+            (
+                "paused = true",
+                "paused = true\n mtu = 1500",
+                "do not apply to replay ports",
+            ),
+            (
+                "type = \"null\"",
+                "type = \"null\"\n loops = 2",
+                "apply to replay ports only",
+            ),
+            (
+                "type = \"null\"",
+                "type = \"null\"\n queue = 1",
+                "do not apply to null ports",
+            ),
+            (
+                "type = \"null\"",
+                "type = \"null\"\n devargs = \"net_null0\"",
+                "apply to dpdk ports only",
+            ),
+            (
+                "type = \"replay\"",
+                "type = \"replay\"\n speed = 3",
+                "unknown field `speed`",
+            ),
+        ] {
+            let s = REPLAY.replace(from, to);
+            assert_ne!(s, REPLAY, "{from}");
+            let e = try_plan(&s).expect_err(to);
+            assert!(e.to_string().contains(needle), "{to}: {e}");
+        }
     }
 
     const DPDK: &str = r#"

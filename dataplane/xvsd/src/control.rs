@@ -1,7 +1,7 @@
 //! unixctl commands of the daemon.
 
 use crate::capture::Captures;
-use crate::config::{FlowOr, Plan, PortConfig, PortType};
+use crate::config::{FlowOr, Plan, PortConfig};
 use crate::coverage::Coverage;
 use crate::ofserver::switch::OfStats;
 use crate::openflow::TranslationCounters;
@@ -45,6 +45,8 @@ const COMMANDS: &[(&str, &str)] = &[
     ("xvs/fdb-show", ""),
     ("xvs/meter-stats", ""),
     ("xvs/ofserver-show", ""),
+    ("xvs/replay-start", "[port...]"),
+    ("xvs/replay-stop", "[port...]"),
     ("xvs/show", ""),
     ("xvs/stats", ""),
 ];
@@ -740,13 +742,7 @@ fn drop_event_name(r: DropReason) -> &'static str {
 /// A port's type and options as `dpif/show` prints them (`geneve: key=flow, remote_ip=flow`,
 /// options sorted by name as OVS keeps them).
 fn dpif_port_type(p: &PortConfig) -> String {
-    let kind = match p.kind {
-        PortType::Afxdp => "afxdp",
-        PortType::Tap => "tap",
-        PortType::Dpdk => "dpdk",
-        PortType::Geneve => "geneve",
-        PortType::Vxlan => "vxlan",
-    };
+    let kind = p.kind.name();
     let mut opts: Vec<(String, String)> = Vec::new();
     let word = |f: &FlowOr<String>| match f {
         FlowOr::Fixed(v) => v.clone(),

@@ -383,6 +383,11 @@ fn run(args: &Args) -> Result<()> {
             ("dpdk/show", _) => Ok(ports::dpdk::show(
                 &attachments.lock().unwrap_or_else(|e| e.into_inner()),
             )),
+            ("xvs/replay-start" | "xvs/replay-stop", _) => ports::replay_command(
+                &attachments.lock().unwrap_or_else(|e| e.into_inner()),
+                m == "xvs/replay-start",
+                p,
+            ),
             ("xvs/add-port" | "xvs/del-port", None) => {
                 Err(format!("{m} needs forwarding = \"openflow\""))
             }

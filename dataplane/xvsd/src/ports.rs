@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use std::collections::HashMap;
 use xvs_afxdp::{AfXdpConfig, AfXdpError, AfXdpPort, UmemShare, XdpFilter, XdpMode, XdpProgram};
 use xvs_engine::{EnginePort, BATCH};
-use xvs_io::{FramePool, TapPort};
+use xvs_io::{FramePool, NullPort, ReplayGate, ReplayPort, TapPort};
 
 /// Kernel attachments that must outlive the ports using them: one XDP program per interface and
 /// one UMEM registration per worker. Dropped after the workers' ports, which detaches the programs.
@@ -13,6 +13,8 @@ use xvs_io::{FramePool, TapPort};
 pub struct Attachments {
     programs: HashMap<String, XdpProgram>,
     umems: HashMap<usize, UmemShare>,
+    /// Replay ports' start/stop gates by port name (`xvs/replay-start`, `xvs/replay-stop`).
+    replay_gates: Vec<(String, ReplayGate)>,
     /// DPDK devices by port name, opened at their first queue, started by `start_dpdk`.
     #[cfg(feature = "dpdk")]
     dpdk: HashMap<String, xvs_dpdk::DpdkDevice>,
@@ -80,6 +82,9 @@ pub fn frames_needed<'a>(ports: impl Iterator<Item = &'a PlannedPort>) -> usize 
             // Tunnel ports have no queues: their packets use the uplink's frames.
             PortType::Geneve | PortType::Vxlan => 0,
             PortType::Dpdk => dpdk::port_config(p).frames_needed_per_queue() + BATCH,
+            // A replayed burst is in the engine until the end of the iteration.
+            PortType::Replay => 2 * BATCH,
+            PortType::Null => 0,
         })
         .sum()
 }
@@ -136,6 +141,23 @@ pub fn open(
             anyhow::bail!("port {}: tunnel ports have no queues to open", c.name)
         }
         PortType::Dpdk => dpdk::open_queue(p, pool, att)?,
+        PortType::Replay => {
+            let path = c
+                .pcap
+                .as_deref()
+                .context("a replay port needs a pcap file")?;
+            // Flattened to one line: the io errors already carry their causes in their text.
+            let bad = |e: xvs_io::ReplayError| anyhow::anyhow!("pcap {}: {e}", path.display());
+            let mut port = ReplayPort::from_pcap_loops(&c.name, path, c.loops).map_err(bad)?;
+            port.check_fits(pool).map_err(bad)?;
+            let gate = port.gate();
+            if !c.paused {
+                gate.start();
+            }
+            att.replay_gates.push((c.name.clone(), gate));
+            Box::new(port)
+        }
+        PortType::Null => Box::new(NullPort::new(&c.name)),
     };
     Ok(EnginePort::new(c.ofport, io))
 }
@@ -311,4 +333,33 @@ pub mod dpdk {
         let _ = att;
         Ok(())
     }
+}
+
+/// `xvs/replay-start [port...]` and `xvs/replay-stop [port...]`: starts or holds the named
+/// replay ports (all of them without names); a stopped port resumes where it stopped.
+pub fn replay_command(att: &Attachments, start: bool, names: &[String]) -> Result<String, String> {
+    if att.replay_gates.is_empty() {
+        return Err("no replay ports".to_string());
+    }
+    if let Some(n) = names
+        .iter()
+        .find(|n| !att.replay_gates.iter().any(|(name, _)| name == *n))
+    {
+        return Err(format!("{n}: no such replay port"));
+    }
+    let mut out = String::new();
+    for (name, gate) in &att.replay_gates {
+        if names.is_empty() || names.contains(name) {
+            if start {
+                gate.start();
+            } else {
+                gate.stop();
+            }
+            out.push_str(&format!(
+                "{name}: {}\n",
+                if start { "started" } else { "stopped" }
+            ));
+        }
+    }
+    Ok(out)
 }
