@@ -82,16 +82,16 @@ struct rte_mempool *xvs_pool_create(const char *name, void *addr, size_t len,
 	return mp;
 }
 
-/* Makes the frame's header a free mbuf of `mp`. A frame that has been an mbuf of any queue of
- * this worker keeps a valid buffer description (every queue's mempool has the same layout over
- * the same region), so only the fields a free mbuf must have are set; that is much cheaper than
- * clearing and rebuilding the header, which is done for a frame that never was an mbuf (one
- * that came from AF_XDP or a tap). */
-static inline void xvs_mbuf_adopt(struct rte_mempool *mp, struct rte_mbuf *m)
+/* Makes the frame's header a free mbuf of `mp` (whose private size and data room are `priv`
+ * and `room`). A frame that has been an mbuf of the worker's mempool (any mempool over the
+ * region has the same layout) keeps a valid buffer description, so only the fields a free mbuf
+ * must have are set; that is much cheaper than clearing and rebuilding the header, which is
+ * done for a frame that never was an mbuf (one that came from AF_XDP or a tap). */
+static inline void xvs_mbuf_adopt(struct rte_mempool *mp, uint16_t priv, uint16_t room,
+				  struct rte_mbuf *m)
 {
-	uint16_t priv = rte_pktmbuf_priv_size(mp);
 	if (m->buf_addr == (void *)((uintptr_t)m + sizeof(struct rte_mbuf) + priv) &&
-	    m->buf_len == rte_pktmbuf_data_room_size(mp) && m->priv_size == priv) {
+	    m->buf_len == room && m->priv_size == priv) {
 		m->pool = mp;
 		m->next = NULL;
 		m->nb_segs = 1;
@@ -106,11 +106,12 @@ void xvs_pool_put(struct rte_mempool *mp, uintptr_t base, uint32_t hdr,
 		  const uint64_t *frames, uint32_t n)
 {
 	void *objs[XVS_MAX_BURST];
+	uint16_t priv = rte_pktmbuf_priv_size(mp), room = rte_pktmbuf_data_room_size(mp);
 	if (n > XVS_MAX_BURST)
 		n = XVS_MAX_BURST;
 	for (uint32_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = (struct rte_mbuf *)(base + frames[i] + hdr);
-		xvs_mbuf_adopt(mp, m);
+		xvs_mbuf_adopt(mp, priv, room, m);
 		objs[i] = m;
 	}
 	rte_mempool_put_bulk(mp, objs, n);
@@ -133,11 +134,12 @@ uint32_t xvs_pool_get(struct rte_mempool *mp, uintptr_t base, uint32_t hdr,
 }
 
 uint16_t xvs_rx(uint16_t port, uint16_t queue, uintptr_t base, uint64_t region_len,
-		uint32_t frame_size, uint32_t hdr, uint64_t *addrs, uint32_t *lens, uint16_t n,
-		uint16_t *dropped)
+		uint32_t frame_size, uint32_t hdr, struct xvs_desc *out, uint16_t n,
+		struct xvs_rx_counts *counts)
 {
 	struct rte_mbuf *pkts[XVS_MAX_BURST];
-	uint16_t out = 0, bad = 0;
+	uint16_t got_ok = 0, bad = 0;
+	uint64_t bytes = 0;
 	if (n > XVS_MAX_BURST)
 		n = XVS_MAX_BURST;
 	uint16_t got = rte_eth_rx_burst(port, queue, pkts, n);
@@ -153,34 +155,39 @@ uint16_t xvs_rx(uint16_t port, uint16_t queue, uintptr_t base, uint64_t region_l
 			bad++;
 			continue;
 		}
-		addrs[out] = (uint64_t)(data - base);
-		lens[out] = m->data_len;
-		out++;
+		out[got_ok].addr = (uint64_t)(data - base);
+		out[got_ok].len = m->data_len;
+		out[got_ok].options = 0;
+		bytes += m->data_len;
+		got_ok++;
 	}
-	*dropped = bad;
-	return out;
+	counts->dropped = bad;
+	counts->bytes = bytes;
+	return got_ok;
 }
 
 uint16_t xvs_tx(uint16_t port, uint16_t queue, struct rte_mempool *mp, uintptr_t base,
-		uint32_t frame_size, uint32_t hdr, const uint64_t *addrs, const uint32_t *lens,
-		uint16_t n)
+		uint32_t frame_size, uint32_t hdr, const struct xvs_desc *descs, uint16_t n)
 {
 	struct rte_mbuf *pkts[XVS_MAX_BURST];
+	/* Read once per burst: the stores below could alias the pool's private area for all the
+	 * compiler knows. */
+	uint16_t priv = rte_pktmbuf_priv_size(mp), room = rte_pktmbuf_data_room_size(mp);
 	if (n > XVS_MAX_BURST)
 		n = XVS_MAX_BURST;
 	for (uint16_t i = 0; i < n; i++) {
-		uint64_t frame = addrs[i] & ~(uint64_t)(frame_size - 1);
+		uint64_t frame = descs[i].addr & ~(uint64_t)(frame_size - 1);
 		struct rte_mbuf *m = (struct rte_mbuf *)(base + frame + hdr);
 		/* The frame may come from another port (AF_XDP, tap) and never have been an mbuf,
-		 * or have been one of another queue's pool. */
-		xvs_mbuf_adopt(mp, m);
+		 * or be an mbuf a driver of this worker received into. */
+		xvs_mbuf_adopt(mp, priv, room, m);
 		m->tx_offload = 0;
 		m->vlan_tci = 0;
 		m->vlan_tci_outer = 0;
 		m->packet_type = 0;
-		m->data_off = (uint16_t)((base + addrs[i]) - (uintptr_t)m->buf_addr);
-		m->data_len = (uint16_t)lens[i];
-		m->pkt_len = lens[i];
+		m->data_off = (uint16_t)((base + descs[i].addr) - (uintptr_t)m->buf_addr);
+		m->data_len = (uint16_t)descs[i].len;
+		m->pkt_len = descs[i].len;
 		m->port = port;
 		pkts[i] = m;
 	}

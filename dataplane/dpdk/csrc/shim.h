@@ -44,20 +44,33 @@ uint32_t xvs_pool_get(struct rte_mempool *mp, uintptr_t base, uint32_t hdr,
 /* Mbufs currently in mp. */
 uint32_t xvs_pool_avail(const struct rte_mempool *mp);
 
-/* Receives up to n (<= XVS_MAX_BURST) packets from (port, queue). Each single-segment packet
- * whose mbuf is a frame of [base, base + region_len) is reported as its data's offset from base
- * and its length; the others are freed and counted in *dropped. Returns how many were reported. */
-uint16_t xvs_rx(uint16_t port, uint16_t queue, uintptr_t base, uint64_t region_len,
-		uint32_t frame_size, uint32_t hdr, uint64_t *addrs, uint32_t *lens, uint16_t n,
-		uint16_t *dropped);
+/* A packet in the worker's frame region; the layout of xvs_io::Desc (and of struct xdp_desc). */
+struct xvs_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint32_t options;
+};
 
-/* Turns the frames holding addrs[i] (data at base + addrs[i], lens[i] bytes; the caller has
- * checked each lies inside one frame of the region, at least hdr + sizeof(struct rte_mbuf)
- * bytes into it) into mbufs of mp and transmits them on (port, queue). Returns how many
- * (a prefix) the device accepted; the device frees those into mp when sent. */
+/* What one xvs_rx call dropped and how many bytes it reported. */
+struct xvs_rx_counts {
+	uint64_t bytes;
+	uint16_t dropped;
+};
+
+/* Receives up to n (<= XVS_MAX_BURST) packets from (port, queue). Each single-segment packet
+ * whose mbuf is a frame of [base, base + region_len) is written to out as its data's offset from
+ * base and its length; the others are freed and counted in counts->dropped. Returns how many
+ * were written. */
+uint16_t xvs_rx(uint16_t port, uint16_t queue, uintptr_t base, uint64_t region_len,
+		uint32_t frame_size, uint32_t hdr, struct xvs_desc *out, uint16_t n,
+		struct xvs_rx_counts *counts);
+
+/* Turns the frames holding descs[i] (data at base + addr, len bytes; the caller has checked
+ * each lies inside one frame of the region, at least hdr + sizeof(struct rte_mbuf) bytes into
+ * it) into mbufs of mp and transmits them on (port, queue). Returns how many (a prefix) the
+ * device accepted; the device frees those into mp when sent. */
 uint16_t xvs_tx(uint16_t port, uint16_t queue, struct rte_mempool *mp, uintptr_t base,
-		uint32_t frame_size, uint32_t hdr, const uint64_t *addrs, const uint32_t *lens,
-		uint16_t n);
+		uint32_t frame_size, uint32_t hdr, const struct xvs_desc *descs, uint16_t n);
 
 /* sizeof(struct rte_mbuf). */
 uint32_t xvs_mbuf_size(void);

@@ -25,7 +25,7 @@ mod raw {
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int};
 use std::ptr::NonNull;
-use xvs_io::FrameRegion;
+use xvs_io::{Desc, FrameRegion};
 
 pub(crate) use raw::XVS_MAX_BURST;
 
@@ -335,6 +335,10 @@ pub(crate) struct Mempool {
 // SAFETY: the mempool is plain DPDK memory used by one thread at a time (see Thread safety):
 // built on the control thread, then moved with its worker.
 unsafe impl Send for Mempool {}
+// SAFETY: shared (through `mempool::WorkerMempool`) only by the queues of one worker, which put
+// and get only in calls holding that worker's `&mut FramePool` for the mempool's region (checked
+// there), or while the worker is stopped: never from two threads at once.
+unsafe impl Sync for Mempool {}
 
 impl Mempool {
     /// Lays a mempool over every frame of `region`. The pool starts empty.
@@ -421,22 +425,26 @@ impl Drop for Mempool {
     }
 }
 
-/// Receives a burst from (port, queue) into `addrs`/`lens` (offsets in `region`). Returns
-/// (received, dropped): dropped packets (chained, or not in the region) were freed.
+// `xvs_io::Desc` and the shim's `struct xvs_desc` are the same {u64 addr; u32 len; u32 options}.
+const _: () = assert!(std::mem::size_of::<Desc>() == std::mem::size_of::<raw::xvs_desc>());
+const _: () = assert!(std::mem::align_of::<Desc>() == std::mem::align_of::<raw::xvs_desc>());
+
+/// Receives a burst from (port, queue) straight into `out` (offsets in `region`). Returns
+/// (received, dropped, bytes received): dropped packets (chained, or not in the region) were
+/// freed.
 pub(crate) fn rx(
     port: u16,
     queue: u16,
     region: &mut FrameRegion,
     hdr: u32,
-    addrs: &mut [u64],
-    lens: &mut [u32],
-) -> (usize, usize) {
-    let n = addrs.len().min(lens.len()).min(XVS_MAX_BURST as usize);
+    out: &mut [Desc],
+) -> (usize, usize, u64) {
+    let n = out.len().min(XVS_MAX_BURST as usize);
     let (base, len) = region.raw_parts();
-    let mut dropped = 0u16;
-    // SAFETY: `addrs`/`lens` have room for `n` entries; the device writes packet data only into
-    // mbufs it owns (frames handed to the mempool, not visible to Rust); `&mut region` keeps
-    // Rust views away while it does.
+    let mut counts = raw::xvs_rx_counts::default();
+    // SAFETY: `out` has room for `n` descriptors, whose layout is the shim's `struct xvs_desc`
+    // (asserted above); the device writes packet data only into mbufs it owns (frames handed to
+    // the mempool, not visible to Rust); `&mut region` keeps Rust views away while it does.
     let got = unsafe {
         raw::xvs_rx(
             port,
@@ -445,30 +453,28 @@ pub(crate) fn rx(
             len as u64,
             region.frame_size(),
             hdr,
-            addrs.as_mut_ptr(),
-            lens.as_mut_ptr(),
+            out.as_mut_ptr().cast::<raw::xvs_desc>(),
             n as u16,
-            &mut dropped,
+            &mut counts,
         )
     };
-    (usize::from(got), usize::from(dropped))
+    (usize::from(got), usize::from(counts.dropped), counts.bytes)
 }
 
-/// Transmits the packets `addrs[i]`/`lens[i]` (offsets in `region`, each checked by the caller
-/// to lie in one frame after its mbuf header) as mbufs of `pool`. Returns how many (a prefix)
-/// the device took.
+/// Transmits the packets `descs` (offsets in `region`, each checked by the caller to lie in one
+/// frame after its mbuf header) as mbufs of `pool`. Returns how many (a prefix) the device took.
 pub(crate) fn tx(
     port: u16,
     queue: u16,
     pool: &Mempool,
     region: &mut FrameRegion,
-    addrs: &[u64],
-    lens: &[u32],
+    descs: &[Desc],
 ) -> usize {
-    let n = addrs.len().min(lens.len()).min(XVS_MAX_BURST as usize);
+    let n = descs.len().min(XVS_MAX_BURST as usize);
     let (base, _) = region.raw_parts();
-    // SAFETY: the caller checked every descriptor (see above); the shim writes only those
-    // frames' mbuf headers, and the device reads their data; `&mut region` keeps Rust views away.
+    // SAFETY: the caller checked every descriptor (see above), whose layout is the shim's
+    // `struct xvs_desc`; the shim writes only those frames' mbuf headers, and the device reads
+    // their data; `&mut region` keeps Rust views away.
     let sent = unsafe {
         raw::xvs_tx(
             port,
@@ -477,8 +483,7 @@ pub(crate) fn tx(
             base.as_ptr() as usize,
             region.frame_size(),
             pool.hdr,
-            addrs.as_ptr(),
-            lens.as_ptr(),
+            descs.as_ptr().cast::<raw::xvs_desc>(),
             n as u16,
         )
     };

@@ -13,15 +13,17 @@
 //! - [`DpdkDevice`]: one ethdev (configure, RSS over its queues, start, stop, close, counters).
 //! - [`DpdkQueue`]: one rx/tx queue pair polled by one worker, a [`xvs_io::PortIo`].
 //!
-//! **Frames are mbufs, without copies.** A queue lays a DPDK mempool over its worker's whole
-//! [`xvs_io::FrameRegion`]: frame *i* of the region is mempool object *i*, with the mempool
-//! header and the `rte_mbuf` in the frame's first 192 bytes and the mbuf's data room after them.
-//! A received mbuf becomes the descriptor of its data (the header is simply abandoned); a
-//! descriptor to transmit becomes the mbuf of its frame (the header is rewritten). So a packet
-//! moves between a DPDK queue and any other port of the worker (AF_XDP, tap, another DPDK port)
-//! by descriptor, and the worker's [`xvs_io::FramePool`] stays the one owner of free frames: the
-//! queue moves frames into its mempool when the driver runs short and takes the surplus
-//! (transmitted mbufs the driver freed) back.
+//! **Frames are mbufs, without copies.** A worker's DPDK queues share one DPDK mempool laid over
+//! the worker's whole [`xvs_io::FrameRegion`] (OVS shares one per NUMA node and MTU): frame *i*
+//! of the region is mempool object *i*, with the mempool header and the `rte_mbuf` in the
+//! frame's first 192 bytes and the mbuf's data room after them. A received mbuf becomes the
+//! descriptor of its data (the header is simply abandoned); a descriptor to transmit becomes
+//! the mbuf of its frame (the header is rewritten). So a packet moves between a DPDK queue and
+//! any other port of the worker (AF_XDP, tap, another DPDK port) by descriptor, and a frame one
+//! driver frees after transmit is the next one another receives into. The worker's
+//! [`xvs_io::FramePool`] stays the one owner of free frames outside DPDK: frames move into the
+//! mempool when it runs short and the surplus goes back, which in balanced traffic is never.
+//! Frames are accounted per worker, not per queue (`mempool` module).
 //!
 //! Invariant: the first 192 bytes of every frame belong to this backend when the worker has a
 //! DPDK port; other backends and the engine write packet data at or after the pool's headroom
@@ -37,6 +39,8 @@ mod error;
 #[cfg(feature = "dpdk")]
 #[allow(unsafe_code)]
 mod ffi;
+#[cfg(feature = "dpdk")]
+mod mempool;
 #[cfg(feature = "dpdk")]
 mod port;
 

@@ -1,12 +1,11 @@
 //! Ethdev ports ([`DpdkDevice`]) and their queues ([`DpdkQueue`], a [`PortIo`]).
 
-use crate::config::{
-    DpdkPortConfig, DRIVER_RX_RESERVE, MAX_BURST, POOL_HIGH, POOL_LOW, POOL_TARGET,
-};
+use crate::config::{DpdkPortConfig, DRIVER_RX_RESERVE, MAX_BURST, POOL_TARGET};
 use crate::devargs;
 use crate::eal::{Eal, OPEN_DEVICES};
 use crate::error::DpdkError;
-use crate::ffi::{self, EthStats, Mempool, QUEUE_STAT_COUNTERS, XVS_MAX_BURST};
+use crate::ffi::{self, EthStats, QUEUE_STAT_COUNTERS, XVS_MAX_BURST};
+use crate::mempool::WorkerMempool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use xvs_io::{Desc, FramePool, PortIo, PortStats};
@@ -102,8 +101,8 @@ impl Drop for Device {
 /// when the last handle or queue goes (or by [`DpdkDevice::close`]).
 ///
 /// Shutdown order, which the handles enforce: the device is stopped and closed (the driver
-/// frees the mbufs it held into the queues' mempools, whose frames are still mapped) before any
-/// queue's mempool is freed and before any worker's pool is unmapped.
+/// frees the mbufs it held into the workers' mempools, whose frames are still mapped) before
+/// any worker's mempool is freed and before any worker's pool is unmapped.
 #[derive(Debug, Clone)]
 pub struct DpdkDevice {
     inner: Arc<Device>,
@@ -189,8 +188,9 @@ impl DpdkDevice {
         self.inner.rss_hf != 0
     }
 
-    /// Sets up queue pair `queue` for a worker whose pool is `pool`: lays a mempool over the
-    /// pool's frames and moves the frames the driver needs to start into it.
+    /// Sets up queue pair `queue` for a worker whose pool is `pool`: joins the worker's mempool
+    /// (laid over the pool's frames by the worker's first DPDK queue, shared by all of them)
+    /// and moves the frames the driver needs to start into it.
     pub fn queue(&self, queue: u16, pool: &mut FramePool) -> Result<DpdkQueue, DpdkError> {
         let d = &self.inner;
         let mut st = d.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -229,22 +229,6 @@ impl DpdkDevice {
             what,
             reason: ffi::strerror(e),
         };
-        let mp_name = format!("xvs_p{}_q{}", d.port_id, queue);
-        let mempool = Mempool::over_region(&mp_name, pool.region_mut(), d.socket).map_err(|e| {
-            DpdkError::Mempool {
-                name: d.name.clone(),
-                reason: ffi::strerror(e),
-            }
-        })?;
-        if mempool.hdr + mempool.mbuf_size != MBUF_AREA {
-            return Err(DpdkError::Mempool {
-                name: d.name.clone(),
-                reason: format!(
-                    "mbuf header of {} + {} bytes, xvs expects {MBUF_AREA}",
-                    mempool.hdr, mempool.mbuf_size
-                ),
-            });
-        }
         // A PCI NIC writes received packets into the frames by DMA: map the region for it.
         let dma = if d.pci {
             ffi::dma_map(d.port_id, pool.region()).map_err(|e| DpdkError::Mempool {
@@ -260,7 +244,35 @@ impl DpdkDevice {
         } else {
             None
         };
-        let mut q = DpdkQueue {
+        let (shared, member) = match WorkerMempool::join(pool, d.socket) {
+            Ok(joined) => joined,
+            Err(e) => {
+                if let Some((base, len)) = dma {
+                    ffi::dma_unmap(d.port_id, base, len);
+                }
+                return Err(DpdkError::Mempool {
+                    name: d.name.clone(),
+                    reason: ffi::strerror(e),
+                });
+            }
+        };
+        let mempool = &shared.mempool;
+        if mempool.hdr + mempool.mbuf_size != MBUF_AREA {
+            let reason = format!(
+                "mbuf header of {} + {} bytes, xvs expects {MBUF_AREA}",
+                mempool.hdr, mempool.mbuf_size
+            );
+            shared.leave(member);
+            if let Some((base, len)) = dma {
+                ffi::dma_unmap(d.port_id, base, len);
+            }
+            return Err(DpdkError::Mempool {
+                name: d.name.clone(),
+                reason,
+            });
+        }
+        let hdr = shared.mempool.hdr;
+        let q = DpdkQueue {
             dev: Arc::clone(&self.inner),
             name: if d.config.rx_queues > 1 {
                 format!("{}/q{queue}", d.name)
@@ -269,16 +281,14 @@ impl DpdkDevice {
             },
             port_id: d.port_id,
             queue,
-            mempool,
+            shared,
+            member,
+            left: false,
+            hdr,
             dma,
             stats: PortStats::default(),
             bad_rx: 0,
-            given: 0,
-            taken: 0,
-            received: 0,
-            sent: 0,
-            addrs: [0; MAX_BURST],
-            lens: [0; MAX_BURST],
+            scratch: [Desc::default(); MAX_BURST],
             index: [0; MAX_BURST],
             xstat_scratch: if queue == 0 {
                 vec![[0; 2]; MAX_XSTATS]
@@ -292,17 +302,21 @@ impl DpdkDevice {
             },
         };
         // The driver may post a whole ring of receive buffers at setup or start, and keep some
-        // frames for itself (a replaying net_pcap).
+        // frames for itself (a replaying net_pcap): each queue adds that to the shared mempool.
         let initial = u32::from(d.config.rx_descriptors).max(DRIVER_RX_RESERVE)
             + POOL_TARGET
             + d.config.driver_held_frames;
-        if q.refill(pool, initial) < initial {
+        if q.shared.refill(pool, initial) < initial {
+            let reason = format!(
+                "the worker's pool has {} free frames, the queue needs {initial} to start",
+                pool.free_count()
+            );
+            drop(st);
+            // Gives the frames just moved back (or leaves them to the worker's other queues).
+            q.close(pool);
             return Err(DpdkError::Mempool {
                 name: d.name.clone(),
-                reason: format!(
-                    "the worker's pool has {} free frames, the queue needs {initial} to start",
-                    pool.free_count()
-                ),
+                reason,
             });
         }
         let sock = if d.socket < 0 {
@@ -310,13 +324,18 @@ impl DpdkDevice {
         } else {
             d.socket as u32
         };
-        let setup =
-            ffi::rx_queue_setup(d.port_id, queue, d.config.rx_descriptors, sock, &q.mempool)
-                .map_err(|e| perr("rte_eth_rx_queue_setup", e))
-                .and_then(|()| {
-                    ffi::tx_queue_setup(d.port_id, queue, d.config.tx_descriptors, sock)
-                        .map_err(|e| perr("rte_eth_tx_queue_setup", e))
-                });
+        let setup = ffi::rx_queue_setup(
+            d.port_id,
+            queue,
+            d.config.rx_descriptors,
+            sock,
+            &q.shared.mempool,
+        )
+        .map_err(|e| perr("rte_eth_rx_queue_setup", e))
+        .and_then(|()| {
+            ffi::tx_queue_setup(d.port_id, queue, d.config.tx_descriptors, sock)
+                .map_err(|e| perr("rte_eth_tx_queue_setup", e))
+        });
         if let Err(e) = setup {
             drop(st);
             q.close(pool);
@@ -414,30 +433,35 @@ impl DpdkDevice {
 }
 
 /// One rx/tx queue pair of a [`DpdkDevice`], polled by one worker: a [`PortIo`] whose frames are
-/// mbufs laid over the worker's [`FramePool`].
+/// mbufs of its worker's mempool, laid over the worker's [`FramePool`] and shared by all of the
+/// worker's DPDK queues.
+///
+/// Frame accounting is per worker (see the `mempool` module): one queue of the worker reports
+/// every frame on the worker's DPDK side as its [`PortIo::frames_held`], the others 0.
 ///
 /// # Thread safety
-/// Owned by one worker thread. Dropping a queue closes its device (if still open) first, which
-/// is only safe once no worker polls any queue of the device: xvsd joins every worker before
-/// dropping any.
+/// Owned by one worker thread, like every other queue sharing its mempool. Dropping a queue
+/// closes its device (if still open) first, which is only safe once no worker polls any queue
+/// of the device: xvsd joins every worker before dropping any.
 pub struct DpdkQueue {
     dev: Arc<Device>,
     name: String,
     port_id: u16,
     queue: u16,
-    mempool: Mempool,
+    /// The worker's mempool, shared with its other DPDK queues.
+    shared: Arc<WorkerMempool>,
+    /// This queue's id among the mempool's members.
+    member: u64,
+    /// True once the queue left the mempool's members (closed).
+    left: bool,
+    /// Offset of the rte_mbuf from its frame's start.
+    hdr: u32,
     /// The region (base, length) mapped for a PCI device's DMA, unmapped on drop.
     dma: Option<(usize, usize)>,
     stats: PortStats,
     bad_rx: u64,
-    /// Frames moved into the mempool / taken out of it, received, and accepted for transmit:
-    /// the queue holds `given + sent - taken - received` frames.
-    given: u64,
-    taken: u64,
-    received: u64,
-    sent: u64,
-    addrs: [u64; MAX_BURST],
-    lens: [u32; MAX_BURST],
+    /// The valid packets of a transmit burst that had invalid ones, and their positions.
+    scratch: [Desc; MAX_BURST],
     index: [u16; MAX_BURST],
     xstat_scratch: Vec<[u64; 2]>,
     xstat_values: Vec<u64>,
@@ -460,79 +484,42 @@ impl DpdkQueue {
         self.queue
     }
 
-    /// Mbufs waiting in the queue's mempool for the driver.
+    /// Mbufs waiting in the worker's mempool for the drivers.
     pub fn mempool_avail(&self) -> u32 {
-        self.mempool.avail()
+        self.shared.mempool.avail()
     }
 
-    /// Moves up to `n` free frames of `pool` into the mempool; returns how many.
-    fn refill(&mut self, pool: &mut FramePool, n: u32) -> u32 {
-        let mut moved = 0;
-        let mut frames = [0u64; MAX_BURST];
-        while moved < n {
-            let want = ((n - moved) as usize).min(MAX_BURST);
-            let mut k = 0;
-            while k < want {
-                match pool.alloc() {
-                    Some(f) => {
-                        frames[k] = f;
-                        k += 1;
-                    }
-                    None => break,
-                }
-            }
-            if k == 0 {
-                break;
-            }
-            self.mempool.put(pool.region_mut(), &frames[..k]);
-            moved += k as u32;
-            self.given += k as u64;
-            if k < want {
-                break;
-            }
+    /// Leaves the worker's mempool (once); true when this was its last queue.
+    fn leave(&mut self) -> bool {
+        if self.left {
+            return false;
         }
-        moved
+        self.left = true;
+        self.shared.leave(self.member)
     }
 
-    /// Takes up to `n` mbufs out of the mempool back into `pool`; returns how many.
-    fn reclaim(&mut self, pool: &mut FramePool, n: u32) -> u32 {
-        let mut moved = 0;
-        let mut frames = [0u64; MAX_BURST];
-        let len = pool.region().raw_parts().1 as u64;
-        let fs = u64::from(pool.region().frame_size());
-        while moved < n {
-            let want = ((n - moved) as usize).min(MAX_BURST);
-            let k = self.mempool.get(pool.region(), &mut frames[..want]);
-            if k == 0 {
-                break;
-            }
-            for &f in &frames[..k] {
-                // Every object of the mempool is a frame of the region; anything else would be
-                // a bug, and is kept out of the pool rather than corrupting it.
-                if f < len && f % fs == 0 {
-                    pool.free(f);
-                }
-            }
-            moved += k as u32;
-            self.taken += k as u64;
-        }
-        moved
-    }
-
-    /// Closes the device (if still open: only when no queue of it is being polled) and gives
-    /// every frame the queue's mempool holds back to `pool`. Returns the frames lost: those the
-    /// driver kept (e.g. mbufs left in a `net_ring`), which a closed device never returns.
+    /// Closes the device (if still open: only when no queue of it is being polled) and leaves
+    /// the worker's mempool. The last queue of a worker gives every frame the mempool holds
+    /// back to `pool` and returns the frames lost: those the closed drivers kept (e.g. mbufs
+    /// left in a `net_ring`), which they never return. Otherwise the mempool keeps serving the
+    /// worker's other DPDK queues, which account for its frames, and 0 is returned.
     pub fn close(mut self, pool: &mut FramePool) -> usize {
         self.dev.close();
-        self.reclaim(pool, u32::MAX);
-        self.frames_held()
+        if self.leave() {
+            self.shared.reclaim_all(pool)
+        } else {
+            // What the closed driver gave back may be more than the others need.
+            self.shared.trim(pool);
+            0
+        }
     }
 }
 
 impl Drop for DpdkQueue {
     fn drop(&mut self) {
-        // The driver may free mbufs into this queue's mempool until the device is closed.
+        // The driver may free mbufs into the worker's mempool until the device is closed.
         self.dev.close();
+        self.leave();
         if let Some((base, len)) = self.dma.take() {
             ffi::dma_unmap(self.port_id, base, len);
         }
@@ -546,31 +533,18 @@ impl PortIo for DpdkQueue {
 
     fn rx_burst(&mut self, pool: &mut FramePool, out: &mut [Desc]) -> usize {
         let n = out.len().min(MAX_BURST);
-        if n == 0 {
+        // The driver allocates from the worker's mempool: only with that worker's pool.
+        if n == 0 || !self.shared.owns(pool) {
             return 0;
         }
-        let (got, dropped) = ffi::rx(
+        let (got, dropped, bytes) = ffi::rx(
             self.port_id,
             self.queue,
             pool.region_mut(),
-            self.mempool.hdr,
-            &mut self.addrs[..n],
-            &mut self.lens[..n],
+            self.hdr,
+            &mut out[..n],
         );
-        let mut bytes = 0u64;
-        for (o, (&addr, &len)) in out
-            .iter_mut()
-            .zip(self.addrs.iter().zip(&self.lens))
-            .take(got)
-        {
-            *o = Desc {
-                addr,
-                len,
-                options: 0,
-            };
-            bytes += u64::from(len);
-        }
-        self.received += got as u64;
+        self.shared.count(-(got as i64));
         self.bad_rx += dropped as u64;
         self.stats.rx_packets += got as u64;
         self.stats.rx_bytes += bytes;
@@ -580,25 +554,53 @@ impl PortIo for DpdkQueue {
 
     fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Desc]) -> usize {
         let n = pkts.len().min(MAX_BURST);
+        if n == 0 || !self.shared.owns(pool) {
+            return 0;
+        }
         let region = pool.region();
+        let ok = |d: &Desc| {
+            let off = d.addr.wrapping_sub(region.frame_base(d.addr));
+            d.len != 0 && region.contains(*d) && off >= u64::from(MBUF_AREA)
+        };
+        let mut bytes = 0u64;
+        let mut all_valid = true;
+        for d in &pkts[..n] {
+            all_valid &= ok(d);
+            bytes += u64::from(d.len);
+        }
+        if all_valid {
+            // The common case: the burst goes to the device as it is.
+            let sent = ffi::tx(
+                self.port_id,
+                self.queue,
+                &self.shared.mempool,
+                pool.region_mut(),
+                &pkts[..n],
+            )
+            .min(n);
+            if sent < n {
+                bytes = pkts[..sent].iter().map(|d| u64::from(d.len)).sum();
+            }
+            self.shared.count(sent as i64);
+            self.stats.tx_packets += sent as u64;
+            self.stats.tx_bytes += bytes;
+            return sent;
+        }
         let mut valid = 0;
         for (i, d) in pkts[..n].iter().enumerate() {
-            let off = d.addr.wrapping_sub(region.frame_base(d.addr));
-            if d.len == 0 || !region.contains(*d) || off < u64::from(MBUF_AREA) {
+            if !ok(d) {
                 continue;
             }
-            self.addrs[valid] = d.addr;
-            self.lens[valid] = d.len;
+            self.scratch[valid] = *d;
             self.index[valid] = i as u16;
             valid += 1;
         }
         let sent = ffi::tx(
             self.port_id,
             self.queue,
-            &self.mempool,
+            &self.shared.mempool,
             pool.region_mut(),
-            &self.addrs[..valid],
-            &self.lens[..valid],
+            &self.scratch[..valid],
         )
         .min(valid);
         // The accepted prefix ends at the first valid packet the device refused; invalid
@@ -619,19 +621,14 @@ impl PortIo for DpdkQueue {
                 self.stats.tx_dropped += 1;
             }
         }
-        self.sent += sent as u64;
+        self.shared.count(sent as i64);
         self.stats.tx_packets += sent as u64;
         self.stats.tx_bytes += bytes;
         cutoff
     }
 
     fn flush(&mut self, pool: &mut FramePool) {
-        let avail = self.mempool.avail();
-        if avail < POOL_LOW {
-            self.refill(pool, POOL_TARGET - avail);
-        } else if avail > POOL_HIGH {
-            self.reclaim(pool, avail - POOL_TARGET);
-        }
+        self.shared.trim(pool);
     }
 
     fn stats(&self) -> PortStats {
@@ -681,6 +678,10 @@ impl PortIo for DpdkQueue {
     }
 
     fn frames_held(&self) -> usize {
-        (self.given + self.sent).saturating_sub(self.taken + self.received) as usize
+        self.shared.frames_held(self.member)
+    }
+
+    fn close(self: Box<Self>, pool: &mut FramePool) -> usize {
+        DpdkQueue::close(*self, pool)
     }
 }

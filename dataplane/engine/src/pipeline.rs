@@ -64,6 +64,13 @@ pub trait Translator: Send {
         0
     }
 
+    /// [`now_ns`](Self::now_ns) at `now`, a clock reading the worker already made for its
+    /// iteration, so that a batch reads the clock once. By default the translator's own clock.
+    fn now_ns_at(&mut self, now: Instant) -> u64 {
+        let _ = now;
+        self.now_ns()
+    }
+
     /// The rate limiter of meter `id` in the adopted tables, for [`DpAction::Meter`] (`None`:
     /// unknown meter; its packets pass, as in OVS's userspace datapath).
     fn meter(&mut self, id: u32) -> Option<Arc<MeterState>> {
@@ -305,9 +312,9 @@ impl OpenFlowStage {
 
     /// Starts a batch: adopts the newest tables (and underlay), flushing the caches if either
     /// changed.
-    pub fn begin_batch(&mut self, stats: &mut WorkerSnapshot) {
-        // One clock read per batch (vDSO, no syscall) for every ct() of the batch.
-        self.now = self.epoch.elapsed().as_nanos() as u64;
+    pub fn begin_batch(&mut self, now: Instant, stats: &mut WorkerSnapshot) {
+        // The worker's one clock read of the iteration, for every ct() of the batch.
+        self.now = now.saturating_duration_since(self.epoch).as_nanos() as u64;
         self.version = self.translator.refresh();
         if let Some(t) = self.tunnel.as_mut() {
             // Underlay changes flush the caches like table changes do: cached tunnel actions
@@ -327,7 +334,7 @@ impl OpenFlowStage {
                 t.set_tlv(self.translator.tlv_map());
             }
         }
-        self.now_ns = self.translator.now_ns();
+        self.now_ns = self.translator.now_ns_at(now);
         self.misses_this_batch = 0;
         self.translate_ns_this_batch = 0;
     }

@@ -703,7 +703,8 @@ impl Worker {
             {
                 self.apply_port_commands();
             }
-            let received = self.poll_once();
+            // The clock read that ended the last iteration starts this one: one read each.
+            let received = self.poll_at(last);
             let now = Instant::now();
             let spent = now.duration_since(last).as_nanos() as u64;
             last = now;
@@ -744,13 +745,18 @@ impl Worker {
     /// One iteration: receive from every port, forward, transmit, reclaim. Returns how many
     /// packets were received.
     pub fn poll_once(&mut self) -> usize {
+        self.poll_at(Instant::now())
+    }
+
+    /// [`poll_once`](Self::poll_once) with the time the caller read for this iteration.
+    fn poll_at(&mut self, now: Instant) -> usize {
         self.stats.iterations += 1;
         self.load_port_masks();
         if !self.closing.is_empty() {
             self.reap_closed_ports();
         }
         if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
-            stage.begin_batch(&mut self.stats);
+            stage.begin_batch(now, &mut self.stats);
             if stage.tunnel().is_some() {
                 self.run_released();
             }

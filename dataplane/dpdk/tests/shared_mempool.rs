@@ -1,0 +1,168 @@
+//! Two DPDK queues on one worker share the worker's mempool: a replaying `net_pcap` and a
+//! `net_null` sink on one pool, as `xvs-bench pipeline` runs them. The frames `net_null` frees
+//! after transmit are the ones `net_pcap` receives into next, so in steady state not one frame
+//! moves between the worker's pool and the mempool; the worker's frame accounting stays exact
+//! (one queue reports the DPDK side, the other 0); removing one queue while the other keeps
+//! working loses nothing, and closing the last gives every frame back.
+//!
+//! EAL starts once per process, so this file is one test.
+#![cfg(feature = "dpdk")]
+
+use std::io::Write;
+use xvs_dpdk::{DpdkDevice, DpdkPortConfig, Eal, EalConfig};
+use xvs_io::{Desc, FramePool, PortIo};
+
+const PCAP_FRAMES: u32 = 500;
+const FRAMES: u32 = 16384;
+
+fn frame(i: u32) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0xbb]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0xaa]);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f[14..18].copy_from_slice(&i.to_be_bytes());
+    f
+}
+
+fn write_pcap(path: &std::path::Path) {
+    let mut b = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for i in 0..PCAP_FRAMES {
+        for v in [0u32, i, 60, 60] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&frame(i));
+    }
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(&b))
+        .expect("write pcap");
+}
+
+/// Forwards `packets` frames from `rx` to `tx` as a worker does (receive, transmit, flush
+/// both), checking every frame's bytes and the worker's frame accounting after each
+/// iteration. Returns the pool's free count after every iteration.
+fn forward(
+    rx: &mut dyn PortIo,
+    tx: &mut dyn PortIo,
+    pool: &mut FramePool,
+    first: usize,
+    packets: usize,
+) -> Vec<usize> {
+    let mut got = 0usize;
+    let mut descs = [Desc::default(); 32];
+    let mut spins = 0u64;
+    let mut free_counts = Vec::new();
+    while got < packets && spins < 10_000_000 {
+        spins += 1;
+        let n = rx.rx_burst(pool, &mut descs[..(packets - got).min(32)]);
+        for (k, d) in descs[..n].iter().enumerate() {
+            let expect = ((first + got + k) % PCAP_FRAMES as usize) as u32;
+            assert_eq!(pool.region().data(*d), &frame(expect)[..]);
+        }
+        let mut sent = 0;
+        while sent < n {
+            sent += tx.tx_burst(pool, &descs[sent..n]);
+        }
+        got += n;
+        rx.flush(pool);
+        tx.flush(pool);
+        let (held_rx, held_tx) = (rx.frames_held(), tx.frames_held());
+        assert!(
+            held_rx == 0 || held_tx == 0,
+            "one queue reports the worker's DPDK frames ({held_rx}, {held_tx})"
+        );
+        assert_eq!(
+            pool.free_count() + held_rx + held_tx,
+            FRAMES as usize,
+            "every frame is accounted for"
+        );
+        free_counts.push(pool.free_count());
+    }
+    assert_eq!(got, packets, "received");
+    free_counts
+}
+
+#[test]
+fn queues_of_one_worker_share_its_mempool() {
+    let dir = std::env::temp_dir().join(format!("xvs-dpdk-shared-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let pcap = dir.join("replay.pcap");
+    write_pcap(&pcap);
+    let pcap_devargs = format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display());
+    let null_devargs = "net_null0,no-rx=1";
+    let eal = Eal::init(&EalConfig {
+        cores: "0".into(),
+        memory_mb: 128,
+        no_huge: true,
+        devices: vec![pcap_devargs.clone(), null_devargs.into()],
+        extra_args: vec!["--log-level=lib.eal:error".into()],
+    })
+    .expect("EAL with --no-huge");
+    let src = DpdkDevice::open(eal, &DpdkPortConfig::new("pcap0", &pcap_devargs)).expect("pcap");
+    let sink = DpdkDevice::open(eal, &DpdkPortConfig::new("null0", null_devargs)).expect("null");
+
+    let mut pool = FramePool::new(FRAMES, 4096, 256).expect("pool");
+    let mut rx: Box<dyn PortIo> = Box::new(src.queue(0, &mut pool).expect("pcap queue"));
+    let mut tx: Box<dyn PortIo> = Box::new(sink.queue(0, &mut pool).expect("null queue"));
+    src.start().expect("start pcap");
+    sink.start().expect("start null");
+    assert_eq!(
+        pool.free_count() + rx.frames_held() + tx.frames_held(),
+        FRAMES as usize
+    );
+
+    // Warm up: the first flushes give the surplus of the queues' start-up reserves back.
+    forward(&mut *rx, &mut *tx, &mut pool, 0, 1000);
+    // Steady state: 20,000 frames (40 passes over the pcap) through the shared mempool, and
+    // the worker's pool never gives or takes one: no refill, no reclaim.
+    let free = forward(&mut *rx, &mut *tx, &mut pool, 1000, 20_000);
+    let (lo, hi) = (
+        free.iter().min().copied().unwrap_or(0),
+        free.iter().max().copied().unwrap_or(0),
+    );
+    assert_eq!(
+        lo, hi,
+        "no frame moved between the pool and the mempool in steady state"
+    );
+    assert_eq!(tx.stats().tx_packets, 21_000);
+    assert_eq!(rx.stats().rx_dropped, 0);
+
+    // Frames that never were mbufs (built in the pool, as AF_XDP or a tap would deliver them)
+    // go out through the sink and end up in the shared mempool.
+    let own: Vec<Desc> = (0..64)
+        .map(|i| pool.alloc_copy(&frame(i)).expect("frame"))
+        .collect();
+    assert_eq!(tx.tx_burst(&mut pool, &own), 64);
+    tx.flush(&mut pool);
+    assert_eq!(
+        pool.free_count() + rx.frames_held() + tx.frames_held(),
+        FRAMES as usize
+    );
+
+    // Port removal at run time: the pcap queue goes (its device closes; net_pcap frees its
+    // stored copies into the worker's mempool), the sink stays and now reports the worker's
+    // DPDK frames. Nothing is lost.
+    let lost = rx.close(&mut pool);
+    assert_eq!(lost, 0, "removing one queue of the worker loses nothing");
+    assert_eq!(pool.free_count() + tx.frames_held(), FRAMES as usize);
+    assert!(
+        tx.frames_held() > 0,
+        "the remaining queue took over the report"
+    );
+    // The sink keeps working on the shared mempool.
+    let more: Vec<Desc> = (0..32)
+        .map(|i| pool.alloc_copy(&frame(i)).expect("frame"))
+        .collect();
+    assert_eq!(tx.tx_burst(&mut pool, &more), 32);
+    tx.flush(&mut pool);
+    assert_eq!(pool.free_count() + tx.frames_held(), FRAMES as usize);
+
+    // The worker's last DPDK queue gives every frame back.
+    assert_eq!(tx.close(&mut pool), 0, "frames kept by a closed driver");
+    assert_eq!(pool.free_count(), FRAMES as usize);
+    drop((src, sink));
+    Eal::cleanup().expect("EAL cleanup");
+    std::fs::remove_dir_all(&dir).expect("remove dir");
+}
