@@ -64,6 +64,15 @@ pub trait Translator: Send {
         0
     }
 
+    /// [`now_ns`](Self::now_ns) at `now`, a reading of the monotonic clock the worker took
+    /// for the batch (one read per loop iteration, shared). A translator whose clock counts
+    /// from an `Instant` derives it from `now` instead of reading the clock again; the
+    /// default reads its own clock.
+    fn now_ns_at(&mut self, now: Instant) -> u64 {
+        let _ = now;
+        self.now_ns()
+    }
+
     /// The rate limiter of meter `id` in the adopted tables, for [`DpAction::Meter`] (`None`:
     /// unknown meter; its packets pass, as in OVS's userspace datapath).
     fn meter(&mut self, id: u32) -> Option<Arc<MeterState>> {
@@ -388,11 +397,11 @@ impl OpenFlowStage {
         self.tunnel.as_mut()
     }
 
-    /// Starts a batch: adopts the newest tables (and underlay), flushing the caches if either
-    /// changed.
-    pub fn begin_batch(&mut self, stats: &mut WorkerSnapshot) {
-        // One clock read per batch (vDSO, no syscall) for every ct() of the batch.
-        self.now = self.epoch.elapsed().as_nanos() as u64;
+    /// Starts a batch at `now` (the worker's clock reading for the iteration): adopts the
+    /// newest tables (and underlay), flushing the caches if either changed.
+    pub fn begin_batch(&mut self, stats: &mut WorkerSnapshot, now: Instant) {
+        // The tracker's clock for every ct() of the batch.
+        self.now = now.saturating_duration_since(self.epoch).as_nanos() as u64;
         self.version = self.translator.refresh();
         if let Some(t) = self.tunnel.as_mut() {
             // Underlay changes flush the caches like table changes do: cached tunnel actions
@@ -412,7 +421,7 @@ impl OpenFlowStage {
                 t.set_tlv(self.translator.tlv_map());
             }
         }
-        self.now_ns = self.translator.now_ns();
+        self.now_ns = self.translator.now_ns_at(now);
         self.misses_this_batch = 0;
         self.translate_ns_this_batch = 0;
     }

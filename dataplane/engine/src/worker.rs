@@ -703,16 +703,22 @@ impl Worker {
         let mut last = Instant::now();
         let mut last_publish = last;
         let mut last_credit = last;
+        // One clock read per iteration: the reading that ends an iteration's accounting
+        // starts the next one (the pipeline's clocks included), unless slower work ran
+        // between them.
+        let mut now = last;
         while !self.shared.stop.load(Ordering::Relaxed) {
+            let mut stale = false;
             if self
                 .port_commands
                 .as_ref()
                 .is_some_and(PortCommands::pending)
             {
                 self.apply_port_commands();
+                now = Instant::now();
             }
-            let received = self.poll_once();
-            let now = Instant::now();
+            let received = self.poll_once_at(now);
+            now = Instant::now();
             let spent = now.duration_since(last).as_nanos() as u64;
             last = now;
             if received > 0 {
@@ -723,10 +729,12 @@ impl Worker {
             if now.duration_since(last_publish) >= PUBLISH_INTERVAL {
                 last_publish = now;
                 self.publish();
+                stale = true;
             }
             if now.duration_since(last_credit) >= CREDIT_INTERVAL {
                 last_credit = now;
                 self.credit_flow_stats();
+                stale = true;
             }
             if !self.config.sleep_max.is_zero() {
                 if received >= BATCH / 2 {
@@ -738,7 +746,12 @@ impl Worker {
                     let woke = Instant::now();
                     self.stats.idle_ns += woke.duration_since(last).as_nanos() as u64;
                     last = woke;
+                    now = woke;
+                    stale = false;
                 }
+            }
+            if stale {
+                now = Instant::now();
             }
         }
         // Push out what is pending so stopping loses nothing already forwarded.
@@ -752,13 +765,19 @@ impl Worker {
     /// One iteration: receive from every port, forward, transmit, reclaim. Returns how many
     /// packets were received.
     pub fn poll_once(&mut self) -> usize {
+        self.poll_once_at(Instant::now())
+    }
+
+    /// [`poll_once`](Self::poll_once) at `now`, a clock reading the caller took (the worker's
+    /// loop shares one per iteration between its own accounting and the pipeline's clocks).
+    pub fn poll_once_at(&mut self, now: Instant) -> usize {
         self.stats.iterations += 1;
         self.load_port_masks();
         if !self.closing.is_empty() {
             self.reap_closed_ports();
         }
         if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
-            stage.begin_batch(&mut self.stats);
+            stage.begin_batch(&mut self.stats, now);
             if stage.tunnel().is_some() {
                 self.run_released();
             }
@@ -860,7 +879,7 @@ impl Worker {
                     }
                 }
             }
-            self.infos[n] = xvs_packet::extract(self.pool.region().data(d), port, key);
+            xvs_packet::extract_into(self.pool.region().data(d), port, key, &mut self.infos[n]);
             self.descs[n] = d;
             self.in_idxs[n] = in_idx as u16;
             n += 1;
@@ -1117,25 +1136,21 @@ impl Worker {
                 }
                 Shape::RewriteOutput(out) => {
                     let rewrites = actions.split_last().map_or(&[][..], |(_, r)| r);
-                    let mut kept = [Desc::default(); BATCH];
-                    let mut k = 0;
+                    let out = usize::from(out);
                     for i in s..e {
                         let d = descs[i];
                         let h = pipeline::headers(&keys[i], infos[i]);
                         let frame = pool.region_mut().data_mut(d);
-                        let ok = rewrites.iter().all(|a| match a {
+                        let rewritten = rewrites.iter().all(|a| match a {
                             ExecAction::Header(set) => crate::rewrite::apply(frame, &h, set),
                             _ => false,
                         });
-                        match kept.get_mut(k) {
-                            Some(slot) if ok => {
-                                *slot = d;
-                                k += 1;
-                            }
-                            _ => drop_packet(pool, stats, d, DropReason::RewriteFailed),
+                        if rewritten {
+                            enqueue(ports, pool, stats, tap, out, d);
+                        } else {
+                            drop_packet(pool, stats, d, DropReason::RewriteFailed);
                         }
                     }
-                    enqueue_run(ports, pool, stats, tap, usize::from(out), &kept[..k]);
                 }
                 Shape::Drop(reason) => {
                     pool.free_all(&descs[s..e]);
