@@ -316,6 +316,9 @@ pub struct OpenFlowStage {
     uncached_range: [(u32, u32); BATCH],
     /// For packet `i` of the current burst, the translator's packet-in token (0: none).
     packet_in_token: [u32; BATCH],
+    /// `uncached_range` or `packet_in_token` holds entries (reset at the next burst only
+    /// then: most bursts have no uncached packet).
+    uncached_written: bool,
     /// Tunnel ports, when configured.
     tunnel: Option<TunnelStage>,
     /// For packet `i` of the current burst: the tunnel next hop it must wait for.
@@ -355,6 +358,7 @@ impl OpenFlowStage {
             uncached: Vec::with_capacity(256),
             uncached_range: [(0, 0); BATCH],
             packet_in_token: [0; BATCH],
+            uncached_written: false,
             tunnel: None,
             parked: [None; BATCH],
             any_parked: false,
@@ -453,9 +457,11 @@ impl OpenFlowStage {
         port_of: &dyn Fn(u32) -> Option<u16>,
         stats: &mut WorkerSnapshot,
     ) {
-        self.uncached.clear();
-        self.uncached_range = [(0, 0); BATCH];
-        self.packet_in_token = [0; BATCH];
+        if std::mem::take(&mut self.uncached_written) {
+            self.uncached.clear();
+            self.uncached_range = [(0, 0); BATCH];
+            self.packet_in_token = [0; BATCH];
+        }
         self.uncached_credit = 0;
         if self.any_parked {
             self.parked = [None; BATCH];
@@ -594,6 +600,7 @@ impl OpenFlowStage {
         }
         let attribution = self.translator.attribution();
         if verdict == Verdict::Uncached {
+            self.uncached_written = true;
             if let Some(t) = self.packet_in_token.get_mut(i) {
                 *t = self.translator.controller_token();
             }
