@@ -64,8 +64,10 @@ pub trait Translator: Send {
         0
     }
 
-    /// [`now_ns`](Self::now_ns) at `now`, a clock reading the worker already made for its
-    /// iteration, so that a batch reads the clock once. By default the translator's own clock.
+    /// [`now_ns`](Self::now_ns) at `now`, a reading of the monotonic clock the worker took
+    /// for the batch (one read per loop iteration, shared). A translator whose clock counts
+    /// from an `Instant` derives it from `now` instead of reading the clock again; the
+    /// default reads its own clock.
     fn now_ns_at(&mut self, now: Instant) -> u64 {
         let _ = now;
         self.now_ns()
@@ -163,11 +165,96 @@ pub struct MeterCx<'a> {
 /// The cached actions of one megaflow.
 pub type Actions = Box<[ExecAction]>;
 
+/// How an action list runs on a packet, worked out once (when a megaflow is installed) so that
+/// the per-packet loop does not walk the list to find out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Only `Output(port)`: each packet is appended, untouched, to the port's pending batch.
+    Output(u16),
+    /// Field rewrites (no VLAN push/pop, no meter) followed by one `Output(port)`, last.
+    RewriteOutput(u16),
+    /// Nothing takes the packet and there is no `ct()`: it is dropped for this reason.
+    Drop(DropReason),
+    /// Anything else: the full executor, packet by packet.
+    General,
+}
+
+/// What the executor needs to know about an action list before running it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The fast path this list allows, if any.
+    pub shape: Shape,
+    /// Actions that take the packet or a copy of it (outputs, encapsulations, recirculations);
+    /// the last of them takes the packet itself.
+    pub consumers: u32,
+    /// A `ct()` is among the actions (its side effects count even without an output).
+    pub has_ct: bool,
+    /// The first action is `ct()` (its tracker input can be parsed ahead for the whole burst).
+    pub starts_with_ct: bool,
+}
+
+impl Plan {
+    /// The plan of `actions`.
+    pub fn of(actions: &[ExecAction]) -> Self {
+        let mut consumers = 0u32;
+        let mut has_ct = false;
+        for a in actions {
+            match a {
+                ExecAction::Output(_)
+                | ExecAction::RemoteOutput { .. }
+                | ExecAction::Encap { .. }
+                | ExecAction::Recirc(_) => consumers += 1,
+                ExecAction::Ct(_) => has_ct = true,
+                _ => {}
+            }
+        }
+        let shape = match actions.split_last() {
+            _ if consumers == 0 && !has_ct => Shape::Drop(no_output_reason(actions)),
+            Some((ExecAction::Output(port), [])) => Shape::Output(*port),
+            Some((ExecAction::Output(port), rest)) if rest.iter().all(is_plain_rewrite) => {
+                Shape::RewriteOutput(*port)
+            }
+            _ => Shape::General,
+        };
+        Self {
+            shape,
+            consumers,
+            has_ct,
+            starts_with_ct: matches!(actions.first(), Some(ExecAction::Ct(_))),
+        }
+    }
+}
+
+/// A rewrite of header bytes in place: the frame keeps its length and start.
+fn is_plain_rewrite(a: &ExecAction) -> bool {
+    match a {
+        ExecAction::Header(h) => !matches!(
+            h,
+            DpAction::PushVlan { .. } | DpAction::PopVlan | DpAction::Meter(_)
+        ),
+        _ => false,
+    }
+}
+
+/// Why a packet whose actions output nothing is dropped.
+pub fn no_output_reason(actions: &[ExecAction]) -> DropReason {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            ExecAction::RemoteOutput { .. } => Some(DropReason::RemotePort),
+            ExecAction::Discard(r) => Some(*r),
+            ExecAction::MeterDropped => Some(DropReason::MeterDrop),
+            _ => None,
+        })
+        .unwrap_or(DropReason::ActionDrop)
+}
+
 /// A cached megaflow: its actions, the rules its hits are credited to, and the hits not yet
 /// credited. Plain integers owned by the worker: a hit costs no atomic operation.
 #[derive(Debug)]
 pub struct CachedFlow {
     actions: Actions,
+    plan: Plan,
     attribution: Option<Attribution>,
     packets: u64,
     bytes: u64,
@@ -229,6 +316,9 @@ pub struct OpenFlowStage {
     uncached_range: [(u32, u32); BATCH],
     /// For packet `i` of the current burst, the translator's packet-in token (0: none).
     packet_in_token: [u32; BATCH],
+    /// `uncached_range` or `packet_in_token` holds entries (reset at the next burst only
+    /// then: most bursts have no uncached packet).
+    uncached_written: bool,
     /// Tunnel ports, when configured.
     tunnel: Option<TunnelStage>,
     /// For packet `i` of the current burst: the tunnel next hop it must wait for.
@@ -268,6 +358,7 @@ impl OpenFlowStage {
             uncached: Vec::with_capacity(256),
             uncached_range: [(0, 0); BATCH],
             packet_in_token: [0; BATCH],
+            uncached_written: false,
             tunnel: None,
             parked: [None; BATCH],
             any_parked: false,
@@ -310,10 +401,10 @@ impl OpenFlowStage {
         self.tunnel.as_mut()
     }
 
-    /// Starts a batch: adopts the newest tables (and underlay), flushing the caches if either
-    /// changed.
-    pub fn begin_batch(&mut self, now: Instant, stats: &mut WorkerSnapshot) {
-        // The worker's one clock read of the iteration, for every ct() of the batch.
+    /// Starts a batch at `now` (the worker's clock reading for the iteration): adopts the
+    /// newest tables (and underlay), flushing the caches if either changed.
+    pub fn begin_batch(&mut self, stats: &mut WorkerSnapshot, now: Instant) {
+        // The tracker's clock for every ct() of the batch.
         self.now = now.saturating_duration_since(self.epoch).as_nanos() as u64;
         self.version = self.translator.refresh();
         if let Some(t) = self.tunnel.as_mut() {
@@ -366,9 +457,11 @@ impl OpenFlowStage {
         port_of: &dyn Fn(u32) -> Option<u16>,
         stats: &mut WorkerSnapshot,
     ) {
-        self.uncached.clear();
-        self.uncached_range = [(0, 0); BATCH];
-        self.packet_in_token = [0; BATCH];
+        if std::mem::take(&mut self.uncached_written) {
+            self.uncached.clear();
+            self.uncached_range = [(0, 0); BATCH];
+            self.packet_in_token = [0; BATCH];
+        }
         self.uncached_credit = 0;
         if self.any_parked {
             self.parked = [None; BATCH];
@@ -507,6 +600,7 @@ impl OpenFlowStage {
         }
         let attribution = self.translator.attribution();
         if verdict == Verdict::Uncached {
+            self.uncached_written = true;
             if let Some(t) = self.packet_in_token.get_mut(i) {
                 *t = self.translator.controller_token();
             }
@@ -529,6 +623,7 @@ impl OpenFlowStage {
             return None;
         }
         let flow = CachedFlow {
+            plan: Plan::of(&resolved),
             actions: resolved,
             attribution,
             packets: 0,
@@ -580,6 +675,38 @@ impl OpenFlowStage {
             now_ns: self.now_ns,
         };
         Some((actions, cx, self.tunnel.as_ref()))
+    }
+
+    /// The actions and plan of megaflow `id` for a run of packets of the last classified burst
+    /// that all hit it, counted for its rules' statistics once for the whole run (`packets`
+    /// packets, `bytes` bytes, the OR of their `tcp_flags`). `None` when the entry is gone.
+    #[inline]
+    pub fn run_actions(
+        &mut self,
+        id: MegaflowId,
+        packets: u64,
+        bytes: u64,
+        tcp_flags: u16,
+    ) -> Option<(&[ExecAction], Plan, MeterCx<'_>, Option<&TunnelStage>)> {
+        let f = self.cache.actions_mut(id)?;
+        f.packets += packets;
+        f.bytes += bytes;
+        f.tcp_flags |= tcp_flags;
+        if !f.dirty && self.dirty.len() < self.dirty.capacity() {
+            f.dirty = true;
+            self.dirty.push(id);
+        }
+        let cx = MeterCx {
+            meters: &self.meters,
+            now_ns: self.now_ns,
+        };
+        Some((&f.actions[..], f.plan, cx, self.tunnel.as_ref()))
+    }
+
+    /// The plan of a megaflow found by [`classify`](Self::classify).
+    #[inline]
+    pub fn plan(&self, id: MegaflowId) -> Option<Plan> {
+        self.cache.actions(id).map(|f| f.plan)
     }
 
     /// Credits packet `i` of the last burst, translated with [`Verdict::Uncached`], to its

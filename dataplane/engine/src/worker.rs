@@ -7,7 +7,7 @@ use crate::counters::{
 };
 use crate::handoff::Handoff;
 use crate::inject::{InjectConsumer, Injection, INJECT_BURST, INJECT_MAX_ACTIONS};
-use crate::pipeline::{self, ExecAction, OpenFlowStage};
+use crate::pipeline::{self, ExecAction, OpenFlowStage, Plan, Shape};
 use crate::portctl::{PortCommand, PortCommands, PortReply};
 use crate::tunnel::{self, Parked, Received, TunnelStage};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -22,6 +22,8 @@ use xvs_packet::{ExtractInfo, FlowKey};
 
 /// Packets received per port per iteration, and the size of a transmit batch.
 pub const BATCH: usize = 32;
+// Per-burst bit sets (`keys_clean`, the caches' pending sets) are u64s.
+const _: () = assert!(BATCH <= 64);
 
 /// Most times one packet is looked up again (`ct(table=T)` chains; OVS `MAX_RECIRC_DEPTH`).
 /// Beyond it the packet is dropped and counted as `recirc_depth`.
@@ -198,6 +200,10 @@ pub struct Worker {
     shared: Arc<WorkerShared>,
     stats: WorkerSnapshot,
     keys: Box<[FlowKey; BATCH]>,
+    /// Bit `i`: every metadata word of `keys[i]` but `in_port` is zero, so extraction (which
+    /// writes `in_port` and all packet words) makes it a fresh packet's key without zeroing
+    /// the whole key first. Passes that write metadata (recirculation, tunnels) clear it.
+    keys_clean: u64,
     infos: [ExtractInfo; BATCH],
     ids: [Option<MegaflowId>; BATCH],
     /// Connection-tracking metadata of each packet of the pass (OVS `pkt->md.ct_*`).
@@ -301,6 +307,7 @@ impl Worker {
             shared,
             stats: WorkerSnapshot::default(),
             keys: Box::new([FlowKey::ZERO; BATCH]),
+            keys_clean: u64::MAX,
             infos: [ExtractInfo::default(); BATCH],
             ids: [None; BATCH],
             metas: Box::new(std::array::from_fn(|_| CtMeta::default())),
@@ -652,7 +659,8 @@ impl Worker {
             // Each worker transmits a packet-out on its own ports.
             handoff: None,
         };
-        execute(&mut x, &acts[..k], d, h, packet, &mut meta);
+        let actions = &acts[..k];
+        execute(&mut x, actions, Plan::of(actions), d, h, packet, &mut meta);
         self.run_recirculations();
     }
 
@@ -695,17 +703,22 @@ impl Worker {
         let mut last = Instant::now();
         let mut last_publish = last;
         let mut last_credit = last;
+        // One clock read per iteration: the reading that ends an iteration's accounting
+        // starts the next one (the pipeline's clocks included), unless slower work ran
+        // between them.
+        let mut now = last;
         while !self.shared.stop.load(Ordering::Relaxed) {
+            let mut stale = false;
             if self
                 .port_commands
                 .as_ref()
                 .is_some_and(PortCommands::pending)
             {
                 self.apply_port_commands();
+                now = Instant::now();
             }
-            // The clock read that ended the last iteration starts this one: one read each.
-            let received = self.poll_at(last);
-            let now = Instant::now();
+            let received = self.poll_once_at(now);
+            now = Instant::now();
             let spent = now.duration_since(last).as_nanos() as u64;
             last = now;
             if received > 0 {
@@ -716,10 +729,12 @@ impl Worker {
             if now.duration_since(last_publish) >= PUBLISH_INTERVAL {
                 last_publish = now;
                 self.publish();
+                stale = true;
             }
             if now.duration_since(last_credit) >= CREDIT_INTERVAL {
                 last_credit = now;
                 self.credit_flow_stats();
+                stale = true;
             }
             if !self.config.sleep_max.is_zero() {
                 if received >= BATCH / 2 {
@@ -731,7 +746,12 @@ impl Worker {
                     let woke = Instant::now();
                     self.stats.idle_ns += woke.duration_since(last).as_nanos() as u64;
                     last = woke;
+                    now = woke;
+                    stale = false;
                 }
+            }
+            if stale {
+                now = Instant::now();
             }
         }
         // Push out what is pending so stopping loses nothing already forwarded.
@@ -745,18 +765,19 @@ impl Worker {
     /// One iteration: receive from every port, forward, transmit, reclaim. Returns how many
     /// packets were received.
     pub fn poll_once(&mut self) -> usize {
-        self.poll_at(Instant::now())
+        self.poll_once_at(Instant::now())
     }
 
-    /// [`poll_once`](Self::poll_once) with the time the caller read for this iteration.
-    fn poll_at(&mut self, now: Instant) -> usize {
+    /// [`poll_once`](Self::poll_once) at `now`, a clock reading the caller took (the worker's
+    /// loop shares one per iteration between its own accounting and the pipeline's clocks).
+    pub fn poll_once_at(&mut self, now: Instant) -> usize {
         self.stats.iterations += 1;
         self.load_port_masks();
         if !self.closing.is_empty() {
             self.reap_closed_ports();
         }
         if let Forwarding::OpenFlow(stage) = &mut self.forwarding {
-            stage.begin_batch(now, &mut self.stats);
+            stage.begin_batch(&mut self.stats, now);
             if stage.tunnel().is_some() {
                 self.run_released();
             }
@@ -826,7 +847,15 @@ impl Worker {
         for &rd in rx.iter().take(BATCH) {
             let mut d = rd;
             let key = &mut self.keys[n];
-            *key = FlowKey::ZERO;
+            let bit = 1u64 << n;
+            if tunnel.is_some() {
+                // Decapsulation writes the tunnel metadata words.
+                *key = FlowKey::ZERO;
+                self.keys_clean &= !bit;
+            } else if self.keys_clean & bit == 0 {
+                *key = FlowKey::ZERO;
+                self.keys_clean |= bit;
+            }
             let mut port = in_port;
             if let Some(t) = tunnel {
                 match t.receive(self.pool.region().data(d), key) {
@@ -850,7 +879,7 @@ impl Worker {
                     }
                 }
             }
-            self.infos[n] = xvs_packet::extract(self.pool.region().data(d), port, key);
+            xvs_packet::extract_into(self.pool.region().data(d), port, key, &mut self.infos[n]);
             self.descs[n] = d;
             self.in_idxs[n] = in_idx as u16;
             n += 1;
@@ -881,6 +910,7 @@ impl Worker {
             while n < BATCH {
                 let Some(p) = t.pop_released() else { break };
                 let mut scratch = FlowKey::ZERO;
+                self.keys_clean &= !(1u64 << n);
                 let in_port = p.key.get(xvs_packet::key::layout::IN_PORT) as u32;
                 self.infos[n] =
                     xvs_packet::extract(self.pool.region().data(p.desc), in_port, &mut scratch);
@@ -914,6 +944,7 @@ impl Worker {
                     self.metas[j].clone_from(&r.meta);
                     let key = &mut self.keys[j];
                     *key = FlowKey::ZERO;
+                    self.keys_clean &= !(1u64 << j);
                     // The packet as the previous pass left it (NAT, rewrites), with the
                     // tracker's verdict and the id of the frozen translation.
                     self.infos[j] =
@@ -969,23 +1000,52 @@ impl Worker {
         // megaflows' hit counters.
         let tracker = Arc::clone(stage.conntrack());
         let now = stage.tracker().1;
+        // Runs of consecutive packets that hit the same megaflow (OVS batches per flow; runs
+        // keep the burst's order on every port): a run's actions are looked up, and its
+        // statistics counted, once. A packet without a megaflow is a run of its own.
+        let mut runs = [(0u8, 0u8); BATCH];
+        let mut n_runs = 0;
+        let mut start = 0;
+        while start < n {
+            let mut end = start + 1;
+            if ids[start].is_some() {
+                while end < n && ids[end] == ids[start] {
+                    end += 1;
+                }
+            }
+            if let Some(r) = runs.get_mut(n_runs) {
+                *r = (start as u8, (end - start) as u8);
+                n_runs += 1;
+            }
+            start = end;
+        }
+        let runs = &runs[..n_runs];
         // The packets whose cached actions start with ct(): their tracker input is parsed now
         // (nothing runs on the packet before that ct(), so it is what execution would parse)
         // and the tracker loads their connections together, overlapping the cache misses.
         let mut parsed = [false; BATCH];
-        let first_ct = |id: Option<MegaflowId>| match stage.actions(id?)?.first()? {
-            ExecAction::Ct(act) => Some(act),
-            _ => None,
-        };
-        for i in 0..n {
-            if first_ct(ids[i]).is_some() {
+        let mut any_parsed = false;
+        for &(start, len) in runs {
+            let (s, e) = (usize::from(start), usize::from(start) + usize::from(len));
+            let starts_with_ct = ids[s]
+                .and_then(|id| stage.plan(id))
+                .is_some_and(|p| p.starts_with_ct);
+            if !starts_with_ct {
+                continue;
+            }
+            any_parsed = true;
+            for i in s..e {
                 let h = pipeline::headers(&keys[i], infos[i]);
                 let nw_frag = keys[i].get(layout::NW_FRAG);
                 ct_inputs[i] = crate::ct::input(pool.region().data(descs[i]), &h, nw_frag);
                 parsed[i] = true;
             }
         }
-        if parsed[..n].contains(&true) {
+        if any_parsed {
+            let first_ct = |id: Option<MegaflowId>| match stage.actions(id?)?.first()? {
+                ExecAction::Ct(act) => Some(act),
+                _ => None,
+            };
             tracker.prefetch((0..n).filter_map(|i| {
                 let act = first_ct(ids[i]).filter(|_| parsed[i])?;
                 // Depth 0: the metadata is stale, the tracker will see it empty.
@@ -993,53 +1053,136 @@ impl Worker {
                 Some((act, &ct_inputs[i], meta))
             }));
         }
-        for i in 0..n {
-            let d = descs[i];
-            if let Some((ip, oif)) = stage.parked(i) {
-                // Waits for the tunnel next hop's MAC (resolution was asked for).
-                let p = Parked {
-                    desc: d,
-                    in_idx: in_idxs[i],
-                    key: keys[i],
-                };
-                if let Some(t) = stage.tunnel_mut() {
-                    match t.park(ip, oif, p) {
-                        Ok(()) => stats.neigh_parked += 1,
-                        Err((desc, reason)) => drop_packet(pool, stats, desc, reason),
+        for &(start, len) in runs {
+            let (s, e) = (usize::from(start), usize::from(start) + usize::from(len));
+            let Some(id) = ids[s] else {
+                // No megaflow: translated for itself, parked, or a failed translation.
+                let i = s;
+                let d = descs[i];
+                if let Some((ip, oif)) = stage.parked(i) {
+                    // Waits for the tunnel next hop's MAC (resolution was asked for).
+                    let p = Parked {
+                        desc: d,
+                        in_idx: in_idxs[i],
+                        key: keys[i],
+                    };
+                    if let Some(t) = stage.tunnel_mut() {
+                        match t.park(ip, oif, p) {
+                            Ok(()) => stats.neigh_parked += 1,
+                            Err((desc, reason)) => drop_packet(pool, stats, desc, reason),
+                        }
                     }
+                    continue;
+                }
+                stage.packet_in(i, pool.region().data(d));
+                let tcp_flags = keys[i].get(layout::TCP_FLAGS) as u16;
+                let Some((actions, meters, tunnel)) =
+                    stage.packet_actions(i, None, d.len, tcp_flags)
+                else {
+                    pool.free(d.addr);
+                    pipeline::count_drop(stats, stage.miss_reason(i));
+                    continue;
+                };
+                let packet = PacketCtx {
+                    in_port: keys[i].get(layout::IN_PORT) as u32,
+                    in_idx: in_idxs[i],
+                    depth: depths[i],
+                    key: &keys[i],
+                    ct_input: parsed[i].then(|| &ct_inputs[i]),
+                };
+                let mut x = Exec {
+                    pool,
+                    ports,
+                    stats,
+                    tap,
+                    tracker: &tracker,
+                    now,
+                    recirc: recirc_next,
+                    meters,
+                    tunnel,
+                    ip_id,
+                    handoff: handoff.as_mut(),
+                };
+                let h = pipeline::headers(&keys[i], infos[i]);
+                execute(
+                    &mut x,
+                    actions,
+                    Plan::of(actions),
+                    d,
+                    h,
+                    packet,
+                    &mut metas[i],
+                );
+                continue;
+            };
+            let mut bytes = 0u64;
+            let mut tcp_flags = 0u16;
+            for (d, key) in descs[s..e].iter().zip(&keys[s..e]) {
+                bytes += u64::from(d.len);
+                tcp_flags |= key.get(layout::TCP_FLAGS) as u16;
+            }
+            let Some((actions, plan, meters, tunnel)) =
+                stage.run_actions(id, (e - s) as u64, bytes, tcp_flags)
+            else {
+                for (i, d) in descs.iter().enumerate().take(e).skip(s) {
+                    pool.free(d.addr);
+                    pipeline::count_drop(stats, stage.miss_reason(i));
                 }
                 continue;
+            };
+            match plan.shape {
+                Shape::Output(out) => {
+                    enqueue_run(ports, pool, stats, tap, usize::from(out), &descs[s..e]);
+                }
+                Shape::RewriteOutput(out) => {
+                    let rewrites = actions.split_last().map_or(&[][..], |(_, r)| r);
+                    let out = usize::from(out);
+                    for i in s..e {
+                        let d = descs[i];
+                        let h = pipeline::headers(&keys[i], infos[i]);
+                        let frame = pool.region_mut().data_mut(d);
+                        let rewritten = rewrites.iter().all(|a| match a {
+                            ExecAction::Header(set) => crate::rewrite::apply(frame, &h, set),
+                            _ => false,
+                        });
+                        if rewritten {
+                            enqueue(ports, pool, stats, tap, out, d);
+                        } else {
+                            drop_packet(pool, stats, d, DropReason::RewriteFailed);
+                        }
+                    }
+                }
+                Shape::Drop(reason) => {
+                    pool.free_all(&descs[s..e]);
+                    stats.drops[reason as usize] += (e - s) as u64;
+                }
+                Shape::General => {
+                    for i in s..e {
+                        let packet = PacketCtx {
+                            in_port: keys[i].get(layout::IN_PORT) as u32,
+                            in_idx: in_idxs[i],
+                            depth: depths[i],
+                            key: &keys[i],
+                            ct_input: parsed[i].then(|| &ct_inputs[i]),
+                        };
+                        let mut x = Exec {
+                            pool,
+                            ports,
+                            stats,
+                            tap,
+                            tracker: &tracker,
+                            now,
+                            recirc: recirc_next,
+                            meters,
+                            tunnel,
+                            ip_id,
+                            handoff: handoff.as_mut(),
+                        };
+                        let h = pipeline::headers(&keys[i], infos[i]);
+                        execute(&mut x, actions, plan, descs[i], h, packet, &mut metas[i]);
+                    }
+                }
             }
-            stage.packet_in(i, pool.region().data(d));
-            let tcp_flags = keys[i].get(layout::TCP_FLAGS) as u16;
-            let Some((actions, meters, tunnel)) = stage.packet_actions(i, ids[i], d.len, tcp_flags)
-            else {
-                pool.free(d.addr);
-                pipeline::count_drop(stats, stage.miss_reason(i));
-                continue;
-            };
-            let h = pipeline::headers(&keys[i], infos[i]);
-            let packet = PacketCtx {
-                in_port: keys[i].get(layout::IN_PORT) as u32,
-                in_idx: in_idxs[i],
-                depth: depths[i],
-                key: &keys[i],
-                ct_input: parsed[i].then(|| &ct_inputs[i]),
-            };
-            let mut x = Exec {
-                pool,
-                ports,
-                stats,
-                tap,
-                tracker: &tracker,
-                now,
-                recirc: recirc_next,
-                meters,
-                tunnel,
-                ip_id,
-                handoff: handoff.as_mut(),
-            };
-            execute(&mut x, actions, d, h, packet, &mut metas[i]);
         }
     }
 
@@ -1102,6 +1245,36 @@ fn enqueue(
     port.pending_len += 1;
     if port.pending_len == BATCH {
         transmit(port, out, pool, stats, tap);
+    }
+}
+
+/// Appends `descs`, in order, to port `out`'s pending batch, transmitting the batch each time
+/// it fills: a run of packets with one output costs one port lookup.
+#[inline]
+fn enqueue_run(
+    ports: &mut [EnginePort],
+    pool: &mut FramePool,
+    stats: &mut WorkerSnapshot,
+    tap: &mut CaptureTap,
+    out: usize,
+    descs: &[Desc],
+) {
+    let Some(port) = ports.get_mut(out) else {
+        pool.free_all(descs);
+        stats.drops[DropReason::NoOutput as usize] += descs.len() as u64;
+        return;
+    };
+    let mut rest = descs;
+    while !rest.is_empty() {
+        let have = port.pending_len.min(BATCH);
+        let take = (BATCH - have).min(rest.len());
+        let (now, later) = rest.split_at(take);
+        port.pending[have..have + take].copy_from_slice(now);
+        port.pending_len = have + take;
+        rest = later;
+        if port.pending_len == BATCH {
+            transmit(port, out, pool, stats, tap);
+        }
     }
 }
 
@@ -1197,43 +1370,22 @@ fn recirculate(x: &mut Exec, d: Desc, recirc_id: u32, p: PacketCtx, meta: &CtMet
     });
 }
 
-/// Why a packet whose actions output nothing is dropped.
-fn no_output_reason(actions: &[ExecAction]) -> DropReason {
-    actions
-        .iter()
-        .find_map(|a| match a {
-            ExecAction::RemoteOutput { .. } => Some(DropReason::RemotePort),
-            ExecAction::Discard(r) => Some(*r),
-            ExecAction::MeterDropped => Some(DropReason::MeterDrop),
-            _ => None,
-        })
-        .unwrap_or(DropReason::ActionDrop)
-}
-
-/// Executes a megaflow's actions on one packet: header rewrites in place, conntrack, a copy
-/// for every output or recirculation but the last, which takes the packet itself.
+/// Executes a megaflow's actions (`plan` is theirs) on one packet: header rewrites in place,
+/// conntrack, a copy for every output or recirculation but the last, which takes the packet
+/// itself.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     x: &mut Exec,
     actions: &[ExecAction],
+    plan: Plan,
     mut d: Desc,
     mut h: crate::rewrite::Headers,
     p: PacketCtx,
     meta: &mut CtMeta,
 ) {
-    let mut consumers_left = 0usize;
-    let mut has_ct = false;
-    for a in actions {
-        match a {
-            ExecAction::Output(_)
-            | ExecAction::RemoteOutput { .. }
-            | ExecAction::Encap { .. }
-            | ExecAction::Recirc(_) => consumers_left += 1,
-            ExecAction::Ct(_) => has_ct = true,
-            _ => {}
-        }
-    }
-    if consumers_left == 0 && !has_ct {
-        return drop_packet(x.pool, x.stats, d, no_output_reason(actions));
+    let mut consumers_left = plan.consumers as usize;
+    if let Shape::Drop(reason) = plan.shape {
+        return drop_packet(x.pool, x.stats, d, reason);
     }
     let mut meta_stale = p.depth == 0;
     for (pos, a) in actions.iter().enumerate() {
@@ -1368,7 +1520,7 @@ fn execute(
         }
     }
     // Only conntrack side effects: nothing took the packet.
-    drop_packet(x.pool, x.stats, d, no_output_reason(actions));
+    drop_packet(x.pool, x.stats, d, pipeline::no_output_reason(actions));
 }
 
 /// Encapsulates `d` (which this call consumes) with template `template` and queues it on the

@@ -152,16 +152,25 @@ fn mac(m: [u8; 6]) -> u64 {
 #[inline]
 pub fn extract(frame: &[u8], in_port: u32, key: &mut FlowKey) -> ExtractInfo {
     let mut info = ExtractInfo::default();
+    extract_into(frame, in_port, key, &mut info);
+    info
+}
+
+/// [`extract`], writing what it found besides the key into `info` (every field). For loops
+/// that keep an array of infos: returning the info by value makes the caller copy it right
+/// after its fields were stored one by one, a load the CPU cannot forward from those stores.
+#[inline]
+pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey, info: &mut ExtractInfo) {
+    *info = ExtractInfo::default();
     let mut w = Words([0; PACKET_WORDS]);
     key.set(layout::IN_PORT, u64::from(in_port));
-    parse(frame, &mut w, &mut info);
+    parse(frame, &mut w, info);
     if let Some(dst) = key
         .words
         .get_mut(FIRST_PACKET_WORD..crate::key::PACKET_WORDS_END)
     {
         dst.copy_from_slice(&w.0);
     }
-    info
 }
 
 #[inline(always)]

@@ -42,5 +42,5 @@ pub mod key;
 pub mod wire;
 
 pub use error::{Error, Result};
-pub use extract::{extract, ExtractInfo, Layer, Status};
+pub use extract::{extract, extract_into, ExtractInfo, Layer, Status};
 pub use key::{FlowKey, KeyField, KEY_WORDS};

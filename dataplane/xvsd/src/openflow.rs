@@ -347,7 +347,7 @@ impl xvs_engine::Translator for WorkerTranslator {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    fn now_ns_at(&mut self, now: std::time::Instant) -> u64 {
+    fn now_ns_at(&mut self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
