@@ -15,45 +15,11 @@ use xvs_agent::model::Model;
 use xvs_agent::pipeline::{desired, t, Category, Desired, Ids};
 use xvs_agent::query::{answer, Counters, Kind, Query, Realized};
 
-const SVC: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: svc-1, namespace: ns-1}
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.60
-  ports:
-  - {name: http, protocol: TCP, port: 80, nodePort: 30080}
-  - {name: dns, protocol: UDP, port: 53, nodePort: 30053}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: svc-1-a, namespace: ns-1, labels: {kubernetes.io/service-name: svc-1}}
-addressType: IPv4
-ports: [{name: http, protocol: TCP, port: 8080}, {name: dns, protocol: UDP, port: 53}]
-endpoints:
-- addresses: [10.10.0.10]
-"#;
+const SVC: &str = include_str!("data/antrea_doc/svc-1-node-port.yaml");
 
 /// The doc's example #26, verbatim.
-const ACNP26: &str = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-deny-external-client-nodeport-svc-access
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - service:
-        name: svc-1
-        namespace: ns-1
-  ingress:
-    - action: Drop
-      from:
-        - ipBlock:
-            cidr: 1.1.1.0/24
-"#;
+const ACNP26: &str =
+    include_str!("data/antrea_doc/acnp-deny-external-client-nodeport-svc-access.yaml");
 
 /// ns-1/web (10.10.0.10, the Endpoint) and default/client (10.10.0.11), with svc-1 and #26.
 fn fixture(proxy_all: bool, svc: &str) -> Model {
