@@ -17,23 +17,10 @@ use xvs_integration::{is_root, Netns};
 
 fn manifests() -> String {
     let mut s = node_manifests();
+    // The agent tests' Service web, with pod-b (10.10.0.3) as its only endpoint.
     s.push_str(
-        r#"---
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  clusterIP: 10.96.0.10
-  ports: [{name: http, protocol: TCP, port: 80}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, protocol: TCP, port: 8080}]
-endpoints:
-- addresses: [10.10.0.3]
-"#,
+        &include_str!("../../ctl/agent/tests/data/web-service.yaml")
+            .replace("- addresses: [10.10.0.4]\n", ""),
     );
     s
 }
