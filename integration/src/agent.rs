@@ -122,6 +122,11 @@ pub fn manifests_dir(x: &crate::Xvsd) -> PathBuf {
     x.run_dir().join("manifests")
 }
 
+/// Where the tests point the agent's `--np-log` (Antrea's `/var/log/antrea/networkpolicy/np.log`).
+pub fn np_log_path(x: &crate::Xvsd) -> PathBuf {
+    x.run_dir().join("networkpolicy").join("np.log")
+}
+
 /// A TCP server on `ip:port` inside `ns` answering `name` to each connection, then echoing
 /// until EOF; it stops accepting when `stop` is set.
 pub fn echo_server(

@@ -11,7 +11,9 @@ use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xvs_integration::agent::{echo_server, hello, node_manifests, node_with_pods, Agent};
+use xvs_integration::agent::{
+    echo_server, hello, node_manifests, node_with_pods, np_log_path, Agent,
+};
 use xvs_integration::{is_root, Netns, Xvsd};
 
 /// The document's example lines (its §"Audit logging"; Antrea issue 9 spec §5).
@@ -192,7 +194,7 @@ fn np_log_reproduces_the_documents_lines_from_real_traffic() -> Result<()> {
         assert!(parse_line(doc).is_some(), "the checker accepts {doc}");
     }
     let (_node, pods, x) = node_with_pods("lg")?;
-    let np_log = x.run_dir().join("networkpolicy").join("np.log");
+    let np_log = np_log_path(&x);
     let np_log_arg = np_log.display().to_string();
     let agent = Agent::start_synced(
         &x,
@@ -361,7 +363,7 @@ fn packet_ins_above_the_rate_are_dropped_by_the_meter_and_traffic_still_flows() 
         return Ok(());
     }
     let (_node, pods, x) = node_with_pods("lm")?;
-    let np_log = x.run_dir().join("networkpolicy").join("np.log");
+    let np_log = np_log_path(&x);
     let np_log_arg = np_log.display().to_string();
     // 20 packet-ins/s, burst 40.
     let agent = Agent::start_synced(
@@ -448,7 +450,7 @@ fn a_logged_pass_writes_a_pass_line_and_a_full_np_log_is_rotated() -> Result<()>
         return Ok(());
     }
     let (_node, pods, x) = node_with_pods("lp")?;
-    let np_log = x.run_dir().join("networkpolicy").join("np.log");
+    let np_log = np_log_path(&x);
     let np_log_arg = np_log.display().to_string();
     // np.log 100 bytes short of the 1 MB limit: the first line rotates it.
     std::fs::create_dir_all(x.run_dir().join("networkpolicy"))?;

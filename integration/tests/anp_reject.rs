@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xvs_integration::agent::{
-    connect, echo_server, hello, manifests_dir, node_manifests, node_with_pods, Agent,
+    connect, echo_server, hello, manifests_dir, node_manifests, node_with_pods, np_log_path, Agent,
 };
 use xvs_integration::{is_root, Netns};
 
@@ -133,7 +133,7 @@ fn reject_rule_answers_with_rst_and_icmp_prohibited() -> Result<()> {
         return Ok(());
     }
     let (_node, pods, x) = node_with_pods("rj")?;
-    let np_log = x.run_dir().join("networkpolicy").join("np.log");
+    let np_log = np_log_path(&x);
     let np_log_arg = np_log.display().to_string();
     let agent = Agent::start_synced(
         &x,

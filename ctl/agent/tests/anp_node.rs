@@ -13,7 +13,7 @@ use xvs_agent::anp::types::NamespacedName;
 use xvs_agent::diff::{diff, messages};
 use xvs_agent::model::Model;
 use xvs_agent::pipeline::{desired, t, Category, Desired, Ids};
-use xvs_agent::query::{answer, Counters, Kind, Query, Realized};
+use xvs_agent::query::{answer, Counters, Kind, Query, Realized, Response};
 
 const SVC: &str = include_str!("data/antrea_doc/svc-1-node-port.yaml");
 
@@ -193,6 +193,22 @@ spec:
       logLabel: twelve-chars
 "#;
 
+/// What `xvsctl get netpol` answers once the agent has installed `installed` for `m`.
+fn get_netpol(m: &Model, installed: Desired) -> Response {
+    let r = Realized {
+        model: m.clone(),
+        installed,
+        round: 1,
+    };
+    let q = Query {
+        kind: Kind::Netpol,
+        name: None,
+        namespace: None,
+        sort_by: None,
+    };
+    answer(&q, &r, &Counters::default())
+}
+
 #[test]
 fn ex12_node_policies_are_accepted_unrealised_and_warn_about_long_labels() {
     // Admitted (Fx::model panics on any refusal).
@@ -226,18 +242,7 @@ fn ex12_node_policies_are_accepted_unrealised_and_warn_about_long_labels() {
     );
     assert!(policy_warnings(ingress).is_empty(), "12 characters fit");
     // `xvsctl get netpol` says so.
-    let r = Realized {
-        model: m.clone(),
-        installed: d,
-        round: 1,
-    };
-    let q = Query {
-        kind: Kind::Netpol,
-        name: None,
-        namespace: None,
-        sort_by: None,
-    };
-    let resp = answer(&q, &r, &Counters::default());
+    let resp = get_netpol(&m, d);
     let view = |n: &str| {
         resp.objects
             .iter()
@@ -261,18 +266,7 @@ fn a_pod_policy_is_not_flagged_and_a_service_policy_lists_its_service() {
     let d = desired(&m, &mut Ids::default());
     let p = m.anp.policies.values().next().expect("#26");
     assert!(!is_node_policy(p));
-    let r = Realized {
-        model: m.clone(),
-        installed: d,
-        round: 1,
-    };
-    let q = Query {
-        kind: Kind::Netpol,
-        name: None,
-        namespace: None,
-        sort_by: None,
-    };
-    let resp = answer(&q, &r, &Counters::default());
+    let resp = get_netpol(&m, d);
     let o = &resp.objects[0];
     assert_eq!(o.info["appliedTo"], "Service:ns-1/svc-1");
     assert!(!o.info.contains_key("realized"));
