@@ -76,6 +76,21 @@ impl Agent {
         })
     }
 
+    /// Writes `files` (name, YAML) into `<run dir>/manifests`, starts the agent there on the
+    /// daemon's `br-int.mgmt` with `extra` arguments (log: `<run dir>/agent.log`) and waits
+    /// until it first reports "in sync": the set-up every single-node agent test repeats.
+    pub fn start_synced(x: &crate::Xvsd, files: &[(&str, &str)], extra: &[&str]) -> Result<Agent> {
+        let dir = manifests_dir(x);
+        std::fs::create_dir_all(&dir)?;
+        for (name, yaml) in files {
+            std::fs::write(dir.join(name), yaml)?;
+        }
+        let socket = x.run_dir().join("br-int.mgmt");
+        let agent = Agent::start(&dir, &socket, &x.run_dir().join("agent.log"), extra)?;
+        agent.wait_log("in sync", 1)?;
+        Ok(agent)
+    }
+
     /// What the agent has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -99,6 +114,17 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Where [`Agent::start_synced`] keeps the manifests it reads: tests add or remove files there
+/// to change policy while the agent runs.
+pub fn manifests_dir(x: &crate::Xvsd) -> PathBuf {
+    x.run_dir().join("manifests")
+}
+
+/// Where the tests point the agent's `--np-log` (Antrea's `/var/log/antrea/networkpolicy/np.log`).
+pub fn np_log_path(x: &crate::Xvsd) -> PathBuf {
+    x.run_dir().join("networkpolicy").join("np.log")
 }
 
 /// A TCP server on `ip:port` inside `ns` answering `name` to each connection, then echoing

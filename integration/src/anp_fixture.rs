@@ -71,6 +71,10 @@ pub enum Proto {
     Icmp,
 }
 
+/// One expected connection: (from, to, protocol, port, verdict); `from` and `to` name a Pod
+/// (`ns/name`), an external host or an address.
+pub type Row<'a> = (&'a str, &'a str, Proto, u16, Verdict);
+
 /// A Pod of the fixture: Kubernetes namespace, name, labels (`k=v,k2=v2`), service account.
 #[derive(Debug, Clone)]
 pub struct PodDef {
@@ -609,7 +613,7 @@ impl Cluster {
 
     /// Probes every row of `table` (src, dst, proto, port, expected) and fails listing every
     /// row whose verdict differs (with the agent log's tail).
-    pub fn check(&self, what: &str, table: &[(&str, &str, Proto, u16, Verdict)]) -> Result<()> {
+    pub fn check(&self, what: &str, table: &[Row]) -> Result<()> {
         let probes: Vec<_> = table.iter().map(|r| (r.0, r.1, r.2, r.3)).collect();
         let got = self.probe_all(&probes)?;
         let mut bad = String::new();
@@ -698,6 +702,78 @@ impl Cluster {
             "{what}: {} connections from the node as expected",
             table.len()
         );
+        Ok(())
+    }
+}
+
+/// Runs a test's cases in order on one [`Cluster`], applying each one's manifests before and
+/// removing them after (also when it fails); fails at the end with every failure, so one run
+/// reports all the cases that fail.
+#[derive(Debug)]
+pub struct Cases<'c> {
+    c: &'c Cluster,
+    failures: Vec<String>,
+}
+
+impl<'c> Cases<'c> {
+    pub fn new(c: &'c Cluster) -> Self {
+        Cases {
+            c,
+            failures: Vec::new(),
+        }
+    }
+
+    pub fn run(
+        &mut self,
+        name: &str,
+        files: &[(&str, &str)],
+        body: impl FnOnce(&Cluster) -> Result<()>,
+    ) {
+        eprintln!("== {name}");
+        let mut r = (|| -> Result<()> {
+            // Only the last file must move flows (groups come before their policy).
+            if let Some(((last, y), first)) = files.split_last() {
+                for (f, y) in first {
+                    self.c.stage(f, y)?;
+                }
+                self.c
+                    .apply(last, y)
+                    .with_context(|| format!("applying {last}"))?;
+            }
+            body(self.c)
+        })();
+        // The last file's removal moves flows; the others (groups) then go quietly.
+        for (i, (f, _)) in files.iter().enumerate().rev() {
+            let removed = if i + 1 == files.len() {
+                self.c.remove(f)
+            } else {
+                self.c.remove_quietly(f)
+            };
+            if let Err(e) = removed {
+                if r.is_ok() {
+                    r = Err(e).with_context(|| format!("removing {f}"));
+                }
+            }
+        }
+        if let Err(e) = r {
+            eprintln!("{name} FAILED: {e:#}");
+            self.failures.push(format!("{name}: {e:#}"));
+        }
+    }
+
+    /// A case whose whole body is one table of connections under its manifests.
+    pub fn table(&mut self, name: &str, files: &[(&str, &str)], what: &str, rows: &[Row]) {
+        self.run(name, files, |c| c.check(what, rows));
+    }
+
+    pub fn finish(self) -> Result<()> {
+        if !self.failures.is_empty() {
+            bail!(
+                "{} case(s) failed:\n{}",
+                self.failures.len(),
+                self.failures.join("\n\n")
+            );
+        }
         Ok(())
     }
 }

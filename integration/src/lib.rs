@@ -208,6 +208,35 @@ pub fn first_example_pods(prefix: &str, n: usize) -> Result<(Netns, Vec<Pod>)> {
     Ok((node, pods))
 }
 
+/// xvsd in OpenFlow mode with pod-a and pod-b on AF_XDP ports 1 and 2 and no flow file: the
+/// tests install their flows over the OpenFlow socket.
+pub const TWO_POD_OPENFLOW_CONFIG: &str = r#"
+bridge = "br-int"
+run_dir = "@RUN@"
+workers = [0]
+forwarding = "openflow"
+pmd_sleep_max_us = 100
+
+[[port]]
+name = "pa0"
+type = "afxdp"
+ofport = 1
+
+[[port]]
+name = "pb0"
+type = "afxdp"
+ofport = 2
+"#;
+
+/// The first two example Pods and xvsd on their node with [`TWO_POD_OPENFLOW_CONFIG`]:
+/// (node, Pod namespaces, daemon).
+pub fn two_pod_openflow_node(prefix: &str) -> Result<(Netns, Vec<Netns>, Xvsd)> {
+    let (node, pods) = first_example_pods(prefix, 2)?;
+    let pods = pods.into_iter().map(|p| p.ns).collect();
+    let xvsd = Xvsd::start(&node, TWO_POD_OPENFLOW_CONFIG)?;
+    Ok((node, pods, xvsd))
+}
+
 /// [`example_pods`] plus a routed destination: pod-c also owns 10.20.0.4 and pod-a reaches
 /// 10.20.0.0/24 through the gateway 10.10.0.1 (the example pipelines route it to pod-c,
 /// rewriting MACs and TTL).
@@ -420,6 +449,15 @@ impl Xvsd {
             );
         }
         Ok(out)
+    }
+
+    /// `ovs-ofctl add-flow` of each flow in turn (one message each, as a test writing them
+    /// one by one would send).
+    pub fn add_flows(&self, flows: &[&str]) -> Result<()> {
+        for flow in flows {
+            self.ofctl(&[], "add-flow", &[flow])?;
+        }
+        Ok(())
     }
 
     /// `ovs-appctl -t <run_dir>/xvsd.ctl <args>`: the real OVS client.

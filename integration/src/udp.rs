@@ -17,6 +17,16 @@ pub fn bound_socket(ns: &Netns, addr: String) -> Result<UdpSocket> {
     })?
 }
 
+/// A plain UDP socket bound to `addr` inside `ns` whose reads give up after `read_timeout`.
+pub fn socket_with_timeout(ns: &Netns, addr: &str, read_timeout: Duration) -> Result<UdpSocket> {
+    let addr = addr.to_string();
+    ns.run(move || -> Result<UdpSocket> {
+        let s = UdpSocket::bind(&addr)?;
+        s.set_read_timeout(Some(read_timeout))?;
+        Ok(s)
+    })?
+}
+
 /// Sends `count` numbered datagrams of varying length from `from` to `dst` and returns the
 /// numbers that arrived intact at `to` within 3 s. A damaged datagram fails the test.
 pub fn exchange(from: &UdpSocket, to: &UdpSocket, dst: &str, count: u32) -> Result<BTreeSet<u32>> {

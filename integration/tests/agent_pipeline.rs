@@ -22,25 +22,8 @@ use xvs_openflow::Body;
 
 fn manifests() -> String {
     let mut s = node_manifests();
-    s.push_str(
-        r#"---
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  clusterIP: 10.96.0.10
-  ports: [{name: http, protocol: TCP, port: 80}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, protocol: TCP, port: 8080}]
-endpoints:
-- addresses: [10.10.0.3]
-- addresses: [10.10.0.4]
-"#,
-    );
+    // The Service the agent's pipeline tests use too (web: 10.96.0.10:80 -> b, c on 8080).
+    s.push_str(include_str!("../../ctl/agent/tests/data/web-service.yaml"));
     s
 }
 

@@ -5,7 +5,7 @@
 //! runs all its cases and reports every failing one.
 
 use anyhow::{bail, Context, Result};
-use xvs_integration::anp_fixture::{Cluster, PodDef, Proto, Verdict};
+use xvs_integration::anp_fixture::{Cases, Cluster, PodDef, Proto, Row, Verdict};
 use xvs_integration::is_root;
 
 const T: Proto = Proto::Tcp;
@@ -15,75 +15,24 @@ const A: Verdict = Verdict::Allow;
 const D: Verdict = Verdict::Drop;
 const R: Verdict = Verdict::Reject;
 
-type Row<'a> = (&'a str, &'a str, Proto, u16, Verdict);
-
-/// Runs the cases in order, applying each one's manifests before and removing them after
-/// (also when it fails); fails at the end with every failure.
-struct Cases<'c> {
-    c: &'c Cluster,
-    failures: Vec<String>,
-}
-
-impl<'c> Cases<'c> {
-    fn new(c: &'c Cluster) -> Self {
-        Cases {
-            c,
-            failures: Vec::new(),
-        }
-    }
-
-    fn run(
-        &mut self,
-        name: &str,
-        files: &[(&str, &str)],
-        body: impl FnOnce(&Cluster) -> Result<()>,
-    ) {
-        eprintln!("== {name}");
-        let mut r = (|| -> Result<()> {
-            // Only the last file must move flows (groups come before their policy).
-            if let Some(((last, y), first)) = files.split_last() {
-                for (f, y) in first {
-                    self.c.stage(f, y)?;
-                }
-                self.c
-                    .apply(last, y)
-                    .with_context(|| format!("applying {last}"))?;
-            }
-            body(self.c)
-        })();
-        // The last file's removal moves flows; the others (groups) then go quietly.
-        for (i, (f, _)) in files.iter().enumerate().rev() {
-            let removed = if i + 1 == files.len() {
-                self.c.remove(f)
-            } else {
-                self.c.remove_quietly(f)
-            };
-            if let Err(e) = removed {
-                if r.is_ok() {
-                    r = Err(e).with_context(|| format!("removing {f}"));
-                }
-            }
-        }
-        if let Err(e) = r {
-            eprintln!("{name} FAILED: {e:#}");
-            self.failures.push(format!("{name}: {e:#}"));
-        }
-    }
-
-    fn finish(self) -> Result<()> {
-        if !self.failures.is_empty() {
-            bail!(
-                "{} case(s) failed:\n{}",
-                self.failures.len(),
-                self.failures.join("\n\n")
-            );
-        }
-        Ok(())
-    }
-}
-
 fn check(c: &Cluster, what: &str, rows: &[Row]) -> Result<()> {
     c.check(what, rows)
+}
+
+/// Checks `alone` under the case's manifests, then `with` after adding a companion Drop (which
+/// makes the case's Allow rules observable), and removes the companion again.
+fn check_alone_then_with_companion(
+    c: &Cluster,
+    what: &str,
+    alone: &[Row],
+    (companion, yaml): (&str, &str),
+    with: &[Row],
+) -> Result<()> {
+    check(c, &format!("{what} alone"), alone)?;
+    c.apply(companion, yaml)?;
+    let r = check(c, &format!("{what} + companion Drop"), with);
+    c.remove(companion)?;
+    r
 }
 
 // ---------------------------------------------------------------- XYZ fixture
@@ -109,63 +58,14 @@ fn xyz() -> Result<Cluster> {
     )
 }
 
-const STRICT_NS_ISOLATION: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: strict-ns-isolation
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - namespaceSelector:          # Selects all non-system Namespaces in the cluster
-        matchExpressions:
-          - {key:  kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}
-  ingress:
-    - action: Pass
-      from:
-        - namespaces:
-            match: Self           # Skip ACNP evaluation for traffic from Pods in the same Namespace
-      name: PassFromSameNS
-    - action: Drop
-      from:
-        - namespaceSelector: {}   # Drop from Pods from all other Namespaces
-      name: DropFromAllOtherNS
-  egress:
-    - action: Pass
-      to:
-        - namespaces:
-            match: Self           # Skip ACNP evaluation for traffic to Pods in the same Namespace
-      name: PassToSameNS
-    - action: Drop
-      to:
-        - namespaceSelector: {}   # Drop to Pods from all other Namespaces
-      name: DropToAllOtherNS
-"#;
+const STRICT_NS_ISOLATION: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/strict-ns-isolation.yaml");
 
-const K8S_X_A_FROM_B: &str = r#"apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: a-from-b, namespace: x}
-spec:
-  podSelector: {matchLabels: {app: a}}
-  policyTypes: [Ingress]
-  ingress:
-  - from: [{podSelector: {matchLabels: {app: b}}}]
-"#;
+const K8S_X_A_FROM_B: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/k8s-x-a-from-b.yaml");
 
-const DEFAULT_CLUSTER_DENY: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: default-cluster-deny
-spec:
-  priority: 1
-  tier: baseline
-  appliedTo:
-    - namespaceSelector: {}       # Selects all Namespaces in the cluster
-  ingress:
-    - action: Drop
-  egress:
-    - action: Drop
-"#;
+const DEFAULT_CLUSTER_DENY: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/default-cluster-deny.yaml");
 
 const K8S_X_ALL_B_TO_A: &str = r#"apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -190,55 +90,11 @@ spec:
   egress: [{action: Allow, to: [{namespaces: {match: Self}}]}]
 "#;
 
-const APPLIED_TO_PER_RULE: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-appliedto-per-rule
-spec:
-  priority: 1
-  ingress:
-  - action: Drop
-    appliedTo:
-    - podSelector:
-        matchLabels:
-          app: db-restricted-west
-    from:
-    - podSelector:
-       matchLabels:
-         app: client-east
-  - action: Drop
-    appliedTo:
-    - podSelector:
-        matchLabels:
-          app: db-restricted-east
-    from:
-    - podSelector:
-        matchLabels:
-          app: client-west
-"#;
+const APPLIED_TO_PER_RULE: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/acnp-appliedto-per-rule.yaml");
 
-const ALLOW_SELF_NS: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: allow-self-ns
-spec:
-  priority: 1
-  tier: platform
-  appliedTo:
-    - namespaceSelector: {}
-  ingress:
-    - action: Allow
-      from:
-        - namespaces:
-            match: Self
-    - action: Deny
-  egress:
-    - action: Allow
-      to:
-        - namespaces:
-            match: Self
-    - action: Deny
-"#;
+const ALLOW_SELF_NS: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/allow-self-ns.yaml");
 
 const DENY_SELF_NS_A_TO_B: &str = r#"apiVersion: crd.antrea.io/v1beta1
 kind: ClusterNetworkPolicy
@@ -303,19 +159,18 @@ fn doc_examples_xyz() -> Result<()> {
     }
     let c = xyz()?;
     let mut cases = Cases::new(&c);
-    cases.run("before any policy", &[], |c| {
-        check(
-            c,
-            "open",
-            &[
-                ("x/a", "y/a", T, 80, A),
-                ("x/a", "x/b", U, 53, A),
-                ("x/a", "kube-system/dns", I, 0, A),
-                ("x/a", "X2", T, 80, A),
-                ("x/a", "X1", U, 53, A),
-            ],
-        )
-    });
+    cases.table(
+        "before any policy",
+        &[],
+        "open",
+        &[
+            ("x/a", "y/a", T, 80, A),
+            ("x/a", "x/b", U, 53, A),
+            ("x/a", "kube-system/dns", I, 0, A),
+            ("x/a", "X2", T, 80, A),
+            ("x/a", "X1", U, 53, A),
+        ],
+    );
     cases.run(
         "#5 strict-ns-isolation",
         &[("10-strict", STRICT_NS_ISOLATION)],
@@ -485,30 +340,8 @@ fn doc_examples_xyz() -> Result<()> {
 
 // ---------------------------------------------------------------- ORG fixture
 
-const ISOLATION_BASED_ON_ORG: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: isolation-based-on-org
-spec:
-  priority: 1
-  tier: securityops
-  appliedTo:
-    - namespaceSelector:
-        matchExpressions:
-          - { key: org, operator: Exists }
-  ingress:
-    - action: Allow
-      from:
-        - namespaces:
-            sameLabels: [org]
-    - action: Deny
-  egress:
-    - action: Allow
-      to:
-        - namespaces:
-            sameLabels: [org]
-    - action: Deny
-"#;
+const ISOLATION_BASED_ON_ORG: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/isolation-based-on-org.yaml");
 
 #[test]
 fn doc_examples_org() -> Result<()> {
@@ -735,24 +568,8 @@ fn expect_msg(got: &str, want: &str) -> Result<()> {
     Ok(())
 }
 
-const ORG_AND_ENV: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: isolation-based-on-org-and-env
-spec:
-  priority: 1
-  tier: securityops
-  appliedTo:
-    - namespaceSelector: {}
-  ingress:
-    - action: Allow
-      from:
-        - namespaces:
-            sameLabels: [org, env]
-    - action: Deny
-      from:
-        - namespaceSelector: {}
-"#;
+const ORG_AND_ENV: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/isolation-based-on-org-and-env.yaml");
 
 const MYTIER: &str = r#"apiVersion: crd.antrea.io/v1beta1
 kind: Tier
@@ -885,49 +702,8 @@ endpoints:
 - addresses: [10.10.0.13]
 "#;
 
-const STAND_ALONE_SELECTORS: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-with-stand-alone-selectors
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - podSelector:
-        matchLabels:
-          role: db
-    - namespaceSelector:
-        matchLabels:
-          env: prod
-  ingress:
-    - action: Allow
-      from:
-        - podSelector:
-            matchLabels:
-              role: frontend
-        - podSelector:
-            matchLabels:
-              role: nondb
-          namespaceSelector:
-            matchLabels:
-              role: db
-      ports:
-        - protocol: TCP
-          port: 8080
-          endPort: 9000
-        - protocol: TCP
-          port: 6379
-      name: AllowFromFrontend
-  egress:
-    - action: Drop
-      to:
-        - ipBlock:
-            cidr: 10.0.10.0/24
-      ports:
-        - protocol: TCP
-          port: 5978
-      name: DropToThirdParty
-"#;
+const STAND_ALONE_SELECTORS: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/acnp-with-stand-alone-selectors.yaml");
 
 /// The companion Drop that makes #2's Allow observable (Antrea rules do not isolate).
 const STAND_ALONE_DROP: &str = r#"apiVersion: crd.antrea.io/v1beta1
@@ -942,54 +718,12 @@ spec:
   ingress: [{action: Drop, name: DropRest}]
 "#;
 
-const CLUSTER_GROUPS: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterGroup
-metadata: {name: test-cg-with-db-selector}
-spec:
-  podSelector: {matchLabels: {role: db}}
----
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterGroup
-metadata: {name: test-cg-with-frontend-selector}
-spec:
-  podSelector: {matchLabels: {role: frontend}}
----
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterGroup
-metadata: {name: test-cg-with-ip-block}
-spec:
-  ipBlocks: [{cidr: 10.0.10.0/24}]
-"#;
+const CLUSTER_GROUPS: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/cluster-groups.yaml");
 
-const ACNP_WITH_CLUSTER_GROUPS: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-with-cluster-groups
-spec:
-  priority: 8
-  tier: securityops
-  appliedTo:
-    - group: "test-cg-with-db-selector"  # defined separately with a ClusterGroup resource
-  ingress:
-    - action: Allow
-      from:
-        - group: "test-cg-with-frontend-selector"  # defined separately with a ClusterGroup resource
-      ports:
-        - protocol: TCP
-          port: 8080
-          endPort: 9000
-        - protocol: TCP
-          port: 6379
-      name: AllowFromFrontend
-  egress:
-    - action: Drop
-      to:
-        - group: "test-cg-with-ip-block"  # defined separately with a ClusterGroup resource
-      ports:
-        - protocol: TCP
-          port: 5978
-      name: DropToThirdParty
----
+const ACNP_WITH_CLUSTER_GROUPS: &str = concat!(
+    include_str!("../../ctl/agent/tests/data/antrea_doc/acnp-with-cluster-groups.yaml"),
+    r#"---
 apiVersion: crd.antrea.io/v1beta1
 kind: ClusterNetworkPolicy
 metadata: {name: companion-drop}
@@ -998,111 +732,19 @@ spec:
   tier: securityops
   appliedTo: [{group: test-cg-with-db-selector}]
   ingress: [{action: Drop, name: DropRest}]
-"#;
+"#
+);
 
-const ISOLATE_ALL: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: isolate-all-pods-in-namespace
-spec:
-  priority: 1
-  tier: securityops
-  appliedTo:
-    - namespaceSelector:
-        matchLabels:
-          app: no-network-access-required
-  ingress:
-    - action: Drop              # For all Pods in those Namespaces, drop and log all ingress traffic from anywhere
-      name: drop-all-ingress
-  egress:
-    - action: Drop              # For all Pods in those Namespaces, drop and log all egress traffic towards anywhere
-      name: drop-all-egress
-"#;
+const ISOLATE_ALL: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/isolate-all-pods-in-namespace.yaml");
 
-const DROP_TO_SERVICES: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-drop-to-services
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - podSelector:
-        matchLabels:
-          role: client
-      namespaceSelector:
-        matchLabels:
-          env: prod
-  egress:
-    - action: Drop
-      toServices:
-        - name: svc1
-          namespace: svcns
-      name: DropToServices
-"#;
+const DROP_TO_SERVICES: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/acnp-drop-to-services.yaml");
 
-const REJECT_PING: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-reject-ping-request
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - podSelector:
-        matchLabels:
-          role: server
-      namespaceSelector:
-        matchLabels:
-          env: prod
-  egress:
-    - action: Reject
-      protocols:
-        - icmp:
-            icmpType: 8
-            icmpCode: 0
-      name: DropPingRequest
-"#;
+const REJECT_PING: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/acnp-reject-ping-request.yaml");
 
-const TEST_ANNP: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: NetworkPolicy
-metadata:
-  name: test-annp
-  namespace: default
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - podSelector:
-        matchLabels:
-          role: db
-  ingress:
-    - action: Allow
-      from:
-        - podSelector:
-            matchLabels:
-              role: frontend
-        - podSelector:
-            matchLabels:
-              role: nondb
-          namespaceSelector:
-            matchLabels:
-              role: db
-      ports:
-        - protocol: TCP
-          port: 8080
-          endPort: 9000
-      name: AllowFromFrontend
-  egress:
-    - action: Drop
-      to:
-        - ipBlock:
-            cidr: 10.0.10.0/24
-      ports:
-        - protocol: TCP
-          port: 5978
-      name: DropToThirdParty
-"#;
+const TEST_ANNP: &str = include_str!("../../ctl/agent/tests/data/antrea_doc/test-annp.yaml");
 
 /// #15/#16's companion: an ANNP in default dropping the rest of db's ingress.
 const ANNP_DROP_DB: &str = r#"apiVersion: crd.antrea.io/v1beta1
@@ -1208,25 +850,8 @@ spec:
   ingress: [{action: Reject, ports: [{protocol: TCP, port: 80}], name: RejectTCPRequest}]
 "#;
 
-const SERVICE_ACCOUNT: &str = r#"apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-service-account
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - serviceAccount:
-        name: sa-1
-        namespace: ns-1
-  egress:
-    - action: Drop
-      to:
-        - serviceAccount:
-            name: sa-2
-            namespace: ns-2
-      name: ServiceAccountEgressRule
-"#;
+const SERVICE_ACCOUNT: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/acnp-service-account.yaml");
 
 /// The doc's ordering example: ACNP1 (application, 10), ANNP1 (application, 15) and ACNP3
 /// (emergency, 20), two ingress rules each.
@@ -1276,9 +901,9 @@ fn doc_examples_r() -> Result<()> {
         "#2 acnp-with-stand-alone-selectors",
         &[("10-acnp", STAND_ALONE_SELECTORS)],
         |c| {
-            check(
+            check_alone_then_with_companion(
                 c,
-                "#2 alone",
+                "#2",
                 &[
                     ("default/db2", "X1", T, 5978, D),
                     ("default/db2", "X1", T, 6379, A),
@@ -1288,11 +913,7 @@ fn doc_examples_r() -> Result<()> {
                     ("default/other", "default/db2", T, 80, A),
                     ("default/nondb2", "prod/db1", T, 6379, A),
                 ],
-            )?;
-            c.apply("11-drop", STAND_ALONE_DROP)?;
-            let r = check(
-                c,
-                "#2 + companion Drop",
+                ("11-drop", STAND_ALONE_DROP),
                 &[
                     ("default/fe", "default/db2", T, 8080, A),
                     ("default/fe", "default/db2", T, 9000, A),
@@ -1303,9 +924,7 @@ fn doc_examples_r() -> Result<()> {
                     ("default/other", "prod/web", T, 8080, D),
                     ("default/other", "default/nondb2", T, 8080, A),
                 ],
-            );
-            c.remove("11-drop")?;
-            r
+            )
         },
     );
     cases.run(
@@ -1390,21 +1009,16 @@ fn doc_examples_r() -> Result<()> {
         let _ = c.remove("10-iso");
         r
     });
-    cases.run(
+    cases.table(
         "#7 acnp-drop-to-services",
         &[("10-svc", DROP_TO_SERVICES)],
-        |c| {
-            check(
-                c,
-                "#7",
-                &[
-                    ("prod/client", "10.96.0.50", T, 80, D),
-                    ("prod/client", "svcns/be", T, 8080, A),
-                    ("prod/client", "10.96.0.51", T, 80, A),
-                    ("default/client2", "10.96.0.50", T, 80, A),
-                ],
-            )
-        },
+        "#7",
+        &[
+            ("prod/client", "10.96.0.50", T, 80, D),
+            ("prod/client", "svcns/be", T, 8080, A),
+            ("prod/client", "10.96.0.51", T, 80, A),
+            ("default/client2", "10.96.0.50", T, 80, A),
+        ],
     );
     cases.run(
         "#8 acnp-reject-ping-request",
@@ -1436,18 +1050,14 @@ fn doc_examples_r() -> Result<()> {
         },
     );
     cases.run("#15 test-annp", &[("10-annp", TEST_ANNP)], |c| {
-        check(
+        check_alone_then_with_companion(
             c,
-            "#15 alone",
+            "#15",
             &[
                 ("default/db2", "X1", T, 5978, D),
                 ("prod/db1", "X1", T, 5978, A),
             ],
-        )?;
-        c.apply("11-drop", ANNP_DROP_DB)?;
-        let r = check(
-            c,
-            "#15 + companion Drop",
+            ("11-drop", ANNP_DROP_DB),
             &[
                 ("default/fe", "default/db2", T, 8080, A),
                 ("dbns/fe3", "default/db2", T, 8080, D),
@@ -1455,41 +1065,33 @@ fn doc_examples_r() -> Result<()> {
                 ("default/nondb2", "default/db2", T, 8080, D),
                 ("default/other", "prod/db1", T, 8080, A),
             ],
-        );
-        c.remove("11-drop")?;
-        r
-    });
-    cases.run(
-        "#16 annp-with-groups",
-        &[("10-annp", ANNP_WITH_GROUPS), ("11-drop", ANNP_DROP_DB)],
-        |c| {
-            check(
-                c,
-                "#16",
-                &[
-                    ("default/fe", "default/db2", T, 8080, A),
-                    ("dbns/fe3", "default/db2", T, 8080, D),
-                    ("dbns/nondb1", "default/db2", T, 8080, D),
-                    ("default/db2", "X1", T, 5978, D),
-                    ("prod/db1", "X1", T, 5978, A),
-                ],
-            )
-        },
-    );
-    cases.run("#17 test-annp-by-name", &[("10-annp", ANNP_BY_NAME)], |c| {
-        check(
-            c,
-            "#17",
-            &[
-                ("default/fe", "kube-system/dns", U, 53, A),
-                ("default/fe", "kube-system/dns", T, 53, A),
-                ("default/fe", "kube-system/dns", T, 80, D),
-                ("default/fe", "default/db2", T, 80, D),
-                ("prod/db1", "kube-system/dns", T, 80, A),
-                ("prod/db1", "default/db2", T, 80, A),
-            ],
         )
     });
+    cases.table(
+        "#16 annp-with-groups",
+        &[("10-annp", ANNP_WITH_GROUPS), ("11-drop", ANNP_DROP_DB)],
+        "#16",
+        &[
+            ("default/fe", "default/db2", T, 8080, A),
+            ("dbns/fe3", "default/db2", T, 8080, D),
+            ("dbns/nondb1", "default/db2", T, 8080, D),
+            ("default/db2", "X1", T, 5978, D),
+            ("prod/db1", "X1", T, 5978, A),
+        ],
+    );
+    cases.table(
+        "#17 test-annp-by-name",
+        &[("10-annp", ANNP_BY_NAME)],
+        "#17",
+        &[
+            ("default/fe", "kube-system/dns", U, 53, A),
+            ("default/fe", "kube-system/dns", T, 53, A),
+            ("default/fe", "kube-system/dns", T, 80, D),
+            ("default/fe", "default/db2", T, 80, D),
+            ("prod/db1", "kube-system/dns", T, 80, A),
+            ("prod/db1", "default/db2", T, 80, A),
+        ],
+    );
     cases.run(
         "Reject TCP (ANNP ingress)",
         &[("10-reject", ANNP_REJECT_TCP)],
@@ -1513,20 +1115,15 @@ fn doc_examples_r() -> Result<()> {
             Ok(())
         },
     );
-    cases.run(
+    cases.table(
         "#25 acnp-service-account",
         &[("10-sa", SERVICE_ACCOUNT)],
-        |c| {
-            check(
-                c,
-                "#25",
-                &[
-                    ("ns-1/s1", "ns-2/s2", T, 80, D),
-                    ("ns-1/s1", "ns-2/s3", T, 80, A),
-                    ("ns-2/s2", "ns-1/s1", T, 80, A),
-                ],
-            )
-        },
+        "#25",
+        &[
+            ("ns-1/s1", "ns-2/s2", T, 80, D),
+            ("ns-1/s1", "ns-2/s3", T, 80, A),
+            ("ns-2/s2", "ns-1/s1", T, 80, A),
+        ],
     );
     cases.run(
         "#30 ordering and OpenFlow priorities",

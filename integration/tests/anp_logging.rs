@@ -11,7 +11,9 @@ use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xvs_integration::agent::{echo_server, hello, node_manifests, node_with_pods, Agent};
+use xvs_integration::agent::{
+    echo_server, hello, node_manifests, node_with_pods, np_log_path, Agent,
+};
 use xvs_integration::{is_root, Netns, Xvsd};
 
 /// The document's example lines (its §"Audit logging"; Antrea issue 9 spec §5).
@@ -192,20 +194,16 @@ fn np_log_reproduces_the_documents_lines_from_real_traffic() -> Result<()> {
         assert!(parse_line(doc).is_some(), "the checker accepts {doc}");
     }
     let (_node, pods, x) = node_with_pods("lg")?;
-    let dir = x.run_dir().join("manifests");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("00-cluster.yaml"), manifests())?;
-    std::fs::write(dir.join("10-policies.yaml"), POLICIES)?;
-    let socket = x.run_dir().join("br-int.mgmt");
-    let np_log = x.run_dir().join("networkpolicy").join("np.log");
+    let np_log = np_log_path(&x);
     let np_log_arg = np_log.display().to_string();
-    let agent = Agent::start(
-        &dir,
-        &socket,
-        &x.run_dir().join("agent.log"),
+    let agent = Agent::start_synced(
+        &x,
+        &[
+            ("00-cluster.yaml", &manifests()),
+            ("10-policies.yaml", POLICIES),
+        ],
         &["--np-log", &np_log_arg, "--packet-in-rate", "1000"],
     )?;
-    agent.wait_log("in sync", 1)?;
     let (a, b, c) = (&pods[0], &pods[1], &pods[2]);
     let stop = Arc::new(AtomicBool::new(false));
     echo_server(a, A, 80, "pod-a", stop.clone())?;
@@ -365,21 +363,17 @@ fn packet_ins_above_the_rate_are_dropped_by_the_meter_and_traffic_still_flows() 
         return Ok(());
     }
     let (_node, pods, x) = node_with_pods("lm")?;
-    let dir = x.run_dir().join("manifests");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("00-cluster.yaml"), manifests())?;
-    std::fs::write(dir.join("10-policies.yaml"), LOG_UDP)?;
-    let socket = x.run_dir().join("br-int.mgmt");
-    let np_log = x.run_dir().join("networkpolicy").join("np.log");
+    let np_log = np_log_path(&x);
     let np_log_arg = np_log.display().to_string();
     // 20 packet-ins/s, burst 40.
-    let agent = Agent::start(
-        &dir,
-        &socket,
-        &x.run_dir().join("agent.log"),
+    let agent = Agent::start_synced(
+        &x,
+        &[
+            ("00-cluster.yaml", &manifests()),
+            ("10-policies.yaml", LOG_UDP),
+        ],
         &["--np-log", &np_log_arg, "--packet-in-rate", "20"],
     )?;
-    agent.wait_log("in sync", 1)?;
     let flows = x.ofctl(&[], "dump-flows", &[])?;
     assert!(
         flows.contains("actions=meter:256,controller(") && !flows.contains("meter_id="),
@@ -456,22 +450,19 @@ fn a_logged_pass_writes_a_pass_line_and_a_full_np_log_is_rotated() -> Result<()>
         return Ok(());
     }
     let (_node, pods, x) = node_with_pods("lp")?;
-    let dir = x.run_dir().join("manifests");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("00-cluster.yaml"), manifests())?;
-    std::fs::write(dir.join("10-policies.yaml"), PASS_LOGGED)?;
-    let socket = x.run_dir().join("br-int.mgmt");
-    let np_log = x.run_dir().join("networkpolicy").join("np.log");
+    let np_log = np_log_path(&x);
     let np_log_arg = np_log.display().to_string();
     // np.log 100 bytes short of the 1 MB limit: the first line rotates it.
     std::fs::create_dir_all(x.run_dir().join("networkpolicy"))?;
     let old_line = format!("{}\n", "o".repeat(99));
     let filler = old_line.repeat((1024 * 1024 - 100) / 100);
     std::fs::write(&np_log, &filler)?;
-    let agent = Agent::start(
-        &dir,
-        &socket,
-        &x.run_dir().join("agent.log"),
+    let agent = Agent::start_synced(
+        &x,
+        &[
+            ("00-cluster.yaml", &manifests()),
+            ("10-policies.yaml", PASS_LOGGED),
+        ],
         &[
             "--np-log",
             &np_log_arg,
@@ -481,7 +472,6 @@ fn a_logged_pass_writes_a_pass_line_and_a_full_np_log_is_rotated() -> Result<()>
             "1",
         ],
     )?;
-    agent.wait_log("in sync", 1)?;
     let (a, b, c) = (&pods[0], &pods[1], &pods[2]);
     let stop = Arc::new(AtomicBool::new(false));
     echo_server(b, B, 80, "pod-b", stop.clone())?;

@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use xvs_integration::anp_fixture::{
-    Cluster, PodDef, Proto, Verdict, EXTERNAL, GW_IP, NODE_EXTERNAL_IP, NODE_IP,
+    Cases, Cluster, PodDef, Proto, Row, Verdict, EXTERNAL, GW_IP, NODE_EXTERNAL_IP, NODE_IP,
 };
 use xvs_integration::is_root;
 
@@ -16,25 +16,14 @@ const A: Verdict = Verdict::Allow;
 const D: Verdict = Verdict::Drop;
 
 /// svc-1 in ns-1: NodePort 30080 → ns-1/web:8080, UDP 30053 → web:53; ClusterIP 10.96.0.60.
-const SVC: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: svc-1, namespace: ns-1}
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.60
-  ports:
-  - {name: http, protocol: TCP, port: 80, nodePort: 30080}
-  - {name: dns, protocol: UDP, port: 53, nodePort: 30053}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: svc-1-a, namespace: ns-1, labels: {kubernetes.io/service-name: svc-1}}
-addressType: IPv4
-ports: [{name: http, protocol: TCP, port: 8080}, {name: dns, protocol: UDP, port: 53}]
-endpoints:
-- addresses: [10.10.0.2]
-"#;
+const SVC: &str = include_str!("../../ctl/agent/tests/data/antrea_doc/svc-1-node-port.yaml");
+/// #26 as the doc writes it (the test swaps in an external host's network for 1.1.1.0/24).
+const ACNP26: &str = include_str!(
+    "../../ctl/agent/tests/data/antrea_doc/acnp-deny-external-client-nodeport-svc-access.yaml"
+);
+/// #24 as the doc writes it: the fixture's Node carries node-role.kubernetes.io/control-plane.
+const EGRESS_CONTROL_PLANE: &str =
+    include_str!("../../ctl/agent/tests/data/antrea_doc/egress-control-plane.yaml");
 
 fn cluster() -> Result<Cluster> {
     Cluster::start(
@@ -45,47 +34,9 @@ fn cluster() -> Result<Cluster> {
             PodDef::new("default", "client", "app=client"),
             PodDef::new("default", "app", "app=antrea-test-app"),
         ],
-        SVC,
+        // The shared manifest names the agent tests' endpoint; here ns-1/web is 10.10.0.2.
+        &SVC.replace("addresses: [10.10.0.10]", "addresses: [10.10.0.2]"),
     )
-}
-
-/// Runs `body` between applying `files` and removing them; collects failures.
-fn case(
-    c: &Cluster,
-    failures: &mut Vec<String>,
-    name: &str,
-    files: &[(&str, &str)],
-    body: impl FnOnce(&Cluster) -> Result<()>,
-) {
-    eprintln!("== {name}");
-    let mut r = (|| -> Result<()> {
-        for (f, y) in files {
-            c.apply(f, y).with_context(|| format!("applying {f}"))?;
-        }
-        body(c)
-    })();
-    for (f, _) in files.iter().rev() {
-        if let Err(e) = c.remove(f) {
-            if r.is_ok() {
-                r = Err(e).with_context(|| format!("removing {f}"));
-            }
-        }
-    }
-    if let Err(e) = r {
-        eprintln!("{name} FAILED: {e:#}");
-        failures.push(format!("{name}: {e:#}"));
-    }
-}
-
-fn finish(failures: Vec<String>) -> Result<()> {
-    if !failures.is_empty() {
-        bail!(
-            "{} case(s) failed:\n{}",
-            failures.len(),
-            failures.join("\n\n")
-        );
-    }
-    Ok(())
 }
 
 fn dump(c: &Cluster, table: u8) -> Result<String> {
@@ -108,12 +59,9 @@ fn node_port_services_and_node_examples() -> Result<()> {
     }
     let c = cluster()?;
     let (x1, x2) = (Some(EXTERNAL[0]), Some(EXTERNAL[1]));
-    let mut failures = Vec::new();
+    let mut cases = Cases::new(&c);
 
-    case(
-        &c,
-        &mut failures,
-        "NodePort: outside and inside clients",
+    cases.run("NodePort: outside and inside clients",
         &[],
         |c| {
             c.check_from_node(
@@ -174,34 +122,13 @@ fn node_port_services_and_node_examples() -> Result<()> {
     );
 
     // #26, with the fixture's external hosts: X1's /24 instead of the doc's 1.1.1.0/24.
-    let acnp26 = format!(
-        r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-deny-external-client-nodeport-svc-access
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - service:
-        name: svc-1
-        namespace: ns-1
-  ingress:
-    - action: Drop
-      from:
-        - ipBlock:
-            cidr: {}/24
-"#,
-        EXTERNAL[0]
-            .rsplit_once('.')
-            .map_or("", |(net, _)| net)
-            .to_string()
-            + ".0"
-    );
-    case(
-        &c,
-        &mut failures,
+    let x1_net = EXTERNAL[0]
+        .rsplit_once('.')
+        .map_or("", |(net, _)| net)
+        .to_string()
+        + ".0";
+    let acnp26 = ACNP26.replace("cidr: 1.1.1.0/24", &format!("cidr: {x1_net}/24"));
+    cases.run(
         "#26 acnp-deny-external-client-nodeport-svc-access",
         &[("26-acnp", &acnp26)],
         |c| {
@@ -231,53 +158,22 @@ spec:
             Ok(())
         },
     );
-    case(
-        &c,
-        &mut failures,
-        "#26 removed: X1 reaches the node port again",
-        &[],
-        |c| c.check_from_node("X1", &[(x1, NODE_EXTERNAL_IP, T, 30080, A)]),
-    );
+    cases.run("#26 removed: X1 reaches the node port again", &[], |c| {
+        c.check_from_node("X1", &[(x1, NODE_EXTERNAL_IP, T, 30080, A)])
+    });
 
     // #24: the fixture's Node carries node-role.kubernetes.io/control-plane.
-    let acnp24 = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: egress-control-plane
-spec:
-  priority: 1
-  appliedTo:
-    - podSelector:
-        matchLabels:
-          app: antrea-test-app
-  egress:
-    - action: Drop
-      to:
-        - nodeSelector:
-            matchLabels:
-              node-role.kubernetes.io/control-plane: ""
-      ports:
-        - protocol: TCP
-          port: 6443
-"#;
-    let before24: &[(&str, &str, Proto, u16, Verdict)] = &[
+    let before24: &[Row] = &[
         ("default/app", NODE_IP, T, 6443, A),
         ("default/app", GW_IP, T, 6443, A),
         ("default/app", NODE_IP, T, 22, A),
     ];
-    case(
-        &c,
-        &mut failures,
-        "#24 before: the API server port answers",
-        &[],
-        |c| c.check("before #24", before24),
-    );
-    case(
-        &c,
-        &mut failures,
+    cases.run("#24 before: the API server port answers", &[], |c| {
+        c.check("before #24", before24)
+    });
+    cases.run(
         "#24 egress-control-plane",
-        &[("24-acnp", acnp24)],
+        &[("24-acnp", EGRESS_CONTROL_PLANE)],
         |c| {
             c.check(
                 "#24",
@@ -316,9 +212,7 @@ spec:
   ingress:
     - action: Drop
 "#;
-    case(
-        &c,
-        &mut failures,
+    cases.run(
         "kubelet probe exemption",
         &[("probe-acnp", drop_all)],
         |c| {
@@ -335,5 +229,5 @@ spec:
             )
         },
     );
-    finish(failures)
+    cases.finish()
 }

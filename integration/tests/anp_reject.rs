@@ -10,28 +10,17 @@ use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xvs_integration::agent::{connect, echo_server, hello, node_manifests, node_with_pods, Agent};
+use xvs_integration::agent::{
+    connect, echo_server, hello, manifests_dir, node_manifests, node_with_pods, np_log_path, Agent,
+};
 use xvs_integration::{is_root, Netns};
 
 fn manifests() -> String {
     let mut s = node_manifests();
+    // The agent tests' Service web, with pod-b (10.10.0.3) as its only endpoint.
     s.push_str(
-        r#"---
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  clusterIP: 10.96.0.10
-  ports: [{name: http, protocol: TCP, port: 80}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, protocol: TCP, port: 8080}]
-endpoints:
-- addresses: [10.10.0.3]
-"#,
+        &include_str!("../../ctl/agent/tests/data/web-service.yaml")
+            .replace("- addresses: [10.10.0.4]\n", ""),
     );
     s
 }
@@ -99,18 +88,14 @@ fn packet_in_meter_bounds_reject_answers() -> Result<()> {
         return Ok(());
     }
     let (_node, pods, x) = node_with_pods("rm")?;
-    let dir = x.run_dir().join("manifests");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("00-cluster.yaml"), manifests())?;
-    std::fs::write(dir.join("10-reject.yaml"), REJECT_ON_B)?;
-    let socket = x.run_dir().join("br-int.mgmt");
-    let agent = Agent::start(
-        &dir,
-        &socket,
-        &x.run_dir().join("agent.log"),
+    let agent = Agent::start_synced(
+        &x,
+        &[
+            ("00-cluster.yaml", &manifests()),
+            ("10-reject.yaml", REJECT_ON_B),
+        ],
         &["--packet-in-rate", "2"],
     )?;
-    agent.wait_log("in sync", 1)?;
     // 50 pings in 0.5 s against 2 packet-ins/s with a burst of 4: a handful answered, the
     // rest dropped by the meter (no answer: plain loss).
     let out = std::process::Command::new("ip")
@@ -148,19 +133,13 @@ fn reject_rule_answers_with_rst_and_icmp_prohibited() -> Result<()> {
         return Ok(());
     }
     let (_node, pods, x) = node_with_pods("rj")?;
-    let dir = x.run_dir().join("manifests");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("00-cluster.yaml"), manifests())?;
-    let socket = x.run_dir().join("br-int.mgmt");
-    let np_log = x.run_dir().join("networkpolicy").join("np.log");
+    let np_log = np_log_path(&x);
     let np_log_arg = np_log.display().to_string();
-    let agent = Agent::start(
-        &dir,
-        &socket,
-        &x.run_dir().join("agent.log"),
+    let agent = Agent::start_synced(
+        &x,
+        &[("00-cluster.yaml", &manifests())],
         &["--np-log", &np_log_arg],
     )?;
-    agent.wait_log("in sync", 1)?;
     let (a, b, c) = (&pods[0], &pods[1], &pods[2]);
     let stop = Arc::new(AtomicBool::new(false));
     echo_server(b, "10.10.0.3", 8080, "pod-b", stop.clone())?;
@@ -179,7 +158,7 @@ fn reject_rule_answers_with_rst_and_icmp_prohibited() -> Result<()> {
         "ping before the policy:\n{before}"
     );
 
-    std::fs::write(dir.join("10-reject.yaml"), REJECT_ON_B)?;
+    std::fs::write(manifests_dir(&x).join("10-reject.yaml"), REJECT_ON_B)?;
     agent.wait_log("committed", 2)?;
 
     let result = (|| -> Result<()> {
@@ -274,7 +253,7 @@ fn reject_rule_answers_with_rst_and_icmp_prohibited() -> Result<()> {
         agent.log()
     );
 
-    std::fs::remove_file(dir.join("10-reject.yaml"))?;
+    std::fs::remove_file(manifests_dir(&x).join("10-reject.yaml"))?;
     agent.wait_log("committed", 3)?;
     assert_eq!(hello(a, "10.10.0.3:8080").context("a -> b after")?, "pod-b");
     stop.store(true, Ordering::Relaxed);

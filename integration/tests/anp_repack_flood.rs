@@ -13,7 +13,7 @@ use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xvs_integration::agent::{node_manifests, node_with_pods, Agent};
+use xvs_integration::agent::{manifests_dir, node_manifests, node_with_pods, Agent};
 use xvs_integration::{is_root, Xvsd};
 
 const A: &str = "10.10.0.2";
@@ -49,22 +49,19 @@ fn a_repack_loses_no_packet_of_an_allowed_flood() -> Result<()> {
         return Ok(());
     }
     let (_node, pods, x) = node_with_pods("rp")?;
-    let dir = x.run_dir().join("manifests");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("00-cluster.yaml"), node_manifests())?;
     let policies = baseline(
         "keep",
         "16.9",
         "{action: Allow, name: keep-b, from: [{podSelector: {matchLabels: {app: b}}}]}",
     ) + &baseline("floor", "17", "{action: Drop, name: floor}");
-    std::fs::write(dir.join("10-policies.yaml"), policies)?;
-    let agent = Agent::start(
-        &dir,
-        &x.run_dir().join("br-int.mgmt"),
-        &x.run_dir().join("agent.log"),
+    let agent = Agent::start_synced(
+        &x,
+        &[
+            ("00-cluster.yaml", &node_manifests()),
+            ("10-policies.yaml", &policies),
+        ],
         &[],
     )?;
-    agent.wait_log("in sync", 1)?;
     let before = keep_priorities(&x)?;
     if before != [11] {
         bail!("keep at {before:?}, expected OF 11 (baseline 16.9)");
@@ -115,7 +112,7 @@ fn a_repack_loses_no_packet_of_an_allowed_flood() -> Result<()> {
     let result = (|| -> Result<Vec<u16>> {
         std::thread::sleep(Duration::from_millis(700));
         std::fs::write(
-            dir.join("20-newcomer.yaml"),
+            manifests_dir(&x).join("20-newcomer.yaml"),
             baseline(
                 "newcomer",
                 "16.95",

@@ -12,25 +12,8 @@ use xvs_flowtable::flow::FlowModCommand;
 use xvs_flowtable::names::NameMap;
 use xvs_flowtable::parse::parse_flow_mod;
 use xvs_flowtable::print::{dump_flow_line, FormatOptions};
-use xvs_integration::{first_example_pods, is_root, unique_tag, Netns, Xvsd};
-
-const CONFIG: &str = r#"
-bridge = "br-int"
-run_dir = "@RUN@"
-workers = [0]
-forwarding = "openflow"
-pmd_sleep_max_us = 100
-
-[[port]]
-name = "pa0"
-type = "afxdp"
-ofport = 1
-
-[[port]]
-name = "pb0"
-type = "afxdp"
-ofport = 2
-"#;
+use xvs_integration::udp::socket_with_timeout;
+use xvs_integration::{is_root, two_pod_openflow_node, unique_tag, Netns, Xvsd};
 
 struct Setup {
     _pods: Vec<Netns>,
@@ -40,9 +23,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Result<Self> {
-        let (node, pods) = first_example_pods("oc", 2)?;
-        let pods: Vec<Netns> = pods.into_iter().map(|p| p.ns).collect();
-        let xvsd = Xvsd::start(&node, CONFIG)?;
+        let (node, pods, xvsd) = two_pod_openflow_node("oc")?;
         Ok(Setup {
             _pods: pods,
             node,
@@ -106,16 +87,10 @@ fn add_mod_del_and_dump_flows() -> Result<()> {
     let empty = NameMap::new();
 
     // add-flow, then dump-flows with and without statistics.
-    s.ofctl(
-        &[],
-        "add-flow",
-        &["table=0,priority=100,ip,nw_dst=10.10.0.3,actions=output:2"],
-    )?;
-    s.ofctl(
-        &[],
-        "add-flow",
-        &["cookie=0x5,table=0,priority=90,arp,actions=drop"],
-    )?;
+    s.xvsd.add_flows(&[
+        "table=0,priority=100,ip,nw_dst=10.10.0.3,actions=output:2",
+        "cookie=0x5,table=0,priority=90,arp,actions=drop",
+    ])?;
     let got = s.flows(&["--no-stats"], &[])?;
     let mut want = vec![
         ovs_form(
@@ -230,17 +205,11 @@ fn flows_from_the_socket_forward_traffic() -> Result<()> {
     }
     let s = Setup::new()?;
     let pods = &s._pods;
-    s.ofctl(
-        &[],
-        "add-flow",
-        &["table=0,priority=100,in_port=1,ip,actions=output:2"],
-    )?;
-    s.ofctl(&[], "add-flow", &["table=0,priority=0,actions=drop"])?;
-    let rx = pods[1].run(|| -> Result<UdpSocket> {
-        let s = UdpSocket::bind("10.10.0.3:7000")?;
-        s.set_read_timeout(Some(Duration::from_millis(200)))?;
-        Ok(s)
-    })??;
+    s.xvsd.add_flows(&[
+        "table=0,priority=100,in_port=1,ip,actions=output:2",
+        "table=0,priority=0,actions=drop",
+    ])?;
+    let rx = socket_with_timeout(&pods[1], "10.10.0.3:7000", Duration::from_millis(200))?;
     let tx = pods[0].run(|| UdpSocket::bind("10.10.0.2:7001"))??;
     let mut got = BTreeSet::new();
     for i in 0..50u32 {
@@ -474,8 +443,10 @@ fn groups_meters_tables_ports() -> Result<()> {
     assert!(!s.ofctl(&[], "dump-groups", &[])?.contains("group_id=7"));
 
     // Tables: 254 visible, active counts follow the flows.
-    s.ofctl(&[], "add-flow", &["table=3,priority=1,actions=drop"])?;
-    s.ofctl(&[], "add-flow", &["table=3,priority=2,ip,actions=drop"])?;
+    s.xvsd.add_flows(&[
+        "table=3,priority=1,actions=drop",
+        "table=3,priority=2,ip,actions=drop",
+    ])?;
     let tables = s.ofctl(&[], "dump-tables", &[])?;
     assert!(
         tables.contains("table 3:\n    active=2, lookup=0, matched=0"),
@@ -619,11 +590,7 @@ fn packet_out_reaches_a_namespace_port() -> Result<()> {
         return Ok(());
     }
     let s = Setup::new()?;
-    let rx = s._pods[1].run(|| -> Result<UdpSocket> {
-        let s = UdpSocket::bind("10.10.0.3:7000")?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        Ok(s)
-    })??;
+    let rx = socket_with_timeout(&s._pods[1], "10.10.0.3:7000", Duration::from_secs(2))?;
     let recv = |want: &[u8]| -> Result<()> {
         let mut buf = [0u8; 256];
         let (n, from) = rx.recv_from(&mut buf).context("packet-out not delivered")?;
@@ -642,12 +609,10 @@ fn packet_out_reaches_a_namespace_port() -> Result<()> {
     recv(b"direct")?;
 
     // Through the tables: output:TABLE looks the packet up from table 0.
-    s.ofctl(
-        &[],
-        "add-flow",
-        &["table=0,priority=50,udp,tp_dst=7000,actions=output:2"],
-    )?;
-    s.ofctl(&[], "add-flow", &["table=0,priority=0,actions=drop"])?;
+    s.xvsd.add_flows(&[
+        "table=0,priority=50,udp,tp_dst=7000,actions=output:2",
+        "table=0,priority=0,actions=drop",
+    ])?;
     let pkt = hex(&udp_frame(7000, b"via-table"));
     s.ofctl(
         &[],

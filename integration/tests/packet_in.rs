@@ -4,30 +4,13 @@
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use xvs_integration::ofclient::OfClient;
-use xvs_integration::{first_example_pods, is_root, Netns, Xvsd};
+use xvs_integration::udp::socket_with_timeout;
+use xvs_integration::{is_root, two_pod_openflow_node, Netns, Xvsd};
 use xvs_openflow::{Body, OfpError};
-
-const CONFIG: &str = r#"
-bridge = "br-int"
-run_dir = "@RUN@"
-workers = [0]
-forwarding = "openflow"
-pmd_sleep_max_us = 100
-
-[[port]]
-name = "pa0"
-type = "afxdp"
-ofport = 1
-
-[[port]]
-name = "pb0"
-type = "afxdp"
-ofport = 2
-"#;
 
 struct Setup {
     _pods: Vec<Netns>,
@@ -37,9 +20,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Result<Self> {
-        let (node, pods) = first_example_pods("pi", 2)?;
-        let pods: Vec<Netns> = pods.into_iter().map(|p| p.ns).collect();
-        let xvsd = Xvsd::start(&node, CONFIG)?;
+        let (node, pods, xvsd) = two_pod_openflow_node("pi")?;
         Ok(Setup {
             _pods: pods,
             _node: node,
@@ -53,6 +34,68 @@ impl Setup {
 
     fn ofctl(&self, opts: &[&str], cmd: &str, args: &[&str]) -> Result<String> {
         self.xvsd.ofctl(opts, cmd, args)
+    }
+}
+
+/// `ovs-ofctl -O OpenFlow15 monitor <target> 65534 -P nxt_packet_in2`, with what it prints
+/// on stdout and on stderr merged into `lines` (what it receives may come on either stream);
+/// killed, and its readers joined, on drop.
+struct Monitor {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    // The monitor serves unixctl; its socket lives here, out of /var/run/openvswitch.
+    _unixctl_dir: tempfile::TempDir,
+}
+
+impl Monitor {
+    fn start(target: &str) -> Result<Self> {
+        let unixctl_dir = tempfile::tempdir()?;
+        let unixctl = format!(
+            "--unixctl={}",
+            unixctl_dir.path().join("monitor.ctl").display()
+        );
+        let mut child = Command::new("ovs-ofctl")
+            .args(["-O", "OpenFlow15", &unixctl, "monitor"])
+            .args([target, "65534", "-P", "nxt_packet_in2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting ovs-ofctl monitor")?;
+        let out = child.stdout.take().context("monitor stdout")?;
+        let err = child.stderr.take().context("monitor stderr")?;
+        let (lines_tx, lines) = mpsc::channel();
+        let err_tx = lines_tx.clone();
+        let readers = vec![
+            std::thread::spawn(move || forward_lines(out, &lines_tx)),
+            std::thread::spawn(move || forward_lines(err, &err_tx)),
+        ];
+        Ok(Monitor {
+            child,
+            lines,
+            readers,
+            _unixctl_dir: unixctl_dir,
+        })
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// Sends each line read from `from` to `to` until EOF or until nobody listens.
+fn forward_lines(from: impl std::io::Read, to: &mpsc::Sender<String>) {
+    for l in BufReader::new(from).lines() {
+        let Ok(l) = l else { break };
+        if to.send(l).is_err() {
+            break;
+        }
     }
 }
 
@@ -71,61 +114,14 @@ fn monitor_receives_packet_in2_with_userdata() -> Result<()> {
     }
     let s = Setup::new()?;
     let pods = &s._pods;
-    s.ofctl(
-        &[],
-        "add-flow",
-        &["cookie=0x77,table=0,priority=100,udp,nw_dst=10.10.0.3,tp_dst=7000,actions=set_field:0x2a->reg1,controller(userdata=01.02.03.04,max_len=200),output:2"],
-    )?;
-    s.ofctl(&[], "add-flow", &["table=0,priority=0,actions=drop"])?;
+    s.xvsd.add_flows(&["cookie=0x77,table=0,priority=100,udp,nw_dst=10.10.0.3,tp_dst=7000,actions=set_field:0x2a->reg1,controller(userdata=01.02.03.04,max_len=200),output:2", "table=0,priority=0,actions=drop"])?;
 
-    // The monitor serves unixctl; keep its socket out of /var/run/openvswitch.
-    let dir = tempfile::tempdir()?;
-    let unixctl = format!("--unixctl={}", dir.path().join("monitor.ctl").display());
-    let mut mon = Command::new("ovs-ofctl")
-        .args([
-            "-O",
-            "OpenFlow15",
-            &unixctl,
-            "monitor",
-            &s.target(),
-            "65534",
-            "-P",
-            "nxt_packet_in2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting ovs-ofctl monitor")?;
-    // ovs-ofctl prints what it receives on stdout and its log on stderr: read both.
-    let out = mon.stdout.take().context("monitor stdout")?;
-    let err = mon.stderr.take().context("monitor stderr")?;
-    let (lines_tx, lines) = mpsc::channel();
-    let err_tx = lines_tx.clone();
-    let reader = std::thread::spawn(move || {
-        for l in BufReader::new(out).lines() {
-            let Ok(l) = l else { break };
-            if lines_tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let err_reader = std::thread::spawn(move || {
-        for l in BufReader::new(err).lines() {
-            let Ok(l) = l else { break };
-            if err_tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let mon = Monitor::start(&s.target())?;
     // The monitor has connected once the server has a session that set its format; give it
     // a moment (its first packet-ins would otherwise be unclaimed, which the test tolerates).
     std::thread::sleep(Duration::from_millis(500));
 
-    let rx = pods[1].run(|| -> Result<UdpSocket> {
-        let s = UdpSocket::bind("10.10.0.3:7000")?;
-        s.set_read_timeout(Some(Duration::from_millis(200)))?;
-        Ok(s)
-    })??;
+    let rx = socket_with_timeout(&pods[1], "10.10.0.3:7000", Duration::from_millis(200))?;
     let tx = pods[0].run(|| UdpSocket::bind("10.10.0.2:7001"))??;
     let mut delivered = 0;
     let mut text = Vec::new();
@@ -139,17 +135,14 @@ fn monitor_receives_packet_in2_with_userdata() -> Result<()> {
         if rx.recv_from(&mut buf).is_ok() {
             delivered += 1;
         }
-        while let Ok(l) = lines.recv_timeout(Duration::from_millis(50)) {
+        while let Ok(l) = mon.lines.recv_timeout(Duration::from_millis(50)) {
             if l.contains("userdata=01.02.03.04") {
                 found = true;
             }
             text.push(l);
         }
     }
-    let _ = mon.kill();
-    let _ = mon.wait();
-    let _ = reader.join();
-    let _ = err_reader.join();
+    drop(mon);
     let all = text.join("\n");
     if !found {
         bail!(
@@ -179,26 +172,12 @@ fn paused_packet_in_resumes_to_the_namespace() -> Result<()> {
     }
     let s = Setup::new()?;
     let pods = &s._pods;
-    s.ofctl(
-        &[],
-        "add-flow",
-        &["cookie=0x5,table=0,priority=100,udp,nw_dst=10.10.0.3,tp_dst=7000,actions=set_field:0x7->reg2,controller(pause,userdata=aa.bb),goto_table:3"],
-    )?;
-    s.ofctl(
-        &[],
-        "add-flow",
-        &["table=3,priority=10,reg2=0x7,actions=output:2"],
-    )?;
-    s.ofctl(&[], "add-flow", &["table=0,priority=0,actions=drop"])?;
+    s.xvsd.add_flows(&["cookie=0x5,table=0,priority=100,udp,nw_dst=10.10.0.3,tp_dst=7000,actions=set_field:0x7->reg2,controller(pause,userdata=aa.bb),goto_table:3", "table=3,priority=10,reg2=0x7,actions=output:2", "table=0,priority=0,actions=drop"])?;
     let mut c = OfClient::connect(&s.xvsd.run_dir().join("br-int.mgmt"))?;
     c.send(Body::SetPacketInFormat(2))?;
     c.barrier()?;
 
-    let rx = pods[1].run(|| -> Result<UdpSocket> {
-        let s = UdpSocket::bind("10.10.0.3:7000")?;
-        s.set_read_timeout(Some(Duration::from_millis(300)))?;
-        Ok(s)
-    })??;
+    let rx = socket_with_timeout(&pods[1], "10.10.0.3:7000", Duration::from_millis(300))?;
     let tx = pods[0].run(|| UdpSocket::bind("10.10.0.2:7001"))??;
     tx.send_to(b"paused", "10.10.0.3:7000")?;
     let pin = loop {
@@ -255,56 +234,16 @@ fn a_meter_ahead_of_the_controller_action_polices_its_packet_ins() -> Result<()>
         "add-meter",
         &["meter=1,pktps,burst,stats,bands=type=drop,rate=10,burst_size=10"],
     )?;
-    s.ofctl(
-        &[],
-        "add-flow",
-        &["table=0,priority=100,udp,nw_dst=10.10.0.3,tp_dst=7002,actions=output:2,resubmit(,1)"],
-    )?;
-    s.ofctl(
-        &[],
-        "add-flow",
-        &["table=1,priority=100,actions=meter:1,controller(userdata=05.06,max_len=128)"],
-    )?;
-    s.ofctl(&[], "add-flow", &["table=0,priority=0,actions=drop"])?;
+    s.xvsd.add_flows(&[
+        "table=0,priority=100,udp,nw_dst=10.10.0.3,tp_dst=7002,actions=output:2,resubmit(,1)",
+        "table=1,priority=100,actions=meter:1,controller(userdata=05.06,max_len=128)",
+        "table=0,priority=0,actions=drop",
+    ])?;
 
-    let dir = tempfile::tempdir()?;
-    let unixctl = format!("--unixctl={}", dir.path().join("monitor.ctl").display());
-    let target = s.target();
-    let mut mon = Command::new("ovs-ofctl")
-        .args(["-O", "OpenFlow15", &unixctl, "monitor"])
-        .args([target.as_str(), "65534", "-P", "nxt_packet_in2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting ovs-ofctl monitor")?;
-    // What it receives may come on either stream (as in the test above): read both.
-    let out = mon.stdout.take().context("monitor stdout")?;
-    let err = mon.stderr.take().context("monitor stderr")?;
-    let (lines_tx, lines) = mpsc::channel();
-    let err_tx = lines_tx.clone();
-    let reader = std::thread::spawn(move || {
-        for l in BufReader::new(out).lines() {
-            let Ok(l) = l else { break };
-            if lines_tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let err_reader = std::thread::spawn(move || {
-        for l in BufReader::new(err).lines() {
-            let Ok(l) = l else { break };
-            if err_tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let mon = Monitor::start(&s.target())?;
     std::thread::sleep(Duration::from_millis(500));
 
-    let rx = pods[1].run(|| -> Result<UdpSocket> {
-        let s = UdpSocket::bind("10.10.0.3:7002")?;
-        s.set_read_timeout(Some(Duration::from_millis(500)))?;
-        Ok(s)
-    })??;
+    let rx = socket_with_timeout(&pods[1], "10.10.0.3:7002", Duration::from_millis(500))?;
     let counter = std::thread::spawn(move || {
         let mut buf = [0u8; 64];
         let mut got = 0u64;
@@ -327,15 +266,12 @@ fn a_meter_ahead_of_the_controller_action_polices_its_packet_ins() -> Result<()>
         .join()
         .map_err(|_| anyhow::anyhow!("receiver panicked"))?;
     let mut packet_ins = 0u64;
-    while let Ok(l) = lines.recv_timeout(Duration::from_millis(300)) {
+    while let Ok(l) = mon.lines.recv_timeout(Duration::from_millis(300)) {
         if l.contains("userdata=05.06") {
             packet_ins += 1;
         }
     }
-    let _ = mon.kill();
-    let _ = mon.wait();
-    let _ = reader.join();
-    let _ = err_reader.join();
+    drop(mon);
     let stats = s.ofctl(&[], "meter-stats", &[])?;
     let num = |key: &str| -> u64 {
         stats

@@ -8,50 +8,15 @@ use xvs_agent::anp::eval::{verdict, Conn, Verdict};
 use xvs_agent::anp::types::NamespacedName;
 use Verdict::{Allow as A, Drop as D, Reject as R};
 
-const STAND_ALONE: &str = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-with-stand-alone-selectors
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - podSelector:
-        matchLabels:
-          role: db
-    - namespaceSelector:
-        matchLabels:
-          env: prod
-  ingress:
-    - action: Allow
-      from:
-        - podSelector:
-            matchLabels:
-              role: frontend
-        - podSelector:
-            matchLabels:
-              role: nondb
-          namespaceSelector:
-            matchLabels:
-              role: db
-      ports:
-        - protocol: TCP
-          port: 8080
-          endPort: 9000
-        - protocol: TCP
-          port: 6379
-      name: AllowFromFrontend
-  egress:
-    - action: Drop
-      to:
-        - ipBlock:
-            cidr: 10.0.10.0/24
-      ports:
-        - protocol: TCP
-          port: 5978
-      name: DropToThirdParty
-"#;
+const STAND_ALONE: &str = include_str!("data/antrea_doc/acnp-with-stand-alone-selectors.yaml");
+
+const ISOLATE_ALL: &str = include_str!("data/antrea_doc/isolate-all-pods-in-namespace.yaml");
+const DROP_TO_SERVICES: &str = include_str!("data/antrea_doc/acnp-drop-to-services.yaml");
+const REJECT_PING: &str = include_str!("data/antrea_doc/acnp-reject-ping-request.yaml");
+const APPLIED_TO_PER_RULE: &str = include_str!("data/antrea_doc/acnp-appliedto-per-rule.yaml");
+const SERVICE_ACCOUNT: &str = include_str!("data/antrea_doc/acnp-service-account.yaml");
+const ORG_AND_ENV: &str = include_str!("data/antrea_doc/isolation-based-on-org-and-env.yaml");
+const EGRESS_CONTROL_PLANE: &str = include_str!("data/antrea_doc/egress-control-plane.yaml");
 
 /// A companion ACNP dropping all ingress of the same Pods, so that an Allow is observable.
 fn companion(tier: &str, prio: u32, applied: &str) -> String {
@@ -96,56 +61,18 @@ fn ex02_stand_alone_selectors() {
     );
 }
 
-const CGS: &str = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterGroup
-metadata: {name: test-cg-with-db-selector}
-spec: {podSelector: {matchLabels: {role: db}}}
----
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterGroup
-metadata: {name: test-cg-with-frontend-selector}
-spec: {podSelector: {matchLabels: {role: frontend}}}
----
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterGroup
-metadata: {name: test-cg-with-ip-block}
-spec: {ipBlocks: [{cidr: 10.0.10.0/24}]}
----
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-with-cluster-groups
-spec:
-  priority: 8
-  tier: securityops
-  appliedTo:
-    - group: "test-cg-with-db-selector"
-  ingress:
-    - action: Allow
-      from:
-        - group: "test-cg-with-frontend-selector"
-      ports:
-        - protocol: TCP
-          port: 8080
-          endPort: 9000
-        - protocol: TCP
-          port: 6379
-      name: AllowFromFrontend
-  egress:
-    - action: Drop
-      to:
-        - group: "test-cg-with-ip-block"
-      ports:
-        - protocol: TCP
-          port: 5978
-      name: DropToThirdParty
-"#;
+const CLUSTER_GROUPS: &str = include_str!("data/antrea_doc/cluster-groups.yaml");
+const ACNP_WITH_CLUSTER_GROUPS: &str =
+    include_str!("data/antrea_doc/acnp-with-cluster-groups.yaml");
 
 #[test]
 fn ex03_cluster_groups_and_membership_change() {
     let d = companion("securityops", 10, "[{group: test-cg-with-db-selector}]");
-    let m = roles().with(CGS).with(&d).model();
+    let m = roles()
+        .with(CLUSTER_GROUPS)
+        .with(ACNP_WITH_CLUSTER_GROUPS)
+        .with(&d)
+        .model();
     expect(
         &m,
         &[
@@ -156,8 +83,12 @@ fn ex03_cluster_groups_and_membership_change() {
         ],
     );
     // The CG now selects role=web: enforcement moves without touching the ACNP.
-    let moved = CGS.replacen("role: db", "role: web", 1);
-    let m = roles().with(&moved).with(&d).model();
+    let moved = CLUSTER_GROUPS.replacen("role: db", "role: web", 1);
+    let m = roles()
+        .with(&moved)
+        .with(ACNP_WITH_CLUSTER_GROUPS)
+        .with(&d)
+        .model();
     expect(
         &m,
         &[
@@ -172,29 +103,10 @@ fn ex03_cluster_groups_and_membership_change() {
 
 #[test]
 fn ex04_isolate_all_pods_in_namespace() {
-    let acnp = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: isolate-all-pods-in-namespace
-spec:
-  priority: 1
-  tier: securityops
-  appliedTo:
-    - namespaceSelector:
-        matchLabels:
-          app: no-network-access-required
-  ingress:
-    - action: Drop
-      name: drop-all-ingress
-  egress:
-    - action: Drop
-      name: drop-all-egress
-"#;
     let m = roles()
         .ns("iso", "app=no-network-access-required")
         .pod("iso", "p", "")
-        .with(acnp)
+        .with(ISOLATE_ALL)
         .model();
     expect(
         &m,
@@ -208,41 +120,9 @@ spec:
     );
 }
 
-const STRICT_NS: &str = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: strict-ns-isolation
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - namespaceSelector:
-        matchExpressions:
-          - {key:  kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}
-  ingress:
-    - action: Pass
-      from:
-        - namespaces:
-            match: Self
-      name: PassFromSameNS
-    - action: Drop
-      from:
-        - namespaceSelector: {}
-      name: DropFromAllOtherNS
-  egress:
-    - action: Pass
-      to:
-        - namespaces:
-            match: Self
-      name: PassToSameNS
-    - action: Drop
-      to:
-        - namespaceSelector: {}
-      name: DropToAllOtherNS
-"#;
+const STRICT_NS: &str = include_str!("data/antrea_doc/strict-ns-isolation.yaml");
 
-const K8S_A_FROM_B: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: a-from-b, namespace: x}\nspec:\n  podSelector: {matchLabels: {app: a}}\n  policyTypes: [Ingress]\n  ingress: [{from: [{podSelector: {matchLabels: {app: b}}}]}]\n";
+const K8S_A_FROM_B: &str = include_str!("data/antrea_doc/k8s-x-a-from-b.yaml");
 
 #[test]
 fn ex05_strict_namespace_isolation_then_k8s() {
@@ -268,21 +148,7 @@ fn ex05_strict_namespace_isolation_then_k8s() {
     );
 }
 
-const DEFAULT_DENY: &str = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: default-cluster-deny
-spec:
-  priority: 1
-  tier: baseline
-  appliedTo:
-    - namespaceSelector: {}
-  ingress:
-    - action: Drop
-  egress:
-    - action: Drop
-"#;
+const DEFAULT_DENY: &str = include_str!("data/antrea_doc/default-cluster-deny.yaml");
 
 #[test]
 fn ex06_default_cluster_deny_with_k8s_and_application_allow() {
@@ -316,33 +182,11 @@ fn ex06_default_cluster_deny_with_k8s_and_application_allow() {
 
 #[test]
 fn ex07_to_services_matches_the_service_not_the_endpoint() {
-    let acnp = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-drop-to-services
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - podSelector:
-        matchLabels:
-          role: client
-      namespaceSelector:
-        matchLabels:
-          env: prod
-  egress:
-    - action: Drop
-      toServices:
-        - name: svc1
-          namespace: svcns
-      name: DropToServices
-"#;
     let m = roles()
         .ns("svcns", "")
         .pod("svcns", "be", "app=be")
         .pod("default", "client2", "role=client")
-        .with(acnp)
+        .with(DROP_TO_SERVICES)
         .model();
     let be = addr(&m, "svcns/be");
     let via = |src: &str, svc: &str| Conn {
@@ -364,30 +208,7 @@ spec:
 
 #[test]
 fn ex08_reject_ping_request_on_egress() {
-    let acnp = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-reject-ping-request
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - podSelector:
-        matchLabels:
-          role: server
-      namespaceSelector:
-        matchLabels:
-          env: prod
-  egress:
-    - action: Reject
-      protocols:
-        - icmp:
-            icmpType: 8
-            icmpCode: 0
-      name: DropPingRequest
-"#;
-    let m = roles().with(acnp).model();
+    let m = roles().with(REJECT_PING).model();
     expect(
         &m,
         &[
@@ -401,33 +222,6 @@ spec:
 
 #[test]
 fn ex14_applied_to_per_rule() {
-    let acnp = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-appliedto-per-rule
-spec:
-  priority: 1
-  ingress:
-  - action: Drop
-    appliedTo:
-    - podSelector:
-        matchLabels:
-          app: db-restricted-west
-    from:
-    - podSelector:
-       matchLabels:
-         app: client-east
-  - action: Drop
-    appliedTo:
-    - podSelector:
-        matchLabels:
-          app: db-restricted-east
-    from:
-    - podSelector:
-        matchLabels:
-          app: client-west
-"#;
     let m = Fx::new()
         .ns("x", "ns=x")
         .ns("y", "ns=y")
@@ -435,7 +229,7 @@ spec:
         .pod("x", "b", "app=client-west")
         .pod("y", "a", "app=db-restricted-west")
         .pod("y", "b", "app=db-restricted-east")
-        .with(acnp)
+        .with(APPLIED_TO_PER_RULE)
         .model();
     expect(
         &m,
@@ -451,46 +245,7 @@ spec:
     assert_eq!(p.ingress[1].name, "ingress-drop-aa9f0e4");
 }
 
-const TEST_ANNP: &str = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: NetworkPolicy
-metadata:
-  name: test-annp
-  namespace: default
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - podSelector:
-        matchLabels:
-          role: db
-  ingress:
-    - action: Allow
-      from:
-        - podSelector:
-            matchLabels:
-              role: frontend
-        - podSelector:
-            matchLabels:
-              role: nondb
-          namespaceSelector:
-            matchLabels:
-              role: db
-      ports:
-        - protocol: TCP
-          port: 8080
-          endPort: 9000
-      name: AllowFromFrontend
-  egress:
-    - action: Drop
-      to:
-        - ipBlock:
-            cidr: 10.0.10.0/24
-      ports:
-        - protocol: TCP
-          port: 5978
-      name: DropToThirdParty
-"#;
+const TEST_ANNP: &str = include_str!("data/antrea_doc/test-annp.yaml");
 
 #[test]
 fn ex15_antrea_network_policy_is_namespaced() {
@@ -535,29 +290,7 @@ fn ex16_annp_with_groups_and_cross_namespace_group_is_not_realised() {
     expect(&m, &[("default/db2", X1, tcp(5978), A)]);
 }
 
-const ALLOW_SELF_NS: &str = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: allow-self-ns
-spec:
-  priority: 1
-  tier: platform
-  appliedTo:
-    - namespaceSelector: {}
-  ingress:
-    - action: Allow
-      from:
-        - namespaces:
-            match: Self
-    - action: Deny
-  egress:
-    - action: Allow
-      to:
-        - namespaces:
-            match: Self
-    - action: Deny
-"#;
+const ALLOW_SELF_NS: &str = include_str!("data/antrea_doc/allow-self-ns.yaml");
 
 const DENY_A_TO_B: &str = r#"
 apiVersion: crd.antrea.io/v1beta1
@@ -625,35 +358,16 @@ fn ex18_19_self_namespace_examples() {
     );
 }
 
-const ORG_ISOLATION: &str = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: isolation-based-on-org
-spec:
-  priority: 1
-  tier: securityops
-  appliedTo:
-    - namespaceSelector:
-        matchExpressions:
-          - { key: org, operator: Exists }
-  ingress:
-    - action: Allow
-      from:
-        - namespaces:
-            sameLabels: [org]
-    - action: Drop
-  egress:
-    - action: Allow
-      to:
-        - namespaces:
-            sameLabels: [org]
-    - action: Drop
-"#;
+const ISOLATION_BASED_ON_ORG: &str = include_str!("data/antrea_doc/isolation-based-on-org.yaml");
+
+/// The doc writes `action: Deny`, which the schema refuses; the evaluator runs it as `Drop`.
+fn org_isolation() -> String {
+    ISOLATION_BASED_ON_ORG.replace("action: Deny", "action: Drop")
+}
 
 #[test]
 fn ex20_isolation_based_on_org() {
-    let m = org().with(ORG_ISOLATION).model();
+    let m = org().with(&org_isolation()).model();
     let base = [
         ("accounting1/p", "accounting2/p", tcp(80), A),
         ("accounting2/q", "accounting1/p", tcp(80), A),
@@ -668,7 +382,7 @@ fn ex20_isolation_based_on_org() {
     let hr = org()
         .ns("hr1", "org=hr")
         .pod("hr1", "p", "")
-        .with(ORG_ISOLATION);
+        .with(&org_isolation());
     let m = hr.model();
     expect(
         &m,
@@ -681,7 +395,7 @@ fn ex20_isolation_based_on_org() {
     let m = org()
         .ns("hr1", "org=sales")
         .pod("hr1", "p", "")
-        .with(ORG_ISOLATION)
+        .with(&org_isolation())
         .model();
     expect(
         &m,
@@ -692,7 +406,7 @@ fn ex20_isolation_based_on_org() {
         ],
     );
     let m = org()
-        .with(&ORG_ISOLATION.replace("[org]", "[org, region]"))
+        .with(&org_isolation().replace("[org]", "[org, region]"))
         .model();
     expect(
         &m,
@@ -705,25 +419,7 @@ fn ex20_isolation_based_on_org() {
 
 #[test]
 fn ex21_isolation_based_on_org_and_env_follows_the_code() {
-    let acnp = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: isolation-based-on-org-and-env
-spec:
-  priority: 1
-  tier: securityops
-  appliedTo:
-    - namespaceSelector: {}
-  ingress:
-    - action: Allow
-      from:
-        - namespaces:
-            sameLabels: [org, env]
-    - action: Drop
-      from:
-        - namespaceSelector: {}
-"#;
+    let acnp = &ORG_AND_ENV.replace("action: Deny", "action: Drop");
     let m = org()
         .ns("dev", "org=dev,env=test")
         .pod("dev", "p", "")
@@ -744,11 +440,10 @@ spec:
 
 #[test]
 fn ex24_node_selector_peer_covers_node_and_gateway_addresses() {
-    let acnp = "apiVersion: crd.antrea.io/v1beta1\nkind: ClusterNetworkPolicy\nmetadata: {name: egress-control-plane}\nspec:\n  priority: 1\n  appliedTo: [{podSelector: {matchLabels: {app: antrea-test-app}}}]\n  egress: [{action: Drop, to: [{nodeSelector: {matchLabels: {node-role.kubernetes.io/control-plane: \"\"}}}], ports: [{protocol: TCP, port: 6443}]}]\n";
     let m = Fx::new()
         .ns("default", "")
         .pod("default", "app", "app=antrea-test-app")
-        .with(acnp)
+        .with(EGRESS_CONTROL_PLANE)
         .model();
     expect(
         &m,
@@ -763,33 +458,13 @@ fn ex24_node_selector_peer_covers_node_and_gateway_addresses() {
 
 #[test]
 fn ex25_service_account_peers() {
-    let acnp = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-service-account
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - serviceAccount:
-        name: sa-1
-        namespace: ns-1
-  egress:
-    - action: Drop
-      to:
-        - serviceAccount:
-            name: sa-2
-            namespace: ns-2
-      name: ServiceAccountEgressRule
-"#;
     let m = Fx::new()
         .ns("ns-1", "")
         .ns("ns-2", "")
         .pod_sa("ns-1", "s1", "", "sa-1")
         .pod_sa("ns-2", "s2", "", "sa-2")
         .pod_sa("ns-2", "s3", "", "sa-3")
-        .with(acnp)
+        .with(SERVICE_ACCOUNT)
         .model();
     expect(
         &m,

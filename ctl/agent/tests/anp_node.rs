@@ -13,47 +13,13 @@ use xvs_agent::anp::types::NamespacedName;
 use xvs_agent::diff::{diff, messages};
 use xvs_agent::model::Model;
 use xvs_agent::pipeline::{desired, t, Category, Desired, Ids};
-use xvs_agent::query::{answer, Counters, Kind, Query, Realized};
+use xvs_agent::query::{answer, Counters, Kind, Query, Realized, Response};
 
-const SVC: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: svc-1, namespace: ns-1}
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.60
-  ports:
-  - {name: http, protocol: TCP, port: 80, nodePort: 30080}
-  - {name: dns, protocol: UDP, port: 53, nodePort: 30053}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: svc-1-a, namespace: ns-1, labels: {kubernetes.io/service-name: svc-1}}
-addressType: IPv4
-ports: [{name: http, protocol: TCP, port: 8080}, {name: dns, protocol: UDP, port: 53}]
-endpoints:
-- addresses: [10.10.0.10]
-"#;
+const SVC: &str = include_str!("data/antrea_doc/svc-1-node-port.yaml");
 
 /// The doc's example #26, verbatim.
-const ACNP26: &str = r#"
-apiVersion: crd.antrea.io/v1beta1
-kind: ClusterNetworkPolicy
-metadata:
-  name: acnp-deny-external-client-nodeport-svc-access
-spec:
-  priority: 5
-  tier: securityops
-  appliedTo:
-    - service:
-        name: svc-1
-        namespace: ns-1
-  ingress:
-    - action: Drop
-      from:
-        - ipBlock:
-            cidr: 1.1.1.0/24
-"#;
+const ACNP26: &str =
+    include_str!("data/antrea_doc/acnp-deny-external-client-nodeport-svc-access.yaml");
 
 /// ns-1/web (10.10.0.10, the Endpoint) and default/client (10.10.0.11), with svc-1 and #26.
 fn fixture(proxy_all: bool, svc: &str) -> Model {
@@ -227,6 +193,22 @@ spec:
       logLabel: twelve-chars
 "#;
 
+/// What `xvsctl get netpol` answers once the agent has installed `installed` for `m`.
+fn get_netpol(m: &Model, installed: Desired) -> Response {
+    let r = Realized {
+        model: m.clone(),
+        installed,
+        round: 1,
+    };
+    let q = Query {
+        kind: Kind::Netpol,
+        name: None,
+        namespace: None,
+        sort_by: None,
+    };
+    answer(&q, &r, &Counters::default())
+}
+
 #[test]
 fn ex12_node_policies_are_accepted_unrealised_and_warn_about_long_labels() {
     // Admitted (Fx::model panics on any refusal).
@@ -260,18 +242,7 @@ fn ex12_node_policies_are_accepted_unrealised_and_warn_about_long_labels() {
     );
     assert!(policy_warnings(ingress).is_empty(), "12 characters fit");
     // `xvsctl get netpol` says so.
-    let r = Realized {
-        model: m.clone(),
-        installed: d,
-        round: 1,
-    };
-    let q = Query {
-        kind: Kind::Netpol,
-        name: None,
-        namespace: None,
-        sort_by: None,
-    };
-    let resp = answer(&q, &r, &Counters::default());
+    let resp = get_netpol(&m, d);
     let view = |n: &str| {
         resp.objects
             .iter()
@@ -295,18 +266,7 @@ fn a_pod_policy_is_not_flagged_and_a_service_policy_lists_its_service() {
     let d = desired(&m, &mut Ids::default());
     let p = m.anp.policies.values().next().expect("#26");
     assert!(!is_node_policy(p));
-    let r = Realized {
-        model: m.clone(),
-        installed: d,
-        round: 1,
-    };
-    let q = Query {
-        kind: Kind::Netpol,
-        name: None,
-        namespace: None,
-        sort_by: None,
-    };
-    let resp = answer(&q, &r, &Counters::default());
+    let resp = get_netpol(&m, d);
     let o = &resp.objects[0];
     assert_eq!(o.info["appliedTo"], "Service:ns-1/svc-1");
     assert!(!o.info.contains_key("realized"));

@@ -46,24 +46,8 @@ status: {{podIP: {ip}}}
     )
 }
 
-const SVC: &str = r#"
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  clusterIP: 10.96.0.10
-  ports: [{name: http, protocol: TCP, port: 80}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, protocol: TCP, port: 8080}]
-endpoints:
-- addresses: [10.10.0.3]
-- addresses: [10.10.0.4]
-"#;
+/// Service web (10.96.0.10:80 -> pods b and c on 8080), shared with the integration tests.
+const SVC: &str = concat!("\n", include_str!("data/web-service.yaml"));
 
 const NP: &str = r#"
 ---
