@@ -106,6 +106,16 @@ impl PodDef {
     }
 }
 
+/// `yaml` with `from` replaced by `to`; panics when `from` is absent, so a test adapting a
+/// shared manifest fails loudly instead of silently running against the unedited data.
+pub fn edit_manifest(yaml: &str, from: &str, to: &str) -> String {
+    assert!(
+        yaml.contains(from),
+        "shared manifest no longer contains {from:?}; update the test's edit"
+    );
+    yaml.replace(from, to)
+}
+
 /// `k=v,k2=v2` as a YAML flow mapping.
 pub fn yaml_labels(labels: &str) -> String {
     let items: Vec<String> = labels

@@ -6,7 +6,8 @@
 
 use anyhow::{bail, Context, Result};
 use xvs_integration::anp_fixture::{
-    Cases, Cluster, PodDef, Proto, Row, Verdict, EXTERNAL, GW_IP, NODE_EXTERNAL_IP, NODE_IP,
+    edit_manifest, Cases, Cluster, PodDef, Proto, Row, Verdict, EXTERNAL, GW_IP, NODE_EXTERNAL_IP,
+    NODE_IP,
 };
 use xvs_integration::is_root;
 
@@ -35,7 +36,7 @@ fn cluster() -> Result<Cluster> {
             PodDef::new("default", "app", "app=antrea-test-app"),
         ],
         // The shared manifest names the agent tests' endpoint; here ns-1/web is 10.10.0.2.
-        &SVC.replace("addresses: [10.10.0.10]", "addresses: [10.10.0.2]"),
+        &edit_manifest(SVC, "addresses: [10.10.0.10]", "addresses: [10.10.0.2]"),
     )
 }
 
@@ -127,7 +128,7 @@ fn node_port_services_and_node_examples() -> Result<()> {
         .map_or("", |(net, _)| net)
         .to_string()
         + ".0";
-    let acnp26 = ACNP26.replace("cidr: 1.1.1.0/24", &format!("cidr: {x1_net}/24"));
+    let acnp26 = edit_manifest(ACNP26, "cidr: 1.1.1.0/24", &format!("cidr: {x1_net}/24"));
     cases.run(
         "#26 acnp-deny-external-client-nodeport-svc-access",
         &[("26-acnp", &acnp26)],

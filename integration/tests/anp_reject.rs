@@ -18,10 +18,11 @@ use xvs_integration::{is_root, Netns};
 fn manifests() -> String {
     let mut s = node_manifests();
     // The agent tests' Service web, with pod-b (10.10.0.3) as its only endpoint.
-    s.push_str(
-        &include_str!("../../ctl/agent/tests/data/web-service.yaml")
-            .replace("- addresses: [10.10.0.4]\n", ""),
-    );
+    s.push_str(&xvs_integration::anp_fixture::edit_manifest(
+        include_str!("../../ctl/agent/tests/data/web-service.yaml"),
+        "- addresses: [10.10.0.4]\n",
+        "",
+    ));
     s
 }
 
