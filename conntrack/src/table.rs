@@ -585,6 +585,9 @@ impl Conntrack {
 
         let natted = meta.state.intersects(CtState::SRC_NAT | CtState::DST_NAT);
         stats.lookups += 1;
+        // The packet's own key, hashed once: a creation below reuses the hash and knows
+        // whether a dead connection still holds the key (it goes first, giving back limits).
+        let mut probed: Option<(Hashed, Option<Conn<'_>>)> = None;
         let mut found: Option<(Conn<'_>, bool)> = if natted {
             // Already translated in this zone: find it by the reverse of its new tuple.
             match self.lookup(&key.reverse(), now) {
@@ -598,7 +601,14 @@ impl Conntrack {
                 None => None,
             }
         } else {
-            self.lookup(&key, now)
+            let h = self.store.hashed(&key);
+            match self.store.find(&key, &h, now) {
+                Some(f) if f.live => Some((f.conn, f.reply)),
+                f => {
+                    probed = Some((h, f.map(|f| f.conn)));
+                    None
+                }
+            }
         };
 
         if act.force {
@@ -668,7 +678,7 @@ impl Conntrack {
                         Some(NatAction::Translate(r)) => Some(r),
                         _ => None,
                     };
-                    match self.create(now, &key, pkt, range.as_ref()) {
+                    match self.create(now, &key, probed, pkt, range.as_ref()) {
                         Created::New(c) => {
                             stats.created += 1;
                             if c.nat().is_some() {
@@ -1174,8 +1184,10 @@ impl Conntrack {
     ) -> Claim<Created<'_>> {
         let own = rev == fwd;
         let hr = self.store.hashed(rev);
-        // Cheap test of the candidate before taking a record or a lock.
-        if !own {
+        // Cheap test of a NAT candidate before taking a record or a lock (the search moves on
+        // to the next one when it is taken). Without NAT the one candidate is checked under
+        // the lock only.
+        if !own && nat.is_some() {
             if let Some(f) = self.store.find(rev, &hr, now) {
                 if f.live {
                     return match Self::same_conn(f.conn, fwd) {
@@ -1191,20 +1203,29 @@ impl Conntrack {
             bump(&self.counters.full);
             return Claim::Stop(Created::Failed);
         };
+        // Each key is checked and indexed in one walk of its chain, under the locks. A dead
+        // occupant (being removed, or expired) gives up its slot; the rest of it goes with
+        // its remover or the sweep.
         let guards = self.store.lock2(hf.region, hr.region);
-        if let Some(f) = self.store.find(fwd, hf, now) {
-            if f.live {
+        let fwd_in = match self
+            .store
+            .find_or_insert_locked(fwd, hf, conn.idx, false, now)
+        {
+            Err(f) => {
                 drop(guards);
                 self.discard(conn);
                 return Claim::Stop(Created::Existing(f.conn, f.reply));
             }
-            // A dead occupant (being removed, or expired): its slot goes now, the rest of it
-            // with its remover or the sweep.
-            self.store.remove_found_locked(hf, &f);
-        }
-        if !own {
-            if let Some(f) = self.store.find(rev, &hr, now) {
-                if f.live {
+            Ok(fwd_in) => fwd_in,
+        };
+        let rev_in = own
+            || !fwd_in
+            || match self
+                .store
+                .find_or_insert_locked(rev, &hr, conn.idx, true, now)
+            {
+                Err(f) => {
+                    self.store.remove_locked(hf, conn.idx, false);
                     drop(guards);
                     self.discard(conn);
                     return match Self::same_conn(f.conn, fwd) {
@@ -1212,18 +1233,12 @@ impl Conntrack {
                         None => Claim::Next,
                     };
                 }
-                self.store.remove_found_locked(&hr, &f);
+                Ok(rev_in) => rev_in,
+            };
+        if !(fwd_in && rev_in) {
+            if fwd_in {
+                self.store.remove_locked(hf, conn.idx, false);
             }
-        }
-        let inserted = self.store.insert_locked(hf, conn.idx, false)
-            && (own || {
-                let ok = self.store.insert_locked(&hr, conn.idx, true);
-                if !ok {
-                    self.store.remove_locked(hf, conn.idx, false);
-                }
-                ok
-            });
-        if !inserted {
             drop(guards);
             self.discard(conn);
             bump(&self.counters.full);
@@ -1234,23 +1249,36 @@ impl Conntrack {
         Claim::Done(Created::New(conn))
     }
 
-    fn create(
-        &self,
+    /// Creates the connection of `fwd`. `probed` is the packet's lookup of `fwd` when it
+    /// missed: the key's hash and the dead connection it met, if any (`None`: not looked up
+    /// by that key, e.g. a translated packet looked up by its reverse).
+    fn create<'a>(
+        &'a self,
         now: u64,
         fwd: &ConnKey,
+        probed: Option<(Hashed, Option<Conn<'a>>)>,
         pkt: &CtInput,
         nat: Option<&NatRange>,
-    ) -> Created<'_> {
+    ) -> Created<'a> {
         if !self.reserve(fwd.zone) {
             return Created::Failed;
         }
-        let hf = self.store.hashed(fwd);
+        let (hf, dead) = match probed {
+            Some(p) => p,
+            None => {
+                let hf = self.store.hashed(fwd);
+                let dead = self
+                    .store
+                    .find(fwd, &hf, now)
+                    .filter(|f| !f.live)
+                    .map(|f| f.conn);
+                (hf, dead)
+            }
+        };
         // A dead connection still holding our key goes first (no lock held here), so that its
         // limits are given back.
-        if let Some(f) = self.store.find(fwd, &hf, now) {
-            if !f.live {
-                self.kill(f.conn, DestroyReason::Expired, now);
-            }
+        if let Some(c) = dead {
+            self.kill(c, DestroyReason::Expired, now);
         }
         let outcome = match nat {
             None => match self.claim(now, fwd, &hf, &fwd.reverse(), None, pkt) {
