@@ -199,6 +199,21 @@ impl CtMeta {
     }
 }
 
+/// A packet's own connection key and its hash, derived once by
+/// [`Conntrack::prefetch_probed`] and used by [`Conntrack::process_probed`] for the same
+/// packet. Empty by default (then `process_probed` derives them itself).
+#[derive(Clone, Copy, Default)]
+pub struct CtProbe(Option<(ConnKey, Hashed)>);
+
+impl std::fmt::Debug for CtProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some((k, _)) => write!(f, "CtProbe({:?}, zone={})", k.to_tuple(), k.zone),
+            None => f.write_str("CtProbe(none)"),
+        }
+    }
+}
+
 /// How the packet must be rewritten after NAT. Fields that do not change are `None`.
 ///
 /// For a TCP/UDP/SCTP packet the ports are transport ports; for an ICMP query the identifier
@@ -534,6 +549,21 @@ impl Conntrack {
         meta: &mut CtMeta,
         stats: &mut CtStats,
     ) -> Option<Rewrite> {
+        self.process_probed(now, pkt, act, meta, None, stats)
+    }
+
+    /// [`Conntrack::process`] with the packet's key and hash already computed by
+    /// [`Conntrack::prefetch_probed`] for this very packet, action and metadata (`probe`), so
+    /// that they are not derived a second time. A probe of another zone is ignored.
+    pub fn process_probed(
+        &self,
+        now: u64,
+        pkt: &CtInput,
+        act: &CtAction,
+        meta: &mut CtMeta,
+        probe: Option<&CtProbe>,
+        stats: &mut CtStats,
+    ) -> Option<Rewrite> {
         stats.packets += 1;
         let zone = act.zone;
         // A ct() in another zone starts from a clean state (OVS process_one).
@@ -574,11 +604,21 @@ impl Conntrack {
             }
         }
 
-        let (mut key, related) = match key_packet(zone, &pkt.tuple, pkt.icmp_error_inner.as_ref()) {
-            Ok(Keyed::Own(k)) => (k, false),
-            Ok(Keyed::Related(k)) => (k, true),
-            Err(_) => return self.write_untracked_invalid(meta, zone, stats),
+        let probe = probe.and_then(|p| p.0).filter(|(k, _)| k.zone == zone);
+        let (mut key, related) = match probe {
+            Some((k, _)) => (k, false),
+            None => match key_packet(zone, &pkt.tuple, pkt.icmp_error_inner.as_ref()) {
+                Ok(Keyed::Own(k)) => (k, false),
+                Ok(Keyed::Related(k)) => (k, true),
+                Err(_) => return self.write_untracked_invalid(meta, zone, stats),
+            },
         };
+        debug_assert!(
+            probe.is_none()
+                || matches!(key_packet(zone, &pkt.tuple, pkt.icmp_error_inner.as_ref()),
+                            Ok(Keyed::Own(k)) if k == key),
+            "a probe of another packet"
+        );
         if !related && key.proto == proto::TCP && pkt.tcp.is_none() {
             return self.write_untracked_invalid(meta, zone, stats);
         }
@@ -601,7 +641,10 @@ impl Conntrack {
                 None => None,
             }
         } else {
-            let h = self.store.hashed(&key);
+            let h = match probe {
+                Some((_, h)) => h,
+                None => self.store.hashed(&key),
+            };
             match self.store.find(&key, &h, now) {
                 Some(f) if f.live => Some((f.conn, f.reply)),
                 f => {
@@ -795,6 +838,22 @@ impl Conntrack {
         &self,
         items: impl IntoIterator<Item = (&'a CtAction, &'a CtInput, Option<&'a CtMeta>)>,
     ) {
+        let items = items
+            .into_iter()
+            .map(|(act, pkt, meta)| (usize::MAX, act, pkt, meta));
+        self.prefetch_probed(items, &mut []);
+    }
+
+    /// [`Conntrack::prefetch`] for items `(i, act, pkt, meta)` that also keeps, in
+    /// `probes[i]`, the key and hash of each packet that [`Conntrack::process_probed`] will
+    /// look up by its own key (no connection handle to read, not translated in this zone, not
+    /// an ICMP error), so that it does not derive them again. Every other `probes[i]` of an
+    /// item is cleared; indexes beyond `probes` are prefetched only.
+    pub fn prefetch_probed<'a>(
+        &self,
+        items: impl IntoIterator<Item = (usize, &'a CtAction, &'a CtInput, Option<&'a CtMeta>)>,
+        probes: &mut [CtProbe],
+    ) {
         const GROUP: usize = 16;
         let mut items = items.into_iter();
         loop {
@@ -804,20 +863,31 @@ impl Conntrack {
             let mut hs: [Option<Hashed>; GROUP] = [None; GROUP];
             let mut n = 0;
             let mut sink = 0u64;
-            for (act, pkt, meta) in items.by_ref() {
+            for (i, act, pkt, meta) in items.by_ref() {
+                let probe = probes.get_mut(i);
                 if let Some(h) = Self::handle_of(act, pkt, meta) {
-                    // Read through the handle: only the record is needed.
                     if let Some((rec, _)) = self.store.rec(h.idx) {
                         sink ^= rec.touch();
                     }
+                    if let Some(p) = probe {
+                        *p = CtProbe::default();
+                    }
                     continue;
                 }
-                if let Some(k) = Self::first_key(act, pkt, meta) {
-                    hs[n] = Some(self.store.hashed(&k));
-                    n += 1;
-                    if n == GROUP {
-                        break;
+                let Some((k, own)) = Self::first_key(act, pkt, meta) else {
+                    if let Some(p) = probe {
+                        *p = CtProbe::default();
                     }
+                    continue;
+                };
+                let h = self.store.hashed(&k);
+                if let Some(p) = probe {
+                    *p = CtProbe(own.then_some((k, h)));
+                }
+                hs[n] = Some(h);
+                n += 1;
+                if n == GROUP {
+                    break;
                 }
             }
             if n == 0 {
@@ -851,22 +921,28 @@ impl Conntrack {
     }
 
     /// The key `process` looks up first (the remembered connection of a recirculated packet,
-    /// the reverse of an already translated tuple, or the packet's own), if any.
-    fn first_key(act: &CtAction, pkt: &CtInput, meta: Option<&CtMeta>) -> Option<ConnKey> {
+    /// the reverse of an already translated tuple, or the packet's own), if any; with it,
+    /// whether it is the packet's own key as `process` derives it before its lookup
+    /// (not a handle's, not the reverse of a translated tuple).
+    fn first_key(act: &CtAction, pkt: &CtInput, meta: Option<&CtMeta>) -> Option<(ConnKey, bool)> {
         if pkt.fragment || pkt.malformed {
             return None;
         }
         let meta = meta.filter(|m| !m.state.is_empty() && m.zone == act.zone);
         if let Some(h) = meta.and_then(|m| m.conn.as_ref()) {
             if h.key.zone == act.zone && !act.force {
-                return Some(h.key);
+                return Some((h.key, false));
             }
         }
         match key_packet(act.zone, &pkt.tuple, pkt.icmp_error_inner.as_ref()) {
             Ok(Keyed::Own(k)) => {
                 let natted =
                     meta.is_some_and(|m| m.state.intersects(CtState::SRC_NAT | CtState::DST_NAT));
-                Some(if natted { k.reverse() } else { k })
+                Some(if natted {
+                    (k.reverse(), false)
+                } else {
+                    (k, true)
+                })
             }
             _ => None,
         }
