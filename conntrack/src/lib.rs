@@ -73,7 +73,8 @@ pub use event::{CtEvent, CtEventKind, DestroyReason};
 pub use nat::{NatAction, NatKind, NatRange};
 pub use state::CtState;
 pub use table::{
-    Conntrack, CtAction, CtConfig, CtCounters, CtInput, CtMeta, CtStats, Rewrite, SweepStats,
+    Conntrack, CtAction, CtConfig, CtCounters, CtInput, CtMeta, CtProbe, CtStats, Rewrite,
+    SweepStats,
 };
 pub use tcp::{TcpSegment, TcpState};
 pub use timeout::{Timeouts, MAX_ZONE_POLICIES};

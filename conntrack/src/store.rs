@@ -95,8 +95,6 @@ pub(crate) struct Found<'a> {
     pub reply: bool,
     /// Live (not removed, not expired at the probe's `now`).
     pub live: bool,
-    /// The slot value, for removal.
-    slot: u64,
 }
 
 impl Store {
@@ -266,7 +264,6 @@ impl Store {
             },
             reply,
             live: p.info & I_LIVE != 0 && p.exp > now,
-            slot: 0,
         })
     }
 
@@ -287,7 +284,6 @@ impl Store {
             },
             reply: dir == 1,
             live: p.info & I_LIVE != 0 && p.exp > now,
-            slot: v,
         })
     }
 
@@ -309,30 +305,75 @@ impl Store {
         h.tag << 32 | u64::from((idx << 1 | u32::from(reply)) + 1)
     }
 
-    /// Inserts (with the region's lock held) the key `h` of record `idx`; false when the
-    /// region has no free slot.
-    pub fn insert_locked(&self, h: &Hashed, idx: u32, reply: bool) -> bool {
+    /// Under the region's lock: finds `key` (hashed as `h`) and, unless a live record holds
+    /// it, indexes it for record `idx` in direction `reply`, in one walk of the key's chain
+    /// instead of a `find` followed by an insertion. A dead occupant of the key (removed
+    /// or expired) gives up its slot in place: it has the same hash, so the same home, and the
+    /// overflow counts stay right; its record goes with its remover or the sweep. Otherwise
+    /// the key takes the first free slot from its home on; every full bucket passed on the
+    /// way counts one more overflow.
+    ///
+    /// `Err` carries the live occupant; `Ok(false)` means the region has no free slot.
+    pub fn find_or_insert_locked(
+        &self,
+        key: &ConnKey,
+        h: &Hashed,
+        idx: u32,
+        reply: bool,
+        now: u64,
+    ) -> Result<bool, Found<'_>> {
+        let kw = pack(key);
+        let kinfo = crate::conn::key_info(key);
         let v = Self::slot_value(h, idx, reply);
+        let mut free: Option<(usize, usize)> = None;
         let mut b = h.home;
-        for _ in 0..=self.bmask {
+        let mut walked = 0;
+        // The key's chain: every bucket a reader's `find` may visit.
+        while walked <= self.bmask {
+            walked += 1;
             for i in 0..SLOTS {
                 let w = self.word(b, i);
-                if w.load(Ordering::Relaxed) == 0 {
-                    // Release: the record was initialised before; a reader that sees the slot
-                    // (Acquire) sees the record.
-                    w.store(v, Ordering::Release);
-                    // Count the overflow on every full bucket passed on the way.
-                    let mut c = h.home;
-                    while c != b {
-                        self.word(c, SLOTS).fetch_add(1, Ordering::Release);
-                        c = self.next_bucket(c);
-                    }
-                    return true;
+                let cur = w.load(Ordering::Relaxed);
+                if cur == 0 {
+                    free = free.or(Some((b, i)));
+                    continue;
                 }
+                if cur >> 32 != h.tag {
+                    continue;
+                }
+                if let Some(f) = self.check(cur, &kw, kinfo, key.zone, now) {
+                    if f.live {
+                        return Err(f);
+                    }
+                    // Release: the record was initialised before; a reader that sees the
+                    // slot (Acquire) sees the record.
+                    w.store(v, Ordering::Release);
+                    return Ok(true);
+                }
+            }
+            if self.word(b, SLOTS).load(Ordering::Relaxed) == 0 {
+                break;
             }
             b = self.next_bucket(b);
         }
-        false
+        // Past the chain: the first free slot further on, if none was met.
+        while free.is_none() && walked <= self.bmask {
+            b = self.next_bucket(b);
+            walked += 1;
+            free = (0..SLOTS)
+                .find_map(|i| (self.word(b, i).load(Ordering::Relaxed) == 0).then_some((b, i)));
+        }
+        let Some((fb, fi)) = free else {
+            return Ok(false);
+        };
+        // Release: as above.
+        self.word(fb, fi).store(v, Ordering::Release);
+        let mut c = h.home;
+        while c != fb {
+            self.word(c, SLOTS).fetch_add(1, Ordering::Release);
+            c = self.next_bucket(c);
+        }
+        Ok(true)
     }
 
     /// Removes (with the region's lock held) the slot holding exactly `v` for key hash `h`;
@@ -358,11 +399,6 @@ impl Store {
             b = self.next_bucket(b);
         }
         false
-    }
-
-    /// Removes (lock held) the entry a probe found.
-    pub fn remove_found_locked(&self, h: &Hashed, f: &Found<'_>) -> bool {
-        self.remove_value_locked(h, f.slot)
     }
 
     /// Removes (lock held) key `h` of record `idx`.
@@ -435,5 +471,188 @@ impl Store {
                 Err(cur) => h = cur,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::KIND_OTHER;
+    use std::collections::HashMap;
+
+    /// Connection `i`'s original key: ids below 64 share two home buckets (long chains,
+    /// full buckets), the others spread.
+    fn key(i: u32) -> ConnKey {
+        static CROWDED: OnceLock<Vec<u32>> = OnceLock::new();
+        let crowded = CROWDED.get_or_init(|| {
+            let st = Store::new(1024, 0, 7);
+            let home = st.hashed(&raw_key(0)).home;
+            (1..u32::MAX)
+                .filter(|&j| st.hashed(&raw_key(j)).home & !1 == home & !1)
+                .take(64)
+                .collect()
+        });
+        let j = match crowded.get(i as usize) {
+            Some(&j) => j,
+            None => i + (1 << 24),
+        };
+        raw_key(j)
+    }
+
+    fn raw_key(i: u32) -> ConnKey {
+        ConnKey {
+            src: 0x0a00_0000 | u128::from(i),
+            dst: 0x0a01_0001,
+            sport: (i % 60_000) as u16 + 1,
+            dport: 80,
+            zone: 1,
+            proto: 17,
+            v6: false,
+            stype: 0,
+            dtype: 0,
+        }
+    }
+
+    /// A record for connection `i`, both keys written, not indexed.
+    fn record(st: &Store, i: u32) -> Conn<'_> {
+        let idx = st.alloc(0).expect("a free record");
+        let (rec, tcp) = st.rec(idx).expect("allocated");
+        let k = key(i);
+        let (gen, info) = rec.init(&k, &k.reverse(), None, KIND_OTHER, 0, 0, u64::MAX);
+        Conn {
+            rec,
+            tcp,
+            idx,
+            gen,
+            info,
+            zone: k.zone,
+        }
+    }
+
+    /// Indexes both keys of `c` as a creation does; false (nothing indexed) when a region is
+    /// full. Panics on a live occupant: callers only insert absent connections.
+    fn index(st: &Store, c: &Conn<'_>, i: u32) -> bool {
+        let k = key(i);
+        let (hf, hr) = (st.hashed(&k), st.hashed(&k.reverse()));
+        let f = st.find_or_insert_locked(&k, &hf, c.idx, false, 0);
+        assert!(f.is_ok(), "live occupant for {i}");
+        if !matches!(f, Ok(true)) {
+            return false;
+        }
+        let r = st.find_or_insert_locked(&k.reverse(), &hr, c.idx, true, 0);
+        assert!(r.is_ok(), "live occupant for reply {i}");
+        if !matches!(r, Ok(true)) {
+            assert!(st.remove_locked(&hf, c.idx, false));
+            return false;
+        }
+        true
+    }
+
+    fn found(st: &Store, k: &ConnKey) -> Option<(u32, bool)> {
+        st.find(k, &st.hashed(k), 0)
+            .filter(|f| f.live)
+            .map(|f| (f.conn.idx, f.reply))
+    }
+
+    /// Random creations, duplicate creations, removals and take-overs of dead occupants in a
+    /// small index (long chains, full buckets, full regions): after every step each key is
+    /// found exactly where a model says, and a live key is never indexed twice.
+    #[test]
+    fn find_or_insert_matches_a_model() {
+        let st = Store::new(1024, 1024, 7);
+        let mut model: HashMap<u32, u32> = HashMap::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u32| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % u64::from(n)) as u32
+        };
+        let mut took_over = 0;
+        for step in 0..20_000 {
+            // Half the steps on the crowded connections.
+            let i = if next(2) == 0 { next(64) } else { next(1000) };
+            match (model.get(&i).copied(), next(4)) {
+                (None, _) => {
+                    if st.used() >= st.capacity() {
+                        continue;
+                    }
+                    let c = record(&st, i);
+                    if index(&st, &c, i) {
+                        model.insert(i, c.idx);
+                    } else {
+                        assert!(c.mark_removed());
+                        st.free(c.idx, 0);
+                    }
+                }
+                (Some(old), 0) => {
+                    // A second creation of a live connection meets the live occupant.
+                    let c = record(&st, i);
+                    let k = key(i);
+                    let f = st.find_or_insert_locked(&k, &st.hashed(&k), c.idx, false, 0);
+                    assert_eq!(f.err().map(|f| (f.conn.idx, f.reply)), Some((old, false)));
+                    assert!(c.mark_removed());
+                    st.free(c.idx, 0);
+                }
+                (Some(old), 1) => {
+                    // The connection dies with its keys still indexed (a remover in
+                    // progress); a new one takes both slots over in place.
+                    let (rec, tcp) = st.rec(old).expect("live record");
+                    let (gen, info, _) = rec.peek();
+                    let dead = Conn {
+                        rec,
+                        tcp,
+                        idx: old,
+                        gen,
+                        info,
+                        zone: 1,
+                    };
+                    assert!(dead.mark_removed());
+                    let c = record(&st, i);
+                    assert!(index(&st, &c, i), "a dead occupant's slot is free");
+                    let k = key(i);
+                    assert!(!st.remove_locked(&st.hashed(&k), old, false));
+                    assert!(!st.remove_locked(&st.hashed(&k.reverse()), old, true));
+                    st.free(old, 0);
+                    model.insert(i, c.idx);
+                    took_over += 1;
+                }
+                (Some(old), _) => {
+                    let k = key(i);
+                    assert!(st.remove_locked(&st.hashed(&k), old, false));
+                    assert!(st.remove_locked(&st.hashed(&k.reverse()), old, true));
+                    let (rec, tcp) = st.rec(old).expect("live record");
+                    let (gen, info, _) = rec.peek();
+                    let c = Conn {
+                        rec,
+                        tcp,
+                        idx: old,
+                        gen,
+                        info,
+                        zone: 1,
+                    };
+                    assert!(c.mark_removed());
+                    st.free(old, 0);
+                    model.remove(&i);
+                }
+            }
+            if step % 97 == 0 || step > 19_900 {
+                for j in 0..1000 {
+                    let k = key(j);
+                    let want = model.get(&j).copied();
+                    assert_eq!(
+                        found(&st, &k),
+                        want.map(|i| (i, false)),
+                        "step {step} key {j}"
+                    );
+                    assert_eq!(found(&st, &k.reverse()), want.map(|i| (i, true)));
+                }
+            }
+        }
+        assert!(
+            model.len() > 500 && took_over > 1000,
+            "{} {took_over}",
+            model.len()
+        );
     }
 }

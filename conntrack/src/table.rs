@@ -199,6 +199,21 @@ impl CtMeta {
     }
 }
 
+/// A packet's own connection key and its hash, derived once by
+/// [`Conntrack::prefetch_probed`] and used by [`Conntrack::process_probed`] for the same
+/// packet. Empty by default (then `process_probed` derives them itself).
+#[derive(Clone, Copy, Default)]
+pub struct CtProbe(Option<(ConnKey, Hashed)>);
+
+impl std::fmt::Debug for CtProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some((k, _)) => write!(f, "CtProbe({:?}, zone={})", k.to_tuple(), k.zone),
+            None => f.write_str("CtProbe(none)"),
+        }
+    }
+}
+
 /// How the packet must be rewritten after NAT. Fields that do not change are `None`.
 ///
 /// For a TCP/UDP/SCTP packet the ports are transport ports; for an ICMP query the identifier
@@ -534,6 +549,21 @@ impl Conntrack {
         meta: &mut CtMeta,
         stats: &mut CtStats,
     ) -> Option<Rewrite> {
+        self.process_probed(now, pkt, act, meta, None, stats)
+    }
+
+    /// [`Conntrack::process`] with the packet's key and hash already computed by
+    /// [`Conntrack::prefetch_probed`] for this very packet, action and metadata (`probe`), so
+    /// that they are not derived a second time. A probe of another zone is ignored.
+    pub fn process_probed(
+        &self,
+        now: u64,
+        pkt: &CtInput,
+        act: &CtAction,
+        meta: &mut CtMeta,
+        probe: Option<&CtProbe>,
+        stats: &mut CtStats,
+    ) -> Option<Rewrite> {
         stats.packets += 1;
         let zone = act.zone;
         // A ct() in another zone starts from a clean state (OVS process_one).
@@ -574,17 +604,30 @@ impl Conntrack {
             }
         }
 
-        let (mut key, related) = match key_packet(zone, &pkt.tuple, pkt.icmp_error_inner.as_ref()) {
-            Ok(Keyed::Own(k)) => (k, false),
-            Ok(Keyed::Related(k)) => (k, true),
-            Err(_) => return self.write_untracked_invalid(meta, zone, stats),
+        let probe = probe.and_then(|p| p.0).filter(|(k, _)| k.zone == zone);
+        let (mut key, related) = match probe {
+            Some((k, _)) => (k, false),
+            None => match key_packet(zone, &pkt.tuple, pkt.icmp_error_inner.as_ref()) {
+                Ok(Keyed::Own(k)) => (k, false),
+                Ok(Keyed::Related(k)) => (k, true),
+                Err(_) => return self.write_untracked_invalid(meta, zone, stats),
+            },
         };
+        debug_assert!(
+            probe.is_none()
+                || matches!(key_packet(zone, &pkt.tuple, pkt.icmp_error_inner.as_ref()),
+                            Ok(Keyed::Own(k)) if k == key),
+            "a probe of another packet"
+        );
         if !related && key.proto == proto::TCP && pkt.tcp.is_none() {
             return self.write_untracked_invalid(meta, zone, stats);
         }
 
         let natted = meta.state.intersects(CtState::SRC_NAT | CtState::DST_NAT);
         stats.lookups += 1;
+        // The packet's own key, hashed once: a creation below reuses the hash and knows
+        // whether a dead connection still holds the key (it goes first, giving back limits).
+        let mut probed: Option<(Hashed, Option<Conn<'_>>)> = None;
         let mut found: Option<(Conn<'_>, bool)> = if natted {
             // Already translated in this zone: find it by the reverse of its new tuple.
             match self.lookup(&key.reverse(), now) {
@@ -598,7 +641,17 @@ impl Conntrack {
                 None => None,
             }
         } else {
-            self.lookup(&key, now)
+            let h = match probe {
+                Some((_, h)) => h,
+                None => self.store.hashed(&key),
+            };
+            match self.store.find(&key, &h, now) {
+                Some(f) if f.live => Some((f.conn, f.reply)),
+                f => {
+                    probed = Some((h, f.map(|f| f.conn)));
+                    None
+                }
+            }
         };
 
         if act.force {
@@ -668,7 +721,7 @@ impl Conntrack {
                         Some(NatAction::Translate(r)) => Some(r),
                         _ => None,
                     };
-                    match self.create(now, &key, pkt, range.as_ref()) {
+                    match self.create(now, &key, probed, pkt, range.as_ref()) {
                         Created::New(c) => {
                             stats.created += 1;
                             if c.nat().is_some() {
@@ -785,6 +838,22 @@ impl Conntrack {
         &self,
         items: impl IntoIterator<Item = (&'a CtAction, &'a CtInput, Option<&'a CtMeta>)>,
     ) {
+        let items = items
+            .into_iter()
+            .map(|(act, pkt, meta)| (usize::MAX, act, pkt, meta));
+        self.prefetch_probed(items, &mut []);
+    }
+
+    /// [`Conntrack::prefetch`] for items `(i, act, pkt, meta)` that also keeps, in
+    /// `probes[i]`, the key and hash of each packet that [`Conntrack::process_probed`] will
+    /// look up by its own key (no connection handle to read, not translated in this zone, not
+    /// an ICMP error), so that it does not derive them again. Every other `probes[i]` of an
+    /// item is cleared; indexes beyond `probes` are prefetched only.
+    pub fn prefetch_probed<'a>(
+        &self,
+        items: impl IntoIterator<Item = (usize, &'a CtAction, &'a CtInput, Option<&'a CtMeta>)>,
+        probes: &mut [CtProbe],
+    ) {
         const GROUP: usize = 16;
         let mut items = items.into_iter();
         loop {
@@ -794,20 +863,31 @@ impl Conntrack {
             let mut hs: [Option<Hashed>; GROUP] = [None; GROUP];
             let mut n = 0;
             let mut sink = 0u64;
-            for (act, pkt, meta) in items.by_ref() {
+            for (i, act, pkt, meta) in items.by_ref() {
+                let probe = probes.get_mut(i);
                 if let Some(h) = Self::handle_of(act, pkt, meta) {
-                    // Read through the handle: only the record is needed.
                     if let Some((rec, _)) = self.store.rec(h.idx) {
                         sink ^= rec.touch();
                     }
+                    if let Some(p) = probe {
+                        *p = CtProbe::default();
+                    }
                     continue;
                 }
-                if let Some(k) = Self::first_key(act, pkt, meta) {
-                    hs[n] = Some(self.store.hashed(&k));
-                    n += 1;
-                    if n == GROUP {
-                        break;
+                let Some((k, own)) = Self::first_key(act, pkt, meta) else {
+                    if let Some(p) = probe {
+                        *p = CtProbe::default();
                     }
+                    continue;
+                };
+                let h = self.store.hashed(&k);
+                if let Some(p) = probe {
+                    *p = CtProbe(own.then_some((k, h)));
+                }
+                hs[n] = Some(h);
+                n += 1;
+                if n == GROUP {
+                    break;
                 }
             }
             if n == 0 {
@@ -841,22 +921,28 @@ impl Conntrack {
     }
 
     /// The key `process` looks up first (the remembered connection of a recirculated packet,
-    /// the reverse of an already translated tuple, or the packet's own), if any.
-    fn first_key(act: &CtAction, pkt: &CtInput, meta: Option<&CtMeta>) -> Option<ConnKey> {
+    /// the reverse of an already translated tuple, or the packet's own), if any; with it,
+    /// whether it is the packet's own key as `process` derives it before its lookup
+    /// (not a handle's, not the reverse of a translated tuple).
+    fn first_key(act: &CtAction, pkt: &CtInput, meta: Option<&CtMeta>) -> Option<(ConnKey, bool)> {
         if pkt.fragment || pkt.malformed {
             return None;
         }
         let meta = meta.filter(|m| !m.state.is_empty() && m.zone == act.zone);
         if let Some(h) = meta.and_then(|m| m.conn.as_ref()) {
             if h.key.zone == act.zone && !act.force {
-                return Some(h.key);
+                return Some((h.key, false));
             }
         }
         match key_packet(act.zone, &pkt.tuple, pkt.icmp_error_inner.as_ref()) {
             Ok(Keyed::Own(k)) => {
                 let natted =
                     meta.is_some_and(|m| m.state.intersects(CtState::SRC_NAT | CtState::DST_NAT));
-                Some(if natted { k.reverse() } else { k })
+                Some(if natted {
+                    (k.reverse(), false)
+                } else {
+                    (k, true)
+                })
             }
             _ => None,
         }
@@ -1174,8 +1260,10 @@ impl Conntrack {
     ) -> Claim<Created<'_>> {
         let own = rev == fwd;
         let hr = self.store.hashed(rev);
-        // Cheap test of the candidate before taking a record or a lock.
-        if !own {
+        // Cheap test of a NAT candidate before taking a record or a lock (the search moves on
+        // to the next one when it is taken). Without NAT the one candidate is checked under
+        // the lock only.
+        if !own && nat.is_some() {
             if let Some(f) = self.store.find(rev, &hr, now) {
                 if f.live {
                     return match Self::same_conn(f.conn, fwd) {
@@ -1191,20 +1279,29 @@ impl Conntrack {
             bump(&self.counters.full);
             return Claim::Stop(Created::Failed);
         };
+        // Each key is checked and indexed in one walk of its chain, under the locks. A dead
+        // occupant (being removed, or expired) gives up its slot; the rest of it goes with
+        // its remover or the sweep.
         let guards = self.store.lock2(hf.region, hr.region);
-        if let Some(f) = self.store.find(fwd, hf, now) {
-            if f.live {
+        let fwd_in = match self
+            .store
+            .find_or_insert_locked(fwd, hf, conn.idx, false, now)
+        {
+            Err(f) => {
                 drop(guards);
                 self.discard(conn);
                 return Claim::Stop(Created::Existing(f.conn, f.reply));
             }
-            // A dead occupant (being removed, or expired): its slot goes now, the rest of it
-            // with its remover or the sweep.
-            self.store.remove_found_locked(hf, &f);
-        }
-        if !own {
-            if let Some(f) = self.store.find(rev, &hr, now) {
-                if f.live {
+            Ok(fwd_in) => fwd_in,
+        };
+        let rev_in = own
+            || !fwd_in
+            || match self
+                .store
+                .find_or_insert_locked(rev, &hr, conn.idx, true, now)
+            {
+                Err(f) => {
+                    self.store.remove_locked(hf, conn.idx, false);
                     drop(guards);
                     self.discard(conn);
                     return match Self::same_conn(f.conn, fwd) {
@@ -1212,18 +1309,12 @@ impl Conntrack {
                         None => Claim::Next,
                     };
                 }
-                self.store.remove_found_locked(&hr, &f);
+                Ok(rev_in) => rev_in,
+            };
+        if !(fwd_in && rev_in) {
+            if fwd_in {
+                self.store.remove_locked(hf, conn.idx, false);
             }
-        }
-        let inserted = self.store.insert_locked(hf, conn.idx, false)
-            && (own || {
-                let ok = self.store.insert_locked(&hr, conn.idx, true);
-                if !ok {
-                    self.store.remove_locked(hf, conn.idx, false);
-                }
-                ok
-            });
-        if !inserted {
             drop(guards);
             self.discard(conn);
             bump(&self.counters.full);
@@ -1234,23 +1325,36 @@ impl Conntrack {
         Claim::Done(Created::New(conn))
     }
 
-    fn create(
-        &self,
+    /// Creates the connection of `fwd`. `probed` is the packet's lookup of `fwd` when it
+    /// missed: the key's hash and the dead connection it met, if any (`None`: not looked up
+    /// by that key, e.g. a translated packet looked up by its reverse).
+    fn create<'a>(
+        &'a self,
         now: u64,
         fwd: &ConnKey,
+        probed: Option<(Hashed, Option<Conn<'a>>)>,
         pkt: &CtInput,
         nat: Option<&NatRange>,
-    ) -> Created<'_> {
+    ) -> Created<'a> {
         if !self.reserve(fwd.zone) {
             return Created::Failed;
         }
-        let hf = self.store.hashed(fwd);
+        let (hf, dead) = match probed {
+            Some(p) => p,
+            None => {
+                let hf = self.store.hashed(fwd);
+                let dead = self
+                    .store
+                    .find(fwd, &hf, now)
+                    .filter(|f| !f.live)
+                    .map(|f| f.conn);
+                (hf, dead)
+            }
+        };
         // A dead connection still holding our key goes first (no lock held here), so that its
         // limits are given back.
-        if let Some(f) = self.store.find(fwd, &hf, now) {
-            if !f.live {
-                self.kill(f.conn, DestroyReason::Expired, now);
-            }
+        if let Some(c) = dead {
+            self.kill(c, DestroyReason::Expired, now);
         }
         let outcome = match nat {
             None => match self.claim(now, fwd, &hf, &fwd.reverse(), None, pkt) {

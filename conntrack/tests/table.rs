@@ -8,7 +8,8 @@ use std::thread;
 
 use xvs_conntrack::tuple::proto;
 use xvs_conntrack::{
-    Conntrack, CtAction, CtConfig, CtInput, CtMeta, CtState, CtStats, Rewrite, Tuple,
+    Conntrack, CtAction, CtConfig, CtInput, CtMeta, CtProbe, CtState, CtStats, NatRange, Rewrite,
+    TcpSegment, Tuple,
 };
 
 const Z: u16 = 7;
@@ -187,6 +188,106 @@ fn batch_equals_one_by_one() {
         );
     }
     assert_eq!(sa, sb);
+    assert_eq!(a.conn_count(), b.conn_count());
+}
+
+/// Keys and hashes derived once by `prefetch_probed` give exactly what `process` gives packet
+/// by packet, over batches that hold two packets of the same new connection, its reply, ICMP
+/// errors, other zones, DNAT, TCP, and recirculated packets whose metadata carries a
+/// connection handle or a translation.
+#[test]
+fn probed_batches_equal_one_by_one() {
+    let a = ct_with(1000, 1000);
+    let b = ct_with(1000, 1000);
+    let svc = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10));
+    let ep = IpAddr::V4(Ipv4Addr::new(10, 10, 1, 7));
+    let dnat = CtAction::commit(Z).with_nat_range(NatRange::dst(ep, Some(5353)));
+    let acts = [
+        CtAction::lookup(Z).with_nat(),
+        CtAction::commit(Z),
+        CtAction::commit(Z + 1),
+        CtAction::lookup(Z),
+        dnat,
+    ];
+    let tcp = |i: u32, fl: u16, reply_dir: bool| {
+        let t = if reply_dir { reply(i) } else { tuple(i) };
+        let t = Tuple::ports(t.src, t.dst, proto::TCP, t.src_port, t.dst_port);
+        CtInput::tcp(
+            t,
+            TcpSegment {
+                flags: fl,
+                seq: if reply_dir { 5000 } else { 100 },
+                ack: if reply_dir { 101 } else { 0 },
+                window: 1000,
+                ..TcpSegment::default()
+            },
+        )
+    };
+    // Packet j of the traffic: connection j / 4 sends twice, then its reply, then either an
+    // ICMP error about it, a TCP SYN, a SYN-ACK or a packet to the Service.
+    let packet = |j: u32| -> CtInput {
+        let i = j / 4 % 60;
+        match j % 4 {
+            0 | 1 => CtInput::new(tuple(i)),
+            2 => CtInput::new(reply(i)),
+            _ => match i % 4 {
+                0 => {
+                    let t = tuple(i);
+                    CtInput::icmp_error(
+                        Tuple::icmp(t.dst, t.src, proto::ICMP, 3, 3, 0),
+                        Tuple::ports(t.src, t.dst, proto::UDP, t.src_port, t.dst_port),
+                    )
+                }
+                1 => tcp(i, 0x02, false),
+                2 => tcp(i, 0x12, true),
+                _ => {
+                    let t = tuple(i);
+                    CtInput::new(Tuple::ports(t.src, svc, proto::UDP, t.src_port, 53))
+                }
+            },
+        }
+    };
+    let (mut sa, mut sb) = (CtStats::default(), CtStats::default());
+    let mut probes = [CtProbe::default(); 32];
+    for round in 0..40u32 {
+        let act_of = |k: usize, pass: usize| acts[(round as usize + k * 3 + pass) % acts.len()];
+        let pkts: Vec<CtInput> = (0..32).map(|k| packet(round * 8 + k)).collect();
+        let mut ma = vec![CtMeta::default(); 32];
+        let mut mb = vec![CtMeta::default(); 32];
+        // Three passes over the same batch: the later ones start from the metadata the
+        // earlier left (as after recirculation), in the zone of the next action.
+        for pass in 0..3 {
+            let acts_now: Vec<CtAction> = (0..32).map(|k| act_of(k, pass)).collect();
+            let items = (0..32).map(|k| {
+                let meta = (pass > 0).then(|| &ma[k]);
+                (k, &acts_now[k], &pkts[k], meta)
+            });
+            a.prefetch_probed(items, &mut probes);
+            for k in 0..32 {
+                let now = u64::from(round) * 1_000_000;
+                let ra = a.process_probed(
+                    now,
+                    &pkts[k],
+                    &acts_now[k],
+                    &mut ma[k],
+                    Some(&probes[k]),
+                    &mut sa,
+                );
+                let rb = b.process(now, &pkts[k], &acts_now[k], &mut mb[k], &mut sb);
+                assert_eq!(ra, rb, "round {round} pass {pass} packet {k}");
+                assert_eq!(
+                    (ma[k].state, ma[k].zone, ma[k].mark, ma[k].orig, ma[k].conn),
+                    (mb[k].state, mb[k].zone, mb[k].mark, mb[k].orig, mb[k].conn),
+                    "round {round} pass {pass} packet {k}"
+                );
+            }
+        }
+    }
+    assert_eq!(sa, sb);
+    assert!(
+        sa.created > 50 && sa.established > 50 && sa.related > 0,
+        "{sa:?}"
+    );
     assert_eq!(a.conn_count(), b.conn_count());
 }
 

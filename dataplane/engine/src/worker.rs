@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xvs_classifier::MegaflowId;
-use xvs_conntrack::{Conntrack, CtInput, CtMeta};
+use xvs_conntrack::{Conntrack, CtInput, CtMeta, CtProbe};
 use xvs_flowtable::datapath::DpAction;
 use xvs_io::{DeferredRelease, Desc, FramePool, PortIo};
 use xvs_packet::key::layout;
@@ -211,6 +211,9 @@ pub struct Worker {
     /// What the tracker is told about each packet of the pass whose actions start with
     /// `ct()`, parsed before the pass so that the tracker's loads of the whole pass overlap.
     ct_inputs: Box<[CtInput; BATCH]>,
+    /// The connection key and hash of each of those packets, derived once by the tracker's
+    /// prefetch for its `ct()`.
+    ct_probes: Box<[CtProbe; BATCH]>,
     /// Packets of the pass being run, and those queued for the next one.
     recirc_now: Vec<Recirculated>,
     recirc_next: Vec<Recirculated>,
@@ -318,6 +321,7 @@ impl Worker {
                     0,
                 )); BATCH],
             ),
+            ct_probes: Box::new([CtProbe::default(); BATCH]),
             recirc_now: Vec::with_capacity(RECIRC_QUEUE),
             recirc_next: Vec::with_capacity(RECIRC_QUEUE),
             inject: None,
@@ -975,6 +979,7 @@ impl Worker {
             ids,
             metas,
             ct_inputs,
+            ct_probes,
             recirc_next,
             descs,
             in_idxs,
@@ -1046,12 +1051,13 @@ impl Worker {
                 ExecAction::Ct(act) => Some(act),
                 _ => None,
             };
-            tracker.prefetch((0..n).filter_map(|i| {
+            let items = (0..n).filter_map(|i| {
                 let act = first_ct(ids[i]).filter(|_| parsed[i])?;
                 // Depth 0: the metadata is stale, the tracker will see it empty.
                 let meta = (depths.get(i).copied().unwrap_or(0) > 0).then(|| &metas[i]);
-                Some((act, &ct_inputs[i], meta))
-            }));
+                Some((i, act, &ct_inputs[i], meta))
+            });
+            tracker.prefetch_probed(items, &mut ct_probes[..]);
         }
         for &(start, len) in runs {
             let (s, e) = (usize::from(start), usize::from(start) + usize::from(len));
@@ -1088,7 +1094,7 @@ impl Worker {
                     in_idx: in_idxs[i],
                     depth: depths[i],
                     key: &keys[i],
-                    ct_input: parsed[i].then(|| &ct_inputs[i]),
+                    ct_input: parsed[i].then(|| (&ct_inputs[i], &ct_probes[i])),
                 };
                 let mut x = Exec {
                     pool,
@@ -1163,7 +1169,7 @@ impl Worker {
                             in_idx: in_idxs[i],
                             depth: depths[i],
                             key: &keys[i],
-                            ct_input: parsed[i].then(|| &ct_inputs[i]),
+                            ct_input: parsed[i].then(|| (&ct_inputs[i], &ct_probes[i])),
                         };
                         let mut x = Exec {
                             pool,
@@ -1339,8 +1345,8 @@ struct PacketCtx<'k> {
     /// The key this pass looked the packet up with.
     key: &'k FlowKey,
     /// The tracker input of the packet, parsed before the pass, when its first action is
-    /// `ct()` (used by that action only).
-    ct_input: Option<&'k CtInput>,
+    /// `ct()` (used by that action only), with the key and hash the prefetch derived for it.
+    ct_input: Option<(&'k CtInput, &'k CtProbe)>,
 }
 
 /// Queues `d` for another pass under `recirc_id`, or drops it past the depth bound or when
@@ -1433,15 +1439,19 @@ fn execute(
                     meta.clear();
                 }
                 let parsed;
-                let input = match p.ct_input.filter(|_| pos == 0) {
-                    Some(input) => input,
+                let (input, probe) = match p.ct_input.filter(|_| pos == 0) {
+                    Some((input, probe)) => (input, Some(probe)),
                     None => {
                         let nw_frag = p.key.get(layout::NW_FRAG);
                         parsed = crate::ct::input(x.pool.region().data(d), &h, nw_frag);
-                        &parsed
+                        (&parsed, None)
                     }
                 };
-                if let Some(rw) = x.tracker.process(x.now, input, act, meta, &mut x.stats.ct) {
+                let stats = &mut x.stats.ct;
+                if let Some(rw) = x
+                    .tracker
+                    .process_probed(x.now, input, act, meta, probe, stats)
+                {
                     if !crate::ct::apply_nat(x.pool.region_mut().data_mut(d), &h, &rw) {
                         return drop_packet(x.pool, x.stats, d, DropReason::NatFailed);
                     }
