@@ -12,7 +12,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The tests run one at a time: each checks that no harness namespace, hugetlbfs mount or
+/// hugepage reservation is left after its run, which another harness run in progress would
+/// break.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn xvsd() -> PathBuf {
     if let Some(p) = std::env::var_os("XVSD") {
@@ -76,6 +82,7 @@ fn unavailable(xvsd: &Path) -> Option<String> {
 
 #[test]
 fn pipeline_quick_testpmd_and_xvsd_forward() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let xvsd = xvsd();
     if let Some(why) = unavailable(&xvsd) {
         eprintln!("skipped: {why}");
@@ -152,6 +159,7 @@ fn pipeline_quick_testpmd_and_xvsd_forward() {
 
 #[test]
 fn pipeline_quick_xvsd_mem_forwards_without_dpdk() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let xvsd = xvsd();
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: not root");
