@@ -1059,6 +1059,35 @@ impl Worker {
             });
             tracker.prefetch_probed(items, &mut ct_probes[..]);
         }
+        // The general executor for packet `i` of the pass (a macro, not a closure: it
+        // reborrows the pass's state, which the run shapes below also use).
+        macro_rules! execute_one {
+            ($i:expr, $actions:expr, $plan:expr, $meters:expr, $tunnel:expr) => {{
+                let i = $i;
+                let packet = PacketCtx {
+                    in_port: keys[i].get(layout::IN_PORT) as u32,
+                    in_idx: in_idxs[i],
+                    depth: depths[i],
+                    key: &keys[i],
+                    ct_input: parsed[i].then(|| (&ct_inputs[i], &ct_probes[i])),
+                };
+                let mut x = Exec {
+                    pool,
+                    ports,
+                    stats,
+                    tap,
+                    tracker: &tracker,
+                    now,
+                    recirc: recirc_next,
+                    meters: $meters,
+                    tunnel: $tunnel,
+                    ip_id,
+                    handoff: handoff.as_mut(),
+                };
+                let h = pipeline::headers(&keys[i], infos[i]);
+                execute(&mut x, $actions, $plan, descs[i], h, packet, &mut metas[i]);
+            }};
+        }
         for &(start, len) in runs {
             let (s, e) = (usize::from(start), usize::from(start) + usize::from(len));
             let Some(id) = ids[s] else {
@@ -1089,36 +1118,7 @@ impl Worker {
                     pipeline::count_drop(stats, stage.miss_reason(i));
                     continue;
                 };
-                let packet = PacketCtx {
-                    in_port: keys[i].get(layout::IN_PORT) as u32,
-                    in_idx: in_idxs[i],
-                    depth: depths[i],
-                    key: &keys[i],
-                    ct_input: parsed[i].then(|| (&ct_inputs[i], &ct_probes[i])),
-                };
-                let mut x = Exec {
-                    pool,
-                    ports,
-                    stats,
-                    tap,
-                    tracker: &tracker,
-                    now,
-                    recirc: recirc_next,
-                    meters,
-                    tunnel,
-                    ip_id,
-                    handoff: handoff.as_mut(),
-                };
-                let h = pipeline::headers(&keys[i], infos[i]);
-                execute(
-                    &mut x,
-                    actions,
-                    Plan::of(actions),
-                    d,
-                    h,
-                    packet,
-                    &mut metas[i],
-                );
+                execute_one!(i, actions, Plan::of(actions), meters, tunnel);
                 continue;
             };
             let mut bytes = 0u64;
@@ -1164,28 +1164,7 @@ impl Worker {
                 }
                 Shape::General => {
                     for i in s..e {
-                        let packet = PacketCtx {
-                            in_port: keys[i].get(layout::IN_PORT) as u32,
-                            in_idx: in_idxs[i],
-                            depth: depths[i],
-                            key: &keys[i],
-                            ct_input: parsed[i].then(|| (&ct_inputs[i], &ct_probes[i])),
-                        };
-                        let mut x = Exec {
-                            pool,
-                            ports,
-                            stats,
-                            tap,
-                            tracker: &tracker,
-                            now,
-                            recirc: recirc_next,
-                            meters,
-                            tunnel,
-                            ip_id,
-                            handoff: handoff.as_mut(),
-                        };
-                        let h = pipeline::headers(&keys[i], infos[i]);
-                        execute(&mut x, actions, plan, descs[i], h, packet, &mut metas[i]);
+                        execute_one!(i, actions, plan, meters, tunnel);
                     }
                 }
             }
