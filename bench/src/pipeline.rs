@@ -1121,8 +1121,38 @@ fn run_xvsd(env: &Env, pcap: &Path, flows: Option<&Path>, n: usize) -> Result<Wi
         env.ctl_cpu,
         pcap.display()
     );
+    measure_xvsd(env, &run, &config, Some(flows), false)
+}
+
+/// xvsd on its in-memory ports: `replay` loads `pcap` at start and waits (paused) until the
+/// flows are in, then loops over it forever; `null` frees. `flows` = None: the io-flow ceiling.
+fn run_xvsd_mem(env: &Env, pcap: &Path, flows: Option<&Path>, n: usize) -> Result<Window> {
+    let run = env.work.join(format!("xvsd-mem-{n}"));
+    fs::create_dir_all(&run)?;
+    let config = format!(
+        "bridge = \"{BRIDGE}\"\nrun_dir = \"{}\"\nworkers = [{}]\nforwarding = \"openflow\"\n\
+         runtime_ports = 0\n\n\
+         [[port]]\nname = \"pcap0\"\ntype = \"replay\"\nofport = 1\npcap = \"{}\"\npaused = true\n\n\
+         [[port]]\nname = \"null0\"\ntype = \"null\"\nofport = 2\n",
+        run.display(),
+        env.dp_cpu,
+        pcap.display()
+    );
+    measure_xvsd(env, &run, &config, flows, true)
+}
+
+/// Starts xvsd with `config` in `run`, loads `flows` (None: the io flow), starts the replay
+/// ports when asked (flows first, then traffic, as OVS gets its pcap port after its flows),
+/// measures one window from port 2's counters and stops it.
+fn measure_xvsd(
+    env: &Env,
+    run: &Path,
+    config: &str,
+    flows: Option<&Path>,
+    start_replay: bool,
+) -> Result<Window> {
     let cfg = run.join("xvsd.toml");
-    fs::write(&cfg, &config)?;
+    fs::write(&cfg, config)?;
     let log = run.join("xvsd.log");
     // xvsd pins its worker itself and refuses a core outside its affinity mask, so it gets
     // both cores; its other threads are idle in a steady state.
@@ -1141,81 +1171,22 @@ fn run_xvsd(env: &Env, pcap: &Path, flows: Option<&Path>, n: usize) -> Result<Wi
     if up.is_err() || !x.is_running() {
         bail!("xvsd did not start: {}", log_tail(&log, 10));
     }
-    ofctl(&run, "del-flows", &[])?;
-    ofctl(&run, "add-flows", &[&flows.display().to_string()])
-        .with_context(|| format!("load {} into xvsd", flows.display()))?;
+    ofctl(run, "del-flows", &[])?;
+    match flows {
+        Some(f) => ofctl(run, "add-flows", &[&f.display().to_string()])
+            .with_context(|| format!("load {} into xvsd", f.display()))?,
+        None => ofctl(run, "add-flow", &[IO_FLOW])?,
+    };
     let ctl = run.join("xvsd.ctl");
+    if start_replay {
+        appctl_at(&ctl, &["xvs/replay-start"])?;
+    }
     let _ = appctl_at(&ctl, &["dpif-netdev/pmd-stats-clear"]);
-    let mut w = measure(env, || port_counters(&run))?;
+    let mut w = measure(env, || port_counters(run))?;
     if !x.is_running() {
         bail!("xvsd exited: {}", log_tail(&log, 10));
     }
     // xvsd answers OVS's pmd-stats-show in OVS's format (exact-match tier as "emc").
-    if let Ok(stats) = appctl_at(&ctl, &["dpif-netdev/pmd-stats-show"]) {
-        fs::write(run.join("pmd-stats.txt"), &stats)?;
-        w.note = pmd_summary(&stats);
-    }
-    if let Ok(text) = appctl_at(&ctl, &["xvs/show"]) {
-        fs::write(run.join("xvs-show.txt"), &text)?;
-        let unsupported: Vec<&str> = text
-            .lines()
-            .filter(|l| l.contains("unsupported") && !l.trim_end().ends_with(" 0"))
-            .collect();
-        if !unsupported.is_empty() {
-            w.note = format!("{} unsupported: {}", w.note, unsupported.join("; "));
-        }
-    }
-    x.stop(Duration::from_secs(15))?;
-    Ok(w)
-}
-
-/// xvsd on its in-memory ports: `replay` loads `pcap` at start and waits (paused) until the
-/// flows are in, then loops over it forever; `null` frees. `flows` = None: the io-flow ceiling.
-fn run_xvsd_mem(env: &Env, pcap: &Path, flows: Option<&Path>, n: usize) -> Result<Window> {
-    let run = env.work.join(format!("xvsd-mem-{n}"));
-    fs::create_dir_all(&run)?;
-    let config = format!(
-        "bridge = \"{BRIDGE}\"\nrun_dir = \"{}\"\nworkers = [{}]\nforwarding = \"openflow\"\n\
-         runtime_ports = 0\n\n\
-         [[port]]\nname = \"pcap0\"\ntype = \"replay\"\nofport = 1\npcap = \"{}\"\npaused = true\n\n\
-         [[port]]\nname = \"null0\"\ntype = \"null\"\nofport = 2\n",
-        run.display(),
-        env.dp_cpu,
-        pcap.display()
-    );
-    let cfg = run.join("xvsd.toml");
-    fs::write(&cfg, &config)?;
-    let log = run.join("xvsd.log");
-    // As for xvsd on DPDK: both cores in the mask, the worker pinned to the dataplane core.
-    let mut x = spawn_in(
-        env,
-        &format!("{},{}", env.ctl_cpu, env.dp_cpu),
-        &env.xvsd.display().to_string(),
-        &["--config".into(), cfg.display().to_string()],
-        &[],
-        &log,
-    )?;
-    let mgmt = run.join(format!("{BRIDGE}.mgmt"));
-    let up = wait_for("xvsd's OpenFlow socket", Duration::from_secs(60), || {
-        mgmt.exists() || !x.is_running()
-    });
-    if up.is_err() || !x.is_running() {
-        bail!("xvsd did not start: {}", log_tail(&log, 10));
-    }
-    ofctl(&run, "del-flows", &[])?;
-    match flows {
-        Some(f) => ofctl(&run, "add-flows", &[&f.display().to_string()])
-            .with_context(|| format!("load {} into xvsd", f.display()))?,
-        None => ofctl(&run, "add-flow", &[IO_FLOW])?,
-    };
-    let ctl = run.join("xvsd.ctl");
-    // Flows first, then traffic, as OVS gets its pcap port after its flows.
-    appctl_at(&ctl, &["xvs/replay-start"])?;
-    let _ = appctl_at(&ctl, &["dpif-netdev/pmd-stats-clear"]);
-    let mut w = measure(env, || port_counters(&run))?;
-    if !x.is_running() {
-        bail!("xvsd exited: {}", log_tail(&log, 10));
-    }
     if let Ok(stats) = appctl_at(&ctl, &["dpif-netdev/pmd-stats-show"]) {
         fs::write(run.join("pmd-stats.txt"), &stats)?;
         w.note = pmd_summary(&stats);
