@@ -7,44 +7,21 @@
 //! EAL starts once per process, so this file is one test.
 #![cfg(feature = "dpdk")]
 
-use std::io::Write;
+mod common;
+
+use common::{frame, write_pcap};
 use xvs_dpdk::{DpdkDevice, DpdkPortConfig, Eal, EalConfig};
 use xvs_io::{Desc, FramePool, PortIo};
 
 const PCAP_FRAMES: u32 = 5000;
 const FRAMES: u32 = 16384;
 
-fn frame(i: u32) -> [u8; 60] {
-    let mut f = [0u8; 60];
-    f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0xbb]);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0xaa]);
-    f[12..14].copy_from_slice(&[0x88, 0xb5]);
-    f[14..18].copy_from_slice(&i.to_be_bytes());
-    f
-}
-
-fn write_pcap(path: &std::path::Path) {
-    let mut b = Vec::new();
-    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    for i in 0..PCAP_FRAMES {
-        for v in [0u32, i, 60, 60] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        b.extend_from_slice(&frame(i));
-    }
-    std::fs::File::create(path)
-        .and_then(|mut f| f.write_all(&b))
-        .expect("write pcap");
-}
-
 #[test]
 fn replayed_pcap_is_forwarded_into_net_null() {
     let dir = std::env::temp_dir().join(format!("xvs-dpdk-pcap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let pcap = dir.join("replay.pcap");
-    write_pcap(&pcap);
+    write_pcap(&pcap, PCAP_FRAMES);
     let pcap_devargs = format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display());
     let null_devargs = "net_null0,no-rx=1";
     let eal = Eal::init(&EalConfig {
