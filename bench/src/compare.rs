@@ -7,7 +7,7 @@
 use crate::bpf;
 use crate::generator::CONN_TUPLES;
 use crate::io_bench::{measure_on, sleep_checked, start_peer, Run, Sample, Window, WorkDir};
-use crate::measure::{summarize, CpuTimes, NetDev, Summary};
+use crate::measure::{fmt_opt, median_of, ratio, summarize, CpuTimes, NetDev, Summary};
 use crate::peers::{log_tail, Peer, PeerEnv, Running};
 use crate::plot;
 use crate::process::{Guarded, Reniced};
@@ -1009,10 +1009,6 @@ fn summary_of(rows: &[&Row]) -> Option<Summary> {
     summarize(&rows.iter().map(|r| r.value).collect::<Vec<_>>())
 }
 
-fn median_of(v: impl Iterator<Item = f64>) -> Option<f64> {
-    summarize(&v.collect::<Vec<_>>()).map(|s| s.median)
-}
-
 /// The table's cells in display order: (scenario label, peer), offered first.
 fn cells(plan: &Plan) -> Vec<(&'static str, Peer)> {
     let mut out = vec![("-", Peer::Offered)];
@@ -1039,17 +1035,6 @@ fn cells(plan: &Plan) -> Vec<(&'static str, Peer)> {
 fn reference_median(plan: &Plan, rows: &[Row], traffic: Traffic) -> Option<f64> {
     let label = row_scenario(plan.reference, Scenario::L2);
     summary_of(&cell(rows, label, traffic, plan.reference)).map(|s| s.median)
-}
-
-fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-        _ => None,
-    }
-}
-
-fn fmt_opt(v: Option<f64>, prec: usize) -> String {
-    v.map_or_else(|| "-".to_string(), |x| format!("{x:.prec$}"))
 }
 
 /// One line per cell and traffic kind.

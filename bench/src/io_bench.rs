@@ -3,7 +3,7 @@
 
 use crate::bpf;
 use crate::generator::{self, GenSpec};
-use crate::measure::{summarize, CpuTimes, IfCounters, NetDev};
+use crate::measure::{fmt_opt, median_of, summarize, CpuTimes, IfCounters, NetDev};
 use crate::peers::{log_tail, CtSnapshot, Peer, PeerEnv, Running};
 use crate::process::Reniced;
 use crate::sys;
@@ -450,14 +450,6 @@ pub fn measure_on(
         },
     };
     Ok(sample)
-}
-
-fn median_of(v: impl Iterator<Item = f64>) -> Option<f64> {
-    summarize(&v.collect::<Vec<_>>()).map(|s| s.median)
-}
-
-fn fmt_opt(v: Option<f64>, prec: usize) -> String {
-    v.map_or_else(|| "-".to_string(), |x| format!("{x:.prec$}"))
 }
 
 /// The summary table: per peer and flow count min / median / max forwarded Mpps, offered Mpps

@@ -181,6 +181,24 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
     })
 }
 
+/// `a / b` when both are known and `b` is positive.
+pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+/// `v` with `prec` decimals, or `-` when unknown (the reports' empty cell).
+pub fn fmt_opt(v: Option<f64>, prec: usize) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.prec$}"))
+}
+
+/// The median of `v`, when it has any value.
+pub fn median_of(v: impl Iterator<Item = f64>) -> Option<f64> {
+    summarize(&v.collect::<Vec<_>>()).map(|s| s.median)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

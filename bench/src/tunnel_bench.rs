@@ -31,7 +31,7 @@ use crate::bpf;
 use crate::compare::{machine_info, Traffic, CSV_HEADER};
 use crate::generator::{self, format_mac, GenSpec};
 use crate::io_bench::{sleep_checked, WorkDir};
-use crate::measure::{summarize, CpuTimes, NetDev, Summary};
+use crate::measure::{fmt_opt, median_of, ratio, summarize, CpuTimes, NetDev, Summary};
 use crate::ovs::{OvsDaemons, AFXDP_PORT};
 use crate::peers::{log_tail, Peer};
 use crate::plot;
@@ -1264,21 +1264,6 @@ fn summary(rows: &[Row], peer: TunnelPeer, traffic: Traffic) -> Option<Summary> 
             .map(|r| r.value)
             .collect::<Vec<_>>(),
     )
-}
-
-fn median_of(v: impl Iterator<Item = f64>) -> Option<f64> {
-    summarize(&v.collect::<Vec<_>>()).map(|s| s.median)
-}
-
-fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-        _ => None,
-    }
-}
-
-fn fmt_opt(v: Option<f64>, prec: usize) -> String {
-    v.map_or_else(|| "-".to_string(), |x| format!("{x:.prec$}"))
 }
 
 /// One line of the table: a peer and traffic kind over its repetitions.
