@@ -28,6 +28,73 @@ fn xvsd() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/xvsd")
 }
 
+/// What one `xvs-bench compare` run printed.
+struct Run {
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `xvs-bench compare ARGS --xvsd <xvsd> --out <out_dir>` and checks that it succeeded
+/// within CI's budget of 60 s (`what` names the run in the failure).
+fn run_compare(xvsd: &Path, out_dir: &Path, args: &[&str], what: &str) -> Run {
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_xvs-bench"))
+        .args(args)
+        .arg("--xvsd")
+        .arg(xvsd)
+        .arg("--out")
+        .arg(out_dir)
+        .output()
+        .expect("run xvs-bench");
+    let took = t0.elapsed();
+    let run = Run {
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    };
+    assert!(out.status.success(), "compare failed:\n{}", run.stderr);
+    assert!(
+        took < Duration::from_secs(60),
+        "{what} took {took:?}, more than CI's budget of 60 s"
+    );
+    run
+}
+
+/// A CSV the harness wrote: its text, header and rows (split on commas; no field has one).
+struct Csv {
+    text: String,
+    header: Vec<String>,
+}
+
+impl Csv {
+    fn read(path: &Path) -> Csv {
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let header = text
+            .lines()
+            .next()
+            .expect("header")
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        Csv { text, header }
+    }
+
+    fn col(&self, name: &str) -> usize {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", self.header))
+    }
+
+    fn rows(&self) -> Vec<Vec<&str>> {
+        self.text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect())
+            .collect()
+    }
+}
+
 #[test]
 fn compare_quick_xvsd_and_bridge() {
     if !nix::unistd::geteuid().is_root() {
@@ -42,49 +109,31 @@ fn compare_quick_xvsd_and_bridge() {
         xvsd.display()
     );
     let out_dir = std::env::temp_dir().join(format!("xvs-bench-compare-{}", std::process::id()));
-    let t0 = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xvs-bench"))
-        .args([
+    let Run { stdout, stderr } = run_compare(
+        &xvsd,
+        &out_dir,
+        &[
             "compare",
             "--quick",
             "--peers",
             "xvsd,bridge",
             "--scenarios",
             "l2",
-        ])
-        .arg("--xvsd")
-        .arg(&xvsd)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .expect("run xvs-bench");
-    let took = t0.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "compare failed:\n{stderr}");
-    assert!(
-        took < Duration::from_secs(60),
-        "--quick took {took:?}, more than CI's budget of 60 s"
+        ],
+        "--quick",
     );
 
     // CSV: one ok row with a positive figure per (peer, traffic).
-    let csv = std::fs::read_to_string(out_dir.join("compare.csv")).expect("compare.csv");
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
-    };
+    let table = Csv::read(&out_dir.join("compare.csv"));
+    let csv = &table.text;
     let (c_scn, c_traffic, c_peer, c_value, c_status) = (
-        col("scenario"),
-        col("traffic"),
-        col("peer"),
-        col("value"),
-        col("status"),
+        table.col("scenario"),
+        table.col("traffic"),
+        table.col("peer"),
+        table.col("value"),
+        table.col("status"),
     );
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let rows = table.rows();
     for (peer, scenario) in [("offered", "-"), ("xvsd", "l2"), ("bridge", "l2")] {
         for traffic in ["udp1", "tcp"] {
             let row = rows
@@ -184,9 +233,10 @@ fn compare_quick_new_connections_through_conntrack() {
     let peers = if ovs { "xvsd,ovs" } else { "xvsd" };
     let out_dir =
         std::env::temp_dir().join(format!("xvs-bench-compare-cps-{}", std::process::id()));
-    let t0 = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xvs-bench"))
-        .args([
+    let Run { stderr, .. } = run_compare(
+        &xvsd,
+        &out_dir,
+        &[
             "compare",
             "--quick",
             "--peers",
@@ -197,31 +247,14 @@ fn compare_quick_new_connections_through_conntrack() {
             "cps",
             "--ct-max",
             "2000000",
-        ])
-        .arg("--xvsd")
-        .arg(&xvsd)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .expect("run xvs-bench");
-    let took = t0.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "compare failed:\n{stderr}");
-    assert!(
-        took < Duration::from_secs(60),
-        "cps --quick took {took:?}, more than CI's budget of 60 s"
+        ],
+        "cps --quick",
     );
 
-    let csv = std::fs::read_to_string(out_dir.join("compare.csv")).expect("compare.csv");
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
-    };
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let table = Csv::read(&out_dir.join("compare.csv"));
+    let csv = &table.text;
+    let col = |name: &str| table.col(name);
+    let rows = table.rows();
     let row = |peer: &str| {
         rows.iter()
             .find(|r| r[col("peer")] == peer && r[col("traffic")] == "cps")
@@ -289,9 +322,10 @@ fn compare_quick_tunnel_every_peer_delivers() {
     let ovs = ovs_installed();
     let out_dir =
         std::env::temp_dir().join(format!("xvs-bench-compare-tunnel-{}", std::process::id()));
-    let t0 = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xvs-bench"))
-        .args([
+    let Run { stderr, .. } = run_compare(
+        &xvsd,
+        &out_dir,
+        &[
             "compare",
             "--quick",
             "--scenarios",
@@ -305,31 +339,14 @@ fn compare_quick_tunnel_every_peer_delivers() {
             } else {
                 "xvsd,bridge"
             },
-        ])
-        .arg("--xvsd")
-        .arg(&xvsd)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .expect("run xvs-bench");
-    let took = t0.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "compare failed:\n{stderr}");
-    assert!(
-        took < Duration::from_secs(60),
-        "tunnel --quick took {took:?}, more than CI's budget of 60 s"
+        ],
+        "tunnel --quick",
     );
 
-    let csv = std::fs::read_to_string(out_dir.join("tunnel.csv")).expect("tunnel.csv");
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
-    };
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let table = Csv::read(&out_dir.join("tunnel.csv"));
+    let csv = &table.text;
+    let col = |name: &str| table.col(name);
+    let rows = table.rows();
     let mut peers = vec!["xvsd-geneve", "xvsd-vxlan", "kernel-vxlan"];
     if ovs {
         peers.push("ovs-geneve");
