@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::{frame, write_pcap};
-use xvs_dpdk::{DpdkDevice, DpdkPortConfig, Eal, EalConfig};
+use common::{frame, pcap_and_null, NULL_DEVARGS};
+use xvs_dpdk::{DpdkDevice, DpdkPortConfig, Eal};
 use xvs_io::{Desc, FramePool, PortIo};
 
 const PCAP_FRAMES: u32 = 5000;
@@ -18,20 +18,8 @@ const FRAMES: u32 = 16384;
 
 #[test]
 fn replayed_pcap_is_forwarded_into_net_null() {
-    let dir = std::env::temp_dir().join(format!("xvs-dpdk-pcap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let pcap = dir.join("replay.pcap");
-    write_pcap(&pcap, PCAP_FRAMES);
-    let pcap_devargs = format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display());
-    let null_devargs = "net_null0,no-rx=1";
-    let eal = Eal::init(&EalConfig {
-        cores: "0".into(),
-        memory_mb: 128,
-        no_huge: true,
-        devices: vec![pcap_devargs.clone(), null_devargs.into()],
-        extra_args: vec!["--log-level=lib.eal:error".into()],
-    })
-    .expect("EAL with --no-huge");
+    let (dir, pcap_devargs, eal) = pcap_and_null("xvs-dpdk-pcap", PCAP_FRAMES);
+    let null_devargs = NULL_DEVARGS;
     let src_cfg = DpdkPortConfig::new("pcap0", &pcap_devargs);
     assert_eq!(src_cfg.driver_held_frames, PCAP_FRAMES);
     let sink_cfg = DpdkPortConfig::new("null0", null_devargs);

@@ -1,6 +1,8 @@
 //! What the DPDK tests share: the frames they replay and the pcap that holds them.
 
 use std::io::Write;
+use std::path::PathBuf;
+use xvs_dpdk::{Eal, EalConfig};
 
 /// Frame `i` of a test capture: 60 bytes, 02:..:aa -> 02:..:bb, a local-experimental
 /// EtherType (0x88b5) and `i` big-endian right after it, so every frame is told apart.
@@ -29,3 +31,26 @@ pub fn write_pcap(path: &std::path::Path, frames: u32) {
         .and_then(|mut f| f.write_all(&b))
         .expect("write pcap");
 }
+
+/// The scratch directory `tag`, a capture of `frames` frames in it, and EAL started (without
+/// hugepages) with a replaying `net_pcap0` over that capture and a `net_null0` sink. Returns
+/// the directory (the caller removes it), the pcap devargs and EAL.
+pub fn pcap_and_null(tag: &str, frames: u32) -> (PathBuf, String, Eal) {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let pcap = dir.join("replay.pcap");
+    write_pcap(&pcap, frames);
+    let pcap_devargs = format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display());
+    let eal = Eal::init(&EalConfig {
+        cores: "0".into(),
+        memory_mb: 128,
+        no_huge: true,
+        devices: vec![pcap_devargs.clone(), NULL_DEVARGS.into()],
+        extra_args: vec!["--log-level=lib.eal:error".into()],
+    })
+    .expect("EAL with --no-huge");
+    (dir, pcap_devargs, eal)
+}
+
+/// The sink both tests transmit into.
+pub const NULL_DEVARGS: &str = "net_null0,no-rx=1";
